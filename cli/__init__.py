@@ -1,0 +1,1 @@
+"""Typer command-line app over the genaug library (installed as ``genaug_cli``)."""

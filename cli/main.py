@@ -1,0 +1,73 @@
+"""The ``genaug`` command: parses options and calls the library; all work lives in ``genaug``."""
+from __future__ import annotations
+
+import json
+import sys
+from typing import Optional
+
+import typer
+
+from genaug.errors import GenaugError
+from genaug_cli.common import build_config, cache_dir
+
+app = typer.Typer(
+    name="genaug",
+    help="Generative data augmentation for chest X-rays: does synthetic or compressed data make a classifier "
+         "better or faster, and by how much? Test splits stay real and untouched; splits are by patient.",
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+)
+data_app = typer.Typer(help="Inspect a dataset: counts per split and class, patients, skipped files.",
+                       no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+# Options shared by every command (Typer needs them spelled out per command).
+DataOpt = typer.Option(None, "--data", help="demo | folder in the Kaggle layout (ROOT/train/CLASS/*) | file.npz | medmnist:NAME")
+TaskOpt = typer.Option(None, "--task", help="binary (class folders) | 3class (normal/bacteria/virus from file names)")
+ProfileOpt = typer.Option(None, "--profile", "--config", help="profile name in configs/ (demo, cpu, paper) or a YAML file of overrides")
+SeedOpt = typer.Option(None, "--seed", help="training seed (splits use data.split_seed, fixed across seeds)")
+DeviceOpt = typer.Option(None, "--device", help="auto | cpu | cuda | mps (auto: cuda, then mps, then cpu)")
+OutOpt = typer.Option(None, "--out", help="run root (default: outputs)")
+NameOpt = typer.Option(None, "--name", help="suffix of the run directory name")
+CacheOpt = typer.Option(None, "--cache-dir", help="decode-once cache (default: <out>/cache)")
+
+
+def _common(data, task, seed, device, out, name, cache, **data_extra):
+    return (dict(data=data, task=task, cache_dir=cache, **data_extra),
+            dict(seed=seed, device=device, out_root=out, name=name))
+
+
+@data_app.command("info")
+def data_info_cmd(
+    data: Optional[str] = DataOpt, task: Optional[str] = TaskOpt, profile: Optional[str] = ProfileOpt,
+    size: int = typer.Option(64, "--size", help="working resolution to decode at"),
+    val_fraction: Optional[float] = typer.Option(None, "--val-fraction", help="share of train patients carved as val"),
+    download: bool = typer.Option(False, "--download", help="fetch medmnist:NAME when missing"),
+    out: Optional[str] = OutOpt, cache: Optional[str] = CacheOpt,
+    as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
+):
+    """Counts per split and class, patients, image sizes and modes, skipped files, origin of val."""
+    from pathlib import Path
+
+    from genaug.data import load_data
+    from genaug.data.info import data_info, format_info
+
+    cfg = build_config(profile, data=dict(data=data, task=task, cache_dir=cache, val_fraction=val_fraction,
+                                          download=download or None), run=dict(out_root=out))
+    bundle = load_data(cfg.data.data, size, cfg.data.task, cfg.data.val_fraction, cfg.data.split_seed,
+                       cache_dir(cfg), cfg.data.demo_train, cfg.data.download)
+    root = Path(cfg.data.data) if bundle.source == "folder" else None
+    info = data_info(bundle, root)
+    typer.echo(json.dumps(info, indent=2) if as_json else format_info(info))
+
+
+def run() -> None:
+    """Console entry point: user errors are one line on stderr and exit code 2, never a traceback."""
+    try:
+        app()  # standalone: usage errors print click's message and exit 2
+    except GenaugError as exc:
+        typer.echo(f"genaug: error: {exc}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    run()

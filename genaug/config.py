@@ -1,0 +1,225 @@
+"""Configuration: defaults live here, YAML profiles hold only overrides, CLI flags override both.
+
+A profile is a YAML mapping of sections (``data``, ``run``, ``gan``, ``encode``,
+``benchmark``) to the keys that differ from the defaults below.  Unknown keys and
+values of the wrong type are errors that name the key.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from genaug.errors import ConfigError
+
+
+@dataclass
+class DataConfig:
+    data: str = "demo"            # demo | folder in the Kaggle layout | file.npz | medmnist:NAME
+    task: str = "binary"          # binary (folder classes) | 3class (normal/bacteria/virus from file names)
+    val_fraction: float = 0.1     # share of train patients carved out as validation when val is absent
+    split_seed: int = 0           # fixed apart from the training seed: every seed sees the same val/test
+    cache_dir: str = ""           # decode-once cache; empty = <out_root>/cache
+    demo_train: int = 600         # demo data: training images (val/test scale with it)
+    download: bool = False        # medmnist:NAME may fetch its .npz when missing
+
+
+@dataclass
+class RunConfig:
+    seed: int = 0
+    device: str = "auto"          # auto | cpu | cuda | mps
+    out_root: str = "outputs"
+    name: str = ""
+    threads: int = 0              # torch CPU threads; 0 = torch's default
+
+
+@dataclass
+class GanConfig:
+    image_size: int = 64          # 64, or 128 (one more block each side)
+    nz: int = 100
+    ngf: int = 64
+    ndf: int = 64
+    epochs: int = 25
+    batch_size: int = 64
+    lr: float = 2e-4
+    beta1: float = 0.5
+    real_label: float = 0.9       # one-sided label smoothing
+    ema_decay: float = 0.999
+    ema_start: int = 200          # steps before the EMA starts averaging (early weights are noise)
+    diffaug: bool = False         # differentiable augmentation (translation, cutout, brightness)
+    per_class: bool = False       # one unconditional model per class instead of one conditional model
+    n: int = 1280                 # images written per class
+    fid_features: str = "domain"  # domain (a classifier trained here) | inception (needs torch-fidelity weights)
+    eval_images: int = 500        # cap on real/synthetic images per class used by the quality report
+    judge_epochs: int = 8         # epochs of the real-trained classifier used for features and fidelity
+    nearcopy_quantile: float = 0.01  # near-copy threshold: this quantile of held-out real->train distances
+    max_loss: float = 50.0        # a GAN loss above this is a blow-up
+
+
+@dataclass
+class EncodeConfig:
+    image_size: int = 224
+    latent_channels: int = 256
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float = 1e-3
+    checkpoint: str = ""          # reuse a trained autoencoder instead of training
+    overwrite: bool = False
+    baseline_size: int = 56       # area-downsample/bicubic-upsample baseline
+
+
+@dataclass
+class BenchmarkConfig:
+    models: str = "cnn,resnet34,densenet121"
+    variants: str = "real,mixed,encoded"
+    image_size: int = 64
+    epochs: int = 15
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    patience: int = 4
+    seeds: int = 1
+    synthetic_ratio: float = 0.5
+    balance: bool = False
+    train_fraction: float = 1.0
+    gan_run: str = ""
+    encode_run: str = ""
+    pretrained: bool = False
+    weights_dir: str = ""         # where torchvision ImageNet weights lie, for --pretrained
+    augment: bool = True
+    bootstrap: int = 1000
+    latent_epochs: int = 0        # 0 = same as epochs
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+    gan: GanConfig = field(default_factory=GanConfig)
+    encode: EncodeConfig = field(default_factory=EncodeConfig)
+    benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+_POSITIVE = {
+    "gan.image_size", "gan.nz", "gan.ngf", "gan.ndf", "gan.epochs", "gan.batch_size", "gan.n",
+    "gan.eval_images", "encode.image_size", "encode.latent_channels", "encode.batch_size",
+    "benchmark.image_size", "benchmark.batch_size", "benchmark.seeds", "benchmark.epochs",
+    "data.demo_train",
+}
+
+
+def _coerce(key: str, value: Any, typ: type) -> Any:
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
+            return value.lower() in ("true", "yes", "1")
+    elif typ is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            return int(value)
+    elif typ is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif typ is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+    raise ConfigError(f"config key '{key}' expects {typ.__name__}, got {value!r}")
+
+
+def _apply(cfg: Config, overrides: dict, origin: str) -> None:
+    if not isinstance(overrides, dict):
+        raise ConfigError(f"{origin}: expected a mapping of sections, got {type(overrides).__name__}")
+    sections = {f.name for f in dataclasses.fields(Config)}
+    for section, values in overrides.items():
+        if section not in sections:
+            raise ConfigError(f"{origin}: unknown section '{section}' (known: {', '.join(sorted(sections))})")
+        if values is None:
+            continue
+        if not isinstance(values, dict):
+            raise ConfigError(f"{origin}: section '{section}' must be a mapping")
+        obj = getattr(cfg, section)
+        types = {f.name: f.type for f in dataclasses.fields(obj)}
+        for key, value in values.items():
+            if key not in types:
+                raise ConfigError(f"{origin}: unknown key '{section}.{key}' (known: {', '.join(sorted(types))})")
+            typ = {"int": int, "float": float, "str": str, "bool": bool}[types[key]]
+            setattr(obj, key, _coerce(f"{section}.{key}", value, typ))
+
+
+def validate(cfg: Config) -> Config:
+    for dotted in _POSITIVE:
+        section, key = dotted.split(".")
+        if getattr(getattr(cfg, section), key) <= 0:
+            raise ConfigError(f"config key '{dotted}' must be positive, got {getattr(getattr(cfg, section), key)}")
+    if cfg.gan.image_size not in (64, 128):
+        raise ConfigError(f"config key 'gan.image_size' must be 64 or 128, got {cfg.gan.image_size}")
+    if cfg.encode.image_size % 16:
+        raise ConfigError(f"config key 'encode.image_size' must be a multiple of 16, got {cfg.encode.image_size}")
+    if not 0 < cfg.data.val_fraction < 1:
+        raise ConfigError(f"config key 'data.val_fraction' must be in (0, 1), got {cfg.data.val_fraction}")
+    if not 0 < cfg.benchmark.train_fraction <= 1:
+        raise ConfigError(f"config key 'benchmark.train_fraction' must be in (0, 1], got {cfg.benchmark.train_fraction}")
+    if cfg.benchmark.synthetic_ratio < 0:
+        raise ConfigError("config key 'benchmark.synthetic_ratio' must be >= 0")
+    if cfg.data.task not in ("binary", "3class"):
+        raise ConfigError(f"config key 'data.task' must be binary or 3class, got '{cfg.data.task}'")
+    if cfg.gan.fid_features not in ("domain", "inception"):
+        raise ConfigError(f"config key 'gan.fid_features' must be domain or inception, got '{cfg.gan.fid_features}'")
+    return cfg
+
+
+def find_profile(name_or_path: str) -> Path:
+    """A YAML path, or a profile name looked up in ./configs and the repository's configs/."""
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml"):
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p}")
+        return p
+    for root in (Path.cwd() / "configs", Path(__file__).resolve().parent.parent / "configs"):
+        cand = root / f"{name_or_path}.yaml"
+        if cand.is_file():
+            return cand
+    raise ConfigError(f"unknown profile '{name_or_path}': no configs/{name_or_path}.yaml (give a name or a .yaml path)")
+
+
+def read_yaml(path: Path) -> dict:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    return data or {}
+
+
+def load_config(profile: str | None = None, overrides: dict | None = None) -> Config:
+    """Defaults, then the profile's overrides, then ``overrides`` (``{"gan": {"epochs": 3}}``; None values skipped)."""
+    cfg = Config()
+    if profile:
+        path = find_profile(profile)
+        _apply(cfg, read_yaml(path), str(path))
+    if overrides:
+        clean = {s: {k: v for k, v in d.items() if v is not None} for s, d in overrides.items()}
+        _apply(cfg, clean, "command line")
+    return validate(cfg)
+
+
+def config_from_dict(d: dict) -> Config:
+    """Rebuild a Config from a saved ``to_dict`` (e.g. from a checkpoint); unknown keys are errors."""
+    cfg = Config()
+    _apply(cfg, d, "saved config")
+    return validate(cfg)

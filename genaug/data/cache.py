@@ -1,0 +1,113 @@
+"""Decode-once cache: a file list decoded at one resolution, stored as a uint8 .npy for memory-mapping.
+
+The key hashes the absolute root, every file's relative path, size and mtime, and
+the resolution, so any change to the inputs gives a new key and the stale entry is
+never read.  An entry is complete only when its JSON index exists (written last,
+atomically), and the index is checked against the request before use.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from genaug.data.decode import UnreadableImage, decode_image, safe_name
+from genaug.runs import atomic_write_text
+
+log = logging.getLogger("genaug")
+CACHE_VERSION = 1
+
+
+def file_signature(root: Path, rel_paths: list[str]) -> list[list]:
+    sig = []
+    for rel in rel_paths:
+        st = os.stat(os.path.join(root, rel))
+        sig.append([rel, st.st_size, st.st_mtime_ns])
+    return sig
+
+
+def cache_key(root: Path, signature: list[list], size: int) -> str:
+    h = hashlib.sha256()
+    h.update(json.dumps([CACHE_VERSION, str(Path(root).resolve()), size, signature],
+                        ensure_ascii=True).encode())
+    return h.hexdigest()[:24]
+
+
+def _decode_all(root: Path, rel_paths: list[str], size: int, out: np.ndarray, desc: str):
+    ok = np.zeros(len(rel_paths), dtype=bool)
+    reasons: dict[int, str] = {}
+
+    def work(i: int):
+        try:
+            out[i] = decode_image(os.path.join(root, rel_paths[i]), size)
+            ok[i] = True
+        except UnreadableImage as exc:
+            reasons[i] = str(exc)
+
+    workers = max(1, min(8, os.cpu_count() or 1))
+    with ThreadPoolExecutor(workers) as pool:  # PIL releases the GIL while decoding
+        for _ in tqdm(pool.map(work, range(len(rel_paths))), total=len(rel_paths), desc=desc,
+                      unit="img", leave=False, disable=None):
+            pass
+    return ok, reasons
+
+
+def decode_cached(root: Path, rel_paths: list[str], size: int, cache_dir: Path | None,
+                  desc: str = "decode") -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
+    """Decode ``rel_paths`` under ``root`` at ``size``; return (images, ok_mask, skip_reasons).
+
+    ``images`` has one row per requested path (rows of skipped files are zero) and is
+    memory-mapped from the cache when ``cache_dir`` is given.
+    """
+    root = Path(root)
+    n = len(rel_paths)
+    if cache_dir is None:
+        images = np.zeros((n, size, size), dtype=np.uint8)
+        ok, reasons = _decode_all(root, rel_paths, size, images, desc)
+        return images, ok, reasons
+
+    cache_dir = Path(cache_dir)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    signature = file_signature(root, rel_paths)
+    key = cache_key(root, signature, size)
+    npy, index = cache_dir / f"{key}.npy", cache_dir / f"{key}.json"
+    if npy.is_file() and index.is_file():
+        try:
+            meta = json.loads(index.read_text(encoding="utf-8"))
+            images = np.load(npy, mmap_mode="r")
+            if (meta.get("signature") == signature and meta.get("size") == size
+                    and images.shape == (n, size, size) and images.dtype == np.uint8):
+                ok = np.array(meta["ok"], dtype=bool)
+                reasons = {int(k): v for k, v in meta["reasons"].items()}
+                log.info("cache hit %s (%d images at %d px)", npy, n, size)
+                return images, ok, reasons
+            log.warning("cache entry %s does not match its inputs; rebuilding", npy)
+        except (OSError, ValueError, KeyError, json.JSONDecodeError):
+            log.warning("cache entry %s is unreadable; rebuilding", npy)
+    index.unlink(missing_ok=True)
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".npy", dir=cache_dir)
+    os.close(fd)
+    try:
+        mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, size, size))
+        ok, reasons = _decode_all(root, rel_paths, size, mm, desc)
+        mm.flush()
+        del mm
+        os.replace(tmp, npy)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    atomic_write_text(index, json.dumps({"version": CACHE_VERSION, "root": str(root.resolve()),
+                                         "size": size, "signature": signature, "ok": ok.tolist(),
+                                         "reasons": {str(k): v for k, v in reasons.items()}},
+                                        ensure_ascii=True))
+    for i, why in reasons.items():
+        log.warning("skipped %s: %s", safe_name(rel_paths[i]), why)
+    return np.load(npy, mmap_mode="r"), ok, reasons

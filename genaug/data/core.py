@@ -1,0 +1,83 @@
+"""The in-memory form of a dataset: uint8 image arrays with labels and patients, per split."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class ImageSet:
+    """One split: ``images`` is (N, H, W) uint8 (possibly memory-mapped), one row per source image."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    patients: list[str]
+    paths: list[str]
+
+    def __post_init__(self) -> None:
+        self.labels = np.asarray(self.labels, dtype=np.int64)
+        n = len(self.images)
+        if not (len(self.labels) == len(self.patients) == len(self.paths) == n):
+            raise ValueError("ImageSet fields differ in length")
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> dict:
+        """A sample is a small dict, as in torchxrayvision."""
+        return {"img": self.images[i], "lab": int(self.labels[i]), "patient": self.patients[i],
+                "path": self.paths[i]}
+
+    def subset(self, idx) -> "ImageSet":
+        idx = np.asarray(idx, dtype=np.int64)
+        return ImageSet(np.asarray(self.images[idx]), self.labels[idx],
+                        [self.patients[i] for i in idx], [self.paths[i] for i in idx])
+
+    def class_counts(self, n_classes: int) -> list[int]:
+        return np.bincount(self.labels, minlength=n_classes).tolist()
+
+    @staticmethod
+    def concat(sets: list["ImageSet"]) -> "ImageSet":
+        return ImageSet(np.concatenate([np.asarray(s.images) for s in sets]),
+                        np.concatenate([s.labels for s in sets]),
+                        [p for s in sets for p in s.patients], [p for s in sets for p in s.paths])
+
+
+@dataclass
+class DataBundle:
+    """A whole dataset at one resolution: train/val/test ImageSets and what was learnt loading it."""
+
+    name: str
+    source: str                      # demo | folder | medmnist
+    classes: list[str]
+    splits: dict[str, ImageSet]
+    image_size: int
+    synthetic: bool = False          # True for the built-in demo phantoms
+    val_origin: str = ""
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def train(self) -> ImageSet:
+        return self.splits["train"]
+
+    @property
+    def val(self) -> ImageSet:
+        return self.splits["val"]
+
+    @property
+    def test(self) -> ImageSet:
+        return self.splits["test"]
+
+    def summary(self) -> dict:
+        out = {"name": self.name, "source": self.source, "synthetic": self.synthetic,
+               "classes": self.classes, "image_size": self.image_size, "val_origin": self.val_origin,
+               "splits": {}, "skipped": len(self.skipped), "notes": list(self.notes)}
+        for split, s in self.splits.items():
+            out["splits"][split] = {
+                "images": len(s),
+                "patients": len(set(s.patients)),
+                "per_class": dict(zip(self.classes, s.class_counts(len(self.classes)))),
+            }
+        return out

@@ -1,0 +1,121 @@
+"""Folder datasets in the Kaggle "Chest X-Ray Images (Pneumonia)" layout: ROOT/{train,val,test}/{CLASS}/*."""
+from __future__ import annotations
+
+import logging
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from genaug.data.cache import decode_cached
+from genaug.data.core import ImageSet
+from genaug.data.decode import IMAGE_EXTENSIONS, safe_name
+from genaug.data.splits import patient_id
+from genaug.errors import DataError
+
+log = logging.getLogger("genaug")
+SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
+THREE_CLASSES = ["NORMAL", "BACTERIA", "VIRUS"]
+
+
+def three_class_label(folder_class: str, filename: str) -> str | None:
+    """normal / bacterial / viral from the Kermany file names; None when the name says neither."""
+    if folder_class.upper() == "NORMAL":
+        return "NORMAL"
+    name = filename.lower()
+    if re.search(r"bacteri", name):
+        return "BACTERIA"
+    if re.search(r"virus|viral", name):
+        return "VIRUS"
+    return None
+
+
+def _list_class_dir(cdir: Path, skipped: list[tuple[str, str]], rel_root: Path) -> list[str]:
+    out = []
+    try:
+        names = sorted(os.listdir(cdir))
+    except OSError as exc:
+        skipped.append((safe_name(str(cdir.relative_to(rel_root))), f"cannot list ({exc.strerror})"))
+        return out
+    for name in names:
+        full = cdir / name
+        rel = str(full.relative_to(rel_root))
+        if name.startswith("."):
+            continue
+        try:
+            if not full.is_file():        # sub-folders, broken links; is_file follows good links
+                if full.is_symlink():
+                    skipped.append((safe_name(rel), "broken or looping symbolic link"))
+                continue
+        except OSError as exc:            # ELOOP and friends
+            skipped.append((safe_name(rel), f"unreadable entry ({exc.strerror})"))
+            continue
+        if not name.lower().endswith(IMAGE_EXTENSIONS):
+            skipped.append((safe_name(rel), "not an image extension"))
+            continue
+        if not os.access(full, os.R_OK):
+            skipped.append((safe_name(rel), "permission denied"))
+            continue
+        out.append(rel)
+    return out
+
+
+def scan_folder(root: Path, task: str = "binary"):
+    """Return (classes, {split: [(rel_path, class_name)]}, skipped) without decoding anything."""
+    root = Path(root)
+    if not root.exists():
+        raise DataError(f"data folder not found: {root} (expected ROOT/train/<CLASS>/*.jpeg, or use --data demo)")
+    if not root.is_dir():
+        raise DataError(f"--data {root} is neither a folder, a .npz file, 'demo' nor 'medmnist:NAME'")
+    split_dirs = {}
+    for entry in sorted(root.iterdir()):
+        if entry.is_dir() and entry.name.lower() in SPLIT_NAMES:
+            split_dirs.setdefault(SPLIT_NAMES[entry.name.lower()], entry)
+    for required in ("train", "test"):
+        if required not in split_dirs:
+            raise DataError(f"no '{required}' folder in {root} (expected ROOT/train/<CLASS>/ and ROOT/test/<CLASS>/)")
+    folder_classes = sorted({c.name for d in split_dirs.values() for c in d.iterdir() if c.is_dir()})
+    if not folder_classes:
+        raise DataError(f"no class folders in {split_dirs['train']} (expected e.g. NORMAL/ and PNEUMONIA/)")
+    skipped: list[tuple[str, str]] = []
+    items: dict[str, list[tuple[str, str]]] = {}
+    for split, sdir in split_dirs.items():
+        items[split] = []
+        for cls in folder_classes:
+            cdir = sdir / cls
+            if not cdir.is_dir():
+                continue
+            for rel in _list_class_dir(cdir, skipped, root):
+                if task == "3class":
+                    label = three_class_label(cls, Path(rel).name)
+                    if label is None:
+                        skipped.append((safe_name(rel), "3class: file name says neither bacteria nor virus"))
+                        continue
+                else:
+                    label = cls
+                items[split].append((rel, label))
+    used = {label for entries in items.values() for _, label in entries}
+    empty = [c for c in folder_classes if task != "3class" and c not in used]
+    for c in empty:
+        skipped.append((c, "class folder holds no images in any split; ignored"))
+    classes = THREE_CLASSES if task == "3class" else [c for c in folder_classes if c in used]
+    for split in ("train", "test"):
+        if not items[split]:
+            raise DataError(f"split '{split}' has no images in {split_dirs[split]} "
+                            f"(supported: {', '.join(IMAGE_EXTENSIONS)})")
+    return classes, items, skipped
+
+
+def load_folder_split(root: Path, entries: list[tuple[str, str]], classes: list[str], size: int,
+                      cache_dir: Path | None, skipped: list[tuple[str, str]], desc: str) -> ImageSet:
+    rels = [r for r, _ in entries]
+    images, ok, reasons = decode_cached(root, rels, size, cache_dir, desc=desc)
+    for i, why in sorted(reasons.items()):
+        skipped.append((safe_name(rels[i]), why))
+    keep = np.flatnonzero(ok)
+    index = {c: i for i, c in enumerate(classes)}
+    labels = np.array([index[entries[i][1]] for i in keep], dtype=np.int64)
+    # Keep the memmap when nothing was skipped: later epochs read pages, not a copy.
+    imgs = images if len(keep) == len(rels) else np.asarray(images[keep])
+    return ImageSet(imgs, labels, [patient_id(rels[i]) for i in keep], [rels[i] for i in keep])

@@ -1,0 +1,53 @@
+"""``genaug data info``: what a data source holds, before any training."""
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+
+from PIL import Image
+
+from genaug.data.core import DataBundle
+
+
+def original_image_stats(root: Path, rel_paths: list[str], limit: int = 100_000) -> dict:
+    """Sizes and modes read from file headers only (no decoding)."""
+    sizes, modes = Counter(), Counter()
+    for rel in rel_paths[:limit]:
+        try:
+            with Image.open(os.path.join(root, rel)) as im:
+                sizes[f"{im.size[0]}x{im.size[1]}"] += 1
+                modes[im.mode] += 1
+        except Exception:  # unreadable files are counted by the loader already
+            continue
+    return {"sizes": dict(sizes.most_common(5)), "distinct_sizes": len(sizes), "modes": dict(modes)}
+
+
+def data_info(bundle: DataBundle, root: Path | None = None) -> dict:
+    info = bundle.summary()
+    if root is not None and bundle.source == "folder":
+        rels = [p for s in bundle.splits.values() for p in s.paths]
+        info["original_images"] = original_image_stats(root, rels)
+    info["skipped_files"] = [{"path": p, "reason": r} for p, r in bundle.skipped]
+    return info
+
+
+def format_info(info: dict) -> str:
+    lines = [f"data: {info['name']} ({info['source']}){'  [SYNTHETIC demo phantoms, not real X-rays]' if info['synthetic'] else ''}",
+             f"classes: {', '.join(info['classes'])}    working size: {info['image_size']} px"]
+    width = max(len(c) for c in info["classes"])
+    header = f"  {'split':<6} {'images':>7} {'patients':>9}  " + "  ".join(f"{c:>{width}}" for c in info["classes"])
+    lines.append(header)
+    for split, s in info["splits"].items():
+        lines.append(f"  {split:<6} {s['images']:>7} {s['patients']:>9}  "
+                     + "  ".join(f"{s['per_class'][c]:>{width}}" for c in info["classes"]))
+    lines.append(f"validation split: {info['val_origin']}")
+    if "original_images" in info:
+        o = info["original_images"]
+        lines.append(f"original sizes: {o['sizes']} ({o['distinct_sizes']} distinct); modes: {o['modes']}")
+    lines.append(f"skipped files: {info['skipped']}")
+    for item in info["skipped_files"][:20]:
+        lines.append(f"  - {item['path']}: {item['reason']}")
+    for note in info["notes"]:
+        lines.append(f"note: {note}")
+    return "\n".join(lines)

@@ -1,0 +1,118 @@
+"""``load_data``: one entry point from a --data spec to a DataBundle with train/val/test."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from genaug.data.core import DataBundle
+from genaug.data.demo import demo_dataset
+from genaug.data.folder import load_folder_split, scan_folder
+from genaug.data.medmnist import INFO, download, load_npz
+from genaug.data.splits import patient_overlap, split_by_patient
+from genaug.errors import DataError
+
+log = logging.getLogger("genaug")
+TINY_VAL = 0.01   # a val split under 1% of train (Kaggle's 16 images) is folded back and carved anew
+
+
+def ensure_val(bundle: DataBundle, fraction: float, seed: int) -> DataBundle:
+    """Carve a patient-level, class-stratified validation split from train when val is absent or tiny."""
+    train = bundle.splits["train"]
+    val = bundle.splits.get("val")
+    if val is not None and len(val) >= TINY_VAL * len(train) and len(val) > 0:
+        bundle.val_origin = "given by the data (val folder)"
+        bundle.splits = {k: bundle.splits[k] for k in ("train", "val", "test")}
+        return bundle
+    if val is not None and len(val) > 0:
+        from genaug.data.core import ImageSet
+        train = ImageSet.concat([train, val])
+        origin = (f"carved from train by patient ({fraction:.0%}, seed {seed}); the given val "
+                  f"split had only {len(val)} images and was folded into train first")
+    else:
+        origin = f"carved from train by patient ({fraction:.0%}, seed {seed})"
+    rest, carved = split_by_patient(train.labels, train.patients, fraction, seed)
+    if len(carved) == 0 or len(rest) == 0:
+        raise DataError(f"too few training patients ({len(set(train.patients))}) to carve a validation split")
+    test = bundle.splits["test"]
+    bundle.splits = {"train": train.subset(rest), "val": train.subset(carved), "test": test}
+    bundle.val_origin = origin
+    return bundle
+
+
+def check_patient_disjoint(bundle: DataBundle) -> None:
+    """Train and val never share a patient (we made them); a train/test clash is reported as a note."""
+    tr, va = bundle.splits["train"].patients, bundle.splits["val"].patients
+    clash = patient_overlap(tr, va)
+    if clash:
+        raise DataError(f"patients in both train and val: {sorted(clash)[:5]}; the given splits leak patients")
+    test_clash = patient_overlap(tr + va, bundle.splits["test"].patients)
+    if test_clash and bundle.source == "folder":
+        bundle.notes.append(
+            f"{len(test_clash)} patient ids occur in both train/val and the dataset's own test split "
+            f"(e.g. {', '.join(sorted(test_clash)[:3])}); the test split is used as published and never "
+            "modified; the ids may be reused numbers (e.g. person1 is bacterial in train, viral in test), "
+            "which the file names alone cannot settle")
+
+
+def load_data(spec: str, size: int, task: str = "binary", val_fraction: float = 0.1, split_seed: int = 0,
+              cache_dir: Path | None = None, demo_train: int = 600, allow_download: bool = False) -> DataBundle:
+    """``spec``: 'demo', a folder in the Kaggle layout, a MedMNIST .npz, or 'medmnist:NAME'."""
+    if not spec:
+        raise DataError("no data given: use --data demo, a folder, a .npz file or medmnist:NAME")
+    if spec == "demo":
+        bundle = demo_dataset(size=size, n_train=demo_train, seed=split_seed)
+        if task == "3class":
+            _demo_three_class(bundle)
+    elif spec.startswith("medmnist:"):
+        name = spec.split(":", 1)[1].lower()
+        if name not in INFO:
+            raise DataError(f"unknown MedMNIST dataset '{name}' (known: {', '.join(INFO)})")
+        avail = sorted(INFO[name]["files"])
+        src = min((s for s in avail if s >= size), default=avail[-1])
+        root = Path(cache_dir or "outputs/cache") / "medmnist"
+        path = root / INFO[name]["files"][src]
+        if not path.is_file():
+            if not allow_download:
+                raise DataError(f"{path} is missing; rerun with --download to fetch it, or place it there by hand")
+            path = download(name, src, root)
+        bundle = load_npz(path, size, INFO[name]["label"])
+        _check_task(bundle, task)
+    elif spec.lower().endswith(".npz"):
+        bundle = load_npz(Path(spec), size)
+        _check_task(bundle, task)
+    else:
+        root = Path(spec)
+        classes, items, skipped = scan_folder(root, task)
+        splits = {}
+        for split, entries in items.items():
+            if not entries:
+                continue
+            splits[split] = load_folder_split(root, entries, classes, size, cache_dir, skipped,
+                                              desc=f"decode {split} @{size}px")
+            if len(splits[split]) == 0:
+                raise DataError(f"split '{split}' of {root} has no readable images ({len(entries)} files skipped)")
+        bundle = DataBundle(name=root.name, source="folder", classes=classes, splits=splits,
+                            image_size=size, skipped=skipped)
+    ensure_val(bundle, val_fraction, split_seed)
+    check_patient_disjoint(bundle)
+    for split, s in bundle.splits.items():
+        present = np.bincount(s.labels, minlength=len(bundle.classes))
+        if split == "train" and (present == 0).any():
+            missing = [c for c, k in zip(bundle.classes, present) if k == 0]
+            raise DataError(f"training split has no images of class {', '.join(missing)}")
+    return bundle
+
+
+def _check_task(bundle: DataBundle, task: str) -> None:
+    if task == "3class":
+        raise DataError("--task 3class needs Kermany file names (bacteria/virus); MedMNIST files have none")
+
+
+def _demo_three_class(bundle: DataBundle) -> None:
+    from genaug.data.folder import THREE_CLASSES, three_class_label
+    for s in bundle.splits.values():
+        names = [three_class_label(p.split("/")[-2], p.split("/")[-1]) for p in s.paths]
+        s.labels = np.array([THREE_CLASSES.index(n) for n in names], dtype=np.int64)
+    bundle.classes = list(THREE_CLASSES)

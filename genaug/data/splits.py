@@ -1,0 +1,72 @@
+"""Patient identifiers and patient-level splits.
+
+Images of one patient never straddle two splits: validation is carved from train
+by patient, stratified by class and deterministic by seed; test is never touched.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import PurePath
+
+import numpy as np
+
+_PATIENT_PATTERNS = (
+    re.compile(r"^(person\d+)_", re.IGNORECASE),          # person1234_bacteria_5678
+    re.compile(r"^(NORMAL2-IM-\d+)-", re.IGNORECASE),     # NORMAL2-IM-1234-0001
+    re.compile(r"^(IM-\d+)-", re.IGNORECASE),             # IM-0001-0001
+)
+
+
+def patient_id(path: str) -> str:
+    """The patient encoded in a Kermany-style file name; the file itself where none is."""
+    stem = PurePath(path).name
+    for pat in _PATIENT_PATTERNS:
+        m = pat.match(stem)
+        if m:
+            return m.group(1)
+    return PurePath(path).stem
+
+
+def _patient_labels(labels: np.ndarray, patients: list[str]) -> dict[str, int]:
+    """Each patient's majority label (patients here carry one class, but be safe)."""
+    votes: dict[str, dict[int, int]] = {}
+    for lab, pid in zip(labels.tolist(), patients):
+        votes.setdefault(pid, {}).setdefault(lab, 0)
+        votes[pid][lab] += 1
+    return {pid: max(sorted(v), key=lambda k: v[k]) for pid, v in votes.items()}
+
+
+def split_by_patient(labels, patients: list[str], fraction: float, seed: int):
+    """Return (rest_idx, carved_idx): about ``fraction`` of each class's images, whole patients only."""
+    labels = np.asarray(labels)
+    plabel = _patient_labels(labels, patients)
+    counts_by_patient: dict[str, int] = {}
+    for pid in patients:
+        counts_by_patient[pid] = counts_by_patient.get(pid, 0) + 1
+    rng = np.random.default_rng(seed)
+    carved: set[str] = set()
+    for cls in sorted(set(plabel.values())):
+        pids = sorted(p for p, lab in plabel.items() if lab == cls)
+        rng.shuffle(pids)
+        target = fraction * sum(counts_by_patient[p] for p in pids)
+        taken = 0
+        for p in pids:
+            if taken >= target:
+                break
+            carved.add(p)
+            taken += counts_by_patient[p]
+    carved_idx = np.array([i for i, p in enumerate(patients) if p in carved], dtype=np.int64)
+    rest_idx = np.array([i for i, p in enumerate(patients) if p not in carved], dtype=np.int64)
+    return rest_idx, carved_idx
+
+
+def subsample_by_patient(labels, patients: list[str], fraction: float, seed: int) -> np.ndarray:
+    """Indices keeping about ``fraction`` of each class's images, by whole patients (for --train-fraction)."""
+    if fraction >= 1.0:
+        return np.arange(len(patients), dtype=np.int64)
+    _, kept = split_by_patient(labels, patients, fraction, seed)
+    return kept
+
+
+def patient_overlap(a: list[str], b: list[str]) -> set[str]:
+    return set(a) & set(b)

@@ -1,0 +1,21 @@
+"""Errors a user can act on. The CLI prints their message on one line and exits 2."""
+
+
+class GenaugError(Exception):
+    """Base class: the message says what is wrong and what to do."""
+
+
+class DataError(GenaugError):
+    """Missing, empty or unusable input data."""
+
+
+class ConfigError(GenaugError):
+    """Unknown key, bad value or unreadable config file."""
+
+
+class CheckpointError(GenaugError):
+    """A checkpoint or run directory that is missing, corrupt or does not match."""
+
+
+class TrainingDiverged(GenaugError):
+    """NaN/inf loss or a blown-up GAN; the last good checkpoint is kept."""

@@ -1,0 +1,226 @@
+"""Run directories, manifests, logs and checkpoints.
+
+Every job writes ``<out_root>/<command>/<timestamp>-<name>/`` holding the resolved
+config, a log, a manifest and its artefacts.  Files are written atomically
+(temporary file, fsync, rename) so an interrupted run never leaves half a file.
+Checkpoints are plain dicts of tensors and builtins that load with
+``torch.load(weights_only=True)``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+import torch
+
+from genaug import __version__
+from genaug.errors import CheckpointError
+
+log = logging.getLogger("genaug")
+
+
+def _fsync_replace(tmp: str, path: Path) -> None:
+    os.replace(tmp, path)
+    try:  # make the rename itself durable
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        pass
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        _fsync_replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+
+
+def _json_default(o):
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def atomic_torch_save(obj: dict, path: Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(obj, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        _fsync_replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path: str | Path, expected_keys: Iterable[str] = (), kind: str = "checkpoint") -> dict:
+    """Load with ``weights_only=True`` (no code runs) and check the keys a caller needs."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{kind} not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt file, pickle with code, truncated zip...
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{kind} {path} cannot be loaded safely ({first[:160]}); "
+                              "is it a genaug checkpoint and complete?") from None
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(f"{kind} {path} is not a genaug checkpoint (expected a dict)")
+    missing = [k for k in expected_keys if k not in ckpt]
+    if missing:
+        raise CheckpointError(f"{kind} {path} lacks {', '.join(missing)}; it is not a genaug {kind}")
+    return ckpt
+
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
+                             capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def package_versions() -> dict:
+    import numpy
+    import torchmetrics
+    import torchvision
+    return {"genaug": __version__, "python": platform.python_version(), "torch": torch.__version__,
+            "torchvision": torchvision.__version__, "torchmetrics": torchmetrics.__version__,
+            "numpy": numpy.__version__}
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class Run:
+    """One run directory with its log and manifest."""
+
+    def __init__(self, directory: Path, command: str):
+        self.dir = Path(directory)
+        self.command = command
+        self.manifest: dict[str, Any] = {
+            "command": command, "argv": sys.argv, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "versions": package_versions(), "git_commit": _git_commit(), "host": platform.node(),
+        }
+        self._handler: logging.Handler | None = None
+
+    def path(self, *parts: str) -> Path:
+        return self.dir.joinpath(*parts)
+
+    def start_log(self) -> None:
+        self._handler = logging.FileHandler(self.path("log.txt"), encoding="utf-8")
+        self._handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        root = logging.getLogger("genaug")
+        root.addHandler(self._handler)
+        root.setLevel(logging.INFO)
+
+    def close(self) -> None:
+        if self._handler is not None:
+            logging.getLogger("genaug").removeHandler(self._handler)
+            self._handler.close()
+            self._handler = None
+
+    def save_manifest(self, **extra: Any) -> None:
+        self.manifest.update(extra)
+        self.manifest["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        write_json(self.path("manifest.json"), self.manifest)
+
+
+def new_run(out_root: str | Path, command: str, name: str = "", config: dict | None = None) -> Run:
+    """Create a fresh run directory; an existing one is never reused or overwritten."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = Path(out_root) / command
+    base.mkdir(parents=True, exist_ok=True)
+    stem = f"{stamp}-{name}" if name else stamp
+    for i in range(1000):
+        d = base / (stem if i == 0 else f"{stem}-{i}")
+        try:
+            d.mkdir()
+            break
+        except FileExistsError:
+            continue
+    else:
+        raise CheckpointError(f"cannot create a new run directory under {base}")
+    run = Run(d, command)
+    run.start_log()
+    if config is not None:
+        atomic_write_text(run.path("config.yaml"), _yaml_dump(config))
+    run.save_manifest()
+    return run
+
+
+def open_run(directory: str | Path, command: str) -> Run:
+    """Reopen an existing run (for --resume)."""
+    d = Path(directory)
+    if not d.is_dir():
+        raise CheckpointError(f"run directory not found: {d}")
+    run = Run(d, command)
+    mf = d / "manifest.json"
+    if mf.is_file():
+        try:
+            run.manifest.update(json.loads(mf.read_text(encoding="utf-8")))
+        except json.JSONDecodeError:
+            raise CheckpointError(f"run manifest {mf} is corrupt") from None
+    run.manifest.setdefault("resumed", []).append(time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    run.start_log()
+    return run
+
+
+def latest_run(out_root: str | Path, command: str) -> Path | None:
+    base = Path(out_root) / command
+    if not base.is_dir():
+        return None
+    dirs = sorted((p for p in base.iterdir() if p.is_dir()), key=lambda p: p.name)
+    return dirs[-1] if dirs else None
+
+
+def _yaml_dump(obj: dict) -> str:
+    import yaml
+    return yaml.safe_dump(obj, sort_keys=False)
+
+
+def read_run_config(directory: Path) -> dict:
+    import yaml
+    p = Path(directory) / "config.yaml"
+    if not p.is_file():
+        raise CheckpointError(f"{directory} is not a genaug run (no config.yaml)")
+    return yaml.safe_load(p.read_text(encoding="utf-8")) or {}

@@ -1,0 +1,39 @@
+import pytest
+
+from genaug.config import load_config
+from genaug.errors import ConfigError
+
+
+def test_defaults_then_profile_then_flags(tmp_path):
+    prof = tmp_path / "p.yaml"
+    prof.write_text("gan:\n  epochs: 7\n  lr: 0.001\nrun:\n  seed: 5\n")
+    cfg = load_config(str(prof), {"gan": {"epochs": 3, "lr": None}})
+    assert cfg.gan.epochs == 3 and cfg.gan.lr == 0.001 and cfg.run.seed == 5
+    assert cfg.gan.nz == 100  # untouched default
+
+
+@pytest.mark.parametrize("text,match", [
+    ("gan:\n  epoch: 3\n", "unknown key 'gan.epoch'"),
+    ("gans:\n  epochs: 3\n", "unknown section 'gans'"),
+    ("gan:\n  epochs: many\n", "'gan.epochs' expects int"),
+    ("gan:\n  epochs: -1\n", "'gan.epochs' must be positive"),
+    ("gan: [1, 2\n", "not valid YAML"),
+    ("data:\n  val_fraction: 1.5\n", "data.val_fraction"),
+])
+def test_bad_config_names_the_key(tmp_path, text, match):
+    prof = tmp_path / "bad.yaml"
+    prof.write_text(text)
+    with pytest.raises(ConfigError, match=match):
+        load_config(str(prof))
+
+
+def test_unknown_profile():
+    with pytest.raises(ConfigError, match="unknown profile"):
+        load_config("no-such-profile")
+
+
+def test_yaml_is_read_safely(tmp_path):
+    prof = tmp_path / "evil.yaml"
+    prof.write_text("run: !!python/object/apply:os.system ['echo pwned']\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(str(prof))

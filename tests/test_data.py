@@ -1,0 +1,221 @@
+import hashlib
+import http.server
+import io
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from genaug.data import load_data, patient_id, split_by_patient
+from genaug.data.cache import decode_cached
+from genaug.data.decode import decode_image
+from genaug.data.demo import demo_dataset
+from genaug.data.folder import three_class_label
+from genaug.data.medmnist import INFO, download, load_npz
+from genaug.errors import DataError
+
+from conftest import make_folder_dataset
+
+
+def test_folder_formats_converted_to_one_channel(tmp_path):
+    root = make_folder_dataset(tmp_path / "d")
+    cls = root / "train" / "NORMAL"
+    Image.fromarray(np.full((30, 40), 100, np.uint8), "L").save(cls / "IM-0900-0001.png")
+    sixteen = np.full((30, 30), 40000, np.uint16)
+    Image.fromarray(sixteen).save(cls / "IM-0901-0001.png")
+    Image.new("CMYK", (32, 32), (0, 0, 0, 128)).save(cls / "IM-0902-0001.jpeg")
+    Image.new("RGB", (32, 32), (10, 200, 10)).save(cls / "IM-0903-0001.bmp")
+    Image.new("L", (32, 32), 77).save(cls / "IM-0904-0001.tiff")
+    (cls / "IM-0905-0001.jpeg").write_bytes(b"\xff\xd8\xff\xe0 truncated")      # corrupt
+    (cls / "IM-0906-0001.png").write_text("not an image at all")
+    (root / "test" / "EMPTY").mkdir()                                            # empty class folder
+    before = {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
+
+    b = load_data(str(root), 16, val_fraction=0.2, cache_dir=None)
+    assert b.classes == ["NORMAL", "PNEUMONIA"]  # the empty class folder is ignored, with a note
+    every = np.concatenate([np.asarray(s.images) for s in b.splits.values()])
+    assert every.dtype == np.uint8 and every.shape[1:] == (16, 16)
+    skipped = {Path(p).name for p, _ in b.skipped}
+    assert skipped == {"IM-0905-0001.jpeg", "IM-0906-0001.png", "EMPTY"}
+    paths = [p for s in b.splits.values() for p in s.paths]
+    idx = {Path(p).name: (s, i) for s in b.splits.values() for i, p in enumerate(s.paths)}
+    s, i = idx["IM-0901-0001.png"]
+    assert abs(int(s.images[i].mean()) - round(40000 / 257)) <= 1           # 16-bit scaled, not clipped
+    s, i = idx["IM-0900-0001.png"]
+    assert int(s.images[i].mean()) == 100
+    assert len(paths) == 16 * 2 + 6 * 2 + 5
+    # input data is only ever read
+    assert before == {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
+
+
+def test_decode_guards(tmp_path):
+    tiny = tmp_path / "one.png"
+    Image.new("L", (1, 1)).save(tiny)
+    from genaug.data.decode import UnreadableImage
+    with pytest.raises(UnreadableImage, match="too small"):
+        decode_image(str(tiny), 16)
+
+
+@pytest.mark.parametrize("name,expected", [
+    ("person1234_bacteria_3179.jpeg", "person1234"),
+    ("IM-0001-0001.jpeg", "IM-0001"),
+    ("NORMAL2-IM-0123-0001.jpeg", "NORMAL2-IM-0123"),
+    ("whatever.png", "whatever"),
+])
+def test_patient_id(name, expected):
+    assert patient_id(f"train/X/{name}") == expected
+
+
+@pytest.mark.parametrize("cls,name,expected", [
+    ("NORMAL", "IM-0001-0001.jpeg", "NORMAL"),
+    ("PNEUMONIA", "person1_bacteria_1.jpeg", "BACTERIA"),
+    ("PNEUMONIA", "person1_virus_6.jpeg", "VIRUS"),
+    ("PNEUMONIA", "odd.jpeg", None),
+])
+def test_three_class_labels(cls, name, expected):
+    assert three_class_label(cls, name) == expected
+
+
+def test_patient_split_no_overlap_stratified_deterministic():
+    rng = np.random.default_rng(0)
+    patients = [f"p{i // 3}" for i in range(300)]
+    labels = np.array([(i // 3) % 4 == 0 for i in range(300)], dtype=int)
+    rest, carved = split_by_patient(labels, patients, 0.2, seed=7)
+    assert not {patients[i] for i in rest} & {patients[i] for i in carved}
+    assert sorted(np.concatenate([rest, carved]).tolist()) == list(range(300))
+    for c in (0, 1):  # stratified: each class gives about 20% of its images
+        share = (labels[carved] == c).sum() / (labels == c).sum()
+        assert 0.15 <= share <= 0.3
+    rest2, carved2 = split_by_patient(labels, patients, 0.2, seed=7)
+    assert carved.tolist() == carved2.tolist()
+    _, carved3 = split_by_patient(labels, patients, 0.2, seed=8)
+    assert carved.tolist() != carved3.tolist()
+    del rng
+
+
+def test_folder_val_carved_by_patient_and_test_untouched(folder_data):
+    b = load_data(str(folder_data), 16, val_fraction=0.25, cache_dir=None)
+    assert set(b.splits) == {"train", "val", "test"}
+    assert not set(b.train.patients) & set(b.val.patients)
+    assert all(p.startswith("test/") for p in b.test.paths) and len(b.test) == 12
+    assert "carved" in b.val_origin
+
+
+def test_tiny_val_is_folded_and_recarved(tmp_path):
+    root = make_folder_dataset(tmp_path / "v", {"train": 200, "test": 4, "val": 1}, size=12, with_val=True)
+    b = load_data(str(root), 12, cache_dir=None)
+    assert "folded" in b.val_origin
+    assert len(b.train) + len(b.val) == 402
+
+
+def test_missing_and_empty_inputs_are_one_line_errors(tmp_path):
+    with pytest.raises(DataError, match="not found"):
+        load_data(str(tmp_path / "nope"), 16)
+    (tmp_path / "e" / "train" / "A").mkdir(parents=True)
+    (tmp_path / "e" / "test" / "A").mkdir(parents=True)
+    with pytest.raises(DataError, match="has no images"):
+        load_data(str(tmp_path / "e"), 16)
+
+
+def test_cache_hit_and_invalidation(folder_data, tmp_path):
+    cache = tmp_path / "cache"
+    rels = sorted(str(p.relative_to(folder_data)) for p in (folder_data / "train").rglob("*.jpeg"))
+    a, ok, _ = decode_cached(folder_data, rels, 16, cache)
+    assert isinstance(a, np.memmap) and ok.all()
+    assert len(list(cache.glob("*.npy"))) == 1
+    b, _, _ = decode_cached(folder_data, rels, 16, cache)        # hit: same file, no new entry
+    assert np.array_equal(a, b) and len(list(cache.glob("*.npy"))) == 1
+    # change one input: a new key, so the stale entry is never read
+    target = folder_data / rels[0]
+    Image.fromarray(np.zeros((20, 20), np.uint8)).save(target, format="JPEG")
+    os.utime(target, ns=(1, 1))
+    c, _, _ = decode_cached(folder_data, rels, 16, cache)
+    assert c[0].max() < 10 and len(list(cache.glob("*.npy"))) == 2
+    # a corrupt index is rebuilt, not trusted
+    for j in cache.glob("*.json"):
+        j.write_text("{broken")
+    d, _, _ = decode_cached(folder_data, rels, 16, cache)
+    assert np.array_equal(c, d)
+
+
+def test_demo_deterministic_and_imbalanced():
+    a, b = demo_dataset(32, 120, seed=3), demo_dataset(32, 120, seed=3)
+    assert np.array_equal(a.train.images, b.train.images) and a.train.paths == b.train.paths
+    c = demo_dataset(32, 120, seed=4)
+    assert not np.array_equal(a.train.images, c.train.images)
+    share_normal = (a.train.labels == 0).mean()
+    assert 0.2 < share_normal < 0.32 and a.synthetic
+    big = demo_dataset(64, 120, seed=3)
+    assert big.train.images.shape == (120, 64, 64)
+    # PNEUMONIA phantoms carry extra opacity inside the lungs: brighter on average
+    assert big.train.images[big.train.labels == 1].mean() > big.train.images[big.train.labels == 0].mean()
+
+
+def test_demo_three_class():
+    b = load_data("demo", 32, task="3class", demo_train=120)
+    assert b.classes == ["NORMAL", "BACTERIA", "VIRUS"]
+    assert set(np.unique(b.train.labels)) == {0, 1, 2}
+
+
+def _npz_bytes(size=28, n=(20, 6, 8)) -> bytes:
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for split, k in zip(("train", "val", "test"), n):
+        arrays[f"{split}_images"] = rng.integers(0, 255, (k, size, size), dtype=np.uint8)
+        arrays[f"{split}_labels"] = (np.arange(k) % 2).reshape(-1, 1).astype(np.uint8)
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def test_medmnist_npz_any_size(tmp_path):
+    p = tmp_path / "pneumoniamnist_64.npz"
+    p.write_bytes(_npz_bytes(64))
+    b = load_npz(p, 32)
+    assert b.classes == ["NORMAL", "PNEUMONIA"]
+    assert b.train.images.shape == (20, 32, 32) and len(b.val) == 6 and len(b.test) == 8
+    full = load_data(str(p), 64)
+    assert full.val_origin.startswith("given")
+
+
+@pytest.fixture
+def loopback_server(tmp_path):
+    served = tmp_path / "served"
+    served.mkdir()
+    hits = []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, directory=str(served), **kw)
+
+        def log_message(self, *a):
+            hits.append(self.path)
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    yield served, f"http://127.0.0.1:{srv.server_address[1]}", hits
+    srv.shutdown()
+    srv.server_close()
+
+
+def test_medmnist_download_md5_and_retries(loopback_server, tmp_path, monkeypatch):
+    served, url, hits = loopback_server
+    payload = _npz_bytes(28)
+    (served / "pneumoniamnist.npz").write_bytes(payload)
+    monkeypatch.setitem(INFO["pneumoniamnist"]["md5"], 28, hashlib.md5(payload).hexdigest())
+    dest = download("pneumoniamnist", 28, tmp_path / "dl", base_url=url, backoff=0)
+    assert dest.read_bytes() == payload
+    assert load_npz(dest, 28).train.images.shape == (20, 28, 28)
+    # wrong checksum: retried, then a clear error with manual steps, and no partial file left
+    monkeypatch.setitem(INFO["pneumoniamnist"]["md5"], 28, "0" * 32)
+    with pytest.raises(DataError, match="md5 mismatch.*by hand"):
+        download("pneumoniamnist", 28, tmp_path / "dl2", base_url=url, retries=2, backoff=0)
+    assert not list((tmp_path / "dl2").iterdir())
+    assert len(hits) == 3
+    # nothing listening: same clear error
+    with pytest.raises(DataError, match="could not download"):
+        download("pneumoniamnist", 28, tmp_path / "dl3", base_url="http://127.0.0.1:9", retries=1)
