@@ -60,6 +60,30 @@ def data_info_cmd(
     typer.echo(json.dumps(info, indent=2) if as_json else format_info(info))
 
 
+@app.command("encode")
+def encode_cmd(
+    data: Optional[str] = DataOpt, task: Optional[str] = TaskOpt, profile: Optional[str] = ProfileOpt,
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="autoencoder training epochs"),
+    image_size: Optional[int] = typer.Option(None, "--image-size", help="input size, a multiple of 16 (default 224)"),
+    latent_channels: Optional[int] = typer.Option(None, "--latent-channels", help="latent channels (default 256)"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size"),
+    checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="reuse a trained autoencoder.pt instead of training"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="re-encode into an existing latent directory"),
+    resume: Optional[str] = typer.Option(None, "--resume", help="run directory to continue from its last checkpoint"),
+    seed: Optional[int] = SeedOpt, device: Optional[str] = DeviceOpt, out: Optional[str] = OutOpt,
+    name: Optional[str] = NameOpt, cache: Optional[str] = CacheOpt,
+):
+    """Train the autoencoder (224x224 -> 14x14x256) on train only and encode every split to latents."""
+    from genaug.encode import run_encode
+
+    d, r = _common(data, task, seed, device, out, name, cache)
+    cfg = build_config(profile, data=d, run=r, encode=dict(
+        epochs=epochs, image_size=image_size, latent_channels=latent_channels, batch_size=batch_size,
+        checkpoint=checkpoint, overwrite=overwrite or None))
+    run_dir = run_encode(cfg, resume=resume)
+    typer.echo(f"run: {run_dir}")
+
+
 def run() -> None:
     """Console entry point: user errors are one line on stderr and exit code 2, never a traceback."""
     try:

@@ -68,7 +68,7 @@ class EncodeConfig:
     lr: float = 1e-3
     checkpoint: str = ""          # reuse a trained autoencoder instead of training
     overwrite: bool = False
-    baseline_size: int = 56       # area-downsample/bicubic-upsample baseline
+    baseline_size: int = 0        # area-downsample/bicubic-upsample baseline; 0 = image_size / 4 (56 at 224)
 
 
 @dataclass

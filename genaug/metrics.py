@@ -1,0 +1,176 @@
+"""Metrics. Classification metrics, FID/KID, SSIM/PSNR come from torchmetrics; FID/KID take
+features, not images, so the backbone can be swapped. Bootstrap intervals and the
+exact McNemar test are the small pieces torchmetrics does not provide.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torchmetrics.functional.classification as tmc
+from scipy.stats import binomtest
+from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
+from torchmetrics.image.fid import FrechetInceptionDistance
+from torchmetrics.image.kid import KernelInceptionDistance
+
+# ----------------------------------------------------------------------------- classification
+
+
+def predictions(probs: torch.Tensor, threshold: float | None = None) -> torch.Tensor:
+    """Binary: positive (class 1) when p1 >= threshold (0.5 default); multiclass: argmax."""
+    if probs.shape[1] == 2:
+        return (probs[:, 1] >= (0.5 if threshold is None else threshold)).long()
+    return probs.argmax(dim=1)
+
+
+def choose_threshold(y: torch.Tensor, probs: torch.Tensor) -> float:
+    """Binary decision threshold maximising Youden's J (sensitivity + specificity - 1) on validation."""
+    if probs.shape[1] != 2 or len(torch.unique(y)) < 2:
+        return 0.5
+    fpr, tpr, thr = tmc.binary_roc(probs[:, 1], y, thresholds=None)
+    j = tpr - fpr
+    best = int(torch.argmax(j))
+    return float(min(max(thr[best].item(), 0.0), 1.0))
+
+
+def classification_metrics(y: torch.Tensor, probs: torch.Tensor, classes: list[str],
+                           threshold: float | None = None) -> dict:
+    k = len(classes)
+    pred = predictions(probs, threshold)
+    cm = tmc.multiclass_confusion_matrix(pred, y, num_classes=k)
+    per = {
+        "precision": tmc.multiclass_precision(pred, y, num_classes=k, average="none", zero_division=0),
+        "recall": tmc.multiclass_recall(pred, y, num_classes=k, average="none", zero_division=0),
+        "specificity": tmc.multiclass_specificity(pred, y, num_classes=k, average="none"),
+        "f1": tmc.multiclass_f1_score(pred, y, num_classes=k, average="none", zero_division=0),
+    }
+    out = {"accuracy": (pred == y).float().mean().item(), "confusion_matrix": cm.tolist(),
+           "threshold": 0.5 if threshold is None else threshold}
+    for name, vals in per.items():
+        out[f"{name}_per_class"] = dict(zip(classes, [round(v, 6) for v in vals.tolist()]))
+        out[f"{name}_macro"] = vals.mean().item()
+    if k == 2:  # positive class = index 1 (PNEUMONIA): sensitivity and specificity as clinicians read them
+        out["sensitivity"] = per["recall"][1].item()
+        out["specificity"] = per["specificity"][1].item()
+        out["precision"] = per["precision"][1].item()
+        out["f1"] = per["f1"][1].item()
+    out["roc_auc"] = roc_auc(y, probs)
+    return out
+
+
+def roc_auc(y: torch.Tensor, probs: torch.Tensor) -> float:
+    if len(torch.unique(y)) < 2:
+        return float("nan")
+    if probs.shape[1] == 2:
+        return tmc.binary_auroc(probs[:, 1], y).item()
+    return tmc.multiclass_auroc(probs, y, num_classes=probs.shape[1], average="macro").item()
+
+
+def bootstrap_ci(y: torch.Tensor, probs: torch.Tensor, threshold: float | None, n: int = 1000,
+                 seed: int = 0, alpha: float = 0.05) -> dict:
+    """Percentile bootstrap over test images for accuracy and ROC-AUC."""
+    rng = np.random.default_rng(seed)
+    pred = predictions(probs, threshold)
+    correct = (pred == y).float().numpy()
+    accs, aucs = [], []
+    for _ in range(n):
+        idx = torch.from_numpy(rng.integers(0, len(y), len(y)))
+        accs.append(correct[idx.numpy()].mean())
+        aucs.append(roc_auc(y[idx], probs[idx]))
+    q = [100 * alpha / 2, 100 * (1 - alpha / 2)]
+    aucs = np.array(aucs)
+    return {"accuracy_ci": np.percentile(accs, q).tolist(),
+            "roc_auc_ci": np.nanpercentile(aucs, q).tolist() if np.isfinite(aucs).any() else [np.nan, np.nan]}
+
+
+def paired_bootstrap_diff(correct_a: np.ndarray, correct_b: np.ndarray, n: int = 1000, seed: int = 0,
+                          alpha: float = 0.05) -> dict:
+    """Accuracy of B minus A on the same test images, with a percentile bootstrap interval."""
+    a, b = np.asarray(correct_a, float), np.asarray(correct_b, float)
+    rng = np.random.default_rng(seed)
+    diffs = [(b[idx] - a[idx]).mean() for idx in (rng.integers(0, len(a), len(a)) for _ in range(n))]
+    lo, hi = np.percentile(diffs, [100 * alpha / 2, 100 * (1 - alpha / 2)])
+    return {"diff": float(b.mean() - a.mean()), "ci": [float(lo), float(hi)]}
+
+
+def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> dict:
+    """Exact McNemar test on the discordant pairs (binomial, p = 0.5)."""
+    a, b = np.asarray(correct_a, bool), np.asarray(correct_b, bool)
+    only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
+    n = only_a + only_b
+    p = 1.0 if n == 0 else binomtest(only_b, n, 0.5).pvalue
+    return {"only_a_correct": only_a, "only_b_correct": only_b, "p_value": float(p)}
+
+# ----------------------------------------------------------------------------- generative quality
+
+
+class _PassThrough(nn.Module):
+    """Lets torchmetrics' FID/KID consume precomputed features: the 'images' are the features."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.num_features = dim
+
+    def forward(self, x):
+        return x
+
+
+def fid_on_features(real: torch.Tensor, fake: torch.Tensor) -> float:
+    """Fréchet distance between two (N, d) feature sets (torchmetrics' FID with a pass-through extractor)."""
+    fid = FrechetInceptionDistance(feature=_PassThrough(real.shape[1]), normalize=True)
+    fid.set_dtype(torch.float64)
+    fid.update(real.double(), real=True)
+    fid.update(fake.double(), real=False)
+    return float(fid.compute())
+
+
+def kid_on_features(real: torch.Tensor, fake: torch.Tensor, subsets: int = 50, subset_size: int = 100,
+                    seed: int = 0) -> tuple[float, float]:
+    """Kernel distance (mean, std over subsets) between two (N, d) feature sets."""
+    size = int(min(subset_size, len(real), len(fake)))
+    torch.manual_seed(seed)
+    kid = KernelInceptionDistance(feature=_PassThrough(real.shape[1]), normalize=True, subsets=subsets,
+                                  subset_size=size)
+    kid.update(real.float(), real=True)
+    kid.update(fake.float(), real=False)
+    mean, std = kid.compute()
+    return float(mean), float(std)
+
+
+def mean_pairwise_ssim(images: torch.Tensor, n_pairs: int = 300, seed: int = 0) -> float:
+    """Mean SSIM over random distinct pairs of (N, 1, H, W) images in [0, 1]; high means low diversity."""
+    n = len(images)
+    if n < 2:
+        return float("nan")
+    rng = np.random.default_rng(seed)
+    i = rng.integers(0, n, n_pairs)
+    j = (i + rng.integers(1, n, n_pairs)) % n
+    vals = structural_similarity_index_measure(images[i].float(), images[j].float(), data_range=1.0,
+                                               reduction="none")
+    return float(vals.mean())
+
+
+def nearest_neighbours(queries: torch.Tensor, refs: torch.Tensor, metric: str = "rmse",
+                       chunk: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each query row its nearest ref row: (distances, indices). rmse on pixels, cosine on features."""
+    q, r = queries.flatten(1).float(), refs.flatten(1).float()
+    if metric == "cosine":
+        q, r = nn.functional.normalize(q, dim=1), nn.functional.normalize(r, dim=1)
+    dists, idxs = [], []
+    for s in range(0, len(q), chunk):
+        if metric == "cosine":
+            d = 1 - q[s:s + chunk] @ r.T
+        else:
+            d = torch.cdist(q[s:s + chunk], r).pow(2).div(q.shape[1]).clamp_min(0).sqrt()
+        v, i = d.min(dim=1)
+        dists.append(v)
+        idxs.append(i)
+    return torch.cat(dists), torch.cat(idxs)
+
+
+def reconstruction_metrics(original: torch.Tensor, recon: torch.Tensor) -> dict:
+    """MSE, PSNR and SSIM of images in [0, 1], averaged over images."""
+    mse = torch.mean((original - recon) ** 2, dim=(1, 2, 3))
+    psnr = peak_signal_noise_ratio(recon, original, data_range=1.0, reduction="none", dim=(1, 2, 3))
+    ssim = structural_similarity_index_measure(recon, original, data_range=1.0, reduction="none")
+    return {"mse": float(mse.mean()), "psnr": float(psnr.mean()), "ssim": float(ssim.mean())}

@@ -1,0 +1,231 @@
+"""Networks: DCGAN generator/discriminator, the convolutional autoencoder, and the classifier registry."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torchvision
+
+from genaug.errors import CheckpointError, ConfigError
+
+# --------------------------------------------------------------------------- DCGAN
+
+
+def _gan_blocks(image_size: int) -> int:
+    if image_size not in (64, 128):
+        raise ConfigError(f"GAN image size must be 64 or 128, got {image_size}")
+    return 4 if image_size == 64 else 5
+
+
+class Generator(nn.Module):
+    """DCGAN generator, 1x1 noise to image; a label embedding joined to the noise makes it class-conditional."""
+
+    def __init__(self, nz: int = 100, ngf: int = 64, image_size: int = 64, n_classes: int = 0, channels: int = 1):
+        super().__init__()
+        self.nz, self.n_classes, self.image_size = nz, n_classes, image_size
+        self.embed = nn.Embedding(n_classes, nz) if n_classes > 0 else None
+        n_up = _gan_blocks(image_size)
+        mult = 2 ** (n_up - 1)                                # 8 at 64 px, 16 at 128 px
+        layers = [nn.ConvTranspose2d(nz * (2 if n_classes else 1), ngf * mult, 4, 1, 0, bias=False),
+                  nn.BatchNorm2d(ngf * mult), nn.ReLU(True)]
+        for _ in range(n_up - 1):
+            layers += [nn.ConvTranspose2d(ngf * mult, ngf * mult // 2, 4, 2, 1, bias=False),
+                       nn.BatchNorm2d(ngf * mult // 2), nn.ReLU(True)]
+            mult //= 2
+        layers += [nn.ConvTranspose2d(ngf, channels, 4, 2, 1, bias=False), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if self.embed is not None:
+            if labels is None:
+                raise ValueError("this generator is class-conditional: pass labels")
+            z = torch.cat([z, self.embed(labels)], dim=1)
+        return self.net(z.view(z.size(0), -1, 1, 1))
+
+
+class Discriminator(nn.Module):
+    """DCGAN discriminator (LeakyReLU 0.2, BatchNorm on all but first and last); projection head for labels."""
+
+    def __init__(self, ndf: int = 64, image_size: int = 64, n_classes: int = 0, channels: int = 1):
+        super().__init__()
+        n_down = _gan_blocks(image_size)
+        layers = [nn.Conv2d(channels, ndf, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True)]
+        mult = 1
+        for _ in range(n_down - 1):
+            layers += [nn.Conv2d(ndf * mult, ndf * mult * 2, 4, 2, 1, bias=False),
+                       nn.BatchNorm2d(ndf * mult * 2), nn.LeakyReLU(0.2, True)]
+            mult *= 2
+        self.features = nn.Sequential(*layers)
+        self.out = nn.Conv2d(ndf * mult, 1, 4, 1, 0, bias=False)
+        self.embed = nn.Embedding(n_classes, ndf * mult) if n_classes > 0 else None
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.features(x)
+        logit = self.out(h).view(-1)
+        if self.embed is not None:  # projection discriminator (Miyato & Koyama 2018)
+            logit = logit + (self.embed(labels) * h.sum(dim=(2, 3))).sum(dim=1)
+        return logit
+
+
+def dcgan_init(m: nn.Module) -> None:
+    if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+        nn.init.normal_(m.weight, 0.0, 0.02)
+    elif isinstance(m, nn.BatchNorm2d):
+        nn.init.normal_(m.weight, 1.0, 0.02)
+        nn.init.zeros_(m.bias)
+
+# --------------------------------------------------------------------------- autoencoder
+
+
+class ConvAutoencoder(nn.Module):
+    """Four stride-2 [Conv 3x3 -> BN -> ReLU] blocks (1->32->64->128->C) and a mirrored transposed decoder.
+
+    224x224x1 -> 14x14xC with the defaults. ``encode`` and ``decode`` are separate so
+    latents can be stored and decoded later.
+    """
+
+    WIDTHS = (32, 64, 128)
+
+    def __init__(self, image_size: int = 224, latent_channels: int = 256, channels: int = 1):
+        super().__init__()
+        if image_size % 16:
+            raise ConfigError(f"autoencoder input size must be a multiple of 16, got {image_size}")
+        self.image_size, self.latent_channels, self.channels = image_size, latent_channels, channels
+        widths = (channels,) + self.WIDTHS + (latent_channels,)
+        enc = []
+        for a, b in zip(widths[:-1], widths[1:]):
+            enc += [nn.Conv2d(a, b, 3, 2, 1, bias=False), nn.BatchNorm2d(b), nn.ReLU(True)]
+        self.encoder = nn.Sequential(*enc)
+        dec = []
+        rev = widths[::-1]
+        for a, b in zip(rev[:-2], rev[1:-1]):
+            dec += [nn.ConvTranspose2d(a, b, 3, 2, 1, output_padding=1, bias=False), nn.BatchNorm2d(b), nn.ReLU(True)]
+        dec += [nn.ConvTranspose2d(rev[-2], channels, 3, 2, 1, output_padding=1), nn.Sigmoid()]
+        self.decoder = nn.Sequential(*dec)
+
+    @property
+    def latent_shape(self) -> tuple[int, int, int]:
+        return (self.latent_channels, self.image_size // 16, self.image_size // 16)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        expected = (self.channels, self.image_size, self.image_size)
+        if x.dim() != 4 or tuple(x.shape[1:]) != expected:
+            raise ValueError(f"autoencoder expects input (N, {expected[0]}, {expected[1]}, {expected[2]}), "
+                             f"got {tuple(x.shape)}; resize images to {self.image_size} px first")
+        return self.encoder(x)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        if z.dim() != 4 or tuple(z.shape[1:]) != self.latent_shape:
+            raise ValueError(f"decoder expects latents (N, {', '.join(map(str, self.latent_shape))}), got {tuple(z.shape)}")
+        return self.decoder(z)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(x))
+
+# --------------------------------------------------------------------------- classifiers
+
+
+class SimpleCNN(nn.Module):
+    """The source report's improved CNN: four conv-BN-ReLU-pool blocks, global pooling, dropout, linear."""
+
+    def __init__(self, in_channels: int = 1, n_classes: int = 2, widths=(32, 64, 128, 256), dropout: float = 0.5):
+        super().__init__()
+        layers, c = [], in_channels
+        for w in widths:
+            layers += [nn.Conv2d(c, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(True),
+                       nn.Conv2d(w, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(True),
+                       nn.MaxPool2d(2)]
+            c = w
+        self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(c, n_classes))
+        self.feature_dim = c
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+class LatentCNN(nn.Module):
+    """A small CNN over autoencoder latents (e.g. 14x14x256)."""
+
+    def __init__(self, in_channels: int = 256, n_classes: int = 2, width: int = 128, dropout: float = 0.5):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(True),
+            nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(True),
+            nn.MaxPool2d(2, ceil_mode=True),
+            nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(True),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(width, n_classes))
+        self.feature_dim = width
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+# torchvision's ImageNet weight files, looked up by name in a local folder (never downloaded).
+IMAGENET_WEIGHT_FILES = {"resnet34": "resnet34-b627a593.pth", "densenet121": "densenet121-a639ec97.pth"}
+
+
+def _one_channel_stem(name: str, model: nn.Module, in_channels: int) -> None:
+    if name == "resnet34":
+        old = model.conv1
+        model.conv1 = nn.Conv2d(in_channels, old.out_channels, 7, 2, 3, bias=False)
+    else:
+        old = model.features.conv0
+        model.features.conv0 = nn.Conv2d(in_channels, old.out_channels, 7, 2, 3, bias=False)
+
+
+def load_imagenet_weights(name: str, model: nn.Module, weights_dir: str | Path, in_channels: int) -> None:
+    """Load torchvision ImageNet weights from a local file into a one-channel model (RGB stem summed)."""
+    path = Path(weights_dir or ".") / IMAGENET_WEIGHT_FILES[name]
+    if not path.is_file():
+        raise CheckpointError(f"--pretrained needs {path}; download it by hand from "
+                              f"https://download.pytorch.org/models/{IMAGENET_WEIGHT_FILES[name]} "
+                              "and pass its folder with --weights-dir")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(f"cannot load ImageNet weights {path} safely ({str(exc)[:120]})") from None
+    if name == "densenet121":  # old checkpoints name 'norm.1' what the module calls 'norm1'
+        pat = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
+        state = {(pat.sub(lambda m: m.group(1) + m.group(2), k)): v for k, v in state.items()}
+    stem = "conv1.weight" if name == "resnet34" else "features.conv0.weight"
+    w = state[stem]
+    state[stem] = w.sum(dim=1, keepdim=True).repeat(1, in_channels, 1, 1) / in_channels
+    head = "fc" if name == "resnet34" else "classifier"
+    state = {k: v for k, v in state.items() if not k.startswith(head + ".")}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    bad = [k for k in missing if not k.startswith(head + ".")]
+    if bad or unexpected:
+        raise CheckpointError(f"{path} does not fit {name}: missing {bad[:3]}, unexpected {list(unexpected)[:3]}")
+
+
+CLASSIFIERS = ("cnn", "resnet34", "densenet121")
+
+
+def build_classifier(name: str, n_classes: int, in_channels: int = 1, latent: bool = False,
+                     pretrained: bool = False, weights_dir: str = "") -> nn.Module:
+    """Registry: 'cnn' (LatentCNN when ``latent``), 'resnet34', 'densenet121' with a one-channel stem."""
+    if name not in CLASSIFIERS:
+        raise ConfigError(f"unknown model '{name}' (known: {', '.join(CLASSIFIERS)})")
+    if latent:
+        if name != "cnn":
+            raise ConfigError(f"model '{name}' does not take latents; the encoded variant runs with 'cnn'")
+        return LatentCNN(in_channels, n_classes)
+    if name == "cnn":
+        return SimpleCNN(in_channels, n_classes)
+    ctor = getattr(torchvision.models, name)
+    model = ctor(weights=None, num_classes=n_classes)
+    _one_channel_stem(name, model, in_channels)
+    if pretrained:
+        load_imagenet_weights(name, model, weights_dir, in_channels)
+    return model
+
+
+def feature_extractor(model: nn.Module) -> nn.Module:
+    """Penultimate features of a classifier (for FID/KID and memorization in feature space)."""
+    if hasattr(model, "features") and hasattr(model, "head"):
+        return model.features
+    raise ValueError("feature extraction is defined for genaug's CNNs")

@@ -1,0 +1,165 @@
+"""Training loops shared by the jobs: tensor batches from the uint8 cache, batch augmentation, classifiers.
+
+Data stays as one uint8 tensor (N, C, H, W) on the training device; batches are
+built by indexing and augmented as whole tensors, so no epoch decodes a file or
+runs per-sample PIL code.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from genaug.errors import TrainingDiverged
+
+log = logging.getLogger("genaug")
+
+
+def as_tensor(images: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
+    """(N, H, W) uint8 -> (N, 1, H, W) uint8 tensor; (N, C, H, W) float latents pass through."""
+    t = torch.from_numpy(np.ascontiguousarray(images))
+    if t.dim() == 3:
+        t = t.unsqueeze(1)
+    return t.to(device)
+
+
+def to_float(batch: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels to [0, 1] float; float latents as float32."""
+    return batch.float().div_(255.0) if batch.dtype == torch.uint8 else batch.float()
+
+
+def batch_indices(n: int, batch_size: int, shuffle: bool, generator: torch.Generator | None = None,
+                  drop_last: bool = False):
+    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    stop = n - (n % batch_size) if drop_last and n >= batch_size else n
+    for i in range(0, stop, batch_size):
+        yield order[i:i + batch_size]
+
+
+def augment_batch(x: torch.Tensor, generator: torch.Generator, rotate: float = 10.0, shift: float = 0.08,
+                  zoom: float = 0.1, brightness: float = 0.1, contrast: float = 0.1) -> torch.Tensor:
+    """Small rotation, shift and zoom (one affine grid per image) and brightness/contrast, on a float batch."""
+    b = x.size(0)
+    dev = x.device
+
+    def u(lo, hi):
+        return (torch.rand(b, generator=generator) * (hi - lo) + lo).to(dev)
+
+    ang = u(-rotate, rotate) * math.pi / 180
+    scale = u(1 - zoom, 1 + zoom)
+    tx, ty = u(-shift, shift) * 2, u(-shift, shift) * 2
+    cos, sin = torch.cos(ang) / scale, torch.sin(ang) / scale
+    theta = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    x = (x - mean) * u(1 - contrast, 1 + contrast).view(b, 1, 1, 1) + mean + u(-brightness, brightness).view(b, 1, 1, 1)
+    return x.clamp_(0, 1)
+
+
+def check_finite(loss: torch.Tensor, what: str) -> None:
+    if not torch.isfinite(loss):
+        raise TrainingDiverged(f"{what} loss became {loss.item()}; training stopped, the last good checkpoint is kept "
+                               "(lower the learning rate or check the data)")
+
+
+@dataclass
+class FitResult:
+    history: list[dict] = field(default_factory=list)
+    best_epoch: int = 0
+    epochs_run: int = 0
+    train_seconds: float = 0.0
+    images_per_second: float = 0.0
+
+
+def class_weights(labels: np.ndarray, n_classes: int) -> torch.Tensor:
+    """Inverse-frequency weights (mean 1) for the cross-entropy."""
+    counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
+    w = counts.sum() / np.maximum(counts, 1) / n_classes
+    return torch.tensor(w, dtype=torch.float32)
+
+
+@torch.no_grad()
+def predict_probs(model: nn.Module, data: torch.Tensor, batch_size: int = 256,
+                  device: torch.device | str = "cpu") -> torch.Tensor:
+    model.eval()
+    out = []
+    for idx in batch_indices(len(data), batch_size, shuffle=False):
+        out.append(torch.softmax(model(to_float(data[idx].to(device))), dim=1).cpu())
+    return torch.cat(out) if out else torch.zeros(0)
+
+
+def train_one_epoch(model, opt, data, labels, weights, batch_size, gen, device, augment, desc) -> tuple[float, int]:
+    model.train()
+    total, seen = 0.0, 0
+    bar = tqdm(list(batch_indices(len(data), batch_size, True, gen, drop_last=True)), desc=desc, leave=False,
+               unit="batch", disable=None)
+    for idx in bar:
+        x = to_float(data[idx].to(device))
+        if augment:
+            x = augment_batch(x, gen)
+        y = labels[idx].to(device)
+        loss = F.cross_entropy(model(x), y, weight=weights)
+        check_finite(loss, "classifier")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        total += loss.item() * len(idx)
+        seen += len(idx)
+        bar.set_postfix(loss=f"{total / seen:.4f}")
+    return total / max(seen, 1), seen
+
+
+@torch.no_grad()
+def evaluate_loss(model, data, labels, weights, device, batch_size=256) -> float:
+    model.eval()
+    total = 0.0
+    for idx in batch_indices(len(data), batch_size, shuffle=False):
+        logits = model(to_float(data[idx].to(device)))
+        total += F.cross_entropy(logits, labels[idx].to(device), weight=weights, reduction="sum").item()
+    return total / max(len(data), 1)
+
+
+def fit_classifier(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tensor,
+                   val_y: torch.Tensor, n_classes: int, epochs: int, batch_size: int, lr: float,
+                   weight_decay: float = 1e-4, patience: int = 4, augment: bool = True, seed: int = 0,
+                   device: torch.device | str = "cpu", desc: str = "train") -> FitResult:
+    """Class-weighted cross-entropy, Adam, cosine schedule, early stopping on val loss with restore-best."""
+    model.to(device)
+    gen = torch.Generator().manual_seed(seed)
+    weights = class_weights(train_y.numpy(), n_classes).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(epochs, 1))
+    best, best_state, bad = math.inf, copy.deepcopy(model.state_dict()), 0
+    res = FitResult()
+    start = time.perf_counter()
+    images = 0
+    for epoch in range(1, epochs + 1):
+        tr_loss, seen = train_one_epoch(model, opt, train_x, train_y, weights, min(batch_size, len(train_x)),
+                                        gen, device, augment, f"{desc} {epoch}/{epochs}")
+        images += seen
+        sched.step()
+        va_loss = evaluate_loss(model, val_x, val_y, weights, device)
+        res.history.append({"epoch": epoch, "train_loss": tr_loss, "val_loss": va_loss,
+                            "lr": opt.param_groups[0]["lr"]})
+        log.info("%s epoch %d: train %.4f val %.4f", desc, epoch, tr_loss, va_loss)
+        res.epochs_run = epoch
+        if va_loss < best - 1e-4:
+            best, bad, res.best_epoch = va_loss, 0, epoch
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            bad += 1
+            if bad >= patience:
+                break
+    model.load_state_dict(best_state)
+    res.train_seconds = time.perf_counter() - start
+    res.images_per_second = images / max(res.train_seconds, 1e-9)
+    return res
