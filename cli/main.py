@@ -84,6 +84,99 @@ def encode_cmd(
     typer.echo(f"run: {run_dir}")
 
 
+gan_app = typer.Typer(help="Train a class-conditional DCGAN, write synthetic X-rays and a quality report; "
+                             "'gan sample' draws from a trained generator.", invoke_without_command=True)
+app.add_typer(gan_app, name="gan")
+
+
+@gan_app.callback()
+def gan_cmd(
+    ctx: typer.Context,
+    class_: str = typer.Option("all", "--class", help="class to write (a name from the data) or 'all'"),
+    data: Optional[str] = DataOpt, task: Optional[str] = TaskOpt, profile: Optional[str] = ProfileOpt,
+    epochs: Optional[int] = typer.Option(None, "--epochs"),
+    n: Optional[int] = typer.Option(None, "--n", help="synthetic images to write per class (default 1280)"),
+    image_size: Optional[int] = typer.Option(None, "--image-size", help="64 (default) or 128"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size"),
+    width: Optional[int] = typer.Option(None, "--width", help="generator/discriminator base width (ngf = ndf)"),
+    per_class: bool = typer.Option(False, "--per-class", help="one unconditional model per class instead of one conditional model"),
+    diffaug: Optional[bool] = typer.Option(None, "--diffaug/--no-diffaug", help="differentiable augmentation for small classes"),
+    fid_features: Optional[str] = typer.Option(None, "--fid-features", help="domain (default, offline) | inception (needs torch-fidelity)"),
+    resume: Optional[str] = typer.Option(None, "--resume", help="run directory to continue from its last checkpoint"),
+    seed: Optional[int] = SeedOpt, device: Optional[str] = DeviceOpt, out: Optional[str] = OutOpt,
+    name: Optional[str] = NameOpt, cache: Optional[str] = CacheOpt,
+):
+    """Train (or --resume) the GAN, write --n images per class with a manifest, grids and a quality report."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from genaug.gan import run_gan
+
+    d, r = _common(data, task, seed, device, out, name, cache)
+    cfg = build_config(profile, data=d, run=r, gan=dict(
+        epochs=epochs, n=n, image_size=image_size, batch_size=batch_size, ngf=width, ndf=width,
+        per_class=per_class or None, diffaug=diffaug, fid_features=fid_features))
+    run_dir = run_gan(cfg, class_, resume=resume)
+    typer.echo(f"run: {run_dir}")
+
+
+@gan_app.command("sample")
+def gan_sample_cmd(
+    checkpoint: str = typer.Option(..., "--checkpoint", help="generator-*.pt from a genaug gan run"),
+    class_: str = typer.Option("all", "--class", help="class to draw, or 'all'"),
+    n: int = typer.Option(500, "--n", help="images per class"),
+    seed: int = typer.Option(0, "--seed", help="same seed, same images"),
+    device: str = typer.Option("auto", "--device"),
+    out: str = typer.Option("outputs", "--out"), name: str = typer.Option("", "--name"),
+):
+    """Write images from a trained generator without training."""
+    from genaug.device import resolve_device
+    from genaug.errors import ConfigError
+    from genaug.gan import sample_to_dir
+    from genaug.runs import new_run
+
+    if n <= 0:
+        raise ConfigError(f"--n must be positive, got {n}")
+    run = new_run(out, "gan-sample", name, {"checkpoint": checkpoint, "class": class_, "n": n, "seed": seed})
+    try:
+        rows = sample_to_dir(checkpoint, class_, n, seed, run.path("synthetic"), resolve_device(device))
+        run.save_manifest(finished=True, synthetic_images=len(rows))
+    finally:
+        run.close()
+    typer.echo(f"wrote {len(rows)} images to {run.path('synthetic')}")
+
+
+@app.command("benchmark")
+def benchmark_cmd(
+    data: Optional[str] = DataOpt, task: Optional[str] = TaskOpt, profile: Optional[str] = ProfileOpt,
+    models: Optional[str] = typer.Option(None, "--models", help="comma list of cnn, resnet34, densenet121"),
+    variants: Optional[str] = typer.Option(None, "--variants", help="comma list of real, mixed, synthetic, encoded"),
+    seeds: Optional[int] = typer.Option(None, "--seeds", help="repeats per cell (seeds seed..seed+N-1)"),
+    epochs: Optional[int] = typer.Option(None, "--epochs"),
+    image_size: Optional[int] = typer.Option(None, "--image-size", help="pixel models' input size"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size"),
+    synthetic_ratio: Optional[float] = typer.Option(None, "--synthetic-ratio", help="synthetic per class as a share of real (mixed)"),
+    balance: Optional[bool] = typer.Option(None, "--balance/--no-balance", help="fill minority classes up to the majority (mixed)"),
+    train_fraction: Optional[str] = typer.Option(None, "--train-fraction", help="real training share(s), by patient, e.g. 0.1,0.25,1.0"),
+    gan_run: Optional[str] = typer.Option(None, "--gan-run", help="genaug gan run directory to take synthetic images from"),
+    encode_run: Optional[str] = typer.Option(None, "--encode-run", help="genaug encode run directory to take latents from"),
+    pretrained: Optional[bool] = typer.Option(None, "--pretrained/--scratch", help="ImageNet weights from --weights-dir"),
+    weights_dir: Optional[str] = typer.Option(None, "--weights-dir", help="folder with torchvision ImageNet .pth files"),
+    resume: Optional[str] = typer.Option(None, "--resume", help="benchmark run directory: finished cells are kept"),
+    seed: Optional[int] = SeedOpt, device: Optional[str] = DeviceOpt, out: Optional[str] = OutOpt,
+    name: Optional[str] = NameOpt, cache: Optional[str] = CacheOpt,
+):
+    """Train classifiers on real, mixed, synthetic and encoded data; test on the real test split; write a report."""
+    from genaug.benchmark import run_benchmark
+
+    d, r = _common(data, task, seed, device, out, name, cache)
+    cfg = build_config(profile, data=d, run=r, benchmark=dict(
+        models=models, variants=variants, seeds=seeds, epochs=epochs, image_size=image_size,
+        batch_size=batch_size, synthetic_ratio=synthetic_ratio, balance=balance, train_fractions=train_fraction,
+        gan_run=gan_run, encode_run=encode_run, pretrained=pretrained, weights_dir=weights_dir))
+    run_dir = run_benchmark(cfg, resume=resume)
+    typer.echo(f"run: {run_dir}\nreport: {run_dir / 'report.md'}")
+
+
 def run() -> None:
     """Console entry point: user errors are one line on stderr and exit code 2, never a traceback."""
     try:

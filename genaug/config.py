@@ -54,7 +54,7 @@ class GanConfig:
     n: int = 1280                 # images written per class
     fid_features: str = "domain"  # domain (a classifier trained here) | inception (needs torch-fidelity weights)
     eval_images: int = 500        # cap on real/synthetic images per class used by the quality report
-    judge_epochs: int = 8         # epochs of the real-trained classifier used for features and fidelity
+    judge_epochs: int = 10        # epochs of the real-trained classifier used for features and fidelity
     nearcopy_quantile: float = 0.01  # near-copy threshold: this quantile of held-out real->train distances
     max_loss: float = 50.0        # a GAN loss above this is a blow-up
 
@@ -84,7 +84,7 @@ class BenchmarkConfig:
     seeds: int = 1
     synthetic_ratio: float = 0.5
     balance: bool = False
-    train_fraction: float = 1.0
+    train_fractions: str = "1.0"   # e.g. 0.1,0.25,1.0: real training data kept, by patient
     gan_run: str = ""
     encode_run: str = ""
     pretrained: bool = False
@@ -170,8 +170,9 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"config key 'encode.image_size' must be a multiple of 16, got {cfg.encode.image_size}")
     if not 0 < cfg.data.val_fraction < 1:
         raise ConfigError(f"config key 'data.val_fraction' must be in (0, 1), got {cfg.data.val_fraction}")
-    if not 0 < cfg.benchmark.train_fraction <= 1:
-        raise ConfigError(f"config key 'benchmark.train_fraction' must be in (0, 1], got {cfg.benchmark.train_fraction}")
+    for frac in parse_fractions(cfg.benchmark.train_fractions):
+        if not 0 < frac <= 1:
+            raise ConfigError(f"config key 'benchmark.train_fractions' values must be in (0, 1], got {frac}")
     if cfg.benchmark.synthetic_ratio < 0:
         raise ConfigError("config key 'benchmark.synthetic_ratio' must be >= 0")
     if cfg.data.task not in ("binary", "3class"):
@@ -179,6 +180,13 @@ def validate(cfg: Config) -> Config:
     if cfg.gan.fid_features not in ("domain", "inception"):
         raise ConfigError(f"config key 'gan.fid_features' must be domain or inception, got '{cfg.gan.fid_features}'")
     return cfg
+
+
+def parse_fractions(text: str) -> list[float]:
+    try:
+        return [float(t) for t in str(text).split(",") if t.strip()]
+    except ValueError:
+        raise ConfigError(f"config key 'benchmark.train_fractions' must be numbers like 0.1,0.25,1.0, got '{text}'") from None
 
 
 def find_profile(name_or_path: str) -> Path:

@@ -129,8 +129,11 @@ def kid_on_features(real: torch.Tensor, fake: torch.Tensor, subsets: int = 50, s
     """Kernel distance (mean, std over subsets) between two (N, d) feature sets."""
     size = int(min(subset_size, len(real), len(fake)))
     torch.manual_seed(seed)
-    kid = KernelInceptionDistance(feature=_PassThrough(real.shape[1]), normalize=True, subsets=subsets,
-                                  subset_size=size)
+    import warnings
+    with warnings.catch_warnings():  # "will save all extracted features": they are small feature vectors here
+        warnings.simplefilter("ignore", UserWarning)
+        kid = KernelInceptionDistance(feature=_PassThrough(real.shape[1]), normalize=True, subsets=subsets,
+                                      subset_size=size)
     kid.update(real.float(), real=True)
     kid.update(fake.float(), real=False)
     mean, std = kid.compute()

@@ -56,6 +56,7 @@ def render(p: dict, size: int, rng: np.random.Generator) -> np.ndarray:
     t = ((np.arange(size) + 0.5) / size * 2 - 1).astype(np.float32)
     x, y = np.meshgrid(t, t)
     dx, dy = rng.uniform(-0.05, 0.05, 2)
+    gain, offset = rng.uniform(0.9, 1.1), rng.uniform(-0.04, 0.04)   # drawn before any size-dependent draw
     x, y = x - dx, y - dy
     img = np.full_like(x, 0.04)
     img += p["tissue"] * _ellipse(x, y, 0, 0.08, p["body_rx"], 1.05, 0.06)
@@ -74,25 +75,28 @@ def render(p: dict, size: int, rng: np.random.Generator) -> np.ndarray:
             img += a * _ellipse(x, y, cx, cy, s * 1.2, s, 0.25) * lungs
         else:
             img += a * _blob(x, y, cx, cy, s) * lungs
-    img = img * rng.uniform(0.9, 1.1) + rng.uniform(-0.04, 0.04)               # exposure
+    img = img * gain + offset                                                   # exposure
     img += rng.normal(0, 0.025, img.shape).astype(np.float32)
     return (np.clip(img, 0, 1) * 255).round().astype(np.uint8)
 
 
-def _make_split(n: int, normal_share: float, size: int, rng: np.random.Generator, pid0: int):
+def _make_split(n: int, normal_share: float, size: int, seed: int, split_id: int, pid0: int):
+    """Patients and their images come from RNG streams keyed by (seed, split, patient, image), never by
+    resolution, so the same data set rendered at 48 px and at 224 px holds the same patients and files."""
+    plan_rng = np.random.default_rng([seed, split_id])
     n_norm = int(round(n * normal_share))
     images, labels, patients, paths = [], [], [], []
     made = {"NORMAL": 0, "PNEUMONIA": 0}
     pid = pid0
     while made["NORMAL"] < n_norm or made["PNEUMONIA"] < n - n_norm:
         cls = "NORMAL" if made["NORMAL"] < n_norm else "PNEUMONIA"
-        cause = "normal" if cls == "NORMAL" else ("virus" if rng.random() < VIRUS_SHARE else "bacteria")
+        cause = "normal" if cls == "NORMAL" else ("virus" if plan_rng.random() < VIRUS_SHARE else "bacteria")
         pid += 1
-        p = _patient(rng, cause)
-        k_imgs = 1 if cls == "NORMAL" else int(rng.integers(1, 4))
+        p = _patient(np.random.default_rng([seed, split_id, pid]), cause)
+        k_imgs = 1 if cls == "NORMAL" else int(plan_rng.integers(1, 4))
         need = (n_norm if cls == "NORMAL" else n - n_norm) - made[cls]
         for k in range(min(k_imgs, need)):
-            images.append(render(p, size, rng))
+            images.append(render(p, size, np.random.default_rng([seed, split_id, pid, k])))
             labels.append(0 if cls == "NORMAL" else 1)
             if cls == "NORMAL":
                 name, patient = f"IM-{pid:04d}-{k + 1:04d}.png", f"IM-{pid:04d}"
@@ -108,9 +112,8 @@ def _make_split(n: int, normal_share: float, size: int, rng: np.random.Generator
 
 def demo_dataset(size: int = 64, n_train: int = 600, seed: int = 0) -> DataBundle:
     """Train (val carved later by patient, as for the real set) and test phantoms at ``size`` px."""
-    rng = np.random.default_rng([seed, 20180222])
-    train = _make_split(n_train, NORMAL_SHARE_TRAIN, size, rng, pid0=0)
-    test = _make_split(max(24, n_train // 4), NORMAL_SHARE_TEST, size, rng, pid0=100_000)
+    train = _make_split(n_train, NORMAL_SHARE_TRAIN, size, seed, split_id=0, pid0=0)
+    test = _make_split(max(24, n_train // 4), NORMAL_SHARE_TEST, size, seed, split_id=1, pid0=100_000)
     train.paths = [f"train/{p}" for p in train.paths]
     test.paths = [f"test/{p}" for p in test.paths]
     return DataBundle(name="demo", source="demo", classes=["NORMAL", "PNEUMONIA"],

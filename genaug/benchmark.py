@@ -1,0 +1,368 @@
+"""``genaug benchmark``: classifiers on real, mixed, synthetic and encoded data, tested on the real test split.
+
+Protocol (checked, not assumed):
+- test = the data's real test split for every cell; validation = the same real
+  patient-level val split for every cell (its latents for the encoded variant);
+- synthetic images only ever join the training set, and no test or val image does;
+- each (model, variant, train fraction, seed) cell is one JSON file under cells/,
+  written atomically; a rerun skips finished cells, so an interrupted run resumes.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from genaug.config import Config, config_from_dict, parse_fractions
+from genaug.data import DataBundle, subsample_by_patient
+from genaug.device import resolve_device, seed_everything
+from genaug.encode import load_bundle, load_latents, run_encode
+from genaug.errors import CheckpointError, ConfigError
+from genaug.gan import run_gan, synthetic_manifest
+from genaug.metrics import (bootstrap_ci, choose_threshold, classification_metrics, mcnemar, paired_bootstrap_diff,
+                            predictions, roc_auc)
+from genaug.models import CLASSIFIERS, build_classifier
+from genaug.runs import Run, new_run, open_run, read_run_config, write_json
+from genaug.train import as_tensor, fit_classifier, predict_probs
+
+log = logging.getLogger("genaug")
+VARIANTS = ("real", "mixed", "synthetic", "encoded")
+
+
+@dataclass
+class TrainSet:
+    x: torch.Tensor
+    y: torch.Tensor
+    provenance: list[str]          # "real:<path>" or "synthetic:<file>"
+
+
+def parse_list(text: str, known: tuple, what: str) -> list[str]:
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    bad = [t for t in items if t not in known]
+    if bad or not items:
+        raise ConfigError(f"unknown {what} {', '.join(bad) or '(none given)'} (known: {', '.join(known)})")
+    return items
+
+# ----------------------------------------------------------------------------- inputs: GAN and encode runs
+
+
+def _same_data(run_cfg: dict, cfg: Config, what: str, run_dir) -> None:
+    d = run_cfg.get("data", {})
+    for key in ("data", "task", "split_seed", "val_fraction"):
+        if key == "data" and cfg.data.data != "demo" and d.get(key) != "demo":
+            same = Path(str(d.get(key))).resolve() == Path(cfg.data.data).resolve()
+        else:
+            same = d.get(key) == getattr(cfg.data, key)
+        if not same:
+            raise CheckpointError(f"{what} run {run_dir} was made with data.{key}={d.get(key)!r}, this benchmark "
+                                  f"uses {getattr(cfg.data, key)!r}; use a matching run or let benchmark train one")
+
+
+def load_synthetic(gan_dir: Path, classes: list[str], size: int) -> tuple[dict[str, np.ndarray], dict[str, list[str]]]:
+    """Synthetic images per class from a GAN run (resized to the benchmark size), with their file names."""
+    _, rows = synthetic_manifest(gan_dir)
+    by_class: dict[str, list] = {}
+    for r in rows:
+        if r["class"] not in classes:
+            raise CheckpointError(f"GAN run {gan_dir} has class {r['class']}, the data has {', '.join(classes)}")
+        by_class.setdefault(r["class"], []).append(r)
+    images, names = {}, {}
+    for c, rs in by_class.items():
+        arrs = []
+        for r in rs:
+            with Image.open(r["path"]) as im:
+                im = im.convert("L")
+                if im.size != (size, size):
+                    im = im.resize((size, size), Image.BILINEAR)
+                arrs.append(np.asarray(im, dtype=np.uint8))
+        images[c], names[c] = np.stack(arrs), [r["file"] for r in rs]
+    return images, names
+
+
+def resolve_gan_run(cfg: Config, run: Run) -> Path:
+    b = cfg.benchmark
+    if b.gan_run:
+        d = Path(b.gan_run)
+        if not d.is_dir():
+            raise CheckpointError(f"--gan-run {d} is not a directory")
+        if (d / "config.yaml").is_file():
+            _same_data(read_run_config(d), cfg, "GAN", d)
+        return d
+    if run.manifest.get("gan_run"):
+        return Path(run.manifest["gan_run"])
+    print("no --gan-run given: training the GAN first", flush=True)
+    d = run_gan(_sub_config(cfg, run, "gan"), "all")
+    run.save_manifest(gan_run=str(d))
+    return d
+
+
+def resolve_encode_run(cfg: Config, run: Run) -> Path:
+    b = cfg.benchmark
+    if b.encode_run:
+        d = Path(b.encode_run)
+        if not d.is_dir():
+            raise CheckpointError(f"--encode-run {d} is not a directory")
+        if (d / "config.yaml").is_file():
+            _same_data(read_run_config(d), cfg, "encode", d)
+        return d
+    if run.manifest.get("encode_run"):
+        return Path(run.manifest["encode_run"])
+    print("no --encode-run given: training the autoencoder first", flush=True)
+    d = run_encode(_sub_config(cfg, run, "encode"))
+    run.save_manifest(encode_run=str(d))
+    return d
+
+
+def _sub_config(cfg: Config, run: Run, what: str) -> Config:
+    sub = config_from_dict(cfg.to_dict())
+    sub.run.out_root = str(run.dir / "inputs")
+    sub.run.name = what
+    return sub
+
+# ----------------------------------------------------------------------------- training sets
+
+
+def build_training_sets(bundle: DataBundle, variant: str, keep: np.ndarray, cfg: Config,
+                        synthetic: dict[str, np.ndarray] | None, syn_names: dict[str, list[str]] | None,
+                        latents: dict | None) -> tuple[TrainSet, TrainSet, TrainSet]:
+    """(train, val, test) for one variant; val and test are always the real splits (or their latents)."""
+    tr = bundle.train.subset(keep)
+    real_prov = [f"real:{p}" for p in tr.paths]
+    if variant == "encoded":
+        lat = latents["splits"]
+        x_tr, y_tr = torch.from_numpy(np.asarray(lat["train"][0][keep])), torch.from_numpy(lat["train"][1][keep])
+        val = TrainSet(torch.from_numpy(np.asarray(lat["val"][0])), torch.from_numpy(lat["val"][1]),
+                       [f"real:{p}" for p in bundle.val.paths])
+        test = TrainSet(torch.from_numpy(np.asarray(lat["test"][0])), torch.from_numpy(lat["test"][1]),
+                        [f"real:{p}" for p in bundle.test.paths])
+        return TrainSet(x_tr, y_tr, real_prov), val, test
+    val = TrainSet(as_tensor(bundle.val.images), torch.from_numpy(bundle.val.labels),
+                   [f"real:{p}" for p in bundle.val.paths])
+    test = TrainSet(as_tensor(bundle.test.images), torch.from_numpy(bundle.test.labels),
+                    [f"real:{p}" for p in bundle.test.paths])
+    parts_x, parts_y, prov = [], [], []
+    if variant in ("real", "mixed"):
+        parts_x.append(np.asarray(tr.images))
+        parts_y.append(tr.labels)
+        prov += real_prov
+    if variant in ("mixed", "synthetic"):
+        counts = tr.class_counts(len(bundle.classes))
+        for c, name in enumerate(bundle.classes):
+            avail = synthetic.get(name)
+            if variant == "synthetic":
+                want = counts[c]
+            elif cfg.benchmark.balance:
+                want = max(counts) - counts[c]
+            else:
+                want = int(round(cfg.benchmark.synthetic_ratio * counts[c]))
+            if want == 0:
+                continue
+            if avail is None or len(avail) == 0:
+                raise CheckpointError(f"the GAN run has no synthetic images of class {name}; rerun genaug gan --class all")
+            if want > len(avail):
+                log.warning("asked for %d synthetic %s images, the GAN run has %d; using all", want, name, len(avail))
+                want = len(avail)
+            parts_x.append(avail[:want])
+            parts_y.append(np.full(want, c, dtype=np.int64))
+            prov += [f"synthetic:{n}" for n in syn_names[name][:want]]
+    x = as_tensor(np.concatenate(parts_x))
+    return TrainSet(x, torch.from_numpy(np.concatenate(parts_y)), prov), val, test
+
+
+def check_provenance(train: TrainSet, val: TrainSet, test: TrainSet, bundle: DataBundle) -> None:
+    """Fail loudly if a test or val image, or a synthetic image outside training, leaks anywhere."""
+    test_paths = {f"real:{p}" for p in bundle.test.paths}
+    val_paths = {f"real:{p}" for p in bundle.val.paths}
+    if test.provenance != [f"real:{p}" for p in bundle.test.paths]:
+        raise AssertionError("provenance: the test set is not exactly the real test split")
+    if val.provenance != [f"real:{p}" for p in bundle.val.paths]:
+        raise AssertionError("provenance: the validation set is not exactly the real val split")
+    leaked = [p for p in train.provenance if p in test_paths or p in val_paths]
+    if leaked:
+        raise AssertionError(f"provenance: {len(leaked)} test/val images in training, e.g. {leaked[0]}")
+    train_patients = {bundle.train.patients[i] for i, p in enumerate(bundle.train.paths)
+                      if f"real:{p}" in set(train.provenance)}
+    if train_patients & set(bundle.val.patients):
+        raise AssertionError("provenance: a validation patient has images in training")
+    if len(train.provenance) != len(train.x):
+        raise AssertionError("provenance: one record per training image expected")
+
+# ----------------------------------------------------------------------------- one cell
+
+
+def cell_key(model: str, variant: str, fraction: float, seed: int) -> str:
+    return f"{model}__{variant}__f{fraction:g}__seed{seed}"
+
+
+def run_cell(model_name: str, variant: str, fraction: float, seed: int, train: TrainSet, val: TrainSet,
+             test: TrainSet, bundle: DataBundle, cfg: Config, device) -> dict:
+    b = cfg.benchmark
+    seed_everything(seed)
+    latent = variant == "encoded"
+    in_ch = train.x.shape[1]
+    model = build_classifier(model_name, len(bundle.classes), in_ch, latent=latent, pretrained=b.pretrained,
+                             weights_dir=b.weights_dir)
+    epochs = (b.latent_epochs or b.epochs) if latent else b.epochs
+    fit = fit_classifier(model, train.x, train.y, val.x, val.y, len(bundle.classes), epochs, b.batch_size, b.lr,
+                         b.weight_decay, b.patience, augment=b.augment and not latent, seed=seed, device=device,
+                         desc=cell_key(model_name, variant, fraction, seed))
+    p_val = predict_probs(model, val.x, device=device)
+    p_test = predict_probs(model, test.x, device=device)
+    thr = choose_threshold(val.y, p_val)
+    at_half = classification_metrics(test.y, p_test, bundle.classes, None)
+    at_thr = classification_metrics(test.y, p_test, bundle.classes, thr)
+    t0 = time.perf_counter()
+    predict_probs(model, test.x, device=device)
+    infer = len(test.x) / max(time.perf_counter() - t0, 1e-9)
+    return {"model": model_name, "variant": variant, "train_fraction": fraction, "seed": seed,
+            "n_train": len(train.x), "n_train_synthetic": sum(p.startswith("synthetic:") for p in train.provenance),
+            "n_val": len(val.x), "n_test": len(test.x), "input_shape": list(train.x.shape[1:]),
+            "threshold": thr, "test_at_0.5": at_half, "test_at_val_threshold": at_thr,
+            "val_roc_auc": roc_auc(val.y, p_val), "history": fit.history, "epochs_run": fit.epochs_run,
+            "best_epoch": fit.best_epoch, "train_seconds": fit.train_seconds,
+            "seconds_per_epoch": fit.train_seconds / max(fit.epochs_run, 1),
+            "train_images_per_second": fit.images_per_second, "inference_images_per_second": infer,
+            "test_probs": p_test.tolist(), "test_labels": test.y.tolist(),
+            "params": sum(p.numel() for p in model.parameters())}
+
+# ----------------------------------------------------------------------------- aggregate
+
+
+def aggregate(cells: list[dict], classes: list[str], n_boot: int) -> dict:
+    """Per (model, variant, fraction): mean ± std over seeds, bootstrap CIs; paired tests against real."""
+    groups: dict[tuple, list[dict]] = {}
+    for c in cells:
+        groups.setdefault((c["model"], c["variant"], c["train_fraction"]), []).append(c)
+    table, comparisons = [], []
+    for (model, variant, frac), cs in sorted(groups.items()):
+        cs = sorted(cs, key=lambda c: c["seed"])
+        row = {"model": model, "variant": variant, "train_fraction": frac, "seeds": [c["seed"] for c in cs]}
+        for metric in ("accuracy", "roc_auc", "sensitivity", "specificity", "f1_macro"):
+            for view, key in (("thr", "test_at_val_threshold"), ("half", "test_at_0.5")):
+                vals = np.array([c[key].get(metric, np.nan) for c in cs], dtype=float)
+                row[f"{metric}_{view}_mean"] = float(np.nanmean(vals))
+                row[f"{metric}_{view}_std"] = float(np.nanstd(vals, ddof=1)) if len(vals) > 1 else 0.0
+        y = torch.tensor(cs[0]["test_labels"])
+        probs = torch.tensor(np.mean([c["test_probs"] for c in cs], axis=0))
+        thr = float(np.mean([c["threshold"] for c in cs]))
+        ci = bootstrap_ci(y, probs, thr if len(classes) == 2 else None, n=n_boot, seed=0)
+        row["accuracy_ci95_seed_ensemble"], row["roc_auc_ci95_seed_ensemble"] = ci["accuracy_ci"], ci["roc_auc_ci"]
+        row["seconds_per_epoch_mean"] = float(np.mean([c["seconds_per_epoch"] for c in cs]))
+        row["train_seconds_mean"] = float(np.mean([c["train_seconds"] for c in cs]))
+        row["epochs_mean"] = float(np.mean([c["epochs_run"] for c in cs]))
+        row["train_images_per_second_mean"] = float(np.mean([c["train_images_per_second"] for c in cs]))
+        row["n_train"], row["n_train_synthetic"] = cs[0]["n_train"], cs[0]["n_train_synthetic"]
+        table.append(row)
+    for (model, variant, frac), cs in sorted(groups.items()):
+        base = {c["seed"]: c for c in groups.get((model, "real", frac), [])}
+        if variant == "real" or not base:
+            continue
+        pairs = [(base[c["seed"]], c) for c in cs if c["seed"] in base]
+        if not pairs:
+            continue
+        ca = np.concatenate([_correct(a) for a, _ in pairs])
+        cb = np.concatenate([_correct(b) for _, b in pairs])
+        mean_a = np.mean([_correct(a) for a, _ in pairs], axis=0)
+        mean_b = np.mean([_correct(b) for _, b in pairs], axis=0)
+        comparisons.append({"model": model, "variant": variant, "train_fraction": frac, "against": "real",
+                            "seeds": [b["seed"] for _, b in pairs],
+                            "accuracy_difference": paired_bootstrap_diff(mean_a, mean_b, n=n_boot, seed=0),
+                            "mcnemar_pooled_over_seeds": mcnemar(ca, cb)})
+    return {"table": table, "comparisons": comparisons}
+
+
+def _correct(cell: dict) -> np.ndarray:
+    probs = torch.tensor(cell["test_probs"])
+    thr = cell["threshold"] if probs.shape[1] == 2 else None
+    return (predictions(probs, thr) == torch.tensor(cell["test_labels"])).numpy()
+
+# ----------------------------------------------------------------------------- the job
+
+
+def run_benchmark(cfg: Config, resume: str | None = None) -> Path:
+    if resume:
+        run = open_run(resume, "benchmark")
+        saved = read_run_config(run.dir)
+        cfg = config_from_dict(saved)
+    else:
+        run = new_run(cfg.run.out_root, "benchmark", cfg.run.name, cfg.to_dict())
+    try:
+        return _benchmark(cfg, run)
+    finally:
+        run.close()
+
+
+def _benchmark(cfg: Config, run: Run) -> Path:
+    from genaug.report import write_report
+
+    b = cfg.benchmark
+    models = parse_list(b.models, CLASSIFIERS, "model")
+    variants = parse_list(b.variants, VARIANTS, "variant")
+    fractions = parse_fractions(b.train_fractions)
+    if cfg.run.threads:
+        torch.set_num_threads(cfg.run.threads)
+    device = resolve_device(cfg.run.device)
+    bundle = load_bundle(cfg, b.image_size)
+    run.save_manifest(data=bundle.summary(), device=str(device),
+                      skipped=[{"path": p, "reason": r} for p, r in bundle.skipped])
+    gan_dir = resolve_gan_run(cfg, run) if {"mixed", "synthetic"} & set(variants) else None
+    enc_dir = resolve_encode_run(cfg, run) if "encoded" in variants else None
+    synthetic = syn_names = latents = None
+    if gan_dir is not None:
+        synthetic, syn_names = load_synthetic(gan_dir, bundle.classes, b.image_size)
+    if enc_dir is not None:
+        latents = load_latents(enc_dir)
+        _check_latents_match(latents, bundle, enc_dir)
+    cells_dir = run.path("cells")
+    cells_dir.mkdir(exist_ok=True)
+    todo = [(f, v, m, s) for f in fractions for v in variants for m in models for s in range(b.seeds)
+            if not (v == "encoded" and m != "cnn")]
+    skipped_models = sorted({m for m in models if m != "cnn"}) if "encoded" in variants else []
+    for i, (frac, variant, model, s) in enumerate(todo, 1):
+        seed = cfg.run.seed + s
+        key = cell_key(model, variant, frac, seed)
+        path = cells_dir / f"{key}.json"
+        if path.is_file():
+            print(f"[{i}/{len(todo)}] {key}: done earlier, kept", flush=True)
+            continue
+        keep = subsample_by_patient(bundle.train.labels, bundle.train.patients, frac, cfg.data.split_seed)
+        train, val, test = build_training_sets(bundle, variant, keep, cfg, synthetic, syn_names, latents)
+        check_provenance(train, val, test, bundle)
+        print(f"[{i}/{len(todo)}] {key}: {len(train.x)} training images "
+              f"({sum(p.startswith('synthetic:') for p in train.provenance)} synthetic)", flush=True)
+        cell = run_cell(model, variant, frac, seed, train, val, test, bundle, cfg, device)
+        write_json(path, cell)
+        m = cell["test_at_val_threshold"]
+        print(f"    test accuracy {m['accuracy']:.3f} (0.5: {cell['test_at_0.5']['accuracy']:.3f}), "
+              f"ROC-AUC {m['roc_auc']:.3f}, {cell['seconds_per_epoch']:.1f} s/epoch", flush=True)
+    cells = [json.loads(p.read_text()) for p in sorted(cells_dir.glob("*.json"))]
+    summary = aggregate(cells, bundle.classes, b.bootstrap)
+    summary["notes"] = list(bundle.notes)
+    if skipped_models:
+        summary["notes"].append(f"encoded variant runs only the latent CNN ('cnn'); {', '.join(skipped_models)} "
+                                "take pixels and have no encoded cell")
+    write_report(run, cfg, bundle, summary, cells, gan_dir, enc_dir)
+    run.save_manifest(finished=True, cells=len(cells), gan_run=str(gan_dir) if gan_dir else None,
+                      encode_run=str(enc_dir) if enc_dir else None)
+    return run.dir
+
+
+def _check_latents_match(latents: dict, bundle: DataBundle, enc_dir: Path) -> None:
+    meta = latents["meta"]
+    if meta["classes"] != bundle.classes:
+        raise CheckpointError(f"encode run {enc_dir} has classes {meta['classes']}, the data has {bundle.classes}")
+    import csv
+    d = Path(enc_dir)
+    mf = (d / "latents" / "manifest.csv") if (d / "latents").is_dir() else d / "manifest.csv"
+    rows = list(csv.DictReader(mf.open(encoding="utf-8")))
+    for split, s in bundle.splits.items():
+        paths = [r["path"] for r in rows if r["split"] == split]
+        if paths != s.paths:
+            raise CheckpointError(f"encode run {enc_dir} encoded a different {split} split than this benchmark "
+                                  "loads (other data, seed or val fraction); use a matching run")

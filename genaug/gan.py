@@ -1,0 +1,357 @@
+"""``genaug gan``: train a class-conditional DCGAN (or one per class), write synthetic images, judge them.
+
+Run directory: checkpoint-<model>.pt (resumable, every epoch), generator-<model>.pt
+(EMA generator for sampling), samples/epoch_NNN.png, synthetic/<CLASS>/*.png with
+synthetic/manifest.csv, judge.pt (the real-trained classifier behind the quality
+report), metrics.json, quality.md, memorization-<CLASS>.png.
+"""
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from tqdm import tqdm
+from torchvision.utils import make_grid, save_image
+
+from genaug.config import Config, config_from_dict
+from genaug.data import DataBundle
+from genaug.device import resolve_device, seed_everything
+from genaug.encode import load_bundle
+from genaug.errors import CheckpointError, ConfigError, DataError, TrainingDiverged
+from genaug.models import Discriminator, Generator, dcgan_init
+from genaug.runs import Run, atomic_torch_save, atomic_write_text, load_checkpoint, new_run, open_run, write_json
+from genaug.train import as_tensor, batch_indices, check_finite, to_float
+
+log = logging.getLogger("genaug")
+GEN_KEYS = ("kind", "generator", "nz", "ngf", "image_size", "classes", "conditional")
+MIN_CLASS_IMAGES = 16
+
+
+def resolve_classes(requested: str, classes: list[str]) -> list[str]:
+    """'all' or one class name (case-insensitive); an unknown name lists the classes in the data."""
+    if requested.lower() == "all":
+        return list(classes)
+    wanted = [c.strip() for c in requested.split(",") if c.strip()]
+    out = []
+    for w in wanted:
+        match = [c for c in classes if c.lower() == w.lower()]
+        if not match:
+            raise ConfigError(f"unknown class '{w}'; the data has: {', '.join(classes)} (or use --class all)")
+        out.append(match[0])
+    return out
+
+# ----------------------------------------------------------------------------- augmentation
+
+
+def diff_augment(x: torch.Tensor) -> torch.Tensor:
+    """Differentiable augmentation (Zhao et al. 2020): brightness, translation, cutout; same ops on real and fake."""
+    b, _, h, w = x.shape
+    x = x + (torch.rand(b, 1, 1, 1, device=x.device) - 0.5) * 0.4
+    sh, sw = h // 8, w // 8
+    tx = torch.randint(-sw, sw + 1, (b,), device=x.device)
+    ty = torch.randint(-sh, sh + 1, (b,), device=x.device)
+    theta = torch.zeros(b, 2, 3, device=x.device)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1
+    theta[:, 0, 2], theta[:, 1, 2] = 2 * tx / w, 2 * ty / h
+    x = F.grid_sample(x, F.affine_grid(theta, list(x.shape), align_corners=False), padding_mode="border",
+                      align_corners=False)
+    ch, cw = h // 4, w // 4
+    cy = torch.randint(0, h - ch + 1, (b, 1, 1), device=x.device)
+    cx = torch.randint(0, w - cw + 1, (b, 1, 1), device=x.device)
+    yy = torch.arange(h, device=x.device).view(1, h, 1)
+    xx = torch.arange(w, device=x.device).view(1, 1, w)
+    hole = ((yy >= cy) & (yy < cy + ch) & (xx >= cx) & (xx < cx + cw)).unsqueeze(1)
+    return x.masked_fill(hole, -1.0)
+
+# ----------------------------------------------------------------------------- training
+
+
+class GanState:
+    """Generator, discriminator, EMA generator and their optimizers for one model."""
+
+    def __init__(self, cfg: Config, n_classes: int):
+        g = cfg.gan
+        self.n_classes = n_classes
+        self.G = Generator(g.nz, g.ngf, g.image_size, n_classes)
+        self.D = Discriminator(g.ndf, g.image_size, n_classes)
+        self.G.apply(dcgan_init)
+        self.D.apply(dcgan_init)
+        self.G_ema = copy.deepcopy(self.G).eval()
+        self.optG = torch.optim.Adam(self.G.parameters(), lr=g.lr, betas=(g.beta1, 0.999))
+        self.optD = torch.optim.Adam(self.D.parameters(), lr=g.lr, betas=(g.beta1, 0.999))
+        self.epoch, self.step, self.history = 0, 0, []
+
+    def to(self, device):
+        for m in (self.G, self.D, self.G_ema):
+            m.to(device)
+        return self
+
+    def state(self, cfg: Config, classes: list[str], key: str) -> dict:
+        return {"kind": "gan", "key": key, "G": self.G.state_dict(), "D": self.D.state_dict(),
+                "G_ema": self.G_ema.state_dict(), "optG": self.optG.state_dict(), "optD": self.optD.state_dict(),
+                "epoch": self.epoch, "step": self.step, "history": self.history, "config": cfg.to_dict(),
+                "classes": classes, "n_classes": self.n_classes}
+
+    def load(self, ckpt: dict) -> None:
+        for name in ("G", "D", "G_ema", "optG", "optD"):
+            getattr(self, name).load_state_dict(ckpt[name])
+        self.epoch, self.step, self.history = int(ckpt["epoch"]), int(ckpt["step"]), list(ckpt["history"])
+
+    @torch.no_grad()
+    def update_ema(self, decay: float, start: int) -> None:
+        d = 0.0 if self.step < start else decay
+        for pe, p in zip(self.G_ema.parameters(), self.G.parameters()):
+            pe.lerp_(p, 1 - d)
+        for be, b in zip(self.G_ema.buffers(), self.G.buffers()):
+            be.copy_(b)
+
+
+def train_step(st: GanState, real: torch.Tensor, labels: torch.Tensor | None, cfg: Config, gen: torch.Generator):
+    """One non-saturating GAN step with one-sided label smoothing; returns (loss_d, loss_g)."""
+    g = cfg.gan
+    b = real.size(0)
+    dev = real.device
+    aug = diff_augment if g.diffaug else (lambda t: t)
+    z = torch.randn(b, g.nz, generator=gen).to(dev)
+    fake = st.G(z, labels)
+    d_real = st.D(aug(real), labels)
+    d_fake = st.D(aug(fake.detach()), labels)
+    loss_d = (F.binary_cross_entropy_with_logits(d_real, torch.full_like(d_real, g.real_label))
+              + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
+    st.optD.zero_grad(set_to_none=True)
+    loss_d.backward()
+    st.optD.step()
+    d_gen = st.D(aug(fake), labels)
+    loss_g = F.binary_cross_entropy_with_logits(d_gen, torch.ones_like(d_gen))
+    st.optG.zero_grad(set_to_none=True)
+    loss_g.backward()
+    st.optG.step()
+    st.step += 1
+    st.update_ema(g.ema_decay, g.ema_start)
+    return loss_d.item(), loss_g.item()
+
+
+def fixed_noise(cfg: Config, n_classes: int, per_class: int = 8):
+    gen = torch.Generator().manual_seed(cfg.run.seed + 12345)
+    rows = max(n_classes, 1)
+    z = torch.randn(rows * per_class, cfg.gan.nz, generator=gen)
+    labels = torch.arange(rows).repeat_interleave(per_class) if n_classes else None
+    return z, labels
+
+
+def train_gan_model(key: str, images: np.ndarray, labels: np.ndarray | None, n_classes: int, cfg: Config,
+                    run: Run, classes: list[str], device, ckpt: dict | None) -> GanState:
+    g = cfg.gan
+    st = GanState(cfg, n_classes)
+    if ckpt is not None:
+        st.load(ckpt)
+        log.info("gan %s: resuming after epoch %d", key, st.epoch)
+    st.to(device)
+    x = as_tensor(images)
+    y = torch.from_numpy(labels) if labels is not None else None
+    gen = torch.Generator().manual_seed(cfg.run.seed * 7919 + st.step)
+    zfix, yfix = fixed_noise(cfg, n_classes)
+    run.path("samples").mkdir(exist_ok=True)
+    bs = min(g.batch_size, len(x))
+    for epoch in range(st.epoch + 1, g.epochs + 1):
+        st.G.train()
+        st.D.train()
+        t0, sums, n = time.perf_counter(), [0.0, 0.0], 0
+        bar = tqdm(list(batch_indices(len(x), bs, True, gen, drop_last=True)), desc=f"gan {key} {epoch}/{g.epochs}",
+                   unit="batch", leave=False, disable=None)
+        for idx in bar:
+            real = to_float(x[idx].to(device)) * 2 - 1
+            ld, lg = train_step(st, real, y[idx].to(device) if y is not None else None, cfg, gen)
+            for value, what in ((ld, "discriminator"), (lg, "generator")):
+                check_finite(torch.tensor(value), f"GAN {what}")
+            sums[0] += ld
+            sums[1] += lg
+            n += 1
+            bar.set_postfix(loss_d=f"{ld:.3f}", loss_g=f"{lg:.3f}")
+        mean_d, mean_g = sums[0] / max(n, 1), sums[1] / max(n, 1)
+        if mean_g > g.max_loss or mean_d > g.max_loss:
+            raise TrainingDiverged(f"GAN {key} blew up in epoch {epoch} (mean loss D {mean_d:.1f}, G {mean_g:.1f}); "
+                                   "stopped, the last good checkpoint is kept (try --diffaug or a lower lr)")
+        st.epoch = epoch
+        st.history.append({"epoch": epoch, "loss_d": mean_d, "loss_g": mean_g, "steps": st.step,
+                           "seconds": time.perf_counter() - t0})
+        with torch.no_grad():
+            st.G_ema.eval()
+            grid = st.G_ema(zfix.to(device), yfix.to(device) if yfix is not None else None)
+        save_image(make_grid((grid.cpu() + 1) / 2, nrow=8), run.path("samples", f"{key}_epoch_{epoch:03d}.png"))
+        atomic_torch_save(st.state(cfg, classes, key), run.path(f"checkpoint-{key}.pt"))
+        msg = (f"gan {key} epoch {epoch}/{g.epochs}: loss D {mean_d:.3f} G {mean_g:.3f} "
+               f"({n * bs / max(time.perf_counter() - t0, 1e-9):.0f} img/s)")
+        log.info(msg)
+        print(msg, flush=True)
+    return st
+
+
+def generator_payload(st: GanState, cfg: Config, classes: list[str], key: str) -> dict:
+    return {"kind": "generator", "key": key, "generator": st.G_ema.state_dict(), "nz": cfg.gan.nz,
+            "ngf": cfg.gan.ngf, "image_size": cfg.gan.image_size, "classes": classes,
+            "conditional": st.n_classes > 0, "class_name": None if st.n_classes else key,
+            "epoch": st.epoch, "step": st.step, "config": cfg.to_dict()}
+
+
+def load_generator(path: str | Path) -> tuple[Generator, dict]:
+    ckpt = load_checkpoint(path, GEN_KEYS, kind="generator checkpoint")
+    if ckpt["kind"] != "generator":
+        raise CheckpointError(f"{path} is a {ckpt['kind']} checkpoint, not a generator")
+    G = Generator(ckpt["nz"], ckpt["ngf"], ckpt["image_size"], len(ckpt["classes"]) if ckpt["conditional"] else 0)
+    try:
+        G.load_state_dict(ckpt["generator"])
+    except RuntimeError as exc:
+        raise CheckpointError(f"generator {path} does not match its recorded shape ({str(exc)[:120]})") from None
+    return G.eval(), ckpt
+
+# ----------------------------------------------------------------------------- sampling
+
+
+@torch.no_grad()
+def sample_class(G: Generator, ckpt: dict, class_name: str, n: int, seed: int, device,
+                 batch_size: int = 256) -> np.ndarray:
+    """``n`` uint8 images of ``class_name``; the same seed gives the same images."""
+    if n <= 0:
+        raise ConfigError(f"--n must be positive, got {n}")
+    classes = ckpt["classes"]
+    if ckpt["conditional"]:
+        if class_name not in classes:
+            raise ConfigError(f"unknown class '{class_name}'; this generator knows {', '.join(classes)}")
+        c = classes.index(class_name)
+    else:
+        if class_name != ckpt["class_name"]:
+            raise ConfigError(f"this generator was trained on class {ckpt['class_name']} only, not {class_name}")
+        c = classes.index(class_name)
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + c)
+    z = torch.randn(n, ckpt["nz"], generator=gen)
+    G.to(device).eval()
+    out = []
+    for s in range(0, n, batch_size):
+        zz = z[s:s + batch_size].to(device)
+        labels = torch.full((len(zz),), c, dtype=torch.long, device=device) if ckpt["conditional"] else None
+        out.append(((G(zz, labels).cpu() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)[:, 0].numpy())
+    return np.concatenate(out)
+
+
+def write_synthetic(images: np.ndarray, class_name: str, out_dir: Path, seed: int, checkpoint: str,
+                    step: int) -> list[list]:
+    """PNG files under out_dir/<CLASS>/ and their manifest rows (file, class, seed, index, checkpoint, step)."""
+    d = out_dir / class_name
+    d.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i, im in enumerate(images):
+        name = f"{class_name}/synthetic_{class_name}_{seed}_{i:05d}.png"
+        Image.fromarray(im).save(out_dir / name)
+        rows.append([name, class_name, seed, i, checkpoint, step])
+    return rows
+
+
+def write_manifest_csv(path: Path, rows: list[list]) -> None:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["file", "class", "seed", "index", "checkpoint", "step"])
+    w.writerows(rows)
+    atomic_write_text(path, buf.getvalue())
+
+
+def sample_to_dir(checkpoint: str | Path, class_arg: str, n: int, seed: int, out_dir: Path, device) -> list[list]:
+    """``genaug gan sample``: images from a trained generator, no training."""
+    G, ckpt = load_generator(checkpoint)
+    names = resolve_classes(class_arg, ckpt["classes"] if ckpt["conditional"] else [ckpt["class_name"]])
+    rows = []
+    for c in names:
+        rows += write_synthetic(sample_class(G, ckpt, c, n, seed, device), c, out_dir, seed, str(checkpoint),
+                                ckpt["step"])
+    write_manifest_csv(out_dir / "manifest.csv", rows)
+    return rows
+
+# ----------------------------------------------------------------------------- the job
+
+
+def run_gan(cfg: Config, class_arg: str = "all", resume: str | None = None) -> Path:
+    if resume:
+        run = open_run(resume, "gan")
+        saved = sorted(run.dir.glob("checkpoint-*.pt"))
+        if saved:
+            cfg = config_from_dict(load_checkpoint(saved[0], ("config",), "GAN checkpoint")["config"])
+    else:
+        if cfg.gan.n <= 0:
+            raise ConfigError(f"--n must be positive, got {cfg.gan.n}")
+        run = new_run(cfg.run.out_root, "gan", cfg.run.name, cfg.to_dict())
+    try:
+        return _gan(cfg, run, class_arg)
+    finally:
+        run.close()
+
+
+def _gan(cfg: Config, run: Run, class_arg: str) -> Path:
+    from genaug.quality import quality_report
+
+    g = cfg.gan
+    seed_everything(cfg.run.seed)
+    if cfg.run.threads:
+        torch.set_num_threads(cfg.run.threads)
+    device = resolve_device(cfg.run.device)
+    bundle = load_bundle(cfg, g.image_size)
+    wanted = resolve_classes(class_arg, bundle.classes)
+    counts = bundle.train.class_counts(len(bundle.classes))
+    for c in wanted:
+        if counts[bundle.classes.index(c)] < MIN_CLASS_IMAGES:
+            raise DataError(f"class {c} has {counts[bundle.classes.index(c)]} training images; "
+                            f"a GAN needs at least {MIN_CLASS_IMAGES}")
+    run.save_manifest(data=bundle.summary(), device=str(device), classes_requested=wanted,
+                      skipped=[{"path": p, "reason": r} for p, r in bundle.skipped])
+    if g.per_class:
+        plans = [(c, bundle.train.images[bundle.train.labels == bundle.classes.index(c)], None, 0) for c in wanted]
+    else:
+        plans = [("conditional", bundle.train.images, bundle.train.labels, len(bundle.classes))]
+    rows, samples, generators = [], {}, {}
+    for key, imgs, labs, n_classes in plans:
+        ck_path = run.path(f"checkpoint-{key}.pt")
+        ckpt = load_checkpoint(ck_path, ("G", "D", "G_ema", "epoch"), "GAN checkpoint") if ck_path.is_file() else None
+        st = train_gan_model(key, np.asarray(imgs), None if labs is None else np.asarray(labs), n_classes, cfg,
+                             run, bundle.classes, device, ckpt)
+        payload = generator_payload(st, cfg, bundle.classes, key)
+        atomic_torch_save(payload, run.path(f"generator-{key}.pt"))
+        write_json(run.path(f"history-{key}.json"), st.history)
+        generators[key] = (st.G_ema, payload)
+    out_dir = run.path("synthetic")
+    for c in wanted:
+        G, payload = generators["conditional" if not g.per_class else c]
+        imgs = sample_class(G, payload, c, g.n, cfg.run.seed, device)
+        samples[c] = imgs
+        rows += write_synthetic(imgs, c, out_dir, cfg.run.seed, f"generator-{payload['key']}.pt", payload["step"])
+    write_manifest_csv(out_dir / "manifest.csv", rows)
+    print(f"wrote {len(rows)} synthetic images to {out_dir}", flush=True)
+    metrics = quality_report(run, bundle, samples, cfg, device)
+    metrics["mode"] = "per-class" if g.per_class else "conditional"
+    write_json(run.path("metrics.json"), metrics)
+    run.save_manifest(finished=True, synthetic_images=len(rows))
+    return run.dir
+
+
+def synthetic_manifest(run_dir: str | Path) -> tuple[Path, list[dict]]:
+    """Read a GAN run's (or folder's) synthetic manifest: rows with file paths inside the run."""
+    d = Path(run_dir)
+    mf = d / "synthetic" / "manifest.csv" if (d / "synthetic").is_dir() else d / "manifest.csv"
+    if not mf.is_file():
+        raise CheckpointError(f"no synthetic images in {run_dir} (expected synthetic/manifest.csv from genaug gan)")
+    base = mf.parent.resolve()
+    rows = list(csv.DictReader(mf.open(encoding="utf-8")))
+    for r in rows:
+        p = (base / r["file"]).resolve()
+        if base not in p.parents:
+            raise CheckpointError(f"manifest {mf} points outside its folder ({r['file']}); refused")
+        r["path"] = p
+    return base, rows
+
+

@@ -1,0 +1,179 @@
+"""Quality report for synthetic images, against real held-out images of the same class.
+
+- FID/KID on domain features: the penultimate layer of a CNN ("judge") trained here
+  on the real training split and saved with the run (judge.pt). The real-vs-real
+  value (two halves of the held-out images) is the floor, and two weak references
+  (the same real half blurred, or with shuffled patches) place the number.
+- Class fidelity: the judge's accuracy on synthetic images against the requested
+  class, beside its accuracy on real held-out images of that class.
+- Diversity: mean pairwise SSIM among synthetic vs among real images.
+- Memorization: each synthetic image's nearest training image (pixels, features);
+  near-copy threshold = a low quantile of held-out real -> train distances.
+"""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+from torchvision.transforms.functional import gaussian_blur
+from torchvision.utils import make_grid, save_image
+
+from genaug.config import Config
+from genaug.data import DataBundle
+from genaug.metrics import (fid_on_features, kid_on_features, mean_pairwise_ssim, nearest_neighbours)
+from genaug.models import SimpleCNN
+from genaug.runs import Run, atomic_torch_save, atomic_write_text, load_checkpoint, sha256_file
+from genaug.train import as_tensor, batch_indices, fit_classifier, predict_probs, to_float
+
+log = logging.getLogger("genaug")
+
+
+def train_judge(bundle: DataBundle, cfg: Config, run: Run, device) -> SimpleCNN:
+    """The real-trained classifier whose features and predictions judge synthetic images (cached in the run)."""
+    path = run.path("judge.pt")
+    model = SimpleCNN(1, len(bundle.classes))
+    if path.is_file():
+        model.load_state_dict(load_checkpoint(path, ("model",), "judge checkpoint")["model"])
+        return model.to(device).eval()
+    fit = fit_classifier(model, as_tensor(bundle.train.images), torch.from_numpy(bundle.train.labels),
+                         as_tensor(bundle.val.images), torch.from_numpy(bundle.val.labels), len(bundle.classes),
+                         epochs=cfg.gan.judge_epochs, batch_size=32, lr=1e-3, patience=cfg.gan.judge_epochs, augment=True,
+                         seed=cfg.run.seed, device=device, desc="judge")
+    atomic_torch_save({"kind": "judge", "model": model.state_dict(), "classes": bundle.classes,
+                       "image_size": cfg.gan.image_size, "history": fit.history,
+                       "trained_on": "real training split"}, path)
+    return model.to(device).eval()
+
+
+@torch.no_grad()
+def features(model: SimpleCNN, images: torch.Tensor, device) -> torch.Tensor:
+    model.eval()
+    return torch.cat([model.features(to_float(images[i].to(device))).cpu()
+                      for i in batch_indices(len(images), 256, False)])
+
+
+def shuffle_patches(x: torch.Tensor, grid: int = 4, seed: int = 0) -> torch.Tensor:
+    """Weak reference: each image cut into grid x grid patches, shuffled."""
+    b, c, h, w = x.shape
+    ph, pw = h // grid, w // grid
+    p = x[:, :, :ph * grid, :pw * grid].reshape(b, c, grid, ph, grid, pw).permute(0, 2, 4, 1, 3, 5)
+    p = p.reshape(b, grid * grid, c, ph, pw)
+    perm = torch.randperm(grid * grid, generator=torch.Generator().manual_seed(seed))
+    p = p[:, perm].reshape(b, grid, grid, c, ph, pw).permute(0, 3, 1, 4, 2, 5).reshape(b, c, ph * grid, pw * grid)
+    out = x.clone()
+    out[:, :, :ph * grid, :pw * grid] = p
+    return out
+
+
+def to_u8(x: torch.Tensor) -> torch.Tensor:
+    return (x.clamp(0, 1) * 255).round().to(torch.uint8)
+
+
+def class_report(name: str, c: int, synth: np.ndarray, bundle: DataBundle, judge, cfg: Config, run: Run,
+                 device, train_u8: torch.Tensor, train_feats: torch.Tensor) -> dict:
+    g = cfg.gan
+    rng = np.random.default_rng(cfg.run.seed)
+    real = bundle.test.images[bundle.test.labels == c]
+    real = as_tensor(np.asarray(real)[rng.permutation(len(real))[:g.eval_images]])
+    syn = as_tensor(synth[:g.eval_images])
+    half = len(real) // 2
+    if half < 2:
+        return {"error": f"too few held-out real images of {name} ({len(real)}) for a quality report"}
+    ref, other = real[:half], real[half:2 * half]
+    blurred = to_u8(gaussian_blur(to_float(other), kernel_size=9, sigma=2.0))
+    shuffled = to_u8(shuffle_patches(to_float(other), seed=cfg.run.seed))
+    f_ref, f_other, f_syn = features(judge, ref, device), features(judge, other, device), features(judge, syn, device)
+    f_blur, f_shuf = features(judge, blurred, device), features(judge, shuffled, device)
+    n = min(half, len(f_syn))  # the same sample size for every comparison: FID is biased by n
+    fid = {"synthetic": fid_on_features(f_ref, f_syn[:n]), "real_vs_real": fid_on_features(f_ref, f_other[:n]),
+           "real_blurred": fid_on_features(f_ref, f_blur[:n]), "real_patch_shuffled": fid_on_features(f_ref, f_shuf[:n]),
+           "n_per_side": n}
+    kid_s, kid_s_sd = kid_on_features(f_ref, f_syn[:n])
+    kid_r, kid_r_sd = kid_on_features(f_ref, f_other[:n])
+    kid = {"synthetic": kid_s, "synthetic_std": kid_s_sd, "real_vs_real": kid_r, "real_vs_real_std": kid_r_sd}
+    # class fidelity
+    p_syn = predict_probs(judge, syn, device=device)
+    p_real = predict_probs(judge, real, device=device)
+    fidelity = {"synthetic": float((p_syn.argmax(1) == c).float().mean()),
+                "real_heldout": float((p_real.argmax(1) == c).float().mean()), "n_synthetic": len(syn)}
+    diversity = {"synthetic_mean_pairwise_ssim": mean_pairwise_ssim(to_float(syn), seed=cfg.run.seed),
+                 "real_mean_pairwise_ssim": mean_pairwise_ssim(to_float(real), seed=cfg.run.seed)}
+    # memorization: nearest training image of any class
+    d_syn_px, i_syn_px = nearest_neighbours(to_float(syn), to_float(train_u8))
+    d_real_px, _ = nearest_neighbours(to_float(real), to_float(train_u8))
+    d_syn_ft, _ = nearest_neighbours(f_syn, train_feats, metric="cosine")
+    d_real_ft, _ = nearest_neighbours(f_p := features(judge, real, device), train_feats, metric="cosine")
+    del f_p
+    q = g.nearcopy_quantile
+    thr_px, thr_ft = float(torch.quantile(d_real_px, q)), float(torch.quantile(d_real_ft, q))
+    memo = {
+        "pixel_rmse_threshold": thr_px, "feature_cosine_threshold": thr_ft, "threshold_quantile": q,
+        "synthetic_nn_pixel_rmse": _dist(d_syn_px), "real_heldout_nn_pixel_rmse": _dist(d_real_px),
+        "synthetic_nn_feature_cosine": _dist(d_syn_ft), "real_heldout_nn_feature_cosine": _dist(d_real_ft),
+        "fraction_near_copies_pixels": float((d_syn_px < thr_px).float().mean()),
+        "fraction_near_copies_features": float((d_syn_ft < thr_ft).float().mean()),
+    }
+    order = torch.argsort(d_syn_px)[:8]
+    pairs = torch.cat([to_float(syn[order]), to_float(train_u8[i_syn_px[order]])])
+    save_image(make_grid(pairs, nrow=len(order), padding=2), run.path(f"memorization-{name}.png"))
+    memo["closest_pairs"] = [{"synthetic_index": int(i), "train_path": bundle.train.paths[int(i_syn_px[i])],
+                              "pixel_rmse": float(d_syn_px[i])} for i in order]
+    return {"fid": fid, "kid": kid, "fidelity": fidelity, "diversity": diversity, "memorization": memo,
+            "n_real_heldout": len(real)}
+
+
+def _dist(d: torch.Tensor) -> dict:
+    q = torch.quantile(d, torch.tensor([0.0, 0.05, 0.5, 0.95]))
+    return {"min": float(q[0]), "p05": float(q[1]), "median": float(q[2]), "p95": float(q[3])}
+
+
+def quality_report(run: Run, bundle: DataBundle, samples: dict[str, np.ndarray], cfg: Config, device) -> dict:
+    if cfg.gan.fid_features == "inception":
+        from genaug.errors import ConfigError
+        try:
+            import torch_fidelity  # noqa: F401
+        except ImportError:
+            raise ConfigError("--fid-features inception needs torch-fidelity and its Inception weights; "
+                              "install torch-fidelity or use the default domain features") from None
+    judge = train_judge(bundle, cfg, run, device)
+    train_u8 = as_tensor(bundle.train.images)
+    train_feats = features(judge, train_u8, device)
+    out = {"feature_extractor": {"kind": "domain CNN (SimpleCNN) trained on the real training split",
+                                 "file": "judge.pt", "sha256": sha256_file(run.path("judge.pt"))},
+           "heldout_split": "test (real, never used for GAN training)", "synthetic_data": bundle.synthetic,
+           "classes": {}}
+    for name, synth in samples.items():
+        c = bundle.classes.index(name)
+        out["classes"][name] = class_report(name, c, synth, bundle, judge, cfg, run, device, train_u8, train_feats)
+    atomic_write_text(run.path("quality.md"), format_quality(out, bundle))
+    print(format_quality(out, bundle), flush=True)
+    return out
+
+
+def format_quality(m: dict, bundle: DataBundle) -> str:
+    lines = ["# Synthetic image quality", ""]
+    if bundle.synthetic:
+        lines += ["**Data: built-in demo phantoms, synthetic, not real X-rays.**", ""]
+    lines += ["Features: a CNN trained here on the real training split (judge.pt). Reference: real held-out "
+              "(test) images of the same class. Lower FID/KID is closer; read the synthetic value against "
+              "the real-vs-real floor and the weak references.", "",
+              "| class | FID synthetic | FID real-vs-real | FID blurred real | FID patch-shuffled | KID synthetic | "
+              "KID real-vs-real | fidelity synthetic | fidelity real | SSIM among synthetic | SSIM among real | "
+              "near-copies (pixels) | near-copies (features) |",
+              "|---" * 13 + "|"]
+    for name, r in m["classes"].items():
+        if "error" in r:
+            lines.append(f"| {name} | {r['error']} |" + " |" * 11)
+            continue
+        f, k, fi, d, mm = r["fid"], r["kid"], r["fidelity"], r["diversity"], r["memorization"]
+        lines.append(f"| {name} | {f['synthetic']:.2f} | {f['real_vs_real']:.2f} | {f['real_blurred']:.2f} | "
+                     f"{f['real_patch_shuffled']:.2f} | {k['synthetic']:.4f} | {k['real_vs_real']:.4f} | "
+                     f"{fi['synthetic']:.3f} | {fi['real_heldout']:.3f} | {d['synthetic_mean_pairwise_ssim']:.3f} | "
+                     f"{d['real_mean_pairwise_ssim']:.3f} | {mm['fraction_near_copies_pixels']:.3f} | "
+                     f"{mm['fraction_near_copies_features']:.3f} |")
+    lines += ["", "Near-copy: closer to a training image than the "
+              f"{next(iter(m['classes'].values())).get('memorization', {}).get('threshold_quantile', 0.01):.0%} "
+              "quantile of real held-out images are to their nearest training image. Closest pairs: "
+              "memorization-<CLASS>.png (synthetic above, nearest training image below)."]
+    return "\n".join(lines) + "\n"

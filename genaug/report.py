@@ -1,0 +1,275 @@
+"""Benchmark report: results.csv/json, report.md and report.html with tables and plots."""
+from __future__ import annotations
+
+import csv
+import html
+import io
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from genaug.config import Config
+from genaug.data import DataBundle
+from genaug.runs import Run, atomic_write_text, write_json
+
+# Published figures on this test split, quoted for context; genaug did not measure them.
+QUOTED = [
+    ("Kermany et al. 2018 (Cell), ImageNet transfer, full size", "92.8%", "0.968"),
+    ("MedMNIST v2, ResNet-50 on PneumoniaMNIST", "88.4%", "0.962"),
+    ("MedMNIST+, best model at 224 px, ImageNet-pretrained", "91.6%", "0.989"),
+    ("MedMNIST+, best model at 64 px, ImageNet-pretrained", "89.3%", "n/a"),
+]
+
+
+def _plt():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _ensemble(cells: list[dict]) -> tuple[torch.Tensor, torch.Tensor, float]:
+    probs = torch.tensor(np.mean([c["test_probs"] for c in cells], axis=0))
+    return torch.tensor(cells[0]["test_labels"]), probs, float(np.mean([c["threshold"] for c in cells]))
+
+
+def _groups(cells: list[dict], frac: float) -> dict[tuple, list[dict]]:
+    g: dict[tuple, list[dict]] = {}
+    for c in cells:
+        if c["train_fraction"] == frac:
+            g.setdefault((c["model"], c["variant"]), []).append(c)
+    return g
+
+
+def plot_roc(cells, frac, path: Path) -> bool:
+    import torchmetrics.functional.classification as tmc
+    groups = _groups(cells, frac)
+    if not groups or len(cells[0]["test_probs"][0]) != 2:
+        return False
+    plt = _plt()
+    models = sorted({m for m, _ in groups})
+    fig, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models), 4), squeeze=False)
+    for ax, m in zip(axes[0], models):
+        for (mm, v), cs in sorted(groups.items()):
+            if mm != m:
+                continue
+            y, p, _ = _ensemble(cs)
+            fpr, tpr, _ = tmc.binary_roc(p[:, 1], y)
+            ax.plot(fpr.numpy(), tpr.numpy(), label=f"{v} (AUC {tmc.binary_auroc(p[:, 1], y).item():.3f})")
+        ax.plot([0, 1], [0, 1], "k:", lw=0.8)
+        ax.set(title=m, xlabel="1 - specificity", ylabel="sensitivity")
+        ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def plot_confusions(cells, frac, classes, path: Path) -> None:
+    from genaug.metrics import predictions
+    import torchmetrics.functional.classification as tmc
+    groups = _groups(cells, frac)
+    plt = _plt()
+    keys = sorted(groups)
+    cols = min(4, len(keys))
+    rows = (len(keys) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.0 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, key in zip(axes.flat, keys):
+        y, p, thr = _ensemble(groups[key])
+        cm = tmc.multiclass_confusion_matrix(predictions(p, thr if len(classes) == 2 else None), y,
+                                             num_classes=len(classes)).numpy()
+        ax.axis("on")
+        ax.imshow(cm, cmap="Blues")
+        for (i, j), v in np.ndenumerate(cm):
+            ax.text(j, i, str(v), ha="center", va="center", fontsize=9)
+        ax.set(title=f"{key[0]} / {key[1]}", xticks=range(len(classes)), yticks=range(len(classes)),
+               xlabel="predicted", ylabel="true")
+        ax.set_xticklabels([c[:6] for c in classes], fontsize=7)
+        ax.set_yticklabels([c[:6] for c in classes], fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_curves(cells, frac, path: Path) -> None:
+    groups = _groups(cells, frac)
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for (m, v), cs in sorted(groups.items()):
+        h = sorted(cs, key=lambda c: c["seed"])[0]["history"]
+        ep = [r["epoch"] for r in h]
+        axes[0].plot(ep, [r["train_loss"] for r in h], label=f"{m}/{v}")
+        axes[1].plot(ep, [r["val_loss"] for r in h], label=f"{m}/{v}")
+    axes[0].set(title="training loss (first seed)", xlabel="epoch")
+    axes[1].set(title="validation loss (real val split)", xlabel="epoch")
+    axes[1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_fractions(table: list[dict], path: Path) -> bool:
+    fracs = sorted({r["train_fraction"] for r in table})
+    if len(fracs) < 2:
+        return False
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for (m, v) in sorted({(r["model"], r["variant"]) for r in table}):
+        rows = sorted((r for r in table if r["model"] == m and r["variant"] == v), key=lambda r: r["train_fraction"])
+        ax.errorbar([r["train_fraction"] for r in rows], [r["accuracy_thr_mean"] for r in rows],
+                    yerr=[r["accuracy_thr_std"] for r in rows], marker="o", capsize=3, label=f"{m}/{v}")
+    ax.set(xscale="log", xlabel="share of real training patients", ylabel="test accuracy (val threshold)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def _pm(r, metric, view="thr", pct=False):
+    m, s = r[f"{metric}_{view}_mean"], r[f"{metric}_{view}_std"]
+    return f"{100 * m:.1f} ± {100 * s:.1f}" if pct else f"{m:.3f} ± {s:.3f}"
+
+
+def results_csv(table: list[dict]) -> str:
+    cols = ["model", "variant", "train_fraction", "seeds", "n_train", "n_train_synthetic",
+            "accuracy_thr_mean", "accuracy_thr_std", "accuracy_half_mean", "accuracy_half_std",
+            "roc_auc_thr_mean", "roc_auc_thr_std", "sensitivity_thr_mean", "specificity_thr_mean",
+            "f1_macro_thr_mean", "accuracy_ci95_seed_ensemble", "roc_auc_ci95_seed_ensemble",
+            "seconds_per_epoch_mean", "epochs_mean", "train_images_per_second_mean"]
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(cols)
+    for r in table:
+        w.writerow([";".join(map(str, r[c])) if isinstance(r[c], list) else r[c] for c in cols])
+    return buf.getvalue()
+
+
+def write_report(run: Run, cfg: Config, bundle: DataBundle, summary: dict, cells: list[dict],
+                 gan_dir: Path | None, enc_dir: Path | None) -> None:
+    table, comps = summary["table"], summary["comparisons"]
+    write_json(run.path("results.json"), {"config": cfg.to_dict(), "data": bundle.summary(), **summary})
+    atomic_write_text(run.path("results.csv"), results_csv(table))
+    fracs = sorted({c["train_fraction"] for c in cells})
+    main_frac = max(fracs) if fracs else 1.0
+    figs = []
+    if cells:
+        if plot_roc(cells, main_frac, run.path("roc.png")):
+            figs.append(("ROC curves (seed-ensemble probabilities, real test split)", "roc.png"))
+        plot_confusions(cells, main_frac, bundle.classes, run.path("confusion.png"))
+        figs.append(("Confusion matrices at the validation-chosen threshold", "confusion.png"))
+        plot_curves(cells, main_frac, run.path("training_curves.png"))
+        figs.append(("Training curves", "training_curves.png"))
+        if plot_fractions(table, run.path("train_fraction.png")):
+            figs.append(("Accuracy against the share of real training data", "train_fraction.png"))
+    if gan_dir is not None:
+        grids = sorted(Path(gan_dir).glob("samples/*_epoch_*.png"))
+        if grids:
+            shutil.copyfile(grids[-1], run.path("synthetic_samples.png"))
+            figs.append((f"Synthetic samples (last epoch of {Path(gan_dir).name}; one row per class)",
+                         "synthetic_samples.png"))
+    if enc_dir is not None and (Path(enc_dir) / "reconstructions.png").is_file():
+        shutil.copyfile(Path(enc_dir) / "reconstructions.png", run.path("reconstructions.png"))
+        figs.append(("Autoencoder: test originals (top) and reconstructions (bottom)", "reconstructions.png"))
+    md = format_markdown(cfg, bundle, table, comps, summary["notes"], figs, gan_dir, enc_dir)
+    atomic_write_text(run.path("report.md"), md)
+    atomic_write_text(run.path("report.html"), markdown_to_html(md, f"genaug benchmark: {bundle.name}"))
+    print(md, flush=True)
+
+
+def format_markdown(cfg, bundle, table, comps, notes, figs, gan_dir, enc_dir) -> str:
+    b = cfg.benchmark
+    s = bundle.summary()["splits"]
+    L = [f"# genaug benchmark: {bundle.name}", ""]
+    if bundle.synthetic:
+        L += ["**Data: the built-in demo phantoms. They are synthetic pictures, not X-rays; these numbers say "
+              "the pipeline runs, not how a model does on patients.**", ""]
+    L += [f"Test: the real `test` split, {s['test']['images']} images of {s['test']['patients']} patients, the same "
+          f"for every cell. Validation: {s['val']['images']} real images ({bundle.val_origin}), the same for every "
+          f"cell. Training: {s['train']['images']} real images before any train-fraction subsampling.", "",
+          f"Pixel models at {b.image_size} px, {b.epochs} epochs max (patience {b.patience}), seeds "
+          f"{cfg.run.seed}..{cfg.run.seed + b.seeds - 1}. Mixed = real + synthetic "
+          f"({'filled to balance classes' if b.balance else f'{b.synthetic_ratio:g} x real count per class'}). "
+          f"Threshold chosen on validation (Youden's J); the 0.5 threshold is shown beside it.", "",
+          "## Results (mean ± std over seeds)", "",
+          "| model | variant | train frac | seeds | n train (synthetic) | accuracy % (val thr) | accuracy % (0.5) | "
+          "95% CI acc (ensemble) | ROC-AUC | 95% CI AUC | sensitivity | specificity | macro F1 | s/epoch |",
+          "|---" * 14 + "|"]
+    for r in table:
+        ci, ca = r["accuracy_ci95_seed_ensemble"], r["roc_auc_ci95_seed_ensemble"]
+        L.append(f"| {r['model']} | {r['variant']} | {r['train_fraction']:g} | {len(r['seeds'])} | {r['n_train']} "
+                 f"({r['n_train_synthetic']}) | {_pm(r, 'accuracy', pct=True)} | {_pm(r, 'accuracy', 'half', True)} | "
+                 f"{100 * ci[0]:.1f}–{100 * ci[1]:.1f} | {_pm(r, 'roc_auc')} | {ca[0]:.3f}–{ca[1]:.3f} | "
+                 f"{_pm(r, 'sensitivity')} | {_pm(r, 'specificity')} | {_pm(r, 'f1_macro')} | "
+                 f"{r['seconds_per_epoch_mean']:.1f} |")
+    if comps:
+        L += ["", "## Each variant against `real` (same model, same test images)", "",
+              "| model | variant | train frac | seeds | accuracy difference (pp) | 95% CI (paired bootstrap) | "
+              "McNemar p (pooled over seeds) |", "|---" * 7 + "|"]
+        for c in comps:
+            d = c["accuracy_difference"]
+            L.append(f"| {c['model']} | {c['variant']} | {c['train_fraction']:g} | {len(c['seeds'])} | "
+                     f"{100 * d['diff']:+.1f} | {100 * d['ci'][0]:+.1f} to {100 * d['ci'][1]:+.1f} | "
+                     f"{c['mcnemar_pooled_over_seeds']['p_value']:.3g} |")
+    lat = [r for r in table if r["variant"] == "encoded"]
+    pix = {(r["model"], r["train_fraction"]): r for r in table if r["variant"] == "real"}
+    for r in lat:
+        p = pix.get(("cnn", r["train_fraction"]))
+        if p:
+            L += ["", f"Speed: the latent CNN took {r['seconds_per_epoch_mean']:.1f} s/epoch against "
+                  f"{p['seconds_per_epoch_mean']:.1f} s/epoch for the pixel CNN "
+                  f"({p['seconds_per_epoch_mean'] / max(r['seconds_per_epoch_mean'], 1e-9):.1f}x), encoding "
+                  "time not included (it is paid once per data set)."]
+    L += ["", "## Published figures on this test split (quoted, not measured by genaug)", "",
+          "| source | accuracy | ROC-AUC |", "|---|---|---|"] + [f"| {a} | {b_} | {c} |" for a, b_, c in QUOTED]
+    L += ["", "## Inputs", "", f"- GAN run: `{gan_dir}`" if gan_dir else "- GAN run: none (no mixed/synthetic variant)",
+          f"- Encode run: `{enc_dir}`" if enc_dir else "- Encode run: none (no encoded variant)"]
+    if notes:
+        L += ["", "## Notes", ""] + [f"- {n}" for n in notes]
+    for title, f in figs:
+        L += ["", f"## {title}", "", f"![{title}]({f})"]
+    return "\n".join(L) + "\n"
+
+
+def markdown_to_html(md: str, title: str) -> str:
+    """Just enough Markdown for genaug's own reports: headings, paragraphs, lists, tables, images, bold, code."""
+    def inline(t: str) -> str:
+        t = html.escape(t)
+        t = re.sub(r"!\[([^\]]*)\]\(([^)]+)\)", r'<img alt="\1" src="\2" style="max-width:100%">', t)
+        t = re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", t)
+        return re.sub(r"`([^`]+)`", r"<code>\1</code>", t)
+
+    out, lines, i = [], md.splitlines(), 0
+    while i < len(lines):
+        ln = lines[i]
+        if ln.startswith("#"):
+            lvl = len(ln) - len(ln.lstrip("#"))
+            out.append(f"<h{lvl}>{inline(ln[lvl:].strip())}</h{lvl}>")
+        elif ln.startswith("|"):
+            rows = []
+            while i < len(lines) and lines[i].startswith("|"):
+                rows.append([c.strip() for c in lines[i].strip().strip("|").split("|")])
+                i += 1
+            out.append("<table><tr>" + "".join(f"<th>{inline(c)}</th>" for c in rows[0]) + "</tr>")
+            out += ["<tr>" + "".join(f"<td>{inline(c)}</td>" for c in r) + "</tr>" for r in rows[2:]]
+            out.append("</table>")
+            continue
+        elif ln.startswith("- "):
+            out.append("<ul>")
+            while i < len(lines) and lines[i].startswith("- "):
+                out.append(f"<li>{inline(lines[i][2:])}</li>")
+                i += 1
+            out.append("</ul>")
+            continue
+        elif ln.strip():
+            out.append(f"<p>{inline(ln)}</p>")
+        i += 1
+    style = ("body{font-family:sans-serif;max-width:1200px;margin:2em auto}table{border-collapse:collapse}"
+             "td,th{border:1px solid #ccc;padding:3px 6px;font-size:13px}")
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{style}</style></head><body>\n" + "\n".join(out) + "\n</body></html>\n")

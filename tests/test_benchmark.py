@@ -1,0 +1,115 @@
+import json
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+
+from genaug.benchmark import TrainSet, aggregate, build_training_sets, check_provenance
+from genaug.config import Config
+from genaug.data import load_data
+
+from test_cli import TINY, genaug, only_run
+
+
+@pytest.fixture(scope="module")
+def bundle():
+    return load_data("demo", 16, demo_train=60)
+
+
+def fake_synthetic(bundle, n=30):
+    syn = {c: np.full((n, 16, 16), 7, np.uint8) for c in bundle.classes}
+    names = {c: [f"{c}/synthetic_{c}_0_{i:05d}.png" for i in range(n)] for c in bundle.classes}
+    return syn, names
+
+
+def test_mixed_set_counts_and_provenance(bundle):
+    cfg = Config()
+    cfg.benchmark.synthetic_ratio = 0.5
+    syn, names = fake_synthetic(bundle)
+    keep = np.arange(len(bundle.train))
+    train, val, test = build_training_sets(bundle, "mixed", keep, cfg, syn, names, None)
+    counts = bundle.train.class_counts(2)
+    assert len(train.x) == len(bundle.train) + sum(round(0.5 * c) for c in counts)
+    assert sum(p.startswith("synthetic:") for p in train.provenance) == sum(round(0.5 * c) for c in counts)
+    check_provenance(train, val, test, bundle)  # passes
+    assert all(p.startswith("real:") for p in val.provenance + test.provenance)
+    cfg.benchmark.balance = True
+    train_b, _, _ = build_training_sets(bundle, "mixed", keep, cfg, syn, names, None)
+    assert (train_b.y == 0).sum() == (train_b.y == 1).sum()
+
+
+def test_provenance_fails_when_test_or_val_reaches_training(bundle):
+    cfg = Config()
+    keep = np.arange(len(bundle.train))
+    train, val, test = build_training_sets(bundle, "real", keep, cfg, None, None, None)
+    leak = TrainSet(train.x, train.y, train.provenance[:-1] + [f"real:{bundle.test.paths[0]}"])
+    with pytest.raises(AssertionError, match="test/val images in training"):
+        check_provenance(leak, val, test, bundle)
+    leak = TrainSet(train.x, train.y, train.provenance[:-1] + [f"real:{bundle.val.paths[0]}"])
+    with pytest.raises(AssertionError, match="test/val images in training"):
+        check_provenance(leak, val, test, bundle)
+    swapped = TrainSet(test.x, test.y, ["synthetic:x.png"] + test.provenance[1:])
+    with pytest.raises(AssertionError, match="not exactly the real test split"):
+        check_provenance(train, val, swapped, bundle)
+
+
+def _cell(model, variant, seed, correct, n=40):
+    y = [0] * (n // 2) + [1] * (n // 2)
+    probs = [[0.9, 0.1] if (lab == 0) == ok else [0.1, 0.9] for lab, ok in zip(y, correct)]
+    m = {"accuracy": float(np.mean(correct)), "roc_auc": 0.5, "sensitivity": 0.5, "specificity": 0.5, "f1_macro": 0.5}
+    return {"model": model, "variant": variant, "train_fraction": 1.0, "seed": seed, "threshold": 0.5,
+            "test_probs": probs, "test_labels": y, "test_at_val_threshold": m, "test_at_0.5": m,
+            "seconds_per_epoch": 1.0, "train_seconds": 2.0, "epochs_run": 2, "train_images_per_second": 10.0,
+            "n_train": 100, "n_train_synthetic": 0}
+
+
+def test_aggregate_mean_std_and_paired_comparison():
+    base = np.ones(40, bool)
+    base[:10] = False                                   # real: 30/40 right
+    better = np.ones(40, bool)                          # mixed: 40/40 right, on the same images
+    cells = [_cell("cnn", "real", s, base) for s in (0, 1)] + [_cell("cnn", "mixed", s, better) for s in (0, 1)]
+    out = aggregate(cells, ["N", "P"], n_boot=200)
+    rows = {r["variant"]: r for r in out["table"]}
+    assert rows["real"]["accuracy_thr_mean"] == pytest.approx(0.75) and rows["real"]["accuracy_thr_std"] == 0
+    comp = out["comparisons"][0]
+    assert comp["accuracy_difference"]["diff"] == pytest.approx(0.25)
+    assert comp["mcnemar_pooled_over_seeds"]["only_b_correct"] == 20
+    assert comp["mcnemar_pooled_over_seeds"]["p_value"] < 1e-4
+
+
+@pytest.mark.slow
+def test_benchmark_end_to_end_on_tiny_demo_and_resume(tmp_path):
+    prof = tmp_path / "tiny.yaml"
+    prof.write_text(TINY)
+    out = tmp_path / "o"
+    r = genaug("benchmark", "--profile", prof, "--variants", "real,mixed,synthetic,encoded", "--out", out)
+    assert r.returncode == 0, r.stderr[-3000:]
+    run = only_run(out, "benchmark")
+    for name in ("results.csv", "results.json", "report.md", "report.html", "roc.png", "confusion.png",
+                 "training_curves.png", "synthetic_samples.png", "reconstructions.png", "config.yaml",
+                 "manifest.json", "log.txt"):
+        assert (run / name).is_file(), name
+    cells = sorted(p.name for p in (run / "cells").glob("*.json"))
+    assert cells == [f"cnn__{v}__f1__seed0.json" for v in ("encoded", "mixed", "real", "synthetic")]
+    res = json.loads((run / "results.json").read_text())
+    assert {r["variant"] for r in res["table"]} == {"real", "mixed", "synthetic", "encoded"}
+    assert {c["variant"] for c in res["comparisons"]} == {"mixed", "synthetic", "encoded"}
+    report = (run / "report.md").read_text()
+    assert "demo phantoms" in report and "quoted, not measured" in report
+    cell = json.loads((run / "cells" / "cnn__real__f1__seed0.json").read_text())
+    assert cell["n_test"] == len(cell["test_labels"]) and cell["n_train_synthetic"] == 0
+    # rerun with --resume: every cell is kept, nothing retrained
+    before = {p.name: p.stat().st_mtime_ns for p in (run / "cells").glob("*.json")}
+    r = genaug("benchmark", "--resume", run)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.count("done earlier, kept") == 4
+    assert before == {p.name: p.stat().st_mtime_ns for p in (run / "cells").glob("*.json")}
+
+
+def test_mismatched_gan_run_is_refused(tmp_path):
+    gan_dir = tmp_path / "g"
+    gan_dir.mkdir()
+    (gan_dir / "config.yaml").write_text("data:\n  data: demo\n  task: 3class\n  split_seed: 0\n  val_fraction: 0.1\n")
+    r = genaug("benchmark", "--data", "demo", "--variants", "mixed", "--gan-run", gan_dir, "--out", tmp_path / "o")
+    assert r.returncode == 2 and "data.task='3class'" in r.stderr

@@ -1,0 +1,146 @@
+"""CLI smoke tests through the real entry point, on tiny data (timm-style: run, then check the files)."""
+import csv
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import make_folder_dataset
+
+TINY = """
+data:
+  demo_train: 80
+run:
+  device: cpu
+gan:
+  ngf: 8
+  ndf: 8
+  epochs: 2
+  batch_size: 16
+  n: 12
+  eval_images: 12
+  judge_epochs: 1
+encode:
+  image_size: 32
+  latent_channels: 16
+  epochs: 1
+  batch_size: 16
+benchmark:
+  models: cnn
+  image_size: 32
+  epochs: 1
+  batch_size: 16
+  bootstrap: 50
+"""
+
+
+def genaug(*args, cwd=None):
+    exe = shutil.which("genaug")
+    cmd = [exe] if exe else [sys.executable, "-m", "genaug_cli.main"]
+    return subprocess.run(cmd + [str(a) for a in args], capture_output=True, text=True, cwd=cwd, timeout=900)
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    p = tmp_path / "tiny.yaml"
+    p.write_text(TINY)
+    return p
+
+
+def only_run(root: Path, command: str) -> Path:
+    runs = [d for d in (root / command).iterdir() if d.is_dir()]
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
+def test_help_lists_commands():
+    r = genaug("--help")
+    assert r.returncode == 0
+    for cmd in ("gan", "encode", "benchmark", "data"):
+        assert cmd in r.stdout
+
+
+def test_data_info_folder_and_json(tmp_path):
+    root = make_folder_dataset(tmp_path / "x")
+    (root / "train" / "NORMAL" / "broken.jpeg").write_bytes(b"nope")
+    r = genaug("data", "info", "--data", root, "--size", 16, "--out", tmp_path / "o")
+    assert r.returncode == 0, r.stderr
+    assert "train" in r.stdout and "skipped files: 1" in r.stdout and "broken.jpeg" in r.stdout
+    r = genaug("data", "info", "--data", root, "--size", 16, "--json", "--out", tmp_path / "o")
+    info = json.loads(r.stdout)
+    assert sum(s["images"] for s in info["splits"].values()) == 44
+    assert info["skipped"] == 1
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["data", "info", "--data", "/no/such/folder"], "data folder not found"),
+    (["data", "info", "--profile", "no-such-profile"], "unknown profile"),
+    (["gan", "--data", "demo", "--class", "COVID"], "unknown class 'COVID'; the data has: NORMAL, PNEUMONIA"),
+    (["gan", "--data", "demo", "--n", "0"], "--n must be positive"),
+    (["benchmark", "--data", "demo", "--models", "vgg99"], "unknown model vgg99"),
+    (["benchmark", "--data", "demo", "--variants", "fake"], "unknown variant fake"),
+    (["encode", "--data", "demo", "--checkpoint", "/no/ae.pt"], "autoencoder checkpoint not found"),
+])
+def test_bad_input_is_one_line_exit_2(tmp_path, tiny, args, needle):
+    r = genaug(*args, "--out", tmp_path / "o", *(["--profile", tiny] if "--profile" not in args else []))
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert needle in r.stderr
+    assert "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_bad_config_key_exit_2(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("gan:\n  epoch: 3\n")
+    r = genaug("gan", "--profile", bad, "--out", tmp_path / "o")
+    assert r.returncode == 2 and "unknown key 'gan.epoch'" in r.stderr
+
+
+@pytest.mark.slow
+def test_gan_cli_end_to_end_and_sample(tmp_path, tiny):
+    r = genaug("gan", "--data", "demo", "--class", "PNEUMONIA", "--profile", tiny, "--out", tmp_path / "o")
+    assert r.returncode == 0, r.stderr[-2000:]
+    run = only_run(tmp_path / "o", "gan")
+    rows = list(csv.DictReader((run / "synthetic" / "manifest.csv").open()))
+    assert len(rows) == 12 and {r["class"] for r in rows} == {"PNEUMONIA"}
+    assert all((run / "synthetic" / r["file"]).is_file() for r in rows)
+    assert set(rows[0]) == {"file", "class", "seed", "index", "checkpoint", "step"}
+    for name in ("config.yaml", "log.txt", "manifest.json", "metrics.json", "quality.md", "judge.pt",
+                 "generator-conditional.pt", "checkpoint-conditional.pt", "memorization-PNEUMONIA.png",
+                 "samples/conditional_epoch_002.png"):
+        assert (run / name).is_file(), name
+    m = json.loads((run / "metrics.json").read_text())["classes"]["PNEUMONIA"]
+    assert set(m) >= {"fid", "kid", "fidelity", "diversity", "memorization"}
+    assert m["fid"]["n_per_side"] > 0 and 0 <= m["fidelity"]["synthetic"] <= 1
+    # sampling: same seed, same images; another seed, other images
+    outs = []
+    for i, seed in enumerate((3, 3, 4)):
+        r = genaug("gan", "sample", "--checkpoint", run / "generator-conditional.pt", "--class", "NORMAL",
+                   "--n", 5, "--seed", seed, "--out", tmp_path / f"s{i}")
+        assert r.returncode == 0, r.stderr
+        sdir = only_run(tmp_path / f"s{i}", "gan-sample") / "synthetic" / "NORMAL"
+        outs.append([p.read_bytes() for p in sorted(sdir.glob("*.png"))])
+    assert len(outs[0]) == 5 and outs[0] == outs[1] and outs[0] != outs[2]
+
+
+@pytest.mark.slow
+def test_encode_cli_end_to_end(tmp_path, tiny):
+    data = make_folder_dataset(tmp_path / "x", {"train": 24, "test": 6}, size=40)
+    r = genaug("encode", "--data", data, "--profile", tiny, "--out", tmp_path / "o")
+    assert r.returncode == 0, r.stderr[-2000:]
+    run = only_run(tmp_path / "o", "encode")
+    for name in ("autoencoder.pt", "checkpoint.pt", "reconstructions.png", "metrics.json", "summary.md",
+                 "history.json", "latents/meta.json", "latents/train.npy", "latents/test.npy", "latents/val.npy"):
+        assert (run / name).is_file(), name
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["compression"]["latent_elements_per_image"] == 16 * 2 * 2
+    assert set(m["test"]) == {"mse", "psnr", "ssim"} and m["baseline"]["psnr"] > 0
+    rows = list(csv.DictReader((run / "latents" / "manifest.csv").open()))
+    assert len(rows) == 48 + 12
+    # a checkpoint of another latent shape is refused in one line
+    r = genaug("encode", "--data", data, "--profile", tiny, "--out", tmp_path / "o2",
+               "--checkpoint", run / "autoencoder.pt", "--latent-channels", 8)
+    assert r.returncode == 2 and "16 latent channels, not 8" in r.stderr

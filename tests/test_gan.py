@@ -1,0 +1,73 @@
+import numpy as np
+import pytest
+import torch
+
+from genaug.config import Config
+from genaug.errors import ConfigError, TrainingDiverged
+from genaug.gan import (GanState, generator_payload, load_generator, resolve_classes, sample_class, train_gan_model,
+                        train_step)
+from genaug.runs import atomic_torch_save, load_checkpoint, new_run
+
+
+def tiny_cfg(epochs=1):
+    cfg = Config()
+    cfg.gan.ngf = cfg.gan.ndf = 8
+    cfg.gan.epochs, cfg.gan.batch_size = epochs, 8
+    cfg.run.device = "cpu"
+    return cfg
+
+
+def test_one_step_changes_both_networks():
+    cfg = tiny_cfg()
+    st = GanState(cfg, 2)
+    before_g = [p.clone() for p in st.G.parameters()]
+    before_d = [p.clone() for p in st.D.parameters()]
+    x = torch.rand(8, 1, 64, 64) * 2 - 1
+    train_step(st, x, torch.arange(8) % 2, cfg, torch.Generator().manual_seed(0))
+    assert any(not torch.equal(a, b) for a, b in zip(before_g, st.G.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(before_d, st.D.parameters()))
+
+
+def test_resolve_classes():
+    assert resolve_classes("pneumonia", ["NORMAL", "PNEUMONIA"]) == ["PNEUMONIA"]
+    assert resolve_classes("all", ["A", "B"]) == ["A", "B"]
+    with pytest.raises(ConfigError, match="the data has: NORMAL, PNEUMONIA"):
+        resolve_classes("COVID", ["NORMAL", "PNEUMONIA"])
+
+
+def test_resume_continues_from_epoch_k_and_sampling_is_deterministic(tmp_path):
+    imgs = np.random.default_rng(0).integers(0, 255, (32, 64, 64), dtype=np.uint8)
+    labs = np.arange(32) % 2
+    cfg = tiny_cfg(epochs=1)
+    run = new_run(tmp_path, "gan", "t", cfg.to_dict())
+    st = train_gan_model("conditional", imgs, labs, 2, cfg, run, ["A", "B"], "cpu", None)
+    assert st.epoch == 1
+    ckpt = load_checkpoint(run.path("checkpoint-conditional.pt"), ("G", "epoch"))
+    cfg2 = tiny_cfg(epochs=3)
+    st2 = train_gan_model("conditional", imgs, labs, 2, cfg2, run, ["A", "B"], "cpu", ckpt)
+    assert st2.epoch == 3 and [h["epoch"] for h in st2.history] == [1, 2, 3]
+    assert st2.step == 3 * st.step
+    atomic_torch_save(generator_payload(st2, cfg2, ["A", "B"], "conditional"), tmp_path / "g.pt")
+    G, payload = load_generator(tmp_path / "g.pt")
+    a = sample_class(G, payload, "A", 6, seed=1, device="cpu")
+    assert a.shape == (6, 64, 64) and a.dtype == np.uint8
+    assert np.array_equal(a, sample_class(G, payload, "A", 6, seed=1, device="cpu"))
+    assert not np.array_equal(a, sample_class(G, payload, "B", 6, seed=1, device="cpu"))
+    with pytest.raises(ConfigError):
+        sample_class(G, payload, "C", 6, seed=1, device="cpu")
+    run.close()
+
+
+def test_nan_stops_training_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
+    imgs = np.random.default_rng(0).integers(0, 255, (16, 64, 64), dtype=np.uint8)
+    cfg = tiny_cfg(epochs=1)
+    run = new_run(tmp_path, "gan", "t", cfg.to_dict())
+    train_gan_model("A", imgs, None, 0, cfg, run, ["A"], "cpu", None)
+    good = run.path("checkpoint-A.pt").read_bytes()
+    import genaug.gan as gan_mod
+    monkeypatch.setattr(gan_mod, "train_step", lambda *a, **k: (float("nan"), 1.0))
+    ckpt = load_checkpoint(run.path("checkpoint-A.pt"), ("G",))
+    with pytest.raises(TrainingDiverged, match="last good checkpoint is kept"):
+        train_gan_model("A", imgs, None, 0, tiny_cfg(epochs=2), run, ["A"], "cpu", ckpt)
+    assert run.path("checkpoint-A.pt").read_bytes() == good
+    run.close()

@@ -1,0 +1,86 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from genaug.metrics import (classification_metrics, fid_on_features, kid_on_features, mcnemar, nearest_neighbours,
+                            paired_bootstrap_diff, reconstruction_metrics, choose_threshold)
+
+
+def test_binary_metrics_match_hand_computed_confusion_matrix():
+    # truth: 4 normal, 6 pneumonia; predictions give TN=3 FP=1 FN=2 TP=4
+    y = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1, 1, 1])
+    p1 = torch.tensor([.1, .2, .3, .9, .8, .7, .6, .9, .4, .2])
+    m = classification_metrics(y, torch.stack([1 - p1, p1], 1), ["NORMAL", "PNEUMONIA"])
+    assert m["confusion_matrix"] == [[3, 1], [2, 4]]
+    assert m["accuracy"] == pytest.approx(0.7)
+    assert m["sensitivity"] == pytest.approx(4 / 6)
+    assert m["specificity"] == pytest.approx(3 / 4)
+    assert m["precision"] == pytest.approx(4 / 5)
+    assert m["f1"] == pytest.approx(2 * 0.8 * (4 / 6) / (0.8 + 4 / 6))
+    # AUC by counting: pairs (pos, neg) with pos score > neg score (ties count half)
+    pos, neg = p1[y == 1], p1[y == 0]
+    auc = np.mean([(a > b) + 0.5 * (a == b) for a in pos.tolist() for b in neg.tolist()])
+    assert m["roc_auc"] == pytest.approx(auc, abs=1e-6)
+
+
+def test_threshold_chosen_on_validation_separates():
+    y = torch.tensor([0, 0, 0, 1, 1, 1])
+    p1 = torch.tensor([.1, .2, .3, .35, .4, .45])  # all below 0.5, but separable at ~0.35
+    thr = choose_threshold(y, torch.stack([1 - p1, p1], 1))
+    assert 0.3 < thr <= 0.35
+
+
+def test_three_class_macro():
+    y = torch.tensor([0, 1, 2, 2])
+    probs = torch.eye(3)[torch.tensor([0, 1, 2, 1])]
+    m = classification_metrics(y, probs, ["N", "B", "V"])
+    assert m["confusion_matrix"] == [[1, 0, 0], [0, 1, 0], [0, 1, 1]]
+    assert m["recall_per_class"] == {"N": 1.0, "B": 1.0, "V": 0.5}
+
+
+def test_mcnemar_exact_known_case():
+    a = np.array([1] * 20 + [0] * 10, bool)   # A wrong on 10 that B gets right, never the reverse
+    b = np.ones(30, bool)
+    r = mcnemar(a, b)
+    assert r["only_b_correct"] == 10 and r["only_a_correct"] == 0
+    assert r["p_value"] == pytest.approx(2 * 0.5 ** 10)
+    assert mcnemar(a, a)["p_value"] == 1.0
+
+
+def test_paired_bootstrap():
+    a = np.array([1, 0, 1, 1, 0, 1, 0, 1] * 10)
+    same = paired_bootstrap_diff(a, a, n=200)
+    assert same["diff"] == 0 and same["ci"] == [0, 0]
+    better = paired_bootstrap_diff(a, np.ones_like(a), n=500)
+    assert better["diff"] == pytest.approx(1 - a.mean())
+    assert better["ci"][0] <= better["diff"] <= better["ci"][1] and better["ci"][0] > 0
+
+
+def test_fid_hand_computed_shift():
+    # same covariance, means 3 apart in one of two dimensions: FID = |mu1 - mu2|^2 = 9
+    torch.manual_seed(0)
+    real = torch.randn(500, 2, dtype=torch.float64)
+    fake = real + torch.tensor([3.0, 0.0], dtype=torch.float64)
+    assert fid_on_features(real, fake) == pytest.approx(9.0, abs=1e-3)
+    assert fid_on_features(real, real.clone()) == pytest.approx(0.0, abs=1e-3)
+
+
+def test_kid_zero_for_same_distribution_and_positive_for_shift():
+    torch.manual_seed(0)
+    a, b = torch.randn(300, 4), torch.randn(300, 4)
+    near, near_sd = kid_on_features(a, b, subsets=20, subset_size=100)
+    far, _ = kid_on_features(a, b + 2, subsets=20, subset_size=100)
+    assert abs(near) < 2 * near_sd          # unbiased estimate: zero within its spread
+    assert far > 100 * abs(near)
+
+
+def test_nearest_neighbours_and_reconstruction_values():
+    refs = torch.tensor([[0.0, 0.0], [1.0, 1.0]])
+    d, i = nearest_neighbours(torch.tensor([[0.9, 1.0], [0.1, 0.0]]), refs)
+    assert i.tolist() == [1, 0]
+    assert d[0].item() == pytest.approx(math.sqrt(0.01 / 2), rel=1e-4)
+    x = torch.full((2, 1, 16, 16), 0.5)
+    r = reconstruction_metrics(x, x + 0.1)
+    assert r["mse"] == pytest.approx(0.01, rel=1e-4) and r["psnr"] == pytest.approx(20.0, abs=1e-3)

@@ -1,0 +1,92 @@
+import pytest
+import torch
+
+from genaug.models import (CLASSIFIERS, ConvAutoencoder, Discriminator, Generator, build_classifier,
+                           load_imagenet_weights)
+
+
+@pytest.mark.parametrize("size", [64, 128])
+@pytest.mark.parametrize("n_classes", [0, 2, 3])
+def test_gan_shapes(size, n_classes):
+    G, D = Generator(100, 8, size, n_classes), Discriminator(8, size, n_classes)
+    labels = torch.arange(4) % n_classes if n_classes else None
+    x = G(torch.randn(4, 100), labels)
+    assert x.shape == (4, 1, size, size) and x.min() >= -1 and x.max() <= 1
+    assert D(x, labels).shape == (4,)
+
+
+def test_conditional_generator_depends_on_label():
+    torch.manual_seed(0)
+    G = Generator(100, 8, 64, n_classes=2).eval()
+    z = torch.randn(3, 100)
+    a, b = G(z, torch.zeros(3, dtype=torch.long)), G(z, torch.ones(3, dtype=torch.long))
+    assert (a - b).abs().mean() > 1e-3
+
+
+@pytest.mark.parametrize("size,channels,latent", [(224, 256, (256, 14, 14)), (64, 32, (32, 4, 4)), (96, 8, (8, 6, 6))])
+def test_autoencoder_shapes(size, channels, latent):
+    ae = ConvAutoencoder(size, channels)
+    z = ae.encode(torch.rand(2, 1, size, size))
+    assert tuple(z.shape[1:]) == latent == ae.latent_shape
+    assert ae.decode(z).shape == (2, 1, size, size)
+
+
+def test_autoencoder_wrong_size_is_a_clear_error():
+    ae = ConvAutoencoder(64, 16)
+    with pytest.raises(ValueError, match=r"expects input \(N, 1, 64, 64\).*resize"):
+        ae.encode(torch.rand(1, 1, 60, 60))
+    with pytest.raises(ValueError, match="decoder expects latents"):
+        ae.decode(torch.rand(1, 8, 4, 4))
+
+
+def test_autoencoder_training_lowers_loss():
+    torch.manual_seed(0)
+    ae = ConvAutoencoder(32, 16)
+    x = torch.rand(8, 1, 32, 32)
+    opt = torch.optim.Adam(ae.parameters(), 1e-2)
+    losses = []
+    for _ in range(15):
+        loss = torch.nn.functional.mse_loss(ae(x), x)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.7 * losses[0]
+
+
+@pytest.mark.parametrize("name", CLASSIFIERS)
+def test_classifiers_forward_backward(name):
+    m = build_classifier(name, 3)
+    out = m(torch.rand(2, 1, 32, 32))
+    assert out.shape == (2, 3)
+    out.sum().backward()
+    assert all(p.grad is not None for p in m.parameters() if p.requires_grad)
+
+
+def test_latent_cnn_and_wrong_model_for_latents():
+    m = build_classifier("cnn", 2, in_channels=256, latent=True)
+    assert m(torch.rand(2, 256, 14, 14)).shape == (2, 2)
+    from genaug.errors import ConfigError
+    with pytest.raises(ConfigError):
+        build_classifier("resnet34", 2, 256, latent=True)
+    with pytest.raises(ConfigError, match="unknown model"):
+        build_classifier("vgg99", 2)
+
+
+@pytest.mark.parametrize("name", ["resnet34", "densenet121"])
+def test_pretrained_weights_from_local_file(tmp_path, name):
+    import re
+    import torchvision
+    ref = getattr(torchvision.models, name)(weights=None)
+    state = ref.state_dict()
+    if name == "densenet121":  # the published file uses the old 'norm.1' key names
+        state = {re.sub(r"(denselayer\d+\.(?:norm|relu|conv))([12])\.", r"\1.\2.", k): v for k, v in state.items()}
+    from genaug.models import IMAGENET_WEIGHT_FILES
+    torch.save(state, tmp_path / IMAGENET_WEIGHT_FILES[name])
+    m = build_classifier(name, 2, pretrained=True, weights_dir=str(tmp_path))
+    stem = m.conv1.weight if name == "resnet34" else m.features.conv0.weight
+    ref_stem = ref.conv1.weight if name == "resnet34" else ref.features.conv0.weight
+    assert torch.allclose(stem[:, 0], ref_stem.sum(1))
+    from genaug.errors import CheckpointError
+    with pytest.raises(CheckpointError, match="download it by hand"):
+        load_imagenet_weights(name, m, tmp_path / "empty", 1)
