@@ -132,8 +132,13 @@ def plot_fractions(table: list[dict], path: Path) -> bool:
 
 
 def _pm(r, metric, view="thr", pct=False):
+    """mean ± std over seeds; a single seed has no spread, so none is shown."""
     m, s = r[f"{metric}_{view}_mean"], r[f"{metric}_{view}_std"]
-    return f"{100 * m:.1f} ± {100 * s:.1f}" if pct else f"{m:.3f} ± {s:.3f}"
+    k = 100 if pct else 1
+    fmt = "{:.1f}" if pct else "{:.3f}"
+    if len(r["seeds"]) < 2:
+        return fmt.format(k * m) + " (1 seed)"
+    return f"{fmt.format(k * m)} ± {fmt.format(k * s)}"
 
 
 def results_csv(table: list[dict]) -> str:
@@ -225,8 +230,12 @@ def format_markdown(cfg, bundle, table, comps, notes, figs, gan_dir, enc_dir) ->
                   f"{p['seconds_per_epoch_mean']:.1f} s/epoch for the pixel CNN "
                   f"({p['seconds_per_epoch_mean'] / max(r['seconds_per_epoch_mean'], 1e-9):.1f}x), encoding "
                   "time not included (it is paid once per data set)."]
-    L += ["", "## Published figures on this test split (quoted, not measured by genaug)", "",
-          "| source | accuracy | ROC-AUC |", "|---|---|---|"] + [f"| {a} | {b_} | {c} |" for a, b_, c in QUOTED]
+    if bundle.synthetic:
+        L += ["", "Published figures for the Kermany test split are not shown: this run used demo phantoms "
+              "(quoted, not measured by genaug, in reports on real data)."]
+    else:
+        L += ["", "## Published figures on the Kermany test split (quoted, not measured by genaug)", "",
+              "| source | accuracy | ROC-AUC |", "|---|---|---|"] + [f"| {a} | {b_} | {c} |" for a, b_, c in QUOTED]
     L += ["", "## Inputs", "", f"- GAN run: `{gan_dir}`" if gan_dir else "- GAN run: none (no mixed/synthetic variant)",
           f"- Encode run: `{enc_dir}`" if enc_dir else "- Encode run: none (no encoded variant)"]
     if notes:

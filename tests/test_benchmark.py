@@ -96,7 +96,7 @@ def test_benchmark_end_to_end_on_tiny_demo_and_resume(tmp_path):
     assert {r["variant"] for r in res["table"]} == {"real", "mixed", "synthetic", "encoded"}
     assert {c["variant"] for c in res["comparisons"]} == {"mixed", "synthetic", "encoded"}
     report = (run / "report.md").read_text()
-    assert "demo phantoms" in report and "quoted, not measured" in report
+    assert "demo phantoms" in report and "quoted, not measured" in report and "(1 seed)" in report
     cell = json.loads((run / "cells" / "cnn__real__f1__seed0.json").read_text())
     assert cell["n_test"] == len(cell["test_labels"]) and cell["n_train_synthetic"] == 0
     # rerun with --resume: every cell is kept, nothing retrained

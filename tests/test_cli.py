@@ -79,7 +79,7 @@ def test_data_info_folder_and_json(tmp_path):
     (["data", "info", "--data", "/no/such/folder"], "data folder not found"),
     (["data", "info", "--profile", "no-such-profile"], "unknown profile"),
     (["gan", "--data", "demo", "--class", "COVID"], "unknown class 'COVID'; the data has: NORMAL, PNEUMONIA"),
-    (["gan", "--data", "demo", "--n", "0"], "--n must be positive"),
+    (["gan", "--data", "demo", "--n", "0"], "'gan.n' must be positive"),
     (["benchmark", "--data", "demo", "--models", "vgg99"], "unknown model vgg99"),
     (["benchmark", "--data", "demo", "--variants", "fake"], "unknown variant fake"),
     (["encode", "--data", "demo", "--checkpoint", "/no/ae.pt"], "autoencoder checkpoint not found"),
