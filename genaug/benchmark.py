@@ -21,8 +21,9 @@ from PIL import Image
 
 from genaug.config import Config, config_from_dict, parse_fractions
 from genaug.data import DataBundle, subsample_by_patient
-from genaug.device import resolve_device, seed_everything
-from genaug.encode import load_bundle, load_latents, run_encode
+from genaug.device import seed_everything
+from genaug.encode import load_latents, run_encode
+from genaug.jobs import start_job
 from genaug.errors import CheckpointError, ConfigError
 from genaug.gan import run_gan, synthetic_manifest
 from genaug.metrics import (bootstrap_ci, choose_threshold, classification_metrics, mcnemar, paired_bootstrap_diff,
@@ -305,12 +306,7 @@ def _benchmark(cfg: Config, run: Run) -> Path:
     models = parse_list(b.models, CLASSIFIERS, "model")
     variants = parse_list(b.variants, VARIANTS, "variant")
     fractions = parse_fractions(b.train_fractions)
-    if cfg.run.threads:
-        torch.set_num_threads(cfg.run.threads)
-    device = resolve_device(cfg.run.device)
-    bundle = load_bundle(cfg, b.image_size)
-    run.save_manifest(data=bundle.summary(), device=str(device),
-                      skipped=[{"path": p, "reason": r} for p, r in bundle.skipped])
+    device, bundle = start_job(cfg, run, b.image_size)
     gan_dir = resolve_gan_run(cfg, run) if {"mixed", "synthetic"} & set(variants) else None
     enc_dir = resolve_encode_run(cfg, run) if "encoded" in variants else None
     synthetic = syn_names = latents = None

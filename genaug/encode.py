@@ -10,8 +10,6 @@ import csv
 import io
 import json
 import logging
-import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -22,25 +20,16 @@ from tqdm import tqdm
 from torchvision.utils import make_grid, save_image
 
 from genaug.config import Config, config_from_dict
-from genaug.data import DataBundle, load_data
-from genaug.device import resolve_device, seed_everything
+from genaug.data import DataBundle
+from genaug.jobs import start_job
 from genaug.errors import CheckpointError
 from genaug.metrics import reconstruction_metrics
 from genaug.models import ConvAutoencoder
-from genaug.runs import Run, atomic_torch_save, atomic_write_text, load_checkpoint, new_run, open_run, write_json
+from genaug.runs import Run, atomic_torch_save, atomic_write, atomic_write_text, load_checkpoint, new_run, open_run, write_json
 from genaug.train import as_tensor, batch_indices, check_finite, to_float
 
 log = logging.getLogger("genaug")
 AE_KEYS = ("kind", "model", "image_size", "latent_channels")
-
-
-def data_cache_dir(cfg: Config) -> Path:
-    return Path(cfg.data.cache_dir) if cfg.data.cache_dir else Path(cfg.run.out_root) / "cache"
-
-
-def load_bundle(cfg: Config, size: int) -> DataBundle:
-    return load_data(cfg.data.data, size, cfg.data.task, cfg.data.val_fraction, cfg.data.split_seed,
-                     data_cache_dir(cfg), cfg.data.demo_train, cfg.data.download)
 
 
 def load_autoencoder(path: str | Path, image_size: int | None = None, latent_channels: int | None = None):
@@ -143,16 +132,7 @@ def encode_split(model: ConvAutoencoder, images: np.ndarray, device, batch_size:
 
 
 def _save_npy_atomic(path: Path, arr: np.ndarray) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npy", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, arr)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda fh: np.save(fh, arr))
 
 
 def write_latents(model: ConvAutoencoder, bundle: DataBundle, out_dir: Path, device, overwrite: bool,
@@ -240,13 +220,7 @@ def run_encode(cfg: Config, resume: str | None = None) -> Path:
 
 def _encode(cfg: Config, run: Run, ckpt: dict | None) -> Path:
     e = cfg.encode
-    seed_everything(cfg.run.seed)
-    if cfg.run.threads:
-        torch.set_num_threads(cfg.run.threads)
-    device = resolve_device(cfg.run.device)
-    bundle = load_bundle(cfg, e.image_size)
-    run.save_manifest(data=bundle.summary(), device=str(device),
-                      skipped=[{"path": p, "reason": r} for p, r in bundle.skipped])
+    device, bundle = start_job(cfg, run, e.image_size)
     if e.checkpoint:
         model, _ = load_autoencoder(e.checkpoint, e.image_size, e.latent_channels)
         history = []

@@ -22,9 +22,7 @@ from tqdm import tqdm
 from torchvision.utils import make_grid, save_image
 
 from genaug.config import Config, config_from_dict
-from genaug.data import DataBundle
-from genaug.device import resolve_device, seed_everything
-from genaug.encode import load_bundle
+from genaug.jobs import start_job
 from genaug.errors import CheckpointError, ConfigError, DataError, TrainingDiverged
 from genaug.models import Discriminator, Generator, dcgan_init
 from genaug.runs import Run, atomic_torch_save, atomic_write_text, load_checkpoint, new_run, open_run, write_json
@@ -297,19 +295,14 @@ def _gan(cfg: Config, run: Run, class_arg: str) -> Path:
     from genaug.quality import quality_report
 
     g = cfg.gan
-    seed_everything(cfg.run.seed)
-    if cfg.run.threads:
-        torch.set_num_threads(cfg.run.threads)
-    device = resolve_device(cfg.run.device)
-    bundle = load_bundle(cfg, g.image_size)
+    device, bundle = start_job(cfg, run, g.image_size)
     wanted = resolve_classes(class_arg, bundle.classes)
     counts = bundle.train.class_counts(len(bundle.classes))
     for c in wanted:
         if counts[bundle.classes.index(c)] < MIN_CLASS_IMAGES:
             raise DataError(f"class {c} has {counts[bundle.classes.index(c)]} training images; "
                             f"a GAN needs at least {MIN_CLASS_IMAGES}")
-    run.save_manifest(data=bundle.summary(), device=str(device), classes_requested=wanted,
-                      skipped=[{"path": p, "reason": r} for p, r in bundle.skipped])
+    run.save_manifest(classes_requested=wanted)
     if g.per_class:
         plans = [(c, bundle.train.images[bundle.train.labels == bundle.classes.index(c)], None, 0) for c in wanted]
     else:

@@ -1,9 +1,7 @@
 import json
-import subprocess
 
 import numpy as np
 import pytest
-import torch
 
 from genaug.benchmark import TrainSet, aggregate, build_training_sets, check_provenance
 from genaug.config import Config
