@@ -47,7 +47,7 @@ class GanConfig:
     lr: float = 2e-4
     beta1: float = 0.5
     real_label: float = 0.9       # one-sided label smoothing
-    ema_decay: float = 0.999
+    ema_decay: float = 0.999      # upper bound; ramped by (1+step)/(10+step)
     ema_start: int = 200          # steps before the EMA starts averaging (early weights are noise)
     diffaug: bool = False         # differentiable augmentation (translation, cutout, brightness)
     per_class: bool = False       # one unconditional model per class instead of one conditional model

@@ -105,7 +105,9 @@ class GanState:
 
     @torch.no_grad()
     def update_ema(self, decay: float, start: int) -> None:
-        d = 0.0 if self.step < start else decay
+        # Ramp the decay with the step count so short runs (a few hundred steps on a CPU) average
+        # over recent weights only; a fixed 0.999 would keep half of step-200 weights at step 800.
+        d = 0.0 if self.step < start else min(decay, (1 + self.step) / (10 + self.step))
         for pe, p in zip(self.G_ema.parameters(), self.G.parameters()):
             pe.lerp_(p, 1 - d)
         for be, b in zip(self.G_ema.buffers(), self.G.buffers()):

@@ -25,7 +25,10 @@ log = logging.getLogger("genaug")
 
 def as_tensor(images: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
     """(N, H, W) uint8 -> (N, 1, H, W) uint8 tensor; (N, C, H, W) float latents pass through."""
-    t = torch.from_numpy(np.ascontiguousarray(images))
+    arr = np.ascontiguousarray(images)
+    if not arr.flags.writeable:  # read-only memmap from the cache: copy once into memory
+        arr = arr.copy()
+    t = torch.from_numpy(arr)
     if t.dim() == 3:
         t = t.unsqueeze(1)
     return t.to(device)

@@ -71,3 +71,17 @@ def test_nan_stops_training_and_keeps_last_good_checkpoint(tmp_path, monkeypatch
         train_gan_model("A", imgs, None, 0, tiny_cfg(epochs=2), run, ["A"], "cpu", ckpt)
     assert run.path("checkpoint-A.pt").read_bytes() == good
     run.close()
+
+
+def test_ema_follows_recent_weights_in_short_runs():
+    cfg = tiny_cfg()
+    cfg.gan.ema_start = 0
+    st = GanState(cfg, 0)
+    for p in st.G.parameters():          # pretend training moved every weight to 1.0
+        torch.nn.init.constant_(p, 1.0)
+    for _ in range(300):
+        st.step += 1
+        st.update_ema(cfg.gan.ema_decay, cfg.gan.ema_start)
+    # with a fixed 0.999 about 74% of the initial weights would remain after 300 steps
+    w = next(st.G_ema.parameters())
+    assert (w - 1.0).abs().max() < 0.05
