@@ -144,3 +144,14 @@ def test_encode_cli_end_to_end(tmp_path, tiny):
     r = genaug("encode", "--data", data, "--profile", tiny, "--out", tmp_path / "o2",
                "--checkpoint", run / "autoencoder.pt", "--latent-channels", 8)
     assert r.returncode == 2 and "16 latent channels, not 8" in r.stderr
+
+
+@pytest.mark.slow
+def test_gan_per_class_mode(tmp_path, tiny):
+    r = genaug("gan", "--data", "demo", "--class", "NORMAL", "--per-class", "--profile", tiny, "--out", tmp_path / "o")
+    assert r.returncode == 0, r.stderr[-2000:]
+    run = only_run(tmp_path / "o", "gan")
+    assert (run / "generator-NORMAL.pt").is_file() and not (run / "generator-conditional.pt").exists()
+    rows = list(csv.DictReader((run / "synthetic" / "manifest.csv").open()))
+    assert len(rows) == 12 and {r["checkpoint"] for r in rows} == {"generator-NORMAL.pt"}
+    assert json.loads((run / "metrics.json").read_text())["mode"] == "per-class"
