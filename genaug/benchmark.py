@@ -137,10 +137,11 @@ def build_training_sets(bundle: DataBundle, variant: str, keep: np.ndarray, cfg:
     real_prov = [f"real:{p}" for p in tr.paths]
     if variant == "encoded":
         lat = latents["splits"]
-        x_tr, y_tr = torch.from_numpy(np.asarray(lat["train"][0][keep])), torch.from_numpy(lat["train"][1][keep])
-        val = TrainSet(torch.from_numpy(np.asarray(lat["val"][0])), torch.from_numpy(lat["val"][1]),
+        # np.array copies the read-only memory-mapped shards once into memory
+        x_tr, y_tr = torch.from_numpy(np.array(lat["train"][0][keep])), torch.from_numpy(lat["train"][1][keep])
+        val = TrainSet(torch.from_numpy(np.array(lat["val"][0])), torch.from_numpy(lat["val"][1]),
                        [f"real:{p}" for p in bundle.val.paths])
-        test = TrainSet(torch.from_numpy(np.asarray(lat["test"][0])), torch.from_numpy(lat["test"][1]),
+        test = TrainSet(torch.from_numpy(np.array(lat["test"][0])), torch.from_numpy(lat["test"][1]),
                         [f"real:{p}" for p in bundle.test.paths])
         return TrainSet(x_tr, y_tr, real_prov), val, test
     val = TrainSet(as_tensor(bundle.val.images), torch.from_numpy(bundle.val.labels),
