@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from genaug.errors import GenaugError
-from genaug_cli.common import build_config, cache_dir
+from genaug_cli.common import build_config
 
 app = typer.Typer(
     name="genaug",
@@ -48,13 +48,12 @@ def data_info_cmd(
     """Counts per split and class, patients, image sizes and modes, skipped files, origin of val."""
     from pathlib import Path
 
-    from genaug.data import load_data
     from genaug.data.info import data_info, format_info
+    from genaug.jobs import load_bundle
 
     cfg = build_config(profile, data=dict(data=data, task=task, cache_dir=cache, val_fraction=val_fraction,
                                           download=download or None), run=dict(out_root=out))
-    bundle = load_data(cfg.data.data, size, cfg.data.task, cfg.data.val_fraction, cfg.data.split_seed,
-                       cache_dir(cfg), cfg.data.demo_train, cfg.data.download)
+    bundle = load_bundle(cfg, size)
     root = Path(cfg.data.data) if bundle.source == "folder" else None
     info = data_info(bundle, root)
     typer.echo(json.dumps(info, indent=2) if as_json else format_info(info))
