@@ -86,38 +86,29 @@ def load_synthetic(gan_dir: Path, classes: list[str], size: int) -> tuple[dict[s
     return images, names
 
 
-def resolve_gan_run(cfg: Config, run: Run) -> Path:
-    b = cfg.benchmark
-    if b.gan_run:
-        d = Path(b.gan_run)
+def _resolve_input_run(cfg: Config, run: Run, given: str, key: str, what: str, train) -> Path:
+    """A given run (checked to match the data), the one this benchmark trained earlier, or a new one."""
+    if given:
+        d = Path(given)
         if not d.is_dir():
-            raise CheckpointError(f"--gan-run {d} is not a directory")
+            raise CheckpointError(f"--{key.replace('_', '-')} {d} is not a directory")
         if (d / "config.yaml").is_file():
-            _same_data(read_run_config(d), cfg, "GAN", d)
+            _same_data(read_run_config(d), cfg, what, d)
         return d
-    if run.manifest.get("gan_run"):
-        return Path(run.manifest["gan_run"])
-    print("no --gan-run given: training the GAN first", flush=True)
-    d = run_gan(_sub_config(cfg, run, "gan"), "all")
-    run.save_manifest(gan_run=str(d))
+    if run.manifest.get(key):
+        return Path(run.manifest[key])
+    print(f"no --{key.replace('_', '-')} given: training the {what} first", flush=True)
+    d = train(_sub_config(cfg, run, key.split("_")[0]))
+    run.save_manifest(**{key: str(d)})
     return d
+
+
+def resolve_gan_run(cfg: Config, run: Run) -> Path:
+    return _resolve_input_run(cfg, run, cfg.benchmark.gan_run, "gan_run", "GAN", lambda c: run_gan(c, "all"))
 
 
 def resolve_encode_run(cfg: Config, run: Run) -> Path:
-    b = cfg.benchmark
-    if b.encode_run:
-        d = Path(b.encode_run)
-        if not d.is_dir():
-            raise CheckpointError(f"--encode-run {d} is not a directory")
-        if (d / "config.yaml").is_file():
-            _same_data(read_run_config(d), cfg, "encode", d)
-        return d
-    if run.manifest.get("encode_run"):
-        return Path(run.manifest["encode_run"])
-    print("no --encode-run given: training the autoencoder first", flush=True)
-    d = run_encode(_sub_config(cfg, run, "encode"))
-    run.save_manifest(encode_run=str(d))
-    return d
+    return _resolve_input_run(cfg, run, cfg.benchmark.encode_run, "encode_run", "autoencoder", run_encode)
 
 
 def _sub_config(cfg: Config, run: Run, what: str) -> Config:
@@ -188,8 +179,9 @@ def check_provenance(train: TrainSet, val: TrainSet, test: TrainSet, bundle: Dat
     leaked = [p for p in train.provenance if p in test_paths or p in val_paths]
     if leaked:
         raise AssertionError(f"provenance: {len(leaked)} test/val images in training, e.g. {leaked[0]}")
+    in_training = set(train.provenance)
     train_patients = {bundle.train.patients[i] for i, p in enumerate(bundle.train.paths)
-                      if f"real:{p}" in set(train.provenance)}
+                      if f"real:{p}" in in_training}
     if train_patients & set(bundle.val.patients):
         raise AssertionError("provenance: a validation patient has images in training")
     if len(train.provenance) != len(train.x):

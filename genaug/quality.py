@@ -80,10 +80,11 @@ def class_report(name: str, c: int, synth: np.ndarray, bundle: DataBundle, judge
     half = len(real) // 2
     if half < 2:
         return {"error": f"too few held-out real images of {name} ({len(real)}) for a quality report"}
-    ref, other = real[:half], real[half:2 * half]
+    other = real[half:2 * half]  # real[:half] is the reference half
     blurred = to_u8(gaussian_blur(to_float(other), kernel_size=9, sigma=2.0))
     shuffled = to_u8(shuffle_patches(to_float(other), seed=cfg.run.seed))
-    f_ref, f_other, f_syn = features(judge, ref, device), features(judge, other, device), features(judge, syn, device)
+    f_real, f_syn = features(judge, real, device), features(judge, syn, device)
+    f_ref, f_other = f_real[:half], f_real[half:2 * half]
     f_blur, f_shuf = features(judge, blurred, device), features(judge, shuffled, device)
     n = min(half, len(f_syn))  # the same sample size for every comparison: FID is biased by n
     fid = {"synthetic": fid_on_features(f_ref, f_syn[:n]), "real_vs_real": fid_on_features(f_ref, f_other[:n]),
@@ -103,8 +104,7 @@ def class_report(name: str, c: int, synth: np.ndarray, bundle: DataBundle, judge
     d_syn_px, i_syn_px = nearest_neighbours(to_float(syn), to_float(train_u8))
     d_real_px, _ = nearest_neighbours(to_float(real), to_float(train_u8))
     d_syn_ft, _ = nearest_neighbours(f_syn, train_feats, metric="cosine")
-    d_real_ft, _ = nearest_neighbours(f_p := features(judge, real, device), train_feats, metric="cosine")
-    del f_p
+    d_real_ft, _ = nearest_neighbours(f_real, train_feats, metric="cosine")
     q = g.nearcopy_quantile
     thr_px, thr_ft = float(torch.quantile(d_real_px, q)), float(torch.quantile(d_real_ft, q))
     memo = {
