@@ -160,7 +160,7 @@ def benchmark_cmd(
     encode_run: Optional[str] = typer.Option(None, "--encode-run", help="genaug encode run directory to take latents from"),
     pretrained: Optional[bool] = typer.Option(None, "--pretrained/--scratch", help="ImageNet weights from --weights-dir"),
     weights_dir: Optional[str] = typer.Option(None, "--weights-dir", help="folder with torchvision ImageNet .pth files"),
-    resume: Optional[str] = typer.Option(None, "--resume", help="benchmark run directory: finished cells are kept"),
+    resume: Optional[str] = typer.Option(None, "--resume", help="benchmark run directory: finished cells are kept; --seeds, --models, --variants and --train-fraction add cells to it"),
     seed: Optional[int] = SeedOpt, device: Optional[str] = DeviceOpt, out: Optional[str] = OutOpt,
     name: Optional[str] = NameOpt, cache: Optional[str] = CacheOpt,
 ):
@@ -168,11 +168,12 @@ def benchmark_cmd(
     from genaug.benchmark import run_benchmark
 
     d, r = _common(data, task, seed, device, out, name, cache)
-    cfg = build_config(profile, data=d, run=r, benchmark=dict(
-        models=models, variants=variants, seeds=seeds, epochs=epochs, image_size=image_size,
-        batch_size=batch_size, synthetic_ratio=synthetic_ratio, balance=balance, train_fractions=train_fraction,
-        gan_run=gan_run, encode_run=encode_run, pretrained=pretrained, weights_dir=weights_dir))
-    run_dir = run_benchmark(cfg, resume=resume)
+    flags = dict(models=models, variants=variants, seeds=seeds, epochs=epochs, image_size=image_size,
+                 batch_size=batch_size, synthetic_ratio=synthetic_ratio, balance=balance,
+                 train_fractions=train_fraction, gan_run=gan_run, encode_run=encode_run, pretrained=pretrained,
+                 weights_dir=weights_dir)
+    cfg = build_config(profile, data=d, run=r, benchmark=flags)
+    run_dir = run_benchmark(cfg, resume=resume, given={k: v for k, v in flags.items() if v is not None})
     typer.echo(f"run: {run_dir}\nreport: {run_dir / 'report.md'}")
 
 

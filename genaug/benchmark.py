@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from genaug.config import Config, config_from_dict, parse_fractions
+from genaug.config import Config, config_from_dict, parse_fractions, validate
 from genaug.data import DataBundle, subsample_by_patient
 from genaug.device import seed_everything
 from genaug.encode import load_latents, run_encode
@@ -29,7 +29,7 @@ from genaug.gan import run_gan, synthetic_manifest
 from genaug.metrics import (bootstrap_ci, choose_threshold, classification_metrics, mcnemar, paired_bootstrap_diff,
                             predictions, roc_auc)
 from genaug.models import CLASSIFIERS, build_classifier
-from genaug.runs import Run, new_run, open_run, read_run_config, write_json
+from genaug.runs import Run, new_run, open_run, read_run_config, write_json, write_run_config
 from genaug.train import as_tensor, fit_classifier, predict_probs
 
 log = logging.getLogger("genaug")
@@ -279,11 +279,42 @@ def _correct(cell: dict) -> np.ndarray:
 # ----------------------------------------------------------------------------- the job
 
 
-def run_benchmark(cfg: Config, resume: str | None = None) -> Path:
+# What a resumed benchmark may add to (more seeds, models, variants, fractions, or input runs
+# where none was fixed); everything else decides how a cell trains and stays as first run.
+EXTENDABLE = ("models", "variants", "seeds", "train_fractions", "gan_run", "encode_run")
+
+
+def resumed_config(saved: dict, given: dict, run: Run) -> Config:
+    """The saved config with the extendable benchmark keys that were given on the command line.
+
+    A given value for any other benchmark key must equal the saved one: cells trained with
+    other settings would not be comparable with those already in the run.
+    """
+    cfg = config_from_dict(saved)
+    b = cfg.benchmark
+    for key, value in given.items():
+        if value is None or value == getattr(b, key):
+            continue
+        if key not in EXTENDABLE:
+            raise ConfigError(f"benchmark run {run.dir} was made with {key}={getattr(b, key)!r}; a resumed run keeps "
+                              f"its training settings (start a new run to use {key}={value!r})")
+        if key in ("gan_run", "encode_run") and (getattr(b, key) or run.manifest.get(key)):
+            fixed = getattr(b, key) or run.manifest[key]
+            if Path(str(value)).resolve() != Path(str(fixed)).resolve():
+                raise ConfigError(f"benchmark run {run.dir} already uses {key.replace('_', '-')} {fixed}; "
+                                  "start a new run to use another")
+            continue
+        setattr(b, key, value)
+    return validate(cfg)
+
+
+def run_benchmark(cfg: Config, resume: str | None = None, given: dict | None = None) -> Path:
+    """A new benchmark run, or ``resume`` one: finished cells are kept and ``given`` (the benchmark
+    flags the user passed) may add seeds, models, variants or train fractions to it."""
     if resume:
         run = open_run(resume, "benchmark")
-        saved = read_run_config(run.dir)
-        cfg = config_from_dict(saved)
+        cfg = resumed_config(read_run_config(run.dir), given or {}, run)
+        write_run_config(run, cfg.to_dict())
     else:
         run = new_run(cfg.run.out_root, "benchmark", cfg.run.name, cfg.to_dict())
     try:

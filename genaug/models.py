@@ -20,15 +20,24 @@ def _gan_blocks(image_size: int) -> int:
 
 
 class Generator(nn.Module):
-    """DCGAN generator, 1x1 noise to image; a label embedding joined to the noise makes it class-conditional."""
+    """DCGAN generator, 1x1 noise to image; a one-hot label joined to the noise makes it class-conditional.
+
+    The label enters as a learnable embedding initialised to one-hot (Mirza & Osindero's
+    cGAN). A 100-d N(0, 1) embedding, as large as the noise, let the generator ignore the
+    noise: on the chest X-rays it collapsed to one image per class within the first epoch.
+    """
 
     def __init__(self, nz: int = 100, ngf: int = 64, image_size: int = 64, n_classes: int = 0, channels: int = 1):
         super().__init__()
         self.nz, self.n_classes, self.image_size = nz, n_classes, image_size
-        self.embed = nn.Embedding(n_classes, nz) if n_classes > 0 else None
+        self.embed = None
+        if n_classes > 0:
+            self.embed = nn.Embedding(n_classes, n_classes)
+            with torch.no_grad():
+                self.embed.weight.copy_(torch.eye(n_classes))
         n_up = _gan_blocks(image_size)
         mult = 2 ** (n_up - 1)                                # 8 at 64 px, 16 at 128 px
-        layers = [nn.ConvTranspose2d(nz * (2 if n_classes else 1), ngf * mult, 4, 1, 0, bias=False),
+        layers = [nn.ConvTranspose2d(nz + n_classes, ngf * mult, 4, 1, 0, bias=False),
                   nn.BatchNorm2d(ngf * mult), nn.ReLU(True)]
         for _ in range(n_up - 1):
             layers += [nn.ConvTranspose2d(ngf * mult, ngf * mult // 2, 4, 2, 1, bias=False),
@@ -154,18 +163,24 @@ class SimpleCNN(nn.Module):
 
 
 class LatentCNN(nn.Module):
-    """A small CNN over autoencoder latents (e.g. 14x14x256)."""
+    """A small CNN over autoencoder latents (e.g. 14x14x256).
 
-    def __init__(self, in_channels: int = 256, n_classes: int = 2, width: int = 128, dropout: float = 0.5):
+    A 1x1 convolution first narrows the 256 latent channels: the latent path exists to be
+    cheap, and a 3x3 convolution over all 256 channels at 14x14 would cost about a seventh
+    of the 224 px pixel CNN by itself. This one costs about 26 MFLOPs per image against
+    about 710 for SimpleCNN at 224 px.
+    """
+
+    def __init__(self, in_channels: int = 256, n_classes: int = 2, width: int = 96, dropout: float = 0.5):
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(in_channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(True),
+            nn.Conv2d(in_channels, width, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(True),
             nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(True),
             nn.MaxPool2d(2, ceil_mode=True),
-            nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(True),
+            nn.Conv2d(width, 128, 3, padding=1, bias=False), nn.BatchNorm2d(128), nn.ReLU(True),
             nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(width, n_classes))
-        self.feature_dim = width
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(128, n_classes))
+        self.feature_dim = 128
 
     def forward(self, x):
         return self.head(self.features(x))

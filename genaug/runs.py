@@ -177,9 +177,14 @@ def new_run(out_root: str | Path, command: str, name: str = "", config: dict | N
     run = Run(d, command)
     run.start_log()
     if config is not None:
-        atomic_write_text(run.path("config.yaml"), _yaml_dump(config))
+        write_run_config(run, config)
     run.save_manifest()
     return run
+
+
+def write_run_config(run: Run, config: dict) -> None:
+    """The resolved config as the run's config.yaml (rewritten when a resumed run is extended)."""
+    atomic_write_text(run.path("config.yaml"), _yaml_dump(config))
 
 
 def open_run(directory: str | Path, command: str) -> Run:

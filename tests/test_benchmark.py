@@ -103,6 +103,16 @@ def test_benchmark_end_to_end_on_tiny_demo_and_resume(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.count("done earlier, kept") == 4
     assert before == {p.name: p.stat().st_mtime_ns for p in (run / "cells").glob("*.json")}
+    # a resumed run may add seeds (cells accumulate) but not change how cells train
+    r = genaug("benchmark", "--resume", run, "--variants", "real", "--seeds", "2")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.count("done earlier, kept") == 1 and (run / "cells" / "cnn__real__f1__seed1.json").is_file()
+    assert before == {p.name: p.stat().st_mtime_ns for p in (run / "cells").glob("*.json") if p.name in before}
+    res = json.loads((run / "results.json").read_text())
+    assert [r["seeds"] for r in res["table"] if r["variant"] == "real"] == [[0, 1]]
+    assert {r["variant"] for r in res["table"]} == {"real", "mixed", "synthetic", "encoded"}
+    r = genaug("benchmark", "--resume", run, "--epochs", "9")
+    assert r.returncode == 2 and "keeps its training settings" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_mismatched_gan_run_is_refused(tmp_path):
