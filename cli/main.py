@@ -177,6 +177,26 @@ def benchmark_cmd(
     typer.echo(f"run: {run_dir}\nreport: {run_dir / 'report.md'}")
 
 
+@app.command("report")
+def report_cmd(
+    runs: list[str] = typer.Argument(..., help="finished gan, encode or benchmark run directories, in the order to show"),
+    out: Optional[str] = typer.Option(None, "--out", help="Markdown file to write (e.g. docs/RESULTS.md); default: print"),
+    title: str = typer.Option("Results", "--title"),
+):
+    """Gather finished runs' own reports, each under the commands that produced it, into one Markdown document."""
+    from pathlib import Path
+
+    from genaug.report import results_document
+    from genaug.runs import atomic_write_text
+
+    doc = results_document([Path(r) for r in runs], title)
+    if out:
+        atomic_write_text(Path(out), doc)
+        typer.echo(f"wrote {out} from {len(runs)} run(s)")
+    else:
+        typer.echo(doc)
+
+
 def run() -> None:
     """Console entry point: user errors are one line on stderr and exit code 2, never a traceback."""
     try:

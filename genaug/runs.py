@@ -200,6 +200,7 @@ def open_run(directory: str | Path, command: str) -> Run:
         except json.JSONDecodeError:
             raise CheckpointError(f"run manifest {mf} is corrupt") from None
     run.manifest.setdefault("resumed", []).append(time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    run.manifest.setdefault("resume_argv", []).append(sys.argv)
     run.start_log()
     return run
 

@@ -59,7 +59,7 @@ def only_run(root: Path, command: str) -> Path:
 def test_help_lists_commands():
     r = genaug("--help")
     assert r.returncode == 0
-    for cmd in ("gan", "encode", "benchmark", "data"):
+    for cmd in ("gan", "encode", "benchmark", "data", "report"):
         assert cmd in r.stdout
 
 
@@ -144,6 +144,16 @@ def test_encode_cli_end_to_end(tmp_path, tiny):
     r = genaug("encode", "--data", data, "--profile", tiny, "--out", tmp_path / "o2",
                "--checkpoint", run / "autoencoder.pt", "--latent-channels", 8)
     assert r.returncode == 2 and "16 latent channels, not 8" in r.stderr
+    # genaug report gathers the run's own summary under the command that made it
+    doc = tmp_path / "RESULTS.md"
+    r = genaug("report", run, "--out", doc)
+    assert r.returncode == 0, r.stderr[-2000:]
+    text = doc.read_text()
+    assert "genaug encode --data" in text and "### Autoencoder report" in text
+    psnr = f"{m['test']['psnr']:.2f}"
+    assert psnr in text and psnr in (run / "summary.md").read_text()
+    r = genaug("report", tmp_path / "x")
+    assert r.returncode == 2 and "not a genaug run" in r.stderr
 
 
 @pytest.mark.slow
