@@ -205,14 +205,14 @@ def run_cell(model_name: str, variant: str, fraction: float, seed: int, train: T
     epochs = (b.latent_epochs or b.epochs) if latent else b.epochs
     fit = fit_classifier(model, train.x, train.y, val.x, val.y, len(bundle.classes), epochs, b.batch_size, b.lr,
                          b.weight_decay, b.patience, augment=b.augment and not latent, seed=seed, device=device,
-                         desc=cell_key(model_name, variant, fraction, seed))
-    p_val = predict_probs(model, val.x, device=device)
-    p_test = predict_probs(model, test.x, device=device)
+                         desc=cell_key(model_name, variant, fraction, seed), amp=cfg.run.amp)
+    p_val = predict_probs(model, val.x, device=device, amp=cfg.run.amp)
+    p_test = predict_probs(model, test.x, device=device, amp=cfg.run.amp)
     thr = choose_threshold(val.y, p_val)
     at_half = classification_metrics(test.y, p_test, bundle.classes, None)
     at_thr = classification_metrics(test.y, p_test, bundle.classes, thr)
     t0 = time.perf_counter()
-    predict_probs(model, test.x, device=device)
+    predict_probs(model, test.x, device=device, amp=cfg.run.amp)
     infer = len(test.x) / max(time.perf_counter() - t0, 1e-9)
     return {"model": model_name, "variant": variant, "train_fraction": fraction, "seed": seed,
             "n_train": len(train.x), "n_train_synthetic": sum(p.startswith("synthetic:") for p in train.provenance),

@@ -34,6 +34,7 @@ class RunConfig:
     out_root: str = "outputs"
     name: str = ""
     threads: int = 0              # torch CPU threads; 0 = torch's default
+    amp: bool = True              # bf16 autocast for classifiers on CUDA; no effect on CPU
 
 
 @dataclass

@@ -15,6 +15,7 @@ def resolve_device(name: str = "auto") -> torch.device:
     name = (name or "auto").lower()
     if name == "auto":
         if torch.cuda.is_available():
+            torch.backends.cudnn.benchmark = True   # fixed input sizes: let cuDNN pick its fastest kernels
             return torch.device("cuda")
         if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
             return torch.device("mps")
@@ -25,6 +26,8 @@ def resolve_device(name: str = "auto") -> torch.device:
         raise ConfigError("device 'mps' requested but MPS is not available; use --device cpu or auto")
     if name not in ("cpu", "mps") and not name.startswith("cuda"):
         raise ConfigError(f"unknown device '{name}'; use auto, cpu, cuda or mps")
+    if name.startswith("cuda"):
+        torch.backends.cudnn.benchmark = True
     return torch.device(name)
 
 
