@@ -1,4 +1,5 @@
 import hashlib
+import shutil
 import http.server
 import io
 import os
@@ -224,3 +225,21 @@ def test_medmnist_download_md5_and_retries(loopback_server, tmp_path, monkeypatc
     # nothing listening: same clear error
     with pytest.raises(DataError, match="could not download"):
         download("pneumoniamnist", 28, tmp_path / "dl3", base_url="http://127.0.0.1:9", retries=1)
+
+
+def test_duplicates_across_splits_are_flagged(tmp_path):
+    root = make_folder_dataset(tmp_path / "d", {"train": 16, "test": 6}, size=32)
+    src = root / "train" / "PNEUMONIA" / "person0_bacteria_1.jpeg"
+    shutil.copyfile(src, root / "test" / "PNEUMONIA" / "person1900_bacteria_1.jpeg")       # exact copy
+    with Image.open(root / "train" / "NORMAL" / "IM-0000-0001.jpeg") as im:                  # re-saved, resized
+        im.resize((40, 40)).save(root / "test" / "NORMAL" / "IM-1900-0001.png")
+    b = load_data(str(root), 32, val_fraction=0.2)
+    pairs = b.duplicates["pairs"]
+    test_side = [y for k in ("train-test", "val-test") for y in
+                 [e[1] for e in pairs[k]["exact"]] + [e[1] for e in pairs[k]["near"]]]
+    assert sorted(Path(p).name for p in test_side) == ["IM-1900-0001.png", "person1900_bacteria_1.jpeg"]
+    counts = b.summary()["duplicates_across_splits"]
+    assert sum(counts[k]["exact"] for k in counts) == 1 and sum(counts[k]["near"] for k in counts) == 1
+    assert "LEAKAGE" in b.notes[-1]
+    clean = load_data(str(make_folder_dataset(tmp_path / "c", size=32)), 32)
+    assert "LEAKAGE" not in clean.notes[-1]

@@ -57,6 +57,7 @@ class DataBundle:
     val_origin: str = ""
     skipped: list[tuple[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    duplicates: dict = field(default_factory=dict)   # cross-split exact/near duplicates (data.duplicates)
 
     @property
     def train(self) -> ImageSet:
@@ -73,7 +74,9 @@ class DataBundle:
     def summary(self) -> dict:
         out = {"name": self.name, "source": self.source, "synthetic": self.synthetic,
                "classes": self.classes, "image_size": self.image_size, "val_origin": self.val_origin,
-               "splits": {}, "skipped": len(self.skipped), "notes": list(self.notes)}
+               "splits": {}, "skipped": len(self.skipped), "notes": list(self.notes),
+               "duplicates_across_splits": {k: {"exact": len(v["exact"]), "near": len(v["near"])}
+                                            for k, v in self.duplicates.get("pairs", {}).items()}}
         for split, s in self.splits.items():
             out["splits"][split] = {
                 "images": len(s),

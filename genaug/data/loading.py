@@ -8,6 +8,7 @@ import numpy as np
 
 from genaug.data.core import DataBundle
 from genaug.data.demo import demo_dataset
+from genaug.data.duplicates import cross_split_duplicates, duplicate_note
 from genaug.data.folder import load_folder_split, scan_folder
 from genaug.data.medmnist import INFO, download, load_npz
 from genaug.data.splits import patient_overlap, split_by_patient
@@ -97,6 +98,8 @@ def load_data(spec: str, size: int, task: str = "binary", val_fraction: float = 
                             image_size=size, skipped=skipped)
     ensure_val(bundle, val_fraction, split_seed)
     check_patient_disjoint(bundle)
+    bundle.duplicates = cross_split_duplicates(bundle)
+    bundle.notes.append(duplicate_note(bundle.duplicates))
     for split, s in bundle.splits.items():
         present = np.bincount(s.labels, minlength=len(bundle.classes))
         if split == "train" and (present == 0).any():
