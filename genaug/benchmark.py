@@ -204,7 +204,7 @@ def run_cell(model_name: str, variant: str, fraction: float, seed: int, train: T
                              weights_dir=b.weights_dir)
     epochs = (b.latent_epochs or b.epochs) if latent else b.epochs
     fit = fit_classifier(model, train.x, train.y, val.x, val.y, len(bundle.classes), epochs, b.batch_size, b.lr,
-                         b.weight_decay, b.patience, augment=b.augment and not latent, seed=seed, device=device,
+                         b.weight_decay, b.patience, augment=b.augment, seed=seed, device=device,
                          desc=cell_key(model_name, variant, fraction, seed), amp=cfg.run.amp)
     p_val = predict_probs(model, val.x, device=device, amp=cfg.run.amp)
     p_test = predict_probs(model, test.x, device=device, amp=cfg.run.amp)

@@ -68,6 +68,18 @@ def augment_batch(x: torch.Tensor, generator: torch.Generator, rotate: float = 1
     return x.clamp_(0, 1)
 
 
+def augment_latents(z: torch.Tensor, generator: torch.Generator, shift: int = 1, noise: float = 0.1) -> torch.Tensor:
+    """Latent-space augmentation: a shift of up to ``shift`` cells (16 px at 224 -> 14) with edge
+    padding, and Gaussian noise of ``noise`` times each channel's spread in the batch."""
+    b, c, h, w = z.shape
+    padded = F.pad(z, (shift, shift, shift, shift), mode="replicate")
+    dy = torch.randint(0, 2 * shift + 1, (b,), generator=generator).tolist()
+    dx = torch.randint(0, 2 * shift + 1, (b,), generator=generator).tolist()
+    out = torch.stack([padded[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w] for i in range(b)])
+    spread = z.std(dim=(0, 2, 3), keepdim=True)
+    return out + torch.randn(out.shape, generator=generator).to(z.device) * noise * spread
+
+
 def check_finite(loss: torch.Tensor, what: str) -> None:
     if not torch.isfinite(loss):
         raise TrainingDiverged(f"{what} loss became {loss.item()}; training stopped, the last good checkpoint is kept "
@@ -124,8 +136,8 @@ def train_one_epoch(model, opt, data, labels, weights, batch_size, gen, device, 
                unit="batch", disable=None)
     for idx in bar:
         x = to_float(on_device(data[idx], device))
-        if augment:
-            x = augment_batch(x, gen)
+        if augment:  # pixels are cached as uint8, autoencoder latents as float16
+            x = augment_batch(x, gen) if data.dtype == torch.uint8 else augment_latents(x, gen)
         y = labels[idx].to(device)
         with autocast(device, amp):
             loss = F.cross_entropy(model(x).float(), y, weight=weights)
