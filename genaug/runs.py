@@ -199,6 +199,9 @@ def open_run(directory: str | Path, command: str) -> Run:
             run.manifest.update(json.loads(mf.read_text(encoding="utf-8")))
         except json.JSONDecodeError:
             raise CheckpointError(f"run manifest {mf} is corrupt") from None
+    # a process killed inside atomic_write leaves its temporary file; the target itself is whole
+    for stale in d.rglob(".*.tmp"):
+        stale.unlink(missing_ok=True)
     run.manifest.setdefault("resumed", []).append(time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     run.manifest.setdefault("resume_argv", []).append(sys.argv)
     run.start_log()

@@ -38,3 +38,14 @@ def test_run_directories_never_reused(tmp_path):
     assert a.dir != b.dir and (a.dir / "config.yaml").is_file() and (b.dir / "manifest.json").is_file()
     a.close()
     b.close()
+
+
+def test_resume_clears_temporary_files_of_a_killed_write(tmp_path):
+    from genaug.runs import new_run, open_run
+    run = new_run(tmp_path, "encode", "x", {"a": 1})
+    run.close()
+    (run.dir / ".checkpoint.pt.abc123.tmp").write_bytes(b"half a checkpoint")
+    (run.dir / "checkpoint.pt").write_bytes(b"whole")
+    again = open_run(run.dir, "encode")
+    again.close()
+    assert not list(run.dir.glob("*.tmp")) and (run.dir / "checkpoint.pt").read_bytes() == b"whole"

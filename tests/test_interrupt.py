@@ -1,0 +1,61 @@
+"""Interrupted work loses nothing: SIGKILL a real `genaug` process mid-training, resume, finish.
+
+The process is killed as soon as its first epoch checkpoint is on disk, while later epochs
+are still training; the resumed run must finish with whole outputs and no temp files.
+"""
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+import torch
+
+from test_cli import TINY, genaug, only_run
+
+EPOCHS = 40  # many short epochs: the kill lands while training is still going
+
+
+def _start(args):
+    import shutil
+    import sys
+    exe = shutil.which("genaug")
+    cmd = ([exe] if exe else [sys.executable, "-m", "genaug_cli.main"]) + [str(a) for a in args]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _kill_after_first_checkpoint(proc, out, command, checkpoint):
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        runs = [d for d in (out / command).glob("*") if d.is_dir()] if (out / command).is_dir() else []
+        if runs and (runs[0] / checkpoint).is_file():
+            break
+        assert proc.poll() is None, "the run ended before its first checkpoint"
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return runs[0]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command,checkpoint,epoch_key", [
+    ("encode", "checkpoint.pt", "epoch"),
+    ("gan", "checkpoint-conditional.pt", "epoch"),
+])
+def test_sigkill_then_resume_finishes_whole(tmp_path, command, checkpoint, epoch_key):
+    prof = tmp_path / "tiny.yaml"
+    prof.write_text(TINY.replace("epochs: 2", f"epochs: {EPOCHS}").replace("epochs: 1\n  batch_size: 16\n"
+                                                                          "benchmark", f"epochs: {EPOCHS}\n  batch_size: 16\nbenchmark"))
+    out = tmp_path / "o"
+    proc = _start([command, "--data", "demo", "--profile", prof, "--out", out])
+    run = _kill_after_first_checkpoint(proc, out, command, checkpoint)
+    killed_at = torch.load(run / checkpoint, weights_only=True)[epoch_key]
+    assert 1 <= killed_at < EPOCHS
+    r = genaug(command, "--resume", run)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert torch.load(run / checkpoint, weights_only=True)[epoch_key] == EPOCHS
+    assert json.loads((run / "metrics.json").read_text())
+    assert not [p for p in run.rglob("*") if ".tmp" in p.name], "a temporary file was left behind"
+    log = (run / "log.txt").read_text()
+    assert "resum" in log
