@@ -294,10 +294,12 @@ def run_gan(cfg: Config, class_arg: str = "all", resume: str | None = None) -> P
 
 
 def _gan(cfg: Config, run: Run, class_arg: str) -> Path:
-    from genaug.quality import quality_report
+    from genaug.quality import inception_extractor, quality_report
 
     g = cfg.gan
     device, bundle = start_job(cfg, run, g.image_size)
+    if g.fid_features == "inception":
+        inception_extractor(device)  # fail before training, not after it
     wanted = resolve_classes(class_arg, bundle.classes)
     counts = bundle.train.class_counts(len(bundle.classes))
     for c in wanted:

@@ -1,7 +1,9 @@
 """Quality report for synthetic images, against real held-out images of the same class.
 
 - FID/KID on domain features: the penultimate layer of a CNN ("judge") trained here
-  on the real training split and saved with the run (judge.pt). The real-vs-real
+  on the real training split and saved with the run (judge.pt); or, with
+  ``--fid-features inception``, torch-fidelity's Inception-v3 pool features (the usual
+  FID, which needs torch-fidelity and its weights file on disk or a network). The real-vs-real
   value (two halves of the held-out images) is the floor, and two weak references
   (the same real half blurred, or with shuffled patches) place the number.
 - Class fidelity: the judge's accuracy on synthetic images against the requested
@@ -71,7 +73,8 @@ def to_u8(x: torch.Tensor) -> torch.Tensor:
 
 
 def class_report(name: str, c: int, synth: np.ndarray, bundle: DataBundle, judge, cfg: Config, run: Run,
-                 device, train_u8: torch.Tensor, train_feats: torch.Tensor) -> dict:
+                 device, train_u8: torch.Tensor, train_feats: torch.Tensor, fid_features=None) -> dict:
+    """FID/KID on ``fid_features`` (default: the judge's); fidelity and memorization always on the judge."""
     g = cfg.gan
     rng = np.random.default_rng(cfg.run.seed)
     real = bundle.test.images[bundle.test.labels == c]
@@ -84,13 +87,15 @@ def class_report(name: str, c: int, synth: np.ndarray, bundle: DataBundle, judge
     blurred = to_u8(gaussian_blur(to_float(other), kernel_size=9, sigma=2.0))
     shuffled = to_u8(shuffle_patches(to_float(other), seed=cfg.run.seed))
     f_real, f_syn = features(judge, real, device), features(judge, syn, device)
-    f_ref, f_other = f_real[:half], f_real[half:2 * half]
-    f_blur, f_shuf = features(judge, blurred, device), features(judge, shuffled, device)
-    n = min(half, len(f_syn))  # the same sample size for every comparison: FID is biased by n
-    fid = {"synthetic": fid_on_features(f_ref, f_syn[:n]), "real_vs_real": fid_on_features(f_ref, f_other[:n]),
+    fid_features = fid_features or (lambda images: features(judge, images, device))
+    g_real, g_syn = fid_features(real), fid_features(syn)
+    f_ref, f_other = g_real[:half], g_real[half:2 * half]
+    f_blur, f_shuf = fid_features(blurred), fid_features(shuffled)
+    n = min(half, len(g_syn))  # the same sample size for every comparison: FID is biased by n
+    fid = {"synthetic": fid_on_features(f_ref, g_syn[:n]), "real_vs_real": fid_on_features(f_ref, f_other[:n]),
            "real_blurred": fid_on_features(f_ref, f_blur[:n]), "real_patch_shuffled": fid_on_features(f_ref, f_shuf[:n]),
            "n_per_side": n}
-    kid_s, kid_s_sd = kid_on_features(f_ref, f_syn[:n])
+    kid_s, kid_s_sd = kid_on_features(f_ref, g_syn[:n])
     kid_r, kid_r_sd = kid_on_features(f_ref, f_other[:n])
     kid = {"synthetic": kid_s, "synthetic_std": kid_s_sd, "real_vs_real": kid_r, "real_vs_real_std": kid_r_sd}
     # class fidelity
@@ -128,24 +133,45 @@ def _dist(d: torch.Tensor) -> dict:
     return {"min": float(q[0]), "p05": float(q[1]), "median": float(q[2]), "p95": float(q[3])}
 
 
+INCEPTION_WEIGHTS = "pt_inception-2015-12-05-6726825d.pth"
+
+
+def inception_extractor(device):
+    """torch-fidelity's FID Inception-v3 (2048-d pool features) as a function of uint8 images."""
+    from genaug.errors import ConfigError
+    try:
+        from torchmetrics.image.fid import NoTrainInceptionV3
+        net = NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048"]).to(device).eval()
+    except ModuleNotFoundError:
+        raise ConfigError("--fid-features inception needs torch-fidelity (pip install torch-fidelity); "
+                          "or use the default domain features") from None
+    except Exception as exc:  # no network and no weights file
+        raise ConfigError(f"cannot load the FID Inception weights ({str(exc)[:80]}); put {INCEPTION_WEIGHTS} in "
+                          "$TORCH_HOME/hub/checkpoints by hand, or use the default domain features") from None
+
+    @torch.no_grad()
+    def extract(images: torch.Tensor) -> torch.Tensor:
+        return torch.cat([net(images[i].to(device).repeat(1, 3, 1, 1)).cpu()
+                          for i in batch_indices(len(images), 64, False)])
+    return extract
+
+
 def quality_report(run: Run, bundle: DataBundle, samples: dict[str, np.ndarray], cfg: Config, device) -> dict:
-    if cfg.gan.fid_features == "inception":
-        from genaug.errors import ConfigError
-        try:
-            import torch_fidelity  # noqa: F401
-        except ImportError:
-            raise ConfigError("--fid-features inception needs torch-fidelity and its Inception weights; "
-                              "install torch-fidelity or use the default domain features") from None
+    inception = inception_extractor(device) if cfg.gan.fid_features == "inception" else None
     judge = train_judge(bundle, cfg, run, device)
+    fid_features = inception or (lambda images: features(judge, images, device))
     train_u8 = as_tensor(bundle.train.images)
     train_feats = features(judge, train_u8, device)
-    out = {"feature_extractor": {"kind": "domain CNN (SimpleCNN) trained on the real training split",
-                                 "file": "judge.pt", "sha256": sha256_file(run.path("judge.pt"))},
+    kind = ("Inception-v3 (torch-fidelity FID weights), 2048-d" if inception else
+            "domain CNN (SimpleCNN) trained on the real training split")
+    out = {"feature_extractor": {"kind": kind, "judge_file": "judge.pt",
+                                 "judge_sha256": sha256_file(run.path("judge.pt"))},
            "heldout_split": "test (real, never used for GAN training)", "synthetic_data": bundle.synthetic,
            "classes": {}}
     for name, synth in samples.items():
         c = bundle.classes.index(name)
-        out["classes"][name] = class_report(name, c, synth, bundle, judge, cfg, run, device, train_u8, train_feats)
+        out["classes"][name] = class_report(name, c, synth, bundle, judge, cfg, run, device, train_u8, train_feats,
+                                            fid_features)
     atomic_write_text(run.path("quality.md"), format_quality(out, bundle))
     print(format_quality(out, bundle), flush=True)
     return out
@@ -155,7 +181,8 @@ def format_quality(m: dict, bundle: DataBundle) -> str:
     lines = ["# Synthetic image quality", ""]
     if bundle.synthetic:
         lines += ["**Data: built-in demo phantoms, synthetic, not real X-rays.**", ""]
-    lines += ["Features: a CNN trained here on the real training split (judge.pt). Reference: real held-out "
+    lines += [f"FID/KID features: {m['feature_extractor']['kind']}. Fidelity and memorization features: a CNN "
+              "trained here on the real training split (judge.pt). Reference: real held-out "
               "(test) images of the same class. Lower FID/KID is closer; read the synthetic value against "
               "the real-vs-real floor and the weak references.", "",
               "| class | FID synthetic | FID real-vs-real | FID blurred real | FID patch-shuffled | KID synthetic | "

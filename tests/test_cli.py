@@ -92,6 +92,17 @@ def test_bad_input_is_one_line_exit_2(tmp_path, tiny, args, needle):
     assert len(r.stderr.strip().splitlines()) == 1
 
 
+def test_inception_fid_without_torch_fidelity_fails_before_training(tmp_path, tiny):
+    try:
+        import torch_fidelity  # noqa: F401
+        pytest.skip("torch-fidelity is installed here")
+    except ImportError:
+        pass
+    r = genaug("gan", "--data", "demo", "--profile", tiny, "--fid-features", "inception", "--out", tmp_path / "o")
+    assert r.returncode == 2 and "torch-fidelity" in r.stderr and "Traceback" not in r.stderr
+    assert not list((tmp_path / "o").rglob("checkpoint-*.pt"))
+
+
 def test_bad_config_key_exit_2(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("gan:\n  epoch: 3\n")
