@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from genaug.config import Config
 from genaug.device import resolve_device
 from genaug.gan import GanState, train_step
-from genaug.models import CLASSIFIERS, ConvAutoencoder, build_classifier
+from genaug.models import CORE_CLASSIFIERS, ConvAutoencoder, build_classifier
 
 
 def sync(device) -> None:
@@ -39,7 +39,7 @@ def timed(fn, steps: int, batch: int, device) -> float:
 
 
 def classifier_step(name, size, batch, device, amp=False):
-    model = build_classifier(name, 2).to(device)
+    model = build_classifier(name, 2, image_size=size).to(device)
     if amp:
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
@@ -99,6 +99,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--models", default=",".join(CORE_CLASSIFIERS), help="classifiers to time (any in the registry)")
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -115,7 +116,7 @@ def main() -> None:
         if size % 16 == 0:
             rows.append(("autoencoder", size, timed(autoencoder_step(size, a.batch_size, device), a.steps,
                                                     a.batch_size, device)))
-        for name in CLASSIFIERS:
+        for name in a.models.split(","):
             rows.append((name, size, timed(classifier_step(name, size, a.batch_size, device), a.steps,
                                            a.batch_size, device)))
     if device.type == "cuda" and 224 in sizes:

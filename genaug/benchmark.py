@@ -201,7 +201,7 @@ def run_cell(model_name: str, variant: str, fraction: float, seed: int, train: T
     latent = variant == "encoded"
     in_ch = train.x.shape[1]
     model = build_classifier(model_name, len(bundle.classes), in_ch, latent=latent, pretrained=b.pretrained,
-                             weights_dir=b.weights_dir)
+                             weights_dir=b.weights_dir, image_size=train.x.shape[-1])
     epochs = (b.latent_epochs or b.epochs) if latent else b.epochs
     fit = fit_classifier(model, train.x, train.y, val.x, val.y, len(bundle.classes), epochs, b.batch_size, b.lr,
                          b.weight_decay, b.patience, augment=b.augment, seed=seed, device=device,

@@ -186,17 +186,117 @@ class LatentCNN(nn.Module):
         return self.head(self.features(x))
 
 
+# --------------------------------------------------------------------------- the source reports' other classifiers
+
+
+class AlexNet(nn.Module):
+    """AlexNet as published: five convolutions (64/192/384/256/256, 11x11 stride 4 first), ReLU, Local
+    Response Normalization after the first two, overlapping 3x3 stride-2 max-pooling, dropout 0.5 in
+    the two 4096-unit layers. Pooling is padded by one and an adaptive pool precedes the head, so it
+    takes 32 or 64 px as well as 224 px."""
+
+    def __init__(self, in_channels: int = 1, n_classes: int = 2):
+        super().__init__()
+        lrn = lambda: nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=2.0)  # noqa: E731
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, 64, 11, 4, 2), nn.ReLU(True), lrn(), nn.MaxPool2d(3, 2, padding=1),
+            nn.Conv2d(64, 192, 5, padding=2), nn.ReLU(True), lrn(), nn.MaxPool2d(3, 2, padding=1),
+            nn.Conv2d(192, 384, 3, padding=1), nn.ReLU(True),
+            nn.Conv2d(384, 256, 3, padding=1), nn.ReLU(True),
+            nn.Conv2d(256, 256, 3, padding=1), nn.ReLU(True), nn.MaxPool2d(3, 2, padding=1),
+            nn.AdaptiveAvgPool2d(6), nn.Flatten())
+        self.head = nn.Sequential(nn.Dropout(0.5), nn.Linear(256 * 36, 4096), nn.ReLU(True),
+                                  nn.Dropout(0.5), nn.Linear(4096, 4096), nn.ReLU(True), nn.Linear(4096, n_classes))
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+def _conv_stack(in_channels: int, widths, pool_every: int = 1) -> tuple[list[nn.Module], int]:
+    layers, c = [], in_channels
+    for i, w in enumerate(widths, 1):
+        layers += [nn.Conv2d(c, w, 3, padding=1), nn.ReLU(True)]
+        if i % pool_every == 0:
+            layers.append(nn.MaxPool2d(2, ceil_mode=True))
+        c = w
+    return layers, c
+
+
+class SmallAlexNet(nn.Module):
+    """The reports' improved AlexNet: three convolutions (32/64/128) with max-pooling, dense 256, dropout."""
+
+    def __init__(self, in_channels: int = 1, n_classes: int = 2):
+        super().__init__()
+        layers, c = _conv_stack(in_channels, (32, 64, 128))
+        self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(4), nn.Flatten())
+        self.head = nn.Sequential(nn.Dropout(0.5), nn.Linear(c * 16, 256), nn.ReLU(True), nn.Dropout(0.5),
+                                  nn.Linear(256, n_classes))
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+class LeNet5(nn.Module):
+    """LeNet-5: 6 and 16 5x5 convolutions with pooling, then 120 -> 84 -> classes."""
+
+    def __init__(self, in_channels: int = 1, n_classes: int = 2):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, 6, 5, padding=2), nn.ReLU(True), nn.MaxPool2d(2),
+            nn.Conv2d(6, 16, 5), nn.ReLU(True), nn.MaxPool2d(2), nn.AdaptiveAvgPool2d(5), nn.Flatten())
+        self.head = nn.Sequential(nn.Linear(16 * 25, 120), nn.ReLU(True), nn.Linear(120, 84), nn.ReLU(True),
+                                  nn.Linear(84, n_classes))
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+class LMap3(nn.Module):
+    """Five 3x3 convolutions (32/32/32/64/64) with max-pooling, dense 128 -> 64 with dropout."""
+
+    def __init__(self, in_channels: int = 1, n_classes: int = 2):
+        super().__init__()
+        layers, c = _conv_stack(in_channels, (32, 32, 32, 64, 64))
+        self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(2), nn.Flatten())
+        self.head = nn.Sequential(nn.Linear(c * 4, 128), nn.ReLU(True), nn.Dropout(0.5), nn.Linear(128, 64),
+                                  nn.ReLU(True), nn.Dropout(0.5), nn.Linear(64, n_classes))
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+class PixelMLP(nn.Module):
+    """Baselines on raw pixels: multinomial logistic regression (no hidden layer) or a two-layer MLP."""
+
+    def __init__(self, in_channels: int, image_size: int, n_classes: int = 2, hidden: tuple = ()):
+        super().__init__()
+        layers, d = [nn.Flatten()], in_channels * image_size * image_size
+        for h in hidden:
+            layers += [nn.Linear(d, h), nn.ReLU(True), nn.Dropout(0.5)]
+            d = h
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Linear(d, n_classes)
+        self.image_size = image_size
+
+    def forward(self, x):
+        if x.shape[-1] != self.image_size or x.shape[-2] != self.image_size:
+            raise ValueError(f"this model takes {self.image_size} px images, got {tuple(x.shape[-2:])}")
+        return self.head(self.features(x))
+
+
 # torchvision's ImageNet weight files, looked up by name in a local folder (never downloaded).
 IMAGENET_WEIGHT_FILES = {"resnet34": "resnet34-b627a593.pth", "densenet121": "densenet121-a639ec97.pth"}
 
 
 def _one_channel_stem(name: str, model: nn.Module, in_channels: int) -> None:
-    if name == "resnet34":
-        old = model.conv1
-        model.conv1 = nn.Conv2d(in_channels, old.out_channels, 7, 2, 3, bias=False)
-    else:
-        old = model.features.conv0
-        model.features.conv0 = nn.Conv2d(in_channels, old.out_channels, 7, 2, 3, bias=False)
+    """Replace a torchvision model's RGB stem convolution by one taking ``in_channels``."""
+    parent, attr = {"resnet34": lambda: (model, "conv1"), "resnet50": lambda: (model, "conv1"),
+                    "densenet121": lambda: (model.features, "conv0"), "vgg19": lambda: (model.features, "0"),
+                    "googlenet": lambda: (model.conv1, "conv")}[name]()
+    old = getattr(parent, attr)
+    new = nn.Conv2d(in_channels, old.out_channels, old.kernel_size, old.stride, old.padding,
+                    bias=old.bias is not None)
+    setattr(parent, attr, new)
 
 
 def load_imagenet_weights(name: str, model: nn.Module, weights_dir: str | Path, in_channels: int) -> None:
@@ -224,22 +324,33 @@ def load_imagenet_weights(name: str, model: nn.Module, weights_dir: str | Path, 
         raise CheckpointError(f"{path} does not fit {name}: missing {bad[:3]}, unexpected {list(unexpected)[:3]}")
 
 
-CLASSIFIERS = ("cnn", "resnet34", "densenet121")
+CORE_CLASSIFIERS = ("cnn", "resnet34", "densenet121")
+ZOO_CLASSIFIERS = ("alexnet", "alexnet_small", "vgg19", "googlenet", "resnet50", "lenet5", "lmap3", "logreg", "mlp")
+CLASSIFIERS = CORE_CLASSIFIERS + ZOO_CLASSIFIERS
+TORCHVISION = ("resnet34", "resnet50", "densenet121", "vgg19", "googlenet")
 
 
 def build_classifier(name: str, n_classes: int, in_channels: int = 1, latent: bool = False,
-                     pretrained: bool = False, weights_dir: str = "") -> nn.Module:
-    """Registry: 'cnn' (LatentCNN when ``latent``), 'resnet34', 'densenet121' with a one-channel stem."""
+                     pretrained: bool = False, weights_dir: str = "", image_size: int = 64) -> nn.Module:
+    """Registry: 'cnn' (LatentCNN when ``latent``), torchvision architectures with a one-channel stem,
+    the source reports' other networks, and pixel baselines (``image_size`` fixes their input)."""
     if name not in CLASSIFIERS:
         raise ConfigError(f"unknown model '{name}' (known: {', '.join(CLASSIFIERS)})")
     if latent:
         if name != "cnn":
             raise ConfigError(f"model '{name}' does not take latents; the encoded variant runs with 'cnn'")
         return LatentCNN(in_channels, n_classes)
-    if name == "cnn":
-        return SimpleCNN(in_channels, n_classes)
-    ctor = getattr(torchvision.models, name)
-    model = ctor(weights=None, num_classes=n_classes)
+    if pretrained and name not in IMAGENET_WEIGHT_FILES:
+        raise ConfigError(f"--pretrained has ImageNet weights for {', '.join(IMAGENET_WEIGHT_FILES)}, not {name}")
+    local = {"cnn": lambda: SimpleCNN(in_channels, n_classes), "alexnet": lambda: AlexNet(in_channels, n_classes),
+             "alexnet_small": lambda: SmallAlexNet(in_channels, n_classes),
+             "lenet5": lambda: LeNet5(in_channels, n_classes), "lmap3": lambda: LMap3(in_channels, n_classes),
+             "logreg": lambda: PixelMLP(in_channels, image_size, n_classes),
+             "mlp": lambda: PixelMLP(in_channels, image_size, n_classes, hidden=(512, 256))}
+    if name in local:
+        return local[name]()
+    extra = {"googlenet": {"aux_logits": False, "transform_input": False, "init_weights": True}}.get(name, {})
+    model = getattr(torchvision.models, name)(weights=None, num_classes=n_classes, **extra)
     _one_channel_stem(name, model, in_channels)
     if pretrained:
         load_imagenet_weights(name, model, weights_dir, in_channels)

@@ -60,12 +60,31 @@ def test_autoencoder_training_lowers_loss():
 
 
 @pytest.mark.parametrize("name", CLASSIFIERS)
-def test_classifiers_forward_backward(name):
-    m = build_classifier(name, 3)
-    out = m(torch.rand(2, 1, 32, 32))
+@pytest.mark.parametrize("size", [32, 64])
+def test_classifiers_forward_backward(name, size):
+    m = build_classifier(name, 3, image_size=size)
+    out = m(torch.rand(2, 1, size, size))
     assert out.shape == (2, 3)
     out.sum().backward()
     assert all(p.grad is not None for p in m.parameters() if p.requires_grad)
+
+
+def test_zoo_architectures_follow_the_reports():
+    from genaug.models import AlexNet
+    a = AlexNet(1, 2)
+    convs = [m for m in a.features if isinstance(m, torch.nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [64, 192, 384, 256, 256] and convs[0].kernel_size == (11, 11)
+    assert convs[0].stride == (4, 4) and sum(isinstance(m, torch.nn.LocalResponseNorm) for m in a.features) == 2
+    assert [m.out_features for m in a.head if isinstance(m, torch.nn.Linear)][:2] == [4096, 4096]
+    lm = build_classifier("lmap3", 2)
+    assert [m.out_channels for m in lm.features if isinstance(m, torch.nn.Conv2d)] == [32, 32, 32, 64, 64]
+    logreg = build_classifier("logreg", 2, image_size=16)
+    assert [type(m) for m in logreg.modules() if isinstance(m, torch.nn.Linear)] == [torch.nn.Linear]
+    with pytest.raises(ValueError, match="takes 16 px"):
+        logreg(torch.rand(1, 1, 32, 32))
+    from genaug.errors import ConfigError
+    with pytest.raises(ConfigError, match="ImageNet weights"):
+        build_classifier("vgg19", 2, pretrained=True)
 
 
 def test_latent_cnn_and_wrong_model_for_latents():
