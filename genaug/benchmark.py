@@ -380,7 +380,7 @@ def _check_latents_match(latents: dict, bundle: DataBundle, enc_dir: Path) -> No
     import csv
     d = Path(enc_dir)
     mf = (d / "latents" / "manifest.csv") if (d / "latents").is_dir() else d / "manifest.csv"
-    rows = list(csv.DictReader(mf.open(encoding="utf-8")))
+    rows = list(csv.DictReader(mf.open(encoding="utf-8", errors="surrogateescape")))
     for split, s in bundle.splits.items():
         paths = [r["path"] for r in rows if r["split"] == split]
         if paths != s.paths:

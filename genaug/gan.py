@@ -343,7 +343,7 @@ def synthetic_manifest(run_dir: str | Path) -> tuple[Path, list[dict]]:
     if not mf.is_file():
         raise CheckpointError(f"no synthetic images in {run_dir} (expected synthetic/manifest.csv from genaug gan)")
     base = mf.parent.resolve()
-    rows = list(csv.DictReader(mf.open(encoding="utf-8")))
+    rows = list(csv.DictReader(mf.open(encoding="utf-8", errors="surrogateescape")))
     for r in rows:
         p = (base / r["file"]).resolve()
         if base not in p.parents:

@@ -61,7 +61,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
+    # surrogateescape: file names that are not valid UTF-8 are written back as the bytes they were
+    atomic_write_bytes(path, text.encode("utf-8", "surrogateescape"))
 
 
 def write_json(path: Path, obj: Any) -> None:
@@ -141,7 +142,7 @@ class Run:
         return self.dir.joinpath(*parts)
 
     def start_log(self) -> None:
-        self._handler = logging.FileHandler(self.path("log.txt"), encoding="utf-8")
+        self._handler = logging.FileHandler(self.path("log.txt"), encoding="utf-8", errors="backslashreplace")
         self._handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         root = logging.getLogger("genaug")
         root.addHandler(self._handler)
