@@ -59,3 +59,16 @@ def test_sigkill_then_resume_finishes_whole(tmp_path, command, checkpoint, epoch
     assert not [p for p in run.rglob("*") if ".tmp" in p.name], "a temporary file was left behind"
     log = (run / "log.txt").read_text()
     assert "resum" in log
+
+
+@pytest.mark.slow
+def test_same_seed_same_metrics_on_cpu(tmp_path):
+    prof = tmp_path / "tiny.yaml"
+    prof.write_text(TINY)
+    metrics = []
+    for i in range(2):
+        r = genaug("encode", "--data", "demo", "--profile", prof, "--seed", 3, "--out", tmp_path / f"o{i}")
+        assert r.returncode == 0, r.stderr[-2000:]
+        m = json.loads((only_run(tmp_path / f"o{i}", "encode") / "metrics.json").read_text())
+        metrics.append((m["test"], m["history"] if "history" in m else None))
+    assert metrics[0] == metrics[1]
