@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from typing import Optional
 
@@ -197,13 +198,28 @@ def report_cmd(
         typer.echo(doc)
 
 
+class Interrupted(Exception):
+    """Ctrl-C, raised from our own SIGINT handler so that click does not swallow it as 'Aborted!'."""
+
+
+def _on_sigint(signum, frame):
+    raise Interrupted()
+
+
 def run() -> None:
     """Console entry point: user errors are one line on stderr and exit code 2, never a traceback."""
+    signal.signal(signal.SIGINT, _on_sigint)
     try:
         app()  # standalone: usage errors print click's message and exit 2
     except GenaugError as exc:
         typer.echo(f"genaug: error: {exc}", err=True)
         sys.exit(2)
+    except (Interrupted, KeyboardInterrupt):
+        # Checkpoints, cells and shards are written atomically as they finish, so stopping here
+        # loses only the epoch or cell in progress.
+        typer.echo("genaug: interrupted; finished epochs and cells are saved: rerun with --resume RUN_DIR "
+                   "(the run directory is printed in its log)", err=True)
+        sys.exit(130)
 
 
 if __name__ == "__main__":

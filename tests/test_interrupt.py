@@ -72,3 +72,26 @@ def test_same_seed_same_metrics_on_cpu(tmp_path):
         m = json.loads((only_run(tmp_path / f"o{i}", "encode") / "metrics.json").read_text())
         metrics.append((m["test"], m["history"] if "history" in m else None))
     assert metrics[0] == metrics[1]
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_with_a_message_and_resume_finishes(tmp_path):
+    prof = tmp_path / "tiny.yaml"
+    prof.write_text(TINY.replace("epochs: 1\n  batch_size: 16\nbenchmark", f"epochs: {EPOCHS}\n  batch_size: 16\nbenchmark"))
+    out = tmp_path / "o"
+    import shutil
+    import sys
+    exe = shutil.which("genaug")
+    cmd = ([exe] if exe else [sys.executable, "-m", "genaug_cli.main"]) + ["encode", "--data", "demo", "--profile",
+                                                                          str(prof), "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not list(out.glob("encode/*/checkpoint.pt")):
+        assert proc.poll() is None
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err
+    run = only_run(out, "encode")
+    assert genaug("encode", "--resume", run).returncode == 0
+    assert json.loads((run / "metrics.json").read_text())
