@@ -162,6 +162,7 @@ def benchmark_cmd(
     pretrained: Optional[bool] = typer.Option(None, "--pretrained/--scratch", help="ImageNet weights from --weights-dir"),
     weights_dir: Optional[str] = typer.Option(None, "--weights-dir", help="folder with torchvision ImageNet .pth files"),
     resume: Optional[str] = typer.Option(None, "--resume", help="benchmark run directory: finished cells are kept; --seeds, --models, --variants and --train-fraction add cells to it"),
+    save_models: Optional[bool] = typer.Option(None, "--save-models/--no-save-models", help="write models/<cell>.pt for each pixel cell (for genaug predict)"),
     seed: Optional[int] = SeedOpt, device: Optional[str] = DeviceOpt, out: Optional[str] = OutOpt,
     name: Optional[str] = NameOpt, cache: Optional[str] = CacheOpt,
 ):
@@ -172,10 +173,34 @@ def benchmark_cmd(
     flags = dict(models=models, variants=variants, seeds=seeds, epochs=epochs, image_size=image_size,
                  batch_size=batch_size, synthetic_ratio=synthetic_ratio, balance=balance,
                  train_fractions=train_fraction, gan_run=gan_run, encode_run=encode_run, pretrained=pretrained,
-                 weights_dir=weights_dir)
+                 weights_dir=weights_dir, save_models=save_models)
     cfg = build_config(profile, data=d, run=r, benchmark=flags)
     run_dir = run_benchmark(cfg, resume=resume, given={k: v for k, v in flags.items() if v is not None})
     typer.echo(f"run: {run_dir}\nreport: {run_dir / 'report.md'}")
+
+
+@app.command("predict")
+def predict_cmd(
+    target: str = typer.Argument(..., help="an image file or a folder of images (searched recursively)"),
+    checkpoint: str = typer.Option(..., "--checkpoint", help="models/<cell>.pt from genaug benchmark --save-models"),
+    out: Optional[str] = typer.Option(None, "--out", help="CSV file to write; default: print"),
+    device: str = typer.Option("auto", "--device"),
+):
+    """Class probabilities for new images, preprocessed as the model was trained (size and threshold from the checkpoint)."""
+    from pathlib import Path
+
+    from genaug.device import resolve_device
+    from genaug.predict import predict_images
+    from genaug.runs import atomic_write_text
+
+    text, skipped = predict_images(checkpoint, target, resolve_device(device))
+    for name, why in skipped:
+        typer.echo(f"skipped {name}: {why}", err=True)
+    if out:
+        atomic_write_text(Path(out), text)
+        typer.echo(f"wrote {out} ({text.count(chr(10)) - 1} images, {len(skipped)} skipped)")
+    else:
+        typer.echo(text, nl=False)
 
 
 @app.command("report")

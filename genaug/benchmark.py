@@ -29,7 +29,7 @@ from genaug.gan import run_gan, synthetic_manifest
 from genaug.metrics import (bootstrap_ci, choose_threshold, classification_metrics, mcnemar, paired_bootstrap_diff,
                             predictions, roc_auc)
 from genaug.models import CLASSIFIERS, build_classifier
-from genaug.runs import Run, new_run, open_run, read_run_config, write_json, write_run_config
+from genaug.runs import Run, atomic_torch_save, new_run, open_run, read_run_config, write_json, write_run_config
 from genaug.train import as_tensor, fit_classifier, predict_probs
 
 log = logging.getLogger("genaug")
@@ -195,7 +195,7 @@ def cell_key(model: str, variant: str, fraction: float, seed: int) -> str:
 
 
 def run_cell(model_name: str, variant: str, fraction: float, seed: int, train: TrainSet, val: TrainSet,
-             test: TrainSet, bundle: DataBundle, cfg: Config, device) -> dict:
+             test: TrainSet, bundle: DataBundle, cfg: Config, device, save_to: Path | None = None) -> dict:
     b = cfg.benchmark
     seed_everything(seed)
     latent = variant == "encoded"
@@ -214,6 +214,9 @@ def run_cell(model_name: str, variant: str, fraction: float, seed: int, train: T
     t0 = time.perf_counter()
     predict_probs(model, test.x, device=device, amp=cfg.run.amp)
     infer = len(test.x) / max(time.perf_counter() - t0, 1e-9)
+    if save_to is not None and not latent:
+        atomic_torch_save(classifier_checkpoint(model, model_name, bundle, cfg, train.x.shape[1:], thr, variant,
+                                                seed), save_to)
     return {"model": model_name, "variant": variant, "train_fraction": fraction, "seed": seed,
             "n_train": len(train.x), "n_train_synthetic": sum(p.startswith("synthetic:") for p in train.provenance),
             "n_val": len(val.x), "n_test": len(test.x), "input_shape": list(train.x.shape[1:]),
@@ -224,6 +227,13 @@ def run_cell(model_name: str, variant: str, fraction: float, seed: int, train: T
             "train_images_per_second": fit.images_per_second, "inference_images_per_second": infer,
             "test_probs": p_test.tolist(), "test_labels": test.y.tolist(),
             "params": sum(p.numel() for p in model.parameters())}
+
+def classifier_checkpoint(model, name: str, bundle: DataBundle, cfg: Config, input_shape, threshold,
+                          variant: str, seed: int) -> dict:
+    """What `genaug predict` needs to preprocess new images the way the model was trained."""
+    return {"kind": "classifier", "model_name": name, "model": model.state_dict(), "classes": bundle.classes,
+            "task": cfg.data.task, "in_channels": int(input_shape[0]), "image_size": int(input_shape[-1]),
+            "threshold": threshold, "variant": variant, "seed": seed, "config": cfg.to_dict()}
 
 # ----------------------------------------------------------------------------- aggregate
 
@@ -281,7 +291,7 @@ def _correct(cell: dict) -> np.ndarray:
 
 # What a resumed benchmark may add to (more seeds, models, variants, fractions, or input runs
 # where none was fixed); everything else decides how a cell trains and stays as first run.
-EXTENDABLE = ("models", "variants", "seeds", "train_fractions", "gan_run", "encode_run")
+EXTENDABLE = ("models", "variants", "seeds", "train_fractions", "gan_run", "encode_run", "save_models")
 
 
 def resumed_config(saved: dict, given: dict, run: Run) -> Config:
@@ -356,7 +366,8 @@ def _benchmark(cfg: Config, run: Run) -> Path:
         check_provenance(train, val, test, bundle)
         print(f"[{i}/{len(todo)}] {key}: {len(train.x)} training images "
               f"({sum(p.startswith('synthetic:') for p in train.provenance)} synthetic)", flush=True)
-        cell = run_cell(model, variant, frac, seed, train, val, test, bundle, cfg, device)
+        save_to = run.path("models", f"{key}.pt") if b.save_models else None
+        cell = run_cell(model, variant, frac, seed, train, val, test, bundle, cfg, device, save_to)
         write_json(path, cell)
         m = cell["test_at_val_threshold"]
         print(f"    test accuracy {m['accuracy']:.3f} (0.5: {cell['test_at_0.5']['accuracy']:.3f}), "

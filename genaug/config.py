@@ -93,6 +93,7 @@ class BenchmarkConfig:
     augment: bool = True
     bootstrap: int = 1000
     latent_epochs: int = 0        # 0 = same as epochs
+    save_models: bool = False     # write models/<cell>.pt per pixel cell, for genaug predict
 
 
 @dataclass

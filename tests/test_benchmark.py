@@ -1,3 +1,5 @@
+import csv
+import io
 import json
 
 import numpy as np
@@ -7,6 +9,7 @@ from genaug.benchmark import TrainSet, aggregate, build_training_sets, check_pro
 from genaug.config import Config
 from genaug.data import load_data
 
+from conftest import make_folder_dataset
 from test_cli import TINY, genaug, only_run
 
 
@@ -81,9 +84,26 @@ def test_benchmark_end_to_end_on_tiny_demo_and_resume(tmp_path):
     prof = tmp_path / "tiny.yaml"
     prof.write_text(TINY)
     out = tmp_path / "o"
-    r = genaug("benchmark", "--profile", prof, "--variants", "real,mixed,synthetic,encoded", "--out", out)
+    r = genaug("benchmark", "--profile", prof, "--variants", "real,mixed,synthetic,encoded", "--save-models",
+               "--out", out)
     assert r.returncode == 0, r.stderr[-3000:]
     run = only_run(out, "benchmark")
+    # saved pixel models serve genaug predict with their own preprocessing; latent models are not saved
+    assert sorted(p.name for p in (run / "models").glob("*.pt")) == [
+        f"cnn__{v}__f1__seed0.pt" for v in ("mixed", "real", "synthetic")]
+    imgs = make_folder_dataset(tmp_path / "new", {"train": 2, "test": 1}, size=40) / "train"
+    (imgs / "NORMAL" / "notes.png").write_text("not an image")
+    r = genaug("predict", imgs, "--checkpoint", run / "models" / "cnn__real__f1__seed0.pt")
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = list(csv.DictReader(io.StringIO(r.stdout)))
+    assert len(rows) == 4 and {row["prediction"] for row in rows} <= {"NORMAL", "PNEUMONIA"}
+    assert all(abs(float(row["p_NORMAL"]) + float(row["p_PNEUMONIA"]) - 1) < 1e-4 for row in rows)
+    assert "skipped" in r.stderr and "notes.png" in r.stderr
+    (tmp_path / "empty").mkdir()
+    r = genaug("predict", tmp_path / "empty", "--checkpoint", run / "models" / "cnn__real__f1__seed0.pt")
+    assert r.returncode == 2 and "no images" in r.stderr
+    r = genaug("predict", imgs, "--checkpoint", run / "config.yaml")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
     for name in ("results.csv", "results.json", "report.md", "report.html", "roc.png", "confusion.png",
                  "training_curves.png", "synthetic_samples.png", "reconstructions.png", "config.yaml",
                  "manifest.json", "log.txt"):

@@ -1,0 +1,77 @@
+"""``genaug predict``: class probabilities for new images from a classifier the benchmark saved.
+
+The checkpoint (``models/<cell>.pt``, written with ``--save-models``) carries the model's name,
+classes, input size and the decision threshold chosen on validation, so new images get the
+preprocessing the model was trained with: grey, resized to its size, scaled to [0, 1].
+"""
+from __future__ import annotations
+
+import csv
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from genaug.data.decode import IMAGE_EXTENSIONS, UnreadableImage, decode_image, safe_name
+from genaug.errors import CheckpointError, DataError
+from genaug.models import build_classifier
+from genaug.runs import load_checkpoint
+from genaug.train import predict_probs
+
+CLASSIFIER_KEYS = ("kind", "model_name", "model", "classes", "image_size", "in_channels")
+
+
+def load_classifier(path: str | Path):
+    ckpt = load_checkpoint(path, CLASSIFIER_KEYS, kind="classifier checkpoint")
+    if ckpt["kind"] != "classifier":
+        raise CheckpointError(f"{path} is a {ckpt['kind']} checkpoint, not a classifier (use models/<cell>.pt "
+                              "from genaug benchmark --save-models)")
+    if ckpt["in_channels"] != 1:
+        raise CheckpointError(f"{path} takes {ckpt['in_channels']}-channel autoencoder latents, not images")
+    model = build_classifier(ckpt["model_name"], len(ckpt["classes"]), 1, image_size=ckpt["image_size"])
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path} does not match a {ckpt['model_name']} ({str(exc)[:100]})") from None
+    return model.eval(), ckpt
+
+
+def list_images(target: str | Path) -> list[Path]:
+    p = Path(target)
+    if p.is_file():
+        return [p]
+    if not p.is_dir():
+        raise DataError(f"{target} is neither an image file nor a folder")
+    files = sorted(q for q in p.rglob("*") if q.suffix.lower() in IMAGE_EXTENSIONS and q.is_file())
+    if not files:
+        raise DataError(f"no images in {target} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})")
+    return files
+
+
+def predict_images(checkpoint: str | Path, target: str | Path, device="cpu") -> tuple[str, list[tuple[str, str]]]:
+    """CSV text (file, prediction, one probability column per class) and the files skipped with reasons."""
+    model, ckpt = load_classifier(checkpoint)
+    classes, size = ckpt["classes"], ckpt["image_size"]
+    arrays, names, skipped = [], [], []
+    for f in list_images(target):
+        try:
+            arrays.append(decode_image(os.fspath(f), size))
+            names.append(safe_name(os.fspath(f)))
+        except UnreadableImage as exc:
+            skipped.append((safe_name(os.fspath(f)), str(exc)))
+    if not arrays:
+        raise DataError(f"none of the images in {target} could be read ({len(skipped)} skipped)")
+    probs = predict_probs(model, torch.from_numpy(np.stack(arrays)).unsqueeze(1), device=device)
+    thr = ckpt.get("threshold")
+    if len(classes) == 2 and thr is not None:  # the validation-chosen threshold on the second class
+        pred = (probs[:, 1] >= thr).long()
+    else:
+        pred = probs.argmax(1)
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["file", "prediction"] + [f"p_{c}" for c in classes])
+    for n, k, p in zip(names, pred.tolist(), probs.tolist()):
+        w.writerow([n, classes[k]] + [f"{v:.6f}" for v in p])
+    return buf.getvalue(), skipped
