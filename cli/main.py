@@ -203,6 +203,36 @@ def predict_cmd(
         typer.echo(text, nl=False)
 
 
+@app.command("explain")
+def explain_cmd(
+    image: str = typer.Option(..., "--image", help="an image file or a folder of images"),
+    checkpoint: str = typer.Option(..., "--checkpoint", help="models/<cell>.pt from genaug benchmark --save-models"),
+    class_: str = typer.Option("", "--class", help="class to explain (default: the predicted one)"),
+    layer: str = typer.Option("", "--layer", help="module name of the target layer (default: per architecture)"),
+    out: str = typer.Option("outputs", "--out", help="run root"), name: str = typer.Option("", "--name"),
+):
+    """Grad-CAM heatmaps over the input for the predicted (or a chosen) class, written as PNG overlays."""
+    import csv
+    import io
+
+    from genaug.explain import explain_images
+    from genaug.runs import atomic_write_text, new_run
+
+    run = new_run(out, "explain", name, {"checkpoint": checkpoint, "image": image, "class": class_, "layer": layer})
+    try:
+        rows, skipped, layer_name = explain_images(checkpoint, image, run.dir, class_, layer)
+        buf = io.StringIO()
+        csv.writer(buf).writerows([["file", "explained_class", "probability", "heatmap"]] + rows)
+        atomic_write_text(run.path("explanations.csv"), buf.getvalue())
+        run.save_manifest(finished=True, layer=layer_name, images=len(rows),
+                          skipped=[{"path": p, "reason": r} for p, r in skipped])
+    finally:
+        run.close()
+    for p, why in skipped:
+        typer.echo(f"skipped {p}: {why}", err=True)
+    typer.echo(f"wrote {len(rows)} Grad-CAM overlays (layer {layer_name}) to {run.dir}")
+
+
 @app.command("report")
 def report_cmd(
     runs: list[str] = typer.Argument(..., help="finished gan, encode or benchmark run directories, in the order to show"),

@@ -99,6 +99,13 @@ def test_benchmark_end_to_end_on_tiny_demo_and_resume(tmp_path):
     assert len(rows) == 4 and {row["prediction"] for row in rows} <= {"NORMAL", "PNEUMONIA"}
     assert all(abs(float(row["p_NORMAL"]) + float(row["p_PNEUMONIA"]) - 1) < 1e-4 for row in rows)
     assert "skipped" in r.stderr and "notes.png" in r.stderr
+    r = genaug("explain", "--image", imgs, "--checkpoint", run / "models" / "cnn__real__f1__seed0.pt",
+               "--class", "PNEUMONIA", "--out", tmp_path / "ex")
+    assert r.returncode == 0, r.stderr[-2000:]
+    ex = only_run(tmp_path / "ex", "explain")
+    rows = list(csv.DictReader((ex / "explanations.csv").open()))
+    assert len(rows) == 4 and {row["explained_class"] for row in rows} == {"PNEUMONIA"}
+    assert all((ex / row["heatmap"]).is_file() for row in rows)
     (tmp_path / "empty").mkdir()
     r = genaug("predict", tmp_path / "empty", "--checkpoint", run / "models" / "cnn__real__f1__seed0.pt")
     assert r.returncode == 2 and "no images" in r.stderr

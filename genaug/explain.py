@@ -1,0 +1,103 @@
+"""``genaug explain``: Grad-CAM heatmaps (Selvaraju et al. 2017) over the input, as PNG overlays.
+
+The heatmap is the ReLU of the target layer's activations weighted by the spatially averaged
+gradient of the class score, upsampled to the image. The target layer is chosen per
+architecture (the last convolutional stage) and can be overridden with a module name.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from PIL import Image
+
+from genaug.data.decode import UnreadableImage, decode_image, safe_name
+from genaug.errors import ConfigError, DataError
+from genaug.predict import list_images, load_classifier
+
+# The last convolutional stage, where Grad-CAM is usually taken; other models: their last Conv2d.
+DEFAULT_LAYERS = {"resnet34": "layer4", "resnet50": "layer4", "densenet121": "features.norm5",
+                  "googlenet": "inception5b"}
+
+
+def target_layer(model: nn.Module, model_name: str, layer: str = "") -> tuple[str, nn.Module]:
+    modules = dict(model.named_modules())
+    name = layer or DEFAULT_LAYERS.get(model_name, "")
+    if not name:
+        convs = [n for n, m in modules.items() if isinstance(m, nn.Conv2d)]
+        if not convs:
+            raise ConfigError(f"model '{model_name}' has no convolutional layer for Grad-CAM")
+        name = convs[-1]
+    if name not in modules:
+        raise ConfigError(f"no layer '{name}' in {model_name}; e.g. "
+                          f"{', '.join(n for n, m in modules.items() if isinstance(m, nn.Conv2d))[:200]}")
+    return name, modules[name]
+
+
+def grad_cam(model: nn.Module, layer: nn.Module, x: torch.Tensor, class_index: int | None = None):
+    """(heatmaps in [0, 1] of x's size, class indices explained, probabilities) for a batch x."""
+    store = {}
+
+    def keep(module, inputs, output):
+        # Pass a copy downstream: the next layer may be an in-place ReLU, which would
+        # overwrite the activations we keep and break the gradient hook.
+        store["act"] = output.detach()
+        out = output.clone()
+        out.register_hook(lambda g: store.__setitem__("grad", g))
+        return out
+
+    handle = layer.register_forward_hook(keep)
+    try:
+        model.eval()
+        with torch.enable_grad():
+            logits = model(x.clone().requires_grad_(True))
+            cls = logits.argmax(1) if class_index is None else torch.full((len(x),), class_index, dtype=torch.long)
+            model.zero_grad(set_to_none=True)
+            logits.gather(1, cls[:, None]).sum().backward()
+    finally:
+        handle.remove()
+    act, grad = store["act"], store["grad"].detach()
+    cam = F.relu((grad.mean(dim=(2, 3), keepdim=True) * act).sum(1, keepdim=True))
+    cam = F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+    peak = cam.flatten(1).max(1).values.clamp_min(1e-12)[:, None, None]
+    return (cam / peak).cpu(), cls.cpu(), torch.softmax(logits.detach(), 1).cpu()
+
+
+def overlay(gray: np.ndarray, heat: np.ndarray) -> Image.Image:
+    """The heatmap in matplotlib's jet colours over the grey image, side by side with the image."""
+    import matplotlib
+    colours = (matplotlib.colormaps["jet"](heat)[..., :3] * 255).astype(np.float32)
+    base = np.repeat(gray[..., None].astype(np.float32), 3, axis=2)
+    mixed = (0.55 * base + 0.45 * colours).clip(0, 255).astype(np.uint8)
+    return Image.fromarray(np.concatenate([base.astype(np.uint8), mixed], axis=1))
+
+
+def explain_images(checkpoint: str | Path, target: str | Path, out_dir: Path, class_name: str = "",
+                   layer: str = "") -> tuple[list[list], list[tuple[str, str]], str]:
+    """Write <name>_gradcam.png per image into out_dir; rows (file, explained class, probability, png)."""
+    model, ckpt = load_classifier(checkpoint)
+    classes, size = ckpt["classes"], ckpt["image_size"]
+    if class_name and class_name not in classes:
+        raise ConfigError(f"unknown class '{class_name}'; this model knows {', '.join(classes)}")
+    layer_name, module = target_layer(model, ckpt["model_name"], layer)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows, skipped = [], []
+    files = list_images(target)
+    for i, f in enumerate(files):
+        try:
+            gray = decode_image(os.fspath(f), size)
+        except UnreadableImage as exc:
+            skipped.append((safe_name(os.fspath(f)), str(exc)))
+            continue
+        x = torch.from_numpy(gray).float().div(255)[None, None]
+        heat, cls, probs = grad_cam(model, module, x, classes.index(class_name) if class_name else None)
+        png = f"{i:05d}_{Path(f).stem[:60]}_gradcam.png"
+        overlay(gray, heat[0].numpy()).save(out_dir / png)
+        rows.append([safe_name(os.fspath(f)), classes[int(cls[0])], f"{float(probs[0, cls[0]]):.6f}", png])
+    if not rows:
+        raise DataError(f"none of the images in {target} could be read ({len(skipped)} skipped)")
+    return rows, skipped, layer_name
