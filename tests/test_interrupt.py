@@ -5,8 +5,10 @@ are still training; the resumed run must finish with whole outputs and no temp f
 """
 import json
 import os
+import shutil
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
@@ -17,12 +19,18 @@ from test_cli import TINY, genaug, only_run
 EPOCHS = 40  # many short epochs: the kill lands while training is still going
 
 
-def _start(args):
-    import shutil
-    import sys
+def _start(args, stderr=subprocess.DEVNULL):
     exe = shutil.which("genaug")
     cmd = ([exe] if exe else [sys.executable, "-m", "genaug_cli.main"]) + [str(a) for a in args]
-    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=stderr, text=True)
+
+
+def _long_profile(tmp_path):
+    """The tiny profile with EPOCHS epochs for the GAN and the autoencoder."""
+    prof = tmp_path / "long.yaml"
+    prof.write_text(TINY.replace("epochs: 2", f"epochs: {EPOCHS}").replace(
+        "epochs: 1\n  batch_size: 16\nbenchmark", f"epochs: {EPOCHS}\n  batch_size: 16\nbenchmark"))
+    return prof
 
 
 def _kill_after_first_checkpoint(proc, out, command, checkpoint):
@@ -44,9 +52,7 @@ def _kill_after_first_checkpoint(proc, out, command, checkpoint):
     ("gan", "checkpoint-conditional.pt", "epoch"),
 ])
 def test_sigkill_then_resume_finishes_whole(tmp_path, command, checkpoint, epoch_key):
-    prof = tmp_path / "tiny.yaml"
-    prof.write_text(TINY.replace("epochs: 2", f"epochs: {EPOCHS}").replace("epochs: 1\n  batch_size: 16\n"
-                                                                          "benchmark", f"epochs: {EPOCHS}\n  batch_size: 16\nbenchmark"))
+    prof = _long_profile(tmp_path)
     out = tmp_path / "o"
     proc = _start([command, "--data", "demo", "--profile", prof, "--out", out])
     run = _kill_after_first_checkpoint(proc, out, command, checkpoint)
@@ -76,15 +82,9 @@ def test_same_seed_same_metrics_on_cpu(tmp_path):
 
 @pytest.mark.slow
 def test_ctrl_c_stops_with_a_message_and_resume_finishes(tmp_path):
-    prof = tmp_path / "tiny.yaml"
-    prof.write_text(TINY.replace("epochs: 1\n  batch_size: 16\nbenchmark", f"epochs: {EPOCHS}\n  batch_size: 16\nbenchmark"))
+    prof = _long_profile(tmp_path)
     out = tmp_path / "o"
-    import shutil
-    import sys
-    exe = shutil.which("genaug")
-    cmd = ([exe] if exe else [sys.executable, "-m", "genaug_cli.main"]) + ["encode", "--data", "demo", "--profile",
-                                                                          str(prof), "--out", str(out)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = _start(["encode", "--data", "demo", "--profile", prof, "--out", out], stderr=subprocess.PIPE)
     deadline = time.time() + 300
     while time.time() < deadline and not list(out.glob("encode/*/checkpoint.pt")):
         assert proc.poll() is None
