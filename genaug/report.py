@@ -202,8 +202,8 @@ def format_markdown(cfg, bundle, table, comps, notes, figs, gan_dir, enc_dir) ->
     L += [f"Test: the real `test` split, {s['test']['images']} images of {s['test']['patients']} patients, the same "
           f"for every cell. Validation: {s['val']['images']} real images ({bundle.val_origin}), the same for every "
           f"cell. Training: {s['train']['images']} real images before any train-fraction subsampling.", "",
-          f"Pixel models at {b.image_size} px, {b.epochs} epochs max (patience {b.patience}), seeds "
-          f"{cfg.run.seed}..{cfg.run.seed + b.seeds - 1}. Mixed = real + synthetic "
+          f"Pixel models at {b.image_size} px, {b.epochs} epochs max (patience {b.patience}); the seeds of each "
+          f"cell are in the table. Mixed = real + synthetic "
           f"({'filled to balance classes' if b.balance else f'{b.synthetic_ratio:g} x real count per class'}). "
           f"Threshold chosen on validation (Youden's J); the 0.5 threshold is shown beside it.", "",
           "## Results (mean ± std over seeds)", "",
@@ -231,10 +231,11 @@ def format_markdown(cfg, bundle, table, comps, notes, figs, gan_dir, enc_dir) ->
     for r in lat:
         p = pix.get(("cnn", r["train_fraction"]))
         if p:
-            L += ["", f"Speed: the latent CNN took {r['seconds_per_epoch_mean']:.1f} s/epoch against "
-                  f"{p['seconds_per_epoch_mean']:.1f} s/epoch for the pixel CNN "
-                  f"({p['seconds_per_epoch_mean'] / max(r['seconds_per_epoch_mean'], 1e-9):.1f}x), encoding "
-                  "time not included (it is paid once per data set)."]
+            L += ["", f"Speed in these cells: the latent CNN took {r['seconds_per_epoch_mean']:.1f} s/epoch against "
+                  f"{p['seconds_per_epoch_mean']:.1f} s/epoch for the pixel CNN at {b.image_size} px "
+                  f"({p['seconds_per_epoch_mean'] / max(r['seconds_per_epoch_mean'], 1e-9):.1f}x); encoding "
+                  "time is not included (it is paid once per data set). Cells may have run under different "
+                  "machine load; `bench/latent_vs_pixel.py` compares the two under the same load."]
     if bundle.synthetic:
         L += ["", "Published figures for the Kermany test split are not shown: this run used demo phantoms "
               "(quoted, not measured by genaug, in reports on real data)."]
