@@ -26,7 +26,7 @@ from genaug.errors import CheckpointError
 from genaug.metrics import reconstruction_metrics
 from genaug.models import ConvAutoencoder
 from genaug.runs import Run, atomic_torch_save, atomic_write, atomic_write_text, load_checkpoint, new_run, open_run, write_json
-from genaug.train import as_tensor, batch_indices, check_finite, to_float
+from genaug.train import as_tensor, batch_indices, check_finite, resident_device, to_float
 
 log = logging.getLogger("genaug")
 AE_KEYS = ("kind", "model", "image_size", "latent_channels")
@@ -57,7 +57,8 @@ def train_autoencoder(model: ConvAutoencoder, bundle: DataBundle, cfg: Config, r
                       start: dict | None = None) -> list[dict]:
     """MSE + Adam on the training split only; val loss per epoch; atomic checkpoint every epoch."""
     e = cfg.encode
-    train_x, val_x = as_tensor(bundle.train.images), as_tensor(bundle.val.images)
+    train_x = as_tensor(bundle.train.images, resident_device(device))
+    val_x = as_tensor(bundle.val.images)
     opt = torch.optim.Adam(model.parameters(), lr=e.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=e.epochs)
     history, first = [], 1

@@ -26,7 +26,7 @@ from genaug.jobs import start_job
 from genaug.errors import CheckpointError, ConfigError, DataError, TrainingDiverged
 from genaug.models import Discriminator, Generator, dcgan_init
 from genaug.runs import Run, atomic_torch_save, atomic_write_text, load_checkpoint, new_run, open_run, write_json
-from genaug.train import as_tensor, batch_indices, check_finite, to_float
+from genaug.train import as_tensor, batch_indices, check_finite, resident_device, to_float
 
 log = logging.getLogger("genaug")
 GEN_KEYS = ("kind", "generator", "nz", "ngf", "image_size", "classes", "conditional")
@@ -155,7 +155,7 @@ def train_gan_model(key: str, images: np.ndarray, labels: np.ndarray | None, n_c
         st.load(ckpt)
         log.info("gan %s: resuming after epoch %d", key, st.epoch)
     st.to(device)
-    x = as_tensor(images)
+    x = as_tensor(images, resident_device(device))
     y = torch.from_numpy(labels) if labels is not None else None
     gen = torch.Generator().manual_seed(cfg.run.seed * 7919 + st.step)
     zfix, yfix = fixed_noise(cfg, n_classes)

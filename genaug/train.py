@@ -34,6 +34,12 @@ def as_tensor(images: np.ndarray, device: torch.device | str = "cpu") -> torch.T
     return t.to(device)
 
 
+def resident_device(device) -> torch.device:
+    """Where a training set should live: on a CUDA GPU whole (uint8 X-rays are small), else in RAM."""
+    dev = torch.device(device)
+    return dev if dev.type == "cuda" else torch.device("cpu")
+
+
 def to_float(batch: torch.Tensor) -> torch.Tensor:
     """uint8 pixels to [0, 1] float; float latents as float32."""
     return batch.float().div_(255.0) if batch.dtype == torch.uint8 else batch.float()
