@@ -29,7 +29,7 @@ from genaug.gan import run_gan, synthetic_manifest
 from genaug.metrics import (bootstrap_ci, choose_threshold, classification_metrics, mcnemar, paired_bootstrap_diff,
                             predictions, roc_auc)
 from genaug.models import CLASSIFIERS, build_classifier
-from genaug.runs import Run, atomic_torch_save, new_run, open_run, read_run_config, write_json, write_run_config
+from genaug.runs import Run, atomic_torch_save, git_commit, new_run, open_run, read_run_config, write_json, write_run_config
 from genaug.train import as_tensor, fit_classifier, predict_probs
 
 log = logging.getLogger("genaug")
@@ -226,7 +226,8 @@ def run_cell(model_name: str, variant: str, fraction: float, seed: int, train: T
             "seconds_per_epoch": fit.train_seconds / max(fit.epochs_run, 1),
             "train_images_per_second": fit.images_per_second, "inference_images_per_second": infer,
             "test_probs": p_test.tolist(), "test_labels": test.y.tolist(),
-            "params": sum(p.numel() for p in model.parameters())}
+            "params": sum(p.numel() for p in model.parameters()),
+            "genaug_commit": git_commit(), "device": str(device)}  # cells accumulate across reruns: keep provenance
 
 def classifier_checkpoint(model, name: str, bundle: DataBundle, cfg: Config, input_shape, threshold,
                           variant: str, seed: int) -> dict:

@@ -100,7 +100,7 @@ def load_checkpoint(path: str | Path, expected_keys: Iterable[str] = (), kind: s
     return ckpt
 
 
-def _git_commit() -> str:
+def git_commit() -> str:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
                              capture_output=True, text=True, timeout=5)
@@ -134,7 +134,7 @@ class Run:
         self.command = command
         self.manifest: dict[str, Any] = {
             "command": command, "argv": sys.argv, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "versions": package_versions(), "git_commit": _git_commit(), "host": platform.node(),
+            "versions": package_versions(), "git_commit": git_commit(), "host": platform.node(),
         }
         self._handler: logging.Handler | None = None
 
