@@ -36,6 +36,7 @@ def test_resolve_classes():
 
 
 def test_resume_continues_from_epoch_k_and_sampling_is_deterministic(tmp_path):
+    torch.manual_seed(0)  # the networks' initial weights come from the global generator; fix them
     imgs = np.random.default_rng(0).integers(0, 255, (32, 64, 64), dtype=np.uint8)
     labs = np.arange(32) % 2
     cfg = tiny_cfg(epochs=1)
