@@ -355,6 +355,7 @@ def _benchmark(cfg: Config, run: Run) -> Path:
     todo = [(f, v, m, s) for f in fractions for v in variants for m in models for s in range(b.seeds)
             if not (v == "encoded" and m != "cnn")]
     skipped_models = sorted({m for m in models if m != "cnn"}) if "encoded" in variants else []
+    sets_for, sets = None, None  # cells come grouped by (fraction, variant): build and check each group's sets once
     for i, (frac, variant, model, s) in enumerate(todo, 1):
         seed = cfg.run.seed + s
         key = cell_key(model, variant, frac, seed)
@@ -362,9 +363,12 @@ def _benchmark(cfg: Config, run: Run) -> Path:
         if path.is_file():
             print(f"[{i}/{len(todo)}] {key}: done earlier, kept", flush=True)
             continue
-        keep = subsample_by_patient(bundle.train.labels, bundle.train.patients, frac, cfg.data.split_seed)
-        train, val, test = build_training_sets(bundle, variant, keep, cfg, synthetic, syn_names, latents)
-        check_provenance(train, val, test, bundle)
+        if sets_for != (frac, variant):
+            keep = subsample_by_patient(bundle.train.labels, bundle.train.patients, frac, cfg.data.split_seed)
+            sets = build_training_sets(bundle, variant, keep, cfg, synthetic, syn_names, latents)
+            check_provenance(*sets, bundle)
+            sets_for = (frac, variant)
+        train, val, test = sets
         print(f"[{i}/{len(todo)}] {key}: {len(train.x)} training images "
               f"({sum(p.startswith('synthetic:') for p in train.provenance)} synthetic)", flush=True)
         save_to = run.path("models", f"{key}.pt") if b.save_models else None

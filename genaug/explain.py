@@ -6,7 +6,6 @@ architecture (the last convolutional stage) and can be overridden with a module 
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +14,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
 
-from genaug.data.decode import UnreadableImage, decode_image, safe_name
-from genaug.errors import ConfigError, DataError
-from genaug.predict import list_images, load_classifier
+from genaug.errors import ConfigError
+from genaug.predict import load_classifier, read_images
 
 # The last convolutional stage, where Grad-CAM is usually taken; other models: their last Conv2d.
 DEFAULT_LAYERS = {"resnet34": "layer4", "resnet50": "layer4", "densenet121": "features.norm5",
@@ -85,19 +83,12 @@ def explain_images(checkpoint: str | Path, target: str | Path, out_dir: Path, cl
         raise ConfigError(f"unknown class '{class_name}'; this model knows {', '.join(classes)}")
     layer_name, module = target_layer(model, ckpt["model_name"], layer)
     out_dir.mkdir(parents=True, exist_ok=True)
-    rows, skipped = [], []
-    files = list_images(target)
-    for i, f in enumerate(files):
-        try:
-            gray = decode_image(os.fspath(f), size)
-        except UnreadableImage as exc:
-            skipped.append((safe_name(os.fspath(f)), str(exc)))
-            continue
+    names, images, skipped = read_images(target, size)
+    rows = []
+    for i, (name, gray) in enumerate(zip(names, images)):
         x = torch.from_numpy(gray).float().div(255)[None, None]
         heat, cls, probs = grad_cam(model, module, x, classes.index(class_name) if class_name else None)
-        png = f"{i:05d}_{Path(f).stem[:60]}_gradcam.png"
+        png = f"{i:05d}_{Path(name).stem[:60]}_gradcam.png"
         overlay(gray, heat[0].numpy()).save(out_dir / png)
-        rows.append([safe_name(os.fspath(f)), classes[int(cls[0])], f"{float(probs[0, cls[0]]):.6f}", png])
-    if not rows:
-        raise DataError(f"none of the images in {target} could be read ({len(skipped)} skipped)")
+        rows.append([name, classes[int(cls[0])], f"{float(probs[0, cls[0]]):.6f}", png])
     return rows, skipped, layer_name

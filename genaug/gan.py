@@ -298,8 +298,8 @@ def _gan(cfg: Config, run: Run, class_arg: str) -> Path:
 
     g = cfg.gan
     device, bundle = start_job(cfg, run, g.image_size)
-    if g.fid_features == "inception":
-        inception_extractor(device)  # fail before training, not after it
+    # built before training, so a missing torch-fidelity or weights file fails now, not after it
+    inception = inception_extractor(device) if g.fid_features == "inception" else None
     wanted = resolve_classes(class_arg, bundle.classes)
     counts = bundle.train.class_counts(len(bundle.classes))
     for c in wanted:
@@ -329,7 +329,7 @@ def _gan(cfg: Config, run: Run, class_arg: str) -> Path:
         rows += write_synthetic(imgs, c, out_dir, cfg.run.seed, f"generator-{payload['key']}.pt", payload["step"])
     write_manifest_csv(out_dir / "manifest.csv", rows)
     print(f"wrote {len(rows)} synthetic images to {out_dir}", flush=True)
-    metrics = quality_report(run, bundle, samples, cfg, device)
+    metrics = quality_report(run, bundle, samples, cfg, device, inception)
     metrics["mode"] = "per-class" if g.per_class else "conditional"
     write_json(run.path("metrics.json"), metrics)
     run.save_manifest(finished=True, synthetic_images=len(rows))

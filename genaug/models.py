@@ -141,7 +141,14 @@ class ConvAutoencoder(nn.Module):
 # --------------------------------------------------------------------------- classifiers
 
 
-class SimpleCNN(nn.Module):
+class FeaturesHead(nn.Module):
+    """A classifier as ``features`` (image -> vector, also used for FID and memorization) then ``head``."""
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+class SimpleCNN(FeaturesHead):
     """The source report's improved CNN: four conv-BN-ReLU-pool blocks, global pooling, dropout, linear.
 
     One convolution per block: a second one per block cost 3.6x the compute on a 2-core CPU.
@@ -158,11 +165,8 @@ class SimpleCNN(nn.Module):
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(c, n_classes))
         self.feature_dim = c
 
-    def forward(self, x):
-        return self.head(self.features(x))
 
-
-class LatentCNN(nn.Module):
+class LatentCNN(FeaturesHead):
     """A small CNN over autoencoder latents (e.g. 14x14x256).
 
     A 1x1 convolution first narrows the 256 latent channels: the latent path exists to be
@@ -182,14 +186,11 @@ class LatentCNN(nn.Module):
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(128, n_classes))
         self.feature_dim = 128
 
-    def forward(self, x):
-        return self.head(self.features(x))
-
 
 # --------------------------------------------------------------------------- the source reports' other classifiers
 
 
-class AlexNet(nn.Module):
+class AlexNet(FeaturesHead):
     """AlexNet as published: five convolutions (64/192/384/256/256, 11x11 stride 4 first), ReLU, Local
     Response Normalization after the first two, overlapping 3x3 stride-2 max-pooling, dropout 0.5 in
     the two 4096-unit layers. Pooling is padded by one and an adaptive pool precedes the head, so it
@@ -208,21 +209,17 @@ class AlexNet(nn.Module):
         self.head = nn.Sequential(nn.Dropout(0.5), nn.Linear(256 * 36, 4096), nn.ReLU(True),
                                   nn.Dropout(0.5), nn.Linear(4096, 4096), nn.ReLU(True), nn.Linear(4096, n_classes))
 
-    def forward(self, x):
-        return self.head(self.features(x))
 
-
-def _conv_stack(in_channels: int, widths, pool_every: int = 1) -> tuple[list[nn.Module], int]:
+def _conv_stack(in_channels: int, widths) -> tuple[list[nn.Module], int]:
+    """[Conv 3x3 -> ReLU -> MaxPool 2] per width; the layers and the last width."""
     layers, c = [], in_channels
-    for i, w in enumerate(widths, 1):
-        layers += [nn.Conv2d(c, w, 3, padding=1), nn.ReLU(True)]
-        if i % pool_every == 0:
-            layers.append(nn.MaxPool2d(2, ceil_mode=True))
+    for w in widths:
+        layers += [nn.Conv2d(c, w, 3, padding=1), nn.ReLU(True), nn.MaxPool2d(2, ceil_mode=True)]
         c = w
     return layers, c
 
 
-class SmallAlexNet(nn.Module):
+class SmallAlexNet(FeaturesHead):
     """The reports' improved AlexNet: three convolutions (32/64/128) with max-pooling, dense 256, dropout."""
 
     def __init__(self, in_channels: int = 1, n_classes: int = 2):
@@ -232,11 +229,8 @@ class SmallAlexNet(nn.Module):
         self.head = nn.Sequential(nn.Dropout(0.5), nn.Linear(c * 16, 256), nn.ReLU(True), nn.Dropout(0.5),
                                   nn.Linear(256, n_classes))
 
-    def forward(self, x):
-        return self.head(self.features(x))
 
-
-class LeNet5(nn.Module):
+class LeNet5(FeaturesHead):
     """LeNet-5: 6 and 16 5x5 convolutions with pooling, then 120 -> 84 -> classes."""
 
     def __init__(self, in_channels: int = 1, n_classes: int = 2):
@@ -247,11 +241,8 @@ class LeNet5(nn.Module):
         self.head = nn.Sequential(nn.Linear(16 * 25, 120), nn.ReLU(True), nn.Linear(120, 84), nn.ReLU(True),
                                   nn.Linear(84, n_classes))
 
-    def forward(self, x):
-        return self.head(self.features(x))
 
-
-class LMap3(nn.Module):
+class LMap3(FeaturesHead):
     """Five 3x3 convolutions (32/32/32/64/64) with max-pooling, dense 128 -> 64 with dropout."""
 
     def __init__(self, in_channels: int = 1, n_classes: int = 2):
@@ -261,11 +252,8 @@ class LMap3(nn.Module):
         self.head = nn.Sequential(nn.Linear(c * 4, 128), nn.ReLU(True), nn.Dropout(0.5), nn.Linear(128, 64),
                                   nn.ReLU(True), nn.Dropout(0.5), nn.Linear(64, n_classes))
 
-    def forward(self, x):
-        return self.head(self.features(x))
 
-
-class PixelMLP(nn.Module):
+class PixelMLP(FeaturesHead):
     """Baselines on raw pixels: multinomial logistic regression (no hidden layer) or a two-layer MLP."""
 
     def __init__(self, in_channels: int, image_size: int, n_classes: int = 2, hidden: tuple = ()):
@@ -281,7 +269,7 @@ class PixelMLP(nn.Module):
     def forward(self, x):
         if x.shape[-1] != self.image_size or x.shape[-2] != self.image_size:
             raise ValueError(f"this model takes {self.image_size} px images, got {tuple(x.shape[-2:])}")
-        return self.head(self.features(x))
+        return super().forward(x)
 
 
 # torchvision's ImageNet weight files, looked up by name in a local folder (never downloaded).
@@ -327,7 +315,6 @@ def load_imagenet_weights(name: str, model: nn.Module, weights_dir: str | Path, 
 CORE_CLASSIFIERS = ("cnn", "resnet34", "densenet121")
 ZOO_CLASSIFIERS = ("alexnet", "alexnet_small", "vgg19", "googlenet", "resnet50", "lenet5", "lmap3", "logreg", "mlp")
 CLASSIFIERS = CORE_CLASSIFIERS + ZOO_CLASSIFIERS
-TORCHVISION = ("resnet34", "resnet50", "densenet121", "vgg19", "googlenet")
 
 
 def build_classifier(name: str, n_classes: int, in_channels: int = 1, latent: bool = False,

@@ -50,10 +50,8 @@ def list_images(target: str | Path) -> list[Path]:
     return files
 
 
-def predict_images(checkpoint: str | Path, target: str | Path, device="cpu") -> tuple[str, list[tuple[str, str]]]:
-    """CSV text (file, prediction, one probability column per class) and the files skipped with reasons."""
-    model, ckpt = load_classifier(checkpoint)
-    classes, size = ckpt["classes"], ckpt["image_size"]
+def read_images(target: str | Path, size: int) -> tuple[list[str], np.ndarray, list[tuple[str, str]]]:
+    """The readable images under ``target`` as (names, (N, size, size) uint8, skipped with reasons)."""
     arrays, names, skipped = [], [], []
     for f in list_images(target):
         try:
@@ -63,7 +61,15 @@ def predict_images(checkpoint: str | Path, target: str | Path, device="cpu") -> 
             skipped.append((safe_name(os.fspath(f)), str(exc)))
     if not arrays:
         raise DataError(f"none of the images in {target} could be read ({len(skipped)} skipped)")
-    probs = predict_probs(model, torch.from_numpy(np.stack(arrays)).unsqueeze(1), device=device)
+    return names, np.stack(arrays), skipped
+
+
+def predict_images(checkpoint: str | Path, target: str | Path, device="cpu") -> tuple[str, list[tuple[str, str]]]:
+    """CSV text (file, prediction, one probability column per class) and the files skipped with reasons."""
+    model, ckpt = load_classifier(checkpoint)
+    classes = ckpt["classes"]
+    names, images, skipped = read_images(target, ckpt["image_size"])
+    probs = predict_probs(model, torch.from_numpy(images).unsqueeze(1), device=device)
     thr = ckpt.get("threshold")
     if len(classes) == 2 and thr is not None:  # the validation-chosen threshold on the second class
         pred = (probs[:, 1] >= thr).long()

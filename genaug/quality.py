@@ -87,8 +87,11 @@ def class_report(name: str, c: int, synth: np.ndarray, bundle: DataBundle, judge
     blurred = to_u8(gaussian_blur(to_float(other), kernel_size=9, sigma=2.0))
     shuffled = to_u8(shuffle_patches(to_float(other), seed=cfg.run.seed))
     f_real, f_syn = features(judge, real, device), features(judge, syn, device)
-    fid_features = fid_features or (lambda images: features(judge, images, device))
-    g_real, g_syn = fid_features(real), fid_features(syn)
+    if fid_features is None:  # FID on the judge's features: reuse the ones just computed
+        fid_features = lambda images: features(judge, images, device)  # noqa: E731
+        g_real, g_syn = f_real, f_syn
+    else:
+        g_real, g_syn = fid_features(real), fid_features(syn)
     f_ref, f_other = g_real[:half], g_real[half:2 * half]
     f_blur, f_shuf = fid_features(blurred), fid_features(shuffled)
     n = min(half, len(g_syn))  # the same sample size for every comparison: FID is biased by n
@@ -156,10 +159,13 @@ def inception_extractor(device):
     return extract
 
 
-def quality_report(run: Run, bundle: DataBundle, samples: dict[str, np.ndarray], cfg: Config, device) -> dict:
-    inception = inception_extractor(device) if cfg.gan.fid_features == "inception" else None
+def quality_report(run: Run, bundle: DataBundle, samples: dict[str, np.ndarray], cfg: Config, device,
+                   inception=None) -> dict:
+    """``inception``: an ``inception_extractor`` for FID/KID (built before training, so a missing
+    torch-fidelity fails early); None uses the judge's features."""
+    if inception is None and cfg.gan.fid_features == "inception":
+        inception = inception_extractor(device)
     judge = train_judge(bundle, cfg, run, device)
-    fid_features = inception or (lambda images: features(judge, images, device))
     train_u8 = as_tensor(bundle.train.images)
     train_feats = features(judge, train_u8, device)
     kind = ("Inception-v3 (torch-fidelity FID weights), 2048-d" if inception else
@@ -171,7 +177,7 @@ def quality_report(run: Run, bundle: DataBundle, samples: dict[str, np.ndarray],
     for name, synth in samples.items():
         c = bundle.classes.index(name)
         out["classes"][name] = class_report(name, c, synth, bundle, judge, cfg, run, device, train_u8, train_feats,
-                                            fid_features)
+                                            inception)
     atomic_write_text(run.path("quality.md"), format_quality(out, bundle))
     print(format_quality(out, bundle), flush=True)
     return out

@@ -178,11 +178,12 @@ def fit_classifier(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tenso
     224 px are under 300 MB), so batches never cross the bus; ``amp`` turns on bf16 autocast.
     """
     model.to(device)
-    if torch.device(device).type == "cuda":
-        model.to(memory_format=torch.channels_last)
-        train_x, train_y, val_x, val_y = (t.to(device) for t in (train_x, train_y, val_x, val_y))
-    gen = torch.Generator().manual_seed(seed)
     weights = class_weights(train_y.numpy(), n_classes).to(device)
+    home = resident_device(device)
+    if home.type == "cuda":
+        model.to(memory_format=torch.channels_last)
+    train_x, train_y, val_x, val_y = (t.to(home) for t in (train_x, train_y, val_x, val_y))
+    gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(epochs, 1))
     best, best_state, bad = math.inf, copy.deepcopy(model.state_dict()), 0
