@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from genaug.data import load_data, patient_id, split_by_patient
+from genaug.data import load_data, patient_folds, patient_id, split_by_patient
 from genaug.data.cache import decode_cached
 from genaug.data.decode import decode_image
 from genaug.data.demo import demo_dataset
@@ -243,3 +243,31 @@ def test_duplicates_across_splits_are_flagged(tmp_path):
     assert "LEAKAGE" in b.notes[-1]
     clean = load_data(str(make_folder_dataset(tmp_path / "c", size=32)), 32)
     assert "LEAKAGE" not in clean.notes[-1]
+
+
+@pytest.mark.parametrize("k", [2, 3, 5])
+def test_patient_folds_partition_images_by_whole_patients(k):
+    rng = np.random.default_rng(0)
+    patients, labels = [], []
+    for p in range(40):
+        n = int(rng.integers(1, 5))   # uneven images per patient
+        patients += [f"p{p}"] * n
+        labels += [p % 2] * n
+    labels = np.array(labels)
+    folds = patient_folds(labels, patients, k, seed=1)
+    allidx = np.concatenate(folds)
+    assert len(folds) == k and sorted(allidx.tolist()) == list(range(len(patients)))
+    owner = {}
+    for f, idx in enumerate(folds):
+        for i in idx:
+            assert owner.setdefault(patients[i], f) == f, "a patient spans two folds"
+    for c in (0, 1):   # every fold holds a fair share of each class
+        sizes = [int((labels[idx] == c).sum()) for idx in folds]
+        assert max(sizes) - min(sizes) <= 4, sizes
+    again = patient_folds(labels, patients, k, seed=1)
+    assert all(np.array_equal(a, b) for a, b in zip(folds, again))
+
+
+def test_patient_folds_need_enough_patients():
+    with pytest.raises(ValueError, match="cannot fill 3 folds"):
+        patient_folds(np.array([0, 1]), ["a", "b"], 3, seed=0)

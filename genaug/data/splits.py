@@ -70,3 +70,33 @@ def subsample_by_patient(labels, patients: list[str], fraction: float, seed: int
 
 def patient_overlap(a: list[str], b: list[str]) -> set[str]:
     return set(a) & set(b)
+
+
+def patient_folds(labels, patients: list[str], k: int, seed: int) -> list[np.ndarray]:
+    """K disjoint index arrays covering every image, whole patients only, each class spread evenly.
+
+    Patients of each class are shuffled by ``seed`` and dealt, largest first, to the fold with
+    the fewest images of that class so far, so fold sizes stay close even when some patients
+    have many images.
+    """
+    labels = np.asarray(labels)
+    if k < 2:
+        raise ValueError("k-fold needs k >= 2")
+    plabel = _patient_labels(labels, patients)
+    if len(plabel) < k:
+        raise ValueError(f"{len(plabel)} patients cannot fill {k} folds")
+    size: dict[str, int] = {}
+    for pid in patients:
+        size[pid] = size.get(pid, 0) + 1
+    rng = np.random.default_rng(seed)
+    fold_of: dict[str, int] = {}
+    for cls in sorted(set(plabel.values())):
+        pids = sorted(p for p, lab in plabel.items() if lab == cls)
+        rng.shuffle(pids)
+        pids.sort(key=lambda p: -size[p])   # stable: ties keep the shuffled order
+        load = [0] * k
+        for p in pids:
+            f = int(np.argmin(load))
+            fold_of[p] = f
+            load[f] += size[p]
+    return [np.array([i for i, p in enumerate(patients) if fold_of[p] == f], dtype=np.int64) for f in range(k)]
