@@ -35,6 +35,7 @@ class RunConfig:
     name: str = ""
     threads: int = 0              # torch CPU threads; 0 = torch's default
     amp: bool = True              # bf16 autocast for classifiers on CUDA; no effect on CPU
+    tensorboard: bool = False     # event files under <run>/tensorboard (needs the tensorboard package)
 
 
 @dataclass
@@ -90,7 +91,10 @@ class BenchmarkConfig:
     encode_run: str = ""
     pretrained: bool = False
     weights_dir: str = ""         # where torchvision ImageNet weights lie, for --pretrained
-    augment: bool = True
+    augment: bool = True          # master switch for the augmentations below
+    augmentations: str = "rotate,shift,zoom,brightness,contrast"  # + flip, shear, noise, pca (AlexNet lighting)
+    schedule: str = "cosine"      # cosine | step | exponential | onecycle | constant
+    folds: int = 1                # K >= 2: K-fold cross-validation grouped by patient over train+val
     bootstrap: int = 1000
     latent_epochs: int = 0        # 0 = same as epochs
     save_models: bool = False     # write models/<cell>.pt per pixel cell, for genaug predict
@@ -179,6 +183,13 @@ def validate(cfg: Config) -> Config:
         raise ConfigError("config key 'benchmark.synthetic_ratio' must be >= 0")
     if cfg.data.task not in ("binary", "3class"):
         raise ConfigError(f"config key 'data.task' must be binary or 3class, got '{cfg.data.task}'")
+    from genaug.train import SCHEDULES, parse_augmentations
+    parse_augmentations(cfg.benchmark.augmentations)
+    if cfg.benchmark.schedule not in SCHEDULES:
+        raise ConfigError(f"config key 'benchmark.schedule' must be one of {', '.join(SCHEDULES)}, "
+                          f"got '{cfg.benchmark.schedule}'")
+    if cfg.benchmark.folds < 1:
+        raise ConfigError(f"config key 'benchmark.folds' must be 1 (one val split) or K >= 2, got {cfg.benchmark.folds}")
     if cfg.gan.fid_features not in ("domain", "inception"):
         raise ConfigError(f"config key 'gan.fid_features' must be domain or inception, got '{cfg.gan.fid_features}'")
     return cfg

@@ -25,7 +25,8 @@ from genaug.jobs import start_job
 from genaug.errors import CheckpointError
 from genaug.metrics import reconstruction_metrics
 from genaug.models import ConvAutoencoder
-from genaug.runs import Run, atomic_torch_save, atomic_write, atomic_write_text, load_checkpoint, new_run, open_run, write_json
+from genaug.tracking import Tracker, tracker_for
+from genaug.runs import save_safetensors, Run, atomic_torch_save, atomic_write, atomic_write_text, load_checkpoint, new_run, open_run, write_json
 from genaug.train import as_tensor, batch_indices, check_finite, resident_device, to_float
 
 log = logging.getLogger("genaug")
@@ -54,7 +55,7 @@ def _ae_checkpoint(model, opt, sched, epoch, history, cfg: Config, classes) -> d
 
 
 def train_autoencoder(model: ConvAutoencoder, bundle: DataBundle, cfg: Config, run: Run, device,
-                      start: dict | None = None) -> list[dict]:
+                      start: dict | None = None, tracker: Tracker | None = None) -> list[dict]:
     """MSE + Adam on the training split only; val loss per epoch; atomic checkpoint every epoch."""
     e = cfg.encode
     train_x = as_tensor(bundle.train.images, resident_device(device))
@@ -74,7 +75,7 @@ def train_autoencoder(model: ConvAutoencoder, bundle: DataBundle, cfg: Config, r
     model.to(device)
     for epoch in range(first, e.epochs + 1):
         model.train()
-        total, seen, t0 = 0.0, 0, time.perf_counter()
+        total, seen, t0, lr_now = 0.0, 0, time.perf_counter(), opt.param_groups[0]["lr"]
         bar = tqdm(list(batch_indices(len(train_x), e.batch_size, True, gen)), desc=f"autoencoder {epoch}/{e.epochs}",
                    unit="batch", leave=False, disable=None)
         for idx in bar:
@@ -89,12 +90,17 @@ def train_autoencoder(model: ConvAutoencoder, bundle: DataBundle, cfg: Config, r
             bar.set_postfix(mse=f"{total / seen:.5f}")
         sched.step()
         val = evaluate_reconstruction(model, val_x, device)
-        history.append({"epoch": epoch, "train_mse": total / seen, "val_mse": val["mse"], "val_psnr": val["psnr"],
+        history.append({"epoch": epoch, "lr": lr_now, "train_mse": total / seen, "val_mse": val["mse"], "val_psnr": val["psnr"],
                         "val_ssim": val["ssim"], "seconds": time.perf_counter() - t0})
         log.info("autoencoder epoch %d: train mse %.5f, val psnr %.2f dB ssim %.4f", epoch, total / seen,
                  val["psnr"], val["ssim"])
         print(f"epoch {epoch}/{e.epochs}: train mse {total / seen:.5f}  val psnr {val['psnr']:.2f} dB  "
               f"ssim {val['ssim']:.4f}  ({time.perf_counter() - t0:.0f} s)", flush=True)
+        if tracker is not None:
+            tracker.scalars("autoencoder", {"mse/train": total / seen, "mse/val": val["mse"], "psnr/val": val["psnr"],
+                                            "ssim/val": val["ssim"], "lr": history[-1].get("lr")}, epoch)
+            tracker.histograms("autoencoder", model, epoch)
+            tracker.flush()
         atomic_torch_save(_ae_checkpoint(model, opt, sched, epoch, history, cfg, bundle.classes),
                           run.path("checkpoint.pt"))
         write_json(run.path("history.json"), history)
@@ -228,10 +234,21 @@ def _encode(cfg: Config, run: Run, ckpt: dict | None) -> Path:
         log.info("reusing autoencoder %s", e.checkpoint)
     else:
         model = ConvAutoencoder(e.image_size, e.latent_channels)
-        history = train_autoencoder(model, bundle, cfg, run, device, start=ckpt)
+        tracker = tracker_for(cfg, run)
+        try:
+            history = train_autoencoder(model, bundle, cfg, run, device, start=ckpt, tracker=tracker)
+            if tracker.enabled:
+                x = as_tensor(bundle.test.images[:8])
+                tracker.image("autoencoder/test_reconstructions",
+                              make_grid(torch.cat([to_float(x), reconstruct(model, x, device)]), nrow=8), len(history))
+        finally:
+            tracker.close()
         atomic_torch_save({"kind": "autoencoder", "model": model.state_dict(), "image_size": e.image_size,
                            "latent_channels": e.latent_channels, "classes": bundle.classes,
                            "config": cfg.to_dict()}, run.path("autoencoder.pt"))
+        save_safetensors(model.state_dict(), run.path("autoencoder.safetensors"),
+                         {"kind": "autoencoder", "image_size": str(e.image_size),
+                          "latent_channels": str(e.latent_channels)})
     model.to(device)
     test_x = as_tensor(bundle.test.images)
     recon = reconstruct(model, test_x, device)

@@ -25,7 +25,8 @@ from genaug.config import Config, config_from_dict
 from genaug.jobs import start_job
 from genaug.errors import CheckpointError, ConfigError, DataError, TrainingDiverged
 from genaug.models import Discriminator, Generator, dcgan_init
-from genaug.runs import Run, atomic_torch_save, atomic_write_text, load_checkpoint, new_run, open_run, write_json
+from genaug.tracking import Tracker, tracker_for
+from genaug.runs import save_safetensors, Run, atomic_torch_save, atomic_write_text, load_checkpoint, new_run, open_run, write_json
 from genaug.train import as_tensor, batch_indices, check_finite, resident_device, to_float
 
 log = logging.getLogger("genaug")
@@ -148,7 +149,7 @@ def fixed_noise(cfg: Config, n_classes: int, per_class: int = 8):
 
 
 def train_gan_model(key: str, images: np.ndarray, labels: np.ndarray | None, n_classes: int, cfg: Config,
-                    run: Run, classes: list[str], device, ckpt: dict | None) -> GanState:
+                    run: Run, classes: list[str], device, ckpt: dict | None, tracker: Tracker | None = None) -> GanState:
     g = cfg.gan
     st = GanState(cfg, n_classes)
     if ckpt is not None:
@@ -186,7 +187,14 @@ def train_gan_model(key: str, images: np.ndarray, labels: np.ndarray | None, n_c
         with torch.no_grad():
             st.G_ema.eval()
             grid = st.G_ema(zfix.to(device), yfix.to(device) if yfix is not None else None)
-        save_image(make_grid((grid.cpu() + 1) / 2, nrow=8), run.path("samples", f"{key}_epoch_{epoch:03d}.png"))
+        grid = make_grid((grid.cpu() + 1) / 2, nrow=8)
+        save_image(grid, run.path("samples", f"{key}_epoch_{epoch:03d}.png"))
+        if tracker is not None:
+            tracker.scalars(f"gan_{key}", {"loss/discriminator": mean_d, "loss/generator": mean_g}, epoch)
+            tracker.image(f"gan_{key}/samples", grid, epoch)
+            tracker.histograms(f"gan_{key}/generator", st.G, epoch)
+            tracker.histograms(f"gan_{key}/discriminator", st.D, epoch)
+            tracker.flush()
         atomic_torch_save(st.state(cfg, classes, key), run.path(f"checkpoint-{key}.pt"))
         msg = (f"gan {key} epoch {epoch}/{g.epochs}: loss D {mean_d:.3f} G {mean_g:.3f} "
                f"({n * bs / max(time.perf_counter() - t0, 1e-9):.0f} img/s)")
@@ -312,13 +320,16 @@ def _gan(cfg: Config, run: Run, class_arg: str) -> Path:
     else:
         plans = [("conditional", bundle.train.images, bundle.train.labels, len(bundle.classes))]
     rows, samples, generators = [], {}, {}
+    tracker = tracker_for(cfg, run)
     for key, imgs, labs, n_classes in plans:
         ck_path = run.path(f"checkpoint-{key}.pt")
         ckpt = load_checkpoint(ck_path, ("G", "D", "G_ema", "epoch"), "GAN checkpoint") if ck_path.is_file() else None
         st = train_gan_model(key, np.asarray(imgs), None if labs is None else np.asarray(labs), n_classes, cfg,
-                             run, bundle.classes, device, ckpt)
+                             run, bundle.classes, device, ckpt, tracker)
         payload = generator_payload(st, cfg, bundle.classes, key)
         atomic_torch_save(payload, run.path(f"generator-{key}.pt"))
+        save_safetensors(st.G_ema.state_dict(), run.path(f"generator-{key}.safetensors"),
+                         {"kind": "generator", "key": key, "classes": ",".join(bundle.classes)})
         write_json(run.path(f"history-{key}.json"), st.history)
         generators[key] = (st.G_ema, payload)
     out_dir = run.path("synthetic")
@@ -329,6 +340,7 @@ def _gan(cfg: Config, run: Run, class_arg: str) -> Path:
         rows += write_synthetic(imgs, c, out_dir, cfg.run.seed, f"generator-{payload['key']}.pt", payload["step"])
     write_manifest_csv(out_dir / "manifest.csv", rows)
     print(f"wrote {len(rows)} synthetic images to {out_dir}", flush=True)
+    tracker.close()
     metrics = quality_report(run, bundle, samples, cfg, device, inception)
     metrics["mode"] = "per-class" if g.per_class else "conditional"
     write_json(run.path("metrics.json"), metrics)

@@ -81,6 +81,25 @@ def atomic_torch_save(obj: dict, path: Path) -> None:
     atomic_write(path, lambda fh: torch.save(obj, fh))
 
 
+def save_safetensors(state_dict: dict, path: Path, metadata: dict[str, str] | None = None) -> None:
+    """Final weights as .safetensors too: a format that holds tensors only, so loading it can run
+    no code, readable from other languages and tools. Written atomically like every artefact."""
+    from safetensors.torch import save
+
+    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in state_dict.items()}
+    atomic_write_bytes(path, save(tensors, metadata=metadata))
+
+
+def load_safetensors(path: str | Path) -> dict:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path} is not a readable .safetensors file ({str(exc)[:120]})") from None
+
+
 def load_checkpoint(path: str | Path, expected_keys: Iterable[str] = (), kind: str = "checkpoint") -> dict:
     """Load with ``weights_only=True`` (no code runs) and check the keys a caller needs."""
     path = Path(path)
@@ -144,6 +163,7 @@ class Run:
             "versions": package_versions(), "git_commit": git_commit(), "host": platform.node(),
         }
         self._handler: logging.Handler | None = None
+        self.manifest_name = "manifest.json"   # shards of one benchmark each keep their own
 
     def path(self, *parts: str) -> Path:
         return self.dir.joinpath(*parts)
@@ -164,7 +184,7 @@ class Run:
     def save_manifest(self, **extra: Any) -> None:
         self.manifest.update(extra)
         self.manifest["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        write_json(self.path("manifest.json"), self.manifest)
+        write_json(self.path(self.manifest_name), self.manifest)
 
 
 def new_run(out_root: str | Path, command: str, name: str = "", config: dict | None = None) -> Run:
@@ -195,8 +215,9 @@ def write_run_config(run: Run, config: dict) -> None:
     atomic_write_text(run.path("config.yaml"), _yaml_dump(config))
 
 
-def open_run(directory: str | Path, command: str) -> Run:
-    """Reopen an existing run (for --resume)."""
+def open_run(directory: str | Path, command: str, clear_stale: bool = True) -> Run:
+    """Reopen an existing run (for --resume). ``clear_stale=False`` where other processes may be
+    writing into it (benchmark shards): their temporary files are live, not stale."""
     d = Path(directory)
     if not d.is_dir():
         raise CheckpointError(f"run directory not found: {d}")
@@ -208,7 +229,7 @@ def open_run(directory: str | Path, command: str) -> Run:
         except json.JSONDecodeError:
             raise CheckpointError(f"run manifest {mf} is corrupt") from None
     # a process killed inside atomic_write leaves its temporary file; the target itself is whole
-    for stale in d.rglob(".*.tmp"):
+    for stale in (d.rglob(".*.tmp") if clear_stale else ()):
         stale.unlink(missing_ok=True)
     run.manifest.setdefault("resumed", []).append(time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     run.manifest.setdefault("resume_argv", []).append(sys.argv)

@@ -18,7 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from genaug.errors import TrainingDiverged
+from genaug.errors import ConfigError, TrainingDiverged
 
 log = logging.getLogger("genaug")
 
@@ -53,25 +53,72 @@ def batch_indices(n: int, batch_size: int, shuffle: bool, generator: torch.Gener
         yield order[i:i + batch_size]
 
 
+# Every augmentation the source reports used; each is a switch in benchmark.augmentations.
+# Strengths are the reports' usual ones. Horizontal flips are off by default: they move the
+# heart to the right, which real chest X-rays (situs inversus aside) never show.
+AUGMENTATIONS = ("flip", "rotate", "shift", "zoom", "shear", "brightness", "contrast", "noise", "pca")
+DEFAULT_AUGMENTATIONS = "rotate,shift,zoom,brightness,contrast"
+
+
+def parse_augmentations(text: str) -> frozenset:
+    names = {t.strip() for t in str(text).split(",") if t.strip()}
+    bad = sorted(names - set(AUGMENTATIONS))
+    if bad:
+        raise ConfigError(f"unknown augmentation {', '.join(bad)} (known: {', '.join(AUGMENTATIONS)})")
+    return frozenset(names)
+
+
 def augment_batch(x: torch.Tensor, generator: torch.Generator, rotate: float = 10.0, shift: float = 0.08,
-                  zoom: float = 0.1, brightness: float = 0.1, contrast: float = 0.1) -> torch.Tensor:
-    """Small rotation, shift and zoom (one affine grid per image) and brightness/contrast, on a float batch."""
+                  zoom: float = 0.1, brightness: float = 0.1, contrast: float = 0.1, shear: float = 8.0,
+                  noise: float = 0.02, pca: float = 0.1,
+                  enabled: frozenset | str = DEFAULT_AUGMENTATIONS) -> torch.Tensor:
+    """Batch augmentation on a float batch in [0, 1]: one affine grid per image (rotation,
+    shift, zoom, shear, flip), then brightness/contrast, Gaussian noise and AlexNet's PCA
+    lighting noise, each only if named in ``enabled``."""
+    on = parse_augmentations(enabled) if isinstance(enabled, str) else enabled
     b = x.size(0)
     dev = x.device
 
     def u(lo, hi):
         return (torch.rand(b, generator=generator) * (hi - lo) + lo).to(dev)
 
-    ang = u(-rotate, rotate) * math.pi / 180
-    scale = u(1 - zoom, 1 + zoom)
-    tx, ty = u(-shift, shift) * 2, u(-shift, shift) * 2
-    cos, sin = torch.cos(ang) / scale, torch.sin(ang) / scale
-    theta = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
-    mean = x.mean(dim=(1, 2, 3), keepdim=True)
-    x = (x - mean) * u(1 - contrast, 1 + contrast).view(b, 1, 1, 1) + mean + u(-brightness, brightness).view(b, 1, 1, 1)
+    zero, one = torch.zeros(b, device=dev), torch.ones(b, device=dev)
+    # draws happen in a fixed order so a given set of switches is reproducible from the seed
+    ang = u(-rotate, rotate) * math.pi / 180 if "rotate" in on else zero
+    scale = u(1 - zoom, 1 + zoom) if "zoom" in on else one
+    tx, ty = (u(-shift, shift) * 2, u(-shift, shift) * 2) if "shift" in on else (zero, zero)
+    sh = torch.tan(u(-shear, shear) * math.pi / 180) if "shear" in on else zero
+    flip = torch.where(u(0, 1) < 0.5, -one, one) if "flip" in on else one
+    if {"rotate", "zoom", "shift", "shear", "flip"} & on:
+        cos, sin = torch.cos(ang) / scale, torch.sin(ang) / scale
+        # rotation/zoom, then shear along x, then a horizontal flip of the sampling grid
+        theta = torch.stack([torch.stack([cos * flip, (-sin + cos * sh) * flip, tx], 1),
+                             torch.stack([sin, cos + sin * sh, ty], 1)], 1)
+        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+        x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    if {"brightness", "contrast"} & on:
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        c = u(1 - contrast, 1 + contrast) if "contrast" in on else one
+        br = u(-brightness, brightness) if "brightness" in on else zero
+        x = (x - mean) * c.view(b, 1, 1, 1) + mean + br.view(b, 1, 1, 1)
+    if "noise" in on:
+        x = x + torch.randn(x.shape, generator=generator).to(dev) * noise
+    if "pca" in on:
+        x = x + pca_lighting(x, generator, pca)
     return x.clamp_(0, 1)
+
+
+def pca_lighting(x: torch.Tensor, generator: torch.Generator, std: float = 0.1) -> torch.Tensor:
+    """AlexNet's lighting noise: per image, add sum_i alpha_i * lambda_i * p_i to every pixel, where
+    (lambda_i, p_i) are the eigenpairs of the channel covariance (here of the batch) and
+    alpha_i ~ N(0, std). For one channel that is an intensity offset scaled by the pixel variance."""
+    b, c = x.shape[:2]
+    flat = x.transpose(0, 1).reshape(c, -1)
+    cov = torch.atleast_2d(torch.cov(flat))
+    lam, vec = torch.linalg.eigh(cov)
+    alpha = (torch.randn(b, c, generator=generator) * std).to(x.device)
+    shift = (alpha * lam.clamp_min(0)) @ vec.T          # (b, c)
+    return shift.view(b, c, 1, 1)
 
 
 def augment_latents(z: torch.Tensor, generator: torch.Generator, shift: int = 1, noise: float = 0.1) -> torch.Tensor:
@@ -84,6 +131,29 @@ def augment_latents(z: torch.Tensor, generator: torch.Generator, shift: int = 1,
     out = torch.stack([padded[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w] for i in range(b)])
     spread = z.std(dim=(0, 2, 3), keepdim=True)
     return out + torch.randn(out.shape, generator=generator).to(z.device) * noise * spread
+
+
+SCHEDULES = ("cosine", "step", "exponential", "onecycle", "constant")
+
+
+def make_scheduler(opt: torch.optim.Optimizer, name: str, epochs: int, steps_per_epoch: int):
+    """(scheduler or None, steps per batch?): cosine to 0 over the epochs; step (x0.1 every third
+    of the epochs); exponential (down to 1% of the start by the last epoch); one-cycle (warm up
+    then anneal, stepped every batch); constant."""
+    epochs = max(int(epochs), 1)
+    if name == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs), False
+    if name == "step":
+        return torch.optim.lr_scheduler.StepLR(opt, step_size=max(epochs // 3, 1), gamma=0.1), False
+    if name == "exponential":
+        return torch.optim.lr_scheduler.ExponentialLR(opt, gamma=0.01 ** (1 / epochs)), False
+    if name == "onecycle":
+        lr = opt.param_groups[0]["lr"]
+        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, epochs=epochs,
+                                                   steps_per_epoch=max(int(steps_per_epoch), 1)), True
+    if name == "constant":
+        return None, False
+    raise ConfigError(f"unknown learning-rate schedule '{name}' (known: {', '.join(SCHEDULES)})")
 
 
 def check_finite(loss: torch.Tensor, what: str) -> None:
@@ -135,7 +205,8 @@ def on_device(x: torch.Tensor, device) -> torch.Tensor:
 
 
 def train_one_epoch(model, opt, data, labels, weights, batch_size, gen, device, augment, desc,
-                    amp: bool = False) -> tuple[float, int]:
+                    amp: bool = False, augmentations: frozenset | str = DEFAULT_AUGMENTATIONS,
+                    batch_scheduler=None) -> tuple[float, int]:
     model.train()
     total, seen = 0.0, 0
     bar = tqdm(list(batch_indices(len(data), batch_size, True, gen, drop_last=True)), desc=desc, leave=False,
@@ -143,7 +214,8 @@ def train_one_epoch(model, opt, data, labels, weights, batch_size, gen, device, 
     for idx in bar:
         x = to_float(on_device(data[idx], device))
         if augment:  # pixels are cached as uint8, autoencoder latents as float16
-            x = augment_batch(x, gen) if data.dtype == torch.uint8 else augment_latents(x, gen)
+            x = (augment_batch(x, gen, enabled=augmentations) if data.dtype == torch.uint8
+                 else augment_latents(x, gen))
         y = labels[idx].to(device)
         with autocast(device, amp):
             loss = F.cross_entropy(model(x).float(), y, weight=weights)
@@ -151,6 +223,8 @@ def train_one_epoch(model, opt, data, labels, weights, batch_size, gen, device, 
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if batch_scheduler is not None:
+            batch_scheduler.step()
         total += loss.item() * len(idx)
         seen += len(idx)
         bar.set_postfix(loss=f"{total / seen:.4f}")
@@ -171,8 +245,10 @@ def evaluate_loss(model, data, labels, weights, device, batch_size=256, amp: boo
 def fit_classifier(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tensor,
                    val_y: torch.Tensor, n_classes: int, epochs: int, batch_size: int, lr: float,
                    weight_decay: float = 1e-4, patience: int = 4, augment: bool = True, seed: int = 0,
-                   device: torch.device | str = "cpu", desc: str = "train", amp: bool = False) -> FitResult:
-    """Class-weighted cross-entropy, Adam, cosine schedule, early stopping on val loss with restore-best.
+                   device: torch.device | str = "cpu", desc: str = "train", amp: bool = False,
+                   schedule: str = "cosine", augmentations: frozenset | str = DEFAULT_AUGMENTATIONS,
+                   tracker=None) -> FitResult:
+    """Class-weighted cross-entropy, AdamW, a learning-rate schedule, early stopping on val loss with restore-best.
 
     On CUDA the uint8 training and validation tensors move to the GPU once (5,840 images at
     224 px are under 300 MB), so batches never cross the bus; ``amp`` turns on bf16 autocast.
@@ -185,19 +261,27 @@ def fit_classifier(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tenso
     train_x, train_y, val_x, val_y = (t.to(home) for t in (train_x, train_y, val_x, val_y))
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(epochs, 1))
+    bs = min(batch_size, len(train_x))
+    steps = len(train_x) // bs if len(train_x) >= bs else 1
+    sched, per_batch = make_scheduler(opt, schedule, epochs, steps)
+    augmentations = parse_augmentations(augmentations) if isinstance(augmentations, str) else augmentations
     best, best_state, bad = math.inf, copy.deepcopy(model.state_dict()), 0
     res = FitResult()
     start = time.perf_counter()
     images = 0
     for epoch in range(1, epochs + 1):
-        tr_loss, seen = train_one_epoch(model, opt, train_x, train_y, weights, min(batch_size, len(train_x)),
-                                        gen, device, augment, f"{desc} {epoch}/{epochs}", amp)
+        lr_now = opt.param_groups[0]["lr"]
+        tr_loss, seen = train_one_epoch(model, opt, train_x, train_y, weights, bs, gen, device, augment,
+                                        f"{desc} {epoch}/{epochs}", amp, augmentations,
+                                        sched if per_batch else None)
         images += seen
-        sched.step()
+        if sched is not None and not per_batch:
+            sched.step()
         va_loss = evaluate_loss(model, val_x, val_y, weights, device, amp=amp)
-        res.history.append({"epoch": epoch, "train_loss": tr_loss, "val_loss": va_loss,
-                            "lr": opt.param_groups[0]["lr"]})
+        res.history.append({"epoch": epoch, "train_loss": tr_loss, "val_loss": va_loss, "lr": lr_now})
+        if tracker is not None:
+            tracker.scalars(desc, {"loss/train": tr_loss, "loss/val": va_loss, "lr": lr_now}, epoch)
+            tracker.histograms(desc, model, epoch)
         log.info("%s epoch %d: train %.4f val %.4f", desc, epoch, tr_loss, va_loss)
         res.epochs_run = epoch
         if va_loss < best - 1e-4:

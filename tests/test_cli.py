@@ -7,8 +7,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from conftest import make_folder_dataset
+from genaug.runs import load_safetensors
 
 TINY = """
 data:
@@ -125,6 +127,10 @@ def test_gan_cli_end_to_end_and_sample(tmp_path, tiny):
         assert (run / name).is_file(), name
     m = json.loads((run / "metrics.json").read_text())["classes"]["PNEUMONIA"]
     assert set(m) >= {"fid", "kid", "fidelity", "diversity", "memorization"}
+    # the final generator also as .safetensors: the same EMA weights, in a format that carries no code
+    st = load_safetensors(run / "generator-conditional.safetensors")
+    ema = torch.load(run / "generator-conditional.pt", weights_only=True)["generator"]
+    assert st.keys() == ema.keys() and all(torch.equal(st[k], ema[k]) for k in st)
     assert m["fid"]["n_per_side"] > 0 and 0 <= m["fidelity"]["synthetic"] <= 1
     # sampling: same seed, same images; another seed, other images
     outs = []
@@ -148,6 +154,9 @@ def test_encode_cli_end_to_end(tmp_path, tiny):
         assert (run / name).is_file(), name
     m = json.loads((run / "metrics.json").read_text())
     assert m["compression"]["latent_elements_per_image"] == 16 * 2 * 2
+    st = load_safetensors(run / "autoencoder.safetensors")
+    ae = torch.load(run / "autoencoder.pt", weights_only=True)["model"]
+    assert st.keys() == ae.keys() and all(torch.equal(st[k], ae[k]) for k in st)
     assert set(m["test"]) == {"mse", "psnr", "ssim"} and m["baseline"]["psnr"] > 0
     rows = list(csv.DictReader((run / "latents" / "manifest.csv").open()))
     assert len(rows) == 48 + 12

@@ -1,7 +1,9 @@
 import pytest
 import torch
 
-from genaug.train import augment_batch, augment_latents
+from genaug.errors import ConfigError
+from genaug.train import (AUGMENTATIONS, DEFAULT_AUGMENTATIONS, augment_batch, augment_latents, fit_classifier,
+                          make_scheduler, pca_lighting)
 
 
 @pytest.mark.parametrize("shape", [(3, 256, 14, 14), (2, 8, 4, 4)])
@@ -25,3 +27,81 @@ def test_pixel_augmentation_keeps_range_and_shape():
     x = torch.rand(4, 1, 16, 16)
     out = augment_batch(x, torch.Generator().manual_seed(0))
     assert out.shape == x.shape and out.min() >= 0 and out.max() <= 1 and not torch.equal(out, x)
+
+
+def test_each_augmentation_switch_alone_changes_the_batch_and_none_leaves_it():
+    x = torch.rand(6, 1, 16, 16) * 0.8 + 0.1
+    assert torch.equal(augment_batch(x.clone(), torch.Generator().manual_seed(0), enabled=""), x)
+    for name in AUGMENTATIONS:
+        out = augment_batch(x.clone(), torch.Generator().manual_seed(0), enabled=name)
+        assert out.shape == x.shape and 0 <= out.min() and out.max() <= 1
+        assert not torch.equal(out, x), name
+    with pytest.raises(ConfigError, match="unknown augmentation warp"):
+        augment_batch(x, torch.Generator(), enabled="rotate,warp")
+
+
+def test_flip_alone_mirrors_exactly_the_images_it_picks():
+    x = torch.rand(16, 1, 8, 8)
+    out = augment_batch(x.clone(), torch.Generator().manual_seed(3), enabled="flip")
+    mirrored = [torch.allclose(out[i], x[i].flip(-1), atol=1e-5) for i in range(16)]
+    kept = [torch.allclose(out[i], x[i], atol=1e-5) for i in range(16)]
+    assert all(m or k for m, k in zip(mirrored, kept)) and any(mirrored) and any(kept)
+
+
+def test_default_switches_are_the_documented_default():
+    x = torch.rand(4, 1, 16, 16)
+    a = augment_batch(x.clone(), torch.Generator().manual_seed(5))
+    b = augment_batch(x.clone(), torch.Generator().manual_seed(5), enabled="contrast,rotate,zoom,shift,brightness")
+    assert torch.equal(a, b) and DEFAULT_AUGMENTATIONS == "rotate,shift,zoom,brightness,contrast"
+
+
+def test_pca_lighting_on_one_channel_is_alpha_times_pixel_variance():
+    # hand-computed: one channel -> one eigenpair (variance, 1); the offset is alpha_i * variance
+    x = torch.tensor([0.0, 0.2, 0.4, 0.6]).view(1, 1, 2, 2).repeat(3, 1, 1, 1)
+    var = torch.var(torch.tensor([0.0, 0.2, 0.4, 0.6] * 3))   # unbiased, as torch.cov
+    off = pca_lighting(x, torch.Generator().manual_seed(0), std=0.1)
+    alpha = torch.randn(3, 1, generator=torch.Generator().manual_seed(0)) * 0.1
+    assert torch.allclose(off.view(3), (alpha * var).view(3), atol=1e-6)
+
+
+def _lrs(name, epochs=9, steps=4, lr=0.1):
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=lr)
+    sched, per_batch = make_scheduler(opt, name, epochs, steps)
+    out = []
+    for _ in range(epochs):
+        out.append(opt.param_groups[0]["lr"])
+        for _ in range(steps if per_batch else 1):
+            opt.step()
+            if sched is not None:
+                sched.step()
+    return out, per_batch
+
+
+@pytest.mark.parametrize("name,check", [
+    ("constant", lambda lrs: all(v == 0.1 for v in lrs)),
+    ("cosine", lambda lrs: lrs[0] == 0.1 and all(a > b for a, b in zip(lrs, lrs[1:])) and lrs[-1] < 0.01),
+    ("step", lambda lrs: lrs[:3] == [0.1] * 3 and abs(lrs[3] - 0.01) < 1e-12 and abs(lrs[6] - 0.001) < 1e-12),
+    ("exponential", lambda lrs: abs(lrs[-1] - 0.1 * 0.01 ** (8 / 9)) < 1e-9 and all(a > b for a, b in zip(lrs, lrs[1:]))),
+    ("onecycle", lambda lrs: lrs[0] < 0.02 and max(lrs) > 0.08 and lrs[-1] < max(lrs) / 5),
+])
+def test_learning_rate_schedules(name, check):
+    lrs, per_batch = _lrs(name)
+    assert per_batch == (name == "onecycle")
+    assert check(lrs), lrs
+
+
+def test_unknown_schedule_is_a_config_error():
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    with pytest.raises(ConfigError, match="unknown learning-rate schedule 'warm'"):
+        make_scheduler(opt, "warm", 3, 2)
+
+
+def test_fit_classifier_with_onecycle_records_the_lr_it_used():
+    torch.manual_seed(0)
+    x = (torch.rand(32, 1, 8, 8) * 255).to(torch.uint8)
+    y = torch.arange(32) % 2
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 2))
+    res = fit_classifier(model, x, y, x, y, 2, epochs=4, batch_size=8, lr=0.05, patience=10,
+                         schedule="onecycle", augmentations="noise,flip")
+    lrs = [h["lr"] for h in res.history]
+    assert len(lrs) == 4 and lrs[0] < lrs[1] and lrs[-1] < lrs[1]
