@@ -30,11 +30,13 @@ DeviceOpt = typer.Option(None, "--device", help="auto | cpu | cuda | mps (auto: 
 OutOpt = typer.Option(None, "--out", help="run root (default: outputs)")
 NameOpt = typer.Option(None, "--name", help="suffix of the run directory name")
 CacheOpt = typer.Option(None, "--cache-dir", help="decode-once cache (default: <out>/cache)")
+TensorboardOpt = typer.Option(None, "--tensorboard/--no-tensorboard",
+                              help="log losses, metrics, learning rate, images and weight histograms to <run>/tensorboard")
 
 
-def _common(data, task, seed, device, out, name, cache, **data_extra):
+def _common(data, task, seed, device, out, name, cache, tensorboard=None, **data_extra):
     return (dict(data=data, task=task, cache_dir=cache, **data_extra),
-            dict(seed=seed, device=device, out_root=out, name=name))
+            dict(seed=seed, device=device, out_root=out, name=name, tensorboard=tensorboard))
 
 
 @data_app.command("info")
@@ -71,12 +73,12 @@ def encode_cmd(
     overwrite: bool = typer.Option(False, "--overwrite", help="re-encode into an existing latent directory"),
     resume: Optional[str] = typer.Option(None, "--resume", help="run directory to continue from its last checkpoint"),
     seed: Optional[int] = SeedOpt, device: Optional[str] = DeviceOpt, out: Optional[str] = OutOpt,
-    name: Optional[str] = NameOpt, cache: Optional[str] = CacheOpt,
+    name: Optional[str] = NameOpt, cache: Optional[str] = CacheOpt, tensorboard: Optional[bool] = TensorboardOpt,
 ):
     """Train the autoencoder (224x224 -> 14x14x256) on train only and encode every split to latents."""
     from genaug.encode import run_encode
 
-    d, r = _common(data, task, seed, device, out, name, cache)
+    d, r = _common(data, task, seed, device, out, name, cache, tensorboard)
     cfg = build_config(profile, data=d, run=r, encode=dict(
         epochs=epochs, image_size=image_size, latent_channels=latent_channels, batch_size=batch_size,
         checkpoint=checkpoint, overwrite=overwrite or None))
@@ -104,14 +106,14 @@ def gan_cmd(
     fid_features: Optional[str] = typer.Option(None, "--fid-features", help="domain (default, offline) | inception (needs torch-fidelity)"),
     resume: Optional[str] = typer.Option(None, "--resume", help="run directory to continue from its last checkpoint"),
     seed: Optional[int] = SeedOpt, device: Optional[str] = DeviceOpt, out: Optional[str] = OutOpt,
-    name: Optional[str] = NameOpt, cache: Optional[str] = CacheOpt,
+    name: Optional[str] = NameOpt, cache: Optional[str] = CacheOpt, tensorboard: Optional[bool] = TensorboardOpt,
 ):
     """Train (or --resume) the GAN, write --n images per class with a manifest, grids and a quality report."""
     if ctx.invoked_subcommand is not None:
         return
     from genaug.gan import run_gan
 
-    d, r = _common(data, task, seed, device, out, name, cache)
+    d, r = _common(data, task, seed, device, out, name, cache, tensorboard)
     cfg = build_config(profile, data=d, run=r, gan=dict(
         epochs=epochs, n=n, image_size=image_size, batch_size=batch_size, ngf=width, ndf=width,
         per_class=per_class or None, diffaug=diffaug, fid_features=fid_features))
@@ -163,19 +165,26 @@ def benchmark_cmd(
     weights_dir: Optional[str] = typer.Option(None, "--weights-dir", help="folder with torchvision ImageNet .pth files"),
     resume: Optional[str] = typer.Option(None, "--resume", help="benchmark run directory: finished cells are kept; --seeds, --models, --variants and --train-fraction add cells to it"),
     save_models: Optional[bool] = typer.Option(None, "--save-models/--no-save-models", help="write models/<cell>.pt for each pixel cell (for genaug predict)"),
+    schedule: Optional[str] = typer.Option(None, "--schedule", help="learning-rate schedule: cosine (default), step, exponential, onecycle, constant"),
+    augmentations: Optional[str] = typer.Option(None, "--augmentations", help="comma list of flip, rotate, shift, zoom, shear, brightness, contrast, noise, pca (default: rotate,shift,zoom,brightness,contrast)"),
+    augment: Optional[bool] = typer.Option(None, "--augment/--no-augment", help="training augmentation on or off"),
+    folds: Optional[int] = typer.Option(None, "--folds", help="K >= 2: K-fold cross-validation over train+val, grouped by patient (test untouched)"),
+    shard: Optional[str] = typer.Option(None, "--shard", help="I/N: train only every N-th cell starting at I (1-based), to split a run across processes or machines sharing --resume RUN"),
     seed: Optional[int] = SeedOpt, device: Optional[str] = DeviceOpt, out: Optional[str] = OutOpt,
-    name: Optional[str] = NameOpt, cache: Optional[str] = CacheOpt,
+    name: Optional[str] = NameOpt, cache: Optional[str] = CacheOpt, tensorboard: Optional[bool] = TensorboardOpt,
 ):
     """Train classifiers on real, mixed, synthetic and encoded data; test on the real test split; write a report."""
     from genaug.benchmark import run_benchmark
 
-    d, r = _common(data, task, seed, device, out, name, cache)
+    d, r = _common(data, task, seed, device, out, name, cache, tensorboard)
     flags = dict(models=models, variants=variants, seeds=seeds, epochs=epochs, image_size=image_size,
                  batch_size=batch_size, synthetic_ratio=synthetic_ratio, balance=balance,
                  train_fractions=train_fraction, gan_run=gan_run, encode_run=encode_run, pretrained=pretrained,
-                 weights_dir=weights_dir, save_models=save_models)
+                 weights_dir=weights_dir, save_models=save_models, schedule=schedule, augmentations=augmentations,
+                 augment=augment, folds=folds)
     cfg = build_config(profile, data=d, run=r, benchmark=flags)
-    run_dir = run_benchmark(cfg, resume=resume, given={k: v for k, v in flags.items() if v is not None})
+    run_dir = run_benchmark(cfg, resume=resume, given={k: v for k, v in flags.items() if v is not None},
+                            shard=shard)
     typer.echo(f"run: {run_dir}\nreport: {run_dir / 'report.md'}")
 
 

@@ -9,6 +9,7 @@ Protocol (checked, not assumed):
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -20,7 +21,7 @@ import torch
 from PIL import Image
 
 from genaug.config import Config, config_from_dict, parse_fractions, validate
-from genaug.data import DataBundle, subsample_by_patient
+from genaug.data import DataBundle, ImageSet, patient_folds, subsample_by_patient
 from genaug.device import seed_everything
 from genaug.encode import load_latents, run_encode
 from genaug.jobs import start_job
@@ -29,7 +30,8 @@ from genaug.gan import run_gan, synthetic_manifest
 from genaug.metrics import (bootstrap_ci, choose_threshold, classification_metrics, mcnemar, paired_bootstrap_diff,
                             predictions, roc_auc)
 from genaug.models import CLASSIFIERS, build_classifier
-from genaug.runs import Run, atomic_torch_save, git_commit, new_run, open_run, read_run_config, write_json, write_run_config
+from genaug.runs import Run, atomic_torch_save, save_safetensors, git_commit, new_run, open_run, read_run_config, write_json, write_run_config
+from genaug.tracking import Tracker, tracker_for
 from genaug.train import as_tensor, fit_classifier, predict_probs
 
 log = logging.getLogger("genaug")
@@ -187,15 +189,40 @@ def check_provenance(train: TrainSet, val: TrainSet, test: TrainSet, bundle: Dat
     if len(train.provenance) != len(train.x):
         raise AssertionError("provenance: one record per training image expected")
 
+# ----------------------------------------------------------------------------- K-fold by patient
+
+
+def fold_bundle(bundle: DataBundle, folds: int, fold: int, seed: int) -> tuple[DataBundle, np.ndarray, np.ndarray]:
+    """Fold ``fold`` of K over train+val pooled, grouped by patient: (bundle, train_idx, val_idx) where
+    the indices point into the pooled order (train then val). The test split is the same real one."""
+    pooled = ImageSet.concat([bundle.train, bundle.val])
+    parts = patient_folds(pooled.labels, pooled.patients, folds, seed)
+    val_idx = parts[fold]
+    train_idx = np.sort(np.concatenate([p for i, p in enumerate(parts) if i != fold]))
+    splits = {"train": pooled.subset(train_idx), "val": pooled.subset(val_idx), "test": bundle.test}
+    origin = f"fold {fold + 1} of {folds} over train+val, grouped by patient (seed {seed})"
+    return dataclasses.replace(bundle, splits=splits, val_origin=origin), train_idx, val_idx
+
+
+def fold_latents(latents: dict, train_idx: np.ndarray, val_idx: np.ndarray) -> dict:
+    """The encode run's latents rearranged to a fold (same pooled order as ``fold_bundle``)."""
+    sp = latents["splits"]
+    x = np.concatenate([np.asarray(sp["train"][0]), np.asarray(sp["val"][0])])
+    y = np.concatenate([sp["train"][1], sp["val"][1]])
+    return {**latents, "splits": {"train": (x[train_idx], y[train_idx]), "val": (x[val_idx], y[val_idx]),
+                                  "test": sp["test"]}}
+
 # ----------------------------------------------------------------------------- one cell
 
 
-def cell_key(model: str, variant: str, fraction: float, seed: int) -> str:
-    return f"{model}__{variant}__f{fraction:g}__seed{seed}"
+def cell_key(model: str, variant: str, fraction: float, seed: int, fold: int | None = None) -> str:
+    key = f"{model}__{variant}__f{fraction:g}__seed{seed}"
+    return key if fold is None else f"{key}__fold{fold}"
 
 
 def run_cell(model_name: str, variant: str, fraction: float, seed: int, train: TrainSet, val: TrainSet,
-             test: TrainSet, bundle: DataBundle, cfg: Config, device, save_to: Path | None = None) -> dict:
+             test: TrainSet, bundle: DataBundle, cfg: Config, device, save_to: Path | None = None,
+             fold: int | None = None, tracker: Tracker | None = None) -> dict:
     b = cfg.benchmark
     seed_everything(seed)
     latent = variant == "encoded"
@@ -205,7 +232,8 @@ def run_cell(model_name: str, variant: str, fraction: float, seed: int, train: T
     epochs = (b.latent_epochs or b.epochs) if latent else b.epochs
     fit = fit_classifier(model, train.x, train.y, val.x, val.y, len(bundle.classes), epochs, b.batch_size, b.lr,
                          b.weight_decay, b.patience, augment=b.augment, seed=seed, device=device,
-                         desc=cell_key(model_name, variant, fraction, seed), amp=cfg.run.amp)
+                         desc=cell_key(model_name, variant, fraction, seed, fold), amp=cfg.run.amp,
+                         schedule=b.schedule, augmentations=b.augmentations, tracker=tracker)
     p_val = predict_probs(model, val.x, device=device, amp=cfg.run.amp)
     p_test = predict_probs(model, test.x, device=device, amp=cfg.run.amp)
     thr = choose_threshold(val.y, p_val)
@@ -217,8 +245,11 @@ def run_cell(model_name: str, variant: str, fraction: float, seed: int, train: T
     if save_to is not None and not latent:
         atomic_torch_save(classifier_checkpoint(model, model_name, bundle, cfg, train.x.shape[1:], thr, variant,
                                                 seed), save_to)
-    return {"model": model_name, "variant": variant, "train_fraction": fraction, "seed": seed,
-            "n_train": len(train.x), "n_train_synthetic": sum(p.startswith("synthetic:") for p in train.provenance),
+        save_safetensors(model.state_dict(), save_to.with_suffix(".safetensors"),
+                         {"kind": "classifier", "model_name": model_name, "classes": ",".join(bundle.classes),
+                          "image_size": str(int(train.x.shape[-1]))})
+    return {"model": model_name, "variant": variant, "train_fraction": fraction, "seed": seed, "fold": fold,
+            "val_origin": bundle.val_origin, "n_train": len(train.x), "n_train_synthetic": sum(p.startswith("synthetic:") for p in train.provenance),
             "n_val": len(val.x), "n_test": len(test.x), "input_shape": list(train.x.shape[1:]),
             "threshold": thr, "test_at_0.5": at_half, "test_at_val_threshold": at_thr,
             "val_roc_auc": roc_auc(val.y, p_val), "history": fit.history, "epochs_run": fit.epochs_run,
@@ -246,8 +277,11 @@ def aggregate(cells: list[dict], classes: list[str], n_boot: int) -> dict:
         groups.setdefault((c["model"], c["variant"], c["train_fraction"]), []).append(c)
     table, comparisons = [], []
     for (model, variant, frac), cs in sorted(groups.items()):
-        cs = sorted(cs, key=lambda c: c["seed"])
-        row = {"model": model, "variant": variant, "train_fraction": frac, "seeds": [c["seed"] for c in cs]}
+        cs = sorted(cs, key=_replicate)
+        row = {"model": model, "variant": variant, "train_fraction": frac,
+               "seeds": sorted({c["seed"] for c in cs}), "replicates": len(cs)}
+        if any(c.get("fold") is not None for c in cs):
+            row["folds"] = sorted({c["fold"] for c in cs if c.get("fold") is not None})
         for metric in ("accuracy", "roc_auc", "sensitivity", "specificity", "f1_macro"):
             for view, key in (("thr", "test_at_val_threshold"), ("half", "test_at_0.5")):
                 vals = np.array([c[key].get(metric, np.nan) for c in cs], dtype=float)
@@ -265,10 +299,10 @@ def aggregate(cells: list[dict], classes: list[str], n_boot: int) -> dict:
         row["n_train"], row["n_train_synthetic"] = cs[0]["n_train"], cs[0]["n_train_synthetic"]
         table.append(row)
     for (model, variant, frac), cs in sorted(groups.items()):
-        base = {c["seed"]: c for c in groups.get((model, "real", frac), [])}
+        base = {_replicate(c): c for c in groups.get((model, "real", frac), [])}
         if variant == "real" or not base:
             continue
-        pairs = [(base[c["seed"]], c) for c in cs if c["seed"] in base]
+        pairs = [(base[_replicate(c)], c) for c in sorted(cs, key=_replicate) if _replicate(c) in base]
         if not pairs:
             continue
         ca = np.concatenate([_correct(a) for a, _ in pairs])
@@ -276,10 +310,16 @@ def aggregate(cells: list[dict], classes: list[str], n_boot: int) -> dict:
         mean_a = np.mean([_correct(a) for a, _ in pairs], axis=0)
         mean_b = np.mean([_correct(b) for _, b in pairs], axis=0)
         comparisons.append({"model": model, "variant": variant, "train_fraction": frac, "against": "real",
-                            "seeds": [b["seed"] for _, b in pairs],
+                            "seeds": sorted({b["seed"] for _, b in pairs}), "pairs": len(pairs),
                             "accuracy_difference": paired_bootstrap_diff(mean_a, mean_b, n=n_boot, seed=0),
                             "mcnemar_pooled_over_seeds": mcnemar(ca, cb)})
     return {"table": table, "comparisons": comparisons}
+
+
+def _replicate(cell: dict) -> tuple[int, int]:
+    """What pairs two cells of one model: the same seed (and the same fold under K-fold)."""
+    fold = cell.get("fold")
+    return (cell["seed"], -1 if fold is None else fold)
 
 
 def _correct(cell: dict) -> np.ndarray:
@@ -295,7 +335,7 @@ def _correct(cell: dict) -> np.ndarray:
 EXTENDABLE = ("models", "variants", "seeds", "train_fractions", "gan_run", "encode_run", "save_models")
 
 
-def resumed_config(saved: dict, given: dict, run: Run) -> Config:
+def resumed_config(saved: dict, given: dict, run: Run, extend: bool = True) -> Config:
     """The saved config with the extendable benchmark keys that were given on the command line.
 
     A given value for any other benchmark key must equal the saved one: cells trained with
@@ -306,6 +346,10 @@ def resumed_config(saved: dict, given: dict, run: Run) -> Config:
     for key, value in given.items():
         if value is None or value == getattr(b, key):
             continue
+        if key in EXTENDABLE and not extend:
+            raise ConfigError(f"benchmark run {run.dir} has {key}={getattr(b, key)!r}; shards of one run must share "
+                              f"its cells, so extend it without --shard first (to {key}={value!r}), then start "
+                              "the shards")
         if key not in EXTENDABLE:
             raise ConfigError(f"benchmark run {run.dir} was made with {key}={getattr(b, key)!r}; a resumed run keeps "
                               f"its training settings (start a new run to use {key}={value!r})")
@@ -319,28 +363,59 @@ def resumed_config(saved: dict, given: dict, run: Run) -> Config:
     return validate(cfg)
 
 
-def run_benchmark(cfg: Config, resume: str | None = None, given: dict | None = None) -> Path:
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """'I/N' (1-based) -> (I-1, N); None for no sharding."""
+    if not text:
+        return None
+    try:
+        i, n = (int(t) for t in str(text).split("/"))
+    except ValueError:
+        i = n = 0
+    if not (n >= 1 and 1 <= i <= n):
+        raise ConfigError(f"--shard expects I/N with 1 <= I <= N, e.g. 1/2, got '{text}'")
+    return i - 1, n
+
+
+def run_benchmark(cfg: Config, resume: str | None = None, given: dict | None = None, shard: str | None = None) -> Path:
     """A new benchmark run, or ``resume`` one: finished cells are kept and ``given`` (the benchmark
-    flags the user passed) may add seeds, models, variants or train fractions to it."""
+    flags the user passed) may add seeds, models, variants or train fractions to it.
+
+    ``shard`` 'I/N' trains only cells I, I+N, I+2N, ... of the run's fixed cell order, so N
+    processes or machines sharing the run directory split the work without locks: every cell
+    is its own atomically written file, and whichever shard finds all cells present writes
+    the report.
+    """
+    part = parse_shard(shard)
     if resume:
-        run = open_run(resume, "benchmark")
-        cfg = resumed_config(read_run_config(run.dir), given or {}, run)
-        write_run_config(run, cfg.to_dict())
+        run = open_run(resume, "benchmark", clear_stale=part is None)
+        cfg = resumed_config(read_run_config(run.dir), given or {}, run, extend=part is None)
+        if part is None:
+            write_run_config(run, cfg.to_dict())
     else:
         run = new_run(cfg.run.out_root, "benchmark", cfg.run.name, cfg.to_dict())
+    if part is not None:
+        run.manifest_name = f"manifest-shard{part[0] + 1}of{part[1]}.json"
+        run.save_manifest(shard=f"{part[0] + 1}/{part[1]}")
     try:
-        return _benchmark(cfg, run)
+        return _benchmark(cfg, run, part)
     finally:
         run.close()
 
 
-def _benchmark(cfg: Config, run: Run) -> Path:
+def _benchmark(cfg: Config, run: Run, part: tuple[int, int] | None = None) -> Path:
     from genaug.report import write_report
 
     b = cfg.benchmark
     models = parse_list(b.models, CLASSIFIERS, "model")
     variants = parse_list(b.variants, VARIANTS, "variant")
     fractions = parse_fractions(b.train_fractions)
+    if part is not None:
+        # each shard would otherwise train its own GAN or autoencoder, and cells would differ in input
+        for var, key, flag in (("mixed", "gan_run", "--gan-run"), ("synthetic", "gan_run", "--gan-run"),
+                               ("encoded", "encode_run", "--encode-run")):
+            if var in variants and not (getattr(b, key) or run.manifest.get(key)):
+                raise ConfigError(f"--shard with the {var} variant needs {flag}: train it once "
+                                  f"(genaug {'gan' if key == 'gan_run' else 'encode'}) and give it to every shard")
     device, bundle = start_job(cfg, run, b.image_size)
     gan_dir = resolve_gan_run(cfg, run) if {"mixed", "synthetic"} & set(variants) else None
     enc_dir = resolve_encode_run(cfg, run) if "encoded" in variants else None
@@ -352,34 +427,62 @@ def _benchmark(cfg: Config, run: Run) -> Path:
         _check_latents_match(latents, bundle, enc_dir)
     cells_dir = run.path("cells")
     cells_dir.mkdir(exist_ok=True)
-    todo = [(f, v, m, s) for f in fractions for v in variants for m in models for s in range(b.seeds)
-            if not (v == "encoded" and m != "cnn")]
+    fold_ids = list(range(b.folds)) if b.folds > 1 else [None]
+    todo = [(k, f, v, m, s) for k in fold_ids for f in fractions for v in variants for m in models
+            for s in range(b.seeds) if not (v == "encoded" and m != "cnn")]
     skipped_models = sorted({m for m in models if m != "cnn"}) if "encoded" in variants else []
-    sets_for, sets = None, None  # cells come grouped by (fraction, variant): build and check each group's sets once
-    for i, (frac, variant, model, s) in enumerate(todo, 1):
-        seed = cfg.run.seed + s
-        key = cell_key(model, variant, frac, seed)
-        path = cells_dir / f"{key}.json"
-        if path.is_file():
-            print(f"[{i}/{len(todo)}] {key}: done earlier, kept", flush=True)
-            continue
-        if sets_for != (frac, variant):
-            keep = subsample_by_patient(bundle.train.labels, bundle.train.patients, frac, cfg.data.split_seed)
-            sets = build_training_sets(bundle, variant, keep, cfg, synthetic, syn_names, latents)
-            check_provenance(*sets, bundle)
-            sets_for = (frac, variant)
-        train, val, test = sets
-        print(f"[{i}/{len(todo)}] {key}: {len(train.x)} training images "
-              f"({sum(p.startswith('synthetic:') for p in train.provenance)} synthetic)", flush=True)
-        save_to = run.path("models", f"{key}.pt") if b.save_models else None
-        cell = run_cell(model, variant, frac, seed, train, val, test, bundle, cfg, device, save_to)
-        write_json(path, cell)
-        m = cell["test_at_val_threshold"]
-        print(f"    test accuracy {m['accuracy']:.3f} (0.5: {cell['test_at_0.5']['accuracy']:.3f}), "
-              f"ROC-AUC {m['roc_auc']:.3f}, {cell['seconds_per_epoch']:.1f} s/epoch", flush=True)
+    mine = set(range(len(todo))) if part is None else set(range(part[0], len(todo), part[1]))
+    tracker = tracker_for(cfg, run)
+    # cells come grouped by fold, then (fraction, variant): build and check each group's sets once
+    data_for, sets_for, sets = None, None, None
+    fold_data, fold_lat = bundle, latents
+    try:
+        for i, (fold, frac, variant, model, s) in enumerate(todo, 1):
+            seed = cfg.run.seed + s
+            key = cell_key(model, variant, frac, seed, fold)
+            path = cells_dir / f"{key}.json"
+            if path.is_file():
+                print(f"[{i}/{len(todo)}] {key}: done earlier, kept", flush=True)
+                continue
+            if i - 1 not in mine:
+                continue
+            if fold is not None and data_for != fold:
+                fold_data, tr_idx, va_idx = fold_bundle(bundle, b.folds, fold, cfg.data.split_seed)
+                fold_lat = fold_latents(latents, tr_idx, va_idx) if latents is not None else None
+                data_for, sets_for = fold, None
+            if sets_for != (frac, variant):
+                keep = subsample_by_patient(fold_data.train.labels, fold_data.train.patients, frac,
+                                            cfg.data.split_seed)
+                sets = build_training_sets(fold_data, variant, keep, cfg, synthetic, syn_names, fold_lat)
+                check_provenance(*sets, fold_data)
+                sets_for = (frac, variant)
+            train, val, test = sets
+            print(f"[{i}/{len(todo)}] {key}: {len(train.x)} training images "
+                  f"({sum(p.startswith('synthetic:') for p in train.provenance)} synthetic)", flush=True)
+            save_to = run.path("models", f"{key}.pt") if b.save_models else None
+            cell = run_cell(model, variant, frac, seed, train, val, test, fold_data, cfg, device, save_to, fold,
+                            tracker)
+            write_json(path, cell)
+            m = cell["test_at_val_threshold"]
+            print(f"    test accuracy {m['accuracy']:.3f} (0.5: {cell['test_at_0.5']['accuracy']:.3f}), "
+                  f"ROC-AUC {m['roc_auc']:.3f}, {cell['seconds_per_epoch']:.1f} s/epoch", flush=True)
+    finally:
+        tracker.close()
+    expected = {cell_key(m, v, f, cfg.run.seed + s, k) for k, f, v, m, s in todo}
+    missing = sorted(k for k in expected if not (cells_dir / f"{k}.json").is_file())
+    if part is not None and missing:
+        print(f"shard {part[0] + 1}/{part[1]} finished its cells; {len(missing)} of {len(todo)} cells are still "
+              "with other shards. The last shard to finish writes the report (or run "
+              f"genaug benchmark --resume {run.dir} once all are done).", flush=True)
+        run.save_manifest(finished_shard=True)
+        return run.dir
     cells = [json.loads(p.read_text()) for p in sorted(cells_dir.glob("*.json"))]
     summary = aggregate(cells, bundle.classes, b.bootstrap)
     summary["notes"] = list(bundle.notes)
+    if b.folds > 1 and (gan_dir is not None or enc_dir is not None):
+        summary["notes"].append("K-fold: the GAN and the autoencoder were trained on the original training split, "
+                                "which overlaps the other folds' validation parts; that touches validation "
+                                "(early stopping, threshold), never the test split")
     if skipped_models:
         summary["notes"].append(f"encoded variant runs only the latent CNN ('cnn'); {', '.join(skipped_models)} "
                                 "take pixels and have no encoded cell")

@@ -137,13 +137,18 @@ def plot_fractions(table: list[dict], path: Path) -> bool:
 
 
 def _pm(r, metric, view="thr", pct=False):
-    """mean ± std over seeds; a single seed has no spread, so none is shown."""
+    """mean ± std over seeds (and folds); a single run has no spread, so none is shown."""
     m, s = r[f"{metric}_{view}_mean"], r[f"{metric}_{view}_std"]
     k = 100 if pct else 1
     fmt = "{:.1f}" if pct else "{:.3f}"
-    if len(r["seeds"]) < 2:
-        return fmt.format(k * m) + " (1 seed)"
+    if r.get("replicates", len(r["seeds"])) < 2:
+        return fmt.format(k * m) + " (1 run)"
     return f"{fmt.format(k * m)} ± {fmt.format(k * s)}"
+
+
+def _runs(r: dict) -> str:
+    """How many runs a row or comparison pools: seeds, or seeds x folds under K-fold."""
+    return f"{len(r['seeds'])}x{len(r['folds'])}" if r.get("folds") else str(len(r["seeds"]))
 
 
 def results_csv(table: list[dict]) -> str:
@@ -199,31 +204,37 @@ def format_markdown(cfg, bundle, table, comps, notes, figs, gan_dir, enc_dir) ->
     if bundle.synthetic:
         L += ["**Data: the built-in demo phantoms. They are synthetic pictures, not X-rays; these numbers say "
               "the pipeline runs, not how a model does on patients.**", ""]
+    if b.folds > 1:
+        val_text = (f"Validation: {b.folds}-fold cross-validation over the {s['train']['images'] + s['val']['images']} "
+                    "real train+val images, grouped by patient; each cell validates on one fold and trains on the "
+                    "others, and the table pools seeds × folds. Training: the other folds")
+    else:
+        val_text = (f"Validation: {s['val']['images']} real images ({bundle.val_origin}), the same for every "
+                    f"cell. Training: {s['train']['images']} real images")
     L += [f"Test: the real `test` split, {s['test']['images']} images of {s['test']['patients']} patients, the same "
-          f"for every cell. Validation: {s['val']['images']} real images ({bundle.val_origin}), the same for every "
-          f"cell. Training: {s['train']['images']} real images before any train-fraction subsampling.", "",
+          f"for every cell. {val_text} before any train-fraction subsampling.", "",
           f"Pixel models at {b.image_size} px, {b.epochs} epochs max (patience {b.patience}); the seeds of each "
           f"cell are in the table. Mixed = real + synthetic "
           f"({'filled to balance classes' if b.balance else f'{b.synthetic_ratio:g} x real count per class'}). "
           f"Threshold chosen on validation (Youden's J); the 0.5 threshold is shown beside it.", "",
-          "## Results (mean ± std over seeds)", "",
-          "| model | variant | train frac | seeds | n train (synthetic) | accuracy % (val thr) | accuracy % (0.5) | "
+          f"## Results (mean ± std over {'seeds × folds' if b.folds > 1 else 'seeds'})", "",
+          f"| model | variant | train frac | {'seeds×folds' if b.folds > 1 else 'seeds'} | n train (synthetic) | accuracy % (val thr) | accuracy % (0.5) | "
           "95% CI acc (ensemble) | ROC-AUC | 95% CI AUC | sensitivity | specificity | macro F1 | s/epoch |",
           "|---" * 14 + "|"]
     for r in table:
         ci, ca = r["accuracy_ci95_seed_ensemble"], r["roc_auc_ci95_seed_ensemble"]
-        L.append(f"| {r['model']} | {r['variant']} | {r['train_fraction']:g} | {len(r['seeds'])} | {r['n_train']} "
+        L.append(f"| {r['model']} | {r['variant']} | {r['train_fraction']:g} | {_runs(r)} | {r['n_train']} "
                  f"({r['n_train_synthetic']}) | {_pm(r, 'accuracy', pct=True)} | {_pm(r, 'accuracy', 'half', True)} | "
                  f"{100 * ci[0]:.1f}–{100 * ci[1]:.1f} | {_pm(r, 'roc_auc')} | {ca[0]:.3f}–{ca[1]:.3f} | "
                  f"{_pm(r, 'sensitivity')} | {_pm(r, 'specificity')} | {_pm(r, 'f1_macro')} | "
                  f"{r['seconds_per_epoch_mean']:.1f} |")
     if comps:
         L += ["", "## Each variant against `real` (same model, same test images)", "",
-              "| model | variant | train frac | seeds | accuracy difference (pp) | 95% CI (paired bootstrap) | "
+              "| model | variant | train frac | paired runs | accuracy difference (pp) | 95% CI (paired bootstrap) | "
               "McNemar p (pooled over seeds) |", "|---" * 7 + "|"]
         for c in comps:
             d = c["accuracy_difference"]
-            L.append(f"| {c['model']} | {c['variant']} | {c['train_fraction']:g} | {len(c['seeds'])} | "
+            L.append(f"| {c['model']} | {c['variant']} | {c['train_fraction']:g} | {c.get('pairs', len(c['seeds']))} | "
                      f"{100 * d['diff']:+.1f} | {100 * d['ci'][0]:+.1f} to {100 * d['ci'][1]:+.1f} | "
                      f"{c['mcnemar_pooled_over_seeds']['p_value']:.3g} |")
     lat = [r for r in table if r["variant"] == "encoded"]

@@ -91,6 +91,8 @@ def test_benchmark_end_to_end_on_tiny_demo_and_resume(tmp_path):
     # saved pixel models serve genaug predict with their own preprocessing; latent models are not saved
     assert sorted(p.name for p in (run / "models").glob("*.pt")) == [
         f"cnn__{v}__f1__seed0.pt" for v in ("mixed", "real", "synthetic")]
+    assert sorted(p.name for p in (run / "models").glob("*.safetensors")) == [
+        f"cnn__{v}__f1__seed0.safetensors" for v in ("mixed", "real", "synthetic")]
     imgs = make_folder_dataset(tmp_path / "new", {"train": 2, "test": 1}, size=40) / "train"
     (imgs / "NORMAL" / "notes.png").write_text("not an image")
     r = genaug("predict", imgs, "--checkpoint", run / "models" / "cnn__real__f1__seed0.pt")
@@ -121,7 +123,7 @@ def test_benchmark_end_to_end_on_tiny_demo_and_resume(tmp_path):
     assert {r["variant"] for r in res["table"]} == {"real", "mixed", "synthetic", "encoded"}
     assert {c["variant"] for c in res["comparisons"]} == {"mixed", "synthetic", "encoded"}
     report = (run / "report.md").read_text()
-    assert "demo phantoms" in report and "quoted, not measured" in report and "(1 seed)" in report
+    assert "demo phantoms" in report and "quoted, not measured" in report and "(1 run)" in report
     cell = json.loads((run / "cells" / "cnn__real__f1__seed0.json").read_text())
     assert cell["n_test"] == len(cell["test_labels"]) and cell["n_train_synthetic"] == 0
     # rerun with --resume: every cell is kept, nothing retrained
@@ -148,3 +150,65 @@ def test_mismatched_gan_run_is_refused(tmp_path):
     (gan_dir / "config.yaml").write_text("data:\n  data: demo\n  task: 3class\n  split_seed: 0\n  val_fraction: 0.1\n")
     r = genaug("benchmark", "--data", "demo", "--variants", "mixed", "--gan-run", gan_dir, "--out", tmp_path / "o")
     assert r.returncode == 2 and "data.task='3class'" in r.stderr
+
+
+@pytest.mark.slow
+def test_kfold_schedule_augmentation_switches_and_tensorboard(tmp_path):
+    prof = tmp_path / "tiny.yaml"
+    prof.write_text(TINY.replace("epochs: 1\n  batch_size: 16\n  bootstrap", "epochs: 3\n  batch_size: 16\n  bootstrap"))
+    out = tmp_path / "o"
+    r = genaug("benchmark", "--profile", prof, "--variants", "real", "--folds", 2, "--schedule", "onecycle",
+               "--augmentations", "flip,shear,noise,pca", "--tensorboard", "--out", out)
+    assert r.returncode == 0, r.stderr[-3000:]
+    run = only_run(out, "benchmark")
+    assert sorted(p.name for p in (run / "cells").glob("*.json")) == [
+        "cnn__real__f1__seed0__fold0.json", "cnn__real__f1__seed0__fold1.json"]
+    cells = [json.loads(p.read_text()) for p in sorted((run / "cells").glob("*.json"))]
+    # the two folds validate on disjoint patients and train on the rest; the test split never moves
+    assert [c["fold"] for c in cells] == [0, 1] and cells[0]["n_val"] + cells[1]["n_val"] == \
+        cells[0]["n_val"] + cells[0]["n_train"]
+    assert cells[0]["test_labels"] == cells[1]["test_labels"]
+    assert "fold 1 of 2" in cells[0]["val_origin"] and "fold 2 of 2" in cells[1]["val_origin"]
+    lrs = [h["lr"] for h in cells[0]["history"]]
+    assert lrs[0] < lrs[1]   # one-cycle warms up
+    res = json.loads((run / "results.json").read_text())
+    assert res["table"][0]["folds"] == [0, 1] and res["table"][0]["replicates"] == 2
+    assert res["config"]["benchmark"]["augmentations"] == "flip,shear,noise,pca"
+    report = (run / "report.md").read_text()
+    assert "2-fold cross-validation" in report and "seeds × folds" in report and "| 1x2 |" in report
+    events = list((run / "tensorboard").glob("events.out.tfevents.*"))
+    assert events and events[0].stat().st_size > 0
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    acc = EventAccumulator(str(run / "tensorboard")).Reload()
+    tags = acc.Tags()
+    assert "cnn__real__f1__seed0__fold0/loss/val" in tags["scalars"]
+    assert "cnn__real__f1__seed0__fold1/lr" in tags["scalars"]
+    assert any(t.startswith("cnn__real__f1__seed0__fold0/weights/") for t in tags["histograms"])
+    # a bad switch is one line, exit 2
+    r = genaug("benchmark", "--profile", prof, "--augmentations", "rotate,warp", "--out", out)
+    assert r.returncode == 2 and "unknown augmentation warp" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.slow
+def test_shards_split_the_cells_and_the_last_one_writes_the_report(tmp_path):
+    prof = tmp_path / "tiny.yaml"
+    prof.write_text(TINY)
+    out = tmp_path / "o"
+    r = genaug("benchmark", "--profile", prof, "--variants", "real", "--seeds", 3, "--shard", "1/2", "--out", out)
+    assert r.returncode == 0, r.stderr[-3000:]
+    run = only_run(out, "benchmark")
+    assert sorted(p.name for p in (run / "cells").glob("*.json")) == [
+        "cnn__real__f1__seed0.json", "cnn__real__f1__seed2.json"]
+    assert "still with other shards" in r.stdout and not (run / "report.md").exists()
+    r = genaug("benchmark", "--resume", run, "--shard", "2/2")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert len(list((run / "cells").glob("*.json"))) == 3 and (run / "report.md").is_file()
+    assert json.loads((run / "results.json").read_text())["table"][0]["seeds"] == [0, 1, 2]
+    assert (run / "manifest-shard1of2.json").is_file() and (run / "manifest-shard2of2.json").is_file()
+    # shards must share the run's cells, bad shard specs and missing input runs are one-line errors
+    r = genaug("benchmark", "--resume", run, "--shard", "2/2", "--seeds", 4)
+    assert r.returncode == 2 and "without --shard first" in r.stderr
+    r = genaug("benchmark", "--profile", prof, "--shard", "3/2", "--out", out)
+    assert r.returncode == 2 and "--shard expects I/N" in r.stderr
+    r = genaug("benchmark", "--profile", prof, "--variants", "real,mixed", "--shard", "1/2", "--out", tmp_path / "o2")
+    assert r.returncode == 2 and "needs --gan-run" in r.stderr and "Traceback" not in r.stderr

@@ -95,3 +95,31 @@ def test_ctrl_c_stops_with_a_message_and_resume_finishes(tmp_path):
     run = only_run(out, "encode")
     assert genaug("encode", "--resume", run).returncode == 0
     assert json.loads((run / "metrics.json").read_text())
+
+
+@pytest.mark.slow
+def test_benchmark_sigkill_between_cells_then_resume_keeps_finished_cells(tmp_path):
+    prof = tmp_path / "b.yaml"
+    prof.write_text(TINY.replace("epochs: 1\n  batch_size: 16\n  bootstrap", "epochs: 4\n  batch_size: 16\n  bootstrap"))
+    out = tmp_path / "o"
+    proc = _start(["benchmark", "--profile", prof, "--variants", "real", "--seeds", 4, "--out", out])
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        cells = list((out / "benchmark").glob("*/cells/*.json")) if (out / "benchmark").is_dir() else []
+        if cells:
+            break
+        assert proc.poll() is None, "the run ended before its first cell"
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    run = only_run(out, "benchmark")
+    done = {p.name: p.read_bytes() for p in (run / "cells").glob("*.json")}
+    assert 1 <= len(done) < 4 and all(json.loads(b) for b in done.values())   # whole files only
+    assert not (run / "report.md").exists()
+    r = genaug("benchmark", "--resume", run)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.count("done earlier, kept") == len(done)
+    assert all((run / "cells" / n).read_bytes() == b for n, b in done.items())   # finished cells untouched
+    assert len(list((run / "cells").glob("*.json"))) == 4
+    assert json.loads((run / "results.json").read_text())["table"][0]["seeds"] == [0, 1, 2, 3]
+    assert not [p for p in run.rglob("*") if ".tmp" in p.name]
