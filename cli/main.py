@@ -83,7 +83,7 @@ def encode_cmd(
         epochs=epochs, image_size=image_size, latent_channels=latent_channels, batch_size=batch_size,
         checkpoint=checkpoint, overwrite=overwrite or None))
     run_dir = run_encode(cfg, resume=resume)
-    typer.echo(f"run: {run_dir}")
+    _announce(f"run: {run_dir}")
 
 
 gan_app = typer.Typer(help="Train a class-conditional DCGAN, write synthetic X-rays and a quality report; "
@@ -104,6 +104,7 @@ def gan_cmd(
     per_class: bool = typer.Option(False, "--per-class", help="one unconditional model per class instead of one conditional model"),
     diffaug: Optional[bool] = typer.Option(None, "--diffaug/--no-diffaug", help="differentiable augmentation for small classes"),
     fid_features: Optional[str] = typer.Option(None, "--fid-features", help="domain (default, offline) | inception (needs torch-fidelity)"),
+    sync_batchnorm: Optional[bool] = typer.Option(None, "--sync-batchnorm", help="under torchrun on GPUs: BatchNorm over the global batch"),
     resume: Optional[str] = typer.Option(None, "--resume", help="run directory to continue from its last checkpoint"),
     seed: Optional[int] = SeedOpt, device: Optional[str] = DeviceOpt, out: Optional[str] = OutOpt,
     name: Optional[str] = NameOpt, cache: Optional[str] = CacheOpt, tensorboard: Optional[bool] = TensorboardOpt,
@@ -116,9 +117,9 @@ def gan_cmd(
     d, r = _common(data, task, seed, device, out, name, cache, tensorboard)
     cfg = build_config(profile, data=d, run=r, gan=dict(
         epochs=epochs, n=n, image_size=image_size, batch_size=batch_size, ngf=width, ndf=width,
-        per_class=per_class or None, diffaug=diffaug, fid_features=fid_features))
+        per_class=per_class or None, diffaug=diffaug, fid_features=fid_features, sync_batchnorm=sync_batchnorm))
     run_dir = run_gan(cfg, class_, resume=resume)
-    typer.echo(f"run: {run_dir}")
+    _announce(f"run: {run_dir}")
 
 
 @gan_app.command("sample")
@@ -185,7 +186,7 @@ def benchmark_cmd(
     cfg = build_config(profile, data=d, run=r, benchmark=flags)
     run_dir = run_benchmark(cfg, resume=resume, given={k: v for k, v in flags.items() if v is not None},
                             shard=shard)
-    typer.echo(f"run: {run_dir}\nreport: {run_dir / 'report.md'}")
+    _announce(f"run: {run_dir}\nreport: {run_dir / 'report.md'}")
 
 
 @app.command("predict")
@@ -268,6 +269,13 @@ class Interrupted(Exception):
 
 def _on_sigint(signum, frame):
     raise Interrupted()
+
+
+def _announce(text: str) -> None:
+    """Where a run's results lie; under torchrun said once, by rank 0."""
+    from genaug import distributed
+    if distributed.is_main():
+        typer.echo(text)
 
 
 def run() -> None:

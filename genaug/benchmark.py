@@ -24,7 +24,8 @@ from genaug.config import Config, config_from_dict, parse_fractions, validate
 from genaug.data import DataBundle, ImageSet, patient_folds, subsample_by_patient
 from genaug.device import seed_everything
 from genaug.encode import load_latents, run_encode
-from genaug.jobs import start_job
+from genaug import distributed
+from genaug.jobs import join_ranks, start_job
 from genaug.errors import CheckpointError, ConfigError
 from genaug.gan import run_gan, synthetic_manifest
 from genaug.metrics import (bootstrap_ci, choose_threshold, classification_metrics, mcnemar, paired_bootstrap_diff,
@@ -386,6 +387,7 @@ def run_benchmark(cfg: Config, resume: str | None = None, given: dict | None = N
     the report.
     """
     part = parse_shard(shard)
+    join_ranks(cfg)
     if resume:
         run = open_run(resume, "benchmark", clear_stale=part is None)
         cfg = resumed_config(read_run_config(run.dir), given or {}, run, extend=part is None)
@@ -409,13 +411,15 @@ def _benchmark(cfg: Config, run: Run, part: tuple[int, int] | None = None) -> Pa
     models = parse_list(b.models, CLASSIFIERS, "model")
     variants = parse_list(b.variants, VARIANTS, "variant")
     fractions = parse_fractions(b.train_fractions)
-    if part is not None:
-        # each shard would otherwise train its own GAN or autoencoder, and cells would differ in input
+    if part is not None or distributed.launched():
+        # each shard would otherwise train its own GAN or autoencoder, and cells would differ in input;
+        # under torchrun the GAN/autoencoder would be trained by every rank inside a benchmark
+        how = "--shard" if part is not None else "torchrun"
         for var, key, flag in (("mixed", "gan_run", "--gan-run"), ("synthetic", "gan_run", "--gan-run"),
                                ("encoded", "encode_run", "--encode-run")):
             if var in variants and not (getattr(b, key) or run.manifest.get(key)):
-                raise ConfigError(f"--shard with the {var} variant needs {flag}: train it once "
-                                  f"(genaug {'gan' if key == 'gan_run' else 'encode'}) and give it to every shard")
+                raise ConfigError(f"{how} with the {var} variant needs {flag}: train it once "
+                                  f"(genaug {'gan' if key == 'gan_run' else 'encode'}) and give it")
     device, bundle = start_job(cfg, run, b.image_size)
     gan_dir = resolve_gan_run(cfg, run) if {"mixed", "synthetic"} & set(variants) else None
     enc_dir = resolve_encode_run(cfg, run) if "encoded" in variants else None
@@ -436,13 +440,14 @@ def _benchmark(cfg: Config, run: Run, part: tuple[int, int] | None = None) -> Pa
     # cells come grouped by fold, then (fraction, variant): build and check each group's sets once
     data_for, sets_for, sets = None, None, None
     fold_data, fold_lat = bundle, latents
+    say = print if distributed.is_main() else (lambda *a, **k: None)   # rank 0 speaks for all ranks
     try:
         for i, (fold, frac, variant, model, s) in enumerate(todo, 1):
             seed = cfg.run.seed + s
             key = cell_key(model, variant, frac, seed, fold)
             path = cells_dir / f"{key}.json"
             if path.is_file():
-                print(f"[{i}/{len(todo)}] {key}: done earlier, kept", flush=True)
+                say(f"[{i}/{len(todo)}] {key}: done earlier, kept", flush=True)
                 continue
             if i - 1 not in mine:
                 continue
@@ -457,17 +462,19 @@ def _benchmark(cfg: Config, run: Run, part: tuple[int, int] | None = None) -> Pa
                 check_provenance(*sets, fold_data)
                 sets_for = (frac, variant)
             train, val, test = sets
-            print(f"[{i}/{len(todo)}] {key}: {len(train.x)} training images "
+            say(f"[{i}/{len(todo)}] {key}: {len(train.x)} training images "
                   f"({sum(p.startswith('synthetic:') for p in train.provenance)} synthetic)", flush=True)
             save_to = run.path("models", f"{key}.pt") if b.save_models else None
             cell = run_cell(model, variant, frac, seed, train, val, test, fold_data, cfg, device, save_to, fold,
                             tracker)
             write_json(path, cell)
             m = cell["test_at_val_threshold"]
-            print(f"    test accuracy {m['accuracy']:.3f} (0.5: {cell['test_at_0.5']['accuracy']:.3f}), "
+            say(f"    test accuracy {m['accuracy']:.3f} (0.5: {cell['test_at_0.5']['accuracy']:.3f}), "
                   f"ROC-AUC {m['roc_auc']:.3f}, {cell['seconds_per_epoch']:.1f} s/epoch", flush=True)
     finally:
         tracker.close()
+    if not distributed.is_main():   # rank 0 merges the cells and writes the report
+        return run.dir
     expected = {cell_key(m, v, f, cfg.run.seed + s, k) for k, f, v, m, s in todo}
     missing = sorted(k for k in expected if not (cells_dir / f"{k}.json").is_file())
     if part is not None and missing:

@@ -59,6 +59,7 @@ class GanConfig:
     judge_epochs: int = 10        # epochs of the real-trained classifier used for features and fidelity
     nearcopy_quantile: float = 0.01  # near-copy threshold: this quantile of held-out real->train distances
     max_loss: float = 50.0        # a GAN loss above this is a blow-up
+    sync_batchnorm: bool = False  # under torchrun on GPUs: BatchNorm statistics over the global batch
 
 
 @dataclass

@@ -21,7 +21,8 @@ from torchvision.utils import make_grid, save_image
 
 from genaug.config import Config, config_from_dict
 from genaug.data import DataBundle
-from genaug.jobs import start_job
+from genaug import distributed
+from genaug.jobs import join_ranks, start_job
 from genaug.errors import CheckpointError
 from genaug.metrics import reconstruction_metrics
 from genaug.models import ConvAutoencoder
@@ -73,14 +74,17 @@ def train_autoencoder(model: ConvAutoencoder, bundle: DataBundle, cfg: Config, r
     for _ in range(first - 1):  # keep the shuffling stream as an uninterrupted run would have it
         torch.randperm(len(train_x), generator=gen)
     model.to(device)
+    net = distributed.wrap(model, torch.device(device))   # DDP under torchrun, else the model itself
     for epoch in range(first, e.epochs + 1):
         model.train()
         total, seen, t0, lr_now = 0.0, 0, time.perf_counter(), opt.param_groups[0]["lr"]
-        bar = tqdm(list(batch_indices(len(train_x), e.batch_size, True, gen)), desc=f"autoencoder {epoch}/{e.epochs}",
-                   unit="batch", leave=False, disable=None)
+        batches = (distributed.rank_batches(len(train_x), e.batch_size, cfg.run.seed, epoch) if distributed.active()
+                   else list(batch_indices(len(train_x), e.batch_size, True, gen)))
+        bar = tqdm(batches, desc=f"autoencoder {epoch}/{e.epochs}", unit="batch", leave=False,
+                   disable=distributed.quiet())
         for idx in bar:
             x = to_float(train_x[idx].to(device))
-            loss = F.mse_loss(model(x), x)
+            loss = F.mse_loss(net(x), x)
             check_finite(loss, "autoencoder")
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -88,13 +92,15 @@ def train_autoencoder(model: ConvAutoencoder, bundle: DataBundle, cfg: Config, r
             total += loss.item() * len(idx)
             seen += len(idx)
             bar.set_postfix(mse=f"{total / seen:.5f}")
+        total, seen = distributed.mean_over_ranks(total, seen)
+        distributed.sync_buffers(model)
         sched.step()
         val = evaluate_reconstruction(model, val_x, device)
         history.append({"epoch": epoch, "lr": lr_now, "train_mse": total / seen, "val_mse": val["mse"], "val_psnr": val["psnr"],
                         "val_ssim": val["ssim"], "seconds": time.perf_counter() - t0})
         log.info("autoencoder epoch %d: train mse %.5f, val psnr %.2f dB ssim %.4f", epoch, total / seen,
                  val["psnr"], val["ssim"])
-        print(f"epoch {epoch}/{e.epochs}: train mse {total / seen:.5f}  val psnr {val['psnr']:.2f} dB  "
+        distributed.is_main() and print(f"epoch {epoch}/{e.epochs}: train mse {total / seen:.5f}  val psnr {val['psnr']:.2f} dB  "
               f"ssim {val['ssim']:.4f}  ({time.perf_counter() - t0:.0f} s)", flush=True)
         if tracker is not None:
             tracker.scalars("autoencoder", {"mse/train": total / seen, "mse/val": val["mse"], "psnr/val": val["psnr"],
@@ -210,6 +216,7 @@ def compression_summary(image_size: int, latent_shape) -> dict:
 
 def run_encode(cfg: Config, resume: str | None = None) -> Path:
     """The whole job; returns the run directory."""
+    join_ranks(cfg)
     if resume:
         run = open_run(resume, "encode")
         ckpt = load_checkpoint(run.path("checkpoint.pt"), AE_KEYS + ("epoch",), "autoencoder checkpoint") \
@@ -243,6 +250,8 @@ def _encode(cfg: Config, run: Run, ckpt: dict | None) -> Path:
                               make_grid(torch.cat([to_float(x), reconstruct(model, x, device)]), nrow=8), len(history))
         finally:
             tracker.close()
+        if not distributed.is_main():   # under torchrun: trained together; rank 0 evaluates and encodes
+            return run.dir
         atomic_torch_save({"kind": "autoencoder", "model": model.state_dict(), "image_size": e.image_size,
                            "latent_channels": e.latent_channels, "classes": bundle.classes,
                            "config": cfg.to_dict()}, run.path("autoencoder.pt"))

@@ -22,7 +22,8 @@ from tqdm import tqdm
 from torchvision.utils import make_grid, save_image
 
 from genaug.config import Config, config_from_dict
-from genaug.jobs import start_job
+from genaug import distributed
+from genaug.jobs import join_ranks, start_job
 from genaug.errors import CheckpointError, ConfigError, DataError, TrainingDiverged
 from genaug.models import Discriminator, Generator, dcgan_init
 from genaug.tracking import Tracker, tracker_for
@@ -84,6 +85,7 @@ class GanState:
         self.G.apply(dcgan_init)
         self.D.apply(dcgan_init)
         self.G_ema = copy.deepcopy(self.G).eval()
+        self.G_net, self.D_net = self.G, self.D   # what train_step calls: DDP wrappers under torchrun
         self.optG = torch.optim.Adam(self.G.parameters(), lr=g.lr, betas=(g.beta1, 0.999))
         self.optD = torch.optim.Adam(self.D.parameters(), lr=g.lr, betas=(g.beta1, 0.999))
         self.epoch, self.step, self.history = 0, 0, []
@@ -92,6 +94,14 @@ class GanState:
         for m in (self.G, self.D, self.G_ema):
             m.to(device)
         return self
+
+    def distribute(self, device, sync_batchnorm: bool = False) -> None:
+        """Under torchrun: DDP around G and D (the wrapped modules are self.G and self.D, so
+        checkpoints and the EMA see the trained weights without a 'module.' prefix)."""
+        if distributed.active():
+            self.G_net = distributed.wrap(self.G, torch.device(device), sync_batchnorm)
+            self.D_net = distributed.wrap(self.D, torch.device(device), sync_batchnorm)
+            self.G, self.D = distributed.unwrap(self.G_net), distributed.unwrap(self.D_net)
 
     def state(self, cfg: Config, classes: list[str], key: str) -> dict:
         return {"kind": "gan", "key": key, "G": self.G.state_dict(), "D": self.D.state_dict(),
@@ -122,15 +132,15 @@ def train_step(st: GanState, real: torch.Tensor, labels: torch.Tensor | None, cf
     dev = real.device
     aug = diff_augment if g.diffaug else (lambda t: t)
     z = torch.randn(b, g.nz, generator=gen).to(dev)
-    fake = st.G(z, labels)
-    d_real = st.D(aug(real), labels)
-    d_fake = st.D(aug(fake.detach()), labels)
+    fake = st.G_net(z, labels)
+    d_real = st.D_net(aug(real), labels)
+    d_fake = st.D_net(aug(fake.detach()), labels)
     loss_d = (F.binary_cross_entropy_with_logits(d_real, torch.full_like(d_real, g.real_label))
               + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
     st.optD.zero_grad(set_to_none=True)
     loss_d.backward()
     st.optD.step()
-    d_gen = st.D(aug(fake), labels)
+    d_gen = st.D_net(aug(fake), labels)
     loss_g = F.binary_cross_entropy_with_logits(d_gen, torch.ones_like(d_gen))
     st.optG.zero_grad(set_to_none=True)
     loss_g.backward()
@@ -156,9 +166,11 @@ def train_gan_model(key: str, images: np.ndarray, labels: np.ndarray | None, n_c
         st.load(ckpt)
         log.info("gan %s: resuming after epoch %d", key, st.epoch)
     st.to(device)
+    st.distribute(device, g.sync_batchnorm)
     x = as_tensor(images, resident_device(device))
     y = torch.from_numpy(labels) if labels is not None else None
-    gen = torch.Generator().manual_seed(cfg.run.seed * 7919 + st.step)
+    # noise and augmentation draws; each rank its own under torchrun
+    gen = torch.Generator().manual_seed(cfg.run.seed * 7919 + st.step + 1_000_003 * distributed.rank())
     zfix, yfix = fixed_noise(cfg, n_classes)
     run.path("samples").mkdir(exist_ok=True)
     bs = min(g.batch_size, len(x))
@@ -166,8 +178,10 @@ def train_gan_model(key: str, images: np.ndarray, labels: np.ndarray | None, n_c
         st.G.train()
         st.D.train()
         t0, sums, n = time.perf_counter(), [0.0, 0.0], 0
-        bar = tqdm(list(batch_indices(len(x), bs, True, gen, drop_last=True)), desc=f"gan {key} {epoch}/{g.epochs}",
-                   unit="batch", leave=False, disable=None)
+        batches = (distributed.rank_batches(len(x), bs, cfg.run.seed, epoch) if distributed.active()
+                   else list(batch_indices(len(x), bs, True, gen, drop_last=True)))
+        bar = tqdm(batches, desc=f"gan {key} {epoch}/{g.epochs}", unit="batch", leave=False,
+                   disable=distributed.quiet())
         for idx in bar:
             real = to_float(x[idx].to(device)) * 2 - 1
             ld, lg = train_step(st, real, y[idx].to(device) if y is not None else None, cfg, gen)
@@ -177,7 +191,11 @@ def train_gan_model(key: str, images: np.ndarray, labels: np.ndarray | None, n_c
             sums[1] += lg
             n += 1
             bar.set_postfix(loss_d=f"{ld:.3f}", loss_g=f"{lg:.3f}")
-        mean_d, mean_g = sums[0] / max(n, 1), sums[1] / max(n, 1)
+        # the epoch's mean over all ranks, so every rank takes the same blow-up decision
+        (sum_d, count), (sum_g, _) = distributed.mean_over_ranks(sums[0], n), distributed.mean_over_ranks(sums[1], n)
+        mean_d, mean_g = sum_d / max(count, 1), sum_g / max(count, 1)
+        for m in (st.G, st.D, st.G_ema):   # G_ema copies G's buffers each step
+            distributed.sync_buffers(m)
         if mean_g > g.max_loss or mean_d > g.max_loss:
             raise TrainingDiverged(f"GAN {key} blew up in epoch {epoch} (mean loss D {mean_d:.1f}, G {mean_g:.1f}); "
                                    "stopped, the last good checkpoint is kept (try --diffaug or a lower lr)")
@@ -188,7 +206,8 @@ def train_gan_model(key: str, images: np.ndarray, labels: np.ndarray | None, n_c
             st.G_ema.eval()
             grid = st.G_ema(zfix.to(device), yfix.to(device) if yfix is not None else None)
         grid = make_grid((grid.cpu() + 1) / 2, nrow=8)
-        save_image(grid, run.path("samples", f"{key}_epoch_{epoch:03d}.png"))
+        if distributed.is_main():
+            save_image(grid, run.path("samples", f"{key}_epoch_{epoch:03d}.png"))
         if tracker is not None:
             tracker.scalars(f"gan_{key}", {"loss/discriminator": mean_d, "loss/generator": mean_g}, epoch)
             tracker.image(f"gan_{key}/samples", grid, epoch)
@@ -199,7 +218,7 @@ def train_gan_model(key: str, images: np.ndarray, labels: np.ndarray | None, n_c
         msg = (f"gan {key} epoch {epoch}/{g.epochs}: loss D {mean_d:.3f} G {mean_g:.3f} "
                f"({n * bs / max(time.perf_counter() - t0, 1e-9):.0f} img/s)")
         log.info(msg)
-        print(msg, flush=True)
+        distributed.is_main() and print(msg, flush=True)
     return st
 
 
@@ -286,6 +305,7 @@ def sample_to_dir(checkpoint: str | Path, class_arg: str, n: int, seed: int, out
 
 
 def run_gan(cfg: Config, class_arg: str = "all", resume: str | None = None) -> Path:
+    join_ranks(cfg)
     if resume:
         run = open_run(resume, "gan")
         saved = sorted(run.dir.glob("checkpoint-*.pt"))
@@ -306,6 +326,8 @@ def _gan(cfg: Config, run: Run, class_arg: str) -> Path:
 
     g = cfg.gan
     device, bundle = start_job(cfg, run, g.image_size)
+    if g.sync_batchnorm and device.type != "cuda":
+        raise ConfigError("--sync-batchnorm needs CUDA GPUs (PyTorch has no CPU kernel for SyncBatchNorm); drop it")
     # built before training, so a missing torch-fidelity or weights file fails now, not after it
     inception = inception_extractor(device) if g.fid_features == "inception" else None
     wanted = resolve_classes(class_arg, bundle.classes)
@@ -332,6 +354,9 @@ def _gan(cfg: Config, run: Run, class_arg: str) -> Path:
                          {"kind": "generator", "key": key, "classes": ",".join(bundle.classes)})
         write_json(run.path(f"history-{key}.json"), st.history)
         generators[key] = (st.G_ema, payload)
+    if not distributed.is_main():   # under torchrun: trained together; rank 0 samples and judges
+        tracker.close()
+        return run.dir
     out_dir = run.path("synthetic")
     for c in wanted:
         G, payload = generators["conditional" if not g.per_class else c]

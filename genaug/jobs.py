@@ -5,6 +5,7 @@ from pathlib import Path
 
 import torch
 
+from genaug import distributed
 from genaug.config import Config
 from genaug.data import DataBundle, load_data
 from genaug.device import resolve_device, seed_everything
@@ -20,12 +21,18 @@ def load_bundle(cfg: Config, size: int) -> DataBundle:
                      data_cache_dir(cfg), cfg.data.demo_train, cfg.data.download)
 
 
+def join_ranks(cfg: Config) -> None:
+    """Under torchrun, join the process group before the run directory is made (rank 0 makes it)."""
+    distributed.init_from_env(resolve_device(cfg.run.device))
+
+
 def start_job(cfg: Config, run: Run, size: int) -> tuple[torch.device, DataBundle]:
     seed_everything(cfg.run.seed)
     if cfg.run.threads:
         torch.set_num_threads(cfg.run.threads)
-    device = resolve_device(cfg.run.device)
-    bundle = load_bundle(cfg, size)
-    run.save_manifest(data=bundle.summary(), device=str(device),
+    device = distributed.init_from_env(resolve_device(cfg.run.device))
+    with distributed.main_first():   # under torchrun rank 0 builds the decode cache, the others read it
+        bundle = load_bundle(cfg, size)
+    run.save_manifest(data=bundle.summary(), device=str(device), world_size=distributed.world_size(),
                       skipped=[{"path": p, "reason": r} for p, r in bundle.skipped])
     return device, bundle

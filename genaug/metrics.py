@@ -117,7 +117,9 @@ class _PassThrough(nn.Module):
 
 def fid_on_features(real: torch.Tensor, fake: torch.Tensor) -> float:
     """Fréchet distance between two (N, d) feature sets (torchmetrics' FID with a pass-through extractor)."""
-    fid = FrechetInceptionDistance(feature=_PassThrough(real.shape[1]), normalize=True)
+    # sync_on_compute off: the caller holds every feature; under torchrun torchmetrics would
+    # otherwise gather (and wait for) the other ranks' states
+    fid = FrechetInceptionDistance(feature=_PassThrough(real.shape[1]), normalize=True, sync_on_compute=False)
     fid.set_dtype(torch.float64)
     fid.update(real.double(), real=True)
     fid.update(fake.double(), real=False)
@@ -133,7 +135,7 @@ def kid_on_features(real: torch.Tensor, fake: torch.Tensor, subsets: int = 50, s
     with warnings.catch_warnings():  # "will save all extracted features": they are small feature vectors here
         warnings.simplefilter("ignore", UserWarning)
         kid = KernelInceptionDistance(feature=_PassThrough(real.shape[1]), normalize=True, subsets=subsets,
-                                      subset_size=size)
+                                      subset_size=size, sync_on_compute=False)
     kid.update(real.float(), real=True)
     kid.update(fake.float(), real=False)
     mean, std = kid.compute()

@@ -41,7 +41,7 @@ def train_judge(bundle: DataBundle, cfg: Config, run: Run, device) -> SimpleCNN:
     fit = fit_classifier(model, as_tensor(bundle.train.images), torch.from_numpy(bundle.train.labels),
                          as_tensor(bundle.val.images), torch.from_numpy(bundle.val.labels), len(bundle.classes),
                          epochs=cfg.gan.judge_epochs, batch_size=32, lr=1e-3, patience=cfg.gan.judge_epochs, augment=True,
-                         seed=cfg.run.seed, device=device, desc="judge")
+                         seed=cfg.run.seed, device=device, desc="judge", ranks=False)  # rank 0 alone judges
     atomic_torch_save({"kind": "judge", "model": model.state_dict(), "classes": bundle.classes,
                        "image_size": cfg.gan.image_size, "history": fit.history,
                        "trained_on": "real training split"}, path)

@@ -22,7 +22,7 @@ from typing import Any, Iterable
 
 import torch
 
-from genaug import __version__
+from genaug import __version__, distributed
 from genaug.errors import CheckpointError
 
 log = logging.getLogger("genaug")
@@ -41,7 +41,12 @@ def _fsync_replace(tmp: str, path: Path) -> None:
 
 
 def atomic_write(path: Path, write) -> None:
-    """Call ``write(fileobj)`` on a temporary file beside ``path``, fsync, then rename over ``path``."""
+    """Call ``write(fileobj)`` on a temporary file beside ``path``, fsync, then rename over ``path``.
+
+    Under torchrun only rank 0 writes: the other ranks compute the same artefacts and drop them.
+    """
+    if not distributed.is_main():
+        return
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -169,6 +174,8 @@ class Run:
         return self.dir.joinpath(*parts)
 
     def start_log(self) -> None:
+        if not distributed.is_main():   # one log per run, rank 0's
+            return
         self._handler = logging.FileHandler(self.path("log.txt"), encoding="utf-8", errors="backslashreplace")
         self._handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         root = logging.getLogger("genaug")
@@ -188,7 +195,17 @@ class Run:
 
 
 def new_run(out_root: str | Path, command: str, name: str = "", config: dict | None = None) -> Run:
-    """Create a fresh run directory; an existing one is never reused or overwritten."""
+    """Create a fresh run directory; an existing one is never reused or overwritten.
+    Under torchrun rank 0 creates it and every rank gets its path."""
+    if not distributed.is_main():
+        run = Run(Path(distributed.broadcast_object(None)), command)
+        return run
+    run = _create_run(out_root, command, name, config)
+    distributed.broadcast_object(str(run.dir))
+    return run
+
+
+def _create_run(out_root: str | Path, command: str, name: str, config: dict | None) -> Run:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     base = Path(out_root) / command
     base.mkdir(parents=True, exist_ok=True)
@@ -229,7 +246,7 @@ def open_run(directory: str | Path, command: str, clear_stale: bool = True) -> R
         except json.JSONDecodeError:
             raise CheckpointError(f"run manifest {mf} is corrupt") from None
     # a process killed inside atomic_write leaves its temporary file; the target itself is whole
-    for stale in (d.rglob(".*.tmp") if clear_stale else ()):
+    for stale in (d.rglob(".*.tmp") if clear_stale and distributed.is_main() else ()):
         stale.unlink(missing_ok=True)
     run.manifest.setdefault("resumed", []).append(time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     run.manifest.setdefault("resume_argv", []).append(sys.argv)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from genaug import distributed
 from genaug.errors import ConfigError
 
 
@@ -58,4 +59,4 @@ class Tracker:
 
 def tracker_for(cfg, run) -> Tracker:
     """The run's tracker: TensorBoard under ``<run>/tensorboard`` when ``run.tensorboard`` is on."""
-    return Tracker(run.path("tensorboard") if cfg.run.tensorboard else None)
+    return Tracker(run.path("tensorboard") if cfg.run.tensorboard and distributed.is_main() else None)

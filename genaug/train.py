@@ -18,6 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from genaug import distributed
 from genaug.errors import ConfigError, TrainingDiverged
 
 log = logging.getLogger("genaug")
@@ -206,11 +207,15 @@ def on_device(x: torch.Tensor, device) -> torch.Tensor:
 
 def train_one_epoch(model, opt, data, labels, weights, batch_size, gen, device, augment, desc,
                     amp: bool = False, augmentations: frozenset | str = DEFAULT_AUGMENTATIONS,
-                    batch_scheduler=None) -> tuple[float, int]:
+                    batch_scheduler=None, batches: list | None = None) -> tuple[float, int]:
+    """One pass; ``batches`` (index tensors) replaces the shuffled order: a rank's share under DDP,
+    and then the mean loss and the image count returned are those of all ranks together."""
     model.train()
     total, seen = 0.0, 0
-    bar = tqdm(list(batch_indices(len(data), batch_size, True, gen, drop_last=True)), desc=desc, leave=False,
-               unit="batch", disable=None)
+    batches_given = batches is not None
+    if batches is None:
+        batches = list(batch_indices(len(data), batch_size, True, gen, drop_last=True))
+    bar = tqdm(batches, desc=desc, leave=False, unit="batch", disable=distributed.quiet())
     for idx in bar:
         x = to_float(on_device(data[idx], device))
         if augment:  # pixels are cached as uint8, autoencoder latents as float16
@@ -228,6 +233,8 @@ def train_one_epoch(model, opt, data, labels, weights, batch_size, gen, device, 
         total += loss.item() * len(idx)
         seen += len(idx)
         bar.set_postfix(loss=f"{total / seen:.4f}")
+    if batches_given:
+        total, seen = distributed.mean_over_ranks(total, seen)
     return total / max(seen, 1), seen
 
 
@@ -247,22 +254,30 @@ def fit_classifier(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tenso
                    weight_decay: float = 1e-4, patience: int = 4, augment: bool = True, seed: int = 0,
                    device: torch.device | str = "cpu", desc: str = "train", amp: bool = False,
                    schedule: str = "cosine", augmentations: frozenset | str = DEFAULT_AUGMENTATIONS,
-                   tracker=None) -> FitResult:
+                   tracker=None, ranks: bool = True) -> FitResult:
     """Class-weighted cross-entropy, AdamW, a learning-rate schedule, early stopping on val loss with restore-best.
 
     On CUDA the uint8 training and validation tensors move to the GPU once (5,840 images at
     224 px are under 300 MB), so batches never cross the bus; ``amp`` turns on bf16 autocast.
+    Under torchrun (and ``ranks``) each rank trains on its share of every epoch with DDP;
+    ``ranks=False`` trains in this process alone (e.g. a small job only rank 0 does).
     """
     model.to(device)
+    ddp = ranks and distributed.active()
     weights = class_weights(train_y.numpy(), n_classes).to(device)
     home = resident_device(device)
     if home.type == "cuda":
         model.to(memory_format=torch.channels_last)
     train_x, train_y, val_x, val_y = (t.to(home) for t in (train_x, train_y, val_x, val_y))
     gen = torch.Generator().manual_seed(seed)
+    net = distributed.wrap(model, torch.device(device)) if ddp else model
+    if ddp:   # augmentation draws differ per rank; the sampler's order is shared and split
+        gen.manual_seed(seed * 1_000_003 + distributed.rank())
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     bs = min(batch_size, len(train_x))
     steps = len(train_x) // bs if len(train_x) >= bs else 1
+    if ddp:
+        steps = len(distributed.rank_batches(len(train_x), bs, seed, 0))
     sched, per_batch = make_scheduler(opt, schedule, epochs, steps)
     augmentations = parse_augmentations(augmentations) if isinstance(augmentations, str) else augmentations
     best, best_state, bad = math.inf, copy.deepcopy(model.state_dict()), 0
@@ -271,13 +286,18 @@ def fit_classifier(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tenso
     images = 0
     for epoch in range(1, epochs + 1):
         lr_now = opt.param_groups[0]["lr"]
-        tr_loss, seen = train_one_epoch(model, opt, train_x, train_y, weights, bs, gen, device, augment,
+        batches = distributed.rank_batches(len(train_x), bs, seed, epoch) if ddp else None
+        tr_loss, seen = train_one_epoch(net, opt, train_x, train_y, weights, bs, gen, device, augment,
                                         f"{desc} {epoch}/{epochs}", amp, augmentations,
-                                        sched if per_batch else None)
+                                        sched if per_batch else None, batches)
         images += seen
+        if ddp:
+            distributed.sync_buffers(model)
         if sched is not None and not per_batch:
             sched.step()
         va_loss = evaluate_loss(model, val_x, val_y, weights, device, amp=amp)
+        if ddp:   # every rank computed it on the same weights; rank 0's value decides early stopping for all
+            va_loss = distributed.broadcast_object(va_loss)
         res.history.append({"epoch": epoch, "train_loss": tr_loss, "val_loss": va_loss, "lr": lr_now})
         if tracker is not None:
             tracker.scalars(desc, {"loss/train": tr_loss, "loss/val": va_loss, "lr": lr_now}, epoch)
