@@ -36,6 +36,7 @@ class RunConfig:
     threads: int = 0              # torch CPU threads; 0 = torch's default
     amp: bool = True              # bf16 autocast for classifiers on CUDA; no effect on CPU
     tensorboard: bool = False     # event files under <run>/tensorboard (needs the tensorboard package)
+    deterministic: bool = True    # deterministic algorithms: same seed, same numbers on CPU (see device.py for GPUs)
 
 
 @dataclass

@@ -31,6 +31,20 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def set_deterministic(on: bool, device: torch.device) -> None:
+    """Deterministic algorithms, so the same seed gives the same metrics. On CPU this costs nothing
+    measurable here and runs repeat bit for bit (tests/test_interrupt.py). On CUDA it also turns off
+    cuDNN's autotuning, and some kernels have no deterministic version (grid_sample's backward,
+    which the augmentation uses, among them): those warn instead of failing, so GPU runs are close
+    but not promised identical. ``run.deterministic: false`` gives the autotuned speed instead."""
+    if device.type == "cuda":
+        if on:
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.benchmark = not on
+        torch.backends.cudnn.deterministic = on
+    torch.use_deterministic_algorithms(on, warn_only=True)
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % (2**32))

@@ -8,7 +8,7 @@ import torch
 from genaug import distributed
 from genaug.config import Config
 from genaug.data import DataBundle, load_data
-from genaug.device import resolve_device, seed_everything
+from genaug.device import resolve_device, seed_everything, set_deterministic
 from genaug.runs import Run
 
 
@@ -31,6 +31,7 @@ def start_job(cfg: Config, run: Run, size: int) -> tuple[torch.device, DataBundl
     if cfg.run.threads:
         torch.set_num_threads(cfg.run.threads)
     device = distributed.init_from_env(resolve_device(cfg.run.device))
+    set_deterministic(cfg.run.deterministic, device)
     with distributed.main_first():   # under torchrun rank 0 builds the decode cache, the others read it
         bundle = load_bundle(cfg, size)
     run.save_manifest(data=bundle.summary(), device=str(device), world_size=distributed.world_size(),
