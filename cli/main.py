@@ -151,7 +151,7 @@ def gan_sample_cmd(
 @app.command("benchmark")
 def benchmark_cmd(
     data: Optional[str] = DataOpt, task: Optional[str] = TaskOpt, profile: Optional[str] = ProfileOpt,
-    models: Optional[str] = typer.Option(None, "--models", help="comma list of cnn, resnet34, densenet121"),
+    models: Optional[str] = typer.Option(None, "--models", help="comma list of cnn, resnet34, densenet121 (default), or alexnet, alexnet_small, vgg19, googlenet, resnet50, lenet5, lmap3, logreg, mlp"),
     variants: Optional[str] = typer.Option(None, "--variants", help="comma list of real, mixed, synthetic, encoded"),
     seeds: Optional[int] = typer.Option(None, "--seeds", help="repeats per cell (seeds seed..seed+N-1)"),
     epochs: Optional[int] = typer.Option(None, "--epochs"),
