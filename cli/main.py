@@ -104,6 +104,7 @@ def gan_cmd(
     per_class: bool = typer.Option(False, "--per-class", help="one unconditional model per class instead of one conditional model"),
     diffaug: Optional[bool] = typer.Option(None, "--diffaug/--no-diffaug", help="differentiable augmentation for small classes"),
     fid_features: Optional[str] = typer.Option(None, "--fid-features", help="domain (default, offline) | inception (needs torch-fidelity)"),
+    conditioning: Optional[str] = typer.Option(None, "--conditioning", help="how the discriminator sees the class: channels (label planes, default) | acgan (auxiliary class head)"),
     sync_batchnorm: Optional[bool] = typer.Option(None, "--sync-batchnorm", help="under torchrun on GPUs: BatchNorm over the global batch"),
     resume: Optional[str] = typer.Option(None, "--resume", help="run directory to continue from its last checkpoint"),
     seed: Optional[int] = SeedOpt, device: Optional[str] = DeviceOpt, out: Optional[str] = OutOpt,
@@ -117,7 +118,8 @@ def gan_cmd(
     d, r = _common(data, task, seed, device, out, name, cache, tensorboard)
     cfg = build_config(profile, data=d, run=r, gan=dict(
         epochs=epochs, n=n, image_size=image_size, batch_size=batch_size, ngf=width, ndf=width,
-        per_class=per_class or None, diffaug=diffaug, fid_features=fid_features, sync_batchnorm=sync_batchnorm))
+        per_class=per_class or None, diffaug=diffaug, fid_features=fid_features, sync_batchnorm=sync_batchnorm,
+        conditioning=conditioning))
     run_dir = run_gan(cfg, class_, resume=resume)
     _announce(f"run: {run_dir}")
 

@@ -54,6 +54,8 @@ class GanConfig:
     ema_start: int = 200          # steps before the EMA starts averaging (early weights are noise)
     diffaug: bool = False         # differentiable augmentation (translation, cutout, brightness)
     per_class: bool = False       # one unconditional model per class instead of one conditional model
+    conditioning: str = "channels"  # how D sees the class: channels (label planes) | acgan (auxiliary class head)
+    aux_weight: float = 1.0       # acgan: weight of the class loss beside the real/fake loss
     n: int = 1280                 # images written per class
     fid_features: str = "domain"  # domain (a classifier trained here) | inception (needs torch-fidelity weights)
     eval_images: int = 500        # cap on real/synthetic images per class used by the quality report
@@ -192,6 +194,8 @@ def validate(cfg: Config) -> Config:
                           f"got '{cfg.benchmark.schedule}'")
     if cfg.benchmark.folds < 1:
         raise ConfigError(f"config key 'benchmark.folds' must be 1 (one val split) or K >= 2, got {cfg.benchmark.folds}")
+    if cfg.gan.conditioning not in ("channels", "acgan"):
+        raise ConfigError(f"config key 'gan.conditioning' must be channels or acgan, got '{cfg.gan.conditioning}'")
     if cfg.gan.fid_features not in ("domain", "inception"):
         raise ConfigError(f"config key 'gan.fid_features' must be domain or inception, got '{cfg.gan.fid_features}'")
     return cfg

@@ -81,7 +81,7 @@ class GanState:
         g = cfg.gan
         self.n_classes = n_classes
         self.G = Generator(g.nz, g.ngf, g.image_size, n_classes)
-        self.D = Discriminator(g.ndf, g.image_size, n_classes)
+        self.D = Discriminator(g.ndf, g.image_size, n_classes, aux=g.conditioning == "acgan")
         self.G.apply(dcgan_init)
         self.D.apply(dcgan_init)
         self.G_ema = copy.deepcopy(self.G).eval()
@@ -126,22 +126,36 @@ class GanState:
 
 
 def train_step(st: GanState, real: torch.Tensor, labels: torch.Tensor | None, cfg: Config, gen: torch.Generator):
-    """One non-saturating GAN step with one-sided label smoothing; returns (loss_d, loss_g)."""
+    """One non-saturating GAN step with one-sided label smoothing; returns (loss_d, loss_g).
+
+    With AC-GAN conditioning D also learns the class of real images, and G is also trained to
+    make D read the requested class from its images.
+    """
     g = cfg.gan
     b = real.size(0)
     dev = real.device
     aug = diff_augment if g.diffaug else (lambda t: t)
+    acgan = st.D.aux
+
+    def judge(x):   # (real/fake logits, class logits or None)
+        out = st.D_net(aug(x), None if acgan else labels)
+        return out if acgan else (out, None)
+
     z = torch.randn(b, g.nz, generator=gen).to(dev)
     fake = st.G_net(z, labels)
-    d_real = st.D_net(aug(real), labels)
-    d_fake = st.D_net(aug(fake.detach()), labels)
+    d_real, cls_real = judge(real)
+    d_fake, _ = judge(fake.detach())
     loss_d = (F.binary_cross_entropy_with_logits(d_real, torch.full_like(d_real, g.real_label))
               + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
+    if acgan:   # the class head learns from real images only, so it stays a real-data classifier
+        loss_d = loss_d + g.aux_weight * F.cross_entropy(cls_real, labels)
     st.optD.zero_grad(set_to_none=True)
     loss_d.backward()
     st.optD.step()
-    d_gen = st.D_net(aug(fake), labels)
+    d_gen, cls_gen = judge(fake)
     loss_g = F.binary_cross_entropy_with_logits(d_gen, torch.ones_like(d_gen))
+    if acgan:
+        loss_g = loss_g + g.aux_weight * F.cross_entropy(cls_gen, labels)
     st.optG.zero_grad(set_to_none=True)
     loss_g.backward()
     st.optG.step()

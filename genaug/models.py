@@ -57,15 +57,21 @@ class Generator(nn.Module):
 class Discriminator(nn.Module):
     """DCGAN discriminator (LeakyReLU 0.2, BatchNorm on all but first and last layers).
 
-    Class-conditional through label channels: one-hot label planes joined to the
-    image (a projection head without spectral norm blew up in our runs).
+    Class-conditional in one of two ways. ``aux=False``: one-hot label planes joined to the
+    image (a projection head without spectral norm blew up in our runs). ``aux=True``
+    (AC-GAN, Odena et al. 2017): the image alone goes in, and a second head predicts its class,
+    so the generator is trained to make images whose class can be read from the pixels, which
+    is what class fidelity measures; ``forward`` then returns (real/fake logit, class logits).
     """
 
-    def __init__(self, ndf: int = 64, image_size: int = 64, n_classes: int = 0, channels: int = 1):
+    def __init__(self, ndf: int = 64, image_size: int = 64, n_classes: int = 0, channels: int = 1,
+                 aux: bool = False):
         super().__init__()
         self.n_classes = n_classes
+        self.aux = bool(aux and n_classes)
+        label_planes = 0 if self.aux else n_classes
         n_down = _gan_blocks(image_size)
-        layers = [nn.Conv2d(channels + n_classes, ndf, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True)]
+        layers = [nn.Conv2d(channels + label_planes, ndf, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True)]
         mult = 1
         for _ in range(n_down - 1):
             layers += [nn.Conv2d(ndf * mult, ndf * mult * 2, 4, 2, 1, bias=False),
@@ -73,8 +79,12 @@ class Discriminator(nn.Module):
             mult *= 2
         self.features = nn.Sequential(*layers)
         self.out = nn.Conv2d(ndf * mult, 1, 4, 1, 0, bias=False)
+        self.class_head = nn.Conv2d(ndf * mult, n_classes, 4, 1, 0) if self.aux else None
 
-    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None):
+        if self.aux:   # one forward for both heads, so DDP sees every parameter used
+            h = self.features(x)
+            return self.out(h).view(-1), self.class_head(h).flatten(1)
         if self.n_classes:
             if labels is None:
                 raise ValueError("this discriminator is class-conditional: pass labels")

@@ -17,8 +17,10 @@ def tiny_cfg(epochs=1):
     return cfg
 
 
-def test_one_step_changes_both_networks():
+@pytest.mark.parametrize("conditioning", ["channels", "acgan"])
+def test_one_step_changes_both_networks(conditioning):
     cfg = tiny_cfg()
+    cfg.gan.conditioning = conditioning
     st = GanState(cfg, 2)
     before_g = [p.clone() for p in st.G.parameters()]
     before_d = [p.clone() for p in st.D.parameters()]
@@ -86,3 +88,40 @@ def test_ema_follows_recent_weights_in_short_runs():
     # with a fixed 0.999 about 74% of the initial weights would remain after 300 steps
     w = next(st.G_ema.parameters())
     assert (w - 1.0).abs().max() < 0.05
+
+
+def test_acgan_discriminator_reads_the_class_from_pixels_only():
+    from genaug.models import Discriminator
+    D = Discriminator(8, 64, n_classes=3, aux=True)
+    assert D.features[0].in_channels == 1            # no label planes: the class must come from the image
+    logit, cls = D(torch.rand(5, 1, 64, 64))
+    assert logit.shape == (5,) and cls.shape == (5, 3)
+    assert Discriminator(8, 64, n_classes=3).features[0].in_channels == 4
+
+
+def test_acgan_class_loss_teaches_the_head_on_real_images():
+    """A few D steps on two visibly different classes: the class head learns to tell them apart."""
+    cfg = tiny_cfg()
+    cfg.gan.conditioning = "acgan"
+    torch.manual_seed(0)
+    st = GanState(cfg, 2)
+    labels = torch.arange(16) % 2
+    real = torch.where(labels.view(-1, 1, 1, 1) == 1, 0.8, -0.8) + 0.05 * torch.randn(16, 1, 64, 64)
+    gen = torch.Generator().manual_seed(0)
+
+    def class_loss():   # in training mode, as D sees batches while it learns
+        with torch.no_grad():
+            _, cls = st.D(real)
+        return torch.nn.functional.cross_entropy(cls, labels).item(), (cls.argmax(1) == labels).float().mean()
+
+    before, _ = class_loss()
+    for _ in range(15):
+        train_step(st, real, labels, cfg, gen)
+    after, accuracy = class_loss()
+    assert after < before / 3 and accuracy == 1.0
+
+
+def test_unknown_conditioning_is_a_config_error():
+    from genaug.config import config_from_dict
+    with pytest.raises(ConfigError, match="gan.conditioning"):
+        config_from_dict({"gan": {"conditioning": "projection"}})
