@@ -271,6 +271,9 @@ def classifier_checkpoint(model, name: str, bundle: DataBundle, cfg: Config, inp
 # ----------------------------------------------------------------------------- aggregate
 
 
+MACRO_FALLBACK = {"sensitivity": "recall_macro", "specificity": "specificity_macro"}
+
+
 def aggregate(cells: list[dict], classes: list[str], n_boot: int) -> dict:
     """Per (model, variant, fraction): mean ± std over seeds, bootstrap CIs; paired tests against real."""
     groups: dict[tuple, list[dict]] = {}
@@ -285,7 +288,9 @@ def aggregate(cells: list[dict], classes: list[str], n_boot: int) -> dict:
             row["folds"] = sorted({c["fold"] for c in cs if c.get("fold") is not None})
         for metric in ("accuracy", "roc_auc", "sensitivity", "specificity", "f1_macro"):
             for view, key in (("thr", "test_at_val_threshold"), ("half", "test_at_0.5")):
-                vals = np.array([c[key].get(metric, np.nan) for c in cs], dtype=float)
+                # with more than two classes sensitivity and specificity are the macro means over classes
+                vals = np.array([c[key].get(metric, c[key].get(MACRO_FALLBACK.get(metric, ""), np.nan))
+                                 for c in cs], dtype=float)
                 row[f"{metric}_{view}_mean"] = float(np.nanmean(vals))
                 row[f"{metric}_{view}_std"] = float(np.nanstd(vals, ddof=1)) if len(vals) > 1 else 0.0
         y = torch.tensor(cs[0]["test_labels"])
@@ -298,6 +303,10 @@ def aggregate(cells: list[dict], classes: list[str], n_boot: int) -> dict:
         row["epochs_mean"] = float(np.mean([c["epochs_run"] for c in cs]))
         row["train_images_per_second_mean"] = float(np.mean([c["train_images_per_second"] for c in cs]))
         row["n_train"], row["n_train_synthetic"] = cs[0]["n_train"], cs[0]["n_train_synthetic"]
+        row["per_class"] = {
+            cls: {m: float(np.mean([c["test_at_val_threshold"][f"{m}_per_class"][cls] for c in cs]))
+                  for m in ("precision", "recall", "specificity", "f1")}
+            for cls in classes if all(cls in c["test_at_val_threshold"].get("f1_per_class", {}) for c in cs)}
         table.append(row)
     for (model, variant, frac), cs in sorted(groups.items()):
         base = {_replicate(c): c for c in groups.get((model, "real", frac), [])}

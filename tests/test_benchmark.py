@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from genaug.benchmark import TrainSet, aggregate, build_training_sets, check_provenance
 from genaug.config import Config
@@ -77,6 +78,23 @@ def test_aggregate_mean_std_and_paired_comparison():
     assert comp["accuracy_difference"]["diff"] == pytest.approx(0.25)
     assert comp["mcnemar_pooled_over_seeds"]["only_b_correct"] == 20
     assert comp["mcnemar_pooled_over_seeds"]["p_value"] < 1e-4
+
+
+def test_three_class_rows_carry_macro_and_per_class_metrics():
+    from genaug.metrics import classification_metrics
+    y = torch.tensor([0, 0, 1, 1, 2, 2])
+    probs = torch.eye(3)[torch.tensor([0, 1, 1, 1, 2, 0])] * 0.8 + 0.2 / 3   # 4 of 6 right
+    m = classification_metrics(y, probs, ["N", "B", "V"])
+    cell = {"model": "cnn", "variant": "real", "train_fraction": 1.0, "seed": 0, "fold": None, "threshold": 0.5,
+            "test_at_val_threshold": m, "test_at_0.5": m, "test_labels": y.tolist(), "test_probs": probs.tolist(),
+            "seconds_per_epoch": 1.0, "train_seconds": 1.0, "epochs_run": 1, "train_images_per_second": 1.0,
+            "n_train": 6, "n_train_synthetic": 0}
+    row = aggregate([cell], ["N", "B", "V"], n_boot=20)["table"][0]
+    assert row["accuracy_thr_mean"] == pytest.approx(4 / 6)
+    # recall per class: N 1/2, B 2/2, V 1/2 -> macro 2/3; no binary 'sensitivity' key, so the macro one stands in
+    assert row["per_class"]["B"]["recall"] == pytest.approx(1.0) and row["per_class"]["N"]["recall"] == pytest.approx(0.5)
+    assert row["sensitivity_thr_mean"] == pytest.approx(2 / 3)
+    assert row["specificity_thr_mean"] == pytest.approx(m["specificity_macro"])
 
 
 @pytest.mark.slow
