@@ -1,6 +1,7 @@
 import csv
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -230,3 +231,25 @@ def test_shards_split_the_cells_and_the_last_one_writes_the_report(tmp_path):
     assert r.returncode == 2 and "--shard expects I/N" in r.stderr
     r = genaug("benchmark", "--profile", prof, "--variants", "real,mixed", "--shard", "1/2", "--out", tmp_path / "o2")
     assert r.returncode == 2 and "needs --gan-run" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.slow
+def test_three_class_task_end_to_end_through_gan_encode_and_benchmark(tmp_path):
+    """--task 3class: the benchmark trains its own GAN and autoencoder on the 3 classes, and every
+    cell, the per-class table and the 3x3 confusion matrices cover normal / bacteria / virus."""
+    prof = tmp_path / "tiny.yaml"
+    prof.write_text(TINY.replace("demo_train: 80", "demo_train: 160"))   # >= 16 viral images for the GAN
+    out = tmp_path / "o"
+    r = genaug("benchmark", "--data", "demo", "--task", "3class", "--profile", prof,
+               "--variants", "real,mixed,encoded", "--out", out)
+    assert r.returncode == 0, r.stderr[-3000:]
+    run = only_run(out, "benchmark")
+    gan_run = Path(json.loads((run / "manifest.json").read_text())["gan_run"])
+    gan_classes = json.loads((gan_run / "metrics.json").read_text())
+    assert set(gan_classes["classes"]) == {"NORMAL", "BACTERIA", "VIRUS"}
+    for variant in ("real", "mixed", "encoded"):
+        cell = json.loads((run / "cells" / f"cnn__{variant}__f1__seed0.json").read_text())
+        cm = np.array(cell["test_at_val_threshold"]["confusion_matrix"])
+        assert cm.shape == (3, 3) and cm.sum() == cell["n_test"]
+    report = (run / "report.md").read_text()
+    assert "## Per class" in report and "| VIRUS |" in report and "nan" not in report
