@@ -31,17 +31,27 @@ def test_single_process_is_not_distributed():
     assert not distributed.active() and distributed.is_main() and distributed.world_size() == 1
 
 
-def _fit_on_rank(rank, world, init_file, out_dir):
+def _toy_data():
+    g = torch.Generator().manual_seed(1)
+    x = (torch.rand(64, 1, 16, 16, generator=g) * 255).to(torch.uint8)
+    y = torch.arange(64) % 2
+    x[y == 1, :, 4:12, 4:12] = 255   # a learnable signal
+    return x, y
+
+
+def _fit(model_name, batch_size, augment):
+    torch.manual_seed(0)   # same initial weights on every rank (DDP also broadcasts rank 0's)
+    x, y = _toy_data()
+    model = build_classifier(model_name, 2, image_size=16)
+    res = fit_classifier(model, x, y, x[:16], y[:16], 2, epochs=3, batch_size=batch_size, lr=3e-3, patience=5,
+                         augment=augment, seed=0)
+    return model, res
+
+
+def _fit_on_rank(rank, world, init_file, out_dir, model_name="cnn", batch_size=16, augment=True):
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:
-        torch.manual_seed(0)   # same initial weights on every rank (DDP also broadcasts rank 0's)
-        g = torch.Generator().manual_seed(1)
-        x = (torch.rand(64, 1, 16, 16, generator=g) * 255).to(torch.uint8)
-        y = torch.arange(64) % 2
-        x[y == 1, :, 4:12, 4:12] = 255   # a learnable signal
-        model = build_classifier("cnn", 2)
-        res = fit_classifier(model, x, y, x[:16], y[:16], 2, epochs=3, batch_size=16, lr=3e-3, patience=5,
-                             augment=True, seed=0)
+        model, res = _fit(model_name, batch_size, augment)
         torch.save({"state": model.state_dict(), "history": res.history}, f"{out_dir}/rank{rank}.pt")
     finally:
         dist.destroy_process_group()
@@ -55,6 +65,19 @@ def test_fit_classifier_under_ddp_keeps_ranks_identical(tmp_path):
     assert [h["train_loss"] for h in a["history"]] == [h["train_loss"] for h in b["history"]]  # gathered over ranks
     assert [h["val_loss"] for h in a["history"]] == [h["val_loss"] for h in b["history"]]
     assert a["history"][-1]["train_loss"] < a["history"][0]["train_loss"]
+
+
+def test_ddp_matches_a_single_process_run_within_tolerance(tmp_path):
+    """Full-batch logistic regression, balanced classes, no augmentation: the mean of two ranks'
+    gradients over 32 images each is the one-process gradient over 64, so two ranks must end
+    where one process ends, up to float rounding (order of summation)."""
+    mp.spawn(_fit_on_rank, args=(2, str(tmp_path / "init"), str(tmp_path), "logreg", 64, False), nprocs=2, join=True)
+    ddp = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    single, res = _fit("logreg", 64, False)
+    for k, v in single.state_dict().items():
+        assert torch.allclose(ddp["state"][k], v, atol=1e-5, rtol=1e-4), k
+    assert [h["train_loss"] for h in ddp["history"]] == pytest.approx([h["train_loss"] for h in res.history], rel=1e-4)
+    assert [h["val_loss"] for h in ddp["history"]] == pytest.approx([h["val_loss"] for h in res.history], rel=1e-4)
 
 
 def torchrun(*args, cwd=None):

@@ -79,3 +79,34 @@ def test_commands_on_hostile_folder_finish_and_record_skips(hostile, tmp_path):
     manifest = json.loads((only_run(tmp_path / "o", "encode") / "manifest.json").read_text())
     assert len(manifest["skipped"]) == 6
     assert _snapshot(hostile) == before
+
+
+def test_unreadable_file_is_skipped_with_its_reason(tmp_path, monkeypatch):
+    """A file the user may not read is skipped and named, not a traceback. Root reads every file
+    whatever its mode, so under root (as in CI here) the operating system's refusal is simulated
+    at the one call that opens image files; elsewhere the file really is chmod 000."""
+    from PIL import Image as PILImage
+
+    from genaug.data import load_data
+
+    root = make_folder_dataset(tmp_path / "d", {"train": 16, "test": 6}, size=24)
+    victim = sorted((root / "train" / "NORMAL").iterdir())[0]
+    if os.geteuid() == 0:
+        real_open = PILImage.open
+
+        def refusing_open(fp, *args, **kwargs):
+            if os.fsdecode(fp) == str(victim):
+                raise PermissionError(13, "Permission denied", str(fp))
+            return real_open(fp, *args, **kwargs)
+
+        monkeypatch.setattr(PILImage, "open", refusing_open)
+    else:
+        victim.chmod(0)
+    try:
+        b = load_data(str(root), 16, cache_dir=tmp_path / "cache")
+    finally:
+        victim.chmod(0o644)
+    reasons = {os.path.basename(p): why for p, why in b.skipped}
+    assert list(reasons) == [victim.name]
+    assert "Permission denied" in reasons[victim.name]
+    assert len(b.train) + len(b.val) == 16 * 2 - 1
