@@ -185,3 +185,21 @@ def test_gan_per_class_mode(tmp_path, tiny):
     rows = list(csv.DictReader((run / "synthetic" / "manifest.csv").open()))
     assert len(rows) == 12 and {r["checkpoint"] for r in rows} == {"generator-NORMAL.pt"}
     assert json.loads((run / "metrics.json").read_text())["mode"] == "per-class"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command, scalars, image", [
+    ("encode", {"autoencoder/mse/train", "autoencoder/psnr/val", "autoencoder/lr"}, "autoencoder/test_reconstructions"),
+    ("gan", {"gan_conditional/loss/discriminator", "gan_conditional/loss/generator"}, "gan_conditional/samples"),
+])
+def test_tensorboard_logs_scalars_images_and_histograms(tiny, tmp_path, command, scalars, image):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    r = genaug(command, "--data", "demo", "--profile", tiny, "--tensorboard", "--out", tmp_path / "o")
+    assert r.returncode == 0, r.stderr[-2000:]
+    acc = EventAccumulator(str(only_run(tmp_path / "o", command) / "tensorboard"), size_guidance={"histograms": 0}).Reload()
+    tags = acc.Tags()
+    assert scalars <= set(tags["scalars"]), tags["scalars"]
+    assert image in tags["images"]
+    assert any("/weights/" in t for t in tags["histograms"])
