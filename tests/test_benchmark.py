@@ -253,3 +253,31 @@ def test_three_class_task_end_to_end_through_gan_encode_and_benchmark(tmp_path):
         assert cm.shape == (3, 3) and cm.sum() == cell["n_test"]
     report = (run / "report.md").read_text()
     assert "## Per class" in report and "| VIRUS |" in report and "nan" not in report
+
+
+@pytest.mark.slow
+def test_any_n_class_folder_works_without_code_changes(tmp_path):
+    """The COVID-19 Radiography layout (four classes, one with a space in its name) runs through
+    the benchmark as it is: classes come from the folders, metrics and report from their count."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    classes = ["COVID", "Lung_Opacity", "Normal", "Viral Pneumonia"]
+    for split, n in (("train", 24), ("test", 6)):
+        for k, cls in enumerate(classes):
+            d = tmp_path / "covid" / split / cls
+            d.mkdir(parents=True)
+            for i in range(n):
+                img = rng.integers(0, 60, (20, 20)) + 40 * k   # class k is brighter
+                Image.fromarray(img.astype(np.uint8)).save(d / f"{cls}-{split}-{i}.png")
+    prof = tmp_path / "tiny.yaml"
+    prof.write_text(TINY)
+    r = genaug("benchmark", "--data", tmp_path / "covid", "--profile", prof, "--variants", "real",
+               "--out", tmp_path / "o")
+    assert r.returncode == 0, r.stderr[-3000:]
+    run = only_run(tmp_path / "o", "benchmark")
+    cell = json.loads((run / "cells" / "cnn__real__f1__seed0.json").read_text())
+    assert np.array(cell["test_at_val_threshold"]["confusion_matrix"]).shape == (4, 4)
+    assert set(cell["test_at_val_threshold"]["f1_per_class"]) == set(classes)
+    report = (run / "report.md").read_text()
+    assert "| Viral Pneumonia |" in report and "nan" not in report
