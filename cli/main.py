@@ -276,8 +276,7 @@ def _on_sigint(signum, frame):
 def _announce(text: str) -> None:
     """Where a run's results lie; under torchrun said once, by rank 0."""
     from genaug import distributed
-    if distributed.is_main():
-        typer.echo(text)
+    distributed.say(text)
 
 
 def run() -> None:

@@ -193,25 +193,33 @@ def check_provenance(train: TrainSet, val: TrainSet, test: TrainSet, bundle: Dat
 # ----------------------------------------------------------------------------- K-fold by patient
 
 
-def fold_bundle(bundle: DataBundle, folds: int, fold: int, seed: int) -> tuple[DataBundle, np.ndarray, np.ndarray]:
-    """Fold ``fold`` of K over train+val pooled, grouped by patient: (bundle, train_idx, val_idx) where
-    the indices point into the pooled order (train then val). The test split is the same real one."""
-    pooled = ImageSet.concat([bundle.train, bundle.val])
-    parts = patient_folds(pooled.labels, pooled.patients, folds, seed)
-    val_idx = parts[fold]
-    train_idx = np.sort(np.concatenate([p for i, p in enumerate(parts) if i != fold]))
-    splits = {"train": pooled.subset(train_idx), "val": pooled.subset(val_idx), "test": bundle.test}
-    origin = f"fold {fold + 1} of {folds} over train+val, grouped by patient (seed {seed})"
-    return dataclasses.replace(bundle, splits=splits, val_origin=origin), train_idx, val_idx
+class PatientFolds:
+    """K folds over train+val pooled, grouped by patient. The images (and the encode run's
+    latents, ~470 MB on the Kermany data) are pooled once; each fold is then two index subsets."""
 
+    def __init__(self, bundle: DataBundle, k: int, seed: int, latents: dict | None = None):
+        self.bundle, self.k, self.seed, self.latents = bundle, k, seed, latents
+        self.pooled = ImageSet.concat([bundle.train, bundle.val])
+        self.parts = patient_folds(self.pooled.labels, self.pooled.patients, k, seed)
+        if latents is not None:   # same pooled order as the images: train, then val
+            sp = latents["splits"]
+            self.lat_x = np.concatenate([np.asarray(sp["train"][0]), np.asarray(sp["val"][0])])
+            self.lat_y = np.concatenate([sp["train"][1], sp["val"][1]])
 
-def fold_latents(latents: dict, train_idx: np.ndarray, val_idx: np.ndarray) -> dict:
-    """The encode run's latents rearranged to a fold (same pooled order as ``fold_bundle``)."""
-    sp = latents["splits"]
-    x = np.concatenate([np.asarray(sp["train"][0]), np.asarray(sp["val"][0])])
-    y = np.concatenate([sp["train"][1], sp["val"][1]])
-    return {**latents, "splits": {"train": (x[train_idx], y[train_idx]), "val": (x[val_idx], y[val_idx]),
-                                  "test": sp["test"]}}
+    def fold(self, i: int) -> tuple[DataBundle, dict | None]:
+        """Fold ``i``'s bundle (validation = fold i, training = the others, the same real test split)
+        and, with latents, the latents arranged the same way."""
+        val_idx = self.parts[i]
+        train_idx = np.sort(np.concatenate([p for j, p in enumerate(self.parts) if j != i]))
+        splits = {"train": self.pooled.subset(train_idx), "val": self.pooled.subset(val_idx), "test": self.bundle.test}
+        origin = f"fold {i + 1} of {self.k} over train+val, grouped by patient (seed {self.seed})"
+        data = dataclasses.replace(self.bundle, splits=splits, val_origin=origin)
+        if self.latents is None:
+            return data, None
+        lat = {**self.latents, "splits": {"train": (self.lat_x[train_idx], self.lat_y[train_idx]),
+                                          "val": (self.lat_x[val_idx], self.lat_y[val_idx]),
+                                          "test": self.latents["splits"]["test"]}}
+        return data, lat
 
 # ----------------------------------------------------------------------------- one cell
 
@@ -449,20 +457,19 @@ def _benchmark(cfg: Config, run: Run, part: tuple[int, int] | None = None) -> Pa
     # cells come grouped by fold, then (fraction, variant): build and check each group's sets once
     data_for, sets_for, sets = None, None, None
     fold_data, fold_lat = bundle, latents
-    say = print if distributed.is_main() else (lambda *a, **k: None)   # rank 0 speaks for all ranks
+    folds = PatientFolds(bundle, b.folds, cfg.data.split_seed, latents) if b.folds > 1 else None
     try:
         for i, (fold, frac, variant, model, s) in enumerate(todo, 1):
             seed = cfg.run.seed + s
             key = cell_key(model, variant, frac, seed, fold)
             path = cells_dir / f"{key}.json"
             if path.is_file():
-                say(f"[{i}/{len(todo)}] {key}: done earlier, kept", flush=True)
+                distributed.say(f"[{i}/{len(todo)}] {key}: done earlier, kept", flush=True)
                 continue
             if i - 1 not in mine:
                 continue
             if fold is not None and data_for != fold:
-                fold_data, tr_idx, va_idx = fold_bundle(bundle, b.folds, fold, cfg.data.split_seed)
-                fold_lat = fold_latents(latents, tr_idx, va_idx) if latents is not None else None
+                fold_data, fold_lat = folds.fold(fold)
                 data_for, sets_for = fold, None
             if sets_for != (frac, variant):
                 keep = subsample_by_patient(fold_data.train.labels, fold_data.train.patients, frac,
@@ -471,15 +478,15 @@ def _benchmark(cfg: Config, run: Run, part: tuple[int, int] | None = None) -> Pa
                 check_provenance(*sets, fold_data)
                 sets_for = (frac, variant)
             train, val, test = sets
-            say(f"[{i}/{len(todo)}] {key}: {len(train.x)} training images "
-                  f"({sum(p.startswith('synthetic:') for p in train.provenance)} synthetic)", flush=True)
+            distributed.say(f"[{i}/{len(todo)}] {key}: {len(train.x)} training images "
+                            f"({sum(p.startswith('synthetic:') for p in train.provenance)} synthetic)", flush=True)
             save_to = run.path("models", f"{key}.pt") if b.save_models else None
             cell = run_cell(model, variant, frac, seed, train, val, test, fold_data, cfg, device, save_to, fold,
                             tracker)
             write_json(path, cell)
             m = cell["test_at_val_threshold"]
-            say(f"    test accuracy {m['accuracy']:.3f} (0.5: {cell['test_at_0.5']['accuracy']:.3f}), "
-                  f"ROC-AUC {m['roc_auc']:.3f}, {cell['seconds_per_epoch']:.1f} s/epoch", flush=True)
+            distributed.say(f"    test accuracy {m['accuracy']:.3f} (0.5: {cell['test_at_0.5']['accuracy']:.3f}), "
+                            f"ROC-AUC {m['roc_auc']:.3f}, {cell['seconds_per_epoch']:.1f} s/epoch", flush=True)
     finally:
         tracker.close()
     if not distributed.is_main():   # rank 0 merges the cells and writes the report

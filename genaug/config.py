@@ -15,6 +15,21 @@ import yaml
 
 from genaug.errors import ConfigError
 
+# Every augmentation the source reports used; each is a switch in benchmark.augmentations.
+# Strengths are the reports' usual ones (genaug.train.augment_batch). Horizontal flips are off
+# by default: they move the heart to the right, which real chest X-rays (situs inversus aside) never show.
+AUGMENTATIONS = ("flip", "rotate", "shift", "zoom", "shear", "brightness", "contrast", "noise", "pca")
+DEFAULT_AUGMENTATIONS = "rotate,shift,zoom,brightness,contrast"
+SCHEDULES = ("cosine", "step", "exponential", "onecycle", "constant")
+
+
+def parse_augmentations(text: str) -> frozenset:
+    names = {t.strip() for t in str(text).split(",") if t.strip()}
+    bad = sorted(names - set(AUGMENTATIONS))
+    if bad:
+        raise ConfigError(f"unknown augmentation {', '.join(bad)} (known: {', '.join(AUGMENTATIONS)})")
+    return frozenset(names)
+
 
 @dataclass
 class DataConfig:
@@ -96,8 +111,8 @@ class BenchmarkConfig:
     pretrained: bool = False
     weights_dir: str = ""         # where torchvision ImageNet weights lie, for --pretrained
     augment: bool = True          # master switch for the augmentations below
-    augmentations: str = "rotate,shift,zoom,brightness,contrast"  # + flip, shear, noise, pca (AlexNet lighting)
-    schedule: str = "cosine"      # cosine | step | exponential | onecycle | constant
+    augmentations: str = DEFAULT_AUGMENTATIONS  # any of AUGMENTATIONS: + flip, shear, noise, pca (AlexNet lighting)
+    schedule: str = "cosine"      # one of SCHEDULES
     folds: int = 1                # K >= 2: K-fold cross-validation grouped by patient over train+val
     bootstrap: int = 1000
     latent_epochs: int = 0        # 0 = same as epochs
@@ -187,7 +202,6 @@ def validate(cfg: Config) -> Config:
         raise ConfigError("config key 'benchmark.synthetic_ratio' must be >= 0")
     if cfg.data.task not in ("binary", "3class"):
         raise ConfigError(f"config key 'data.task' must be binary or 3class, got '{cfg.data.task}'")
-    from genaug.train import SCHEDULES, parse_augmentations
     parse_augmentations(cfg.benchmark.augmentations)
     if cfg.benchmark.schedule not in SCHEDULES:
         raise ConfigError(f"config key 'benchmark.schedule' must be one of {', '.join(SCHEDULES)}, "

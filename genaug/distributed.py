@@ -149,6 +149,12 @@ def rank_batches(n: int, batch_size: int, seed: int, epoch: int, rank_: int | No
     return [order[i:i + per] for i in range(0, stop, per)]
 
 
+def say(*args, **kwargs) -> None:
+    """print() on rank 0 only: one voice for all ranks."""
+    if is_main():
+        print(*args, **kwargs)
+
+
 def quiet() -> bool | None:
     """tqdm's ``disable``: None (auto, off without a terminal) on rank 0, always off elsewhere."""
     return None if is_main() else True

@@ -28,7 +28,7 @@ from genaug.metrics import reconstruction_metrics
 from genaug.models import ConvAutoencoder
 from genaug.tracking import Tracker, tracker_for
 from genaug.runs import save_safetensors, Run, atomic_torch_save, atomic_write, atomic_write_text, load_checkpoint, new_run, open_run, write_json
-from genaug.train import as_tensor, batch_indices, check_finite, resident_device, to_float
+from genaug.train import as_tensor, batch_indices, check_finite, epoch_batches, resident_device, to_float
 
 log = logging.getLogger("genaug")
 AE_KEYS = ("kind", "model", "image_size", "latent_channels")
@@ -78,9 +78,7 @@ def train_autoencoder(model: ConvAutoencoder, bundle: DataBundle, cfg: Config, r
     for epoch in range(first, e.epochs + 1):
         model.train()
         total, seen, t0, lr_now = 0.0, 0, time.perf_counter(), opt.param_groups[0]["lr"]
-        batches = (distributed.rank_batches(len(train_x), e.batch_size, cfg.run.seed, epoch) if distributed.active()
-                   else list(batch_indices(len(train_x), e.batch_size, True, gen)))
-        bar = tqdm(batches, desc=f"autoencoder {epoch}/{e.epochs}", unit="batch", leave=False,
+        bar = tqdm(epoch_batches(len(train_x), e.batch_size, gen, cfg.run.seed, epoch), desc=f"autoencoder {epoch}/{e.epochs}", unit="batch", leave=False,
                    disable=distributed.quiet())
         for idx in bar:
             x = to_float(train_x[idx].to(device))
@@ -100,11 +98,11 @@ def train_autoencoder(model: ConvAutoencoder, bundle: DataBundle, cfg: Config, r
                         "val_ssim": val["ssim"], "seconds": time.perf_counter() - t0})
         log.info("autoencoder epoch %d: train mse %.5f, val psnr %.2f dB ssim %.4f", epoch, total / seen,
                  val["psnr"], val["ssim"])
-        distributed.is_main() and print(f"epoch {epoch}/{e.epochs}: train mse {total / seen:.5f}  val psnr {val['psnr']:.2f} dB  "
-              f"ssim {val['ssim']:.4f}  ({time.perf_counter() - t0:.0f} s)", flush=True)
+        distributed.say(f"epoch {epoch}/{e.epochs}: train mse {total / seen:.5f}  val psnr {val['psnr']:.2f} dB  "
+                        f"ssim {val['ssim']:.4f}  ({time.perf_counter() - t0:.0f} s)", flush=True)
         if tracker is not None:
             tracker.scalars("autoencoder", {"mse/train": total / seen, "mse/val": val["mse"], "psnr/val": val["psnr"],
-                                            "ssim/val": val["ssim"], "lr": history[-1].get("lr")}, epoch)
+                                            "ssim/val": val["ssim"], "lr": lr_now}, epoch)
             tracker.histograms("autoencoder", model, epoch)
             tracker.flush()
         atomic_torch_save(_ae_checkpoint(model, opt, sched, epoch, history, cfg, bundle.classes),

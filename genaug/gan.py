@@ -28,7 +28,7 @@ from genaug.errors import CheckpointError, ConfigError, DataError, TrainingDiver
 from genaug.models import Discriminator, Generator, dcgan_init
 from genaug.tracking import Tracker, tracker_for
 from genaug.runs import save_safetensors, Run, atomic_torch_save, atomic_write_text, load_checkpoint, new_run, open_run, write_json
-from genaug.train import as_tensor, batch_indices, check_finite, resident_device, to_float
+from genaug.train import as_tensor, check_finite, epoch_batches, resident_device, to_float
 
 log = logging.getLogger("genaug")
 GEN_KEYS = ("kind", "generator", "nz", "ngf", "image_size", "classes", "conditional")
@@ -192,9 +192,7 @@ def train_gan_model(key: str, images: np.ndarray, labels: np.ndarray | None, n_c
         st.G.train()
         st.D.train()
         t0, sums, n = time.perf_counter(), [0.0, 0.0], 0
-        batches = (distributed.rank_batches(len(x), bs, cfg.run.seed, epoch) if distributed.active()
-                   else list(batch_indices(len(x), bs, True, gen, drop_last=True)))
-        bar = tqdm(batches, desc=f"gan {key} {epoch}/{g.epochs}", unit="batch", leave=False,
+        bar = tqdm(epoch_batches(len(x), bs, gen, cfg.run.seed, epoch, drop_last=True), desc=f"gan {key} {epoch}/{g.epochs}", unit="batch", leave=False,
                    disable=distributed.quiet())
         for idx in bar:
             real = to_float(x[idx].to(device)) * 2 - 1
@@ -232,7 +230,7 @@ def train_gan_model(key: str, images: np.ndarray, labels: np.ndarray | None, n_c
         msg = (f"gan {key} epoch {epoch}/{g.epochs}: loss D {mean_d:.3f} G {mean_g:.3f} "
                f"({n * bs / max(time.perf_counter() - t0, 1e-9):.0f} img/s)")
         log.info(msg)
-        distributed.is_main() and print(msg, flush=True)
+        distributed.say(msg, flush=True)
     return st
 
 

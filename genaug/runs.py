@@ -198,8 +198,7 @@ def new_run(out_root: str | Path, command: str, name: str = "", config: dict | N
     """Create a fresh run directory; an existing one is never reused or overwritten.
     Under torchrun rank 0 creates it and every rank gets its path."""
     if not distributed.is_main():
-        run = Run(Path(distributed.broadcast_object(None)), command)
-        return run
+        return Run(Path(distributed.broadcast_object(None)), command)
     run = _create_run(out_root, command, name, config)
     distributed.broadcast_object(str(run.dir))
     return run

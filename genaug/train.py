@@ -19,6 +19,8 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from genaug import distributed
+# the switches' names and defaults live with the other defaults, in config
+from genaug.config import AUGMENTATIONS, DEFAULT_AUGMENTATIONS, SCHEDULES, parse_augmentations  # noqa: F401
 from genaug.errors import ConfigError, TrainingDiverged
 
 log = logging.getLogger("genaug")
@@ -54,19 +56,13 @@ def batch_indices(n: int, batch_size: int, shuffle: bool, generator: torch.Gener
         yield order[i:i + batch_size]
 
 
-# Every augmentation the source reports used; each is a switch in benchmark.augmentations.
-# Strengths are the reports' usual ones. Horizontal flips are off by default: they move the
-# heart to the right, which real chest X-rays (situs inversus aside) never show.
-AUGMENTATIONS = ("flip", "rotate", "shift", "zoom", "shear", "brightness", "contrast", "noise", "pca")
-DEFAULT_AUGMENTATIONS = "rotate,shift,zoom,brightness,contrast"
-
-
-def parse_augmentations(text: str) -> frozenset:
-    names = {t.strip() for t in str(text).split(",") if t.strip()}
-    bad = sorted(names - set(AUGMENTATIONS))
-    if bad:
-        raise ConfigError(f"unknown augmentation {', '.join(bad)} (known: {', '.join(AUGMENTATIONS)})")
-    return frozenset(names)
+def epoch_batches(n: int, batch_size: int, gen: torch.Generator, seed: int, epoch: int,
+                  drop_last: bool = False) -> list[torch.Tensor]:
+    """One epoch's shuffled index batches: under torchrun this rank's share (a DistributedSampler
+    seeded by ``seed`` and ``epoch``), else a permutation drawn from ``gen``."""
+    if distributed.active():
+        return distributed.rank_batches(n, batch_size, seed, epoch)
+    return list(batch_indices(n, batch_size, True, gen, drop_last=drop_last))
 
 
 def augment_batch(x: torch.Tensor, generator: torch.Generator, rotate: float = 10.0, shift: float = 0.08,
@@ -132,9 +128,6 @@ def augment_latents(z: torch.Tensor, generator: torch.Generator, shift: int = 1,
     out = torch.stack([padded[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w] for i in range(b)])
     spread = z.std(dim=(0, 2, 3), keepdim=True)
     return out + torch.randn(out.shape, generator=generator).to(z.device) * noise * spread
-
-
-SCHEDULES = ("cosine", "step", "exponential", "onecycle", "constant")
 
 
 def make_scheduler(opt: torch.optim.Optimizer, name: str, epochs: int, steps_per_epoch: int):
