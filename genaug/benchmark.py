@@ -195,7 +195,7 @@ def check_provenance(train: TrainSet, val: TrainSet, test: TrainSet, bundle: Dat
 
 class PatientFolds:
     """K folds over train+val pooled, grouped by patient. The images (and the encode run's
-    latents, ~470 MB on the Kermany data) are pooled once; each fold is then two index subsets."""
+    latents, float16 at 14x14x256 per image) are pooled once; each fold is then two index subsets."""
 
     def __init__(self, bundle: DataBundle, k: int, seed: int, latents: dict | None = None):
         self.bundle, self.k, self.seed, self.latents = bundle, k, seed, latents
