@@ -105,6 +105,7 @@ def gan_cmd(
     diffaug: Optional[bool] = typer.Option(None, "--diffaug/--no-diffaug", help="differentiable augmentation for small classes"),
     fid_features: Optional[str] = typer.Option(None, "--fid-features", help="domain (default, offline) | inception (needs torch-fidelity)"),
     conditioning: Optional[str] = typer.Option(None, "--conditioning", help="how the discriminator sees the class: channels (label planes, default) | acgan (auxiliary class head)"),
+    aux_weight: Optional[float] = typer.Option(None, "--aux-weight", help="acgan: weight of the class loss beside the real/fake loss (default 1.0; lower trades class fidelity for diversity)"),
     sync_batchnorm: Optional[bool] = typer.Option(None, "--sync-batchnorm", help="under torchrun on GPUs: BatchNorm over the global batch"),
     resume: Optional[str] = typer.Option(None, "--resume", help="run directory to continue from its last checkpoint"),
     seed: Optional[int] = SeedOpt, device: Optional[str] = DeviceOpt, out: Optional[str] = OutOpt,
@@ -119,7 +120,7 @@ def gan_cmd(
     cfg = build_config(profile, data=d, run=r, gan=dict(
         epochs=epochs, n=n, image_size=image_size, batch_size=batch_size, ngf=width, ndf=width,
         per_class=per_class or None, diffaug=diffaug, fid_features=fid_features, sync_batchnorm=sync_batchnorm,
-        conditioning=conditioning))
+        conditioning=conditioning, aux_weight=aux_weight))
     run_dir = run_gan(cfg, class_, resume=resume)
     _announce(f"run: {run_dir}")
 

@@ -210,6 +210,8 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"config key 'benchmark.folds' must be 1 (one val split) or K >= 2, got {cfg.benchmark.folds}")
     if cfg.gan.conditioning not in ("channels", "acgan"):
         raise ConfigError(f"config key 'gan.conditioning' must be channels or acgan, got '{cfg.gan.conditioning}'")
+    if cfg.gan.aux_weight < 0:
+        raise ConfigError(f"config key 'gan.aux_weight' must be >= 0, got {cfg.gan.aux_weight}")
     if cfg.gan.fid_features not in ("domain", "inception"):
         raise ConfigError(f"config key 'gan.fid_features' must be domain or inception, got '{cfg.gan.fid_features}'")
     return cfg

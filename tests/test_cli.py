@@ -82,6 +82,7 @@ def test_data_info_folder_and_json(tmp_path):
     (["data", "info", "--profile", "no-such-profile"], "unknown profile"),
     (["gan", "--data", "demo", "--class", "COVID"], "unknown class 'COVID'; the data has: NORMAL, PNEUMONIA"),
     (["gan", "--data", "demo", "--n", "0"], "'gan.n' must be positive"),
+    (["gan", "--data", "demo", "--conditioning", "acgan", "--aux-weight", "-1"], "'gan.aux_weight' must be >= 0"),
     (["benchmark", "--data", "demo", "--models", "vgg99"], "unknown model vgg99"),
     (["benchmark", "--data", "demo", "--variants", "fake"], "unknown variant fake"),
     (["encode", "--data", "demo", "--checkpoint", "/no/ae.pt"], "autoencoder checkpoint not found"),

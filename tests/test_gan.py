@@ -121,6 +121,11 @@ def test_acgan_class_loss_teaches_the_head_on_real_images():
     assert after < before / 3 and accuracy == 1.0
 
 
+def test_negative_aux_weight_is_a_config_error():
+    with pytest.raises(ConfigError, match="gan.aux_weight"):
+        config_from_dict({"gan": {"conditioning": "acgan", "aux_weight": -0.5}})
+
+
 def test_unknown_conditioning_is_a_config_error():
     from genaug.config import config_from_dict
     with pytest.raises(ConfigError, match="gan.conditioning"):
