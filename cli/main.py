@@ -173,6 +173,7 @@ def benchmark_cmd(
     augmentations: Optional[str] = typer.Option(None, "--augmentations", help="comma list of flip, rotate, shift, zoom, shear, brightness, contrast, noise, pca (default: rotate,shift,zoom,brightness,contrast)"),
     augment: Optional[bool] = typer.Option(None, "--augment/--no-augment", help="training augmentation on or off"),
     folds: Optional[int] = typer.Option(None, "--folds", help="K >= 2: K-fold cross-validation over train+val, grouped by patient (test untouched)"),
+    supersede: bool = typer.Option(False, "--supersede", help="with --resume and another --gan-run/--encode-run: move the cells trained on the old run to superseded-<old run>/ and retrain them on the new one"),
     shard: Optional[str] = typer.Option(None, "--shard", help="I/N: train only every N-th cell starting at I (1-based), to split a run across processes or machines sharing --resume RUN"),
     seed: Optional[int] = SeedOpt, device: Optional[str] = DeviceOpt, out: Optional[str] = OutOpt,
     name: Optional[str] = NameOpt, cache: Optional[str] = CacheOpt, tensorboard: Optional[bool] = TensorboardOpt,
@@ -188,7 +189,7 @@ def benchmark_cmd(
                  augment=augment, folds=folds)
     cfg = build_config(profile, data=d, run=r, benchmark=flags)
     run_dir = run_benchmark(cfg, resume=resume, given={k: v for k, v in flags.items() if v is not None},
-                            shard=shard)
+                            shard=shard, supersede=supersede)
     _announce(f"run: {run_dir}\nreport: {run_dir / 'report.md'}")
 
 

@@ -353,14 +353,22 @@ def _correct(cell: dict) -> np.ndarray:
 EXTENDABLE = ("models", "variants", "seeds", "train_fractions", "gan_run", "encode_run", "save_models")
 
 
-def resumed_config(saved: dict, given: dict, run: Run, extend: bool = True) -> Config:
-    """The saved config with the extendable benchmark keys that were given on the command line.
+# The variants whose cells are trained on an input run's output, by the key naming that run.
+DEPENDENT_VARIANTS = {"gan_run": ("mixed", "synthetic"), "encode_run": ("encoded",)}
+
+
+def resumed_config(saved: dict, given: dict, run: Run, extend: bool = True,
+                   supersede: bool = False) -> tuple[Config, list[tuple[str, str, str]]]:
+    """The saved config with the extendable benchmark keys that were given on the command line,
+    and the input runs replaced as (key, old, new).
 
     A given value for any other benchmark key must equal the saved one: cells trained with
-    other settings would not be comparable with those already in the run.
+    other settings would not be comparable with those already in the run. Another GAN or
+    encode run replaces the fixed one only with ``supersede``.
     """
     cfg = config_from_dict(saved)
     b = cfg.benchmark
+    replaced = []
     for key, value in given.items():
         if value is None or value == getattr(b, key):
             continue
@@ -373,12 +381,35 @@ def resumed_config(saved: dict, given: dict, run: Run, extend: bool = True) -> C
                               f"its training settings (start a new run to use {key}={value!r})")
         if key in ("gan_run", "encode_run") and (getattr(b, key) or run.manifest.get(key)):
             fixed = getattr(b, key) or run.manifest[key]
-            if Path(str(value)).resolve() != Path(str(fixed)).resolve():
+            if Path(str(value)).resolve() == Path(str(fixed)).resolve():
+                continue
+            if not supersede:
                 raise ConfigError(f"benchmark run {run.dir} already uses {key.replace('_', '-')} {fixed}; "
-                                  "start a new run to use another")
-            continue
+                                  "start a new run, or add --supersede to move its "
+                                  f"{'/'.join(DEPENDENT_VARIANTS[key])} cells aside and retrain them on the new one")
+            replaced.append((key, str(fixed), str(value)))
         setattr(b, key, value)
-    return validate(cfg)
+    return validate(cfg), replaced
+
+
+def supersede_cells(run: Run, key: str, old: str, new: str) -> set[str]:
+    """Move the cells that were trained on input run ``old`` to superseded-<old name>/ (kept, not
+    deleted, and out of the report), and record the replacement in the manifest."""
+    aside = run.path(f"superseded-{Path(old).name}")
+    moved = []
+    for path in sorted(run.path("cells").glob("*.json")):
+        if path.name.split("__")[1] in DEPENDENT_VARIANTS[key]:
+            aside.mkdir(exist_ok=True)
+            path.rename(aside / path.name)
+            moved.append(path.name.split("__")[1])
+    run.manifest[key] = new
+    run.manifest.setdefault("superseded", []).append(
+        {"key": key, "old": old, "new": new, "cells_moved": len(moved), "to": aside.name,
+         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    run.save_manifest()
+    distributed.say(f"{key.replace('_', '-')}: {old} -> {new}; {len(moved)} cells trained on the old one moved to "
+                    f"{aside.name}/ and retrained", flush=True)
+    return set(moved)
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:
@@ -394,9 +425,11 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
     return i - 1, n
 
 
-def run_benchmark(cfg: Config, resume: str | None = None, given: dict | None = None, shard: str | None = None) -> Path:
+def run_benchmark(cfg: Config, resume: str | None = None, given: dict | None = None, shard: str | None = None,
+                  supersede: bool = False) -> Path:
     """A new benchmark run, or ``resume`` one: finished cells are kept and ``given`` (the benchmark
-    flags the user passed) may add seeds, models, variants or train fractions to it.
+    flags the user passed) may add seeds, models, variants or train fractions to it, or with
+    ``supersede`` replace its GAN or encode run (the cells trained on the old one are moved aside).
 
     ``shard`` 'I/N' trains only cells I, I+N, I+2N, ... of the run's fixed cell order, so N
     processes or machines sharing the run directory split the work without locks: every cell
@@ -407,8 +440,17 @@ def run_benchmark(cfg: Config, resume: str | None = None, given: dict | None = N
     join_ranks(cfg)
     if resume:
         run = open_run(resume, "benchmark", clear_stale=part is None)
-        cfg = resumed_config(read_run_config(run.dir), given or {}, run, extend=part is None)
+        cfg, replaced = resumed_config(read_run_config(run.dir), given or {}, run, extend=part is None,
+                                       supersede=supersede)
         if part is None:
+            moved = set()
+            if distributed.is_main():
+                for key, old, new in replaced:
+                    moved |= supersede_cells(run, key, old, new)
+            distributed.barrier()   # no rank may look for cells while rank 0 moves them
+            moved = distributed.broadcast_object(moved)
+            have = cfg.benchmark.variants.split(",")
+            cfg.benchmark.variants = ",".join(have + sorted(moved - set(have)))
             write_run_config(run, cfg.to_dict())
     else:
         run = new_run(cfg.run.out_root, "benchmark", cfg.run.name, cfg.to_dict())
@@ -491,6 +533,9 @@ def _benchmark(cfg: Config, run: Run, part: tuple[int, int] | None = None) -> Pa
         tracker.close()
     if not distributed.is_main():   # rank 0 merges the cells and writes the report
         return run.dir
+    # a resume that trains only some variants still reports (and keeps recording) the others' input runs
+    gan_dir = gan_dir or (Path(run.manifest["gan_run"]) if run.manifest.get("gan_run") else None)
+    enc_dir = enc_dir or (Path(run.manifest["encode_run"]) if run.manifest.get("encode_run") else None)
     expected = {cell_key(m, v, f, cfg.run.seed + s, k) for k, f, v, m, s in todo}
     missing = sorted(k for k in expected if not (cells_dir / f"{k}.json").is_file())
     if part is not None and missing:

@@ -161,6 +161,25 @@ def test_benchmark_end_to_end_on_tiny_demo_and_resume(tmp_path):
     assert {r["variant"] for r in res["table"]} == {"real", "mixed", "synthetic", "encoded"}
     r = genaug("benchmark", "--resume", run, "--epochs", "9")
     assert r.returncode == 2 and "keeps its training settings" in r.stderr and "Traceback" not in r.stderr
+    # a better autoencoder later: only with --supersede, and only the encoded cell is retrained
+    first_enc = json.loads((run / "manifest.json").read_text())["encode_run"]
+    r = genaug("encode", "--profile", prof, "--out", out, "--name", "second")
+    assert r.returncode == 0, r.stderr[-2000:]
+    second_enc = next(p for p in (out / "encode").iterdir() if p.name.endswith("-second"))
+    r = genaug("benchmark", "--resume", run, "--encode-run", second_enc)
+    assert r.returncode == 2 and "--supersede" in r.stderr and "Traceback" not in r.stderr
+    before = {p.name: p.stat().st_mtime_ns for p in (run / "cells").glob("*.json")}
+    r = genaug("benchmark", "--resume", run, "--encode-run", second_enc, "--supersede")
+    assert r.returncode == 0, r.stderr[-2000:]
+    aside = run / f"superseded-{Path(first_enc).name}"
+    assert [p.name for p in aside.iterdir()] == ["cnn__encoded__f1__seed0.json"]
+    after = {p.name: p.stat().st_mtime_ns for p in (run / "cells").glob("*.json")}
+    # the run has 2 seeds by now, so both encoded seeds train on the new latents; nothing else retrains
+    assert set(after) == set(before) | {"cnn__encoded__f1__seed1.json"}
+    assert [k for k in before if after[k] != before[k]] == ["cnn__encoded__f1__seed0.json"]
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert Path(manifest["encode_run"]) == second_enc
+    assert manifest["superseded"][0]["cells_moved"] == 1 and manifest["superseded"][0]["old"] == first_enc
 
 
 def test_mismatched_gan_run_is_refused(tmp_path):
