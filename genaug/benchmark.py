@@ -551,6 +551,10 @@ def _benchmark(cfg: Config, run: Run, part: tuple[int, int] | None = None) -> Pa
         summary["notes"].append("K-fold: the GAN and the autoencoder were trained on the original training split, "
                                 "which overlaps the other folds' validation parts; that touches validation "
                                 "(early stopping, threshold), never the test split")
+    for sup in run.manifest.get("superseded", []):
+        summary["notes"].append(f"{'/'.join(DEPENDENT_VARIANTS[sup['key']])} cells were retrained on {sup['new']}; "
+                                f"the {sup['cells_moved']} trained on {sup['old']} are kept in {sup['to']}/ and are "
+                                "not in these tables")
     if skipped_models:
         summary["notes"].append(f"encoded variant runs only the latent CNN ('cnn'); {', '.join(skipped_models)} "
                                 "take pixels and have no encoded cell")

@@ -180,6 +180,7 @@ def test_benchmark_end_to_end_on_tiny_demo_and_resume(tmp_path):
     manifest = json.loads((run / "manifest.json").read_text())
     assert Path(manifest["encode_run"]) == second_enc
     assert manifest["superseded"][0]["cells_moved"] == 1 and manifest["superseded"][0]["old"] == first_enc
+    assert f"are kept in {aside.name}/ and are not in these tables" in (run / "report.md").read_text()
 
 
 def test_mismatched_gan_run_is_refused(tmp_path):

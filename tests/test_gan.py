@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from genaug.config import Config
+from genaug.config import Config, config_from_dict
 from genaug.errors import ConfigError, TrainingDiverged
 from genaug.gan import (GanState, generator_payload, load_generator, resolve_classes, sample_class, train_gan_model,
                         train_step)
@@ -127,6 +127,5 @@ def test_negative_aux_weight_is_a_config_error():
 
 
 def test_unknown_conditioning_is_a_config_error():
-    from genaug.config import config_from_dict
     with pytest.raises(ConfigError, match="gan.conditioning"):
         config_from_dict({"gan": {"conditioning": "projection"}})
