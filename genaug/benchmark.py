@@ -89,6 +89,11 @@ def load_synthetic(gan_dir: Path, classes: list[str], size: int) -> tuple[dict[s
     return images, names
 
 
+def recorded_input_run(run: Run, key: str) -> Path | None:
+    """The GAN or encode run (``key`` gan_run | encode_run) this benchmark run has recorded, if any."""
+    return Path(run.manifest[key]) if run.manifest.get(key) else None
+
+
 def _resolve_input_run(cfg: Config, run: Run, given: str, key: str, what: str, train) -> Path:
     """A given run (checked to match the data), the one this benchmark trained earlier, or a new one."""
     if given:
@@ -98,8 +103,8 @@ def _resolve_input_run(cfg: Config, run: Run, given: str, key: str, what: str, t
         if (d / "config.yaml").is_file():
             _same_data(read_run_config(d), cfg, what, d)
         return d
-    if run.manifest.get(key):
-        return Path(run.manifest[key])
+    if recorded_input_run(run, key):
+        return recorded_input_run(run, key)
     print(f"no --{key.replace('_', '-')} given: training the {what} first", flush=True)
     d = train(_sub_config(cfg, run, key.split("_")[0]))
     run.save_manifest(**{key: str(d)})
@@ -379,8 +384,8 @@ def resumed_config(saved: dict, given: dict, run: Run, extend: bool = True,
         if key not in EXTENDABLE:
             raise ConfigError(f"benchmark run {run.dir} was made with {key}={getattr(b, key)!r}; a resumed run keeps "
                               f"its training settings (start a new run to use {key}={value!r})")
-        if key in ("gan_run", "encode_run") and (getattr(b, key) or run.manifest.get(key)):
-            fixed = getattr(b, key) or run.manifest[key]
+        if key in DEPENDENT_VARIANTS and (getattr(b, key) or recorded_input_run(run, key)):
+            fixed = getattr(b, key) or recorded_input_run(run, key)
             if Path(str(value)).resolve() == Path(str(fixed)).resolve():
                 continue
             if not supersede:
@@ -398,10 +403,11 @@ def supersede_cells(run: Run, key: str, old: str, new: str) -> set[str]:
     aside = run.path(f"superseded-{Path(old).name}")
     moved = []
     for path in sorted(run.path("cells").glob("*.json")):
-        if path.name.split("__")[1] in DEPENDENT_VARIANTS[key]:
+        variant = path.name.split("__")[1]   # cell_key: model__variant__f<fraction>__seed<n>[__fold<k>]
+        if variant in DEPENDENT_VARIANTS[key]:
             aside.mkdir(exist_ok=True)
             path.rename(aside / path.name)
-            moved.append(path.name.split("__")[1])
+            moved.append(variant)
     run.manifest[key] = new
     run.manifest.setdefault("superseded", []).append(
         {"key": key, "old": old, "new": new, "cells_moved": len(moved), "to": aside.name,
@@ -447,8 +453,7 @@ def run_benchmark(cfg: Config, resume: str | None = None, given: dict | None = N
             if distributed.is_main():
                 for key, old, new in replaced:
                     moved |= supersede_cells(run, key, old, new)
-            distributed.barrier()   # no rank may look for cells while rank 0 moves them
-            moved = distributed.broadcast_object(moved)
+            moved = distributed.broadcast_object(moved)   # also holds the other ranks until the cells are moved
             have = cfg.benchmark.variants.split(",")
             cfg.benchmark.variants = ",".join(have + sorted(moved - set(have)))
             write_run_config(run, cfg.to_dict())
@@ -534,8 +539,8 @@ def _benchmark(cfg: Config, run: Run, part: tuple[int, int] | None = None) -> Pa
     if not distributed.is_main():   # rank 0 merges the cells and writes the report
         return run.dir
     # a resume that trains only some variants still reports (and keeps recording) the others' input runs
-    gan_dir = gan_dir or (Path(run.manifest["gan_run"]) if run.manifest.get("gan_run") else None)
-    enc_dir = enc_dir or (Path(run.manifest["encode_run"]) if run.manifest.get("encode_run") else None)
+    gan_dir = gan_dir or recorded_input_run(run, "gan_run")
+    enc_dir = enc_dir or recorded_input_run(run, "encode_run")
     expected = {cell_key(m, v, f, cfg.run.seed + s, k) for k, f, v, m, s in todo}
     missing = sorted(k for k in expected if not (cells_dir / f"{k}.json").is_file())
     if part is not None and missing:
