@@ -103,8 +103,8 @@ def _resolve_input_run(cfg: Config, run: Run, given: str, key: str, what: str, t
         if (d / "config.yaml").is_file():
             _same_data(read_run_config(d), cfg, what, d)
         return d
-    if recorded_input_run(run, key):
-        return recorded_input_run(run, key)
+    if recorded := recorded_input_run(run, key):
+        return recorded
     print(f"no --{key.replace('_', '-')} given: training the {what} first", flush=True)
     d = train(_sub_config(cfg, run, key.split("_")[0]))
     run.save_manifest(**{key: str(d)})
@@ -384,8 +384,7 @@ def resumed_config(saved: dict, given: dict, run: Run, extend: bool = True,
         if key not in EXTENDABLE:
             raise ConfigError(f"benchmark run {run.dir} was made with {key}={getattr(b, key)!r}; a resumed run keeps "
                               f"its training settings (start a new run to use {key}={value!r})")
-        if key in DEPENDENT_VARIANTS and (getattr(b, key) or recorded_input_run(run, key)):
-            fixed = getattr(b, key) or recorded_input_run(run, key)
+        if key in DEPENDENT_VARIANTS and (fixed := getattr(b, key) or recorded_input_run(run, key)):
             if Path(str(value)).resolve() == Path(str(fixed)).resolve():
                 continue
             if not supersede:
