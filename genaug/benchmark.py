@@ -247,7 +247,8 @@ def run_cell(model_name: str, variant: str, fraction: float, seed: int, train: T
     fit = fit_classifier(model, train.x, train.y, val.x, val.y, len(bundle.classes), epochs, b.batch_size, b.lr,
                          b.weight_decay, b.patience, augment=b.augment, seed=seed, device=device,
                          desc=cell_key(model_name, variant, fraction, seed, fold), amp=cfg.run.amp,
-                         schedule=b.schedule, augmentations=b.augmentations, tracker=tracker)
+                         schedule=b.schedule, augmentations=b.augmentations, tracker=tracker,
+                         min_epochs=int(round(b.early_stop_after * epochs)))
     p_val = predict_probs(model, val.x, device=device, amp=cfg.run.amp)
     p_test = predict_probs(model, test.x, device=device, amp=cfg.run.amp)
     thr = choose_threshold(val.y, p_val)
@@ -559,6 +560,7 @@ def _benchmark(cfg: Config, run: Run, part: tuple[int, int] | None = None) -> Pa
         summary["notes"].append(f"{'/'.join(DEPENDENT_VARIANTS[sup['key']])} cells were retrained on {sup['new']}; "
                                 f"the {sup['cells_moved']} trained on {sup['old']} are kept in {sup['to']}/ and are "
                                 "not in these tables")
+    summary["notes"] += run.manifest.get("notes", [])   # what was done to the run by hand, said where it is read
     if skipped_models:
         summary["notes"].append(f"encoded variant runs only the latent CNN ('cnn'); {', '.join(skipped_models)} "
                                 "take pixels and have no encoded cell")

@@ -231,6 +231,12 @@ def train_one_epoch(model, opt, data, labels, weights, batch_size, gen, device, 
     return total / max(seen, 1), seen
 
 
+def stop_early(epoch: int, best_epoch: int, patience: int, min_epochs: int = 0) -> bool:
+    """Patience runs out ``patience`` epochs after the best one, but never counts epochs before
+    ``min_epochs``: early in a decaying schedule the val loss is too noisy to stop on."""
+    return epoch - max(best_epoch, min_epochs) >= patience
+
+
 @torch.no_grad()
 def evaluate_loss(model, data, labels, weights, device, batch_size=256, amp: bool = False) -> float:
     model.eval()
@@ -247,8 +253,9 @@ def fit_classifier(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tenso
                    weight_decay: float = 1e-4, patience: int = 4, augment: bool = True, seed: int = 0,
                    device: torch.device | str = "cpu", desc: str = "train", amp: bool = False,
                    schedule: str = "cosine", augmentations: frozenset | str = DEFAULT_AUGMENTATIONS,
-                   tracker=None, ranks: bool = True) -> FitResult:
-    """Class-weighted cross-entropy, AdamW, a learning-rate schedule, early stopping on val loss with restore-best.
+                   tracker=None, ranks: bool = True, min_epochs: int = 0) -> FitResult:
+    """Class-weighted cross-entropy, AdamW, a learning-rate schedule, early stopping on val loss with restore-best
+    (patience counted from the best epoch, or from ``min_epochs`` if that is later).
 
     On CUDA the uint8 training and validation tensors move to the GPU once (5,840 images at
     224 px are under 300 MB), so batches never cross the bus; ``amp`` turns on bf16 autocast.
@@ -273,7 +280,7 @@ def fit_classifier(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tenso
         steps = len(distributed.rank_batches(len(train_x), bs, seed, 0))
     sched, per_batch = make_scheduler(opt, schedule, epochs, steps)
     augmentations = parse_augmentations(augmentations) if isinstance(augmentations, str) else augmentations
-    best, best_state, bad = math.inf, copy.deepcopy(model.state_dict()), 0
+    best, best_state = math.inf, copy.deepcopy(model.state_dict())
     res = FitResult()
     start = time.perf_counter()
     images = 0
@@ -298,12 +305,10 @@ def fit_classifier(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tenso
         log.info("%s epoch %d: train %.4f val %.4f", desc, epoch, tr_loss, va_loss)
         res.epochs_run = epoch
         if va_loss < best - 1e-4:
-            best, bad, res.best_epoch = va_loss, 0, epoch
+            best, res.best_epoch = va_loss, epoch
             best_state = copy.deepcopy(model.state_dict())
-        else:
-            bad += 1
-            if bad >= patience:
-                break
+        elif stop_early(epoch, res.best_epoch, patience, min_epochs):
+            break
     model.load_state_dict(best_state)
     res.train_seconds = time.perf_counter() - start
     res.images_per_second = images / max(res.train_seconds, 1e-9)

@@ -1,6 +1,6 @@
 import pytest
 
-from genaug.config import load_config
+from genaug.config import config_from_dict, load_config
 from genaug.errors import ConfigError
 
 
@@ -19,6 +19,7 @@ def test_defaults_then_profile_then_flags(tmp_path):
     ("gan:\n  epochs: -1\n", "'gan.epochs' must be positive"),
     ("gan: [1, 2\n", "not valid YAML"),
     ("data:\n  val_fraction: 1.5\n", "data.val_fraction"),
+    ("benchmark:\n  early_stop_after: 1.5\n", "benchmark.early_stop_after"),
 ])
 def test_bad_config_names_the_key(tmp_path, text, match):
     prof = tmp_path / "bad.yaml"
@@ -37,3 +38,13 @@ def test_yaml_is_read_safely(tmp_path):
     prof.write_text("run: !!python/object/apply:os.system ['echo pwned']\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(str(prof))
+
+
+def test_a_saved_config_from_before_early_stop_after_keeps_stopping_from_epoch_one():
+    # a resumed run must train its new cells with the rule its old cells were trained with
+    saved = load_config().to_dict()
+    del saved["benchmark"]["early_stop_after"]
+    assert config_from_dict(saved).benchmark.early_stop_after == 0.0
+    assert load_config().benchmark.early_stop_after == 0.5
+    saved["benchmark"]["early_stop_after"] = 0.25
+    assert config_from_dict(saved).benchmark.early_stop_after == 0.25

@@ -3,7 +3,7 @@ import torch
 
 from genaug.errors import ConfigError
 from genaug.train import (AUGMENTATIONS, DEFAULT_AUGMENTATIONS, augment_batch, augment_latents, fit_classifier,
-                          make_scheduler, pca_lighting)
+                          make_scheduler, pca_lighting, stop_early)
 
 
 @pytest.mark.parametrize("shape", [(3, 256, 14, 14), (2, 8, 4, 4)])
@@ -105,3 +105,28 @@ def test_fit_classifier_with_onecycle_records_the_lr_it_used():
                          schedule="onecycle", augmentations="noise,flip")
     lrs = [h["lr"] for h in res.history]
     assert len(lrs) == 4 and lrs[0] < lrs[1] and lrs[-1] < lrs[1]
+
+
+@pytest.mark.parametrize("epoch,best,patience,min_epochs,stops", [
+    (5, 1, 4, 0, True),     # the old rule: 4 epochs without a better val loss
+    (4, 1, 4, 0, False),
+    (5, 1, 4, 6, False),    # patience does not count the epochs before min_epochs
+    (9, 1, 4, 6, False),
+    (10, 1, 4, 6, True),
+    (10, 6, 4, 6, True),    # a best epoch at or after min_epochs: same as the old rule
+    (12, 9, 4, 6, False),
+])
+def test_stop_early(epoch, best, patience, min_epochs, stops):
+    assert stop_early(epoch, best, patience, min_epochs) is stops
+
+
+@pytest.mark.parametrize("min_epochs,epochs_run", [(0, 2), (3, 4)])
+def test_fit_classifier_waits_for_min_epochs_before_stopping(min_epochs, epochs_run):
+    # lr 0 and no batch norm: the val loss never improves after epoch 1, so patience 1 stops
+    # one epoch after the later of the best epoch (1) and min_epochs
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 2))
+    x, y = torch.randint(0, 256, (8, 1, 4, 4), dtype=torch.uint8), torch.tensor([0, 1] * 4)
+    fit = fit_classifier(model, x, y, x, y, 2, epochs=10, batch_size=4, lr=0.0, patience=1, augment=False,
+                         schedule="constant", min_epochs=min_epochs)
+    assert fit.epochs_run == epochs_run and fit.best_epoch == 1
