@@ -560,6 +560,10 @@ def _benchmark(cfg: Config, run: Run, part: tuple[int, int] | None = None) -> Pa
         summary["notes"].append(f"{'/'.join(DEPENDENT_VARIANTS[sup['key']])} cells were retrained on {sup['new']}; "
                                 f"the {sup['cells_moved']} trained on {sup['old']} are kept in {sup['to']}/ and are "
                                 "not in these tables")
+    if any(c["variant"] == "mixed" for c in cells):
+        summary["notes"].append("mixed cells run the same epochs as real cells over real + synthetic images, so they "
+                                "take proportionally more optimizer steps (see n_train): the comparison is at equal "
+                                "epochs, not equal compute")
     summary["notes"] += run.manifest.get("notes", [])   # what was done to the run by hand, said where it is read
     if skipped_models:
         summary["notes"].append(f"encoded variant runs only the latent CNN ('cnn'); {', '.join(skipped_models)} "

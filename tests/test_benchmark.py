@@ -141,6 +141,7 @@ def test_benchmark_end_to_end_on_tiny_demo_and_resume(tmp_path):
     res = json.loads((run / "results.json").read_text())
     assert {r["variant"] for r in res["table"]} == {"real", "mixed", "synthetic", "encoded"}
     assert {c["variant"] for c in res["comparisons"]} == {"mixed", "synthetic", "encoded"}
+    assert any("equal epochs, not equal compute" in n for n in res["notes"])
     report = (run / "report.md").read_text()
     assert "demo phantoms" in report and "quoted, not measured" in report and "(1 run)" in report
     cell = json.loads((run / "cells" / "cnn__real__f1__seed0.json").read_text())
