@@ -123,6 +123,10 @@ class BenchmarkConfig:
     latent_epochs: int = 0        # 0 = same as epochs
     save_models: bool = False     # write models/<cell>.pt per pixel cell, for genaug predict
 
+    def min_epochs(self, epochs: int) -> int:
+        """The epoch from which early stopping counts patience in a run of ``epochs``."""
+        return int(round(self.early_stop_after * epochs))
+
 
 @dataclass
 class Config:

@@ -216,9 +216,11 @@ def format_markdown(cfg, bundle, table, comps, notes, figs, gan_dir, enc_dir) ->
     else:
         val_text = (f"Validation: {s['val']['images']} real images ({bundle.val_origin}), the same for every "
                     f"cell. Training: {s['train']['images']} real images")
+    start = b.min_epochs(b.epochs)
+    wait = f", counted from epoch {start}" if start > 0 else ""
     L += [f"Test: the real `test` split, {s['test']['images']} images of {s['test']['patients']} patients, the same "
           f"for every cell. {val_text} before any train-fraction subsampling.", "",
-          f"Pixel models at {b.image_size} px, {b.epochs} epochs max (patience {b.patience}); the seeds of each "
+          f"Pixel models at {b.image_size} px, {b.epochs} epochs max (patience {b.patience}{wait}); the seeds of each "
           f"cell are in the table. Mixed = real + synthetic "
           f"({'filled to balance classes' if b.balance else f'{b.synthetic_ratio:g} x real count per class'}). "
           + ("Threshold chosen on validation (Youden's J); the 0.5 threshold is shown beside it." if not multi

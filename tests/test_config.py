@@ -46,5 +46,6 @@ def test_a_saved_config_from_before_early_stop_after_keeps_stopping_from_epoch_o
     del saved["benchmark"]["early_stop_after"]
     assert config_from_dict(saved).benchmark.early_stop_after == 0.0
     assert load_config().benchmark.early_stop_after == 0.5
+    assert load_config().benchmark.min_epochs(12) == 6 and load_config().benchmark.min_epochs(1) == 0
     saved["benchmark"]["early_stop_after"] = 0.25
     assert config_from_dict(saved).benchmark.early_stop_after == 0.25
