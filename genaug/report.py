@@ -332,6 +332,20 @@ def _command_line(argv: list[str]) -> str:
     return " ".join([head] + [shlex.quote(str(a)) for a in argv[1:]])
 
 
+def run_commands(run_dir: Path, manifest: dict) -> list[list[str]]:
+    """The command that made a run, then every resume in time order, including those run as
+    benchmark shards (each shard keeps its own manifest-shardIofN.json beside manifest.json)."""
+    resumes = []
+    for mf in [run_dir / "manifest.json"] + sorted(run_dir.glob("manifest-shard*.json")):
+        m = manifest if mf.name == "manifest.json" else json.loads(mf.read_text(encoding="utf-8"))
+        when, argv = m.get("resumed", []), m.get("resume_argv", [])
+        for i, a in enumerate(argv):   # 'resumed' and 'resume_argv' are appended together on each resume
+            item = (when[i] if i < len(when) else "", a)
+            if item not in resumes:    # a shard's manifest starts as a copy of the main one
+                resumes.append(item)
+    return [manifest.get("argv", [])] + [a for _, a in sorted(resumes, key=lambda t: t[0])]
+
+
 def results_document(run_dirs: list[Path], title: str = "Results") -> str:
     """One Markdown document from finished runs' own reports, each under the commands that made it.
 
@@ -355,7 +369,7 @@ def results_document(run_dirs: list[Path], title: str = "Results") -> str:
         if name is None or not (d / name).is_file():
             raise CheckpointError(f"{d} has no finished report ({name or 'unknown run kind ' + repr(kind)}); "
                                   "finish the run (--resume) first")
-        cmds = [manifest.get("argv", [])] + list(manifest.get("resume_argv", []))
+        cmds = run_commands(d, manifest)
         L += [f"## `genaug {kind}`: {d.name}", "", "```bash"] + [_command_line(c) for c in cmds] + ["```", "",
               f"Started {manifest.get('started', '?')}, last updated {manifest.get('updated', '?')}; genaug commit "
               f"`{str(manifest.get('git_commit', '?'))[:10]}`, torch {manifest.get('versions', {}).get('torch', '?')}, "
