@@ -257,14 +257,13 @@ def format_markdown(cfg, bundle, table, comps, notes, figs, gan_dir, enc_dir) ->
                      f"{c['mcnemar_pooled_over_seeds']['p_value']:.3g} |")
     lat = [r for r in table if r["variant"] == "encoded"]
     pix = {(r["model"], r["train_fraction"]): r for r in table if r["variant"] == "real"}
-    for r in lat:
-        p = pix.get(("cnn", r["train_fraction"]))
-        if p:
-            L += ["", f"Speed in these cells: the latent CNN took {r['seconds_per_epoch_mean']:.1f} s/epoch against "
-                  f"{p['seconds_per_epoch_mean']:.1f} s/epoch for the pixel CNN at {b.image_size} px "
-                  f"({p['seconds_per_epoch_mean'] / max(r['seconds_per_epoch_mean'], 1e-9):.1f}x); encoding "
-                  "time is not included (it is paid once per data set). Cells may have run under different "
-                  "machine load; `bench/latent_vs_pixel.py` compares the two under the same load."]
+    speeds = [f"train fraction {r['train_fraction']:g}: {r['seconds_per_epoch_mean']:.1f} against "
+              f"{p['seconds_per_epoch_mean']:.1f} ({p['seconds_per_epoch_mean'] / max(r['seconds_per_epoch_mean'], 1e-9):.1f}x)"
+              for r in lat if (p := pix.get(("cnn", r["train_fraction"])))]
+    if speeds:
+        L += ["", f"Speed in these cells, s/epoch of the latent CNN against the pixel CNN at {b.image_size} px: "
+              f"{'; '.join(speeds)}. Encoding time is not included (it is paid once per data set). Cells may have "
+              "run under different machine load; `bench/latent_vs_pixel.py` compares the two under the same load."]
     if bundle.synthetic:
         L += ["", "Published figures for the Kermany test split are not shown: this run used demo phantoms "
               "(quoted, not measured by genaug, in reports on real data)."]

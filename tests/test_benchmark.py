@@ -143,6 +143,7 @@ def test_benchmark_end_to_end_on_tiny_demo_and_resume(tmp_path):
     assert {c["variant"] for c in res["comparisons"]} == {"mixed", "synthetic", "encoded"}
     assert any("equal epochs, not equal compute" in n for n in res["notes"])
     report = (run / "report.md").read_text()
+    assert report.count("Speed in these cells") == 1 and "train fraction 1: " in report
     assert "demo phantoms" in report and "quoted, not measured" in report and "(1 run)" in report
     cell = json.loads((run / "cells" / "cnn__real__f1__seed0.json").read_text())
     assert cell["n_test"] == len(cell["test_labels"]) and cell["n_train_synthetic"] == 0
