@@ -5,7 +5,8 @@ Protocol (checked, not assumed):
   patient-level val split for every cell (its latents for the encoded variant);
 - synthetic images only ever join the training set, and no test or val image does;
 - each (model, variant, train fraction, seed) cell is one JSON file under cells/,
-  written atomically; a rerun skips finished cells, so an interrupted run resumes.
+  written atomically; a rerun skips finished cells and continues a cell in progress from
+  its last epoch (partial/<cell>.pt), so an interrupted run resumes.
 """
 from __future__ import annotations
 
@@ -236,7 +237,8 @@ def cell_key(model: str, variant: str, fraction: float, seed: int, fold: int | N
 
 def run_cell(model_name: str, variant: str, fraction: float, seed: int, train: TrainSet, val: TrainSet,
              test: TrainSet, bundle: DataBundle, cfg: Config, device, save_to: Path | None = None,
-             fold: int | None = None, tracker: Tracker | None = None) -> dict:
+             fold: int | None = None, tracker: Tracker | None = None, partial: Path | None = None) -> dict:
+    """Train and test one cell; ``partial`` is where its fit keeps the state to resume from."""
     b = cfg.benchmark
     seed_everything(seed)
     latent = variant == "encoded"
@@ -248,7 +250,7 @@ def run_cell(model_name: str, variant: str, fraction: float, seed: int, train: T
                          b.weight_decay, b.patience, augment=b.augment, seed=seed, device=device,
                          desc=cell_key(model_name, variant, fraction, seed, fold), amp=cfg.run.amp,
                          schedule=b.schedule, augmentations=b.augmentations, tracker=tracker,
-                         min_epochs=b.min_epochs(epochs))
+                         min_epochs=b.min_epochs(epochs), checkpoint=partial)
     p_val = predict_probs(model, val.x, device=device, amp=cfg.run.amp)
     p_test = predict_probs(model, test.x, device=device, amp=cfg.run.amp)
     thr = choose_threshold(val.y, p_val)
@@ -528,9 +530,14 @@ def _benchmark(cfg: Config, run: Run, part: tuple[int, int] | None = None) -> Pa
             distributed.say(f"[{i}/{len(todo)}] {key}: {len(train.x)} training images "
                             f"({sum(p.startswith('synthetic:') for p in train.provenance)} synthetic)", flush=True)
             save_to = run.path("models", f"{key}.pt") if b.save_models else None
+            partial = run.path("partial", f"{key}.pt")   # a cell takes hours on a CPU: keep its epochs
+            partial.parent.mkdir(exist_ok=True)
+            if partial.is_file():
+                distributed.say(f"    continuing from {partial}", flush=True)
             cell = run_cell(model, variant, frac, seed, train, val, test, fold_data, cfg, device, save_to, fold,
-                            tracker)
+                            tracker, partial)
             write_json(path, cell)
+            partial.unlink(missing_ok=True)
             m = cell["test_at_val_threshold"]
             distributed.say(f"    test accuracy {m['accuracy']:.3f} (0.5: {cell['test_at_0.5']['accuracy']:.3f}), "
                             f"ROC-AUC {m['roc_auc']:.3f}, {cell['seconds_per_epoch']:.1f} s/epoch", flush=True)

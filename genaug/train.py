@@ -11,6 +11,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,7 +22,8 @@ from tqdm import tqdm
 from genaug import distributed
 # the switches' names and defaults live with the other defaults, in config
 from genaug.config import AUGMENTATIONS, DEFAULT_AUGMENTATIONS, SCHEDULES, parse_augmentations  # noqa: F401
-from genaug.errors import ConfigError, TrainingDiverged
+from genaug.errors import CheckpointError, ConfigError, TrainingDiverged
+from genaug.runs import atomic_torch_save, load_checkpoint
 
 log = logging.getLogger("genaug")
 
@@ -156,6 +158,18 @@ def check_finite(loss: torch.Tensor, what: str) -> None:
                                "(lower the learning rate or check the data)")
 
 
+def load_fit_state(path: Path, epochs: int, seed: int, n_train: int) -> dict:
+    """A fit's saved training state, checked to belong to this fit (a stale file from other settings
+    would otherwise continue the wrong training)."""
+    saved = load_checkpoint(path, ("epoch", "epochs", "seed", "n_train", "model", "optimizer", "best_state"),
+                            "classifier training checkpoint")
+    mine = {"epochs": epochs, "seed": seed, "n_train": n_train}
+    theirs = {k: saved[k] for k in mine}
+    if theirs != mine:
+        raise CheckpointError(f"{path} holds a fit with {theirs}, not {mine}; delete it to train this one from the start")
+    return saved
+
+
 @dataclass
 class FitResult:
     history: list[dict] = field(default_factory=list)
@@ -253,7 +267,8 @@ def fit_classifier(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tenso
                    weight_decay: float = 1e-4, patience: int = 4, augment: bool = True, seed: int = 0,
                    device: torch.device | str = "cpu", desc: str = "train", amp: bool = False,
                    schedule: str = "cosine", augmentations: frozenset | str = DEFAULT_AUGMENTATIONS,
-                   tracker=None, ranks: bool = True, min_epochs: int = 0) -> FitResult:
+                   tracker=None, ranks: bool = True, min_epochs: int = 0,
+                   checkpoint: Path | None = None) -> FitResult:
     """Class-weighted cross-entropy, AdamW, a learning-rate schedule, early stopping on val loss with restore-best
     (patience counted from the best epoch, or from ``min_epochs`` if that is later).
 
@@ -261,9 +276,16 @@ def fit_classifier(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tenso
     224 px are under 300 MB), so batches never cross the bus; ``amp`` turns on bf16 autocast.
     Under torchrun (and ``ranks``) each rank trains on its share of every epoch with DDP;
     ``ranks=False`` trains in this process alone (e.g. a small job only rank 0 does).
+
+    ``checkpoint``: after every epoch the whole training state is written there, and a file found
+    there at the start is continued from, so an interrupted fit resumes at its next epoch and ends
+    as the uninterrupted one would have. The caller deletes it once the result is kept. Under
+    torchrun no such file is used: each rank draws its own augmentations, and a fit there is short.
     """
     model.to(device)
     ddp = ranks and distributed.active()
+    if ddp:
+        checkpoint = None
     weights = class_weights(train_y.numpy(), n_classes).to(device)
     home = resident_device(device)
     if home.type == "cuda":
@@ -283,8 +305,23 @@ def fit_classifier(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tenso
     best, best_state = math.inf, copy.deepcopy(model.state_dict())
     res = FitResult()
     start = time.perf_counter()
-    images = 0
-    for epoch in range(1, epochs + 1):
+    images, first, done, earlier_seconds = 0, 1, False, 0.0
+    if checkpoint is not None and Path(checkpoint).is_file():
+        saved = load_fit_state(checkpoint, epochs, seed, len(train_x))
+        model.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["optimizer"])
+        if sched is not None:
+            sched.load_state_dict(saved["scheduler"])
+        best, best_state = saved["best"], saved["best_state"]
+        res.history, res.best_epoch, res.epochs_run = list(saved["history"]), saved["best_epoch"], saved["epoch"]
+        images, earlier_seconds, done = saved["images"], saved["seconds"], saved["done"]
+        gen.set_state(saved["generator"])
+        torch.set_rng_state(saved["torch_rng"])   # dropout draws from the global generator
+        first = saved["epoch"] + 1
+        log.info("%s: resuming at epoch %d of %d from %s", desc, first, epochs, checkpoint)
+    for epoch in range(first, epochs + 1):
+        if done:
+            break
         lr_now = opt.param_groups[0]["lr"]
         batches = distributed.rank_batches(len(train_x), bs, seed, epoch) if ddp else None
         tr_loss, seen = train_one_epoch(net, opt, train_x, train_y, weights, bs, gen, device, augment,
@@ -307,9 +344,17 @@ def fit_classifier(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tenso
         if va_loss < best - 1e-4:
             best, res.best_epoch = va_loss, epoch
             best_state = copy.deepcopy(model.state_dict())
-        elif stop_early(epoch, res.best_epoch, patience, min_epochs):
-            break
+        else:
+            done = stop_early(epoch, res.best_epoch, patience, min_epochs)
+        if checkpoint is not None:
+            atomic_torch_save({
+                "kind": "classifier fit", "epoch": epoch, "epochs": epochs, "seed": seed, "n_train": len(train_x),
+                "model": model.state_dict(), "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict() if sched is not None else None,
+                "best": best, "best_epoch": res.best_epoch, "best_state": best_state, "history": res.history,
+                "images": images, "seconds": earlier_seconds + time.perf_counter() - start, "done": done,
+                "generator": gen.get_state(), "torch_rng": torch.get_rng_state()}, Path(checkpoint))
     model.load_state_dict(best_state)
-    res.train_seconds = time.perf_counter() - start
+    res.train_seconds = earlier_seconds + time.perf_counter() - start
     res.images_per_second = images / max(res.train_seconds, 1e-9)
     return res

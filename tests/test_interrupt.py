@@ -138,3 +138,27 @@ def test_benchmark_sigkill_between_cells_then_resume_keeps_finished_cells(tmp_pa
     assert len(list((run / "cells").glob("*.json"))) == 4
     assert json.loads((run / "results.json").read_text())["table"][0]["seeds"] == [0, 1, 2, 3]
     assert not [p for p in run.rglob("*") if ".tmp" in p.name]
+
+
+@pytest.mark.slow
+def test_benchmark_sigkill_inside_a_cell_resumes_at_its_next_epoch_with_the_same_result(tmp_path):
+    # on a CPU one ResNet cell takes over an hour: a kill must cost at most the epoch in progress
+    prof = tmp_path / "b.yaml"
+    prof.write_text(TINY.replace("epochs: 1\n  batch_size: 16\n  bootstrap",
+                                 f"epochs: {EPOCHS}\n  patience: {EPOCHS}\n  batch_size: 16\n  bootstrap"))
+    out = tmp_path / "o"
+    key = "cnn__real__f1__seed0"
+    proc = _start(["benchmark", "--profile", prof, "--variants", "real", "--seeds", 1, "--out", out])
+    run = _kill_after_first_checkpoint(proc, out, "benchmark", f"partial/{key}.pt")
+    killed_at = torch.load(run / "partial" / f"{key}.pt", weights_only=True)["epoch"]
+    assert 1 <= killed_at < EPOCHS and not (run / "cells" / f"{key}.json").exists()
+    r = genaug("benchmark", "--resume", run)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert f"continuing from {run / 'partial' / key}.pt" in r.stdout
+    assert not list((run / "partial").iterdir()), "the finished cell's training state was left behind"
+    r = genaug("benchmark", "--profile", prof, "--variants", "real", "--seeds", 1, "--out", tmp_path / "whole")
+    assert r.returncode == 0, r.stderr[-2000:]
+    resumed, whole = (json.loads((d / "cells" / f"{key}.json").read_text())
+                      for d in (run, only_run(tmp_path / "whole", "benchmark")))
+    assert resumed["epochs_run"] == EPOCHS
+    assert _without_timings(resumed) == _without_timings(whole)

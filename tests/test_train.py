@@ -130,3 +130,50 @@ def test_fit_classifier_waits_for_min_epochs_before_stopping(min_epochs, epochs_
     fit = fit_classifier(model, x, y, x, y, 2, epochs=10, batch_size=4, lr=0.0, patience=1, augment=False,
                          schedule="constant", min_epochs=min_epochs)
     assert fit.epochs_run == epochs_run and fit.best_epoch == 1
+
+
+def _small_net():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
+                               torch.nn.Flatten(), torch.nn.Dropout(0.5), torch.nn.Linear(4 * 6 * 6, 2))
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "onecycle", "constant"])
+def test_interrupted_fit_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path, monkeypatch, schedule):
+    import genaug.train as train
+
+    x = torch.randint(0, 256, (24, 1, 8, 8), dtype=torch.uint8)
+    y = torch.arange(24) % 2
+    kw = dict(epochs=4, batch_size=8, lr=0.01, patience=10, schedule=schedule, seed=3)
+    whole = _small_net()
+    ref = fit_classifier(whole, x, y, x[:8], y[:8], 2, checkpoint=tmp_path / "whole.pt", **kw)
+
+    real_eval, calls = train.evaluate_loss, []
+
+    def stop_in_epoch_3(*a, **k):   # the process dies during epoch 3; epochs 1 and 2 were saved
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_eval(*a, **k)
+
+    monkeypatch.setattr(train, "evaluate_loss", stop_in_epoch_3)
+    with pytest.raises(KeyboardInterrupt):
+        fit_classifier(_small_net(), x, y, x[:8], y[:8], 2, checkpoint=tmp_path / "cut.pt", **kw)
+    assert torch.load(tmp_path / "cut.pt", weights_only=True)["epoch"] == 2
+    monkeypatch.setattr(train, "evaluate_loss", real_eval)
+    torch.manual_seed(123)   # the global generator is restored from the file, not from this
+    resumed_net = _small_net()
+    resumed = fit_classifier(resumed_net, x, y, x[:8], y[:8], 2, checkpoint=tmp_path / "cut.pt", **kw)
+
+    assert resumed.history == ref.history and resumed.epochs_run == 4
+    for (name, a), b in zip(whole.state_dict().items(), resumed_net.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def test_a_fit_checkpoint_from_other_settings_is_refused(tmp_path):
+    from genaug.errors import CheckpointError
+
+    x, y = torch.randint(0, 256, (8, 1, 8, 8), dtype=torch.uint8), torch.tensor([0, 1] * 4)
+    fit_classifier(_small_net(), x, y, x, y, 2, epochs=1, batch_size=4, lr=0.01, checkpoint=tmp_path / "c.pt")
+    with pytest.raises(CheckpointError, match="delete it to train this one from the start"):
+        fit_classifier(_small_net(), x, y, x, y, 2, epochs=3, batch_size=4, lr=0.01, checkpoint=tmp_path / "c.pt")
