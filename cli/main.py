@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
+import time
 from typing import Optional
 
 import typer
@@ -188,9 +189,13 @@ def benchmark_cmd(
                  weights_dir=weights_dir, save_models=save_models, schedule=schedule, augmentations=augmentations,
                  augment=augment, folds=folds)
     cfg = build_config(profile, data=d, run=r, benchmark=flags)
+    started = time.time()
     run_dir = run_benchmark(cfg, resume=resume, given={k: v for k, v in flags.items() if v is not None},
                             shard=shard, supersede=supersede)
-    _announce(f"run: {run_dir}\nreport: {run_dir / 'report.md'}")
+    report = run_dir / "report.md"
+    # a shard that leaves cells to other shards writes no report: name only one this command wrote
+    wrote = report.is_file() and report.stat().st_mtime >= started - 1
+    _announce(f"run: {run_dir}" + (f"\nreport: {report}" if wrote else ""))
 
 
 @app.command("predict")

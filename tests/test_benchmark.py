@@ -241,8 +241,10 @@ def test_shards_split_the_cells_and_the_last_one_writes_the_report(tmp_path):
     assert sorted(p.name for p in (run / "cells").glob("*.json")) == [
         "cnn__real__f1__seed0.json", "cnn__real__f1__seed2.json"]
     assert "still with other shards" in r.stdout and not (run / "report.md").exists()
+    assert "report:" not in r.stdout + r.stderr   # it wrote none, so it names none
     r = genaug("benchmark", "--resume", run, "--shard", "2/2")
     assert r.returncode == 0, r.stderr[-3000:]
+    assert f"report: {run / 'report.md'}" in r.stdout + r.stderr
     assert len(list((run / "cells").glob("*.json"))) == 3 and (run / "report.md").is_file()
     assert json.loads((run / "results.json").read_text())["table"][0]["seeds"] == [0, 1, 2]
     assert (run / "manifest-shard1of2.json").is_file() and (run / "manifest-shard2of2.json").is_file()
