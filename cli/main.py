@@ -175,6 +175,7 @@ def benchmark_cmd(
     augment: Optional[bool] = typer.Option(None, "--augment/--no-augment", help="training augmentation on or off"),
     folds: Optional[int] = typer.Option(None, "--folds", help="K >= 2: K-fold cross-validation over train+val, grouped by patient (test untouched)"),
     supersede: bool = typer.Option(False, "--supersede", help="with --resume and another --gan-run/--encode-run: move the cells trained on the old run to superseded-<old run>/ and retrain them on the new one"),
+    report_only: bool = typer.Option(False, "--report-only", help="with --resume RUN: write the report from the cells finished so far (e.g. while shards still train), training nothing"),
     shard: Optional[str] = typer.Option(None, "--shard", help="I/N: train only every N-th cell starting at I (1-based), to split a run across processes or machines sharing --resume RUN"),
     seed: Optional[int] = SeedOpt, device: Optional[str] = DeviceOpt, out: Optional[str] = OutOpt,
     name: Optional[str] = NameOpt, cache: Optional[str] = CacheOpt, tensorboard: Optional[bool] = TensorboardOpt,
@@ -191,7 +192,7 @@ def benchmark_cmd(
     cfg = build_config(profile, data=d, run=r, benchmark=flags)
     started = time.time()
     run_dir = run_benchmark(cfg, resume=resume, given={k: v for k, v in flags.items() if v is not None},
-                            shard=shard, supersede=supersede)
+                            shard=shard, supersede=supersede, report_only=report_only)
     report = run_dir / "report.md"
     # a shard that leaves cells to other shards writes no report: name only one this command wrote
     wrote = report.is_file() and report.stat().st_mtime >= started - 1

@@ -434,7 +434,7 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
 
 
 def run_benchmark(cfg: Config, resume: str | None = None, given: dict | None = None, shard: str | None = None,
-                  supersede: bool = False) -> Path:
+                  supersede: bool = False, report_only: bool = False) -> Path:
     """A new benchmark run, or ``resume`` one: finished cells are kept and ``given`` (the benchmark
     flags the user passed) may add seeds, models, variants or train fractions to it, or with
     ``supersede`` replace its GAN or encode run (the cells trained on the old one are moved aside).
@@ -443,14 +443,21 @@ def run_benchmark(cfg: Config, resume: str | None = None, given: dict | None = N
     processes or machines sharing the run directory split the work without locks: every cell
     is its own atomically written file, and whichever shard finds all cells present writes
     the report.
+
+    ``report_only`` writes the report of ``resume`` from the cells finished so far and trains
+    nothing, e.g. while its shards still run; the report lists the cells it lacks.
     """
     part = parse_shard(shard)
+    if report_only and (not resume or part is not None or given or supersede):
+        raise ConfigError("--report-only reports a run as it is: give it --resume RUN and no --shard, "
+                          "--supersede or benchmark settings")
     join_ranks(cfg)
     if resume:
-        run = open_run(resume, "benchmark", clear_stale=part is None)
+        # another process may be writing into the run (a shard): leave its temporary files alone
+        run = open_run(resume, "benchmark", clear_stale=part is None and not report_only)
         cfg, replaced = resumed_config(read_run_config(run.dir), given or {}, run, extend=part is None,
                                        supersede=supersede)
-        if part is None:
+        if part is None and not report_only:
             moved = set()
             if distributed.is_main():
                 for key, old, new in replaced:
@@ -465,12 +472,12 @@ def run_benchmark(cfg: Config, resume: str | None = None, given: dict | None = N
         run.manifest_name = f"manifest-shard{part[0] + 1}of{part[1]}.json"
         run.save_manifest(shard=f"{part[0] + 1}/{part[1]}")
     try:
-        return _benchmark(cfg, run, part)
+        return _benchmark(cfg, run, part, report_only)
     finally:
         run.close()
 
 
-def _benchmark(cfg: Config, run: Run, part: tuple[int, int] | None = None) -> Path:
+def _benchmark(cfg: Config, run: Run, part: tuple[int, int] | None = None, report_only: bool = False) -> Path:
     from genaug.report import write_report
 
     b = cfg.benchmark
@@ -501,7 +508,7 @@ def _benchmark(cfg: Config, run: Run, part: tuple[int, int] | None = None) -> Pa
     todo = [(k, f, v, m, s) for k in fold_ids for f in fractions for v in variants for m in models
             for s in range(b.seeds) if not (v == "encoded" and m != "cnn")]
     skipped_models = sorted({m for m in models if m != "cnn"}) if "encoded" in variants else []
-    mine = set(range(len(todo))) if part is None else set(range(part[0], len(todo), part[1]))
+    mine = set() if report_only else set(range(len(todo))) if part is None else set(range(part[0], len(todo), part[1]))
     tracker = tracker_for(cfg, run)
     # cells come grouped by fold, then (fraction, variant): build and check each group's sets once
     data_for, sets_for, sets = None, None, None
@@ -559,6 +566,9 @@ def _benchmark(cfg: Config, run: Run, part: tuple[int, int] | None = None) -> Pa
     cells = [json.loads(p.read_text()) for p in sorted(cells_dir.glob("*.json"))]
     summary = aggregate(cells, bundle.classes, b.bootstrap)
     summary["notes"] = list(bundle.notes)
+    if missing:   # only a --report-only report gets here with cells missing
+        summary["notes"].insert(0, f"interim report: {len(missing)} of {len(todo)} planned cells are not trained yet "
+                                   f"({', '.join(missing)}); each row counts the seeds it has")
     if b.folds > 1 and (gan_dir is not None or enc_dir is not None):
         summary["notes"].append("K-fold: the GAN and the autoencoder were trained on the original training split, "
                                 "which overlaps the other folds' validation parts; that touches validation "
@@ -576,7 +586,8 @@ def _benchmark(cfg: Config, run: Run, part: tuple[int, int] | None = None) -> Pa
         summary["notes"].append(f"encoded variant runs only the latent CNN ('cnn'); {', '.join(skipped_models)} "
                                 "take pixels and have no encoded cell")
     write_report(run, cfg, bundle, summary, cells, gan_dir, enc_dir)
-    run.save_manifest(finished=True, cells=len(cells), gan_run=str(gan_dir) if gan_dir else None,
+    done = {"finished": True} if not missing else {}
+    run.save_manifest(**done, cells=len(cells), missing_cells=len(missing), gan_run=str(gan_dir) if gan_dir else None,
                       encode_run=str(enc_dir) if enc_dir else None)
     return run.dir
 

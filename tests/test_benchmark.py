@@ -241,10 +241,23 @@ def test_shards_split_the_cells_and_the_last_one_writes_the_report(tmp_path):
     assert sorted(p.name for p in (run / "cells").glob("*.json")) == [
         "cnn__real__f1__seed0.json", "cnn__real__f1__seed2.json"]
     assert "still with other shards" in r.stdout and not (run / "report.md").exists()
-    assert "report:" not in r.stdout + r.stderr   # it wrote none, so it names none
+    assert "report: " not in r.stdout + r.stderr   # it wrote none, so it names none
+    # an interim report of the cells so far, training nothing and saying what it lacks
+    r = genaug("benchmark", "--resume", run, "--report-only")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert len(list((run / "cells").glob("*.json"))) == 2 and not list((run / "partial").glob("*"))
+    assert json.loads((run / "results.json").read_text())["table"][0]["seeds"] == [0, 2]
+    assert "interim report: 1 of 3 planned cells are not trained yet (cnn__real__f1__seed1)" in (
+        run / "report.md").read_text()
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["missing_cells"] == 1 and "finished" not in manifest
+    for bad in (["--profile", prof, "--report-only", "--out", out], ["--resume", run, "--report-only", "--seeds", 4]):
+        r = genaug("benchmark", *bad)
+        assert r.returncode == 2 and "--report-only reports a run as it is" in r.stderr and "Traceback" not in r.stderr
     r = genaug("benchmark", "--resume", run, "--shard", "2/2")
     assert r.returncode == 0, r.stderr[-3000:]
     assert f"report: {run / 'report.md'}" in r.stdout + r.stderr
+    assert "interim report" not in (run / "report.md").read_text()
     assert len(list((run / "cells").glob("*.json"))) == 3 and (run / "report.md").is_file()
     assert json.loads((run / "results.json").read_text())["table"][0]["seeds"] == [0, 1, 2]
     assert (run / "manifest-shard1of2.json").is_file() and (run / "manifest-shard2of2.json").is_file()
