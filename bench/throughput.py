@@ -38,13 +38,14 @@ def timed(fn, steps: int, batch: int, device) -> float:
     return steps * batch / (time.perf_counter() - t0)
 
 
-def classifier_step(name, size, batch, device, amp=False):
+def classifier_step(name, size, batch, device, amp=False, channels_last=None):
+    channels_last = amp if channels_last is None else channels_last
     model = build_classifier(name, 2, image_size=size).to(device)
-    if amp:
+    if channels_last:
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     x = torch.rand(batch, 1, size, size, device=device)
-    if amp:
+    if channels_last:
         x = x.to(memory_format=torch.channels_last)
     y = torch.randint(0, 2, (batch,), device=device)
 
