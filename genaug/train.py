@@ -317,6 +317,8 @@ def fit_classifier(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tenso
         images, earlier_seconds, done = saved["images"], saved["seconds"], saved["done"]
         gen.set_state(saved["generator"])
         torch.set_rng_state(saved["torch_rng"])   # dropout draws from the global generator
+        if saved.get("cuda_rng") is not None and home.type == "cuda":
+            torch.cuda.set_rng_state(saved["cuda_rng"], home)   # ... or from the GPU's, on a GPU
         first = saved["epoch"] + 1
         log.info("%s: resuming at epoch %d of %d from %s", desc, first, epochs, checkpoint)
     for epoch in range(first, epochs + 1):
@@ -353,7 +355,8 @@ def fit_classifier(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tenso
                 "scheduler": sched.state_dict() if sched is not None else None,
                 "best": best, "best_epoch": res.best_epoch, "best_state": best_state, "history": res.history,
                 "images": images, "seconds": earlier_seconds + time.perf_counter() - start, "done": done,
-                "generator": gen.get_state(), "torch_rng": torch.get_rng_state()}, Path(checkpoint))
+                "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state(home) if home.type == "cuda" else None}, Path(checkpoint))
     model.load_state_dict(best_state)
     res.train_seconds = earlier_seconds + time.perf_counter() - start
     res.images_per_second = images / max(res.train_seconds, 1e-9)
