@@ -273,6 +273,23 @@ def report_cmd(
         typer.echo(doc)
 
 
+@app.command("archive")
+def archive_cmd(
+    runs: list[str] = typer.Argument(..., help="run directories (gan, encode, benchmark, ...)"),
+    to: str = typer.Option(..., "--to", help="archive root: each run goes to TO/<command>/<run name>/ "
+                                             "(e.g. docs/runs, to keep results in version control)"),
+):
+    """Copy runs' results (config, manifests, log, metrics, cells, reports, plots) without weights,
+    latents, synthetic image files or pictures of real X-rays. An archived benchmark run can be
+    resumed to add cells, and `genaug report` reads it; archiving again updates it."""
+    from genaug.runs import archive_run
+
+    for r in runs:
+        dest, copied, skipped = archive_run(r, to)
+        typer.echo(f"archived {len(copied)} files of {r} to {dest}; left out {len(skipped)} "
+                   f"(listed in {dest / 'archived.json'})")
+
+
 class Interrupted(Exception):
     """Ctrl-C, raised from our own SIGINT handler so that click does not swallow it as 'Aborted!'."""
 

@@ -105,6 +105,9 @@ def _resolve_input_run(cfg: Config, run: Run, given: str, key: str, what: str, t
             _same_data(read_run_config(d), cfg, what, d)
         return d
     if recorded := recorded_input_run(run, key):
+        if not recorded.is_dir():
+            raise CheckpointError(f"this benchmark's {what} run {recorded} is gone (an archived or moved run?); "
+                                  f"give --{key.replace('_', '-')} RUN --supersede to train its cells on another")
         return recorded
     print(f"no --{key.replace('_', '-')} given: training the {what} first", flush=True)
     d = train(_sub_config(cfg, run, key.split("_")[0]))
@@ -494,14 +497,6 @@ def _benchmark(cfg: Config, run: Run, part: tuple[int, int] | None = None, repor
                 raise ConfigError(f"{how} with the {var} variant needs {flag}: train it once "
                                   f"(genaug {'gan' if key == 'gan_run' else 'encode'}) and give it")
     device, bundle = start_job(cfg, run, b.image_size)
-    gan_dir = resolve_gan_run(cfg, run) if {"mixed", "synthetic"} & set(variants) else None
-    enc_dir = resolve_encode_run(cfg, run) if "encoded" in variants else None
-    synthetic = syn_names = latents = None
-    if gan_dir is not None:
-        synthetic, syn_names = load_synthetic(gan_dir, bundle.classes, b.image_size)
-    if enc_dir is not None:
-        latents = load_latents(enc_dir)
-        _check_latents_match(latents, bundle, enc_dir)
     cells_dir = run.path("cells")
     cells_dir.mkdir(exist_ok=True)
     fold_ids = list(range(b.folds)) if b.folds > 1 else [None]
@@ -509,15 +504,26 @@ def _benchmark(cfg: Config, run: Run, part: tuple[int, int] | None = None, repor
             for s in range(b.seeds) if not (v == "encoded" and m != "cnn")]
     skipped_models = sorted({m for m in models if m != "cnn"}) if "encoded" in variants else []
     mine = set() if report_only else set(range(len(todo))) if part is None else set(range(part[0], len(todo), part[1]))
+    # only cells still to train need the GAN's images or the latents: a run whose mixed cells are
+    # done (or an archived run, which keeps neither) reports and adds real cells without them
+    keys = [cell_key(m, v, f, cfg.run.seed + s, k) for k, f, v, m, s in todo]
+    pending = {todo[i][2] for i in mine if not (cells_dir / f"{keys[i]}.json").is_file()}
+    gan_dir = resolve_gan_run(cfg, run) if {"mixed", "synthetic"} & pending else None
+    enc_dir = resolve_encode_run(cfg, run) if "encoded" in pending else None
+    synthetic = syn_names = latents = None
+    if gan_dir is not None:
+        synthetic, syn_names = load_synthetic(gan_dir, bundle.classes, b.image_size)
+    if enc_dir is not None:
+        latents = load_latents(enc_dir)
+        _check_latents_match(latents, bundle, enc_dir)
     tracker = tracker_for(cfg, run)
     # cells come grouped by fold, then (fraction, variant): build and check each group's sets once
     data_for, sets_for, sets = None, None, None
     fold_data, fold_lat = bundle, latents
     folds = PatientFolds(bundle, b.folds, cfg.data.split_seed, latents) if b.folds > 1 else None
     try:
-        for i, (fold, frac, variant, model, s) in enumerate(todo, 1):
+        for i, ((fold, frac, variant, model, s), key) in enumerate(zip(todo, keys), 1):
             seed = cfg.run.seed + s
-            key = cell_key(model, variant, frac, seed, fold)
             path = cells_dir / f"{key}.json"
             if path.is_file():
                 distributed.say(f"[{i}/{len(todo)}] {key}: done earlier, kept", flush=True)
@@ -555,8 +561,7 @@ def _benchmark(cfg: Config, run: Run, part: tuple[int, int] | None = None, repor
     # a resume that trains only some variants still reports (and keeps recording) the others' input runs
     gan_dir = gan_dir or recorded_input_run(run, "gan_run")
     enc_dir = enc_dir or recorded_input_run(run, "encode_run")
-    expected = {cell_key(m, v, f, cfg.run.seed + s, k) for k, f, v, m, s in todo}
-    missing = sorted(k for k in expected if not (cells_dir / f"{k}.json").is_file())
+    missing = sorted(k for k in set(keys) if not (cells_dir / f"{k}.json").is_file())
     if part is not None and missing:
         print(f"shard {part[0] + 1}/{part[1]} finished its cells; {len(missing)} of {len(todo)} cells are still "
               "with other shards. The last shard to finish writes the report (or run "

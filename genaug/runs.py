@@ -133,7 +133,9 @@ def git_commit() -> str:
         head = out.stdout.strip()
         if not head:
             return "unknown"
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+        # only the code counts: results archived in the repo (docs/runs) change without changing it
+        code = [f":(top){p}" for p in ("genaug", "cli", "configs", "pyproject.toml")]
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", *code], cwd=here,
                                capture_output=True, text=True, timeout=5).stdout.strip()
         return head + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
@@ -259,6 +261,73 @@ def latest_run(out_root: str | Path, command: str) -> Path | None:
         return None
     dirs = sorted((p for p in base.iterdir() if p.is_dir()), key=lambda p: p.name)
     return dirs[-1] if dirs else None
+
+
+# What an archive leaves out: weights and latents are large and can be remade; images that show
+# real X-rays (the autoencoder's originals beside their reconstructions, the memorization pairs of
+# synthetic images and their nearest training images, Grad-CAM overlays) are data that must not
+# travel with results.
+ARCHIVE_SKIP_DIRS = {"partial": "unfinished training state", "models": "weights", "latents": "latents",
+                     "synthetic": "synthetic image files", "tensorboard": "event logs", "cache": "data cache"}
+ARCHIVE_SKIP_SUFFIXES = {".pt": "weights", ".safetensors": "weights", ".npy": "arrays", ".npz": "arrays",
+                         ".tmp": "unfinished write"}
+ARCHIVE_REAL_PIXELS = ("reconstructions.png", "memorization-*.png", "*_gradcam.png")
+ARCHIVE_MAX_BYTES = 2_000_000
+
+
+def _archive_skip(rel: Path, size: int, last_grids: set[Path]) -> str | None:
+    """Why ``rel`` (a file inside a run) stays out of an archive, or None to copy it."""
+    for part in rel.parts[:-1]:
+        if part in ARCHIVE_SKIP_DIRS:
+            return ARCHIVE_SKIP_DIRS[part]
+    if rel.suffix in ARCHIVE_SKIP_SUFFIXES:
+        return ARCHIVE_SKIP_SUFFIXES[rel.suffix]
+    if any(rel.match(p) for p in ARCHIVE_REAL_PIXELS):
+        return "shows real X-rays"
+    if rel.parent.name == "samples" and rel not in last_grids:
+        return "earlier epoch's sample grid"
+    if size > ARCHIVE_MAX_BYTES:
+        return f"over {ARCHIVE_MAX_BYTES // 1_000_000} MB"
+    return None
+
+
+def archive_run(directory: str | Path, dest_root: str | Path) -> tuple[Path, list[str], list[tuple[str, str]]]:
+    """Copy a run's results to ``dest_root/<command>/<run name>/``: config, manifests, log, metrics,
+    cells, reports and plots, without weights, latents, synthetic image files, unfinished state or
+    pictures of real X-rays. Archived again, it updates the files it holds and deletes none.
+
+    An archived benchmark run can be resumed like any run (finished cells are kept; cells that
+    need a GAN or encode run that was not archived ask for it), and ``genaug report`` reads it.
+    Returns (archive directory, files copied, [(file left out, why)]).
+    """
+    src = Path(directory)
+    mf = src / "manifest.json"
+    if not mf.is_file():
+        raise CheckpointError(f"{src} is not a genaug run (no manifest.json); give a run directory")
+    try:
+        command = json.loads(mf.read_text(encoding="utf-8"))["command"]
+    except (json.JSONDecodeError, KeyError):
+        raise CheckpointError(f"run manifest {mf} is corrupt or names no command") from None
+    dest = Path(dest_root) / command / src.name
+    if dest.resolve() == src.resolve() or src.resolve() in dest.resolve().parents:
+        raise CheckpointError(f"the archive {dest} would be the run itself or inside it; choose another --to")
+    files = sorted(p for p in src.rglob("*") if p.is_file() and not p.is_symlink())
+    grids: dict[tuple[Path, str], Path] = {}
+    for p in files:    # the newest grid per sample series (e.g. conditional_epoch_020.png)
+        if p.parent.name == "samples" and "_epoch_" in p.name:
+            grids[(p.parent, p.name.rsplit("_epoch_", 1)[0])] = p.relative_to(src)
+    copied, skipped = [], []
+    for p in files:
+        rel = p.relative_to(src)
+        why = _archive_skip(rel, p.stat().st_size, set(grids.values()))
+        if why:
+            skipped.append((str(rel), why))
+            continue
+        atomic_write_bytes(dest / rel, p.read_bytes())
+        copied.append(str(rel))
+    write_json(dest / "archived.json", {"from": str(src), "archived": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                                        "left_out": [{"file": f, "why": w} for f, w in skipped]})
+    return dest, copied, skipped
 
 
 def _yaml_dump(obj: dict) -> str:

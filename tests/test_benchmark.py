@@ -1,6 +1,7 @@
 import csv
 import io
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -183,6 +184,31 @@ def test_benchmark_end_to_end_on_tiny_demo_and_resume(tmp_path):
     assert Path(manifest["encode_run"]) == second_enc
     assert manifest["superseded"][0]["cells_moved"] == 1 and manifest["superseded"][0]["old"] == first_enc
     assert f"are kept in {aside.name}/ and are not in these tables" in (run / "report.md").read_text()
+    # an archive keeps the results (e.g. for version control) without weights, latents or real X-rays
+    r = genaug("archive", run, "--to", tmp_path / "arch")
+    assert r.returncode == 0, r.stderr[-2000:]
+    arch = tmp_path / "arch" / "benchmark" / run.name
+    kept = {p.relative_to(arch).as_posix() for p in arch.rglob("*") if p.is_file()}
+    assert {"report.md", "results.json", "config.yaml", "manifest.json", "log.txt", "roc.png",
+            "synthetic_samples.png", "cells/cnn__real__f1__seed1.json", "archived.json"} <= kept
+    assert any(k.startswith("inputs/gan/") and k.endswith("quality.md") for k in kept)
+    assert not [k for k in kept if k.endswith((".pt", ".safetensors", ".npy")) or "reconstructions" in k
+                or "memorization" in k or k.startswith("models/") or "/latents/" in k or "/synthetic/" in k]
+    left = {d["file"]: d["why"] for d in json.loads((arch / "archived.json").read_text())["left_out"]}
+    assert left["reconstructions.png"] == "shows real X-rays" and left["models/cnn__real__f1__seed0.pt"] == "weights"
+    # the run and its own GAN and encode runs (under inputs/) are gone, as on a new machine: the
+    # archive still reports, adds cells that need neither, and says plainly when a cell needs one
+    shutil.rmtree(run)
+    r = genaug("benchmark", "--resume", arch, "--variants", "real", "--seeds", "3")
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = json.loads((arch / "results.json").read_text())
+    assert [r["seeds"] for r in res["table"] if r["variant"] == "real"] == [[0, 1, 2]]
+    assert {r["variant"] for r in res["table"]} == {"real", "mixed", "synthetic", "encoded"}
+    assert "synthetic_samples.png" in (arch / "report.md").read_text()
+    r = genaug("benchmark", "--resume", arch, "--variants", "mixed", "--seeds", "3")
+    assert r.returncode == 2 and "is gone" in r.stderr and "--supersede" in r.stderr and "Traceback" not in r.stderr
+    r = genaug("archive", tmp_path / "arch", "--to", tmp_path / "arch2")
+    assert r.returncode == 2 and "not a genaug run" in r.stderr
 
 
 def test_mismatched_gan_run_is_refused(tmp_path):

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from genaug.errors import CheckpointError
-from genaug.runs import atomic_torch_save, load_checkpoint, new_run
+from genaug.runs import archive_run, atomic_torch_save, load_checkpoint, new_run
 
 
 class _Evil:
@@ -49,3 +49,34 @@ def test_resume_clears_temporary_files_of_a_killed_write(tmp_path):
     again = open_run(run.dir, "encode")
     again.close()
     assert not list(run.dir.glob("*.tmp")) and (run.dir / "checkpoint.pt").read_bytes() == b"whole"
+
+
+def test_archive_keeps_results_and_leaves_out_weights_latents_and_real_pixels(tmp_path):
+    run = new_run(tmp_path / "out", "gan", "g", {"gan": {"epochs": 2}})
+    run.close()
+    files = {"quality.md": b"# q", "metrics.json": b"{}", "samples/conditional_epoch_001.png": b"1",
+             "samples/conditional_epoch_002.png": b"2", "generator-conditional.pt": b"w",
+             "generator-conditional.safetensors": b"w", "memorization-NORMAL.png": b"real",
+             "synthetic/NORMAL/synthetic_0.png": b"s", "partial/x.pt": b"p", "big.csv": b"x" * 2_000_001}
+    for name, data in files.items():
+        (run.dir / name).parent.mkdir(parents=True, exist_ok=True)
+        (run.dir / name).write_bytes(data)
+    dest, copied, skipped = archive_run(run.dir, tmp_path / "arch")
+    assert dest == tmp_path / "arch" / "gan" / run.dir.name
+    assert sorted(copied) == ["config.yaml", "log.txt", "manifest.json", "metrics.json", "quality.md",
+                              "samples/conditional_epoch_002.png"]
+    why = dict(skipped)
+    assert why == {"generator-conditional.pt": "weights", "generator-conditional.safetensors": "weights",
+                   "memorization-NORMAL.png": "shows real X-rays", "synthetic/NORMAL/synthetic_0.png":
+                   "synthetic image files", "partial/x.pt": "unfinished training state",
+                   "samples/conditional_epoch_001.png": "earlier epoch's sample grid", "big.csv": "over 2 MB"}
+    assert (dest / "samples" / "conditional_epoch_002.png").read_bytes() == b"2"
+    # archiving again updates what changed and deletes nothing; the run itself is never a target
+    (run.dir / "quality.md").write_bytes(b"# q2")
+    (dest / "notes.md").write_text("kept")
+    archive_run(run.dir, tmp_path / "arch")
+    assert (dest / "quality.md").read_bytes() == b"# q2" and (dest / "notes.md").is_file()
+    with pytest.raises(CheckpointError, match="would be the run itself"):
+        archive_run(run.dir, run.dir / "a")
+    with pytest.raises(CheckpointError, match="not a genaug run"):
+        archive_run(tmp_path, tmp_path / "arch")
