@@ -325,8 +325,15 @@ def archive_run(directory: str | Path, dest_root: str | Path) -> tuple[Path, lis
             continue
         atomic_write_bytes(dest / rel, p.read_bytes())
         copied.append(str(rel))
+    # a skipped folder (thousands of synthetic images, say) is listed once, with its file count
+    listed: dict[str, dict] = {}
+    for f, why in skipped:
+        parts = Path(f).parts
+        top = next((i for i, d in enumerate(parts[:-1]) if d in ARCHIVE_SKIP_DIRS), None)
+        name = f if top is None else "/".join(parts[:top + 1]) + "/"
+        listed.setdefault(name, {"file": name, "why": why, "files": 0})["files"] += 1
     write_json(dest / "archived.json", {"from": str(src), "archived": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                                        "left_out": [{"file": f, "why": w} for f, w in skipped]})
+                                        "left_out": list(listed.values())})
     return dest, copied, skipped
 
 

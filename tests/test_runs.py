@@ -1,3 +1,4 @@
+import json
 import os
 import pickle
 
@@ -71,6 +72,8 @@ def test_archive_keeps_results_and_leaves_out_weights_latents_and_real_pixels(tm
                    "synthetic image files", "partial/x.pt": "unfinished training state",
                    "samples/conditional_epoch_001.png": "earlier epoch's sample grid", "big.csv": "over 2 MB"}
     assert (dest / "samples" / "conditional_epoch_002.png").read_bytes() == b"2"
+    listed = {d["file"]: d["files"] for d in json.loads((dest / "archived.json").read_text())["left_out"]}
+    assert listed["synthetic/"] == 1 and listed["partial/"] == 1 and listed["big.csv"] == 1
     # archiving again updates what changed and deletes nothing; the run itself is never a target
     (run.dir / "quality.md").write_bytes(b"# q2")
     (dest / "notes.md").write_text("kept")
