@@ -8,6 +8,7 @@ Checkpoints are plain dicts of tensors and builtins that load with
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -124,9 +125,11 @@ def load_checkpoint(path: str | Path, expected_keys: Iterable[str] = (), kind: s
     return ckpt
 
 
+@functools.lru_cache(maxsize=None)
 def git_commit() -> str:
     """HEAD of genaug's checkout, with '+dirty' when tracked files differ from it (the run used
-    code that no commit holds); 'unknown' outside a git checkout."""
+    code that no commit holds); 'unknown' outside a git checkout. Read once per process: the code
+    a process runs is what it imported, even if HEAD moves while it trains (cells take hours)."""
     here = Path(__file__).resolve().parent
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
