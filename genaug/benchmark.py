@@ -582,6 +582,7 @@ def _benchmark(cfg: Config, run: Run, part: tuple[int, int] | None = None, repor
         summary["notes"].append(f"{'/'.join(DEPENDENT_VARIANTS[sup['key']])} cells were retrained on {sup['new']}; "
                                 f"the {sup['cells_moved']} trained on {sup['old']} are kept in {sup['to']}/ and are "
                                 "not in these tables")
+    summary["notes"] += subsample_notes(cells)
     if any(c["variant"] == "mixed" for c in cells):
         summary["notes"].append("mixed cells run the same epochs as real cells over real + synthetic images, so they "
                                 "take proportionally more optimizer steps (see n_train): the comparison is at equal "
@@ -595,6 +596,17 @@ def _benchmark(cfg: Config, run: Run, part: tuple[int, int] | None = None, repor
     run.save_manifest(**done, cells=len(cells), missing_cells=len(missing), gan_run=str(gan_dir) if gan_dir else None,
                       encode_run=str(enc_dir) if enc_dir else None)
     return run.dir
+
+
+def subsample_notes(cells: list[dict]) -> list[str]:
+    """What a reader must know about cells trained on part of the real data: the GAN and the
+    autoencoder learnt from the whole training split, so those cells see it indirectly."""
+    used = sorted({c["variant"] for c in cells if c["train_fraction"] < 1 and c["variant"] in ("mixed", "synthetic", "encoded")})
+    if not used:
+        return []
+    return [f"{'/'.join(used)} cells at train fraction < 1 use a GAN or autoencoder trained on the whole real "
+            "training split, so they draw indirectly on real images that their real-only counterparts do not "
+            "see; read their gain over real at small fractions as an upper bound"]
 
 
 def _check_latents_match(latents: dict, bundle: DataBundle, enc_dir: Path) -> None:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from genaug.benchmark import TrainSet, aggregate, build_training_sets, check_provenance
+from genaug.benchmark import TrainSet, aggregate, build_training_sets, check_provenance, subsample_notes
 from genaug.config import Config
 from genaug.data import load_data
 
@@ -344,3 +344,12 @@ def test_any_n_class_folder_works_without_code_changes(tmp_path):
     assert set(cell["test_at_val_threshold"]["f1_per_class"]) == set(classes)
     report = (run / "report.md").read_text()
     assert "| Viral Pneumonia |" in report and "nan" not in report
+
+
+@pytest.mark.parametrize("cells, says", [
+    ([("real", 0.1), ("mixed", 1.0), ("encoded", 1.0)], None),
+    ([("real", 0.1), ("mixed", 0.1), ("encoded", 0.25)], "encoded/mixed cells at train fraction < 1"),
+])
+def test_subsampled_cells_say_their_gan_saw_the_whole_training_split(cells, says):
+    notes = subsample_notes([{"variant": v, "train_fraction": f} for v, f in cells])
+    assert (notes == []) if says is None else (len(notes) == 1 and notes[0].startswith(says) and "upper bound" in notes[0])
