@@ -473,11 +473,29 @@ def run_benchmark(cfg: Config, resume: str | None = None, given: dict | None = N
         run = new_run(cfg.run.out_root, "benchmark", cfg.run.name, cfg.to_dict())
     if part is not None:
         run.manifest_name = f"manifest-shard{part[0] + 1}of{part[1]}.json"
+        keep_earlier_shard_resumes(run)
         run.save_manifest(shard=f"{part[0] + 1}/{part[1]}")
     try:
         return _benchmark(cfg, run, part, report_only)
     finally:
         run.close()
+
+
+def keep_earlier_shard_resumes(run: Run) -> None:
+    """A shard run again under the same I/N rewrites its manifest: keep the earlier runs of it in
+    the record (the report lists every command that trained the run's cells)."""
+    old = run.path(run.manifest_name)
+    if not old.is_file():
+        return
+    try:
+        earlier = json.loads(old.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        return
+    pairs = list(zip(earlier.get("resumed", []), earlier.get("resume_argv", [])))
+    mine = list(zip(run.manifest.get("resumed", []), run.manifest.get("resume_argv", [])))
+    merged = sorted(set(map(lambda t: (t[0], tuple(t[1])), pairs + mine)))
+    run.manifest["resumed"] = [w for w, _ in merged]
+    run.manifest["resume_argv"] = [list(a) for _, a in merged]
 
 
 def _benchmark(cfg: Config, run: Run, part: tuple[int, int] | None = None, report_only: bool = False) -> Path:

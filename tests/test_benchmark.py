@@ -287,6 +287,11 @@ def test_shards_split_the_cells_and_the_last_one_writes_the_report(tmp_path):
     assert len(list((run / "cells").glob("*.json"))) == 3 and (run / "report.md").is_file()
     assert json.loads((run / "results.json").read_text())["table"][0]["seeds"] == [0, 1, 2]
     assert (run / "manifest-shard1of2.json").is_file() and (run / "manifest-shard2of2.json").is_file()
+    # the same shard run again keeps its earlier run in the record the report lists
+    r = genaug("benchmark", "--resume", run, "--shard", "2/2")
+    assert r.returncode == 0, r.stderr[-3000:]
+    argv = json.loads((run / "manifest-shard2of2.json").read_text())["resume_argv"]
+    assert [a[-2:] for a in argv].count(["--shard", "2/2"]) == 2
     # shards must share the run's cells, bad shard specs and missing input runs are one-line errors
     r = genaug("benchmark", "--resume", run, "--shard", "2/2", "--seeds", 4)
     assert r.returncode == 2 and "without --shard first" in r.stderr
