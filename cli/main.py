@@ -63,6 +63,12 @@ def data_info_cmd(
     typer.echo(json.dumps(info, indent=2) if as_json else format_info(info))
 
 
+InputFractionOpt = typer.Option(
+    None, "--train-fraction", help="learn from this share of the training patients only (default 1), the same "
+    "patients genaug benchmark --train-fraction keeps, so low-data benchmark cells get inputs that saw no other "
+    "real image")
+
+
 @app.command("encode")
 def encode_cmd(
     data: Optional[str] = DataOpt, task: Optional[str] = TaskOpt, profile: Optional[str] = ProfileOpt,
@@ -72,6 +78,7 @@ def encode_cmd(
     batch_size: Optional[int] = typer.Option(None, "--batch-size"),
     checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="reuse a trained autoencoder.pt instead of training"),
     overwrite: bool = typer.Option(False, "--overwrite", help="re-encode into an existing latent directory"),
+    train_fraction: Optional[float] = InputFractionOpt,
     resume: Optional[str] = typer.Option(None, "--resume", help="run directory to continue from its last checkpoint"),
     seed: Optional[int] = SeedOpt, device: Optional[str] = DeviceOpt, out: Optional[str] = OutOpt,
     name: Optional[str] = NameOpt, cache: Optional[str] = CacheOpt, tensorboard: Optional[bool] = TensorboardOpt,
@@ -82,7 +89,7 @@ def encode_cmd(
     d, r = _common(data, task, seed, device, out, name, cache, tensorboard)
     cfg = build_config(profile, data=d, run=r, encode=dict(
         epochs=epochs, image_size=image_size, latent_channels=latent_channels, batch_size=batch_size,
-        checkpoint=checkpoint, overwrite=overwrite or None))
+        checkpoint=checkpoint, overwrite=overwrite or None, train_fraction=train_fraction))
     run_dir = run_encode(cfg, resume=resume)
     _announce(f"run: {run_dir}")
 
@@ -108,6 +115,7 @@ def gan_cmd(
     conditioning: Optional[str] = typer.Option(None, "--conditioning", help="how the discriminator sees the class: channels (label planes, default) | acgan (auxiliary class head)"),
     aux_weight: Optional[float] = typer.Option(None, "--aux-weight", help="acgan: weight of the class loss beside the real/fake loss (default 1.0; lower trades class fidelity for diversity)"),
     sync_batchnorm: Optional[bool] = typer.Option(None, "--sync-batchnorm", help="under torchrun on GPUs: BatchNorm over the global batch"),
+    train_fraction: Optional[float] = InputFractionOpt,
     resume: Optional[str] = typer.Option(None, "--resume", help="run directory to continue from its last checkpoint"),
     seed: Optional[int] = SeedOpt, device: Optional[str] = DeviceOpt, out: Optional[str] = OutOpt,
     name: Optional[str] = NameOpt, cache: Optional[str] = CacheOpt, tensorboard: Optional[bool] = TensorboardOpt,
@@ -121,7 +129,7 @@ def gan_cmd(
     cfg = build_config(profile, data=d, run=r, gan=dict(
         epochs=epochs, n=n, image_size=image_size, batch_size=batch_size, ngf=width, ndf=width,
         per_class=per_class or None, diffaug=diffaug, fid_features=fid_features, sync_batchnorm=sync_batchnorm,
-        conditioning=conditioning, aux_weight=aux_weight))
+        conditioning=conditioning, aux_weight=aux_weight, train_fraction=train_fraction))
     run_dir = run_gan(cfg, class_, resume=resume)
     _announce(f"run: {run_dir}")
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from genaug.config import Config, config_from_dict, parse_fractions, validate
 from genaug.data import DataBundle, ImageSet, patient_folds, subsample_by_patient
 from genaug.device import seed_everything
 from genaug.encode import load_latents, run_encode
+from genaug.jobs import read_training_list
 from genaug import distributed
 from genaug.jobs import join_ranks, start_job
 from genaug.errors import CheckpointError, ConfigError
@@ -127,6 +129,13 @@ def _sub_config(cfg: Config, run: Run, what: str) -> Config:
     sub = config_from_dict(cfg.to_dict())
     sub.run.out_root = str(run.dir / "inputs")
     sub.run.name = what
+    fractions = parse_fractions(cfg.benchmark.train_fractions)
+    if len(fractions) == 1 and fractions[0] < 1:
+        # one low-data regime: its GAN and autoencoder learn from the same patients only, for as many
+        # optimizer steps as on the whole split (the epochs of the profile are sized for the whole split)
+        f = fractions[0]
+        sub.gan.train_fraction = sub.encode.train_fraction = f
+        sub.gan.epochs, sub.encode.epochs = (math.ceil(e / f) for e in (sub.gan.epochs, sub.encode.epochs))
     return sub
 
 # ----------------------------------------------------------------------------- training sets
@@ -534,9 +543,12 @@ def _benchmark(cfg: Config, run: Run, part: tuple[int, int] | None = None, repor
     if enc_dir is not None:
         latents = load_latents(enc_dir)
         _check_latents_match(latents, bundle, enc_dir)
+    # the real training images each input run learnt from (runs that did not record it used them all)
+    learnt_from = {"gan": gan_dir and (read_training_list(gan_dir) or set(bundle.train.paths)),
+                   "encode": enc_dir and (read_training_list(enc_dir) or set(bundle.train.paths))}
     tracker = tracker_for(cfg, run)
     # cells come grouped by fold, then (fraction, variant): build and check each group's sets once
-    data_for, sets_for, sets = None, None, None
+    data_for, sets_for, sets, within = None, None, None, None
     fold_data, fold_lat = bundle, latents
     folds = PatientFolds(bundle, b.folds, cfg.data.split_seed, latents) if b.folds > 1 else None
     try:
@@ -556,6 +568,8 @@ def _benchmark(cfg: Config, run: Run, part: tuple[int, int] | None = None, repor
                                             cfg.data.split_seed)
                 sets = build_training_sets(fold_data, variant, keep, cfg, synthetic, syn_names, fold_lat)
                 check_provenance(*sets, fold_data)
+                within = inputs_within_training(variant, learnt_from, fold_data.train.subset(keep).paths,
+                                                bundle.train.paths, frac, gan_dir, enc_dir)
                 sets_for = (frac, variant)
             train, val, test = sets
             distributed.say(f"[{i}/{len(todo)}] {key}: {len(train.x)} training images "
@@ -567,6 +581,8 @@ def _benchmark(cfg: Config, run: Run, part: tuple[int, int] | None = None, repor
                 distributed.say(f"    continuing from {partial}", flush=True)
             cell = run_cell(model, variant, frac, seed, train, val, test, fold_data, cfg, device, save_to, fold,
                             tracker, partial)
+            if within is not None:
+                cell["input_run_within_training"] = within
             write_json(path, cell)
             partial.unlink(missing_ok=True)
             m = cell["test_at_val_threshold"]
@@ -616,15 +632,37 @@ def _benchmark(cfg: Config, run: Run, part: tuple[int, int] | None = None, repor
     return run.dir
 
 
+def inputs_within_training(variant: str, learnt_from: dict, cell_train: list[str], whole_train: list[str],
+                           fraction: float, gan_dir, enc_dir) -> bool | None:
+    """Whether the GAN or autoencoder behind a cell learnt only from real images the cell trains on
+    itself (None for real cells). An input run that saw the whole training split may serve any cell,
+    and the report then reads the cell's gain as an upper bound; one trained on a share of it
+    (``--train-fraction``) must lie inside the cell's own training images, or the cell is refused."""
+    key = {"mixed": "gan", "synthetic": "gan", "encoded": "encode"}.get(variant)
+    if key is None:
+        return None
+    seen = learnt_from[key]
+    within = seen <= set(cell_train)
+    if not within and seen != set(whole_train):
+        d = gan_dir if key == "gan" else enc_dir
+        raise ConfigError(f"the {key} run {d} learnt from {len(seen - set(cell_train))} real training images that "
+                          f"the {variant} cells at --train-fraction {fraction:g} do not train on; give a run made "
+                          f"with --train-fraction {fraction:g} or smaller, or one made on the whole training split")
+    return within
+
+
 def subsample_notes(cells: list[dict]) -> list[str]:
-    """What a reader must know about cells trained on part of the real data: the GAN and the
-    autoencoder learnt from the whole training split, so those cells see it indirectly."""
-    used = sorted({c["variant"] for c in cells if c["train_fraction"] < 1 and c["variant"] in ("mixed", "synthetic", "encoded")})
+    """What a reader must know about cells whose GAN or autoencoder learnt from real training images
+    that the cells themselves do not train on (the whole split, at train fraction < 1): they see
+    those images indirectly. Cells recorded before ``input_run_within_training`` existed all did."""
+    used = sorted({c["variant"] for c in cells if c["variant"] in ("mixed", "synthetic", "encoded")
+                   and not c.get("input_run_within_training", c["train_fraction"] >= 1)})
     if not used:
         return []
     return [f"{'/'.join(used)} cells at train fraction < 1 use a GAN or autoencoder trained on the whole real "
             "training split, so they draw indirectly on real images that their real-only counterparts do not "
-            "see; read their gain over real at small fractions as an upper bound"]
+            "see; read their gain over real at small fractions as an upper bound (genaug gan/encode "
+            "--train-fraction makes inputs that see only a cell's own images)"]
 
 
 def _check_latents_match(latents: dict, bundle: DataBundle, enc_dir: Path) -> None:

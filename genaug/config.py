@@ -78,6 +78,9 @@ class GanConfig:
     nearcopy_quantile: float = 0.01  # near-copy threshold: this quantile of held-out real->train distances
     max_loss: float = 50.0        # a GAN loss above this is a blow-up
     sync_batchnorm: bool = False  # under torchrun on GPUs: BatchNorm statistics over the global batch
+    # train on this share of the training patients, the very ones benchmark --train-fraction keeps, so a
+    # low-data benchmark cell can be given a GAN that saw no real image the cell does not train on
+    train_fraction: float = 1.0
 
 
 @dataclass
@@ -90,6 +93,7 @@ class EncodeConfig:
     checkpoint: str = ""          # reuse a trained autoencoder instead of training
     overwrite: bool = False
     baseline_size: int = 0        # area-downsample/bicubic-upsample baseline; 0 = image_size / 4 (56 at 224)
+    train_fraction: float = 1.0   # train on this share of the training patients (as gan.train_fraction); all are encoded
 
 
 @dataclass
@@ -204,6 +208,11 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"config key 'encode.image_size' must be a multiple of 16, got {cfg.encode.image_size}")
     if not 0 < cfg.data.val_fraction < 1:
         raise ConfigError(f"config key 'data.val_fraction' must be in (0, 1), got {cfg.data.val_fraction}")
+    for key in ("gan.train_fraction", "encode.train_fraction"):
+        sec, name = key.split(".")
+        frac = getattr(getattr(cfg, sec), name)
+        if not 0 < frac <= 1:
+            raise ConfigError(f"config key '{key}' must be in (0, 1], got {frac}")
     for frac in parse_fractions(cfg.benchmark.train_fractions):
         if not 0 < frac <= 1:
             raise ConfigError(f"config key 'benchmark.train_fractions' values must be in (0, 1], got {frac}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
 import logging
 import time
 from pathlib import Path
@@ -22,7 +23,7 @@ from torchvision.utils import make_grid, save_image
 from genaug.config import Config, config_from_dict
 from genaug.data import DataBundle
 from genaug import distributed
-from genaug.jobs import join_ranks, start_job
+from genaug.jobs import TRAINING_LIST, join_ranks, start_job, training_subset
 from genaug.errors import CheckpointError
 from genaug.metrics import reconstruction_metrics
 from genaug.models import ConvAutoencoder
@@ -236,12 +237,17 @@ def _encode(cfg: Config, run: Run, ckpt: dict | None) -> Path:
     if e.checkpoint:
         model, _ = load_autoencoder(e.checkpoint, e.image_size, e.latent_channels)
         history = []
+        learnt_from = Path(e.checkpoint).parent / TRAINING_LIST   # what the reused model saw, where recorded
+        if learnt_from.is_file():
+            shutil.copyfile(learnt_from, run.path(TRAINING_LIST))
         log.info("reusing autoencoder %s", e.checkpoint)
     else:
         model = ConvAutoencoder(e.image_size, e.latent_channels)
         tracker = tracker_for(cfg, run)
         try:
-            history = train_autoencoder(model, bundle, cfg, run, device, start=ckpt, tracker=tracker)
+            # it learns from the kept patients only; every image of every split is encoded below
+            history = train_autoencoder(model, training_subset(cfg, run, bundle, e.train_fraction), cfg, run,
+                                        device, start=ckpt, tracker=tracker)
             if tracker.enabled:
                 x = as_tensor(bundle.test.images[:8])
                 tracker.image("autoencoder/test_reconstructions",

@@ -23,7 +23,7 @@ from torchvision.utils import make_grid, save_image
 
 from genaug.config import Config, config_from_dict
 from genaug import distributed
-from genaug.jobs import join_ranks, start_job
+from genaug.jobs import join_ranks, start_job, training_subset
 from genaug.errors import CheckpointError, ConfigError, DataError, TrainingDiverged
 from genaug.models import Discriminator, Generator, dcgan_init
 from genaug.tracking import Tracker, tracker_for
@@ -338,6 +338,9 @@ def _gan(cfg: Config, run: Run, class_arg: str) -> Path:
 
     g = cfg.gan
     device, bundle = start_job(cfg, run, g.image_size)
+    # everything below (GAN, judge, near-copy search) sees only the kept patients, as a user who has
+    # only that share of the data would
+    bundle = training_subset(cfg, run, bundle, g.train_fraction)
     if g.sync_batchnorm and device.type != "cuda":
         raise ConfigError("--sync-batchnorm needs CUDA GPUs (PyTorch has no CPU kernel for SyncBatchNorm); drop it")
     # built before training, so a missing torch-fidelity or weights file fails now, not after it

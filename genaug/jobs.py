@@ -1,6 +1,7 @@
 """What every job does first: seed, threads, device, the data at its resolution, the run manifest."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import torch
@@ -8,8 +9,14 @@ import torch
 from genaug import distributed
 from genaug.config import Config
 from genaug.data import DataBundle, load_data
+from genaug.data.splits import subsample_by_patient
 from genaug.device import resolve_device, seed_everything, set_deterministic
-from genaug.runs import Run
+from genaug.runs import Run, atomic_write_text
+
+# The real training images a GAN or autoencoder run learnt from, one data-relative path per line: a
+# benchmark reads it to check that its cells' synthetic images or latents drew on no real image those
+# cells do not train on themselves.
+TRAINING_LIST = "training_images.txt"
 
 
 def data_cache_dir(cfg: Config) -> Path:
@@ -37,3 +44,24 @@ def start_job(cfg: Config, run: Run, size: int) -> tuple[torch.device, DataBundl
     run.save_manifest(data=bundle.summary(), device=str(device), world_size=distributed.world_size(),
                       skipped=[{"path": p, "reason": r} for p, r in bundle.skipped])
     return device, bundle
+
+
+def training_subset(cfg: Config, run: Run, bundle: DataBundle, fraction: float) -> DataBundle:
+    """``bundle`` with its training split cut to ``fraction`` of the patients of each class: the same
+    patients that ``benchmark --train-fraction`` keeps (one shuffle per class, taken from the front,
+    so a smaller fraction's patients lie inside a larger one's). Val and test stay whole. The files
+    kept are listed in the run's TRAINING_LIST."""
+    keep = subsample_by_patient(bundle.train.labels, bundle.train.patients, fraction, cfg.data.split_seed)
+    sub = dataclasses.replace(bundle, splits={**bundle.splits, "train": bundle.train.subset(keep)})
+    atomic_write_text(run.path(TRAINING_LIST), "".join(f"{p}\n" for p in sub.train.paths))
+    run.save_manifest(train_fraction=fraction, train_images=len(sub.train))
+    return sub
+
+
+def read_training_list(run_dir: Path) -> set[str] | None:
+    """The training files a GAN or encode run recorded; None for runs made before it was recorded
+    (they all learnt from the whole training split)."""
+    path = Path(run_dir) / TRAINING_LIST
+    if not path.is_file():
+        return None
+    return {line for line in path.read_text().splitlines() if line}

@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from genaug.benchmark import TrainSet, aggregate, build_training_sets, check_provenance, subsample_notes
+from genaug.benchmark import (TrainSet, aggregate, build_training_sets, check_provenance, inputs_within_training,
+                              subsample_notes)
 from genaug.config import Config
+from genaug.errors import ConfigError
 from genaug.data import load_data
 
 from conftest import make_folder_dataset
@@ -358,3 +360,55 @@ def test_any_n_class_folder_works_without_code_changes(tmp_path):
 def test_subsampled_cells_say_their_gan_saw_the_whole_training_split(cells, says):
     notes = subsample_notes([{"variant": v, "train_fraction": f} for v, f in cells])
     assert (notes == []) if says is None else (len(notes) == 1 and notes[0].startswith(says) and "upper bound" in notes[0])
+
+
+def test_cells_whose_inputs_saw_only_their_own_images_carry_no_upper_bound_note():
+    cells = [{"variant": "mixed", "train_fraction": 0.1, "input_run_within_training": True},
+             {"variant": "encoded", "train_fraction": 0.1, "input_run_within_training": False}]
+    assert subsample_notes(cells[:1]) == []
+    assert subsample_notes(cells)[0].startswith("encoded cells at train fraction < 1")
+
+
+def test_inputs_within_training_allows_the_whole_split_or_a_subset_and_refuses_other_images():
+    whole = [f"train/A/{i}.png" for i in range(10)]
+    cell = whole[:4]
+    check = lambda variant, seen: inputs_within_training(  # noqa: E731
+        variant, {"gan": seen, "encode": seen}, cell, whole, 0.4, "G", "E")
+    assert check("real", set(whole)) is None                    # real cells have no input run
+    assert check("mixed", set(whole)) is False                  # whole split: allowed, read as an upper bound
+    assert check("encoded", set(whole[:2])) is True             # learnt from a part of the cell's own images
+    assert check("mixed", set(cell)) is True
+    with pytest.raises(ConfigError, match=r"the gan run G learnt from 2 real training images that the mixed cells "
+                                          r"at --train-fraction 0.4 do not train on"):
+        check("mixed", set(whole[2:6]))
+
+
+@pytest.mark.slow
+def test_low_data_cells_get_a_gan_that_saw_only_their_own_patients(tmp_path):
+    """One --train-fraction: the benchmark's own GAN learns from those patients only, its cells say so
+    and carry no upper-bound note; a larger fraction may reuse it (the patients nest); a smaller
+    fraction is refused in one line, since that GAN saw images its cells would not train on."""
+    prof = tmp_path / "tiny.yaml"
+    prof.write_text(TINY.replace("demo_train: 80", "demo_train: 160"))   # >= 16 NORMAL images at 0.5
+    out = tmp_path / "o"
+    r = genaug("benchmark", "--data", "demo", "--profile", prof, "--variants", "real,mixed",
+               "--train-fraction", "0.5", "--out", out)
+    assert r.returncode == 0, r.stderr[-3000:]
+    run = only_run(out, "benchmark")
+    gan_run = Path(json.loads((run / "manifest.json").read_text())["gan_run"])
+    gan_manifest = json.loads((gan_run / "manifest.json").read_text())
+    listed = (gan_run / "training_images.txt").read_text().split()
+    assert gan_manifest["train_fraction"] == 0.5 and gan_manifest["train_images"] == len(listed)
+    gan_cfg = (gan_run / "config.yaml").read_text()
+    assert "epochs: 4" in gan_cfg and "train_fraction: 0.5" in gan_cfg   # TINY's 2 epochs, as many steps
+    assert gan_manifest["train_images"] < gan_manifest["data"]["splits"]["train"]["images"]
+    cell = json.loads((run / "cells" / "cnn__mixed__f0.5__seed0.json").read_text())
+    assert cell["input_run_within_training"] is True
+    assert "upper bound" not in (run / "report.md").read_text()
+    r = genaug("benchmark", "--resume", run, "--train-fraction", "0.5,1.0")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert json.loads((run / "cells" / "cnn__mixed__f1__seed0.json").read_text())["input_run_within_training"]
+    r = genaug("benchmark", "--data", "demo", "--profile", prof, "--variants", "mixed", "--train-fraction", "0.25",
+               "--gan-run", gan_run, "--out", tmp_path / "o2")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "do not train on; give a run made with --train-fraction 0.25 or smaller" in r.stderr

@@ -271,3 +271,26 @@ def test_patient_folds_partition_images_by_whole_patients(k):
 def test_patient_folds_need_enough_patients():
     with pytest.raises(ValueError, match="cannot fill 3 folds"):
         patient_folds(np.array([0, 1]), ["a", "b"], 3, seed=0)
+
+
+def test_training_subset_keeps_the_benchmark_patients_nested_and_lists_them(tmp_path):
+    from genaug.config import Config
+    from genaug.data.splits import subsample_by_patient
+    from genaug.jobs import TRAINING_LIST, read_training_list, training_subset
+    from genaug.runs import new_run
+
+    cfg = Config()
+    bundle = load_data("demo", 16, demo_train=120)
+    kept = {}
+    for frac in (0.25, 0.5, 1.0):
+        run = new_run(tmp_path, "gan", f"f{frac}", cfg.to_dict())
+        sub = training_subset(cfg, run, bundle, frac)
+        run.close()
+        keep = subsample_by_patient(bundle.train.labels, bundle.train.patients, frac, cfg.data.split_seed)
+        assert sub.train.paths == [bundle.train.paths[i] for i in keep]      # what benchmark --train-fraction keeps
+        assert sub.val.paths == bundle.val.paths and sub.test.paths == bundle.test.paths
+        assert read_training_list(run.dir) == set(sub.train.paths) and (run.dir / TRAINING_LIST).is_file()
+        assert run.manifest["train_fraction"] == frac and run.manifest["train_images"] == len(sub.train)
+        kept[frac] = set(sub.train.paths)
+    assert kept[0.25] < kept[0.5] < kept[1.0] == set(bundle.train.paths)   # smaller fractions nest
+    assert read_training_list(tmp_path) is None
