@@ -275,6 +275,8 @@ ARCHIVE_SKIP_DIRS = {"partial": "unfinished training state", "models": "weights"
 ARCHIVE_SKIP_SUFFIXES = {".pt": "weights", ".safetensors": "weights", ".npy": "arrays", ".npz": "arrays",
                          ".tmp": "unfinished write"}
 ARCHIVE_REAL_PIXELS = ("reconstructions.png", "memorization-*.png", "*_gradcam.png")
+# the GAN's or autoencoder's list of training files: the data's own file names, kept with the data
+ARCHIVE_SKIP_FILES = {"training_images.txt": "names the real training files"}
 ARCHIVE_MAX_BYTES = 2_000_000
 
 
@@ -287,6 +289,8 @@ def _archive_skip(rel: Path, size: int, last_grids: set[Path]) -> str | None:
         return ARCHIVE_SKIP_SUFFIXES[rel.suffix]
     if any(rel.match(p) for p in ARCHIVE_REAL_PIXELS):
         return "shows real X-rays"
+    if str(rel) in ARCHIVE_SKIP_FILES:
+        return ARCHIVE_SKIP_FILES[str(rel)]
     if rel.parent.name == "samples" and rel not in last_grids:
         return "earlier epoch's sample grid"
     if size > ARCHIVE_MAX_BYTES:

@@ -58,7 +58,8 @@ def test_archive_keeps_results_and_leaves_out_weights_latents_and_real_pixels(tm
     files = {"quality.md": b"# q", "metrics.json": b"{}", "samples/conditional_epoch_001.png": b"1",
              "samples/conditional_epoch_002.png": b"2", "generator-conditional.pt": b"w",
              "generator-conditional.safetensors": b"w", "memorization-NORMAL.png": b"real",
-             "synthetic/NORMAL/synthetic_0.png": b"s", "partial/x.pt": b"p", "big.csv": b"x" * 2_000_001}
+             "synthetic/NORMAL/synthetic_0.png": b"s", "partial/x.pt": b"p", "big.csv": b"x" * 2_000_001,
+             "training_images.txt": b"train/NORMAL/IM-0001-0001.jpeg\n"}
     for name, data in files.items():
         (run.dir / name).parent.mkdir(parents=True, exist_ok=True)
         (run.dir / name).write_bytes(data)
@@ -70,7 +71,8 @@ def test_archive_keeps_results_and_leaves_out_weights_latents_and_real_pixels(tm
     assert why == {"generator-conditional.pt": "weights", "generator-conditional.safetensors": "weights",
                    "memorization-NORMAL.png": "shows real X-rays", "synthetic/NORMAL/synthetic_0.png":
                    "synthetic image files", "partial/x.pt": "unfinished training state",
-                   "samples/conditional_epoch_001.png": "earlier epoch's sample grid", "big.csv": "over 2 MB"}
+                   "samples/conditional_epoch_001.png": "earlier epoch's sample grid", "big.csv": "over 2 MB",
+                   "training_images.txt": "names the real training files"}
     assert (dest / "samples" / "conditional_epoch_002.png").read_bytes() == b"2"
     listed = {d["file"]: d["files"] for d in json.loads((dest / "archived.json").read_text())["left_out"]}
     assert listed["synthetic/"] == 1 and listed["partial/"] == 1 and listed["big.csv"] == 1
