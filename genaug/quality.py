@@ -168,9 +168,12 @@ def quality_report(run: Run, bundle: DataBundle, samples: dict[str, np.ndarray],
     judge = train_judge(bundle, cfg, run, device)
     train_u8 = as_tensor(bundle.train.images)
     train_feats = features(judge, train_u8, device)
+    frac = cfg.gan.train_fraction
+    split = ("the real training split" if frac >= 1 else
+             f"the GAN's real training images ({frac:g} of the training patients, {len(bundle.train)} images)")
     kind = ("Inception-v3 (torch-fidelity FID weights), 2048-d" if inception else
-            "domain CNN (SimpleCNN) trained on the real training split")
-    out = {"feature_extractor": {"kind": kind, "judge_file": "judge.pt",
+            f"domain CNN (SimpleCNN) trained on {split}")
+    out = {"feature_extractor": {"kind": kind, "judge_file": "judge.pt", "judge_trained_on": split,
                                  "judge_sha256": sha256_file(run.path("judge.pt"))},
            "heldout_split": "test (real, never used for GAN training)", "synthetic_data": bundle.synthetic,
            "classes": {}}
@@ -188,7 +191,8 @@ def format_quality(m: dict, bundle: DataBundle) -> str:
     if bundle.synthetic:
         lines += ["**Data: built-in demo phantoms, synthetic, not real X-rays.**", ""]
     lines += [f"FID/KID features: {m['feature_extractor']['kind']}. Fidelity and memorization features: a CNN "
-              "trained here on the real training split (judge.pt). Reference: real held-out "
+              f"trained here on {m['feature_extractor'].get('judge_trained_on', 'the real training split')} "
+              "(judge.pt). Reference: real held-out "
               "(test) images of the same class. Lower FID/KID is closer; read the synthetic value against "
               "the real-vs-real floor and the weak references.", "",
               "| class | FID synthetic | FID real-vs-real | FID blurred real | FID patch-shuffled | KID synthetic | "

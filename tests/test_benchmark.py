@@ -403,6 +403,7 @@ def test_low_data_cells_get_a_gan_that_saw_only_their_own_patients(tmp_path):
     gan_cfg = (gan_run / "config.yaml").read_text()
     assert "epochs: 4" in gan_cfg and "train_fraction: 0.5" in gan_cfg   # TINY's 2 epochs, as many steps
     assert gan_manifest["train_images"] < gan_manifest["data"]["splits"]["train"]["images"]
+    assert "0.5 of the training patients" in (gan_run / "quality.md").read_text()   # its judge learnt from them too
     cell = json.loads((run / "cells" / "cnn__mixed__f0.5__seed0.json").read_text())
     assert cell["input_run_within_training"] is True
     report = (run / "report.md").read_text()
