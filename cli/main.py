@@ -79,6 +79,9 @@ def encode_cmd(
     checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="reuse a trained autoencoder.pt instead of training"),
     overwrite: bool = typer.Option(False, "--overwrite", help="re-encode into an existing latent directory"),
     train_fraction: Optional[float] = InputFractionOpt,
+    views: Optional[int] = typer.Option(None, "--views", help="also encode this many pixel-augmented copies of "
+                                        "each train/val image (0-32; cpu profile 4): the benchmark's latent CNN "
+                                        "draws one encoding per image per epoch instead of seeing fixed latents"),
     resume: Optional[str] = typer.Option(None, "--resume", help="run directory to continue from its last checkpoint"),
     seed: Optional[int] = SeedOpt, device: Optional[str] = DeviceOpt, out: Optional[str] = OutOpt,
     name: Optional[str] = NameOpt, cache: Optional[str] = CacheOpt, tensorboard: Optional[bool] = TensorboardOpt,
@@ -89,7 +92,7 @@ def encode_cmd(
     d, r = _common(data, task, seed, device, out, name, cache, tensorboard)
     cfg = build_config(profile, data=d, run=r, encode=dict(
         epochs=epochs, image_size=image_size, latent_channels=latent_channels, batch_size=batch_size,
-        checkpoint=checkpoint, overwrite=overwrite or None, train_fraction=train_fraction))
+        checkpoint=checkpoint, overwrite=overwrite or None, train_fraction=train_fraction, views=views))
     run_dir = run_encode(cfg, resume=resume)
     _announce(f"run: {run_dir}")
 

@@ -151,6 +151,11 @@ def build_training_sets(bundle: DataBundle, variant: str, keep: np.ndarray, cfg:
         lat = latents["splits"]
         # np.array copies the read-only memory-mapped shards once into memory
         x_tr, y_tr = torch.from_numpy(np.array(lat["train"][0][keep])), torch.from_numpy(lat["train"][1][keep])
+        views = latents.get("views", {}).get("train")
+        if views is not None and cfg.benchmark.augment:   # (N, 1 + views, C, h, w): the plain encoding first
+            both = np.empty((len(x_tr), 1 + views.shape[1], *x_tr.shape[1:]), dtype=views.dtype)
+            both[:, 0], both[:, 1:] = x_tr.numpy(), views[keep]
+            x_tr = torch.from_numpy(both)
         val = TrainSet(torch.from_numpy(np.array(lat["val"][0])), torch.from_numpy(lat["val"][1]),
                        [f"real:{p}" for p in bundle.val.paths])
         test = TrainSet(torch.from_numpy(np.array(lat["test"][0])), torch.from_numpy(lat["test"][1]),
@@ -223,6 +228,8 @@ class PatientFolds:
             sp = latents["splits"]
             self.lat_x = np.concatenate([np.asarray(sp["train"][0]), np.asarray(sp["val"][0])])
             self.lat_y = np.concatenate([sp["train"][1], sp["val"][1]])
+            vw = latents.get("views")
+            self.lat_views = np.concatenate([np.asarray(vw["train"]), np.asarray(vw["val"])]) if vw else None
 
     def fold(self, i: int) -> tuple[DataBundle, dict | None]:
         """Fold ``i``'s bundle (validation = fold i, training = the others, the same real test split)
@@ -237,6 +244,8 @@ class PatientFolds:
         lat = {**self.latents, "splits": {"train": (self.lat_x[train_idx], self.lat_y[train_idx]),
                                           "val": (self.lat_x[val_idx], self.lat_y[val_idx]),
                                           "test": self.latents["splits"]["test"]}}
+        if self.lat_views is not None:   # views of the images that train in this fold
+            lat["views"] = {"train": self.lat_views[train_idx]}
         return data, lat
 
 # ----------------------------------------------------------------------------- one cell
@@ -254,7 +263,7 @@ def run_cell(model_name: str, variant: str, fraction: float, seed: int, train: T
     b = cfg.benchmark
     seed_everything(seed)
     latent = variant == "encoded"
-    in_ch = train.x.shape[1]
+    in_ch = train.x.shape[-3]   # latents may carry views: (N, views, C, h, w)
     model = build_classifier(model_name, len(bundle.classes), in_ch, latent=latent, pretrained=b.pretrained,
                              weights_dir=b.weights_dir, image_size=train.x.shape[-1])
     epochs = (b.latent_epochs or b.epochs) if latent else b.epochs
@@ -279,7 +288,8 @@ def run_cell(model_name: str, variant: str, fraction: float, seed: int, train: T
                           "image_size": str(int(train.x.shape[-1]))})
     return {"model": model_name, "variant": variant, "train_fraction": fraction, "seed": seed, "fold": fold,
             "val_origin": bundle.val_origin, "n_train": len(train.x), "n_train_synthetic": sum(p.startswith("synthetic:") for p in train.provenance),
-            "n_val": len(val.x), "n_test": len(test.x), "input_shape": list(train.x.shape[1:]),
+            "n_val": len(val.x), "n_test": len(test.x), "input_shape": list(train.x.shape[-3:]),
+            "latent_views": int(train.x.shape[1]) - 1 if train.x.dim() == 5 else 0,
             "threshold": thr, "test_at_0.5": at_half, "test_at_val_threshold": at_thr,
             "val_roc_auc": roc_auc(val.y, p_val), "history": fit.history, "epochs_run": fit.epochs_run,
             "best_epoch": fit.best_epoch, "train_seconds": fit.train_seconds,
@@ -622,6 +632,11 @@ def _benchmark(cfg: Config, run: Run, part: tuple[int, int] | None = None, repor
                                 "take proportionally more optimizer steps (see n_train): the comparison is at equal "
                                 "epochs, not equal compute")
     summary["notes"] += run.manifest.get("notes", [])   # what was done to the run by hand, said where it is read
+    view_counts = sorted({c.get("latent_views", 0) for c in cells if c["variant"] == "encoded"})
+    if view_counts and view_counts != [0]:
+        summary["notes"].append("encoded cells train on 1 + " + "/".join(map(str, view_counts)) + " encodings per "
+                                "image (the plain one and pixel-augmented views written by genaug encode --views), "
+                                "one drawn per image per epoch; 0 means the plain latents only")
     if skipped_models:
         summary["notes"].append(f"encoded variant runs only the latent CNN ('cnn'); {', '.join(skipped_models)} "
                                 "take pixels and have no encoded cell")

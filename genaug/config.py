@@ -94,6 +94,10 @@ class EncodeConfig:
     overwrite: bool = False
     baseline_size: int = 0        # area-downsample/bicubic-upsample baseline; 0 = image_size / 4 (56 at 224)
     train_fraction: float = 1.0   # train on this share of the training patients (as gan.train_fraction); all are encoded
+    # Pixel-augmented copies of each train/val image encoded besides the plain one. Latents cannot be
+    # rotated, zoomed or re-lit, so without them the latent CNN trains on a near-fixed set and
+    # overfits; the benchmark draws one of the 1 + views encodings per image per epoch.
+    views: int = 0
 
 
 @dataclass
@@ -204,6 +208,8 @@ def validate(cfg: Config) -> Config:
             raise ConfigError(f"config key '{dotted}' must be positive, got {getattr(getattr(cfg, section), key)}")
     if cfg.gan.image_size not in (64, 128):
         raise ConfigError(f"config key 'gan.image_size' must be 64 or 128, got {cfg.gan.image_size}")
+    if not 0 <= cfg.encode.views <= 32:
+        raise ConfigError(f"config key 'encode.views' must be between 0 and 32, got {cfg.encode.views}")
     if cfg.encode.image_size % 16:
         raise ConfigError(f"config key 'encode.image_size' must be a multiple of 16, got {cfg.encode.image_size}")
     if not 0 < cfg.data.val_fraction < 1:

@@ -1,7 +1,8 @@
 """``genaug encode``: train the convolutional autoencoder on train only, then encode every split once.
 
 Outputs (in the run directory): checkpoint.pt (resumable), autoencoder.pt (final),
-latents/{split}.npy (float16) + {split}_labels.npy + manifest.csv + meta.json,
+latents/{split}.npy (float16) + {split}_labels.npy + manifest.csv + meta.json (with
+``encode.views``, also {split}_views.npy for train and val: pixel-augmented copies, encoded once),
 reconstructions.png, history.json, metrics.json and summary.md.
 """
 from __future__ import annotations
@@ -20,16 +21,17 @@ import torch.nn.functional as F
 from tqdm import tqdm
 from torchvision.utils import make_grid, save_image
 
-from genaug.config import Config, config_from_dict
+from genaug.config import DEFAULT_AUGMENTATIONS, Config, config_from_dict
 from genaug.data import DataBundle
 from genaug import distributed
 from genaug.jobs import TRAINING_LIST, join_ranks, start_job, training_subset
-from genaug.errors import CheckpointError
+from genaug.errors import CheckpointError, ConfigError
 from genaug.metrics import reconstruction_metrics
 from genaug.models import ConvAutoencoder
 from genaug.tracking import Tracker, tracker_for
 from genaug.runs import save_safetensors, Run, atomic_torch_save, atomic_write, atomic_write_text, load_checkpoint, new_run, open_run, write_json
-from genaug.train import as_tensor, batch_indices, check_finite, epoch_batches, resident_device, to_float
+from genaug.train import (as_tensor, augment_batch, batch_indices, check_finite, epoch_batches, resident_device,
+                          to_float)
 
 log = logging.getLogger("genaug")
 AE_KEYS = ("kind", "model", "image_size", "latent_channels")
@@ -143,25 +145,53 @@ def encode_split(model: ConvAutoencoder, images: np.ndarray, device, batch_size:
     return out, len(data) / max(time.perf_counter() - t0, 1e-9)
 
 
+@torch.no_grad()
+def encode_views(model: ConvAutoencoder, images: np.ndarray, device, views: int, seed: int,
+                 augmentations: str = DEFAULT_AUGMENTATIONS, batch_size: int = 64) -> np.ndarray:
+    """Latents (N, views, C, h, w) float16 of ``views`` pixel-augmented copies of each image (the
+    benchmark's augmentations, drawn from ``seed``): what augmentation gives the pixel models each
+    epoch, paid once here, since a latent cannot be rotated or re-lit afterwards."""
+    model.eval()
+    data = as_tensor(images)
+    out = np.zeros((len(data), views) + model.latent_shape, dtype=np.float16)
+    gen = torch.Generator().manual_seed(seed)
+    for v in range(views):
+        for idx in tqdm(list(batch_indices(len(data), batch_size, False)), desc=f"view {v + 1}/{views}",
+                        leave=False, unit="batch"):
+            x = augment_batch(to_float(data[idx].to(device)), gen, enabled=augmentations)
+            out[idx.numpy(), v] = model.encode(x).cpu().numpy().astype(np.float16)
+    return out
+
+
 def _save_npy_atomic(path: Path, arr: np.ndarray) -> None:
     atomic_write(path, lambda fh: np.save(fh, arr))
 
 
 def write_latents(model: ConvAutoencoder, bundle: DataBundle, out_dir: Path, device, overwrite: bool,
-                  source: dict) -> dict:
-    """Encode train/val/test into ``out_dir``; an existing complete latent set is kept unless ``overwrite``."""
+                  source: dict, views: int = 0, seed: int = 0) -> dict:
+    """Encode train/val/test into ``out_dir`` (and ``views`` augmented copies of train and val, which
+    become training data in K-fold runs; test never is); an existing complete latent set is kept
+    unless ``overwrite``."""
     meta_path = out_dir / "meta.json"
     if meta_path.is_file() and not overwrite:
+        meta = json.loads(meta_path.read_text())
+        if meta.get("views", 0) != views:
+            raise ConfigError(f"latents in {out_dir} have {meta.get('views', 0)} augmented views, not {views}; "
+                              "pass --overwrite to re-encode them")
         log.info("latents in %s exist; kept (pass --overwrite to re-encode)", out_dir)
-        return json.loads(meta_path.read_text())
+        return meta
     out_dir.mkdir(parents=True, exist_ok=True)
     meta_path.unlink(missing_ok=True)  # incomplete until rewritten at the end
-    rows, speeds, counts = [], {}, {}
+    rows, speeds, counts, views_seconds = [], {}, {}, 0.0
     for split, s in bundle.splits.items():
         lat, speeds[split] = encode_split(model, s.images, device)
         _save_npy_atomic(out_dir / f"{split}.npy", lat)
         _save_npy_atomic(out_dir / f"{split}_labels.npy", s.labels)
         counts[split] = len(s)
+        if views and split != "test":
+            t0 = time.perf_counter()
+            _save_npy_atomic(out_dir / f"{split}_views.npy", encode_views(model, s.images, device, views, seed))
+            views_seconds += time.perf_counter() - t0
         rows += [(split, i, p, pid, int(lab), bundle.classes[lab])
                  for i, (p, pid, lab) in enumerate(zip(s.paths, s.patients, s.labels))]
     buf = io.StringIO()
@@ -173,7 +203,11 @@ def write_latents(model: ConvAutoencoder, bundle: DataBundle, out_dir: Path, dev
     meta = {"latent_shape": list(model.latent_shape), "dtype": "float16", "image_size": model.image_size,
             "classes": bundle.classes, "counts": counts, "data": source,
             "encode_images_per_second": {k: round(v, 1) for k, v in speeds.items()},
-            "encode_images_per_second_all": round(total / sum(counts[k] / speeds[k] for k in counts), 1)}
+            "encode_images_per_second_all": round(total / sum(counts[k] / speeds[k] for k in counts), 1),
+            "views": views}
+    if views:
+        meta.update(view_splits=[k for k in counts if k != "test"], view_augmentations=DEFAULT_AUGMENTATIONS,
+                    view_seed=seed, views_seconds=round(views_seconds, 1))
     write_json(meta_path, meta)
     return meta
 
@@ -197,6 +231,18 @@ def load_latents(directory: str | Path) -> dict:
         if lat.shape != (n, *meta["latent_shape"]) or len(lab) != n:
             raise CheckpointError(f"latent shard {d / split}.npy has shape {lat.shape}, expected {n} x {meta['latent_shape']}")
         out["splits"][split] = (lat, lab)
+    if meta.get("views"):
+        out["views"] = {}
+        for split in meta["view_splits"]:
+            path = d / f"{split}_views.npy"
+            try:
+                v = np.load(path, mmap_mode="r")
+            except (OSError, ValueError) as exc:
+                raise CheckpointError(f"latent views {path} are unreadable ({exc}); re-run genaug encode") from None
+            want = (meta["counts"][split], meta["views"], *meta["latent_shape"])
+            if v.shape != want:
+                raise CheckpointError(f"latent views {path} have shape {v.shape}, expected {want}")
+            out["views"][split] = v
     return out
 
 
@@ -271,12 +317,14 @@ def _encode(cfg: Config, run: Run, ckpt: dict | None) -> Path:
     save_reconstruction_grid(test_x, recon, run.path("reconstructions.png"))
     meta = write_latents(model, bundle, run.path("latents"), device, e.overwrite,
                          {"data": cfg.data.data, "task": cfg.data.task, "split_seed": cfg.data.split_seed,
-                          "val_fraction": cfg.data.val_fraction, "synthetic": bundle.synthetic})
+                          "val_fraction": cfg.data.val_fraction, "synthetic": bundle.synthetic},
+                         views=e.views, seed=cfg.run.seed)
     metrics = {"test": test, "baseline": {"method": f"area {bsize}px + bicubic up", **base},
                "compression": compression_summary(e.image_size, model.latent_shape),
                "baseline_compression": compression_summary(e.image_size, (1, bsize, bsize)),
                "encode_images_per_second": meta["encode_images_per_second_all"],
-               "epochs": len(history), "data": bundle.summary()}
+               "epochs": len(history), "data": bundle.summary(),
+               "views": {k: meta[k] for k in ("views", "view_splits", "view_augmentations", "views_seconds") if k in meta}}
     write_json(run.path("metrics.json"), metrics)
     atomic_write_text(run.path("summary.md"), _summary(metrics, bundle, e))
     run.save_manifest(finished=True)
@@ -284,6 +332,9 @@ def _encode(cfg: Config, run: Run, ckpt: dict | None) -> Path:
           f"({bsize}px bicubic): PSNR {base['psnr']:.2f} dB, SSIM {base['ssim']:.4f}")
     print(f"encoded {sum(meta['counts'].values())} images at {meta['encode_images_per_second_all']} images/s -> "
           f"{run.path('latents')}")
+    if meta.get("views"):
+        print(f"encoded {meta['views']} augmented views of each {'/'.join(meta['view_splits'])} image in "
+              f"{meta['views_seconds']} s")
     return run.dir
 
 
@@ -308,6 +359,9 @@ def _summary(m: dict, bundle: DataBundle, e) -> str:
         f"(ratio {c['byte_ratio']:.2f}). A narrower bottleneck is `--latent-channels`.",
         "",
         f"Encoding throughput: {m['encode_images_per_second']} images/s (eval mode, no autograd).",
-        "", "Test images, originals above and reconstructions below: `reconstructions.png`.",
+        "",
+        *([f"Augmented views: {m['views']['views']} per {'/'.join(m['views']['view_splits'])} image "
+           f"({m['views']['view_augmentations']}), encoded in {m['views']['views_seconds']} s; `genaug benchmark` "
+           "draws one encoding per image per epoch for the latent CNN.", ""] if m["views"].get("views") else []), "Test images, originals above and reconstructions below: `reconstructions.png`.",
     ]
     return "\n".join(lines) + "\n"

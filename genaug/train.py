@@ -213,6 +213,16 @@ def on_device(x: torch.Tensor, device) -> torch.Tensor:
     return x
 
 
+def batch_of(data: torch.Tensor, idx: torch.Tensor, gen: torch.Generator, augment: bool) -> torch.Tensor:
+    """``data[idx]``; latents stored with views, (N, views, C, h, w), give one encoding per image:
+    a random one of the plain and the pixel-augmented encodings when augmenting, else the plain one."""
+    if data.dim() != 5:
+        return data[idx]
+    if not augment:
+        return data[idx, 0]
+    return data[idx, torch.randint(0, data.shape[1], (len(idx),), generator=gen)]
+
+
 def train_one_epoch(model, opt, data, labels, weights, batch_size, gen, device, augment, desc,
                     amp: bool = False, augmentations: frozenset | str = DEFAULT_AUGMENTATIONS,
                     batch_scheduler=None, batches: list | None = None) -> tuple[float, int]:
@@ -225,7 +235,7 @@ def train_one_epoch(model, opt, data, labels, weights, batch_size, gen, device, 
         batches = list(batch_indices(len(data), batch_size, True, gen, drop_last=True))
     bar = tqdm(batches, desc=desc, leave=False, unit="batch", disable=distributed.quiet())
     for idx in bar:
-        x = to_float(on_device(data[idx], device))
+        x = to_float(on_device(batch_of(data, idx, gen, augment), device))
         if augment:  # pixels are cached as uint8, autoencoder latents as float16
             x = (augment_batch(x, gen, enabled=augmentations) if data.dtype == torch.uint8
                  else augment_latents(x, gen))

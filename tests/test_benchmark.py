@@ -145,6 +145,10 @@ def test_benchmark_end_to_end_on_tiny_demo_and_resume(tmp_path):
     assert {r["variant"] for r in res["table"]} == {"real", "mixed", "synthetic", "encoded"}
     assert {c["variant"] for c in res["comparisons"]} == {"mixed", "synthetic", "encoded"}
     assert any("equal epochs, not equal compute" in n for n in res["notes"])
+    # the autoencoder wrote 2 augmented views per image, and the encoded cell trained on all 3 encodings
+    enc_cell = json.loads((run / "cells" / "cnn__encoded__f1__seed0.json").read_text())
+    assert enc_cell["latent_views"] == 2 and enc_cell["input_shape"] == [16, 2, 2]
+    assert any(n.startswith("encoded cells train on 1 + 2 encodings") for n in res["notes"])
     report = (run / "report.md").read_text()
     assert report.count("Speed in these cells") == 1 and "train fraction 1: " in report
     assert "demo phantoms" in report and "quoted, not measured" in report and "(1 run)" in report

@@ -30,6 +30,7 @@ encode:
   latent_channels: 16
   epochs: 1
   batch_size: 16
+  views: 2
 benchmark:
   models: cnn
   image_size: 32

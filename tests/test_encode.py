@@ -1,11 +1,13 @@
 import csv
 
 import numpy as np
+import pytest
 import torch
 
 from genaug.config import Config
 from genaug.data import load_data
-from genaug.encode import load_latents, train_autoencoder, write_latents
+from genaug.encode import encode_views, load_latents, train_autoencoder, write_latents
+from genaug.errors import ConfigError
 from genaug.models import ConvAutoencoder
 from genaug.runs import load_checkpoint, new_run
 
@@ -45,3 +47,34 @@ def test_autoencoder_resume_continues(tmp_path):
     assert [r["epoch"] for r in h] == [1, 2, 3]
     assert h[-1]["train_mse"] < h[0]["train_mse"]
     run.close()
+
+
+def test_views_are_augmented_encodings_of_train_and_val_only(tmp_path):
+    bundle = load_data("demo", 32, demo_train=60)
+    ae = ConvAutoencoder(32, 8).eval()
+    meta = write_latents(ae, bundle, tmp_path / "lat", "cpu", overwrite=False, source={}, views=3, seed=5)
+    assert meta["views"] == 3 and meta["view_splits"] == ["train", "val"]
+    back = load_latents(tmp_path / "lat")
+    assert sorted(back["views"]) == ["train", "val"] and not (tmp_path / "lat" / "test_views.npy").exists()
+    views = back["views"]["train"]
+    plain = back["splits"]["train"][0]
+    assert views.shape == (len(bundle.train), 3, 8, 2, 2) and views.dtype == np.float16
+    # each view is the encoding of an augmented image: unlike the plain latent and unlike the other views
+    assert not np.allclose(views[:, 0], plain) and not np.allclose(views[:, 0], views[:, 1])
+    # the same seed draws the same augmentations
+    again = encode_views(ae, bundle.train.images, "cpu", 3, seed=5)
+    assert np.array_equal(again, np.asarray(views))
+    # an existing latent set with another number of views is not silently reused
+    with pytest.raises(ConfigError, match="3 augmented views, not 0"):
+        write_latents(ae, bundle, tmp_path / "lat", "cpu", overwrite=False, source={})
+    assert "views" not in load_latents(write_latents(ae, bundle, tmp_path / "lat", "cpu", overwrite=True,
+                                                     source={}) and tmp_path / "lat")
+
+
+def test_corrupt_views_file_is_a_clear_error(tmp_path):
+    from genaug.errors import CheckpointError
+    bundle = load_data("demo", 32, demo_train=60)
+    write_latents(ConvAutoencoder(32, 8).eval(), bundle, tmp_path / "lat", "cpu", overwrite=False, source={}, views=1)
+    np.save(tmp_path / "lat" / "val_views.npy", np.zeros((2, 1, 8, 2, 2), np.float16))
+    with pytest.raises(CheckpointError, match="val_views.npy have shape"):
+        load_latents(tmp_path / "lat")

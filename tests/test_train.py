@@ -2,8 +2,8 @@ import pytest
 import torch
 
 from genaug.errors import ConfigError
-from genaug.train import (AUGMENTATIONS, DEFAULT_AUGMENTATIONS, augment_batch, augment_latents, fit_classifier,
-                          make_scheduler, pca_lighting, stop_early)
+from genaug.train import (AUGMENTATIONS, DEFAULT_AUGMENTATIONS, augment_batch, augment_latents, batch_of,
+                          fit_classifier, make_scheduler, pca_lighting, stop_early)
 
 
 @pytest.mark.parametrize("shape", [(3, 256, 14, 14), (2, 8, 4, 4)])
@@ -177,3 +177,16 @@ def test_a_fit_checkpoint_from_other_settings_is_refused(tmp_path):
     fit_classifier(_small_net(), x, y, x, y, 2, epochs=1, batch_size=4, lr=0.01, checkpoint=tmp_path / "c.pt")
     with pytest.raises(CheckpointError, match="delete it to train this one from the start"):
         fit_classifier(_small_net(), x, y, x, y, 2, epochs=3, batch_size=4, lr=0.01, checkpoint=tmp_path / "c.pt")
+
+
+def test_batch_of_draws_one_view_per_image_when_augmenting_and_the_plain_one_otherwise():
+    # view v of image i holds the value 10 * i + v everywhere
+    data = torch.tensor([[10.0 * i + v for v in range(4)] for i in range(6)]).view(6, 4, 1, 1, 1).expand(6, 4, 2, 3, 3)
+    idx = torch.tensor([5, 0, 3])
+    assert torch.equal(batch_of(data[:, 0], idx, torch.Generator(), True), data[idx, 0])   # 4-d: plain indexing
+    assert torch.equal(batch_of(data, idx, torch.Generator(), False), data[idx, 0])
+    g = torch.Generator().manual_seed(0)
+    drawn = [batch_of(data, idx, g, True) for _ in range(50)]
+    assert all(x.shape == (3, 2, 3, 3) for x in drawn)
+    views = {int(x[j, 0, 0, 0].item()) - 10 * int(i) for x in drawn for j, i in enumerate(idx)}
+    assert views == {0, 1, 2, 3}   # every encoding, and always the image's own
