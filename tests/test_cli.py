@@ -28,9 +28,9 @@ gan:
 encode:
   image_size: 32
   latent_channels: 16
+  views: 2
   epochs: 1
   batch_size: 16
-  views: 2
 benchmark:
   models: cnn
   image_size: 32

@@ -28,8 +28,10 @@ def _start(args, stderr=subprocess.DEVNULL):
 def _long_profile(tmp_path):
     """The tiny profile with EPOCHS epochs for the GAN and the autoencoder."""
     prof = tmp_path / "long.yaml"
-    prof.write_text(TINY.replace("epochs: 2", f"epochs: {EPOCHS}").replace(
-        "epochs: 1\n  batch_size: 16\nbenchmark", f"epochs: {EPOCHS}\n  batch_size: 16\nbenchmark"))
+    text = TINY.replace("epochs: 2", f"epochs: {EPOCHS}").replace(
+        "epochs: 1\n  batch_size: 16\nbenchmark", f"epochs: {EPOCHS}\n  batch_size: 16\nbenchmark")
+    assert text.count(f"epochs: {EPOCHS}") == 2, "TINY changed shape: the GAN and encode epochs were not both set"
+    prof.write_text(text)
     return prof
 
 
