@@ -149,7 +149,9 @@ def test_benchmark_end_to_end_on_tiny_demo_and_resume(tmp_path):
     enc_cell = json.loads((run / "cells" / "cnn__encoded__f1__seed0.json").read_text())
     assert enc_cell["latent_views"] == 2 and enc_cell["input_shape"] == [16, 2, 2]
     assert any(n.startswith("encoded cells train on 1 + 2 encodings") for n in res["notes"])
+    assert [h["epoch"] for h in enc_cell["history"]] == [1, 2]   # latent_epochs, not the pixel models' 1
     report = (run / "report.md").read_text()
+    assert "The latent CNN (encoded cells): 2 epochs max" in report
     assert report.count("Speed in these cells") == 1 and "train fraction 1: " in report
     assert "demo phantoms" in report and "quoted, not measured" in report and "(1 run)" in report
     cell = json.loads((run / "cells" / "cnn__real__f1__seed0.json").read_text())

@@ -37,6 +37,7 @@ benchmark:
   epochs: 1
   batch_size: 16
   bootstrap: 50
+  latent_epochs: 2
 """
 
 
