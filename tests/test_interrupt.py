@@ -28,7 +28,7 @@ def _start(args, stderr=subprocess.DEVNULL):
 def _long_profile(tmp_path):
     """The tiny profile with EPOCHS epochs for the GAN and the autoencoder."""
     prof = tmp_path / "long.yaml"
-    text = TINY.replace("epochs: 2", f"epochs: {EPOCHS}").replace(
+    text = TINY.replace("ndf: 8\n  epochs: 2\n", f"ndf: 8\n  epochs: {EPOCHS}\n").replace(
         "epochs: 1\n  batch_size: 16\nbenchmark", f"epochs: {EPOCHS}\n  batch_size: 16\nbenchmark")
     assert text.count(f"epochs: {EPOCHS}") == 2, "TINY changed shape: the GAN and encode epochs were not both set"
     prof.write_text(text)
