@@ -362,6 +362,7 @@ def _summary(m: dict, bundle: DataBundle, e) -> str:
         "",
         *([f"Augmented views: {m['views']['views']} per {'/'.join(m['views']['view_splits'])} image "
            f"({m['views']['view_augmentations']}), encoded in {m['views']['views_seconds']} s; `genaug benchmark` "
-           "draws one encoding per image per epoch for the latent CNN.", ""] if m["views"].get("views") else []), "Test images, originals above and reconstructions below: `reconstructions.png`.",
+           "draws one encoding per image per epoch for the latent CNN.", ""] if m["views"].get("views") else []),
+        "Test images, originals above and reconstructions below: `reconstructions.png`.",
     ]
     return "\n".join(lines) + "\n"
