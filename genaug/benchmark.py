@@ -149,13 +149,14 @@ def build_training_sets(bundle: DataBundle, variant: str, keep: np.ndarray, cfg:
     real_prov = [f"real:{p}" for p in tr.paths]
     if variant == "encoded":
         lat = latents["splits"]
-        # np.array copies the read-only memory-mapped shards once into memory
-        x_tr, y_tr = torch.from_numpy(np.array(lat["train"][0][keep])), torch.from_numpy(lat["train"][1][keep])
-        views = latents.get("views", {}).get("train")
+        # indexing copies the selected rows of the read-only memory-mapped shards into memory, once
+        plain, views = lat["train"][0], latents.get("views", {}).get("train")
         if views is not None and cfg.benchmark.augment:   # (N, 1 + views, C, h, w): the plain encoding first
-            both = np.empty((len(x_tr), 1 + views.shape[1], *x_tr.shape[1:]), dtype=views.dtype)
-            both[:, 0], both[:, 1:] = x_tr.numpy(), views[keep]
-            x_tr = torch.from_numpy(both)
+            x = np.empty((len(keep), 1 + views.shape[1], *plain.shape[1:]), dtype=plain.dtype)
+            x[:, 0], x[:, 1:] = plain[keep], views[keep]
+        else:
+            x = np.array(plain[keep])
+        x_tr, y_tr = torch.from_numpy(x), torch.from_numpy(lat["train"][1][keep])
         val = TrainSet(torch.from_numpy(np.array(lat["val"][0])), torch.from_numpy(lat["val"][1]),
                        [f"real:{p}" for p in bundle.val.paths])
         test = TrainSet(torch.from_numpy(np.array(lat["test"][0])), torch.from_numpy(lat["test"][1]),

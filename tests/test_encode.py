@@ -67,8 +67,8 @@ def test_views_are_augmented_encodings_of_train_and_val_only(tmp_path):
     # an existing latent set with another number of views is not silently reused
     with pytest.raises(ConfigError, match="3 augmented views, not 0"):
         write_latents(ae, bundle, tmp_path / "lat", "cpu", overwrite=False, source={})
-    assert "views" not in load_latents(write_latents(ae, bundle, tmp_path / "lat", "cpu", overwrite=True,
-                                                     source={}) and tmp_path / "lat")
+    write_latents(ae, bundle, tmp_path / "lat", "cpu", overwrite=True, source={})
+    assert "views" not in load_latents(tmp_path / "lat")
 
 
 def test_corrupt_views_file_is_a_clear_error(tmp_path):
