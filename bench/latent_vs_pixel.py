@@ -4,10 +4,11 @@
 All run genaug's own training step (train_one_epoch: indexing into an in-memory tensor,
 class-weighted cross-entropy, AdamW) on the same number of random samples and batch
 size, one after the other in this process, so the ratios are measured under the same load.
-Pixels get the benchmark's batch augmentation and latents its latent augmentation (shift and
-noise), as in `genaug benchmark`.
+Pixels get the benchmark's batch augmentation and latents its latent augmentation (one of the
+stored encodings per image, a shift and noise scaled by the training set's channel spread), as in
+`genaug benchmark`.
 
-    python bench/latent_vs_pixel.py [--n 512] [--batch-size 64] [--threads 2] [--pixel-sizes 224,64]
+    python bench/latent_vs_pixel.py [--n 512] [--batch-size 64] [--threads 2] [--pixel-sizes 224,64] [--views 4]
 
 Prints a table and exits. The figure for a full epoch scales the measured rate to the
 Kermany training split (4,693 images after the patient-level val split).
@@ -20,7 +21,7 @@ import time
 import torch
 
 from genaug.models import LatentCNN, SimpleCNN
-from genaug.train import class_weights, train_one_epoch
+from genaug.train import class_weights, latent_spread, train_one_epoch
 
 TRAIN_IMAGES = 4693
 
@@ -31,9 +32,12 @@ def time_epochs(model, data, labels, batch_size, augment, repeats=2) -> float:
     w = class_weights(labels.numpy(), 2)
     gen = torch.Generator().manual_seed(0)
     best = float("inf")
+    # as fit_classifier does: the latents' channel spread for their noise, once per training set
+    spread = latent_spread(data) if data.is_floating_point() else None
     for r in range(repeats + 1):
         t0 = time.perf_counter()
-        _, seen = train_one_epoch(model, opt, data, labels, w, batch_size, gen, "cpu", augment, "bench")
+        _, seen = train_one_epoch(model, opt, data, labels, w, batch_size, gen, "cpu", augment, "bench",
+                                  spread=spread)
         if r:  # the first epoch warms up allocators and kernels
             best = min(best, (time.perf_counter() - t0) / seen)
     return best
@@ -45,6 +49,8 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--pixel-sizes", default="224,64", help="pixel CNN input sizes to compare with")
+    ap.add_argument("--views", type=int, default=4,
+                    help="augmented encodings stored per latent, as `genaug encode --views` (the cpu profile's 4)")
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -52,7 +58,8 @@ def main() -> None:
     labels = torch.randint(0, 2, (a.n,))
     runs = [(f"pixel CNN, {px}x{px}x1 uint8", SimpleCNN(1, 2), torch.randint(0, 256, (a.n, 1, px, px), dtype=torch.uint8))
             for px in (int(v) for v in a.pixel_sizes.split(","))]
-    runs.append(("latent CNN, 14x14x256 float16", LatentCNN(256, 2), torch.randn(a.n, 256, 14, 14).half()))
+    latents = torch.randn(a.n, 1 + a.views, 256, 14, 14).half() if a.views else torch.randn(a.n, 256, 14, 14).half()
+    runs.append((f"latent CNN, 14x14x256 float16, {a.views} views", LatentCNN(256, 2), latents))
     rows = []
     for name, model, data in runs:
         per = time_epochs(model, data, labels, a.batch_size, augment=True)

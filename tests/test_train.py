@@ -3,7 +3,7 @@ import torch
 
 from genaug.errors import ConfigError
 from genaug.train import (AUGMENTATIONS, DEFAULT_AUGMENTATIONS, augment_batch, augment_latents, batch_of,
-                          fit_classifier, make_scheduler, pca_lighting, stop_early)
+                          fit_classifier, latent_spread, make_scheduler, pca_lighting, stop_early)
 
 
 @pytest.mark.parametrize("shape", [(3, 256, 14, 14), (2, 8, 4, 4)])
@@ -21,6 +21,23 @@ def test_latent_augmentation_shapes_and_shift(shape):
         crops = [padded[:, y:y + h, x:x + w] for y in range(3) for x in range(3)]
         assert any(torch.equal(moved[i], c) for c in crops)
     assert torch.equal(augment_latents(z, torch.Generator(), shift=0, noise=0.0), z)
+
+
+def test_latent_spread_is_the_channel_std_of_the_plain_encodings():
+    z = (torch.randn(50, 3, 4, 4) * torch.tensor([0.5, 1.0, 3.0]).view(1, 3, 1, 1)).half()
+    want = z.float().std(dim=(0, 2, 3), keepdim=True)
+    assert torch.allclose(latent_spread(z, chunk=7), want, rtol=1e-4)
+    views = torch.stack([z, z * 10], 1)          # (N, views, C, h, w): only the plain view counts
+    assert torch.allclose(latent_spread(views, chunk=7), want, rtol=1e-4)
+
+
+def test_latent_noise_follows_the_given_spread():
+    z = torch.zeros(64, 3, 8, 8)
+    spread = torch.tensor([0.0, 1.0, 4.0]).view(1, 3, 1, 1)
+    out = augment_latents(z, torch.Generator().manual_seed(0), shift=0, noise=0.1, spread=spread)
+    assert torch.equal(out[:, 0], z[:, 0])     # no spread, no noise
+    assert out[:, 1].std().item() == pytest.approx(0.1, rel=0.05)
+    assert out[:, 2].std().item() == pytest.approx(0.4, rel=0.05)
 
 
 def test_pixel_augmentation_keeps_range_and_shape():
