@@ -518,58 +518,85 @@ def keep_earlier_shard_resumes(run: Run) -> None:
     run.manifest["resume_argv"] = [list(a) for _, a in merged]
 
 
-def _benchmark(cfg: Config, run: Run, part: tuple[int, int] | None = None, report_only: bool = False) -> Path:
-    from genaug.report import write_report
+@dataclass
+class CellPlan:
+    """Every cell of a benchmark in its fixed order, and which of them this process trains."""
+    todo: list[tuple]          # (fold, fraction, variant, model, seed offset)
+    keys: list[str]            # cell_key of each, the name of its cells/<key>.json
+    mine: set[int]             # indices this process trains (a shard takes every N-th)
+    skipped_models: list[str]  # pixel models the encoded variant has no cell for
 
+
+def plan_cells(cfg: Config, models: list[str], variants: list[str], fractions: list[float],
+               part: tuple[int, int] | None, report_only: bool) -> CellPlan:
     b = cfg.benchmark
-    models = parse_list(b.models, CLASSIFIERS, "model")
-    variants = parse_list(b.variants, VARIANTS, "variant")
-    fractions = parse_fractions(b.train_fractions)
-    if part is not None or distributed.launched():
-        # each shard would otherwise train its own GAN or autoencoder, and cells would differ in input;
-        # under torchrun the GAN/autoencoder would be trained by every rank inside a benchmark
-        how = "--shard" if part is not None else "torchrun"
-        for var, key, flag in (("mixed", "gan_run", "--gan-run"), ("synthetic", "gan_run", "--gan-run"),
-                               ("encoded", "encode_run", "--encode-run")):
-            if var in variants and not (getattr(b, key) or run.manifest.get(key)):
-                raise ConfigError(f"{how} with the {var} variant needs {flag}: train it once "
-                                  f"(genaug {'gan' if key == 'gan_run' else 'encode'}) and give it")
-    device, bundle = start_job(cfg, run, b.image_size)
-    cells_dir = run.path("cells")
-    cells_dir.mkdir(exist_ok=True)
     fold_ids = list(range(b.folds)) if b.folds > 1 else [None]
     todo = [(k, f, v, m, s) for k in fold_ids for f in fractions for v in variants for m in models
             for s in range(b.seeds) if not (v == "encoded" and m != "cnn")]
-    skipped_models = sorted({m for m in models if m != "cnn"}) if "encoded" in variants else []
+    skipped = sorted({m for m in models if m != "cnn"}) if "encoded" in variants else []
     mine = set() if report_only else set(range(len(todo))) if part is None else set(range(part[0], len(todo), part[1]))
+    keys = [cell_key(m, v, f, cfg.run.seed + s, k) for k, f, v, m, s in todo]
+    return CellPlan(todo, keys, mine, skipped)
+
+
+def _require_given_input_runs(cfg: Config, run: Run, variants: list[str], part) -> None:
+    """Each shard would otherwise train its own GAN or autoencoder, and cells would differ in input;
+    under torchrun the GAN/autoencoder would be trained by every rank inside a benchmark."""
+    if part is None and not distributed.launched():
+        return
+    how = "--shard" if part is not None else "torchrun"
+    for var, key, flag in (("mixed", "gan_run", "--gan-run"), ("synthetic", "gan_run", "--gan-run"),
+                           ("encoded", "encode_run", "--encode-run")):
+        if var in variants and not (getattr(cfg.benchmark, key) or run.manifest.get(key)):
+            raise ConfigError(f"{how} with the {var} variant needs {flag}: train it once "
+                              f"(genaug {'gan' if key == 'gan_run' else 'encode'}) and give it")
+
+
+@dataclass
+class CellInputs:
+    """What the cells still to train need from the GAN and encode runs (None where no such cell is left)."""
+    gan_dir: Path | None = None
+    enc_dir: Path | None = None
+    synthetic: dict | None = None
+    syn_names: dict | None = None
+    latents: dict | None = None
+    learnt_from: dict | None = None   # {"gan"|"encode": set of real training paths that run learnt from}
+
+
+def load_cell_inputs(cfg: Config, run: Run, bundle: DataBundle, pending: set[str]) -> CellInputs:
     # only cells still to train need the GAN's images or the latents: a run whose mixed cells are
     # done (or an archived run, which keeps neither) reports and adds real cells without them
-    keys = [cell_key(m, v, f, cfg.run.seed + s, k) for k, f, v, m, s in todo]
-    pending = {todo[i][2] for i in mine if not (cells_dir / f"{keys[i]}.json").is_file()}
-    gan_dir = resolve_gan_run(cfg, run) if {"mixed", "synthetic"} & pending else None
-    enc_dir = resolve_encode_run(cfg, run) if "encoded" in pending else None
-    synthetic = syn_names = latents = None
-    if gan_dir is not None:
-        synthetic, syn_names = load_synthetic(gan_dir, bundle.classes, b.image_size)
-    if enc_dir is not None:
-        latents = load_latents(enc_dir)
-        _check_latents_match(latents, bundle, enc_dir)
+    inp = CellInputs()
+    if {"mixed", "synthetic"} & pending:
+        inp.gan_dir = resolve_gan_run(cfg, run)
+        inp.synthetic, inp.syn_names = load_synthetic(inp.gan_dir, bundle.classes, cfg.benchmark.image_size)
+    if "encoded" in pending:
+        inp.enc_dir = resolve_encode_run(cfg, run)
+        inp.latents = load_latents(inp.enc_dir)
+        _check_latents_match(inp.latents, bundle, inp.enc_dir)
     # the real training images each input run learnt from (runs that did not record it used them all)
-    learnt_from = {"gan": gan_dir and (read_training_list(gan_dir) or set(bundle.train.paths)),
-                   "encode": enc_dir and (read_training_list(enc_dir) or set(bundle.train.paths))}
+    inp.learnt_from = {"gan": inp.gan_dir and (read_training_list(inp.gan_dir) or set(bundle.train.paths)),
+                       "encode": inp.enc_dir and (read_training_list(inp.enc_dir) or set(bundle.train.paths))}
+    return inp
+
+
+def train_cells(cfg: Config, run: Run, bundle: DataBundle, device, plan: CellPlan, inp: CellInputs) -> None:
+    """Train this process's cells that have no cells/<key>.json yet, each written as it finishes."""
+    b = cfg.benchmark
+    cells_dir = run.path("cells")
     tracker = tracker_for(cfg, run)
     # cells come grouped by fold, then (fraction, variant): build and check each group's sets once
     data_for, sets_for, sets, within = None, None, None, None
-    fold_data, fold_lat = bundle, latents
-    folds = PatientFolds(bundle, b.folds, cfg.data.split_seed, latents) if b.folds > 1 else None
+    fold_data, fold_lat = bundle, inp.latents
+    folds = PatientFolds(bundle, b.folds, cfg.data.split_seed, inp.latents) if b.folds > 1 else None
+    n = len(plan.todo)
     try:
-        for i, ((fold, frac, variant, model, s), key) in enumerate(zip(todo, keys), 1):
-            seed = cfg.run.seed + s
+        for i, ((fold, frac, variant, model, s), key) in enumerate(zip(plan.todo, plan.keys), 1):
             path = cells_dir / f"{key}.json"
             if path.is_file():
-                distributed.say(f"[{i}/{len(todo)}] {key}: done earlier, kept", flush=True)
+                distributed.say(f"[{i}/{n}] {key}: done earlier, kept", flush=True)
                 continue
-            if i - 1 not in mine:
+            if i - 1 not in plan.mine:
                 continue
             if fold is not None and data_for != fold:
                 fold_data, fold_lat = folds.fold(fold)
@@ -577,21 +604,21 @@ def _benchmark(cfg: Config, run: Run, part: tuple[int, int] | None = None, repor
             if sets_for != (frac, variant):
                 keep = subsample_by_patient(fold_data.train.labels, fold_data.train.patients, frac,
                                             cfg.data.split_seed)
-                sets = build_training_sets(fold_data, variant, keep, cfg, synthetic, syn_names, fold_lat)
+                sets = build_training_sets(fold_data, variant, keep, cfg, inp.synthetic, inp.syn_names, fold_lat)
                 check_provenance(*sets, fold_data)
-                within = inputs_within_training(variant, learnt_from, fold_data.train.subset(keep).paths,
-                                                bundle.train.paths, frac, gan_dir, enc_dir)
+                within = inputs_within_training(variant, inp.learnt_from, fold_data.train.subset(keep).paths,
+                                                bundle.train.paths, frac, inp.gan_dir, inp.enc_dir)
                 sets_for = (frac, variant)
             train, val, test = sets
-            distributed.say(f"[{i}/{len(todo)}] {key}: {len(train.x)} training images "
+            distributed.say(f"[{i}/{n}] {key}: {len(train.x)} training images "
                             f"({sum(p.startswith('synthetic:') for p in train.provenance)} synthetic)", flush=True)
             save_to = run.path("models", f"{key}.pt") if b.save_models else None
             partial = run.path("partial", f"{key}.pt")   # a cell takes hours on a CPU: keep its epochs
             partial.parent.mkdir(exist_ok=True)
             if partial.is_file():
                 distributed.say(f"    continuing from {partial}", flush=True)
-            cell = run_cell(model, variant, frac, seed, train, val, test, fold_data, cfg, device, save_to, fold,
-                            tracker, partial)
+            cell = run_cell(model, variant, frac, cfg.run.seed + s, train, val, test, fold_data, cfg, device,
+                            save_to, fold, tracker, partial)
             if within is not None:
                 cell["input_run_within_training"] = within
             write_json(path, cell)
@@ -601,46 +628,69 @@ def _benchmark(cfg: Config, run: Run, part: tuple[int, int] | None = None, repor
                             f"ROC-AUC {m['roc_auc']:.3f}, {cell['seconds_per_epoch']:.1f} s/epoch", flush=True)
     finally:
         tracker.close()
+
+
+def report_notes(run: Run, bundle: DataBundle, cells: list[dict], plan: CellPlan, missing: list[str],
+                 folds: int, gan_dir, enc_dir) -> list[str]:
+    """What a reader of the report must know to read its tables right, in the order they matter."""
+    notes = list(bundle.notes)
+    if missing:   # only a --report-only report gets here with cells missing
+        notes.insert(0, f"interim report: {len(missing)} of {len(plan.todo)} planned cells are not trained yet "
+                        f"({', '.join(missing)}); each row counts the seeds it has")
+    if folds > 1 and (gan_dir is not None or enc_dir is not None):
+        notes.append("K-fold: the GAN and the autoencoder were trained on the original training split, "
+                     "which overlaps the other folds' validation parts; that touches validation "
+                     "(early stopping, threshold), never the test split")
+    for sup in run.manifest.get("superseded", []):
+        notes.append(f"{'/'.join(DEPENDENT_VARIANTS[sup['key']])} cells were retrained on {sup['new']}; "
+                     f"the {sup['cells_moved']} trained on {sup['old']} are kept in {sup['to']}/ and are "
+                     "not in these tables")
+    notes += subsample_notes(cells)
+    if any(c["variant"] == "mixed" for c in cells):
+        notes.append("mixed cells run the same epochs as real cells over real + synthetic images, so they "
+                     "take proportionally more optimizer steps (see n_train): the comparison is at equal "
+                     "epochs, not equal compute")
+    notes += run.manifest.get("notes", [])   # what was done to the run by hand, said where it is read
+    view_counts = sorted({c.get("latent_views", 0) for c in cells if c["variant"] == "encoded"})
+    if view_counts and view_counts != [0]:
+        notes.append("encoded cells train on 1 + " + "/".join(map(str, view_counts)) + " encodings per "
+                     "image (the plain one and pixel-augmented views written by genaug encode --views), "
+                     "one drawn per image per epoch; 0 means the plain latents only")
+    if plan.skipped_models:
+        notes.append(f"encoded variant runs only the latent CNN ('cnn'); {', '.join(plan.skipped_models)} "
+                     "take pixels and have no encoded cell")
+    return notes
+
+
+def _benchmark(cfg: Config, run: Run, part: tuple[int, int] | None = None, report_only: bool = False) -> Path:
+    from genaug.report import write_report
+
+    b = cfg.benchmark
+    variants = parse_list(b.variants, VARIANTS, "variant")
+    plan = plan_cells(cfg, parse_list(b.models, CLASSIFIERS, "model"), variants, parse_fractions(b.train_fractions),
+                      part, report_only)
+    _require_given_input_runs(cfg, run, variants, part)
+    device, bundle = start_job(cfg, run, b.image_size)
+    cells_dir = run.path("cells")
+    cells_dir.mkdir(exist_ok=True)
+    pending = {plan.todo[i][2] for i in plan.mine if not (cells_dir / f"{plan.keys[i]}.json").is_file()}
+    inp = load_cell_inputs(cfg, run, bundle, pending)
+    train_cells(cfg, run, bundle, device, plan, inp)
     if not distributed.is_main():   # rank 0 merges the cells and writes the report
         return run.dir
     # a resume that trains only some variants still reports (and keeps recording) the others' input runs
-    gan_dir = gan_dir or recorded_input_run(run, "gan_run")
-    enc_dir = enc_dir or recorded_input_run(run, "encode_run")
-    missing = sorted(k for k in set(keys) if not (cells_dir / f"{k}.json").is_file())
+    gan_dir = inp.gan_dir or recorded_input_run(run, "gan_run")
+    enc_dir = inp.enc_dir or recorded_input_run(run, "encode_run")
+    missing = sorted(k for k in set(plan.keys) if not (cells_dir / f"{k}.json").is_file())
     if part is not None and missing:
-        print(f"shard {part[0] + 1}/{part[1]} finished its cells; {len(missing)} of {len(todo)} cells are still "
+        print(f"shard {part[0] + 1}/{part[1]} finished its cells; {len(missing)} of {len(plan.todo)} cells are still "
               "with other shards. The last shard to finish writes the report (or run "
               f"genaug benchmark --resume {run.dir} once all are done).", flush=True)
         run.save_manifest(finished_shard=True)
         return run.dir
     cells = [json.loads(p.read_text()) for p in sorted(cells_dir.glob("*.json"))]
     summary = aggregate(cells, bundle.classes, b.bootstrap)
-    summary["notes"] = list(bundle.notes)
-    if missing:   # only a --report-only report gets here with cells missing
-        summary["notes"].insert(0, f"interim report: {len(missing)} of {len(todo)} planned cells are not trained yet "
-                                   f"({', '.join(missing)}); each row counts the seeds it has")
-    if b.folds > 1 and (gan_dir is not None or enc_dir is not None):
-        summary["notes"].append("K-fold: the GAN and the autoencoder were trained on the original training split, "
-                                "which overlaps the other folds' validation parts; that touches validation "
-                                "(early stopping, threshold), never the test split")
-    for sup in run.manifest.get("superseded", []):
-        summary["notes"].append(f"{'/'.join(DEPENDENT_VARIANTS[sup['key']])} cells were retrained on {sup['new']}; "
-                                f"the {sup['cells_moved']} trained on {sup['old']} are kept in {sup['to']}/ and are "
-                                "not in these tables")
-    summary["notes"] += subsample_notes(cells)
-    if any(c["variant"] == "mixed" for c in cells):
-        summary["notes"].append("mixed cells run the same epochs as real cells over real + synthetic images, so they "
-                                "take proportionally more optimizer steps (see n_train): the comparison is at equal "
-                                "epochs, not equal compute")
-    summary["notes"] += run.manifest.get("notes", [])   # what was done to the run by hand, said where it is read
-    view_counts = sorted({c.get("latent_views", 0) for c in cells if c["variant"] == "encoded"})
-    if view_counts and view_counts != [0]:
-        summary["notes"].append("encoded cells train on 1 + " + "/".join(map(str, view_counts)) + " encodings per "
-                                "image (the plain one and pixel-augmented views written by genaug encode --views), "
-                                "one drawn per image per epoch; 0 means the plain latents only")
-    if skipped_models:
-        summary["notes"].append(f"encoded variant runs only the latent CNN ('cnn'); {', '.join(skipped_models)} "
-                                "take pixels and have no encoded cell")
+    summary["notes"] = report_notes(run, bundle, cells, plan, missing, b.folds, gan_dir, enc_dir)
     write_report(run, cfg, bundle, summary, cells, gan_dir, enc_dir)
     done = {"finished": True} if not missing else {}
     run.save_manifest(**done, cells=len(cells), missing_cells=len(missing), gan_run=str(gan_dir) if gan_dir else None,
