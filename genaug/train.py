@@ -298,6 +298,29 @@ def evaluate_loss(model, data, labels, weights, device, batch_size=256, amp: boo
     return total / max(len(data), 1)
 
 
+def rng_states(gen: torch.Generator, home: torch.device) -> dict:
+    """The random states a resumed fit needs to draw what the uninterrupted one would have."""
+    return {"generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(home) if home.type == "cuda" else None}
+
+
+def resume_fit(checkpoint: Path, epochs: int, seed: int, n_train: int, model: nn.Module, opt, sched,
+               gen: torch.Generator, home: torch.device, res: "FitResult") -> tuple:
+    """Load a fit's per-epoch state into ``model``, ``opt``, ``sched``, ``gen`` and ``res``;
+    returns (best val loss, best weights, images seen, seconds spent, whether it had stopped)."""
+    saved = load_fit_state(checkpoint, epochs, seed, n_train)
+    model.load_state_dict(saved["model"])
+    opt.load_state_dict(saved["optimizer"])
+    if sched is not None:
+        sched.load_state_dict(saved["scheduler"])
+    res.history, res.best_epoch, res.epochs_run = list(saved["history"]), saved["best_epoch"], saved["epoch"]
+    gen.set_state(saved["generator"])
+    torch.set_rng_state(saved["torch_rng"])   # dropout draws from the global generator
+    if saved.get("cuda_rng") is not None and home.type == "cuda":
+        torch.cuda.set_rng_state(saved["cuda_rng"], home)   # ... or from the GPU's, on a GPU
+    return saved["best"], saved["best_state"], saved["images"], saved["seconds"], saved["done"]
+
+
 def fit_classifier(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tensor,
                    val_y: torch.Tensor, n_classes: int, epochs: int, batch_size: int, lr: float,
                    weight_decay: float = 1e-4, patience: int = 4, augment: bool = True, seed: int = 0,
@@ -344,19 +367,9 @@ def fit_classifier(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tenso
     start = time.perf_counter()
     images, first, done, earlier_seconds = 0, 1, False, 0.0
     if checkpoint is not None and Path(checkpoint).is_file():
-        saved = load_fit_state(checkpoint, epochs, seed, len(train_x))
-        model.load_state_dict(saved["model"])
-        opt.load_state_dict(saved["optimizer"])
-        if sched is not None:
-            sched.load_state_dict(saved["scheduler"])
-        best, best_state = saved["best"], saved["best_state"]
-        res.history, res.best_epoch, res.epochs_run = list(saved["history"]), saved["best_epoch"], saved["epoch"]
-        images, earlier_seconds, done = saved["images"], saved["seconds"], saved["done"]
-        gen.set_state(saved["generator"])
-        torch.set_rng_state(saved["torch_rng"])   # dropout draws from the global generator
-        if saved.get("cuda_rng") is not None and home.type == "cuda":
-            torch.cuda.set_rng_state(saved["cuda_rng"], home)   # ... or from the GPU's, on a GPU
-        first = saved["epoch"] + 1
+        best, best_state, images, earlier_seconds, done = resume_fit(checkpoint, epochs, seed, len(train_x), model,
+                                                                     opt, sched, gen, home, res)
+        first = res.epochs_run + 1
         log.info("%s: resuming at epoch %d of %d from %s", desc, first, epochs, checkpoint)
     for epoch in range(first, epochs + 1):
         if done:
@@ -392,8 +405,7 @@ def fit_classifier(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tenso
                 "scheduler": sched.state_dict() if sched is not None else None,
                 "best": best, "best_epoch": res.best_epoch, "best_state": best_state, "history": res.history,
                 "images": images, "seconds": earlier_seconds + time.perf_counter() - start, "done": done,
-                "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
-                "cuda_rng": torch.cuda.get_rng_state(home) if home.type == "cuda" else None}, Path(checkpoint))
+                **rng_states(gen, home)}, Path(checkpoint))
     model.load_state_dict(best_state)
     res.train_seconds = earlier_seconds + time.perf_counter() - start
     res.images_per_second = images / max(res.train_seconds, 1e-9)
