@@ -297,6 +297,8 @@ def run_cell(model_name: str, variant: str, fraction: float, seed: int, train: T
             "seconds_per_epoch": fit.train_seconds / max(fit.epochs_run, 1),
             "train_images_per_second": fit.images_per_second, "inference_images_per_second": infer,
             "test_probs": p_test.tolist(), "test_labels": test.y.tolist(),
+            # kept so that the seeds of a cell can be pooled later (seed_ensembles) with a threshold from validation
+            "val_probs": p_val.tolist(), "val_labels": val.y.tolist(),
             "params": sum(p.numel() for p in model.parameters()),
             "genaug_commit": git_commit(), "device": str(device)}  # cells accumulate across reruns: keep provenance
 
