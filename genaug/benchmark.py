@@ -334,11 +334,15 @@ def aggregate(cells: list[dict], classes: list[str], n_boot: int) -> dict:
                                  for c in cs], dtype=float)
                 row[f"{metric}_{view}_mean"] = float(np.nanmean(vals))
                 row[f"{metric}_{view}_std"] = float(np.nanstd(vals, ddof=1)) if len(vals) > 1 else 0.0
-        y = torch.tensor(cs[0]["test_labels"])
-        probs = torch.tensor(np.mean([c["test_probs"] for c in cs], axis=0))
-        thr = float(np.mean([c["threshold"] for c in cs]))
-        ci = bootstrap_ci(y, probs, thr if len(classes) == 2 else None, n=n_boot, seed=0)
+        ens = seed_ensemble(cs)
+        thr = ens["threshold"] if len(classes) == 2 else None
+        ci = bootstrap_ci(ens["test_labels"], ens["test_probs"], thr, n=n_boot, seed=0)
         row["accuracy_ci95_seed_ensemble"], row["roc_auc_ci95_seed_ensemble"] = ci["accuracy_ci"], ci["roc_auc_ci"]
+        pooled = classification_metrics(ens["test_labels"], ens["test_probs"], classes, thr)
+        row["seed_ensemble"] = {"accuracy": pooled["accuracy"], "roc_auc": pooled["roc_auc"],
+                                "sensitivity": pooled.get("sensitivity"), "specificity": pooled.get("specificity"),
+                                "threshold": thr, "threshold_from": ens["threshold_from"] if thr is not None
+                                else "none: the most probable class"}
         row["seconds_per_epoch_mean"] = float(np.mean([c["seconds_per_epoch"] for c in cs]))
         row["train_seconds_mean"] = float(np.mean([c["train_seconds"] for c in cs]))
         row["epochs_mean"] = float(np.mean([c["epochs_run"] for c in cs]))
@@ -365,6 +369,22 @@ def aggregate(cells: list[dict], classes: list[str], n_boot: int) -> dict:
                             "accuracy_difference": paired_bootstrap_diff(mean_a, mean_b, n=n_boot, seed=0),
                             "mcnemar_pooled_over_seeds": mcnemar(ca, cb)})
     return {"table": table, "comparisons": comparisons}
+
+
+def seed_ensemble(cells: list[dict]) -> dict:
+    """The replicates of one cell pooled into one classifier: their test (and validation) probabilities
+    averaged. Its threshold is chosen on the pooled validation probabilities, as each cell's is on its
+    own; cells written before validation probabilities were kept, or on different validation images
+    (K-fold), fall back to the mean of the cells' own thresholds, and say so."""
+    y = torch.tensor(cells[0]["test_labels"])
+    probs = torch.tensor(np.mean([c["test_probs"] for c in cells], axis=0))
+    same_val = all("val_probs" in c for c in cells) and all(c["val_labels"] == cells[0]["val_labels"] for c in cells)
+    if same_val:
+        val_probs = torch.tensor(np.mean([c["val_probs"] for c in cells], axis=0))
+        thr, how = choose_threshold(torch.tensor(cells[0]["val_labels"]), val_probs), "pooled validation"
+    else:
+        thr, how = float(np.mean([c["threshold"] for c in cells])), "mean of the runs' thresholds"
+    return {"test_labels": y, "test_probs": probs, "threshold": thr, "threshold_from": how}
 
 
 def _replicate(cell: dict) -> tuple[int, int]:

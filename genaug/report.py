@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from genaug.benchmark import seed_ensemble
 from genaug.config import Config
 from genaug.data import DataBundle
 from genaug.errors import CheckpointError
@@ -41,8 +42,8 @@ def _plt():
 
 
 def _ensemble(cells: list[dict]) -> tuple[torch.Tensor, torch.Tensor, float]:
-    probs = torch.tensor(np.mean([c["test_probs"] for c in cells], axis=0))
-    return torch.tensor(cells[0]["test_labels"]), probs, float(np.mean([c["threshold"] for c in cells]))
+    ens = seed_ensemble(cells)
+    return ens["test_labels"], ens["test_probs"], ens["threshold"]
 
 
 def _groups(cells: list[dict], frac: float) -> dict[tuple, list[dict]]:
@@ -243,6 +244,22 @@ def format_markdown(cfg, bundle, table, comps, notes, figs, gan_dir, enc_dir) ->
                  f"{100 * ci[0]:.1f}–{100 * ci[1]:.1f} | {_pm(r, 'roc_auc')} | {ca[0]:.3f}–{ca[1]:.3f} | "
                  f"{_pm(r, 'sensitivity')} | {_pm(r, 'specificity')} | {_pm(r, 'f1_macro')} | "
                  f"{r['seconds_per_epoch_mean']:.1f} |")
+    pooled = [r for r in table if r["replicates"] > 1 and "seed_ensemble" in r]
+    if pooled:
+        L += ["", "## Seed ensembles (the runs of a row pooled: probabilities averaged)", "",
+              "One classifier made of all the row's runs, so it costs their training time together; compare it "
+              "with the single-run means above only as that. Its threshold is chosen on the pooled validation "
+              "probabilities where the cells kept them, otherwise it is the mean of the runs' thresholds.", "",
+              "| model | variant | train frac | runs | accuracy % (val thr) | 95% CI | ROC-AUC | 95% CI | "
+              "sensitivity | specificity | threshold (from) |", "|---" * 11 + "|"]
+        for r in pooled:
+            e, ci, ca = r["seed_ensemble"], r["accuracy_ci95_seed_ensemble"], r["roc_auc_ci95_seed_ensemble"]
+            sens = "–" if e.get("sensitivity") is None else f"{e['sensitivity']:.3f}"
+            spec = "–" if e.get("specificity") is None else f"{e['specificity']:.3f}"
+            thr_text = "" if e["threshold"] is None else f"{e['threshold']:.3f} "
+            L.append(f"| {r['model']} | {r['variant']} | {r['train_fraction']:g} | {_runs(r)} | "
+                     f"{100 * e['accuracy']:.1f} | {100 * ci[0]:.1f}–{100 * ci[1]:.1f} | {e['roc_auc']:.3f} | "
+                     f"{ca[0]:.3f}–{ca[1]:.3f} | {sens} | {spec} | {thr_text}({e['threshold_from']}) |")
     if multi and any(r.get("per_class") for r in table):
         L += ["", "## Per class (test split, mean over runs)", "",
               "| model | variant | train frac | class | precision | recall (sensitivity) | specificity | F1 |",

@@ -84,6 +84,31 @@ def test_aggregate_mean_std_and_paired_comparison():
     assert comp["mcnemar_pooled_over_seeds"]["p_value"] < 1e-4
 
 
+def _pooled_cell(seed, test_p1, val_p1, own_threshold):
+    cell = _cell("cnn", "real", seed, np.ones(4, bool), n=4)
+    cell.update(test_probs=[[1 - p, p] for p in test_p1], threshold=own_threshold,
+                val_probs=[[1 - p, p] for p in val_p1], val_labels=[0, 0, 1, 1])
+    return cell
+
+
+def test_seed_ensemble_chooses_its_threshold_on_pooled_validation_probabilities():
+    # test labels 0,0,1,1; pooled test p1 = (0.3, 0.4, 0.68, 0.9); pooled val p1 = (0.2, 0.5, 0.7, 0.8),
+    # where Youden's J first reaches 1 at 0.7 -> predictions 0,0,0,1 on test: 3 of 4 right.
+    # The runs' own thresholds (0.6 and 0.7) average 0.65 -> 0,0,1,1: 4 of 4, which is what cells
+    # without validation probabilities fall back to.
+    cells = [_pooled_cell(0, (0.2, 0.4, 0.66, 0.9), (0.1, 0.5, 0.6, 0.9), 0.6),
+             _pooled_cell(1, (0.4, 0.4, 0.70, 0.9), (0.3, 0.5, 0.8, 0.7), 0.7)]
+    ens = aggregate(cells, ["N", "P"], n_boot=20)["table"][0]["seed_ensemble"]
+    assert ens["threshold"] == pytest.approx(0.7) and ens["threshold_from"] == "pooled validation"
+    assert ens["accuracy"] == pytest.approx(0.75) and ens["roc_auc"] == pytest.approx(1.0)
+    assert ens["sensitivity"] == pytest.approx(0.5) and ens["specificity"] == pytest.approx(1.0)
+    for c in cells:
+        del c["val_probs"], c["val_labels"]
+    ens = aggregate(cells, ["N", "P"], n_boot=20)["table"][0]["seed_ensemble"]
+    assert ens["threshold"] == pytest.approx(0.65) and ens["threshold_from"] == "mean of the runs' thresholds"
+    assert ens["accuracy"] == pytest.approx(1.0)
+
+
 def test_three_class_rows_carry_macro_and_per_class_metrics():
     from genaug.metrics import classification_metrics
     y = torch.tensor([0, 0, 1, 1, 2, 2])
@@ -170,6 +195,10 @@ def test_benchmark_end_to_end_on_tiny_demo_and_resume(tmp_path):
     res = json.loads((run / "results.json").read_text())
     assert [r["seeds"] for r in res["table"] if r["variant"] == "real"] == [[0, 1]]
     assert {r["variant"] for r in res["table"]} == {"real", "mixed", "synthetic", "encoded"}
+    # two seeds of real: pooled into one classifier, thresholded on their pooled validation probabilities
+    ens = next(r["seed_ensemble"] for r in res["table"] if r["variant"] == "real")
+    assert ens["threshold_from"] == "pooled validation" and 0 <= ens["accuracy"] <= 1
+    assert "## Seed ensembles" in (run / "report.md").read_text()
     r = genaug("benchmark", "--resume", run, "--epochs", "9")
     assert r.returncode == 2 and "keeps its training settings" in r.stderr and "Traceback" not in r.stderr
     # a better autoencoder later: only with --supersede, and only the encoded cell is retrained
