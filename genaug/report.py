@@ -78,6 +78,34 @@ def plot_roc(cells, frac, path: Path) -> bool:
     return True
 
 
+def plot_threshold_sweep(cells, frac, path: Path) -> bool:
+    """Test accuracy of each seed ensemble at every threshold, with the one it used (chosen on
+    validation) marked. A diagnosis of how far that choice transfers to the test split, not a
+    way to pick one: a threshold read off this plot would be tuned on the test set."""
+    groups = _groups(cells, frac)
+    if not groups or len(cells[0]["test_probs"][0]) != 2:
+        return False
+    plt = _plt()
+    models = sorted({m for m, _ in groups})
+    grid = torch.linspace(0, 1, 201)
+    fig, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models), 3.6), squeeze=False)
+    for ax, m in zip(axes[0], models):
+        for (mm, v), cs in sorted(groups.items()):
+            if mm != m:
+                continue
+            y, p, thr = _ensemble(cs)
+            acc = ((p[:, 1][None, :] >= grid[:, None]).long() == y[None, :]).float().mean(dim=1)
+            line, = ax.plot(grid.numpy(), 100 * acc.numpy(), label=v)
+            ax.plot([thr], [100 * ((p[:, 1] >= thr).long() == y).float().mean().item()], "o",
+                    color=line.get_color())
+        ax.set(title=m, xlabel="threshold on P(positive class)", ylabel="test accuracy %")
+        ax.legend(fontsize=8, loc="lower center")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
 def plot_confusions(cells, frac, classes, path: Path) -> None:
     from genaug.metrics import predictions
     import torchmetrics.functional.classification as tmc
@@ -181,6 +209,10 @@ def write_report(run: Run, cfg: Config, bundle: DataBundle, summary: dict, cells
     if cells:
         if plot_roc(cells, main_frac, run.path("roc.png")):
             figs.append(("ROC curves (seed-ensemble probabilities, real test split)", "roc.png"))
+        if plot_threshold_sweep(cells, main_frac, run.path("threshold_sweep.png")):
+            figs.append(("Test accuracy against the threshold (seed ensembles; dot: the threshold chosen on "
+                         "validation). A diagnosis of threshold transfer: choosing a threshold here would be "
+                         "tuning on the test set", "threshold_sweep.png"))
         plot_confusions(cells, main_frac, bundle.classes, run.path("confusion.png"))
         figs.append(("Confusion matrices at the validation-chosen threshold", "confusion.png"))
         plot_curves(cells, main_frac, run.path("training_curves.png"))

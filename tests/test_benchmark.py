@@ -160,7 +160,7 @@ def test_benchmark_end_to_end_on_tiny_demo_and_resume(tmp_path):
     assert r.returncode == 2 and "no images" in r.stderr
     r = genaug("predict", imgs, "--checkpoint", run / "config.yaml")
     assert r.returncode == 2 and "Traceback" not in r.stderr
-    for name in ("results.csv", "results.json", "report.md", "report.html", "roc.png", "confusion.png",
+    for name in ("results.csv", "results.json", "report.md", "report.html", "roc.png", "threshold_sweep.png", "confusion.png",
                  "training_curves.png", "synthetic_samples.png", "reconstructions.png", "config.yaml",
                  "manifest.json", "log.txt"):
         assert (run / name).is_file(), name
