@@ -210,9 +210,9 @@ def write_report(run: Run, cfg: Config, bundle: DataBundle, summary: dict, cells
         if plot_roc(cells, main_frac, run.path("roc.png")):
             figs.append(("ROC curves (seed-ensemble probabilities, real test split)", "roc.png"))
         if plot_threshold_sweep(cells, main_frac, run.path("threshold_sweep.png")):
-            figs.append(("Test accuracy against the threshold (seed ensembles; dot: the threshold chosen on "
-                         "validation). A diagnosis of threshold transfer: choosing a threshold here would be "
-                         "tuning on the test set", "threshold_sweep.png"))
+            # a diagnosis only: a threshold chosen from this plot would be tuned on the test set
+            figs.append(("Threshold transfer: test accuracy at every threshold, the dot at the one chosen on "
+                         "validation (diagnosis only)", "threshold_sweep.png"))
         plot_confusions(cells, main_frac, bundle.classes, run.path("confusion.png"))
         figs.append(("Confusion matrices at the validation-chosen threshold", "confusion.png"))
         plot_curves(cells, main_frac, run.path("training_curves.png"))
