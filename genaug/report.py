@@ -227,7 +227,10 @@ def write_report(run: Run, cfg: Config, bundle: DataBundle, summary: dict, cells
             figs.append((f"Synthetic samples (last epoch of {Path(gan_dir).name}; one row per class)",
                          "synthetic_samples.png"))
     if enc_dir is not None and (Path(enc_dir) / "reconstructions.png").is_file():
-        shutil.copyfile(Path(enc_dir) / "reconstructions.png", run.path("reconstructions.png"))
+        # the grid shows real X-rays: an archive (genaug archive) keeps it out, and a report
+        # rewritten inside one must not bring it back
+        if not run.path("archived.json").is_file():
+            shutil.copyfile(Path(enc_dir) / "reconstructions.png", run.path("reconstructions.png"))
         figs.append(("Autoencoder: test originals (top) and reconstructions (bottom)", "reconstructions.png"))
     md = format_markdown(cfg, bundle, table, comps, summary["notes"], figs, gan_dir, enc_dir)
     atomic_write_text(run.path("report.md"), md)
