@@ -238,6 +238,28 @@ def write_report(run: Run, cfg: Config, bundle: DataBundle, summary: dict, cells
     print(md, flush=True)
 
 
+def ensemble_section(table: list[dict]) -> list[str]:
+    """Markdown lines for the seed-ensemble table (rows with more than one run), or none."""
+    pooled = [r for r in table if r["replicates"] > 1 and "seed_ensemble" in r]
+    if not pooled:
+        return []
+    L = ["", "## Seed ensembles (the runs of a row pooled: probabilities averaged)", "",
+         "One classifier made of all the row's runs, so it costs their training time together; compare it "
+         "with the single-run means above only as that. Its threshold is chosen on the pooled validation "
+         "probabilities where the cells kept them, otherwise it is the mean of the runs' thresholds.", "",
+         "| model | variant | train frac | runs | accuracy % (val thr) | 95% CI | ROC-AUC | 95% CI | "
+         "sensitivity | specificity | threshold (from) |", "|---" * 11 + "|"]
+    for r in pooled:
+        e, ci, ca = r["seed_ensemble"], r["accuracy_ci95_seed_ensemble"], r["roc_auc_ci95_seed_ensemble"]
+        sens = "–" if e.get("sensitivity") is None else f"{e['sensitivity']:.3f}"
+        spec = "–" if e.get("specificity") is None else f"{e['specificity']:.3f}"
+        thr_text = "" if e["threshold"] is None else f"{e['threshold']:.3f} "
+        L.append(f"| {r['model']} | {r['variant']} | {r['train_fraction']:g} | {_runs(r)} | "
+                 f"{100 * e['accuracy']:.1f} | {100 * ci[0]:.1f}–{100 * ci[1]:.1f} | {e['roc_auc']:.3f} | "
+                 f"{ca[0]:.3f}–{ca[1]:.3f} | {sens} | {spec} | {thr_text}({e['threshold_from']}) |")
+    return L
+
+
 def format_markdown(cfg, bundle, table, comps, notes, figs, gan_dir, enc_dir) -> str:
     b = cfg.benchmark
     s = bundle.summary()["splits"]
@@ -279,22 +301,7 @@ def format_markdown(cfg, bundle, table, comps, notes, figs, gan_dir, enc_dir) ->
                  f"{100 * ci[0]:.1f}–{100 * ci[1]:.1f} | {_pm(r, 'roc_auc')} | {ca[0]:.3f}–{ca[1]:.3f} | "
                  f"{_pm(r, 'sensitivity')} | {_pm(r, 'specificity')} | {_pm(r, 'f1_macro')} | "
                  f"{r['seconds_per_epoch_mean']:.1f} |")
-    pooled = [r for r in table if r["replicates"] > 1 and "seed_ensemble" in r]
-    if pooled:
-        L += ["", "## Seed ensembles (the runs of a row pooled: probabilities averaged)", "",
-              "One classifier made of all the row's runs, so it costs their training time together; compare it "
-              "with the single-run means above only as that. Its threshold is chosen on the pooled validation "
-              "probabilities where the cells kept them, otherwise it is the mean of the runs' thresholds.", "",
-              "| model | variant | train frac | runs | accuracy % (val thr) | 95% CI | ROC-AUC | 95% CI | "
-              "sensitivity | specificity | threshold (from) |", "|---" * 11 + "|"]
-        for r in pooled:
-            e, ci, ca = r["seed_ensemble"], r["accuracy_ci95_seed_ensemble"], r["roc_auc_ci95_seed_ensemble"]
-            sens = "–" if e.get("sensitivity") is None else f"{e['sensitivity']:.3f}"
-            spec = "–" if e.get("specificity") is None else f"{e['specificity']:.3f}"
-            thr_text = "" if e["threshold"] is None else f"{e['threshold']:.3f} "
-            L.append(f"| {r['model']} | {r['variant']} | {r['train_fraction']:g} | {_runs(r)} | "
-                     f"{100 * e['accuracy']:.1f} | {100 * ci[0]:.1f}–{100 * ci[1]:.1f} | {e['roc_auc']:.3f} | "
-                     f"{ca[0]:.3f}–{ca[1]:.3f} | {sens} | {spec} | {thr_text}({e['threshold_from']}) |")
+    L += ensemble_section(table)
     if multi and any(r.get("per_class") for r in table):
         L += ["", "## Per class (test split, mean over runs)", "",
               "| model | variant | train frac | class | precision | recall (sensitivity) | specificity | F1 |",
