@@ -284,6 +284,29 @@ def report_cmd(
         typer.echo(doc)
 
 
+@app.command("compare")
+def compare_cmd(
+    run_a: str = typer.Argument(..., help="benchmark run A (the baseline)"),
+    run_b: str = typer.Argument(..., help="benchmark run B, on the same data and split"),
+    out: Optional[str] = typer.Option(None, "--out", help="Markdown file to write; default: print"),
+    bootstrap: int = typer.Option(1000, "--bootstrap", min=100, help="bootstrap resamples for the intervals"),
+):
+    """Compare two benchmark runs cell by cell: B − A for each model, variant and train fraction over
+    the seeds both ran (paired on the same test images), with a 95% interval and McNemar's p, and
+    the settings that differ (e.g. --epochs 12 against 24, 64 against 128 px, --pretrained)."""
+    from pathlib import Path
+
+    from genaug.compare import compare_runs, format_comparison
+    from genaug.runs import atomic_write_text
+
+    doc = format_comparison(compare_runs(run_a, run_b, n_boot=bootstrap))
+    if out:
+        atomic_write_text(Path(out), doc)
+        typer.echo(f"wrote {out}")
+    else:
+        typer.echo(doc)
+
+
 @app.command("archive")
 def archive_cmd(
     runs: list[str] = typer.Argument(..., help="run directories (gan, encode, benchmark, ...)"),

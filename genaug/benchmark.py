@@ -358,17 +358,22 @@ def aggregate(cells: list[dict], classes: list[str], n_boot: int) -> dict:
         if variant == "real" or not base:
             continue
         pairs = [(base[_replicate(c)], c) for c in sorted(cs, key=_replicate) if _replicate(c) in base]
-        if not pairs:
-            continue
-        ca = np.concatenate([_correct(a) for a, _ in pairs])
-        cb = np.concatenate([_correct(b) for _, b in pairs])
-        mean_a = np.mean([_correct(a) for a, _ in pairs], axis=0)
-        mean_b = np.mean([_correct(b) for _, b in pairs], axis=0)
-        comparisons.append({"model": model, "variant": variant, "train_fraction": frac, "against": "real",
-                            "seeds": sorted({b["seed"] for _, b in pairs}), "pairs": len(pairs),
-                            "accuracy_difference": paired_bootstrap_diff(mean_a, mean_b, n=n_boot, seed=0),
-                            "mcnemar_pooled_over_seeds": mcnemar(ca, cb)})
+        if pairs:
+            comparisons.append({"model": model, "variant": variant, "train_fraction": frac, "against": "real",
+                                **paired_comparison(pairs, n_boot)})
     return {"table": table, "comparisons": comparisons}
+
+
+def paired_comparison(pairs: list[tuple[dict, dict]], n_boot: int) -> dict:
+    """B against A over paired cells (same test images, same seed): the accuracy difference of the
+    per-image mean correctness with a paired bootstrap interval, and McNemar over all pairs pooled."""
+    ca = np.concatenate([_correct(a) for a, _ in pairs])
+    cb = np.concatenate([_correct(b) for _, b in pairs])
+    mean_a = np.mean([_correct(a) for a, _ in pairs], axis=0)
+    mean_b = np.mean([_correct(b) for _, b in pairs], axis=0)
+    return {"seeds": sorted({b["seed"] for _, b in pairs}), "pairs": len(pairs),
+            "accuracy_difference": paired_bootstrap_diff(mean_a, mean_b, n=n_boot, seed=0),
+            "mcnemar_pooled_over_seeds": mcnemar(ca, cb)}
 
 
 def seed_ensemble(cells: list[dict]) -> dict:

@@ -1,0 +1,61 @@
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from genaug.compare import compare_runs, format_comparison
+from genaug.errors import ConfigError
+
+from test_benchmark import _cell
+from test_cli import genaug
+
+DATA = {"data": "demo", "task": "binary", "split_seed": 0, "val_fraction": 0.1}
+
+
+def _run(path, cells, epochs=12, data=DATA, seeds=2):
+    (path / "cells").mkdir(parents=True)
+    (path / "config.yaml").write_text(yaml.safe_dump({"data": data, "benchmark": {"epochs": epochs, "seeds": seeds}}))
+    (path / "manifest.json").write_text(json.dumps({"command": "benchmark"}))
+    for c in cells:
+        (path / "cells" / f"{c['model']}__{c['variant']}__f1__seed{c['seed']}.json").write_text(json.dumps(c))
+    return path
+
+
+def test_compare_pairs_cells_by_seed_and_reports_what_differs(tmp_path):
+    worse = np.ones(40, bool)
+    worse[:10] = False                                   # A: 30/40 right
+    a = _run(tmp_path / "a", [_cell("cnn", "real", s, worse) for s in (0, 1)])
+    # B: 40/40 on the same images; its seed 2 has no partner in A and is left out
+    b = _run(tmp_path / "b", [_cell("cnn", "real", s, np.ones(40, bool)) for s in (0, 1, 2)], epochs=24, seeds=3)
+    res = compare_runs(a, b, n_boot=200)
+    (row,) = res["rows"]
+    assert row["pairs"] == 2 and row["seeds"] == [0, 1]
+    assert row["accuracy_a"] == pytest.approx(0.75) and row["accuracy_b"] == pytest.approx(1.0)
+    assert row["accuracy_difference"]["diff"] == pytest.approx(0.25)
+    assert row["mcnemar_pooled_over_seeds"]["only_b_correct"] == 20   # 10 images x 2 seeds
+    assert ("epochs", 12, 24) in res["settings_differ"]
+    text = format_comparison(res)
+    assert "- `epochs`: 12 → 24" in text and "`seeds` 2 → 3" in text and "| cnn | real | 1 | 2 | 75.0 | 100.0 | +25.0 |" in text
+
+
+def test_compare_refuses_runs_on_other_data_or_without_shared_cells(tmp_path):
+    ok = np.ones(40, bool)
+    a = _run(tmp_path / "a", [_cell("cnn", "real", 0, ok)])
+    b = _run(tmp_path / "b", [_cell("cnn", "real", 0, ok)], data={**DATA, "split_seed": 1})
+    with pytest.raises(ConfigError, match="split_seed"):
+        compare_runs(a, b)
+    c = _run(tmp_path / "c", [_cell("resnet34", "real", 0, ok)])
+    with pytest.raises(ConfigError, match="share no cell"):
+        compare_runs(a, c)
+
+
+def test_compare_command_prints_the_table_and_fails_in_one_line(tmp_path):
+    ok = np.ones(40, bool)
+    a = _run(tmp_path / "a", [_cell("cnn", "real", 0, ok)])
+    b = _run(tmp_path / "b", [_cell("cnn", "real", 0, ok)], epochs=24)
+    r = genaug("compare", a, b, "--out", tmp_path / "cmp.md")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "| cnn | real | 1 | 1 | 100.0 | 100.0 | +0.0 |" in (tmp_path / "cmp.md").read_text()
+    r = genaug("compare", a, tmp_path / "missing")
+    assert r.returncode == 2 and "not a genaug benchmark run" in r.stderr and "Traceback" not in r.stderr
