@@ -54,56 +54,57 @@ def _groups(cells: list[dict], frac: float) -> dict[tuple, list[dict]]:
     return g
 
 
-def plot_roc(cells, frac, path: Path) -> bool:
-    import torchmetrics.functional.classification as tmc
+def _per_model_panels(cells, frac, path: Path, height: float, draw, finish) -> bool:
+    """One panel per model, one line per variant drawn by ``draw(ax, variant, y, probs, threshold)``
+    from the variant's seed ensemble; binary tasks only (False, and no file, otherwise)."""
     groups = _groups(cells, frac)
     if not groups or len(cells[0]["test_probs"][0]) != 2:
         return False
     plt = _plt()
     models = sorted({m for m, _ in groups})
-    fig, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models), 4), squeeze=False)
+    fig, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models), height), squeeze=False)
     for ax, m in zip(axes[0], models):
         for (mm, v), cs in sorted(groups.items()):
-            if mm != m:
-                continue
-            y, p, _ = _ensemble(cs)
-            fpr, tpr, _ = tmc.binary_roc(p[:, 1], y)
-            ax.plot(fpr.numpy(), tpr.numpy(), label=f"{v} (AUC {tmc.binary_auroc(p[:, 1], y).item():.3f})")
-        ax.plot([0, 1], [0, 1], "k:", lw=0.8)
-        ax.set(title=m, xlabel="1 - specificity", ylabel="sensitivity")
-        ax.legend(fontsize=8, loc="lower right")
+            if mm == m:
+                draw(ax, v, *_ensemble(cs))
+        finish(ax, m)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return True
+
+
+def plot_roc(cells, frac, path: Path) -> bool:
+    import torchmetrics.functional.classification as tmc
+
+    def draw(ax, variant, y, p, _thr):
+        fpr, tpr, _ = tmc.binary_roc(p[:, 1], y)
+        ax.plot(fpr.numpy(), tpr.numpy(), label=f"{variant} (AUC {tmc.binary_auroc(p[:, 1], y).item():.3f})")
+
+    def finish(ax, model):
+        ax.plot([0, 1], [0, 1], "k:", lw=0.8)
+        ax.set(title=model, xlabel="1 - specificity", ylabel="sensitivity")
+        ax.legend(fontsize=8, loc="lower right")
+
+    return _per_model_panels(cells, frac, path, 4, draw, finish)
 
 
 def plot_threshold_sweep(cells, frac, path: Path) -> bool:
     """Test accuracy of each seed ensemble at every threshold, with the one it used (chosen on
     validation) marked. A diagnosis of how far that choice transfers to the test split, not a
     way to pick one: a threshold read off this plot would be tuned on the test set."""
-    groups = _groups(cells, frac)
-    if not groups or len(cells[0]["test_probs"][0]) != 2:
-        return False
-    plt = _plt()
-    models = sorted({m for m, _ in groups})
     grid = torch.linspace(0, 1, 201)
-    fig, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models), 3.6), squeeze=False)
-    for ax, m in zip(axes[0], models):
-        for (mm, v), cs in sorted(groups.items()):
-            if mm != m:
-                continue
-            y, p, thr = _ensemble(cs)
-            acc = ((p[:, 1][None, :] >= grid[:, None]).long() == y[None, :]).float().mean(dim=1)
-            line, = ax.plot(grid.numpy(), 100 * acc.numpy(), label=v)
-            ax.plot([thr], [100 * ((p[:, 1] >= thr).long() == y).float().mean().item()], "o",
-                    color=line.get_color())
-        ax.set(title=m, xlabel="threshold on P(positive class)", ylabel="test accuracy %")
+
+    def draw(ax, variant, y, p, thr):
+        acc = ((p[:, 1][None, :] >= grid[:, None]).long() == y[None, :]).float().mean(dim=1)
+        line, = ax.plot(grid.numpy(), 100 * acc.numpy(), label=variant)
+        ax.plot([thr], [100 * ((p[:, 1] >= thr).long() == y).float().mean().item()], "o", color=line.get_color())
+
+    def finish(ax, model):
+        ax.set(title=model, xlabel="threshold on P(positive class)", ylabel="test accuracy %")
         ax.legend(fontsize=8, loc="lower center")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return True
+
+    return _per_model_panels(cells, frac, path, 3.6, draw, finish)
 
 
 def plot_confusions(cells, frac, classes, path: Path) -> None:
