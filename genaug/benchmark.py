@@ -322,7 +322,7 @@ def aggregate(cells: list[dict], classes: list[str], n_boot: int) -> dict:
         groups.setdefault((c["model"], c["variant"], c["train_fraction"]), []).append(c)
     table, comparisons = [], []
     for (model, variant, frac), cs in sorted(groups.items()):
-        cs = sorted(cs, key=_replicate)
+        cs = sorted(cs, key=replicate_key)
         row = {"model": model, "variant": variant, "train_fraction": frac,
                "seeds": sorted({c["seed"] for c in cs}), "replicates": len(cs)}
         if any(c.get("fold") is not None for c in cs):
@@ -354,10 +354,10 @@ def aggregate(cells: list[dict], classes: list[str], n_boot: int) -> dict:
             for cls in classes if all(cls in c["test_at_val_threshold"].get("f1_per_class", {}) for c in cs)}
         table.append(row)
     for (model, variant, frac), cs in sorted(groups.items()):
-        base = {_replicate(c): c for c in groups.get((model, "real", frac), [])}
+        base = {replicate_key(c): c for c in groups.get((model, "real", frac), [])}
         if variant == "real" or not base:
             continue
-        pairs = [(base[_replicate(c)], c) for c in sorted(cs, key=_replicate) if _replicate(c) in base]
+        pairs = [(base[replicate_key(c)], c) for c in sorted(cs, key=replicate_key) if replicate_key(c) in base]
         if pairs:
             comparisons.append({"model": model, "variant": variant, "train_fraction": frac, "against": "real",
                                 **paired_comparison(pairs, n_boot)})
@@ -392,7 +392,7 @@ def seed_ensemble(cells: list[dict]) -> dict:
     return {"test_labels": y, "test_probs": probs, "threshold": thr, "threshold_from": how}
 
 
-def _replicate(cell: dict) -> tuple[int, int]:
+def replicate_key(cell: dict) -> tuple[int, int]:
     """What pairs two cells of one model: the same seed (and the same fold under K-fold)."""
     fold = cell.get("fold")
     return (cell["seed"], -1 if fold is None else fold)

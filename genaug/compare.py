@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from genaug.benchmark import _replicate, paired_comparison
+from genaug.benchmark import replicate_key, paired_comparison
 from genaug.errors import CheckpointError, ConfigError
 from genaug.runs import read_run_config
 
@@ -55,10 +55,10 @@ def compare_runs(run_a: str | Path, run_b: str | Path, n_boot: int = 1000) -> di
     if differ:
         raise ConfigError(f"{a_dir.name} and {b_dir.name} split different data ({', '.join(differ)} differ), so "
                           "their test images are not the same; compare runs made on one data source and split")
-    index_b = {(c["model"], c["variant"], c["train_fraction"], _replicate(c)): c for c in cells_b}
+    index_b = {(c["model"], c["variant"], c["train_fraction"], replicate_key(c)): c for c in cells_b}
     groups: dict[tuple, list[tuple[dict, dict]]] = {}
     for c in cells_a:
-        other = index_b.get((c["model"], c["variant"], c["train_fraction"], _replicate(c)))
+        other = index_b.get((c["model"], c["variant"], c["train_fraction"], replicate_key(c)))
         if other is None:
             continue
         if other["test_labels"] != c["test_labels"]:
@@ -70,7 +70,7 @@ def compare_runs(run_a: str | Path, run_b: str | Path, n_boot: int = 1000) -> di
                           "seed); add seeds to one of them with genaug benchmark --resume")
     rows = []
     for (model, variant, frac), pairs in sorted(groups.items()):
-        pairs.sort(key=lambda p: _replicate(p[0]))
+        pairs.sort(key=lambda p: replicate_key(p[0]))
         acc = {side: [p[i]["test_at_val_threshold"]["accuracy"] for p in pairs] for i, side in enumerate("ab")}
         auc = {side: [p[i]["test_at_val_threshold"]["roc_auc"] for p in pairs] for i, side in enumerate("ab")}
         rows.append({"model": model, "variant": variant, "train_fraction": frac,
