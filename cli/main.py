@@ -284,16 +284,17 @@ def report_cmd(
         typer.echo(doc)
 
 
-@app.command("compare")
+@app.command("compare", help=(
+    "Compare two benchmark runs on one split cell by cell: B − A, paired by seed.\n\n"
+    "For each model, variant and train fraction, over the seeds both runs ran (paired on the same test "
+    "images): the difference with a 95% bootstrap interval and McNemar's p, and the settings in which "
+    "the runs differ (e.g. --epochs 12 against 24, 64 against 128 px, --pretrained)."))
 def compare_cmd(
     run_a: str = typer.Argument(..., help="benchmark run A (the baseline)"),
     run_b: str = typer.Argument(..., help="benchmark run B, on the same data and split"),
     out: Optional[str] = typer.Option(None, "--out", help="Markdown file to write; default: print"),
     bootstrap: int = typer.Option(1000, "--bootstrap", min=100, help="bootstrap resamples for the intervals"),
 ):
-    """Compare two benchmark runs cell by cell: B − A for each model, variant and train fraction over
-    the seeds both ran (paired on the same test images), with a 95% interval and McNemar's p, and
-    the settings that differ (e.g. --epochs 12 against 24, 64 against 128 px, --pretrained)."""
     from pathlib import Path
 
     from genaug.compare import compare_runs, format_comparison
@@ -307,15 +308,15 @@ def compare_cmd(
         typer.echo(doc)
 
 
-@app.command("archive")
+@app.command("archive", help=(
+    "Copy runs' results without weights, latents, synthetic images or pictures of real X-rays.\n\n"
+    "What is copied: config, manifests, log, metrics, cells, reports and plots. An archived benchmark "
+    "run can be resumed to add cells, and `genaug report` reads it; archiving again updates it."))
 def archive_cmd(
     runs: list[str] = typer.Argument(..., help="run directories (gan, encode, benchmark, ...)"),
     to: str = typer.Option(..., "--to", help="archive root: each run goes to TO/<command>/<run name>/ "
                                              "(e.g. docs/runs, to keep results in version control)"),
 ):
-    """Copy runs' results (config, manifests, log, metrics, cells, reports, plots) without weights,
-    latents, synthetic image files or pictures of real X-rays. An archived benchmark run can be
-    resumed to add cells, and `genaug report` reads it; archiving again updates it."""
     from genaug.runs import archive_run
 
     for r in runs:

@@ -67,6 +67,37 @@ def test_help_lists_commands():
         assert cmd in r.stdout
 
 
+def _commands(group, prefix=()):
+    for name, cmd in group.commands.items():
+        yield prefix + (name,), cmd
+        if hasattr(cmd, "commands"):
+            yield from _commands(cmd, prefix + (name,))
+
+
+def test_every_command_has_help_that_rich_can_reflow():
+    """Typer's rich help keeps single line breaks (in the command list, and after the first
+    paragraph), so a docstring wrapped at the source's width prints broken mid-sentence; each
+    paragraph must be one line."""
+    import inspect
+
+    import typer
+    from typer.testing import CliRunner
+
+    from genaug_cli.main import app
+
+    group = typer.main.get_command(app)
+    seen = []
+    for path, cmd in _commands(group):
+        paragraphs = inspect.cleandoc(cmd.help or "").split("\n\n")
+        assert paragraphs[0], f"genaug {' '.join(path)} has no help"
+        for para in paragraphs:
+            assert "\n" not in para, f"genaug {' '.join(path)}: help paragraph broken mid-sentence: {para!r}"
+        r = CliRunner().invoke(app, [*path, "--help"])
+        assert r.exit_code == 0, (path, r.output)
+        seen.append(path[-1])
+    assert {"gan", "sample", "encode", "benchmark", "data", "info", "compare", "archive"} <= set(seen)
+
+
 def test_data_info_folder_and_json(tmp_path):
     root = make_folder_dataset(tmp_path / "x")
     (root / "train" / "NORMAL" / "broken.jpeg").write_bytes(b"nope")
