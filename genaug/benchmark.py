@@ -33,7 +33,7 @@ from genaug.errors import CheckpointError, ConfigError
 from genaug.gan import run_gan, synthetic_manifest
 from genaug.metrics import (bootstrap_ci, choose_threshold, classification_metrics, mcnemar, paired_bootstrap_diff,
                             predictions, roc_auc)
-from genaug.models import CLASSIFIERS, build_classifier
+from genaug.models import CLASSIFIERS, build_classifier, check_input_size
 from genaug.runs import Run, atomic_torch_save, save_safetensors, git_commit, new_run, open_run, read_run_config, write_json, write_run_config
 from genaug.tracking import Tracker, tracker_for
 from genaug.train import as_tensor, fit_classifier, predict_probs
@@ -516,7 +516,9 @@ def run_benchmark(cfg: Config, resume: str | None = None, given: dict | None = N
             have = cfg.benchmark.variants.split(",")
             cfg.benchmark.variants = ",".join(have + sorted(moved - set(have)))
             write_run_config(run, cfg.to_dict())
+        check_input_sizes(cfg)
     else:
+        check_input_sizes(cfg)
         run = new_run(cfg.run.out_root, "benchmark", cfg.run.name, cfg.to_dict())
     if part is not None:
         run.manifest_name = f"manifest-shard{part[0] + 1}of{part[1]}.json"
@@ -526,6 +528,15 @@ def run_benchmark(cfg: Config, resume: str | None = None, given: dict | None = N
         return _benchmark(cfg, run, part, report_only)
     finally:
         run.close()
+
+
+def check_input_sizes(cfg: Config) -> None:
+    """Each pixel model must take the benchmark's image size: found out before a run directory is
+    made, or a GAN or autoencoder trained, for nothing."""
+    b = cfg.benchmark
+    if set(parse_list(b.variants, VARIANTS, "variant")) - {"encoded"}:
+        for model in parse_list(b.models, CLASSIFIERS, "model"):
+            check_input_size(model, b.image_size)
 
 
 def keep_earlier_shard_resumes(run: Run) -> None:

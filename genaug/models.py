@@ -354,6 +354,26 @@ def build_classifier(name: str, n_classes: int, in_channels: int = 1, latent: bo
     return model
 
 
+def check_input_size(name: str, image_size: int, in_channels: int = 1) -> None:
+    """Refuse, before any training, a pixel input size the network's pooling cannot take. The check
+    runs the model on the meta device: shapes only, no memory and no arithmetic."""
+    def fits(size: int) -> bool:
+        with torch.device("meta"):
+            model = build_classifier(name, 2, in_channels, image_size=size).eval()
+            try:
+                model(torch.zeros(2, in_channels, size, size))
+                return True
+            except RuntimeError:
+                return False
+
+    if fits(image_size):
+        return
+    smallest = next((s for s in range(8, 1025, 8) if s > image_size and fits(s)), None)
+    hint = f"use --image-size {smallest} or more" if smallest else "use a larger --image-size"
+    raise ConfigError(f"model '{name}' cannot take {image_size} px images (its pooling shrinks them to "
+                      f"nothing): {hint}")
+
+
 def feature_extractor(model: nn.Module) -> nn.Module:
     """Penultimate features of a classifier (for FID/KID and memorization in feature space)."""
     if hasattr(model, "features") and hasattr(model, "head"):

@@ -119,6 +119,8 @@ def test_data_info_folder_and_json(tmp_path):
     (["benchmark", "--data", "demo", "--models", "vgg99"], "unknown model vgg99"),
     (["benchmark", "--data", "demo", "--variants", "fake"], "unknown variant fake"),
     (["encode", "--data", "demo", "--checkpoint", "/no/ae.pt"], "autoencoder checkpoint not found"),
+    (["benchmark", "--data", "demo", "--models", "cnn,densenet121", "--image-size", "16"],
+     "model 'densenet121' cannot take 16 px images (its pooling shrinks them to nothing): use --image-size 32"),
 ])
 def test_bad_input_is_one_line_exit_2(tmp_path, tiny, args, needle):
     r = genaug(*args, "--out", tmp_path / "o", *(["--profile", tiny] if "--profile" not in args else []))
@@ -126,6 +128,8 @@ def test_bad_input_is_one_line_exit_2(tmp_path, tiny, args, needle):
     assert needle in r.stderr
     assert "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+    if args[0] == "benchmark":   # refused before a run directory (or a GAN for it) was made
+        assert not (tmp_path / "o" / "benchmark").exists()
 
 
 def test_inception_fid_without_torch_fidelity_fails_before_training(tmp_path, tiny):

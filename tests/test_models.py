@@ -1,8 +1,9 @@
 import pytest
 import torch
 
+from genaug.errors import ConfigError
 from genaug.models import (CLASSIFIERS, ConvAutoencoder, Discriminator, Generator, build_classifier,
-                           load_imagenet_weights)
+                           check_input_size, load_imagenet_weights)
 
 
 @pytest.mark.parametrize("size", [64, 128])
@@ -67,6 +68,15 @@ def test_classifiers_forward_backward(name, size):
     assert out.shape == (2, 3)
     out.sum().backward()
     assert all(p.grad is not None for p in m.parameters() if p.requires_grad)
+
+
+@pytest.mark.parametrize("name,too_small,smallest", [("cnn", 8, 16), ("densenet121", 16, 32), ("vgg19", 24, 32),
+                                                     ("lenet5", 8, 16)])
+def test_input_size_too_small_for_the_pooling_is_refused_with_the_smallest_that_works(name, too_small, smallest):
+    with pytest.raises(ConfigError, match=f"cannot take {too_small} px images.*--image-size {smallest} or more"):
+        check_input_size(name, too_small)
+    check_input_size(name, smallest)
+    build_classifier(name, 2, image_size=smallest).eval()(torch.rand(1, 1, smallest, smallest))   # it really works
 
 
 def test_zoo_architectures_follow_the_reports():
