@@ -347,6 +347,13 @@ def run() -> None:
     except GenaugError as exc:
         typer.echo(f"genaug: error: {exc}", err=True)
         sys.exit(2)
+    except OSError as exc:
+        if exc.filename is None:   # not about a path the user gave: a bug or the system, keep the traceback
+            raise
+        # e.g. --out on a read-only or missing mount, a full disk: name the path, not a traceback
+        typer.echo(f"genaug: error: {exc.strerror or exc}: {exc.filename} (check that the paths given exist "
+                   "and can be written, and that the disk has space)", err=True)
+        sys.exit(2)
     except (Interrupted, KeyboardInterrupt):
         # Checkpoints, cells and shards are written atomically as they finish, so stopping here
         # loses only the epoch or cell in progress.

@@ -132,6 +132,18 @@ def test_bad_input_is_one_line_exit_2(tmp_path, tiny, args, needle):
         assert not (tmp_path / "o" / "benchmark").exists()
 
 
+@pytest.mark.parametrize("command", [["data", "info"], ["benchmark", "--models", "cnn", "--variants", "real"]])
+def test_output_folder_that_cannot_be_made_is_one_line_exit_2(tmp_path, tiny, command):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    data = make_folder_dataset(tmp_path / "x")   # a folder is decoded into a cache under --out, demo is not
+    r = genaug(*command, "--data", data, "--profile", tiny, "--out", blocker / "runs")
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert str(blocker) in r.stderr and "can be written" in r.stderr
+    assert blocker.read_text() == "not a folder"
+
+
 def test_inception_fid_without_torch_fidelity_fails_before_training(tmp_path, tiny):
     try:
         import torch_fidelity  # noqa: F401
