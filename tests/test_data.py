@@ -121,6 +121,23 @@ def test_missing_and_empty_inputs_are_one_line_errors(tmp_path):
         load_data(str(tmp_path / "e"), 16)
 
 
+def test_a_test_split_without_a_class_is_refused(tmp_path):
+    root = make_folder_dataset(tmp_path / "x")
+    shutil.rmtree(root / "test" / "NORMAL")
+    with pytest.raises(DataError, match="test split has no images of class NORMAL"):
+        load_data(str(root), 16, cache_dir=None)
+
+
+def test_file_names_without_patient_ids_are_noted(tmp_path):
+    root = make_folder_dataset(tmp_path / "x")
+    assert not any("no patient id" in n for n in load_data(str(root), 16, cache_dir=None).notes)
+    renamed = sorted(root.glob("train/PNEUMONIA/*.jpeg"))[:5]
+    for i, p in enumerate(renamed):
+        p.rename(p.with_name(f"scan{i}.jpeg"))
+    notes = load_data(str(root), 16, cache_dir=None).notes
+    assert any(n.startswith("5 of 44 file names carry no patient id") for n in notes), notes
+
+
 def test_cache_hit_and_invalidation(folder_data, tmp_path):
     cache = tmp_path / "cache"
     rels = sorted(str(p.relative_to(folder_data)) for p in (folder_data / "train").rglob("*.jpeg"))

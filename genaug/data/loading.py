@@ -11,7 +11,7 @@ from genaug.data.demo import demo_dataset
 from genaug.data.duplicates import cross_split_duplicates, duplicate_note
 from genaug.data.folder import load_folder_split, scan_folder
 from genaug.data.medmnist import INFO, download, load_npz
-from genaug.data.splits import patient_overlap, split_by_patient
+from genaug.data.splits import has_patient_id, patient_overlap, split_by_patient
 from genaug.errors import DataError
 
 log = logging.getLogger("genaug")
@@ -96,15 +96,27 @@ def load_data(spec: str, size: int, task: str = "binary", val_fraction: float = 
                 raise DataError(f"split '{split}' of {root} has no readable images ({len(entries)} files skipped)")
         bundle = DataBundle(name=root.name, source="folder", classes=classes, splits=splits,
                             image_size=size, skipped=skipped)
+        paths = [p for s in splits.values() for p in s.paths]
+        unnamed = sum(not has_patient_id(p) for p in paths)
+        if unnamed:
+            bundle.notes.append(
+                f"{unnamed} of {len(paths)} file names carry no patient id (Kermany style: person123_..., "
+                "IM-0001-...), so each of those images counts as its own patient: images of one patient may "
+                "sit in two splits. Name files by patient to split by patient.")
     ensure_val(bundle, val_fraction, split_seed)
     check_patient_disjoint(bundle)
     bundle.duplicates = cross_split_duplicates(bundle)
     bundle.notes.append(duplicate_note(bundle.duplicates))
     for split, s in bundle.splits.items():
         present = np.bincount(s.labels, minlength=len(bundle.classes))
-        if split == "train" and (present == 0).any():
-            missing = [c for c, k in zip(bundle.classes, present) if k == 0]
+        missing = [c for c, k in zip(bundle.classes, present) if k == 0]
+        if missing and split == "train":
             raise DataError(f"training split has no images of class {', '.join(missing)}")
+        if missing and split == "test":
+            raise DataError(f"test split has no images of class {', '.join(missing)}: every class needs test "
+                            "images, or accuracy, specificity and ROC-AUC are undefined")
+        if missing:
+            bundle.notes.append(f"the {split} split has no images of class {', '.join(missing)}")
     return bundle
 
 
