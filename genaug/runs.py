@@ -249,6 +249,10 @@ def open_run(directory: str | Path, command: str, clear_stale: bool = True) -> R
             run.manifest.update(json.loads(mf.read_text(encoding="utf-8")))
         except json.JSONDecodeError:
             raise CheckpointError(f"run manifest {mf} is corrupt") from None
+    made_by = run.manifest.get("command")
+    if made_by and made_by != command:   # resuming into it would write this command's files among that run's
+        raise CheckpointError(f"{d} was made by genaug {made_by}, not genaug {command}: give --resume a run "
+                              f"of genaug {command} (under <out>/{command}/)")
     # a process killed inside atomic_write leaves its temporary file; the target itself is whole
     for stale in (d.rglob(".*.tmp") if clear_stale and distributed.is_main() else ()):
         stale.unlink(missing_ok=True)

@@ -52,6 +52,17 @@ def test_resume_clears_temporary_files_of_a_killed_write(tmp_path):
     assert not list(run.dir.glob("*.tmp")) and (run.dir / "checkpoint.pt").read_bytes() == b"whole"
 
 
+@pytest.mark.parametrize("made_by,resumed_by", [("benchmark", "encode"), ("benchmark", "gan"), ("gan", "benchmark")])
+def test_resume_refuses_another_commands_run_and_leaves_it_as_it_was(tmp_path, made_by, resumed_by):
+    from genaug.runs import open_run
+    run = new_run(tmp_path, made_by, "x", {"a": 1})
+    run.close()
+    before = {p.name: p.read_bytes() for p in run.dir.iterdir()}
+    with pytest.raises(CheckpointError, match=f"made by genaug {made_by}, not genaug {resumed_by}"):
+        open_run(run.dir, resumed_by)
+    assert {p.name: p.read_bytes() for p in run.dir.iterdir()} == before
+
+
 def test_archive_keeps_results_and_leaves_out_weights_latents_and_real_pixels(tmp_path):
     run = new_run(tmp_path / "out", "gan", "g", {"gan": {"epochs": 2}})
     run.close()
