@@ -90,10 +90,10 @@ def encode_cmd(
     from genaug.encode import run_encode
 
     d, r = _common(data, task, seed, device, out, name, cache, tensorboard)
-    cfg = build_config(profile, data=d, run=r, encode=dict(
+    given = dict(data=d, run=r, encode=dict(
         epochs=epochs, image_size=image_size, latent_channels=latent_channels, batch_size=batch_size,
         checkpoint=checkpoint, overwrite=overwrite or None, train_fraction=train_fraction, views=views))
-    run_dir = run_encode(cfg, resume=resume)
+    run_dir = run_encode(build_config(profile, **given), resume=resume, given=given)
     _announce(f"run: {run_dir}")
 
 
@@ -129,11 +129,11 @@ def gan_cmd(
     from genaug.gan import run_gan
 
     d, r = _common(data, task, seed, device, out, name, cache, tensorboard)
-    cfg = build_config(profile, data=d, run=r, gan=dict(
+    given = dict(data=d, run=r, gan=dict(
         epochs=epochs, n=n, image_size=image_size, batch_size=batch_size, ngf=width, ndf=width,
         per_class=per_class or None, diffaug=diffaug, fid_features=fid_features, sync_batchnorm=sync_batchnorm,
         conditioning=conditioning, aux_weight=aux_weight, train_fraction=train_fraction))
-    run_dir = run_gan(cfg, class_, resume=resume)
+    run_dir = run_gan(build_config(profile, **given), class_, resume=resume, given=given)
     _announce(f"run: {run_dir}")
 
 
@@ -202,7 +202,7 @@ def benchmark_cmd(
                  augment=augment, folds=folds)
     cfg = build_config(profile, data=d, run=r, benchmark=flags)
     started = time.time()
-    run_dir = run_benchmark(cfg, resume=resume, given={k: v for k, v in flags.items() if v is not None},
+    run_dir = run_benchmark(cfg, resume=resume, given=dict(data=d, run=r, benchmark=flags),
                             shard=shard, supersede=supersede, report_only=report_only)
     report = run_dir / "report.md"
     # a shard that leaves cells to other shards writes no report: name only one this command wrote

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from genaug.config import Config, config_from_dict, parse_fractions, validate
+from genaug.config import Config, config_from_dict, parse_fractions, resumed_settings, validate
 from genaug.data import DataBundle, ImageSet, patient_folds, subsample_by_patient
 from genaug.device import seed_everything
 from genaug.encode import load_latents, run_encode
@@ -485,9 +485,10 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
 
 def run_benchmark(cfg: Config, resume: str | None = None, given: dict | None = None, shard: str | None = None,
                   supersede: bool = False, report_only: bool = False) -> Path:
-    """A new benchmark run, or ``resume`` one: finished cells are kept and ``given`` (the benchmark
-    flags the user passed) may add seeds, models, variants or train fractions to it, or with
-    ``supersede`` replace its GAN or encode run (the cells trained on the old one are moved aside).
+    """A new benchmark run, or ``resume`` one: finished cells are kept and ``given`` (the flags the
+    user passed, by config section) may add seeds, models, variants or train fractions to it, or with
+    ``supersede`` replace its GAN or encode run (the cells trained on the old one are moved aside);
+    given data and run flags may change only how it runs (RESUME_MAY_CHANGE).
 
     ``shard`` 'I/N' trains only cells I, I+N, I+2N, ... of the run's fixed cell order, so N
     processes or machines sharing the run directory split the work without locks: every cell
@@ -498,15 +499,18 @@ def run_benchmark(cfg: Config, resume: str | None = None, given: dict | None = N
     nothing, e.g. while its shards still run; the report lists the cells it lacks.
     """
     part = parse_shard(shard)
-    if report_only and (not resume or part is not None or given or supersede):
+    given = given or {}
+    flags = {k: v for k, v in given.get("benchmark", {}).items() if v is not None}
+    if report_only and (not resume or part is not None or flags or supersede):
         raise ConfigError("--report-only reports a run as it is: give it --resume RUN and no --shard, "
                           "--supersede or benchmark settings")
     join_ranks(cfg)
     if resume:
         # another process may be writing into the run (a shard): leave its temporary files alone
         run = open_run(resume, "benchmark", clear_stale=part is None and not report_only)
-        cfg, replaced = resumed_config(read_run_config(run.dir), given or {}, run, extend=part is None,
+        cfg, replaced = resumed_config(read_run_config(run.dir), flags, run, extend=part is None,
                                        supersede=supersede)
+        cfg = resumed_settings(cfg, {s: given.get(s) for s in ("data", "run")}, run.dir)
         if part is None and not report_only:
             moved = set()
             if distributed.is_main():

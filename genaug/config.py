@@ -288,6 +288,34 @@ def load_config(profile: str | None = None, overrides: dict | None = None) -> Co
     return validate(cfg)
 
 
+# What the command line may change when a run is resumed: where and how it runs, not what it
+# computes (seed, data, sizes, epochs...), or its finished parts and its new ones would not match.
+RESUME_MAY_CHANGE = {"run.device", "run.threads", "run.tensorboard", "run.amp", "data.cache_dir", "data.download",
+                     "encode.overwrite"}
+RESUME_IGNORES = {"run.out_root", "run.name"}   # the run directory is given; these name new ones
+
+
+def resumed_settings(saved: Config, given: dict, run_dir) -> Config:
+    """``saved`` (a run's own config) with the flags given to resume it (``{"run": {"device": "cuda"}}``,
+    None for a flag not given): those in RESUME_MAY_CHANGE replace the saved value; any other must
+    equal it, or the resume is refused with a one-line error rather than silently ignored."""
+    clean = {s: {k: v for k, v in d.items() if v is not None} for s, d in given.items() if d}
+    asked = Config()
+    _apply(asked, clean, "command line")   # the given values, coerced to the config's types
+    cfg = config_from_dict(saved.to_dict())
+    for section, values in clean.items():
+        for key in values:
+            dotted, new = f"{section}.{key}", getattr(getattr(asked, section), key)
+            old = getattr(getattr(cfg, section), key)
+            if dotted in RESUME_MAY_CHANGE:
+                setattr(getattr(cfg, section), key, new)
+            elif dotted not in RESUME_IGNORES and new != old and not (
+                    dotted == "data.data" and Path(str(new)).resolve() == Path(str(old)).resolve()):
+                raise ConfigError(f"run {run_dir} was made with {dotted}={old!r}; a resumed run keeps it "
+                                  f"(start a new run to use {new!r})")
+    return validate(cfg)
+
+
 def config_from_dict(d: dict) -> Config:
     """Rebuild a Config from a saved ``to_dict`` (e.g. from a checkpoint); unknown keys are errors."""
     cfg = Config()

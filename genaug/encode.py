@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 from torchvision.utils import make_grid, save_image
 
-from genaug.config import DEFAULT_AUGMENTATIONS, Config, config_from_dict
+from genaug.config import DEFAULT_AUGMENTATIONS, Config, config_from_dict, resumed_settings
 from genaug.data import DataBundle
 from genaug import distributed
 from genaug.jobs import TRAINING_LIST, join_ranks, start_job, training_subset
@@ -29,7 +29,7 @@ from genaug.errors import CheckpointError, ConfigError
 from genaug.metrics import reconstruction_metrics
 from genaug.models import ConvAutoencoder
 from genaug.tracking import Tracker, tracker_for
-from genaug.runs import save_safetensors, Run, atomic_torch_save, atomic_write, atomic_write_text, load_checkpoint, new_run, open_run, write_json
+from genaug.runs import save_safetensors, Run, atomic_torch_save, atomic_write, atomic_write_text, load_checkpoint, new_run, open_run, read_run_config, write_json
 from genaug.train import (as_tensor, augment_batch, batch_indices, check_finite, epoch_batches, resident_device,
                           to_float)
 
@@ -259,15 +259,16 @@ def compression_summary(image_size: int, latent_shape) -> dict:
             "byte_ratio": pixels / (elems * 2)}
 
 
-def run_encode(cfg: Config, resume: str | None = None) -> Path:
-    """The whole job; returns the run directory."""
+def run_encode(cfg: Config, resume: str | None = None, given: dict | None = None) -> Path:
+    """The whole job; returns the run directory. A resumed run continues from its checkpoint with its
+    own settings; ``given`` (the command line's flags, by section) may change only how it runs."""
     join_ranks(cfg)
     if resume:
         run = open_run(resume, "encode")
         ckpt = load_checkpoint(run.path("checkpoint.pt"), AE_KEYS + ("epoch",), "autoencoder checkpoint") \
             if run.path("checkpoint.pt").is_file() else None
-        if ckpt is not None:
-            cfg = config_from_dict(ckpt["config"])
+        cfg = config_from_dict(ckpt["config"] if ckpt is not None else read_run_config(run.dir))
+        cfg = resumed_settings(cfg, given or {}, run.dir)
     else:
         run = new_run(cfg.run.out_root, "encode", cfg.run.name, cfg.to_dict())
         ckpt = None

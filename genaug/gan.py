@@ -21,13 +21,13 @@ from PIL import Image
 from tqdm import tqdm
 from torchvision.utils import make_grid, save_image
 
-from genaug.config import Config, config_from_dict
+from genaug.config import Config, config_from_dict, resumed_settings
 from genaug import distributed
 from genaug.jobs import join_ranks, start_job, training_subset
 from genaug.errors import CheckpointError, ConfigError, DataError, TrainingDiverged
 from genaug.models import Discriminator, Generator, dcgan_init
 from genaug.tracking import Tracker, tracker_for
-from genaug.runs import save_safetensors, Run, atomic_torch_save, atomic_write_text, load_checkpoint, new_run, open_run, write_json
+from genaug.runs import save_safetensors, Run, atomic_torch_save, atomic_write_text, load_checkpoint, new_run, open_run, read_run_config, write_json
 from genaug.train import as_tensor, check_finite, epoch_batches, resident_device, to_float
 
 log = logging.getLogger("genaug")
@@ -316,13 +316,16 @@ def sample_to_dir(checkpoint: str | Path, class_arg: str, n: int, seed: int, out
 # ----------------------------------------------------------------------------- the job
 
 
-def run_gan(cfg: Config, class_arg: str = "all", resume: str | None = None) -> Path:
+def run_gan(cfg: Config, class_arg: str = "all", resume: str | None = None, given: dict | None = None) -> Path:
+    """A new GAN run, or ``resume`` one from its checkpoints with its own settings; ``given`` (the
+    flags of the command line, by config section) may change only how it runs (RESUME_MAY_CHANGE)."""
     join_ranks(cfg)
     if resume:
         run = open_run(resume, "gan")
         saved = sorted(run.dir.glob("checkpoint-*.pt"))
-        if saved:
-            cfg = config_from_dict(load_checkpoint(saved[0], ("config",), "GAN checkpoint")["config"])
+        cfg = config_from_dict(load_checkpoint(saved[0], ("config",), "GAN checkpoint")["config"] if saved
+                               else read_run_config(run.dir))
+        cfg = resumed_settings(cfg, given or {}, run.dir)
     else:
         if cfg.gan.n <= 0:
             raise ConfigError(f"--n must be positive, got {cfg.gan.n}")

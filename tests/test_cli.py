@@ -144,6 +144,20 @@ def test_output_folder_that_cannot_be_made_is_one_line_exit_2(tmp_path, tiny, co
     assert blocker.read_text() == "not a folder"
 
 
+def test_encode_resume_keeps_its_settings_and_refuses_others(tmp_path, tiny):
+    r = genaug("encode", "--data", "demo", "--profile", tiny, "--out", tmp_path / "o")
+    assert r.returncode == 0, r.stderr
+    run = only_run(tmp_path / "o", "encode")
+    before = (run / "checkpoint.pt").read_bytes()
+    for flags, needle in ((["--epochs", 5], "made with encode.epochs=1"), (["--seed", 9], "made with run.seed=0"),
+                          (["--data", tmp_path / "elsewhere"], "made with data.data='demo'")):
+        r = genaug("encode", "--resume", run, *flags)
+        assert r.returncode == 2 and needle in r.stderr and "Traceback" not in r.stderr, (flags, r.stderr)
+    assert (run / "checkpoint.pt").read_bytes() == before
+    r = genaug("encode", "--resume", run, "--device", "cpu")   # how it runs may change
+    assert r.returncode == 0, r.stderr
+
+
 def test_inception_fid_without_torch_fidelity_fails_before_training(tmp_path, tiny):
     try:
         import torch_fidelity  # noqa: F401

@@ -49,3 +49,29 @@ def test_a_saved_config_from_before_early_stop_after_keeps_stopping_from_epoch_o
     assert load_config().benchmark.min_epochs(12) == 6 and load_config().benchmark.min_epochs(1) == 0
     saved["benchmark"]["early_stop_after"] = 0.25
     assert config_from_dict(saved).benchmark.early_stop_after == 0.25
+
+
+@pytest.mark.parametrize("given,match", [
+    ({"data": {"data": "other/folder"}}, "made with data.data='saved/folder'"),
+    ({"run": {"seed": 3}}, "made with run.seed=0; a resumed run keeps it"),
+    ({"encode": {"epochs": 40}}, "made with encode.epochs=16"),
+    ({"gan": {"ngf": 32}}, "made with gan.ngf=64"),
+])
+def test_resume_refuses_flags_that_change_what_the_run_computes(given, match):
+    from genaug.config import resumed_settings
+    saved = load_config(None, {"data": {"data": "saved/folder"}, "encode": {"epochs": 16}})
+    with pytest.raises(ConfigError, match=match):
+        resumed_settings(saved, given, "RUN")
+
+
+def test_resume_takes_flags_that_change_only_how_the_run_runs(tmp_path, monkeypatch):
+    from genaug.config import resumed_settings
+    monkeypatch.chdir(tmp_path)
+    saved = load_config(None, {"data": {"data": "saved/folder"}, "run": {"seed": 4, "name": "first"}})
+    cfg = resumed_settings(saved, {
+        "run": {"device": "cpu", "seed": 4, "out_root": "elsewhere", "name": "second", "tensorboard": None},
+        "data": {"data": str(tmp_path / "saved" / "folder"), "cache_dir": "/fast/disk"},
+        "encode": {"overwrite": True}}, "RUN")
+    assert (cfg.run.device, cfg.data.cache_dir, cfg.encode.overwrite) == ("cpu", "/fast/disk", True)
+    assert (cfg.run.seed, cfg.run.name, cfg.run.out_root, cfg.data.data) == (4, "first", "outputs", "saved/folder")
+    assert saved.run.device == "auto" and saved.data.cache_dir == ""   # the saved config is not altered
