@@ -285,9 +285,14 @@ def test_patient_folds_partition_images_by_whole_patients(k):
     assert all(np.array_equal(a, b) for a, b in zip(folds, again))
 
 
-def test_patient_folds_need_enough_patients():
-    with pytest.raises(ValueError, match="cannot fill 3 folds"):
+def test_patient_folds_need_enough_patients_of_each_class():
+    with pytest.raises(DataError, match="1 patients of one class cannot fill 3 folds"):
         patient_folds(np.array([0, 1]), ["a", "b"], 3, seed=0)
+    # 5 patients, but only 2 of class 1: three folds would leave one without it
+    with pytest.raises(DataError, match=r"2 patients of one class cannot fill 3 folds \(patients per class in "
+                                        r"train\+val: 3, 2\): use --folds 2 or fewer"):
+        patient_folds(np.array([0, 0, 0, 1, 1]), ["a", "b", "c", "d", "e"], 3, seed=0)
+    assert len(patient_folds(np.array([0, 0, 0, 1, 1]), ["a", "b", "c", "d", "e"], 2, seed=0)) == 2
 
 
 def test_training_subset_keeps_the_benchmark_patients_nested_and_lists_them(tmp_path):

@@ -10,6 +10,8 @@ from pathlib import PurePath
 
 import numpy as np
 
+from genaug.errors import DataError
+
 _PATIENT_PATTERNS = (
     re.compile(r"^(person\d+)_", re.IGNORECASE),          # person1234_bacteria_5678
     re.compile(r"^(NORMAL2-IM-\d+)-", re.IGNORECASE),     # NORMAL2-IM-1234-0001
@@ -88,8 +90,11 @@ def patient_folds(labels, patients: list[str], k: int, seed: int) -> list[np.nda
     if k < 2:
         raise ValueError("k-fold needs k >= 2")
     plabel = _patient_labels(labels, patients)
-    if len(plabel) < k:
-        raise ValueError(f"{len(plabel)} patients cannot fill {k} folds")
+    per_class = {c: sum(1 for lab in plabel.values() if lab == c) for c in sorted(set(plabel.values()))}
+    fewest = min(per_class.values())
+    if fewest < k:   # a fold without a class could not choose a threshold or score a ROC-AUC
+        raise DataError(f"{fewest} patients of one class cannot fill {k} folds (patients per class in train+val: "
+                        f"{', '.join(str(n) for n in per_class.values())}): use --folds {max(fewest, 2)} or fewer")
     size: dict[str, int] = {}
     for pid in patients:
         size[pid] = size.get(pid, 0) + 1
