@@ -82,7 +82,7 @@ def encode_cmd(
     views: Optional[int] = typer.Option(None, "--views", help="also encode this many pixel-augmented copies of "
                                         "each train/val image (0-32; cpu profile 4): the benchmark's latent CNN "
                                         "draws one encoding per image per epoch instead of seeing fixed latents"),
-    resume: Optional[str] = typer.Option(None, "--resume", help="run directory to continue from its last checkpoint"),
+    resume: Optional[str] = typer.Option(None, "--resume", help="run directory to continue from its last checkpoint, with its own settings (only --device, --cache-dir and --tensorboard may change)"),
     seed: Optional[int] = SeedOpt, device: Optional[str] = DeviceOpt, out: Optional[str] = OutOpt,
     name: Optional[str] = NameOpt, cache: Optional[str] = CacheOpt, tensorboard: Optional[bool] = TensorboardOpt,
 ):
@@ -119,7 +119,7 @@ def gan_cmd(
     aux_weight: Optional[float] = typer.Option(None, "--aux-weight", help="acgan: weight of the class loss beside the real/fake loss (default 1.0; lower trades class fidelity for diversity)"),
     sync_batchnorm: Optional[bool] = typer.Option(None, "--sync-batchnorm", help="under torchrun on GPUs: BatchNorm over the global batch"),
     train_fraction: Optional[float] = InputFractionOpt,
-    resume: Optional[str] = typer.Option(None, "--resume", help="run directory to continue from its last checkpoint"),
+    resume: Optional[str] = typer.Option(None, "--resume", help="run directory to continue from its last checkpoint, with its own settings (only --device, --cache-dir and --tensorboard may change)"),
     seed: Optional[int] = SeedOpt, device: Optional[str] = DeviceOpt, out: Optional[str] = OutOpt,
     name: Optional[str] = NameOpt, cache: Optional[str] = CacheOpt, tensorboard: Optional[bool] = TensorboardOpt,
 ):
@@ -179,7 +179,7 @@ def benchmark_cmd(
     encode_run: Optional[str] = typer.Option(None, "--encode-run", help="genaug encode run directory to take latents from"),
     pretrained: Optional[bool] = typer.Option(None, "--pretrained/--scratch", help="ImageNet weights from --weights-dir"),
     weights_dir: Optional[str] = typer.Option(None, "--weights-dir", help="folder with torchvision ImageNet .pth files"),
-    resume: Optional[str] = typer.Option(None, "--resume", help="benchmark run directory: finished cells are kept; --seeds, --models, --variants and --train-fraction add cells to it"),
+    resume: Optional[str] = typer.Option(None, "--resume", help="benchmark run directory: finished cells are kept; --seeds, --models, --variants and --train-fraction add cells to it; other settings stay the run's own"),
     save_models: Optional[bool] = typer.Option(None, "--save-models/--no-save-models", help="write models/<cell>.pt for each pixel cell (for genaug predict)"),
     schedule: Optional[str] = typer.Option(None, "--schedule", help="learning-rate schedule: cosine (default), step, exponential, onecycle, constant"),
     augmentations: Optional[str] = typer.Option(None, "--augmentations", help="comma list of flip, rotate, shift, zoom, shear, brightness, contrast, noise, pca (default: rotate,shift,zoom,brightness,contrast)"),
