@@ -32,7 +32,7 @@ from genaug.jobs import join_ranks, start_job
 from genaug.errors import CheckpointError, ConfigError
 from genaug.gan import run_gan, synthetic_manifest
 from genaug.metrics import (bootstrap_ci, choose_threshold, classification_metrics, mcnemar, paired_bootstrap_diff,
-                            predictions, roc_auc)
+                            paired_sign_flip_test, predictions, roc_auc)
 from genaug.models import CLASSIFIERS, build_classifier, check_input_size
 from genaug.runs import Run, atomic_torch_save, save_safetensors, git_commit, new_run, open_run, read_run_config, write_json, write_run_config
 from genaug.tracking import Tracker, tracker_for
@@ -366,14 +366,16 @@ def aggregate(cells: list[dict], classes: list[str], n_boot: int) -> dict:
 
 def paired_comparison(pairs: list[tuple[dict, dict]], n_boot: int) -> dict:
     """B against A over paired cells (same test images, same seed): the accuracy difference of the
-    per-image mean correctness with a paired bootstrap interval, and McNemar over all pairs pooled."""
-    ca = np.concatenate([_correct(a) for a, _ in pairs])
-    cb = np.concatenate([_correct(b) for _, b in pairs])
-    mean_a = np.mean([_correct(a) for a, _ in pairs], axis=0)
-    mean_b = np.mean([_correct(b) for _, b in pairs], axis=0)
+    per-image mean correctness with a paired bootstrap interval, an exact test over the test images
+    (seeds averaged per image, so repeated seeds do not count as new evidence), and McNemar per seed."""
+    correct_a = np.stack([_correct(a) for a, _ in pairs])
+    correct_b = np.stack([_correct(b) for _, b in pairs])
     return {"seeds": sorted({b["seed"] for _, b in pairs}), "pairs": len(pairs),
-            "accuracy_difference": paired_bootstrap_diff(mean_a, mean_b, n=n_boot, seed=0),
-            "mcnemar_pooled_over_seeds": mcnemar(ca, cb)}
+            "accuracy_difference": paired_bootstrap_diff(correct_a.mean(axis=0), correct_b.mean(axis=0),
+                                                         n=n_boot, seed=0),
+            "paired_test": paired_sign_flip_test(correct_a, correct_b),
+            "mcnemar_per_seed": [{"seed": b["seed"], **mcnemar(ca, cb)}
+                                 for (_, b), ca, cb in zip(pairs, correct_a, correct_b)]}
 
 
 def seed_ensemble(cells: list[dict]) -> dict:

@@ -1,6 +1,7 @@
 """Metrics. Classification metrics, FID/KID, SSIM/PSNR come from torchmetrics; FID/KID take
-features, not images, so the backbone can be swapped. Bootstrap intervals and the
-exact McNemar test are the small pieces torchmetrics does not provide.
+features, not images, so the backbone can be swapped. Bootstrap intervals, the exact McNemar
+test and its several-seed form (an exact sign-flip test over test images) are the small pieces
+torchmetrics does not provide.
 """
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torchmetrics.functional.classification as tmc
-from scipy.stats import binomtest
+from scipy.stats import binom, binomtest
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
@@ -100,6 +101,37 @@ def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> dict:
     n = only_a + only_b
     p = 1.0 if n == 0 else binomtest(only_b, n, 0.5).pvalue
     return {"only_a_correct": only_a, "only_b_correct": only_b, "p_value": float(p)}
+
+
+def paired_sign_flip_test(correct_a: np.ndarray, correct_b: np.ndarray) -> dict:
+    """Exact two-sided test that A and B are equally accurate on the same test images, each run one
+    or more times with paired seeds: (runs, images) arrays of correctness.
+
+    The unit is the test image, not the run: the seeds of one cell share their test images, so
+    pooling their pairs into one McNemar test counts each image once per seed and reports far smaller
+    p-values than the data support. Here each image contributes d = (runs B got right) − (runs A got
+    right); under the null hypothesis swapping A and B on an image is as likely, so each d is as
+    likely negated, and the p-value is P(|sum of ±d| >= |observed sum|), computed exactly. With one
+    run per side d is in {−1, 0, +1} and this is the exact McNemar test."""
+    a, b = np.atleast_2d(np.asarray(correct_a, int)), np.atleast_2d(np.asarray(correct_b, int))
+    if a.shape != b.shape:
+        raise ValueError(f"A and B need the same runs and images, got {a.shape} and {b.shape}")
+    d = b.sum(axis=0) - a.sum(axis=0)
+    observed = int(d.sum())
+    mags, counts = np.unique(np.abs(d[d != 0]), return_counts=True)
+    # null distribution of the sum, built one magnitude at a time: c images of size m give
+    # m * (2k - c) with k ~ Binomial(c, 1/2)
+    dist = np.ones(1)
+    for m, c in zip(mags.tolist(), counts.tolist()):
+        part = np.zeros(2 * m * c + 1)
+        part[::2 * m] = binom.pmf(np.arange(c + 1), c, 0.5)
+        dist = np.convolve(dist, part)
+    half = (len(dist) - 1) // 2
+    support = np.arange(-half, half + 1)
+    p = float(min(1.0, dist[np.abs(support) >= abs(observed)].sum())) if observed else 1.0
+    return {"p_value": p, "runs": int(a.shape[0]), "images_b_ahead": int((d > 0).sum()),
+            "images_a_ahead": int((d < 0).sum()), "images": int(d.size)}
+
 
 # ----------------------------------------------------------------------------- generative quality
 

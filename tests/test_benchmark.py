@@ -80,8 +80,11 @@ def test_aggregate_mean_std_and_paired_comparison():
     assert rows["real"]["accuracy_thr_mean"] == pytest.approx(0.75) and rows["real"]["accuracy_thr_std"] == 0
     comp = out["comparisons"][0]
     assert comp["accuracy_difference"]["diff"] == pytest.approx(0.25)
-    assert comp["mcnemar_pooled_over_seeds"]["only_b_correct"] == 20
-    assert comp["mcnemar_pooled_over_seeds"]["p_value"] < 1e-4
+    # two seeds on the same 40 images are not 80 independent pairs: the same 10 images decide both
+    assert comp["paired_test"]["p_value"] == pytest.approx(2 * 0.5 ** 10)
+    assert comp["paired_test"]["images_b_ahead"] == 10 and comp["paired_test"]["images_a_ahead"] == 0
+    assert [m["seed"] for m in comp["mcnemar_per_seed"]] == [0, 1]
+    assert all(m["only_b_correct"] == 10 for m in comp["mcnemar_per_seed"])
 
 
 def _pooled_cell(seed, test_p1, val_p1, own_threshold):

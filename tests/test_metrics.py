@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from genaug.metrics import (classification_metrics, fid_on_features, kid_on_features, mcnemar, nearest_neighbours,
-                            paired_bootstrap_diff, reconstruction_metrics, choose_threshold)
+                            paired_bootstrap_diff, paired_sign_flip_test, reconstruction_metrics, choose_threshold)
 
 
 def test_binary_metrics_match_hand_computed_confusion_matrix():
@@ -47,6 +47,39 @@ def test_mcnemar_exact_known_case():
     assert r["only_b_correct"] == 10 and r["only_a_correct"] == 0
     assert r["p_value"] == pytest.approx(2 * 0.5 ** 10)
     assert mcnemar(a, a)["p_value"] == 1.0
+
+
+def test_paired_sign_flip_test_is_mcnemar_for_one_run():
+    a = np.array([1] * 20 + [0] * 10 + [1] * 3, bool)
+    b = np.array([1] * 30 + [0] * 3, bool)            # B ahead on 10 images, A on 3
+    assert paired_sign_flip_test(a, b)["p_value"] == pytest.approx(mcnemar(a, b)["p_value"])
+    assert paired_sign_flip_test(a, a)["p_value"] == 1.0
+
+
+# two runs per side on three images, written per image as (A's two runs, B's two runs)
+UP2, UP1, SAME, DOWN1 = ((0, 0), (1, 1)), ((0, 1), (1, 1)), ((1, 1), (1, 1)), ((1, 1), (0, 1))
+
+
+@pytest.mark.parametrize("images, p", [
+    ((UP2, UP1, SAME), 0.5),      # d = 2, 1, 0: sums of ±2 ±1 are -3, -1, 1, 3; |S| >= 3 in 2 of 4
+    ((UP2, UP2, UP1), 0.25),      # d = 2, 2, 1: |S| = 5 in 2 of the 8 sign choices
+    ((UP2, DOWN1, UP1), 0.75),    # d = 2, -1, 1, observed 2: ±2 ±1 ±1 is 0 in 2 of 8
+])
+def test_paired_sign_flip_test_hand_computed(images, p):
+    a = np.array([img[0] for img in images]).T     # (runs, images)
+    b = np.array([img[1] for img in images]).T
+    assert paired_sign_flip_test(a, b)["p_value"] == pytest.approx(p)
+
+
+def test_paired_sign_flip_test_counts_images_not_repeated_seeds():
+    rng = np.random.default_rng(0)
+    a, b = rng.random(200) < 0.75, rng.random(200) < 0.85
+    one = paired_sign_flip_test(a, b)["p_value"]
+    # five seeds that happen to agree on every image carry the evidence of one run, no more;
+    # pooling them into one McNemar test would claim much more
+    five = paired_sign_flip_test(np.tile(a, (5, 1)), np.tile(b, (5, 1)))["p_value"]
+    assert five == pytest.approx(one)
+    assert mcnemar(np.tile(a, 5), np.tile(b, 5))["p_value"] < one / 100
 
 
 def test_paired_bootstrap():
