@@ -287,8 +287,8 @@ def report_cmd(
 @app.command("compare", help=(
     "Compare two benchmark runs on one split cell by cell: B − A, paired by seed.\n\n"
     "For each model, variant and train fraction, over the seeds both runs ran (paired on the same test "
-    "images): the difference with a 95% bootstrap interval, an exact p-value over the test images "
-    "(McNemar's test for one seed) and McNemar's p per seed, and the settings in which "
+    "images): the difference with a 95% interval and p-value that resample the seeds and the test images "
+    "(McNemar's test for one seed), McNemar's p per seed, and the settings in which "
     "the runs differ (e.g. --epochs 12 against 24, 64 against 128 px, --pretrained)."))
 def compare_cmd(
     run_a: str = typer.Argument(..., help="benchmark run A (the baseline)"),

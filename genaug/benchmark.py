@@ -365,17 +365,26 @@ def aggregate(cells: list[dict], classes: list[str], n_boot: int) -> dict:
 
 
 def paired_comparison(pairs: list[tuple[dict, dict]], n_boot: int) -> dict:
-    """B against A over paired cells (same test images, same seed): the accuracy difference of the
-    per-image mean correctness with a paired bootstrap interval, an exact test over the test images
-    (seeds averaged per image, so repeated seeds do not count as new evidence), and McNemar per seed."""
+    """B against A over paired cells (same test images, same seed).
+
+    ``accuracy_difference``: the mean difference with an interval and p-value that resample the
+    paired seeds as well as the test images, so they answer "does recipe B train better models than
+    A", seed to seed; with one seed, the interval resamples images and p is the exact McNemar test.
+    ``these_runs``: the same difference for these trained models as they are (images resampled
+    only; p from the exact test over images). ``mcnemar_per_seed``: each seed's own McNemar test."""
     correct_a = np.stack([_correct(a) for a, _ in pairs])
     correct_b = np.stack([_correct(b) for _, b in pairs])
-    return {"seeds": sorted({b["seed"] for _, b in pairs}), "pairs": len(pairs),
-            "accuracy_difference": paired_bootstrap_diff(correct_a.mean(axis=0), correct_b.mean(axis=0),
-                                                         n=n_boot, seed=0),
-            "paired_test": paired_sign_flip_test(correct_a, correct_b),
-            "mcnemar_per_seed": [{"seed": b["seed"], **mcnemar(ca, cb)}
-                                 for (_, b), ca, cb in zip(pairs, correct_a, correct_b)]}
+    diff = paired_bootstrap_diff(correct_a, correct_b, n=n_boot, seed=0)
+    per_seed = [{"seed": b["seed"], **mcnemar(ca, cb)} for (_, b), ca, cb in zip(pairs, correct_a, correct_b)]
+    if len(pairs) == 1:
+        diff.update(p_value=per_seed[0]["p_value"], p_from="exact McNemar test")
+    else:
+        diff["p_from"] = "the bootstrap over seeds and test images"
+    these = paired_bootstrap_diff(correct_a, correct_b, n=n_boot, seed=0, resample_runs=False)
+    return {"seeds": sorted({b["seed"] for _, b in pairs}), "pairs": len(pairs), "accuracy_difference": diff,
+            "these_runs": {"ci": these["ci"], "p_value": paired_sign_flip_test(correct_a, correct_b)["p_value"],
+                           "p_from": "exact sign-flip test over test images (seeds averaged per image)"},
+            "mcnemar_per_seed": per_seed}
 
 
 def seed_ensemble(cells: list[dict]) -> dict:

@@ -1,7 +1,7 @@
 """Metrics. Classification metrics, FID/KID, SSIM/PSNR come from torchmetrics; FID/KID take
-features, not images, so the backbone can be swapped. Bootstrap intervals, the exact McNemar
-test and its several-seed form (an exact sign-flip test over test images) are the small pieces
-torchmetrics does not provide.
+features, not images, so the backbone can be swapped. Bootstrap intervals (over test images, and
+over training seeds and test images together), the exact McNemar test and its several-seed form
+(an exact sign-flip test over test images) are the small pieces torchmetrics does not provide.
 """
 from __future__ import annotations
 
@@ -85,13 +85,30 @@ def bootstrap_ci(y: torch.Tensor, probs: torch.Tensor, threshold: float | None, 
 
 
 def paired_bootstrap_diff(correct_a: np.ndarray, correct_b: np.ndarray, n: int = 1000, seed: int = 0,
-                          alpha: float = 0.05) -> dict:
-    """Accuracy of B minus A on the same test images, with a percentile bootstrap interval."""
-    a, b = np.asarray(correct_a, float), np.asarray(correct_b, float)
+                          alpha: float = 0.05, resample_runs: bool = True) -> dict:
+    """Accuracy of B minus A on the same test images, with a percentile bootstrap interval and the
+    two-sided p-value that goes with it (0 lies outside the 1 - alpha interval when p < alpha).
+
+    ``correct_a``/``correct_b``: (images,) for one run each, or (runs, images) for runs paired by seed.
+    With several runs, each resample draws the runs (paired, with replacement) as well as the test
+    images (the multi-bootstrap of Sellam et al. 2022, "The MultiBERTs"), so the interval covers how
+    much the result moves between training seeds, not only which test images were drawn;
+    ``resample_runs=False`` draws images only, treating these trained models as the object of study."""
+    d = np.atleast_2d(np.asarray(correct_b, float)) - np.atleast_2d(np.asarray(correct_a, float))
+    runs, images = d.shape
     rng = np.random.default_rng(seed)
-    diffs = [(b[idx] - a[idx]).mean() for idx in (rng.integers(0, len(a), len(a)) for _ in range(n))]
-    lo, hi = np.percentile(diffs, [100 * alpha / 2, 100 * (1 - alpha / 2)])
-    return {"diff": float(b.mean() - a.mean()), "ci": [float(lo), float(hi)]}
+    diffs = np.empty(n)
+    for lo in range(0, n, 256):    # blocks keep the (resamples, images) weights small for big test sets
+        k = min(256, n - lo)
+        w_runs = (rng.multinomial(runs, np.full(runs, 1 / runs), size=k) if resample_runs and runs > 1
+                  else np.ones((k, runs)))
+        w_images = rng.multinomial(images, np.full(images, 1 / images), size=k)
+        # mean of d over the drawn runs and images = (run counts) @ d @ (image counts) / (runs * images)
+        diffs[lo:lo + k] = np.einsum("kr,ri,ki->k", w_runs, d, w_images) / (runs * images)
+    ci = np.percentile(diffs, [100 * alpha / 2, 100 * (1 - alpha / 2)])
+    p = min(1.0, 2 * min(float(np.mean(diffs <= 0)), float(np.mean(diffs >= 0))))
+    return {"diff": float(d.mean()), "ci": [float(ci[0]), float(ci[1])], "p_value": p, "resamples": n,
+            "runs": runs, "runs_resampled": bool(resample_runs and runs > 1)}
 
 
 def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> dict:

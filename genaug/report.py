@@ -261,20 +261,28 @@ def ensemble_section(table: list[dict]) -> list[str]:
     return L
 
 
-# Said under every paired table: why its p-value and the per-seed McNemar p-values can disagree
+# Said under every paired table: what the interval and p-value count as chance
 PAIRED_TEST_NOTE = (
-    "The p-value tests the difference over the test images, each image's correctness averaged over the paired "
-    "seeds (an exact sign-flip test; with one seed it is McNemar's): the seeds share their test images, so "
-    "pooling them into one McNemar test would count each image once per seed. McNemar by seed: the median and "
-    "range of the seeds' own tests.")
+    "Interval and p resample the paired seeds as well as the test images (a multi-bootstrap), so they "
+    "include how much the difference moves from one training seed to the next, not only which test "
+    "images were drawn; with few seeds they are rough. With one seed the interval resamples test images "
+    "and p is McNemar's exact test. McNemar by seed: the median and range of the seeds' own tests. "
+    "results.json also has the difference for these trained models as they are (`these_runs`).")
 
 
-def paired_p_columns(comp: dict) -> str:
-    """The two p-value cells of a paired comparison row: the image-level test, and McNemar by seed."""
+def _p(value: float, resamples: int | None = None) -> str:
+    return f"< {1 / resamples:.2g}" if value == 0 and resamples else f"{value:.3g}"
+
+
+def paired_columns(comp: dict) -> str:
+    """The difference, interval, p and McNemar-by-seed cells of a paired comparison row."""
+    d = comp["accuracy_difference"]
     by_seed = [m["p_value"] for m in comp["mcnemar_per_seed"]]
-    seeds = (f"{by_seed[0]:.3g}" if len(by_seed) == 1 else
-             f"median {np.median(by_seed):.3g} ({min(by_seed):.3g}–{max(by_seed):.3g})")
-    return f"{comp['paired_test']['p_value']:.3g} | {seeds}"
+    seeds = (_p(by_seed[0]) if len(by_seed) == 1 else
+             f"median {_p(float(np.median(by_seed)))} ({_p(min(by_seed))}–{_p(max(by_seed))})")
+    resamples = d.get("resamples") if comp["pairs"] > 1 else None
+    return (f"{100 * d['diff']:+.1f} | {100 * d['ci'][0]:+.1f} to {100 * d['ci'][1]:+.1f} | "
+            f"{_p(d['p_value'], resamples)} | {seeds}")
 
 
 def format_markdown(cfg, bundle, table, comps, notes, figs, gan_dir, enc_dir) -> str:
@@ -329,13 +337,10 @@ def format_markdown(cfg, bundle, table, comps, notes, figs, gan_dir, enc_dir) ->
                          f"{m['recall']:.3f} | {m['specificity']:.3f} | {m['f1']:.3f} |")
     if comps:
         L += ["", "## Each variant against `real` (same model, same test images)", "",
-              "| model | variant | train frac | paired runs | accuracy difference (pp) | 95% CI (paired bootstrap) | "
-              "p (exact, per test image) | McNemar p by seed |", "|---" * 8 + "|"]
+              "| model | variant | train frac | paired runs | accuracy difference (pp) | 95% CI (seeds and images) | "
+              "p | McNemar p by seed |", "|---" * 8 + "|"]
         for c in comps:
-            d = c["accuracy_difference"]
-            L.append(f"| {c['model']} | {c['variant']} | {c['train_fraction']:g} | {c.get('pairs', len(c['seeds']))} | "
-                     f"{100 * d['diff']:+.1f} | {100 * d['ci'][0]:+.1f} to {100 * d['ci'][1]:+.1f} | "
-                     f"{paired_p_columns(c)} |")
+            L.append(f"| {c['model']} | {c['variant']} | {c['train_fraction']:g} | {c['pairs']} | {paired_columns(c)} |")
         L += ["", PAIRED_TEST_NOTE]
     lat = [r for r in table if r["variant"] == "encoded"]
     pix = {(r["model"], r["train_fraction"]): r for r in table if r["variant"] == "real"}

@@ -81,8 +81,9 @@ def test_aggregate_mean_std_and_paired_comparison():
     comp = out["comparisons"][0]
     assert comp["accuracy_difference"]["diff"] == pytest.approx(0.25)
     # two seeds on the same 40 images are not 80 independent pairs: the same 10 images decide both
-    assert comp["paired_test"]["p_value"] == pytest.approx(2 * 0.5 ** 10)
-    assert comp["paired_test"]["images_b_ahead"] == 10 and comp["paired_test"]["images_a_ahead"] == 0
+    assert comp["these_runs"]["p_value"] == pytest.approx(2 * 0.5 ** 10)
+    # the seeds agree, so resampling them adds nothing: B is ahead in every resample
+    assert comp["accuracy_difference"]["ci"][0] > 0 and comp["accuracy_difference"]["p_value"] == 0
     assert [m["seed"] for m in comp["mcnemar_per_seed"]] == [0, 1]
     assert all(m["only_b_correct"] == 10 for m in comp["mcnemar_per_seed"])
 
@@ -172,6 +173,9 @@ def test_benchmark_end_to_end_on_tiny_demo_and_resume(tmp_path):
     res = json.loads((run / "results.json").read_text())
     assert {r["variant"] for r in res["table"]} == {"real", "mixed", "synthetic", "encoded"}
     assert {c["variant"] for c in res["comparisons"]} == {"mixed", "synthetic", "encoded"}
+    # one seed: p is McNemar's exact test
+    assert all([m["p_value"] for m in c["mcnemar_per_seed"]] == [c["accuracy_difference"]["p_value"]]
+               for c in res["comparisons"])
     assert any("equal epochs, not equal compute" in n for n in res["notes"])
     # the autoencoder wrote 2 augmented views per image, and the encoded cell trained on all 3 encodings
     enc_cell = json.loads((run / "cells" / "cnn__encoded__f1__seed0.json").read_text())
@@ -182,6 +186,7 @@ def test_benchmark_end_to_end_on_tiny_demo_and_resume(tmp_path):
     assert "The latent CNN (encoded cells): 2 epochs max" in report
     assert report.count("Speed in these cells") == 1 and "train fraction 1: " in report
     assert "demo phantoms" in report and "quoted, not measured" in report and "(1 run)" in report
+    assert "| 95% CI (seeds and images) | p | McNemar p by seed |" in report
     cell = json.loads((run / "cells" / "cnn__real__f1__seed0.json").read_text())
     assert cell["n_test"] == len(cell["test_labels"]) and cell["n_train_synthetic"] == 0
     # rerun with --resume: every cell is kept, nothing retrained

@@ -89,6 +89,20 @@ def test_paired_bootstrap():
     better = paired_bootstrap_diff(a, np.ones_like(a), n=500)
     assert better["diff"] == pytest.approx(1 - a.mean())
     assert better["ci"][0] <= better["diff"] <= better["ci"][1] and better["ci"][0] > 0
+    assert better["p_value"] < 0.05 and same["p_value"] == 1.0      # p agrees with the interval
+
+
+def test_paired_bootstrap_counts_the_spread_between_seeds():
+    # seed 0: B right where A is wrong on 10 of 40 images; seed 1: the reverse on the same images.
+    # Averaged over seeds every image is a tie, so resampling images alone sees no uncertainty at
+    # all; resampling the seeds too shows that the difference is +25 or -25 points depending on the seed.
+    a = np.ones((2, 40), int)
+    b = np.ones((2, 40), int)
+    a[0, :10], b[1, :10] = 0, 0
+    images_only = paired_bootstrap_diff(a, b, n=400, resample_runs=False)
+    assert images_only["diff"] == 0 and images_only["ci"] == [0, 0]
+    both = paired_bootstrap_diff(a, b, n=400)
+    assert both["runs_resampled"] and both["ci"][0] <= -0.2 and both["ci"][1] >= 0.2 and both["p_value"] > 0.5
 
 
 def test_fid_hand_computed_shift():
