@@ -1,6 +1,7 @@
 """CLI smoke tests through the real entry point, on tiny data (timm-style: run, then check the files)."""
 import csv
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -72,6 +73,20 @@ def _commands(group, prefix=()):
         yield prefix + (name,), cmd
         if hasattr(cmd, "commands"):
             yield from _commands(cmd, prefix + (name,))
+
+
+@pytest.mark.parametrize("preset, expected", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_cli_sets_passive_openmp_waiting_before_torch_loads_unless_user_chose(preset, expected):
+    # Spinning OpenMP threads made a step ~100x slower beside other jobs (docs/PERFORMANCE.md (f));
+    # the policy only takes effect if it is set before torch loads OpenMP.
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if preset:
+        env["OMP_WAIT_POLICY"] = preset
+    probe = ("import os, sys, genaug_cli; loaded = 'torch' in sys.modules; import genaug_cli.main; "
+             "print(os.environ['OMP_WAIT_POLICY'], loaded)")
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [expected, "False"]
 
 
 def test_every_command_has_help_that_rich_can_reflow():
