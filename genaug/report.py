@@ -232,7 +232,8 @@ def write_report(run: Run, cfg: Config, bundle: DataBundle, summary: dict, cells
         # rewritten inside one must not bring it back
         if not run.path("archived.json").is_file():
             shutil.copyfile(Path(enc_dir) / "reconstructions.png", run.path("reconstructions.png"))
-        figs.append(("Autoencoder: test originals (top) and reconstructions (bottom)", "reconstructions.png"))
+        if run.path("reconstructions.png").is_file():
+            figs.append(("Autoencoder: test originals (top) and reconstructions (bottom)", "reconstructions.png"))
     md = format_markdown(cfg, bundle, table, comps, summary["notes"], figs, gan_dir, enc_dir)
     atomic_write_text(run.path("report.md"), md)
     atomic_write_text(run.path("report.html"), markdown_to_html(md, f"genaug benchmark: {bundle.name}"))

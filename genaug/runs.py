@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import html
 import json
 import logging
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -302,6 +304,19 @@ def _archive_skip(rel: Path, size: int, last_grids: set[Path]) -> str | None:
     return None
 
 
+def _without_left_out_figures(text: str, rel: Path, skipped: list[tuple[str, str]]) -> str:
+    """The text of report ``rel`` with each picture beside it that the archive leaves out (Markdown
+    ``![..](name)`` or HTML ``<img src="name">``) replaced by a note saying why it is missing."""
+    for f, why in skipped:
+        if Path(f).parent != rel.parent or Path(f).suffix.lower() not in (".png", ".jpg", ".jpeg"):
+            continue
+        name = Path(f).name
+        note = f"({name} is not in this archive: {why})"
+        text = re.sub(r"!\[[^\]]*\]\(" + re.escape(name) + r"\)", lambda _: note, text)
+        text = re.sub(r'<img [^>]*src="' + re.escape(name) + r'"[^>]*>', lambda _: html.escape(note), text)
+    return text
+
+
 def archive_run(directory: str | Path, dest_root: str | Path) -> tuple[Path, list[str], list[tuple[str, str]]]:
     """Copy a run's results to ``dest_root/<command>/<run name>/``: config, manifests, log, metrics,
     cells, reports and plots, without weights, latents, synthetic image files, unfinished state or
@@ -327,14 +342,17 @@ def archive_run(directory: str | Path, dest_root: str | Path) -> tuple[Path, lis
     for p in files:    # the newest grid per sample series (e.g. conditional_epoch_020.png)
         if p.parent.name == "samples" and "_epoch_" in p.name:
             grids[(p.parent, p.name.rsplit("_epoch_", 1)[0])] = p.relative_to(src)
-    copied, skipped = [], []
-    for p in files:
-        rel = p.relative_to(src)
-        why = _archive_skip(rel, p.stat().st_size, set(grids.values()))
+    decisions = [(p, p.relative_to(src)) for p in files]
+    decisions = [(p, rel, _archive_skip(rel, p.stat().st_size, set(grids.values()))) for p, rel in decisions]
+    skipped = [(str(rel), why) for _, rel, why in decisions if why]
+    copied = []
+    for p, rel, why in decisions:
         if why:
-            skipped.append((str(rel), why))
             continue
-        atomic_write_bytes(dest / rel, p.read_bytes())
+        data = p.read_bytes()
+        if rel.suffix in (".md", ".html"):   # a report must not point at a picture the archive left out
+            data = _without_left_out_figures(data.decode("utf-8"), rel, skipped).encode("utf-8")
+        atomic_write_bytes(dest / rel, data)
         copied.append(str(rel))
     # a skipped folder (thousands of synthetic images, say) is listed once, with its file count
     listed: dict[str, dict] = {}

@@ -241,10 +241,16 @@ def test_benchmark_end_to_end_on_tiny_demo_and_resume(tmp_path):
                 or "memorization" in k or k.startswith("models/") or "/latents/" in k or "/synthetic/" in k]
     left = {d["file"]: d["why"] for d in json.loads((arch / "archived.json").read_text())["left_out"]}
     assert left["reconstructions.png"] == "shows real X-rays" and left["models/"] == "weights"
+    # the archived reports say why the grid is missing instead of pointing at a picture that is not there
+    assert "](reconstructions.png)" in (run / "report.md").read_text()
+    assert "](reconstructions.png)" not in (arch / "report.md").read_text()
+    assert 'src="reconstructions.png"' not in (arch / "report.html").read_text()
+    assert "(reconstructions.png is not in this archive: shows real X-rays)" in (arch / "report.md").read_text()
     # a report rewritten inside the archive, while the autoencoder run is still there, brings back no real X-rays
     r = genaug("benchmark", "--resume", arch, "--report-only")
     assert r.returncode == 0, r.stderr[-2000:]
     assert not (arch / "reconstructions.png").exists() and (arch / "report.md").is_file()
+    assert "reconstructions.png)" not in (arch / "report.md").read_text()
     # the run and its own GAN and encode runs (under inputs/) are gone, as on a new machine: the
     # archive still reports, adds cells that need neither, and says plainly when a cell needs one
     shutil.rmtree(run)
