@@ -3,8 +3,8 @@ import os
 
 # PyTorch's CPU wheels use GNU OpenMP, whose idle worker threads spin. When other processes hold
 # the cores (a second genaug job, anything else on a shared machine) the spinning threads take the
-# time slices that the threads they wait for need: a DenseNet-121 step at 2 threads took 18.9 s
-# instead of 0.2 s beside two one-thread jobs on this 2-core machine. Passive waiting costs little
+# time slices that the threads they wait for need: a DenseNet-121 step at 2 threads took 20.6 s
+# (0.7 s waiting passively) beside two one-thread jobs on a 2-core machine. Passive waiting costs little
 # on an idle machine (bench/oversubscription.py, docs/PERFORMANCE.md (f)). It has to be set before
 # torch loads OpenMP, so here, before anything imports torch; a value the user set is kept.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

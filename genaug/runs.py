@@ -342,8 +342,9 @@ def archive_run(directory: str | Path, dest_root: str | Path) -> tuple[Path, lis
     for p in files:    # the newest grid per sample series (e.g. conditional_epoch_020.png)
         if p.parent.name == "samples" and "_epoch_" in p.name:
             grids[(p.parent, p.name.rsplit("_epoch_", 1)[0])] = p.relative_to(src)
-    decisions = [(p, p.relative_to(src)) for p in files]
-    decisions = [(p, rel, _archive_skip(rel, p.stat().st_size, set(grids.values()))) for p, rel in decisions]
+    last_grids = set(grids.values())
+    decisions = [(p, p.relative_to(src), _archive_skip(p.relative_to(src), p.stat().st_size, last_grids))
+                 for p in files]
     skipped = [(str(rel), why) for _, rel, why in decisions if why]
     copied = []
     for p, rel, why in decisions:

@@ -77,7 +77,7 @@ def _commands(group, prefix=()):
 
 @pytest.mark.parametrize("preset, expected", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
 def test_cli_sets_passive_openmp_waiting_before_torch_loads_unless_user_chose(preset, expected):
-    # Spinning OpenMP threads made a step ~100x slower beside other jobs (docs/PERFORMANCE.md (f));
+    # Spinning OpenMP threads made a step ~30x slower beside other jobs (docs/PERFORMANCE.md (f));
     # the policy only takes effect if it is set before torch loads OpenMP.
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     if preset:
