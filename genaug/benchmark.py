@@ -348,6 +348,8 @@ def aggregate(cells: list[dict], classes: list[str], n_boot: int) -> dict:
         row["epochs_mean"] = float(np.mean([c["epochs_run"] for c in cs]))
         row["train_images_per_second_mean"] = float(np.mean([c["train_images_per_second"] for c in cs]))
         row["n_train"], row["n_train_synthetic"] = cs[0]["n_train"], cs[0]["n_train_synthetic"]
+        if variant != "real":   # False: the GAN or autoencoder saw real images these cells do not train on
+            row["input_run_within_training"] = all(c.get("input_run_within_training", frac >= 1) for c in cs)
         row["per_class"] = {
             cls: {m: float(np.mean([c["test_at_val_threshold"][f"{m}_per_class"][cls] for c in cs]))
                   for m in ("precision", "recall", "specificity", "f1")}

@@ -14,7 +14,7 @@ import numpy as np
 
 from genaug.benchmark import replicate_key, paired_comparison
 from genaug.errors import CheckpointError, ConfigError
-from genaug.report import PAIRED_TEST_NOTE, paired_columns
+from genaug.report import PAIRED_TEST_NOTE, ONE_RUN_NOTE, paired_columns, verdict
 from genaug.runs import read_run_config
 
 # data keys that decide which images are test and validation: both runs must agree on them
@@ -92,6 +92,10 @@ def format_comparison(result: dict) -> str:
     L += [f"- `{k}`: {va!r} → {vb!r}" for k, va, vb in train] or ["- nothing: the same settings"]
     if held:
         L += ["", "Which cells each run holds: " + "; ".join(f"`{k}` {va!r} → {vb!r}" for k, va, vb in held)]
+    L += ["", "In short, B against A:", ""] + [
+        f"- {r['model']}, {r['variant']}, train fraction {r['train_fraction']:g}: {verdict(r)}." for r in result["rows"]]
+    if any(r["pairs"] == 1 for r in result["rows"]):
+        L += [f"- {ONE_RUN_NOTE}"]
     L += ["", "Only cells present in both runs (same model, variant, train fraction and seed) are compared; "
           "accuracy at each cell's validation threshold, on the same real test images.", "",
           "| model | variant | train frac | paired runs | accuracy % A | accuracy % B | B − A (pp) | 95% CI "

@@ -238,6 +238,9 @@ def write_report(run: Run, cfg: Config, bundle: DataBundle, summary: dict, cells
     atomic_write_text(run.path("report.md"), md)
     atomic_write_text(run.path("report.html"), markdown_to_html(md, f"genaug benchmark: {bundle.name}"))
     print(md, flush=True)
+    short = in_short(table, comps, cfg.benchmark.image_size, len(bundle.classes) > 2, summary["notes"])
+    if short:   # the answer again where the terminal ends, after the long report
+        print("In short:\n" + "\n".join(short).replace("**", ""), flush=True)
 
 
 def ensemble_section(table: list[dict]) -> list[str]:
@@ -286,6 +289,67 @@ def paired_columns(comp: dict) -> str:
             f"{_p(d['p_value'], resamples)} | {seeds}")
 
 
+VARIANT_WORDS = {"mixed": "mixed (real + synthetic)", "synthetic": "synthetic only (trained on synthetic, tested on real)",
+                 "encoded": "encoded (latent CNN)"}
+
+
+def verdict(comp: dict) -> str:
+    """One clause for a paired comparison: the difference, its interval, and what the interval allows.
+    The words follow the interval only (0 outside it: better or worse), so they never say more than
+    the table; ONE_RUN_NOTE belongs beside any that rest on one run a side."""
+    d = comp["accuracy_difference"]
+    lo, hi = 100 * d["ci"][0], 100 * d["ci"][1]
+    n = comp["pairs"]
+    if lo > 0:
+        word = "better"
+    elif hi < 0:
+        word = "worse"
+    else:
+        word = "no difference detected"
+    return (f"{100 * d['diff']:+.1f} points of accuracy (95% CI {lo:+.1f} to {hi:+.1f}, {n} paired "
+            f"run{'s' if n != 1 else ''}): **{word}**")
+
+
+# Said once under verdicts that rest on one run a side
+ONE_RUN_NOTE = ("With one paired run, an interval counts which test images were drawn, not how training "
+                "varies from seed to seed: add seeds (`--resume` the run with `--seeds 3`) before trusting it.")
+
+
+def in_short(table: list[dict], comps: list[dict], image_size: int, multi: bool = False,
+             notes: list[str] = ()) -> list[str]:
+    """The answer first: the best model on real data and each variant against real, one line each."""
+    L = [f"- {n[0].upper()}{n[1:]}" for n in notes if n.startswith("interim report")]
+    how = "(most probable class)" if multi else "at the validation threshold"
+    fracs = sorted({r["train_fraction"] for r in table})
+    for f in fracs:
+        real = [r for r in table if r["variant"] == "real" and r["train_fraction"] == f]
+        if real:
+            best = max(real, key=lambda r: r["accuracy_thr_mean"])
+            at = f" at train fraction {f:g}" if len(fracs) > 1 else ""
+            several = best.get("replicates", 1) > 1
+            auc = _pm(best, "roc_auc").replace(" (1 run)", "")
+            acc = _pm(best, "accuracy", pct=True).replace(" (1 run)", "")
+            L.append(f"- {'Best on' if len(real) > 1 else 'On'} real data{at}: {best['model']}, {acc}% accuracy {how}, "
+                     f"ROC-AUC {auc} ({_runs(best) + ' runs' if several else 'one run'}).")
+    rows = {(r["model"], r["variant"], r["train_fraction"]): r for r in table}
+    for c in comps:
+        at = f" at train fraction {c['train_fraction']:g}" if len(fracs) > 1 else ""
+        line = f"- {c['model']}, {VARIANT_WORDS.get(c['variant'], c['variant'])} against real{at}: {verdict(c)}"
+        row = rows.get((c["model"], c["variant"], c["train_fraction"]), {})
+        if row.get("input_run_within_training") is False:
+            line += (f"; its {'autoencoder' if c['variant'] == 'encoded' else 'GAN'} learnt from real images that "
+                     "these cells do not train on, so read a gain as an upper bound")
+        pixel = rows.get(("cnn", "real", c["train_fraction"]))
+        if c["variant"] == "encoded" and pixel and row.get("seconds_per_epoch_mean", 0) > 0:
+            line += (f"; the latent CNN took {row['seconds_per_epoch_mean']:.1f} s/epoch against "
+                     f"{pixel['seconds_per_epoch_mean']:.1f} for the pixel CNN at {image_size} px "
+                     f"({pixel['seconds_per_epoch_mean'] / row['seconds_per_epoch_mean']:.1f}x)")
+        L.append(line + ".")
+    if any(c["pairs"] == 1 for c in comps):
+        L.append(f"- {ONE_RUN_NOTE}")
+    return L
+
+
 def format_markdown(cfg, bundle, table, comps, notes, figs, gan_dir, enc_dir) -> str:
     b = cfg.benchmark
     s = bundle.summary()["splits"]
@@ -315,8 +379,13 @@ def format_markdown(cfg, bundle, table, comps, notes, figs, gan_dir, enc_dir) ->
           + ("Threshold chosen on validation (Youden's J); the 0.5 threshold is shown beside it." if not multi
            else f"{len(bundle.classes)} classes: the prediction is the most probable class (no threshold), "
                 "so both accuracy columns agree; ROC-AUC is the macro one-vs-rest mean, and sensitivity and "
-                "specificity are macro means over classes, per class below."), "",
-          f"## Results (mean ± std over {'seeds × folds' if b.folds > 1 else 'seeds'})", "",
+                "specificity are macro means over classes, per class below."), ""]
+    short = in_short(table, comps, b.image_size, multi, notes)
+    if short:
+        how = "its most probable class" if multi else "its validation-chosen threshold"
+        L += ["## In short", ""] + short + ["", f"Accuracy is each run's, at {how}, on the real test split; "
+                                           "the tables below give the rest.", ""]
+    L += [f"## Results (mean ± std over {'seeds × folds' if b.folds > 1 else 'seeds'})", "",
           f"| model | variant | train frac | {'seeds×folds' if b.folds > 1 else 'seeds'} | n train (synthetic) | accuracy % (val thr) | accuracy % (0.5) | "
           "95% CI acc (ensemble) | ROC-AUC | 95% CI AUC | sensitivity | specificity | macro F1 | s/epoch |",
           "|---" * 14 + "|"]

@@ -138,6 +138,7 @@ def test_benchmark_end_to_end_on_tiny_demo_and_resume(tmp_path):
     r = genaug("benchmark", "--profile", prof, "--variants", "real,mixed,synthetic,encoded", "--save-models",
                "--out", out)
     assert r.returncode == 0, r.stderr[-3000:]
+    first = r
     run = only_run(out, "benchmark")
     # saved pixel models serve genaug predict with their own preprocessing; latent models are not saved
     assert sorted(p.name for p in (run / "models").glob("*.pt")) == [
@@ -187,6 +188,11 @@ def test_benchmark_end_to_end_on_tiny_demo_and_resume(tmp_path):
     assert report.count("Speed in these cells") == 1 and "train fraction 1: " in report
     assert "demo phantoms" in report and "quoted, not measured" in report and "(1 run)" in report
     assert "| 95% CI (seeds and images) | p | McNemar p by seed |" in report
+    # the answer first: one line per variant against real, above the tables, and again at the terminal's end
+    short = report.split("## In short")[1].split("## Results")[0]
+    assert short.count("against real:") == 3 and "synthetic only (trained on synthetic, tested on real)" in short
+    assert "With one paired run" in short and "the latent CNN took" in short
+    assert first.stdout.rfind("In short:") > first.stdout.rfind("## ")
     cell = json.loads((run / "cells" / "cnn__real__f1__seed0.json").read_text())
     assert cell["n_test"] == len(cell["test_labels"]) and cell["n_train_synthetic"] == 0
     # rerun with --resume: every cell is kept, nothing retrained

@@ -38,6 +38,8 @@ def test_compare_pairs_cells_by_seed_and_reports_what_differs(tmp_path):
     assert ("epochs", 12, 24) in res["settings_differ"]
     text = format_comparison(res)
     assert "- `epochs`: 12 → 24" in text and "`seeds` 2 → 3" in text and "| cnn | real | 1 | 2 | 75.0 | 100.0 | +25.0 |" in text
+    assert "- cnn, real, train fraction 1: +25.0 points of accuracy (95% CI +" in text and "**better**" in text
+    assert "With one paired run" not in text
 
 
 def test_compare_refuses_runs_on_other_data_or_without_shared_cells(tmp_path):
@@ -57,6 +59,8 @@ def test_compare_command_prints_the_table_and_fails_in_one_line(tmp_path):
     b = _run(tmp_path / "b", [_cell("cnn", "real", 0, ok)], epochs=24)
     r = genaug("compare", a, b, "--out", tmp_path / "cmp.md")
     assert r.returncode == 0, r.stderr[-2000:]
-    assert "| cnn | real | 1 | 1 | 100.0 | 100.0 | +0.0 |" in (tmp_path / "cmp.md").read_text()
+    doc = (tmp_path / "cmp.md").read_text()
+    assert "| cnn | real | 1 | 1 | 100.0 | 100.0 | +0.0 |" in doc
+    assert "**no difference detected**" in doc and "With one paired run" in doc
     r = genaug("compare", a, tmp_path / "missing")
     assert r.returncode == 2 and "not a genaug benchmark run" in r.stderr and "Traceback" not in r.stderr

@@ -1,6 +1,8 @@
 import json
 
-from genaug.report import results_document, run_commands
+import pytest
+
+from genaug.report import ONE_RUN_NOTE, in_short, results_document, run_commands, verdict
 
 
 def _manifest(path, **fields):
@@ -25,3 +27,54 @@ def test_commands_include_resumes_run_as_shards_in_time_order(tmp_path):
     (tmp_path / "report.md").write_text("# genaug benchmark: x\n")
     doc = results_document([tmp_path])
     assert doc.index("--shard 1/2") < doc.index("--shard 2/2") < doc.index("genaug benchmark --resume R\n")
+
+
+def _comparison(model, variant, diff, lo, hi, pairs, frac=1.0):
+    return {"model": model, "variant": variant, "train_fraction": frac, "pairs": pairs,
+            "accuracy_difference": {"diff": diff, "ci": [lo, hi], "p_value": 0.5}}
+
+
+def _row(model, variant, acc, s_epoch, frac=1.0, replicates=3, within=None):
+    row = {"model": model, "variant": variant, "train_fraction": frac, "seeds": list(range(replicates)),
+           "replicates": replicates, "accuracy_thr_mean": acc, "accuracy_thr_std": 0.01,
+           "roc_auc_thr_mean": 0.95, "roc_auc_thr_std": 0.005, "seconds_per_epoch_mean": s_epoch}
+    if within is not None:
+        row["input_run_within_training"] = within
+    return row
+
+
+@pytest.mark.parametrize("lo, hi, word", [(0.004, 0.05, "better"), (-0.05, -0.001, "worse"),
+                                          (-0.02, 0.03, "no difference detected"), (0.0, 0.03, "no difference detected")])
+def test_verdict_follows_the_interval_only(lo, hi, word):
+    text = verdict(_comparison("cnn", "mixed", 0.012, lo, hi, 3))
+    assert text.startswith("+1.2 points of accuracy") and f"**{word}**" in text and "3 paired runs" in text
+
+
+def test_in_short_names_the_best_real_model_each_verdict_and_the_latent_speed():
+    table = [_row("cnn", "real", 0.862, 16.0), _row("densenet121", "real", 0.871, 60.0),
+             _row("cnn", "encoded", 0.826, 4.0, within=True), _row("cnn", "mixed", 0.86, 20.0, within=True)]
+    comps = [_comparison("cnn", "encoded", -0.036, -0.056, -0.016, 3),
+             _comparison("cnn", "mixed", 0.002, -0.018, 0.024, 3)]
+    lines = in_short(table, comps, 64)
+    assert lines[0] == ("- Best on real data: densenet121, 87.1 ± 1.0% accuracy at the validation threshold, "
+                        "ROC-AUC 0.950 ± 0.005 (3 runs).")
+    assert "encoded (latent CNN) against real: -3.6" in lines[1] and "**worse**" in lines[1]
+    assert "4.0 s/epoch against 16.0 for the pixel CNN at 64 px (4.0x)" in lines[1]
+    assert "**no difference detected**" in lines[2] and "s/epoch" not in lines[2]
+    assert len(lines) == 3   # three runs a side: no one-run warning
+
+
+def test_in_short_warns_of_one_run_and_of_inputs_that_saw_more_real_images():
+    table = [_row("cnn", "real", 0.79, 2.0, frac=0.1, replicates=1),
+             _row("cnn", "mixed", 0.82, 3.0, frac=0.1, replicates=1, within=False),
+             _row("cnn", "real", 0.86, 16.0, replicates=1), _row("cnn", "mixed", 0.86, 20.0, replicates=1, within=True)]
+    comps = [_comparison("cnn", "mixed", 0.03, 0.01, 0.05, 1, frac=0.1), _comparison("cnn", "mixed", 0.0, -0.02, 0.02, 1)]
+    lines = in_short(table, comps, 64, notes=["interim report: 1 of 4 planned cells are not trained yet"])
+    assert lines[0].startswith("- Interim report: 1 of 4")
+    assert lines[1] == ("- On real data at train fraction 0.1: cnn, 79.0% accuracy at the validation threshold, "
+                        "ROC-AUC 0.950 (one run).")
+    fractional = next(line for line in lines if "against real at train fraction 0.1" in line)
+    assert "**better**" in fractional and "its GAN learnt from real images that these cells do not train on" in fractional
+    full = next(line for line in lines if "against real at train fraction 1:" in line)
+    assert "upper bound" not in full
+    assert lines[-1] == f"- {ONE_RUN_NOTE}"
