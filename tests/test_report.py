@@ -78,3 +78,19 @@ def test_in_short_warns_of_one_run_and_of_inputs_that_saw_more_real_images():
     full = next(line for line in lines if "against real at train fraction 1:" in line)
     assert "upper bound" not in full
     assert lines[-1] == f"- {ONE_RUN_NOTE}"
+
+
+def test_results_document_gathers_each_benchmark_answer_at_the_top(tmp_path):
+    runs = []
+    for name, answer in (("run-a", "- cnn, mixed (real + synthetic) against real: +0.2 points"), ("run-b", None)):
+        d = tmp_path / name
+        d.mkdir()
+        _manifest(d / "manifest.json", argv=["genaug", "benchmark"])
+        short = f"## In short\n\n{answer}\n\nAccuracy is each run's.\n\n" if answer else ""
+        (d / "report.md").write_text(f"# genaug benchmark: x\n\nTest: ...\n\n{short}## Results\n\n- not an answer\n")
+        runs.append(d)
+    doc = results_document(runs)
+    top = doc.split("## `genaug benchmark`: run-a")[0]
+    assert "## In short, run by run" in top and "### run-a\n\n- cnn, mixed (real + synthetic) against real: +0.2" in top
+    assert "run-b" not in top and "not an answer" not in top and "Accuracy is each run's" not in top
+    assert doc.count("- cnn, mixed (real + synthetic) against real: +0.2 points") == 2   # and in the run's own section
