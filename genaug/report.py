@@ -295,17 +295,19 @@ VARIANT_WORDS = {"mixed": "mixed (real + synthetic)", "synthetic": "synthetic on
 
 def verdict(comp: dict) -> str:
     """One clause for a paired comparison: the difference, its interval, and what the interval allows.
-    The words follow the interval only (0 outside it: better or worse), so they never say more than
-    the table; ONE_RUN_NOTE belongs beside any that rest on one run a side."""
+    Better or worse only where the 95% interval excludes 0 and p < 0.05, no difference where neither,
+    borderline where they part; so the words never say more than the table. ONE_RUN_NOTE belongs
+    beside any verdict that rests on one run a side."""
     d = comp["accuracy_difference"]
     lo, hi = 100 * d["ci"][0], 100 * d["ci"][1]
     n = comp["pairs"]
-    if lo > 0:
-        word = "better"
-    elif hi < 0:
-        word = "worse"
-    else:
+    excludes_zero, significant = lo > 0 or hi < 0, d["p_value"] < 0.05
+    if excludes_zero and significant:
+        word = "better" if lo > 0 else "worse"
+    elif not excludes_zero and not significant:
         word = "no difference detected"
+    else:   # a percentile interval and its p (or McNemar's, with one run) can part at the 5% edge
+        word = f"borderline (p {_p(d['p_value'], d.get('resamples') if n > 1 else None)})"
     return (f"{100 * d['diff']:+.1f} points of accuracy (95% CI {lo:+.1f} to {hi:+.1f}, {n} paired "
             f"run{'s' if n != 1 else ''}): **{word}**")
 
@@ -336,6 +338,15 @@ def in_short(table: list[dict], comps: list[dict], image_size: int, multi: bool 
         at = f" at train fraction {c['train_fraction']:g}" if len(fracs) > 1 else ""
         line = f"- {c['model']}, {VARIANT_WORDS.get(c['variant'], c['variant'])} against real{at}: {verdict(c)}"
         row = rows.get((c["model"], c["variant"], c["train_fraction"]), {})
+        base = rows.get((c["model"], "real", c["train_fraction"]), {})
+        if "roc_auc_thr_mean" in row and "roc_auc_thr_mean" in base:
+            a_auc, b_auc = base["roc_auc_thr_mean"], row["roc_auc_thr_mean"]
+            line += f"; ROC-AUC {a_auc:.3f} → {b_auc:.3f}"
+            d = c["accuracy_difference"]
+            if not multi and round(b_auc, 3) != round(a_auc, 3) and (d["ci"][0] > 0) == (b_auc < a_auc) \
+                    and (d["ci"][0] > 0 or d["ci"][1] < 0):
+                # accuracy at a threshold and ranking disagree: the difference lies in the threshold
+                line += " (ranking points the other way: the accuracy difference lies in where the threshold falls)"
         if row.get("input_run_within_training") is False:
             line += (f"; its {'autoencoder' if c['variant'] == 'encoded' else 'GAN'} learnt from real images that "
                      "these cells do not train on, so read a gain as an upper bound")
@@ -383,8 +394,8 @@ def format_markdown(cfg, bundle, table, comps, notes, figs, gan_dir, enc_dir) ->
     short = in_short(table, comps, b.image_size, multi, notes)
     if short:
         how = "its most probable class" if multi else "its validation-chosen threshold"
-        L += ["## In short", ""] + short + ["", f"Accuracy is each run's, at {how}, on the real test split; "
-                                           "the tables below give the rest.", ""]
+        L += ["## In short", ""] + short + ["", f"Accuracy and ROC-AUC are means over each row's runs, on the real "
+                                           f"test split, accuracy at {how}; the tables below give the rest.", ""]
     L += [f"## Results (mean ± std over {'seeds × folds' if b.folds > 1 else 'seeds'})", "",
           f"| model | variant | train frac | {'seeds×folds' if b.folds > 1 else 'seeds'} | n train (synthetic) | accuracy % (val thr) | accuracy % (0.5) | "
           "95% CI acc (ensemble) | ROC-AUC | 95% CI AUC | sensitivity | specificity | macro F1 | s/epoch |",

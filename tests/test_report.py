@@ -29,24 +29,28 @@ def test_commands_include_resumes_run_as_shards_in_time_order(tmp_path):
     assert doc.index("--shard 1/2") < doc.index("--shard 2/2") < doc.index("genaug benchmark --resume R\n")
 
 
-def _comparison(model, variant, diff, lo, hi, pairs, frac=1.0):
+def _comparison(model, variant, diff, lo, hi, pairs, frac=1.0, p=None):
+    p = p if p is not None else (0.01 if lo > 0 or hi < 0 else 0.5)
     return {"model": model, "variant": variant, "train_fraction": frac, "pairs": pairs,
-            "accuracy_difference": {"diff": diff, "ci": [lo, hi], "p_value": 0.5}}
+            "accuracy_difference": {"diff": diff, "ci": [lo, hi], "p_value": p, "resamples": 1000}}
 
 
-def _row(model, variant, acc, s_epoch, frac=1.0, replicates=3, within=None):
+def _row(model, variant, acc, s_epoch, frac=1.0, replicates=3, within=None, auc=0.95):
     row = {"model": model, "variant": variant, "train_fraction": frac, "seeds": list(range(replicates)),
            "replicates": replicates, "accuracy_thr_mean": acc, "accuracy_thr_std": 0.01,
-           "roc_auc_thr_mean": 0.95, "roc_auc_thr_std": 0.005, "seconds_per_epoch_mean": s_epoch}
+           "roc_auc_thr_mean": auc, "roc_auc_thr_std": 0.005, "seconds_per_epoch_mean": s_epoch}
     if within is not None:
         row["input_run_within_training"] = within
     return row
 
 
-@pytest.mark.parametrize("lo, hi, word", [(0.004, 0.05, "better"), (-0.05, -0.001, "worse"),
-                                          (-0.02, 0.03, "no difference detected"), (0.0, 0.03, "no difference detected")])
-def test_verdict_follows_the_interval_only(lo, hi, word):
-    text = verdict(_comparison("cnn", "mixed", 0.012, lo, hi, 3))
+@pytest.mark.parametrize("lo, hi, p, word", [
+    (0.004, 0.05, 0.01, "better"), (-0.05, -0.001, 0.03, "worse"),
+    (-0.02, 0.03, 0.4, "no difference detected"), (0.0, 0.03, 0.06, "no difference detected"),
+    # a percentile interval that just excludes 0 while p sits at 0.05 (session 17's DenseNet-121 row)
+    (-0.061, -0.0003, 0.05, "borderline (p 0.05)"), (-0.01, 0.03, 0.04, "borderline (p 0.04)")])
+def test_verdict_says_better_or_worse_only_where_interval_and_p_agree(lo, hi, p, word):
+    text = verdict(_comparison("cnn", "mixed", 0.012, lo, hi, 3, p=p))
     assert text.startswith("+1.2 points of accuracy") and f"**{word}**" in text and "3 paired runs" in text
 
 
@@ -61,7 +65,21 @@ def test_in_short_names_the_best_real_model_each_verdict_and_the_latent_speed():
     assert "encoded (latent CNN) against real: -3.6" in lines[1] and "**worse**" in lines[1]
     assert "4.0 s/epoch against 16.0 for the pixel CNN at 64 px (4.0x)" in lines[1]
     assert "**no difference detected**" in lines[2] and "s/epoch" not in lines[2]
+    assert "ROC-AUC 0.950 → 0.950" in lines[2] and "ranking" not in lines[2]
     assert len(lines) == 3   # three runs a side: no one-run warning
+
+
+def test_in_short_says_when_accuracy_and_ranking_disagree():
+    # session 17: ResNet-34 trained on synthetic images only beat real at the validation threshold
+    # (+4.1, +0.4 to +8.0) with a lower ROC-AUC (0.965 -> 0.935)
+    table = [_row("resnet34", "real", 0.816, 60.0, auc=0.965), _row("resnet34", "synthetic", 0.857, 28.0, auc=0.935),
+             _row("resnet34", "mixed", 0.852, 80.0, auc=0.966)]
+    comps = [_comparison("resnet34", "mixed", 0.036, 0.013, 0.068, 6),
+             _comparison("resnet34", "synthetic", 0.041, 0.004, 0.080, 6)]
+    mixed, synthetic = in_short(table, comps, 64)[1:]
+    assert "ROC-AUC 0.965 → 0.966" in mixed and "ranking" not in mixed
+    assert "**better**; ROC-AUC 0.965 → 0.935 (ranking points the other way" in synthetic
+    assert "ranking" not in in_short(table, comps, 64, multi=True)[2]   # no threshold with several classes
 
 
 def test_in_short_warns_of_one_run_and_of_inputs_that_saw_more_real_images():
