@@ -112,3 +112,12 @@ def test_results_document_gathers_each_benchmark_answer_at_the_top(tmp_path):
     assert "## In short, run by run" in top and "### run-a\n\n- cnn, mixed (real + synthetic) against real: +0.2" in top
     assert "run-b" not in top and "not an answer" not in top and "Accuracy is each run's" not in top
     assert doc.count("- cnn, mixed (real + synthetic) against real: +0.2 points") == 2   # and in the run's own section
+
+
+def test_in_short_leaves_small_auc_moves_and_full_data_unlabelled():
+    # ROC-AUC 0.910 -> 0.906 against a better accuracy: within AUC_MARGIN, so no ranking remark;
+    # a run made at train fraction 0.1 alone still says so
+    table = [_row("cnn", "real", 0.79, 2.0, frac=0.1, auc=0.910), _row("cnn", "mixed", 0.825, 3.0, frac=0.1, auc=0.906)]
+    lines = in_short(table, [_comparison("cnn", "mixed", 0.035, 0.005, 0.071, 3, frac=0.1)], 64)
+    assert lines[0].startswith("- On real data at train fraction 0.1:")
+    assert "against real at train fraction 0.1:" in lines[1] and "ranking" not in lines[1]
