@@ -289,6 +289,7 @@ def run_cell(model_name: str, variant: str, fraction: float, seed: int, train: T
                           "image_size": str(int(train.x.shape[-1]))})
     return {"model": model_name, "variant": variant, "train_fraction": fraction, "seed": seed, "fold": fold,
             "val_origin": bundle.val_origin, "n_train": len(train.x), "n_train_synthetic": sum(p.startswith("synthetic:") for p in train.provenance),
+            "train_class_counts": train_class_counts(train, bundle.classes),
             "n_val": len(val.x), "n_test": len(test.x), "input_shape": list(train.x.shape[-3:]),
             "latent_views": int(train.x.shape[1]) - 1 if train.x.dim() == 5 else 0,
             "threshold": thr, "test_at_0.5": at_half, "test_at_val_threshold": at_thr,
@@ -701,6 +702,7 @@ def report_notes(run: Run, bundle: DataBundle, cells: list[dict], plan: CellPlan
                      f"the {sup['cells_moved']} trained on {sup['old']} are kept in {sup['to']}/ and are "
                      "not in these tables")
     notes += subsample_notes(cells)
+    notes += class_mix_notes(cells, bundle.classes)
     if any(c["variant"] == "mixed" for c in cells):
         notes.append("mixed cells run the same epochs as real cells over real + synthetic images, so they "
                      "take proportionally more optimizer steps (see n_train): the comparison is at equal "
@@ -770,6 +772,41 @@ def inputs_within_training(variant: str, learnt_from: dict, cell_train: list[str
                           f"the {variant} cells at --train-fraction {fraction:g} do not train on; give a run made "
                           f"with --train-fraction {fraction:g} or smaller, or one made on the whole training split")
     return within
+
+
+def train_class_counts(train: TrainSet, classes: list[str]) -> dict[str, dict[str, int]]:
+    """Training images per class, real and synthetic: {class: {"real": n, "synthetic": n}}."""
+    synthetic = torch.tensor([p.startswith("synthetic:") for p in train.provenance], dtype=torch.bool)
+    return {name: {"real": int(((train.y == c) & ~synthetic).sum()), "synthetic": int(((train.y == c) & synthetic).sum())}
+            for c, name in enumerate(classes)}
+
+
+def class_mix_notes(cells: list[dict], classes: list[str], margin: float = 0.05) -> list[str]:
+    """Say where a variant trains on another class mix than the real cells at the same train fraction
+    (a GAN run with fewer images of a class than asked, or --balance): sensitivity, specificity and
+    the validation threshold can move with the mix as well as with the images. Cells recorded before
+    ``train_class_counts`` existed are left out."""
+    shares: dict[tuple, list[float]] = {}
+    for c in cells:
+        counts = c.get("train_class_counts")
+        if counts and c["variant"] != "encoded":   # encoded cells train on the real images' latents
+            total = sum(v["real"] + v["synthetic"] for v in counts.values())
+            shares.setdefault((c["train_fraction"], c["variant"]), []).append(
+                [(counts[k]["real"] + counts[k]["synthetic"]) / max(total, 1) for k in classes])
+    notes = []
+    for (frac, variant), s in sorted(shares.items()):
+        real = shares.get((frac, "real"))
+        if variant == "real" or real is None:
+            continue
+        mine, base = np.mean(s, axis=0), np.mean(real, axis=0)
+        if np.max(np.abs(mine - base)) > margin:
+            at = f" at train fraction {frac:g}" if frac != 1 else ""
+            mix = lambda v: ", ".join(f"{k} {100 * x:.0f}%" for k, x in zip(classes, v))
+            notes.append(f"{variant} cells{at} train on another class mix than real cells ({mix(mine)}, against "
+                         f"{mix(base)}): a GAN run with fewer images of a class than asked, or --balance, makes "
+                         "that; their sensitivity, specificity and threshold can move with the mix as well as "
+                         "with the images")
+    return notes
 
 
 def subsample_notes(cells: list[dict]) -> list[str]:

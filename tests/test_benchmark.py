@@ -195,6 +195,10 @@ def test_benchmark_end_to_end_on_tiny_demo_and_resume(tmp_path):
     assert first.stdout.rfind("In short:") > first.stdout.rfind("## ")
     cell = json.loads((run / "cells" / "cnn__real__f1__seed0.json").read_text())
     assert cell["n_test"] == len(cell["test_labels"]) and cell["n_train_synthetic"] == 0
+    assert sum(v["real"] for v in cell["train_class_counts"].values()) == cell["n_train"]
+    mixed = json.loads((run / "cells" / "cnn__mixed__f1__seed0.json").read_text())["train_class_counts"]
+    assert {k: v["real"] for k, v in mixed.items()} == {k: v["real"] for k, v in cell["train_class_counts"].items()}
+    assert all(v["synthetic"] > 0 for v in mixed.values())
     # rerun with --resume: every cell is kept, nothing retrained
     before = {p.name: p.stat().st_mtime_ns for p in (run / "cells").glob("*.json")}
     r = genaug("benchmark", "--resume", run)
@@ -474,3 +478,24 @@ def test_low_data_cells_get_a_gan_that_saw_only_their_own_patients(tmp_path):
                "--gan-run", gan_run, "--out", tmp_path / "o2")
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "do not train on; give a run made with --train-fraction 0.25 or smaller" in r.stderr
+
+
+def test_class_mix_note_names_variants_whose_class_shares_move():
+    from genaug.benchmark import TrainSet, class_mix_notes, train_class_counts
+    t = TrainSet(torch.zeros(5, 1, 2, 2), torch.tensor([0, 1, 1, 0, 1]),
+                 ["real:a", "real:b", "synthetic:c", "synthetic:d", "real:e"])
+    assert train_class_counts(t, ["N", "P"]) == {"N": {"real": 1, "synthetic": 1}, "P": {"real": 2, "synthetic": 1}}
+
+    def cell(variant, n, p, frac=1.0, synthetic=False):
+        kind = "synthetic" if synthetic else "real"
+        other = "real" if synthetic else "synthetic"
+        return {"variant": variant, "train_fraction": frac,
+                "train_class_counts": {"N": {kind: n, other: 0}, "P": {kind: p, other: 0}}}
+    # session 17: a GAN run of 1280 images per class against 1206 NORMAL and 3487 PNEUMONIA real ones
+    cells = [cell("real", 1206, 3487), cell("synthetic", 1206, 1280, synthetic=True), cell("mixed", 1809, 4767),
+             cell("encoded", 1206, 3487), {"variant": "mixed", "train_fraction": 0.1}]   # an older cell: no counts
+    notes = class_mix_notes(cells, ["N", "P"])
+    assert len(notes) == 1   # mixed moves 1.8 points (74.3% -> 72.5% P), inside the 5-point margin
+    assert notes[0].startswith("synthetic cells train on another class mix than real cells (N 49%, P 51%, "
+                               "against N 26%, P 74%)")
+    assert class_mix_notes([cell("mixed", 5, 5, frac=0.1)], ["N", "P"]) == []   # no real cells to set it against
