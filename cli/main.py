@@ -147,6 +147,8 @@ def gan_sample_cmd(
     out: str = typer.Option("outputs", "--out"), name: str = typer.Option("", "--name"),
 ):
     """Write images from a trained generator without training."""
+    from pathlib import Path
+
     from genaug.device import resolve_device
     from genaug.errors import ConfigError
     from genaug.gan import sample_to_dir
@@ -154,7 +156,11 @@ def gan_sample_cmd(
 
     if n <= 0:
         raise ConfigError(f"--n must be positive, got {n}")
-    run = new_run(out, "gan-sample", name, {"checkpoint": checkpoint, "class": class_, "n": n, "seed": seed})
+    if not Path(checkpoint).is_file():
+        raise ConfigError(f"--checkpoint {checkpoint}: no such file (give generator-*.pt from a genaug gan run)")
+    # the absolute path lets genaug benchmark find the GAN run behind these images from anywhere
+    run = new_run(out, "gan-sample", name, {"checkpoint": str(Path(checkpoint).resolve()), "class": class_, "n": n,
+                                            "seed": seed})
     try:
         rows = sample_to_dir(checkpoint, class_, n, seed, run.path("synthetic"), resolve_device(device))
         run.save_manifest(finished=True, synthetic_images=len(rows))
@@ -175,7 +181,7 @@ def benchmark_cmd(
     synthetic_ratio: Optional[float] = typer.Option(None, "--synthetic-ratio", help="synthetic per class as a share of real (mixed)"),
     balance: Optional[bool] = typer.Option(None, "--balance/--no-balance", help="fill minority classes up to the majority (mixed)"),
     train_fraction: Optional[str] = typer.Option(None, "--train-fraction", help="real training share(s), by patient, e.g. 0.1,0.25,1.0"),
-    gan_run: Optional[str] = typer.Option(None, "--gan-run", help="genaug gan run directory to take synthetic images from"),
+    gan_run: Optional[str] = typer.Option(None, "--gan-run", help="genaug gan (or genaug gan sample) run directory to take synthetic images from"),
     encode_run: Optional[str] = typer.Option(None, "--encode-run", help="genaug encode run directory to take latents from"),
     pretrained: Optional[bool] = typer.Option(None, "--pretrained/--scratch", help="ImageNet weights from --weights-dir"),
     weights_dir: Optional[str] = typer.Option(None, "--weights-dir", help="folder with torchvision ImageNet .pth files"),

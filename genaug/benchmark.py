@@ -100,12 +100,7 @@ def recorded_input_run(run: Run, key: str) -> Path | None:
 def _resolve_input_run(cfg: Config, run: Run, given: str, key: str, what: str, train) -> Path:
     """A given run (checked to match the data), the one this benchmark trained earlier, or a new one."""
     if given:
-        d = Path(given)
-        if not d.is_dir():
-            raise CheckpointError(f"--{key.replace('_', '-')} {d} is not a directory")
-        if (d / "config.yaml").is_file():
-            _same_data(read_run_config(d), cfg, what, d)
-        return d
+        return check_given_input_run(cfg, given, key, what)
     if recorded := recorded_input_run(run, key):
         if not recorded.is_dir():
             raise CheckpointError(f"this benchmark's {what} run {recorded} is gone (an archived or moved run?); "
@@ -115,6 +110,34 @@ def _resolve_input_run(cfg: Config, run: Run, given: str, key: str, what: str, t
     d = train(_sub_config(cfg, run, key.split("_")[0]))
     run.save_manifest(**{key: str(d)})
     return d
+
+
+def check_given_input_run(cfg: Config, given: str, key: str, what: str) -> Path:
+    """A GAN or encode run (``key`` gan_run | encode_run) the user gave, checked to exist and to match the data."""
+    d = Path(given)
+    if not d.is_dir():
+        raise CheckpointError(f"--{key.replace('_', '-')} {d} is not a directory")
+    if (d / "config.yaml").is_file():
+        _same_data(read_run_config(generator_run(d) if key == "gan_run" else d), cfg, what, d)
+    return d
+
+
+def generator_run(gan_dir: Path) -> Path:
+    """The ``genaug gan`` run behind a GAN input: the run itself, or for a ``genaug gan sample``
+    output the run whose generator drew it, which holds the data settings and the list of real
+    images the generator learnt from."""
+    gan_dir = Path(gan_dir)
+    try:
+        command = json.loads((gan_dir / "manifest.json").read_text(encoding="utf-8")).get("command")
+    except (OSError, json.JSONDecodeError):
+        return gan_dir          # a plain folder of images, or a run whose manifest other checks report
+    if command != "gan-sample":
+        return gan_dir
+    ckpt = Path(str(read_run_config(gan_dir).get("checkpoint", "")))
+    if not (ckpt.parent / "config.yaml").is_file():
+        raise CheckpointError(f"{gan_dir} was drawn from {ckpt}, whose genaug gan run is gone or moved; the benchmark "
+                              "needs that run to check the data its generator learnt from")
+    return ckpt.parent
 
 
 def resolve_gan_run(cfg: Config, run: Run) -> Path:
@@ -537,6 +560,11 @@ def run_benchmark(cfg: Config, resume: str | None = None, given: dict | None = N
         check_input_sizes(cfg)
     else:
         check_input_sizes(cfg)
+        variants = set(parse_list(cfg.benchmark.variants, VARIANTS, "variant"))
+        for key, what in (("gan_run", "GAN"), ("encode_run", "autoencoder")):
+            # refused before a run directory exists, so a mistyped run leaves nothing behind
+            if getattr(cfg.benchmark, key) and variants & set(DEPENDENT_VARIANTS[key]):
+                check_given_input_run(cfg, getattr(cfg.benchmark, key), key, what)
         run = new_run(cfg.run.out_root, "benchmark", cfg.run.name, cfg.to_dict())
     if part is not None:
         run.manifest_name = f"manifest-shard{part[0] + 1}of{part[1]}.json"
@@ -631,7 +659,7 @@ def load_cell_inputs(cfg: Config, run: Run, bundle: DataBundle, pending: set[str
         inp.latents = load_latents(inp.enc_dir)
         _check_latents_match(inp.latents, bundle, inp.enc_dir)
     # the real training images each input run learnt from (runs that did not record it used them all)
-    inp.learnt_from = {"gan": inp.gan_dir and (read_training_list(inp.gan_dir) or set(bundle.train.paths)),
+    inp.learnt_from = {"gan": inp.gan_dir and (read_training_list(generator_run(inp.gan_dir)) or set(bundle.train.paths)),
                        "encode": inp.enc_dir and (read_training_list(inp.enc_dir) or set(bundle.train.paths))}
     return inp
 

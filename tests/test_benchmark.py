@@ -282,6 +282,17 @@ def test_mismatched_gan_run_is_refused(tmp_path):
     (gan_dir / "config.yaml").write_text("data:\n  data: demo\n  task: 3class\n  split_seed: 0\n  val_fraction: 0.1\n")
     r = genaug("benchmark", "--data", "demo", "--variants", "mixed", "--gan-run", gan_dir, "--out", tmp_path / "o")
     assert r.returncode == 2 and "data.task='3class'" in r.stderr
+    # images drawn by `genaug gan sample` are checked against the GAN run whose generator drew them
+    sample_dir = tmp_path / "s"
+    sample_dir.mkdir()
+    (sample_dir / "manifest.json").write_text(json.dumps({"command": "gan-sample"}))
+    (sample_dir / "config.yaml").write_text(f"checkpoint: {gan_dir / 'generator-conditional.pt'}\nn: 5\n")
+    r = genaug("benchmark", "--data", "demo", "--variants", "synthetic", "--gan-run", sample_dir, "--out", tmp_path / "o")
+    assert r.returncode == 2 and f"GAN run {sample_dir} was made with data.task='3class'" in r.stderr
+    (sample_dir / "config.yaml").write_text(f"checkpoint: {tmp_path / 'gone' / 'generator-conditional.pt'}\n")
+    r = genaug("benchmark", "--data", "demo", "--variants", "synthetic", "--gan-run", sample_dir, "--out", tmp_path / "o")
+    assert r.returncode == 2 and "whose genaug gan run is gone or moved" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "o").exists()   # refused before a run directory was made
 
 
 @pytest.mark.slow
@@ -478,6 +489,19 @@ def test_low_data_cells_get_a_gan_that_saw_only_their_own_patients(tmp_path):
                "--gan-run", gan_run, "--out", tmp_path / "o2")
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "do not train on; give a run made with --train-fraction 0.25 or smaller" in r.stderr
+    # more images from the same generator: the benchmark traces them to the GAN run and what it learnt from
+    r = genaug("gan", "sample", "--checkpoint", gan_run / "generator-conditional.pt", "--n", 30, "--out", tmp_path / "s")
+    assert r.returncode == 0, r.stderr[-2000:]
+    sample = only_run(tmp_path / "s", "gan-sample")
+    r = genaug("benchmark", "--data", "demo", "--profile", prof, "--variants", "real,mixed", "--train-fraction", "0.5",
+               "--gan-run", sample, "--out", tmp_path / "o3")
+    assert r.returncode == 0, r.stderr[-3000:]
+    run3 = only_run(tmp_path / "o3", "benchmark")
+    cell = json.loads((run3 / "cells" / "cnn__mixed__f0.5__seed0.json").read_text())
+    assert cell["input_run_within_training"] is True and cell["n_train_synthetic"] > 0
+    r = genaug("benchmark", "--data", "demo", "--profile", prof, "--variants", "mixed", "--train-fraction", "0.25",
+               "--gan-run", sample, "--out", tmp_path / "o4")
+    assert r.returncode == 2 and "do not train on; give a run made with --train-fraction 0.25" in r.stderr
 
 
 def test_class_mix_note_names_variants_whose_class_shares_move():
