@@ -282,3 +282,9 @@ def test_tensorboard_logs_scalars_images_and_histograms(tiny, tmp_path, command,
     assert scalars <= set(tags["scalars"]), tags["scalars"]
     assert image in tags["images"]
     assert any("/weights/" in t for t in tags["histograms"])
+
+
+def test_gan_sample_of_a_missing_checkpoint_is_one_line_and_makes_no_run(tmp_path):
+    r = genaug("gan", "sample", "--checkpoint", tmp_path / "nope.pt", "--out", tmp_path / "o")
+    assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert "nope.pt: no such file" in r.stderr and not (tmp_path / "o").exists()
