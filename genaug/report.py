@@ -234,11 +234,11 @@ def write_report(run: Run, cfg: Config, bundle: DataBundle, summary: dict, cells
             shutil.copyfile(Path(enc_dir) / "reconstructions.png", run.path("reconstructions.png"))
         if run.path("reconstructions.png").is_file():
             figs.append(("Autoencoder: test originals (top) and reconstructions (bottom)", "reconstructions.png"))
-    md = format_markdown(cfg, bundle, table, comps, summary["notes"], figs, gan_dir, enc_dir)
+    short = in_short(table, comps, cfg.benchmark.image_size, len(bundle.classes) > 2, summary["notes"])
+    md = format_markdown(cfg, bundle, table, comps, summary["notes"], figs, gan_dir, enc_dir, short)
     atomic_write_text(run.path("report.md"), md)
     atomic_write_text(run.path("report.html"), markdown_to_html(md, f"genaug benchmark: {bundle.name}"))
     print(md, flush=True)
-    short = in_short(table, comps, cfg.benchmark.image_size, len(bundle.classes) > 2, summary["notes"])
     if short:   # the answer again where the terminal ends, after the long report
         print("In short:\n" + "\n".join(short).replace("**", ""), flush=True)
 
@@ -370,7 +370,8 @@ def _comparison_context(c: dict, rows: dict, image_size: int, multi: bool) -> st
     return text
 
 
-def format_markdown(cfg, bundle, table, comps, notes, figs, gan_dir, enc_dir) -> str:
+def format_markdown(cfg, bundle, table, comps, notes, figs, gan_dir, enc_dir, short: list[str]) -> str:
+    """report.md; ``short`` is the In short list (in_short), made once by the caller, which prints it too."""
     b = cfg.benchmark
     s = bundle.summary()["splits"]
     multi = len(bundle.classes) > 2
@@ -400,7 +401,6 @@ def format_markdown(cfg, bundle, table, comps, notes, figs, gan_dir, enc_dir) ->
            else f"{len(bundle.classes)} classes: the prediction is the most probable class (no threshold), "
                 "so both accuracy columns agree; ROC-AUC is the macro one-vs-rest mean, and sensitivity and "
                 "specificity are macro means over classes, per class below."), ""]
-    short = in_short(table, comps, b.image_size, multi, notes)
     if short:
         how = "its most probable class" if multi else "its validation-chosen threshold"
         L += ["## In short", ""] + short + ["", f"Accuracy and ROC-AUC are means over each row's runs, on the real "
