@@ -34,7 +34,7 @@ from genaug.gan import run_gan, synthetic_manifest
 from genaug.metrics import (bootstrap_ci, choose_threshold, classification_metrics, mcnemar, paired_bootstrap_diff,
                             paired_sign_flip_test, predictions, roc_auc)
 from genaug.models import CLASSIFIERS, build_classifier, check_input_size
-from genaug.runs import Run, atomic_torch_save, save_safetensors, git_commit, new_run, open_run, read_run_config, write_json, write_run_config
+from genaug.runs import Run, atomic_torch_save, save_safetensors, git_commit, machine_info, machines_of, new_run, open_run, read_run_config, write_json, write_run_config
 from genaug.tracking import Tracker, tracker_for
 from genaug.train import as_tensor, fit_classifier, predict_probs
 
@@ -324,7 +324,8 @@ def run_cell(model_name: str, variant: str, fraction: float, seed: int, train: T
             # kept so that the seeds of a cell can be pooled later (seed_ensembles) with a threshold from validation
             "val_probs": p_val.tolist(), "val_labels": val.y.tolist(),
             "params": sum(p.numel() for p in model.parameters()),
-            "genaug_commit": git_commit(), "device": str(device)}  # cells accumulate across reruns: keep provenance
+            # cells accumulate across reruns, shards and machines: keep their provenance
+            "genaug_commit": git_commit(), "device": str(device), "machine": machine_info(device)}
 
 def classifier_checkpoint(model, name: str, bundle: DataBundle, cfg: Config, input_shape, threshold,
                           variant: str, seed: int) -> dict:
@@ -731,6 +732,7 @@ def report_notes(run: Run, bundle: DataBundle, cells: list[dict], plan: CellPlan
                      "not in these tables")
     notes += subsample_notes(cells)
     notes += class_mix_notes(cells, bundle.classes)
+    notes += machine_notes(cells)
     if any(c["variant"] == "mixed" for c in cells):
         notes.append("mixed cells run the same epochs as real cells over real + synthetic images, so they "
                      "take proportionally more optimizer steps (see n_train): the comparison is at equal "
@@ -835,6 +837,17 @@ def class_mix_notes(cells: list[dict], classes: list[str], margin: float = 0.05)
                          "that; their sensitivity, specificity and threshold can move with the mix as well as "
                          "with the images")
     return notes
+
+
+def machine_notes(cells: list[dict]) -> list[str]:
+    """Cells of one run can be trained on several machines (--shard, --resume elsewhere): their
+    seconds per epoch then measure the machines as much as the data."""
+    where = machines_of(cells)
+    if len([w for w in where if w != "not recorded"]) < 2:
+        return []
+    return ["cells ran on more than one machine (" + "; ".join(f"{w}: {n} cell{'s' if n != 1 else ''}"
+                                                           for w, n in sorted(where.items()))
+            + "), so their seconds per epoch compare machines as well as variants"]
 
 
 def subsample_notes(cells: list[dict]) -> list[str]:

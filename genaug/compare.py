@@ -15,7 +15,7 @@ import numpy as np
 from genaug.benchmark import replicate_key, paired_comparison
 from genaug.errors import CheckpointError, ConfigError
 from genaug.report import PAIRED_TEST_NOTE, ONE_RUN_NOTE, paired_columns, verdict
-from genaug.runs import read_run_config
+from genaug.runs import machines_of, read_run_config
 
 # data keys that decide which images are test and validation: both runs must agree on them
 SAME_DATA_KEYS = ("data", "task", "split_seed", "val_fraction")
@@ -79,8 +79,16 @@ def compare_runs(run_a: str | Path, run_b: str | Path, n_boot: int = 1000) -> di
                      "roc_auc_a": float(np.mean(auc["a"])), "roc_auc_b": float(np.mean(auc["b"])),
                      "seconds_per_epoch_a": float(np.mean([p[0]["seconds_per_epoch"] for p in pairs])),
                      "seconds_per_epoch_b": float(np.mean([p[1]["seconds_per_epoch"] for p in pairs])),
+                     # the same seed and settings give the same test probabilities only on the same kernels
+                     "identical_pairs": sum(p[0]["test_probs"] == p[1]["test_probs"] for p in pairs),
                      **paired_comparison(pairs, n_boot)})
-    return {"a": str(a_dir), "b": str(b_dir), "settings_differ": setting_differences(set_a, set_b), "rows": rows}
+    paired = [p for group in groups.values() for p in group]
+    return {"a": str(a_dir), "b": str(b_dir), "settings_differ": setting_differences(set_a, set_b), "rows": rows,
+            "machines": {side: machines_of([p[i] for p in paired]) for i, side in enumerate("ab")}}
+
+
+def _machines_line(counts: dict[str, int]) -> str:
+    return "; ".join(f"{where} ({n} cell{'s' if n != 1 else ''})" for where, n in sorted(counts.items()))
 
 
 def format_comparison(result: dict) -> str:
@@ -92,6 +100,19 @@ def format_comparison(result: dict) -> str:
     L += [f"- `{k}`: {va!r} → {vb!r}" for k, va, vb in train] or ["- nothing: the same settings"]
     if held:
         L += ["", "Which cells each run holds: " + "; ".join(f"`{k}` {va!r} → {vb!r}" for k, va, vb in held)]
+    L += ["", "Where the paired cells ran: A on " + _machines_line(result["machines"]["a"]) + "; B on "
+          + _machines_line(result["machines"]["b"]) + "."]
+    same = sum(r["identical_pairs"] for r in result["rows"])
+    total = sum(r["pairs"] for r in result["rows"])
+    line = f"Identical test probabilities in {same} of {total} paired cells"
+    if same == total:
+        line += ": B reproduces A's test probabilities exactly."
+    elif not train:
+        line += (", although the settings agree: the same seed gives the same model only with the same kernels "
+                 "(another CPU instruction set, GPU or thread count picks others) and the same genaug code.")
+    else:
+        line += "."
+    L += ["", line]
     L += ["", "In short, B against A:", ""] + [
         f"- {r['model']}, {r['variant']}, train fraction {r['train_fraction']:g}: {verdict(r)}." for r in result["rows"]]
     if any(r["pairs"] == 1 for r in result["rows"]):

@@ -19,7 +19,7 @@ from genaug.benchmark import seed_ensemble
 from genaug.config import Config
 from genaug.data import DataBundle
 from genaug.errors import CheckpointError
-from genaug.runs import Run, atomic_write_text, write_json
+from genaug.runs import Run, atomic_write_text, machine_summary, write_json
 
 # Published figures on this test split, quoted for context; genaug did not measure them.
 QUOTED = [
@@ -551,7 +551,8 @@ def results_document(run_dirs: list[Path], title: str = "Results") -> str:
         L += [f"## `genaug {kind}`: {d.name}", "", "```bash"] + [_command_line(c) for c in cmds] + ["```", "",
               f"Started {manifest.get('started', '?')}, last updated {manifest.get('updated', '?')}; genaug commit "
               f"`{str(manifest.get('git_commit', '?'))[:10]}`, torch {manifest.get('versions', {}).get('torch', '?')}, "
-              f"device {manifest.get('device', '?')}.", ""]
+              f"device {manifest.get('device', '?')}"
+              + (f", on {machine_summary(manifest['machine'])}" if manifest.get("machine") else "") + ".", ""]
         text = (d / name).read_text(encoding="utf-8")
         short = _section(text, "## In short")
         if short:

@@ -156,6 +156,57 @@ def package_versions() -> dict:
             "numpy": numpy.__version__}
 
 
+def _cpu_name() -> str:
+    """The CPU's model name with its family and model numbers: virtual machines often report only
+    "AMD EPYC", and the numbers tell one generation from the next."""
+    fields: dict[str, str] = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
+            if not line.strip():
+                break   # the first processor's block is enough
+    except OSError:
+        return platform.processor() or platform.machine()
+    name = fields.get("model name") or platform.processor() or platform.machine()
+    if "cpu family" in fields and "model" in fields:
+        name += f" (family {fields['cpu family']}, model {fields['model']})"
+    return name
+
+
+def machine_info(device: str | torch.device | None = None) -> dict:
+    """Where a computation ran (``device``), or what the machine has (None). The same seed gives
+    the same model bit for bit only with the same kernels: PyTorch picks CPU kernels by instruction
+    set (AVX2, AVX512, ...) and GPU kernels by device, so these are kept beside every result."""
+    info = {"cpu": _cpu_name(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "cpu_count": os.cpu_count(), "threads": torch.get_num_threads()}
+    on_gpu = torch.cuda.is_available() if device is None else str(device).startswith("cuda")
+    if on_gpu and torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(None if device is None else torch.device(device))
+    return info
+
+
+def machine_summary(info: dict | None) -> str:
+    """One line for a report: 'AMD EPYC (family 25, model 1), AVX2, 2 threads'."""
+    if not info:
+        return "not recorded"
+    parts = [info.get("gpu") or info.get("cpu", "?"), info.get("cpu_capability", "?")]
+    if not info.get("gpu"):
+        threads = info.get("threads", "?")
+        parts.append(f"{threads} thread{'' if threads == 1 else 's'}")
+    return ", ".join(str(p) for p in parts)
+
+
+def machines_of(records: Iterable[dict]) -> dict[str, int]:
+    """How many of these records (cells) ran on each machine; those from before genaug kept it:
+    'not recorded'."""
+    counts: dict[str, int] = {}
+    for r in records:
+        where = machine_summary(r.get("machine"))
+        counts[where] = counts.get(where, 0) + 1
+    return counts
+
+
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -197,6 +248,7 @@ class Run:
 
     def save_manifest(self, **extra: Any) -> None:
         self.manifest.update(extra)
+        self.manifest["machine"] = machine_info()   # the latest process's; cells keep their own
         self.manifest["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         write_json(self.path(self.manifest_name), self.manifest)
 

@@ -1,6 +1,7 @@
 import csv
 import io
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -195,6 +196,9 @@ def test_benchmark_end_to_end_on_tiny_demo_and_resume(tmp_path):
     assert first.stdout.rfind("In short:") > first.stdout.rfind("## ")
     cell = json.loads((run / "cells" / "cnn__real__f1__seed0.json").read_text())
     assert cell["n_test"] == len(cell["test_labels"]) and cell["n_train_synthetic"] == 0
+    # where each cell ran, so that a rerun elsewhere can be told apart from a change in the code
+    assert cell["machine"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability() and cell["machine"]["cpu"]
+    assert json.loads((run / "manifest.json").read_text())["machine"]["cpu_count"] == os.cpu_count()
     assert sum(v["real"] for v in cell["train_class_counts"].values()) == cell["n_train"]
     mixed = json.loads((run / "cells" / "cnn__mixed__f1__seed0.json").read_text())["train_class_counts"]
     assert {k: v["real"] for k, v in mixed.items()} == {k: v["real"] for k, v in cell["train_class_counts"].items()}
@@ -523,3 +527,13 @@ def test_class_mix_note_names_variants_whose_class_shares_move():
     assert notes[0].startswith("synthetic cells train on another class mix than real cells (N 49%, P 51%, "
                                "against N 26%, P 74%)")
     assert class_mix_notes([cell("mixed", 5, 5, frac=0.1)], ["N", "P"]) == []   # no real cells to set it against
+
+
+def test_machine_note_only_when_cells_ran_on_two_recorded_machines():
+    from genaug.benchmark import machine_notes
+    zen4 = {"cpu": "AMD EPYC (family 25, model 17)", "cpu_capability": "AVX512", "threads": 1}
+    zen3 = {"cpu": "AMD EPYC (family 25, model 1)", "cpu_capability": "AVX2", "threads": 1}
+    assert machine_notes([{"machine": zen4}, {"machine": zen4}, {}]) == []   # one machine and older cells
+    (note,) = machine_notes([{"machine": zen4}, {"machine": zen3}, {"machine": zen3}, {}])
+    assert note.startswith("cells ran on more than one machine (AMD EPYC (family 25, model 1), AVX2, 1 thread: 2 cells; "
+                           "AMD EPYC (family 25, model 17), AVX512, 1 thread: 1 cell; not recorded: 1 cell)")

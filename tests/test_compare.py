@@ -40,6 +40,29 @@ def test_compare_pairs_cells_by_seed_and_reports_what_differs(tmp_path):
     assert "- `epochs`: 12 → 24" in text and "`seeds` 2 → 3" in text and "| cnn | real | 1 | 2 | 75.0 | 100.0 | +25.0 |" in text
     assert "- cnn, real, train fraction 1: +25.0 points of accuracy (95% CI +" in text and "**better**" in text
     assert "With one paired run" not in text
+    assert "Identical test probabilities in 0 of 2 paired cells." in text
+    assert "Where the paired cells ran: A on not recorded (2 cells); B on not recorded (2 cells)." in text
+
+
+def test_compare_says_whether_b_reproduces_a_and_where_each_ran(tmp_path):
+    ok = np.ones(40, bool)
+    zen4 = {"cpu": "AMD EPYC (family 25, model 17)", "cpu_capability": "AVX512", "cpu_count": 2, "threads": 1}
+    zen3 = {**zen4, "cpu": "AMD EPYC (family 25, model 1)", "cpu_capability": "AVX2"}
+    a = _run(tmp_path / "a", [{**_cell("cnn", "real", s, ok), "machine": zen4} for s in (0, 1)])
+    b = _run(tmp_path / "b", [{**_cell("cnn", "real", s, ok), "machine": zen4} for s in (0, 1)])
+    text = format_comparison(compare_runs(a, b, n_boot=50))
+    assert "Identical test probabilities in 2 of 2 paired cells: B reproduces A's test probabilities exactly." in text
+    assert "A on AMD EPYC (family 25, model 17), AVX512, 1 thread (2 cells)" in text
+    # the same settings on another instruction set: other probabilities, and the reason is given
+    moved = [{**_cell("cnn", "real", s, ok), "machine": zen3} for s in (0, 1)]
+    for c in moved:
+        c["test_probs"] = [[p0 - 0.01, p1 + 0.01] for p0, p1 in c["test_probs"]]
+    c = _run(tmp_path / "c", moved)
+    res = compare_runs(a, c, n_boot=50)
+    assert res["rows"][0]["identical_pairs"] == 0
+    text = format_comparison(res)
+    assert "Identical test probabilities in 0 of 2 paired cells, although the settings agree" in text
+    assert "B on AMD EPYC (family 25, model 1), AVX2, 1 thread (2 cells)" in text
 
 
 def test_compare_refuses_runs_on_other_data_or_without_shared_cells(tmp_path):

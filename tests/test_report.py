@@ -27,6 +27,10 @@ def test_commands_include_resumes_run_as_shards_in_time_order(tmp_path):
     (tmp_path / "report.md").write_text("# genaug benchmark: x\n")
     doc = results_document([tmp_path])
     assert doc.index("--shard 1/2") < doc.index("--shard 2/2") < doc.index("genaug benchmark --resume R\n")
+    assert "device ?." in doc   # a run from before genaug recorded its machine
+    _manifest(tmp_path / "manifest.json", **main, device="cpu",
+              machine={"cpu": "AMD EPYC (family 25, model 1)", "cpu_capability": "AVX2", "threads": 2})
+    assert "device cpu, on AMD EPYC (family 25, model 1), AVX2, 2 threads." in results_document([tmp_path])
 
 
 def _comparison(model, variant, diff, lo, hi, pairs, frac=1.0, p=None):
