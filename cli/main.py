@@ -298,7 +298,7 @@ def report_cmd(
     "the runs differ (e.g. --epochs 12 against 24, 64 against 128 px, --pretrained).\n\n"
     "Also a reproduction check: the machines each side's cells ran on, and how many paired cells have "
     "identical test probabilities (a rerun of the same settings on the same kind of machine should have "
-    "all; on another CPU instruction set or a GPU, none, and B − A then says whether the figures hold there)."))
+    "all; on another CPU model or a GPU, none, and B − A then says whether the figures hold there)."))
 def compare_cmd(
     run_a: str = typer.Argument(..., help="benchmark run A (the baseline)"),
     run_b: str = typer.Argument(..., help="benchmark run B, on the same data and split"),

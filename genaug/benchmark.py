@@ -452,6 +452,11 @@ EXTENDABLE = ("models", "variants", "seeds", "train_fractions", "gan_run", "enco
 # The variants whose cells are trained on an input run's output, by the key naming that run.
 DEPENDENT_VARIANTS = {"gan_run": ("mixed", "synthetic"), "encode_run": ("encoded",)}
 
+# Settings that only some variants read: a difference there leaves the other variants' cells as
+# they were (genaug compare says so instead of offering it as a cause).
+VARIANT_ONLY_SETTINGS = {**DEPENDENT_VARIANTS, "synthetic_ratio": ("mixed",), "balance": ("mixed",),
+                         "latent_epochs": ("encoded",)}
+
 
 def resumed_config(saved: dict, given: dict, run: Run, extend: bool = True,
                    supersede: bool = False) -> tuple[Config, list[tuple[str, str, str]]]:

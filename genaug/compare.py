@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from genaug.benchmark import replicate_key, paired_comparison
+from genaug.benchmark import VARIANT_ONLY_SETTINGS, replicate_key, paired_comparison
 from genaug.errors import CheckpointError, ConfigError
 from genaug.report import PAIRED_TEST_NOTE, ONE_RUN_NOTE, paired_columns, verdict
 from genaug.runs import machines_of, read_run_config
@@ -83,7 +83,12 @@ def compare_runs(run_a: str | Path, run_b: str | Path, n_boot: int = 1000) -> di
                      "identical_pairs": sum(p[0]["test_probs"] == p[1]["test_probs"] for p in pairs),
                      **paired_comparison(pairs, n_boot)})
     paired = [p for group in groups.values() for p in group]
-    return {"a": str(a_dir), "b": str(b_dir), "settings_differ": setting_differences(set_a, set_b), "rows": rows,
+    variants = {r["variant"] for r in rows}
+    differ = setting_differences(set_a, set_b)
+    # e.g. latent_epochs differs, but only real cells are paired: it cannot explain B − A
+    elsewhere = [d for d in differ if d[0] in VARIANT_ONLY_SETTINGS and not variants & set(VARIANT_ONLY_SETTINGS[d[0]])]
+    return {"a": str(a_dir), "b": str(b_dir), "settings_differ": [d for d in differ if d not in elsewhere],
+            "settings_differ_unpaired_variants": elsewhere, "rows": rows,
             "machines": {side: machines_of([p[i] for p in paired]) for i, side in enumerate("ab")}}
 
 
@@ -98,6 +103,9 @@ def format_comparison(result: dict) -> str:
     held = [d for d in result["settings_differ"] if d[0] in CELL_SET_KEYS]
     L += ["How cells train, where the runs differ (A → B):", ""]
     L += [f"- `{k}`: {va!r} → {vb!r}" for k, va, vb in train] or ["- nothing: the same settings"]
+    if result.get("settings_differ_unpaired_variants"):
+        L += ["", "Settings that differ for variants not paired here, so they leave these cells alone: "
+              + "; ".join(f"`{k}` {va!r} → {vb!r}" for k, va, vb in result["settings_differ_unpaired_variants"])]
     if held:
         L += ["", "Which cells each run holds: " + "; ".join(f"`{k}` {va!r} → {vb!r}" for k, va, vb in held)]
     L += ["", "Where the paired cells ran: A on " + _machines_line(result["machines"]["a"]) + "; B on "
@@ -109,7 +117,8 @@ def format_comparison(result: dict) -> str:
         line += ": B reproduces A's test probabilities exactly."
     elif not train:
         line += (", although the settings agree: the same seed gives the same model only with the same kernels "
-                 "(another CPU instruction set, GPU or thread count picks others) and the same genaug code.")
+                 "(another CPU model, even with the same instruction set, another GPU or thread count picks others) "
+                 "and the same genaug code.")
     else:
         line += "."
     L += ["", line]

@@ -13,9 +13,10 @@ from test_cli import genaug
 DATA = {"data": "demo", "task": "binary", "split_seed": 0, "val_fraction": 0.1}
 
 
-def _run(path, cells, epochs=12, data=DATA, seeds=2):
+def _run(path, cells, epochs=12, data=DATA, seeds=2, **settings):
     (path / "cells").mkdir(parents=True)
-    (path / "config.yaml").write_text(yaml.safe_dump({"data": data, "benchmark": {"epochs": epochs, "seeds": seeds}}))
+    (path / "config.yaml").write_text(yaml.safe_dump({"data": data, "benchmark": {"epochs": epochs, "seeds": seeds,
+                                                                                  **settings}}))
     (path / "manifest.json").write_text(json.dumps({"command": "benchmark"}))
     for c in cells:
         (path / "cells" / f"{c['model']}__{c['variant']}__f1__seed{c['seed']}.json").write_text(json.dumps(c))
@@ -63,6 +64,29 @@ def test_compare_says_whether_b_reproduces_a_and_where_each_ran(tmp_path):
     text = format_comparison(res)
     assert "Identical test probabilities in 0 of 2 paired cells, although the settings agree" in text
     assert "B on AMD EPYC (family 25, model 1), AVX2, 1 thread (2 cells)" in text
+
+
+def test_settings_of_variants_not_paired_are_set_apart_from_those_that_explain_b_minus_a(tmp_path):
+    ok = np.ones(40, bool)
+    a = _run(tmp_path / "a", [_cell("cnn", "real", s, ok) for s in (0, 1)], latent_epochs=0, gan_run="/g1")
+    moved = [_cell("cnn", "real", s, ok) for s in (0, 1)]
+    for c in moved:
+        c["test_probs"] = [[p0 - 0.01, p1 + 0.01] for p0, p1 in c["test_probs"]]
+    # B trained its encoded and mixed cells otherwise, but only real cells are paired
+    b = _run(tmp_path / "b", moved, latent_epochs=24, gan_run="/g2")
+    res = compare_runs(a, b, n_boot=50)
+    assert res["settings_differ"] == []
+    assert res["settings_differ_unpaired_variants"] == [("gan_run", "/g1", "/g2"), ("latent_epochs", 0, 24)]
+    text = format_comparison(res)
+    assert "- nothing: the same settings" in text
+    assert ("Settings that differ for variants not paired here, so they leave these cells alone: "
+            "`gan_run` '/g1' → '/g2'; `latent_epochs` 0 → 24") in text
+    assert "Identical test probabilities in 0 of 2 paired cells, although the settings agree" in text
+    # once a mixed cell is paired, the GAN run is a setting that can explain B − A
+    a2 = _run(tmp_path / "a2", [_cell("cnn", "mixed", 0, ok)], gan_run="/g1")
+    b2 = _run(tmp_path / "b2", [_cell("cnn", "mixed", 0, ok)], gan_run="/g2")
+    res = compare_runs(a2, b2, n_boot=50)
+    assert res["settings_differ"] == [("gan_run", "/g1", "/g2")] and res["settings_differ_unpaired_variants"] == []
 
 
 def test_compare_refuses_runs_on_other_data_or_without_shared_cells(tmp_path):
