@@ -850,7 +850,7 @@ def machine_notes(cells: list[dict]) -> list[str]:
     where = machines_of(cells)
     if len([w for w in where if w != "not recorded"]) < 2:
         return []
-    return ["cells ran on more than one machine (" + "; ".join(f"{w}: {n} cell{'s' if n != 1 else ''}"
+    return ["cells ran on more than one machine or thread count (" + "; ".join(f"{w}: {n} cell{'s' if n != 1 else ''}"
                                                            for w, n in sorted(where.items()))
             + "), so their seconds per epoch compare machines as well as variants"]
 

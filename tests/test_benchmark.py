@@ -535,5 +535,8 @@ def test_machine_note_only_when_cells_ran_on_two_recorded_machines():
     zen3 = {"cpu": "AMD EPYC (family 25, model 1)", "cpu_capability": "AVX2", "threads": 1}
     assert machine_notes([{"machine": zen4}, {"machine": zen4}, {}]) == []   # one machine and older cells
     (note,) = machine_notes([{"machine": zen4}, {"machine": zen3}, {"machine": zen3}, {}])
-    assert note.startswith("cells ran on more than one machine (AMD EPYC (family 25, model 1), AVX2, 1 thread: 2 cells; "
+    assert note.startswith("cells ran on more than one machine or thread count (AMD EPYC (family 25, model 1), AVX2, 1 thread: 2 cells; "
                            "AMD EPYC (family 25, model 17), AVX512, 1 thread: 1 cell; not recorded: 1 cell)")
+    # one CPU at two thread counts picks other kernels too (seen in session 19), so it is noted as well
+    (note,) = machine_notes([{"machine": zen4}, {"machine": {**zen4, "threads": 2}}])
+    assert "1 thread: 1 cell; AMD EPYC (family 25, model 17), AVX512, 2 threads: 1 cell)" in note
