@@ -19,7 +19,7 @@ from genaug.benchmark import seed_ensemble
 from genaug.config import Config
 from genaug.data import DataBundle
 from genaug.errors import CheckpointError
-from genaug.runs import Run, atomic_write_text, machine_summary, write_json
+from genaug.runs import Run, atomic_write_text, machine_summary, machines_of, write_json
 
 # Published figures on this test split, quoted for context; genaug did not measure them.
 QUOTED = [
@@ -522,6 +522,19 @@ def run_commands(run_dir: Path, manifest: dict) -> list[list[str]]:
     return [manifest.get("argv", [])] + [a for _, a in sorted(resumes, key=lambda t: t[0])]
 
 
+def _where_line(run_dir: Path, manifest: dict) -> str:
+    """', on <machine>' for a run. A benchmark's cells may come from several processes (shards,
+    resumes, another machine), and its manifest keeps only the latest one's machine, perhaps a
+    --report-only: so where its cells recorded theirs, those are named, with their counts."""
+    cells_dir = run_dir / "cells"
+    if cells_dir.is_dir():
+        where = machines_of(json.loads(p.read_text(encoding="utf-8")) for p in sorted(cells_dir.glob("*.json")))
+        if any(w != "not recorded" for w in where):
+            return ", cells trained on " + "; ".join(f"{w} ({n} cell{'s' if n != 1 else ''})"
+                                                     for w, n in sorted(where.items()))
+    return f", on {machine_summary(manifest['machine'])}" if manifest.get("machine") else ""
+
+
 def results_document(run_dirs: list[Path], title: str = "Results") -> str:
     """One Markdown document from finished runs' own reports, each under the commands that made it.
 
@@ -551,8 +564,7 @@ def results_document(run_dirs: list[Path], title: str = "Results") -> str:
         L += [f"## `genaug {kind}`: {d.name}", "", "```bash"] + [_command_line(c) for c in cmds] + ["```", "",
               f"Started {manifest.get('started', '?')}, last updated {manifest.get('updated', '?')}; genaug commit "
               f"`{str(manifest.get('git_commit', '?'))[:10]}`, torch {manifest.get('versions', {}).get('torch', '?')}, "
-              f"device {manifest.get('device', '?')}"
-              + (f", on {machine_summary(manifest['machine'])}" if manifest.get("machine") else "") + ".", ""]
+              f"device {manifest.get('device', '?')}" + _where_line(d, manifest) + ".", ""]
         text = (d / name).read_text(encoding="utf-8")
         short = _section(text, "## In short")
         if short:

@@ -31,6 +31,15 @@ def test_commands_include_resumes_run_as_shards_in_time_order(tmp_path):
     _manifest(tmp_path / "manifest.json", **main, device="cpu",
               machine={"cpu": "AMD EPYC (family 25, model 1)", "cpu_capability": "AVX2", "threads": 2})
     assert "device cpu, on AMD EPYC (family 25, model 1), AVX2, 2 threads." in results_document([tmp_path])
+    # cells that recorded their machines are named instead of the last process (here a --report-only)
+    (tmp_path / "cells").mkdir()
+    for seed, threads in ((0, 1), (1, 1), (2, 2)):
+        machine = {"cpu": "Intel(R) Xeon(R) Processor (family 6, model 207)", "cpu_capability": "AVX512",
+                   "threads": threads}
+        (tmp_path / "cells" / f"cnn__real__f1__seed{seed}.json").write_text(json.dumps({"machine": machine}))
+    assert ("device cpu, cells trained on Intel(R) Xeon(R) Processor (family 6, model 207), AVX512, 1 thread "
+            "(2 cells); Intel(R) Xeon(R) Processor (family 6, model 207), AVX512, 2 threads (1 cell).") \
+        in results_document([tmp_path])
 
 
 def _comparison(model, variant, diff, lo, hi, pairs, frac=1.0, p=None):
