@@ -193,6 +193,7 @@ def benchmark_cmd(
     folds: Optional[int] = typer.Option(None, "--folds", help="K >= 2: K-fold cross-validation over train+val, grouped by patient (test untouched)"),
     supersede: bool = typer.Option(False, "--supersede", help="with --resume and another --gan-run/--encode-run: move the cells trained on the old run to superseded-<old run>/ and retrain them on the new one"),
     report_only: bool = typer.Option(False, "--report-only", help="with --resume RUN: write the report from the cells finished so far (e.g. while shards still train), training nothing"),
+    extend_only: bool = typer.Option(False, "--extend-only", help="with --resume RUN and the seeds, models, variants, fractions or input runs to add: record them in the run and train nothing, so that --shard processes can then split the new cells"),
     shard: Optional[str] = typer.Option(None, "--shard", help="I/N: train only every N-th cell starting at I (1-based), to split a run across processes or machines sharing --resume RUN"),
     seed: Optional[int] = SeedOpt, device: Optional[str] = DeviceOpt, out: Optional[str] = OutOpt,
     name: Optional[str] = NameOpt, cache: Optional[str] = CacheOpt, tensorboard: Optional[bool] = TensorboardOpt,
@@ -209,7 +210,7 @@ def benchmark_cmd(
     cfg = build_config(profile, data=d, run=r, benchmark=flags)
     started = time.time()
     run_dir = run_benchmark(cfg, resume=resume, given=dict(data=d, run=r, benchmark=flags),
-                            shard=shard, supersede=supersede, report_only=report_only)
+                            shard=shard, supersede=supersede, report_only=report_only, extend_only=extend_only)
     report = run_dir / "report.md"
     # a shard that leaves cells to other shards writes no report: name only one this command wrote
     wrote = report.is_file() and report.stat().st_mtime >= started - 1

@@ -475,8 +475,8 @@ def resumed_config(saved: dict, given: dict, run: Run, extend: bool = True,
             continue
         if key in EXTENDABLE and not extend:
             raise ConfigError(f"benchmark run {run.dir} has {key}={getattr(b, key)!r}; shards of one run must share "
-                              f"its cells, so extend it without --shard first (to {key}={value!r}), then start "
-                              "the shards")
+                              f"its cells, so extend it first (to {key}={value!r}): the same command with --extend-only "
+                              "instead of --shard, then start the shards")
         if key not in EXTENDABLE:
             raise ConfigError(f"benchmark run {run.dir} was made with {key}={getattr(b, key)!r}; a resumed run keeps "
                               f"its training settings (start a new run to use {key}={value!r})")
@@ -527,7 +527,7 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
 
 
 def run_benchmark(cfg: Config, resume: str | None = None, given: dict | None = None, shard: str | None = None,
-                  supersede: bool = False, report_only: bool = False) -> Path:
+                  supersede: bool = False, report_only: bool = False, extend_only: bool = False) -> Path:
     """A new benchmark run, or ``resume`` one: finished cells are kept and ``given`` (the flags the
     user passed, by config section) may add seeds, models, variants or train fractions to it, or with
     ``supersede`` replace its GAN or encode run (the cells trained on the old one are moved aside);
@@ -540,6 +540,9 @@ def run_benchmark(cfg: Config, resume: str | None = None, given: dict | None = N
 
     ``report_only`` writes the report of ``resume`` from the cells finished so far and trains
     nothing, e.g. while its shards still run; the report lists the cells it lacks.
+
+    ``extend_only`` records what ``given`` adds to ``resume`` (and checks its input runs) and
+    trains nothing: shards must share one cell list, so a run is extended before they start.
     """
     part = parse_shard(shard)
     given = given or {}
@@ -547,6 +550,9 @@ def run_benchmark(cfg: Config, resume: str | None = None, given: dict | None = N
     if report_only and (not resume or part is not None or flags or supersede):
         raise ConfigError("--report-only reports a run as it is: give it --resume RUN and no --shard, "
                           "--supersede or benchmark settings")
+    if extend_only and (not resume or part is not None or report_only or not (flags or supersede)):
+        raise ConfigError("--extend-only adds cells to a run without training them: give it --resume RUN and the "
+                          "seeds, models, variants, train fractions or input runs to add, and no --shard or --report-only")
     join_ranks(cfg)
     if resume:
         # another process may be writing into the run (a shard): leave its temporary files alone
@@ -554,6 +560,12 @@ def run_benchmark(cfg: Config, resume: str | None = None, given: dict | None = N
         cfg, replaced = resumed_config(read_run_config(run.dir), flags, run, extend=part is None,
                                        supersede=supersede)
         cfg = resumed_settings(cfg, {s: given.get(s) for s in ("data", "run")}, run.dir)
+        check_input_sizes(cfg)
+        if extend_only:   # checked before the extension is written, as a fresh run's would be
+            for key, what in (("gan_run", "GAN"), ("encode_run", "autoencoder")):
+                if flags.get(key):
+                    check_given_input_run(cfg, flags[key], key, what)
+            _require_given_input_runs(cfg, run, parse_list(cfg.benchmark.variants, VARIANTS, "variant"), (0, 2))
         if part is None and not report_only:
             moved = set()
             if distributed.is_main():
@@ -563,7 +575,11 @@ def run_benchmark(cfg: Config, resume: str | None = None, given: dict | None = N
             have = cfg.benchmark.variants.split(",")
             cfg.benchmark.variants = ",".join(have + sorted(moved - set(have)))
             write_run_config(run, cfg.to_dict())
-        check_input_sizes(cfg)
+        if extend_only:
+            try:
+                return _recorded_extension(cfg, run)
+            finally:
+                run.close()
     else:
         check_input_sizes(cfg)
         variants = set(parse_list(cfg.benchmark.variants, VARIANTS, "variant"))
@@ -580,6 +596,17 @@ def run_benchmark(cfg: Config, resume: str | None = None, given: dict | None = N
         return _benchmark(cfg, run, part, report_only)
     finally:
         run.close()
+
+
+def _recorded_extension(cfg: Config, run: Run) -> Path:
+    b = cfg.benchmark
+    plan = plan_cells(cfg, parse_list(b.models, CLASSIFIERS, "model"), parse_list(b.variants, VARIANTS, "variant"),
+                      parse_fractions(b.train_fractions), None, False)
+    left = sum(not run.path("cells", f"{k}.json").is_file() for k in plan.keys)
+    run.save_manifest()
+    distributed.say(f"recorded {len(plan.keys)} cells in {run.dir}, {left} of them to train: start the shards "
+                    f"(genaug benchmark --resume {run.dir} --shard 1/N, ..., --shard N/N)", flush=True)
+    return run.dir
 
 
 def check_input_sizes(cfg: Config) -> None:

@@ -374,7 +374,23 @@ def test_shards_split_the_cells_and_the_last_one_writes_the_report(tmp_path):
     assert [a[-2:] for a in argv].count(["--shard", "2/2"]) == 2
     # shards must share the run's cells, bad shard specs and missing input runs are one-line errors
     r = genaug("benchmark", "--resume", run, "--shard", "2/2", "--seeds", 4)
-    assert r.returncode == 2 and "without --shard first" in r.stderr
+    assert r.returncode == 2 and "the same command with --extend-only instead of --shard" in r.stderr
+    # --extend-only records the added cells and trains none; a refused extension leaves the config as it was
+    config = (run / "config.yaml").read_text()
+    r = genaug("benchmark", "--resume", run, "--variants", "real,mixed", "--extend-only")
+    assert r.returncode == 2 and "needs --gan-run" in r.stderr and (run / "config.yaml").read_text() == config
+    r = genaug("benchmark", "--resume", run, "--variants", "real,mixed", "--gan-run", tmp_path / "nope", "--extend-only")
+    assert r.returncode == 2 and "is not a directory" in r.stderr and (run / "config.yaml").read_text() == config
+    for bad in (["--resume", run, "--extend-only"], ["--resume", run, "--seeds", 4, "--extend-only", "--shard", "1/2"]):
+        r = genaug("benchmark", *bad)
+        assert r.returncode == 2 and "--extend-only adds cells to a run" in r.stderr and "Traceback" not in r.stderr
+    r = genaug("benchmark", "--resume", run, "--seeds", 4, "--extend-only")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "recorded 4 cells" in r.stdout and "1 of them to train" in r.stdout
+    assert len(list((run / "cells").glob("*.json"))) == 3 and "seeds: 4" in (run / "config.yaml").read_text()
+    r = genaug("benchmark", "--resume", run, "--shard", "2/2")   # cells 2 and 4 of 4: seed 3 is new
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert (run / "cells" / "cnn__real__f1__seed3.json").is_file() and "report: " in r.stdout + r.stderr
     r = genaug("benchmark", "--profile", prof, "--shard", "3/2", "--out", out)
     assert r.returncode == 2 and "--shard expects I/N" in r.stderr
     r = genaug("benchmark", "--profile", prof, "--variants", "real,mixed", "--shard", "1/2", "--out", tmp_path / "o2")
