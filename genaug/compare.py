@@ -15,7 +15,7 @@ import numpy as np
 from genaug.benchmark import VARIANT_ONLY_SETTINGS, replicate_key, paired_comparison
 from genaug.errors import CheckpointError, ConfigError
 from genaug.report import PAIRED_TEST_NOTE, ONE_RUN_NOTE, paired_columns, verdict
-from genaug.runs import machines_of, read_run_config
+from genaug.runs import machines_line, machines_of, read_run_config
 
 # data keys that decide which images are test and validation: both runs must agree on them
 SAME_DATA_KEYS = ("data", "task", "split_seed", "val_fraction")
@@ -92,10 +92,6 @@ def compare_runs(run_a: str | Path, run_b: str | Path, n_boot: int = 1000) -> di
             "machines": {side: machines_of([p[i] for p in paired]) for i, side in enumerate("ab")}}
 
 
-def _machines_line(counts: dict[str, int]) -> str:
-    return "; ".join(f"{where} ({n} cell{'s' if n != 1 else ''})" for where, n in sorted(counts.items()))
-
-
 def format_comparison(result: dict) -> str:
     a, b = Path(result["a"]).name, Path(result["b"]).name
     L = [f"# {b} against {a}", "", f"A = `{result['a']}`  ", f"B = `{result['b']}`", ""]
@@ -108,8 +104,8 @@ def format_comparison(result: dict) -> str:
               + "; ".join(f"`{k}` {va!r} → {vb!r}" for k, va, vb in result["settings_differ_unpaired_variants"])]
     if held:
         L += ["", "Which cells each run holds: " + "; ".join(f"`{k}` {va!r} → {vb!r}" for k, va, vb in held)]
-    L += ["", "Where the paired cells ran: A on " + _machines_line(result["machines"]["a"]) + "; B on "
-          + _machines_line(result["machines"]["b"]) + "."]
+    L += ["", "Where the paired cells ran: A on " + machines_line(result["machines"]["a"]) + "; B on "
+          + machines_line(result["machines"]["b"]) + "."]
     same = sum(r["identical_pairs"] for r in result["rows"])
     total = sum(r["pairs"] for r in result["rows"])
     line = f"Identical test probabilities in {same} of {total} paired cells"

@@ -209,6 +209,11 @@ def machines_of(records: Iterable[dict]) -> dict[str, int]:
     return counts
 
 
+def machines_line(counts: dict[str, int]) -> str:
+    """machines_of's counts as one line: 'AMD EPYC ..., AVX2, 1 thread (2 cells); not recorded (1 cell)'."""
+    return "; ".join(f"{where} ({n} cell{'s' if n != 1 else ''})" for where, n in sorted(counts.items()))
+
+
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
