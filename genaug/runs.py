@@ -177,9 +177,9 @@ def _cpu_name() -> str:
 def machine_info(device: str | torch.device | None = None) -> dict:
     """Where a computation ran (``device``), or what the machine has (None). The same seed gives
     the same model bit for bit only with the same kernels: PyTorch picks CPU kernels by instruction
-    set (AVX2, AVX512, ...) and, through oneDNN, by CPU model as well (an Intel and an AMD CPU, both
-    AVX512, gave other losses from the first epoch), and GPU kernels by device, so these are kept
-    beside every result."""
+    set (AVX2, AVX512, ...) and GPU kernels by device, and results also moved with the CPU model
+    (an Intel and an AMD CPU, both AVX512) and the thread count (1 against 2 on one CPU), each from
+    the first epoch (docs/STATUS.md #5, sessions 18-19), so these are kept beside every result."""
     info = {"cpu": _cpu_name(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "cpu_count": os.cpu_count(), "threads": torch.get_num_threads()}
     on_gpu = torch.cuda.is_available() if device is None else str(device).startswith("cuda")
