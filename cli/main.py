@@ -114,7 +114,7 @@ def gan_cmd(
     width: Optional[int] = typer.Option(None, "--width", help="generator/discriminator base width (ngf = ndf)"),
     per_class: bool = typer.Option(False, "--per-class", help="one unconditional model per class instead of one conditional model"),
     diffaug: Optional[bool] = typer.Option(None, "--diffaug/--no-diffaug", help="differentiable augmentation for small classes"),
-    fid_features: Optional[str] = typer.Option(None, "--fid-features", help="domain (default, offline) | inception (needs torch-fidelity)"),
+    fid_features: Optional[str] = typer.Option(None, "--fid-features", help="domain (default, offline) | inception (needs torch-fidelity; its FID bootstrap costs about 3 s per resampling on a CPU core, set gan.fid_bootstrap in a profile to change the 100)"),
     conditioning: Optional[str] = typer.Option(None, "--conditioning", help="how the discriminator sees the class: channels (label planes, default) | acgan (auxiliary class head)"),
     aux_weight: Optional[float] = typer.Option(None, "--aux-weight", help="acgan: weight of the class loss beside the real/fake loss (default 1.0; lower trades class fidelity for diversity)"),
     sync_batchnorm: Optional[bool] = typer.Option(None, "--sync-batchnorm", help="under torchrun on GPUs: BatchNorm over the global batch"),

@@ -23,7 +23,7 @@ from torchvision.utils import make_grid, save_image
 
 from genaug.config import Config
 from genaug.data import DataBundle
-from genaug.metrics import (fid_on_features, kid_on_features, mean_pairwise_ssim, nearest_neighbours)
+from genaug.metrics import (fid_bootstrap_std, fid_on_features, kid_on_features, mean_pairwise_ssim, nearest_neighbours)
 from genaug.models import SimpleCNN
 from genaug.runs import Run, atomic_torch_save, atomic_write_text, load_checkpoint, sha256_file
 from genaug.train import as_tensor, batch_indices, fit_classifier, predict_probs, to_float
@@ -98,6 +98,9 @@ def class_report(name: str, c: int, synth: np.ndarray, bundle: DataBundle, judge
     fid = {"synthetic": fid_on_features(f_ref, g_syn[:n]), "real_vs_real": fid_on_features(f_ref, f_other[:n]),
            "real_blurred": fid_on_features(f_ref, f_blur[:n]), "real_patch_shuffled": fid_on_features(f_ref, f_shuf[:n]),
            "n_per_side": n}
+    if g.fid_bootstrap > 0:  # the spread one rerun on other images would show; compare runs against it
+        fid["synthetic_bootstrap_std"] = fid_bootstrap_std(f_ref, g_syn[:n], g.fid_bootstrap, cfg.run.seed)
+        fid["n_bootstrap"] = g.fid_bootstrap
     kid_s, kid_s_sd = kid_on_features(f_ref, g_syn[:n])
     kid_r, kid_r_sd = kid_on_features(f_ref, f_other[:n])
     kid = {"synthetic": kid_s, "synthetic_std": kid_s_sd, "real_vs_real": kid_r, "real_vs_real_std": kid_r_sd}
@@ -204,12 +207,20 @@ def format_quality(m: dict, bundle: DataBundle) -> str:
             lines.append(f"| {name} | {r['error']} |" + " |" * 11)
             continue
         f, k, fi, d, mm = r["fid"], r["kid"], r["fidelity"], r["diversity"], r["memorization"]
-        lines.append(f"| {name} | {f['synthetic']:.2f} | {f['real_vs_real']:.2f} | {f['real_blurred']:.2f} | "
-                     f"{f['real_patch_shuffled']:.2f} | {k['synthetic']:.4f} | {k['real_vs_real']:.4f} | "
+        fid_syn = f"{f['synthetic']:.2f}" + (f" ± {f['synthetic_bootstrap_std']:.2f}" if "synthetic_bootstrap_std" in f else "")
+        lines.append(f"| {name} | {fid_syn} | {f['real_vs_real']:.2f} | {f['real_blurred']:.2f} | "
+                     f"{f['real_patch_shuffled']:.2f} | {k['synthetic']:.4f} ± {k['synthetic_std']:.4f} | "
+                     f"{k['real_vs_real']:.4f} ± {k['real_vs_real_std']:.4f} | "
                      f"{fi['synthetic']:.3f} | {fi['real_heldout']:.3f} | {d['synthetic_mean_pairwise_ssim']:.3f} | "
                      f"{d['real_mean_pairwise_ssim']:.3f} | {mm['fraction_near_copies_pixels']:.3f} | "
                      f"{mm['fraction_near_copies_features']:.3f} |")
-    lines += ["", "Near-copy: closer to a training image than the "
+    first = next((r for r in m["classes"].values() if "fid" in r), {})
+    n_boot = first.get("fid", {}).get("n_bootstrap")
+    lines += ["", (f"FID synthetic ± : standard deviation of FID over {n_boot} resamplings (with replacement) of "
+                   "both image sets: how much the figure depends on which images were drawn. Retraining the GAN "
+                   "or the feature network moves it further, so two runs whose FIDs differ by less than about "
+                   "twice this are not told apart. " if n_boot else "") +
+              "KID ± : standard deviation over KID's random subsets.", "", "Near-copy: closer to a training image than the "
               f"{next(iter(m['classes'].values())).get('memorization', {}).get('threshold_quantile', 0.01):.0%} "
               "quantile of real held-out images are to their nearest training image. Closest pairs: "
               "memorization-<CLASS>.png (synthetic above, nearest training image below)."]

@@ -211,6 +211,10 @@ def test_gan_cli_end_to_end_and_sample(tmp_path, tiny):
     ema = torch.load(run / "generator-conditional.pt", weights_only=True)["generator"]
     assert st.keys() == ema.keys() and all(torch.equal(st[k], ema[k]) for k in st)
     assert m["fid"]["n_per_side"] > 0 and 0 <= m["fidelity"]["synthetic"] <= 1
+    # FID carries its bootstrap spread, printed beside it
+    assert m["fid"]["n_bootstrap"] == 100 and m["fid"]["synthetic_bootstrap_std"] > 0
+    row = next(line for line in (run / "quality.md").read_text().splitlines() if line.startswith("| PNEUMONIA"))
+    assert f"{m['fid']['synthetic']:.2f} ± {m['fid']['synthetic_bootstrap_std']:.2f}" in row
     # sampling: same seed, same images; another seed, other images
     outs = []
     for i, seed in enumerate((3, 3, 4)):

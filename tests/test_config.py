@@ -20,6 +20,7 @@ def test_defaults_then_profile_then_flags(tmp_path):
     ("gan: [1, 2\n", "not valid YAML"),
     ("data:\n  val_fraction: 1.5\n", "data.val_fraction"),
     ("benchmark:\n  early_stop_after: 1.5\n", "benchmark.early_stop_after"),
+    ("gan:\n  fid_bootstrap: 1\n", "'gan.fid_bootstrap' must be 0 \\(none\\) or at least 2"),
 ])
 def test_bad_config_names_the_key(tmp_path, text, match):
     prof = tmp_path / "bad.yaml"

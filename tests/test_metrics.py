@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from genaug.metrics import (classification_metrics, fid_on_features, kid_on_features, mcnemar, nearest_neighbours,
+from genaug.metrics import (classification_metrics, fid_bootstrap_std, fid_on_features, kid_on_features, mcnemar, nearest_neighbours,
                             paired_bootstrap_diff, paired_sign_flip_test, reconstruction_metrics, choose_threshold)
 
 
@@ -112,6 +112,24 @@ def test_fid_hand_computed_shift():
     fake = real + torch.tensor([3.0, 0.0], dtype=torch.float64)
     assert fid_on_features(real, fake) == pytest.approx(9.0, abs=1e-3)
     assert fid_on_features(real, real.clone()) == pytest.approx(0.0, abs=1e-3)
+
+
+def test_fid_bootstrap_std_matches_the_spread_of_fresh_draws():
+    # FID between two 4-d Gaussians a shift apart, over 60 fresh draws of 150 images a side: the
+    # bootstrap on a single draw should tell how far that draw's FID could have been
+    g = torch.Generator().manual_seed(0)
+    shift = torch.tensor([1.0, 0.0, 0.0, 0.0], dtype=torch.float64)
+    def draw():
+        return (torch.randn(150, 4, generator=g, dtype=torch.float64),
+                torch.randn(150, 4, generator=g, dtype=torch.float64) + shift)
+    fresh_sd = float(np.std([fid_on_features(*draw()) for _ in range(60)], ddof=1))
+    real, fake = draw()
+    boot_sd = fid_bootstrap_std(real, fake, n_boot=100, seed=0)
+    assert 0.5 * fresh_sd < boot_sd < 2 * fresh_sd
+    assert fid_bootstrap_std(real, fake, n_boot=100, seed=0) == boot_sd          # seeded
+    # four times the images, about half the spread
+    big_real, big_fake = torch.randn(600, 4, dtype=torch.float64), torch.randn(600, 4, dtype=torch.float64) + shift
+    assert fid_bootstrap_std(big_real, big_fake, n_boot=100) < 0.75 * boot_sd
 
 
 def test_kid_zero_for_same_distribution_and_positive_for_shift():
