@@ -553,6 +553,12 @@ def run_benchmark(cfg: Config, resume: str | None = None, given: dict | None = N
     if extend_only and (not resume or part is not None or report_only or not (flags or supersede)):
         raise ConfigError("--extend-only adds cells to a run without training them: give it --resume RUN and the "
                           "seeds, models, variants, train fractions or input runs to add, and no --shard or --report-only")
+    if part is not None and part[0] > 0 and not resume:
+        # shards cooperate only inside one run directory, and each new run gets its own: a second
+        # shard started fresh would train its cells into a run that can never be complete
+        raise ConfigError(f"--shard {shard} without --resume would start a run of its own with only its cells: "
+                          f"start --shard 1/{part[1]} first (it creates the run), then give that run: "
+                          f"--resume RUN --shard {shard}")
     join_ranks(cfg)
     if resume:
         # another process may be writing into the run (a shard): leave its temporary files alone
@@ -588,6 +594,9 @@ def run_benchmark(cfg: Config, resume: str | None = None, given: dict | None = N
             if getattr(cfg.benchmark, key) and variants & set(DEPENDENT_VARIANTS[key]):
                 check_given_input_run(cfg, getattr(cfg.benchmark, key), key, what)
         run = new_run(cfg.run.out_root, "benchmark", cfg.run.name, cfg.to_dict())
+        if part is not None and part[1] > 1:
+            distributed.say(f"other shards join this run with: genaug benchmark --resume {run.dir} "
+                            f"--shard 2/{part[1]} (... {part[1]}/{part[1]})", flush=True)
     if part is not None:
         run.manifest_name = f"manifest-shard{part[0] + 1}of{part[1]}.json"
         keep_earlier_shard_resumes(run)

@@ -134,6 +134,8 @@ def test_data_info_folder_and_json(tmp_path):
     (["benchmark", "--data", "demo", "--models", "vgg99"], "unknown model vgg99"),
     (["benchmark", "--data", "demo", "--variants", "fake"], "unknown variant fake"),
     (["encode", "--data", "demo", "--checkpoint", "/no/ae.pt"], "autoencoder checkpoint not found"),
+    (["benchmark", "--data", "demo", "--shard", "2/2"],
+     "--shard 2/2 without --resume would start a run of its own with only its cells: start --shard 1/2 first"),
     (["benchmark", "--data", "demo", "--models", "cnn,densenet121", "--image-size", "16"],
      "model 'densenet121' cannot take 16 px images (its pooling shrinks them to nothing): use --image-size 32"),
 ])
