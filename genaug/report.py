@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genaug.benchmark import seed_ensemble
+from genaug.benchmark import DEPENDENT_VARIANTS, seed_ensemble
 from genaug.config import Config
 from genaug.data import DataBundle
 from genaug.errors import CheckpointError
@@ -321,6 +321,11 @@ ONE_RUN_NOTE = ("With one paired run, an interval counts which test images were 
                 "varies from seed to seed: add seeds (`--resume` the run with `--seeds 3`) before trusting it.")
 
 
+INPUT_RUN_NOTE = ("These cells used one {inputs} run. The intervals count classifier seeds and test images, not "
+                  "retraining that run, which can move the difference further: to see how far, train another "
+                  "with another `--seed`, rerun the benchmark on it, and `genaug compare` the two benchmark runs.")
+
+
 def in_short(table: list[dict], comps: list[dict], image_size: int, multi: bool = False,
              notes: list[str] = ()) -> list[str]:
     """The answer first: the best model on real data and each variant against real, one line each."""
@@ -344,6 +349,10 @@ def in_short(table: list[dict], comps: list[dict], image_size: int, multi: bool 
                  f"{verdict(c)}{_comparison_context(c, rows, image_size, multi)}.")
     if any(c["pairs"] == 1 for c in comps):
         L.append(f"- {ONE_RUN_NOTE}")
+    inputs = [what for key, what in (("gan_run", "GAN"), ("encode_run", "autoencoder"))
+              if any(c["variant"] in DEPENDENT_VARIANTS[key] for c in comps)]
+    if inputs:
+        L.append(f"- {INPUT_RUN_NOTE.format(inputs=' and one '.join(inputs))}")
     return L
 
 

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from genaug.report import ONE_RUN_NOTE, in_short, results_document, run_commands, verdict
+from genaug.report import INPUT_RUN_NOTE, ONE_RUN_NOTE, in_short, results_document, run_commands, verdict
 
 
 def _manifest(path, **fields):
@@ -79,7 +79,8 @@ def test_in_short_names_the_best_real_model_each_verdict_and_the_latent_speed():
     assert "4.0 s/epoch against 16.0 for the pixel CNN at 64 px (4.0x)" in lines[1]
     assert "**no difference detected**" in lines[2] and "s/epoch" not in lines[2]
     assert "ROC-AUC 0.950 → 0.950" in lines[2] and "ranking" not in lines[2]
-    assert len(lines) == 3   # three runs a side: no one-run warning
+    assert len(lines) == 4 and not any("With one paired run" in line for line in lines)   # three runs a side
+    assert lines[3].startswith("- These cells used one GAN and one autoencoder run.")
 
 
 def test_in_short_says_when_accuracy_and_ranking_disagree():
@@ -89,7 +90,8 @@ def test_in_short_says_when_accuracy_and_ranking_disagree():
              _row("resnet34", "mixed", 0.852, 80.0, auc=0.966)]
     comps = [_comparison("resnet34", "mixed", 0.036, 0.013, 0.068, 6),
              _comparison("resnet34", "synthetic", 0.041, 0.004, 0.080, 6)]
-    mixed, synthetic = in_short(table, comps, 64)[1:]
+    best, mixed, synthetic, gan_note = in_short(table, comps, 64)
+    assert gan_note == "- " + INPUT_RUN_NOTE.format(inputs="GAN") and "retraining that run" in gan_note
     assert "ROC-AUC 0.965 → 0.966" in mixed and "ranking" not in mixed
     assert "**better**; ROC-AUC 0.965 → 0.935 (ranking points the other way" in synthetic
     assert "ranking" not in in_short(table, comps, 64, multi=True)[2]   # no threshold with several classes
@@ -108,7 +110,12 @@ def test_in_short_warns_of_one_run_and_of_inputs_that_saw_more_real_images():
     assert "**better**" in fractional and "its GAN learnt from real images that these cells do not train on" in fractional
     full = next(line for line in lines if "against real at train fraction 1:" in line)
     assert "upper bound" not in full
-    assert lines[-1] == f"- {ONE_RUN_NOTE}"
+    assert lines[-2] == f"- {ONE_RUN_NOTE}"
+    assert lines[-1].startswith("- These cells used one GAN run.")
+    # encoded cells name the autoencoder; cells that need no input run get no such line
+    enc = in_short(table, [_comparison("cnn", "encoded", -0.03, -0.05, -0.01, 6)] + comps, 64)
+    assert enc[-1].startswith("- These cells used one GAN and one autoencoder run.")
+    assert not any("These cells used" in line for line in in_short(table[:1], [], 64))
 
 
 def test_results_document_gathers_each_benchmark_answer_at_the_top(tmp_path):
