@@ -316,9 +316,10 @@ def sample_to_dir(checkpoint: str | Path, class_arg: str, n: int, seed: int, out
 # ----------------------------------------------------------------------------- the job
 
 
-def run_gan(cfg: Config, class_arg: str = "all", resume: str | None = None, given: dict | None = None) -> Path:
+def run_gan(cfg: Config, class_arg: str | None = None, resume: str | None = None, given: dict | None = None) -> Path:
     """A new GAN run, or ``resume`` one from its checkpoints with its own settings; ``given`` (the
-    flags of the command line, by config section) may change only how it runs (RESUME_MAY_CHANGE)."""
+    flags of the command line, by config section) may change only how it runs (RESUME_MAY_CHANGE).
+    ``class_arg``: a class name or 'all' (None: all, or a resumed run's own classes)."""
     join_ranks(cfg)
     if resume:
         run = open_run(resume, "gan")
@@ -336,7 +337,7 @@ def run_gan(cfg: Config, class_arg: str = "all", resume: str | None = None, give
         run.close()
 
 
-def _gan(cfg: Config, run: Run, class_arg: str) -> Path:
+def _gan(cfg: Config, run: Run, class_arg: str | None) -> Path:
     from genaug.quality import inception_extractor, quality_report
 
     g = cfg.gan
@@ -348,7 +349,11 @@ def _gan(cfg: Config, run: Run, class_arg: str) -> Path:
         raise ConfigError("--sync-batchnorm needs CUDA GPUs (PyTorch has no CPU kernel for SyncBatchNorm); drop it")
     # built before training, so a missing torch-fidelity or weights file fails now, not after it
     inception = inception_extractor(device) if g.fid_features == "inception" else None
-    wanted = resolve_classes(class_arg, bundle.classes)
+    recorded = run.manifest.get("classes_requested")   # set when this is a resumed run
+    wanted = resolve_classes(class_arg or "all", bundle.classes) if class_arg or not recorded else recorded
+    if recorded and wanted != recorded:
+        raise ConfigError(f"--class {class_arg} differs from this run's classes ({', '.join(recorded)}); a resumed "
+                          "run keeps its own: drop --class, or start a new run")
     counts = bundle.train.class_counts(len(bundle.classes))
     for c in wanted:
         if counts[bundle.classes.index(c)] < MIN_CLASS_IMAGES:
@@ -376,19 +381,43 @@ def _gan(cfg: Config, run: Run, class_arg: str) -> Path:
         tracker.close()
         return run.dir
     out_dir = run.path("synthetic")
-    for c in wanted:
-        G, payload = generators["conditional" if not g.per_class else c]
-        imgs = sample_class(G, payload, c, g.n, cfg.run.seed, device)
-        samples[c] = imgs
-        rows += write_synthetic(imgs, c, out_dir, cfg.run.seed, f"generator-{payload['key']}.pt", payload["step"])
-    write_manifest_csv(out_dir / "manifest.csv", rows)
-    print(f"wrote {len(rows)} synthetic images to {out_dir}", flush=True)
+    kept = kept_synthetic(run.dir, wanted, g.n) if run.manifest.get("finished") else None
+    if kept is not None:
+        # benchmarks may have trained on these files; sampling again on another CPU or thread count
+        # could change pixels under them, so a finished run only rewrites its quality report
+        samples = kept
+        print(f"kept the {sum(map(len, kept.values()))} synthetic images this run wrote before in {out_dir}",
+              flush=True)
+    else:
+        for c in wanted:
+            G, payload = generators["conditional" if not g.per_class else c]
+            imgs = sample_class(G, payload, c, g.n, cfg.run.seed, device)
+            samples[c] = imgs
+            rows += write_synthetic(imgs, c, out_dir, cfg.run.seed, f"generator-{payload['key']}.pt", payload["step"])
+        write_manifest_csv(out_dir / "manifest.csv", rows)
+        print(f"wrote {len(rows)} synthetic images to {out_dir}", flush=True)
     tracker.close()
     metrics = quality_report(run, bundle, samples, cfg, device, inception)
     metrics["mode"] = "per-class" if g.per_class else "conditional"
     write_json(run.path("metrics.json"), metrics)
-    run.save_manifest(finished=True, synthetic_images=len(rows))
+    run.save_manifest(finished=True, synthetic_images=sum(map(len, samples.values())))
     return run.dir
+
+
+def kept_synthetic(run_dir: Path, wanted: list[str], n: int) -> dict[str, np.ndarray] | None:
+    """The images a finished run wrote, per class in index order, if all ``n`` of each wanted class
+    are still there; None otherwise (they are then sampled and written again)."""
+    try:
+        _, rows = synthetic_manifest(run_dir)
+    except CheckpointError:
+        return None
+    out = {}
+    for c in wanted:
+        mine = sorted((r for r in rows if r["class"] == c), key=lambda r: int(r["index"]))
+        if len(mine) != n or not all(r["path"].is_file() for r in mine):
+            return None
+        out[c] = np.stack([np.asarray(Image.open(r["path"]).convert("L")) for r in mine])
+    return out
 
 
 def synthetic_manifest(run_dir: str | Path) -> tuple[Path, list[dict]]:

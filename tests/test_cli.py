@@ -226,6 +226,18 @@ def test_gan_cli_end_to_end_and_sample(tmp_path, tiny):
         sdir = only_run(tmp_path / f"s{i}", "gan-sample") / "synthetic" / "NORMAL"
         outs.append([p.read_bytes() for p in sorted(sdir.glob("*.png"))])
     assert len(outs[0]) == 5 and outs[0] == outs[1] and outs[0] != outs[2]
+    # resuming the finished run rewrites its report from the images it wrote, which benchmarks may
+    # have trained on: a stand-in file that sampling again would overwrite survives
+    from PIL import Image
+    first = run / "synthetic" / rows[0]["file"]
+    Image.new("L", Image.open(first).size, 7).save(first)
+    r = genaug("gan", "--resume", run)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert f"kept the 12 synthetic images this run wrote before in {run / 'synthetic'}" in r.stdout
+    assert Image.open(first).getextrema() == (7, 7) and len(list((run / "synthetic").rglob("*.png"))) == 12
+    assert json.loads((run / "manifest.json").read_text())["classes_requested"] == ["PNEUMONIA"]
+    r = genaug("gan", "--resume", run, "--class", "NORMAL")
+    assert r.returncode == 2 and "--class NORMAL differs from this run's classes (PNEUMONIA)" in r.stderr
 
 
 @pytest.mark.slow
