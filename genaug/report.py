@@ -322,8 +322,9 @@ ONE_RUN_NOTE = ("With one paired run, an interval counts which test images were 
 
 
 INPUT_RUN_NOTE = ("These cells used one {inputs} run. The intervals count classifier seeds and test images, not "
-                  "retraining that run, which can move the difference further: to see how far, train another "
-                  "with another `--seed`, rerun the benchmark on it, and `genaug compare` the two benchmark runs.")
+                  "retraining {it}, which can move the differences further: to see how far, retrain {it} with "
+                  "another `--seed`, run the benchmark again on the new {runs}, and `genaug compare` the two "
+                  "benchmark runs.")
 
 
 def in_short(table: list[dict], comps: list[dict], image_size: int, multi: bool = False,
@@ -352,7 +353,9 @@ def in_short(table: list[dict], comps: list[dict], image_size: int, multi: bool 
     inputs = [what for key, what in (("gan_run", "GAN"), ("encode_run", "autoencoder"))
               if any(c["variant"] in DEPENDENT_VARIANTS[key] for c in comps)]
     if inputs:
-        L.append(f"- {INPUT_RUN_NOTE.format(inputs=' and one '.join(inputs))}")
+        several = len(inputs) > 1
+        L.append("- " + INPUT_RUN_NOTE.format(inputs=" and one ".join(inputs), it="those runs" if several else "that run",
+                                              runs="runs" if several else "run"))
     return L
 
 

@@ -80,7 +80,7 @@ def test_in_short_names_the_best_real_model_each_verdict_and_the_latent_speed():
     assert "**no difference detected**" in lines[2] and "s/epoch" not in lines[2]
     assert "ROC-AUC 0.950 → 0.950" in lines[2] and "ranking" not in lines[2]
     assert len(lines) == 4 and not any("With one paired run" in line for line in lines)   # three runs a side
-    assert lines[3].startswith("- These cells used one GAN and one autoencoder run.")
+    assert lines[3].startswith("- These cells used one GAN and one autoencoder run.") and "retraining those runs" in lines[3]
 
 
 def test_in_short_says_when_accuracy_and_ranking_disagree():
@@ -91,7 +91,8 @@ def test_in_short_says_when_accuracy_and_ranking_disagree():
     comps = [_comparison("resnet34", "mixed", 0.036, 0.013, 0.068, 6),
              _comparison("resnet34", "synthetic", 0.041, 0.004, 0.080, 6)]
     best, mixed, synthetic, gan_note = in_short(table, comps, 64)
-    assert gan_note == "- " + INPUT_RUN_NOTE.format(inputs="GAN") and "retraining that run" in gan_note
+    assert gan_note == "- " + INPUT_RUN_NOTE.format(inputs="GAN", it="that run", runs="run")
+    assert "not retraining that run" in gan_note
     assert "ROC-AUC 0.965 → 0.966" in mixed and "ranking" not in mixed
     assert "**better**; ROC-AUC 0.965 → 0.935 (ranking points the other way" in synthetic
     assert "ranking" not in in_short(table, comps, 64, multi=True)[2]   # no threshold with several classes
