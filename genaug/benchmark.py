@@ -451,6 +451,7 @@ EXTENDABLE = ("models", "variants", "seeds", "train_fractions", "gan_run", "enco
 
 # The variants whose cells are trained on an input run's output, by the key naming that run.
 DEPENDENT_VARIANTS = {"gan_run": ("mixed", "synthetic"), "encode_run": ("encoded",)}
+INPUT_RUNS = {"gan_run": "GAN", "encode_run": "autoencoder"}   # the input runs, as messages name them
 
 # Settings that only some variants read: a difference there leaves the other variants' cells as
 # they were (genaug compare says so instead of offering it as a cause).
@@ -568,7 +569,7 @@ def run_benchmark(cfg: Config, resume: str | None = None, given: dict | None = N
         cfg = resumed_settings(cfg, {s: given.get(s) for s in ("data", "run")}, run.dir)
         check_input_sizes(cfg)
         if extend_only:   # checked before the extension is written, as a fresh run's would be
-            for key, what in (("gan_run", "GAN"), ("encode_run", "autoencoder")):
+            for key, what in INPUT_RUNS.items():
                 if flags.get(key):
                     check_given_input_run(cfg, flags[key], key, what)
             _require_given_input_runs(cfg, run, parse_list(cfg.benchmark.variants, VARIANTS, "variant"), (0, 2))
@@ -589,7 +590,7 @@ def run_benchmark(cfg: Config, resume: str | None = None, given: dict | None = N
     else:
         check_input_sizes(cfg)
         variants = set(parse_list(cfg.benchmark.variants, VARIANTS, "variant"))
-        for key, what in (("gan_run", "GAN"), ("encode_run", "autoencoder")):
+        for key, what in INPUT_RUNS.items():
             # refused before a run directory exists, so a mistyped run leaves nothing behind
             if getattr(cfg.benchmark, key) and variants & set(DEPENDENT_VARIANTS[key]):
                 check_given_input_run(cfg, getattr(cfg.benchmark, key), key, what)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genaug.benchmark import DEPENDENT_VARIANTS, seed_ensemble
+from genaug.benchmark import DEPENDENT_VARIANTS, INPUT_RUNS, seed_ensemble
 from genaug.config import Config
 from genaug.data import DataBundle
 from genaug.errors import CheckpointError
@@ -350,8 +350,7 @@ def in_short(table: list[dict], comps: list[dict], image_size: int, multi: bool 
                  f"{verdict(c)}{_comparison_context(c, rows, image_size, multi)}.")
     if any(c["pairs"] == 1 for c in comps):
         L.append(f"- {ONE_RUN_NOTE}")
-    inputs = [what for key, what in (("gan_run", "GAN"), ("encode_run", "autoencoder"))
-              if any(c["variant"] in DEPENDENT_VARIANTS[key] for c in comps)]
+    inputs = [what for key, what in INPUT_RUNS.items() if any(c["variant"] in DEPENDENT_VARIANTS[key] for c in comps)]
     if inputs:
         several = len(inputs) > 1
         L.append("- " + INPUT_RUN_NOTE.format(inputs=" and one ".join(inputs), it="those runs" if several else "that run",
