@@ -319,6 +319,33 @@ def compare_cmd(
         typer.echo(doc)
 
 
+@app.command("pool", help=(
+    "Pool benchmark runs that differ only in their GAN (or autoencoder) run: one variant against real, "
+    "with an interval that counts retraining the GAN.\n\n"
+    "One benchmark run's interval holds its GAN run fixed. Train the GAN again with other --seed values, "
+    "run the same benchmark on each (same settings, --gan-run), and pool them: the interval then resamples "
+    "the GAN runs as well as the seeds and test images. Each run's own difference is shown beside the pooled one. "
+    "Real cells are the same recipe in every run, so one set serves all (the first run's that has them; "
+    "the others only need the variant's cells)."))
+def pool_cmd(
+    runs: list[str] = typer.Argument(..., help="two or more benchmark runs, each on its own GAN (or encode) run"),
+    variant: str = typer.Option("mixed", "--variant", help="mixed, synthetic (GAN runs) or encoded (encode runs)"),
+    out: Optional[str] = typer.Option(None, "--out", help="Markdown file to write; default: print"),
+    bootstrap: int = typer.Option(1000, "--bootstrap", min=100, help="bootstrap resamples for the intervals"),
+):
+    from pathlib import Path
+
+    from genaug.compare import format_pool, pool_runs
+    from genaug.runs import atomic_write_text
+
+    doc = format_pool(pool_runs(runs, variant, n_boot=bootstrap))
+    if out:
+        atomic_write_text(Path(out), doc)
+        typer.echo(f"wrote {out}")
+    else:
+        typer.echo(doc)
+
+
 @app.command("archive", help=(
     "Copy runs' results without weights, latents, synthetic images or pictures of real X-rays.\n\n"
     "What is copied: config, manifests, log, metrics, cells, reports and plots. An archived benchmark "

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from genaug.benchmark import VARIANT_ONLY_SETTINGS, replicate_key, paired_comparison
+from genaug.benchmark import VARIANT_ONLY_SETTINGS, _correct, replicate_key, paired_comparison
 from genaug.errors import CheckpointError, ConfigError
-from genaug.report import PAIRED_TEST_NOTE, ONE_RUN_NOTE, paired_columns, verdict
+from genaug.report import PAIRED_TEST_NOTE, ONE_RUN_NOTE, VARIANT_WORDS, _p, paired_columns, verdict
 from genaug.runs import machines_line, machines_of, read_run_config
 
 # data keys that decide which images are test and validation: both runs must agree on them
@@ -133,3 +133,148 @@ def format_comparison(result: dict) -> str:
                  f"{paired_columns(r)} | {r['roc_auc_a']:.3f} → {r['roc_auc_b']:.3f} | "
                  f"{r['seconds_per_epoch_a']:.1f} → {r['seconds_per_epoch_b']:.1f} |")
     return "\n".join(L + ["", PAIRED_TEST_NOTE]) + "\n"
+
+
+# ----------------------------------------------------------------------------- pooling input runs
+
+
+def _input_run(run_dir: Path, key: str) -> str | None:
+    """The GAN or encode run (``key``) a benchmark run was given, or the one it trained itself."""
+    given = _settings(run_dir)["benchmark"].get(key)
+    if given:
+        return str(given)
+    manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+    return manifest.get(key) or None
+
+
+def pool_runs(run_dirs: list[str | Path], variant: str = "mixed", n_boot: int = 1000) -> dict:
+    """``variant`` against real over benchmark runs that differ only in the GAN or encode run behind
+    ``variant``, with an interval that resamples those input runs as well as seeds and test images.
+
+    One benchmark run's interval holds its GAN (or autoencoder) fixed, so it cannot say how far
+    retraining the GAN moves the answer; runs on several independently trained GANs can. Real cells
+    do not read the input run, so one set serves every run: those of the first run that has them,
+    seed by seed (the others' are checked against them and the identical ones counted)."""
+    from genaug.benchmark import DEPENDENT_VARIANTS, INPUT_RUNS
+    from genaug.metrics import paired_bootstrap_diff
+
+    dirs = [Path(d) for d in run_dirs]
+    key = next((k for k, vs in DEPENDENT_VARIANTS.items() if variant in vs), None)
+    if key is None:
+        raise ConfigError(f"--variant {variant} does not depend on an input run; pool one of "
+                          f"{', '.join(v for vs in DEPENDENT_VARIANTS.values() for v in vs)}")
+    what = INPUT_RUNS[key]
+    if len(dirs) < 2:
+        raise ConfigError(f"pooling needs at least two benchmark runs, each on its own {what} run")
+    cells = {d: _cells(d) for d in dirs}
+    settings = {d: _settings(d) for d in dirs}
+    first = dirs[0]
+    for d in dirs[1:]:
+        if differ := [k for k in SAME_DATA_KEYS if settings[first]["data"].get(k) != settings[d]["data"].get(k)]:
+            raise ConfigError(f"{first.name} and {d.name} split different data ({', '.join(differ)} differ); pool runs "
+                              "made on one data source and split")
+        if other := [k for k, _, _ in setting_differences(settings[first], settings[d])
+                     if k not in CELL_SET_KEYS and k != key and variant in VARIANT_ONLY_SETTINGS.get(k, (variant,))]:
+            raise ConfigError(f"{first.name} and {d.name} train cells otherwise (their {', '.join(other)} differ); pool runs "
+                              f"that differ only in their {what} run (genaug compare shows what else differs)")
+    inputs = {d: _input_run(d, key) for d in dirs}
+    if missing := [d.name for d in dirs if not inputs[d]]:
+        raise ConfigError(f"{', '.join(missing)} record no {what} run; pool benchmark runs with {variant} cells")
+    by_input: dict[str, list[str]] = {}
+    for d in dirs:
+        by_input.setdefault(str(Path(inputs[d]).resolve()), []).append(d.name)
+    if shared := [names for names in by_input.values() if len(names) > 1]:
+        raise ConfigError(f"{' and '.join(shared[0])} used the same {what} run; pooled, it would count as if "
+                          f"retrained: give each benchmark run once per {what} run")
+    groups = sorted({(c["model"], c["train_fraction"]) for d in dirs for c in cells[d] if c["variant"] == variant})
+    rows = []
+    for model, frac in groups:
+        of = lambda d, v: {replicate_key(c): c for c in cells[d]
+                           if (c["model"], c["variant"], c["train_fraction"]) == (model, v, frac)}
+        real, real_from, others = {}, {}, {}
+        for d in dirs:
+            for k, c in of(d, "real").items():
+                if k in real:
+                    others.setdefault(k, []).append(c)
+                else:
+                    real[k], real_from[k] = c, d.name
+        variant_cells = {d: of(d, variant) for d in dirs}
+        keys = sorted(set(real).intersection(*(set(v) for v in variant_cells.values())))
+        if not keys:
+            continue
+        for k in keys:
+            if any(v[k]["test_labels"] != real[k]["test_labels"] for v in variant_cells.values()):
+                raise ConfigError(f"{model}/{variant} seed {k[0]} was tested on other images than its real cell; "
+                                  "these runs cannot be paired")
+        correct_real = np.stack([_correct(real[k]) for k in keys])
+        correct = np.stack([np.stack([_correct(variant_cells[d][k]) for k in keys]) for d in dirs])
+        per_run = []
+        for d, c in zip(dirs, correct):
+            r = paired_bootstrap_diff(correct_real, c, n=n_boot, seed=0)
+            per_run.append({"run": str(d), "input_run": inputs[d], "diff": r["diff"], "ci": r["ci"],
+                            "p_value": r["p_value"], "resamples": r["resamples"],
+                            "accuracy": float(c.mean()),
+                            "roc_auc": float(np.mean([variant_cells[d][k]["test_at_val_threshold"]["roc_auc"]
+                                                      for k in keys]))})
+        checked = [(real[k], o) for k in keys for o in others.get(k, [])]
+        rows.append({"model": model, "variant": variant, "train_fraction": frac, "seeds": [k[0] for k in keys],
+                     "pairs": len(dirs) * len(keys), "input_runs": len(dirs),
+                     "accuracy_real": float(correct_real.mean()), "accuracy_variant": float(correct.mean()),
+                     "roc_auc_real": float(np.mean([real[k]["test_at_val_threshold"]["roc_auc"] for k in keys])),
+                     "roc_auc_variant": float(np.mean([p["roc_auc"] for p in per_run])),
+                     "accuracy_difference": paired_bootstrap_diff(correct_real, correct, n=n_boot, seed=0),
+                     "per_input_run": per_run,
+                     "between_input_runs_sd": float(np.std([p["diff"] for p in per_run], ddof=1)),
+                     "real_from": sorted(set(real_from[k] for k in keys)),
+                     "real_rechecked": len(checked),
+                     "real_identical": sum(a["test_probs"] == b["test_probs"] for a, b in checked)})
+    if not rows:
+        raise ConfigError(f"no seed has a real cell and a {variant} cell in every run; add them with "
+                          "genaug benchmark --resume RUN --variants real," + variant)
+    return {"variant": variant, "input": what, "runs": [str(d) for d in dirs], "rows": rows}
+
+
+# Simulated coverage of the pooled interval (bench/pool_coverage.py, docs/RELIABILITY.md): stated
+# beside every pooled result, since the bootstrap can only see the spread of the input runs it has.
+POOL_NOTE = ("The interval resamples the {input} runs, the classifier seeds and the test images together (a "
+             "crossed bootstrap: seed s of real pairs with seed s of {variant} on every {input} run), so it "
+             "counts retraining the {input}. It can only see the spread among the {input} runs it is given: "
+             "with few of them, a large spread between them is undercounted (bench/pool_coverage.py).")
+
+
+def format_pool(result: dict) -> str:
+    v, what = result["variant"], result["input"]
+    L = [f"# {v} against real, pooled over {len(result['runs'])} {what} runs", "",
+         "Benchmark runs and the " + what + " run each trained its " + v + " cells on:", ""]
+    first = result["rows"][0]["per_input_run"]
+    L += [f"- `{p['run']}`: `{p['input_run']}`" for p in first]
+    L += ["", "In short:", ""]
+    for r in result["rows"]:
+        at = f", train fraction {r['train_fraction']:g}" if r["train_fraction"] != 1 else ""
+        L.append(f"- {r['model']}{at}, {VARIANT_WORDS.get(v, v)} against real: "
+                 + verdict(r, f"{len(r['seeds'])} seeds on each of {r['input_runs']} {what} runs")
+                 + f"; ROC-AUC {r['roc_auc_real']:.3f} → {r['roc_auc_variant']:.3f}; between {what} runs the "
+                 f"difference has standard deviation {100 * r['between_input_runs_sd']:.1f} points.")
+    L += ["", POOL_NOTE.format(input=what, variant=v), "",
+          "| model | train frac | " + what + " run | seeds | accuracy % real | accuracy % " + v + " | " + v
+          + " − real (pp) | 95% CI | p |", "|---" * 9 + "|"]
+    for r in result["rows"]:
+        for p in r["per_input_run"]:
+            L.append(f"| {r['model']} | {r['train_fraction']:g} | {Path(p['input_run']).name} | {len(r['seeds'])} | "
+                     f"{100 * r['accuracy_real']:.1f} | {100 * p['accuracy']:.1f} | {100 * p['diff']:+.1f} | "
+                     f"{100 * p['ci'][0]:+.1f} to {100 * p['ci'][1]:+.1f} | {_p(p['p_value'], p['resamples'])} |")
+        d = r["accuracy_difference"]
+        L.append(f"| {r['model']} | {r['train_fraction']:g} | **pooled ({r['input_runs']})** | {len(r['seeds'])} | "
+                 f"{100 * r['accuracy_real']:.1f} | {100 * r['accuracy_variant']:.1f} | {100 * d['diff']:+.1f} | "
+                 f"{100 * d['ci'][0]:+.1f} to {100 * d['ci'][1]:+.1f} | {_p(d['p_value'], d['resamples'])} |")
+    L.append("")
+    for r in result["rows"]:
+        line = f"{r['model']}: real cells from {', '.join(r['real_from'])}"
+        if r["real_rechecked"]:
+            line += (f"; the other runs' real cells of the same seeds have identical test probabilities in "
+                     f"{r['real_identical']} of {r['real_rechecked']}")
+        L.append(line + ".")
+    L += ["", "Accuracy at each cell's validation threshold, on the same real test images. Each "
+          f"{what} run's row pairs its own {v} cells with the same real cells; its interval resamples seeds and "
+          f"test images only, as one benchmark run's report does."]
+    return "\n".join(L) + "\n"

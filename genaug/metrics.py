@@ -93,22 +93,33 @@ def paired_bootstrap_diff(correct_a: np.ndarray, correct_b: np.ndarray, n: int =
     With several runs, each resample draws the runs (paired, with replacement) as well as the test
     images (the multi-bootstrap of Sellam et al. 2022, "The MultiBERTs"), so the interval covers how
     much the result moves between training seeds, not only which test images were drawn;
-    ``resample_runs=False`` draws images only, treating these trained models as the object of study."""
-    d = np.atleast_2d(np.asarray(correct_b, float)) - np.atleast_2d(np.asarray(correct_a, float))
-    runs, images = d.shape
+    ``resample_runs=False`` draws images only, treating these trained models as the object of study.
+
+    ``correct_b`` may also be (inputs, runs, images): B trained on each of several input runs (GAN
+    or autoencoder runs) with the seeds of A, which broadcasts against it. Input runs and seeds are
+    crossed, not nested (seed s of A pairs with seed s of B on every input run), so each resample
+    draws input runs, seeds and images independently and weighs cell (input, seed) by the product of
+    their counts: Owen's (2007) "pigeonhole" bootstrap, slightly conservative for crossed designs."""
+    d = np.asarray(correct_b, float) - np.atleast_2d(np.asarray(correct_a, float))
+    d = d if d.ndim == 3 else np.atleast_2d(d)[None]
+    inputs, runs, images = d.shape
     rng = np.random.default_rng(seed)
+    draw = lambda size, k: rng.multinomial(size, np.full(size, 1 / size), size=k)
     diffs = np.empty(n)
     for lo in range(0, n, 256):    # blocks keep the (resamples, images) weights small for big test sets
         k = min(256, n - lo)
-        w_runs = (rng.multinomial(runs, np.full(runs, 1 / runs), size=k) if resample_runs and runs > 1
-                  else np.ones((k, runs)))
-        w_images = rng.multinomial(images, np.full(images, 1 / images), size=k)
-        # mean of d over the drawn runs and images = (run counts) @ d @ (image counts) / (runs * images)
-        diffs[lo:lo + k] = np.einsum("kr,ri,ki->k", w_runs, d, w_images) / (runs * images)
+        w_inputs = draw(inputs, k) if resample_runs and inputs > 1 else np.ones((k, inputs))
+        w_runs = draw(runs, k) if resample_runs and runs > 1 else np.ones((k, runs))
+        w_images = draw(images, k)
+        # mean of d over the drawn cells and images = weighted sum / (inputs * runs * images)
+        diffs[lo:lo + k] = np.einsum("kg,kr,gri,ki->k", w_inputs, w_runs, d, w_images) / (inputs * runs * images)
     ci = np.percentile(diffs, [100 * alpha / 2, 100 * (1 - alpha / 2)])
     p = min(1.0, 2 * min(float(np.mean(diffs <= 0)), float(np.mean(diffs >= 0))))
-    return {"diff": float(d.mean()), "ci": [float(ci[0]), float(ci[1])], "p_value": p, "resamples": n,
-            "runs": runs, "runs_resampled": bool(resample_runs and runs > 1)}
+    out = {"diff": float(d.mean()), "ci": [float(ci[0]), float(ci[1])], "p_value": p, "resamples": n,
+           "runs": runs, "runs_resampled": bool(resample_runs and runs > 1)}
+    if inputs > 1:
+        out["input_runs"] = inputs
+    return out
 
 
 def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> dict:

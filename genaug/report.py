@@ -293,11 +293,12 @@ VARIANT_WORDS = {"mixed": "mixed (real + synthetic)", "synthetic": "synthetic on
                  "encoded": "encoded (latent CNN)"}
 
 
-def verdict(comp: dict) -> str:
+def verdict(comp: dict, runs_text: str | None = None) -> str:
     """One clause for a paired comparison: the difference, its interval, and what the interval allows.
     Better or worse only where the 95% interval excludes 0 and p < 0.05, no difference where neither,
     borderline where they part; so the words never say more than the table. ONE_RUN_NOTE belongs
-    beside any verdict that rests on one run a side."""
+    beside any verdict that rests on one run a side. ``runs_text`` says what was paired, where
+    "N paired runs" would not (a pooled comparison)."""
     d = comp["accuracy_difference"]
     lo, hi = 100 * d["ci"][0], 100 * d["ci"][1]
     n = comp["pairs"]
@@ -308,8 +309,8 @@ def verdict(comp: dict) -> str:
         word = "no difference detected"
     else:   # a percentile interval and its p (or McNemar's, with one run) can part at the 5% edge
         word = f"borderline (p {_p(d['p_value'], d.get('resamples') if n > 1 else None)})"
-    return (f"{100 * d['diff']:+.1f} points of accuracy (95% CI {lo:+.1f} to {hi:+.1f}, {n} paired "
-            f"run{'s' if n != 1 else ''}): **{word}**")
+    runs_text = runs_text or f"{n} paired run{'s' if n != 1 else ''}"
+    return f"{100 * d['diff']:+.1f} points of accuracy (95% CI {lo:+.1f} to {hi:+.1f}, {runs_text}): **{word}**"
 
 
 # A ROC-AUC move this large against the accuracy verdict is called out; smaller ones sit within the
@@ -322,9 +323,9 @@ ONE_RUN_NOTE = ("With one paired run, an interval counts which test images were 
 
 
 INPUT_RUN_NOTE = ("These cells used one {inputs} run. The intervals count classifier seeds and test images, not "
-                  "retraining {it}, which can move the differences further: to see how far, retrain {it} with "
-                  "another `--seed`, run the benchmark again on the new {runs}, and `genaug compare` the two "
-                  "benchmark runs.")
+                  "retraining {it}, which can move the differences further: to count it, retrain {it} with "
+                  "other `--seed` values, run this benchmark again on each new {runs}, and `genaug pool` the "
+                  "benchmark runs, whose interval counts the retraining too.")
 
 
 def in_short(table: list[dict], comps: list[dict], image_size: int, multi: bool = False,

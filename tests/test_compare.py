@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import yaml
 
-from genaug.compare import compare_runs, format_comparison
+from genaug.compare import compare_runs, format_comparison, format_pool, pool_runs
 from genaug.errors import ConfigError
 
 from test_benchmark import _cell
@@ -111,3 +111,70 @@ def test_compare_command_prints_the_table_and_fails_in_one_line(tmp_path):
     assert "**no difference detected**" in doc and "With one paired run" in doc
     r = genaug("compare", a, tmp_path / "missing")
     assert r.returncode == 2 and "not a genaug benchmark run" in r.stderr and "Traceback" not in r.stderr
+
+
+def _gan_runs(tmp_path, right_by_run, seeds=(0, 1, 2), real_in_each=False):
+    """Benchmark runs alike but for their GAN run: run 0 holds real cells (30 of 40 images right)
+    and each run its mixed cells, the given number of images right."""
+    base = np.ones(40, bool)
+    base[:10] = False
+    runs = []
+    for g, right in enumerate(right_by_run):
+        mixed = np.zeros(40, bool)
+        mixed[:right] = True
+        cells = [_cell("cnn", "mixed", s, mixed) for s in seeds]
+        if g == 0 or real_in_each:
+            cells += [_cell("cnn", "real", s, base) for s in seeds]
+        runs.append(_run(tmp_path / f"b{g}", cells, gan_run=f"/runs/gan/seed{g}", seeds=len(seeds)))
+    return runs
+
+
+def test_pool_pairs_every_gan_runs_mixed_cells_with_one_set_of_real_cells(tmp_path):
+    runs = _gan_runs(tmp_path, [34, 30, 26], real_in_each=True)
+    res = pool_runs(runs, "mixed", n_boot=400)
+    (row,) = res["rows"]
+    assert [p["diff"] for p in row["per_input_run"]] == pytest.approx([0.1, 0.0, -0.1])
+    assert row["accuracy_difference"]["diff"] == pytest.approx(0.0) and row["accuracy_difference"]["input_runs"] == 3
+    assert row["between_input_runs_sd"] == pytest.approx(0.1)
+    assert row["real_from"] == ["b0"] and (row["real_identical"], row["real_rechecked"]) == (6, 6)
+    # the GAN runs disagree, so the pooled interval is wider than any one run's (whose seeds agree)
+    lo, hi = row["accuracy_difference"]["ci"]
+    assert lo < -0.05 and hi > 0.05
+    assert all(p["ci"][1] - p["ci"][0] < hi - lo for p in row["per_input_run"])
+    text = format_pool(res)
+    assert "# mixed against real, pooled over 3 GAN runs" in text
+    assert "(95% CI" in text and "3 seeds on each of 3 GAN runs): **no difference detected**" in text
+    assert "| cnn | 1 | seed0 | 3 | 75.0 | 85.0 | +10.0 |" in text and "| cnn | 1 | **pooled (3)** | 3 | 75.0 | 75.0 | +0.0 |" in text
+    assert "real cells from b0; the other runs' real cells of the same seeds have identical test probabilities in 6 of 6" in text
+
+
+def test_pool_refuses_what_would_not_pool(tmp_path):
+    a, b = _gan_runs(tmp_path, [34, 30])
+    with pytest.raises(ConfigError, match="at least two"):
+        pool_runs([a], "mixed")
+    with pytest.raises(ConfigError, match="does not depend on an input run"):
+        pool_runs([a, b], "real")
+    with pytest.raises(ConfigError, match="used the same GAN run"):
+        pool_runs([a, a], "mixed")
+    other = _run(tmp_path / "other", [_cell("cnn", "mixed", 0, np.ones(40, bool))], epochs=24, gan_run="/runs/gan/x")
+    with pytest.raises(ConfigError, match="epochs"):
+        pool_runs([a, other], "mixed")
+    # a setting only encoded cells read may differ; one mixed cells read may not
+    enc = _run(tmp_path / "enc", [_cell("cnn", "mixed", 0, np.ones(40, bool))], seeds=3, gan_run="/g", latent_epochs=9)
+    assert pool_runs([a, enc], "mixed", n_boot=100)["rows"][0]["seeds"] == [0]
+    ratio = _run(tmp_path / "ratio", [_cell("cnn", "mixed", 0, np.ones(40, bool))], seeds=3, gan_run="/h",
+                 synthetic_ratio=0.5)
+    with pytest.raises(ConfigError, match="synthetic_ratio"):
+        pool_runs([a, ratio], "mixed")
+    no_real = _run(tmp_path / "nr", [_cell("cnn", "mixed", 0, np.ones(40, bool))], seeds=3, gan_run="/i")
+    with pytest.raises(ConfigError, match="no seed has a real cell"):
+        pool_runs([no_real, b], "mixed")
+
+
+def test_pool_command_writes_the_table_and_fails_in_one_line(tmp_path):
+    runs = _gan_runs(tmp_path, [34, 30])
+    r = genaug("pool", *runs, "--out", tmp_path / "pool.md", "--bootstrap", "200")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "| cnn | 1 | **pooled (2)** | 3 | 75.0 | 80.0 | +5.0 |" in (tmp_path / "pool.md").read_text()
+    r = genaug("pool", runs[0], runs[0])
+    assert r.returncode == 2 and "used the same GAN run" in r.stderr and "Traceback" not in r.stderr

@@ -149,3 +149,21 @@ def test_nearest_neighbours_and_reconstruction_values():
     x = torch.full((2, 1, 16, 16), 0.5)
     r = reconstruction_metrics(x, x + 0.1)
     assert r["mse"] == pytest.approx(0.01, rel=1e-4) and r["psnr"] == pytest.approx(20.0, abs=1e-3)
+
+
+def test_paired_bootstrap_resamples_input_runs_crossed_with_seeds():
+    # 8 GAN runs: on 4 of them B gets every image right, on the other 4 none, with every seed. Seeds
+    # and images add nothing, so the pooled difference is the share of "good" GAN runs among 8 drawn
+    # with replacement: Binomial(8, 1/2) / 8, whose 2.5% and 97.5% points are 1/8 and 7/8 by hand
+    # (P(X <= 1) = 9/256 = 0.035, P(X = 0) = 0.004).
+    a = np.zeros((3, 50), int)
+    b = np.zeros((8, 3, 50), int)
+    b[:4] = 1
+    pooled = paired_bootstrap_diff(a, b, n=4000)
+    assert pooled["input_runs"] == 8 and pooled["diff"] == pytest.approx(0.5)
+    assert pooled["ci"] == pytest.approx([0.125, 0.875])
+    # holding the GAN runs fixed (as one benchmark run does) sees no uncertainty at all
+    fixed = paired_bootstrap_diff(a, b, n=400, resample_runs=False)
+    assert fixed["ci"] == pytest.approx([0.5, 0.5])
+    # one input run reduces to the 2-D bootstrap, draw for draw
+    assert paired_bootstrap_diff(a, b[:1], n=300) == paired_bootstrap_diff(a, b[0], n=300)
