@@ -306,17 +306,9 @@ def compare_cmd(
     out: Optional[str] = typer.Option(None, "--out", help="Markdown file to write; default: print"),
     bootstrap: int = typer.Option(1000, "--bootstrap", min=100, help="bootstrap resamples for the intervals"),
 ):
-    from pathlib import Path
-
     from genaug.compare import compare_runs, format_comparison
-    from genaug.runs import atomic_write_text
 
-    doc = format_comparison(compare_runs(run_a, run_b, n_boot=bootstrap))
-    if out:
-        atomic_write_text(Path(out), doc)
-        typer.echo(f"wrote {out}")
-    else:
-        typer.echo(doc)
+    _write_or_print(format_comparison(compare_runs(run_a, run_b, n_boot=bootstrap)), out)
 
 
 @app.command("pool", help=(
@@ -333,12 +325,17 @@ def pool_cmd(
     out: Optional[str] = typer.Option(None, "--out", help="Markdown file to write; default: print"),
     bootstrap: int = typer.Option(1000, "--bootstrap", min=100, help="bootstrap resamples for the intervals"),
 ):
+    from genaug.compare import format_pool, pool_runs
+
+    _write_or_print(format_pool(pool_runs(runs, variant, n_boot=bootstrap)), out)
+
+
+def _write_or_print(doc: str, out: str | None) -> None:
+    """A Markdown document to the --out file (written whole or not at all), or to stdout."""
     from pathlib import Path
 
-    from genaug.compare import format_pool, pool_runs
     from genaug.runs import atomic_write_text
 
-    doc = format_pool(pool_runs(runs, variant, n_boot=bootstrap))
     if out:
         atomic_write_text(Path(out), doc)
         typer.echo(f"wrote {out}")
