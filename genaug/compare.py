@@ -147,6 +147,20 @@ def _input_run(run_dir: Path, key: str) -> str | None:
     return manifest.get(key) or None
 
 
+def input_run_quality(input_run: str | Path) -> str:
+    """What the input run's own report measured, to read beside its difference: FID per class for a
+    GAN run, test PSNR and SSIM for an encode run; '' where its metrics are not at the recorded path."""
+    try:
+        m = json.loads((Path(input_run) / "metrics.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return ""
+    if isinstance(m.get("classes"), dict) and all("fid" in v for v in m["classes"].values()):
+        return ", ".join(f"{c} {v['fid']['synthetic']:.1f}" for c, v in m["classes"].items())
+    if isinstance(m.get("test"), dict) and "psnr" in m["test"]:
+        return f"{m['test']['psnr']:.2f} dB, SSIM {m['test']['ssim']:.3f}"
+    return ""
+
+
 def pool_runs(run_dirs: list[str | Path], variant: str = "mixed", n_boot: int = 1000) -> dict:
     """``variant`` against real over benchmark runs that differ only in the GAN or encode run behind
     ``variant``, with an interval that resamples those input runs as well as seeds and test images.
@@ -211,7 +225,8 @@ def pool_runs(run_dirs: list[str | Path], variant: str = "mixed", n_boot: int = 
         per_run = []
         for d, c in zip(dirs, correct):
             r = paired_bootstrap_diff(correct_real, c, n=n_boot, seed=0)
-            per_run.append({"run": str(d), "input_run": inputs[d], "diff": r["diff"], "ci": r["ci"],
+            per_run.append({"run": str(d), "input_run": inputs[d], "input_quality": input_run_quality(inputs[d]),
+                            "diff": r["diff"], "ci": r["ci"],
                             "p_value": r["p_value"], "resamples": r["resamples"],
                             "accuracy": float(c.mean()),
                             "roc_auc": float(np.mean([variant_cells[d][k]["test_at_val_threshold"]["roc_auc"]
@@ -244,6 +259,10 @@ POOL_NOTE = ("The interval resamples the {input} runs, the classifier seeds and 
              "of 3 pooled runs 92% and of 5 runs 96%.")
 
 
+# the input run's own measure of quality, as input_run_quality gives it
+QUALITY_COLUMN = {"GAN": "its FID by class", "autoencoder": "its test reconstruction"}
+
+
 def format_pool(result: dict) -> str:
     v, what = result["variant"], result["input"]
     L = [f"# {v} against real, pooled over {len(result['runs'])} {what} runs", "",
@@ -258,15 +277,16 @@ def format_pool(result: dict) -> str:
                  + f"; ROC-AUC {r['roc_auc_real']:.3f} → {r['roc_auc_variant']:.3f}; between {what} runs the "
                  f"difference has standard deviation {100 * r['between_input_runs_sd']:.1f} points.")
     L += ["", POOL_NOTE.format(input=what, variant=v), "",
-          "| model | train frac | " + what + " run | seeds | accuracy % real | accuracy % " + v + " | " + v
-          + " − real (pp) | 95% CI | p |", "|---" * 9 + "|"]
+          "| model | train frac | " + what + " run | " + QUALITY_COLUMN[what] + " | seeds | accuracy % real | "
+          "accuracy % " + v + " | " + v + " − real (pp) | 95% CI | p |", "|---" * 10 + "|"]
     for r in result["rows"]:
         for p in r["per_input_run"]:
-            L.append(f"| {r['model']} | {r['train_fraction']:g} | {Path(p['input_run']).name} | {len(r['seeds'])} | "
+            L.append(f"| {r['model']} | {r['train_fraction']:g} | {Path(p['input_run']).name} | "
+                     f"{p['input_quality'] or 'not found'} | {len(r['seeds'])} | "
                      f"{100 * r['accuracy_real']:.1f} | {100 * p['accuracy']:.1f} | {100 * p['diff']:+.1f} | "
                      f"{100 * p['ci'][0]:+.1f} to {100 * p['ci'][1]:+.1f} | {_p(p['p_value'], p['resamples'])} |")
         d = r["accuracy_difference"]
-        L.append(f"| {r['model']} | {r['train_fraction']:g} | **pooled ({r['input_runs']})** | {len(r['seeds'])} | "
+        L.append(f"| {r['model']} | {r['train_fraction']:g} | **pooled ({r['input_runs']})** | | {len(r['seeds'])} | "
                  f"{100 * r['accuracy_real']:.1f} | {100 * r['accuracy_variant']:.1f} | {100 * d['diff']:+.1f} | "
                  f"{100 * d['ci'][0]:+.1f} to {100 * d['ci'][1]:+.1f} | {_p(d['p_value'], d['resamples'])} |")
     L.append("")

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import yaml
 
-from genaug.compare import compare_runs, format_comparison, format_pool, pool_runs
+from genaug.compare import compare_runs, format_comparison, format_pool, input_run_quality, pool_runs
 from genaug.errors import ConfigError
 
 from test_benchmark import _cell
@@ -144,7 +144,8 @@ def test_pool_pairs_every_gan_runs_mixed_cells_with_one_set_of_real_cells(tmp_pa
     text = format_pool(res)
     assert "# mixed against real, pooled over 3 GAN runs" in text
     assert "(95% CI" in text and "3 seeds on each of 3 GAN runs): **no difference detected**" in text
-    assert "| cnn | 1 | seed0 | 3 | 75.0 | 85.0 | +10.0 |" in text and "| cnn | 1 | **pooled (3)** | 3 | 75.0 | 75.0 | +0.0 |" in text
+    assert "| cnn | 1 | seed0 | not found | 3 | 75.0 | 85.0 | +10.0 |" in text
+    assert "| cnn | 1 | **pooled (3)** | | 3 | 75.0 | 75.0 | +0.0 |" in text
     assert "real cells from b0; the other runs' real cells of the same seeds have identical test probabilities in 6 of 6" in text
 
 
@@ -175,6 +176,19 @@ def test_pool_command_writes_the_table_and_fails_in_one_line(tmp_path):
     runs = _gan_runs(tmp_path, [34, 30])
     r = genaug("pool", *runs, "--out", tmp_path / "pool.md", "--bootstrap", "200")
     assert r.returncode == 0, r.stderr[-2000:]
-    assert "| cnn | 1 | **pooled (2)** | 3 | 75.0 | 80.0 | +5.0 |" in (tmp_path / "pool.md").read_text()
+    assert "| cnn | 1 | **pooled (2)** | | 3 | 75.0 | 80.0 | +5.0 |" in (tmp_path / "pool.md").read_text()
     r = genaug("pool", runs[0], runs[0])
     assert r.returncode == 2 and "used the same GAN run" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_pool_shows_each_input_runs_own_quality_where_its_metrics_are(tmp_path):
+    gan = tmp_path / "gan"
+    gan.mkdir()
+    (gan / "metrics.json").write_text(json.dumps({"classes": {"NORMAL": {"fid": {"synthetic": 17.96}},
+                                                              "PNEUMONIA": {"fid": {"synthetic": 6.99}}}}))
+    ae = tmp_path / "ae"
+    ae.mkdir()
+    (ae / "metrics.json").write_text(json.dumps({"test": {"psnr": 34.854, "ssim": 0.9334}}))
+    assert input_run_quality(gan) == "NORMAL 18.0, PNEUMONIA 7.0"
+    assert input_run_quality(ae) == "34.85 dB, SSIM 0.933"
+    assert input_run_quality(tmp_path / "gone") == ""
