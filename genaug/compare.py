@@ -170,7 +170,6 @@ def pool_runs(run_dirs: list[str | Path], variant: str = "mixed", n_boot: int = 
     do not read the input run, so one set serves every run: those of the first run that has them,
     seed by seed (the others' are checked against them and the identical ones counted)."""
     from genaug.benchmark import DEPENDENT_VARIANTS, INPUT_RUNS
-    from genaug.metrics import paired_bootstrap_diff
 
     dirs = [Path(d) for d in run_dirs]
     key = next((k for k, vs in DEPENDENT_VARIANTS.items() if variant in vs), None)
@@ -181,16 +180,30 @@ def pool_runs(run_dirs: list[str | Path], variant: str = "mixed", n_boot: int = 
     if len(dirs) < 2:
         raise ConfigError(f"pooling needs at least two benchmark runs, each on its own {what} run")
     cells = {d: _cells(d) for d in dirs}
+    inputs = _poolable_inputs(dirs, variant, key, what)
+    groups = sorted({(c["model"], c["train_fraction"]) for d in dirs for c in cells[d] if c["variant"] == variant})
+    rows = [row for model, frac in groups
+            if (row := _pooled_row(dirs, cells, inputs, model, variant, frac, n_boot)) is not None]
+    if not rows:
+        raise ConfigError(f"no seed has a real cell and a {variant} cell in every run; add them with "
+                          "genaug benchmark --resume RUN --variants real," + variant)
+    return {"variant": variant, "input": what, "runs": [str(d) for d in dirs], "rows": rows}
+
+
+def _poolable_inputs(dirs: list[Path], variant: str, key: str, what: str) -> dict[Path, str]:
+    """Each benchmark run's input run (``key``), once the runs are checked to split the same data,
+    to train cells alike but for that input run, and to use one input run each."""
     settings = {d: _settings(d) for d in dirs}
     first = dirs[0]
     for d in dirs[1:]:
         if differ := [k for k in SAME_DATA_KEYS if settings[first]["data"].get(k) != settings[d]["data"].get(k)]:
             raise ConfigError(f"{first.name} and {d.name} split different data ({', '.join(differ)} differ); pool runs "
                               "made on one data source and split")
+        # settings only other variants read may differ (e.g. latent_epochs when pooling mixed)
         if other := [k for k, _, _ in setting_differences(settings[first], settings[d])
                      if k not in CELL_SET_KEYS and k != key and variant in VARIANT_ONLY_SETTINGS.get(k, (variant,))]:
-            raise ConfigError(f"{first.name} and {d.name} train cells otherwise (their {', '.join(other)} differ); pool runs "
-                              f"that differ only in their {what} run (genaug compare shows what else differs)")
+            raise ConfigError(f"{first.name} and {d.name} train cells otherwise (their {', '.join(other)} differ); "
+                              f"pool runs that differ only in their {what} run (genaug compare shows what else differs)")
     inputs = {d: _input_run(d, key) for d in dirs}
     if missing := [d.name for d in dirs if not inputs[d]]:
         raise ConfigError(f"{', '.join(missing)} record no {what} run; pool benchmark runs with {variant} cells")
@@ -200,53 +213,51 @@ def pool_runs(run_dirs: list[str | Path], variant: str = "mixed", n_boot: int = 
     if shared := [names for names in by_input.values() if len(names) > 1]:
         raise ConfigError(f"{' and '.join(shared[0])} used the same {what} run; pooled, it would count as if "
                           f"retrained: give each benchmark run once per {what} run")
-    groups = sorted({(c["model"], c["train_fraction"]) for d in dirs for c in cells[d] if c["variant"] == variant})
-    rows = []
-    for model, frac in groups:
-        of = lambda d, v: {replicate_key(c): c for c in cells[d]
-                           if (c["model"], c["variant"], c["train_fraction"]) == (model, v, frac)}
-        real, real_from, others = {}, {}, {}
-        for d in dirs:
-            for k, c in of(d, "real").items():
-                if k in real:
-                    others.setdefault(k, []).append(c)
-                else:
-                    real[k], real_from[k] = c, d.name
-        variant_cells = {d: of(d, variant) for d in dirs}
-        keys = sorted(set(real).intersection(*(set(v) for v in variant_cells.values())))
-        if not keys:
-            continue
-        for k in keys:
-            if any(v[k]["test_labels"] != real[k]["test_labels"] for v in variant_cells.values()):
-                raise ConfigError(f"{model}/{variant} seed {k[0]} was tested on other images than its real cell; "
-                                  "these runs cannot be paired")
-        correct_real = np.stack([_correct(real[k]) for k in keys])
-        correct = np.stack([np.stack([_correct(variant_cells[d][k]) for k in keys]) for d in dirs])
-        per_run = []
-        for d, c in zip(dirs, correct):
-            r = paired_bootstrap_diff(correct_real, c, n=n_boot, seed=0)
-            per_run.append({"run": str(d), "input_run": inputs[d], "input_quality": input_run_quality(inputs[d]),
-                            "diff": r["diff"], "ci": r["ci"],
-                            "p_value": r["p_value"], "resamples": r["resamples"],
-                            "accuracy": float(c.mean()),
-                            "roc_auc": float(np.mean([variant_cells[d][k]["test_at_val_threshold"]["roc_auc"]
-                                                      for k in keys]))})
-        checked = [(real[k], o) for k in keys for o in others.get(k, [])]
-        rows.append({"model": model, "variant": variant, "train_fraction": frac, "seeds": [k[0] for k in keys],
-                     "pairs": len(dirs) * len(keys), "input_runs": len(dirs),
-                     "accuracy_real": float(correct_real.mean()), "accuracy_variant": float(correct.mean()),
-                     "roc_auc_real": float(np.mean([real[k]["test_at_val_threshold"]["roc_auc"] for k in keys])),
-                     "roc_auc_variant": float(np.mean([p["roc_auc"] for p in per_run])),
-                     "accuracy_difference": paired_bootstrap_diff(correct_real, correct, n=n_boot, seed=0),
-                     "per_input_run": per_run,
-                     "between_input_runs_sd": float(np.std([p["diff"] for p in per_run], ddof=1)),
-                     "real_from": sorted(set(real_from[k] for k in keys)),
-                     "real_rechecked": len(checked),
-                     "real_identical": sum(a["test_probs"] == b["test_probs"] for a, b in checked)})
-    if not rows:
-        raise ConfigError(f"no seed has a real cell and a {variant} cell in every run; add them with "
-                          "genaug benchmark --resume RUN --variants real," + variant)
-    return {"variant": variant, "input": what, "runs": [str(d) for d in dirs], "rows": rows}
+    return inputs
+
+
+def _pooled_row(dirs, cells, inputs, model, variant, frac, n_boot) -> dict | None:
+    """One model and train fraction pooled over the runs: None where no seed has a real cell and a
+    ``variant`` cell in every run."""
+    from genaug.metrics import paired_bootstrap_diff
+
+    of = lambda d, v: {replicate_key(c): c for c in cells[d]
+                       if (c["model"], c["variant"], c["train_fraction"]) == (model, v, frac)}
+    real, real_from, others = {}, {}, {}
+    for d in dirs:
+        for k, c in of(d, "real").items():
+            if k in real:
+                others.setdefault(k, []).append(c)
+            else:
+                real[k], real_from[k] = c, d.name
+    variant_cells = {d: of(d, variant) for d in dirs}
+    keys = sorted(set(real).intersection(*(set(v) for v in variant_cells.values())))
+    if not keys:
+        return None
+    for k in keys:
+        if any(v[k]["test_labels"] != real[k]["test_labels"] for v in variant_cells.values()):
+            raise ConfigError(f"{model}/{variant} seed {k[0]} was tested on other images than its real cell; "
+                              "these runs cannot be paired")
+    auc = lambda cs: float(np.mean([c["test_at_val_threshold"]["roc_auc"] for c in cs]))
+    correct_real = np.stack([_correct(real[k]) for k in keys])
+    correct = np.stack([np.stack([_correct(variant_cells[d][k]) for k in keys]) for d in dirs])
+    per_run = []
+    for d, c in zip(dirs, correct):
+        r = paired_bootstrap_diff(correct_real, c, n=n_boot, seed=0)
+        per_run.append({"run": str(d), "input_run": inputs[d], "input_quality": input_run_quality(inputs[d]),
+                        "diff": r["diff"], "ci": r["ci"], "p_value": r["p_value"], "resamples": r["resamples"],
+                        "accuracy": float(c.mean()), "roc_auc": auc(variant_cells[d][k] for k in keys)})
+    checked = [(real[k], o) for k in keys for o in others.get(k, [])]
+    return {"model": model, "variant": variant, "train_fraction": frac, "seeds": [k[0] for k in keys],
+            "pairs": len(dirs) * len(keys), "input_runs": len(dirs),
+            "accuracy_real": float(correct_real.mean()), "accuracy_variant": float(correct.mean()),
+            "roc_auc_real": auc(real[k] for k in keys), "roc_auc_variant": float(np.mean([p["roc_auc"] for p in per_run])),
+            "accuracy_difference": paired_bootstrap_diff(correct_real, correct, n=n_boot, seed=0),
+            "per_input_run": per_run,
+            "between_input_runs_sd": float(np.std([p["diff"] for p in per_run], ddof=1)),
+            "real_from": sorted(set(real_from[k] for k in keys)),
+            "real_rechecked": len(checked),
+            "real_identical": sum(a["test_probs"] == b["test_probs"] for a, b in checked)}
 
 
 # Stated beside every pooled result, since a bootstrap can only see the spread of the input runs it

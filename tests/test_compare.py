@@ -5,7 +5,7 @@ import pytest
 import yaml
 
 from genaug.compare import compare_runs, format_comparison, format_pool, input_run_quality, pool_runs
-from genaug.errors import ConfigError
+from genaug.errors import CheckpointError, ConfigError
 
 from test_benchmark import _cell
 from test_cli import genaug
@@ -157,6 +157,8 @@ def test_pool_refuses_what_would_not_pool(tmp_path):
         pool_runs([a, b], "real")
     with pytest.raises(ConfigError, match="used the same GAN run"):
         pool_runs([a, a], "mixed")
+    with pytest.raises(CheckpointError, match="not a genaug benchmark run"):
+        pool_runs([a, tmp_path / "missing"], "mixed")
     other = _run(tmp_path / "other", [_cell("cnn", "mixed", 0, np.ones(40, bool))], epochs=24, gan_run="/runs/gan/x")
     with pytest.raises(ConfigError, match="epochs"):
         pool_runs([a, other], "mixed")
