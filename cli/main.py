@@ -318,16 +318,21 @@ def compare_cmd(
     "run the same benchmark on each (same settings, --gan-run), and pool them: the interval then resamples "
     "the GAN runs as well as the seeds and test images. Each run's own difference is shown beside the pooled one. "
     "Real cells are the same recipe in every run, so one set serves all (the first run's that has them; "
-    "the others only need the variant's cells)."))
+    "the others only need the variant's cells).\n\n"
+    "Writes OUT/pool/<time>-<name>/ (pool.md, pool.json, config, log), which genaug report and genaug "
+    "archive take like any run, and prints pool.md."))
 def pool_cmd(
     runs: list[str] = typer.Argument(..., help="two or more benchmark runs, each on its own GAN (or encode) run"),
     variant: str = typer.Option("mixed", "--variant", help="mixed, synthetic (GAN runs) or encoded (encode runs)"),
-    out: Optional[str] = typer.Option(None, "--out", help="Markdown file to write; default: print"),
     bootstrap: int = typer.Option(1000, "--bootstrap", min=100, help="bootstrap resamples for the intervals"),
+    out: str = typer.Option("outputs", "--out", help="run root: the result goes to OUT/pool/<time>-<name>/pool.md"),
+    name: str = typer.Option("", "--name"),
 ):
-    from genaug.compare import format_pool, pool_runs
+    from genaug.compare import run_pool
 
-    _write_or_print(format_pool(pool_runs(runs, variant, n_boot=bootstrap)), out)
+    run_dir = run_pool(runs, variant, n_boot=bootstrap, out_root=out, name=name)
+    typer.echo((run_dir / "pool.md").read_text(encoding="utf-8"))
+    _announce(f"run: {run_dir}")
 
 
 def _write_or_print(doc: str, out: str | None) -> None:

@@ -280,14 +280,14 @@ def format_pool(result: dict) -> str:
          "Benchmark runs and the " + what + " run each trained its " + v + " cells on:", ""]
     first = result["rows"][0]["per_input_run"]
     L += [f"- `{p['run']}`: `{p['input_run']}`" for p in first]
-    L += ["", "In short:", ""]
+    L += ["", "## In short", ""]
     for r in result["rows"]:
         at = f", train fraction {r['train_fraction']:g}" if r["train_fraction"] != 1 else ""
         L.append(f"- {r['model']}{at}, {VARIANT_WORDS.get(v, v)} against real: "
                  + verdict(r, f"{len(r['seeds'])} seeds on each of {r['input_runs']} {what} runs")
                  + f"; ROC-AUC {r['roc_auc_real']:.3f} → {r['roc_auc_variant']:.3f}; between {what} runs the "
                  f"difference has standard deviation {100 * r['between_input_runs_sd']:.1f} points.")
-    L += ["", POOL_NOTE.format(input=what, variant=v), "",
+    L += ["", "## Each run and pooled", "", POOL_NOTE.format(input=what, variant=v), "",
           "| model | train frac | " + what + " run | " + QUALITY_COLUMN[what] + " | seeds | accuracy % real | "
           "accuracy % " + v + " | " + v + " − real (pp) | 95% CI | p |", "|---" * 10 + "|"]
     for r in result["rows"]:
@@ -311,3 +311,25 @@ def format_pool(result: dict) -> str:
           f"{what} run's row pairs its own {v} cells with the same real cells; its interval resamples seeds and "
           f"test images only, as one benchmark run's report does."]
     return "\n".join(L) + "\n"
+
+
+def run_pool(run_dirs: list[str | Path], variant: str = "mixed", n_boot: int = 1000, out_root: str | Path = "outputs",
+             name: str = "") -> Path:
+    """``pool_runs`` as a run of its own, outputs/pool/<timestamp>-<name>/: config.yaml (what was
+    pooled), pool.json, pool.md (which ``genaug report`` gathers) and a log; checked before the
+    directory is made, so a refused pool leaves nothing behind."""
+    import logging
+
+    from genaug.runs import atomic_write_text, new_run, write_json
+
+    result = pool_runs(run_dirs, variant, n_boot)
+    run = new_run(out_root, "pool", name, {"pool": {"runs": [str(d) for d in run_dirs], "variant": variant,
+                                                     "bootstrap": n_boot}})
+    try:
+        write_json(run.path("pool.json"), result)
+        atomic_write_text(run.path("pool.md"), format_pool(result))
+        logging.getLogger("genaug").info("pooled %d benchmark runs (%s against real)", len(run_dirs), variant)
+        run.save_manifest(finished=True, device="cpu")   # numpy resampling only
+    finally:
+        run.close()
+    return run.dir

@@ -510,7 +510,7 @@ def markdown_to_html(md: str, title: str) -> str:
 
 # ----------------------------------------------------------------------------- results document
 
-RUN_REPORTS = {"gan": "quality.md", "encode": "summary.md", "benchmark": "report.md"}
+RUN_REPORTS = {"gan": "quality.md", "encode": "summary.md", "benchmark": "report.md", "pool": "pool.md"}
 
 
 def _command_line(argv: list[str]) -> str:
@@ -589,7 +589,7 @@ def results_document(run_dirs: list[Path], title: str = "Results") -> str:
             L.append(line)
         L.append("")
     if answers:
-        intro += ["## In short, run by run", "", "Copied from each benchmark report's own \"In short\"; the runs' "
+        intro += ["## In short, run by run", "", "Copied from each benchmark (and pool) report's own \"In short\"; the runs' "
                   "sections below hold the tables, settings and caveats.", ""] + answers
     return "\n".join(intro + L)
 

@@ -6,6 +6,7 @@ import yaml
 
 from genaug.compare import compare_runs, format_comparison, format_pool, input_run_quality, pool_runs
 from genaug.errors import CheckpointError, ConfigError
+from genaug.report import results_document
 
 from test_benchmark import _cell
 from test_cli import genaug
@@ -174,13 +175,20 @@ def test_pool_refuses_what_would_not_pool(tmp_path):
         pool_runs([no_real, b], "mixed")
 
 
-def test_pool_command_writes_the_table_and_fails_in_one_line(tmp_path):
+def test_pool_command_writes_a_run_that_genaug_report_gathers_and_fails_in_one_line(tmp_path):
     runs = _gan_runs(tmp_path, [34, 30])
-    r = genaug("pool", *runs, "--out", tmp_path / "pool.md", "--bootstrap", "200")
+    r = genaug("pool", *runs, "--out", tmp_path / "out", "--name", "cnn-mixed", "--bootstrap", "200")
     assert r.returncode == 0, r.stderr[-2000:]
-    assert "| cnn | 1 | **pooled (2)** | | 3 | 75.0 | 80.0 | +5.0 |" in (tmp_path / "pool.md").read_text()
-    r = genaug("pool", runs[0], runs[0])
+    (run,) = (tmp_path / "out" / "pool").glob("*-cnn-mixed")
+    assert {"config.yaml", "manifest.json", "pool.md", "pool.json", "log.txt"} <= {p.name for p in run.iterdir()}
+    doc = (run / "pool.md").read_text()
+    assert "| cnn | 1 | **pooled (2)** | | 3 | 75.0 | 80.0 | +5.0 |" in doc and doc in r.stdout
+    assert json.loads((run / "pool.json").read_text())["rows"][0]["input_runs"] == 2
+    results = results_document([run])
+    assert "## `genaug pool`: " in results and "### " + run.name + "\n\n- cnn, mixed (real + synthetic) against real" in results
+    r = genaug("pool", runs[0], runs[0], "--out", tmp_path / "refused")
     assert r.returncode == 2 and "used the same GAN run" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "refused").exists()
 
 
 def test_pool_shows_each_input_runs_own_quality_where_its_metrics_are(tmp_path):
