@@ -324,7 +324,7 @@ ONE_RUN_NOTE = ("With one paired run, an interval counts which test images were 
 
 INPUT_RUN_NOTE = ("These cells used one {inputs} run. The intervals count classifier seeds and test images, not "
                   "retraining {it}, which can move the differences further: to count it, retrain {it} with "
-                  "other `--seed` values, run this benchmark again on each new {runs}, and `genaug pool` the "
+                  "other `--seed` values, run this benchmark again on each, and `genaug pool` the "
                   "benchmark runs, whose interval counts the retraining too.")
 
 
@@ -354,8 +354,7 @@ def in_short(table: list[dict], comps: list[dict], image_size: int, multi: bool 
     inputs = [what for key, what in INPUT_RUNS.items() if any(c["variant"] in DEPENDENT_VARIANTS[key] for c in comps)]
     if inputs:
         several = len(inputs) > 1
-        L.append("- " + INPUT_RUN_NOTE.format(inputs=" and one ".join(inputs), it="those runs" if several else "that run",
-                                              runs="runs" if several else "run"))
+        L.append("- " + INPUT_RUN_NOTE.format(inputs=" and one ".join(inputs), it="those runs" if several else "that run"))
     return L
 
 

@@ -91,7 +91,7 @@ def test_in_short_says_when_accuracy_and_ranking_disagree():
     comps = [_comparison("resnet34", "mixed", 0.036, 0.013, 0.068, 6),
              _comparison("resnet34", "synthetic", 0.041, 0.004, 0.080, 6)]
     best, mixed, synthetic, gan_note = in_short(table, comps, 64)
-    assert gan_note == "- " + INPUT_RUN_NOTE.format(inputs="GAN", it="that run", runs="run")
+    assert gan_note == "- " + INPUT_RUN_NOTE.format(inputs="GAN", it="that run")
     assert "not retraining that run" in gan_note
     assert "ROC-AUC 0.965 → 0.966" in mixed and "ranking" not in mixed
     assert "**better**; ROC-AUC 0.965 → 0.935 (ranking points the other way" in synthetic
