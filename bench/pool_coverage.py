@@ -32,7 +32,7 @@ def coverage(gan_runs: int, gan_sd: float, args, rng) -> float:
         mixed = np.stack([rng.random((args.seeds, args.images))
                           < chance(rng.normal(0, gan_sd) + rng.normal(0, args.seed_sd, (args.seeds, 1)))
                           for _ in range(gan_runs)])
-        r = paired_bootstrap_diff(real, mixed if gan_runs > 1 else mixed[0], n=args.resamples, seed=t)
+        r = paired_bootstrap_diff(real, mixed, n=args.resamples, seed=t)   # one GAN run: the 2-D bootstrap
         hits += r["ci"][0] <= 0 <= r["ci"][1]
     return hits / args.trials
 

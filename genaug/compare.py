@@ -8,14 +8,17 @@ images, so B − A is a paired difference, as within a run.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
 
-from genaug.benchmark import VARIANT_ONLY_SETTINGS, _correct, replicate_key, paired_comparison
+from genaug.benchmark import (DEPENDENT_VARIANTS, INPUT_RUNS, VARIANT_ONLY_SETTINGS, _correct, replicate_key,
+                              paired_comparison)
 from genaug.errors import CheckpointError, ConfigError
 from genaug.report import PAIRED_TEST_NOTE, ONE_RUN_NOTE, VARIANT_WORDS, _p, paired_columns, verdict
-from genaug.runs import machines_line, machines_of, read_run_config
+from genaug.metrics import paired_bootstrap_diff
+from genaug.runs import atomic_write_text, machines_line, machines_of, new_run, read_run_config, write_json
 
 # data keys that decide which images are test and validation: both runs must agree on them
 SAME_DATA_KEYS = ("data", "task", "split_seed", "val_fraction")
@@ -169,8 +172,6 @@ def pool_runs(run_dirs: list[str | Path], variant: str = "mixed", n_boot: int = 
     retraining the GAN moves the answer; runs on several independently trained GANs can. Real cells
     do not read the input run, so one set serves every run: those of the first run that has them,
     seed by seed (the others' are checked against them and the identical ones counted)."""
-    from genaug.benchmark import DEPENDENT_VARIANTS, INPUT_RUNS
-
     dirs = [Path(d) for d in run_dirs]
     key = next((k for k, vs in DEPENDENT_VARIANTS.items() if variant in vs), None)
     if key is None:
@@ -219,8 +220,6 @@ def _poolable_inputs(dirs: list[Path], variant: str, key: str, what: str) -> dic
 def _pooled_row(dirs, cells, inputs, model, variant, frac, n_boot) -> dict | None:
     """One model and train fraction pooled over the runs: None where no seed has a real cell and a
     ``variant`` cell in every run."""
-    from genaug.metrics import paired_bootstrap_diff
-
     of = lambda d, v: {replicate_key(c): c for c in cells[d]
                        if (c["model"], c["variant"], c["train_fraction"]) == (model, v, frac)}
     real, real_from, others = {}, {}, {}
@@ -318,10 +317,6 @@ def run_pool(run_dirs: list[str | Path], variant: str = "mixed", n_boot: int = 1
     """``pool_runs`` as a run of its own, outputs/pool/<timestamp>-<name>/: config.yaml (what was
     pooled), pool.json, pool.md (which ``genaug report`` gathers) and a log; checked before the
     directory is made, so a refused pool leaves nothing behind."""
-    import logging
-
-    from genaug.runs import atomic_write_text, new_run, write_json
-
     result = pool_runs(run_dirs, variant, n_boot)
     run = new_run(out_root, "pool", name, {"pool": {"runs": [str(d) for d in run_dirs], "variant": variant,
                                                      "bootstrap": n_boot}})
