@@ -245,7 +245,8 @@ def _pooled_row(dirs, cells, inputs, model, variant, frac, n_boot) -> dict | Non
         r = paired_bootstrap_diff(correct_real, c, n=n_boot, seed=0)
         per_run.append({"run": str(d), "input_run": inputs[d], "input_quality": input_run_quality(inputs[d]),
                         "diff": r["diff"], "ci": r["ci"], "p_value": r["p_value"], "resamples": r["resamples"],
-                        "accuracy": float(c.mean()), "roc_auc": auc(variant_cells[d][k] for k in keys)})
+                        "accuracy": float(c.mean()), "roc_auc": auc(variant_cells[d][k] for k in keys),
+                        "machines": machines_of(variant_cells[d][k] for k in keys)})
     checked = [(real[k], o) for k in keys for o in others.get(k, [])]
     return {"model": model, "variant": variant, "train_fraction": frac, "seeds": [k[0] for k in keys],
             "pairs": len(dirs) * len(keys), "input_runs": len(dirs),
@@ -255,6 +256,7 @@ def _pooled_row(dirs, cells, inputs, model, variant, frac, n_boot) -> dict | Non
             "per_input_run": per_run,
             "between_input_runs_sd": float(np.std([p["diff"] for p in per_run], ddof=1)),
             "real_from": sorted(set(real_from[k] for k in keys)),
+            "real_machines": machines_of(real[k] for k in keys),
             "real_rechecked": len(checked),
             "real_identical": sum(a["test_probs"] == b["test_probs"] for a, b in checked)}
 
@@ -306,10 +308,26 @@ def format_pool(result: dict) -> str:
             line += (f"; the other runs' real cells of the same seeds have identical test probabilities in "
                      f"{r['real_identical']} of {r['real_rechecked']}")
         L.append(line + ".")
+    L += [""] + [line for r in result["rows"] for line in _where_pooled_cells_ran(r, v)]
     L += ["", "Accuracy at each cell's validation threshold, on the same real test images. Each "
           f"{what} run's row pairs its own {v} cells with the same real cells; its interval resamples seeds and "
           f"test images only, as one benchmark run's report does."]
     return "\n".join(L) + "\n"
+
+
+def _where_pooled_cells_ran(row: dict, variant: str) -> list[str]:
+    """Where a pooled row's real cells and each run's variant cells trained, and a warning where a
+    run's pairs cross machines (pooling runs made on several machines is allowed: the recipe is the same)."""
+    L = [f"{row['model']}: real cells ran on {machines_line(row['real_machines'])}; "
+         + "; ".join(f"{Path(p['run']).name}'s {variant} cells on {machines_line(p['machines'])}"
+                     for p in row["per_input_run"]) + "."]
+    crossed = [Path(p["run"]).name for p in row["per_input_run"] if set(p["machines"]) != set(row["real_machines"])]
+    if crossed:
+        L.append(f"{row['model']}: in {', '.join(crossed)} a seed's {variant} cell and its real cell trained on "
+                 "different machines, so each pair shares the recipe and seed but not the kernels, and its "
+                 "difference also holds whatever the machine changes (retrained on another CPU, a cell's "
+                 "accuracy moved within its seed-to-seed spread: docs/STATUS.md, issue #5, session 19).")
+    return L
 
 
 def run_pool(run_dirs: list[str | Path], variant: str = "mixed", n_boot: int = 1000, out_root: str | Path = "outputs",

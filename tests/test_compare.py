@@ -150,6 +150,26 @@ def test_pool_pairs_every_gan_runs_mixed_cells_with_one_set_of_real_cells(tmp_pa
     assert "real cells from b0; the other runs' real cells of the same seeds have identical test probabilities in 6 of 6" in text
 
 
+def test_pool_says_where_cells_ran_and_warns_where_a_pair_crosses_machines(tmp_path):
+    amd = {"cpu": "AMD EPYC (family 25, model 17)", "cpu_capability": "AVX512", "cpu_count": 2, "threads": 1}
+    intel = {**amd, "cpu": "Intel(R) Xeon(R) Processor (family 6, model 207)"}
+    runs = _gan_runs(tmp_path, [34, 30])
+    for run, machine in zip(runs, (amd, intel)):   # run b0 (real and mixed) on one CPU, b1's mixed on another
+        for path in (run / "cells").glob("*.json"):
+            path.write_text(json.dumps({**json.loads(path.read_text()), "machine": machine}))
+    (row,) = pool_runs(runs, "mixed", n_boot=100)["rows"]
+    assert row["real_machines"] == {"AMD EPYC (family 25, model 17), AVX512, 1 thread": 3}
+    assert [p["machines"] for p in row["per_input_run"]][1] == {
+        "Intel(R) Xeon(R) Processor (family 6, model 207), AVX512, 1 thread": 3}
+    text = format_pool({"variant": "mixed", "input": "GAN", "runs": [str(r) for r in runs], "rows": [row]})
+    assert ("cnn: real cells ran on AMD EPYC (family 25, model 17), AVX512, 1 thread (3 cells); b0's mixed cells on "
+            "AMD EPYC (family 25, model 17), AVX512, 1 thread (3 cells); b1's mixed cells on Intel(R) Xeon(R) "
+            "Processor (family 6, model 207), AVX512, 1 thread (3 cells).") in text
+    assert "cnn: in b1 a seed's mixed cell and its real cell trained on different machines" in text
+    # all on one machine (here: none recorded): no warning
+    assert "different machines" not in format_pool(pool_runs(_gan_runs(tmp_path / "same", [34, 30]), "mixed", n_boot=100))
+
+
 def test_pool_refuses_what_would_not_pool(tmp_path):
     a, b = _gan_runs(tmp_path, [34, 30])
     with pytest.raises(ConfigError, match="at least two"):
