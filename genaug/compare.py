@@ -150,12 +150,20 @@ def _input_run(run_dir: Path, key: str) -> str | None:
     return manifest.get(key) or None
 
 
-def input_run_quality(input_run: str | Path) -> str:
+def input_run_quality(input_run: str | Path, archived_in: Path | None = None) -> str:
     """What the input run's own report measured, to read beside its difference: FID per class for a
-    GAN run, test PSNR and SSIM for an encode run; '' where its metrics are not at the recorded path."""
-    try:
-        m = json.loads((Path(input_run) / "metrics.json").read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+    GAN run, test PSNR and SSIM for an encode run. Read at the recorded path, or else from its archived
+    copy beside the benchmark run's (``archived_in``/<gan|encode>/<name>, genaug archive's layout), so
+    archived runs pooled on another machine still show it; '' where neither has its metrics."""
+    m = None
+    for where in [Path(input_run)] + [archived_in / kind / Path(input_run).name for kind in ("gan", "encode")
+                                       if archived_in is not None]:
+        try:
+            m = json.loads((where / "metrics.json").read_text(encoding="utf-8"))
+            break
+        except (OSError, json.JSONDecodeError):
+            continue
+    if not isinstance(m, dict):
         return ""
     if isinstance(m.get("classes"), dict) and all("fid" in v for v in m["classes"].values()):
         return ", ".join(f"{c} {v['fid']['synthetic']:.1f}" for c, v in m["classes"].items())
@@ -243,7 +251,7 @@ def _pooled_row(dirs, cells, inputs, model, variant, frac, n_boot) -> dict | Non
     per_run = []
     for d, c in zip(dirs, correct):
         r = paired_bootstrap_diff(correct_real, c, n=n_boot, seed=0)
-        per_run.append({"run": str(d), "input_run": inputs[d], "input_quality": input_run_quality(inputs[d]),
+        per_run.append({"run": str(d), "input_run": inputs[d], "input_quality": input_run_quality(inputs[d], d.parent.parent),
                         "diff": r["diff"], "ci": r["ci"], "p_value": r["p_value"], "resamples": r["resamples"],
                         "accuracy": float(c.mean()), "roc_auc": auc(variant_cells[d][k] for k in keys),
                         "machines": machines_of(variant_cells[d][k] for k in keys)})
@@ -322,9 +330,11 @@ def _where_pooled_cells_ran(row: dict, variant: str) -> list[str]:
          + "; ".join(f"{Path(p['run']).name}'s {variant} cells on {machines_line(p['machines'])}"
                      for p in row["per_input_run"]) + "."]
     crossed = [Path(p["run"]).name for p in row["per_input_run"] if set(p["machines"]) != set(row["real_machines"])]
+    unknown = any("not recorded" in set(p["machines"]) | set(row["real_machines"]) for p in row["per_input_run"])
     if crossed:
         L.append(f"{row['model']}: in {', '.join(crossed)} a seed's {variant} cell and its real cell trained on "
-                 "different machines, so each pair shares the recipe and seed but not the kernels, and its "
+                 f"{'machines not recorded as the same' if unknown else 'different machines'}, so each pair shares "
+                 "the recipe and seed but perhaps not the kernels, and its "
                  "difference also holds whatever the machine changes (retrained on another CPU, a cell's "
                  "accuracy moved within its seed-to-seed spread: docs/STATUS.md, issue #5, session 19).")
     return L

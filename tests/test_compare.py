@@ -166,6 +166,9 @@ def test_pool_says_where_cells_ran_and_warns_where_a_pair_crosses_machines(tmp_p
             "AMD EPYC (family 25, model 17), AVX512, 1 thread (3 cells); b1's mixed cells on Intel(R) Xeon(R) "
             "Processor (family 6, model 207), AVX512, 1 thread (3 cells).") in text
     assert "cnn: in b1 a seed's mixed cell and its real cell trained on different machines" in text
+    unrecorded = dict(row, real_machines={"not recorded": 3})
+    text = format_pool({"variant": "mixed", "input": "GAN", "runs": [str(r) for r in runs], "rows": [unrecorded]})
+    assert "cnn: in b0, b1 a seed's mixed cell and its real cell trained on machines not recorded as the same" in text
     # all on one machine (here: none recorded): no warning
     assert "different machines" not in format_pool(pool_runs(_gan_runs(tmp_path / "same", [34, 30]), "mixed", n_boot=100))
 
@@ -222,3 +225,8 @@ def test_pool_shows_each_input_runs_own_quality_where_its_metrics_are(tmp_path):
     assert input_run_quality(gan) == "NORMAL 18.0, PNEUMONIA 7.0"
     assert input_run_quality(ae) == "34.85 dB, SSIM 0.933"
     assert input_run_quality(tmp_path / "gone") == ""
+    # a GAN run recorded at a path this machine lacks, archived beside the benchmark run (archive/gan/<name>)
+    archive = tmp_path / "archive"
+    (archive / "gan").mkdir(parents=True)
+    gan.rename(archive / "gan" / "20261123-214700-cpu-gan")
+    assert input_run_quality("/work/runs/gan/20261123-214700-cpu-gan", archive) == "NORMAL 18.0, PNEUMONIA 7.0"
