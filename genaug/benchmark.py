@@ -436,9 +436,10 @@ def replicate_key(cell: dict) -> tuple[int, int]:
     return (cell["seed"], -1 if fold is None else fold)
 
 
-def _correct(cell: dict) -> np.ndarray:
+def _correct(cell: dict, at_half: bool = False) -> np.ndarray:
+    """Which test images the cell got right, at its validation threshold (or at 0.5: ``at_half``)."""
     probs = torch.tensor(cell["test_probs"])
-    thr = cell["threshold"] if probs.shape[1] == 2 else None
+    thr = cell["threshold"] if probs.shape[1] == 2 and not at_half else None
     return (predictions(probs, thr) == torch.tensor(cell["test_labels"])).numpy()
 
 # ----------------------------------------------------------------------------- the job

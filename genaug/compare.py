@@ -248,6 +248,16 @@ def _pooled_row(dirs, cells, inputs, model, variant, frac, n_boot) -> dict | Non
     auc = lambda cs: float(np.mean([c["test_at_val_threshold"]["roc_auc"] for c in cs]))
     correct_real = np.stack([_correct(real[k]) for k in keys])
     correct = np.stack([np.stack([_correct(variant_cells[d][k]) for k in keys]) for d in dirs])
+    binary = len(real[keys[0]]["test_probs"][0]) == 2
+    # the same cells at the fixed 0.5 threshold: a difference at the validation threshold that is gone at
+    # 0.5 (with ROC-AUC unmoved) came from where validation put the threshold, not from better ranking
+    at_half = None
+    if binary:
+        half_real = np.stack([_correct(real[k], at_half=True) for k in keys])
+        half = np.stack([np.stack([_correct(variant_cells[d][k], at_half=True) for k in keys]) for d in dirs])
+        at_half = {"accuracy_real": float(half_real.mean()), "accuracy_variant": float(half.mean()),
+                   "per_input_run": [float(h.mean() - half_real.mean()) for h in half],
+                   "accuracy_difference": paired_bootstrap_diff(half_real, half, n=n_boot, seed=0)}
     per_run = []
     for d, c in zip(dirs, correct):
         r = paired_bootstrap_diff(correct_real, c, n=n_boot, seed=0)
@@ -261,7 +271,7 @@ def _pooled_row(dirs, cells, inputs, model, variant, frac, n_boot) -> dict | Non
             "accuracy_real": float(correct_real.mean()), "accuracy_variant": float(correct.mean()),
             "roc_auc_real": auc(real[k] for k in keys), "roc_auc_variant": float(np.mean([p["roc_auc"] for p in per_run])),
             "accuracy_difference": paired_bootstrap_diff(correct_real, correct, n=n_boot, seed=0),
-            "per_input_run": per_run,
+            "per_input_run": per_run, "at_0.5": at_half,
             "between_input_runs_sd": float(np.std([p["diff"] for p in per_run], ddof=1)),
             "real_from": sorted(set(real_from[k] for k in keys)),
             "real_machines": machines_of(real[k] for k in keys),
@@ -295,20 +305,26 @@ def format_pool(result: dict) -> str:
         L.append(f"- {r['model']}{at}, {VARIANT_WORDS.get(v, v)} against real: "
                  + verdict(r, f"{len(r['seeds'])} seeds on each of {r['input_runs']} {what} runs")
                  + f"; ROC-AUC {r['roc_auc_real']:.3f} → {r['roc_auc_variant']:.3f}; between {what} runs the "
-                 f"difference has standard deviation {100 * r['between_input_runs_sd']:.1f} points.")
+                 f"difference has standard deviation {100 * r['between_input_runs_sd']:.1f} points"
+                 + (f"; at the fixed threshold 0.5: {_signed_interval(r['at_0.5']['accuracy_difference'])}"
+                    if r.get("at_0.5") else "") + ".")
     L += ["", "## Each run and pooled", "", POOL_NOTE.format(input=what, variant=v), "",
           "| model | train frac | " + what + " run | " + QUALITY_COLUMN[what] + " | seeds | accuracy % real | "
-          "accuracy % " + v + " | " + v + " − real (pp) | 95% CI | p |", "|---" * 10 + "|"]
+          "accuracy % " + v + " | " + v + " − real (pp) | 95% CI | p | at 0.5: " + v + " − real (pp) |",
+          "|---" * 11 + "|"]
     for r in result["rows"]:
-        for p in r["per_input_run"]:
+        half = r.get("at_0.5")
+        for i, p in enumerate(r["per_input_run"]):
             L.append(f"| {r['model']} | {r['train_fraction']:g} | {Path(p['input_run']).name} | "
                      f"{p['input_quality'] or 'not found'} | {len(r['seeds'])} | "
                      f"{100 * r['accuracy_real']:.1f} | {100 * p['accuracy']:.1f} | {100 * p['diff']:+.1f} | "
-                     f"{100 * p['ci'][0]:+.1f} to {100 * p['ci'][1]:+.1f} | {_p(p['p_value'], p['resamples'])} |")
+                     f"{100 * p['ci'][0]:+.1f} to {100 * p['ci'][1]:+.1f} | {_p(p['p_value'], p['resamples'])} | "
+                     + (f"{100 * half['per_input_run'][i]:+.1f} |" if half else "— |"))
         d = r["accuracy_difference"]
         L.append(f"| {r['model']} | {r['train_fraction']:g} | **pooled ({r['input_runs']})** | | {len(r['seeds'])} | "
                  f"{100 * r['accuracy_real']:.1f} | {100 * r['accuracy_variant']:.1f} | {100 * d['diff']:+.1f} | "
-                 f"{100 * d['ci'][0]:+.1f} to {100 * d['ci'][1]:+.1f} | {_p(d['p_value'], d['resamples'])} |")
+                 f"{100 * d['ci'][0]:+.1f} to {100 * d['ci'][1]:+.1f} | {_p(d['p_value'], d['resamples'])} | "
+                 + (f"{_signed_interval(half['accuracy_difference'])} |" if half else "— |"))
     L.append("")
     for r in result["rows"]:
         line = f"{r['model']}: real cells from {', '.join(r['real_from'])}"
@@ -319,8 +335,16 @@ def format_pool(result: dict) -> str:
     L += [""] + [line for r in result["rows"] for line in _where_pooled_cells_ran(r, v)]
     L += ["", "Accuracy at each cell's validation threshold, on the same real test images. Each "
           f"{what} run's row pairs its own {v} cells with the same real cells; its interval resamples seeds and "
-          f"test images only, as one benchmark run's report does."]
+          f"test images only, as one benchmark run's report does. The last column takes the same cells at the "
+          f"fixed threshold 0.5 (binary tasks): a difference at the validation threshold that is gone at 0.5, with "
+          f"ROC-AUC unmoved, came from where validation put each cell's threshold rather than from better ranking."]
     return "\n".join(L) + "\n"
+
+
+def _signed_interval(d: dict) -> str:
+    """'+0.3 (−2.1 to +2.6, p 0.8)' for a paired_bootstrap_diff result, in accuracy points."""
+    return (f"{100 * d['diff']:+.1f} ({100 * d['ci'][0]:+.1f} to {100 * d['ci'][1]:+.1f}, "
+            f"p {_p(d['p_value'], d['resamples'])})")
 
 
 def _where_pooled_cells_ran(row: dict, variant: str) -> list[str]:

@@ -173,6 +173,28 @@ def test_pool_says_where_cells_ran_and_warns_where_a_pair_crosses_machines(tmp_p
     assert "different machines" not in format_pool(pool_runs(_gan_runs(tmp_path / "same", [34, 30]), "mixed", n_boot=100))
 
 
+def test_pool_sets_the_difference_at_the_validation_threshold_beside_the_one_at_half(tmp_path):
+    # real cells rank every image right (ROC-AUC 1) but validation put their threshold at 0.2, below the
+    # normals' 0.3: they call every normal pneumonia (20 of 40 right); at 0.5 they are all right
+    y = [0] * 20 + [1] * 20
+    runs = []
+    for g in range(2):
+        real = [{**_cell("cnn", "real", s, np.ones(40, bool)), "threshold": 0.2,
+                 "test_probs": [[0.7, 0.3] if lab == 0 else [0.1, 0.9] for lab in y]} for s in (0, 1)]
+        mixed = [_cell("cnn", "mixed", s, np.ones(40, bool)) for s in (0, 1)]
+        runs.append(_run(tmp_path / f"r{g}", mixed + (real if g == 0 else []), gan_run=f"/g{g}"))
+    res = pool_runs(runs, "mixed", n_boot=200)
+    (row,) = res["rows"]
+    assert row["accuracy_difference"]["diff"] == pytest.approx(0.5)
+    half = row["at_0.5"]
+    assert half["accuracy_real"] == 1.0 and half["accuracy_variant"] == 1.0 and half["per_input_run"] == [0.0, 0.0]
+    assert half["accuracy_difference"]["diff"] == 0.0
+    text = format_pool(res)
+    assert "| cnn | 1 | g0 | not found | 2 | 50.0 | 100.0 | +50.0 |" in text and text.count("| +0.0 |") == 2
+    assert "at the fixed threshold 0.5: +0.0 (+0.0 to +0.0, p 1)." in text
+    assert "| **pooled (2)** | | 2 | 50.0 | 100.0 | +50.0 |" in text and "| +0.0 (+0.0 to +0.0, p 1) |" in text
+
+
 def test_pool_refuses_what_would_not_pool(tmp_path):
     a, b = _gan_runs(tmp_path, [34, 30])
     with pytest.raises(ConfigError, match="at least two"):
