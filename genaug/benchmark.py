@@ -408,7 +408,14 @@ def paired_comparison(pairs: list[tuple[dict, dict]], n_boot: int) -> dict:
     else:
         diff["p_from"] = "the bootstrap over seeds and test images"
     these = paired_bootstrap_diff(correct_a, correct_b, n=n_boot, seed=0, resample_runs=False)
+    # the same cells at the fixed threshold 0.5 (binary): where validation put each cell's threshold can
+    # make or unmake a difference that ranking (ROC-AUC) does not show
+    at_half = None
+    if len(pairs[0][0]["test_probs"][0]) == 2:
+        at_half = paired_bootstrap_diff(np.stack([_correct(a, at_half=True) for a, _ in pairs]),
+                                        np.stack([_correct(b, at_half=True) for _, b in pairs]), n=n_boot, seed=0)
     return {"seeds": sorted({b["seed"] for _, b in pairs}), "pairs": len(pairs), "accuracy_difference": diff,
+            "accuracy_difference_at_0.5": at_half,
             "these_runs": {"ci": these["ci"], "p_value": paired_sign_flip_test(correct_a, correct_b)["p_value"],
                            "p_from": "exact sign-flip test over test images (seeds averaged per image)"},
             "mcnemar_per_seed": per_seed}

@@ -16,7 +16,8 @@ import numpy as np
 from genaug.benchmark import (DEPENDENT_VARIANTS, INPUT_RUNS, VARIANT_ONLY_SETTINGS, _correct, replicate_key,
                               paired_comparison)
 from genaug.errors import CheckpointError, ConfigError
-from genaug.report import PAIRED_TEST_NOTE, ONE_RUN_NOTE, VARIANT_WORDS, _p, paired_columns, verdict
+from genaug.report import (PAIRED_TEST_NOTE, ONE_RUN_NOTE, VARIANT_WORDS, _p, difference_with_interval, paired_columns,
+                           verdict)
 from genaug.metrics import paired_bootstrap_diff
 from genaug.runs import atomic_write_text, machines_line, machines_of, new_run, read_run_config, write_json
 
@@ -306,7 +307,7 @@ def format_pool(result: dict) -> str:
                  + verdict(r, f"{len(r['seeds'])} seeds on each of {r['input_runs']} {what} runs")
                  + f"; ROC-AUC {r['roc_auc_real']:.3f} → {r['roc_auc_variant']:.3f}; between {what} runs the "
                  f"difference has standard deviation {100 * r['between_input_runs_sd']:.1f} points"
-                 + (f"; at the fixed threshold 0.5: {_signed_interval(r['at_0.5']['accuracy_difference'])}"
+                 + (f"; at the fixed threshold 0.5: {difference_with_interval(r['at_0.5']['accuracy_difference'], with_p=True)}"
                     if r.get("at_0.5") else "") + ".")
     L += ["", "## Each run and pooled", "", POOL_NOTE.format(input=what, variant=v), "",
           "| model | train frac | " + what + " run | " + QUALITY_COLUMN[what] + " | seeds | accuracy % real | "
@@ -324,7 +325,7 @@ def format_pool(result: dict) -> str:
         L.append(f"| {r['model']} | {r['train_fraction']:g} | **pooled ({r['input_runs']})** | | {len(r['seeds'])} | "
                  f"{100 * r['accuracy_real']:.1f} | {100 * r['accuracy_variant']:.1f} | {100 * d['diff']:+.1f} | "
                  f"{100 * d['ci'][0]:+.1f} to {100 * d['ci'][1]:+.1f} | {_p(d['p_value'], d['resamples'])} | "
-                 + (f"{_signed_interval(half['accuracy_difference'])} |" if half else "— |"))
+                 + (f"{difference_with_interval(half['accuracy_difference'], with_p=True)} |" if half else "— |"))
     L.append("")
     for r in result["rows"]:
         line = f"{r['model']}: real cells from {', '.join(r['real_from'])}"
@@ -339,12 +340,6 @@ def format_pool(result: dict) -> str:
           f"fixed threshold 0.5 (binary tasks): a difference at the validation threshold that is gone at 0.5, with "
           f"ROC-AUC unmoved, came from where validation put each cell's threshold rather than from better ranking."]
     return "\n".join(L) + "\n"
-
-
-def _signed_interval(d: dict) -> str:
-    """'+0.3 (−2.1 to +2.6, p 0.8)' for a paired_bootstrap_diff result, in accuracy points."""
-    return (f"{100 * d['diff']:+.1f} ({100 * d['ci'][0]:+.1f} to {100 * d['ci'][1]:+.1f}, "
-            f"p {_p(d['p_value'], d['resamples'])})")
 
 
 def _where_pooled_cells_ran(row: dict, variant: str) -> list[str]:

@@ -271,11 +271,26 @@ PAIRED_TEST_NOTE = (
     "include how much the difference moves from one training seed to the next, not only which test "
     "images were drawn; with few seeds they are rough. With one seed the interval resamples test images "
     "and p is McNemar's exact test. McNemar by seed: the median and range of the seeds' own tests. "
-    "results.json also has the difference for these trained models as they are (`these_runs`).")
+    "results.json also has the difference for these trained models as they are (`these_runs`). The last "
+    "column pairs the same cells at the fixed threshold 0.5 (binary tasks): a difference at the validation "
+    "threshold that is not there at 0.5, or the reverse, lies in where validation put the thresholds, not in "
+    "how the models rank the images (ROC-AUC).")
 
 
 def _p(value: float, resamples: int | None = None) -> str:
     return f"< {1 / resamples:.2g}" if value == 0 and resamples else f"{value:.3g}"
+
+
+def difference_with_interval(d: dict, with_p: bool = False) -> str:
+    """'+0.3 (-1.7 to +2.3)', or with ``with_p`` '+0.3 (-1.7 to +2.3, p 0.77)', for a
+    paired_bootstrap_diff result, in accuracy points."""
+    p = f", p {_p(d['p_value'], d.get('resamples'))}" if with_p else ""
+    return f"{100 * d['diff']:+.1f} ({100 * d['ci'][0]:+.1f} to {100 * d['ci'][1]:+.1f}{p})"
+
+
+def _interval_word(d: dict) -> str:
+    """Which way a 95% interval points: 'better', 'worse' or 'open' (it holds 0)."""
+    return "better" if d["ci"][0] > 0 else "worse" if d["ci"][1] < 0 else "open"
 
 
 def paired_columns(comp: dict) -> str:
@@ -370,6 +385,11 @@ def _comparison_context(c: dict, rows: dict, image_size: int, multi: bool) -> st
         if not multi and ((better and b_auc <= a_auc - AUC_MARGIN) or (worse and b_auc >= a_auc + AUC_MARGIN)):
             # accuracy at a threshold and ranking disagree: the difference lies in the threshold
             text += " (ranking points the other way: the accuracy difference lies in where the threshold falls)"
+    half = c.get("accuracy_difference_at_0.5")
+    if half and _interval_word(half) != _interval_word(c["accuracy_difference"]):
+        # e.g. a gain at the validation threshold that is gone at 0.5: validation put real's threshold badly
+        text += (f"; at the fixed threshold 0.5 it is {difference_with_interval(half)}, so it lies in where "
+                 "validation put the thresholds")
     if row.get("input_run_within_training") is False:
         text += (f"; its {'autoencoder' if c['variant'] == 'encoded' else 'GAN'} learnt from real images that "
                  "these cells do not train on, so read a gain as an upper bound")
@@ -439,9 +459,10 @@ def format_markdown(cfg, bundle, table, comps, notes, figs, gan_dir, enc_dir, sh
     if comps:
         L += ["", "## Each variant against `real` (same model, same test images)", "",
               "| model | variant | train frac | paired runs | accuracy difference (pp) | 95% CI (seeds and images) | "
-              "p | McNemar p by seed |", "|---" * 8 + "|"]
+              "p | McNemar p by seed | at threshold 0.5: difference (95% CI) |", "|---" * 9 + "|"]
         for c in comps:
-            L.append(f"| {c['model']} | {c['variant']} | {c['train_fraction']:g} | {c['pairs']} | {paired_columns(c)} |")
+            L.append(f"| {c['model']} | {c['variant']} | {c['train_fraction']:g} | {c['pairs']} | {paired_columns(c)} | "
+                     f"{difference_with_interval(h) if (h := c.get('accuracy_difference_at_0.5')) else '—'} |")
         L += ["", PAIRED_TEST_NOTE]
     lat = [r for r in table if r["variant"] == "encoded"]
     pix = {(r["model"], r["train_fraction"]): r for r in table if r["variant"] == "real"}

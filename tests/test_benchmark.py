@@ -86,6 +86,8 @@ def test_aggregate_mean_std_and_paired_comparison():
     # the seeds agree, so resampling them adds nothing: B is ahead in every resample
     assert comp["accuracy_difference"]["ci"][0] > 0 and comp["accuracy_difference"]["p_value"] == 0
     assert [m["seed"] for m in comp["mcnemar_per_seed"]] == [0, 1]
+    # these cells' thresholds are 0.5, so the difference at 0.5 is the same
+    assert comp["accuracy_difference_at_0.5"]["diff"] == pytest.approx(0.25)
     assert all(m["only_b_correct"] == 10 for m in comp["mcnemar_per_seed"])
 
 

@@ -98,6 +98,21 @@ def test_in_short_says_when_accuracy_and_ranking_disagree():
     assert "ranking" not in in_short(table, comps, 64, multi=True)[2]   # no threshold with several classes
 
 
+def test_in_short_says_when_a_difference_is_gone_at_the_fixed_threshold():
+    # the main table's ResNet-34: mixed +3.6 (+1.3 to +6.8) at the validation thresholds, +0.3 (-1.7 to
+    # +2.3) at 0.5, ROC-AUC 0.965 -> 0.966 (docs/STATUS.md, issue #5, session 22)
+    table = [_row("resnet34", "real", 0.816, 60.0, auc=0.965), _row("resnet34", "mixed", 0.852, 80.0, auc=0.966),
+             _row("cnn", "real", 0.862, 16.0), _row("cnn", "mixed", 0.863, 20.0)]
+    gone = _comparison("resnet34", "mixed", 0.036, 0.013, 0.068, 6)
+    gone["accuracy_difference_at_0.5"] = {"diff": 0.003, "ci": [-0.017, 0.023], "p_value": 0.77, "resamples": 1000}
+    same = _comparison("cnn", "mixed", 0.002, -0.018, 0.024, 6)
+    same["accuracy_difference_at_0.5"] = {"diff": 0.0, "ci": [-0.015, 0.016], "p_value": 0.95, "resamples": 1000}
+    _, resnet, cnn, _ = in_short(table, [gone, same], 64)
+    assert resnet.endswith("**better**; ROC-AUC 0.965 → 0.966; at the fixed threshold 0.5 it is +0.3 (-1.7 to +2.3), "
+                           "so it lies in where validation put the thresholds.")
+    assert "threshold 0.5" not in cnn   # both intervals hold 0: nothing to add
+
+
 def test_in_short_warns_of_one_run_and_of_inputs_that_saw_more_real_images():
     table = [_row("cnn", "real", 0.79, 2.0, frac=0.1, replicates=1),
              _row("cnn", "mixed", 0.82, 3.0, frac=0.1, replicates=1, within=False),
