@@ -387,9 +387,10 @@ def _comparison_context(c: dict, rows: dict, image_size: int, multi: bool) -> st
             text += " (ranking points the other way: the accuracy difference lies in where the threshold falls)"
     half = c.get("accuracy_difference_at_0.5")
     if half and _interval_word(half) != _interval_word(c["accuracy_difference"]):
-        # e.g. a gain at the validation threshold that is gone at 0.5: validation put real's threshold badly
-        text += (f"; at the fixed threshold 0.5 it is {difference_with_interval(half)}, so it lies in where "
-                 "validation put the thresholds")
+        # e.g. a gain at the validation threshold that is gone at 0.5 (validation put real's thresholds
+        # badly), or a loss at 0.5 that the validation thresholds undo
+        text += (f"; at the fixed threshold 0.5 it is {difference_with_interval(half)}, so the verdict rests on "
+                 "where the thresholds are put")
     if row.get("input_run_within_training") is False:
         text += (f"; its {'autoencoder' if c['variant'] == 'encoded' else 'GAN'} learnt from real images that "
                  "these cells do not train on, so read a gain as an upper bound")

@@ -109,7 +109,7 @@ def test_in_short_says_when_a_difference_is_gone_at_the_fixed_threshold():
     same["accuracy_difference_at_0.5"] = {"diff": 0.0, "ci": [-0.015, 0.016], "p_value": 0.95, "resamples": 1000}
     _, resnet, cnn, _ = in_short(table, [gone, same], 64)
     assert resnet.endswith("**better**; ROC-AUC 0.965 → 0.966; at the fixed threshold 0.5 it is +0.3 (-1.7 to +2.3), "
-                           "so it lies in where validation put the thresholds.")
+                           "so the verdict rests on where the thresholds are put.")
     assert "threshold 0.5" not in cnn   # both intervals hold 0: nothing to add
 
 
