@@ -399,8 +399,8 @@ def paired_comparison(pairs: list[tuple[dict, dict]], n_boot: int) -> dict:
     A", seed to seed; with one seed, the interval resamples images and p is the exact McNemar test.
     ``these_runs``: the same difference for these trained models as they are (images resampled
     only; p from the exact test over images). ``mcnemar_per_seed``: each seed's own McNemar test."""
-    correct_a = np.stack([_correct(a) for a, _ in pairs])
-    correct_b = np.stack([_correct(b) for _, b in pairs])
+    cells_a, cells_b = [a for a, _ in pairs], [b for _, b in pairs]
+    correct_a, correct_b = correct_rows(cells_a), correct_rows(cells_b)
     diff = paired_bootstrap_diff(correct_a, correct_b, n=n_boot, seed=0)
     per_seed = [{"seed": b["seed"], **mcnemar(ca, cb)} for (_, b), ca, cb in zip(pairs, correct_a, correct_b)]
     if len(pairs) == 1:
@@ -411,9 +411,9 @@ def paired_comparison(pairs: list[tuple[dict, dict]], n_boot: int) -> dict:
     # the same cells at the fixed threshold 0.5 (binary): where validation put each cell's threshold can
     # make or unmake a difference that ranking (ROC-AUC) does not show
     at_half = None
-    if len(pairs[0][0]["test_probs"][0]) == 2:
-        at_half = paired_bootstrap_diff(np.stack([_correct(a, at_half=True) for a, _ in pairs]),
-                                        np.stack([_correct(b, at_half=True) for _, b in pairs]), n=n_boot, seed=0)
+    if is_binary(cells_a[0]):
+        at_half = paired_bootstrap_diff(correct_rows(cells_a, at_half=True), correct_rows(cells_b, at_half=True),
+                                        n=n_boot, seed=0)
     return {"seeds": sorted({b["seed"] for _, b in pairs}), "pairs": len(pairs), "accuracy_difference": diff,
             "accuracy_difference_at_0.5": at_half,
             "these_runs": {"ci": these["ci"], "p_value": paired_sign_flip_test(correct_a, correct_b)["p_value"],
@@ -448,6 +448,16 @@ def _correct(cell: dict, at_half: bool = False) -> np.ndarray:
     probs = torch.tensor(cell["test_probs"])
     thr = cell["threshold"] if probs.shape[1] == 2 and not at_half else None
     return (predictions(probs, thr) == torch.tensor(cell["test_labels"])).numpy()
+
+
+def correct_rows(cells, at_half: bool = False) -> np.ndarray:
+    """``_correct`` of each cell, one row per cell (the layout the paired bootstraps take)."""
+    return np.stack([_correct(c, at_half) for c in cells])
+
+
+def is_binary(cell: dict) -> bool:
+    """Whether a cell's classifier has two classes (a threshold to choose) rather than several."""
+    return len(cell["test_probs"][0]) == 2
 
 # ----------------------------------------------------------------------------- the job
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from genaug.benchmark import (DEPENDENT_VARIANTS, INPUT_RUNS, VARIANT_ONLY_SETTINGS, _correct, replicate_key,
-                              paired_comparison)
+from genaug.benchmark import (DEPENDENT_VARIANTS, INPUT_RUNS, VARIANT_ONLY_SETTINGS, correct_rows, is_binary,
+                              paired_comparison, replicate_key)
 from genaug.errors import CheckpointError, ConfigError
 from genaug.report import (PAIRED_TEST_NOTE, ONE_RUN_NOTE, VARIANT_WORDS, _p, difference_with_interval, paired_columns,
                            verdict)
@@ -247,15 +247,15 @@ def _pooled_row(dirs, cells, inputs, model, variant, frac, n_boot) -> dict | Non
             raise ConfigError(f"{model}/{variant} seed {k[0]} was tested on other images than its real cell; "
                               "these runs cannot be paired")
     auc = lambda cs: float(np.mean([c["test_at_val_threshold"]["roc_auc"] for c in cs]))
-    correct_real = np.stack([_correct(real[k]) for k in keys])
-    correct = np.stack([np.stack([_correct(variant_cells[d][k]) for k in keys]) for d in dirs])
-    binary = len(real[keys[0]]["test_probs"][0]) == 2
+    # (seeds, images) for real; (input runs, seeds, images) for the variant
+    rows_of = lambda half: (correct_rows([real[k] for k in keys], half),
+                            np.stack([correct_rows([variant_cells[d][k] for k in keys], half) for d in dirs]))
+    correct_real, correct = rows_of(False)
     # the same cells at the fixed 0.5 threshold: a difference at the validation threshold that is gone at
     # 0.5 (with ROC-AUC unmoved) came from where validation put the threshold, not from better ranking
     at_half = None
-    if binary:
-        half_real = np.stack([_correct(real[k], at_half=True) for k in keys])
-        half = np.stack([np.stack([_correct(variant_cells[d][k], at_half=True) for k in keys]) for d in dirs])
+    if is_binary(real[keys[0]]):
+        half_real, half = rows_of(True)
         at_half = {"accuracy_real": float(half_real.mean()), "accuracy_variant": float(half.mean()),
                    "per_input_run": [float(h.mean() - half_real.mean()) for h in half],
                    "accuracy_difference": paired_bootstrap_diff(half_real, half, n=n_boot, seed=0)}
