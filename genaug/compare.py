@@ -16,8 +16,8 @@ import numpy as np
 from genaug.benchmark import (DEPENDENT_VARIANTS, INPUT_RUNS, VARIANT_ONLY_SETTINGS, correct_rows, is_binary,
                               paired_comparison, replicate_key)
 from genaug.errors import CheckpointError, ConfigError
-from genaug.report import (PAIRED_TEST_NOTE, ONE_RUN_NOTE, VARIANT_WORDS, _p, difference_with_interval, paired_columns,
-                           verdict)
+from genaug.report import (PAIRED_TEST_NOTE, ONE_RUN_NOTE, VARIANT_WORDS, _p, at_half_column, difference_with_interval,
+                           paired_columns, threshold_clause, verdict)
 from genaug.metrics import paired_bootstrap_diff
 from genaug.runs import atomic_write_text, machines_line, machines_of, new_run, read_run_config, write_json
 
@@ -123,18 +123,19 @@ def format_comparison(result: dict) -> str:
         line += "."
     L += ["", line]
     L += ["", "In short, B against A:", ""] + [
-        f"- {r['model']}, {r['variant']}, train fraction {r['train_fraction']:g}: {verdict(r)}." for r in result["rows"]]
+        f"- {r['model']}, {r['variant']}, train fraction {r['train_fraction']:g}: {verdict(r)}{threshold_clause(r)}."
+        for r in result["rows"]]
     if any(r["pairs"] == 1 for r in result["rows"]):
         L += [f"- {ONE_RUN_NOTE}"]
     L += ["", "Only cells present in both runs (same model, variant, train fraction and seed) are compared; "
           "accuracy at each cell's validation threshold, on the same real test images.", "",
           "| model | variant | train frac | paired runs | accuracy % A | accuracy % B | B − A (pp) | 95% CI "
-          "(seeds and images) | p | McNemar p by seed | ROC-AUC A → B | s/epoch A → B |",
-          "|---" * 12 + "|"]
+          "(seeds and images) | p | McNemar p by seed | at threshold 0.5: B − A (95% CI) | ROC-AUC A → B | "
+          "s/epoch A → B |", "|---" * 13 + "|"]
     for r in result["rows"]:
         L.append(f"| {r['model']} | {r['variant']} | {r['train_fraction']:g} | {r['pairs']} | "
                  f"{100 * r['accuracy_a']:.1f} | {100 * r['accuracy_b']:.1f} | "
-                 f"{paired_columns(r)} | {r['roc_auc_a']:.3f} → {r['roc_auc_b']:.3f} | "
+                 f"{paired_columns(r)} | {at_half_column(r)} | {r['roc_auc_a']:.3f} → {r['roc_auc_b']:.3f} | "
                  f"{r['seconds_per_epoch_a']:.1f} → {r['seconds_per_epoch_b']:.1f} |")
     return "\n".join(L + ["", PAIRED_TEST_NOTE]) + "\n"
 

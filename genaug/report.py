@@ -293,6 +293,24 @@ def _interval_word(d: dict) -> str:
     return "better" if d["ci"][0] > 0 else "worse" if d["ci"][1] < 0 else "open"
 
 
+def threshold_clause(comp: dict) -> str:
+    """'; at the fixed threshold 0.5 it is ...' where the difference at 0.5 points another way than
+    at the validation thresholds (a gain there gone at 0.5, say, because validation put one side's
+    thresholds badly, or a loss at 0.5 that the thresholds undo); '' where both agree or 0.5 is not
+    measured (more than two classes)."""
+    half = comp.get("accuracy_difference_at_0.5")
+    if not half or _interval_word(half) == _interval_word(comp["accuracy_difference"]):
+        return ""
+    return (f"; at the fixed threshold 0.5 it is {difference_with_interval(half)}, so the verdict rests on "
+            "where the thresholds are put")
+
+
+def at_half_column(comp: dict) -> str:
+    """The 'at threshold 0.5: difference (95% CI)' cell of a paired comparison row ('—' without one)."""
+    half = comp.get("accuracy_difference_at_0.5")
+    return difference_with_interval(half) if half else "—"
+
+
 def paired_columns(comp: dict) -> str:
     """The difference, interval, p and McNemar-by-seed cells of a paired comparison row."""
     d = comp["accuracy_difference"]
@@ -385,12 +403,7 @@ def _comparison_context(c: dict, rows: dict, image_size: int, multi: bool) -> st
         if not multi and ((better and b_auc <= a_auc - AUC_MARGIN) or (worse and b_auc >= a_auc + AUC_MARGIN)):
             # accuracy at a threshold and ranking disagree: the difference lies in the threshold
             text += " (ranking points the other way: the accuracy difference lies in where the threshold falls)"
-    half = c.get("accuracy_difference_at_0.5")
-    if half and _interval_word(half) != _interval_word(c["accuracy_difference"]):
-        # e.g. a gain at the validation threshold that is gone at 0.5 (validation put real's thresholds
-        # badly), or a loss at 0.5 that the validation thresholds undo
-        text += (f"; at the fixed threshold 0.5 it is {difference_with_interval(half)}, so the verdict rests on "
-                 "where the thresholds are put")
+    text += threshold_clause(c)
     if row.get("input_run_within_training") is False:
         text += (f"; its {'autoencoder' if c['variant'] == 'encoded' else 'GAN'} learnt from real images that "
                  "these cells do not train on, so read a gain as an upper bound")
@@ -463,7 +476,7 @@ def format_markdown(cfg, bundle, table, comps, notes, figs, gan_dir, enc_dir, sh
               "p | McNemar p by seed | at threshold 0.5: difference (95% CI) |", "|---" * 9 + "|"]
         for c in comps:
             L.append(f"| {c['model']} | {c['variant']} | {c['train_fraction']:g} | {c['pairs']} | {paired_columns(c)} | "
-                     f"{difference_with_interval(h) if (h := c.get('accuracy_difference_at_0.5')) else '—'} |")
+                     f"{at_half_column(c)} |")
         L += ["", PAIRED_TEST_NOTE]
     lat = [r for r in table if r["variant"] == "encoded"]
     pix = {(r["model"], r["train_fraction"]): r for r in table if r["variant"] == "real"}

@@ -67,6 +67,29 @@ def test_compare_says_whether_b_reproduces_a_and_where_each_ran(tmp_path):
     assert "B on AMD EPYC (family 25, model 1), AVX2, 1 thread (2 cells)" in text
 
 
+def test_compare_sets_b_minus_a_at_half_beside_the_validation_thresholds_and_says_where_they_part(tmp_path):
+    # A ranks every image right but validation put its threshold at 0.2, below the normals' 0.3: it
+    # calls every normal pneumonia (20 of 40 right); at 0.5 it is all right, as B is at both
+    y = [0] * 20 + [1] * 20
+    a = _run(tmp_path / "a", [{**_cell("cnn", "real", s, np.ones(40, bool)), "threshold": 0.2,
+                               "test_probs": [[0.7, 0.3] if lab == 0 else [0.1, 0.9] for lab in y]} for s in (0, 1)])
+    b = _run(tmp_path / "b", [_cell("cnn", "real", s, np.ones(40, bool)) for s in (0, 1)])
+    res = compare_runs(a, b, n_boot=200)
+    (row,) = res["rows"]
+    assert row["accuracy_difference"]["diff"] == pytest.approx(0.5)
+    assert row["accuracy_difference_at_0.5"]["diff"] == 0.0
+    text = format_comparison(res)
+    assert "at threshold 0.5: B − A (95% CI)" in text
+    # (the accuracy and ROC-AUC columns are the cells' recorded figures, which this fixture leaves alone)
+    assert "| +50.0 | +35.0 to +65.0 |" in text and "| +0.0 (+0.0 to +0.0) | 0.500 → 0.500 |" in text
+    assert ("**better**; at the fixed threshold 0.5 it is +0.0 (+0.0 to +0.0), so the verdict rests on where the "
+            "thresholds are put.") in text
+    # where both thresholds agree, the clause is left out (the column stays)
+    same = format_comparison(compare_runs(b, _run(tmp_path / "c", [_cell("cnn", "real", s, np.ones(40, bool))
+                                                                   for s in (0, 1)]), n_boot=50))
+    assert "at the fixed threshold 0.5 it is" not in same and "| +0.0 (+0.0 to +0.0) |" in same
+
+
 def test_settings_of_variants_not_paired_are_set_apart_from_those_that_explain_b_minus_a(tmp_path):
     ok = np.ones(40, bool)
     a = _run(tmp_path / "a", [_cell("cnn", "real", s, ok) for s in (0, 1)], latent_epochs=0, gan_run="/g1")
