@@ -149,6 +149,18 @@ def test_nearest_neighbours_and_reconstruction_values():
     x = torch.full((2, 1, 16, 16), 0.5)
     r = reconstruction_metrics(x, x + 0.1)
     assert r["mse"] == pytest.approx(0.01, rel=1e-4) and r["psnr"] == pytest.approx(20.0, abs=1e-3)
+    assert reconstruction_metrics(x, x)["ssim"] == pytest.approx(1.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3])
+def test_reconstruction_metrics_in_chunks_equal_one_pass(chunk):
+    # per-image values averaged: the chunk (kept small to bound SSIM's memory) must not change them,
+    # including a last chunk shorter than the rest (5 images)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(5, 1, 32, 32, generator=gen)
+    y = (x + 0.1 * torch.rand(x.shape, generator=gen)).clamp(0, 1)
+    whole, parts = reconstruction_metrics(x, y, chunk=5), reconstruction_metrics(x, y, chunk=chunk)
+    assert parts == pytest.approx(whole, rel=1e-5) and 0 < whole["ssim"] < 1
 
 
 def test_paired_bootstrap_resamples_input_runs_crossed_with_seeds():
