@@ -225,9 +225,15 @@ def mean_pairwise_ssim(images: torch.Tensor, n_pairs: int = 300, seed: int = 0) 
     rng = np.random.default_rng(seed)
     i = rng.integers(0, n, n_pairs)
     j = (i + rng.integers(1, n, n_pairs)) % n
-    vals = structural_similarity_index_measure(images[i].float(), images[j].float(), data_range=1.0,
-                                               reduction="none")
-    return float(vals.mean())
+    return float(ssim_per_image(images[i].float(), images[j].float()).mean())
+
+
+def ssim_per_image(a: torch.Tensor, b: torch.Tensor, chunk: int = 32) -> torch.Tensor:
+    """SSIM of each image pair of (N, 1, H, W) tensors in [0, 1], ``chunk`` pairs at a time: torchmetrics'
+    SSIM holds about 18 MB of intermediates per 224 px image, which over a whole split (624 test images)
+    made `genaug encode` peak at 13 GiB (docs/PERFORMANCE.md (g))."""
+    return torch.cat([structural_similarity_index_measure(a[k:k + chunk], b[k:k + chunk], data_range=1.0,
+                                                          reduction="none") for k in range(0, len(a), chunk)])
 
 
 def nearest_neighbours(queries: torch.Tensor, refs: torch.Tensor, metric: str = "rmse",
@@ -249,15 +255,9 @@ def nearest_neighbours(queries: torch.Tensor, refs: torch.Tensor, metric: str = 
 
 
 def reconstruction_metrics(original: torch.Tensor, recon: torch.Tensor, chunk: int = 32) -> dict:
-    """MSE, PSNR and SSIM of images in [0, 1], averaged over images.
-
-    Each is a per-image value, so they are taken ``chunk`` images at a time: torchmetrics' SSIM holds
-    about 18 MB of intermediates per 224 px image, which over a whole split (624 test images) made
-    `genaug encode` peak at 13 GiB (docs/PERFORMANCE.md (g))."""
-    per_image = {"mse": [], "psnr": [], "ssim": []}
-    for i in range(0, len(original), chunk):
-        o, r = original[i:i + chunk], recon[i:i + chunk]
-        per_image["mse"].append(torch.mean((o - r) ** 2, dim=(1, 2, 3)))
-        per_image["psnr"].append(peak_signal_noise_ratio(r, o, data_range=1.0, reduction="none", dim=(1, 2, 3)))
-        per_image["ssim"].append(structural_similarity_index_measure(r, o, data_range=1.0, reduction="none"))
-    return {k: float(torch.cat(v).mean()) for k, v in per_image.items()}
+    """MSE, PSNR and SSIM of images in [0, 1], averaged over images (SSIM ``chunk`` images at a time,
+    see ssim_per_image)."""
+    mse = torch.mean((original - recon) ** 2, dim=(1, 2, 3))
+    psnr = peak_signal_noise_ratio(recon, original, data_range=1.0, reduction="none", dim=(1, 2, 3))
+    ssim = ssim_per_image(recon, original, chunk)
+    return {"mse": float(mse.mean()), "psnr": float(psnr.mean()), "ssim": float(ssim.mean())}
