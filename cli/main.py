@@ -87,13 +87,14 @@ def encode_cmd(
     name: Optional[str] = NameOpt, cache: Optional[str] = CacheOpt, tensorboard: Optional[bool] = TensorboardOpt,
 ):
     """Train the autoencoder (224x224 -> 14x14x256) on train only and encode every split to latents."""
-    from genaug.encode import run_encode
-
     d, r = _common(data, task, seed, device, out, name, cache, tensorboard)
     given = dict(data=d, run=r, encode=dict(
         epochs=epochs, image_size=image_size, latent_channels=latent_channels, batch_size=batch_size,
         checkpoint=checkpoint, overwrite=overwrite or None, train_fraction=train_fraction, views=views))
-    run_dir = run_encode(build_config(profile, **given), resume=resume, given=given)
+    cfg = build_config(profile, **given)  # before importing torch: a bad profile is told at once
+    from genaug.encode import run_encode
+
+    run_dir = run_encode(cfg, resume=resume, given=given)
     _announce(f"run: {run_dir}")
 
 
@@ -126,14 +127,15 @@ def gan_cmd(
     """Train (or --resume) the GAN, write --n images per class with a manifest, grids and a quality report."""
     if ctx.invoked_subcommand is not None:
         return
-    from genaug.gan import run_gan
-
     d, r = _common(data, task, seed, device, out, name, cache, tensorboard)
     given = dict(data=d, run=r, gan=dict(
         epochs=epochs, n=n, image_size=image_size, batch_size=batch_size, ngf=width, ndf=width,
         per_class=per_class or None, diffaug=diffaug, fid_features=fid_features, sync_batchnorm=sync_batchnorm,
         conditioning=conditioning, aux_weight=aux_weight, train_fraction=train_fraction))
-    run_dir = run_gan(build_config(profile, **given), class_, resume=resume, given=given)
+    cfg = build_config(profile, **given)  # before importing torch: a bad profile is told at once
+    from genaug.gan import run_gan
+
+    run_dir = run_gan(cfg, class_, resume=resume, given=given)
     _announce(f"run: {run_dir}")
 
 
@@ -199,15 +201,15 @@ def benchmark_cmd(
     name: Optional[str] = NameOpt, cache: Optional[str] = CacheOpt, tensorboard: Optional[bool] = TensorboardOpt,
 ):
     """Train classifiers on real, mixed, synthetic and encoded data; test on the real test split; write a report."""
-    from genaug.benchmark import run_benchmark
-
     d, r = _common(data, task, seed, device, out, name, cache, tensorboard)
     flags = dict(models=models, variants=variants, seeds=seeds, epochs=epochs, image_size=image_size,
                  batch_size=batch_size, synthetic_ratio=synthetic_ratio, balance=balance,
                  train_fractions=train_fraction, gan_run=gan_run, encode_run=encode_run, pretrained=pretrained,
                  weights_dir=weights_dir, save_models=save_models, schedule=schedule, augmentations=augmentations,
                  augment=augment, folds=folds)
-    cfg = build_config(profile, data=d, run=r, benchmark=flags)
+    cfg = build_config(profile, data=d, run=r, benchmark=flags)  # before importing torch: a bad profile is told at once
+    from genaug.benchmark import run_benchmark
+
     started = time.time()
     run_dir = run_benchmark(cfg, resume=resume, given=dict(data=d, run=r, benchmark=flags),
                             shard=shard, supersede=supersede, report_only=report_only, extend_only=extend_only)

@@ -19,7 +19,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
-from torchvision.utils import make_grid, save_image
 
 from genaug.config import DEFAULT_AUGMENTATIONS, Config, config_from_dict, resumed_settings
 from genaug.data import DataBundle
@@ -247,6 +246,7 @@ def load_latents(directory: str | Path) -> dict:
 
 
 def save_reconstruction_grid(original: torch.Tensor, recon: torch.Tensor, path: Path, n: int = 8) -> None:
+    from torchvision.utils import make_grid, save_image  # here, not at the top: seconds to import, and bad input should fail fast
     n = min(n, len(original))
     save_image(make_grid(torch.cat([to_float(original[:n]), recon[:n]]), nrow=n, padding=2), path)
 
@@ -296,6 +296,7 @@ def _encode(cfg: Config, run: Run, ckpt: dict | None) -> Path:
             history = train_autoencoder(model, training_subset(cfg, run, bundle, e.train_fraction), cfg, run,
                                         device, start=ckpt, tracker=tracker)
             if tracker.enabled:
+                from torchvision.utils import make_grid
                 x = as_tensor(bundle.test.images[:8])
                 tracker.image("autoencoder/test_reconstructions",
                               make_grid(torch.cat([to_float(x), reconstruct(model, x, device)]), nrow=8), len(history))

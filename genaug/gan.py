@@ -19,7 +19,6 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from tqdm import tqdm
-from torchvision.utils import make_grid, save_image
 
 from genaug.config import Config, config_from_dict, resumed_settings
 from genaug import distributed
@@ -174,6 +173,7 @@ def fixed_noise(cfg: Config, n_classes: int, per_class: int = 8):
 
 def train_gan_model(key: str, images: np.ndarray, labels: np.ndarray | None, n_classes: int, cfg: Config,
                     run: Run, classes: list[str], device, ckpt: dict | None, tracker: Tracker | None = None) -> GanState:
+    from torchvision.utils import make_grid, save_image  # here, not at the top: seconds to import, and bad input should fail fast
     g = cfg.gan
     st = GanState(cfg, n_classes)
     if ckpt is not None:

@@ -38,9 +38,11 @@ def start_job(cfg: Config, run: Run, size: int) -> tuple[torch.device, DataBundl
     if cfg.run.threads:
         torch.set_num_threads(cfg.run.threads)
     device = distributed.init_from_env(resolve_device(cfg.run.device))
-    set_deterministic(cfg.run.deterministic, device)
     with distributed.main_first():   # under torchrun rank 0 builds the decode cache, the others read it
         bundle = load_bundle(cfg, size)
+    # after the data: switching to deterministic kernels imports torch's compiler (about a second),
+    # and bad data should be told at once
+    set_deterministic(cfg.run.deterministic, device)
     run.save_manifest(data=bundle.summary(), device=str(device), world_size=distributed.world_size(),
                       skipped=[{"path": p, "reason": r} for p, r in bundle.skipped])
     return device, bundle

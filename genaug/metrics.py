@@ -2,17 +2,16 @@
 features, not images, so the backbone can be swapped. Bootstrap intervals (over test images, and
 over training seeds and test images together), the exact McNemar test and its several-seed form
 (an exact sign-flip test over test images) are the small pieces torchmetrics does not provide.
+
+torchmetrics and scipy are imported in the functions that use them: together they take seconds to
+import, and a command that fails on bad input, or only rewrites a report, should answer at once
+(bench/startup.py, docs/PERFORMANCE.md (h)).
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
 import torch.nn as nn
-import torchmetrics.functional.classification as tmc
-from scipy.stats import binom, binomtest
-from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
-from torchmetrics.image.fid import FrechetInceptionDistance
-from torchmetrics.image.kid import KernelInceptionDistance
 
 # ----------------------------------------------------------------------------- classification
 
@@ -28,6 +27,7 @@ def choose_threshold(y: torch.Tensor, probs: torch.Tensor) -> float:
     """Binary decision threshold maximising Youden's J (sensitivity + specificity - 1) on validation."""
     if probs.shape[1] != 2 or len(torch.unique(y)) < 2:
         return 0.5
+    import torchmetrics.functional.classification as tmc
     fpr, tpr, thr = tmc.binary_roc(probs[:, 1], y, thresholds=None)
     j = tpr - fpr
     best = int(torch.argmax(j))
@@ -36,6 +36,7 @@ def choose_threshold(y: torch.Tensor, probs: torch.Tensor) -> float:
 
 def classification_metrics(y: torch.Tensor, probs: torch.Tensor, classes: list[str],
                            threshold: float | None = None) -> dict:
+    import torchmetrics.functional.classification as tmc
     k = len(classes)
     pred = predictions(probs, threshold)
     cm = tmc.multiclass_confusion_matrix(pred, y, num_classes=k)
@@ -62,6 +63,7 @@ def classification_metrics(y: torch.Tensor, probs: torch.Tensor, classes: list[s
 def roc_auc(y: torch.Tensor, probs: torch.Tensor) -> float:
     if len(torch.unique(y)) < 2:
         return float("nan")
+    import torchmetrics.functional.classification as tmc
     if probs.shape[1] == 2:
         return tmc.binary_auroc(probs[:, 1], y).item()
     return tmc.multiclass_auroc(probs, y, num_classes=probs.shape[1], average="macro").item()
@@ -124,6 +126,7 @@ def paired_bootstrap_diff(correct_a: np.ndarray, correct_b: np.ndarray, n: int =
 
 def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> dict:
     """Exact McNemar test on the discordant pairs (binomial, p = 0.5)."""
+    from scipy.stats import binomtest
     a, b = np.asarray(correct_a, bool), np.asarray(correct_b, bool)
     only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
     n = only_a + only_b
@@ -141,6 +144,7 @@ def paired_sign_flip_test(correct_a: np.ndarray, correct_b: np.ndarray) -> dict:
     right); under the null hypothesis swapping A and B on an image is as likely, so each d is as
     likely negated, and the p-value is P(|sum of ±d| >= |observed sum|), computed exactly. With one
     run per side d is in {−1, 0, +1} and this is the exact McNemar test."""
+    from scipy.stats import binom
     a, b = np.atleast_2d(np.asarray(correct_a, int)), np.atleast_2d(np.asarray(correct_b, int))
     if a.shape != b.shape:
         raise ValueError(f"A and B need the same runs and images, got {a.shape} and {b.shape}")
@@ -179,6 +183,7 @@ def fid_on_features(real: torch.Tensor, fake: torch.Tensor) -> float:
     """Fréchet distance between two (N, d) feature sets (torchmetrics' FID with a pass-through extractor)."""
     # sync_on_compute off: the caller holds every feature; under torchrun torchmetrics would
     # otherwise gather (and wait for) the other ranks' states
+    from torchmetrics.image.fid import FrechetInceptionDistance
     fid = FrechetInceptionDistance(feature=_PassThrough(real.shape[1]), normalize=True, sync_on_compute=False)
     fid.set_dtype(torch.float64)
     fid.update(real.double(), real=True)
@@ -207,6 +212,8 @@ def kid_on_features(real: torch.Tensor, fake: torch.Tensor, subsets: int = 50, s
     size = int(min(subset_size, len(real), len(fake)))
     torch.manual_seed(seed)
     import warnings
+
+    from torchmetrics.image.kid import KernelInceptionDistance
     with warnings.catch_warnings():  # "will save all extracted features": they are small feature vectors here
         warnings.simplefilter("ignore", UserWarning)
         kid = KernelInceptionDistance(feature=_PassThrough(real.shape[1]), normalize=True, subsets=subsets,
@@ -232,6 +239,7 @@ def ssim_per_image(a: torch.Tensor, b: torch.Tensor, chunk: int = 32) -> torch.T
     """SSIM of each image pair of (N, 1, H, W) tensors in [0, 1], ``chunk`` pairs at a time: torchmetrics'
     SSIM holds about 18 MB of intermediates per 224 px image, which over a whole split (624 test images)
     made `genaug encode` peak at 13 GiB (docs/PERFORMANCE.md (g))."""
+    from torchmetrics.functional.image import structural_similarity_index_measure
     return torch.cat([structural_similarity_index_measure(a[k:k + chunk], b[k:k + chunk], data_range=1.0,
                                                           reduction="none") for k in range(0, len(a), chunk)])
 
@@ -257,6 +265,7 @@ def nearest_neighbours(queries: torch.Tensor, refs: torch.Tensor, metric: str = 
 def reconstruction_metrics(original: torch.Tensor, recon: torch.Tensor, chunk: int = 32) -> dict:
     """MSE, PSNR and SSIM of images in [0, 1], averaged over images (SSIM ``chunk`` images at a time,
     see ssim_per_image)."""
+    from torchmetrics.functional.image import peak_signal_noise_ratio
     mse = torch.mean((original - recon) ** 2, dim=(1, 2, 3))
     psnr = peak_signal_noise_ratio(recon, original, data_range=1.0, reduction="none", dim=(1, 2, 3))
     ssim = ssim_per_image(recon, original, chunk)

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
-import torchvision
 
 from genaug.errors import CheckpointError, ConfigError
 
@@ -347,6 +346,7 @@ def build_classifier(name: str, n_classes: int, in_channels: int = 1, latent: bo
     if name in local:
         return local[name]()
     extra = {"googlenet": {"aux_logits": False, "transform_input": False, "init_weights": True}}.get(name, {})
+    import torchvision  # here, not at the top: seconds to import, and the CNNs do without it
     model = getattr(torchvision.models, name)(weights=None, num_classes=n_classes, **extra)
     _one_channel_stem(name, model, in_channels)
     if pretrained:

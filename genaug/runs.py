@@ -148,12 +148,11 @@ def git_commit() -> str:
 
 
 def package_versions() -> dict:
-    import numpy
-    import torchmetrics
-    import torchvision
+    # from the installed metadata: importing torchvision and torchmetrics to ask takes seconds
+    from importlib.metadata import version
     return {"genaug": __version__, "python": platform.python_version(), "torch": torch.__version__,
-            "torchvision": torchvision.__version__, "torchmetrics": torchmetrics.__version__,
-            "numpy": numpy.__version__}
+            "torchvision": version("torchvision"), "torchmetrics": version("torchmetrics"),
+            "numpy": version("numpy")}
 
 
 def _cpu_name() -> str:
