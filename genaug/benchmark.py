@@ -34,7 +34,7 @@ from genaug.gan import run_gan, synthetic_manifest
 from genaug.metrics import (bootstrap_ci, choose_threshold, classification_metrics, mcnemar, paired_bootstrap_diff,
                             paired_sign_flip_test, predictions, roc_auc)
 from genaug.models import CLASSIFIERS, build_classifier, check_input_size
-from genaug.runs import Run, atomic_torch_save, save_safetensors, git_commit, machine_info, machines_of, new_run, open_run, read_run_config, write_json, write_run_config
+from genaug.runs import Run, atomic_torch_save, save_safetensors, git_commit, machine_info, machines_of, new_run, open_run, read_run_config, running, write_json, write_run_config
 from genaug.tracking import Tracker, tracker_for
 from genaug.train import as_tensor, fit_classifier, predict_probs
 
@@ -620,10 +620,8 @@ def run_benchmark(cfg: Config, resume: str | None = None, given: dict | None = N
         run.manifest_name = f"manifest-shard{part[0] + 1}of{part[1]}.json"
         keep_earlier_shard_resumes(run)
         run.save_manifest(shard=f"{part[0] + 1}/{part[1]}")
-    try:
+    with running(run, new=not resume):
         return _benchmark(cfg, run, part, report_only)
-    finally:
-        run.close()
 
 
 def _recorded_extension(cfg: Config, run: Run) -> Path:

@@ -28,7 +28,7 @@ from genaug.errors import CheckpointError, ConfigError
 from genaug.metrics import reconstruction_metrics
 from genaug.models import ConvAutoencoder
 from genaug.tracking import Tracker, tracker_for
-from genaug.runs import save_safetensors, Run, atomic_torch_save, atomic_write, atomic_write_text, load_checkpoint, new_run, open_run, read_run_config, write_json
+from genaug.runs import save_safetensors, Run, atomic_torch_save, atomic_write, atomic_write_text, load_checkpoint, new_run, open_run, read_run_config, running, write_json
 from genaug.train import (as_tensor, augment_batch, batch_indices, check_finite, epoch_batches, resident_device,
                           to_float)
 
@@ -272,10 +272,8 @@ def run_encode(cfg: Config, resume: str | None = None, given: dict | None = None
     else:
         run = new_run(cfg.run.out_root, "encode", cfg.run.name, cfg.to_dict())
         ckpt = None
-    try:
+    with running(run, new=not resume):
         return _encode(cfg, run, ckpt)
-    finally:
-        run.close()
 
 
 def _encode(cfg: Config, run: Run, ckpt: dict | None) -> Path:

@@ -26,7 +26,7 @@ from genaug.jobs import join_ranks, start_job, training_subset
 from genaug.errors import CheckpointError, ConfigError, DataError, TrainingDiverged
 from genaug.models import Discriminator, Generator, dcgan_init
 from genaug.tracking import Tracker, tracker_for
-from genaug.runs import save_safetensors, Run, atomic_torch_save, atomic_write_text, load_checkpoint, new_run, open_run, read_run_config, write_json
+from genaug.runs import save_safetensors, Run, atomic_torch_save, atomic_write_text, load_checkpoint, new_run, open_run, read_run_config, running, write_json
 from genaug.train import as_tensor, check_finite, epoch_batches, resident_device, to_float
 
 log = logging.getLogger("genaug")
@@ -331,10 +331,8 @@ def run_gan(cfg: Config, class_arg: str | None = None, resume: str | None = None
         if cfg.gan.n <= 0:
             raise ConfigError(f"--n must be positive, got {cfg.gan.n}")
         run = new_run(cfg.run.out_root, "gan", cfg.run.name, cfg.to_dict())
-    try:
+    with running(run, new=not resume):
         return _gan(cfg, run, class_arg)
-    finally:
-        run.close()
 
 
 def _gan(cfg: Config, run: Run, class_arg: str | None) -> Path:

@@ -11,12 +11,7 @@ from genaug.config import Config
 from genaug.data import DataBundle, load_data
 from genaug.data.splits import subsample_by_patient
 from genaug.device import resolve_device, seed_everything, set_deterministic
-from genaug.runs import Run, atomic_write_text
-
-# The real training images a GAN or autoencoder run learnt from, one data-relative path per line: a
-# benchmark reads it to check that its cells' synthetic images or latents drew on no real image those
-# cells do not train on themselves.
-TRAINING_LIST = "training_images.txt"
+from genaug.runs import TRAINING_LIST, Run, atomic_write_text
 
 
 def data_cache_dir(cfg: Config) -> Path:

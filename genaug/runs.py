@@ -8,6 +8,7 @@ Checkpoints are plain dicts of tensors and builtins that load with
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import html
@@ -16,19 +17,25 @@ import logging
 import os
 import platform
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import torch
 
 from genaug import __version__, distributed
-from genaug.errors import CheckpointError
+from genaug.errors import CheckpointError, GenaugError
 
 log = logging.getLogger("genaug")
+
+# The real training images a GAN or autoencoder run learnt from, one data-relative path per line: a
+# benchmark reads it to check that its cells' synthetic images or latents drew on no real image those
+# cells do not train on themselves.
+TRAINING_LIST = "training_images.txt"
 
 
 def _fsync_replace(tmp: str, path: Path) -> None:
@@ -289,6 +296,30 @@ def _create_run(out_root: str | Path, command: str, name: str, config: dict | No
         write_run_config(run, config)
     run.save_manifest()
     return run
+
+
+@contextlib.contextmanager
+def running(run: Run, new: bool) -> Iterator[Run]:
+    """Around a command's work on ``run``: a refusal (bad input, a GenaugError) goes into the run's
+    log, and a ``new`` run refused before it wrote anything but its config, manifest, log and
+    training list is removed, so that a mistyped --data or --class leaves no empty run behind. A
+    run that got as far as a checkpoint, a cell or an image is kept, to be resumed. The log is
+    closed either way."""
+    try:
+        yield run
+    except GenaugError as exc:
+        log.error("stopped: %s", exc)
+        run.close()
+        if new and distributed.is_main() and not _written_beyond_start(run.dir):
+            shutil.rmtree(run.dir, ignore_errors=True)
+        raise
+    finally:
+        run.close()
+
+
+def _written_beyond_start(d: Path) -> bool:
+    start = re.compile(r"(config\.yaml|log\.txt|manifest(-shard\d+of\d+)?\.json|" + re.escape(TRAINING_LIST) + ")")
+    return any(p.is_file() and not start.fullmatch(p.relative_to(d).as_posix()) for p in d.rglob("*"))
 
 
 def write_run_config(run: Run, config: dict) -> None:

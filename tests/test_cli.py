@@ -134,6 +134,8 @@ def test_data_info_folder_and_json(tmp_path):
     (["benchmark", "--data", "demo", "--models", "vgg99"], "unknown model vgg99"),
     (["benchmark", "--data", "demo", "--variants", "fake"], "unknown variant fake"),
     (["encode", "--data", "demo", "--checkpoint", "/no/ae.pt"], "autoencoder checkpoint not found"),
+    (["encode", "--data", "/no/such/folder"], "data folder not found"),
+    (["benchmark", "--data", "/no/such/folder", "--variants", "real"], "data folder not found"),
     (["benchmark", "--data", "demo", "--shard", "2/2"],
      "--shard 2/2 without --resume would start a run of its own with only its cells: start --shard 1/2 first"),
     (["benchmark", "--data", "demo", "--models", "cnn,densenet121", "--image-size", "16"],
@@ -145,8 +147,8 @@ def test_bad_input_is_one_line_exit_2(tmp_path, tiny, args, needle):
     assert needle in r.stderr
     assert "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
-    if args[0] == "benchmark":   # refused before a run directory (or a GAN for it) was made
-        assert not (tmp_path / "o" / "benchmark").exists()
+    # no run directory is left behind (nor a GAN or autoencoder run made for a benchmark)
+    assert not [d for d in (tmp_path / "o").glob("*/*") if d.is_dir() and d.parent.name != "cache"]
 
 
 @pytest.mark.parametrize("command", [["data", "info"], ["benchmark", "--models", "cnn", "--variants", "real"]])

@@ -5,8 +5,8 @@ import pickle
 import pytest
 import torch
 
-from genaug.errors import CheckpointError
-from genaug.runs import archive_run, atomic_torch_save, load_checkpoint, new_run
+from genaug.errors import CheckpointError, DataError
+from genaug.runs import TRAINING_LIST, archive_run, atomic_torch_save, load_checkpoint, new_run, open_run, running
 
 
 class _Evil:
@@ -39,6 +39,35 @@ def test_run_directories_never_reused(tmp_path):
     assert a.dir != b.dir and (a.dir / "config.yaml").is_file() and (b.dir / "manifest.json").is_file()
     a.close()
     b.close()
+
+
+@pytest.mark.parametrize("wrote,new,kept", [
+    ([], True, False),                       # refused on its input: no empty run left behind
+    ([TRAINING_LIST], True, False),          # a record of its input is no result either
+    (["checkpoint.pt"], True, True),         # got as far as a checkpoint: kept, to be resumed
+    (["cells/cnn__real__f1__seed0.json"], True, True),
+    ([], False, True),                       # a resumed run is the user's: never removed
+])
+def test_a_refused_run_is_removed_only_when_new_and_empty(tmp_path, wrote, new, kept):
+    run = new_run(tmp_path, "gan", "r", {"gan": {"n": 1}})
+    if not new:
+        run.close()
+        run = open_run(run.dir, "gan")
+    for name in wrote:
+        run.path(name).parent.mkdir(parents=True, exist_ok=True)
+        run.path(name).write_text("x")
+    with pytest.raises(DataError, match="no such class"):
+        with running(run, new=new):
+            raise DataError("no such class")
+    assert run.dir.is_dir() == kept
+    if kept:
+        assert "ERROR stopped: no such class" in (run.dir / "log.txt").read_text()
+    # anything else (a bug, an interrupt) keeps the run as it is
+    other = new_run(tmp_path, "gan", "s")
+    with pytest.raises(RuntimeError):
+        with running(other, new=True):
+            raise RuntimeError("bug")
+    assert other.dir.is_dir()
 
 
 def test_resume_clears_temporary_files_of_a_killed_write(tmp_path):
