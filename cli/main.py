@@ -154,7 +154,7 @@ def gan_sample_cmd(
     from genaug.device import resolve_device
     from genaug.errors import ConfigError
     from genaug.gan import sample_to_dir
-    from genaug.runs import new_run
+    from genaug.runs import new_run, running
 
     if n <= 0:
         raise ConfigError(f"--n must be positive, got {n}")
@@ -163,11 +163,9 @@ def gan_sample_cmd(
     # the absolute path lets genaug benchmark find the GAN run behind these images from anywhere
     run = new_run(out, "gan-sample", name, {"checkpoint": str(Path(checkpoint).resolve()), "class": class_, "n": n,
                                             "seed": seed})
-    try:
+    with running(run, new=True):   # refused (e.g. an unknown --class): no empty run left behind
         rows = sample_to_dir(checkpoint, class_, n, seed, run.path("synthetic"), resolve_device(device))
         run.save_manifest(finished=True, synthetic_images=len(rows))
-    finally:
-        run.close()
     typer.echo(f"wrote {len(rows)} images to {run.path('synthetic')}")
 
 
@@ -256,18 +254,16 @@ def explain_cmd(
     import io
 
     from genaug.explain import explain_images
-    from genaug.runs import atomic_write_text, new_run
+    from genaug.runs import atomic_write_text, new_run, running
 
     run = new_run(out, "explain", name, {"checkpoint": checkpoint, "image": image, "class": class_, "layer": layer})
-    try:
+    with running(run, new=True):   # refused (e.g. an unknown --class): no empty run left behind
         rows, skipped, layer_name = explain_images(checkpoint, image, run.dir, class_, layer)
         buf = io.StringIO()
         csv.writer(buf).writerows([["file", "explained_class", "probability", "heatmap"]] + rows)
         atomic_write_text(run.path("explanations.csv"), buf.getvalue())
         run.save_manifest(finished=True, layer=layer_name, images=len(rows),
                           skipped=[{"path": p, "reason": r} for p, r in skipped])
-    finally:
-        run.close()
     for p, why in skipped:
         typer.echo(f"skipped {p}: {why}", err=True)
     typer.echo(f"wrote {len(rows)} Grad-CAM overlays (layer {layer_name}) to {run.dir}")

@@ -163,6 +163,10 @@ def test_benchmark_end_to_end_on_tiny_demo_and_resume(tmp_path):
     rows = list(csv.DictReader((ex / "explanations.csv").open()))
     assert len(rows) == 4 and {row["explained_class"] for row in rows} == {"PNEUMONIA"}
     assert all((ex / row["heatmap"]).is_file() for row in rows)
+    r = genaug("explain", "--image", imgs, "--checkpoint", run / "models" / "cnn__real__f1__seed0.pt",
+               "--class", "COVID", "--out", tmp_path / "ex-bad")
+    assert r.returncode == 2 and "unknown class 'COVID'" in r.stderr and "Traceback" not in r.stderr
+    assert not list((tmp_path / "ex-bad").glob("explain/*"))   # no empty run left behind
     (tmp_path / "empty").mkdir()
     r = genaug("predict", tmp_path / "empty", "--checkpoint", run / "models" / "cnn__real__f1__seed0.pt")
     assert r.returncode == 2 and "no images" in r.stderr

@@ -228,6 +228,10 @@ def test_gan_cli_end_to_end_and_sample(tmp_path, tiny):
         sdir = only_run(tmp_path / f"s{i}", "gan-sample") / "synthetic" / "NORMAL"
         outs.append([p.read_bytes() for p in sorted(sdir.glob("*.png"))])
     assert len(outs[0]) == 5 and outs[0] == outs[1] and outs[0] != outs[2]
+    r = genaug("gan", "sample", "--checkpoint", run / "generator-conditional.pt", "--class", "COVID",
+               "--out", tmp_path / "s-bad")
+    assert r.returncode == 2 and "unknown class 'COVID'" in r.stderr and "Traceback" not in r.stderr
+    assert not list((tmp_path / "s-bad").glob("gan-sample/*"))   # no empty run left behind
     # resuming the finished run rewrites its report from the images it wrote, which benchmarks may
     # have trained on: a stand-in file that sampling again would overwrite survives
     from PIL import Image
