@@ -246,7 +246,8 @@ def load_latents(directory: str | Path) -> dict:
 
 
 def save_reconstruction_grid(original: torch.Tensor, recon: torch.Tensor, path: Path, n: int = 8) -> None:
-    from torchvision.utils import make_grid, save_image  # here, not at the top: seconds to import, and bad input should fail fast
+    # torchvision here, not at the top: it takes seconds to import, and bad input should fail fast
+    from torchvision.utils import make_grid, save_image
     n = min(n, len(original))
     save_image(make_grid(torch.cat([to_float(original[:n]), recon[:n]]), nrow=n, padding=2), path)
 

@@ -173,7 +173,8 @@ def fixed_noise(cfg: Config, n_classes: int, per_class: int = 8):
 
 def train_gan_model(key: str, images: np.ndarray, labels: np.ndarray | None, n_classes: int, cfg: Config,
                     run: Run, classes: list[str], device, ckpt: dict | None, tracker: Tracker | None = None) -> GanState:
-    from torchvision.utils import make_grid, save_image  # here, not at the top: seconds to import, and bad input should fail fast
+    # torchvision here, not at the top: it takes seconds to import, and bad input should fail fast
+    from torchvision.utils import make_grid, save_image
     g = cfg.gan
     st = GanState(cfg, n_classes)
     if ckpt is not None:

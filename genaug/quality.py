@@ -73,7 +73,8 @@ def to_u8(x: torch.Tensor) -> torch.Tensor:
 def class_report(name: str, c: int, synth: np.ndarray, bundle: DataBundle, judge, cfg: Config, run: Run,
                  device, train_u8: torch.Tensor, train_feats: torch.Tensor, fid_features=None) -> dict:
     """FID/KID on ``fid_features`` (default: the judge's); fidelity and memorization always on the judge."""
-    from torchvision.transforms.functional import gaussian_blur  # here, not at the top: seconds to import, and bad input should fail fast
+    # torchvision here, not at the top: it takes seconds to import, and bad input should fail fast
+    from torchvision.transforms.functional import gaussian_blur
     from torchvision.utils import make_grid, save_image
     g = cfg.gan
     rng = np.random.default_rng(cfg.run.seed)
