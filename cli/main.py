@@ -40,6 +40,13 @@ def _common(data, task, seed, device, out, name, cache, tensorboard=None, **data
             dict(seed=seed, device=device, out_root=out, name=name, tensorboard=tensorboard))
 
 
+def _check_data(cfg, resume) -> None:
+    """A mistyped --data is told before torch loads, in well under a second (a resumed run reads its own)."""
+    if not resume:
+        from genaug.data import check_data_spec
+        check_data_spec(cfg.data.data, cfg.data.task)
+
+
 @data_app.command("info")
 def data_info_cmd(
     data: Optional[str] = DataOpt, task: Optional[str] = TaskOpt, profile: Optional[str] = ProfileOpt,
@@ -92,6 +99,7 @@ def encode_cmd(
         epochs=epochs, image_size=image_size, latent_channels=latent_channels, batch_size=batch_size,
         checkpoint=checkpoint, overwrite=overwrite or None, train_fraction=train_fraction, views=views))
     cfg = build_config(profile, **given)  # before importing torch: a bad profile is told at once
+    _check_data(cfg, resume)
     from genaug.encode import run_encode
 
     run_dir = run_encode(cfg, resume=resume, given=given)
@@ -133,6 +141,7 @@ def gan_cmd(
         per_class=per_class or None, diffaug=diffaug, fid_features=fid_features, sync_batchnorm=sync_batchnorm,
         conditioning=conditioning, aux_weight=aux_weight, train_fraction=train_fraction))
     cfg = build_config(profile, **given)  # before importing torch: a bad profile is told at once
+    _check_data(cfg, resume)
     from genaug.gan import run_gan
 
     run_dir = run_gan(cfg, class_, resume=resume, given=given)
@@ -206,6 +215,7 @@ def benchmark_cmd(
                  weights_dir=weights_dir, save_models=save_models, schedule=schedule, augmentations=augmentations,
                  augment=augment, folds=folds)
     cfg = build_config(profile, data=d, run=r, benchmark=flags)  # before importing torch: a bad profile is told at once
+    _check_data(cfg, resume)
     from genaug.benchmark import run_benchmark
 
     started = time.time()

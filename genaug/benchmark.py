@@ -23,7 +23,7 @@ import torch
 from PIL import Image
 
 from genaug.config import Config, config_from_dict, parse_fractions, resumed_settings, validate
-from genaug.data import DataBundle, ImageSet, patient_folds, subsample_by_patient
+from genaug.data import DataBundle, ImageSet, check_data_spec, patient_folds, subsample_by_patient
 from genaug.device import seed_everything
 from genaug.encode import load_latents, run_encode
 from genaug.jobs import read_training_list
@@ -585,6 +585,8 @@ def run_benchmark(cfg: Config, resume: str | None = None, given: dict | None = N
         cfg, replaced = resumed_config(read_run_config(run.dir), flags, run, extend=part is None,
                                        supersede=supersede)
         cfg = resumed_settings(cfg, {s: given.get(s) for s in ("data", "run")}, run.dir)
+        if not (report_only or extend_only):   # these read no data: an archived run reports anywhere
+            check_data_spec(cfg.data.data, cfg.data.task)
         check_input_sizes(cfg)
         if extend_only:   # checked before the extension is written, as a fresh run's would be
             for key, what in INPUT_RUNS.items():
@@ -606,6 +608,8 @@ def run_benchmark(cfg: Config, resume: str | None = None, given: dict | None = N
             finally:
                 run.close()
     else:
+        # the data first: a mistyped --data is told from its name, before any model is built
+        check_data_spec(cfg.data.data, cfg.data.task)
         check_input_sizes(cfg)
         variants = set(parse_list(cfg.benchmark.variants, VARIANTS, "variant"))
         for key, what in INPUT_RUNS.items():

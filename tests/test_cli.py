@@ -135,6 +135,8 @@ def test_data_info_folder_and_json(tmp_path):
     (["benchmark", "--data", "demo", "--variants", "fake"], "unknown variant fake"),
     (["encode", "--data", "demo", "--checkpoint", "/no/ae.pt"], "autoencoder checkpoint not found"),
     (["encode", "--data", "/no/such/folder"], "data folder not found"),
+    (["gan", "--data", "/no/such/folder"], "data folder not found"),
+    (["benchmark", "--data", "missing.npz"], "npz file not found: missing.npz"),
     (["benchmark", "--data", "/no/such/folder", "--variants", "real"], "data folder not found"),
     (["benchmark", "--data", "demo", "--shard", "2/2"],
      "--shard 2/2 without --resume would start a run of its own with only its cells: start --shard 1/2 first"),

@@ -316,3 +316,35 @@ def test_training_subset_keeps_the_benchmark_patients_nested_and_lists_them(tmp_
         kept[frac] = set(sub.train.paths)
     assert kept[0.25] < kept[0.5] < kept[1.0] == set(bundle.train.paths)   # smaller fractions nest
     assert read_training_list(tmp_path) is None
+
+
+@pytest.mark.parametrize("spec,task,needle", [
+    ("", "binary", "no data given"),
+    ("/no/such/folder", "binary", "data folder not found"),
+    ("medmnist:nope", "binary", "unknown MedMNIST dataset 'nope'"),
+    ("missing.npz", "binary", "npz file not found"),
+    ("medmnist:pneumoniamnist", "3class", "--task 3class needs Kermany file names"),
+])
+def test_data_spec_is_refused_from_its_name(spec, task, needle):
+    from genaug.data import check_data_spec
+    with pytest.raises(DataError, match=needle.replace("'", ".")):
+        check_data_spec(spec, task)
+
+
+def test_data_spec_checks_the_folder_layout_and_passes_good_specs(tmp_path):
+    from genaug.data import check_data_spec
+    (tmp_path / "bare" / "train").mkdir(parents=True)
+    with pytest.raises(DataError, match="no 'test' folder"):
+        check_data_spec(str(tmp_path / "bare"))
+    check_data_spec(str(make_folder_dataset(tmp_path / "x")))
+    check_data_spec("demo", "3class")
+    check_data_spec("medmnist:pneumoniamnist")   # a missing file is told (or fetched) by load_data
+
+
+def test_the_data_layer_loads_without_torch():
+    # the CLI checks --data with it before torch loads (2-3 s), so a mistyped path is told at once
+    import subprocess
+    import sys
+    code = "import sys, genaug.data; assert 'torch' not in sys.modules, 'genaug.data imported torch'"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr

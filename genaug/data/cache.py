@@ -19,7 +19,6 @@ import numpy as np
 from tqdm import tqdm
 
 from genaug.data.decode import UnreadableImage, decode_image, safe_name
-from genaug.runs import atomic_write_text
 
 log = logging.getLogger("genaug")
 CACHE_VERSION = 1
@@ -104,6 +103,7 @@ def decode_cached(root: Path, rel_paths: list[str], size: int, cache_dir: Path |
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    from genaug.runs import atomic_write_text   # here: genaug.runs loads torch, and --data is checked without it
     atomic_write_text(index, json.dumps({"version": CACHE_VERSION, "root": str(root.resolve()),
                                          "size": size, "signature": signature, "ok": ok.tolist(),
                                          "reasons": {str(k): v for k, v in reasons.items()}},

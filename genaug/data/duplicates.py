@@ -12,8 +12,6 @@ from __future__ import annotations
 import hashlib
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from genaug.data.core import DataBundle, ImageSet
 
@@ -22,8 +20,11 @@ NEAR_MAD = 3.0
 PAIRS = (("train", "val"), ("train", "test"), ("val", "test"))
 
 
-def thumbnails(images: np.ndarray, size: int = 16) -> torch.Tensor:
+def thumbnails(images: np.ndarray, size: int = 16) -> "torch.Tensor":
     """(N, size*size) unit vectors: area-downsampled, mean-centred images."""
+    # imported here, so that genaug.data loads without torch and a command can check --data at once
+    import torch
+    import torch.nn.functional as F
     x = torch.from_numpy(np.array(images, dtype=np.float32, copy=True)).unsqueeze(1)
     t = F.adaptive_avg_pool2d(x, size).flatten(1)
     t = t - t.mean(1, keepdim=True)
@@ -36,6 +37,7 @@ def _hashes(s: ImageSet) -> list[str]:
 
 def cross_split_duplicates(bundle: DataBundle, threshold: float = NEAR_THRESHOLD, chunk: int = 1024) -> dict:
     """Pairs of images in different splits that are identical or nearly so, per split pair."""
+    import torch
     splits = {k: v for k, v in bundle.splits.items() if len(v)}
     hashes = {k: _hashes(v) for k, v in splits.items()}
     thumbs = {k: thumbnails(v.images) for k, v in splits.items()}

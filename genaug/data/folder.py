@@ -61,8 +61,9 @@ def _list_class_dir(cdir: Path, skipped: list[tuple[str, str]], rel_root: Path) 
     return out
 
 
-def scan_folder(root: Path, task: str = "binary"):
-    """Return (classes, {split: [(rel_path, class_name)]}, skipped) without decoding anything."""
+def split_folders(root: Path) -> dict[str, Path]:
+    """The train/test (and val) folders of a Kaggle-layout root, or a DataError naming what is missing.
+    Reads only the root's own entries, so a command can refuse a wrong --data at once."""
     root = Path(root)
     if not root.exists():
         raise DataError(f"data folder not found: {root} (expected ROOT/train/<CLASS>/*.jpeg, or use --data demo)")
@@ -75,6 +76,13 @@ def scan_folder(root: Path, task: str = "binary"):
     for required in ("train", "test"):
         if required not in split_dirs:
             raise DataError(f"no '{required}' folder in {root} (expected ROOT/train/<CLASS>/ and ROOT/test/<CLASS>/)")
+    return split_dirs
+
+
+def scan_folder(root: Path, task: str = "binary"):
+    """Return (classes, {split: [(rel_path, class_name)]}, skipped) without decoding anything."""
+    root = Path(root)
+    split_dirs = split_folders(root)
     folder_classes = sorted({c.name for d in split_dirs.values() for c in d.iterdir() if c.is_dir()})
     if not folder_classes:
         raise DataError(f"no class folders in {split_dirs['train']} (expected e.g. NORMAL/ and PNEUMONIA/)")

@@ -9,7 +9,7 @@ import numpy as np
 from genaug.data.core import DataBundle
 from genaug.data.demo import demo_dataset
 from genaug.data.duplicates import cross_split_duplicates, duplicate_note
-from genaug.data.folder import load_folder_split, scan_folder
+from genaug.data.folder import load_folder_split, scan_folder, split_folders
 from genaug.data.medmnist import INFO, download, load_npz
 from genaug.data.splits import has_patient_id, patient_overlap, split_by_patient
 from genaug.errors import DataError
@@ -57,19 +57,36 @@ def check_patient_disjoint(bundle: DataBundle) -> None:
             "which the file names alone cannot settle")
 
 
+def check_data_spec(spec: str, task: str = "binary") -> None:
+    """Refuse a --data that cannot be read, from names alone (no image is opened), so that a command
+    which builds models or trains a GAN first says so at once; ``load_data`` makes the same checks."""
+    if not spec:
+        raise DataError("no data given: use --data demo, a folder, a .npz file or medmnist:NAME")
+    if spec == "demo":
+        return
+    if spec.startswith("medmnist:"):
+        name = spec.split(":", 1)[1].lower()
+        if name not in INFO:
+            raise DataError(f"unknown MedMNIST dataset '{name}' (known: {', '.join(INFO)})")
+        _check_task(task)
+    elif spec.lower().endswith(".npz"):
+        if not Path(spec).is_file():
+            raise DataError(f"npz file not found: {spec}")
+        _check_task(task)
+    else:
+        split_folders(Path(spec))
+
+
 def load_data(spec: str, size: int, task: str = "binary", val_fraction: float = 0.1, split_seed: int = 0,
               cache_dir: Path | None = None, demo_train: int = 600, allow_download: bool = False) -> DataBundle:
     """``spec``: 'demo', a folder in the Kaggle layout, a MedMNIST .npz, or 'medmnist:NAME'."""
-    if not spec:
-        raise DataError("no data given: use --data demo, a folder, a .npz file or medmnist:NAME")
+    check_data_spec(spec, task)
     if spec == "demo":
         bundle = demo_dataset(size=size, n_train=demo_train, seed=split_seed)
         if task == "3class":
             _demo_three_class(bundle)
     elif spec.startswith("medmnist:"):
         name = spec.split(":", 1)[1].lower()
-        if name not in INFO:
-            raise DataError(f"unknown MedMNIST dataset '{name}' (known: {', '.join(INFO)})")
         avail = sorted(INFO[name]["files"])
         src = min((s for s in avail if s >= size), default=avail[-1])
         root = Path(cache_dir or "outputs/cache") / "medmnist"
@@ -79,10 +96,8 @@ def load_data(spec: str, size: int, task: str = "binary", val_fraction: float = 
                 raise DataError(f"{path} is missing; rerun with --download to fetch it, or place it there by hand")
             path = download(name, src, root)
         bundle = load_npz(path, size, INFO[name]["label"])
-        _check_task(bundle, task)
     elif spec.lower().endswith(".npz"):
         bundle = load_npz(Path(spec), size)
-        _check_task(bundle, task)
     else:
         root = Path(spec)
         classes, items, skipped = scan_folder(root, task)
@@ -120,7 +135,7 @@ def load_data(spec: str, size: int, task: str = "binary", val_fraction: float = 
     return bundle
 
 
-def _check_task(bundle: DataBundle, task: str) -> None:
+def _check_task(task: str) -> None:
     if task == "3class":
         raise DataError("--task 3class needs Kermany file names (bacteria/virus); MedMNIST files have none")
 
