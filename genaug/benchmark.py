@@ -824,6 +824,7 @@ def _benchmark(cfg: Config, run: Run, part: tuple[int, int] | None = None, repor
     cells_dir.mkdir(exist_ok=True)
     pending = {plan.todo[i][2] for i in plan.mine if not (cells_dir / f"{plan.keys[i]}.json").is_file()}
     inp = load_cell_inputs(cfg, run, bundle, pending)
+    check_input_runs_serve_cells(cfg, bundle, plan, inp, cells_dir)
     train_cells(cfg, run, bundle, device, plan, inp)
     if not distributed.is_main():   # rank 0 merges the cells and writes the report
         return run.dir
@@ -845,6 +846,32 @@ def _benchmark(cfg: Config, run: Run, part: tuple[int, int] | None = None, repor
     run.save_manifest(**done, cells=len(cells), missing_cells=len(missing), gan_run=str(gan_dir) if gan_dir else None,
                       encode_run=str(enc_dir) if enc_dir else None)
     return run.dir
+
+
+def check_input_runs_serve_cells(cfg: Config, bundle: DataBundle, plan: CellPlan, inp: CellInputs,
+                                 cells_dir: Path) -> None:
+    """Refuse before any cell trains, not hours later when the first mixed or encoded cell comes up,
+    a GAN or encode run that learnt from real images these cells must not see: validation or test
+    images (an input run made on another split, e.g. an autoencoder reused across --task), or, at a
+    train fraction, images outside the cells' own patients. ``train_cells`` checks each group again."""
+    todo = [plan.todo[i] for i in sorted(plan.mine) if not (cells_dir / f"{plan.keys[i]}.json").is_file()]
+    # under --folds validation is pooled into the folds, where train_cells notes any overlap
+    held = ("test",) if cfg.benchmark.folds > 1 else ("val", "test")
+    held_out = {p: split for split in held for p in bundle.splits[split].paths}
+    for key, d in (("gan", inp.gan_dir), ("encode", inp.enc_dir)):
+        seen = (inp.learnt_from or {}).get(key)
+        clash = sorted(p for p in seen or () if p in held_out)
+        if clash:
+            where = ", ".join(sorted({held_out[p] for p in clash}))
+            raise ConfigError(f"the {key} run {d} learnt from {len(clash)} images that this benchmark holds out as "
+                              f"{where} (e.g. {clash[0]}): its model was trained on another split (another --task, "
+                              f"--val-fraction or split seed); train one on this benchmark's split")
+    if cfg.benchmark.folds > 1:   # each fold has its own training images: checked fold by fold
+        return
+    for frac, variant in sorted({(t[1], t[2]) for t in todo}):
+        keep = subsample_by_patient(bundle.train.labels, bundle.train.patients, frac, cfg.data.split_seed)
+        inputs_within_training(variant, inp.learnt_from, bundle.train.subset(keep).paths, bundle.train.paths,
+                               frac, inp.gan_dir, inp.enc_dir)
 
 
 def inputs_within_training(variant: str, learnt_from: dict, cell_train: list[str], whole_train: list[str],

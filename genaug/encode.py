@@ -23,7 +23,7 @@ from tqdm import tqdm
 from genaug.config import DEFAULT_AUGMENTATIONS, Config, config_from_dict, resumed_settings
 from genaug.data import DataBundle
 from genaug import distributed
-from genaug.jobs import TRAINING_LIST, join_ranks, start_job, training_subset
+from genaug.jobs import TRAINING_LIST, join_ranks, read_training_list, start_job, training_subset
 from genaug.errors import CheckpointError, ConfigError
 from genaug.metrics import reconstruction_metrics
 from genaug.models import ConvAutoencoder
@@ -287,6 +287,7 @@ def _encode(cfg: Config, run: Run, ckpt: dict | None) -> Path:
         if learnt_from.is_file():
             shutil.copyfile(learnt_from, run.path(TRAINING_LIST))
         log.info("reusing autoencoder %s", e.checkpoint)
+        warn_if_model_saw_held_out(read_training_list(run.dir), bundle)
     else:
         model = ConvAutoencoder(e.image_size, e.latent_channels)
         tracker = tracker_for(cfg, run)
@@ -337,6 +338,17 @@ def _encode(cfg: Config, run: Run, ckpt: dict | None) -> Path:
         print(f"encoded {meta['views']} augmented views of each {'/'.join(meta['view_splits'])} image in "
               f"{meta['views_seconds']} s")
     return run.dir
+
+
+def warn_if_model_saw_held_out(learnt_from: set[str] | None, bundle: DataBundle) -> None:
+    """A reused autoencoder made on another split (another --task, --val-fraction or split seed)
+    learnt from images this split holds out: the latents are written, but genaug benchmark will
+    refuse them, so say it now rather than when the benchmark starts."""
+    for split in ("val", "test"):
+        saw = len((learnt_from or set()) & set(bundle.splits[split].paths))
+        if saw:
+            log.warning("the reused autoencoder learnt from %d of this run's %s images (it was trained on another "
+                        "split): genaug benchmark will refuse these latents; train one on this split", saw, split)
 
 
 def _summary(m: dict, bundle: DataBundle, e) -> str:

@@ -512,10 +512,12 @@ def test_low_data_cells_get_a_gan_that_saw_only_their_own_patients(tmp_path):
     r = genaug("benchmark", "--resume", run, "--train-fraction", "0.5,1.0")
     assert r.returncode == 0, r.stderr[-3000:]
     assert json.loads((run / "cells" / "cnn__mixed__f1__seed0.json").read_text())["input_run_within_training"]
-    r = genaug("benchmark", "--data", "demo", "--profile", prof, "--variants", "mixed", "--train-fraction", "0.25",
+    r = genaug("benchmark", "--data", "demo", "--profile", prof, "--variants", "real,mixed", "--train-fraction", "0.25",
                "--gan-run", gan_run, "--out", tmp_path / "o2")
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "do not train on; give a run made with --train-fraction 0.25 or smaller" in r.stderr
+    assert "cnn__real" not in r.stdout   # refused before the real cells trained, so the empty run is gone
+    assert not list((tmp_path / "o2").glob("benchmark/*"))
     # more images from the same generator: the benchmark traces them to the GAN run and what it learnt from
     r = genaug("gan", "sample", "--checkpoint", gan_run / "generator-conditional.pt", "--n", 30, "--out", tmp_path / "s")
     assert r.returncode == 0, r.stderr[-2000:]
@@ -563,3 +565,28 @@ def test_machine_note_only_when_cells_ran_on_two_recorded_machines():
     # one CPU at two thread counts picks other kernels too (seen in session 19), so it is noted as well
     (note,) = machine_notes([{"machine": zen4}, {"machine": {**zen4, "threads": 2}}])
     assert "1 thread: 1 cell; AMD EPYC (family 25, model 17), AVX512, 2 threads: 1 cell)" in note
+
+
+@pytest.mark.slow
+def test_an_autoencoder_made_on_another_split_is_refused_before_any_cell_trains(tmp_path):
+    """An autoencoder reused with `encode --checkpoint` keeps the list of images it learnt from: made
+    on another validation split, it saw images this benchmark holds out for validation."""
+    data = make_folder_dataset(tmp_path / "x", {"train": 24, "test": 6})   # no val folder: val is carved
+    other = tmp_path / "other-split.yaml"
+    other.write_text(TINY.replace("demo_train: 80", "demo_train: 80\n  split_seed: 1"))
+    tiny = tmp_path / "tiny.yaml"
+    tiny.write_text(TINY)
+    r = genaug("encode", "--data", data, "--profile", other, "--out", tmp_path / "a")
+    assert r.returncode == 0, r.stderr[-2000:]
+    trained = only_run(tmp_path / "a", "encode")
+    r = genaug("encode", "--data", data, "--profile", tiny, "--checkpoint", trained / "autoencoder.pt",
+               "--out", tmp_path / "b")
+    assert r.returncode == 0, r.stderr[-2000:]
+    reused = only_run(tmp_path / "b", "encode")
+    assert "genaug benchmark will refuse these latents" in (reused / "log.txt").read_text()
+    assert (reused / "training_images.txt").read_text() == (trained / "training_images.txt").read_text()
+    r = genaug("benchmark", "--data", data, "--profile", tiny, "--variants", "real,encoded",
+               "--encode-run", reused, "--out", tmp_path / "o")
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert f"the encode run {reused} learnt from" in r.stderr and "holds out as val" in r.stderr
+    assert "cnn__real" not in r.stdout and not list((tmp_path / "o").glob("benchmark/*"))
