@@ -208,8 +208,12 @@ def fid_bootstrap_std(real: torch.Tensor, fake: torch.Tensor, n_boot: int = 100,
 
 def kid_on_features(real: torch.Tensor, fake: torch.Tensor, subsets: int = 50, subset_size: int = 100,
                     seed: int = 0) -> tuple[float, float]:
-    """Kernel distance (mean, std over subsets) between two (N, d) feature sets."""
-    size = int(min(subset_size, len(real), len(fake)))
+    """Kernel distance (mean, std over subsets) between two (N, d) feature sets. Subsets hold
+    ``subset_size`` of each, or half the smaller set when that is not more: subsets of a whole set
+    are all the same draw, and their spread (0) would read as a precise figure (KID is unbiased at
+    any subset size, so only the spread depends on it)."""
+    smaller = min(len(real), len(fake))
+    size = int(subset_size if subset_size < smaller else max(2, smaller // 2))
     torch.manual_seed(seed)
     import warnings
 

@@ -221,7 +221,8 @@ def format_quality(m: dict, bundle: DataBundle) -> str:
                    "both image sets: how much the figure depends on which images were drawn. Retraining the GAN "
                    "or the feature network moves it further: two runs whose FIDs differ by less than about 2.8 times "
                    "this (1.96·√2, for two independent draws) could differ by the draw of images alone. " if n_boot else "") +
-              "KID ± : standard deviation over KID's random subsets.", "", "Near-copy: closer to a training image than the "
+              "KID ± : standard deviation over KID's random subsets (100 images a side, or half the images "
+              "where a class has 100 or fewer per side).", "", "Near-copy: closer to a training image than the "
               f"{next(iter(m['classes'].values())).get('memorization', {}).get('threshold_quantile', 0.01):.0%} "
               "quantile of real held-out images are to their nearest training image. Closest pairs: "
               "memorization-<CLASS>.png (synthetic above, nearest training image below)."]

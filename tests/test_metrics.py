@@ -141,6 +141,17 @@ def test_kid_zero_for_same_distribution_and_positive_for_shift():
     assert far > 100 * abs(near)
 
 
+def test_kid_spread_is_not_zero_when_the_sets_are_smaller_than_a_subset():
+    # 74 held-out images of a class against subsets of 100: drawing them all would give every subset
+    # the same images and a spread of exactly 0
+    torch.manual_seed(0)
+    a, b = torch.randn(74, 4), torch.randn(74, 4) + 0.5
+    _, sd = kid_on_features(a, b, subsets=20, subset_size=100)
+    assert sd > 1e-3   # the whole sets in every subset gave 3.6e-07: rounding only
+    _, sd_full = kid_on_features(a[:3], b[:3], subsets=5, subset_size=100)
+    assert sd_full >= 0   # the smallest sets still give a figure (subsets of 2)
+
+
 def test_nearest_neighbours_and_reconstruction_values():
     refs = torch.tensor([[0.0, 0.0], [1.0, 1.0]])
     d, i = nearest_neighbours(torch.tensor([[0.9, 1.0], [0.1, 0.0]]), refs)
