@@ -215,7 +215,8 @@ def write_report(run: Run, cfg: Config, bundle: DataBundle, summary: dict, cells
             figs.append(("Threshold transfer: test accuracy at every threshold, the dot at the one chosen on "
                          "validation (diagnosis only)", "threshold_sweep.png"))
         plot_confusions(cells, main_frac, bundle.classes, run.path("confusion.png"))
-        figs.append(("Confusion matrices at the validation-chosen threshold", "confusion.png"))
+        figs.append(("Confusion matrices, " + ("most probable class" if len(bundle.classes) > 2
+                                               else "at the validation-chosen threshold"), "confusion.png"))
         plot_curves(cells, main_frac, run.path("training_curves.png"))
         figs.append(("Training curves", "training_curves.png"))
         if plot_fractions(table, run.path("train_fraction.png")):
@@ -243,8 +244,9 @@ def write_report(run: Run, cfg: Config, bundle: DataBundle, summary: dict, cells
         print("In short:\n" + "\n".join(short).replace("**", ""), flush=True)
 
 
-def ensemble_section(table: list[dict]) -> list[str]:
-    """Markdown lines for the seed-ensemble table (rows with more than one run), or none."""
+def ensemble_section(table: list[dict], multi: bool = False) -> list[str]:
+    """Markdown lines for the seed-ensemble table (rows with more than one run), or none; ``multi``:
+    more than two classes, where the prediction is the most probable class and there is no threshold."""
     pooled = [r for r in table if r["replicates"] > 1 and "seed_ensemble" in r]
     if not pooled:
         return []
@@ -252,7 +254,7 @@ def ensemble_section(table: list[dict]) -> list[str]:
          "One classifier made of all the row's runs, so it costs their training time together; compare it "
          "with the single-run means above only as that. Its threshold is chosen on the pooled validation "
          "probabilities where the cells kept them, otherwise it is the mean of the runs' thresholds.", "",
-         "| model | variant | train frac | runs | accuracy % (val thr) | 95% CI | ROC-AUC | 95% CI | "
+         f"| model | variant | train frac | runs | {'accuracy %' if multi else 'accuracy % (val thr)'} | 95% CI | ROC-AUC | 95% CI | "
          "sensitivity | specificity | threshold (from) |", "|---" * 11 + "|"]
     for r in pooled:
         e, ci, ca = r["seed_ensemble"], r["accuracy_ci95_seed_ensemble"], r["roc_auc_ci95_seed_ensemble"]
@@ -443,25 +445,28 @@ def format_markdown(cfg, bundle, table, comps, notes, figs, gan_dir, enc_dir, sh
           f"cell are in the table.{latent_text} Mixed = real + synthetic "
           f"({'filled to balance classes' if b.balance else f'{b.synthetic_ratio:g} x real count per class'}). "
           + ("Threshold chosen on validation (Youden's J); the 0.5 threshold is shown beside it." if not multi
-           else f"{len(bundle.classes)} classes: the prediction is the most probable class (no threshold), "
-                "so both accuracy columns agree; ROC-AUC is the macro one-vs-rest mean, and sensitivity and "
+           else f"{len(bundle.classes)} classes: the prediction is the most probable class (no threshold to "
+                "choose); ROC-AUC is the macro one-vs-rest mean, and sensitivity and "
                 "specificity are macro means over classes, per class below."), ""]
     if short:
         how = "its most probable class" if multi else "its validation-chosen threshold"
         L += ["## In short", ""] + short + ["", f"Accuracy and ROC-AUC are means over each row's runs, on the real "
                                            f"test split, accuracy at {how}; the tables below give the rest.", ""]
     L += [f"## Results (mean ± std over {'seeds × folds' if b.folds > 1 else 'seeds'})", "",
-          f"| model | variant | train frac | {'seeds×folds' if b.folds > 1 else 'seeds'} | n train (synthetic) | accuracy % (val thr) | accuracy % (0.5) | "
+          f"| model | variant | train frac | {'seeds×folds' if b.folds > 1 else 'seeds'} | n train (synthetic) | "
+          + ("accuracy % | " if multi else "accuracy % (val thr) | accuracy % (0.5) | ") +
           "95% CI acc (ensemble) | ROC-AUC | 95% CI AUC | sensitivity | specificity | macro F1 | s/epoch |",
-          "|---" * 14 + "|"]
+          "|---" * (13 if multi else 14) + "|"]
     for r in table:
         ci, ca = r["accuracy_ci95_seed_ensemble"], r["roc_auc_ci95_seed_ensemble"]
+        # with no threshold to choose, a column at 0.5 would repeat the one before it
+        at_half = "" if multi else f"{_pm(r, 'accuracy', 'half', True)} | "
         L.append(f"| {r['model']} | {r['variant']} | {r['train_fraction']:g} | {_runs(r)} | {r['n_train']} "
-                 f"({r['n_train_synthetic']}) | {_pm(r, 'accuracy', pct=True)} | {_pm(r, 'accuracy', 'half', True)} | "
+                 f"({r['n_train_synthetic']}) | {_pm(r, 'accuracy', pct=True)} | {at_half}"
                  f"{100 * ci[0]:.1f}–{100 * ci[1]:.1f} | {_pm(r, 'roc_auc')} | {ca[0]:.3f}–{ca[1]:.3f} | "
                  f"{_pm(r, 'sensitivity')} | {_pm(r, 'specificity')} | {_pm(r, 'f1_macro')} | "
                  f"{r['seconds_per_epoch_mean']:.1f} |")
-    L += ensemble_section(table)
+    L += ensemble_section(table, multi)
     if multi and any(r.get("per_class") for r in table):
         L += ["", "## Per class (test split, mean over runs)", "",
               "| model | variant | train frac | class | precision | recall (sensitivity) | specificity | F1 |",

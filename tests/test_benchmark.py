@@ -424,6 +424,11 @@ def test_three_class_task_end_to_end_through_gan_encode_and_benchmark(tmp_path):
         assert cm.shape == (3, 3) and cm.sum() == cell["n_test"]
     report = (run / "report.md").read_text()
     assert "## Per class" in report and "| VIRUS |" in report and "nan" not in report
+    # no threshold with three classes: no validation-threshold or 0.5 columns that would only repeat
+    assert "val thr" not in report and "(0.5)" not in report and "validation-chosen threshold" not in report
+    header = next(line for line in report.splitlines() if line.startswith("| model | variant | train frac | seeds"))
+    rows = [line for line in report.splitlines() if line.startswith("| cnn | real | 1 |")]
+    assert header.count("|") == rows[0].count("|")
 
 
 @pytest.mark.slow
