@@ -26,9 +26,8 @@ from genaug.config import Config, config_from_dict, parse_fractions, resumed_set
 from genaug.data import DataBundle, ImageSet, check_data_spec, patient_folds, subsample_by_patient
 from genaug.device import seed_everything
 from genaug.encode import load_latents, run_encode
-from genaug.jobs import read_training_list
 from genaug import distributed
-from genaug.jobs import join_ranks, start_job
+from genaug.jobs import held_out_seen, join_ranks, read_training_list, start_job
 from genaug.errors import CheckpointError, ConfigError
 from genaug.gan import run_gan, synthetic_manifest
 from genaug.metrics import (bootstrap_ci, choose_threshold, classification_metrics, mcnemar, paired_bootstrap_diff,
@@ -857,15 +856,13 @@ def check_input_runs_serve_cells(cfg: Config, bundle: DataBundle, plan: CellPlan
     todo = [plan.todo[i] for i in sorted(plan.mine) if not (cells_dir / f"{plan.keys[i]}.json").is_file()]
     # under --folds validation is pooled into the folds, where train_cells notes any overlap
     held = ("test",) if cfg.benchmark.folds > 1 else ("val", "test")
-    held_out = {p: split for split in held for p in bundle.splits[split].paths}
     for key, d in (("gan", inp.gan_dir), ("encode", inp.enc_dir)):
-        seen = (inp.learnt_from or {}).get(key)
-        clash = sorted(p for p in seen or () if p in held_out)
+        clash = held_out_seen((inp.learnt_from or {}).get(key), bundle, held)
         if clash:
-            where = ", ".join(sorted({held_out[p] for p in clash}))
-            raise ConfigError(f"the {key} run {d} learnt from {len(clash)} images that this benchmark holds out as "
-                              f"{where} (e.g. {clash[0]}): its model was trained on another split (another --task, "
-                              f"--val-fraction or split seed); train one on this benchmark's split")
+            paths = sorted(p for ps in clash.values() for p in ps)
+            raise ConfigError(f"the {key} run {d} learnt from {len(paths)} images that this benchmark holds out as "
+                              f"{', '.join(sorted(clash))} (e.g. {paths[0]}): its model was trained on another split "
+                              f"(another --task, --val-fraction or split seed); train one on this benchmark's split")
     if cfg.benchmark.folds > 1:   # each fold has its own training images: checked fold by fold
         return
     for frac, variant in sorted({(t[1], t[2]) for t in todo}):

@@ -23,7 +23,7 @@ from tqdm import tqdm
 from genaug.config import DEFAULT_AUGMENTATIONS, Config, config_from_dict, resumed_settings
 from genaug.data import DataBundle
 from genaug import distributed
-from genaug.jobs import TRAINING_LIST, join_ranks, read_training_list, start_job, training_subset
+from genaug.jobs import TRAINING_LIST, held_out_seen, join_ranks, read_training_list, start_job, training_subset
 from genaug.errors import CheckpointError, ConfigError
 from genaug.metrics import reconstruction_metrics
 from genaug.models import ConvAutoencoder
@@ -344,11 +344,9 @@ def warn_if_model_saw_held_out(learnt_from: set[str] | None, bundle: DataBundle)
     """A reused autoencoder made on another split (another --task, --val-fraction or split seed)
     learnt from images this split holds out: the latents are written, but genaug benchmark will
     refuse them, so say it now rather than when the benchmark starts."""
-    for split in ("val", "test"):
-        saw = len((learnt_from or set()) & set(bundle.splits[split].paths))
-        if saw:
-            log.warning("the reused autoencoder learnt from %d of this run's %s images (it was trained on another "
-                        "split): genaug benchmark will refuse these latents; train one on this split", saw, split)
+    for split, saw in held_out_seen(learnt_from, bundle).items():
+        log.warning("the reused autoencoder learnt from %d of this run's %s images (it was trained on another "
+                    "split): genaug benchmark will refuse these latents; train one on this split", len(saw), split)
 
 
 def _summary(m: dict, bundle: DataBundle, e) -> str:

@@ -62,3 +62,12 @@ def read_training_list(run_dir: Path) -> set[str] | None:
     if not path.is_file():
         return None
     return {line for line in path.read_text().splitlines() if line}
+
+
+def held_out_seen(learnt_from: set[str] | None, bundle: DataBundle,
+                  splits: tuple[str, ...] = ("val", "test")) -> dict[str, list[str]]:
+    """The images of each held-out split that a GAN or autoencoder learnt from (sorted; only splits
+    with any): a model made on another split (another --task, --val-fraction or split seed) saw them."""
+    seen = learnt_from or set()
+    found = {split: sorted(p for p in bundle.splits[split].paths if p in seen) for split in splits}
+    return {split: paths for split, paths in found.items() if paths}
