@@ -142,6 +142,11 @@ def gan_cmd(
         conditioning=conditioning, aux_weight=aux_weight, train_fraction=train_fraction))
     cfg = build_config(profile, **given)  # before importing torch: a bad profile is told at once
     _check_data(cfg, resume)
+    if class_ and not resume:   # a mistyped --class, too, is told before torch loads
+        from genaug.data import classes_from_spec, resolve_classes
+        known = classes_from_spec(cfg.data.data, cfg.data.task)
+        if known:
+            resolve_classes(class_, known)
     from genaug.gan import run_gan
 
     run_dir = run_gan(cfg, class_, resume=resume, given=given)

@@ -23,6 +23,7 @@ from tqdm import tqdm
 from genaug.config import Config, config_from_dict, resumed_settings
 from genaug import distributed
 from genaug.jobs import join_ranks, start_job, training_subset
+from genaug.data.loading import resolve_classes
 from genaug.errors import CheckpointError, ConfigError, DataError, TrainingDiverged
 from genaug.models import Discriminator, Generator, dcgan_init
 from genaug.tracking import Tracker, tracker_for
@@ -33,19 +34,6 @@ log = logging.getLogger("genaug")
 GEN_KEYS = ("kind", "generator", "nz", "ngf", "image_size", "classes", "conditional")
 MIN_CLASS_IMAGES = 16
 
-
-def resolve_classes(requested: str, classes: list[str]) -> list[str]:
-    """'all' or one class name (case-insensitive); an unknown name lists the classes in the data."""
-    if requested.lower() == "all":
-        return list(classes)
-    wanted = [c.strip() for c in requested.split(",") if c.strip()]
-    out = []
-    for w in wanted:
-        match = [c for c in classes if c.lower() == w.lower()]
-        if not match:
-            raise ConfigError(f"unknown class '{w}'; the data has: {', '.join(classes)} (or use --class all)")
-        out.append(match[0])
-    return out
 
 # ----------------------------------------------------------------------------- augmentation
 

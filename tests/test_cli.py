@@ -153,6 +153,22 @@ def test_bad_input_is_one_line_exit_2(tmp_path, tiny, args, needle):
     assert not [d for d in (tmp_path / "o").glob("*/*") if d.is_dir() and d.parent.name != "cache"]
 
 
+@pytest.mark.parametrize("args,needle", [
+    (["gan", "--data", "demo", "--class", "COVID"], "unknown class 'COVID'"),
+    (["gan", "--data", "demo", "--task", "3class", "--class", "PNEUMONIA"], "the data has: NORMAL, BACTERIA, VIRUS"),
+    (["encode", "--data", "/no/such/folder"], "data folder not found"),
+    (["benchmark", "--data", "/no/such/folder"], "data folder not found"),
+])
+def test_bad_data_or_class_is_told_before_torch_loads(args, needle):
+    # loading torch takes seconds; a mistyped name should be told at once (docs/PERFORMANCE.md (h))
+    probe = ("import atexit, sys; from genaug_cli.main import run; "
+             "atexit.register(lambda: print('torch loaded:', 'torch' in sys.modules)); "
+             f"sys.argv = ['genaug', *{args!r}]; run()")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2 and needle in out.stderr, out.stderr
+    assert out.stdout.strip() == "torch loaded: False"
+
+
 @pytest.mark.parametrize("command", [["data", "info"], ["benchmark", "--models", "cnn", "--variants", "real"]])
 def test_output_folder_that_cannot_be_made_is_one_line_exit_2(tmp_path, tiny, command):
     blocker = tmp_path / "a-file"

@@ -16,7 +16,7 @@ from genaug.data.decode import decode_image
 from genaug.data.demo import demo_dataset
 from genaug.data.folder import three_class_label
 from genaug.data.medmnist import INFO, download, load_npz
-from genaug.errors import DataError
+from genaug.errors import ConfigError, DataError
 
 from conftest import make_folder_dataset
 
@@ -339,6 +339,23 @@ def test_data_spec_checks_the_folder_layout_and_passes_good_specs(tmp_path):
     check_data_spec(str(make_folder_dataset(tmp_path / "x")))
     check_data_spec("demo", "3class")
     check_data_spec("medmnist:pneumoniamnist")   # a missing file is told (or fetched) by load_data
+
+
+def test_classes_from_the_spec_are_those_load_data_finds(tmp_path):
+    from genaug.data import classes_from_spec
+    folder = str(make_folder_dataset(tmp_path / "x"))
+    for spec, task in (("demo", "binary"), ("demo", "3class"), (folder, "binary")):
+        assert classes_from_spec(spec, task) == load_data(spec, 16, task=task, demo_train=60).classes, (spec, task)
+    assert classes_from_spec("medmnist:pneumoniamnist") == ["NORMAL", "PNEUMONIA"]
+    assert classes_from_spec("anything.npz") is None     # only the file's labels say
+
+
+def test_resolve_classes_matches_names_without_case():
+    from genaug.data import resolve_classes
+    assert resolve_classes("virus,normal", ["NORMAL", "BACTERIA", "VIRUS"]) == ["VIRUS", "NORMAL"]
+    assert resolve_classes("all", ["A", "B"]) == ["A", "B"]
+    with pytest.raises(ConfigError, match="unknown class 'COVID'; the data has: A, B"):
+        resolve_classes("COVID", ["A", "B"])
 
 
 def test_the_data_layer_loads_without_torch():

@@ -4,7 +4,7 @@ import torch
 
 from genaug.config import Config, config_from_dict
 from genaug.errors import ConfigError, TrainingDiverged
-from genaug.gan import (GanState, generator_payload, load_generator, resolve_classes, sample_class, train_gan_model,
+from genaug.gan import (GanState, generator_payload, load_generator, sample_class, train_gan_model,
                         train_step)
 from genaug.runs import atomic_torch_save, load_checkpoint, new_run
 
@@ -28,13 +28,6 @@ def test_one_step_changes_both_networks(conditioning):
     train_step(st, x, torch.arange(8) % 2, cfg, torch.Generator().manual_seed(0))
     assert any(not torch.equal(a, b) for a, b in zip(before_g, st.G.parameters()))
     assert any(not torch.equal(a, b) for a, b in zip(before_d, st.D.parameters()))
-
-
-def test_resolve_classes():
-    assert resolve_classes("pneumonia", ["NORMAL", "PNEUMONIA"]) == ["PNEUMONIA"]
-    assert resolve_classes("all", ["A", "B"]) == ["A", "B"]
-    with pytest.raises(ConfigError, match="the data has: NORMAL, PNEUMONIA"):
-        resolve_classes("COVID", ["NORMAL", "PNEUMONIA"])
 
 
 def test_resume_continues_from_epoch_k_and_sampling_is_deterministic(tmp_path):

@@ -9,10 +9,10 @@ import numpy as np
 from genaug.data.core import DataBundle
 from genaug.data.demo import demo_dataset
 from genaug.data.duplicates import cross_split_duplicates, duplicate_note
-from genaug.data.folder import load_folder_split, scan_folder, split_folders
+from genaug.data.folder import THREE_CLASSES, load_folder_split, scan_folder, split_folders
 from genaug.data.medmnist import INFO, download, load_npz
 from genaug.data.splits import has_patient_id, patient_overlap, split_by_patient
-from genaug.errors import DataError
+from genaug.errors import ConfigError, DataError
 
 log = logging.getLogger("genaug")
 TINY_VAL = 0.01   # a val split under 1% of train (Kaggle's 16 images) is folded back and carved anew
@@ -75,6 +75,34 @@ def check_data_spec(spec: str, task: str = "binary") -> None:
         _check_task(task)
     else:
         split_folders(Path(spec))
+
+
+def classes_from_spec(spec: str, task: str = "binary") -> list[str] | None:
+    """The class names a checked --data spec can hold, from names alone (no image opened); a folder gives
+    its class folders, which may include an empty one. None where only the data itself says (a .npz)."""
+    if task == "3class":
+        return list(THREE_CLASSES)
+    if spec == "demo":
+        return ["NORMAL", "PNEUMONIA"]
+    if spec.startswith("medmnist:"):
+        return [str(v) for v in INFO[spec.split(":", 1)[1].lower()]["label"].values()]
+    if spec.lower().endswith(".npz"):
+        return None
+    return sorted({c.name for d in split_folders(Path(spec)).values() for c in d.iterdir() if c.is_dir()})
+
+
+def resolve_classes(requested: str, classes: list[str]) -> list[str]:
+    """'all' or class names, comma-separated and case-insensitive; an unknown name lists the classes in the data."""
+    if requested.lower() == "all":
+        return list(classes)
+    wanted = [c.strip() for c in requested.split(",") if c.strip()]
+    out = []
+    for w in wanted:
+        match = [c for c in classes if c.lower() == w.lower()]
+        if not match:
+            raise ConfigError(f"unknown class '{w}'; the data has: {', '.join(classes)} (or use --class all)")
+        out.append(match[0])
+    return out
 
 
 def load_data(spec: str, size: int, task: str = "binary", val_fraction: float = 0.1, split_seed: int = 0,
@@ -141,7 +169,7 @@ def _check_task(task: str) -> None:
 
 
 def _demo_three_class(bundle: DataBundle) -> None:
-    from genaug.data.folder import THREE_CLASSES, three_class_label
+    from genaug.data.folder import three_class_label
     for s in bundle.splits.values():
         names = [three_class_label(p.split("/")[-2], p.split("/")[-1]) for p in s.paths]
         s.labels = np.array([THREE_CLASSES.index(n) for n in names], dtype=np.int64)
