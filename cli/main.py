@@ -114,7 +114,7 @@ app.add_typer(gan_app, name="gan")
 @gan_app.callback()
 def gan_cmd(
     ctx: typer.Context,
-    class_: Optional[str] = typer.Option(None, "--class", help="class to write (a name from the data) or 'all' (the default; a resumed run keeps its own)"),
+    class_: Optional[str] = typer.Option(None, "--class", help="class to write (a name from the data, several comma-separated, any case) or 'all' (the default; a resumed run keeps its own)"),
     data: Optional[str] = DataOpt, task: Optional[str] = TaskOpt, profile: Optional[str] = ProfileOpt,
     epochs: Optional[int] = typer.Option(None, "--epochs"),
     n: Optional[int] = typer.Option(None, "--n", help="synthetic images to write per class (default 1280)"),
