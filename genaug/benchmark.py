@@ -25,7 +25,7 @@ from PIL import Image
 from genaug.config import Config, config_from_dict, parse_fractions, resumed_settings, validate
 from genaug.data import DataBundle, ImageSet, check_data_spec, patient_folds, subsample_by_patient
 from genaug.device import seed_everything
-from genaug.encode import load_latents, run_encode
+from genaug.encode import gather_rows, load_latents, run_encode
 from genaug import distributed
 from genaug.jobs import held_out_seen, join_ranks, read_training_list, start_job
 from genaug.errors import CheckpointError, ConfigError
@@ -171,13 +171,14 @@ def build_training_sets(bundle: DataBundle, variant: str, keep: np.ndarray, cfg:
     real_prov = [f"real:{p}" for p in tr.paths]
     if variant == "encoded":
         lat = latents["splits"]
-        # indexing copies the selected rows of the read-only memory-mapped shards into memory, once
+        # the selected rows of the read-only memory-mapped shards are copied into memory, once
         plain, views = lat["train"][0], latents.get("views", {}).get("train")
         if views is not None and cfg.benchmark.augment:   # (N, 1 + views, C, h, w): the plain encoding first
             x = np.empty((len(keep), 1 + views.shape[1], *plain.shape[1:]), dtype=plain.dtype)
-            x[:, 0], x[:, 1:] = plain[keep], views[keep]
+            gather_rows(x[:, 0], plain, keep)
+            gather_rows(x[:, 1:], views, keep)
         else:
-            x = np.array(plain[keep])
+            x = gather_rows(np.empty((len(keep), *plain.shape[1:]), dtype=plain.dtype), plain, keep)
         x_tr, y_tr = torch.from_numpy(x), torch.from_numpy(lat["train"][1][keep])
         val = TrainSet(torch.from_numpy(np.array(lat["val"][0])), torch.from_numpy(lat["val"][1]),
                        [f"real:{p}" for p in bundle.val.paths])

@@ -6,7 +6,7 @@ import torch
 
 from genaug.config import Config
 from genaug.data import load_data
-from genaug.encode import encode_views, load_latents, train_autoencoder, write_latents
+from genaug.encode import encode_views, gather_rows, load_latents, train_autoencoder, write_latents
 from genaug.errors import ConfigError
 from genaug.models import ConvAutoencoder
 from genaug.runs import load_checkpoint, new_run
@@ -78,3 +78,17 @@ def test_corrupt_views_file_is_a_clear_error(tmp_path):
     np.save(tmp_path / "lat" / "val_views.npy", np.zeros((2, 1, 8, 2, 2), np.float16))
     with pytest.raises(CheckpointError, match="val_views.npy have shape"):
         load_latents(tmp_path / "lat")
+
+
+@pytest.mark.parametrize("chunk", [0, 1, 3, 256])
+@pytest.mark.parametrize("n_rows", [0, 7])
+def test_gather_rows_from_a_memory_map_equals_fancy_indexing(tmp_path, chunk, n_rows):
+    src = np.lib.format.open_memmap(tmp_path / "views.npy", mode="w+", dtype=np.float16, shape=(10, 2, 3, 2, 2))
+    src[:] = np.arange(src.size, dtype=np.float16).reshape(src.shape)
+    src.flush()
+    src = np.load(tmp_path / "views.npy", mmap_mode="r")      # read-only, as load_latents opens it
+    rows = np.array([9, 0, 4, 4, 2, 7, 1][:n_rows], dtype=np.int64)
+    dst = np.full((n_rows, 3, 3, 2, 2), -1, dtype=np.float16)   # the benchmark fills a slice of a wider array
+    gather_rows(dst[:, 1:], src, rows, chunk=chunk)
+    np.testing.assert_array_equal(dst[:, 1:], src[rows])
+    assert (dst[:, 0] == -1).all()
