@@ -843,6 +843,11 @@ def _benchmark(cfg: Config, run: Run, part: tuple[int, int] | None = None, repor
     summary["notes"] = report_notes(run, bundle, cells, plan, missing, b.folds, gan_dir, enc_dir)
     write_report(run, cfg, bundle, summary, cells, gan_dir, enc_dir)
     done = {"finished": True} if not missing else {}
+    if not missing:   # every cell is in, so no shard is training: no epoch state is left to resume from
+        try:
+            run.path("partial").rmdir()
+        except OSError:   # absent, or holding a file that a user should see
+            pass
     run.save_manifest(**done, cells=len(cells), missing_cells=len(missing), gan_run=str(gan_dir) if gan_dir else None,
                       encode_run=str(enc_dir) if enc_dir else None)
     return run.dir

@@ -176,6 +176,7 @@ def test_benchmark_end_to_end_on_tiny_demo_and_resume(tmp_path):
                  "training_curves.png", "synthetic_samples.png", "reconstructions.png", "config.yaml",
                  "manifest.json", "log.txt"):
         assert (run / name).is_file(), name
+    assert not (run / "partial").exists(), "a finished run keeps no empty folder of unfinished training state"
     cells = sorted(p.name for p in (run / "cells").glob("*.json"))
     assert cells == [f"cnn__{v}__f1__seed0.json" for v in ("encoded", "mixed", "real", "synthetic")]
     res = json.loads((run / "results.json").read_text())
