@@ -79,11 +79,16 @@ def split_folders(root: Path) -> dict[str, Path]:
     return split_dirs
 
 
+def class_folder_names(split_dirs: dict[str, Path]) -> list[str]:
+    """The class folders found in any split folder, sorted (some may hold no image)."""
+    return sorted({c.name for d in split_dirs.values() for c in d.iterdir() if c.is_dir()})
+
+
 def scan_folder(root: Path, task: str = "binary"):
     """Return (classes, {split: [(rel_path, class_name)]}, skipped) without decoding anything."""
     root = Path(root)
     split_dirs = split_folders(root)
-    folder_classes = sorted({c.name for d in split_dirs.values() for c in d.iterdir() if c.is_dir()})
+    folder_classes = class_folder_names(split_dirs)
     if not folder_classes:
         raise DataError(f"no class folders in {split_dirs['train']} (expected e.g. NORMAL/ and PNEUMONIA/)")
     skipped: list[tuple[str, str]] = []

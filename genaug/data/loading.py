@@ -9,7 +9,7 @@ import numpy as np
 from genaug.data.core import DataBundle
 from genaug.data.demo import demo_dataset
 from genaug.data.duplicates import cross_split_duplicates, duplicate_note
-from genaug.data.folder import THREE_CLASSES, load_folder_split, scan_folder, split_folders
+from genaug.data.folder import THREE_CLASSES, class_folder_names, load_folder_split, scan_folder, split_folders
 from genaug.data.medmnist import INFO, download, load_npz
 from genaug.data.splits import has_patient_id, patient_overlap, split_by_patient
 from genaug.errors import ConfigError, DataError
@@ -88,7 +88,7 @@ def classes_from_spec(spec: str, task: str = "binary") -> list[str] | None:
         return [str(v) for v in INFO[spec.split(":", 1)[1].lower()]["label"].values()]
     if spec.lower().endswith(".npz"):
         return None
-    return sorted({c.name for d in split_folders(Path(spec)).values() for c in d.iterdir() if c.is_dir()})
+    return class_folder_names(split_folders(Path(spec)))
 
 
 def resolve_classes(requested: str, classes: list[str]) -> list[str]:
