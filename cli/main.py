@@ -8,12 +8,24 @@ import time
 from typing import Optional
 
 import typer
+from typer.core import TyperGroup
 
 from genaug.errors import GenaugError
 from genaug_cli.common import build_config
 
+# The order a user runs them in: `data` to look, `gan` and `encode` to make inputs, `benchmark` to
+# answer, the result commands after; Typer would list the `data` and `gan` groups after all commands.
+COMMAND_ORDER = ("data", "gan", "encode", "benchmark", "report", "compare", "pool", "archive", "predict", "explain")
+
+
+class PipelineOrderGroup(TyperGroup):
+    def list_commands(self, ctx) -> list[str]:
+        rank = {name: i for i, name in enumerate(COMMAND_ORDER)}
+        return sorted(super().list_commands(ctx), key=lambda n: rank.get(n, len(rank)))
+
+
 app = typer.Typer(
-    name="genaug",
+    name="genaug", cls=PipelineOrderGroup,
     help="Generative data augmentation for chest X-rays: does synthetic or compressed data make a classifier "
          "better or faster, and by how much? Test splits stay real and untouched; splits are by patient.",
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,

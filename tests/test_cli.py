@@ -2,6 +2,7 @@
 import csv
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -61,11 +62,20 @@ def only_run(root: Path, command: str) -> Path:
     return runs[0]
 
 
-def test_help_lists_commands():
+def test_help_lists_commands_in_the_order_they_are_run():
     r = genaug("--help")
     assert r.returncode == 0
-    for cmd in ("gan", "encode", "benchmark", "data", "report"):
-        assert cmd in r.stdout
+    listed = [m.group(1) for m in re.finditer(r"^│ (\w+) {2,}", r.stdout, flags=re.M)]
+    assert listed == ["data", "gan", "encode", "benchmark", "report", "compare", "pool", "archive",
+                      "predict", "explain"]
+
+
+def test_every_command_is_placed_in_the_help_order():
+    import typer
+
+    from genaug_cli.main import COMMAND_ORDER, app
+
+    assert set(typer.main.get_command(app).commands) == set(COMMAND_ORDER)
 
 
 def _commands(group, prefix=()):
