@@ -1,6 +1,7 @@
 """The ``genaug`` command: parses options and calls the library; all work lives in ``genaug``."""
 from __future__ import annotations
 
+import errno
 import json
 import signal
 import sys
@@ -413,6 +414,10 @@ def run() -> None:
         typer.echo(f"genaug: error: {exc}", err=True)
         sys.exit(2)
     except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):   # a full disk under a write that is not genaug's own
+            typer.echo(f"genaug: error: no space left on the disk{f' writing {exc.filename}' if exc.filename else ''}: "
+                       "free some space, then run the command again (--resume RUN_DIR keeps what finished)", err=True)
+            sys.exit(2)
         if exc.filename is None:   # not about a path the user gave: a bug or the system, keep the traceback
             raise
         # e.g. --out on a read-only or missing mount, a full disk: name the path, not a traceback

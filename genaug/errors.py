@@ -19,3 +19,7 @@ class CheckpointError(GenaugError):
 
 class TrainingDiverged(GenaugError):
     """NaN/inf loss or a blown-up GAN; the last good checkpoint is kept."""
+
+
+class DiskFull(GenaugError):
+    """No space (or quota) left while writing an artefact; the file being replaced is left as it was."""

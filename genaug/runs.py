@@ -9,9 +9,11 @@ Checkpoints are plain dicts of tensors and builtins that load with
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import hashlib
 import html
+import io
 import json
 import logging
 import os
@@ -28,7 +30,7 @@ from typing import Any, Iterable, Iterator
 import torch
 
 from genaug import __version__, distributed
-from genaug.errors import CheckpointError, GenaugError
+from genaug.errors import CheckpointError, DiskFull, GenaugError
 
 log = logging.getLogger("genaug")
 
@@ -58,17 +60,30 @@ def atomic_write(path: Path, write) -> None:
     if not distributed.is_main():
         return
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        _raise_disk_full(exc, path)
+        raise
     try:
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         _fsync_replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        _raise_disk_full(exc, path)
         raise
+
+
+def _raise_disk_full(exc: BaseException, path: Path) -> None:
+    """Raise a full disk (or quota) as a one-line DiskFull naming ``path``; return on any other error."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        raise DiskFull(f"no space left on the disk while writing {path} (what was there is unchanged and "
+                       "what finished is kept): free some space, then run the command again, with --resume "
+                       "RUN_DIR if its run directory was kept") from None
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -93,7 +108,11 @@ def _json_default(o):
 
 
 def atomic_torch_save(obj: dict, path: Path) -> None:
-    atomic_write(path, lambda fh: torch.save(obj, fh))
+    # serialized in memory first: torch.save streaming into a full disk fails with a RuntimeError
+    # ("unexpected pos") rather than the OSError that names the cause
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    atomic_write_bytes(path, buf.getbuffer())
 
 
 def save_safetensors(state_dict: dict, path: Path, metadata: dict[str, str] | None = None) -> None:
@@ -247,7 +266,7 @@ class Run:
     def start_log(self) -> None:
         if not distributed.is_main():   # one log per run, rank 0's
             return
-        self._handler = logging.FileHandler(self.path("log.txt"), encoding="utf-8", errors="backslashreplace")
+        self._handler = RunLogHandler(self.path("log.txt"), encoding="utf-8", errors="backslashreplace")
         self._handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         root = logging.getLogger("genaug")
         root.addHandler(self._handler)
@@ -264,6 +283,31 @@ class Run:
         self.manifest["machine"] = machine_info()   # the latest process's; cells keep their own
         self.manifest["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         write_json(self.path(self.manifest_name), self.manifest)
+
+
+class RunLogHandler(logging.FileHandler):
+    """The run's log.txt. A record it cannot write (a full disk) is told once, in one line, instead of
+    logging's traceback on every record; the work goes on, and what it writes next says if it cannot."""
+
+    _told = False
+
+    def handleError(self, record: logging.LogRecord | None) -> None:
+        if not self._told:
+            self._told = True
+            sys.stderr.write(f"genaug: warning: cannot write {self.baseFilename} ({sys.exc_info()[1]}); "
+                             "the run goes on without its log\n")
+
+    def flush(self) -> None:
+        try:
+            super().flush()
+        except OSError:
+            self.handleError(None)
+
+    def close(self) -> None:
+        try:
+            super().close()   # its last flush can fail the same way
+        except OSError:
+            self.handleError(None)
 
 
 def new_run(out_root: str | Path, command: str, name: str = "", config: dict | None = None) -> Run:

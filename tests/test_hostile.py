@@ -110,3 +110,125 @@ def test_unreadable_file_is_skipped_with_its_reason(tmp_path, monkeypatch):
     assert list(reasons) == [victim.name]
     assert "Permission denied" in reasons[victim.name]
     assert len(b.train) + len(b.val) == 16 * 2 - 1
+
+
+# ----------------------------------------------------------------------------- a full disk
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 3 MiB tmpfs: a real full disk (ENOSPC) for real writes. Needs root and mount(8); skipped elsewhere."""
+    import shutil
+    import subprocess
+
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        pytest.skip("mounting a small tmpfs needs root")
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3M", "tmpfs", str(mnt)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+
+    def resize(size: str) -> None:
+        subprocess.run(["mount", "-o", f"remount,size={size}", str(mnt)], check=True)
+
+    yield mnt, resize
+    subprocess.run(["umount", str(mnt)], check=False)
+
+
+def test_full_disk_is_one_line_and_the_run_finishes_once_there_is_space(small_disk, tmp_path):
+    """The autoencoder's 2.7 MB checkpoint and its weights do not both fit in 3 MiB: `torch.save` into a
+    full disk raised RuntimeError("unexpected pos"), a traceback. Now: one line, exit 2, no temp file
+    left; with room again, the command it names finishes."""
+    disk, resize = small_disk
+    profile = tmp_path / "tiny.yaml"
+    profile.write_text(TINY)
+    r = genaug("encode", "--data", "demo", "--profile", profile, "--out", disk)
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr
+    error = [line for line in r.stderr.splitlines() if line.startswith("genaug: error:")]
+    assert len(error) == 1 and "no space left on the disk while writing" in error[0]
+    assert not list(disk.rglob("*.tmp"))
+    resize("64M")
+    kept = list((disk / "encode").iterdir()) if (disk / "encode").is_dir() else []
+    r = genaug("encode", "--resume", kept[0]) if kept else genaug("encode", "--data", "demo", "--profile", profile,
+                                                                  "--out", disk)
+    assert r.returncode == 0, r.stderr
+    assert (only_run(disk, "encode") / "latents" / "meta.json").is_file()
+
+
+def test_full_disk_under_the_image_cache_is_told_not_a_bus_error(small_disk, tmp_path):
+    """The decode cache is a sparse memory-mapped file: a store the full disk cannot back killed the
+    process with SIGBUS and left the half-written file. Its blocks are now reserved first. (In a child
+    process: a regression would kill it, not the test session.)"""
+    import subprocess
+    import sys
+
+    disk, _ = small_disk
+    root = make_folder_dataset(tmp_path / "xray", {"train": 200, "test": 2}, size=64)
+    assert 400 * 128 * 128 > 3 * 2**20   # more than the disk holds at 128 px
+    code = ("import sys; from pathlib import Path; from genaug.data.cache import decode_cached\n"
+            "from genaug.errors import DiskFull\n"
+            f"root = Path({str(root)!r})\n"
+            "rels = sorted(p.relative_to(root).as_posix() for p in (root / 'train').rglob('*.jpeg'))\n"
+            "try:\n"
+            f"    decode_cached(root, rels, 128, Path({str(disk / 'cache')!r}))\n"
+            "except DiskFull as exc:\n"
+            "    sys.exit(f'DiskFull: {exc}')\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1 and "DiskFull: no space left on the disk for the decoded-image cache" in r.stderr, \
+        (r.returncode, r.stderr[-500:])
+    assert not list((disk / "cache").iterdir())
+
+
+def test_an_unwritable_log_is_one_warning_not_a_traceback_per_line(capfd):
+    import logging
+
+    from genaug.runs import RunLogHandler
+
+    handler = RunLogHandler("/dev/full")   # every write to it fails with ENOSPC
+    logger = logging.getLogger("genaug.test_full_log")
+    logger.addHandler(handler)
+    try:
+        for i in range(3):
+            logger.warning("line %d", i)
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+    err = capfd.readouterr().err
+    assert err.count("genaug: warning: cannot write /dev/full") == 1 and "Traceback" not in err
+
+
+def test_latents_on_a_full_disk_are_told_with_their_path(small_disk):
+    """`np.save` into a real file reports a short write as an OSError without errno ("N requested and M
+    written"); latents are saved through plain chunked writes, whose failure carries ENOSPC."""
+    from genaug.encode import _save_npy_atomic
+    from genaug.errors import DiskFull
+
+    disk, _ = small_disk
+    arr = np.ones((4, 1024, 1024), np.uint8)   # 4 MiB on a 3 MiB disk
+    with open(disk / "plain.npy", "wb") as fh, pytest.raises(OSError) as short:
+        np.save(fh, arr)
+    assert short.value.errno is None           # why the latents do not go through it
+    (disk / "plain.npy").unlink()
+    (disk / "train.npy").write_bytes(b"kept")
+    with pytest.raises(DiskFull, match="train.npy"):
+        _save_npy_atomic(disk / "train.npy", arr)
+    assert (disk / "train.npy").read_bytes() == b"kept" and not list(disk.glob("*.tmp"))
+
+
+def test_a_full_disk_under_any_other_write_is_one_line(monkeypatch, capsys):
+    """Figures and PNGs are written by matplotlib and PIL, whose ENOSPC may carry no file name."""
+    import errno
+
+    import genaug_cli.main as cli
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(cli, "app", full)
+    monkeypatch.setattr(cli.signal, "signal", lambda *a: None)   # keep pytest's Ctrl-C handler
+    with pytest.raises(SystemExit) as stop:
+        cli.run()
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("genaug: error: no space left on the disk: free some space") and err.count("\n") == 1

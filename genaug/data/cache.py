@@ -7,6 +7,7 @@ atomically), and the index is checked against the request before use.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -19,6 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from genaug.data.decode import UnreadableImage, decode_image, safe_name
+from genaug.errors import DiskFull
 
 log = logging.getLogger("genaug")
 CACHE_VERSION = 1
@@ -56,6 +58,24 @@ def _decode_all(root: Path, rel_paths: list[str], size: int, out: np.ndarray, de
                       unit="img", leave=False, disable=None):
             pass
     return ok, reasons
+
+
+def _reserve_disk_space(path: str, cache_dir: Path) -> None:
+    """Give the new memory-mapped file its blocks now: the file is sparse, and a store into a page the
+    full disk cannot back kills the process with SIGBUS (no message, a half-written file left)."""
+    if not hasattr(os, "posix_fallocate"):   # macOS, Windows: no way to reserve; a full disk stays fatal
+        return
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, 0, os.fstat(fd).st_size)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise DiskFull(f"no space left on the disk for the decoded-image cache in {cache_dir} "
+                       f"({os.fstat(fd).st_size / 2**20:.0f} MiB): free some space or give --cache-dir "
+                       "on another disk") from None
+    finally:
+        os.close(fd)
 
 
 def decode_cached(root: Path, rel_paths: list[str], size: int, cache_dir: Path | None,
@@ -96,6 +116,7 @@ def decode_cached(root: Path, rel_paths: list[str], size: int, cache_dir: Path |
     os.close(fd)
     try:
         mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, size, size))
+        _reserve_disk_space(tmp, cache_dir)
         ok, reasons = _decode_all(root, rel_paths, size, mm, desc)
         mm.flush()
         del mm
