@@ -43,6 +43,8 @@ SeedOpt = typer.Option(None, "--seed", help="training seed (splits use data.spli
 DeviceOpt = typer.Option(None, "--device", help="auto | cpu | cuda | mps (auto: cuda, then mps, then cpu)")
 OutOpt = typer.Option(None, "--out", help="run root (default: outputs)")
 NameOpt = typer.Option(None, "--name", help="suffix of the run directory name")
+RUN_NAME = typer.Option("", "--name", help="suffix of the run directory name")
+DEVICE_AUTO = typer.Option("auto", "--device", help="auto | cpu | cuda | mps (auto: cuda, then mps, then cpu)")
 CacheOpt = typer.Option(None, "--cache-dir", help="decode-once cache (default: <out>/cache)")
 TensorboardOpt = typer.Option(None, "--tensorboard/--no-tensorboard",
                               help="log losses, metrics, learning rate, images and weight histograms to <run>/tensorboard")
@@ -95,7 +97,7 @@ def encode_cmd(
     epochs: Optional[int] = typer.Option(None, "--epochs", help="autoencoder training epochs"),
     image_size: Optional[int] = typer.Option(None, "--image-size", help="input size, a multiple of 16 (default 224)"),
     latent_channels: Optional[int] = typer.Option(None, "--latent-channels", help="latent channels (default 256)"),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="images per step (default: the profile's)"),
     checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="reuse a trained autoencoder.pt instead of training"),
     overwrite: bool = typer.Option(False, "--overwrite", help="re-encode into an existing latent directory"),
     train_fraction: Optional[float] = InputFractionOpt,
@@ -129,10 +131,10 @@ def gan_cmd(
     ctx: typer.Context,
     class_: Optional[str] = typer.Option(None, "--class", help="class to write (a name from the data, several comma-separated, any case) or 'all' (the default; a resumed run keeps its own)"),
     data: Optional[str] = DataOpt, task: Optional[str] = TaskOpt, profile: Optional[str] = ProfileOpt,
-    epochs: Optional[int] = typer.Option(None, "--epochs"),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="GAN training epochs (default: the profile's)"),
     n: Optional[int] = typer.Option(None, "--n", help="synthetic images to write per class (default 1280)"),
     image_size: Optional[int] = typer.Option(None, "--image-size", help="64 (default) or 128"),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="images per step (default: the profile's)"),
     width: Optional[int] = typer.Option(None, "--width", help="generator/discriminator base width (ngf = ndf)"),
     per_class: bool = typer.Option(False, "--per-class", help="one unconditional model per class instead of one conditional model"),
     diffaug: Optional[bool] = typer.Option(None, "--diffaug/--no-diffaug", help="differentiable augmentation for small classes"),
@@ -172,8 +174,9 @@ def gan_sample_cmd(
     class_: str = typer.Option("all", "--class", help="class to draw, or 'all'"),
     n: int = typer.Option(500, "--n", help="images per class"),
     seed: int = typer.Option(0, "--seed", help="same seed, same images"),
-    device: str = typer.Option("auto", "--device"),
-    out: str = typer.Option("outputs", "--out"), name: str = typer.Option("", "--name"),
+    device: str = DEVICE_AUTO,
+    out: str = typer.Option("outputs", "--out", help="run root: images go to OUT/gan/<time>-<name>/"),
+    name: str = RUN_NAME,
 ):
     """Write images from a trained generator without training."""
     from pathlib import Path
@@ -202,9 +205,9 @@ def benchmark_cmd(
     models: Optional[str] = typer.Option(None, "--models", help="comma list of cnn, resnet34, densenet121 (default), or alexnet, alexnet_small, vgg19, googlenet, resnet50, lenet5, lmap3, logreg, mlp"),
     variants: Optional[str] = typer.Option(None, "--variants", help="comma list of real, mixed, synthetic, encoded"),
     seeds: Optional[int] = typer.Option(None, "--seeds", help="repeats per cell (seeds seed..seed+N-1)"),
-    epochs: Optional[int] = typer.Option(None, "--epochs"),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="most epochs per cell; early stopping may end sooner (default: the profile's)"),
     image_size: Optional[int] = typer.Option(None, "--image-size", help="pixel models' input size"),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="images per step (default: the profile's)"),
     synthetic_ratio: Optional[float] = typer.Option(None, "--synthetic-ratio", help="synthetic per class as a share of real (mixed)"),
     balance: Optional[bool] = typer.Option(None, "--balance/--no-balance", help="fill minority classes up to the majority (mixed)"),
     train_fraction: Optional[str] = typer.Option(None, "--train-fraction", help="real training share(s), by patient, e.g. 0.1,0.25,1.0"),
@@ -250,7 +253,7 @@ def predict_cmd(
     target: str = typer.Argument(..., help="an image file or a folder of images (searched recursively)"),
     checkpoint: str = typer.Option(..., "--checkpoint", help="models/<cell>.pt from genaug benchmark --save-models"),
     out: Optional[str] = typer.Option(None, "--out", help="CSV file to write; default: print"),
-    device: str = typer.Option("auto", "--device"),
+    device: str = DEVICE_AUTO,
 ):
     """Class probabilities for new images, preprocessed as the model was trained (size and threshold from the checkpoint)."""
     from pathlib import Path
@@ -275,7 +278,7 @@ def explain_cmd(
     checkpoint: str = typer.Option(..., "--checkpoint", help="models/<cell>.pt from genaug benchmark --save-models"),
     class_: str = typer.Option("", "--class", help="class to explain (default: the predicted one)"),
     layer: str = typer.Option("", "--layer", help="module name of the target layer (default: per architecture)"),
-    out: str = typer.Option("outputs", "--out", help="run root"), name: str = typer.Option("", "--name"),
+    out: str = typer.Option("outputs", "--out", help="run root"), name: str = RUN_NAME,
 ):
     """Grad-CAM heatmaps over the input for the predicted (or a chosen) class, written as PNG overlays."""
     import csv
@@ -301,7 +304,7 @@ def explain_cmd(
 def report_cmd(
     runs: list[str] = typer.Argument(..., help="finished gan, encode or benchmark run directories, in the order to show"),
     out: Optional[str] = typer.Option(None, "--out", help="Markdown file to write (e.g. docs/RESULTS.md); default: print"),
-    title: str = typer.Option("Results", "--title"),
+    title: str = typer.Option("Results", "--title", help="the document's first heading"),
 ):
     """Gather finished runs' own reports, each under the commands that produced it, into one Markdown document."""
     from pathlib import Path
@@ -352,7 +355,7 @@ def pool_cmd(
     variant: str = typer.Option("mixed", "--variant", help="mixed, synthetic (GAN runs) or encoded (encode runs)"),
     bootstrap: int = typer.Option(1000, "--bootstrap", min=100, help="bootstrap resamples for the intervals"),
     out: str = typer.Option("outputs", "--out", help="run root: the result goes to OUT/pool/<time>-<name>/pool.md"),
-    name: str = typer.Option("", "--name"),
+    name: str = RUN_NAME,
 ):
     from genaug.compare import run_pool
 

@@ -120,6 +120,8 @@ def test_every_command_has_help_that_rich_can_reflow():
         r = CliRunner().invoke(app, [*path, "--help"])
         assert r.exit_code == 0, (path, r.output)
         seen.append(path[-1])
+        undocumented = [p.name for p in cmd.params if p.name != "help" and not getattr(p, "help", None)]
+        assert not undocumented, f"genaug {' '.join(path)}: options without help: {undocumented}"
     assert {"gan", "sample", "encode", "benchmark", "data", "info", "compare", "archive"} <= set(seen)
 
 
