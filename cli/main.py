@@ -220,7 +220,7 @@ def benchmark_cmd(
     schedule: Optional[str] = typer.Option(None, "--schedule", help="learning-rate schedule: cosine (default), step, exponential, onecycle, constant"),
     augmentations: Optional[str] = typer.Option(None, "--augmentations", help="comma list of flip, rotate, shift, zoom, shear, brightness, contrast, noise, pca (default: rotate,shift,zoom,brightness,contrast)"),
     augment: Optional[bool] = typer.Option(None, "--augment/--no-augment", help="training augmentation on or off"),
-    folds: Optional[int] = typer.Option(None, "--folds", help="K >= 2: K-fold cross-validation over train+val, grouped by patient (test untouched)"),
+    folds: Optional[int] = typer.Option(None, "--folds", help="1 (default): one patient-level validation split; K >= 2: K-fold cross-validation over train+val, grouped by patient (test untouched)"),
     supersede: bool = typer.Option(False, "--supersede", help="with --resume and another --gan-run/--encode-run: move the cells trained on the old run to superseded-<old run>/ and retrain them on the new one"),
     report_only: bool = typer.Option(False, "--report-only", help="with --resume RUN: write the report from the cells finished so far (e.g. while shards still train), training nothing"),
     extend_only: bool = typer.Option(False, "--extend-only", help="with --resume RUN and the seeds, models, variants, fractions or input runs to add: record them in the run and train nothing, so that --shard processes can then split the new cells"),

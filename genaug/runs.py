@@ -139,6 +139,13 @@ def load_checkpoint(path: str | Path, expected_keys: Iterable[str] = (), kind: s
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{kind} not found: {path}")
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    # torch.save writes a zip archive (legacy files: a pickle, b"\x80"); for anything else torch.load's
+    # own message is a bare KeyError such as "101", which tells the user nothing
+    if not head.startswith((b"PK\x03\x04", b"\x80")):
+        what = "an empty file" if not head else "not a PyTorch checkpoint (neither a zip archive nor a pickle)"
+        raise CheckpointError(f"{kind} {path} is {what}; give the .pt file a genaug run wrote")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt file, pickle with code, truncated zip...
@@ -356,6 +363,8 @@ def running(run: Run, new: bool) -> Iterator[Run]:
         run.close()
         if new and distributed.is_main() and not _written_beyond_start(run.dir):
             shutil.rmtree(run.dir, ignore_errors=True)
+            with contextlib.suppress(OSError):   # OUT/<command>/ too, when this run was all it held
+                run.dir.parent.rmdir()
         raise
     finally:
         run.close()

@@ -28,8 +28,18 @@ def test_checkpoint_round_trip_and_missing_keys(tmp_path):
     with pytest.raises(CheckpointError, match="lacks optimizer"):
         load_checkpoint(tmp_path / "c.pt", ("optimizer",))
     (tmp_path / "bad.pt").write_bytes(b"\x00" * 10)
-    with pytest.raises(CheckpointError):
+    with pytest.raises(CheckpointError, match="not a PyTorch checkpoint"):
         load_checkpoint(tmp_path / "bad.pt")
+    (tmp_path / "notes.pt").write_text("hello\n")   # torch.load's own message: KeyError '101'
+    with pytest.raises(CheckpointError, match="not a PyTorch checkpoint"):
+        load_checkpoint(tmp_path / "notes.pt")
+    (tmp_path / "empty.pt").write_bytes(b"")
+    with pytest.raises(CheckpointError, match="is an empty file"):
+        load_checkpoint(tmp_path / "empty.pt")
+    data = (tmp_path / "c.pt").read_bytes()
+    (tmp_path / "cut.pt").write_bytes(data[:len(data) // 2])   # a zip cut short: torch.load's message
+    with pytest.raises(CheckpointError, match="cannot be loaded safely"):
+        load_checkpoint(tmp_path / "cut.pt")
     assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
 
 
@@ -60,6 +70,7 @@ def test_a_refused_run_is_removed_only_when_new_and_empty(tmp_path, wrote, new, 
         with running(run, new=new):
             raise DataError("no such class")
     assert run.dir.is_dir() == kept
+    assert (tmp_path / "gan").is_dir() == kept   # no empty OUT/gan/ left either
     if kept:
         assert "ERROR stopped: no such class" in (run.dir / "log.txt").read_text()
     # anything else (a bug, an interrupt) keeps the run as it is
