@@ -33,7 +33,7 @@ from genaug.gan import run_gan, synthetic_manifest
 from genaug.metrics import (bootstrap_ci, choose_threshold, classification_metrics, mcnemar, paired_bootstrap_diff,
                             paired_sign_flip_test, predictions, roc_auc)
 from genaug.models import CLASSIFIERS, build_classifier, check_input_size
-from genaug.runs import Run, atomic_torch_save, save_safetensors, git_commit, machine_info, machines_of, new_run, open_run, read_run_config, running, write_json, write_run_config
+from genaug.runs import Run, atomic_torch_save, save_safetensors, git_commit, machine_info, machines_of, new_run, open_run, read_cells, read_run_config, running, write_json, write_run_config
 from genaug.tracking import Tracker, tracker_for
 from genaug.train import as_tensor, fit_classifier, predict_probs
 
@@ -838,7 +838,7 @@ def _benchmark(cfg: Config, run: Run, part: tuple[int, int] | None = None, repor
               f"genaug benchmark --resume {run.dir} once all are done).", flush=True)
         run.save_manifest(finished_shard=True)
         return run.dir
-    cells = [json.loads(p.read_text()) for p in sorted(cells_dir.glob("*.json"))]
+    cells = read_cells(cells_dir)
     summary = aggregate(cells, bundle.classes, b.bootstrap)
     summary["notes"] = report_notes(run, bundle, cells, plan, missing, b.folds, gan_dir, enc_dir)
     write_report(run, cfg, bundle, summary, cells, gan_dir, enc_dir)

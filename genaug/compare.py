@@ -19,7 +19,7 @@ from genaug.errors import CheckpointError, ConfigError
 from genaug.report import (PAIRED_TEST_NOTE, ONE_RUN_NOTE, VARIANT_WORDS, _p, at_half_column, difference_with_interval,
                            paired_columns, threshold_clause, verdict)
 from genaug.metrics import paired_bootstrap_diff
-from genaug.runs import atomic_write_text, machines_line, machines_of, new_run, read_run_config, write_json
+from genaug.runs import atomic_write_text, machines_line, machines_of, new_run, read_cells, read_run_config, write_json
 
 # data keys that decide which images are test and validation: both runs must agree on them
 SAME_DATA_KEYS = ("data", "task", "split_seed", "val_fraction")
@@ -29,7 +29,7 @@ def _cells(run_dir: Path) -> list[dict]:
     cells_dir = run_dir / "cells"
     if not (run_dir / "manifest.json").is_file() or not cells_dir.is_dir():
         raise CheckpointError(f"{run_dir} is not a genaug benchmark run (no manifest.json and cells/)")
-    cells = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(cells_dir.glob("*.json"))]
+    cells = read_cells(cells_dir)
     if not cells:
         raise CheckpointError(f"{run_dir} has no finished cells yet; resume it first")
     return cells

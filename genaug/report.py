@@ -19,7 +19,7 @@ from genaug.benchmark import DEPENDENT_VARIANTS, INPUT_RUNS, seed_ensemble
 from genaug.config import Config
 from genaug.data import DataBundle
 from genaug.errors import CheckpointError
-from genaug.runs import Run, atomic_write_text, machine_summary, machines_line, machines_of, write_json
+from genaug.runs import Run, atomic_write_text, machine_summary, machines_line, machines_of, read_cells, write_json
 
 # Published figures on this test split, quoted for context; genaug did not measure them.
 QUOTED = [
@@ -579,7 +579,7 @@ def _where_line(run_dir: Path, manifest: dict) -> str:
     --report-only: so where its cells recorded theirs, those are named, with their counts."""
     cells_dir = run_dir / "cells"
     if cells_dir.is_dir():
-        where = machines_of(json.loads(p.read_text(encoding="utf-8")) for p in sorted(cells_dir.glob("*.json")))
+        where = machines_of(read_cells(cells_dir))
         if any(w != "not recorded" for w in where):
             return ", cells trained on " + machines_line(where)
     return f", on {machine_summary(manifest['machine'])}" if manifest.get("machine") else ""

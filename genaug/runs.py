@@ -231,6 +231,25 @@ def machine_summary(info: dict | None) -> str:
     return ", ".join(str(p) for p in parts)
 
 
+def read_cell(path: Path) -> dict:
+    """One finished benchmark cell, cells/<key>.json. Cells are written atomically, so one that does
+    not parse was edited or damaged afterwards: say which, and how to get it back."""
+    try:
+        cell = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"benchmark cell {path} is not valid JSON ({exc}); move it out of cells/ and "
+                              "rerun with --resume RUN_DIR to train that cell again") from None
+    if not isinstance(cell, dict):
+        raise CheckpointError(f"benchmark cell {path} is not a genaug cell; move it out of cells/ and rerun "
+                              "with --resume RUN_DIR to train that cell again")
+    return cell
+
+
+def read_cells(cells_dir: Path) -> list[dict]:
+    """Every finished cell of a benchmark run, in file-name order."""
+    return [read_cell(p) for p in sorted(Path(cells_dir).glob("*.json"))]
+
+
 def machines_of(records: Iterable[dict]) -> dict[str, int]:
     """How many of these records (cells) ran on each machine; those from before genaug kept it:
     'not recorded'."""

@@ -135,6 +135,10 @@ def test_compare_command_prints_the_table_and_fails_in_one_line(tmp_path):
     assert "**no difference detected**" in doc and "With one paired run" in doc
     r = genaug("compare", a, tmp_path / "missing")
     assert r.returncode == 2 and "not a genaug benchmark run" in r.stderr and "Traceback" not in r.stderr
+    (b / "cells" / "cnn__real__f1__seed0.json").write_text('{"model": "cnn", "variant"')   # edited, cut short
+    r = genaug("compare", a, b)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert "cnn__real__f1__seed0.json is not valid JSON" in r.stderr and "move it out of cells/" in r.stderr
 
 
 def _gan_runs(tmp_path, right_by_run, seeds=(0, 1, 2), real_in_each=False):
