@@ -538,4 +538,13 @@ def read_run_config(directory: Path) -> dict:
     p = Path(directory) / "config.yaml"
     if not p.is_file():
         raise CheckpointError(f"{directory} is not a genaug run (no config.yaml)")
-    return yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    try:
+        cfg = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        where = getattr(exc, "problem_mark", None)
+        raise CheckpointError(f"run config {p} does not parse{f' (line {where.line + 1})' if where else ''}: it was "
+                              "edited or damaged after the run wrote it; restore it (the command that made the "
+                              "run is under argv in its manifest.json)") from None
+    if not isinstance(cfg, dict):
+        raise CheckpointError(f"run config {p} is not a mapping of settings; restore the file the run wrote")
+    return cfg

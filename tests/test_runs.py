@@ -136,3 +136,18 @@ def test_archive_keeps_results_and_leaves_out_weights_latents_and_real_pixels(tm
         archive_run(run.dir, run.dir / "a")
     with pytest.raises(CheckpointError, match="not a genaug run"):
         archive_run(tmp_path, tmp_path / "arch")
+
+
+@pytest.mark.parametrize("text,told", [
+    ("data: [\n", r"does not parse \(line 2\)"),          # edited and cut short
+    ("- just\n- a list\n", "is not a mapping of settings"),
+    (b"\xff\xfe\x00", "does not parse"),                 # not text
+])
+def test_a_damaged_run_config_is_one_line_not_a_yaml_traceback(tmp_path, text, told):
+    from genaug.runs import read_run_config
+
+    p = tmp_path / "config.yaml"
+    p.write_bytes(text if isinstance(text, bytes) else text.encode())
+    with pytest.raises(CheckpointError, match=told):
+        read_run_config(tmp_path)
+    assert p.read_bytes() == (text if isinstance(text, bytes) else text.encode())   # left as it was
