@@ -14,6 +14,7 @@ import dataclasses
 import json
 import logging
 import math
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -616,6 +617,9 @@ def run_benchmark(cfg: Config, resume: str | None = None, given: dict | None = N
             # refused before a run directory exists, so a mistyped run leaves nothing behind
             if getattr(cfg.benchmark, key) and variants & set(DEPENDENT_VARIANTS[key]):
                 check_given_input_run(cfg, getattr(cfg.benchmark, key), key, what)
+            elif getattr(cfg.benchmark, key):   # most likely a forgotten --variants, not a wish
+                distributed.say(f"genaug: note: --{key.replace('_', '-')} is not read: no {' or '.join(DEPENDENT_VARIANTS[key])} "
+                      f"variant in --variants {cfg.benchmark.variants}", file=sys.stderr, flush=True)
         run = new_run(cfg.run.out_root, "benchmark", cfg.run.name, cfg.to_dict())
         if part is not None and part[1] > 1:
             distributed.say(f"other shards join this run with: genaug benchmark --resume {run.dir} "

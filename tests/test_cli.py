@@ -193,6 +193,15 @@ def test_output_folder_that_cannot_be_made_is_one_line_exit_2(tmp_path, tiny, co
     assert blocker.read_text() == "not a folder"
 
 
+def test_an_input_run_no_variant_reads_is_noted_not_silently_dropped(tmp_path, tiny):
+    blocker = tmp_path / "a-file"   # stops the run right after its checks: nothing trains
+    blocker.write_text("")
+    r = genaug("benchmark", "--data", "demo", "--profile", tiny, "--variants", "real", "--gan-run",
+               tmp_path / "gan", "--encode-run", tmp_path / "enc", "--out", blocker / "runs")
+    assert "note: --gan-run is not read: no mixed or synthetic variant in --variants real" in r.stderr
+    assert "note: --encode-run is not read: no encoded variant" in r.stderr and "Traceback" not in r.stderr
+
+
 def test_encode_resume_keeps_its_settings_and_refuses_others(tmp_path, tiny):
     r = genaug("encode", "--data", "demo", "--profile", tiny, "--out", tmp_path / "o")
     assert r.returncode == 0, r.stderr
