@@ -65,19 +65,23 @@ def read_images(target: str | Path, size: int) -> tuple[list[str], np.ndarray, l
 
 
 def predict_images(checkpoint: str | Path, target: str | Path, device="cpu") -> tuple[str, list[tuple[str, str]]]:
-    """CSV text (file, prediction, one probability column per class) and the files skipped with reasons."""
+    """CSV text (file, prediction, one probability column per class and, for two classes, the threshold
+    on the second that decided the prediction) and the files skipped with reasons."""
     model, ckpt = load_classifier(checkpoint)
     classes = ckpt["classes"]
     names, images, skipped = read_images(target, ckpt["image_size"])
     probs = predict_probs(model, torch.from_numpy(images).unsqueeze(1), device=device)
     thr = ckpt.get("threshold")
-    if len(classes) == 2 and thr is not None:  # the validation-chosen threshold on the second class
+    binary = len(classes) == 2 and thr is not None
+    if binary:  # the validation-chosen threshold on the second class
         pred = (probs[:, 1] >= thr).long()
     else:
         pred = probs.argmax(1)
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(["file", "prediction"] + [f"p_{c}" for c in classes])
+    # the cut-off is written beside the probabilities: p_PNEUMONIA 0.55 predicted NORMAL is right
+    # when validation put the threshold at 0.6, and the file should say so without the checkpoint
+    w.writerow(["file", "prediction"] + [f"p_{c}" for c in classes] + ([f"threshold_{classes[1]}"] if binary else []))
     for n, k, p in zip(names, pred.tolist(), probs.tolist()):
-        w.writerow([n, classes[k]] + [f"{v:.6f}" for v in p])
+        w.writerow([n, classes[k]] + [f"{v:.6f}" for v in p] + ([f"{thr:.6f}"] if binary else []))
     return buf.getvalue(), skipped

@@ -155,6 +155,9 @@ def test_benchmark_end_to_end_on_tiny_demo_and_resume(tmp_path):
     rows = list(csv.DictReader(io.StringIO(r.stdout)))
     assert len(rows) == 4 and {row["prediction"] for row in rows} <= {"NORMAL", "PNEUMONIA"}
     assert all(abs(float(row["p_NORMAL"]) + float(row["p_PNEUMONIA"]) - 1) < 1e-4 for row in rows)
+    thr = torch.load(run / "models" / "cnn__real__f1__seed0.pt", weights_only=True)["threshold"]
+    assert all(float(row["threshold_PNEUMONIA"]) == pytest.approx(thr, abs=1e-6) for row in rows)
+    assert all(row["prediction"] == ("PNEUMONIA" if float(row["p_PNEUMONIA"]) >= thr else "NORMAL") for row in rows)
     assert "skipped" in r.stderr and "notes.png" in r.stderr
     r = genaug("explain", "--image", imgs, "--checkpoint", run / "models" / "cnn__real__f1__seed0.pt",
                "--class", "PNEUMONIA", "--out", tmp_path / "ex")
