@@ -395,11 +395,16 @@ def archive_cmd(
 
 
 class Interrupted(Exception):
-    """Ctrl-C, raised from our own SIGINT handler so that click does not swallow it as 'Aborted!'."""
+    """Ctrl-C or SIGTERM (what schedulers and `kill` send), raised from our own handler so that click
+    does not swallow it as 'Aborted!' and the process does not die without a word."""
+
+    def __init__(self, signum: int = signal.SIGINT):
+        super().__init__(signum)
+        self.signum = signum
 
 
-def _on_sigint(signum, frame):
-    raise Interrupted()
+def _on_stop_signal(signum, frame):
+    raise Interrupted(signum)
 
 
 def _announce(text: str) -> None:
@@ -410,7 +415,8 @@ def _announce(text: str) -> None:
 
 def run() -> None:
     """Console entry point: user errors are one line on stderr and exit code 2, never a traceback."""
-    signal.signal(signal.SIGINT, _on_sigint)
+    signal.signal(signal.SIGINT, _on_stop_signal)
+    signal.signal(signal.SIGTERM, _on_stop_signal)
     try:
         app()  # standalone: usage errors print click's message and exit 2
     except GenaugError as exc:
@@ -427,12 +433,14 @@ def run() -> None:
         typer.echo(f"genaug: error: {exc.strerror or exc}: {exc.filename} (check that the paths given exist "
                    "and can be written, and that the disk has space)", err=True)
         sys.exit(2)
-    except (Interrupted, KeyboardInterrupt):
+    except (Interrupted, KeyboardInterrupt) as exc:
         # Checkpoints, cells and shards are written atomically as they finish, so stopping here
         # loses only the epoch or cell in progress.
-        typer.echo("genaug: interrupted; finished epochs and cells are saved: rerun with --resume RUN_DIR "
+        signum = getattr(exc, "signum", signal.SIGINT)
+        word = "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
+        typer.echo(f"genaug: {word}; finished epochs and cells are saved: rerun with --resume RUN_DIR "
                    "(the run directory is printed in its log)", err=True)
-        sys.exit(130)
+        sys.exit(128 + signum)   # the shell's convention: 130 for Ctrl-C, 143 for SIGTERM
 
 
 if __name__ == "__main__":

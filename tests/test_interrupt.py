@@ -98,7 +98,9 @@ def test_same_seed_same_metrics_on_cpu(tmp_path, command, result, extra):
 
 
 @pytest.mark.slow
-def test_ctrl_c_stops_with_a_message_and_resume_finishes(tmp_path):
+@pytest.mark.parametrize("signum,code,said", [(signal.SIGINT, 130, "interrupted"),
+                                              (signal.SIGTERM, 143, "stopped by SIGTERM")])
+def test_ctrl_c_or_sigterm_stops_with_a_message_and_resume_finishes(tmp_path, signum, code, said):
     prof = _long_profile(tmp_path)
     out = tmp_path / "o"
     proc = _start(["encode", "--data", "demo", "--profile", prof, "--out", out], stderr=subprocess.PIPE)
@@ -106,9 +108,9 @@ def test_ctrl_c_stops_with_a_message_and_resume_finishes(tmp_path):
     while time.time() < deadline and not list(out.glob("encode/*/checkpoint.pt")):
         assert proc.poll() is None
         time.sleep(0.02)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err
+    assert proc.returncode == code and f"genaug: {said}; finished epochs" in err and "Traceback" not in err
     run = only_run(out, "encode")
     assert genaug("encode", "--resume", run).returncode == 0
     assert json.loads((run / "metrics.json").read_text())
