@@ -15,6 +15,8 @@ def test_real_data_loads_with_patient_level_val(tmp_path):
     assert b.classes == ["NORMAL", "PNEUMONIA"]
     assert len(b.train) + len(b.val) == 1341 + 3875
     assert b.test.class_counts(2) == [234, 390]
+    from genaug.report import is_kermany_test_split
+    assert is_kermany_test_split(b)   # so its reports set the published figures beside the measured ones
     assert not set(b.train.patients) & set(b.val.patients)
     assert b.skipped == []
     assert b.train.images.dtype == np.uint8 and b.train.images.shape[1:] == (32, 32)

@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pytest
 
 from genaug.report import INPUT_RUN_NOTE, ONE_RUN_NOTE, in_short, results_document, run_commands, verdict
@@ -157,3 +158,19 @@ def test_in_short_leaves_small_auc_moves_and_full_data_unlabelled():
     lines = in_short(table, [_comparison("cnn", "mixed", 0.035, 0.005, 0.071, 3, frac=0.1)], 64)
     assert lines[0].startswith("- On real data at train fraction 0.1:")
     assert "against real at train fraction 0.1:" in lines[1] and "ranking" not in lines[1]
+
+
+@pytest.mark.parametrize("classes,labels,kermany", [
+    (["NORMAL", "PNEUMONIA"], [0] * 234 + [1] * 390, True),
+    (["normal", "pneumonia"], [1] * 390 + [0] * 234, True),            # PneumoniaMNIST: the same test images
+    (["NORMAL", "BACTERIA", "VIRUS"], [0] * 234 + [1] * 242 + [2] * 148, True),
+    (["NORMAL", "PNEUMONIA"], [0] * 2 + [1] * 2, False),                # a small folder: no published figures
+    (["NORMAL", "PNEUMONIA"], [0] * 233 + [1] * 391, False),
+])
+def test_published_figures_are_set_beside_the_kermany_test_split_only(classes, labels, kermany):
+    from types import SimpleNamespace
+
+    from genaug.report import is_kermany_test_split
+
+    bundle = SimpleNamespace(classes=classes, test=SimpleNamespace(labels=np.array(labels)))
+    assert is_kermany_test_split(bundle) == kermany
