@@ -105,6 +105,15 @@ def test_folder_val_carved_by_patient_and_test_untouched(folder_data):
     assert "carved" in b.val_origin
 
 
+def test_a_val_split_far_from_its_fraction_says_what_it_holds(tmp_path):
+    few = make_folder_dataset(tmp_path / "few", {"train": 4, "test": 2}, size=12)   # 2 patients per class
+    b = load_data(str(few), 12, val_fraction=0.1, cache_dir=None)
+    assert len(b.val) == 4 and b.val_origin.endswith("; 4 of 8 images (50%), as whole patients of each class")
+    many = make_folder_dataset(tmp_path / "many", {"train": 200, "test": 2}, size=12)
+    b = load_data(str(many), 12, val_fraction=0.1, cache_dir=None)
+    assert b.val_origin == "carved from train by patient (10%, seed 0)"   # close enough: nothing added
+
+
 def test_tiny_val_is_folded_and_recarved(tmp_path):
     root = make_folder_dataset(tmp_path / "v", {"train": 200, "test": 4, "val": 1}, size=12, with_val=True)
     b = load_data(str(root), 12, cache_dir=None)

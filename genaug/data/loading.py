@@ -36,6 +36,9 @@ def ensure_val(bundle: DataBundle, fraction: float, seed: int) -> DataBundle:
     rest, carved = split_by_patient(train.labels, train.patients, fraction, seed)
     if len(carved) == 0 or len(rest) == 0:
         raise DataError(f"too few training patients ({len(set(train.patients))}) to carve a validation split")
+    got = len(carved) / len(train)
+    if abs(got - fraction) > max(0.02, fraction / 4):   # whole patients per class: few of them round far
+        origin += f"; {len(carved)} of {len(train)} images ({got:.0%}), as whole patients of each class"
     test = bundle.splits["test"]
     bundle.splits = {"train": train.subset(rest), "val": train.subset(carved), "test": test}
     bundle.val_origin = origin
