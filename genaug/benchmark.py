@@ -731,6 +731,24 @@ def load_cell_inputs(cfg: Config, run: Run, bundle: DataBundle, pending: set[str
     return inp
 
 
+def duration(seconds: float) -> str:
+    """1h05m, 12m30s, 45s."""
+    s = int(round(seconds))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
+def time_left(took: dict[str, list[float]], left: list[str]) -> str:
+    """'N cells left here, about T at this pace': each cell left counted at the mean time of this
+    process's cells of its model so far (cells differ by model far more than by seed or variant), a
+    model not timed yet at the mean of all. Empty when nothing is left."""
+    if not left:
+        return ""
+    every = [t for ts in took.values() for t in ts]
+    est = sum(float(np.mean(took[m])) if took.get(m) else float(np.mean(every)) for m in left)
+    guess = " (models not timed yet counted at the mean)" if any(not took.get(m) for m in left) else ""
+    return f"{len(left)} cell{'s' if len(left) > 1 else ''} left here, about {duration(est)} at this pace{guess}"
+
+
 def train_cells(cfg: Config, run: Run, bundle: DataBundle, device, plan: CellPlan, inp: CellInputs) -> None:
     """Train this process's cells that have no cells/<key>.json yet, each written as it finishes."""
     b = cfg.benchmark
@@ -741,6 +759,7 @@ def train_cells(cfg: Config, run: Run, bundle: DataBundle, device, plan: CellPla
     fold_data, fold_lat = bundle, inp.latents
     folds = PatientFolds(bundle, b.folds, cfg.data.split_seed, inp.latents) if b.folds > 1 else None
     n = len(plan.todo)
+    took: dict[str, list[float]] = {}   # seconds per cell trained here, by model: for the time left
     try:
         for i, ((fold, frac, variant, model, s), key) in enumerate(zip(plan.todo, plan.keys), 1):
             path = cells_dir / f"{key}.json"
@@ -768,8 +787,10 @@ def train_cells(cfg: Config, run: Run, bundle: DataBundle, device, plan: CellPla
             partial.parent.mkdir(exist_ok=True)
             if partial.is_file():
                 distributed.say(f"    continuing from {partial}", flush=True)
+            started = time.perf_counter()
             cell = run_cell(model, variant, frac, cfg.run.seed + s, train, val, test, fold_data, cfg, device,
                             save_to, fold, tracker, partial)
+            took.setdefault(model, []).append(time.perf_counter() - started)
             if within is not None:
                 cell["input_run_within_training"] = within
             write_json(path, cell)
@@ -777,6 +798,10 @@ def train_cells(cfg: Config, run: Run, bundle: DataBundle, device, plan: CellPla
             m = cell["test_at_val_threshold"]
             distributed.say(f"    test accuracy {m['accuracy']:.3f} (0.5: {cell['test_at_0.5']['accuracy']:.3f}), "
                             f"ROC-AUC {m['roc_auc']:.3f}, {cell['seconds_per_epoch']:.1f} s/epoch", flush=True)
+            left = [plan.todo[j][3] for j in sorted(plan.mine) if j >= i
+                    and not (cells_dir / f"{plan.keys[j]}.json").is_file()]
+            distributed.say(f"    took {duration(took[model][-1])}" + (f"; {time_left(took, left)}" if left else ""),
+                            flush=True)
     finally:
         tracker.close()
 

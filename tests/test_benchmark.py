@@ -599,3 +599,16 @@ def test_an_autoencoder_made_on_another_split_is_refused_before_any_cell_trains(
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
     assert f"the encode run {reused} learnt from" in r.stderr and "holds out as val" in r.stderr
     assert "cnn__real" not in r.stdout and not list((tmp_path / "o").glob("benchmark/*"))
+
+
+def test_time_left_counts_each_cell_at_its_models_pace():
+    from genaug.benchmark import duration, time_left
+
+    assert [duration(t) for t in (45, 750, 3900, 59.6)] == ["45s", "12m30s", "1h05m", "1m00s"]
+    took = {"cnn": [60.0, 120.0], "densenet121": [600.0]}
+    # two cnn cells at 90 s and a densenet121 cell at 600 s
+    assert time_left(took, ["cnn", "densenet121", "cnn"]) == "3 cells left here, about 13m00s at this pace"
+    # resnet34 not timed yet: the mean of all three cells timed, 260 s
+    assert time_left(took, ["resnet34"]) == ("1 cell left here, about 4m20s at this pace "
+                                             "(models not timed yet counted at the mean)")
+    assert time_left(took, []) == ""
