@@ -800,6 +800,10 @@ def train_cells(cfg: Config, run: Run, bundle: DataBundle, device, plan: CellPla
                             f"ROC-AUC {m['roc_auc']:.3f}, {cell['seconds_per_epoch']:.1f} s/epoch", flush=True)
             left = [plan.todo[j][3] for j in sorted(plan.mine) if j >= i
                     and not (cells_dir / f"{plan.keys[j]}.json").is_file()]
+            if did_not_learn(cell, len(bundle.classes)):
+                distributed.say(f"    did not learn: the training loss never fell clearly below chance "
+                                f"(ln {len(bundle.classes)} = {math.log(len(bundle.classes)):.3f}); the report names it",
+                                flush=True)
             distributed.say(f"    took {duration(took[model][-1])}" + (f"; {time_left(took, left)}" if left else ""),
                             flush=True)
     finally:
@@ -821,6 +825,7 @@ def report_notes(run: Run, bundle: DataBundle, cells: list[dict], plan: CellPlan
         notes.append(f"{'/'.join(DEPENDENT_VARIANTS[sup['key']])} cells were retrained on {sup['new']}; "
                      f"the {sup['cells_moved']} trained on {sup['old']} are kept in {sup['to']}/ and are "
                      "not in these tables")
+    notes += did_not_learn_notes(cells, len(bundle.classes))
     notes += subsample_notes(cells)
     notes += class_mix_notes(cells, bundle.classes)
     notes += machine_notes(cells)
@@ -969,6 +974,29 @@ def machine_notes(cells: list[dict]) -> list[str]:
     return ["cells ran on more than one machine or thread count (" + "; ".join(f"{w}: {n} cell{'s' if n != 1 else ''}"
                                                            for w, n in sorted(where.items()))
             + "), so their seconds per epoch compare machines as well as variants"]
+
+
+def did_not_learn(cell: dict, n_classes: int) -> bool:
+    """A cell whose training loss never fell clearly below chance: class-weighted cross-entropy at
+    uniform predictions is ln K, and a model that learnt anything goes well under it within an epoch
+    or two (AlexNet's seed 0 on the Kermany data sat at 0.693-0.698 for 10 epochs)."""
+    losses = [h["train_loss"] for h in cell.get("history", []) if "train_loss" in h]
+    return bool(losses) and min(losses) > 0.95 * math.log(n_classes)
+
+
+def did_not_learn_notes(cells: list[dict], n_classes: int) -> list[str]:
+    """Name the cells that never learnt: a row's mean ± std counts them, and hides why it is low."""
+    stuck = [c for c in cells if did_not_learn(c, n_classes)]
+    if not stuck:
+        return []
+    named = "; ".join(f"{c['model']} {c['variant']} seed {c['seed']}"
+                      + (f" fold {c['fold']}" if c.get("fold") is not None else "")
+                      + (f" at train fraction {c['train_fraction']:g}" if c["train_fraction"] != 1 else "")
+                      + f" (training loss never under {min(h['train_loss'] for h in c['history']):.3f}, test "
+                        f"ROC-AUC {c['test_at_val_threshold']['roc_auc']:.3f})" for c in stuck)
+    return [f"did not learn: {named}; chance is ln {n_classes} = {math.log(n_classes):.3f}. Their rows' means "
+            "and spreads count them; a lower learning rate (benchmark.lr in a profile) or another seed may train "
+            "such a model"]
 
 
 def subsample_notes(cells: list[dict]) -> list[str]:

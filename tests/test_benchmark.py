@@ -612,3 +612,23 @@ def test_time_left_counts_each_cell_at_its_models_pace():
     assert time_left(took, ["resnet34"]) == ("1 cell left here, about 4m20s at this pace "
                                              "(models not timed yet counted at the mean)")
     assert time_left(took, []) == ""
+
+
+def test_a_cell_that_never_left_chance_is_named_in_the_notes():
+    from genaug.benchmark import did_not_learn, did_not_learn_notes
+
+    def cell(model, seed, losses, auc):
+        return {"model": model, "variant": "real", "seed": seed, "fold": None, "train_fraction": 1.0,
+                "history": [{"epoch": i + 1, "train_loss": v} for i, v in enumerate(losses)],
+                "test_at_val_threshold": {"roc_auc": auc}}
+
+    stuck = cell("alexnet", 0, [0.698, 0.6935, 0.6931], 0.32)   # AlexNet's seed 0 on the Kermany data
+    learnt = cell("alexnet", 1, [0.69, 0.45, 0.30], 0.93)
+    assert did_not_learn(stuck, 2) and not did_not_learn(learnt, 2)
+    assert not did_not_learn(cell("cnn", 0, [1.02, 0.80], 0.9), 3)       # under ln 3 = 1.099 by enough
+    assert did_not_learn(cell("cnn", 0, [1.10, 1.099], 0.5), 3)
+    assert not did_not_learn({"history": []}, 2)                          # nothing recorded: no claim
+    [note] = did_not_learn_notes([stuck, learnt], 2)
+    assert note.startswith("did not learn: alexnet real seed 0 (training loss never under 0.693, test ROC-AUC 0.320)")
+    assert "chance is ln 2 = 0.693" in note
+    assert did_not_learn_notes([learnt], 2) == []
