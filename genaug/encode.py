@@ -162,16 +162,8 @@ def encode_views(model: ConvAutoencoder, images: np.ndarray, device, views: int,
     return out
 
 
-class _PlainWriter:
-    """Only ``write``: numpy then saves in 16 MiB chunks through it instead of ``ndarray.tofile``, whose
-    failure on a full disk is an OSError without an errno ("N requested and M written")."""
-
-    def __init__(self, fh):
-        self.write = fh.write
-
-
 def _save_npy_atomic(path: Path, arr: np.ndarray) -> None:
-    atomic_write(path, lambda fh: np.save(_PlainWriter(fh), arr))
+    atomic_write(path, lambda fh: np.save(fh, arr))
 
 
 def write_latents(model: ConvAutoencoder, bundle: DataBundle, out_dir: Path, device, overwrite: bool,

@@ -13,7 +13,6 @@ import errno
 import functools
 import hashlib
 import html
-import io
 import json
 import logging
 import os
@@ -73,14 +72,26 @@ def atomic_write(path: Path, write) -> None:
             os.fsync(fh.fileno())
         _fsync_replace(tmp, path)
     except BaseException as exc:
+        # Writers that stream into a full disk do not all say so: torch.save fails with RuntimeError
+        # ("unexpected pos"), np.save's short write with an OSError that has no errno. A write that
+        # failed with the disk left (nearly) without free space is taken as a full disk. Measured
+        # before the temp file goes, which frees that space again.
+        nearly_full = isinstance(exc, (OSError, RuntimeError)) and _free_bytes(path.parent) < 2**20
         Path(tmp).unlink(missing_ok=True)
-        _raise_disk_full(exc, path)
+        _raise_disk_full(exc, path, nearly_full)
         raise
 
 
-def _raise_disk_full(exc: BaseException, path: Path) -> None:
+def _free_bytes(folder: Path) -> float:
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return float("inf")
+
+
+def _raise_disk_full(exc: BaseException, path: Path, nearly_full: bool = False) -> None:
     """Raise a full disk (or quota) as a one-line DiskFull naming ``path``; return on any other error."""
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+    if nearly_full or isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
         raise DiskFull(f"no space left on the disk while writing {path} (what was there is unchanged and "
                        "what finished is kept): free some space, then run the command again, with --resume "
                        "RUN_DIR if its run directory was kept") from None
@@ -108,11 +119,7 @@ def _json_default(o):
 
 
 def atomic_torch_save(obj: dict, path: Path) -> None:
-    # serialized in memory first: torch.save streaming into a full disk fails with a RuntimeError
-    # ("unexpected pos") rather than the OSError that names the cause
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    atomic_write_bytes(path, buf.getbuffer())
+    atomic_write(path, lambda fh: torch.save(obj, fh))
 
 
 def save_safetensors(state_dict: dict, path: Path, metadata: dict[str, str] | None = None) -> None:

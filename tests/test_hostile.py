@@ -138,7 +138,7 @@ def small_disk(tmp_path):
 def test_full_disk_is_one_line_and_the_run_finishes_once_there_is_space(small_disk, tmp_path):
     """The autoencoder's 2.7 MB checkpoint and its weights do not both fit in 3 MiB: `torch.save` into a
     full disk raised RuntimeError("unexpected pos"), a traceback. Now: one line, exit 2, no temp file
-    left; with room again, the command it names finishes."""
+    left; with room again, the command finishes."""
     disk, resize = small_disk
     profile = tmp_path / "tiny.yaml"
     profile.write_text(TINY)
@@ -198,22 +198,44 @@ def test_an_unwritable_log_is_one_warning_not_a_traceback_per_line(capfd):
     assert err.count("genaug: warning: cannot write /dev/full") == 1 and "Traceback" not in err
 
 
-def test_latents_on_a_full_disk_are_told_with_their_path(small_disk):
-    """`np.save` into a real file reports a short write as an OSError without errno ("N requested and M
-    written"); latents are saved through plain chunked writes, whose failure carries ENOSPC."""
+@pytest.mark.parametrize("writer", ["numpy", "torch"])
+def test_a_streamed_write_into_a_full_disk_is_told_with_its_path(small_disk, writer):
+    """Neither writer says "no space": `np.save` reports its short write as an OSError without errno
+    ("N requested and M written"), `torch.save` as RuntimeError("unexpected pos"). A write that
+    failed with the disk left full is told as a full disk; the file it would replace is unchanged."""
+    import torch
+
     from genaug.encode import _save_npy_atomic
     from genaug.errors import DiskFull
+    from genaug.runs import atomic_torch_save
 
     disk, _ = small_disk
     arr = np.ones((4, 1024, 1024), np.uint8)   # 4 MiB on a 3 MiB disk
     with open(disk / "plain.npy", "wb") as fh, pytest.raises(OSError) as short:
         np.save(fh, arr)
-    assert short.value.errno is None           # why the latents do not go through it
+    assert short.value.errno is None           # what numpy itself says
     (disk / "plain.npy").unlink()
-    (disk / "train.npy").write_bytes(b"kept")
-    with pytest.raises(DiskFull, match="train.npy"):
-        _save_npy_atomic(disk / "train.npy", arr)
-    assert (disk / "train.npy").read_bytes() == b"kept" and not list(disk.glob("*.tmp"))
+    target = disk / ("train.npy" if writer == "numpy" else "checkpoint.pt")
+    target.write_bytes(b"kept")
+    with pytest.raises(DiskFull, match=target.name):
+        if writer == "numpy":
+            _save_npy_atomic(target, arr)
+        else:
+            atomic_torch_save({"w": torch.ones(1024, 1024)}, target)
+    assert target.read_bytes() == b"kept" and not list(disk.glob(".*.tmp"))
+
+
+def test_a_failed_write_with_room_left_is_not_called_a_full_disk(tmp_path):
+    from genaug.errors import DiskFull
+    from genaug.runs import atomic_write
+
+    def broken(fh):
+        raise RuntimeError("a bug in a writer")
+
+    with pytest.raises(RuntimeError, match="a bug in a writer"):
+        atomic_write(tmp_path / "x.bin", broken)
+    assert not list(tmp_path.iterdir())
+    assert not issubclass(RuntimeError, DiskFull)
 
 
 def test_a_full_disk_under_any_other_write_is_one_line(monkeypatch, capsys):
