@@ -618,8 +618,9 @@ def run_benchmark(cfg: Config, resume: str | None = None, given: dict | None = N
             if getattr(cfg.benchmark, key) and variants & set(DEPENDENT_VARIANTS[key]):
                 check_given_input_run(cfg, getattr(cfg.benchmark, key), key, what)
             elif getattr(cfg.benchmark, key):   # most likely a forgotten --variants, not a wish
-                distributed.say(f"genaug: note: --{key.replace('_', '-')} is not read: no {' or '.join(DEPENDENT_VARIANTS[key])} "
-                      f"variant in --variants {cfg.benchmark.variants}", file=sys.stderr, flush=True)
+                distributed.say(f"genaug: note: --{key.replace('_', '-')} is not read: no "
+                                f"{' or '.join(DEPENDENT_VARIANTS[key])} variant in --variants {cfg.benchmark.variants}",
+                                file=sys.stderr, flush=True)
         run = new_run(cfg.run.out_root, "benchmark", cfg.run.name, cfg.to_dict())
         if part is not None and part[1] > 1:
             distributed.say(f"other shards join this run with: genaug benchmark --resume {run.dir} "
@@ -980,8 +981,13 @@ def did_not_learn(cell: dict, n_classes: int) -> bool:
     """A cell whose training loss never fell clearly below chance: class-weighted cross-entropy at
     uniform predictions is ln K, and a model that learnt anything goes well under it within an epoch
     or two (AlexNet's seed 0 on the Kermany data sat at 0.693-0.698 for 10 epochs)."""
+    lowest = lowest_train_loss(cell)
+    return lowest is not None and lowest > 0.95 * math.log(n_classes)
+
+
+def lowest_train_loss(cell: dict) -> float | None:
     losses = [h["train_loss"] for h in cell.get("history", []) if "train_loss" in h]
-    return bool(losses) and min(losses) > 0.95 * math.log(n_classes)
+    return min(losses) if losses else None
 
 
 def did_not_learn_notes(cells: list[dict], n_classes: int) -> list[str]:
@@ -992,7 +998,7 @@ def did_not_learn_notes(cells: list[dict], n_classes: int) -> list[str]:
     named = "; ".join(f"{c['model']} {c['variant']} seed {c['seed']}"
                       + (f" fold {c['fold']}" if c.get("fold") is not None else "")
                       + (f" at train fraction {c['train_fraction']:g}" if c["train_fraction"] != 1 else "")
-                      + f" (training loss never under {min(h['train_loss'] for h in c['history']):.3f}, test "
+                      + f" (training loss never under {lowest_train_loss(c):.3f}, test "
                         f"ROC-AUC {c['test_at_val_threshold']['roc_auc']:.3f})" for c in stuck)
     return [f"did not learn: {named}; chance is ln {n_classes} = {math.log(n_classes):.3f}. Their rows' means "
             "and spreads count them; a lower learning rate (benchmark.lr in a profile) or another seed may train "
