@@ -1,7 +1,6 @@
 """The ``genaug`` command: parses options and calls the library; all work lives in ``genaug``."""
 from __future__ import annotations
 
-import errno
 import json
 import signal
 import sys
@@ -11,7 +10,7 @@ from typing import Optional
 import typer
 from typer.core import TyperGroup
 
-from genaug.errors import GenaugError
+from genaug.errors import GenaugError, is_disk_full
 from genaug_cli.common import build_config
 
 # The order a user runs them in: `data` to look, `gan` and `encode` to make inputs, `benchmark` to
@@ -423,7 +422,7 @@ def run() -> None:
         typer.echo(f"genaug: error: {exc}", err=True)
         sys.exit(2)
     except OSError as exc:
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):   # a full disk under a write that is not genaug's own
+        if is_disk_full(exc):   # a full disk under a write that is not genaug's own
             typer.echo(f"genaug: error: no space left on the disk{f' writing {exc.filename}' if exc.filename else ''}: "
                        "free some space, then run the command again (--resume RUN_DIR keeps what finished)", err=True)
             sys.exit(2)

@@ -1,5 +1,7 @@
 """Errors a user can act on. The CLI prints their message on one line and exits 2."""
 
+import errno
+
 
 class GenaugError(Exception):
     """Base class: the message says what is wrong and what to do."""
@@ -23,3 +25,8 @@ class TrainingDiverged(GenaugError):
 
 class DiskFull(GenaugError):
     """No space (or quota) left while writing an artefact; the file being replaced is left as it was."""
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """An OSError that says the disk (or the user's quota) has no room left."""
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)

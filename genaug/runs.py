@@ -9,7 +9,6 @@ Checkpoints are plain dicts of tensors and builtins that load with
 from __future__ import annotations
 
 import contextlib
-import errno
 import functools
 import hashlib
 import html
@@ -29,7 +28,7 @@ from typing import Any, Iterable, Iterator
 import torch
 
 from genaug import __version__, distributed
-from genaug.errors import CheckpointError, DiskFull, GenaugError
+from genaug.errors import CheckpointError, DiskFull, GenaugError, is_disk_full
 
 log = logging.getLogger("genaug")
 
@@ -91,7 +90,7 @@ def _free_bytes(folder: Path) -> float:
 
 def _raise_disk_full(exc: BaseException, path: Path, nearly_full: bool = False) -> None:
     """Raise a full disk (or quota) as a one-line DiskFull naming ``path``; return on any other error."""
-    if nearly_full or isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+    if nearly_full or is_disk_full(exc):
         raise DiskFull(f"no space left on the disk while writing {path} (what was there is unchanged and "
                        "what finished is kept): free some space, then run the command again, with --resume "
                        "RUN_DIR if its run directory was kept") from None

@@ -7,7 +7,6 @@ atomically), and the index is checked against the request before use.
 """
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import logging
@@ -20,7 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from genaug.data.decode import UnreadableImage, decode_image, safe_name
-from genaug.errors import DiskFull
+from genaug.errors import DiskFull, is_disk_full
 
 log = logging.getLogger("genaug")
 CACHE_VERSION = 1
@@ -69,7 +68,7 @@ def _reserve_disk_space(path: str, cache_dir: Path) -> None:
     try:
         os.posix_fallocate(fd, 0, os.fstat(fd).st_size)
     except OSError as exc:
-        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+        if not is_disk_full(exc):
             raise
         raise DiskFull(f"no space left on the disk for the decoded-image cache in {cache_dir} "
                        f"({os.fstat(fd).st_size / 2**20:.0f} MiB): free some space or give --cache-dir "
