@@ -97,6 +97,7 @@ def encode_cmd(
     image_size: Optional[int] = typer.Option(None, "--image-size", help="input size, a multiple of 16 (default 224)"),
     latent_channels: Optional[int] = typer.Option(None, "--latent-channels", help="latent channels (default 256)"),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="images per step (default: the profile's)"),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Adam learning rate (default: the profile's; 1e-3 in code, 3e-3 in the cpu profile)"),
     checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="reuse a trained autoencoder.pt instead of training"),
     overwrite: bool = typer.Option(False, "--overwrite", help="re-encode into an existing latent directory"),
     train_fraction: Optional[float] = InputFractionOpt,
@@ -110,7 +111,7 @@ def encode_cmd(
     """Train the autoencoder (224x224 -> 14x14x256) on train only and encode every split to latents."""
     d, r = _common(data, task, seed, device, out, name, cache, tensorboard)
     given = dict(data=d, run=r, encode=dict(
-        epochs=epochs, image_size=image_size, latent_channels=latent_channels, batch_size=batch_size,
+        epochs=epochs, image_size=image_size, latent_channels=latent_channels, batch_size=batch_size, lr=lr,
         checkpoint=checkpoint, overwrite=overwrite or None, train_fraction=train_fraction, views=views))
     cfg = build_config(profile, **given)  # before importing torch: a bad profile is told at once
     _check_data(cfg, resume)
@@ -134,6 +135,7 @@ def gan_cmd(
     n: Optional[int] = typer.Option(None, "--n", help="synthetic images to write per class (default 1280)"),
     image_size: Optional[int] = typer.Option(None, "--image-size", help="64 (default) or 128"),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="images per step (default: the profile's)"),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Adam learning rate of both networks (default 2e-4, DCGAN's)"),
     width: Optional[int] = typer.Option(None, "--width", help="generator/discriminator base width (ngf = ndf)"),
     per_class: bool = typer.Option(False, "--per-class", help="one unconditional model per class instead of one conditional model"),
     diffaug: Optional[bool] = typer.Option(None, "--diffaug/--no-diffaug", help="differentiable augmentation for small classes"),
@@ -151,7 +153,7 @@ def gan_cmd(
         return
     d, r = _common(data, task, seed, device, out, name, cache, tensorboard)
     given = dict(data=d, run=r, gan=dict(
-        epochs=epochs, n=n, image_size=image_size, batch_size=batch_size, ngf=width, ndf=width,
+        epochs=epochs, n=n, image_size=image_size, batch_size=batch_size, lr=lr, ngf=width, ndf=width,
         per_class=per_class or None, diffaug=diffaug, fid_features=fid_features, sync_batchnorm=sync_batchnorm,
         conditioning=conditioning, aux_weight=aux_weight, train_fraction=train_fraction))
     cfg = build_config(profile, **given)  # before importing torch: a bad profile is told at once
@@ -207,6 +209,7 @@ def benchmark_cmd(
     epochs: Optional[int] = typer.Option(None, "--epochs", help="most epochs per cell; early stopping may end sooner (default: the profile's)"),
     image_size: Optional[int] = typer.Option(None, "--image-size", help="pixel models' input size"),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="images per step (default: the profile's)"),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Adam learning rate of every cell (default 1e-3)"),
     synthetic_ratio: Optional[float] = typer.Option(None, "--synthetic-ratio", help="synthetic per class as a share of real (mixed)"),
     balance: Optional[bool] = typer.Option(None, "--balance/--no-balance", help="fill minority classes up to the majority (mixed)"),
     train_fraction: Optional[str] = typer.Option(None, "--train-fraction", help="real training share(s), by patient, e.g. 0.1,0.25,1.0"),
@@ -230,7 +233,7 @@ def benchmark_cmd(
     """Train classifiers on real, mixed, synthetic and encoded data; test on the real test split; write a report."""
     d, r = _common(data, task, seed, device, out, name, cache, tensorboard)
     flags = dict(models=models, variants=variants, seeds=seeds, epochs=epochs, image_size=image_size,
-                 batch_size=batch_size, synthetic_ratio=synthetic_ratio, balance=balance,
+                 batch_size=batch_size, lr=lr, synthetic_ratio=synthetic_ratio, balance=balance,
                  train_fractions=train_fraction, gan_run=gan_run, encode_run=encode_run, pretrained=pretrained,
                  weights_dir=weights_dir, save_models=save_models, schedule=schedule, augmentations=augmentations,
                  augment=augment, folds=folds)

@@ -1001,7 +1001,7 @@ def did_not_learn_notes(cells: list[dict], n_classes: int) -> list[str]:
                       + f" (training loss never under {lowest_train_loss(c):.3f}, test "
                         f"ROC-AUC {c['test_at_val_threshold']['roc_auc']:.3f})" for c in stuck)
     return [f"did not learn: {named}; chance is ln {n_classes} = {math.log(n_classes):.3f}. Their rows' means "
-            "and spreads count them; a lower learning rate (benchmark.lr in a profile) or another seed may train "
+            "and spreads count them; a lower learning rate (--lr, or benchmark.lr in a profile) or another seed may train "
             "such a model"]
 
 

@@ -155,7 +155,7 @@ _POSITIVE = {
     "gan.image_size", "gan.nz", "gan.ngf", "gan.ndf", "gan.epochs", "gan.batch_size", "gan.n",
     "gan.eval_images", "encode.image_size", "encode.latent_channels", "encode.batch_size",
     "benchmark.image_size", "benchmark.batch_size", "benchmark.seeds", "benchmark.epochs",
-    "data.demo_train",
+    "data.demo_train", "gan.lr", "encode.lr", "benchmark.lr",
 }
 
 

@@ -231,8 +231,9 @@ def test_benchmark_end_to_end_on_tiny_demo_and_resume(tmp_path):
     ens = next(r["seed_ensemble"] for r in res["table"] if r["variant"] == "real")
     assert ens["threshold_from"] == "pooled validation" and 0 <= ens["accuracy"] <= 1
     assert "## Seed ensembles" in (run / "report.md").read_text()
-    r = genaug("benchmark", "--resume", run, "--epochs", "9")
-    assert r.returncode == 2 and "keeps its training settings" in r.stderr and "Traceback" not in r.stderr
+    for changed in (["--epochs", "9"], ["--lr", "0.01"]):
+        r = genaug("benchmark", "--resume", run, *changed)
+        assert r.returncode == 2 and "keeps its training settings" in r.stderr and "Traceback" not in r.stderr
     # a better autoencoder later: only with --supersede, and only the encoded cell is retrained
     first_enc = json.loads((run / "manifest.json").read_text())["encode_run"]
     r = genaug("encode", "--profile", prof, "--out", out, "--name", "second")
@@ -315,7 +316,7 @@ def test_kfold_schedule_augmentation_switches_and_tensorboard(tmp_path):
     prof.write_text(TINY.replace("epochs: 1\n  batch_size: 16\n  bootstrap", "epochs: 3\n  batch_size: 16\n  bootstrap"))
     out = tmp_path / "o"
     r = genaug("benchmark", "--profile", prof, "--variants", "real", "--folds", 2, "--schedule", "onecycle",
-               "--augmentations", "flip,shear,noise,pca", "--tensorboard", "--out", out)
+               "--lr", "0.004", "--augmentations", "flip,shear,noise,pca", "--tensorboard", "--out", out)
     assert r.returncode == 0, r.stderr[-3000:]
     run = only_run(out, "benchmark")
     assert sorted(p.name for p in (run / "cells").glob("*.json")) == [
@@ -328,9 +329,11 @@ def test_kfold_schedule_augmentation_switches_and_tensorboard(tmp_path):
     assert "fold 1 of 2" in cells[0]["val_origin"] and "fold 2 of 2" in cells[1]["val_origin"]
     lrs = [h["lr"] for h in cells[0]["history"]]
     assert lrs[0] < lrs[1]   # one-cycle warms up
+    assert 1e-3 < max(lrs) <= 0.004   # to --lr, not to the default 1e-3
     res = json.loads((run / "results.json").read_text())
     assert res["table"][0]["folds"] == [0, 1] and res["table"][0]["replicates"] == 2
     assert res["config"]["benchmark"]["augmentations"] == "flip,shear,noise,pca"
+    assert res["config"]["benchmark"]["lr"] == 0.004
     report = (run / "report.md").read_text()
     assert "2-fold cross-validation" in report and "seeds × folds" in report and "| 1x2 |" in report
     events = list((run / "tensorboard").glob("events.out.tfevents.*"))
