@@ -29,12 +29,12 @@ from genaug.device import seed_everything
 from genaug.encode import gather_rows, load_latents, run_encode
 from genaug import distributed
 from genaug.jobs import held_out_seen, join_ranks, read_training_list, start_job
-from genaug.errors import CheckpointError, ConfigError
+from genaug.errors import CheckpointError, ConfigError, RunInUse
 from genaug.gan import run_gan, synthetic_manifest
 from genaug.metrics import (bootstrap_ci, choose_threshold, classification_metrics, mcnemar, paired_bootstrap_diff,
                             paired_sign_flip_test, predictions, roc_auc)
 from genaug.models import CLASSIFIERS, build_classifier, check_input_size
-from genaug.runs import Run, atomic_torch_save, save_safetensors, git_commit, machine_info, machines_of, new_run, open_run, read_cells, read_run_config, running, write_json, write_run_config
+from genaug.runs import Run, atomic_torch_save, in_use_by, save_safetensors, git_commit, machine_info, machines_of, new_run, open_run, read_cells, read_run_config, running, write_json, write_run_config
 from genaug.tracking import Tracker, tracker_for
 from genaug.train import as_tensor, fit_classifier, predict_probs
 
@@ -117,6 +117,8 @@ def check_given_input_run(cfg: Config, given: str, key: str, what: str) -> Path:
     d = Path(given)
     if not d.is_dir():
         raise CheckpointError(f"--{key.replace('_', '-')} {d} is not a directory")
+    if busy := in_use_by(d):   # its images or latents are not all written yet
+        raise RunInUse(f"{what} run {d} is still at work ({busy}): wait for it to finish, then run this again")
     if (d / "config.yaml").is_file():
         _same_data(read_run_config(generator_run(d) if key == "gan_run" else d), cfg, what, d)
     return d
@@ -580,9 +582,12 @@ def run_benchmark(cfg: Config, resume: str | None = None, given: dict | None = N
                           f"start --shard 1/{part[1]} first (it creates the run), then give that run: "
                           f"--resume RUN --shard {shard}")
     join_ranks(cfg)
+    # the cells this process trains: the whole run's, or its shard's (which other shards' processes share)
+    held_as = f"{part[0] + 1}of{part[1]}" if part is not None and part[1] > 1 else None
     if resume:
         # another process may be writing into the run (a shard): leave its temporary files alone
-        run = open_run(resume, "benchmark", clear_stale=part is None and not report_only)
+        run = open_run(resume, "benchmark", clear_stale=part is None and not report_only, hold=not report_only,
+                       shard=held_as)
         cfg, replaced = resumed_config(read_run_config(run.dir), flags, run, extend=part is None,
                                        supersede=supersede)
         cfg = resumed_settings(cfg, {s: given.get(s) for s in ("data", "run")}, run.dir)
@@ -621,7 +626,7 @@ def run_benchmark(cfg: Config, resume: str | None = None, given: dict | None = N
                 distributed.say(f"genaug: note: --{key.replace('_', '-')} is not read: no "
                                 f"{' or '.join(DEPENDENT_VARIANTS[key])} variant in --variants {cfg.benchmark.variants}",
                                 file=sys.stderr, flush=True)
-        run = new_run(cfg.run.out_root, "benchmark", cfg.run.name, cfg.to_dict())
+        run = new_run(cfg.run.out_root, "benchmark", cfg.run.name, cfg.to_dict(), shard=held_as)
         if part is not None and part[1] > 1:
             distributed.say(f"other shards join this run with: genaug benchmark --resume {run.dir} "
                             f"--shard 2/{part[1]} (... {part[1]}/{part[1]})", flush=True)

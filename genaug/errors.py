@@ -23,6 +23,10 @@ class TrainingDiverged(GenaugError):
     """NaN/inf loss or a blown-up GAN; the last good checkpoint is kept."""
 
 
+class RunInUse(GenaugError):
+    """Another live genaug process is training the run this one was asked to resume."""
+
+
 class DiskFull(GenaugError):
     """No space (or quota) left while writing an artefact; the file being replaced is left as it was."""
 

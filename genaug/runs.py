@@ -28,7 +28,7 @@ from typing import Any, Iterable, Iterator
 import torch
 
 from genaug import __version__, distributed
-from genaug.errors import CheckpointError, DiskFull, GenaugError, is_disk_full
+from genaug.errors import CheckpointError, DiskFull, GenaugError, RunInUse, is_disk_full
 
 log = logging.getLogger("genaug")
 
@@ -36,6 +36,11 @@ log = logging.getLogger("genaug")
 # benchmark reads it to check that its cells' synthetic images or latents drew on no real image those
 # cells do not train on themselves.
 TRAINING_LIST = "training_images.txt"
+
+# Lock files of the process working on a run (flock: the kernel drops the lock when the process ends,
+# SIGKILL included, so a crashed run never leaves a run locked). A whole-run process holds LOCK_NAME
+# exclusively; benchmark shards hold it shared and their own LOCK_NAME-shard<I>of<N> exclusively.
+LOCK_NAME = ".genaug-lock"
 
 
 def _fsync_replace(tmp: str, path: Path) -> None:
@@ -290,6 +295,7 @@ class Run:
             "versions": package_versions(), "git_commit": git_commit(), "host": platform.node(),
         }
         self._handler: logging.Handler | None = None
+        self._locks: list[int] = []
         self.manifest_name = "manifest.json"   # shards of one benchmark each keep their own
 
     def path(self, *parts: str) -> Path:
@@ -309,12 +315,98 @@ class Run:
             logging.getLogger("genaug").removeHandler(self._handler)
             self._handler.close()
             self._handler = None
+        self.release()
+
+    def hold(self, shard: str | None = None) -> None:
+        """Lock the run against a second process resuming it while this one works on it (two of them
+        would train the same epochs or cells twice over, and a resume clears temporary files that
+        the other is still writing). ``shard`` (e.g. "1of2"): share the run with the other shards,
+        exclusive of this shard's cells only. Raises RunInUse, naming the holder, when taken."""
+        if not distributed.is_main():   # under torchrun rank 0 speaks for the run
+            return
+        import fcntl
+        wanted = [(LOCK_NAME, fcntl.LOCK_SH if shard else fcntl.LOCK_EX)]
+        wanted += [(f"{LOCK_NAME}-shard{shard}", fcntl.LOCK_EX)] if shard else []
+        for name, mode in wanted:
+            try:
+                fd = os.open(self.path(name), os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError:   # a read-only run (an archive being reported): it writes nothing to guard
+                continue
+            try:
+                fcntl.flock(fd, mode | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                self.release()
+                holders = [_held_note(self.path(name))] if name != LOCK_NAME else _lock_holders(self.dir)
+                them = "them" if len(holders) > 1 else "it"
+                raise RunInUse(f"run {self.dir}{f' (its shard {_shard_words(shard)})' if name != LOCK_NAME else ''} "
+                               f"is in use by {'other genaug processes' if len(holders) > 1 else 'another genaug process'} "
+                               f"({'; '.join(holders)}): wait for {them} to finish, or stop {them} first (Ctrl-C; "
+                               "what finished is kept); to train one benchmark in several processes, give each "
+                               "--shard I/N") from None
+            except OSError:   # a filesystem without locks (some network mounts): run unguarded
+                os.close(fd)
+                continue
+            self._locks.append(fd)
+            note = json.dumps({"pid": os.getpid(), "host": platform.node(), "shard": shard,
+                               "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+            with contextlib.suppress(OSError):   # who holds it, for the message above; shared holders keep quiet
+                if mode == fcntl.LOCK_EX:
+                    os.ftruncate(fd, 0)
+                    os.pwrite(fd, note.encode(), 0)
+
+    def release(self) -> None:
+        for fd in self._locks:
+            with contextlib.suppress(OSError):
+                os.close(fd)   # closing drops the flock
+        self._locks = []
 
     def save_manifest(self, **extra: Any) -> None:
         self.manifest.update(extra)
         self.manifest["machine"] = machine_info()   # the latest process's; cells keep their own
         self.manifest["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         write_json(self.path(self.manifest_name), self.manifest)
+
+
+def _lock_holders(d: Path) -> list[str]:
+    """'pid 123 on host h since T, shard 1/2' for each process holding a lock in run ``d``. Shards hold
+    the run's lock shared and say who they are in their own file; the run's file then still names
+    whoever held it alone last, so it is read only when no shard holds the run."""
+    shards = [n for n in (_held_note(p) for p in sorted(d.glob(LOCK_NAME + "-shard*"))) if n]
+    return shards or [_held_note(d / LOCK_NAME) or "holder unknown"]
+
+
+def in_use_by(directory: str | Path) -> str:
+    """Who is at work on run ``directory`` now ('pid 123 on host h since T'), or '' when no one is."""
+    d = Path(directory)
+    return "; ".join(n for n in (_held_note(p) for p in sorted(d.glob(LOCK_NAME + "*"))) if n)
+
+
+def _shard_words(shard: str | None) -> str:
+    return (shard or "").replace("of", "/")
+
+
+def _held_note(path: Path) -> str:
+    """Who holds the lock file ``path`` (from the note its holder wrote), or '' when no one does."""
+    import fcntl
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return ""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)   # taken at once: no one holds it
+        return ""
+    except BlockingIOError:
+        try:
+            h = json.loads(os.pread(fd, 4096, 0) or b"{}")
+        except (OSError, ValueError):
+            h = {}
+        return (f"pid {h.get('pid', '?')} on {h.get('host', '?')} since {h.get('since', '?')}"
+                + (f", shard {_shard_words(h['shard'])}" if h.get("shard") else ""))
+    except OSError:
+        return ""
+    finally:
+        os.close(fd)
 
 
 class RunLogHandler(logging.FileHandler):
@@ -342,17 +434,19 @@ class RunLogHandler(logging.FileHandler):
             self.handleError(None)
 
 
-def new_run(out_root: str | Path, command: str, name: str = "", config: dict | None = None) -> Run:
-    """Create a fresh run directory; an existing one is never reused or overwritten.
-    Under torchrun rank 0 creates it and every rank gets its path."""
+def new_run(out_root: str | Path, command: str, name: str = "", config: dict | None = None,
+            shard: str | None = None) -> Run:
+    """Create a fresh run directory, held by this process (``Run.hold``) until it closes; an
+    existing one is never reused or overwritten. Under torchrun rank 0 creates it and every rank
+    gets its path."""
     if not distributed.is_main():
         return Run(Path(distributed.broadcast_object(None)), command)
-    run = _create_run(out_root, command, name, config)
+    run = _create_run(out_root, command, name, config, shard)
     distributed.broadcast_object(str(run.dir))
     return run
 
 
-def _create_run(out_root: str | Path, command: str, name: str, config: dict | None) -> Run:
+def _create_run(out_root: str | Path, command: str, name: str, config: dict | None, shard: str | None) -> Run:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     base = Path(out_root) / command
     base.mkdir(parents=True, exist_ok=True)
@@ -367,6 +461,7 @@ def _create_run(out_root: str | Path, command: str, name: str, config: dict | No
     else:
         raise CheckpointError(f"cannot create a new run directory under {base}")
     run = Run(d, command)
+    run.hold(shard)
     run.start_log()
     if config is not None:
         write_run_config(run, config)
@@ -396,7 +491,8 @@ def running(run: Run, new: bool) -> Iterator[Run]:
 
 
 def _written_beyond_start(d: Path) -> bool:
-    start = re.compile(r"(config\.yaml|log\.txt|manifest(-shard\d+of\d+)?\.json|" + re.escape(TRAINING_LIST) + ")")
+    start = re.compile(r"(config\.yaml|log\.txt|manifest(-shard\d+of\d+)?\.json|" + re.escape(TRAINING_LIST)
+                       + "|" + re.escape(LOCK_NAME) + r"(-shard\d+of\d+)?)")
     return any(p.is_file() and not start.fullmatch(p.relative_to(d).as_posix()) for p in d.rglob("*"))
 
 
@@ -405,9 +501,11 @@ def write_run_config(run: Run, config: dict) -> None:
     atomic_write_text(run.path("config.yaml"), _yaml_dump(config))
 
 
-def open_run(directory: str | Path, command: str, clear_stale: bool = True) -> Run:
-    """Reopen an existing run (for --resume). ``clear_stale=False`` where other processes may be
-    writing into it (benchmark shards): their temporary files are live, not stale."""
+def open_run(directory: str | Path, command: str, clear_stale: bool = True, hold: bool = True,
+             shard: str | None = None) -> Run:
+    """Reopen an existing run (for --resume), held by this process (``Run.hold``, as ``shard`` when
+    given) until it closes; ``hold=False`` to only read it. ``clear_stale=False`` where other
+    processes may be writing into it (benchmark shards): their temporary files are live, not stale."""
     d = Path(directory)
     if not d.is_dir():
         raise CheckpointError(f"run directory not found: {d}")
@@ -422,6 +520,8 @@ def open_run(directory: str | Path, command: str, clear_stale: bool = True) -> R
     if made_by and made_by != command:   # resuming into it would write this command's files among that run's
         raise CheckpointError(f"{d} was made by genaug {made_by}, not genaug {command}: give --resume a run "
                               f"of genaug {command} (under <out>/{command}/)")
+    if hold:   # before anything is cleared or written: the run may be another process's at work
+        run.hold(shard)
     # a process killed inside atomic_write leaves its temporary file; the target itself is whole
     for stale in (d.rglob(".*.tmp") if clear_stale and distributed.is_main() else ()):
         stale.unlink(missing_ok=True)
@@ -504,7 +604,8 @@ def archive_run(directory: str | Path, dest_root: str | Path) -> tuple[Path, lis
     dest = Path(dest_root) / command / src.name
     if dest.resolve() == src.resolve() or src.resolve() in dest.resolve().parents:
         raise CheckpointError(f"the archive {dest} would be the run itself or inside it; choose another --to")
-    files = sorted(p for p in src.rglob("*") if p.is_file() and not p.is_symlink())
+    # a lock file belongs to the process at work on the run, not to its results: neither copied nor listed
+    files = sorted(p for p in src.rglob("*") if p.is_file() and not p.is_symlink() and not p.name.startswith(LOCK_NAME))
     grids: dict[tuple[Path, str], Path] = {}
     for p in files:    # the newest grid per sample series (e.g. conditional_epoch_020.png)
         if p.parent.name == "samples" and "_epoch_" in p.name:

@@ -25,12 +25,12 @@ def _start(args, stderr=subprocess.DEVNULL):
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=stderr, text=True)
 
 
-def _long_profile(tmp_path):
-    """The tiny profile with EPOCHS epochs for the GAN and the autoencoder."""
+def _long_profile(tmp_path, epochs=EPOCHS):
+    """The tiny profile with ``epochs`` epochs for the GAN and the autoencoder."""
     prof = tmp_path / "long.yaml"
-    text = TINY.replace("ndf: 8\n  epochs: 2\n", f"ndf: 8\n  epochs: {EPOCHS}\n").replace(
-        "epochs: 1\n  batch_size: 16\nbenchmark", f"epochs: {EPOCHS}\n  batch_size: 16\nbenchmark")
-    assert text.count(f"epochs: {EPOCHS}") == 2, "TINY changed shape: the GAN and encode epochs were not both set"
+    text = TINY.replace("ndf: 8\n  epochs: 2\n", f"ndf: 8\n  epochs: {epochs}\n").replace(
+        "epochs: 1\n  batch_size: 16\nbenchmark", f"epochs: {epochs}\n  batch_size: 16\nbenchmark")
+    assert text.count(f"epochs: {epochs}") == 2, "TINY changed shape: the GAN and encode epochs were not both set"
     prof.write_text(text)
     return prof
 
@@ -166,3 +166,29 @@ def test_benchmark_sigkill_inside_a_cell_resumes_at_its_next_epoch_with_the_same
                       for d in (run, only_run(tmp_path / "whole", "benchmark")))
     assert resumed["epochs_run"] == EPOCHS
     assert _without_timings(resumed) == _without_timings(whole)
+
+
+@pytest.mark.slow
+def test_resuming_a_run_another_process_is_training_is_refused_and_it_finishes(tmp_path):
+    prof = _long_profile(tmp_path, epochs=3 * EPOCHS)   # outlasts two refused commands' start-up
+    out = tmp_path / "o"
+    proc = _start(["encode", "--data", "demo", "--profile", prof, "--out", out])
+    deadline = time.time() + 300
+    while time.time() < deadline and not list(out.glob("encode/*/checkpoint.pt")):
+        assert proc.poll() is None, "the run ended before its first checkpoint"
+        time.sleep(0.02)
+    run = only_run(out, "encode")
+    r = genaug("encode", "--resume", run)   # e.g. from a second terminal, taking the first for dead
+    assert proc.poll() is None, "the first process ended before the second was refused: lengthen EPOCHS"
+    assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert f"is in use by another genaug process (pid {proc.pid} on " in r.stderr
+    # nor may a benchmark read its latents before they are all written
+    r = genaug("benchmark", "--data", "demo", "--profile", prof, "--variants", "encoded", "--encode-run", run,
+               "--out", tmp_path / "b")
+    assert proc.poll() is None, "the first process ended before the benchmark was refused: lengthen its epochs"
+    assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert f"autoencoder run {run} is still at work (pid {proc.pid} on " in r.stderr
+    assert proc.wait(timeout=600) == 0   # the first is left to finish, its temporary files untouched
+    assert torch.load(run / "checkpoint.pt", weights_only=True)["epoch"] == 3 * EPOCHS
+    assert json.loads((run / "metrics.json").read_text())
+    assert "resum" not in (run / "log.txt").read_text()   # the refused process wrote nothing into the run

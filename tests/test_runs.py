@@ -151,3 +151,44 @@ def test_a_damaged_run_config_is_one_line_not_a_yaml_traceback(tmp_path, text, t
     with pytest.raises(CheckpointError, match=told):
         read_run_config(tmp_path)
     assert p.read_bytes() == (text if isinstance(text, bytes) else text.encode())   # left as it was
+
+
+def test_a_run_at_work_is_refused_to_a_second_process_and_shards_share_it(tmp_path):
+    from genaug.errors import RunInUse
+    first = new_run(tmp_path, "benchmark", "x", {"a": 1})   # held until it closes
+    with pytest.raises(RunInUse, match=f"in use by another genaug process \\(pid {os.getpid()} on "):
+        open_run(first.dir, "benchmark")
+    first.close()
+    shard1 = open_run(first.dir, "benchmark", shard="1of2")
+    shard2 = open_run(first.dir, "benchmark", shard="2of2")   # shards train other cells: both at work
+    with pytest.raises(RunInUse, match=r"\(its shard 1/2\) is in use by another genaug process \(pid \d+ on [^;]*, shard 1/2\): wait for it"):
+        open_run(first.dir, "benchmark", shard="1of2")       # the same shard twice
+    with pytest.raises(RunInUse, match=r"by other genaug processes \(pid \d+ on .*shard 1/2; pid \d+ on .*shard 2/2\): wait for them"):
+        open_run(first.dir, "benchmark")                     # the whole run: both shards named
+    reader = open_run(first.dir, "benchmark", hold=False)    # --report-only reads beside them
+    reader.close()
+    shard1.close()
+    shard2.close()
+    open_run(first.dir, "benchmark").close()
+    # lock files are the process's, not results: an archive neither copies nor lists them
+    dest, copied, skipped = archive_run(first.dir, tmp_path / "archive")
+    assert not [f for f in copied + [s for s, _ in skipped] if ".genaug-lock" in f]
+
+
+def test_a_killed_holder_leaves_no_lock(tmp_path):
+    import subprocess
+    import sys
+    run = new_run(tmp_path, "encode", "x", {"a": 1})
+    run.close()
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from genaug.runs import open_run; "
+                               f"open_run({str(run.dir)!r}, 'encode'); print('held', flush=True); time.sleep(600)"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        from genaug.errors import RunInUse
+        with pytest.raises(RunInUse, match=f"pid {holder.pid} on "):
+            open_run(run.dir, "encode")
+    finally:
+        holder.kill()   # SIGKILL: no chance to unlock; the kernel drops the lock with the process
+        holder.wait()
+    open_run(run.dir, "encode").close()
