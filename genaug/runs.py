@@ -630,8 +630,10 @@ def archive_run(directory: str | Path, dest_root: str | Path) -> tuple[Path, lis
         top = next((i for i, d in enumerate(parts[:-1]) if d in ARCHIVE_SKIP_DIRS), None)
         name = f if top is None else "/".join(parts[:top + 1]) + "/"
         listed.setdefault(name, {"file": name, "why": why, "files": 0})["files"] += 1
-    write_json(dest / "archived.json", {"from": str(src), "archived": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                                        "left_out": list(listed.values())})
+    record = {"from": str(src), "archived": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "left_out": list(listed.values())}
+    if busy := in_use_by(src):   # a run still training: the archive is a snapshot of what it had finished
+        record["still_at_work"] = busy
+    write_json(dest / "archived.json", record)
     return dest, copied, skipped
 
 

@@ -167,12 +167,15 @@ def test_a_run_at_work_is_refused_to_a_second_process_and_shards_share_it(tmp_pa
         open_run(first.dir, "benchmark")                     # the whole run: both shards named
     reader = open_run(first.dir, "benchmark", hold=False)    # --report-only reads beside them
     reader.close()
+    dest, _, _ = archive_run(first.dir, tmp_path / "snapshot")   # an archive says it is a snapshot
+    assert "shard 2/2" in json.loads((dest / "archived.json").read_text())["still_at_work"]
     shard1.close()
     shard2.close()
     open_run(first.dir, "benchmark").close()
     # lock files are the process's, not results: an archive neither copies nor lists them
     dest, copied, skipped = archive_run(first.dir, tmp_path / "archive")
     assert not [f for f in copied + [s for s, _ in skipped] if ".genaug-lock" in f]
+    assert "still_at_work" not in json.loads((dest / "archived.json").read_text())
 
 
 def test_a_killed_holder_leaves_no_lock(tmp_path):
