@@ -388,7 +388,8 @@ def archive_cmd(
     to: str = typer.Option(..., "--to", help="archive root: each run goes to TO/<command>/<run name>/ "
                                              "(e.g. docs/runs, to keep results in version control)"),
 ):
-    from genaug.runs import archive_run, in_use_by
+    from genaug.locks import in_use_by
+    from genaug.runs import archive_run
 
     for r in runs:
         busy = in_use_by(r)

@@ -34,7 +34,8 @@ from genaug.gan import run_gan, synthetic_manifest
 from genaug.metrics import (bootstrap_ci, choose_threshold, classification_metrics, mcnemar, paired_bootstrap_diff,
                             paired_sign_flip_test, predictions, roc_auc)
 from genaug.models import CLASSIFIERS, build_classifier, check_input_size
-from genaug.runs import Run, atomic_torch_save, in_use_by, save_safetensors, git_commit, machine_info, machines_of, new_run, open_run, read_cells, read_run_config, running, write_json, write_run_config
+from genaug.locks import in_use_by
+from genaug.runs import Run, atomic_torch_save, save_safetensors, git_commit, machine_info, machines_of, new_run, open_run, read_cells, read_run_config, running, write_json, write_run_config
 from genaug.tracking import Tracker, tracker_for
 from genaug.train import as_tensor, fit_classifier, predict_probs
 

@@ -27,8 +27,9 @@ from typing import Any, Iterable, Iterator
 
 import torch
 
-from genaug import __version__, distributed
-from genaug.errors import CheckpointError, DiskFull, GenaugError, RunInUse, is_disk_full
+from genaug import __version__, distributed, locks
+from genaug.errors import CheckpointError, DiskFull, GenaugError, is_disk_full
+from genaug.locks import LOCK_NAME, in_use_by
 
 log = logging.getLogger("genaug")
 
@@ -37,10 +38,6 @@ log = logging.getLogger("genaug")
 # cells do not train on themselves.
 TRAINING_LIST = "training_images.txt"
 
-# Lock files of the process working on a run (flock: the kernel drops the lock when the process ends,
-# SIGKILL included, so a crashed run never leaves a run locked). A whole-run process holds LOCK_NAME
-# exclusively; benchmark shards hold it shared and their own LOCK_NAME-shard<I>of<N> exclusively.
-LOCK_NAME = ".genaug-lock"
 
 
 def _fsync_replace(tmp: str, path: Path) -> None:
@@ -318,95 +315,19 @@ class Run:
         self.release()
 
     def hold(self, shard: str | None = None) -> None:
-        """Lock the run against a second process resuming it while this one works on it (two of them
-        would train the same epochs or cells twice over, and a resume clears temporary files that
-        the other is still writing). ``shard`` (e.g. "1of2"): share the run with the other shards,
-        exclusive of this shard's cells only. Raises RunInUse, naming the holder, when taken."""
-        if not distributed.is_main():   # under torchrun rank 0 speaks for the run
-            return
-        import fcntl
-        wanted = [(LOCK_NAME, fcntl.LOCK_SH if shard else fcntl.LOCK_EX)]
-        wanted += [(f"{LOCK_NAME}-shard{shard}", fcntl.LOCK_EX)] if shard else []
-        for name, mode in wanted:
-            try:
-                fd = os.open(self.path(name), os.O_RDWR | os.O_CREAT, 0o644)
-            except OSError:   # a read-only run (an archive being reported): it writes nothing to guard
-                continue
-            try:
-                fcntl.flock(fd, mode | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                self.release()
-                holders = [_held_note(self.path(name))] if name != LOCK_NAME else _lock_holders(self.dir)
-                them = "them" if len(holders) > 1 else "it"
-                raise RunInUse(f"run {self.dir}{f' (its shard {_shard_words(shard)})' if name != LOCK_NAME else ''} "
-                               f"is in use by {'other genaug processes' if len(holders) > 1 else 'another genaug process'} "
-                               f"({'; '.join(holders)}): wait for {them} to finish, or stop {them} first (Ctrl-C; "
-                               "what finished is kept); to train one benchmark in several processes, give each "
-                               "--shard I/N") from None
-            except OSError:   # a filesystem without locks (some network mounts): run unguarded
-                os.close(fd)
-                continue
-            self._locks.append(fd)
-            note = json.dumps({"pid": os.getpid(), "host": platform.node(), "shard": shard,
-                               "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
-            with contextlib.suppress(OSError):   # who holds it, for the message above; shared holders keep quiet
-                if mode == fcntl.LOCK_EX:
-                    os.ftruncate(fd, 0)
-                    os.pwrite(fd, note.encode(), 0)
+        """Lock the run against a second process resuming it while this one works on it (see
+        genaug.locks); ``shard`` (e.g. "1of2") shares it with the other shards. Raises RunInUse."""
+        if distributed.is_main():   # under torchrun rank 0 speaks for the run
+            self._locks += locks.acquire(self.dir, shard)
 
     def release(self) -> None:
-        for fd in self._locks:
-            with contextlib.suppress(OSError):
-                os.close(fd)   # closing drops the flock
-        self._locks = []
+        locks.release(self._locks)
 
     def save_manifest(self, **extra: Any) -> None:
         self.manifest.update(extra)
         self.manifest["machine"] = machine_info()   # the latest process's; cells keep their own
         self.manifest["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         write_json(self.path(self.manifest_name), self.manifest)
-
-
-def _lock_holders(d: Path) -> list[str]:
-    """'pid 123 on host h since T, shard 1/2' for each process holding a lock in run ``d``. Shards hold
-    the run's lock shared and say who they are in their own file; the run's file then still names
-    whoever held it alone last, so it is read only when no shard holds the run."""
-    shards = [n for n in (_held_note(p) for p in sorted(d.glob(LOCK_NAME + "-shard*"))) if n]
-    return shards or [_held_note(d / LOCK_NAME) or "holder unknown"]
-
-
-def in_use_by(directory: str | Path) -> str:
-    """Who is at work on run ``directory`` now ('pid 123 on host h since T'), or '' when no one is."""
-    d = Path(directory)
-    return "; ".join(n for n in (_held_note(p) for p in sorted(d.glob(LOCK_NAME + "*"))) if n)
-
-
-def _shard_words(shard: str | None) -> str:
-    return (shard or "").replace("of", "/")
-
-
-def _held_note(path: Path) -> str:
-    """Who holds the lock file ``path`` (from the note its holder wrote), or '' when no one does."""
-    import fcntl
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return ""
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)   # taken at once: no one holds it
-        return ""
-    except BlockingIOError:
-        try:
-            h = json.loads(os.pread(fd, 4096, 0) or b"{}")
-        except (OSError, ValueError):
-            h = {}
-        return (f"pid {h.get('pid', '?')} on {h.get('host', '?')} since {h.get('since', '?')}"
-                + (f", shard {_shard_words(h['shard'])}" if h.get("shard") else ""))
-    except OSError:
-        return ""
-    finally:
-        os.close(fd)
 
 
 class RunLogHandler(logging.FileHandler):
