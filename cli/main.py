@@ -15,7 +15,8 @@ from genaug_cli.common import build_config
 
 # The order a user runs them in: `data` to look, `gan` and `encode` to make inputs, `benchmark` to
 # answer, the result commands after; Typer would list the `data` and `gan` groups after all commands.
-COMMAND_ORDER = ("data", "gan", "encode", "benchmark", "report", "compare", "pool", "archive", "predict", "explain")
+COMMAND_ORDER = ("data", "gan", "encode", "benchmark", "report", "compare", "pool", "archive", "predict", "explain",
+                 "runs")
 
 
 class PipelineOrderGroup(TyperGroup):
@@ -399,6 +400,19 @@ def archive_cmd(
         if busy:
             typer.echo(f"note: {r} is still at work ({busy}): the archive holds what it had finished; "
                        "archive it again when it ends", err=True)
+
+
+@app.command("runs")
+def runs_cmd(
+    out: str = typer.Option("outputs", "--out", help="run root the commands wrote to (their --out)"),
+    command: Optional[str] = typer.Option(None, "--command", help="only this command's runs (gan, encode, benchmark, ...)"),
+    as_json: bool = typer.Option(False, "--json", help="print the states as JSON"),
+):
+    """Each run under --out: at work (and by which process), finished, or stopped, with its progress and how to resume it."""
+    from genaug.inventory import format_runs, list_runs, states_as_json
+
+    states = list_runs(out, command)
+    typer.echo(states_as_json(states) if as_json else format_runs(states, out), nl=as_json)
 
 
 class Interrupted(Exception):

@@ -34,6 +34,7 @@ from genaug.gan import run_gan, synthetic_manifest
 from genaug.metrics import (bootstrap_ci, choose_threshold, classification_metrics, mcnemar, paired_bootstrap_diff,
                             paired_sign_flip_test, predictions, roc_auc)
 from genaug.models import CLASSIFIERS, build_classifier, check_input_size
+from genaug.inventory import duration
 from genaug.locks import in_use_by
 from genaug.runs import Run, atomic_torch_save, save_safetensors, git_commit, machine_info, machines_of, new_run, open_run, read_cells, read_run_config, running, write_json, write_run_config
 from genaug.tracking import Tracker, tracker_for
@@ -644,7 +645,7 @@ def _recorded_extension(cfg: Config, run: Run) -> Path:
     plan = plan_cells(cfg, parse_list(b.models, CLASSIFIERS, "model"), parse_list(b.variants, VARIANTS, "variant"),
                       parse_fractions(b.train_fractions), None, False)
     left = sum(not run.path("cells", f"{k}.json").is_file() for k in plan.keys)
-    run.save_manifest()
+    run.save_manifest(planned_cells=plan.keys)
     distributed.say(f"recorded {len(plan.keys)} cells in {run.dir}, {left} of them to train: start the shards "
                     f"(genaug benchmark --resume {run.dir} --shard 1/N, ..., --shard N/N)", flush=True)
     return run.dir
@@ -736,12 +737,6 @@ def load_cell_inputs(cfg: Config, run: Run, bundle: DataBundle, pending: set[str
     inp.learnt_from = {"gan": inp.gan_dir and (read_training_list(generator_run(inp.gan_dir)) or set(bundle.train.paths)),
                        "encode": inp.enc_dir and (read_training_list(inp.enc_dir) or set(bundle.train.paths))}
     return inp
-
-
-def duration(seconds: float) -> str:
-    """1h05m, 12m30s, 45s."""
-    s = int(round(seconds))
-    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
 
 
 def time_left(took: dict[str, list[float]], left: list[str]) -> str:
@@ -859,6 +854,7 @@ def _benchmark(cfg: Config, run: Run, part: tuple[int, int] | None = None, repor
     variants = parse_list(b.variants, VARIANTS, "variant")
     plan = plan_cells(cfg, parse_list(b.models, CLASSIFIERS, "model"), variants, parse_fractions(b.train_fractions),
                       part, report_only)
+    run.manifest["planned_cells"] = plan.keys   # saved with the data summary: genaug runs counts what is left
     _require_given_input_runs(cfg, run, variants, part)
     device, bundle = start_job(cfg, run, b.image_size)
     cells_dir = run.path("cells")

@@ -605,7 +605,8 @@ def test_an_autoencoder_made_on_another_split_is_refused_before_any_cell_trains(
 
 
 def test_time_left_counts_each_cell_at_its_models_pace():
-    from genaug.benchmark import duration, time_left
+    from genaug.benchmark import time_left
+    from genaug.inventory import duration
 
     assert [duration(t) for t in (45, 750, 3900, 59.6)] == ["45s", "12m30s", "1h05m", "1m00s"]
     took = {"cnn": [60.0, 120.0], "densenet121": [600.0]}

@@ -188,6 +188,8 @@ def test_resuming_a_run_another_process_is_training_is_refused_and_it_finishes(t
     assert proc.poll() is None, "the first process ended before the benchmark was refused: lengthen its epochs"
     assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert f"autoencoder run {run} is still at work (pid {proc.pid} on " in r.stderr
+    r = genaug("runs", "--out", out)   # and the listing says who is at work on it
+    assert f"{run}  at work (pid {proc.pid} on " in r.stdout and f" of {3 * EPOCHS} epochs" in r.stdout
     assert proc.wait(timeout=600) == 0   # the first is left to finish, its temporary files untouched
     assert torch.load(run / "checkpoint.pt", weights_only=True)["epoch"] == 3 * EPOCHS
     assert json.loads((run / "metrics.json").read_text())

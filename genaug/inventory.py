@@ -1,0 +1,142 @@
+"""What each run under a run root is now: at work, finished, or stopped and resumable.
+
+Read from what the runs wrote (manifests, configs, histories, cell files) and from their locks
+(genaug.locks), without torch, so that ``genaug runs`` answers at once.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from genaug.errors import DataError
+from genaug.locks import in_use_by
+
+RESUMABLE = ("gan", "encode", "benchmark")
+
+
+@dataclass
+class RunState:
+    run: str            # the run directory
+    command: str        # gan, encode, benchmark, pool, ...
+    state: str          # at work | finished | stopped
+    progress: str       # "7 of 16 epochs", "24 of 27 cells", or ""
+    last_log: float     # seconds since its log was last written (None: no log)
+    holder: str         # the process at work on it, when one is
+    resume: str         # the command that continues a stopped run ("" when none does)
+
+
+def duration(seconds: float) -> str:
+    """1h05m, 12m30s, 45s."""
+    s = int(round(seconds))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}{'' if n == 1 else 's'}"
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _config(d: Path) -> dict:
+    import yaml
+    try:
+        cfg = yaml.safe_load((d / "config.yaml").read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError, UnicodeDecodeError):
+        return {}
+    return cfg if isinstance(cfg, dict) else {}
+
+
+def _epochs(d: Path, section: str, histories: list[Path]) -> tuple[str, bool | None]:
+    """'7 of 16 epochs' from a GAN's or autoencoder's per-epoch history, and whether all are done."""
+    planned = (_config(d).get(section) or {}).get("epochs")
+    done = [len(h) if isinstance(h := _read_json(p), list) else 0 for p in histories]
+    if not done or not isinstance(planned, int):
+        return "", None
+    if len(done) == 1:
+        return f"{done[0]} of {_count(planned, 'epoch')}", done[0] >= planned
+    names = [p.stem.split("-", 1)[-1] for p in histories]   # history-<class>.json of per-class models
+    return ", ".join(f"{n} {e}/{planned}" for n, e in zip(names, done)) + " epochs", min(done) >= planned
+
+
+def _cells(d: Path, manifests: list[dict]) -> tuple[str, bool | None]:
+    """'24 of 27 cells', and whether every planned cell is done (None when the plan is unknown: a run
+    made before runs recorded it, and not yet resumed)."""
+    have = {p.stem for p in (d / "cells").glob("*.json")}
+    plans = [m["planned_cells"] for m in manifests if isinstance(m.get("planned_cells"), list)]
+    if plans:
+        planned = set(max(plans, key=len))   # an extended run records a longer plan
+        done = len(planned & have)
+        return f"{done} of {_count(len(planned), 'cell')}", done == len(planned)
+    counted = [m for m in manifests if isinstance(m.get("cells"), int) and isinstance(m.get("missing_cells"), int)]
+    if counted:   # written when its last process ended
+        m = counted[-1]
+        total = m["cells"] + m["missing_cells"]
+        return f"{min(len(have), total)} of {_count(total, 'cell')}", len(have) >= total
+    return (_count(len(have), "cell") if have else ""), None
+
+
+def run_state(directory: str | Path) -> RunState | None:
+    """The state of one run directory; None for a folder that is not a genaug run."""
+    d = Path(directory)
+    manifests = [m for p in sorted(d.glob("manifest*.json")) if isinstance(m := _read_json(p), dict)]
+    main = next((m for m in manifests if m.get("command")), None)
+    if main is None:
+        return None
+    command = str(main["command"])
+    if command == "benchmark":
+        progress, complete = _cells(d, manifests)
+    elif command in ("gan", "encode"):
+        histories = sorted(d.glob("history-*.json")) if command == "gan" else [d / "history.json"]
+        progress, complete = _epochs(d, command, [p for p in histories if p.is_file()])
+    else:
+        progress, complete = "", None
+    flagged = any(m.get("finished") for m in manifests)
+    finished = complete if complete is not None and command == "benchmark" else flagged
+    holder = in_use_by(d)
+    state = "at work" if holder else "finished" if finished else "stopped"
+    log = d / "log.txt"
+    age = time.time() - log.stat().st_mtime if log.is_file() else None
+    resume = f"genaug {command} --resume {d}" if state == "stopped" and command in RESUMABLE else ""
+    return RunState(str(d), command, state, progress, age, holder, resume)
+
+
+def list_runs(out_root: str | Path, command: str | None = None) -> list[RunState]:
+    """Every run under ``out_root`` (``<out_root>/<command>/<run>/``), oldest first by name."""
+    root = Path(out_root)
+    if not root.is_dir():
+        raise DataError(f"run root not found: {root} (give --out the folder your genaug commands wrote their "
+                        "runs to; the default is outputs)")
+    if command and not (root / command).is_dir():
+        raise DataError(f"no {command} runs under {root} (it holds: "
+                        f"{', '.join(sorted(p.name for p in root.iterdir() if p.is_dir())) or 'nothing'})")
+    folders = [root / command] if command else sorted(p for p in root.iterdir() if p.is_dir())
+    states = [run_state(r) for f in folders for r in sorted(f.iterdir()) if r.is_dir()]
+    return [s for s in states if s is not None]
+
+
+def format_runs(states: list[RunState], root: str | Path) -> str:
+    """A table, one run per line, and how to go on with the stopped ones."""
+    if not states:
+        return f"no genaug runs under {root}\n"
+    rows = [("run", "state", "progress", "log written")]
+    for s in states:
+        rows.append((s.run, s.state + (f" ({s.holder})" if s.holder else ""), s.progress or "-",
+                     "-" if s.last_log is None else f"{duration(s.last_log)} ago"))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r[:3], widths)) + "  " + r[3] for r in rows]
+    stopped = [s for s in states if s.resume]
+    if stopped:
+        lines += ["", f"{len(stopped)} stopped run{'s' if len(stopped) > 1 else ''} can go on where "
+                  f"{'they' if len(stopped) > 1 else 'it'} stopped:"] + [f"  {s.resume}" for s in stopped]
+    return "\n".join(lines) + "\n"
+
+
+def states_as_json(states: list[RunState]) -> str:
+    return json.dumps([asdict(s) for s in states], indent=1)

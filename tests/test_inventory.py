@@ -1,0 +1,79 @@
+"""genaug runs: each run's state, from what it wrote and from its lock."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from genaug.inventory import list_runs, run_state
+from genaug.runs import new_run, open_run, write_json
+from test_cli import genaug
+
+
+def _run(root, command, name, config, files=None, finished=False, hold=False):
+    run = new_run(root, command, name, config)
+    for rel, obj in (files or {}).items():
+        (run.dir / rel).parent.mkdir(parents=True, exist_ok=True)
+        write_json(run.dir / rel, obj)
+    if finished:
+        run.save_manifest(finished=True)
+    if not hold:
+        run.close()
+    return run
+
+
+def test_states_and_progress_of_each_kind_of_run(tmp_path):
+    epoch = {"epoch": 1, "loss": 0.5}
+    enc = _run(tmp_path, "encode", "done", {"encode": {"epochs": 2}}, {"history.json": [epoch, epoch]}, finished=True)
+    gan = _run(tmp_path, "gan", "halfway", {"gan": {"epochs": 5}}, {"history-conditional.json": [epoch] * 3})
+    per_class = _run(tmp_path, "gan", "per-class", {"gan": {"epochs": 2}},
+                     {"history-NORMAL.json": [epoch] * 2, "history-PNEUMONIA.json": [epoch]})
+    keys = ["cnn__real__f1__seed0", "cnn__real__f1__seed1", "cnn__mixed__f1__seed0"]
+    bench = _run(tmp_path, "benchmark", "busy", {}, {f"cells/{k}.json": {} for k in keys[:2]}, hold=True)
+    bench.save_manifest(planned_cells=keys)
+    (tmp_path / "cache").mkdir()   # not a command's folder of runs
+    (tmp_path / "gan" / "not-a-run").mkdir()
+    states = {s.run: s for s in list_runs(tmp_path)}
+    assert set(states) == {str(r.dir) for r in (enc, gan, per_class, bench)}
+    s = states[str(enc.dir)]
+    assert (s.state, s.progress, s.resume) == ("finished", "2 of 2 epochs", "")
+    s = states[str(gan.dir)]
+    assert (s.state, s.progress, s.resume) == ("stopped", "3 of 5 epochs", f"genaug gan --resume {gan.dir}")
+    assert states[str(per_class.dir)].progress == "NORMAL 2/2, PNEUMONIA 1/2 epochs"
+    s = states[str(bench.dir)]
+    assert s.state == "at work" and s.progress == "2 of 3 cells" and s.holder.startswith("pid ") and not s.resume
+    bench.close()
+    assert run_state(bench.dir).state == "stopped"
+    # every planned cell done: finished, even where the flag was written before the run was extended
+    write_json(bench.dir / "cells" / f"{keys[2]}.json", {})
+    assert (run_state(bench.dir).state, run_state(bench.dir).progress) == ("finished", "3 of 3 cells")
+    reopened = open_run(bench.dir, "benchmark")
+    reopened.save_manifest(planned_cells=keys + ["cnn__mixed__f1__seed1"], finished=True)
+    reopened.close()
+    assert (run_state(bench.dir).state, run_state(bench.dir).progress) == ("stopped", "3 of 4 cells")
+    assert list_runs(tmp_path, "encode")[0].run == str(enc.dir)
+
+
+def test_runs_command_prints_a_table_and_how_to_resume_without_loading_torch(tmp_path):
+    gan = _run(tmp_path, "gan", "halfway", {"gan": {"epochs": 5}}, {"history-conditional.json": [{"epoch": 1}]})
+    probe = ("import atexit, sys; from genaug_cli.main import run; "
+             "atexit.register(lambda: print('torch loaded:', 'torch' in sys.modules)); "
+             f"sys.argv = ['genaug', 'runs', '--out', {str(tmp_path)!r}]; run()")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].split() == ["run", "state", "progress", "log", "written"]
+    assert lines[1].split()[:5] == [str(gan.dir), "stopped", "1", "of", "5"]
+    assert f"  genaug gan --resume {gan.dir}" in lines and lines[-1] == "torch loaded: False"
+    r = genaug("runs", "--out", tmp_path, "--json")
+    assert [(s["command"], s["state"]) for s in json.loads(r.stdout)] == [("gan", "stopped")]
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--out", "/no/such/runs"], "run root not found: /no/such/runs"),
+    (["--command", "encode"], "no encode runs under"),
+])
+def test_runs_command_bad_input_is_one_line(tmp_path, args, needle):
+    _run(tmp_path, "gan", "x", {})
+    r = genaug("runs", *(args if "--out" in args else ["--out", tmp_path, *args]))
+    assert r.returncode == 2 and needle in r.stderr and len(r.stderr.strip().splitlines()) == 1
