@@ -125,12 +125,12 @@ def format_runs(states: list[RunState], root: str | Path) -> str:
     """A table, one run per line, and how to go on with the stopped ones."""
     if not states:
         return f"no genaug runs under {root}\n"
-    rows = [("run", "state", "progress", "log written")]
+    rows = [("run", "state", "progress", "log written", "process at work")]
     for s in states:
-        rows.append((s.run, s.state + (f" ({s.holder})" if s.holder else ""), s.progress or "-",
-                     "-" if s.last_log is None else f"{duration(s.last_log)} ago"))
-    widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r[:3], widths)) + "  " + r[3] for r in rows]
+        rows.append((s.run, s.state, s.progress or "-", "-" if s.last_log is None else f"{duration(s.last_log)} ago",
+                     s.holder or "-"))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4] for r in rows]
     stopped = [s for s in states if s.resume]
     if stopped:
         lines += ["", f"{len(stopped)} stopped run{'s' if len(stopped) > 1 else ''} can go on where "

@@ -189,7 +189,8 @@ def test_resuming_a_run_another_process_is_training_is_refused_and_it_finishes(t
     assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert f"autoencoder run {run} is still at work (pid {proc.pid} on " in r.stderr
     r = genaug("runs", "--out", out)   # and the listing says who is at work on it
-    assert f"{run}  at work (pid {proc.pid} on " in r.stdout and f" of {3 * EPOCHS} epochs" in r.stdout
+    row = next(line for line in r.stdout.splitlines() if line.startswith(str(run)))
+    assert row.split()[1:3] == ["at", "work"] and f" of {3 * EPOCHS} epochs" in row and f"pid {proc.pid} on " in row
     assert proc.wait(timeout=600) == 0   # the first is left to finish, its temporary files untouched
     assert torch.load(run / "checkpoint.pt", weights_only=True)["epoch"] == 3 * EPOCHS
     assert json.loads((run / "metrics.json").read_text())

@@ -62,7 +62,7 @@ def test_runs_command_prints_a_table_and_how_to_resume_without_loading_torch(tmp
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
-    assert lines[0].split() == ["run", "state", "progress", "log", "written"]
+    assert lines[0].split() == ["run", "state", "progress", "log", "written", "process", "at", "work"]
     assert lines[1].split()[:5] == [str(gan.dir), "stopped", "1", "of", "5"]
     assert f"  genaug gan --resume {gan.dir}" in lines and lines[-1] == "torch loaded: False"
     r = genaug("runs", "--out", tmp_path, "--json")
