@@ -404,7 +404,7 @@ def archive_cmd(
 
 @app.command("runs")
 def runs_cmd(
-    out: str = typer.Option("outputs", "--out", help="run root the commands wrote to (their --out)"),
+    out: str = typer.Option("outputs", "--out", help="run root the commands wrote to (their --out), one command's folder in it, or one run"),
     command: Optional[str] = typer.Option(None, "--command", help="only this command's runs (gan, encode, benchmark, ...)"),
     as_json: bool = typer.Option(False, "--json", help="print the states as JSON"),
 ):

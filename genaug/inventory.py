@@ -108,7 +108,8 @@ def run_state(directory: str | Path) -> RunState | None:
 
 
 def list_runs(out_root: str | Path, command: str | None = None) -> list[RunState]:
-    """Every run under ``out_root`` (``<out_root>/<command>/<run>/``), oldest first by name."""
+    """Every run under ``out_root`` (``<out_root>/<command>/<run>/``), oldest first by name; given one
+    command's folder or one run, those runs or that one."""
     root = Path(out_root)
     if not root.is_dir():
         raise DataError(f"run root not found: {root} (give --out the folder your genaug commands wrote their "
@@ -116,7 +117,11 @@ def list_runs(out_root: str | Path, command: str | None = None) -> list[RunState
     if command and not (root / command).is_dir():
         raise DataError(f"no {command} runs under {root} (it holds: "
                         f"{', '.join(sorted(p.name for p in root.iterdir() if p.is_dir())) or 'nothing'})")
+    if (own := run_state(root)) is not None:   # given a run itself
+        return [own]
     folders = [root / command] if command else sorted(p for p in root.iterdir() if p.is_dir())
+    if not command and any((p / "manifest.json").is_file() for p in folders):
+        folders = [root]   # given one command's folder, e.g. outputs/benchmark
     states = [run_state(r) for f in folders for r in sorted(f.iterdir()) if r.is_dir()]
     return [s for s in states if s is not None]
 

@@ -52,6 +52,8 @@ def test_states_and_progress_of_each_kind_of_run(tmp_path):
     reopened.close()
     assert (run_state(bench.dir).state, run_state(bench.dir).progress) == ("stopped", "3 of 4 cells")
     assert list_runs(tmp_path, "encode")[0].run == str(enc.dir)
+    assert [s.run for s in list_runs(tmp_path / "encode")] == [str(enc.dir)]   # one command's folder
+    assert [s.run for s in list_runs(gan.dir)] == [str(gan.dir)]               # one run
 
 
 def test_runs_command_prints_a_table_and_how_to_resume_without_loading_torch(tmp_path):
