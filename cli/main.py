@@ -46,13 +46,15 @@ NameOpt = typer.Option(None, "--name", help="suffix of the run directory name")
 RUN_NAME = typer.Option("", "--name", help="suffix of the run directory name")
 DEVICE_AUTO = typer.Option("auto", "--device", help="auto | cpu | cuda | mps (auto: cuda, then mps, then cpu)")
 CacheOpt = typer.Option(None, "--cache-dir", help="decode-once cache (default: <out>/cache)")
+ThreadsOpt = typer.Option(None, "--threads", help="CPU threads for training (default: torch's, about one per core); "
+                          "give each of several runs sharing a machine its share, e.g. 1 each for two on 2 cores")
 TensorboardOpt = typer.Option(None, "--tensorboard/--no-tensorboard",
                               help="log losses, metrics, learning rate, images and weight histograms to <run>/tensorboard")
 
 
-def _common(data, task, seed, device, out, name, cache, tensorboard=None, **data_extra):
+def _common(data, task, seed, device, out, name, cache, tensorboard=None, threads=None, **data_extra):
     return (dict(data=data, task=task, cache_dir=cache, **data_extra),
-            dict(seed=seed, device=device, out_root=out, name=name, tensorboard=tensorboard))
+            dict(seed=seed, device=device, out_root=out, name=name, tensorboard=tensorboard, threads=threads))
 
 
 def _check_data(cfg, resume) -> None:
@@ -105,12 +107,13 @@ def encode_cmd(
     views: Optional[int] = typer.Option(None, "--views", help="also encode this many pixel-augmented copies of "
                                         "each train/val image (0-32; cpu profile 4): the benchmark's latent CNN "
                                         "draws one encoding per image per epoch instead of seeing fixed latents"),
-    resume: Optional[str] = typer.Option(None, "--resume", help="run directory to continue from its last checkpoint, with its own settings (only --device, --cache-dir and --tensorboard may change)"),
+    resume: Optional[str] = typer.Option(None, "--resume", help="run directory to continue from its last checkpoint, with its own settings (only --device, --threads, --cache-dir and --tensorboard may change)"),
     seed: Optional[int] = SeedOpt, device: Optional[str] = DeviceOpt, out: Optional[str] = OutOpt,
     name: Optional[str] = NameOpt, cache: Optional[str] = CacheOpt, tensorboard: Optional[bool] = TensorboardOpt,
+    threads: Optional[int] = ThreadsOpt,
 ):
     """Train the autoencoder (224x224 -> 14x14x256) on train only and encode every split to latents."""
-    d, r = _common(data, task, seed, device, out, name, cache, tensorboard)
+    d, r = _common(data, task, seed, device, out, name, cache, tensorboard, threads)
     given = dict(data=d, run=r, encode=dict(
         epochs=epochs, image_size=image_size, latent_channels=latent_channels, batch_size=batch_size, lr=lr,
         checkpoint=checkpoint, overwrite=overwrite or None, train_fraction=train_fraction, views=views))
@@ -145,14 +148,15 @@ def gan_cmd(
     aux_weight: Optional[float] = typer.Option(None, "--aux-weight", help="acgan: weight of the class loss beside the real/fake loss (default 1.0; lower trades class fidelity for diversity)"),
     sync_batchnorm: Optional[bool] = typer.Option(None, "--sync-batchnorm", help="under torchrun on GPUs: BatchNorm over the global batch"),
     train_fraction: Optional[float] = InputFractionOpt,
-    resume: Optional[str] = typer.Option(None, "--resume", help="run directory to continue from its last checkpoint, with its own settings (only --device, --cache-dir and --tensorboard may change)"),
+    resume: Optional[str] = typer.Option(None, "--resume", help="run directory to continue from its last checkpoint, with its own settings (only --device, --threads, --cache-dir and --tensorboard may change)"),
     seed: Optional[int] = SeedOpt, device: Optional[str] = DeviceOpt, out: Optional[str] = OutOpt,
     name: Optional[str] = NameOpt, cache: Optional[str] = CacheOpt, tensorboard: Optional[bool] = TensorboardOpt,
+    threads: Optional[int] = ThreadsOpt,
 ):
     """Train (or --resume) the GAN, write --n images per class with a manifest, grids and a quality report."""
     if ctx.invoked_subcommand is not None:
         return
-    d, r = _common(data, task, seed, device, out, name, cache, tensorboard)
+    d, r = _common(data, task, seed, device, out, name, cache, tensorboard, threads)
     given = dict(data=d, run=r, gan=dict(
         epochs=epochs, n=n, image_size=image_size, batch_size=batch_size, lr=lr, ngf=width, ndf=width,
         per_class=per_class or None, diffaug=diffaug, fid_features=fid_features, sync_batchnorm=sync_batchnorm,
@@ -230,9 +234,10 @@ def benchmark_cmd(
     shard: Optional[str] = typer.Option(None, "--shard", help="I/N: train only every N-th cell starting at I (1-based), to split a run across processes or machines sharing --resume RUN"),
     seed: Optional[int] = SeedOpt, device: Optional[str] = DeviceOpt, out: Optional[str] = OutOpt,
     name: Optional[str] = NameOpt, cache: Optional[str] = CacheOpt, tensorboard: Optional[bool] = TensorboardOpt,
+    threads: Optional[int] = ThreadsOpt,
 ):
     """Train classifiers on real, mixed, synthetic and encoded data; test on the real test split; write a report."""
-    d, r = _common(data, task, seed, device, out, name, cache, tensorboard)
+    d, r = _common(data, task, seed, device, out, name, cache, tensorboard, threads)
     flags = dict(models=models, variants=variants, seeds=seeds, epochs=epochs, image_size=image_size,
                  batch_size=batch_size, lr=lr, synthetic_ratio=synthetic_ratio, balance=balance,
                  train_fractions=train_fraction, gan_run=gan_run, encode_run=encode_run, pretrained=pretrained,

@@ -209,6 +209,8 @@ def validate(cfg: Config) -> Config:
         section, key = dotted.split(".")
         if getattr(getattr(cfg, section), key) <= 0:
             raise ConfigError(f"config key '{dotted}' must be positive, got {getattr(getattr(cfg, section), key)}")
+    if cfg.run.threads < 0:
+        raise ConfigError(f"config key 'run.threads' must be 0 (torch's default) or more, got {cfg.run.threads}")
     if cfg.gan.image_size not in (64, 128):
         raise ConfigError(f"config key 'gan.image_size' must be 64 or 128, got {cfg.gan.image_size}")
     if not 0 <= cfg.encode.views <= 32:

@@ -316,7 +316,7 @@ def test_kfold_schedule_augmentation_switches_and_tensorboard(tmp_path):
     prof.write_text(TINY.replace("epochs: 1\n  batch_size: 16\n  bootstrap", "epochs: 3\n  batch_size: 16\n  bootstrap"))
     out = tmp_path / "o"
     r = genaug("benchmark", "--profile", prof, "--variants", "real", "--folds", 2, "--schedule", "onecycle",
-               "--lr", "0.004", "--augmentations", "flip,shear,noise,pca", "--tensorboard", "--out", out)
+               "--lr", "0.004", "--threads", "1", "--augmentations", "flip,shear,noise,pca", "--tensorboard", "--out", out)
     assert r.returncode == 0, r.stderr[-3000:]
     run = only_run(out, "benchmark")
     assert sorted(p.name for p in (run / "cells").glob("*.json")) == [
@@ -334,6 +334,7 @@ def test_kfold_schedule_augmentation_switches_and_tensorboard(tmp_path):
     assert res["table"][0]["folds"] == [0, 1] and res["table"][0]["replicates"] == 2
     assert res["config"]["benchmark"]["augmentations"] == "flip,shear,noise,pca"
     assert res["config"]["benchmark"]["lr"] == 0.004
+    assert res["config"]["run"]["threads"] == 1 and cells[0]["machine"]["threads"] == 1
     report = (run / "report.md").read_text()
     assert "2-fold cross-validation" in report and "seeds × folds" in report and "| 1x2 |" in report
     events = list((run / "tensorboard").glob("events.out.tfevents.*"))

@@ -145,6 +145,7 @@ def test_data_info_folder_and_json(tmp_path):
     (["gan", "--data", "demo", "--lr", "-0.1"], "'gan.lr' must be positive"),
     (["encode", "--data", "demo", "--lr", "0"], "'encode.lr' must be positive"),
     (["benchmark", "--data", "demo", "--lr", "0"], "'benchmark.lr' must be positive"),
+    (["encode", "--data", "demo", "--threads", "-1"], "'run.threads' must be 0 (torch's default) or more"),
     (["gan", "--data", "demo", "--conditioning", "acgan", "--aux-weight", "-1"], "'gan.aux_weight' must be >= 0"),
     (["benchmark", "--data", "demo", "--models", "vgg99"], "unknown model vgg99"),
     (["benchmark", "--data", "demo", "--variants", "fake"], "unknown variant fake"),
