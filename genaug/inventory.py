@@ -6,6 +6,7 @@ Read from what the runs wrote (manifests, configs, histories, cell files) and fr
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -82,6 +83,22 @@ def _cells(d: Path, manifests: list[dict]) -> tuple[str, bool | None]:
     return (_count(len(have), "cell") if have else ""), None
 
 
+_EPOCH_LINE = re.compile(r" INFO (\S+) epoch (\d+) of (\d+): ")
+
+
+def _cells_in_progress(d: Path, done: set[str]) -> str:
+    """'vgg19__real__f1__seed0 at epoch 4 of 12' for each cell not done whose epochs the end of the
+    run's log reports (benchmark shards share the log)."""
+    try:
+        with (d / "log.txt").open("rb") as fh:
+            fh.seek(max(fh.seek(0, 2) - 65536, 0))
+            tail = fh.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    latest = {m.group(1): f"{m.group(1)} at epoch {m.group(2)} of {m.group(3)}" for m in _EPOCH_LINE.finditer(tail)}
+    return "; ".join(v for k, v in latest.items() if k not in done)
+
+
 def run_state(directory: str | Path) -> RunState | None:
     """The state of one run directory; None for a folder that is not a genaug run."""
     d = Path(directory)
@@ -101,6 +118,9 @@ def run_state(directory: str | Path) -> RunState | None:
     finished = complete if complete is not None and command == "benchmark" else flagged
     holder = in_use_by(d)
     state = "at work" if holder else "finished" if finished else "stopped"
+    if command == "benchmark" and state != "finished":
+        now = _cells_in_progress(d, {p.stem for p in (d / "cells").glob("*.json")})
+        progress = f"{progress}; {now}" if progress and now else progress or now
     log = d / "log.txt"
     age = time.time() - log.stat().st_mtime if log.is_file() else None
     resume = f"genaug {command} --resume {d}" if state == "stopped" and command in RESUMABLE else ""

@@ -391,7 +391,7 @@ def fit_classifier(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tenso
         if tracker is not None:
             tracker.scalars(desc, {"loss/train": tr_loss, "loss/val": va_loss, "lr": lr_now}, epoch)
             tracker.histograms(desc, model, epoch)
-        log.info("%s epoch %d: train %.4f val %.4f", desc, epoch, tr_loss, va_loss)
+        log.info("%s epoch %d of %d: train %.4f val %.4f", desc, epoch, epochs, tr_loss, va_loss)
         res.epochs_run = epoch
         if va_loss < best - 1e-4:
             best, res.best_epoch = va_loss, epoch

@@ -31,6 +31,10 @@ def test_states_and_progress_of_each_kind_of_run(tmp_path):
     keys = ["cnn__real__f1__seed0", "cnn__real__f1__seed1", "cnn__mixed__f1__seed0"]
     bench = _run(tmp_path, "benchmark", "busy", {}, {f"cells/{k}.json": {} for k in keys[:2]}, hold=True)
     bench.save_manifest(planned_cells=keys)
+    import logging
+    for line in (f"{keys[0]} epoch 2 of 2: train 0.1 val 0.1", f"{keys[2]} epoch 1 of 3: train 0.5 val 0.4",
+                 f"{keys[2]} epoch 2 of 3: train 0.3 val 0.3"):
+        logging.getLogger("genaug").info(line)   # the cell in progress, as training logs it
     (tmp_path / "cache").mkdir()   # not a command's folder of runs
     (tmp_path / "gan" / "not-a-run").mkdir()
     states = {s.run: s for s in list_runs(tmp_path)}
@@ -41,7 +45,8 @@ def test_states_and_progress_of_each_kind_of_run(tmp_path):
     assert (s.state, s.progress, s.resume) == ("stopped", "3 of 5 epochs", f"genaug gan --resume {gan.dir}")
     assert states[str(per_class.dir)].progress == "NORMAL 2/2, PNEUMONIA 1/2 epochs"
     s = states[str(bench.dir)]
-    assert s.state == "at work" and s.progress == "2 of 3 cells" and s.holder.startswith("pid ") and not s.resume
+    assert s.state == "at work" and s.holder.startswith("pid ") and not s.resume
+    assert s.progress == f"2 of 3 cells; {keys[2]} at epoch 2 of 3"   # a finished cell's epochs are not listed
     bench.close()
     assert run_state(bench.dir).state == "stopped"
     # every planned cell done: finished, even where the flag was written before the run was extended
