@@ -804,7 +804,8 @@ def train_cells(cfg: Config, run: Run, bundle: DataBundle, device, plan: CellPla
                     and not (cells_dir / f"{plan.keys[j]}.json").is_file()]
             if did_not_learn(cell, len(bundle.classes)):
                 distributed.say(f"    did not learn: the training loss never fell clearly below chance "
-                                f"(ln {len(bundle.classes)} = {math.log(len(bundle.classes)):.3f}); the report names it",
+                                f"(ln {len(bundle.classes)} = {math.log(len(bundle.classes)):.3f}); the report names it. A new run "
+                                f"at a lower --lr (this one's is {b.lr:g}) may train it",
                                 flush=True)
             distributed.say(f"    took {duration(took[model][-1])}" + (f"; {time_left(took, left)}" if left else ""),
                             flush=True)
@@ -1003,8 +1004,8 @@ def did_not_learn_notes(cells: list[dict], n_classes: int) -> list[str]:
                       + f" (training loss never under {lowest_train_loss(c):.3f}, test "
                         f"ROC-AUC {c['test_at_val_threshold']['roc_auc']:.3f})" for c in stuck)
     return [f"did not learn: {named}; chance is ln {n_classes} = {math.log(n_classes):.3f}. Their rows' means "
-            "and spreads count them; a lower learning rate (--lr, or benchmark.lr in a profile) or another seed may train "
-            "such a model"]
+            "and spreads count them; another seed, or a new run at a lower learning rate (e.g. --lr 1e-4: a run keeps "
+            "its own), may train such a model"]
 
 
 def subsample_notes(cells: list[dict]) -> list[str]:

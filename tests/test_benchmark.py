@@ -637,3 +637,17 @@ def test_a_cell_that_never_left_chance_is_named_in_the_notes():
     assert note.startswith("did not learn: alexnet real seed 0 (training loss never under 0.693, test ROC-AUC 0.320)")
     assert "chance is ln 2 = 0.693" in note
     assert did_not_learn_notes([learnt], 2) == []
+
+
+def test_a_cell_that_did_not_learn_is_said_when_it_finishes_with_the_lr_to_change(tmp_path):
+    # a learning rate far too small keeps the training loss at chance: the same signal as VGG-19 at
+    # 1e-3 on the Kermany data, where the weights went nowhere for the opposite reason
+    tiny = tmp_path / "tiny.yaml"
+    tiny.write_text(TINY)
+    r = genaug("benchmark", "--data", "demo", "--profile", tiny, "--variants", "real", "--lr", "1e-9",
+               "--out", tmp_path / "o")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "did not learn: the training loss never fell clearly below chance (ln 2 = 0.693)" in r.stdout
+    assert "A new run at a lower --lr (this one's is 1e-09) may train it" in r.stdout
+    report = (only_run(tmp_path / "o", "benchmark") / "report.md").read_text()
+    assert "did not learn: cnn real seed 0" in report and "a new run at a lower learning rate" in report
