@@ -1,5 +1,6 @@
 """Issue #8 (h): how long a `genaug` command takes to answer when it does no training: a bad input
-(the one-line error, exit 2), a report rewritten from finished cells, and the bare imports.
+(the one-line error, exit 2), a report rewritten from finished cells, a listing of runs, and the
+bare imports.
 
     python bench/startup.py --repeats 5                      # this checkout
     python bench/startup.py --tree /tmp/base --repeats 5     # another checkout of genaug, e.g. a git worktree
@@ -73,6 +74,7 @@ def main() -> None:
         "genaug benchmark --data /nonexistent (exit 2)": cli + ["benchmark", "--data", "/nonexistent", "--out", "o"],
         "genaug gan --class FOO --data demo (exit 2)": cli + ["gan", "--class", "FOO", "--data", "demo", "--out", "o"],
         "genaug benchmark --resume RUN --report-only": cli + ["benchmark", "--resume", str(run), "--report-only"],
+        "genaug runs --out o (the one-cell run)": cli + ["runs", "--out", "o"],
     }
     print(f"tree {a.tree.resolve()}, {a.repeats} runs each, {os.cpu_count()} CPUs\n")
     print("| command | median s | min-max s | exit |")
