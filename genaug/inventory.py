@@ -23,7 +23,7 @@ class RunState:
     command: str        # gan, encode, benchmark, pool, ...
     state: str          # at work | finished | stopped
     progress: str       # "7 of 16 epochs", "24 of 27 cells", or ""
-    last_log: float     # seconds since its log was last written (None: no log)
+    last_log: float | None   # seconds since its log was last written (None: no log)
     holder: str         # the process at work on it, when one is
     resume: str         # the command that continues a stopped run ("" when none does)
 

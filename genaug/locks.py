@@ -36,7 +36,7 @@ def acquire(directory: Path, shard: str | None = None) -> list[int]:
         except OSError:   # a read-only run (an archive being reported): it writes nothing to guard
             continue
         try:
-            fcntl.flock(fd, mode | fcntl.LOCK_NB)
+            _flock_soon(fd, mode)
         except BlockingIOError:
             os.close(fd)
             release(held)
@@ -58,6 +58,19 @@ def acquire(directory: Path, shard: str | None = None) -> list[int]:
                 os.ftruncate(fd, 0)
                 os.pwrite(fd, note.encode(), 0)
     return held
+
+
+def _flock_soon(fd: int, mode: int, tries: int = 5) -> None:
+    """flock without waiting on a holder, but past a look: ``in_use_by`` takes a free lock for a
+    moment to see that it is free, and a process starting then must not be refused for it."""
+    for i in range(tries):
+        try:
+            fcntl.flock(fd, mode | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if i == tries - 1:
+                raise
+            time.sleep(0.05)
 
 
 def release(held: list[int]) -> None:

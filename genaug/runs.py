@@ -39,7 +39,6 @@ log = logging.getLogger("genaug")
 TRAINING_LIST = "training_images.txt"
 
 
-
 def _fsync_replace(tmp: str, path: Path) -> None:
     os.replace(tmp, path)
     try:  # make the rename itself durable

@@ -195,3 +195,14 @@ def test_a_killed_holder_leaves_no_lock(tmp_path):
         holder.kill()   # SIGKILL: no chance to unlock; the kernel drops the lock with the process
         holder.wait()
     open_run(run.dir, "encode").close()
+
+
+def test_a_look_at_a_free_run_does_not_refuse_a_process_starting_then(tmp_path):
+    import fcntl
+    import threading
+    run = new_run(tmp_path, "gan", "x", {"a": 1})
+    run.close()
+    fd = os.open(run.dir / ".genaug-lock", os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)    # what in_use_by (genaug runs) does for a moment
+    threading.Timer(0.08, os.close, (fd,)).start()
+    open_run(run.dir, "gan").close()                  # started during that moment: waits it out
