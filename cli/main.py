@@ -394,15 +394,13 @@ def archive_cmd(
     to: str = typer.Option(..., "--to", help="archive root: each run goes to TO/<command>/<run name>/ "
                                              "(e.g. docs/runs, to keep results in version control)"),
 ):
-    from genaug.locks import in_use_by
     from genaug.runs import archive_run
 
     for r in runs:
-        busy = in_use_by(r)
         dest, copied, skipped = archive_run(r, to)
         typer.echo(f"archived {len(copied)} files of {r} to {dest}; left out {len(skipped)} "
                    f"(listed in {dest / 'archived.json'})")
-        if busy:
+        if busy := json.loads((dest / "archived.json").read_text(encoding="utf-8")).get("still_at_work"):
             typer.echo(f"note: {r} is still at work ({busy}): the archive holds what it had finished; "
                        "archive it again when it ends", err=True)
 

@@ -1,5 +1,6 @@
 """genaug runs: each run's state, from what it wrote and from its lock."""
 import json
+import logging
 import subprocess
 import sys
 
@@ -31,7 +32,6 @@ def test_states_and_progress_of_each_kind_of_run(tmp_path):
     keys = ["cnn__real__f1__seed0", "cnn__real__f1__seed1", "cnn__mixed__f1__seed0"]
     bench = _run(tmp_path, "benchmark", "busy", {}, {f"cells/{k}.json": {} for k in keys[:2]}, hold=True)
     bench.save_manifest(planned_cells=keys)
-    import logging
     for line in (f"{keys[0]} epoch 2 of 2: train 0.1 val 0.1", f"{keys[2]} epoch 1 of 3: train 0.5 val 0.4",
                  f"{keys[2]} epoch 2 of 3: train 0.3 val 0.3"):
         logging.getLogger("genaug").info(line)   # the cell in progress, as training logs it
