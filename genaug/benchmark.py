@@ -751,6 +751,14 @@ def time_left(took: dict[str, list[float]], left: list[str]) -> str:
     return f"{len(left)} cell{'s' if len(left) > 1 else ''} left here, about {duration(est)} at this pace{guess}"
 
 
+def tell(msg: str, key: str = "") -> None:
+    """To the console (rank 0) and to the run's log, which shards share: the log keeps the whole record
+    of each cell (start, result, time), each line naming its cell, and ``genaug runs`` reads a cell's
+    progress from it."""
+    distributed.say(msg, flush=True)
+    log.info(f"{key}: {msg.strip()}" if key else msg.strip())
+
+
 def train_cells(cfg: Config, run: Run, bundle: DataBundle, device, plan: CellPlan, inp: CellInputs) -> None:
     """Train this process's cells that have no cells/<key>.json yet, each written as it finishes."""
     b = cfg.benchmark
@@ -782,13 +790,13 @@ def train_cells(cfg: Config, run: Run, bundle: DataBundle, device, plan: CellPla
                                                 bundle.train.paths, frac, inp.gan_dir, inp.enc_dir)
                 sets_for = (frac, variant)
             train, val, test = sets
-            distributed.say(f"[{i}/{n}] {key}: {len(train.x)} training images "
-                            f"({sum(p.startswith('synthetic:') for p in train.provenance)} synthetic)", flush=True)
+            tell(f"[{i}/{n}] {key}: {len(train.x)} training images "
+                 f"({sum(p.startswith('synthetic:') for p in train.provenance)} synthetic)")
             save_to = run.path("models", f"{key}.pt") if b.save_models else None
             partial = run.path("partial", f"{key}.pt")   # a cell takes hours on a CPU: keep its epochs
             partial.parent.mkdir(exist_ok=True)
             if partial.is_file():
-                distributed.say(f"    continuing from {partial}", flush=True)
+                tell(f"    continuing from {partial}", key)
             started = time.perf_counter()
             cell = run_cell(model, variant, frac, cfg.run.seed + s, train, val, test, fold_data, cfg, device,
                             save_to, fold, tracker, partial)
@@ -798,17 +806,15 @@ def train_cells(cfg: Config, run: Run, bundle: DataBundle, device, plan: CellPla
             write_json(path, cell)
             partial.unlink(missing_ok=True)
             m = cell["test_at_val_threshold"]
-            distributed.say(f"    test accuracy {m['accuracy']:.3f} (0.5: {cell['test_at_0.5']['accuracy']:.3f}), "
-                            f"ROC-AUC {m['roc_auc']:.3f}, {cell['seconds_per_epoch']:.1f} s/epoch", flush=True)
+            tell(f"    test accuracy {m['accuracy']:.3f} (0.5: {cell['test_at_0.5']['accuracy']:.3f}), "
+                 f"ROC-AUC {m['roc_auc']:.3f}, {cell['seconds_per_epoch']:.1f} s/epoch", key)
             left = [plan.todo[j][3] for j in sorted(plan.mine) if j >= i
                     and not (cells_dir / f"{plan.keys[j]}.json").is_file()]
             if did_not_learn(cell, len(bundle.classes)):
-                distributed.say(f"    did not learn: the training loss never fell clearly below chance "
-                                f"(ln {len(bundle.classes)} = {math.log(len(bundle.classes)):.3f}); the report names it. A new run "
-                                f"at a lower --lr (this one's is {b.lr:g}) may train it",
-                                flush=True)
-            distributed.say(f"    took {duration(took[model][-1])}" + (f"; {time_left(took, left)}" if left else ""),
-                            flush=True)
+                tell(f"    did not learn: the training loss never fell clearly below chance "
+                     f"(ln {len(bundle.classes)} = {math.log(len(bundle.classes)):.3f}); the report names it. "
+                     f"A new run at a lower --lr (this one's is {b.lr:g}) may train it", key)
+            tell(f"    took {duration(took[model][-1])}" + (f"; {time_left(took, left)}" if left else ""), key)
     finally:
         tracker.close()
 

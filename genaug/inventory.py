@@ -54,16 +54,24 @@ def _config(d: Path) -> dict:
     return cfg if isinstance(cfg, dict) else {}
 
 
-def _epochs(d: Path, section: str, histories: list[Path]) -> tuple[str, bool | None]:
-    """'7 of 16 epochs' from a GAN's or autoencoder's per-epoch history, and whether all are done."""
+def _epochs(d: Path, section: str, histories: list[Path], at_work: bool) -> tuple[str, bool | None]:
+    """'7 of 16 epochs' from a GAN's or autoencoder's per-epoch history, and whether all are done; while
+    the run is at work, with the training time left at the pace of its last epochs."""
     planned = (_config(d).get(section) or {}).get("epochs")
-    done = [len(h) if isinstance(h := _read_json(p), list) else 0 for p in histories]
+    read = [h if isinstance(h := _read_json(p), list) else [] for p in histories]
+    done = [len(h) for h in read]
     if not done or not isinstance(planned, int):
         return "", None
     if len(done) == 1:
-        return f"{done[0]} of {_count(planned, 'epoch')}", done[0] >= planned
-    names = [p.stem.split("-", 1)[-1] for p in histories]   # history-<class>.json of per-class models
-    return ", ".join(f"{n} {e}/{planned}" for n, e in zip(names, done)) + " epochs", min(done) >= planned
+        text = f"{done[0]} of {_count(planned, 'epoch')}"
+    else:
+        names = [p.stem.split("-", 1)[-1] for p in histories]   # history-<class>.json of per-class models
+        text = ", ".join(f"{n} {e}/{planned}" for n, e in zip(names, done)) + " epochs"
+    recent = [e["seconds"] for h in read for e in h[-3:] if isinstance(e, dict) and isinstance(e.get("seconds"), (int, float))]
+    left = sum(max(planned - n, 0) for n in done)
+    if at_work and recent and left:
+        text += f", about {duration(left * sum(recent) / len(recent))} of training left"
+    return text, min(done) >= planned
 
 
 def _cells(d: Path, manifests: list[dict]) -> tuple[str, bool | None]:
@@ -83,20 +91,55 @@ def _cells(d: Path, manifests: list[dict]) -> tuple[str, bool | None]:
     return (_count(len(have), "cell") if have else ""), None
 
 
-_EPOCH_LINE = re.compile(r" INFO (\S+) epoch (\d+) of (\d+): ")
+_LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),\d+ INFO (.*)$", re.M)
+_CELL_EPOCH = re.compile(r"(\S+) epoch (\d+) of (\d+): ")
+# where a cell's epoch clock starts: the cell begins, or a process resumes it from partial/
+_CELL_START = re.compile(r"\[\d+/\d+\] (\S+): \d+ training images|(\S+): resuming at epoch \d+ of \d+ ")
 
 
-def _cells_in_progress(d: Path, done: set[str]) -> str:
-    """'vgg19__real__f1__seed0 at epoch 4 of 12' for each cell not done whose epochs the end of the
-    run's log reports (benchmark shards share the log)."""
+def _cells_in_progress(d: Path, done: set[str], at_work: bool) -> str:
+    """'vgg19__real__f1__seed0 4 of 12 epochs' for each cell not done that the end of the run's log
+    reports (benchmark shards share the log); while the run is at work, with the most time the cell
+    can take at the pace of its last epochs in the process at work (early stopping may end it sooner)."""
     try:
         with (d / "log.txt").open("rb") as fh:
             fh.seek(max(fh.seek(0, 2) - 65536, 0))
             tail = fh.read().decode("utf-8", "replace")
     except OSError:
         return ""
-    latest = {m.group(1): f"{m.group(1)} at epoch {m.group(2)} of {m.group(3)}" for m in _EPOCH_LINE.finditer(tail)}
-    return "; ".join(v for k, v in latest.items() if k not in done)
+    mark: dict[str, float] = {}                 # when the epoch now under way began, per cell
+    took: dict[str, list[float]] = {}           # seconds of each epoch timed
+    latest: dict[str, tuple[int, int] | None] = {}
+    for line in _LOG_LINE.finditer(tail):
+        try:
+            t = time.mktime(time.strptime(line.group(1), "%Y-%m-%d %H:%M:%S"))   # the log writes local time
+        except ValueError:
+            continue
+        if e := _CELL_EPOCH.match(line.group(2)):
+            key = e.group(1)
+            if key in mark:
+                took.setdefault(key, []).append(t - mark[key])
+            mark[key], latest[key] = t, (int(e.group(2)), int(e.group(3)))
+        elif s := _CELL_START.match(line.group(2)):
+            key = s.group(1) or s.group(2)
+            mark[key] = t
+            took.pop(key, None)   # the pace of this process only: a resumed cell may run on another machine
+            latest.setdefault(key, None)
+    parts = []
+    for key, epochs in latest.items():
+        if key in done:
+            continue
+        if epochs is None:
+            parts.append(f"{key} started {duration(time.time() - mark[key])} ago, no epoch done yet" if at_work
+                         else f"{key} stopped before its first epoch")
+            continue
+        n, of = epochs
+        text = f"{key} {n} of {of} epochs"
+        if at_work and took.get(key) and n < of:
+            per = sum(took[key][-3:]) / len(took[key][-3:])
+            text += f", at most {duration(per * (of - n))} left"
+        parts.append(text)
+    return "; ".join(parts)
 
 
 def run_state(directory: str | Path) -> RunState | None:
@@ -107,19 +150,19 @@ def run_state(directory: str | Path) -> RunState | None:
     if main is None:
         return None
     command = str(main["command"])
+    holder = in_use_by(d)
     if command == "benchmark":
         progress, complete = _cells(d, manifests)
     elif command in ("gan", "encode"):
         histories = sorted(d.glob("history-*.json")) if command == "gan" else [d / "history.json"]
-        progress, complete = _epochs(d, command, [p for p in histories if p.is_file()])
+        progress, complete = _epochs(d, command, [p for p in histories if p.is_file()], bool(holder))
     else:
         progress, complete = "", None
     flagged = any(m.get("finished") for m in manifests)
     finished = complete if complete is not None and command == "benchmark" else flagged
-    holder = in_use_by(d)
     state = "at work" if holder else "finished" if finished else "stopped"
     if command == "benchmark" and state != "finished":
-        now = _cells_in_progress(d, {p.stem for p in (d / "cells").glob("*.json")})
+        now = _cells_in_progress(d, {p.stem for p in (d / "cells").glob("*.json")}, bool(holder))
         progress = f"{progress}; {now}" if progress and now else progress or now
     log = d / "log.txt"
     age = time.time() - log.stat().st_mtime if log.is_file() else None

@@ -1,6 +1,7 @@
 import csv
 import io
 import json
+import re
 import os
 import shutil
 from pathlib import Path
@@ -180,6 +181,11 @@ def test_benchmark_end_to_end_on_tiny_demo_and_resume(tmp_path):
                  "manifest.json", "log.txt"):
         assert (run / name).is_file(), name
     assert not (run / "partial").exists(), "a finished run keeps no empty folder of unfinished training state"
+    log = (run / "log.txt").read_text()   # each cell's record: when it began, what it scored, how long it took
+    for v in ("encoded", "mixed", "real", "synthetic"):
+        assert re.search(rf"INFO \[\d/4\] cnn__{v}__f1__seed0: \d+ training images \(\d+ synthetic\)\n", log), v
+        assert re.search(rf"INFO cnn__{v}__f1__seed0: test accuracy 0\.\d+ \(0\.5: 0\.\d+\), ROC-AUC", log), v
+        assert f"INFO cnn__{v}__f1__seed0: took " in log
     cells = sorted(p.name for p in (run / "cells").glob("*.json"))
     assert cells == [f"cnn__{v}__f1__seed0.json" for v in ("encoded", "mixed", "real", "synthetic")]
     res = json.loads((run / "results.json").read_text())

@@ -3,6 +3,7 @@ import json
 import logging
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -46,10 +47,11 @@ def test_states_and_progress_of_each_kind_of_run(tmp_path):
     assert states[str(per_class.dir)].progress == "NORMAL 2/2, PNEUMONIA 1/2 epochs"
     s = states[str(bench.dir)]
     assert s.state == "at work" and s.holder.startswith("pid ") and not s.resume
-    assert s.progress == f"2 of 3 cells; {keys[2]} at epoch 2 of 3"   # a finished cell's epochs are not listed
+    assert s.progress.startswith(f"2 of 3 cells; {keys[2]} 2 of 3 epochs, at most ")   # not a finished cell's
     bench.close()
     assert run_state(bench.dir).state == "stopped"
     # every planned cell done: finished, even where the flag was written before the run was extended
+    assert run_state(bench.dir).progress == f"2 of 3 cells; {keys[2]} 2 of 3 epochs"   # stopped: no time left
     write_json(bench.dir / "cells" / f"{keys[2]}.json", {})
     assert (run_state(bench.dir).state, run_state(bench.dir).progress) == ("finished", "3 of 3 cells")
     reopened = open_run(bench.dir, "benchmark")
@@ -59,6 +61,44 @@ def test_states_and_progress_of_each_kind_of_run(tmp_path):
     assert list_runs(tmp_path, "encode")[0].run == str(enc.dir)
     assert [s.run for s in list_runs(tmp_path / "encode")] == [str(enc.dir)]   # one command's folder
     assert [s.run for s in list_runs(gan.dir)] == [str(gan.dir)]               # one run
+
+
+def _log(run, *lines):
+    """Lines as the run's log writes them, each at the given number of seconds ago."""
+    with (run.dir / "log.txt").open("a") as fh:
+        for ago, text in lines:
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(time.time() - ago))
+            fh.write(f"{stamp},123 INFO {text}\n")
+
+
+def test_time_left_comes_from_the_pace_of_the_last_epochs_and_only_while_at_work(tmp_path):
+    bench = _run(tmp_path, "benchmark", "b", {}, hold=True)
+    a, b, c = "vgg19__real__f1__seed0", "vgg19__real__f1__seed1", "cnn__real__f1__seed0"
+    bench.save_manifest(planned_cells=[a, b, c])
+    _log(bench, (4000, f"[1/3] {a}: 4693 training images (0 synthetic)"),
+         (3400, f"{a} epoch 1 of 12: train 0.69 val 0.69"),     # epochs of 600 s and 400 s
+         (3000, f"{a} epoch 2 of 12: train 0.51 val 0.26"),
+         (2900, f"[2/3] {b}: 4693 training images (0 synthetic)"),
+         (2000, f"{b} epoch 1 of 12: train 0.69 val 0.69"),     # then the process dies; a day later:
+         (1000, f"[2/3] {b}: 4693 training images (0 synthetic)"),
+         (999, f"    continuing from partial/{b}.pt"),
+         (998, f"{b}: resuming at epoch 2 of 12 from partial/{b}.pt"),
+         (698, f"{b} epoch 2 of 12: train 0.51 val 0.26"),      # 300 s, the gap before the resume not counted
+         (125, f"[3/3] {c}: 4693 training images (0 synthetic)"))
+    progress = run_state(bench.dir).progress
+    assert progress.startswith(f"0 of 3 cells; {a} 2 of 12 epochs, at most 1h23m left; "   # 10 x 500 s
+                               f"{b} 2 of 12 epochs, at most 50m00s left; {c} started 2m0")   # 10 x 300 s
+    assert progress.endswith("s ago, no epoch done yet")
+    bench.close()
+    assert run_state(bench.dir).progress == (f"0 of 3 cells; {a} 2 of 12 epochs; {b} 2 of 12 epochs; "
+                                             f"{c} stopped before its first epoch")
+    # a GAN or autoencoder: from the seconds its history records, summed over per-class models
+    gan = _run(tmp_path, "gan", "g", {"gan": {"epochs": 5}}, hold=True,
+               files={"history-NORMAL.json": [{"epoch": i, "seconds": 60.0} for i in range(5)],
+                      "history-PNEUMONIA.json": [{"epoch": 1, "seconds": 50.0}, {"epoch": 2, "seconds": 70.0}]})
+    assert run_state(gan.dir).progress == "NORMAL 5/5, PNEUMONIA 2/5 epochs, about 3m00s of training left"
+    gan.close()
+    assert run_state(gan.dir).progress == "NORMAL 5/5, PNEUMONIA 2/5 epochs"
 
 
 def test_runs_command_prints_a_table_and_how_to_resume_without_loading_torch(tmp_path):
