@@ -327,7 +327,7 @@ def fit_classifier(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tenso
                    device: torch.device | str = "cpu", desc: str = "train", amp: bool = False,
                    schedule: str = "cosine", augmentations: frozenset | str = DEFAULT_AUGMENTATIONS,
                    tracker=None, ranks: bool = True, min_epochs: int = 0,
-                   checkpoint: Path | None = None) -> FitResult:
+                   checkpoint: Path | None = None, say_epochs: bool = False) -> FitResult:
     """Class-weighted cross-entropy, AdamW, a learning-rate schedule, early stopping on val loss with restore-best
     (patience counted from the best epoch, or from ``min_epochs`` if that is later).
 
@@ -340,6 +340,8 @@ def fit_classifier(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tenso
     there at the start is continued from, so an interrupted fit resumes at its next epoch and ends
     as the uninterrupted one would have. The caller deletes it once the result is kept. Under
     torchrun no such file is used: each rank draws its own augmentations, and a fit there is short.
+
+    ``say_epochs``: each epoch's losses go to the console too, not only to the log.
     """
     model.to(device)
     ddp = ranks and distributed.active()
@@ -375,6 +377,7 @@ def fit_classifier(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tenso
         if done:
             break
         lr_now = opt.param_groups[0]["lr"]
+        t_epoch = time.perf_counter()
         batches = distributed.rank_batches(len(train_x), bs, seed, epoch) if ddp else None
         tr_loss, seen = train_one_epoch(net, opt, train_x, train_y, weights, bs, gen, device, augment,
                                         f"{desc} {epoch}/{epochs}", amp, augmentations,
@@ -392,6 +395,9 @@ def fit_classifier(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tenso
             tracker.scalars(desc, {"loss/train": tr_loss, "loss/val": va_loss, "lr": lr_now}, epoch)
             tracker.histograms(desc, model, epoch)
         log.info("%s epoch %d of %d: train %.4f val %.4f", desc, epoch, epochs, tr_loss, va_loss)
+        if say_epochs:   # the bars vanish with each epoch, and show nowhere without a terminal (a batch job's output)
+            distributed.say(f"    epoch {epoch} of {epochs}: train {tr_loss:.4f} val {va_loss:.4f} "
+                            f"({time.perf_counter() - t_epoch:.0f} s)", flush=True)
         res.epochs_run = epoch
         if va_loss < best - 1e-4:
             best, res.best_epoch = va_loss, epoch
