@@ -26,6 +26,7 @@ class RunState:
     last_log: float | None   # seconds since its log was last written (None: no log)
     holder: str         # the process at work on it, when one is
     resume: str         # the command that continues a stopped run ("" when none does)
+    archived: bool = False   # made by genaug archive (or a copy of one): results without weights
 
 
 def duration(seconds: float) -> str:
@@ -167,7 +168,8 @@ def run_state(directory: str | Path) -> RunState | None:
     log = d / "log.txt"
     age = time.time() - log.stat().st_mtime if log.is_file() else None
     resume = f"genaug {command} --resume {d}" if state == "stopped" and command in RESUMABLE else ""
-    return RunState(str(d), command, state, progress, age, holder, resume)
+    archived = (d / "archived.json").is_file()
+    return RunState(str(d), command, state, progress, age, holder, resume, archived)
 
 
 def list_runs(out_root: str | Path, command: str | None = None) -> list[RunState]:
@@ -195,7 +197,8 @@ def format_runs(states: list[RunState], root: str | Path) -> str:
         return f"no genaug runs under {root}\n"
     rows = [("run", "state", "progress", "log written", "process at work")]
     for s in states:
-        rows.append((s.run, s.state, s.progress or "-", "-" if s.last_log is None else f"{duration(s.last_log)} ago",
+        state = f"{s.state} (archived)" if s.archived else s.state
+        rows.append((s.run, state, s.progress or "-", "-" if s.last_log is None else f"{duration(s.last_log)} ago",
                      s.holder or "-"))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4] for r in rows]

@@ -113,7 +113,12 @@ def test_runs_command_prints_a_table_and_how_to_resume_without_loading_torch(tmp
     assert lines[1].split()[:5] == [str(gan.dir), "stopped", "1", "of", "5"]
     assert f"  genaug gan --resume {gan.dir}" in lines and lines[-1] == "torch loaded: False"
     r = genaug("runs", "--out", tmp_path, "--json")
-    assert [(s["command"], s["state"]) for s in json.loads(r.stdout)] == [("gan", "stopped")]
+    assert [(s["command"], s["state"], s["archived"]) for s in json.loads(r.stdout)] == [("gan", "stopped", False)]
+    # an archive (results without weights) says so
+    from genaug.runs import archive_run
+    archive_run(gan.dir, tmp_path / "arch")
+    r = genaug("runs", "--out", tmp_path / "arch")
+    assert r.stdout.splitlines()[1].split()[1:5] == ["stopped", "(archived)", "1", "of"]
 
 
 @pytest.mark.parametrize("args,needle", [
