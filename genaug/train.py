@@ -397,7 +397,7 @@ def fit_classifier(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tenso
         log.info("%s epoch %d of %d: train %.4f val %.4f", desc, epoch, epochs, tr_loss, va_loss)
         if say_epochs:   # the bars vanish with each epoch, and show nowhere without a terminal (a batch job's output)
             distributed.say(f"    epoch {epoch} of {epochs}: train {tr_loss:.4f} val {va_loss:.4f} "
-                            f"({time.perf_counter() - t_epoch:.0f} s)", flush=True)
+                            f"({time.perf_counter() - t_epoch:.1f} s)", flush=True)
         res.epochs_run = epoch
         if va_loss < best - 1e-4:
             best, res.best_epoch = va_loss, epoch

@@ -145,8 +145,8 @@ def test_benchmark_end_to_end_on_tiny_demo_and_resume(tmp_path):
     first = r
     run = only_run(out, "benchmark")
     # each epoch's losses on the console, also where no progress bar shows (here: no terminal)
-    assert len(re.findall(r"\n    epoch 1 of 1: train \d\.\d{4} val \d\.\d{4} \(\d+ s\)\n", r.stdout)) == 3
-    assert re.search(r"\n    epoch 2 of 2: train \d\.\d{4} val \d\.\d{4} \(\d+ s\)\n", r.stdout)   # the latent CNN
+    assert len(re.findall(r"\n    epoch 1 of 1: train \d\.\d{4} val \d\.\d{4} \(\d+\.\d s\)\n", r.stdout)) == 3
+    assert re.search(r"\n    epoch 2 of 2: train \d\.\d{4} val \d\.\d{4} \(\d+\.\d s\)\n", r.stdout)   # the latent CNN
     # saved pixel models serve genaug predict with their own preprocessing; latent models are not saved
     assert sorted(p.name for p in (run / "models").glob("*.pt")) == [
         f"cnn__{v}__f1__seed0.pt" for v in ("mixed", "real", "synthetic")]
