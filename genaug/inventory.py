@@ -68,7 +68,8 @@ def _epochs(d: Path, section: str, histories: list[Path], at_work: bool) -> tupl
     else:
         names = [p.stem.split("-", 1)[-1] for p in histories]   # history-<class>.json of per-class models
         text = ", ".join(f"{n} {e}/{planned}" for n, e in zip(names, done)) + " epochs"
-    recent = [e["seconds"] for h in read for e in h[-3:] if isinstance(e, dict) and isinstance(e.get("seconds"), (int, float))]
+    recent = [e["seconds"] for h in read for e in h[-3:]
+              if isinstance(e, dict) and isinstance(e.get("seconds"), (int, float))]
     left = sum(max(planned - n, 0) for n in done)
     if at_work and recent and left:
         text += f", about {duration(left * sum(recent) / len(recent))} of training left"
