@@ -107,9 +107,11 @@ def train_autoencoder(model: ConvAutoencoder, bundle: DataBundle, cfg: Config, r
                                             "ssim/val": val["ssim"], "lr": lr_now}, epoch)
             tracker.histograms("autoencoder", model, epoch)
             tracker.flush()
+        # the history first, as the GAN's: a kill between the two leaves it at most one epoch ahead of
+        # the checkpoint (genaug runs reads progress from it), never behind
+        write_json(run.path("history.json"), history)
         atomic_torch_save(_ae_checkpoint(model, opt, sched, epoch, history, cfg, bundle.classes),
                           run.path("checkpoint.pt"))
-        write_json(run.path("history.json"), history)
     return history
 
 

@@ -215,6 +215,8 @@ def train_gan_model(key: str, images: np.ndarray, labels: np.ndarray | None, n_c
             tracker.histograms(f"gan_{key}/generator", st.G, epoch)
             tracker.histograms(f"gan_{key}/discriminator", st.D, epoch)
             tracker.flush()
+        if distributed.is_main():   # each epoch, not only at the end: genaug runs reads progress from it
+            write_json(run.path(f"history-{key}.json"), st.history)
         atomic_torch_save(st.state(cfg, classes, key), run.path(f"checkpoint-{key}.pt"))
         msg = (f"gan {key} epoch {epoch}/{g.epochs}: loss D {mean_d:.3f} G {mean_g:.3f} "
                f"({n * bs / max(time.perf_counter() - t0, 1e-9):.0f} img/s)")

@@ -58,7 +58,8 @@ def _config(d: Path) -> dict:
 def _epochs(d: Path, section: str, histories: list[Path], at_work: bool) -> tuple[str, bool | None]:
     """'7 of 16 epochs' from a GAN's or autoencoder's per-epoch history, and whether all are done; while
     the run is at work, with the training time left at the pace of its last epochs."""
-    planned = (_config(d).get(section) or {}).get("epochs")
+    settings = _config(d).get(section) or {}
+    planned = settings.get("epochs")
     read = [h if isinstance(h := _read_json(p), list) else [] for p in histories]
     done = [len(h) for h in read]
     if not done or not isinstance(planned, int):
@@ -71,7 +72,8 @@ def _epochs(d: Path, section: str, histories: list[Path], at_work: bool) -> tupl
     recent = [e["seconds"] for h in read for e in h[-3:]
               if isinstance(e, dict) and isinstance(e.get("seconds"), (int, float))]
     left = sum(max(planned - n, 0) for n in done)
-    if at_work and recent and left:
+    # per-class GANs train one class after another: those not begun have no history to count yet
+    if at_work and recent and left and not settings.get("per_class"):
         text += f", about {duration(left * sum(recent) / len(recent))} of training left"
     return text, min(done) >= planned
 

@@ -60,6 +60,11 @@ def test_sigkill_then_resume_finishes_whole(tmp_path, command, checkpoint, epoch
     run = _kill_after_first_checkpoint(proc, out, command, checkpoint)
     killed_at = torch.load(run / checkpoint, weights_only=True)[epoch_key]
     assert 1 <= killed_at < EPOCHS
+    # the epochs done, as genaug runs tells them without torch (the history is written just before the
+    # checkpoint, so it may hold one epoch more)
+    from genaug.inventory import run_state
+    done = int(run_state(run).progress.split()[0])
+    assert killed_at <= done <= killed_at + 1 and run_state(run).state == "stopped"
     r = genaug(command, "--resume", run)
     assert r.returncode == 0, r.stderr[-2000:]
     assert torch.load(run / checkpoint, weights_only=True)[epoch_key] == EPOCHS

@@ -92,13 +92,17 @@ def test_time_left_comes_from_the_pace_of_the_last_epochs_and_only_while_at_work
     bench.close()
     assert run_state(bench.dir).progress == (f"0 of 3 cells; {a} 2 of 12 epochs; {b} 2 of 12 epochs; "
                                              f"{c} stopped before its first epoch")
-    # a GAN or autoencoder: from the seconds its history records, summed over per-class models
-    gan = _run(tmp_path, "gan", "g", {"gan": {"epochs": 5}}, hold=True,
-               files={"history-NORMAL.json": [{"epoch": i, "seconds": 60.0} for i in range(5)],
-                      "history-PNEUMONIA.json": [{"epoch": 1, "seconds": 50.0}, {"epoch": 2, "seconds": 70.0}]})
-    assert run_state(gan.dir).progress == "NORMAL 5/5, PNEUMONIA 2/5 epochs, about 3m00s of training left"
+    # a GAN or autoencoder: from the seconds its history records for its last epochs
+    history = [{"epoch": 1, "seconds": 90.0}, {"epoch": 2, "seconds": 50.0}, {"epoch": 3, "seconds": 70.0}]
+    gan = _run(tmp_path, "gan", "g", {"gan": {"epochs": 6}}, {"history-conditional.json": history}, hold=True)
+    assert run_state(gan.dir).progress == "3 of 6 epochs, about 3m30s of training left"   # 3 x 70 s
     gan.close()
-    assert run_state(gan.dir).progress == "NORMAL 5/5, PNEUMONIA 2/5 epochs"
+    assert run_state(gan.dir).progress == "3 of 6 epochs"
+    # per-class GANs train the classes in turn: the classes not begun have no history, so no time is guessed
+    per_class = _run(tmp_path, "gan", "pc", {"gan": {"epochs": 5, "per_class": True}}, hold=True,
+                     files={"history-NORMAL.json": history})
+    assert run_state(per_class.dir).progress == "3 of 5 epochs"
+    per_class.close()
 
 
 def test_runs_command_prints_a_table_and_how_to_resume_without_loading_torch(tmp_path):
