@@ -28,7 +28,7 @@ from genaug.data import DataBundle, ImageSet, check_data_spec, patient_folds, su
 from genaug.device import seed_everything
 from genaug.encode import gather_rows, load_latents, run_encode
 from genaug import distributed
-from genaug.jobs import held_out_seen, join_ranks, read_training_list, start_job
+from genaug.jobs import held_out_seen, join_ranks, read_training_list, start_job, tell
 from genaug.errors import CheckpointError, ConfigError, RunInUse
 from genaug.gan import run_gan, synthetic_manifest
 from genaug.metrics import (bootstrap_ci, choose_threshold, classification_metrics, mcnemar, paired_bootstrap_diff,
@@ -749,14 +749,6 @@ def time_left(took: dict[str, list[float]], left: list[str]) -> str:
     est = sum(float(np.mean(took[m])) if took.get(m) else float(np.mean(every)) for m in left)
     guess = " (models not timed yet counted at the mean)" if any(not took.get(m) for m in left) else ""
     return f"{len(left)} cell{'s' if len(left) > 1 else ''} left here, about {duration(est)} at this pace{guess}"
-
-
-def tell(msg: str, key: str = "") -> None:
-    """To the console (rank 0) and to the run's log, which shards share: the log keeps the whole record
-    of each cell (start, result, time), each line naming its cell, and ``genaug runs`` reads a cell's
-    progress from it."""
-    distributed.say(msg, flush=True)
-    log.info(f"{key}: {msg.strip()}" if key else msg.strip())
 
 
 def train_cells(cfg: Config, run: Run, bundle: DataBundle, device, plan: CellPlan, inp: CellInputs) -> None:

@@ -158,7 +158,7 @@ def encode_views(model: ConvAutoencoder, images: np.ndarray, device, views: int,
     gen = torch.Generator().manual_seed(seed)
     for v in range(views):
         for idx in tqdm(list(batch_indices(len(data), batch_size, False)), desc=f"view {v + 1}/{views}",
-                        leave=False, unit="batch"):
+                        leave=False, unit="batch", disable=distributed.quiet()):
             x = augment_batch(to_float(data[idx].to(device)), gen, enabled=augmentations)
             out[idx.numpy(), v] = model.encode(x).cpu().numpy().astype(np.float16)
     return out

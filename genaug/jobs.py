@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 from pathlib import Path
 
 import torch
@@ -12,6 +13,27 @@ from genaug.data import DataBundle, load_data
 from genaug.data.splits import subsample_by_patient
 from genaug.device import resolve_device, seed_everything, set_deterministic
 from genaug.runs import TRAINING_LIST, Run, atomic_write_text
+
+log = logging.getLogger("genaug")
+
+
+def tell(msg: str, key: str = "") -> None:
+    """To the console (rank 0) and to the run's log: a batch job's output and the log both keep the
+    record (start, data, results, times), and ``genaug runs`` reads progress from the log. ``key``
+    names the benchmark cell a line is about, since shards share one log."""
+    distributed.say(msg, flush=True)
+    log.info(f"{key}: {msg.strip()}" if key else msg.strip())
+
+
+def data_line(bundle: DataBundle, size: int, device: torch.device) -> str:
+    """One line on what a job learns from and where: told before the first epoch, which on a CPU can
+    be many minutes away."""
+    s = bundle.summary()["splits"]
+    counts = ", ".join(f"{k} {v['images']} images of {v['patients']} patients" for k, v in s.items())
+    n = torch.get_num_threads()
+    threads = f", {n} thread{'s' if n > 1 else ''}" if device.type == "cpu" else ""
+    return (f"data: {bundle.name}{' (synthetic, not X-rays)' if bundle.synthetic else ''}, "
+            f"{len(bundle.classes)} classes ({', '.join(bundle.classes)}) at {size} px: {counts}; on {device}{threads}")
 
 
 def data_cache_dir(cfg: Config) -> Path:
@@ -33,6 +55,9 @@ def start_job(cfg: Config, run: Run, size: int) -> tuple[torch.device, DataBundl
     if cfg.run.threads:
         torch.set_num_threads(cfg.run.threads)
     device = distributed.init_from_env(resolve_device(cfg.run.device))
+    # before the data, which can take minutes to decode the first time: where to look, and what
+    # --resume takes should the job be stopped
+    tell(f"genaug {run.command}: {run.dir}")
     with distributed.main_first():   # under torchrun rank 0 builds the decode cache, the others read it
         bundle = load_bundle(cfg, size)
     # after the data: switching to deterministic kernels imports torch's compiler (about a second),
@@ -40,6 +65,7 @@ def start_job(cfg: Config, run: Run, size: int) -> tuple[torch.device, DataBundl
     set_deterministic(cfg.run.deterministic, device)
     run.save_manifest(data=bundle.summary(), device=str(device), world_size=distributed.world_size(),
                       skipped=[{"path": p, "reason": r} for p, r in bundle.skipped])
+    tell(data_line(bundle, size, torch.device(device)))
     return device, bundle
 
 

@@ -295,6 +295,13 @@ def test_encode_cli_end_to_end(tmp_path, tiny):
     r = genaug("encode", "--data", data, "--profile", tiny, "--out", tmp_path / "o")
     assert r.returncode == 0, r.stderr[-2000:]
     run = only_run(tmp_path / "o", "encode")
+    # a batch job's output says at once where the run is and what it learns from, before the first
+    # epoch; the log keeps the same; and, with no terminal, no progress bars litter the output
+    said = r.stdout.splitlines()
+    assert said[0] == f"genaug encode: {run}"
+    assert said[1].startswith("data: ") and "2 classes" in said[1] and "test 12 images" in said[1]
+    assert said[0] in (run / "log.txt").read_text() and said[1] in (run / "log.txt").read_text()
+    assert "batch/s" not in r.stderr and "view 1/" not in r.stderr
     for name in ("autoencoder.pt", "checkpoint.pt", "reconstructions.png", "metrics.json", "summary.md",
                  "history.json", "latents/meta.json", "latents/train.npy", "latents/test.npy", "latents/val.npy"):
         assert (run / name).is_file(), name
