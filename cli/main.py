@@ -282,7 +282,8 @@ def predict_cmd(
 
 @app.command("explain")
 def explain_cmd(
-    image: str = typer.Option(..., "--image", help="an image file or a folder of images"),
+    target: Optional[str] = typer.Argument(None, help="an image file or a folder of images, as genaug predict takes them"),
+    image: Optional[str] = typer.Option(None, "--image", help="the same, given as an option"),
     checkpoint: str = typer.Option(..., "--checkpoint", help="models/<cell>.pt from genaug benchmark --save-models"),
     class_: str = typer.Option("", "--class", help="class to explain (default: the predicted one)"),
     layer: str = typer.Option("", "--layer", help="module name of the target layer (default: per architecture)"),
@@ -292,8 +293,15 @@ def explain_cmd(
     import csv
     import io
 
+    from genaug.errors import ConfigError
     from genaug.explain import explain_images
     from genaug.runs import atomic_write_text, new_run, running
+
+    # predict takes its images as an argument; explain took only --image: both are accepted, once
+    if (target is None) == (image is None):
+        raise ConfigError("give the images once: genaug explain --checkpoint MODEL.pt IMAGE_OR_FOLDER"
+                          if target is None else f"images given twice ({target} and --image {image}): give one")
+    image = target if image is None else image
 
     run = new_run(out, "explain", name, {"checkpoint": checkpoint, "image": image, "class": class_, "layer": layer})
     with running(run, new=True):   # refused (e.g. an unknown --class): no empty run left behind

@@ -163,7 +163,8 @@ def test_benchmark_end_to_end_on_tiny_demo_and_resume(tmp_path):
     assert all(float(row["threshold_PNEUMONIA"]) == pytest.approx(thr, abs=1e-6) for row in rows)
     assert all(row["prediction"] == ("PNEUMONIA" if float(row["p_PNEUMONIA"]) >= thr else "NORMAL") for row in rows)
     assert "skipped" in r.stderr and "notes.png" in r.stderr
-    r = genaug("explain", "--image", imgs, "--checkpoint", run / "models" / "cnn__real__f1__seed0.pt",
+    # explain takes the images as predict does (or as --image), and once
+    r = genaug("explain", imgs, "--checkpoint", run / "models" / "cnn__real__f1__seed0.pt",
                "--class", "PNEUMONIA", "--out", tmp_path / "ex")
     assert r.returncode == 0, r.stderr[-2000:]
     ex = only_run(tmp_path / "ex", "explain")
@@ -174,6 +175,10 @@ def test_benchmark_end_to_end_on_tiny_demo_and_resume(tmp_path):
                "--class", "COVID", "--out", tmp_path / "ex-bad")
     assert r.returncode == 2 and "unknown class 'COVID'" in r.stderr and "Traceback" not in r.stderr
     assert not list((tmp_path / "ex-bad").glob("explain/*"))   # no empty run left behind
+    for given in ((), (imgs, "--image", imgs)):
+        r = genaug("explain", *given, "--checkpoint", run / "models" / "cnn__real__f1__seed0.pt", "--out", tmp_path / "ex-bad")
+        assert r.returncode == 2 and "give" in r.stderr and "Traceback" not in r.stderr
+        assert not (tmp_path / "ex-bad").exists() or not list((tmp_path / "ex-bad").glob("explain/*"))
     (tmp_path / "empty").mkdir()
     r = genaug("predict", tmp_path / "empty", "--checkpoint", run / "models" / "cnn__real__f1__seed0.pt")
     assert r.returncode == 2 and "no images" in r.stderr
