@@ -762,11 +762,13 @@ def train_cells(cfg: Config, run: Run, bundle: DataBundle, device, plan: CellPla
     folds = PatientFolds(bundle, b.folds, cfg.data.split_seed, inp.latents) if b.folds > 1 else None
     n = len(plan.todo)
     took: dict[str, list[float]] = {}   # seconds per cell trained here, by model: for the time left
+    # one line, not one per cell: a resumed run of a hundred cells would bury its first new one
+    if kept := sum((cells_dir / f"{key}.json").is_file() for key in plan.keys):
+        distributed.say(f"{kept} of {n} cells done earlier, kept", flush=True)
     try:
         for i, ((fold, frac, variant, model, s), key) in enumerate(zip(plan.todo, plan.keys), 1):
             path = cells_dir / f"{key}.json"
-            if path.is_file():
-                distributed.say(f"[{i}/{n}] {key}: done earlier, kept", flush=True)
+            if path.is_file():   # done earlier, or by another shard meanwhile
                 continue
             if i - 1 not in plan.mine:
                 continue
