@@ -199,4 +199,7 @@ def test_resuming_a_run_another_process_is_training_is_refused_and_it_finishes(t
     assert proc.wait(timeout=600) == 0   # the first is left to finish, its temporary files untouched
     assert torch.load(run / "checkpoint.pt", weights_only=True)["epoch"] == 3 * EPOCHS
     assert json.loads((run / "metrics.json").read_text())
-    assert "resum" not in (run / "log.txt").read_text()   # the refused process wrote nothing into the run
+    # the refused process wrote nothing into the run: no second start line, no resume (the log names
+    # the run directory, whose path holds this test's name, so match whole messages)
+    text = (run / "log.txt").read_text()
+    assert text.count(f"INFO genaug encode: {run}\n") == 1 and "resuming autoencoder training" not in text
