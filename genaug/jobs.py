@@ -25,15 +25,15 @@ def tell(msg: str, key: str = "") -> None:
     log.info(f"{key}: {msg.strip()}" if key else msg.strip())
 
 
-def data_line(bundle: DataBundle, size: int, device: torch.device) -> str:
-    """One line on what a job learns from and where: told before the first epoch, which on a CPU can
-    be many minutes away."""
-    s = bundle.summary()["splits"]
-    counts = ", ".join(f"{k} {v['images']} images of {v['patients']} patients" for k, v in s.items())
+def data_line(summary: dict, size: int, device: torch.device) -> str:
+    """One line on what a job learns from (``DataBundle.summary()``) and where: told before the first
+    epoch, which on a CPU can be many minutes away."""
+    counts = ", ".join(f"{k} {v['images']} images of {v['patients']} patients" for k, v in summary["splits"].items())
     n = torch.get_num_threads()
     threads = f", {n} thread{'s' if n > 1 else ''}" if device.type == "cpu" else ""
-    return (f"data: {bundle.name}{' (synthetic, not X-rays)' if bundle.synthetic else ''}, "
-            f"{len(bundle.classes)} classes ({', '.join(bundle.classes)}) at {size} px: {counts}; on {device}{threads}")
+    classes = summary["classes"]
+    return (f"data: {summary['name']}{' (synthetic, not X-rays)' if summary['synthetic'] else ''}, "
+            f"{len(classes)} classes ({', '.join(classes)}) at {size} px: {counts}; on {device}{threads}")
 
 
 def data_cache_dir(cfg: Config) -> Path:
@@ -63,9 +63,10 @@ def start_job(cfg: Config, run: Run, size: int) -> tuple[torch.device, DataBundl
     # after the data: switching to deterministic kernels imports torch's compiler (about a second),
     # and bad data should be told at once
     set_deterministic(cfg.run.deterministic, device)
-    run.save_manifest(data=bundle.summary(), device=str(device), world_size=distributed.world_size(),
+    summary = bundle.summary()
+    run.save_manifest(data=summary, device=str(device), world_size=distributed.world_size(),
                       skipped=[{"path": p, "reason": r} for p, r in bundle.skipped])
-    tell(data_line(bundle, size, torch.device(device)))
+    tell(data_line(summary, size, torch.device(device)))
     return device, bundle
 
 
