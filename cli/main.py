@@ -258,7 +258,8 @@ def benchmark_cmd(
 
 @app.command("predict")
 def predict_cmd(
-    target: str = typer.Argument(..., help="an image file or a folder of images (searched recursively)"),
+    targets: list[str] = typer.Argument(..., help="image files and folders of images (searched recursively), "
+                                                  "e.g. a shell glob such as xrays/*.jpeg"),
     checkpoint: str = typer.Option(..., "--checkpoint", help="models/<cell>.pt from genaug benchmark --save-models"),
     out: Optional[str] = typer.Option(None, "--out", help="CSV file to write; default: print"),
     device: str = DEVICE_AUTO,
@@ -270,7 +271,7 @@ def predict_cmd(
     from genaug.predict import predict_images
     from genaug.runs import atomic_write_text
 
-    text, skipped = predict_images(checkpoint, target, resolve_device(device))
+    text, skipped = predict_images(checkpoint, targets, resolve_device(device))
     for name, why in skipped:
         typer.echo(f"skipped {name}: {why}", err=True)
     if out:
@@ -282,8 +283,8 @@ def predict_cmd(
 
 @app.command("explain")
 def explain_cmd(
-    target: Optional[str] = typer.Argument(None, help="an image file or a folder of images, as genaug predict takes them"),
-    image: Optional[str] = typer.Option(None, "--image", help="the same, given as an option"),
+    targets: Optional[list[str]] = typer.Argument(None, help="image files and folders of images, as genaug predict takes them"),
+    image: Optional[str] = typer.Option(None, "--image", help="one image file or folder, given as an option"),
     checkpoint: str = typer.Option(..., "--checkpoint", help="models/<cell>.pt from genaug benchmark --save-models"),
     class_: str = typer.Option("", "--class", help="class to explain (default: the predicted one)"),
     layer: str = typer.Option("", "--layer", help="module name of the target layer (default: per architecture)"),
@@ -298,14 +299,14 @@ def explain_cmd(
     from genaug.runs import atomic_write_text, new_run, running
 
     # predict takes its images as an argument; explain took only --image: both are accepted, once
-    if (target is None) == (image is None):
-        raise ConfigError("give the images once: genaug explain --checkpoint MODEL.pt IMAGE_OR_FOLDER"
-                          if target is None else f"images given twice ({target} and --image {image}): give one")
-    image = target if image is None else image
+    if bool(targets) == (image is not None):
+        raise ConfigError("give the images once: genaug explain --checkpoint MODEL.pt IMAGE_OR_FOLDER..."
+                          if not targets else f"images given twice ({' '.join(targets)} and --image {image}): give one")
+    images = targets or [image]
 
-    run = new_run(out, "explain", name, {"checkpoint": checkpoint, "image": image, "class": class_, "layer": layer})
+    run = new_run(out, "explain", name, {"checkpoint": checkpoint, "images": images, "class": class_, "layer": layer})
     with running(run, new=True):   # refused (e.g. an unknown --class): no empty run left behind
-        rows, skipped, layer_name = explain_images(checkpoint, image, run.dir, class_, layer)
+        rows, skipped, layer_name = explain_images(checkpoint, images, run.dir, class_, layer)
         buf = io.StringIO()
         csv.writer(buf).writerows([["file", "explained_class", "probability", "heatmap"]] + rows)
         atomic_write_text(run.path("explanations.csv"), buf.getvalue())

@@ -74,7 +74,7 @@ def overlay(gray: np.ndarray, heat: np.ndarray) -> Image.Image:
     return Image.fromarray(np.concatenate([base.astype(np.uint8), mixed], axis=1))
 
 
-def explain_images(checkpoint: str | Path, target: str | Path, out_dir: Path, class_name: str = "",
+def explain_images(checkpoint: str | Path, targets, out_dir: Path, class_name: str = "",
                    layer: str = "") -> tuple[list[list], list[tuple[str, str]], str]:
     """Write <name>_gradcam.png per image into out_dir; rows (file, explained class, probability, png)."""
     model, ckpt = load_classifier(checkpoint)
@@ -83,7 +83,7 @@ def explain_images(checkpoint: str | Path, target: str | Path, out_dir: Path, cl
         raise ConfigError(f"unknown class '{class_name}'; this model knows {', '.join(classes)}")
     layer_name, module = target_layer(model, ckpt["model_name"], layer)
     out_dir.mkdir(parents=True, exist_ok=True)
-    names, images, skipped = read_images(target, size)
+    names, images, skipped = read_images(targets, size)
     rows = []
     for i, (name, gray) in enumerate(zip(names, images)):
         x = torch.from_numpy(gray).float().div(255)[None, None]

@@ -38,38 +38,54 @@ def load_classifier(path: str | Path):
     return model.eval(), ckpt
 
 
-def list_images(target: str | Path) -> list[Path]:
-    p = Path(target)
-    if p.is_file():
-        return [p]
-    if not p.is_dir():
-        raise DataError(f"{target} is neither an image file nor a folder")
-    files = sorted(q for q in p.rglob("*") if q.suffix.lower() in IMAGE_EXTENSIONS and q.is_file())
-    if not files:
-        raise DataError(f"no images in {target} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})")
-    return files
+def list_images(targets) -> list[Path]:
+    """Image files under ``targets``: files as given, folders searched recursively, each file once,
+    in the order given (a shell glob such as ``xrays/*.jpeg`` arrives as many targets)."""
+    files: list[Path] = []
+    for target in [targets] if isinstance(targets, (str, os.PathLike)) else targets:
+        p = Path(target)
+        if p.is_file():
+            files.append(p)
+        elif not p.is_dir():
+            raise DataError(f"{target} is neither an image file nor a folder")
+        else:
+            found = sorted(q for q in p.rglob("*") if q.suffix.lower() in IMAGE_EXTENSIONS and q.is_file())
+            if not found:
+                raise DataError(f"no images in {target} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})")
+            files.extend(found)
+    unique, seen = [], set()
+    for f in files:   # a file named and also inside a named folder is predicted once
+        if f.resolve() not in seen:
+            seen.add(f.resolve())
+            unique.append(f)
+    if not unique:
+        raise DataError("no image given: name image files or folders")
+    return unique
 
 
-def read_images(target: str | Path, size: int) -> tuple[list[str], np.ndarray, list[tuple[str, str]]]:
-    """The readable images under ``target`` as (names, (N, size, size) uint8, skipped with reasons)."""
+def read_images(targets, size: int) -> tuple[list[str], np.ndarray, list[tuple[str, str]]]:
+    """The readable images under ``targets`` (one path or several) as (names, (N, size, size) uint8,
+    skipped with reasons)."""
     arrays, names, skipped = [], [], []
-    for f in list_images(target):
+    for f in list_images(targets):
         try:
             arrays.append(decode_image(os.fspath(f), size))
             names.append(safe_name(os.fspath(f)))
         except UnreadableImage as exc:
             skipped.append((safe_name(os.fspath(f)), str(exc)))
     if not arrays:
-        raise DataError(f"none of the images in {target} could be read ({len(skipped)} skipped)")
+        first, why = skipped[0]
+        raise DataError(f"no image given could be read ({first}: {why}"
+                        + (f"; {len(skipped) - 1} more skipped" if len(skipped) > 1 else "") + ")")
     return names, np.stack(arrays), skipped
 
 
-def predict_images(checkpoint: str | Path, target: str | Path, device="cpu") -> tuple[str, list[tuple[str, str]]]:
+def predict_images(checkpoint: str | Path, targets, device="cpu") -> tuple[str, list[tuple[str, str]]]:
     """CSV text (file, prediction, one probability column per class and, for two classes, the threshold
     on the second that decided the prediction) and the files skipped with reasons."""
     model, ckpt = load_classifier(checkpoint)
     classes = ckpt["classes"]
-    names, images, skipped = read_images(target, ckpt["image_size"])
+    names, images, skipped = read_images(targets, ckpt["image_size"])
     probs = predict_probs(model, torch.from_numpy(images).unsqueeze(1), device=device)
     thr = ckpt.get("threshold")
     binary = len(classes) == 2 and thr is not None

@@ -163,6 +163,14 @@ def test_benchmark_end_to_end_on_tiny_demo_and_resume(tmp_path):
     assert all(float(row["threshold_PNEUMONIA"]) == pytest.approx(thr, abs=1e-6) for row in rows)
     assert all(row["prediction"] == ("PNEUMONIA" if float(row["p_PNEUMONIA"]) >= thr else "NORMAL") for row in rows)
     assert "skipped" in r.stderr and "notes.png" in r.stderr
+    # several targets, as a shell glob gives them; a file named again, or inside a named folder, once
+    one = sorted((imgs / "PNEUMONIA").glob("*.jpeg"))[0]
+    r = genaug("predict", one, imgs / "NORMAL", one, "--checkpoint", run / "models" / "cnn__real__f1__seed0.pt")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert [row["file"] for row in csv.DictReader(io.StringIO(r.stdout))] == [str(one)] + sorted(
+        str(q) for q in (imgs / "NORMAL").glob("*.jpeg"))
+    r = genaug("predict", imgs / "NORMAL" / "notes.png", "--checkpoint", run / "models" / "cnn__real__f1__seed0.pt")
+    assert r.returncode == 2 and "no image given could be read (" in r.stderr and "not an image" in r.stderr
     # explain takes the images as predict does (or as --image), and once
     r = genaug("explain", imgs, "--checkpoint", run / "models" / "cnn__real__f1__seed0.pt",
                "--class", "PNEUMONIA", "--out", tmp_path / "ex")
@@ -171,6 +179,9 @@ def test_benchmark_end_to_end_on_tiny_demo_and_resume(tmp_path):
     rows = list(csv.DictReader((ex / "explanations.csv").open()))
     assert len(rows) == 4 and {row["explained_class"] for row in rows} == {"PNEUMONIA"}
     assert all((ex / row["heatmap"]).is_file() for row in rows)
+    r = genaug("explain", one, imgs / "NORMAL", "--checkpoint", run / "models" / "cnn__real__f1__seed0.pt",
+               "--out", tmp_path / "ex2")
+    assert r.returncode == 0 and "wrote 3 Grad-CAM overlays" in r.stdout, r.stderr[-2000:]
     r = genaug("explain", "--image", imgs, "--checkpoint", run / "models" / "cnn__real__f1__seed0.pt",
                "--class", "COVID", "--out", tmp_path / "ex-bad")
     assert r.returncode == 2 and "unknown class 'COVID'" in r.stderr and "Traceback" not in r.stderr
