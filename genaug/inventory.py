@@ -195,16 +195,27 @@ def list_runs(out_root: str | Path, command: str | None = None) -> list[RunState
 
 
 def format_runs(states: list[RunState], root: str | Path) -> str:
-    """A table, one run per line, and how to go on with the stopped ones."""
+    """A table, one run per line, and how to go on with the stopped ones. A benchmark's cells in
+    progress and the processes of its shards go on lines of their own below its row, so the table
+    keeps to the width of a terminal."""
     if not states:
         return f"no genaug runs under {root}\n"
     rows = [("run", "state", "progress", "log written", "process at work")]
+    below: list[tuple[list[str], list[str]]] = []   # per run: more processes, cells in progress
     for s in states:
         state = f"{s.state} (archived)" if s.archived else s.state
-        rows.append((s.run, state, s.progress or "-", "-" if s.last_log is None else f"{duration(s.last_log)} ago",
-                     s.holder or "-"))
+        parts = s.progress.split("; ") if s.command == "benchmark" and s.progress else [s.progress]
+        count = parts.pop(0) if re.fullmatch(r"\d+ (of \d+ )?cells?", parts[0]) or s.command != "benchmark" else ""
+        holders = s.holder.split("; ") if s.holder else ["-"]
+        rows.append((s.run, state, count or "-", "-" if s.last_log is None else f"{duration(s.last_log)} ago",
+                     holders[0]))
+        below.append((holders[1:], parts))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4] for r in rows]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(rows[0][:4], widths)) + "  " + rows[0][4]]
+    for r, (more, cells) in zip(rows[1:], below):
+        lines.append("  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4])
+        lines += [" " * (sum(widths) + 8) + h for h in more]
+        lines += [f"    {c}" for c in cells]
     stopped = [s for s in states if s.resume]
     if stopped:
         lines += ["", f"{len(stopped)} stopped run{'s' if len(stopped) > 1 else ''} can go on where "

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from genaug.inventory import list_runs, run_state
+from genaug.inventory import RunState, format_runs, list_runs, run_state
 from genaug.runs import new_run, open_run, write_json
 from test_cli import genaug
 
@@ -123,6 +123,25 @@ def test_runs_command_prints_a_table_and_how_to_resume_without_loading_torch(tmp
     archive_run(gan.dir, tmp_path / "arch")
     r = genaug("runs", "--out", tmp_path / "arch")
     assert r.stdout.splitlines()[1].split()[1:5] == ["stopped", "(archived)", "1", "of"]
+
+
+def test_cells_in_progress_and_shard_processes_go_below_their_run_so_the_table_keeps_its_width():
+    a, b = "densenet121__mixed__f1__seed0", "densenet121__mixed__f1__seed1"
+    states = [RunState("/r/benchmark/x", "benchmark", "at work",
+                       f"0 of 3 cells; {a} 4 of 12 epochs, at most 10m51s left; {b} 3 of 12 epochs", 12.0,
+                       "pid 1 on h since T, shard 1/2; pid 2 on h since T, shard 2/2", ""),
+              RunState("/r/benchmark/old", "benchmark", "stopped", f"{a} stopped before its first epoch", None, "",
+                       "genaug benchmark --resume /r/benchmark/old"),
+              RunState("/r/gan/g", "gan", "finished", "NORMAL 2/2, PNEUMONIA 2/2 epochs", 5.0, "", "")]
+    lines = format_runs(states, "/r").splitlines()
+    assert lines[1].split() == ["/r/benchmark/x", "at", "work", "0", "of", "3", "cells", "12s", "ago",
+                                "pid", "1", "on", "h", "since", "T,", "shard", "1/2"]
+    assert lines[2].strip() == "pid 2 on h since T, shard 2/2" and lines[2].index("pid") == lines[1].index("pid")
+    assert lines[3:5] == [f"    {a} 4 of 12 epochs, at most 10m51s left", f"    {b} 3 of 12 epochs"]
+    assert lines[5].split()[:3] == ["/r/benchmark/old", "stopped", "-"]   # a run before plans were recorded
+    assert lines[6] == f"    {a} stopped before its first epoch"
+    assert lines[7].split()[:5] == ["/r/gan/g", "finished", "NORMAL", "2/2,", "PNEUMONIA"]
+    assert a not in lines[1] and "pid 2" not in lines[1]   # one run's row holds one of each
 
 
 @pytest.mark.parametrize("args,needle", [
