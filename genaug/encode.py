@@ -98,10 +98,11 @@ def train_autoencoder(model: ConvAutoencoder, bundle: DataBundle, cfg: Config, r
         val = evaluate_reconstruction(model, val_x, device)
         history.append({"epoch": epoch, "lr": lr_now, "train_mse": total / seen, "val_mse": val["mse"], "val_psnr": val["psnr"],
                         "val_ssim": val["ssim"], "seconds": time.perf_counter() - t0})
-        log.info("autoencoder epoch %d: train mse %.5f, val psnr %.2f dB ssim %.4f", epoch, total / seen,
-                 val["psnr"], val["ssim"])
-        distributed.say(f"epoch {epoch}/{e.epochs}: train mse {total / seen:.5f}  val psnr {val['psnr']:.2f} dB  "
-                        f"ssim {val['ssim']:.4f}  ({time.perf_counter() - t0:.0f} s)", flush=True)
+        # console and log say the same, in the words the classifiers' epochs use
+        msg = (f"autoencoder epoch {epoch} of {e.epochs}: train mse {total / seen:.5f}, val psnr {val['psnr']:.2f} dB "
+               f"ssim {val['ssim']:.4f} ({time.perf_counter() - t0:.0f} s)")
+        log.info(msg)
+        distributed.say(msg, flush=True)
         if tracker is not None:
             tracker.scalars("autoencoder", {"mse/train": total / seen, "mse/val": val["mse"], "psnr/val": val["psnr"],
                                             "ssim/val": val["ssim"], "lr": lr_now}, epoch)

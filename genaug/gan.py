@@ -218,7 +218,7 @@ def train_gan_model(key: str, images: np.ndarray, labels: np.ndarray | None, n_c
         if distributed.is_main():   # each epoch, not only at the end: genaug runs reads progress from it
             write_json(run.path(f"history-{key}.json"), st.history)
         atomic_torch_save(st.state(cfg, classes, key), run.path(f"checkpoint-{key}.pt"))
-        msg = (f"gan {key} epoch {epoch}/{g.epochs}: loss D {mean_d:.3f} G {mean_g:.3f} "
+        msg = (f"gan {key} epoch {epoch} of {g.epochs}: loss D {mean_d:.3f} G {mean_g:.3f} "
                f"({n * bs / max(time.perf_counter() - t0, 1e-9):.0f} img/s)")
         log.info(msg)
         distributed.say(msg, flush=True)

@@ -247,6 +247,9 @@ def test_gan_cli_end_to_end_and_sample(tmp_path, tiny):
     assert len(rows) == 12 and {r["class"] for r in rows} == {"PNEUMONIA"}
     assert all((run / "synthetic" / r["file"]).is_file() for r in rows)
     assert set(rows[0]) == {"file", "class", "seed", "index", "checkpoint", "step"}
+    # each epoch in the words the classifiers use, the same on the console and in the log
+    assert re.search(r"^gan conditional epoch 2 of 2: loss D \d+\.\d{3} G \d+\.\d{3} \(\d+ img/s\)$", r.stdout, re.M)
+    assert "gan conditional epoch 2 of 2: " in (run / "log.txt").read_text()
     for name in ("config.yaml", "log.txt", "manifest.json", "metrics.json", "quality.md", "judge.pt",
                  "generator-conditional.pt", "checkpoint-conditional.pt", "memorization-PNEUMONIA.png",
                  "samples/conditional_epoch_002.png"):
@@ -302,6 +305,8 @@ def test_encode_cli_end_to_end(tmp_path, tiny):
     assert said[1].startswith("data: ") and "2 classes" in said[1] and "test 12 images" in said[1]
     assert said[0] in (run / "log.txt").read_text() and said[1] in (run / "log.txt").read_text()
     assert "batch/s" not in r.stderr and "view 1/" not in r.stderr
+    epoch = next(line for line in said if line.startswith("autoencoder epoch 1 of 1: train mse "))
+    assert epoch.split(" (")[0] in (run / "log.txt").read_text()
     for name in ("autoencoder.pt", "checkpoint.pt", "reconstructions.png", "metrics.json", "summary.md",
                  "history.json", "latents/meta.json", "latents/train.npy", "latents/test.npy", "latents/val.npy"):
         assert (run / name).is_file(), name
