@@ -209,7 +209,7 @@ def format_runs(states: list[RunState], root: str | Path) -> str:
         holders = s.holder.split("; ") if s.holder else ["-"]
         rows.append((s.run, state, count or "-", "-" if s.last_log is None else f"{duration(s.last_log)} ago",
                      holders[0]))
-        below.append((holders[1:], parts))
+        below.append((holders[1:], [c for c in parts if c]))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(rows[0][:4], widths)) + "  " + rows[0][4]]
     for r, (more, cells) in zip(rows[1:], below):

@@ -132,7 +132,8 @@ def test_cells_in_progress_and_shard_processes_go_below_their_run_so_the_table_k
                        "pid 1 on h since T, shard 1/2; pid 2 on h since T, shard 2/2", ""),
               RunState("/r/benchmark/old", "benchmark", "stopped", f"{a} stopped before its first epoch", None, "",
                        "genaug benchmark --resume /r/benchmark/old"),
-              RunState("/r/gan/g", "gan", "finished", "NORMAL 2/2, PNEUMONIA 2/2 epochs", 5.0, "", "")]
+              RunState("/r/gan/g", "gan", "finished", "NORMAL 2/2, PNEUMONIA 2/2 epochs", 5.0, "", ""),
+              RunState("/r/benchmark/new", "benchmark", "at work", "", 1.0, "pid 3 on h since T", "")]
     lines = format_runs(states, "/r").splitlines()
     assert lines[1].split() == ["/r/benchmark/x", "at", "work", "0", "of", "3", "cells", "12s", "ago",
                                 "pid", "1", "on", "h", "since", "T,", "shard", "1/2"]
@@ -142,6 +143,7 @@ def test_cells_in_progress_and_shard_processes_go_below_their_run_so_the_table_k
     assert lines[6] == f"    {a} stopped before its first epoch"
     assert lines[7].split()[:5] == ["/r/gan/g", "finished", "NORMAL", "2/2,", "PNEUMONIA"]
     assert a not in lines[1] and "pid 2" not in lines[1]   # one run's row holds one of each
+    assert lines[8].split()[:3] == ["/r/benchmark/new", "at", "work"] and lines[9] == ""   # nothing below it
 
 
 @pytest.mark.parametrize("args,needle", [
