@@ -385,7 +385,7 @@ def test_shards_split_the_cells_and_the_last_one_writes_the_report(tmp_path):
     run = only_run(out, "benchmark")
     assert sorted(p.name for p in (run / "cells").glob("*.json")) == [
         "cnn__real__f1__seed0.json", "cnn__real__f1__seed2.json"]
-    assert "still with other shards" in r.stdout and not (run / "report.md").exists()
+    assert "1 of 3 cells is still with other shards" in r.stdout and not (run / "report.md").exists()
     assert f"other shards join this run with: genaug benchmark --resume {run} --shard 2/2" in r.stdout + r.stderr
     assert "report: " not in r.stdout + r.stderr   # it wrote none, so it names none
     # an interim report of the cells so far, training nothing and saying what it lacks
