@@ -871,8 +871,9 @@ def _benchmark(cfg: Config, run: Run, part: tuple[int, int] | None = None, repor
     enc_dir = inp.enc_dir or recorded_input_run(run, "encode_run")
     missing = sorted(k for k in set(plan.keys) if not (cells_dir / f"{k}.json").is_file())
     if part is not None and missing:
-        print(f"shard {part[0] + 1}/{part[1]} finished its cells; {len(missing)} of {len(plan.todo)} cells "
-              f"{'is' if len(missing) == 1 else 'are'} still with other shards. The last shard to finish writes the report (or run "
+        verb = "is" if len(missing) == 1 else "are"
+        print(f"shard {part[0] + 1}/{part[1]} finished its cells; {len(missing)} of {len(plan.todo)} cells {verb} "
+              "still with other shards. The last shard to finish writes the report (or run "
               f"genaug benchmark --resume {run.dir} once all are done).", flush=True)
         run.save_manifest(finished_shard=True)
         return run.dir

@@ -55,8 +55,8 @@ def list_images(targets) -> list[Path]:
             files.extend(found)
     unique, seen = [], set()
     for f in files:   # a file named and also inside a named folder is predicted once
-        if f.resolve() not in seen:
-            seen.add(f.resolve())
+        if (real := f.resolve()) not in seen:
+            seen.add(real)
             unique.append(f)
     if not unique:
         raise DataError("no image given: name image files or folders")
