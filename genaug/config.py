@@ -153,9 +153,34 @@ class Config:
 
 _POSITIVE = {
     "gan.image_size", "gan.nz", "gan.ngf", "gan.ndf", "gan.epochs", "gan.batch_size", "gan.n",
-    "gan.eval_images", "encode.image_size", "encode.latent_channels", "encode.batch_size",
-    "benchmark.image_size", "benchmark.batch_size", "benchmark.seeds", "benchmark.epochs",
-    "data.demo_train", "gan.lr", "encode.lr", "benchmark.lr",
+    "gan.eval_images", "gan.judge_epochs", "gan.max_loss", "encode.image_size", "encode.latent_channels",
+    "encode.batch_size", "encode.epochs", "benchmark.image_size", "benchmark.batch_size", "benchmark.seeds",
+    "benchmark.epochs", "benchmark.patience", "data.demo_train", "gan.lr", "encode.lr", "benchmark.lr",
+}
+
+# Keys with bounds other than > 0: what the key must be (as the error says it), and the test. A value
+# outside them would otherwise train for nothing (encode.epochs 0 wrote an untrained autoencoder) or
+# fail only after hours of training (benchmark.bootstrap 0 broke the report, once every cell had run).
+_BOUNDED = {
+    "run.threads": ("0 (torch's default) or more", lambda v: v >= 0),
+    "data.val_fraction": ("in (0, 1)", lambda v: 0 < v < 1),
+    "gan.train_fraction": ("in (0, 1]", lambda v: 0 < v <= 1),
+    "encode.train_fraction": ("in (0, 1]", lambda v: 0 < v <= 1),
+    "gan.beta1": ("in [0, 1)", lambda v: 0 <= v < 1),
+    "gan.real_label": ("in (0, 1] (the real target, 0.9 for one-sided smoothing)", lambda v: 0 < v <= 1),
+    "gan.ema_decay": ("in [0, 1)", lambda v: 0 <= v < 1),
+    "gan.ema_start": (">= 0", lambda v: v >= 0),
+    "gan.aux_weight": (">= 0", lambda v: v >= 0),
+    "gan.nearcopy_quantile": ("in (0, 1)", lambda v: 0 < v < 1),
+    "gan.fid_bootstrap": ("0 (none) or at least 2 resamplings", lambda v: v == 0 or v >= 2),
+    "encode.views": ("between 0 and 32", lambda v: 0 <= v <= 32),
+    "encode.baseline_size": (">= 0 (0: image_size / 4)", lambda v: v >= 0),
+    "benchmark.weight_decay": (">= 0", lambda v: v >= 0),
+    "benchmark.early_stop_after": ("in [0, 1] (a share of the epochs)", lambda v: 0 <= v <= 1),
+    "benchmark.synthetic_ratio": (">= 0", lambda v: v >= 0),
+    "benchmark.folds": ("1 (one val split) or K >= 2", lambda v: v >= 1),
+    "benchmark.latent_epochs": (">= 0 (0: as benchmark.epochs)", lambda v: v >= 0),
+    "benchmark.bootstrap": ("at least 10 resamplings", lambda v: v >= 10),
 }
 
 
@@ -209,44 +234,25 @@ def validate(cfg: Config) -> Config:
         section, key = dotted.split(".")
         if getattr(getattr(cfg, section), key) <= 0:
             raise ConfigError(f"config key '{dotted}' must be positive, got {getattr(getattr(cfg, section), key)}")
-    if cfg.run.threads < 0:
-        raise ConfigError(f"config key 'run.threads' must be 0 (torch's default) or more, got {cfg.run.threads}")
+    for dotted, (what, ok) in _BOUNDED.items():
+        section, key = dotted.split(".")
+        if not ok(value := getattr(getattr(cfg, section), key)):
+            raise ConfigError(f"config key '{dotted}' must be {what}, got {value}")
     if cfg.gan.image_size not in (64, 128):
         raise ConfigError(f"config key 'gan.image_size' must be 64 or 128, got {cfg.gan.image_size}")
-    if not 0 <= cfg.encode.views <= 32:
-        raise ConfigError(f"config key 'encode.views' must be between 0 and 32, got {cfg.encode.views}")
     if cfg.encode.image_size % 16:
         raise ConfigError(f"config key 'encode.image_size' must be a multiple of 16, got {cfg.encode.image_size}")
-    if not 0 < cfg.data.val_fraction < 1:
-        raise ConfigError(f"config key 'data.val_fraction' must be in (0, 1), got {cfg.data.val_fraction}")
-    for key in ("gan.train_fraction", "encode.train_fraction"):
-        sec, name = key.split(".")
-        frac = getattr(getattr(cfg, sec), name)
-        if not 0 < frac <= 1:
-            raise ConfigError(f"config key '{key}' must be in (0, 1], got {frac}")
     for frac in parse_fractions(cfg.benchmark.train_fractions):
         if not 0 < frac <= 1:
             raise ConfigError(f"config key 'benchmark.train_fractions' values must be in (0, 1], got {frac}")
-    if not 0 <= cfg.benchmark.early_stop_after <= 1:
-        raise ConfigError("config key 'benchmark.early_stop_after' must be in [0, 1] (a share of the epochs), "
-                          f"got {cfg.benchmark.early_stop_after}")
-    if cfg.benchmark.synthetic_ratio < 0:
-        raise ConfigError("config key 'benchmark.synthetic_ratio' must be >= 0")
     if cfg.data.task not in ("binary", "3class"):
         raise ConfigError(f"config key 'data.task' must be binary or 3class, got '{cfg.data.task}'")
     parse_augmentations(cfg.benchmark.augmentations)
     if cfg.benchmark.schedule not in SCHEDULES:
         raise ConfigError(f"config key 'benchmark.schedule' must be one of {', '.join(SCHEDULES)}, "
                           f"got '{cfg.benchmark.schedule}'")
-    if cfg.benchmark.folds < 1:
-        raise ConfigError(f"config key 'benchmark.folds' must be 1 (one val split) or K >= 2, got {cfg.benchmark.folds}")
     if cfg.gan.conditioning not in ("channels", "acgan"):
         raise ConfigError(f"config key 'gan.conditioning' must be channels or acgan, got '{cfg.gan.conditioning}'")
-    if cfg.gan.aux_weight < 0:
-        raise ConfigError(f"config key 'gan.aux_weight' must be >= 0, got {cfg.gan.aux_weight}")
-    if cfg.gan.fid_bootstrap < 0 or cfg.gan.fid_bootstrap == 1:
-        raise ConfigError(f"config key 'gan.fid_bootstrap' must be 0 (none) or at least 2 resamplings, "
-                          f"got {cfg.gan.fid_bootstrap}")
     if cfg.gan.fid_features not in ("domain", "inception"):
         raise ConfigError(f"config key 'gan.fid_features' must be domain or inception, got '{cfg.gan.fid_features}'")
     return cfg

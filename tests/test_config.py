@@ -21,6 +21,14 @@ def test_defaults_then_profile_then_flags(tmp_path):
     ("data:\n  val_fraction: 1.5\n", "data.val_fraction"),
     ("benchmark:\n  early_stop_after: 1.5\n", "benchmark.early_stop_after"),
     ("gan:\n  fid_bootstrap: 1\n", "'gan.fid_bootstrap' must be 0 \\(none\\) or at least 2"),
+    # bounds that, unchecked, trained for nothing or failed only once every cell had trained
+    ("encode:\n  epochs: 0\n", "'encode.epochs' must be positive, got 0"),
+    ("benchmark:\n  bootstrap: 0\n", "'benchmark.bootstrap' must be at least 10 resamplings, got 0"),
+    ("benchmark:\n  patience: 0\n", "'benchmark.patience' must be positive"),
+    ("benchmark:\n  latent_epochs: -1\n", "'benchmark.latent_epochs' must be >= 0"),
+    ("gan:\n  beta1: 1.0\n", "'gan.beta1' must be in \\[0, 1\\), got 1.0"),
+    ("gan:\n  real_label: 0\n", "'gan.real_label' must be in \\(0, 1\\]"),
+    ("gan:\n  nearcopy_quantile: 1\n", "'gan.nearcopy_quantile' must be in \\(0, 1\\)"),
 ])
 def test_bad_config_names_the_key(tmp_path, text, match):
     prof = tmp_path / "bad.yaml"
