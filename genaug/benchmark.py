@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from genaug.config import Config, config_from_dict, parse_fractions, resumed_settings, validate
+from genaug.config import Config, config_from_dict, data_differences, parse_fractions, resumed_settings, validate
 from genaug.data import DataBundle, ImageSet, check_data_spec, patient_folds, subsample_by_patient
 from genaug.device import seed_everything
 from genaug.encode import gather_rows, load_latents, run_encode
@@ -62,15 +62,10 @@ def parse_list(text: str, known: tuple, what: str) -> list[str]:
 
 
 def _same_data(run_cfg: dict, cfg: Config, what: str, run_dir) -> None:
-    d = run_cfg.get("data", {})
-    for key in ("data", "task", "split_seed", "val_fraction"):
-        if key == "data" and cfg.data.data != "demo" and d.get(key) != "demo":
-            same = Path(str(d.get(key))).resolve() == Path(cfg.data.data).resolve()
-        else:
-            same = d.get(key) == getattr(cfg.data, key)
-        if not same:
-            raise CheckpointError(f"{what} run {run_dir} was made with data.{key}={d.get(key)!r}, this benchmark "
-                                  f"uses {getattr(cfg.data, key)!r}; use a matching run or let benchmark train one")
+    if differ := data_differences(run_cfg, cfg.to_dict()):
+        key = differ[0]
+        raise CheckpointError(f"{what} run {run_dir} was made with data.{key}={run_cfg['data'].get(key)!r}, this "
+                              f"benchmark uses {getattr(cfg.data, key)!r}; use a matching run or let benchmark train one")
 
 
 def load_synthetic(gan_dir: Path, classes: list[str], size: int) -> tuple[dict[str, np.ndarray], dict[str, list[str]]]:

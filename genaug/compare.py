@@ -15,15 +15,12 @@ import numpy as np
 
 from genaug.benchmark import (DEPENDENT_VARIANTS, INPUT_RUNS, VARIANT_ONLY_SETTINGS, correct_rows, is_binary,
                               paired_comparison, replicate_key)
+from genaug.config import data_differences
 from genaug.errors import CheckpointError, ConfigError
 from genaug.report import (PAIRED_TEST_NOTE, ONE_RUN_NOTE, VARIANT_WORDS, _p, at_half_column, difference_with_interval,
                            paired_columns, threshold_clause, verdict)
 from genaug.metrics import paired_bootstrap_diff
 from genaug.runs import atomic_write_text, machines_line, machines_of, new_run, read_cells, read_run_config, write_json
-
-# data keys that decide which images are test and validation: both runs must agree on them
-SAME_DATA_KEYS = ("data", "task", "split_seed", "val_fraction")
-
 
 def _cells(run_dir: Path) -> list[dict]:
     cells_dir = run_dir / "cells"
@@ -56,7 +53,7 @@ def compare_runs(run_a: str | Path, run_b: str | Path, n_boot: int = 1000) -> di
     a_dir, b_dir = Path(run_a), Path(run_b)
     cells_a, cells_b = _cells(a_dir), _cells(b_dir)
     set_a, set_b = _settings(a_dir), _settings(b_dir)
-    differ = [k for k in SAME_DATA_KEYS if set_a["data"].get(k) != set_b["data"].get(k)]
+    differ = data_differences(set_a, set_b)
     if differ:
         raise ConfigError(f"{a_dir.name} and {b_dir.name} split different data ({', '.join(differ)} differ), so "
                           "their test images are not the same; compare runs made on one data source and split")
@@ -207,7 +204,7 @@ def _poolable_inputs(dirs: list[Path], variant: str, key: str, what: str) -> dic
     settings = {d: _settings(d) for d in dirs}
     first = dirs[0]
     for d in dirs[1:]:
-        if differ := [k for k in SAME_DATA_KEYS if settings[first]["data"].get(k) != settings[d]["data"].get(k)]:
+        if differ := data_differences(settings[first], settings[d]):
             raise ConfigError(f"{first.name} and {d.name} split different data ({', '.join(differ)} differ); pool runs "
                               "made on one data source and split")
         # settings only other variants read may differ (e.g. latent_epochs when pooling mixed)

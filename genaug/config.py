@@ -7,6 +7,8 @@ values of the wrong type are errors that name the key.
 from __future__ import annotations
 
 import dataclasses
+import operator
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -299,7 +301,42 @@ def load_config(profile: str | None = None, overrides: dict | None = None) -> Co
     if overrides:
         clean = {s: {k: v for k, v in d.items() if v is not None} for s, d in overrides.items()}
         _apply(cfg, clean, "command line")
+    cfg.data.data = absolute_data(cfg.data.data)
     return validate(cfg)
+
+
+def _is_path(spec: str) -> bool:
+    return spec != "demo" and not spec.startswith("medmnist:")
+
+
+def absolute_data(spec: str) -> str:
+    """A relative data folder or .npz that exists, made absolute: a run saves it so, and its saved
+    config then names its data from any working directory (resumed there, or checked as another
+    run's GAN or encode run). A missing path stays as typed, for the error to quote."""
+    if _is_path(spec) and not os.path.isabs(spec) and os.path.exists(spec):
+        return os.path.abspath(spec)
+    return spec
+
+
+# data keys that decide which images are test and validation: runs compared, pooled or feeding one
+# another must agree on them
+SAME_DATA_KEYS = ("data", "task", "split_seed", "val_fraction")
+
+
+def data_differences(a: dict, b: dict) -> list[str]:
+    """The SAME_DATA_KEYS on which two saved configs' ``data`` sections differ."""
+    return [k for k in SAME_DATA_KEYS if not (same_data_source if k == "data" else operator.eq)(
+        a.get("data", {}).get(k), b.get("data", {}).get(k))]
+
+
+def same_data_source(a: Any, b: Any) -> bool:
+    """Whether two recorded ``data.data`` name one source. Paths compare resolved; a relative one
+    (saved by runs before paths were stored absolute) resolves against the working directory."""
+    if a == b:
+        return True
+    if not (isinstance(a, str) and isinstance(b, str) and _is_path(a) and _is_path(b)):
+        return False
+    return os.path.realpath(a) == os.path.realpath(b)
 
 
 # What the command line may change when a run is resumed: where and how it runs, not what it
@@ -324,7 +361,7 @@ def resumed_settings(saved: Config, given: dict, run_dir) -> Config:
             if dotted in RESUME_MAY_CHANGE:
                 setattr(getattr(cfg, section), key, new)
             elif dotted not in RESUME_IGNORES and new != old and not (
-                    dotted == "data.data" and Path(str(new)).resolve() == Path(str(old)).resolve()):
+                    dotted == "data.data" and same_data_source(new, old)):
                 raise ConfigError(f"run {run_dir} was made with {dotted}={old!r}; a resumed run keeps it "
                                   f"(start a new run to use {new!r})")
     return validate(cfg)

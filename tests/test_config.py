@@ -84,3 +84,28 @@ def test_resume_takes_flags_that_change_only_how_the_run_runs(tmp_path, monkeypa
     assert (cfg.run.device, cfg.data.cache_dir, cfg.encode.overwrite) == ("cpu", "/fast/disk", True)
     assert (cfg.run.seed, cfg.run.name, cfg.run.out_root, cfg.data.data) == (4, "first", "outputs", "saved/folder")
     assert saved.run.device == "auto" and saved.data.cache_dir == ""   # the saved config is not altered
+
+
+def test_a_relative_data_path_is_saved_absolute_so_runs_match_from_any_directory(tmp_path, monkeypatch):
+    """A GAN run made from the project root with --data ../shared/x, checked by a benchmark started
+    in another directory as --data ../../work/shared/x, was refused as other data: the two spellings
+    were compared as strings, or resolved against the wrong directory."""
+    from genaug.config import data_differences, same_data_source
+    data = tmp_path / "shared" / "xray"
+    (data / "train").mkdir(parents=True)
+    (tmp_path / "project").mkdir()
+    (tmp_path / "elsewhere" / "deeper").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "project")
+    made_here = load_config(None, {"data": {"data": "../shared/xray"}})
+    assert made_here.data.data == str(data)
+    monkeypatch.chdir(tmp_path / "elsewhere" / "deeper")
+    given_there = load_config(None, {"data": {"data": "../../shared/xray"}})
+    assert data_differences(made_here.to_dict(), given_there.to_dict()) == []
+    assert data_differences(made_here.to_dict(), load_config(None, {"data": {"data": "demo"}}).to_dict()) == ["data"]
+    # a missing path stays as typed, for the error to quote; demo and medmnist:NAME are names, not paths
+    for spec in ("no/such/folder", "demo", "medmnist:pneumoniamnist"):
+        assert load_config(None, {"data": {"data": spec}}).data.data == spec
+    assert not same_data_source("demo", "medmnist:pneumoniamnist")
+    # a run saved with a relative path before paths were stored absolute still resolves as before
+    monkeypatch.chdir(tmp_path / "project")
+    assert same_data_source("../shared/xray", str(data))
