@@ -133,7 +133,10 @@ def test_missing_and_empty_inputs_are_one_line_errors(tmp_path):
 def test_a_test_split_without_a_class_is_refused(tmp_path):
     root = make_folder_dataset(tmp_path / "x")
     shutil.rmtree(root / "test" / "NORMAL")
-    with pytest.raises(DataError, match="test split has no images of class NORMAL"):
+    with pytest.raises(DataError, match=f"the test split of {root} has no images of class NORMAL"):
+        load_data(str(root), 16, cache_dir=None)
+    shutil.rmtree(root / "train" / "PNEUMONIA")
+    with pytest.raises(DataError, match=f"the training split of {root} has no images of class PNEUMONIA"):
         load_data(str(root), 16, cache_dir=None)
 
 

@@ -156,11 +156,13 @@ def load_data(spec: str, size: int, task: str = "binary", val_fraction: float = 
     for split, s in bundle.splits.items():
         present = np.bincount(s.labels, minlength=len(bundle.classes))
         missing = [c for c, k in zip(bundle.classes, present) if k == 0]
+        # named with the data given: a .npz holds its splits inside, where the user cannot see them
         if missing and split == "train":
-            raise DataError(f"training split has no images of class {', '.join(missing)}")
+            raise DataError(f"the training split of {spec} has no images of class {', '.join(missing)}: every "
+                            "class needs training images")
         if missing and split == "test":
-            raise DataError(f"test split has no images of class {', '.join(missing)}: every class needs test "
-                            "images, or accuracy, specificity and ROC-AUC are undefined")
+            raise DataError(f"the test split of {spec} has no images of class {', '.join(missing)}: every class "
+                            "needs test images, or accuracy, specificity and ROC-AUC are undefined")
         if missing:
             bundle.notes.append(f"the {split} split has no images of class {', '.join(missing)}")
     return bundle
