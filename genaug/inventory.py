@@ -22,7 +22,7 @@ class RunState:
     run: str            # the run directory
     command: str        # gan, encode, benchmark, pool, ...
     state: str          # at work | finished | stopped
-    progress: str       # "7 of 16 epochs", "24 of 27 cells", or ""
+    progress: str       # "7 of 16 epochs", "24 of 27 cells" (at work: ", about 25m left"), or ""
     last_log: float | None   # seconds since its log was last written (None: no log)
     holder: str         # the process at work on it, when one is
     resume: str         # the command that continues a stopped run ("" when none does)
@@ -78,21 +78,22 @@ def _epochs(d: Path, section: str, histories: list[Path], at_work: bool) -> tupl
     return text, min(done) >= planned
 
 
-def _cells(d: Path, manifests: list[dict]) -> tuple[str, bool | None]:
-    """'24 of 27 cells', and whether every planned cell is done (None when the plan is unknown: a run
-    made before runs recorded it, and not yet resumed)."""
+def _cells(d: Path, manifests: list[dict]) -> tuple[str, bool | None, list[str]]:
+    """'24 of 27 cells', whether every planned cell is done (None when the plan is unknown: a run
+    made before runs recorded it, and not yet resumed), and the planned cells not done."""
     have = {p.stem for p in (d / "cells").glob("*.json")}
     plans = [m["planned_cells"] for m in manifests if isinstance(m.get("planned_cells"), list)]
     if plans:
-        planned = set(max(plans, key=len))   # an extended run records a longer plan
-        done = len(planned & have)
-        return f"{done} of {_count(len(planned), 'cell')}", done == len(planned)
+        planned = max(plans, key=len)   # an extended run records a longer plan
+        todo = [k for k in planned if k not in have]
+        done = len(planned) - len(todo)
+        return f"{done} of {_count(len(planned), 'cell')}", not todo, todo
     counted = [m for m in manifests if isinstance(m.get("cells"), int) and isinstance(m.get("missing_cells"), int)]
     if counted:   # written when its last process ended
         m = counted[-1]
         total = m["cells"] + m["missing_cells"]
-        return f"{min(len(have), total)} of {_count(total, 'cell')}", len(have) >= total
-    return (_count(len(have), "cell") if have else ""), None
+        return f"{min(len(have), total)} of {_count(total, 'cell')}", len(have) >= total, []
+    return (_count(len(have), "cell") if have else ""), None, []
 
 
 _LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),\d+ INFO (.*)$", re.M)
@@ -101,16 +102,17 @@ _CELL_EPOCH = re.compile(r"(\S+) epoch (\d+) of (\d+): ")
 _CELL_START = re.compile(r"\[\d+/\d+\] (\S+): \d+ training images|(\S+): resuming at epoch \d+ of \d+ ")
 
 
-def _cells_in_progress(d: Path, done: set[str], at_work: bool) -> str:
+def _cells_in_progress(d: Path, done: set[str], at_work: bool) -> tuple[str, dict[str, float]]:
     """'vgg19__real__f1__seed0 4 of 12 epochs' for each cell not done that the end of the run's log
     reports (benchmark shards share the log); while the run is at work, with the most time the cell
-    can take at the pace of its last epochs in the process at work (early stopping may end it sooner)."""
+    can take at the pace of its last epochs in the process at work (early stopping may end it sooner),
+    which is also returned, in seconds, per cell timed."""
     try:
         with (d / "log.txt").open("rb") as fh:
             fh.seek(max(fh.seek(0, 2) - 65536, 0))
             tail = fh.read().decode("utf-8", "replace")
     except OSError:
-        return ""
+        return "", {}
     mark: dict[str, float] = {}                 # when the epoch now under way began, per cell
     took: dict[str, list[float]] = {}           # seconds of each epoch timed
     latest: dict[str, tuple[int, int] | None] = {}
@@ -129,7 +131,7 @@ def _cells_in_progress(d: Path, done: set[str], at_work: bool) -> str:
             mark[key] = t
             took.pop(key, None)   # the pace of this process only: a resumed cell may run on another machine
             latest.setdefault(key, None)
-    parts = []
+    parts, left = [], {}
     for key, epochs in latest.items():
         if key in done:
             continue
@@ -140,10 +142,26 @@ def _cells_in_progress(d: Path, done: set[str], at_work: bool) -> str:
         n, of = epochs
         text = f"{key} {n} of {of} epochs"
         if at_work and took.get(key) and n < of:
-            per = sum(took[key][-3:]) / len(took[key][-3:])
-            text += f", at most {duration(per * (of - n))} left"
+            left[key] = sum(took[key][-3:]) / len(took[key][-3:]) * (of - n)
+            text += f", at most {duration(left[key])} left"
         parts.append(text)
-    return "; ".join(parts)
+    return "; ".join(parts), left
+
+
+def _benchmark_time_left(d: Path, todo: list[str], in_progress: dict[str, float], processes: int) -> str:
+    """', about 25m left' for a benchmark at work: each cell not begun at the mean training time of
+    the run's last three finished cells of its model (cells differ by model far more than by seed or
+    variant), each cell in progress at what its epochs left take, shared among the processes at work.
+    '' while a model left has no finished cell to time it by."""
+    took: dict[str, list[float]] = {}
+    for p in sorted((d / "cells").glob("*.json"), key=lambda p: p.stat().st_mtime):
+        if isinstance(c := _read_json(p), dict) and isinstance(c.get("train_seconds"), (int, float)):
+            took.setdefault(p.stem.split("__")[0], []).append(float(c["train_seconds"]))
+    waiting = [k.split("__")[0] for k in todo if k not in in_progress]
+    if not todo or any(not took.get(m) for m in waiting):
+        return ""
+    seconds = sum(in_progress.values()) + sum(sum(took[m][-3:]) / len(took[m][-3:]) for m in waiting)
+    return f", about {duration(seconds / max(processes, 1))} left"
 
 
 def run_state(directory: str | Path) -> RunState | None:
@@ -156,7 +174,7 @@ def run_state(directory: str | Path) -> RunState | None:
     command = str(main["command"])
     holder = in_use_by(d)
     if command == "benchmark":
-        progress, complete = _cells(d, manifests)
+        progress, complete, todo = _cells(d, manifests)
     elif command in ("gan", "encode"):
         histories = sorted(d.glob("history-*.json")) if command == "gan" else [d / "history.json"]
         progress, complete = _epochs(d, command, [p for p in histories if p.is_file()], bool(holder))
@@ -166,7 +184,9 @@ def run_state(directory: str | Path) -> RunState | None:
     finished = complete if complete is not None and command == "benchmark" else flagged
     state = "at work" if holder else "finished" if finished else "stopped"
     if command == "benchmark" and state != "finished":
-        now = _cells_in_progress(d, {p.stem for p in (d / "cells").glob("*.json")}, bool(holder))
+        now, in_progress = _cells_in_progress(d, {p.stem for p in (d / "cells").glob("*.json")}, bool(holder))
+        if holder and todo:
+            progress += _benchmark_time_left(d, todo, in_progress, len(holder.split("; ")))
         progress = f"{progress}; {now}" if progress and now else progress or now
     log = d / "log.txt"
     age = time.time() - log.stat().st_mtime if log.is_file() else None
@@ -205,7 +225,8 @@ def format_runs(states: list[RunState], root: str | Path) -> str:
     for s in states:
         state = f"{s.state} (archived)" if s.archived else s.state
         parts = s.progress.split("; ") if s.command == "benchmark" and s.progress else [s.progress]
-        count = parts.pop(0) if re.fullmatch(r"\d+ (of \d+ )?cells?", parts[0]) or s.command != "benchmark" else ""
+        count = (parts.pop(0) if re.fullmatch(r"\d+ (of \d+ )?cells?(, about \S+ left)?", parts[0])
+                 or s.command != "benchmark" else "")
         holders = s.holder.split("; ") if s.holder else ["-"]
         rows.append((s.run, state, count or "-", "-" if s.last_log is None else f"{duration(s.last_log)} ago",
                      holders[0]))

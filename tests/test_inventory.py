@@ -47,7 +47,8 @@ def test_states_and_progress_of_each_kind_of_run(tmp_path):
     assert states[str(per_class.dir)].progress == "NORMAL 2/2, PNEUMONIA 1/2 epochs"
     s = states[str(bench.dir)]
     assert s.state == "at work" and s.holder.startswith("pid ") and not s.resume
-    assert s.progress.startswith(f"2 of 3 cells; {keys[2]} 2 of 3 epochs, at most ")   # not a finished cell's
+    assert s.progress.startswith("2 of 3 cells, about ")
+    assert f"; {keys[2]} 2 of 3 epochs, at most " in s.progress   # not a finished cell's
     bench.close()
     assert run_state(bench.dir).state == "stopped"
     # every planned cell done: finished, even where the flag was written before the run was extended
@@ -103,6 +104,24 @@ def test_time_left_comes_from_the_pace_of_the_last_epochs_and_only_while_at_work
                      files={"history-NORMAL.json": history})
     assert run_state(per_class.dir).progress == "3 of 5 epochs"
     per_class.close()
+
+
+def test_a_benchmark_at_work_says_how_long_its_cells_left_take(tmp_path):
+    """Cells not begun at the mean time of the run's finished cells of their model; a cell in progress
+    at what its epochs left take; nothing guessed for a model with no finished cell."""
+    c0, c1, c2 = (f"cnn__real__f1__seed{i}" for i in range(3))
+    bench = _run(tmp_path, "benchmark", "b", {}, {f"cells/{c0}.json": {"train_seconds": 120.0}}, hold=True)
+    bench.save_manifest(planned_cells=[c0, c1, c2])
+    _log(bench, (1000, f"[2/3] {c1}: 4693 training images (0 synthetic)"),
+         (900, f"{c1} epoch 1 of 4: train 0.69 val 0.69"),
+         (800, f"{c1} epoch 2 of 4: train 0.51 val 0.26"))       # 2 epochs of 100 s left
+    assert run_state(bench.dir).progress.startswith("1 of 3 cells, about 5m20s left; ")   # 200 s + 120 s
+    row = format_runs([run_state(bench.dir)], tmp_path).splitlines()[1]
+    assert row.split()[3:9] == ["1", "of", "3", "cells,", "about", "5m20s"]
+    bench.save_manifest(planned_cells=[c0, c1, c2, "vgg19__real__f1__seed0"])
+    assert run_state(bench.dir).progress.startswith("1 of 4 cells; ")
+    bench.close()
+    assert run_state(bench.dir).progress.startswith("1 of 4 cells; ")   # stopped: no time left
 
 
 def test_runs_command_prints_a_table_and_how_to_resume_without_loading_torch(tmp_path):
