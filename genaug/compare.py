@@ -52,6 +52,8 @@ def setting_differences(a: dict, b: dict) -> list[tuple[str, object, object]]:
 def compare_runs(run_a: str | Path, run_b: str | Path, n_boot: int = 1000) -> dict:
     a_dir, b_dir = Path(run_a), Path(run_b)
     cells_a, cells_b = _cells(a_dir), _cells(b_dir)
+    if a_dir.resolve() == b_dir.resolve():   # else a page of +0.0 differences, "no difference detected"
+        raise ConfigError(f"{run_a} and {run_b} are one run; compare two benchmark runs")
     set_a, set_b = _settings(a_dir), _settings(b_dir)
     differ = data_differences(set_a, set_b)
     if differ:

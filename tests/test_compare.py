@@ -122,6 +122,8 @@ def test_compare_refuses_runs_on_other_data_or_without_shared_cells(tmp_path):
     c = _run(tmp_path / "c", [_cell("resnet34", "real", 0, ok)])
     with pytest.raises(ConfigError, match="share no cell"):
         compare_runs(a, c)
+    with pytest.raises(ConfigError, match="are one run; compare two benchmark runs"):
+        compare_runs(a, a.parent / ".." / a.parent.name / a.name)   # one run, spelt two ways
 
 
 def test_compare_command_prints_the_table_and_fails_in_one_line(tmp_path):
