@@ -22,6 +22,7 @@ from genaug.report import (PAIRED_TEST_NOTE, ONE_RUN_NOTE, VARIANT_WORDS, _p, at
 from genaug.metrics import paired_bootstrap_diff
 from genaug.runs import atomic_write_text, machines_line, machines_of, new_run, read_cells, read_run_config, write_json
 
+
 def _cells(run_dir: Path) -> list[dict]:
     cells_dir = run_dir / "cells"
     if not (run_dir / "manifest.json").is_file() or not cells_dir.is_dir():
