@@ -364,11 +364,13 @@ def compare_cmd(
     "run the same benchmark on each (same settings, --gan-run), and pool them: the interval then resamples "
     "the GAN runs as well as the seeds and test images. Each run's own difference is shown beside the pooled one. "
     "Real cells are the same recipe in every run, so one set serves all (the first run's that has them; "
-    "the others only need the variant's cells).\n\n"
+    "the others only need the variant's cells). A run made without such an input run may be given too, "
+    "for its real cells alone: e.g. a real,mixed run beside encoded-only runs when pooling encoded.\n\n"
     "Writes OUT/pool/<time>-<name>/ (pool.md, pool.json, config, log), which genaug report and genaug "
     "archive take like any run, and prints pool.md."))
 def pool_cmd(
-    runs: list[str] = typer.Argument(..., help="two or more benchmark runs, each on its own GAN (or encode) run"),
+    runs: list[str] = typer.Argument(..., help="two or more benchmark runs, each on its own GAN (or encode) run, and any runs "
+                                                    "whose real cells to use"),
     variant: str = typer.Option("mixed", "--variant", help="mixed, synthetic (GAN runs) or encoded (encode runs)"),
     bootstrap: int = typer.Option(1000, "--bootstrap", min=100, help="bootstrap resamples for the intervals"),
     out: str = typer.Option("outputs", "--out", help="run root: the result goes to OUT/pool/<time>-<name>/pool.md"),

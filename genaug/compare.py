@@ -181,45 +181,58 @@ def pool_runs(run_dirs: list[str | Path], variant: str = "mixed", n_boot: int = 
     One benchmark run's interval holds its GAN (or autoencoder) fixed, so it cannot say how far
     retraining the GAN moves the answer; runs on several independently trained GANs can. Real cells
     do not read the input run, so one set serves every run: those of the first run that has them,
-    seed by seed (the others' are checked against them and the identical ones counted)."""
+    seed by seed (the others' are checked against them and the identical ones counted). A run made
+    without such an input run (e.g. real and mixed cells, when pooling encoded) may join to supply
+    the real cells only, so they need not be trained again beside each input run's cells."""
     dirs = [Path(d) for d in run_dirs]
     key = next((k for k, vs in DEPENDENT_VARIANTS.items() if variant in vs), None)
     if key is None:
         raise ConfigError(f"--variant {variant} does not depend on an input run; pool one of "
                           f"{', '.join(v for vs in DEPENDENT_VARIANTS.values() for v in vs)}")
     what = INPUT_RUNS[key]
-    if len(dirs) < 2:
-        raise ConfigError(f"pooling needs at least two benchmark runs, each on its own {what} run")
     cells = {d: _cells(d) for d in dirs}
-    inputs = _poolable_inputs(dirs, variant, key, what)
+    inputs = _poolable_inputs(dirs, cells, variant, key, what)
+    real_only = [d for d in dirs if not inputs[d]]
+    if len(dirs) - len(real_only) < 2:
+        raise ConfigError(f"pooling needs at least two benchmark runs, each on its own {what} run")
     groups = sorted({(c["model"], c["train_fraction"]) for d in dirs for c in cells[d] if c["variant"] == variant})
     rows = [row for model, frac in groups
             if (row := _pooled_row(dirs, cells, inputs, model, variant, frac, n_boot)) is not None]
     if not rows:
-        raise ConfigError(f"no seed has a real cell and a {variant} cell in every run; add them with "
-                          "genaug benchmark --resume RUN --variants real," + variant)
-    return {"variant": variant, "input": what, "runs": [str(d) for d in dirs], "rows": rows}
+        raise ConfigError(f"no seed has a real cell and a {variant} cell in every {what} run's benchmark run; add "
+                          "them with genaug benchmark --resume RUN --variants real," + variant)
+    return {"variant": variant, "input": what, "runs": [str(d) for d in dirs if inputs[d]],
+            "real_only_runs": [str(d) for d in real_only], "rows": rows}
 
 
-def _poolable_inputs(dirs: list[Path], variant: str, key: str, what: str) -> dict[Path, str]:
+def _poolable_inputs(dirs: list[Path], cells: dict[Path, list[dict]], variant: str, key: str,
+                     what: str) -> dict[Path, str | None]:
     """Each benchmark run's input run (``key``), once the runs are checked to split the same data,
-    to train cells alike but for that input run, and to use one input run each."""
+    to train cells alike but for that input run, and to use one input run each; None for a run
+    without one that holds real cells (it supplies those only)."""
+    inputs = {d: _input_run(d, key) for d in dirs}
+    if missing := [d.name for d in dirs if not inputs[d] and not any(c["variant"] == "real" for c in cells[d])]:
+        raise ConfigError(f"{', '.join(missing)} record no {what} run and hold no real cells; pool benchmark runs "
+                          f"with {variant} cells, and runs with real cells to pair them with")
     settings = {d: _settings(d) for d in dirs}
-    first = dirs[0]
-    for d in dirs[1:]:
+    first = next((d for d in dirs if inputs[d]), dirs[0])
+    for d in dirs:
+        if d == first:
+            continue
         if differ := data_differences(settings[first], settings[d]):
             raise ConfigError(f"{first.name} and {d.name} split different data ({', '.join(differ)} differ); pool runs "
                               "made on one data source and split")
-        # settings only other variants read may differ (e.g. latent_epochs when pooling mixed)
+        # settings only other variants read may differ (e.g. latent_epochs when pooling mixed), and
+        # beside a run that supplies real cells only, every setting only some variant reads
+        reads = lambda k: variant in VARIANT_ONLY_SETTINGS.get(k, (variant,)) and (inputs[d] or k not in VARIANT_ONLY_SETTINGS)
         if other := [k for k, _, _ in setting_differences(settings[first], settings[d])
-                     if k not in CELL_SET_KEYS and k != key and variant in VARIANT_ONLY_SETTINGS.get(k, (variant,))]:
+                     if k not in CELL_SET_KEYS and k != key and reads(k)]:
             raise ConfigError(f"{first.name} and {d.name} train cells otherwise (their {', '.join(other)} differ); "
                               f"pool runs that differ only in their {what} run (genaug compare shows what else differs)")
-    inputs = {d: _input_run(d, key) for d in dirs}
-    if missing := [d.name for d in dirs if not inputs[d]]:
-        raise ConfigError(f"{', '.join(missing)} record no {what} run; pool benchmark runs with {variant} cells")
     by_input: dict[str, list[str]] = {}
     for d in dirs:
+        if not inputs[d]:
+            continue
         by_input.setdefault(str(Path(inputs[d]).resolve()), []).append(d.name)
     if shared := [names for names in by_input.values() if len(names) > 1]:
         raise ConfigError(f"{' and '.join(shared[0])} used the same {what} run; pooled, it would count as if "
@@ -239,6 +252,7 @@ def _pooled_row(dirs, cells, inputs, model, variant, frac, n_boot) -> dict | Non
                 others.setdefault(k, []).append(c)
             else:
                 real[k], real_from[k] = c, d.name
+    dirs = [d for d in dirs if inputs[d]]   # from here on, the runs with a variant cell to pair
     variant_cells = {d: of(d, variant) for d in dirs}
     keys = sorted(set(real).intersection(*(set(v) for v in variant_cells.values())))
     if not keys:
@@ -301,6 +315,7 @@ def format_pool(result: dict) -> str:
          "Benchmark runs and the " + what + " run each trained its " + v + " cells on:", ""]
     first = result["rows"][0]["per_input_run"]
     L += [f"- `{p['run']}`: `{p['input_run']}`" for p in first]
+    L += [f"- `{r}`: none; its real cells only" for r in result.get("real_only_runs", [])]
     L += ["", "## In short", ""]
     for r in result["rows"]:
         at = f", train fraction {r['train_fraction']:g}" if r["train_fraction"] != 1 else ""

@@ -281,3 +281,35 @@ def test_pool_shows_each_input_runs_own_quality_where_its_metrics_are(tmp_path):
     (archive / "gan").mkdir(parents=True)
     gan.rename(archive / "gan" / "20261123-214700-cpu-gan")
     assert input_run_quality("/work/runs/gan/20261123-214700-cpu-gan", archive) == "NORMAL 18.0, PNEUMONIA 7.0"
+
+
+def test_pool_takes_real_cells_from_a_run_without_the_input_run(tmp_path):
+    # two encode runs' benchmark runs with encoded cells only, and a run of real and mixed cells (no
+    # encode run) that supplies their real cells: the real cells need not be trained again
+    base = np.ones(40, bool)
+    base[:10] = False
+    supplier = _run(tmp_path / "real-mixed", [_cell("cnn", v, s, base) for v in ("real", "mixed") for s in (0, 1)],
+                    gan_run="/runs/gan/g0")
+    encoded = []
+    for a, right in enumerate((34, 26)):
+        got = np.zeros(40, bool)
+        got[:right] = True
+        encoded.append(_run(tmp_path / f"ae{a}", [_cell("cnn", "encoded", s, got) for s in (0, 1)],
+                            encode_run=f"/runs/encode/ae{a}", latent_epochs=12))
+    res = pool_runs([supplier, *encoded], "encoded", n_boot=200)
+    (row,) = res["rows"]
+    assert row["input_runs"] == 2 and row["real_from"] == ["real-mixed"] and row["seeds"] == [0, 1]
+    assert [p["diff"] for p in row["per_input_run"]] == pytest.approx([0.1, -0.1])
+    assert res["runs"] == [str(r) for r in encoded] and res["real_only_runs"] == [str(supplier)]
+    text = format_pool(res)
+    assert "# encoded against real, pooled over 2 autoencoder runs" in text
+    assert f"- `{supplier}`: none; its real cells only" in text and "| **pooled (2)** |" in text
+    # one input run and a supplier of real cells is not a pool; a run with neither is refused by name
+    with pytest.raises(ConfigError, match="at least two benchmark runs, each on its own autoencoder run"):
+        pool_runs([supplier, encoded[0]], "encoded")
+    longer = _run(tmp_path / "24ep", [_cell("cnn", "real", s, base) for s in (0, 1)], epochs=24)
+    with pytest.raises(ConfigError, match="ae0 and 24ep train cells otherwise \\(their epochs differ\\)"):
+        pool_runs([longer, *encoded], "encoded")
+    empty = _run(tmp_path / "mixed-only", [_cell("cnn", "mixed", 0, base)], gan_run="/runs/gan/g1")
+    with pytest.raises(ConfigError, match="mixed-only record no autoencoder run and hold no real cells"):
+        pool_runs([empty, *encoded], "encoded")
