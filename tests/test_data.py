@@ -27,6 +27,7 @@ def test_folder_formats_converted_to_one_channel(tmp_path):
     Image.fromarray(np.full((30, 40), 100, np.uint8), "L").save(cls / "IM-0900-0001.png")
     sixteen = np.full((30, 30), 40000, np.uint16)
     Image.fromarray(sixteen).save(cls / "IM-0901-0001.png")
+    Image.fromarray(np.full((30, 30), 3000, np.uint16)).save(cls / "IM-0907-0001.png")
     Image.new("CMYK", (32, 32), (0, 0, 0, 128)).save(cls / "IM-0902-0001.jpeg")
     Image.new("RGB", (32, 32), (10, 200, 10)).save(cls / "IM-0903-0001.bmp")
     Image.new("L", (32, 32), 77).save(cls / "IM-0904-0001.tiff")
@@ -45,9 +46,11 @@ def test_folder_formats_converted_to_one_channel(tmp_path):
     idx = {Path(p).name: (s, i) for s in b.splits.values() for i, p in enumerate(s.paths)}
     s, i = idx["IM-0901-0001.png"]
     assert abs(int(s.images[i].mean()) - round(40000 / 257)) <= 1           # 16-bit scaled, not clipped
+    s, i = idx["IM-0907-0001.png"]
+    assert abs(int(s.images[i].mean()) - round(3000 * 255 / 4095)) <= 1     # 12 bits in a 16-bit file
     s, i = idx["IM-0900-0001.png"]
     assert int(s.images[i].mean()) == 100
-    assert len(paths) == 16 * 2 + 6 * 2 + 5
+    assert len(paths) == 16 * 2 + 6 * 2 + 6
     # input data is only ever read
     assert before == {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
 
@@ -377,3 +380,18 @@ def test_the_data_layer_loads_without_torch():
     code = "import sys, genaug.data; assert 'torch' not in sys.modules, 'genaug.data imported torch'"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize("maximum, bits", [(0, 8), (255, 8), (256, 10), (1023, 10), (4095, 12), (16383, 14),
+                                           (16384, 16), (65535, 16), (70000, 16)])
+def test_stored_bits_is_the_smallest_standard_depth_holding_the_maximum(maximum, bits):
+    from genaug.data.decode import stored_bits
+    assert stored_bits(maximum) == bits
+
+
+def test_a_12_bit_xray_in_a_16_bit_png_keeps_its_grey_levels(tmp_path):
+    from genaug.data.decode import decode_image
+    ramp = (np.arange(64 * 64).reshape(64, 64) % 4096).astype(np.uint16)   # 0..4095, as a 12-bit detector stores
+    Image.fromarray(ramp).save(tmp_path / "x.png")
+    gray = decode_image(str(tmp_path / "x.png"), 64)
+    assert gray.min() == 0 and gray.max() == 255 and len(np.unique(gray)) == 256

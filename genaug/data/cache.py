@@ -22,7 +22,7 @@ from genaug.data.decode import UnreadableImage, decode_image, safe_name
 from genaug.errors import DiskFull, is_disk_full
 
 log = logging.getLogger("genaug")
-CACHE_VERSION = 1
+CACHE_VERSION = 2   # 2: 10-14-bit images in 16-bit files scale from their own depth (decode.stored_bits)
 
 
 def file_signature(root: Path, rel_paths: list[str]) -> list[list]:

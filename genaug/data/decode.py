@@ -15,6 +15,14 @@ class UnreadableImage(Exception):
     """Raised with a short reason for a file that is skipped."""
 
 
+STANDARD_DEPTHS = (8, 10, 12, 14, 16)   # bits per pixel that X-ray files store in a 16-bit container
+
+
+def stored_bits(maximum: float) -> int:
+    """The smallest standard bit depth that holds ``maximum`` (16 for anything larger)."""
+    return next((b for b in STANDARD_DEPTHS if maximum <= 2 ** b - 1), 16)
+
+
 def to_gray_uint8(im: Image.Image) -> np.ndarray:
     """Any PIL mode (L, RGB, RGBA, P, CMYK, 16-bit I;16, 32-bit I, F) to 8-bit grayscale."""
     mode = im.mode
@@ -24,8 +32,10 @@ def to_gray_uint8(im: Image.Image) -> np.ndarray:
             lo, hi = float(arr.min()), float(arr.max())
             arr = (arr - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(arr)
         else:
-            # 16-bit data (PIL opens 16-bit PNGs as I;16 or I): full range is 0..65535
-            arr = arr / 257.0 if arr.max() > 255 or mode.startswith("I;16") else arr
+            # PIL opens 16-bit PNGs and TIFFs as I;16 or I. X-ray detectors store 10, 12 or 14 bits in that
+            # container, so dividing by 257 would leave a 12-bit image 16 grey levels: scale from the
+            # smallest standard depth that holds the image's maximum
+            arr = arr * (255.0 / (2 ** stored_bits(float(arr.max())) - 1))
         return np.clip(np.rint(arr), 0, 255).astype(np.uint8)
     if mode == "CMYK":
         im = im.convert("RGB")
