@@ -31,7 +31,8 @@ app = typer.Typer(
          "better or faster, and by how much? Test splits stay real and untouched; splits are by patient.",
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
 )
-data_app = typer.Typer(help="Inspect a dataset: counts per split and class, patients, skipped files.",
+data_app = typer.Typer(help="Inspect a dataset (counts per split and class, patients, skipped files), or lay out "
+                            "class folders as train/ and test/ by patient.",
                        no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
@@ -85,6 +86,34 @@ def data_info_cmd(
     root = Path(cfg.data.data) if bundle.source == "folder" else None
     info = data_info(bundle, root)
     typer.echo(json.dumps(info, indent=2) if as_json else format_info(info))
+
+
+@data_app.command("split", help=(
+    "Hold out whole patients as a test split, for data that comes as class folders only.\n\n"
+    "Patients come from the file names (person1234_…, IM-0001-…); a file whose name carries none counts as "
+    "its own patient, and the summary says how many did. The images are hard-linked (copied across file "
+    "systems) into a new folder, the source is only read, and TO/split.json records the split. Use TO as "
+    "--data in every command, so that no GAN, autoencoder or classifier ever trains on its test patients."))
+def data_split_cmd(
+    source: str = typer.Argument(..., help="folder of class folders: SOURCE/<CLASS>/*.jpeg"),
+    to: str = typer.Option(..., "--to", help="new folder to write: TO/train/<CLASS>/ and TO/test/<CLASS>/"),
+    test_fraction: float = typer.Option(0.2, "--test-fraction", help="share of each class's images held out as test"),
+    seed: int = typer.Option(0, "--seed", help="which patients go to test (the same seed gives the same split)"),
+):
+    from pathlib import Path
+
+    from genaug.data.folder import write_patient_split
+
+    s = write_patient_split(Path(source), Path(to), test_fraction, seed)
+    for split in ("train", "test"):
+        counts = ", ".join(f"{c} {n}" for c, n in s["images"][split].items())
+        typer.echo(f"{split}: {sum(s['images'][split].values())} images ({counts}), {s['patients'][split]} patients")
+    if s["files_without_patient_id"]:
+        typer.echo(f"note: {s['files_without_patient_id']} file names carry no patient id; each counts as its own "
+                   "patient, so if one patient has several such images they may sit on both sides")
+    if s["skipped"]:
+        typer.echo(f"skipped {len(s['skipped'])} entries that are not images (listed in split.json)")
+    typer.echo(f"wrote {to} (split recorded in {Path(to) / 'split.json'})")
 
 
 InputFractionOpt = typer.Option(

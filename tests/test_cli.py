@@ -368,3 +368,19 @@ def test_gan_sample_of_a_missing_checkpoint_is_one_line_and_makes_no_run(tmp_pat
     r = genaug("gan", "sample", "--checkpoint", tmp_path / "nope.pt", "--out", tmp_path / "o")
     assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert "nope.pt: no such file" in r.stderr and not (tmp_path / "o").exists()
+
+
+def test_data_split_lays_out_class_folders_by_patient_for_every_command(tmp_path):
+    made = make_folder_dataset(tmp_path / "made", {"train": 12})
+    flat = made / "train"                                   # NORMAL/ and PNEUMONIA/ only
+    r = genaug("data", "info", "--data", flat, "--out", tmp_path / "o")
+    assert r.returncode == 2 and f"genaug data split {flat} --to NEW_FOLDER" in r.stderr and "Traceback" not in r.stderr
+    r = genaug("data", "split", flat, "--to", tmp_path / "xray", "--test-fraction", "0.25")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "train: 16 images (NORMAL 8, PNEUMONIA 8), 8 patients" in r.stdout
+    assert "test: 8 images (NORMAL 4, PNEUMONIA 4), 4 patients" in r.stdout
+    assert len(list((tmp_path / "xray" / "test").rglob("*.jpeg"))) == 8
+    r = genaug("data", "info", "--data", tmp_path / "xray", "--out", tmp_path / "o")
+    assert r.returncode == 0 and "test split: held out by patient with genaug data split from " in r.stdout
+    r = genaug("data", "split", flat, "--to", tmp_path / "xray")
+    assert r.returncode == 2 and "already exists" in r.stderr and "Traceback" not in r.stderr

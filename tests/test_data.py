@@ -2,6 +2,7 @@ import hashlib
 import shutil
 import http.server
 import io
+import json
 import os
 import threading
 from pathlib import Path
@@ -395,3 +396,55 @@ def test_a_12_bit_xray_in_a_16_bit_png_keeps_its_grey_levels(tmp_path):
     Image.fromarray(ramp).save(tmp_path / "x.png")
     gray = decode_image(str(tmp_path / "x.png"), 64)
     assert gray.min() == 0 and gray.max() == 255 and len(np.unique(gray)) == 256
+
+
+def _flat(root: Path) -> Path:
+    """ROOT/<CLASS>/ only: the train folders of a generated dataset, moved up a level."""
+    from conftest import make_folder_dataset
+    made = make_folder_dataset(root.parent / f"{root.name}-made", {"train": 20})
+    shutil.move(str(made / "train"), str(root))
+    (root / "NORMAL" / "notes.txt").write_text("not an image")
+    return root
+
+
+def test_write_patient_split_holds_out_whole_patients_and_only_reads_the_source(tmp_path):
+    from genaug.data.folder import write_patient_split
+    from genaug.data.splits import patient_id
+    src = _flat(tmp_path / "flat")
+    before = {p: p.stat().st_mtime_ns for p in src.rglob("*")}
+    made = write_patient_split(src, tmp_path / "laid-out", test_fraction=0.2, seed=3)
+    out = tmp_path / "laid-out"
+    files = {s: sorted(p.relative_to(out / s).as_posix() for p in (out / s).rglob("*.jpeg")) for s in ("train", "test")}
+    assert made["images"] == {"train": {"NORMAL": 16, "PNEUMONIA": 16}, "test": {"NORMAL": 4, "PNEUMONIA": 4}}
+    assert made["test_files"] == files["test"] and len(files["train"]) == 32
+    assert not {patient_id(f) for f in files["train"]} & {patient_id(f) for f in files["test"]}
+    assert made["skipped"] == [{"path": "NORMAL/notes.txt", "reason": "not an image extension"}]
+    assert all((out / s / f).read_bytes() == (src / f).read_bytes() for s in files for f in files[s])
+    assert json.loads((out / "split.json").read_text())["seed"] == 3
+    assert before == {p: p.stat().st_mtime_ns for p in src.rglob("*")}
+    # the same seed gives the same split; the result loads as a Kaggle-layout folder
+    again = write_patient_split(src, tmp_path / "again", test_fraction=0.2, seed=3)
+    assert again["test_files"] == made["test_files"]
+    b = load_data(str(out), 16, val_fraction=0.2, cache_dir=None)
+    assert len(b.test) == 8 and sorted(b.test.paths) == sorted(f"test/{f}" for f in files["test"])
+
+
+def test_write_patient_split_refuses_what_it_would_overwrite_or_misread(tmp_path):
+    from genaug.data.folder import write_patient_split
+    src = _flat(tmp_path / "flat")
+    (tmp_path / "taken").mkdir()
+    for dest, fraction, message in [(tmp_path / "taken", 0.2, "already exists"),
+                                    (src / "inside", 0.2, "lies inside"),
+                                    (tmp_path / "new", 0.0, "between 0 and 1")]:
+        with pytest.raises(DataError, match=message):
+            write_patient_split(src, dest, fraction)
+    kaggle = tmp_path / "kaggle"
+    from conftest import make_folder_dataset
+    make_folder_dataset(kaggle)
+    with pytest.raises(DataError, match="needs no split"):
+        write_patient_split(kaggle, tmp_path / "k2")
+    # a flat folder given as --data says what to run
+    with pytest.raises(DataError, match=r"holds class folders \(NORMAL, PNEUMONIA\) but no train/ and test/: .*genaug "
+                                        r"data split"):
+        load_data(str(src), 16, cache_dir=None)
+    assert not (tmp_path / "new").exists() and not list(tmp_path.glob(".*partial"))

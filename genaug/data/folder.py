@@ -1,9 +1,11 @@
 """Folder datasets in the Kaggle "Chest X-Ray Images (Pneumonia)" layout: ROOT/{train,val,test}/{CLASS}/*."""
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -73,6 +75,9 @@ def split_folders(root: Path) -> dict[str, Path]:
     for entry in sorted(root.iterdir()):
         if entry.is_dir() and entry.name.lower() in SPLIT_NAMES:
             split_dirs.setdefault(SPLIT_NAMES[entry.name.lower()], entry)
+    if "train" not in split_dirs and (classes := flat_class_folders(root)):
+        raise DataError(f"{root} holds class folders ({', '.join(classes[:4])}) but no train/ and test/: lay it out "
+                        f"with a patient-level test split first: genaug data split {root} --to NEW_FOLDER")
     for required in ("train", "test"):
         if required not in split_dirs:
             raise DataError(f"no '{required}' folder in {root} (expected ROOT/train/<CLASS>/ and ROOT/test/<CLASS>/)")
@@ -132,3 +137,79 @@ def load_folder_split(root: Path, entries: list[tuple[str, str]], classes: list[
     # Keep the memmap when nothing was skipped: later epochs read pages, not a copy.
     imgs = images if len(keep) == len(rels) else np.asarray(images[keep])
     return ImageSet(imgs, labels, [patient_id(rels[i]) for i in keep], [rels[i] for i in keep])
+
+
+def flat_class_folders(root: Path) -> list[str]:
+    """The class folders of a root that holds ROOT/<CLASS>/<image> with no train/ or test/ folder."""
+    try:
+        subdirs = [e for e in sorted(Path(root).iterdir()) if e.is_dir() and not e.name.startswith(".")]
+    except OSError:
+        return []
+    if any(d.name.lower() in SPLIT_NAMES for d in subdirs):
+        return []
+    return [d.name for d in subdirs
+            if any(f.name.lower().endswith(IMAGE_EXTENSIONS) for f in d.iterdir() if not f.name.startswith("."))]
+
+
+def write_patient_split(source: Path, dest: Path, test_fraction: float = 0.2, seed: int = 0) -> dict:
+    """Lay ``source`` (ROOT/<CLASS>/<image>) out as ``dest``/{train,test}/<CLASS>/<image>, whole patients
+    in one split, about ``test_fraction`` of each class's images in test.
+
+    Files are hard-linked where the file system allows, else copied; ``source`` is only read, and
+    ``dest`` must not exist (it appears whole, renamed from a temporary folder, or not at all). The split
+    is written to ``dest``/split.json so that it can be checked and redone: the same source, fraction
+    and seed give the same split."""
+    from genaug.data.splits import has_patient_id, split_by_patient
+
+    source, dest = Path(source), Path(dest)
+    if not source.is_dir():
+        raise DataError(f"{source} is not a folder (expected ROOT/<CLASS>/*.jpeg)")
+    if not 0 < test_fraction < 1:
+        raise DataError(f"--test-fraction {test_fraction:g} must be between 0 and 1 (e.g. 0.2)")
+    if dest.exists() or dest.is_symlink():
+        raise DataError(f"{dest} already exists; name a new folder (nothing is ever written over)")
+    if dest.resolve().is_relative_to(source.resolve()):
+        raise DataError(f"{dest} lies inside {source}; name a folder outside it")
+    classes = flat_class_folders(source)
+    if not classes:
+        raise DataError(f"{source} holds no class folders of images (expected ROOT/<CLASS>/*.jpeg; a root that "
+                        "already has train/ and test/ needs no split)")
+    skipped: list[tuple[str, str]] = []
+    rels, labels = [], []
+    for k, cls in enumerate(classes):
+        for rel in _list_class_dir(source / cls, skipped, source):
+            rels.append(rel)
+            labels.append(k)
+    patients = [patient_id(r) for r in rels]
+    train_idx, test_idx = split_by_patient(np.array(labels), patients, test_fraction, seed)
+    tmp = dest.parent / f".{dest.name}.partial"
+    if tmp.exists():      # left by an interrupted split; ours, by its name
+        shutil.rmtree(tmp)
+    try:
+        for split, idx in (("train", train_idx), ("test", test_idx)):
+            for i in idx:
+                target = tmp / split / rels[i]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                _link_or_copy(source / rels[i], target)
+        summary = {
+            "source": str(source.resolve()), "test_fraction": test_fraction, "seed": seed, "classes": classes,
+            "images": {s: {c: int(sum(labels[i] == k for i in idx)) for k, c in enumerate(classes)}
+                       for s, idx in (("train", train_idx), ("test", test_idx))},
+            "patients": {s: len({patients[i] for i in idx}) for s, idx in (("train", train_idx), ("test", test_idx))},
+            "files_without_patient_id": sum(not has_patient_id(r) for r in rels),
+            "skipped": [{"path": p, "reason": why} for p, why in skipped],
+            "test_files": sorted(rels[i] for i in test_idx),
+        }
+        (tmp / "split.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+        os.replace(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return summary
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:      # another file system, or one without hard links
+        shutil.copy2(src, dst)

@@ -1,6 +1,7 @@
 """``genaug data info``: what a data source holds, before any training."""
 from __future__ import annotations
 
+import json
 import os
 from collections import Counter
 from pathlib import Path
@@ -29,7 +30,19 @@ def data_info(bundle: DataBundle, root: Path | None = None) -> dict:
         rels = [p for s in bundle.splits.values() for p in s.paths]
         info["original_images"] = original_image_stats(root, rels)
     info["skipped_files"] = [{"path": p, "reason": r} for p, r in bundle.skipped]
+    if root is not None and (made := split_record(root)):
+        info["test_origin"] = (f"held out by patient with genaug data split from {made.get('source')} "
+                               f"({100 * made.get('test_fraction', 0):g}%, seed {made.get('seed')})")
     return info
+
+
+def split_record(root: Path) -> dict | None:
+    """ROOT/split.json as ``genaug data split`` wrote it, or None."""
+    try:
+        made = json.loads((Path(root) / "split.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return made if isinstance(made, dict) else None
 
 
 def format_info(info: dict) -> str:
@@ -42,6 +55,8 @@ def format_info(info: dict) -> str:
         lines.append(f"  {split:<6} {s['images']:>7} {s['patients']:>9}  "
                      + "  ".join(f"{s['per_class'][c]:>{width}}" for c in info["classes"]))
     lines.append(f"validation split: {info['val_origin']}")
+    if "test_origin" in info:
+        lines.append(f"test split: {info['test_origin']}")
     if "original_images" in info:
         o = info["original_images"]
         lines.append(f"original sizes: {o['sizes']} ({o['distinct_sizes']} distinct); modes: {o['modes']}")
