@@ -99,6 +99,7 @@ def class_report(name: str, c: int, synth: np.ndarray, bundle: DataBundle, judge
     fid = {"synthetic": fid_on_features(f_ref, g_syn[:n]), "real_vs_real": fid_on_features(f_ref, f_other[:n]),
            "real_blurred": fid_on_features(f_ref, f_blur[:n]), "real_patch_shuffled": fid_on_features(f_ref, f_shuf[:n]),
            "n_per_side": n}
+    fid["features_uninformative"] = features_uninformative(fid)
     if g.fid_bootstrap > 0:  # the spread one rerun on other images would show; compare runs against it
         fid["synthetic_bootstrap_std"] = fid_bootstrap_std(f_ref, g_syn[:n], g.fid_bootstrap, cfg.run.seed)
         fid["n_bootstrap"] = g.fid_bootstrap
@@ -133,6 +134,13 @@ def class_report(name: str, c: int, synth: np.ndarray, bundle: DataBundle, judge
                               "pixel_rmse": float(d_syn_px[i])} for i in order]
     return {"fid": fid, "kid": kid, "fidelity": fidelity, "diversity": diversity, "memorization": memo,
             "n_real_heldout": len(real)}
+
+
+def features_uninformative(fid: dict) -> bool:
+    """Whether the features place neither weak reference (blurred, patch-shuffled real images) clearly
+    further from the real reference than other real images: then no FID on them, the synthetic one
+    included, says anything (e.g. a feature network trained an epoch on a few images)."""
+    return max(fid["real_blurred"], fid["real_patch_shuffled"]) <= 2 * fid["real_vs_real"] + 1e-6
 
 
 def _dist(d: torch.Tensor) -> dict:
@@ -190,6 +198,12 @@ def quality_report(run: Run, bundle: DataBundle, samples: dict[str, np.ndarray],
     return out
 
 
+def _fid(x: float) -> str:
+    """Two decimals, or two significant digits below 0.1: features of small magnitude (a feature network
+    trained briefly) give FIDs that two decimals would all show as 0.00, hiding how they compare."""
+    return f"{x:.2f}" if x == 0 or abs(x) >= 0.1 else f"{x:.2g}"
+
+
 def format_quality(m: dict, bundle: DataBundle) -> str:
     lines = ["# Synthetic image quality", ""]
     if bundle.synthetic:
@@ -208,13 +222,20 @@ def format_quality(m: dict, bundle: DataBundle) -> str:
             lines.append(f"| {name} | {r['error']} |" + " |" * 11)
             continue
         f, k, fi, d, mm = r["fid"], r["kid"], r["fidelity"], r["diversity"], r["memorization"]
-        fid_syn = f"{f['synthetic']:.2f}" + (f" ± {f['synthetic_bootstrap_std']:.2f}" if "synthetic_bootstrap_std" in f else "")
-        lines.append(f"| {name} | {fid_syn} | {f['real_vs_real']:.2f} | {f['real_blurred']:.2f} | "
-                     f"{f['real_patch_shuffled']:.2f} | {k['synthetic']:.4f} ± {k['synthetic_std']:.4f} | "
+        fid_syn = _fid(f['synthetic']) + (f" ± {_fid(f['synthetic_bootstrap_std'])}" if "synthetic_bootstrap_std" in f else "")
+        lines.append(f"| {name} | {fid_syn} | {_fid(f['real_vs_real'])} | {_fid(f['real_blurred'])} | "
+                     f"{_fid(f['real_patch_shuffled'])} | {k['synthetic']:.4f} ± {k['synthetic_std']:.4f} | "
                      f"{k['real_vs_real']:.4f} ± {k['real_vs_real_std']:.4f} | "
                      f"{fi['synthetic']:.3f} | {fi['real_heldout']:.3f} | {d['synthetic_mean_pairwise_ssim']:.3f} | "
                      f"{d['real_mean_pairwise_ssim']:.3f} | {mm['fraction_near_copies_pixels']:.3f} | "
                      f"{mm['fraction_near_copies_features']:.3f} |")
+    for name, r in m["classes"].items():
+        if r.get("fid", {}).get("features_uninformative"):
+            f = r["fid"]
+            lines += ["", f"**{name}: the FID features do not tell real images from blurred or patch-shuffled ones "
+                      f"(FID {_fid(f['real_blurred'])} and {_fid(f['real_patch_shuffled'])}, against {_fid(f['real_vs_real'])} "
+                      "between real halves), so this class's FID and KID say nothing about the synthetic images. "
+                      "Train the feature network longer (gan.judge_epochs) or on more images.**"]
     first = next((r for r in m["classes"].values() if "fid" in r), {})
     n_boot = first.get("fid", {}).get("n_bootstrap")
     lines += ["", (f"FID synthetic ± : standard deviation of FID over {n_boot} resamplings (with replacement) of "

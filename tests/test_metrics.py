@@ -190,3 +190,39 @@ def test_paired_bootstrap_resamples_input_runs_crossed_with_seeds():
     assert fixed["ci"] == pytest.approx([0.5, 0.5])
     # one input run reduces to the 2-D bootstrap, draw for draw
     assert paired_bootstrap_diff(a, b[:1], n=300) == paired_bootstrap_diff(a, b[0], n=300)
+
+
+def _class_quality(blurred, shuffled, real_vs_real=1.0):
+    from genaug.quality import features_uninformative
+    fid = {"synthetic": 0.0, "real_vs_real": real_vs_real, "real_blurred": blurred, "real_patch_shuffled": shuffled}
+    fid["features_uninformative"] = features_uninformative(fid)
+    return {"fid": fid, "kid": {"synthetic": 0.0, "synthetic_std": 0.0, "real_vs_real": 0.0, "real_vs_real_std": 0.0},
+            "fidelity": {"synthetic": 1.0, "real_heldout": 1.0},
+            "diversity": {"synthetic_mean_pairwise_ssim": 0.5, "real_mean_pairwise_ssim": 0.4},
+            "memorization": {"fraction_near_copies_pixels": 0.0, "fraction_near_copies_features": 0.0,
+                             "threshold_quantile": 0.01}}
+
+
+@pytest.mark.parametrize("blurred, shuffled, real_vs_real, uninformative", [
+    (102.3, 108.2, 1.69, False),   # session 21's NORMAL row: both weak references far above the floor
+    (1.5, 150.0, 1.0, False),      # one reference separated is enough
+    (0.0, 0.0, 0.0, True),         # collapsed features: every FID 0
+    (1.9, 1.5, 1.0, True),         # neither reference above twice the floor
+])
+def test_fid_features_that_cannot_see_broken_images_are_called_uninformative(blurred, shuffled, real_vs_real,
+                                                                             uninformative):
+    from types import SimpleNamespace
+    from genaug.quality import format_quality
+    q = _class_quality(blurred, shuffled, real_vs_real)
+    assert q["fid"]["features_uninformative"] is uninformative
+    text = format_quality({"feature_extractor": {"kind": "domain CNN"}, "classes": {"PNEUMONIA": q}},
+                          SimpleNamespace(synthetic=False))
+    assert ("**PNEUMONIA: the FID features do not tell real images from blurred or patch-shuffled ones" in text) \
+        is uninformative
+
+
+@pytest.mark.parametrize("value, shown", [(15.123, "15.12"), (0.1, "0.10"), (0.0, "0.00"), (0.0011373, "0.0011"),
+                                          (1.1307e-05, "1.1e-05")])
+def test_small_fids_keep_two_significant_digits_instead_of_reading_0_00(value, shown):
+    from genaug.quality import _fid
+    assert _fid(value) == shown
