@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from genaug.config import Config, config_from_dict, data_differences, parse_fractions, resumed_settings, validate
+from genaug.config import Config, check_resumed_data, config_from_dict, data_differences, parse_fractions, resumed_settings, validate
 from genaug.data import DataBundle, ImageSet, check_data_spec, patient_folds, subsample_by_patient
 from genaug.device import seed_everything
 from genaug.encode import gather_rows, load_latents, run_encode
@@ -588,7 +588,9 @@ def run_benchmark(cfg: Config, resume: str | None = None, given: dict | None = N
         cfg, replaced = resumed_config(read_run_config(run.dir), flags, run, extend=part is None,
                                        supersede=supersede)
         cfg = resumed_settings(cfg, {s: given.get(s) for s in ("data", "run")}, run.dir)
-        if not (report_only or extend_only):   # these read no data: an archived run reports anywhere
+        if not extend_only:   # it reads no data; --report-only reads the splits for the report's notes
+            check_resumed_data(cfg.data.data, run.dir)
+        if not (report_only or extend_only):
             check_data_spec(cfg.data.data, cfg.data.task)
         check_input_sizes(cfg)
         if extend_only:   # checked before the extension is written, as a fresh run's would be

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from genaug.errors import ConfigError
+from genaug.errors import ConfigError, DataError
 
 # Every augmentation the source reports used; each is a switch in benchmark.augmentations.
 # Strengths are the reports' usual ones (genaug.train.augment_batch). Horizontal flips are off
@@ -316,6 +316,16 @@ def absolute_data(spec: str) -> str:
     if _is_path(spec) and not os.path.isabs(spec) and os.path.exists(spec):
         return os.path.abspath(spec)
     return spec
+
+
+def check_resumed_data(spec: str, run_dir) -> None:
+    """A resumed run reads its own data path; where that is gone, say how to give it back (the run
+    cannot be pointed elsewhere: its cells, GAN and autoencoder runs are checked against that path)."""
+    if not _is_path(spec) or os.path.exists(spec):
+        return
+    where = "" if os.path.isabs(spec) else " from the folder it was made in"
+    raise DataError(f"run {run_dir} reads its data from {spec}{where}, which is not there now: put the data back "
+                    f"at that path, or a symbolic link to where it lies now (ln -s NEW_PATH {spec}), and resume again")
 
 
 # data keys that decide which images are test and validation: runs compared, pooled or feeding one

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from genaug.config import DEFAULT_AUGMENTATIONS, Config, config_from_dict, resumed_settings
+from genaug.config import DEFAULT_AUGMENTATIONS, Config, check_resumed_data, config_from_dict, resumed_settings
 from genaug.data import DataBundle
 from genaug import distributed
 from genaug.jobs import TRAINING_LIST, held_out_seen, join_ranks, read_training_list, start_job, training_subset
@@ -283,6 +283,7 @@ def run_encode(cfg: Config, resume: str | None = None, given: dict | None = None
             if run.path("checkpoint.pt").is_file() else None
         cfg = config_from_dict(ckpt["config"] if ckpt is not None else read_run_config(run.dir))
         cfg = resumed_settings(cfg, given or {}, run.dir)
+        check_resumed_data(cfg.data.data, run.dir)
     else:
         run = new_run(cfg.run.out_root, "encode", cfg.run.name, cfg.to_dict())
         ckpt = None

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm import tqdm
 
-from genaug.config import Config, config_from_dict, resumed_settings
+from genaug.config import Config, check_resumed_data, config_from_dict, resumed_settings
 from genaug import distributed
 from genaug.jobs import join_ranks, start_job, training_subset
 from genaug.data.loading import resolve_classes
@@ -318,6 +318,7 @@ def run_gan(cfg: Config, class_arg: str | None = None, resume: str | None = None
         cfg = config_from_dict(load_checkpoint(saved[0], ("config",), "GAN checkpoint")["config"] if saved
                                else read_run_config(run.dir))
         cfg = resumed_settings(cfg, given or {}, run.dir)
+        check_resumed_data(cfg.data.data, run.dir)
     else:
         if cfg.gan.n <= 0:
             raise ConfigError(f"--n must be positive, got {cfg.gan.n}")

@@ -333,6 +333,12 @@ def test_encode_cli_end_to_end(tmp_path, tiny):
     assert psnr in text and psnr in (run / "summary.md").read_text()
     r = genaug("report", tmp_path / "x")
     assert r.returncode == 2 and "not a genaug run" in r.stderr
+    # its data moved away: resuming says how to give the run its data back, and the data is not needed
+    # to learn that
+    data.rename(tmp_path / "moved")
+    r = genaug("encode", "--resume", run)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert f"reads its data from {data}, which is not there now" in r.stderr and f"ln -s NEW_PATH {data}" in r.stderr
 
 
 @pytest.mark.slow

@@ -109,3 +109,18 @@ def test_a_relative_data_path_is_saved_absolute_so_runs_match_from_any_directory
     # a run saved with a relative path before paths were stored absolute still resolves as before
     monkeypatch.chdir(tmp_path / "project")
     assert same_data_source("../shared/xray", str(data))
+
+
+def test_a_resumed_runs_missing_data_says_how_to_give_it_back(tmp_path, monkeypatch):
+    from genaug.config import check_resumed_data
+    from genaug.errors import DataError
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "here").mkdir()
+    for spec in ("demo", "medmnist:pneumoniamnist", str(tmp_path / "here"), "here"):
+        check_resumed_data(spec, "outputs/gan/r")          # nothing to say
+    with pytest.raises(DataError, match=r"reads its data from /gone/xray, which is not there now: .*ln -s NEW_PATH "
+                                        r"/gone/xray"):
+        check_resumed_data("/gone/xray", "outputs/gan/r")
+    # a run made before relative paths were saved absolute: read from where it was made
+    with pytest.raises(DataError, match=r"reads its data from \.\./xray from the folder it was made in, which"):
+        check_resumed_data("../xray", "outputs/gan/r")
