@@ -266,6 +266,10 @@ def benchmark_cmd(
     threads: Optional[int] = ThreadsOpt,
 ):
     """Train classifiers on real, mixed, synthetic and encoded data; test on the real test split; write a report."""
+    if balance and synthetic_ratio is not None:   # else --balance wins and the ratio is silently not used
+        from genaug.errors import ConfigError
+        raise ConfigError("--balance and --synthetic-ratio both say how many synthetic images a mixed cell gets: "
+                          "give one (--balance fills each class up to the largest)")
     d, r = _common(data, task, seed, device, out, name, cache, tensorboard, threads)
     flags = dict(models=models, variants=variants, seeds=seeds, epochs=epochs, image_size=image_size,
                  batch_size=batch_size, lr=lr, synthetic_ratio=synthetic_ratio, balance=balance,

@@ -52,7 +52,7 @@ class TrainSet:
 
 
 def parse_list(text: str, known: tuple, what: str) -> list[str]:
-    items = [t.strip() for t in text.split(",") if t.strip()]
+    items = list(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))   # each once, in order
     bad = [t for t in items if t not in known]
     if bad or not items:
         raise ConfigError(f"unknown {what} {', '.join(bad) or '(none given)'} (known: {', '.join(known)})")
@@ -216,6 +216,15 @@ def build_training_sets(bundle: DataBundle, variant: str, keep: np.ndarray, cfg:
             prov += [f"synthetic:{n}" for n in syn_names[name][:want]]
     x = as_tensor(np.concatenate(parts_x))
     return TrainSet(x, torch.from_numpy(np.concatenate(parts_y)), prov), val, test
+
+
+def check_balance_adds_images(cfg: Config, bundle: DataBundle, variants: list[str]) -> None:
+    """--balance on classes already balanced adds no synthetic image: refused before a GAN trains, not
+    reported later as a mixed cell that is a real cell trained again."""
+    counts = bundle.train.class_counts(len(bundle.classes))
+    if "mixed" in variants and cfg.benchmark.balance and len(set(counts)) == 1:
+        raise ConfigError(f"--balance adds no synthetic image: the training classes are already balanced "
+                          f"({', '.join(f'{c} {n}' for c, n in zip(bundle.classes, counts))}); use --synthetic-ratio")
 
 
 def check_provenance(train: TrainSet, val: TrainSet, test: TrainSet, bundle: DataBundle) -> None:
@@ -617,6 +626,9 @@ def run_benchmark(cfg: Config, resume: str | None = None, given: dict | None = N
         check_data_spec(cfg.data.data, cfg.data.task)
         check_input_sizes(cfg)
         variants = set(parse_list(cfg.benchmark.variants, VARIANTS, "variant"))
+        if "mixed" in variants and not cfg.benchmark.balance and cfg.benchmark.synthetic_ratio == 0:
+            raise ConfigError("--synthetic-ratio 0 adds no synthetic image, so mixed cells would be real cells trained "
+                              "again: give a ratio above 0 (e.g. 0.5) or --balance, or leave mixed out of --variants")
         for key, what in INPUT_RUNS.items():
             # refused before a run directory exists, so a mistyped run leaves nothing behind
             if getattr(cfg.benchmark, key) and variants & set(DEPENDENT_VARIANTS[key]):
@@ -855,6 +867,7 @@ def _benchmark(cfg: Config, run: Run, part: tuple[int, int] | None = None, repor
     run.manifest["planned_cells"] = plan.keys   # saved with the data summary: genaug runs counts what is left
     _require_given_input_runs(cfg, run, variants, part)
     device, bundle = start_job(cfg, run, b.image_size)
+    check_balance_adds_images(cfg, bundle, variants)
     cells_dir = run.path("cells")
     cells_dir.mkdir(exist_ok=True)
     pending = {plan.todo[i][2] for i in plan.mine if not (cells_dir / f"{plan.keys[i]}.json").is_file()}

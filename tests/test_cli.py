@@ -390,3 +390,18 @@ def test_data_split_lays_out_class_folders_by_patient_for_every_command(tmp_path
     assert r.returncode == 0 and "test split: held out by patient with genaug data split from " in r.stdout
     r = genaug("data", "split", flat, "--to", tmp_path / "xray")
     assert r.returncode == 2 and "already exists" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_mixed_cells_that_would_hold_no_synthetic_image_are_refused_before_anything_trains(tmp_path, tiny):
+    data = make_folder_dataset(tmp_path / "x", {"train": 8, "test": 4})   # NORMAL and PNEUMONIA alike
+    for flags, needle in ((["--synthetic-ratio", 0], "--synthetic-ratio 0 adds no synthetic image"),
+                          (["--balance", "--synthetic-ratio", 0.5], "--balance and --synthetic-ratio both say"),
+                          (["--balance"], "the training classes are already balanced (NORMAL 6, PNEUMONIA 6)")):
+        r = genaug("benchmark", "--data", data, "--profile", tiny, "--out", tmp_path / "o", *flags)
+        assert r.returncode == 2 and needle in r.stderr and "Traceback" not in r.stderr, (flags, r.stderr[-2000:])
+    assert not list((tmp_path / "o").glob("gan/*")) and not list((tmp_path / "o").glob("benchmark/*"))   # no run left
+
+
+def test_a_model_or_variant_named_twice_is_one_cell():
+    from genaug.benchmark import parse_list
+    assert parse_list("cnn, resnet34,cnn", ("cnn", "resnet34"), "model") == ["cnn", "resnet34"]
