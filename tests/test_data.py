@@ -370,6 +370,7 @@ def test_resolve_classes_matches_names_without_case():
     from genaug.data import resolve_classes
     assert resolve_classes("virus,normal", ["NORMAL", "BACTERIA", "VIRUS"]) == ["VIRUS", "NORMAL"]
     assert resolve_classes("all", ["A", "B"]) == ["A", "B"]
+    assert resolve_classes("NORMAL,normal, VIRUS", ["NORMAL", "BACTERIA", "VIRUS"]) == ["NORMAL", "VIRUS"]  # once each
     with pytest.raises(ConfigError, match="unknown class 'COVID'; the data has: A, B"):
         resolve_classes("COVID", ["A", "B"])
 

@@ -104,7 +104,8 @@ def resolve_classes(requested: str, classes: list[str]) -> list[str]:
         match = [c for c in classes if c.lower() == w.lower()]
         if not match:
             raise ConfigError(f"unknown class '{w}'; the data has: {', '.join(classes)} (or use --class all)")
-        out.append(match[0])
+        if match[0] not in out:   # named twice: its images were written twice over the same files
+            out.append(match[0])
     return out
 
 
