@@ -439,6 +439,14 @@ def test_write_patient_split_refuses_what_it_would_overwrite_or_misread(tmp_path
                                     (tmp_path / "new", 0.0, "between 0 and 1")]:
         with pytest.raises(DataError, match=message):
             write_patient_split(src, dest, fraction)
+    nested = tmp_path / "nested"                         # PNEUMONIA/bacteria/*.jpeg: one level too deep
+    shutil.copytree(src / "NORMAL", nested / "NORMAL")
+    shutil.copytree(src / "PNEUMONIA", nested / "PNEUMONIA" / "bacteria")
+    with pytest.raises(DataError, match=r"PNEUMONIA holds no images directly \(it holds folders: bacteria\)"):
+        write_patient_split(nested, tmp_path / "n2")
+    shutil.rmtree(nested / "PNEUMONIA")
+    with pytest.raises(DataError, match=r"holds one class folder \(NORMAL\)"):
+        write_patient_split(nested, tmp_path / "n2")
     kaggle = tmp_path / "kaggle"
     from conftest import make_folder_dataset
     make_folder_dataset(kaggle)
@@ -449,3 +457,18 @@ def test_write_patient_split_refuses_what_it_would_overwrite_or_misread(tmp_path
                                         r"data split"):
         load_data(str(src), 16, cache_dir=None)
     assert not (tmp_path / "new").exists() and not list(tmp_path.glob(".*partial"))
+
+
+def test_a_folder_with_one_class_of_images_is_refused_by_name_before_anything_loads(tmp_path):
+    from conftest import make_folder_dataset
+    from genaug.data import check_data_spec
+    root = make_folder_dataset(tmp_path / "x", {"train": 4, "test": 2})
+    for split in ("train", "test"):                     # PNEUMONIA/bacteria/*.jpeg: one level too deep
+        inner = root / split / "PNEUMONIA" / "bacteria"
+        inner.mkdir()
+        for f in (root / split / "PNEUMONIA").glob("*.jpeg"):
+            f.rename(inner / f.name)
+    for check in (lambda: check_data_spec(str(root)), lambda: load_data(str(root), 16, cache_dir=None)):
+        with pytest.raises(DataError, match=r"only one class has images in .* \(NORMAL\); a classifier needs two or "
+                                            r"more: PNEUMONIA holds folders \(bacteria\), not images"):
+            check()

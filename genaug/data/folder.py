@@ -122,6 +122,12 @@ def scan_folder(root: Path, task: str = "binary"):
         if not items[split]:
             raise DataError(f"split '{split}' has no images in {split_dirs[split]} "
                             f"(supported: {', '.join(IMAGE_EXTENSIONS)})")
+    if len(classes) < 2:   # else training runs and fails deep in the metrics
+        nested = sorted({sub.name for c in empty for d in split_dirs.values() if (d / c).is_dir()
+                         for sub in (d / c).iterdir() if sub.is_dir()})
+        raise DataError(f"only one class has images in {root} ({', '.join(classes) or 'none'}); a classifier needs "
+                        f"two or more" + (f": {', '.join(empty)} holds folders ({', '.join(nested[:4])}), not images; "
+                                          f"put each class's images straight in <split>/<CLASS>/" if nested else ""))
     return classes, items, skipped
 
 
@@ -174,6 +180,14 @@ def write_patient_split(source: Path, dest: Path, test_fraction: float = 0.2, se
     if not classes:
         raise DataError(f"{source} holds no class folders of images (expected ROOT/<CLASS>/*.jpeg; a root that "
                         "already has train/ and test/ needs no split)")
+    folders = sorted(d.name for d in source.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if empty := [c for c in folders if c not in classes]:
+        inner = sorted(d.name for d in (source / empty[0]).iterdir() if d.is_dir())
+        raise DataError(f"class folder {source / empty[0]} holds no images directly"
+                        + (f" (it holds folders: {', '.join(inner[:4])})" if inner else "")
+                        + f"; put each class's images straight in {source}/<CLASS>/, or move the folder out")
+    if len(classes) < 2:
+        raise DataError(f"{source} holds one class folder ({classes[0]}); a classifier needs two or more")
     skipped: list[tuple[str, str]] = []
     rels, labels = [], []
     for k, cls in enumerate(classes):

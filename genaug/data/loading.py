@@ -77,7 +77,7 @@ def check_data_spec(spec: str, task: str = "binary") -> None:
             raise DataError(f"npz file not found: {spec}")
         _check_task(task)
     else:
-        split_folders(Path(spec))
+        scan_folder(Path(spec), task)   # lists files, opens none: classes and empty splits are told at once
 
 
 def classes_from_spec(spec: str, task: str = "binary") -> list[str] | None:
