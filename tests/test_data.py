@@ -405,6 +405,11 @@ def _flat(root: Path) -> Path:
     made = make_folder_dataset(root.parent / f"{root.name}-made", {"train": 20})
     shutil.move(str(made / "train"), str(root))
     (root / "NORMAL" / "notes.txt").write_text("not an image")
+    # one image kept elsewhere and linked in by a relative symbolic link, as collections are often assembled
+    kept = root.parent / f"{root.name}-kept"
+    kept.mkdir()
+    shutil.move(str(root / "NORMAL" / "IM-0000-0001.jpeg"), str(kept / "IM-0000-0001.jpeg"))
+    (root / "NORMAL" / "IM-0000-0001.jpeg").symlink_to(Path("..", "..", kept.name, "IM-0000-0001.jpeg"))
     return root
 
 

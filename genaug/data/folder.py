@@ -224,6 +224,8 @@ def write_patient_split(source: Path, dest: Path, test_fraction: float = 0.2, se
 
 def _link_or_copy(src: Path, dst: Path) -> None:
     try:
-        os.link(src, dst)
+        # to the file itself: Linux's link() links a symbolic link as such, and a relative one would then
+        # point nowhere from its new folder (os.link's follow_symlinks does not change that here)
+        os.link(os.path.realpath(src), dst)
     except OSError:      # another file system, or one without hard links
         shutil.copy2(src, dst)
