@@ -477,3 +477,20 @@ def test_a_folder_with_one_class_of_images_is_refused_by_name_before_anything_lo
         with pytest.raises(DataError, match=r"only one class has images in .* \(NORMAL\); a classifier needs two or "
                                             r"more: PNEUMONIA holds folders \(bacteria\), not images"):
             check()
+
+
+def test_write_patient_split_leaves_a_folder_that_appeared_meanwhile_alone(tmp_path, monkeypatch):
+    import genaug.data.folder as folder
+    src = _flat(tmp_path / "flat")
+    dest = tmp_path / "xray"
+    real_replace = os.replace
+
+    def racing_replace(a, b):   # another split finished first
+        dest.mkdir()
+        (dest / "split.json").write_text("theirs")
+        return real_replace(a, b)
+
+    monkeypatch.setattr(folder.os, "replace", racing_replace)
+    with pytest.raises(DataError, match="appeared while the split was written"):
+        folder.write_patient_split(src, dest)
+    assert (dest / "split.json").read_text() == "theirs" and not list(tmp_path.glob(".xray*"))

@@ -6,6 +6,7 @@ import logging
 import os
 import re
 import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -196,9 +197,9 @@ def write_patient_split(source: Path, dest: Path, test_fraction: float = 0.2, se
             labels.append(k)
     patients = [patient_id(r) for r in rels]
     train_idx, test_idx = split_by_patient(np.array(labels), patients, test_fraction, seed)
-    tmp = dest.parent / f".{dest.name}.partial"
-    if tmp.exists():      # left by an interrupted split; ours, by its name
-        shutil.rmtree(tmp)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    # a folder of its own: two splits started at once into one --to must not share (and delete) it
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent))
     try:
         for split, idx in (("train", train_idx), ("test", test_idx)):
             for i in idx:
@@ -215,7 +216,13 @@ def write_patient_split(source: Path, dest: Path, test_fraction: float = 0.2, se
             "test_files": sorted(rels[i] for i in test_idx),
         }
         (tmp / "split.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
-        os.replace(tmp, dest)
+        try:
+            os.replace(tmp, dest)
+        except OSError:
+            if dest.exists():
+                raise DataError(f"{dest} appeared while the split was written (another genaug data split?); "
+                                "it was left as it is") from None
+            raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
