@@ -167,7 +167,19 @@ def test_cache_hit_and_invalidation(folder_data, tmp_path):
     Image.fromarray(np.zeros((20, 20), np.uint8)).save(target, format="JPEG")
     os.utime(target, ns=(1, 1))
     c, _, _ = decode_cached(folder_data, rels, 16, cache)
-    assert c[0].max() < 10 and len(list(cache.glob("*.npy"))) == 2
+    assert c[0].max() < 10
+    # the stale entry can never be read again, so it is deleted, while the files of another split, or the
+    # same files at another size, keep theirs; a process still reading the old one keeps its map
+    assert len(list(cache.glob("*.npy"))) == 1 and a.shape == (len(rels), 16, 16) and a[1].any()
+    tests = sorted(str(p.relative_to(folder_data)) for p in (folder_data / "test").rglob("*.jpeg"))
+    decode_cached(folder_data, tests, 16, cache)
+    decode_cached(folder_data, rels, 8, cache)
+    assert len(list(cache.glob("*.npy"))) == 3
+    # an entry of an older cache version is deleted once a new entry is written
+    old = next(cache.glob("*.json"))
+    old.write_text(json.dumps({**json.loads(old.read_text()), "version": 1}))
+    decode_cached(folder_data, rels[:3], 16, cache)
+    assert not old.exists() and not old.with_suffix(".npy").exists() and len(list(cache.glob("*.npy"))) == 3
     # a corrupt index is rebuilt, not trusted
     for j in cache.glob("*.json"):
         j.write_text("{broken")

@@ -128,6 +128,28 @@ def decode_cached(root: Path, rel_paths: list[str], size: int, cache_dir: Path |
                                          "size": size, "signature": signature, "ok": ok.tolist(),
                                          "reasons": {str(k): v for k, v in reasons.items()}},
                                         ensure_ascii=True))
+    _remove_superseded(cache_dir, key, str(root.resolve()), size, rel_paths)
     for i, why in reasons.items():
         log.warning("skipped %s: %s", safe_name(rel_paths[i]), why)
     return np.load(npy, mmap_mode="r"), ok, reasons
+
+
+def _remove_superseded(cache_dir: Path, key: str, root: str, size: int, rel_paths: list[str]) -> None:
+    """Delete the entries the one just written (``key``) replaces, which no request can match again:
+    the same files of the same root at the same size, decoded when one of them differed, and entries
+    of another cache version. Others (another split, size or root) stay. A process still reading a
+    deleted entry keeps its memory map (the file is gone from the folder, not from the process)."""
+    for index in cache_dir.glob("*.json"):
+        if index.stem == key:
+            continue
+        try:
+            meta = json.loads(index.read_text(encoding="utf-8"))
+            superseded = meta.get("version") != CACHE_VERSION or (
+                meta.get("root") == root and meta.get("size") == size
+                and [entry[0] for entry in meta.get("signature", [])] == rel_paths)
+        except (OSError, ValueError, TypeError, IndexError, AttributeError):
+            continue   # not ours to judge: a rebuild of that entry will replace it
+        if superseded:
+            log.info("removing superseded cache entry %s", index.with_suffix(".npy"))
+            index.unlink(missing_ok=True)   # first: an entry without its index is never read
+            index.with_suffix(".npy").unlink(missing_ok=True)
