@@ -90,7 +90,8 @@ def data_info_cmd(
 
 @data_app.command("split", help=(
     "Hold out whole patients as a test split, for data that comes as class folders only.\n\n"
-    "Patients come from the file names (person1234_…, IM-0001-…); a file whose name carries none counts as "
+    "Patients come from the file names (Kermany person1234_… and IM-0001-…, NIH ChestX-ray14 00000001_000.png); "
+    "a file whose name carries none counts as "
     "its own patient, and the summary says how many did. The images are hard-linked (copied across file "
     "systems) into a new folder, the source is only read, and TO/split.json records the split. Use TO as "
     "--data in every command, so that no GAN, autoencoder or classifier ever trains on its test patients."))

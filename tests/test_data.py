@@ -69,6 +69,8 @@ def test_decode_guards(tmp_path):
     ("IM-0001-0001.jpeg", "IM-0001"),
     ("NORMAL2-IM-0123-0001.jpeg", "NORMAL2-IM-0123"),
     ("whatever.png", "whatever"),
+    ("00000013_005.png", "00000013"),             # NIH ChestX-ray14: one patient's follow-up images
+    ("00000013_005_crop.png", "00000013_005_crop"),
 ])
 def test_patient_id(name, expected):
     assert patient_id(f"train/X/{name}") == expected

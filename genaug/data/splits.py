@@ -16,6 +16,7 @@ _PATIENT_PATTERNS = (
     re.compile(r"^(person\d+)_", re.IGNORECASE),          # person1234_bacteria_5678
     re.compile(r"^(NORMAL2-IM-\d+)-", re.IGNORECASE),     # NORMAL2-IM-1234-0001
     re.compile(r"^(IM-\d+)-", re.IGNORECASE),             # IM-0001-0001
+    re.compile(r"^(\d{8})_\d{3}\.\w+$"),                  # NIH ChestX-ray14: 00000001_000.png (patient_follow-up)
 )
 
 
