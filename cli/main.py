@@ -37,7 +37,7 @@ data_app = typer.Typer(help="Inspect a dataset (counts per split and class, pati
 app.add_typer(data_app, name="data")
 
 # Options shared by every command (Typer needs them spelled out per command).
-DataOpt = typer.Option(None, "--data", help="demo | folder in the Kaggle layout (ROOT/train/CLASS/*) | file.npz | medmnist:NAME")
+DataOpt = typer.Option(None, "--data", help="demo | folder in the Kaggle layout (ROOT/train/CLASS/*: JPEG, PNG, BMP, TIFF, DICOM) | file.npz | medmnist:NAME")
 TaskOpt = typer.Option(None, "--task", help="binary (class folders) | 3class (normal/bacteria/virus from file names)")
 ProfileOpt = typer.Option(None, "--profile", "--config", help="profile name in configs/ (demo, cpu, paper) or a YAML file of overrides")
 SeedOpt = typer.Option(None, "--seed", help="training seed (splits use data.split_seed, fixed across seeds)")
@@ -90,7 +90,8 @@ def data_info_cmd(
 
 @data_app.command("split", help=(
     "Hold out whole patients as a test split, for data that comes as class folders only.\n\n"
-    "Patients come from the file names (Kermany person1234_… and IM-0001-…, NIH ChestX-ray14 00000001_000.png); "
+    "Patients come from DICOM headers (PatientID) or the file names (Kermany person1234_… and IM-0001-…, NIH "
+    "ChestX-ray14 00000001_000.png); "
     "a file whose name carries none counts as "
     "its own patient, and the summary says how many did. The images are hard-linked (copied across file "
     "systems) into a new folder, the source is only read, and TO/split.json records the split. Use TO as "

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -405,3 +406,21 @@ def test_mixed_cells_that_would_hold_no_synthetic_image_are_refused_before_anyth
 def test_a_model_or_variant_named_twice_is_one_cell():
     from genaug.benchmark import parse_list
     assert parse_list("cnn, resnet34,cnn", ("cnn", "resnet34"), "model") == ["cnn", "resnet34"]
+
+
+def test_a_dicom_folder_is_split_by_its_patients_and_described(tmp_path):
+    pytest.importorskip("pydicom")
+    from conftest import write_dicom
+    rng = np.random.default_rng(0)
+    for cls in ("NORMAL", "PNEUMONIA"):
+        for i in range(8):
+            write_dicom(tmp_path / "dcm" / cls / f"{i}.dcm", rng.integers(0, 4096, (20, 20)).astype(np.uint16),
+                        patient=f"{cls}-{i // 2}", photometric="MONOCHROME1" if i == 0 else "MONOCHROME2")
+    r = genaug("data", "split", tmp_path / "dcm", "--to", tmp_path / "xray", "--test-fraction", "0.25")
+    assert r.returncode == 0 and "train: 12 images (NORMAL 6, PNEUMONIA 6), 6 patients" in r.stdout, r.stderr
+    assert "carry no patient id" not in r.stdout
+    r = genaug("data", "info", "--data", tmp_path / "xray", "--out", tmp_path / "o")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "original sizes: {'20x20': 16} (1 distinct); modes: {'DICOM MONOCHROME1 12-bit': 2, " \
+           "'DICOM MONOCHROME2 12-bit': 14}" in r.stdout
+    assert "skipped files: 0" in r.stdout and "carry no patient id" not in r.stdout

@@ -153,7 +153,7 @@ def test_file_names_without_patient_ids_are_noted(tmp_path):
     for i, p in enumerate(renamed):
         p.rename(p.with_name(f"scan{i}.jpeg"))
     notes = load_data(str(root), 16, cache_dir=None).notes
-    assert any(n.startswith("5 of 44 file names carry no patient id") for n in notes), notes
+    assert any(n.startswith("5 of 44 images carry no patient id") for n in notes), notes
 
 
 def test_cache_hit_and_invalidation(folder_data, tmp_path):
@@ -508,3 +508,52 @@ def test_write_patient_split_leaves_a_folder_that_appeared_meanwhile_alone(tmp_p
     with pytest.raises(DataError, match="appeared while the split was written"):
         folder.write_patient_split(src, dest)
     assert (dest / "split.json").read_text() == "theirs" and not list(tmp_path.glob(".xray*"))
+
+
+def test_dicom_images_are_rescaled_windowed_and_turned_the_usual_way_round(tmp_path):
+    pytest.importorskip("pydicom")
+    from conftest import write_dicom
+    ramp = (np.arange(64 * 64).reshape(64, 64) % 4096).astype(np.uint16)    # 12 bits stored
+    plain = decode_image(str(write_dicom(tmp_path / "a.dcm", ramp, "P1")), 64)
+    assert plain.min() == 0 and plain.max() == 255 and len(np.unique(plain)) == 256
+    inverted = decode_image(str(write_dicom(tmp_path / "b.dcm", ramp, "P1", photometric="MONOCHROME1")), 64)
+    assert np.array_equal(inverted, 255 - plain)                               # white is low in MONOCHROME1
+    # the window the file carries: values below its bottom are black, above its top white
+    windowed = decode_image(str(write_dicom(tmp_path / "c.dcm", ramp, "P1", window=(1024, 512)).as_posix()), 64)
+    flat = windowed.ravel()
+    assert (flat[ramp.ravel() < 700] == 0).all() and (flat[ramp.ravel() > 1300] == 255).all()
+    (tmp_path / "d.dcm").write_bytes(b"DICM but not really")
+    from genaug.data.decode import UnreadableImage
+    with pytest.raises(UnreadableImage, match="not a readable DICOM file"):
+        decode_image(str(tmp_path / "d.dcm"), 64)
+
+
+def test_dicom_patients_come_from_the_header_and_splits_keep_them_whole(tmp_path):
+    pytest.importorskip("pydicom")
+    from conftest import write_dicom
+    from genaug.data.folder import write_patient_split
+    rng = np.random.default_rng(0)
+    flat = tmp_path / "flat"
+    for cls in ("NORMAL", "PNEUMONIA"):
+        for i in range(12):   # six patients a class, two images each, names that say nothing of them
+            write_dicom(flat / cls / f"scan{i:03d}.dcm", rng.integers(0, 4096, (24, 24)).astype(np.uint16),
+                        patient=f"{cls[0]}{i // 2}")
+    write_dicom(flat / "NORMAL" / "anonymous.dcm", rng.integers(0, 4096, (24, 24)).astype(np.uint16))
+    made = write_patient_split(flat, tmp_path / "xray", test_fraction=0.3, seed=1)
+    assert made["files_without_patient_id"] == 1 and made["patients"] == {"train": 9, "test": 4}
+    b = load_data(str(tmp_path / "xray"), 16, val_fraction=0.2, cache_dir=None)
+    assert {p for s in b.splits.values() for p in s.patients} >= {"N0", "P5"}
+    seen = {}
+    for split, s in b.splits.items():
+        for pid in s.patients:
+            seen.setdefault(pid, set()).add(split)
+    assert all(len(splits) == 1 for splits in seen.values())
+    assert any(n.startswith("1 of 25 images carry no patient id") for n in b.notes), b.notes
+
+
+def test_dicom_without_pydicom_says_what_to_install(tmp_path, monkeypatch):
+    import sys
+    (tmp_path / "a.dcm").write_bytes(b"\0" * 200)
+    monkeypatch.setitem(sys.modules, "pydicom", None)     # as if it were not installed
+    with pytest.raises(DataError, match=r"DICOM files need pydicom: pip install 'genaug\[dicom\]'"):
+        decode_image(str(tmp_path / "a.dcm"), 16)

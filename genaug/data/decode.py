@@ -6,7 +6,8 @@ import warnings
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+DICOM_EXTENSIONS = (".dcm", ".dicom")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff") + DICOM_EXTENSIONS
 MAX_PIXELS = 64_000_000     # decompression-bomb guard: larger images are skipped, not decoded
 MIN_SIDE = 8                # smaller images carry no anatomy worth resizing
 
@@ -44,8 +45,68 @@ def to_gray_uint8(im: Image.Image) -> np.ndarray:
     return np.asarray(im, dtype=np.uint8)
 
 
+def require_pydicom():
+    try:
+        import pydicom
+    except ImportError:
+        from genaug.errors import DataError
+        raise DataError("DICOM files need pydicom: pip install 'genaug[dicom]'") from None
+    return pydicom
+
+
+def is_dicom(path: str) -> bool:
+    return str(path).lower().endswith(DICOM_EXTENSIONS)
+
+
+def dicom_patient(path: str) -> str | None:
+    """The PatientID a DICOM file's header gives (pixels not read), or None."""
+    pydicom = require_pydicom()
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["PatientID"])
+    except Exception:   # unreadable: the decoder says why, when it skips the file
+        return None
+    pid = str(ds.get("PatientID", "") or "").strip()
+    return pid or None
+
+
+def dicom_to_gray_uint8(path: str) -> np.ndarray:
+    """A single-frame DICOM image as 8-bit grayscale: modality rescale, then the VOI window or LUT the
+    file carries, stretched to 0..255, and MONOCHROME1 (white is low) turned the usual way round."""
+    pydicom = require_pydicom()
+    from pydicom.pixels import apply_modality_lut, apply_voi_lut
+    try:
+        ds = pydicom.dcmread(path)
+    except Exception as exc:
+        raise UnreadableImage(f"not a readable DICOM file ({str(exc).splitlines()[0][:100] if str(exc) else type(exc).__name__})") from None
+    rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
+    if rows * cols > MAX_PIXELS:
+        raise UnreadableImage(f"{cols}x{rows} pixels exceeds the {MAX_PIXELS:,}-pixel guard")
+    if min(rows, cols) < MIN_SIDE:
+        raise UnreadableImage(f"too small ({cols}x{rows})" if "PixelData" in ds else "DICOM file without pixel data")
+    if int(ds.get("NumberOfFrames", 1) or 1) > 1:
+        raise UnreadableImage(f"multi-frame DICOM ({ds.NumberOfFrames} frames); give single images")
+    try:
+        arr = ds.pixel_array
+    except Exception as exc:   # e.g. a compressed transfer syntax whose decoder is not installed
+        raise UnreadableImage(f"DICOM pixel data not decoded ({str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__})") from None
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
+    if arr.ndim == 3:   # colour (pydicom gives RGB): to one channel as any other colour image
+        return np.asarray(Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)).convert("L"), dtype=np.uint8)
+    arr = np.asarray(apply_voi_lut(apply_modality_lut(arr, ds), ds), dtype=np.float64)
+    lo, hi = float(arr.min()), float(arr.max())
+    arr = (arr - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(arr)
+    if photometric == "MONOCHROME1":
+        arr = 255.0 - arr
+    return np.clip(np.rint(arr), 0, 255).astype(np.uint8)
+
+
 def decode_image(path: str, size: int) -> np.ndarray:
     """Read ``path`` and resize to (size, size); raise UnreadableImage with a reason to skip it."""
+    if is_dicom(path):
+        gray = dicom_to_gray_uint8(path)
+        if gray.shape != (size, size):
+            gray = np.asarray(Image.fromarray(gray).resize((size, size), Image.BILINEAR), dtype=np.uint8)
+        return gray
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

@@ -13,7 +13,7 @@ import numpy as np
 
 from genaug.data.cache import decode_cached
 from genaug.data.core import ImageSet
-from genaug.data.decode import IMAGE_EXTENSIONS, safe_name
+from genaug.data.decode import IMAGE_EXTENSIONS, dicom_patient, is_dicom, safe_name
 from genaug.data.splits import patient_id
 from genaug.errors import DataError
 
@@ -143,7 +143,19 @@ def load_folder_split(root: Path, entries: list[tuple[str, str]], classes: list[
     labels = np.array([index[entries[i][1]] for i in keep], dtype=np.int64)
     # Keep the memmap when nothing was skipped: later epochs read pages, not a copy.
     imgs = images if len(keep) == len(rels) else np.asarray(images[keep])
-    return ImageSet(imgs, labels, [patient_id(rels[i]) for i in keep], [rels[i] for i in keep])
+    return ImageSet(imgs, labels, [patient_of(root, rels[i]) for i in keep], [rels[i] for i in keep])
+
+
+def patient_of(root: Path, rel: str) -> str:
+    """A DICOM file's PatientID where its header has one, else the patient its file name gives."""
+    if is_dicom(rel) and (pid := dicom_patient(str(Path(root) / rel))):
+        return pid
+    return patient_id(rel)
+
+
+def unnamed_patients(patients: list[str], paths: list[str]) -> int:
+    """How many images count as patients of their own, for want of a patient in the name or header."""
+    return sum(pid == Path(p).stem for pid, p in zip(patients, paths))
 
 
 def flat_class_folders(root: Path) -> list[str]:
@@ -166,7 +178,7 @@ def write_patient_split(source: Path, dest: Path, test_fraction: float = 0.2, se
     ``dest`` must not exist (it appears whole, renamed from a temporary folder, or not at all). The split
     is written to ``dest``/split.json so that it can be checked and redone: the same source, fraction
     and seed give the same split."""
-    from genaug.data.splits import has_patient_id, split_by_patient
+    from genaug.data.splits import split_by_patient
 
     source, dest = Path(source), Path(dest)
     if not source.is_dir():
@@ -195,7 +207,7 @@ def write_patient_split(source: Path, dest: Path, test_fraction: float = 0.2, se
         for rel in _list_class_dir(source / cls, skipped, source):
             rels.append(rel)
             labels.append(k)
-    patients = [patient_id(r) for r in rels]
+    patients = [patient_of(source, r) for r in rels]
     train_idx, test_idx = split_by_patient(np.array(labels), patients, test_fraction, seed)
     dest.parent.mkdir(parents=True, exist_ok=True)
     # a folder of its own: two splits started at once into one --to must not share (and delete) it
@@ -211,7 +223,7 @@ def write_patient_split(source: Path, dest: Path, test_fraction: float = 0.2, se
             "images": {s: {c: int(sum(labels[i] == k for i in idx)) for k, c in enumerate(classes)}
                        for s, idx in (("train", train_idx), ("test", test_idx))},
             "patients": {s: len({patients[i] for i in idx}) for s, idx in (("train", train_idx), ("test", test_idx))},
-            "files_without_patient_id": sum(not has_patient_id(r) for r in rels),
+            "files_without_patient_id": unnamed_patients(patients, rels),
             "skipped": [{"path": p, "reason": why} for p, why in skipped],
             "test_files": sorted(rels[i] for i in test_idx),
         }

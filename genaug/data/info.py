@@ -9,12 +9,21 @@ from pathlib import Path
 from PIL import Image
 
 from genaug.data.core import DataBundle
+from genaug.data.decode import is_dicom, require_pydicom
 
 
 def original_image_stats(root: Path, rel_paths: list[str], limit: int = 100_000) -> dict:
     """Sizes and modes read from file headers only (no decoding)."""
     sizes, modes = Counter(), Counter()
     for rel in rel_paths[:limit]:
+        if is_dicom(rel):
+            try:
+                ds = require_pydicom().dcmread(os.path.join(root, rel), stop_before_pixels=True)
+                sizes[f"{ds.Columns}x{ds.Rows}"] += 1
+                modes[f"DICOM {ds.get('PhotometricInterpretation', '?')} {ds.get('BitsStored', '?')}-bit"] += 1
+            except Exception:  # unreadable files are counted by the loader already
+                pass
+            continue
         try:
             with Image.open(os.path.join(root, rel)) as im:
                 sizes[f"{im.size[0]}x{im.size[1]}"] += 1

@@ -9,9 +9,10 @@ import numpy as np
 from genaug.data.core import DataBundle
 from genaug.data.demo import demo_dataset
 from genaug.data.duplicates import cross_split_duplicates, duplicate_note
-from genaug.data.folder import THREE_CLASSES, class_folder_names, load_folder_split, scan_folder, split_folders
+from genaug.data.folder import (THREE_CLASSES, class_folder_names, load_folder_split, scan_folder, split_folders,
+                                unnamed_patients)
 from genaug.data.medmnist import INFO, download, load_npz
-from genaug.data.splits import has_patient_id, patient_overlap, split_by_patient
+from genaug.data.splits import patient_overlap, split_by_patient
 from genaug.errors import ConfigError, DataError
 
 log = logging.getLogger("genaug")
@@ -144,12 +145,13 @@ def load_data(spec: str, size: int, task: str = "binary", val_fraction: float = 
         bundle = DataBundle(name=root.name, source="folder", classes=classes, splits=splits,
                             image_size=size, skipped=skipped)
         paths = [p for s in splits.values() for p in s.paths]
-        unnamed = sum(not has_patient_id(p) for p in paths)
+        unnamed = sum(unnamed_patients(s.patients, s.paths) for s in splits.values())
         if unnamed:
             bundle.notes.append(
-                f"{unnamed} of {len(paths)} file names carry no patient id (Kermany style: person123_..., "
-                "IM-0001-...), so each of those images counts as its own patient: images of one patient may "
-                "sit in two splits. Name files by patient to split by patient.")
+                f"{unnamed} of {len(paths)} images carry no patient id (in the file name, Kermany style "
+                "person123_... or IM-0001-..., NIH 00000001_000.png; or a DICOM PatientID), so each of those "
+                "images counts as its own patient: images of one patient may sit in two splits. Name files by "
+                "patient to split by patient.")
     ensure_val(bundle, val_fraction, split_seed)
     check_patient_disjoint(bundle)
     bundle.duplicates = cross_split_duplicates(bundle)

@@ -20,11 +20,6 @@ _PATIENT_PATTERNS = (
 )
 
 
-def has_patient_id(path: str) -> bool:
-    """Whether a file name carries its patient (else ``patient_id`` falls back to the file itself)."""
-    return any(pat.match(PurePath(path).name) for pat in _PATIENT_PATTERNS)
-
-
 def patient_id(path: str) -> str:
     """The patient encoded in a Kermany-style file name; the file itself where none is."""
     stem = PurePath(path).name
