@@ -441,6 +441,9 @@ def test_write_patient_split_holds_out_whole_patients_and_only_reads_the_source(
     assert made["skipped"] == [{"path": "NORMAL/notes.txt", "reason": "not an image extension"}]
     assert all((out / s / f).read_bytes() == (src / f).read_bytes() for s in files for f in files[s])
     assert json.loads((out / "split.json").read_text())["seed"] == 3
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o777 & ~umask      # not mkdtemp's private 0700
     assert before == {p: p.stat().st_mtime_ns for p in src.rglob("*")}
     # the same seed gives the same split; the result loads as a Kaggle-layout folder
     again = write_patient_split(src, tmp_path / "again", test_fraction=0.2, seed=3)

@@ -14,7 +14,7 @@ import numpy as np
 from genaug.data.cache import decode_cached
 from genaug.data.core import ImageSet
 from genaug.data.decode import IMAGE_EXTENSIONS, dicom_patient, is_dicom, safe_name
-from genaug.data.splits import patient_id
+from genaug.data.splits import patient_id, split_by_patient
 from genaug.errors import DataError
 
 log = logging.getLogger("genaug")
@@ -178,29 +178,8 @@ def write_patient_split(source: Path, dest: Path, test_fraction: float = 0.2, se
     ``dest`` must not exist (it appears whole, renamed from a temporary folder, or not at all). The split
     is written to ``dest``/split.json so that it can be checked and redone: the same source, fraction
     and seed give the same split."""
-    from genaug.data.splits import split_by_patient
-
     source, dest = Path(source), Path(dest)
-    if not source.is_dir():
-        raise DataError(f"{source} is not a folder (expected ROOT/<CLASS>/*.jpeg)")
-    if not 0 < test_fraction < 1:
-        raise DataError(f"--test-fraction {test_fraction:g} must be between 0 and 1 (e.g. 0.2)")
-    if dest.exists() or dest.is_symlink():
-        raise DataError(f"{dest} already exists; name a new folder (nothing is ever written over)")
-    if dest.resolve().is_relative_to(source.resolve()):
-        raise DataError(f"{dest} lies inside {source}; name a folder outside it")
-    classes = flat_class_folders(source)
-    if not classes:
-        raise DataError(f"{source} holds no class folders of images (expected ROOT/<CLASS>/*.jpeg; a root that "
-                        "already has train/ and test/ needs no split)")
-    folders = sorted(d.name for d in source.iterdir() if d.is_dir() and not d.name.startswith("."))
-    if empty := [c for c in folders if c not in classes]:
-        inner = sorted(d.name for d in (source / empty[0]).iterdir() if d.is_dir())
-        raise DataError(f"class folder {source / empty[0]} holds no images directly"
-                        + (f" (it holds folders: {', '.join(inner[:4])})" if inner else "")
-                        + f"; put each class's images straight in {source}/<CLASS>/, or move the folder out")
-    if len(classes) < 2:
-        raise DataError(f"{source} holds one class folder ({classes[0]}); a classifier needs two or more")
+    classes = _classes_to_split(source, dest, test_fraction)
     skipped: list[tuple[str, str]] = []
     rels, labels = [], []
     for k, cls in enumerate(classes):
@@ -212,6 +191,9 @@ def write_patient_split(source: Path, dest: Path, test_fraction: float = 0.2, se
     dest.parent.mkdir(parents=True, exist_ok=True)
     # a folder of its own: two splits started at once into one --to must not share (and delete) it
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)   # mkdtemp's folder is private; the data folder it becomes need not be
     try:
         for split, idx in (("train", train_idx), ("test", test_idx)):
             for i in idx:
@@ -239,6 +221,31 @@ def write_patient_split(source: Path, dest: Path, test_fraction: float = 0.2, se
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return summary
+
+
+def _classes_to_split(source: Path, dest: Path, test_fraction: float) -> list[str]:
+    """The class folders ``write_patient_split`` lays out, once its arguments are checked."""
+    if not source.is_dir():
+        raise DataError(f"{source} is not a folder (expected ROOT/<CLASS>/*.jpeg)")
+    if not 0 < test_fraction < 1:
+        raise DataError(f"--test-fraction {test_fraction:g} must be between 0 and 1 (e.g. 0.2)")
+    if dest.exists() or dest.is_symlink():
+        raise DataError(f"{dest} already exists; name a new folder (nothing is ever written over)")
+    if dest.resolve().is_relative_to(source.resolve()):
+        raise DataError(f"{dest} lies inside {source}; name a folder outside it")
+    classes = flat_class_folders(source)
+    if not classes:
+        raise DataError(f"{source} holds no class folders of images (expected ROOT/<CLASS>/*.jpeg; a root that "
+                        "already has train/ and test/ needs no split)")
+    folders = sorted(d.name for d in source.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if empty := [c for c in folders if c not in classes]:
+        inner = sorted(d.name for d in (source / empty[0]).iterdir() if d.is_dir())
+        raise DataError(f"class folder {source / empty[0]} holds no images directly"
+                        + (f" (it holds folders: {', '.join(inner[:4])})" if inner else "")
+                        + f"; put each class's images straight in {source}/<CLASS>/, or move the folder out")
+    if len(classes) < 2:
+        raise DataError(f"{source} holds one class folder ({classes[0]}); a classifier needs two or more")
+    return classes
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:
