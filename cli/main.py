@@ -91,8 +91,7 @@ def data_info_cmd(
 @data_app.command("split", help=(
     "Hold out whole patients as a test split, for data that comes as class folders only.\n\n"
     "Patients come from DICOM headers (PatientID) or the file names (Kermany person1234_… and IM-0001-…, NIH "
-    "ChestX-ray14 00000001_000.png); "
-    "a file whose name carries none counts as "
+    "ChestX-ray14 00000001_000.png); an image that carries none counts as "
     "its own patient, and the summary says how many did. The images are hard-linked (copied across file "
     "systems) into a new folder, the source is only read, and TO/split.json records the split. Use TO as "
     "--data in every command, so that no GAN, autoencoder or classifier ever trains on its test patients."))
@@ -111,8 +110,9 @@ def data_split_cmd(
         counts = ", ".join(f"{c} {n}" for c, n in s["images"][split].items())
         typer.echo(f"{split}: {sum(s['images'][split].values())} images ({counts}), {s['patients'][split]} patients")
     if s["files_without_patient_id"]:
-        typer.echo(f"note: {s['files_without_patient_id']} file names carry no patient id; each counts as its own "
-                   "patient, so if one patient has several such images they may sit on both sides")
+        typer.echo(f"note: {s['files_without_patient_id']} images carry no patient id (in the file name or a DICOM "
+                   "header); each counts as its own patient, so if one patient has several such images they may sit "
+                   "on both sides")
     if s["skipped"]:
         typer.echo(f"skipped {len(s['skipped'])} entries that are not images (listed in split.json)")
     typer.echo(f"wrote {to} (split recorded in {Path(to) / 'split.json'})")

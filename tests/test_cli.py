@@ -424,3 +424,12 @@ def test_a_dicom_folder_is_split_by_its_patients_and_described(tmp_path):
     assert "original sizes: {'20x20': 16} (1 distinct); modes: {'DICOM MONOCHROME1 12-bit': 2, " \
            "'DICOM MONOCHROME2 12-bit': 14}" in r.stdout
     assert "skipped files: 0" in r.stdout and "carry no patient id" not in r.stdout
+
+
+def test_data_split_counts_the_images_without_a_patient(tmp_path):
+    made = make_folder_dataset(tmp_path / "made", {"train": 8})
+    for i, f in enumerate(sorted((made / "train" / "NORMAL").glob("*.jpeg"))[:3]):
+        f.rename(f.with_name(f"scan{i}.jpeg"))              # names that say nothing of the patient
+    r = genaug("data", "split", made / "train", "--to", tmp_path / "xray")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "note: 3 images carry no patient id (in the file name or a DICOM header)" in r.stdout
