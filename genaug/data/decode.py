@@ -102,11 +102,14 @@ def dicom_to_gray_uint8(path: str) -> np.ndarray:
 
 def decode_image(path: str, size: int) -> np.ndarray:
     """Read ``path`` and resize to (size, size); raise UnreadableImage with a reason to skip it."""
-    if is_dicom(path):
-        gray = dicom_to_gray_uint8(path)
-        if gray.shape != (size, size):
-            gray = np.asarray(Image.fromarray(gray).resize((size, size), Image.BILINEAR), dtype=np.uint8)
-        return gray
+    gray = dicom_to_gray_uint8(path) if is_dicom(path) else _pil_to_gray_uint8(path, size)
+    if gray.shape != (size, size):
+        gray = np.asarray(Image.fromarray(gray).resize((size, size), Image.BILINEAR), dtype=np.uint8)
+    return gray
+
+
+def _pil_to_gray_uint8(path: str, size: int) -> np.ndarray:
+    """Any image PIL reads, as 8-bit grayscale near ``size`` (JPEGs are downscaled while decoding)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -129,8 +132,6 @@ def decode_image(path: str, size: int) -> np.ndarray:
     except (OSError, SyntaxError, ValueError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise UnreadableImage(f"corrupt or unreadable ({reason[:100]})") from None
-    if gray.shape != (size, size):
-        gray = np.asarray(Image.fromarray(gray).resize((size, size), Image.BILINEAR), dtype=np.uint8)
     return gray
 
 
