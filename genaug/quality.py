@@ -198,10 +198,19 @@ def quality_report(run: Run, bundle: DataBundle, samples: dict[str, np.ndarray],
     return out
 
 
+def _small(x: float, decimals: int) -> str:
+    """``decimals`` decimals, or two significant digits below 10^-(decimals-1): features of small magnitude
+    (a feature network trained briefly) give FIDs and KIDs that fixed decimals would all show as 0.00 (or
+    -0.0000), hiding how they compare."""
+    return f"{x:.{decimals}f}" if x == 0 or abs(x) >= 10.0 ** (1 - decimals) else f"{x:.2g}"
+
+
 def _fid(x: float) -> str:
-    """Two decimals, or two significant digits below 0.1: features of small magnitude (a feature network
-    trained briefly) give FIDs that two decimals would all show as 0.00, hiding how they compare."""
-    return f"{x:.2f}" if x == 0 or abs(x) >= 0.1 else f"{x:.2g}"
+    return _small(x, 2)
+
+
+def _kid(x: float) -> str:
+    return _small(x, 4)
 
 
 def format_quality(m: dict, bundle: DataBundle) -> str:
@@ -224,8 +233,8 @@ def format_quality(m: dict, bundle: DataBundle) -> str:
         f, k, fi, d, mm = r["fid"], r["kid"], r["fidelity"], r["diversity"], r["memorization"]
         fid_syn = _fid(f['synthetic']) + (f" ± {_fid(f['synthetic_bootstrap_std'])}" if "synthetic_bootstrap_std" in f else "")
         lines.append(f"| {name} | {fid_syn} | {_fid(f['real_vs_real'])} | {_fid(f['real_blurred'])} | "
-                     f"{_fid(f['real_patch_shuffled'])} | {k['synthetic']:.4f} ± {k['synthetic_std']:.4f} | "
-                     f"{k['real_vs_real']:.4f} ± {k['real_vs_real_std']:.4f} | "
+                     f"{_fid(f['real_patch_shuffled'])} | {_kid(k['synthetic'])} ± {_kid(k['synthetic_std'])} | "
+                     f"{_kid(k['real_vs_real'])} ± {_kid(k['real_vs_real_std'])} | "
                      f"{fi['synthetic']:.3f} | {fi['real_heldout']:.3f} | {d['synthetic_mean_pairwise_ssim']:.3f} | "
                      f"{d['real_mean_pairwise_ssim']:.3f} | {mm['fraction_near_copies_pixels']:.3f} | "
                      f"{mm['fraction_near_copies_features']:.3f} |")

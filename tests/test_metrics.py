@@ -226,3 +226,11 @@ def test_fid_features_that_cannot_see_broken_images_are_called_uninformative(blu
 def test_small_fids_keep_two_significant_digits_instead_of_reading_0_00(value, shown):
     from genaug.quality import _fid
     assert _fid(value) == shown
+
+
+@pytest.mark.parametrize("value, shown", [(0.0123, "0.0123"), (0.001, "0.0010"), (0.0, "0.0000"),
+                                          (6.4e-05, "6.4e-05"), (-2.13e-06, "-2.1e-06")])
+def test_small_kids_keep_two_significant_digits_instead_of_reading_0_0000(value, shown):
+    # KID's unbiased estimate can fall below zero: "-0.0000" would hide both its sign and its size
+    from genaug.quality import _kid
+    assert _kid(value) == shown
