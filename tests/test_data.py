@@ -413,6 +413,21 @@ def test_a_12_bit_xray_in_a_16_bit_png_keeps_its_grey_levels(tmp_path):
     assert gray.min() == 0 and gray.max() == 255 and len(np.unique(gray)) == 256
 
 
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_an_image_rotated_by_its_exif_orientation_is_read_as_viewers_show_it(tmp_path, fmt):
+    from genaug.data.decode import decode_image
+    upright = np.zeros((64, 48), dtype=np.uint8)
+    upright[:16, :] = 255                          # a bright band at the top, as a viewer shows the film
+    stored = np.rot90(upright, k=1)               # the pixels as a camera stores them, on their side
+    exif = Image.Exif()
+    exif[0x0112] = 6                               # Orientation 6: turn 90° clockwise to display
+    path = tmp_path / f"x.{fmt.lower()}"
+    Image.fromarray(np.ascontiguousarray(stored)).save(path, fmt, exif=exif, **({"quality": 95} if fmt == "JPEG" else {}))
+    gray = decode_image(str(path), 32).astype(int)
+    assert gray[:6].mean() > 200 and gray[10:].mean() < 40   # band on top, not on the left
+
+
 def _flat(root: Path) -> Path:
     """ROOT/<CLASS>/ only: the train folders of a generated dataset, moved up a level."""
     from conftest import make_folder_dataset

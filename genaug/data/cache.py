@@ -22,7 +22,8 @@ from genaug.data.decode import UnreadableImage, decode_image, safe_name
 from genaug.errors import DiskFull, is_disk_full
 
 log = logging.getLogger("genaug")
-CACHE_VERSION = 2   # 2: 10-14-bit images in 16-bit files scale from their own depth (decode.stored_bits)
+CACHE_VERSION = 3   # 2: 10-14-bit images in 16-bit files scale from their own depth (decode.stored_bits);
+                    # 3: EXIF orientation is applied
 
 
 def file_signature(root: Path, rel_paths: list[str]) -> list[list]:

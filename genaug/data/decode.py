@@ -4,7 +4,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 DICOM_EXTENSIONS = (".dcm", ".dicom")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff") + DICOM_EXTENSIONS
@@ -122,7 +122,9 @@ def _pil_to_gray_uint8(path: str, size: int) -> np.ndarray:
                 if im.format == "JPEG":
                     im.draft(im.mode, (size, size))  # let libjpeg downscale by 1/2..1/8 while decoding
                 im.load()
-                gray = to_gray_uint8(im)
+                # a photographed or exported film often carries its rotation in EXIF, as viewers show it;
+                # the pixels as stored would lie on their side
+                gray = to_gray_uint8(ImageOps.exif_transpose(im))
     except UnreadableImage:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
