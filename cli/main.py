@@ -254,7 +254,7 @@ def benchmark_cmd(
     pretrained: Optional[bool] = typer.Option(None, "--pretrained/--scratch", help="ImageNet weights from --weights-dir"),
     weights_dir: Optional[str] = typer.Option(None, "--weights-dir", help="folder with torchvision ImageNet .pth files"),
     resume: Optional[str] = typer.Option(None, "--resume", help="benchmark run directory: finished cells are kept; --seeds, --models, --variants and --train-fraction add cells to it; other settings stay the run's own"),
-    save_models: Optional[bool] = typer.Option(None, "--save-models/--no-save-models", help="write models/<cell>.pt for each pixel cell (for genaug predict)"),
+    save_models: Optional[bool] = typer.Option(None, "--save-models/--no-save-models", help="write models/<cell>.pt for each cell, for genaug predict and explain (an encoded cell's holds its autoencoder, so it reads images)"),
     schedule: Optional[str] = typer.Option(None, "--schedule", help="learning-rate schedule: cosine (default), step, exponential, onecycle, constant"),
     augmentations: Optional[str] = typer.Option(None, "--augmentations", help="comma list of flip, rotate, shift, zoom, shear, brightness, contrast, noise, pca (default: rotate,shift,zoom,brightness,contrast)"),
     augment: Optional[bool] = typer.Option(None, "--augment/--no-augment", help="training augmentation on or off"),

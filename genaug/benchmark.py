@@ -26,7 +26,7 @@ from PIL import Image
 from genaug.config import Config, check_resumed_data, config_from_dict, data_differences, parse_fractions, resumed_settings, validate
 from genaug.data import DataBundle, ImageSet, check_data_spec, patient_folds, subsample_by_patient
 from genaug.device import seed_everything
-from genaug.encode import gather_rows, load_latents, run_encode
+from genaug.encode import AE_KEYS, autoencoder_of, gather_rows, load_latents, run_encode
 from genaug import distributed
 from genaug.jobs import held_out_seen, join_ranks, read_training_list, start_job, tell
 from genaug.errors import CheckpointError, ConfigError, RunInUse
@@ -36,7 +36,7 @@ from genaug.metrics import (bootstrap_ci, choose_threshold, classification_metri
 from genaug.models import CLASSIFIERS, build_classifier, check_input_size
 from genaug.inventory import duration
 from genaug.locks import in_use_by
-from genaug.runs import Run, atomic_torch_save, save_safetensors, git_commit, machine_info, machines_of, new_run, open_run, read_cells, read_run_config, running, write_json, write_run_config
+from genaug.runs import Run, atomic_torch_save, load_checkpoint, save_safetensors, git_commit, machine_info, machines_of, new_run, open_run, read_cells, read_run_config, running, write_json, write_run_config
 from genaug.tracking import Tracker, tracker_for
 from genaug.train import as_tensor, fit_classifier, predict_probs
 
@@ -291,8 +291,10 @@ def cell_key(model: str, variant: str, fraction: float, seed: int, fold: int | N
 
 def run_cell(model_name: str, variant: str, fraction: float, seed: int, train: TrainSet, val: TrainSet,
              test: TrainSet, bundle: DataBundle, cfg: Config, device, save_to: Path | None = None,
-             fold: int | None = None, tracker: Tracker | None = None, partial: Path | None = None) -> dict:
-    """Train and test one cell; ``partial`` is where its fit keeps the state to resume from."""
+             fold: int | None = None, tracker: Tracker | None = None, partial: Path | None = None,
+             autoencoder: dict | None = None) -> dict:
+    """Train and test one cell; ``partial`` is where its fit keeps the state to resume from; ``autoencoder``
+    is saved with an encoded cell's model (`autoencoder_for_predict`), so that it reads images."""
     b = cfg.benchmark
     seed_everything(seed)
     latent = variant == "encoded"
@@ -313,9 +315,14 @@ def run_cell(model_name: str, variant: str, fraction: float, seed: int, train: T
     t0 = time.perf_counter()
     predict_probs(model, test.x, device=device, amp=cfg.run.amp)
     infer = len(test.x) / max(time.perf_counter() - t0, 1e-9)
-    if save_to is not None and not latent:
-        atomic_torch_save(classifier_checkpoint(model, model_name, bundle, cfg, train.x.shape[1:], thr, variant,
-                                                seed), save_to)
+    if save_to is not None:
+        ckpt = classifier_checkpoint(model, model_name, bundle, cfg, train.x.shape[-3:], thr, variant, seed)
+        if latent:
+            if autoencoder is None:
+                raise ConfigError("an encoded cell's model is saved with its autoencoder, and none was given")
+            ckpt["autoencoder"] = autoencoder
+        atomic_torch_save(ckpt, save_to)
+    if save_to is not None and not latent:   # one state dict per file: the pixel models'
         save_safetensors(model.state_dict(), save_to.with_suffix(".safetensors"),
                          {"kind": "classifier", "model_name": model_name, "classes": ",".join(bundle.classes),
                           "image_size": str(int(train.x.shape[-1]))})
@@ -342,6 +349,19 @@ def classifier_checkpoint(model, name: str, bundle: DataBundle, cfg: Config, inp
     return {"kind": "classifier", "model_name": name, "model": model.state_dict(), "classes": bundle.classes,
             "task": cfg.data.task, "in_channels": int(input_shape[0]), "image_size": int(input_shape[-1]),
             "threshold": threshold, "variant": variant, "seed": seed, "config": cfg.to_dict()}
+
+
+def autoencoder_for_predict(enc_dir: Path, latent_meta: dict) -> dict:
+    """The encoder an encoded cell's saved model needs to read images, as a plain dict; checked to be the one
+    that wrote the latents the cell trains on."""
+    path = autoencoder_of(enc_dir)
+    ae = load_checkpoint(path, AE_KEYS, kind="autoencoder checkpoint")
+    wrote = (latent_meta.get("image_size"), (latent_meta.get("latent_shape") or [None])[0])
+    if (ae["image_size"], ae["latent_channels"]) != wrote:
+        raise CheckpointError(f"autoencoder {path} ({ae['image_size']} px, {ae['latent_channels']} latent channels) "
+                              f"did not write the latents of encode run {enc_dir} ({wrote[0]} px, {wrote[1]} channels)")
+    return {"model": ae["model"], "image_size": ae["image_size"], "latent_channels": ae["latent_channels"],
+            "checkpoint": str(path)}
 
 # ----------------------------------------------------------------------------- aggregate
 
@@ -729,6 +749,7 @@ class CellInputs:
     syn_names: dict | None = None
     latents: dict | None = None
     learnt_from: dict | None = None   # {"gan"|"encode": set of real training paths that run learnt from}
+    autoencoder: dict | None = None   # what an encoded cell's saved model needs to read images (--save-models)
 
 
 def load_cell_inputs(cfg: Config, run: Run, bundle: DataBundle, pending: set[str]) -> CellInputs:
@@ -742,6 +763,8 @@ def load_cell_inputs(cfg: Config, run: Run, bundle: DataBundle, pending: set[str
         inp.enc_dir = resolve_encode_run(cfg, run)
         inp.latents = load_latents(inp.enc_dir)
         _check_latents_match(inp.latents, bundle, inp.enc_dir)
+        if cfg.benchmark.save_models:
+            inp.autoencoder = autoencoder_for_predict(inp.enc_dir, inp.latents["meta"])
     # the real training images each input run learnt from (runs that did not record it used them all)
     inp.learnt_from = {"gan": inp.gan_dir and (read_training_list(generator_run(inp.gan_dir)) or set(bundle.train.paths)),
                        "encode": inp.enc_dir and (read_training_list(inp.enc_dir) or set(bundle.train.paths))}
@@ -802,7 +825,7 @@ def train_cells(cfg: Config, run: Run, bundle: DataBundle, device, plan: CellPla
                 tell(f"    continuing from {partial}", key)
             started = time.perf_counter()
             cell = run_cell(model, variant, frac, cfg.run.seed + s, train, val, test, fold_data, cfg, device,
-                            save_to, fold, tracker, partial)
+                            save_to, fold, tracker, partial, inp.autoencoder)
             took.setdefault(model, []).append(time.perf_counter() - started)
             if within is not None:
                 cell["input_run_within_training"] = within

@@ -134,7 +134,7 @@ class BenchmarkConfig:
     folds: int = 1                # K >= 2: K-fold cross-validation grouped by patient over train+val
     bootstrap: int = 1000
     latent_epochs: int = 0        # 0 = same as epochs
-    save_models: bool = False     # write models/<cell>.pt per pixel cell, for genaug predict
+    save_models: bool = False     # write models/<cell>.pt per cell, for genaug predict and explain
 
     def min_epochs(self, epochs: int) -> int:
         """The epoch from which early stopping counts patience in a run of ``epochs``."""

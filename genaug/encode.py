@@ -51,6 +51,20 @@ def load_autoencoder(path: str | Path, image_size: int | None = None, latent_cha
     return model, ckpt
 
 
+
+def autoencoder_of(enc_dir: str | Path) -> Path:
+    """The autoencoder checkpoint behind an encode run's latents: the run's own autoencoder.pt, or the
+    one it reused (encode.checkpoint)."""
+    d = Path(enc_dir)
+    if (d / "autoencoder.pt").is_file():
+        return d / "autoencoder.pt"
+    reused = str(read_run_config(d).get("encode", {}).get("checkpoint") or "") if (d / "config.yaml").is_file() else ""
+    if reused and Path(reused).is_file():
+        return Path(reused)
+    raise CheckpointError(f"encode run {d} has no autoencoder.pt" + (f", and the one it reused ({reused}) is gone"
+                          if reused else "") + "; --save-models keeps an encoded cell's model with the autoencoder "
+                          "that encodes its input, so give an encode run that still has it (or --no-save-models)")
+
 def _ae_checkpoint(model, opt, sched, epoch, history, cfg: Config, classes) -> dict:
     return {"kind": "autoencoder", "model": model.state_dict(), "optimizer": opt.state_dict(),
             "scheduler": sched.state_dict(), "epoch": epoch, "history": history, "config": cfg.to_dict(),

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from genaug.errors import ConfigError
-from genaug.predict import load_classifier, read_images
+from genaug.predict import EncodedClassifier, input_size, load_classifier, read_images
 
 # The last convolutional stage, where Grad-CAM is usually taken; other models: their last Conv2d.
 DEFAULT_LAYERS = {"resnet34": "layer4", "resnet50": "layer4", "densenet121": "features.norm5",
@@ -78,10 +78,12 @@ def explain_images(checkpoint: str | Path, targets, out_dir: Path, class_name: s
                    layer: str = "") -> tuple[list[list], list[tuple[str, str]], str]:
     """Write <name>_gradcam.png per image into out_dir; rows (file, explained class, probability, png)."""
     model, ckpt = load_classifier(checkpoint)
-    classes, size = ckpt["classes"], ckpt["image_size"]
+    classes, size = ckpt["classes"], input_size(ckpt)
     if class_name and class_name not in classes:
         raise ConfigError(f"unknown class '{class_name}'; this model knows {', '.join(classes)}")
-    layer_name, module = target_layer(model, ckpt["model_name"], layer)
+    # an encoded cell's layers are the latent classifier's; the heatmap still covers the image it read
+    layer_name, module = target_layer(model.classifier if isinstance(model, EncodedClassifier) else model,
+                                      ckpt["model_name"], layer)
     out_dir.mkdir(parents=True, exist_ok=True)
     names, images, skipped = read_images(targets, size)
     rows = []

@@ -2,7 +2,9 @@
 
 The checkpoint (``models/<cell>.pt``, written with ``--save-models``) carries the model's name,
 classes, input size and the decision threshold chosen on validation, so new images get the
-preprocessing the model was trained with: grey, resized to its size, scaled to [0, 1].
+preprocessing the model was trained with: grey, resized to its size, scaled to [0, 1]. An encoded
+cell's checkpoint also holds the autoencoder that made its latents: images go through its encoder,
+and the latents are rounded to float16 as ``genaug encode`` stored them.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import torch
 
 from genaug.data.decode import IMAGE_EXTENSIONS, UnreadableImage, decode_image, safe_name
 from genaug.errors import CheckpointError, DataError
-from genaug.models import build_classifier
+from genaug.models import ConvAutoencoder, build_classifier
 from genaug.runs import load_checkpoint
 from genaug.train import predict_probs
 
@@ -28,14 +30,41 @@ def load_classifier(path: str | Path):
     if ckpt["kind"] != "classifier":
         raise CheckpointError(f"{path} is a {ckpt['kind']} checkpoint, not a classifier (use models/<cell>.pt "
                               "from genaug benchmark --save-models)")
-    if ckpt["in_channels"] != 1:
-        raise CheckpointError(f"{path} takes {ckpt['in_channels']}-channel autoencoder latents, not images")
-    model = build_classifier(ckpt["model_name"], len(ckpt["classes"]), 1, image_size=ckpt["image_size"])
+    latent = ckpt["in_channels"] != 1
+    if latent and not isinstance(ckpt.get("autoencoder"), dict):
+        raise CheckpointError(f"{path} takes {ckpt['in_channels']}-channel autoencoder latents and holds no "
+                              "autoencoder to make them from images")
+    model = build_classifier(ckpt["model_name"], len(ckpt["classes"]), ckpt["in_channels"], latent=latent,
+                             image_size=ckpt["image_size"])
     try:
         model.load_state_dict(ckpt["model"])
-    except RuntimeError as exc:
+        if latent:
+            ae = ckpt["autoencoder"]
+            encoder = ConvAutoencoder(ae["image_size"], ae["latent_channels"])
+            encoder.load_state_dict(ae["model"])
+            model = EncodedClassifier(encoder, model)
+    except (RuntimeError, KeyError) as exc:
         raise CheckpointError(f"{path} does not match a {ckpt['model_name']} ({str(exc)[:100]})") from None
     return model.eval(), ckpt
+
+
+def input_size(ckpt: dict) -> int:
+    """The side, in pixels, that images are resized to for this classifier."""
+    return ckpt["autoencoder"]["image_size"] if "autoencoder" in ckpt else ckpt["image_size"]
+
+
+class EncodedClassifier(torch.nn.Module):
+    """An encoded cell's model from images: the autoencoder's encoder, then the latent classifier."""
+
+    def __init__(self, encoder: ConvAutoencoder, classifier: torch.nn.Module):
+        super().__init__()
+        self.encoder, self.classifier = encoder, classifier
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.encoder.encode(x)
+        # genaug encode stored the latents it trained on as float16: round the same way (the gradient,
+        # for Grad-CAM, passes through the rounding unchanged)
+        return self.classifier(z + (z.half().float() - z).detach())
 
 
 def list_images(targets) -> list[Path]:
@@ -85,7 +114,7 @@ def predict_images(checkpoint: str | Path, targets, device="cpu") -> tuple[str, 
     on the second that decided the prediction) and the files skipped with reasons."""
     model, ckpt = load_classifier(checkpoint)
     classes = ckpt["classes"]
-    names, images, skipped = read_images(targets, ckpt["image_size"])
+    names, images, skipped = read_images(targets, input_size(ckpt))
     probs = predict_probs(model, torch.from_numpy(images).unsqueeze(1), device=device)
     thr = ckpt.get("threshold")
     binary = len(classes) == 2 and thr is not None

@@ -135,6 +135,34 @@ def test_three_class_rows_carry_macro_and_per_class_metrics():
 
 
 @pytest.mark.slow
+def test_saved_models_predict_the_test_split_as_their_cells_scored_it(tmp_path):
+    # what genaug predict reads from files must be what the benchmark tested: the same decoding and size, and
+    # for an encoded cell the same autoencoder and float16 latents, so the probabilities agree image by image
+    data = make_folder_dataset(tmp_path / "data", {"train": 40, "test": 6})
+    prof = tmp_path / "tiny.yaml"
+    prof.write_text(TINY)
+    r = genaug("benchmark", "--profile", prof, "--data", data, "--variants", "real,encoded", "--save-models",
+               "--out", tmp_path / "o")
+    assert r.returncode == 0, r.stderr[-3000:]
+    run = only_run(tmp_path / "o", "benchmark")
+    for variant in ("real", "encoded"):
+        cell = json.loads((run / "cells" / f"cnn__{variant}__f1__seed0.json").read_text())
+        r = genaug("predict", data / "test", "--checkpoint", run / "models" / f"cnn__{variant}__f1__seed0.pt")
+        assert r.returncode == 0, r.stderr[-2000:]
+        rows = list(csv.DictReader(io.StringIO(r.stdout)))
+        assert len(rows) == len(cell["test_probs"]) == 12
+        # the cell keeps probabilities in test order, predict in file order: compare them as sorted sets
+        got = sorted(float(row["p_PNEUMONIA"]) for row in rows)
+        assert got == pytest.approx(sorted(p[1] for p in cell["test_probs"]), abs=1e-5), variant
+    # explain reads images through the autoencoder too, and its heatmap covers the image, not the 14x14 latent
+    r = genaug("explain", data / "test" / "NORMAL", "--checkpoint", run / "models" / "cnn__encoded__f1__seed0.pt",
+               "--out", tmp_path / "ex")
+    assert r.returncode == 0 and "wrote 6 Grad-CAM overlays" in r.stdout, r.stderr[-2000:]
+    from PIL import Image
+    heat = sorted(only_run(tmp_path / "ex", "explain").glob("*_gradcam.png"))[0]
+    assert Image.open(heat).size == (2 * 32, 32)   # the image and its overlay side by side, at 32 px
+
+@pytest.mark.slow
 def test_benchmark_end_to_end_on_tiny_demo_and_resume(tmp_path):
     prof = tmp_path / "tiny.yaml"
     prof.write_text(TINY)
@@ -147,9 +175,9 @@ def test_benchmark_end_to_end_on_tiny_demo_and_resume(tmp_path):
     # each epoch's losses on the console, also where no progress bar shows (here: no terminal)
     assert len(re.findall(r"\n    epoch 1 of 1: train \d\.\d{4} val \d\.\d{4} \(\d+\.\d s\)\n", r.stdout)) == 3
     assert re.search(r"\n    epoch 2 of 2: train \d\.\d{4} val \d\.\d{4} \(\d+\.\d s\)\n", r.stdout)   # the latent CNN
-    # saved pixel models serve genaug predict with their own preprocessing; latent models are not saved
+    # saved models serve genaug predict with their own preprocessing (an encoded one with its autoencoder)
     assert sorted(p.name for p in (run / "models").glob("*.pt")) == [
-        f"cnn__{v}__f1__seed0.pt" for v in ("mixed", "real", "synthetic")]
+        f"cnn__{v}__f1__seed0.pt" for v in ("encoded", "mixed", "real", "synthetic")]
     assert sorted(p.name for p in (run / "models").glob("*.safetensors")) == [
         f"cnn__{v}__f1__seed0.safetensors" for v in ("mixed", "real", "synthetic")]
     imgs = make_folder_dataset(tmp_path / "new", {"train": 2, "test": 1}, size=40) / "train"
@@ -676,3 +704,14 @@ def test_a_cell_that_did_not_learn_is_said_when_it_finishes_with_the_lr_to_chang
     assert "A new run at a lower --lr (this one's is 1e-09) may train it" in r.stdout
     report = (only_run(tmp_path / "o", "benchmark") / "report.md").read_text()
     assert "did not learn: cnn real seed 0" in report and "a new run at a lower learning rate" in report
+
+
+def test_a_latent_classifier_saved_without_its_autoencoder_is_refused_in_one_line(tmp_path):
+    from genaug.errors import CheckpointError
+    from genaug.models import build_classifier
+    from genaug.predict import load_classifier
+    model = build_classifier("cnn", 2, 16, latent=True, image_size=2)
+    torch.save({"kind": "classifier", "model_name": "cnn", "model": model.state_dict(), "classes": ["A", "B"],
+                "image_size": 2, "in_channels": 16}, tmp_path / "m.pt")
+    with pytest.raises(CheckpointError, match="holds no autoencoder to make them from images"):
+        load_classifier(tmp_path / "m.pt")

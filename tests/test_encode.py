@@ -92,3 +92,19 @@ def test_gather_rows_from_a_memory_map_equals_fancy_indexing(tmp_path, chunk, n_
     gather_rows(dst[:, 1:], src, rows, chunk=chunk)
     np.testing.assert_array_equal(dst[:, 1:], src[rows])
     assert (dst[:, 0] == -1).all()
+
+
+def test_autoencoder_of_an_encode_run_is_its_own_or_the_one_it_reused(tmp_path):
+    from genaug.encode import autoencoder_of
+    from genaug.errors import CheckpointError
+    own, reusing, reused = tmp_path / "own", tmp_path / "reusing", tmp_path / "ae.pt"
+    own.mkdir(), reusing.mkdir()
+    (own / "autoencoder.pt").write_bytes(b"x")
+    (own / "config.yaml").write_text(f"encode:\n  checkpoint: {reused}\n")   # its own file comes first
+    reused.write_bytes(b"x")
+    (reusing / "config.yaml").write_text(f"encode:\n  checkpoint: {reused}\n")
+    assert autoencoder_of(own) == own / "autoencoder.pt"
+    assert autoencoder_of(reusing) == reused
+    reused.unlink()
+    with pytest.raises(CheckpointError, match=r"the one it reused \(.*ae\.pt\) is gone.*--no-save-models"):
+        autoencoder_of(reusing)
