@@ -58,8 +58,14 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {a.n} images per pass, batch 256")
     print("| path | images/s |")
     print("|---|---|")
+    rates = []
     for name, model, data in rows:
-        print(f"| {name} | {images_per_second(model, data):.1f} |")
+        rates.append(images_per_second(model, data))
+        print(f"| {name} | {rates[-1]:.1f} |")
+    encoded, latent_only = rates[-2], rates[-1]
+    for (name, _, _), rate in zip(rows[:-2], rates):
+        print(f"encoder + latent CNN: {encoded / rate:.2f}x the images/s of the {name}")
+    print(f"the encoder takes {(1 / encoded - 1 / latent_only) / (1 / latent_only):.1f}x the time of the latent CNN")
 
 
 if __name__ == "__main__":
