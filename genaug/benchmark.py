@@ -38,7 +38,7 @@ from genaug.inventory import duration
 from genaug.locks import in_use_by
 from genaug.runs import Run, atomic_torch_save, load_checkpoint, save_safetensors, git_commit, machine_info, machines_of, new_run, open_run, read_cells, read_run_config, running, write_json, write_run_config
 from genaug.tracking import Tracker, tracker_for
-from genaug.train import as_tensor, fit_classifier, predict_probs
+from genaug.train import as_tensor, class_weights, fit_classifier, latent_spread, predict_probs, train_one_epoch
 
 log = logging.getLogger("genaug")
 VARIANTS = ("real", "mixed", "synthetic", "encoded")
@@ -783,6 +783,69 @@ def time_left(took: dict[str, list[float]], left: list[str]) -> str:
     return f"{len(left)} cell{'s' if len(left) > 1 else ''} left here, about {duration(est)} at this pace{guess}"
 
 
+def seconds_per_training_image(model_name: str, sample_shape: tuple, n_classes: int, cfg: Config, device) -> float:
+    """What one training image costs this model on ``device``, timed now: one warm-up and two timed steps of
+    the benchmark's own training loop on random data (at most 16 images a step, so a 224 px DenseNet-121 on
+    a CPU is timed in seconds). ``sample_shape``: one pixel image (1, H, W), or one latent with its views."""
+    b = cfg.benchmark
+    latent = len(sample_shape) > 3 or sample_shape[0] > 1
+    batch = max(2, min(b.batch_size, 16))
+    model = build_classifier(model_name, n_classes, sample_shape[-3], latent=latent, image_size=sample_shape[-1]).to(device)
+    data = (torch.randn(batch, *sample_shape).half() if latent
+            else torch.randint(0, 256, (batch, *sample_shape), dtype=torch.uint8))
+    labels = torch.arange(batch) % n_classes
+    opt = torch.optim.AdamW(model.parameters(), lr=b.lr)
+    weights = class_weights(labels.numpy(), n_classes).to(device)
+    gen = torch.Generator().manual_seed(0)
+    spread = latent_spread(data) if latent else None
+    best = float("inf")
+    for step in range(3):
+        t0 = time.perf_counter()
+        train_one_epoch(model, opt, data, labels, weights, batch, gen, device, b.augment, "timing",
+                        amp=cfg.run.amp, augmentations=b.augmentations, spread=spread)
+        if step:   # the first step warms up allocators and kernels
+            best = min(best, time.perf_counter() - t0)
+    return best / batch
+
+
+def planned_seconds(cells: list[tuple], per_image: dict, n_train: int, n_val: int, epochs: int, latent_epochs: int,
+                    synthetic_share: float) -> float:
+    """An upper estimate for training ``cells`` ((fold, fraction, variant, model, seed) tuples): every cell at
+    its most epochs, each epoch its training images at ``per_image[(model, latent)]`` seconds plus a
+    validation pass over ``n_val`` images, counted at a third of that (forward only). A mixed cell trains on
+    (1 + ``synthetic_share``) times its real images."""
+    total = 0.0
+    for _, frac, variant, model, _ in cells:
+        latent = variant == "encoded"
+        images = n_train * frac * (1 + synthetic_share if variant == "mixed" else 1)
+        total += (latent_epochs if latent else epochs) * (images + n_val / 3) * per_image[(model, latent)]
+    return total
+
+
+def say_planned_time(cfg: Config, bundle: DataBundle, device, cells: list[tuple], inp: CellInputs) -> None:
+    """Before the first cell: how long the cells left here may take at most, from a step of each model timed
+    now. The time left is told again after each cell, from the cells' own times."""
+    if not cells or distributed.launched():
+        return
+    b = cfg.benchmark
+    per_image = {}
+    for _, _, variant, model, _ in cells:
+        latent = variant == "encoded"
+        if (model, latent) not in per_image:
+            if latent:
+                meta = inp.latents["meta"]
+                shape = tuple(([1 + meta["views"]] if meta.get("views") else []) + list(meta["latent_shape"]))
+            else:
+                shape = (1, b.image_size, b.image_size)
+            per_image[(model, latent)] = seconds_per_training_image(model, shape, len(bundle.classes), cfg, device)
+    counts = np.bincount(bundle.train.labels, minlength=len(bundle.classes))
+    share = ((counts.max() * len(counts) - counts.sum()) / counts.sum() if b.balance else b.synthetic_ratio)
+    est = planned_seconds(cells, per_image, len(bundle.train), len(bundle.val), b.epochs,
+                          b.latent_epochs or b.epochs, share)
+    tell(f"{len(cells)} cell{'s' if len(cells) > 1 else ''} to train here: at most about {duration(est)} on {device} "
+         "(a training step of each model timed now, every cell at its most epochs; early stopping often ends "
+         "cells sooner)")
+
 def train_cells(cfg: Config, run: Run, bundle: DataBundle, device, plan: CellPlan, inp: CellInputs) -> None:
     """Train this process's cells that have no cells/<key>.json yet, each written as it finishes."""
     b = cfg.benchmark
@@ -797,6 +860,8 @@ def train_cells(cfg: Config, run: Run, bundle: DataBundle, device, plan: CellPla
     # one line, not one per cell: a resumed run of a hundred cells would bury its first new one
     if kept := sum((cells_dir / f"{key}.json").is_file() for key in plan.keys):
         distributed.say(f"{kept} of {n} cells done earlier, kept", flush=True)
+    say_planned_time(cfg, bundle, device, [plan.todo[j] for j in sorted(plan.mine)
+                                           if not (cells_dir / f"{plan.keys[j]}.json").is_file()], inp)
     try:
         for i, ((fold, frac, variant, model, s), key) in enumerate(zip(plan.todo, plan.keys), 1):
             path = cells_dir / f"{key}.json"

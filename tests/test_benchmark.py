@@ -172,6 +172,8 @@ def test_benchmark_end_to_end_on_tiny_demo_and_resume(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     first = r
     run = only_run(out, "benchmark")
+    # before the first cell, how long the cells may take at most, from a step of each model timed now
+    assert re.search(r"\n4 cells to train here: at most about \d+m?\d*s on cpu \(a training step", r.stdout)
     # each epoch's losses on the console, also where no progress bar shows (here: no terminal)
     assert len(re.findall(r"\n    epoch 1 of 1: train \d\.\d{4} val \d\.\d{4} \(\d+\.\d s\)\n", r.stdout)) == 3
     assert re.search(r"\n    epoch 2 of 2: train \d\.\d{4} val \d\.\d{4} \(\d+\.\d s\)\n", r.stdout)   # the latent CNN
@@ -715,3 +717,22 @@ def test_a_latent_classifier_saved_without_its_autoencoder_is_refused_in_one_lin
                 "image_size": 2, "in_channels": 16}, tmp_path / "m.pt")
     with pytest.raises(CheckpointError, match="holds no autoencoder to make them from images"):
         load_classifier(tmp_path / "m.pt")
+
+
+def test_planned_seconds_counts_each_cell_at_its_most_epochs_by_hand():
+    from genaug.benchmark import planned_seconds
+    per_image = {("cnn", False): 0.01, ("cnn", True): 0.001, ("resnet34", False): 0.1}
+    cells = [(None, 1.0, "real", "cnn", 0), (None, 0.5, "mixed", "resnet34", 0), (None, 1.0, "encoded", "cnn", 1)]
+    # real cnn: 12 epochs x (100 + 30/3) x 0.01 = 13.2; mixed resnet34 at half the patients with 0.5
+    # synthetic: 12 x (50 x 1.5 + 10) x 0.1 = 102; encoded: 24 latent epochs x (100 + 10) x 0.001 = 2.64
+    got = planned_seconds(cells, per_image, n_train=100, n_val=30, epochs=12, latent_epochs=24, synthetic_share=0.5)
+    assert got == pytest.approx(13.2 + 102 + 2.64)
+    assert planned_seconds([], per_image, 100, 30, 12, 24, 0.5) == 0
+
+
+@pytest.mark.parametrize("model, shape", [("cnn", (1, 32, 32)), ("resnet34", (1, 32, 32)), ("cnn", (3, 16, 2, 2))])
+def test_a_training_step_is_timed_for_pixels_and_latents_with_views(model, shape):
+    from genaug.benchmark import seconds_per_training_image
+    cfg = Config()
+    cfg.benchmark.batch_size = 4
+    assert 0 < seconds_per_training_image(model, shape, 2, cfg, "cpu") < 5
