@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from genaug.config import Config, check_resumed_data, config_from_dict, data_differences, parse_fractions, resumed_settings, validate
+from genaug.config import BenchmarkConfig, Config, check_resumed_data, config_from_dict, data_differences, parse_fractions, resumed_settings, validate
 from genaug.data import DataBundle, ImageSet, check_data_spec, patient_folds, subsample_by_patient
 from genaug.device import seed_everything
 from genaug.encode import AE_KEYS, autoencoder_of, gather_rows, load_latents, run_encode
@@ -207,6 +207,8 @@ def build_training_sets(bundle: DataBundle, variant: str, keep: np.ndarray, cfg:
             if want == 0:
                 continue
             if avail is None or len(avail) == 0:
+                if variant == "mixed" and not cfg.benchmark.balance:
+                    continue   # a GAN of some classes (genaug gan --class PNEUMONIA) augments those; the report says so
                 raise CheckpointError(f"the GAN run has no synthetic images of class {name}; rerun genaug gan --class all")
             if want > len(avail):
                 log.warning("asked for %d synthetic %s images, the GAN run has %d; using all", want, name, len(avail))
@@ -216,6 +218,27 @@ def build_training_sets(bundle: DataBundle, variant: str, keep: np.ndarray, cfg:
             prov += [f"synthetic:{n}" for n in syn_names[name][:want]]
     x = as_tensor(np.concatenate(parts_x))
     return TrainSet(x, torch.from_numpy(np.concatenate(parts_y)), prov), val, test
+
+
+def check_synthetic_classes(gan_dir: Path, synthetic: dict, bundle: DataBundle, cfg: Config, variants) -> None:
+    """A GAN run of some classes only: enough for mixed cells at a --synthetic-ratio (the classes it has are
+    augmented, and this says so before any cell trains), not for --balance where it lacks a class to fill,
+    nor for train-on-synthetic, which needs every class."""
+    missing = [c for c in bundle.classes if len(synthetic.get(c, ())) == 0]
+    if not missing:
+        return
+    which = f"GAN run {gan_dir} has no synthetic images of {', '.join(missing)}"
+    if "synthetic" in variants:
+        raise CheckpointError(f"{which}; the synthetic variant trains on synthetic images alone and needs every "
+                              "class: train a GAN of all classes (genaug gan --class all)")
+    counts = bundle.train.class_counts(len(bundle.classes))
+    if "mixed" in variants and cfg.benchmark.balance and (
+            short := [c for k, c in enumerate(bundle.classes) if c in missing and counts[k] < max(counts)]):
+        raise CheckpointError(f"{which}; --balance fills {', '.join(short)} up to the largest class with synthetic "
+                              "images: train a GAN of those classes (genaug gan --class ...), or use --synthetic-ratio")
+    if "mixed" in variants:
+        tell(f"mixed cells add synthetic images of {', '.join(c for c in bundle.classes if c not in missing)} "
+             f"only: {which}")
 
 
 def check_balance_adds_images(cfg: Config, bundle: DataBundle, variants: list[str]) -> None:
@@ -759,6 +782,7 @@ def load_cell_inputs(cfg: Config, run: Run, bundle: DataBundle, pending: set[str
     if {"mixed", "synthetic"} & pending:
         inp.gan_dir = resolve_gan_run(cfg, run)
         inp.synthetic, inp.syn_names = load_synthetic(inp.gan_dir, bundle.classes, cfg.benchmark.image_size)
+        check_synthetic_classes(inp.gan_dir, inp.synthetic, bundle, cfg, pending)
     if "encoded" in pending:
         inp.enc_dir = resolve_encode_run(cfg, run)
         inp.latents = load_latents(inp.enc_dir)
@@ -911,13 +935,13 @@ def train_cells(cfg: Config, run: Run, bundle: DataBundle, device, plan: CellPla
 
 
 def report_notes(run: Run, bundle: DataBundle, cells: list[dict], plan: CellPlan, missing: list[str],
-                 folds: int, gan_dir, enc_dir) -> list[str]:
+                 b: BenchmarkConfig, gan_dir, enc_dir) -> list[str]:
     """What a reader of the report must know to read its tables right, in the order they matter."""
     notes = list(bundle.notes)
     if missing:   # only a --report-only report gets here with cells missing
         notes.insert(0, f"interim report: {len(missing)} of {len(plan.todo)} planned cells are not trained yet "
                         f"({', '.join(missing)}); each row counts the seeds it has")
-    if folds > 1 and (gan_dir is not None or enc_dir is not None):
+    if b.folds > 1 and (gan_dir is not None or enc_dir is not None):
         notes.append("K-fold: the GAN and the autoencoder were trained on the original training split, "
                      "which overlaps the other folds' validation parts; that touches validation "
                      "(early stopping, threshold), never the test split")
@@ -928,6 +952,8 @@ def report_notes(run: Run, bundle: DataBundle, cells: list[dict], plan: CellPlan
     notes += did_not_learn_notes(cells, len(bundle.classes))
     notes += subsample_notes(cells)
     notes += class_mix_notes(cells, bundle.classes)
+    if not b.balance:   # --balance adds nothing to the largest class by design
+        notes += unaugmented_class_notes(cells, bundle.classes)
     notes += machine_notes(cells)
     if any(c["variant"] == "mixed" for c in cells):
         notes.append("mixed cells run the same epochs as real cells over real + synthetic images, so they "
@@ -977,7 +1003,7 @@ def _benchmark(cfg: Config, run: Run, part: tuple[int, int] | None = None, repor
         return run.dir
     cells = read_cells(cells_dir)
     summary = aggregate(cells, bundle.classes, b.bootstrap)
-    summary["notes"] = report_notes(run, bundle, cells, plan, missing, b.folds, gan_dir, enc_dir)
+    summary["notes"] = report_notes(run, bundle, cells, plan, missing, b, gan_dir, enc_dir)
     write_report(run, cfg, bundle, summary, cells, gan_dir, enc_dir)
     done = {"finished": True} if not missing else {}
     if not missing:   # every cell is in, so no shard is training: no epoch state is left to resume from
@@ -1062,10 +1088,20 @@ def class_mix_notes(cells: list[dict], classes: list[str], margin: float = 0.05)
             at = f" at train fraction {frac:g}" if frac != 1 else ""
             mix = lambda v: ", ".join(f"{k} {100 * x:.0f}%" for k, x in zip(classes, v))
             notes.append(f"{variant} cells{at} train on another class mix than real cells ({mix(mine)}, against "
-                         f"{mix(base)}): a GAN run with fewer images of a class than asked, or --balance, makes "
-                         "that; their sensitivity, specificity and threshold can move with the mix as well as "
-                         "with the images")
+                         f"{mix(base)}): a GAN run with fewer images of a class than asked, or of some classes "
+                         "only, or --balance, makes that; their sensitivity, specificity and threshold can move "
+                         "with the mix as well as with the images")
     return notes
+
+
+def unaugmented_class_notes(cells: list[dict], classes: list[str]) -> list[str]:
+    """Name the classes mixed cells added no synthetic image to (a GAN run of some classes only)."""
+    none = sorted({k for c in cells if c["variant"] == "mixed" for k, v in (c.get("train_class_counts") or {}).items()
+                   if v["synthetic"] == 0}, key=classes.index)
+    if not none or len(none) == len(classes):
+        return []
+    return [f"mixed cells add synthetic images of {', '.join(c for c in classes if c not in none)} only, none of "
+            f"{', '.join(none)}: the GAN run has none of {'that class' if len(none) == 1 else 'those classes'}"]
 
 
 def machine_notes(cells: list[dict]) -> list[str]:

@@ -47,6 +47,32 @@ def test_mixed_set_counts_and_provenance(bundle):
     assert (train_b.y == 0).sum() == (train_b.y == 1).sum()
 
 
+def test_a_gan_of_some_classes_augments_those_in_mixed_cells_and_is_refused_where_it_cannot(bundle, capsys):
+    # the demo's training split: NORMAL 14, PNEUMONIA 38; a GAN run of PNEUMONIA only (genaug gan --class PNEUMONIA)
+    from genaug.benchmark import check_synthetic_classes, unaugmented_class_notes, train_class_counts
+    from genaug.errors import CheckpointError
+    syn, names = fake_synthetic(bundle)
+    only_pneumonia = {"PNEUMONIA": syn["PNEUMONIA"]}
+    cfg = Config()
+    cfg.benchmark.synthetic_ratio = 0.5
+    check_synthetic_classes(Path("g"), only_pneumonia, bundle, cfg, {"real", "mixed"})
+    assert "mixed cells add synthetic images of PNEUMONIA only: GAN run g has no synthetic images of NORMAL" in \
+        capsys.readouterr().out
+    keep = np.arange(len(bundle.train))
+    train, _, _ = build_training_sets(bundle, "mixed", keep, cfg, only_pneumonia, names, None)
+    counts = train_class_counts(train, bundle.classes)
+    assert counts == {"NORMAL": {"real": 14, "synthetic": 0}, "PNEUMONIA": {"real": 38, "synthetic": 19}}
+    assert unaugmented_class_notes([{"variant": "mixed", "train_class_counts": counts}], bundle.classes) == [
+        "mixed cells add synthetic images of PNEUMONIA only, none of NORMAL: the GAN run has none of that class"]
+    with pytest.raises(CheckpointError, match="synthetic variant trains on synthetic images alone and needs every class"):
+        check_synthetic_classes(Path("g"), only_pneumonia, bundle, cfg, {"synthetic"})
+    cfg.benchmark.balance = True   # fills NORMAL, the smaller class, which this GAN cannot
+    with pytest.raises(CheckpointError, match="--balance fills NORMAL up to the largest class"):
+        check_synthetic_classes(Path("g"), only_pneumonia, bundle, cfg, {"mixed"})
+    check_synthetic_classes(Path("g"), {"NORMAL": syn["NORMAL"]}, bundle, cfg, {"mixed"})   # a NORMAL GAN can
+    train, _, _ = build_training_sets(bundle, "mixed", keep, cfg, {"NORMAL": syn["NORMAL"]}, names, None)
+    assert (train.y == 0).sum() == (train.y == 1).sum() == 38
+
 def test_provenance_fails_when_test_or_val_reaches_training(bundle):
     cfg = Config()
     keep = np.arange(len(bundle.train))
