@@ -371,6 +371,20 @@ def test_data_spec_checks_the_folder_layout_and_passes_good_specs(tmp_path):
     check_data_spec("medmnist:pneumoniamnist")   # a missing file is told (or fetched) by load_data
 
 
+def test_a_download_as_it_comes_is_told_what_to_give(tmp_path):
+    # Kaggle's archive, and the folder it unpacks to, which wraps the data root (chest_xray/) beside __MACOSX/
+    from genaug.data import check_data_spec
+    (tmp_path / "chest-xray-pneumonia.zip").write_bytes(b"PK\x03\x04")
+    with pytest.raises(DataError, match=r"is an archive: unpack it first \(e\.g\. unzip .*chest-xray-pneumonia\.zip -d DIR"):
+        check_data_spec(str(tmp_path / "chest-xray-pneumonia.zip"))
+    make_folder_dataset(tmp_path / "archive" / "chest_xray")
+    (tmp_path / "archive" / "__MACOSX" / "train").mkdir(parents=True)
+    (tmp_path / "archive" / "__MACOSX" / "test").mkdir()
+    with pytest.raises(DataError, match=r"no 'train' folder in .*archive \(.*\); .*archive/chest_xray has both: "
+                                        r"give --data .*archive/chest_xray$"):
+        check_data_spec(str(tmp_path / "archive"))
+
+
 def test_classes_from_the_spec_are_those_load_data_finds(tmp_path):
     from genaug.data import classes_from_spec
     folder = str(make_folder_dataset(tmp_path / "x"))

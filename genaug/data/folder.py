@@ -64,6 +64,9 @@ def _list_class_dir(cdir: Path, skipped: list[tuple[str, str]], rel_root: Path) 
     return out
 
 
+ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".7z", ".rar")
+
+
 def split_folders(root: Path) -> dict[str, Path]:
     """The train/test (and val) folders of a Kaggle-layout root, or a DataError naming what is missing.
     Reads only the root's own entries, so a command can refuse a wrong --data at once."""
@@ -71,6 +74,9 @@ def split_folders(root: Path) -> dict[str, Path]:
     if not root.exists():
         raise DataError(f"data folder not found: {root} (expected ROOT/train/<CLASS>/*.jpeg, or use --data demo)")
     if not root.is_dir():
+        if root.name.lower().endswith(ARCHIVE_SUFFIXES):   # Kaggle hands the data out as a zip
+            raise DataError(f"--data {root} is an archive: unpack it first (e.g. unzip {root} -d DIR, or "
+                            "tar -xf), then give the folder that holds train/ and test/")
         raise DataError(f"--data {root} is neither a folder, a .npz file, 'demo' nor 'medmnist:NAME'")
     split_dirs = {}
     for entry in sorted(root.iterdir()):
@@ -81,7 +87,12 @@ def split_folders(root: Path) -> dict[str, Path]:
                         f"with a patient-level test split first: genaug data split {root} --to NEW_FOLDER")
     for required in ("train", "test"):
         if required not in split_dirs:
-            raise DataError(f"no '{required}' folder in {root} (expected ROOT/train/<CLASS>/ and ROOT/test/<CLASS>/)")
+            # an unpacked download often wraps the data root in a folder of its own (chest_xray/)
+            inner = [d for d in sorted(root.iterdir()) if d.is_dir() and not d.name.startswith((".", "__"))
+                     and {"train", "test"} <= {e.name.lower() for e in d.iterdir() if e.is_dir()}]
+            hint = f"; {inner[0]} has both: give --data {inner[0]}" if inner else ""
+            raise DataError(f"no '{required}' folder in {root} (expected ROOT/train/<CLASS>/ and ROOT/test/<CLASS>/)"
+                            + hint)
     return split_dirs
 
 
