@@ -296,7 +296,7 @@ def predict_cmd(
     targets: list[str] = typer.Argument(..., help="image files and folders of images (searched recursively), "
                                                   "e.g. a shell glob such as xrays/*.jpeg"),
     checkpoint: str = typer.Option(..., "--checkpoint", help="models/<cell>.pt from genaug benchmark --save-models"),
-    out: Optional[str] = typer.Option(None, "--out", help="CSV file to write; default: print"),
+    out: Optional[str] = typer.Option(None, "--out", help="CSV file to write (a file already there is replaced only if genaug predict wrote it); default: print"),
     device: str = DEVICE_AUTO,
 ):
     """Class probabilities for new images, preprocessed as the model was trained (size and threshold from the checkpoint)."""
@@ -304,8 +304,10 @@ def predict_cmd(
 
     from genaug.device import resolve_device
     from genaug.predict import predict_images
-    from genaug.runs import atomic_write_text
+    from genaug.runs import atomic_write_text, check_output_file
 
+    if out:
+        check_output_file(out, "predict")
     text, skipped = predict_images(checkpoint, targets, resolve_device(device))
     for name, why in skipped:
         typer.echo(f"skipped {name}: {why}", err=True)
@@ -355,15 +357,17 @@ def explain_cmd(
 @app.command("report")
 def report_cmd(
     runs: list[str] = typer.Argument(..., help="finished gan, encode or benchmark run directories, in the order to show"),
-    out: Optional[str] = typer.Option(None, "--out", help="Markdown file to write (e.g. docs/RESULTS.md); default: print"),
+    out: Optional[str] = typer.Option(None, "--out", help="Markdown file to write, e.g. docs/RESULTS.md (a file already there is replaced only if genaug report wrote it); default: print"),
     title: str = typer.Option("Results", "--title", help="the document's first heading"),
 ):
     """Gather finished runs' own reports, each under the commands that produced it, into one Markdown document."""
     from pathlib import Path
 
     from genaug.report import results_document
-    from genaug.runs import atomic_write_text
+    from genaug.runs import atomic_write_text, check_output_file
 
+    if out:
+        check_output_file(out, "report")
     doc = results_document([Path(r) for r in runs], title)
     if out:
         atomic_write_text(Path(out), doc)
@@ -384,11 +388,15 @@ def report_cmd(
 def compare_cmd(
     run_a: str = typer.Argument(..., help="benchmark run A (the baseline)"),
     run_b: str = typer.Argument(..., help="benchmark run B, on the same data and split"),
-    out: Optional[str] = typer.Option(None, "--out", help="Markdown file to write; default: print"),
+    out: Optional[str] = typer.Option(None, "--out", help="Markdown file to write (a file already there is replaced only if genaug compare wrote it); default: print"),
     bootstrap: int = typer.Option(1000, "--bootstrap", min=100, help="bootstrap resamples for the intervals"),
 ):
     from genaug.compare import compare_runs, format_comparison
 
+    from genaug.runs import check_output_file
+
+    if out:
+        check_output_file(out, "compare")
     _write_or_print(format_comparison(compare_runs(run_a, run_b, n_boot=bootstrap)), out)
 
 

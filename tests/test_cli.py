@@ -334,6 +334,16 @@ def test_encode_cli_end_to_end(tmp_path, tiny):
     assert psnr in text and psnr in (run / "summary.md").read_text()
     r = genaug("report", tmp_path / "x")
     assert r.returncode == 2 and "not a genaug run" in r.stderr
+    # a rerun replaces its own document; a file of the user's there is refused before any work, and kept
+    r = genaug("report", run, "--out", doc)
+    assert r.returncode == 0, r.stderr[-2000:]
+    notes = tmp_path / "notes.md"
+    notes.write_text("# My notes\n")
+    r = genaug("report", run, "--out", notes)
+    assert r.returncode == 2 and "is not the output of an earlier genaug report" in r.stderr
+    assert notes.read_text() == "# My notes\n"
+    r = genaug("report", run, "--out", tmp_path)
+    assert r.returncode == 2 and "is a folder; give a file name" in r.stderr and "Traceback" not in r.stderr
     # its data moved away: resuming says how to give the run its data back, and the data is not needed
     # to learn that
     data.rename(tmp_path / "moved")
