@@ -952,6 +952,7 @@ def report_notes(run: Run, bundle: DataBundle, cells: list[dict], plan: CellPlan
     notes += did_not_learn_notes(cells, len(bundle.classes))
     notes += subsample_notes(cells)
     notes += class_mix_notes(cells, bundle.classes)
+    notes += unpaired_notes(run, cells)
     if not b.balance:   # --balance adds nothing to the largest class by design
         notes += unaugmented_class_notes(cells, bundle.classes)
     notes += machine_notes(cells)
@@ -1093,6 +1094,18 @@ def class_mix_notes(cells: list[dict], classes: list[str], margin: float = 0.05)
                          "with the mix as well as with the images")
     return notes
 
+
+def unpaired_notes(run: Run, cells: list[dict]) -> list[str]:
+    """Variant cells with no real cell of the same model and train fraction: the benchmark's answer is a
+    comparison with real, so say how to get the real cells."""
+    real = {(c["model"], c["train_fraction"]) for c in cells if c["variant"] == "real"}
+    alone = sorted({(c["model"], c["variant"], c["train_fraction"]) for c in cells
+                    if c["variant"] != "real" and (c["model"], c["train_fraction"]) not in real})
+    if not alone:
+        return []
+    rows = ", ".join(f"{m} {v}" + (f" at {f:g}" if f != 1 else "") for m, v, f in alone)
+    return [f"{rows}: no real cell of the same model and train fraction, so no comparison with real; add them with "
+            f"genaug benchmark --resume {run.dir} --variants real,{','.join(sorted({v for _, v, _ in alone}))}"]
 
 def unaugmented_class_notes(cells: list[dict], classes: list[str]) -> list[str]:
     """Name the classes mixed cells added no synthetic image to (a GAN run of some classes only)."""

@@ -762,3 +762,16 @@ def test_a_training_step_is_timed_for_pixels_and_latents_with_views(model, shape
     cfg = Config()
     cfg.benchmark.batch_size = 4
     assert 0 < seconds_per_training_image(model, shape, 2, cfg, "cpu") < 5
+
+
+def test_variant_cells_without_real_ones_are_told_how_to_get_a_comparison(tmp_path):
+    from types import SimpleNamespace
+    from genaug.benchmark import unpaired_notes
+    run = SimpleNamespace(dir=tmp_path / "run")
+    cell = lambda m, v, f: {"model": m, "variant": v, "train_fraction": f}
+    assert unpaired_notes(run, [cell("cnn", "real", 1.0), cell("cnn", "mixed", 1.0)]) == []
+    notes = unpaired_notes(run, [cell("cnn", "real", 1.0), cell("cnn", "mixed", 1.0), cell("cnn", "mixed", 0.1),
+                                 cell("resnet34", "synthetic", 1.0)])
+    assert notes == [f"cnn mixed at 0.1, resnet34 synthetic: no real cell of the same model and train fraction, so "
+                     f"no comparison with real; add them with genaug benchmark --resume {tmp_path / 'run'} "
+                     "--variants real,mixed,synthetic"]
