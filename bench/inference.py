@@ -22,8 +22,7 @@ import time
 
 import torch
 
-from genaug.models import ConvAutoencoder, LatentCNN, SimpleCNN
-from genaug.predict import EncodedClassifier
+from genaug.models import ConvAutoencoder, EncodedClassifier, LatentCNN, SimpleCNN
 from genaug.train import predict_probs
 
 

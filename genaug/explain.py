@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from genaug.errors import ConfigError
-from genaug.predict import EncodedClassifier, input_size, load_classifier, read_images
+from genaug.models import EncodedClassifier
+from genaug.predict import input_size, load_classifier, read_images
 
 # The last convolutional stage, where Grad-CAM is usually taken; other models: their last Conv2d.
 DEFAULT_LAYERS = {"resnet34": "layer4", "resnet50": "layer4", "densenet121": "features.norm5",

@@ -150,6 +150,20 @@ class ConvAutoencoder(nn.Module):
 # --------------------------------------------------------------------------- classifiers
 
 
+class EncodedClassifier(nn.Module):
+    """An encoded cell's model from images: the autoencoder's encoder, then the latent classifier."""
+
+    def __init__(self, encoder: ConvAutoencoder, classifier: nn.Module):
+        super().__init__()
+        self.encoder, self.classifier = encoder, classifier
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.encoder.encode(x)
+        # genaug encode stored the latents it trained on as float16: round the same way (the gradient,
+        # for Grad-CAM, passes through the rounding unchanged)
+        return self.classifier(z + (z.half().float() - z).detach())
+
+
 class FeaturesHead(nn.Module):
     """A classifier as ``features`` (image -> vector, also used for FID and memorization) then ``head``."""
 

@@ -18,7 +18,7 @@ import torch
 
 from genaug.data.decode import IMAGE_EXTENSIONS, UnreadableImage, decode_image, safe_name
 from genaug.errors import CheckpointError, DataError
-from genaug.models import ConvAutoencoder, build_classifier
+from genaug.models import ConvAutoencoder, EncodedClassifier, build_classifier
 from genaug.runs import load_checkpoint
 from genaug.train import predict_probs
 
@@ -51,20 +51,6 @@ def load_classifier(path: str | Path):
 def input_size(ckpt: dict) -> int:
     """The side, in pixels, that images are resized to for this classifier."""
     return ckpt["autoencoder"]["image_size"] if "autoencoder" in ckpt else ckpt["image_size"]
-
-
-class EncodedClassifier(torch.nn.Module):
-    """An encoded cell's model from images: the autoencoder's encoder, then the latent classifier."""
-
-    def __init__(self, encoder: ConvAutoencoder, classifier: torch.nn.Module):
-        super().__init__()
-        self.encoder, self.classifier = encoder, classifier
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        z = self.encoder.encode(x)
-        # genaug encode stored the latents it trained on as float16: round the same way (the gradient,
-        # for Grad-CAM, passes through the rounding unchanged)
-        return self.classifier(z + (z.half().float() - z).detach())
 
 
 def list_images(targets) -> list[Path]:
