@@ -386,6 +386,7 @@ def autoencoder_for_predict(enc_dir: Path, latent_meta: dict) -> dict:
     return {"model": ae["model"], "image_size": ae["image_size"], "latent_channels": ae["latent_channels"],
             "checkpoint": str(path)}
 
+
 # ----------------------------------------------------------------------------- aggregate
 
 
@@ -807,12 +808,12 @@ def time_left(took: dict[str, list[float]], left: list[str]) -> str:
     return f"{len(left)} cell{'s' if len(left) > 1 else ''} left here, about {duration(est)} at this pace{guess}"
 
 
-def seconds_per_training_image(model_name: str, sample_shape: tuple, n_classes: int, cfg: Config, device) -> float:
+def seconds_per_training_image(model_name: str, latent: bool, sample_shape: tuple, n_classes: int, cfg: Config,
+                               device) -> float:
     """What one training image costs this model on ``device``, timed now: one warm-up and two timed steps of
     the benchmark's own training loop on random data (at most 16 images a step, so a 224 px DenseNet-121 on
     a CPU is timed in seconds). ``sample_shape``: one pixel image (1, H, W), or one latent with its views."""
     b = cfg.benchmark
-    latent = len(sample_shape) > 3 or sample_shape[0] > 1
     batch = max(2, min(b.batch_size, 16))
     model = build_classifier(model_name, n_classes, sample_shape[-3], latent=latent, image_size=sample_shape[-1]).to(device)
     data = (torch.randn(batch, *sample_shape).half() if latent
@@ -861,14 +862,16 @@ def say_planned_time(cfg: Config, bundle: DataBundle, device, cells: list[tuple]
                 shape = tuple(([1 + meta["views"]] if meta.get("views") else []) + list(meta["latent_shape"]))
             else:
                 shape = (1, b.image_size, b.image_size)
-            per_image[(model, latent)] = seconds_per_training_image(model, shape, len(bundle.classes), cfg, device)
-    counts = np.bincount(bundle.train.labels, minlength=len(bundle.classes))
-    share = ((counts.max() * len(counts) - counts.sum()) / counts.sum() if b.balance else b.synthetic_ratio)
+            per_image[(model, latent)] = seconds_per_training_image(model, latent, shape, len(bundle.classes), cfg,
+                                                                    device)
+    counts = bundle.train.class_counts(len(bundle.classes))
+    share = (max(counts) * len(counts) - sum(counts)) / sum(counts) if b.balance else b.synthetic_ratio
     est = planned_seconds(cells, per_image, len(bundle.train), len(bundle.val), b.epochs,
                           b.latent_epochs or b.epochs, share)
-    tell(f"{len(cells)} cell{'s' if len(cells) > 1 else ''} to train here: at most about {duration(est)} on {device} "
+    tell(f"{len(cells)} cell{'s' if len(cells) > 1 else ''} to train here: at most {f'about {duration(est)}' if est >= 1 else 'a second'} on {device} "
          "(a training step of each model timed now, every cell at its most epochs; early stopping often ends "
          "cells sooner)")
+
 
 def train_cells(cfg: Config, run: Run, bundle: DataBundle, device, plan: CellPlan, inp: CellInputs) -> None:
     """Train this process's cells that have no cells/<key>.json yet, each written as it finishes."""

@@ -199,7 +199,7 @@ def test_benchmark_end_to_end_on_tiny_demo_and_resume(tmp_path):
     first = r
     run = only_run(out, "benchmark")
     # before the first cell, how long the cells may take at most, from a step of each model timed now
-    assert re.search(r"\n4 cells to train here: at most about \d+m?\d*s on cpu \(a training step", r.stdout)
+    assert re.search(r"\n4 cells to train here: at most (about \d+m?\d*s|a second) on cpu \(a training step", r.stdout)
     # each epoch's losses on the console, also where no progress bar shows (here: no terminal)
     assert len(re.findall(r"\n    epoch 1 of 1: train \d\.\d{4} val \d\.\d{4} \(\d+\.\d s\)\n", r.stdout)) == 3
     assert re.search(r"\n    epoch 2 of 2: train \d\.\d{4} val \d\.\d{4} \(\d+\.\d s\)\n", r.stdout)   # the latent CNN
@@ -756,12 +756,13 @@ def test_planned_seconds_counts_each_cell_at_its_most_epochs_by_hand():
     assert planned_seconds([], per_image, 100, 30, 12, 24, 0.5) == 0
 
 
-@pytest.mark.parametrize("model, shape", [("cnn", (1, 32, 32)), ("resnet34", (1, 32, 32)), ("cnn", (3, 16, 2, 2))])
-def test_a_training_step_is_timed_for_pixels_and_latents_with_views(model, shape):
+@pytest.mark.parametrize("model, latent, shape", [("cnn", False, (1, 32, 32)), ("resnet34", False, (1, 32, 32)),
+                                                  ("cnn", True, (16, 2, 2)), ("cnn", True, (3, 16, 2, 2))])
+def test_a_training_step_is_timed_for_pixels_and_latents_with_views(model, latent, shape):
     from genaug.benchmark import seconds_per_training_image
     cfg = Config()
     cfg.benchmark.batch_size = 4
-    assert 0 < seconds_per_training_image(model, shape, 2, cfg, "cpu") < 5
+    assert 0 < seconds_per_training_image(model, latent, shape, 2, cfg, "cpu") < 5
 
 
 def test_variant_cells_without_real_ones_are_told_how_to_get_a_comparison(tmp_path):
