@@ -67,6 +67,14 @@ def _list_class_dir(cdir: Path, skipped: list[tuple[str, str]], rel_root: Path) 
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".7z", ".rar")
 
 
+def _subfolder_names(folder: Path) -> set[str]:
+    """Lower-cased names of the folders in ``folder``; none where it cannot be read."""
+    try:
+        return {e.name.lower() for e in folder.iterdir() if e.is_dir()}
+    except OSError:
+        return set()
+
+
 def split_folders(root: Path) -> dict[str, Path]:
     """The train/test (and val) folders of a Kaggle-layout root, or a DataError naming what is missing.
     Reads only the root's own entries, so a command can refuse a wrong --data at once."""
@@ -89,7 +97,7 @@ def split_folders(root: Path) -> dict[str, Path]:
         if required not in split_dirs:
             # an unpacked download often wraps the data root in a folder of its own (chest_xray/)
             inner = [d for d in sorted(root.iterdir()) if d.is_dir() and not d.name.startswith((".", "__"))
-                     and {"train", "test"} <= {e.name.lower() for e in d.iterdir() if e.is_dir()}]
+                     and {"train", "test"} <= _subfolder_names(d)]
             hint = f"; {inner[0]} has both: give --data {inner[0]}" if inner else ""
             raise DataError(f"no '{required}' folder in {root} (expected ROOT/train/<CLASS>/ and ROOT/test/<CLASS>/)"
                             + hint)
