@@ -26,7 +26,7 @@ from PIL import Image
 from genaug.config import BenchmarkConfig, Config, check_resumed_data, config_from_dict, data_differences, parse_fractions, resumed_settings, validate
 from genaug.data import DataBundle, ImageSet, check_data_spec, patient_folds, subsample_by_patient
 from genaug.device import seed_everything
-from genaug.encode import AE_KEYS, autoencoder_of, gather_rows, load_latents, run_encode
+from genaug.encode import autoencoder_of, gather_rows, load_autoencoder, load_latents, run_encode
 from genaug import distributed
 from genaug.jobs import held_out_seen, join_ranks, read_training_list, start_job, tell
 from genaug.errors import CheckpointError, ConfigError, RunInUse
@@ -36,7 +36,7 @@ from genaug.metrics import (bootstrap_ci, choose_threshold, classification_metri
 from genaug.models import CLASSIFIERS, build_classifier, check_input_size
 from genaug.inventory import duration
 from genaug.locks import in_use_by
-from genaug.runs import Run, atomic_torch_save, load_checkpoint, save_safetensors, git_commit, machine_info, machines_of, new_run, open_run, read_cells, read_run_config, running, write_json, write_run_config
+from genaug.runs import Run, atomic_torch_save, save_safetensors, git_commit, machine_info, machines_of, new_run, open_run, read_cells, read_run_config, running, write_json, write_run_config
 from genaug.tracking import Tracker, tracker_for
 from genaug.train import as_tensor, class_weights, fit_classifier, latent_spread, predict_probs, train_one_epoch
 
@@ -378,12 +378,9 @@ def autoencoder_for_predict(enc_dir: Path, latent_meta: dict) -> dict:
     """The encoder an encoded cell's saved model needs to read images, as a plain dict; checked to be the one
     that wrote the latents the cell trains on."""
     path = autoencoder_of(enc_dir)
-    ae = load_checkpoint(path, AE_KEYS, kind="autoencoder checkpoint")
-    wrote = (latent_meta.get("image_size"), (latent_meta.get("latent_shape") or [None])[0])
-    if (ae["image_size"], ae["latent_channels"]) != wrote:
-        raise CheckpointError(f"autoencoder {path} ({ae['image_size']} px, {ae['latent_channels']} latent channels) "
-                              f"did not write the latents of encode run {enc_dir} ({wrote[0]} px, {wrote[1]} channels)")
-    return {"model": ae["model"], "image_size": ae["image_size"], "latent_channels": ae["latent_channels"],
+    # load_autoencoder checks it is an autoencoder of the latents' input size and channel count
+    model, _ = load_autoencoder(path, latent_meta.get("image_size"), (latent_meta.get("latent_shape") or [None])[0])
+    return {"model": model.state_dict(), "image_size": model.image_size, "latent_channels": model.latent_channels,
             "checkpoint": str(path)}
 
 
