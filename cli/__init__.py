@@ -8,3 +8,10 @@ import os
 # on an idle machine (bench/oversubscription.py, docs/PERFORMANCE.md (f)). It has to be set before
 # torch loads OpenMP, so here, before anything imports torch; a value the user set is kept.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import warnings
+
+# pydicom warns, as raw Python warnings, of each oddity it reads past in a file (excess padding, a VR
+# other than the header said, a malformed number). A folder of thousands of files would print them
+# between the progress lines; what makes a file unusable is reported as its skip reason instead.
+warnings.filterwarnings("ignore", category=UserWarning, module=r"pydicom(\.|$)")

@@ -583,6 +583,126 @@ def test_dicom_patients_come_from_the_header_and_splits_keep_them_whole(tmp_path
     assert any(n.startswith("1 of 25 images carry no patient id") for n in b.notes), b.notes
 
 
+def _vendor_dicom(name: str) -> Path:
+    """A file from pydicom's own test set: real files written by DCMTK, GDCM, scanners and planning systems,
+    shipped inside the pydicom package (nothing is downloaded)."""
+    pydicom = pytest.importorskip("pydicom")
+    return Path(pydicom.__file__).parent / "data" / "test_files" / name
+
+
+def _vendor_dicom_names() -> list[str]:
+    try:
+        import pydicom
+    except ImportError:
+        return []
+    return sorted(p.name for p in (Path(pydicom.__file__).parent / "data" / "test_files").glob("*.dcm"))
+
+
+@pytest.mark.parametrize("name", _vendor_dicom_names())
+def test_every_real_world_dicom_file_decodes_or_is_skipped_with_a_reason(name):
+    from genaug.data.decode import UnreadableImage
+    try:
+        gray = decode_image(str(_vendor_dicom(name)), 32)
+    except UnreadableImage as exc:     # anything else would end a run of thousands of files in a traceback
+        assert len(str(exc)) > 10 and "Unable to decode as exceptions" not in str(exc)
+    else:
+        assert gray.shape == (32, 32) and gray.dtype == np.uint8
+
+
+def test_a_header_value_a_file_gets_wrong_skips_the_file_not_the_run():
+    from genaug.data.decode import UnreadableImage
+    with pytest.raises(UnreadableImage, match=r"DICOM header not understood \(invalid literal for int\(\) .*'1A'"):
+        decode_image(str(_vendor_dicom("badVR.dcm")), 32)    # NumberOfFrames '1A'
+
+
+@pytest.mark.parametrize("name,needs", [("MR_small_implicit.dcm", None), ("MR_small_bigendian.dcm", None),
+                                        ("MR_small_RLE.dcm", None), ("MR_small_jpeg_ls_lossless.dcm", "gdcm"),
+                                        ("MR_small_jp2klossless.dcm", None)])
+def test_one_image_in_every_lossless_transfer_syntax_decodes_to_the_same_pixels(name, needs):
+    if needs:
+        pytest.importorskip(needs)
+    reference = decode_image(str(_vendor_dicom("MR_small.dcm")), 64)   # explicit VR little endian
+    assert reference.std() > 20
+    assert np.array_equal(decode_image(str(_vendor_dicom(name)), 64), reference)
+
+
+@pytest.mark.parametrize("name,needs", [("SC_rgb_rle_16bit.dcm", None), ("SC_rgb_rle_32bit.dcm", None),
+                                        ("SC_rgb_jpeg_gdcm.dcm", "gdcm")])   # JPEG lossless (process 14)
+def test_colour_of_any_depth_or_lossless_compression_decodes_as_the_8_bit_original(name, needs):
+    # 16- and 32-bit samples are scaled from their depth, not clipped at 255
+    if needs:
+        pytest.importorskip(needs)
+    eight = decode_image(str(_vendor_dicom("SC_rgb_rle.dcm")), 64).astype(int)
+    assert np.abs(decode_image(str(_vendor_dicom(name)), 64).astype(int) - eight).max() <= 1
+
+
+def test_a_compressed_file_no_decoder_reads_says_which_compression():
+    import importlib.util
+    from genaug.data.decode import UnreadableImage
+    path = str(_vendor_dicom("JPEG-lossy.dcm"))      # 12-bit JPEG Extended: neither Pillow nor GDCM reads it
+    if importlib.util.find_spec("libjpeg") is not None:   # pylibjpeg-libjpeg does
+        assert decode_image(path, 32).shape == (32, 32)
+        return
+    with pytest.raises(UnreadableImage, match=r"DICOM 'JPEG Extended \(Process 2 and 4\)' pixel data not "
+                                              r"decoded \(.*12-bit precision"):
+        decode_image(path, 32)
+
+
+def test_palette_colour_dicom_is_read_through_its_colour_table(tmp_path):
+    pytest.importorskip("pydicom")
+    from conftest import write_dicom
+    index = (np.arange(16 * 16).reshape(16, 16) % 256).astype(np.uint16)
+    path = write_dicom(tmp_path / "p.dcm", index, "P1", bits_stored=8)
+    import pydicom
+    ds = pydicom.dcmread(path)
+    ds.PhotometricInterpretation, ds.BitsAllocated, ds.BitsStored, ds.HighBit = "PALETTE COLOR", 8, 8, 7
+    ds.PixelData = index.astype(np.uint8).tobytes()
+    table = ((255 - np.arange(256)) * 257).astype("<u2").tobytes()    # grey table that turns index i into 255 - i
+    for element in (1, 2, 3):   # red, green and blue: descriptor (entries, first index, bits), then the table
+        ds.add_new(0x00281100 + element, "US", [256, 0, 16])
+        ds.add_new(0x00281200 + element, "OW", table)
+    ds.save_as(path, enforce_file_format=True)
+    assert np.array_equal(decode_image(str(path), 16), 255 - index)   # not the indices as grey levels
+
+
+def test_a_dicom_file_written_without_its_meta_header_is_read(tmp_path):
+    pytest.importorskip("pydicom")
+    import pydicom
+    from conftest import write_dicom
+    ramp = (np.arange(32 * 32).reshape(32, 32) * 4).astype(np.uint16)
+    path = write_dicom(tmp_path / "with.dcm", ramp, "P1")
+    ds = pydicom.dcmread(path)
+    del ds.file_meta
+    ds.preamble = None
+    pydicom.dcmwrite(tmp_path / "without.dcm", ds, implicit_vr=True, little_endian=True)   # as older systems wrote
+    assert (tmp_path / "without.dcm").read_bytes()[128:132] != b"DICM"
+    assert np.array_equal(decode_image(str(tmp_path / "without.dcm"), 32), decode_image(str(path), 32))
+
+
+def test_a_split_of_undecodable_files_says_why_and_many_skips_are_counted_by_reason(tmp_path, caplog):
+    root = make_folder_dataset(tmp_path / "d", {"train": 8, "test": 4})
+    for f in (root / "test").rglob("*.jpeg"):    # what an export in a compression nobody can read looks like
+        f.write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    with pytest.raises(DataError, match=r"split 'test' of .* has no readable images \(8 files skipped; all for: "
+                                        r"corrupt or unreadable"):
+        load_data(str(root), 16, val_fraction=0.2, cache_dir=None)
+    for f in (root / "test").rglob("*.jpeg"):
+        f.unlink()
+    make_folder_dataset(root, {"test": 4})
+    for i in range(25):
+        (root / "train" / "NORMAL" / f"IM-09{i:02d}-0001.jpeg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    from genaug.data.info import data_info, format_info
+    text = format_info(data_info(load_data(str(root), 16, val_fraction=0.2, cache_dir=None), root))
+    assert "skipped files: 25\n" in text and text.count("\n  - train/NORMAL/IM-09") == 20
+    assert "  ... and 5 more; all 25 by reason:\n       25  corrupt or unreadable (Truncated File Read)" in text
+    from genaug.data.cache import say_skipped
+    with caplog.at_level("WARNING", logger="genaug"):
+        say_skipped({f"f{i}.dcm": "multi-frame" if i % 3 else "no pixel data" for i in range(30)}, named=5)
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 5 + 1 + 2 and lines[5].startswith("skipped 25 more; all 30 by reason")
+    assert lines[6:] == ["       20  multi-frame", "       10  no pixel data"]
+
+
 def test_dicom_without_pydicom_says_what_to_install(tmp_path, monkeypatch):
     import sys
     (tmp_path / "a.dcm").write_bytes(b"\0" * 200)

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import tempfile
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -22,8 +23,9 @@ from genaug.data.decode import UnreadableImage, decode_image, safe_name
 from genaug.errors import DiskFull, is_disk_full
 
 log = logging.getLogger("genaug")
-CACHE_VERSION = 3   # 2: 10-14-bit images in 16-bit files scale from their own depth (decode.stored_bits);
-                    # 3: EXIF orientation is applied
+CACHE_VERSION = 4   # 2: 10-14-bit images in 16-bit files scale from their own depth (decode.stored_bits);
+                    # 3: EXIF orientation is applied; 4: DICOM palette colour through its table, 16-bit
+                    # colour scaled from its depth, files without a meta header read
 
 
 def file_signature(root: Path, rel_paths: list[str]) -> list[list]:
@@ -130,9 +132,20 @@ def decode_cached(root: Path, rel_paths: list[str], size: int, cache_dir: Path |
                                          "reasons": {str(k): v for k, v in reasons.items()}},
                                         ensure_ascii=True))
     _remove_superseded(cache_dir, key, str(root.resolve()), size, rel_paths)
-    for i, why in reasons.items():
-        log.warning("skipped %s: %s", safe_name(rel_paths[i]), why)
+    say_skipped({safe_name(rel_paths[i]): why for i, why in reasons.items()})
     return np.load(npy, mmap_mode="r"), ok, reasons
+
+
+def say_skipped(skipped: dict[str, str], named: int = 20) -> None:
+    """Warn of files that could not be decoded: the first ``named`` one by one, then every one counted by
+    reason (a folder of 5,000 files a missing decoder cannot read would otherwise print 5,000 lines)."""
+    for name, why in list(skipped.items())[:named]:
+        log.warning("skipped %s: %s", name, why)
+    if len(skipped) > named:
+        log.warning("skipped %d more; all %d by reason (each file is in the run's manifest.json and in "
+                    "`genaug data info --json`):", len(skipped) - named, len(skipped))
+        for why, n in Counter(skipped.values()).most_common():
+            log.warning("  %7d  %s", n, why)
 
 
 def _remove_superseded(cache_dir: Path, key: str, root: str, size: int, rel_paths: list[str]) -> None:

@@ -69,15 +69,86 @@ def dicom_patient(path: str) -> str | None:
     return pid or None
 
 
+def _first_line(exc: Exception, limit: int = 120) -> str:
+    text = str(exc).strip().splitlines()[0].strip() if str(exc).strip() else type(exc).__name__
+    return text[:limit]
+
+
+def _read_dicom(path: str):
+    """The dataset of ``path``. Files written without the 128-byte preamble and file meta header (as older
+    systems and some exports write them) are read too, but only where that finds pixel data: forced
+    reading accepts almost any bytes."""
+    pydicom = require_pydicom()
+    try:
+        return _with_transfer_syntax(pydicom.dcmread(path))
+    except pydicom.errors.InvalidDicomError as exc:
+        first = exc
+    except Exception as exc:
+        raise UnreadableImage(f"not a readable DICOM file ({_first_line(exc, 100)})") from None
+    try:
+        ds = pydicom.dcmread(path, force=True)
+        if "PixelData" in ds:
+            return _with_transfer_syntax(ds)
+    except Exception:
+        pass
+    raise UnreadableImage(f"not a readable DICOM file ({_first_line(first, 100)})") from None
+
+
+def _with_transfer_syntax(ds):
+    """``ds`` with a transfer syntax to decode its pixels by. A file without one in its meta header can only
+    hold uncompressed pixels, in the encoding pydicom found the dataset in."""
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None and "TransferSyntaxUID" in meta:
+        return ds
+    implicit, little = ds.original_encoding
+    if meta is None:
+        ds.file_meta = meta = FileMetaDataset()
+    meta.TransferSyntaxUID = (ImplicitVRLittleEndian if implicit else
+                              ExplicitVRLittleEndian if little is not False else ExplicitVRBigEndian)
+    return ds
+
+
+def _undecoded(ds, exc: Exception) -> str:
+    """Why pixel data could not be decoded: pydicom names each decoder it tried on the lines after its first,
+    which is where the useful part is (e.g. 'gdcm - requires gdcm>=3.0.10')."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    detail = "; ".join(lines[1:]) or (lines[0] if lines else type(exc).__name__)
+    syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    compressed = syntax is not None and syntax.is_compressed
+    what = f"'{syntax.name}' pixel data" if compressed else "pixel data"
+    hint = ""
+    if compressed:
+        try:
+            import gdcm  # noqa: F401
+        except ImportError:
+            hint = "; pip install 'genaug[dicom]' adds GDCM, which decodes most compressed DICOM"
+    return f"DICOM {what} not decoded ({detail[:240]}){hint}"
+
+
+def _colour_to_gray(arr: np.ndarray, bits: int) -> np.ndarray:
+    """RGB pixels of ``bits`` bits per sample (8, 16 or 32 in DICOM) to 8-bit grayscale."""
+    if bits > 8:
+        arr = np.rint(arr.astype(np.float64) * (255.0 / (2.0 ** bits - 1)))
+    return np.asarray(Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)).convert("L"), dtype=np.uint8)
+
+
 def dicom_to_gray_uint8(path: str) -> np.ndarray:
     """A single-frame DICOM image as 8-bit grayscale: modality rescale, then the VOI window or LUT the
-    file carries, stretched to 0..255, and MONOCHROME1 (white is low) turned the usual way round."""
-    pydicom = require_pydicom()
-    from pydicom.pixels import apply_modality_lut, apply_voi_lut
+    file carries, stretched to 0..255, and MONOCHROME1 (white is low) turned the usual way round. Colour
+    images (RGB, YBR, a palette) turn grey as any other colour image does."""
+    ds = _read_dicom(path)
     try:
-        ds = pydicom.dcmread(path)
-    except Exception as exc:
-        raise UnreadableImage(f"not a readable DICOM file ({str(exc).splitlines()[0][:100] if str(exc) else type(exc).__name__})") from None
+        return _dicom_gray(ds)
+    except UnreadableImage:
+        raise
+    except Exception as exc:   # a header value pydicom reads but cannot use (e.g. NumberOfFrames '1A')
+        raise UnreadableImage(f"DICOM header not understood ({_first_line(exc)})") from None
+
+
+def _dicom_gray(ds) -> np.ndarray:
+    from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut
     rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
     if rows * cols > MAX_PIXELS:
         raise UnreadableImage(f"{cols}x{rows} pixels exceeds the {MAX_PIXELS:,}-pixel guard")
@@ -88,10 +159,13 @@ def dicom_to_gray_uint8(path: str) -> np.ndarray:
     try:
         arr = ds.pixel_array
     except Exception as exc:   # e.g. a compressed transfer syntax whose decoder is not installed
-        raise UnreadableImage(f"DICOM pixel data not decoded ({str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__})") from None
+        raise UnreadableImage(_undecoded(ds, exc)) from None
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
-    if arr.ndim == 3:   # colour (pydicom gives RGB): to one channel as any other colour image
-        return np.asarray(Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)).convert("L"), dtype=np.uint8)
+    if photometric == "PALETTE COLOR":   # pixels are indices into the file's colour table, not intensities
+        rgb = apply_color_lut(arr, ds)
+        return _colour_to_gray(rgb, 8 * rgb.dtype.itemsize)   # the table's entries are 8 or 16 bits
+    if arr.ndim == 3:   # colour (pydicom gives YBR as RGB)
+        return _colour_to_gray(arr, int(ds.get("BitsStored", 8) or 8))
     arr = np.asarray(apply_voi_lut(apply_modality_lut(arr, ds), ds), dtype=np.float64)
     lo, hi = float(arr.min()), float(arr.max())
     arr = (arr - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(arr)

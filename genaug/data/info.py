@@ -11,6 +11,8 @@ from PIL import Image
 from genaug.data.core import DataBundle
 from genaug.data.decode import is_dicom, require_pydicom
 
+SKIPPED_LISTED = 20   # skipped files named one by one in the text summary
+
 
 def original_image_stats(root: Path, rel_paths: list[str], limit: int = 100_000) -> dict:
     """Sizes and modes read from file headers only (no decoding)."""
@@ -70,8 +72,12 @@ def format_info(info: dict) -> str:
         o = info["original_images"]
         lines.append(f"original sizes: {o['sizes']} ({o['distinct_sizes']} distinct); modes: {o['modes']}")
     lines.append(f"skipped files: {info['skipped']}")
-    for item in info["skipped_files"][:20]:
+    for item in info["skipped_files"][:SKIPPED_LISTED]:
         lines.append(f"  - {item['path']}: {item['reason']}")
+    if info["skipped"] > SKIPPED_LISTED:   # the rest, counted by reason: thousands of lines would hide the cause
+        lines.append(f"  ... and {info['skipped'] - SKIPPED_LISTED} more; all {info['skipped']} by reason:")
+        for why, n in Counter(item["reason"] for item in info["skipped_files"]).most_common():
+            lines.append(f"  {n:>7}  {why}")
     for note in info["notes"]:
         lines.append(f"note: {note}")
     return "\n".join(lines)

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
 from genaug.data.core import DataBundle
+from genaug.data.decode import safe_name
 from genaug.data.demo import demo_dataset
 from genaug.data.duplicates import cross_split_duplicates, duplicate_note
 from genaug.data.folder import (THREE_CLASSES, class_folder_names, load_folder_split, scan_folder, split_folders,
@@ -141,7 +143,10 @@ def load_data(spec: str, size: int, task: str = "binary", val_fraction: float = 
             splits[split] = load_folder_split(root, entries, classes, size, cache_dir, skipped,
                                               desc=f"decode {split} @{size}px")
             if len(splits[split]) == 0:
-                raise DataError(f"split '{split}' of {root} has no readable images ({len(entries)} files skipped)")
+                mine = {safe_name(r) for r, _ in entries}
+                (why, n), = Counter(r for f, r in skipped if f in mine).most_common(1) or [("?", 0)]
+                raise DataError(f"split '{split}' of {root} has no readable images ({len(entries)} files skipped; "
+                                f"{'all' if n == len(entries) else n} for: {why})")
         bundle = DataBundle(name=root.name, source="folder", classes=classes, splits=splits,
                             image_size=size, skipped=skipped)
         paths = [p for s in splits.values() for p in s.paths]
