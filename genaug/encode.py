@@ -23,6 +23,7 @@ from tqdm import tqdm
 from genaug.config import DEFAULT_AUGMENTATIONS, Config, check_resumed_data, config_from_dict, resumed_settings
 from genaug.data import DataBundle
 from genaug import distributed
+from genaug.inventory import training_left
 from genaug.jobs import TRAINING_LIST, held_out_seen, join_ranks, read_training_list, start_job, training_subset
 from genaug.errors import CheckpointError, ConfigError
 from genaug.metrics import reconstruction_metrics
@@ -114,7 +115,7 @@ def train_autoencoder(model: ConvAutoencoder, bundle: DataBundle, cfg: Config, r
                         "val_ssim": val["ssim"], "seconds": time.perf_counter() - t0})
         # console and log say the same, in the words the classifiers' epochs use
         msg = (f"autoencoder epoch {epoch} of {e.epochs}: train mse {total / seen:.5f}, val psnr {val['psnr']:.2f} dB "
-               f"ssim {val['ssim']:.4f} ({time.perf_counter() - t0:.0f} s)")
+               f"ssim {val['ssim']:.4f} ({time.perf_counter() - t0:.0f} s){training_left(history, e.epochs)}")
         log.info(msg)
         distributed.say(msg, flush=True)
         if tracker is not None:

@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from genaug.config import Config, check_resumed_data, config_from_dict, resumed_settings
 from genaug import distributed
+from genaug.inventory import training_left
 from genaug.jobs import join_ranks, start_job, training_subset
 from genaug.data.loading import resolve_classes
 from genaug.errors import CheckpointError, ConfigError, DataError, TrainingDiverged
@@ -219,7 +220,9 @@ def train_gan_model(key: str, images: np.ndarray, labels: np.ndarray | None, n_c
             write_json(run.path(f"history-{key}.json"), st.history)
         atomic_torch_save(st.state(cfg, classes, key), run.path(f"checkpoint-{key}.pt"))
         msg = (f"gan {key} epoch {epoch} of {g.epochs}: loss D {mean_d:.3f} G {mean_g:.3f} "
-               f"({n * bs / max(time.perf_counter() - t0, 1e-9):.0f} img/s)")
+               f"({n * bs / max(time.perf_counter() - t0, 1e-9):.0f} img/s)"
+               # per-class GANs train one after another: the time left is this class's
+               f"{training_left(st.history, g.epochs, 'training' if n_classes else f'{key} training')}")
         log.info(msg)
         distributed.say(msg, flush=True)
     return st

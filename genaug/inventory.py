@@ -35,6 +35,23 @@ def duration(seconds: float) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
 
 
+def _recent_seconds(histories: list[list]) -> list[float]:
+    """The seconds of the last three epochs of each history."""
+    return [e["seconds"] for h in histories for e in h[-3:]
+            if isinstance(e, dict) and isinstance(e.get("seconds"), (int, float))]
+
+
+def training_left(history: list, planned: int, what: str = "training") -> str:
+    """', about 12m of training left' for a GAN or autoencoder with ``history`` (one dict per epoch done, with
+    its seconds) of ``planned`` epochs, at the pace of its last three epochs; '' when none is left."""
+    recent = _recent_seconds([history])
+    left = planned - len(history)
+    if left <= 0 or not recent:
+        return ""
+    seconds = left * sum(recent) / len(recent)
+    return f", {f'about {duration(seconds)}' if seconds >= 1 else 'under a second'} of {what} left"
+
+
 def _count(n: int, what: str) -> str:
     return f"{n} {what}{'' if n == 1 else 's'}"
 
@@ -69,8 +86,7 @@ def _epochs(d: Path, section: str, histories: list[Path], at_work: bool) -> tupl
     else:
         names = [p.stem.split("-", 1)[-1] for p in histories]   # history-<class>.json of per-class models
         text = ", ".join(f"{n} {e}/{planned}" for n, e in zip(names, done)) + " epochs"
-    recent = [e["seconds"] for h in read for e in h[-3:]
-              if isinstance(e, dict) and isinstance(e.get("seconds"), (int, float))]
+    recent = _recent_seconds(read)
     left = sum(max(planned - n, 0) for n in done)
     # per-class GANs train one class after another: those not begun have no history to count yet
     if at_work and recent and left and not settings.get("per_class"):

@@ -251,6 +251,8 @@ def test_gan_cli_end_to_end_and_sample(tmp_path, tiny):
     assert set(rows[0]) == {"file", "class", "seed", "index", "checkpoint", "step"}
     # each epoch in the words the classifiers use, the same on the console and in the log
     assert re.search(r"^gan conditional epoch 2 of 2: loss D \d+\.\d{3} G \d+\.\d{3} \(\d+ img/s\)$", r.stdout, re.M)
+    assert re.search(r"^gan conditional epoch 1 of 2: loss D \d+\.\d{3} G \d+\.\d{3} \(\d+ img/s\), (about \d+s|under a second) "
+                     r"of training left$", r.stdout, re.M)      # at the pace of the epochs so far; none after the last
     assert "gan conditional epoch 2 of 2: " in (run / "log.txt").read_text()
     for name in ("config.yaml", "log.txt", "manifest.json", "metrics.json", "quality.md", "judge.pt",
                  "generator-conditional.pt", "checkpoint-conditional.pt", "memorization-PNEUMONIA.png",

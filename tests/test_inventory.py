@@ -173,3 +173,13 @@ def test_runs_command_bad_input_is_one_line(tmp_path, args, needle):
     _run(tmp_path, "gan", "x", {})
     r = genaug("runs", *(args if "--out" in args else ["--out", tmp_path, *args]))
     assert r.returncode == 2 and needle in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_an_epoch_line_tells_the_training_left_at_the_pace_of_the_last_three_epochs():
+    from genaug.inventory import training_left
+    history = [{"epoch": 1, "seconds": 90.0}, {"epoch": 2, "seconds": 10.0}, {"epoch": 3, "seconds": 20.0},
+               {"epoch": 4, "seconds": 30.0}]    # the first epoch (warm-up) is out of the last three
+    assert training_left(history, 9) == ", about 1m40s of training left"           # 5 epochs x 20 s
+    assert training_left(history, 9, "NORMAL training") == ", about 1m40s of NORMAL training left"
+    assert training_left(history, 4) == "" and training_left([], 4) == ""
+    assert training_left([{"epoch": 1, "seconds": 0.2}], 3) == ", under a second of training left"
