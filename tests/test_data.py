@@ -703,6 +703,44 @@ def test_a_split_of_undecodable_files_says_why_and_many_skips_are_counted_by_rea
     assert lines[6:] == ["       20  multi-frame", "       10  no pixel data"]
 
 
+def test_many_dicom_files_decode_in_processes_to_what_threads_give(tmp_path, monkeypatch, caplog):
+    pytest.importorskip("pydicom")
+    import genaug.data.cache as cache
+    from conftest import write_dicom
+    rng = np.random.default_rng(0)
+    rels = []
+    for i in range(6):
+        write_dicom(tmp_path / "d" / f"IM-{i:04d}-0001.dcm", rng.integers(0, 4096, (40, 40)).astype(np.uint16))
+        rels.append(f"IM-{i:04d}-0001.dcm")
+    (tmp_path / "d" / "IM-0099-0001.dcm").write_bytes(b"DICM but not really")
+    rels.insert(3, "IM-0099-0001.dcm")
+    monkeypatch.setattr(cache.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(cache, "PROCESSES_FROM", 10**9)               # threads
+    by_threads, ok_t, why_t = decode_cached(tmp_path / "d", rels, 24, None)
+    monkeypatch.setattr(cache, "PROCESSES_FROM", 2)                   # processes (pydicom's decoders hold the GIL)
+    by_processes, ok_p, why_p = decode_cached(tmp_path / "d", rels, 24, None)
+    assert np.array_equal(by_threads, by_processes) and by_threads[0].std() > 10
+    assert ok_t.tolist() == ok_p.tolist() == [True] * 3 + [False] + [True] * 3
+    assert why_t == why_p and why_p[3].startswith("not a readable DICOM file")
+
+    class DeadPool:   # a worker killed (out of memory, say) after the first two files
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def map(self, fn, jobs, chunksize=1):
+            from concurrent.futures.process import BrokenProcessPool
+            yield from (fn(job) for job in jobs[:2])
+            raise BrokenProcessPool("killed")
+
+        def shutdown(self, **kwargs):
+            pass
+    monkeypatch.setattr(cache, "ProcessPoolExecutor", DeadPool)
+    with caplog.at_level("WARNING", logger="genaug"):
+        rescued, ok_r, why_r = decode_cached(tmp_path / "d", rels, 24, None)
+    assert np.array_equal(rescued, by_threads) and ok_r.tolist() == ok_t.tolist() and why_r == why_t
+    assert "a decoding process died after 2 of 7 files; decoding the rest in this process" in caplog.text
+
+
 def test_dicom_without_pydicom_says_what_to_install(tmp_path, monkeypatch):
     import sys
     (tmp_path / "a.dcm").write_bytes(b"\0" * 200)

@@ -10,16 +10,20 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import multiprocessing
 import os
+import signal
 import tempfile
+import warnings
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from genaug.data.decode import UnreadableImage, decode_image, safe_name
+from genaug.data.decode import UnreadableImage, decode_image, is_dicom, safe_name
 from genaug.errors import DiskFull, is_disk_full
 
 log = logging.getLogger("genaug")
@@ -43,9 +47,37 @@ def cache_key(root: Path, signature: list[list], size: int) -> str:
     return h.hexdigest()[:24]
 
 
+# From this many DICOM files in one load, decoding runs in processes: pydicom's decoders (GDCM above
+# all) hold the GIL, so threads decoded one file at a time (a 2048 px JPEG 2000 file: 383 ms on one
+# thread, 358 ms each on two; bench/dicom_decode.py, docs/PERFORMANCE.md (j)). Below it, starting the
+# processes would cost more than it saves.
+PROCESSES_FROM = 32
+
+
 def _decode_all(root: Path, rel_paths: list[str], size: int, out: np.ndarray, desc: str):
     ok = np.zeros(len(rel_paths), dtype=bool)
     reasons: dict[int, str] = {}
+    workers = max(1, min(8, os.cpu_count() or 1))
+    bar = tqdm(total=len(rel_paths), desc=desc, unit="img", leave=False, disable=None)
+    first = 0   # files before this one are decoded
+    if workers > 1 and sum(is_dicom(r) for r in rel_paths) >= PROCESSES_FROM:
+        jobs = [(os.path.join(root, r), size) for r in rel_paths]
+        # spawned, not forked: the parent may hold torch's and tqdm's threads, which a fork copies mid-lock
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_worker_setup, initargs=(list(warnings.filters),))
+        try:
+            for image, why in pool.map(_decode_one, jobs, chunksize=2):
+                if image is None:
+                    reasons[first] = why
+                else:
+                    out[first], ok[first] = image, True
+                first += 1
+                bar.update()
+        except BrokenProcessPool:   # a worker killed (out of memory, say): the rest here, in threads
+            log.warning("a decoding process died after %d of %d files; decoding the rest in this process",
+                        first, len(rel_paths))
+        finally:   # on Ctrl-C or an error, drop the files not begun rather than decode them all first
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def work(i: int):
         try:
@@ -53,13 +85,32 @@ def _decode_all(root: Path, rel_paths: list[str], size: int, out: np.ndarray, de
             ok[i] = True
         except UnreadableImage as exc:
             reasons[i] = str(exc)
+        bar.update()
 
-    workers = max(1, min(8, os.cpu_count() or 1))
     with ThreadPoolExecutor(workers) as pool:  # PIL releases the GIL while decoding
-        for _ in tqdm(pool.map(work, range(len(rel_paths))), total=len(rel_paths), desc=desc,
-                      unit="img", leave=False, disable=None):
+        for _ in pool.map(work, range(first, len(rel_paths))):
             pass
+    bar.close()
     return ok, reasons
+
+
+def _decode_one(job: tuple[str, int]) -> tuple[np.ndarray | None, str | None]:
+    """One file in a worker process: its pixels, or why it is skipped."""
+    path, size = job
+    try:
+        return decode_image(path, size), None
+    except UnreadableImage as exc:
+        return None, str(exc)
+
+
+def _worker_setup(filters: list) -> None:
+    """A decoding process: the parent's warning filters (a spawned process starts with the defaults), and
+    deaf to Ctrl-C, which reaches every process of the terminal's group: the parent stops the pool and
+    says how to resume; a traceback from each worker would bury that line."""
+    for action, message, category, module, lineno in reversed(filters):   # compiled patterns, or None
+        warnings.filterwarnings(action, getattr(message, "pattern", message) or "", category,
+                                getattr(module, "pattern", module) or "", lineno)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _reserve_disk_space(path: str, cache_dir: Path) -> None:
