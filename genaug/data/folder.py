@@ -172,9 +172,11 @@ def patient_of(root: Path, rel: str) -> str:
     return patient_id(rel)
 
 
-def unnamed_patients(patients: list[str], paths: list[str]) -> int:
-    """How many images count as patients of their own, for want of a patient in the name or header."""
-    return sum(pid == Path(p).stem for pid, p in zip(patients, paths))
+def unnamed_patients(root: Path, patients: list[str], paths: list[str]) -> int:
+    """How many images count as patients of their own, for want of a patient in the name or header. A DICOM
+    file may be named by the PatientID its header carries (the RSNA pneumonia challenge's are): it has one."""
+    return sum(pid == Path(p).stem and not (is_dicom(p) and dicom_patient(str(Path(root) / p)) == pid)
+               for pid, p in zip(patients, paths))
 
 
 def flat_class_folders(root: Path) -> list[str]:
@@ -224,7 +226,7 @@ def write_patient_split(source: Path, dest: Path, test_fraction: float = 0.2, se
             "images": {s: {c: int(sum(labels[i] == k for i in idx)) for k, c in enumerate(classes)}
                        for s, idx in (("train", train_idx), ("test", test_idx))},
             "patients": {s: len({patients[i] for i in idx}) for s, idx in (("train", train_idx), ("test", test_idx))},
-            "files_without_patient_id": unnamed_patients(patients, rels),
+            "files_without_patient_id": unnamed_patients(source, patients, rels),
             "skipped": [{"path": p, "reason": why} for p, why in skipped],
             "test_files": sorted(rels[i] for i in test_idx),
         }
