@@ -703,15 +703,21 @@ def test_a_split_of_undecodable_files_says_why_and_many_skips_are_counted_by_rea
     assert lines[6:] == ["       20  multi-frame", "       10  no pixel data"]
 
 
-def test_many_dicom_files_decode_in_processes_to_what_threads_give(tmp_path, monkeypatch, caplog):
+def test_many_compressed_dicom_files_decode_in_processes_to_what_threads_give(tmp_path, monkeypatch, caplog):
     pytest.importorskip("pydicom")
     import genaug.data.cache as cache
     from conftest import write_dicom
+    import pydicom
+    from pydicom.uid import RLELossless
     rng = np.random.default_rng(0)
     rels = []
-    for i in range(6):
-        write_dicom(tmp_path / "d" / f"IM-{i:04d}-0001.dcm", rng.integers(0, 4096, (40, 40)).astype(np.uint16))
-        rels.append(f"IM-{i:04d}-0001.dcm")
+    for i in range(6):   # RLE: compressed, and encoded by pydicom itself
+        path = write_dicom(tmp_path / "d" / f"IM-{i:04d}-0001.dcm", rng.integers(0, 4096, (40, 40)).astype(np.uint16))
+        write_dicom(tmp_path / "plain" / path.name, pydicom.dcmread(path).pixel_array)
+        ds = pydicom.dcmread(path)
+        ds.compress(RLELossless)
+        ds.save_as(path, enforce_file_format=True)
+        rels.append(path.name)
     (tmp_path / "d" / "IM-0099-0001.dcm").write_bytes(b"DICM but not really")
     rels.insert(3, "IM-0099-0001.dcm")
     monkeypatch.setattr(cache.os, "cpu_count", lambda: 2)
@@ -739,6 +745,29 @@ def test_many_dicom_files_decode_in_processes_to_what_threads_give(tmp_path, mon
         rescued, ok_r, why_r = decode_cached(tmp_path / "d", rels, 24, None)
     assert np.array_equal(rescued, by_threads) and ok_r.tolist() == ok_t.tolist() and why_r == why_t
     assert "a decoding process died after 2 of 7 files; decoding the rest in this process" in caplog.text
+
+    class NoPool:
+        def __init__(self, *args, **kwargs):
+            raise AssertionError("uncompressed DICOM decodes faster in threads")
+    monkeypatch.setattr(cache, "ProcessPoolExecutor", NoPool)
+    plain = [r for r in rels if (tmp_path / "plain" / r).is_file()]
+    assert np.array_equal(decode_cached(tmp_path / "plain", plain, 24, None)[0], by_threads[ok_t])
+
+
+def test_dicom_files_named_by_their_patient_id_are_not_counted_as_without_one(tmp_path):
+    pytest.importorskip("pydicom")
+    from conftest import write_dicom
+    from genaug.data.folder import write_patient_split
+    rng = np.random.default_rng(0)
+    for cls in ("NORMAL", "PNEUMONIA"):
+        for i in range(8):   # as the RSNA pneumonia challenge names them: <PatientID>.dcm, one image each
+            pid = f"0004cfab-14fd-4e49-80ba-63a80b6bd{cls[0]}{i:02d}"
+            write_dicom(tmp_path / "flat" / cls / f"{pid}.dcm", rng.integers(0, 4096, (24, 24)).astype(np.uint16), pid)
+    write_dicom(tmp_path / "flat" / "NORMAL" / "anonymous.dcm", rng.integers(0, 4096, (24, 24)).astype(np.uint16))
+    made = write_patient_split(tmp_path / "flat", tmp_path / "xray", test_fraction=0.25, seed=0)
+    assert made["files_without_patient_id"] == 1          # the file without a PatientID, and only it
+    b = load_data(str(tmp_path / "xray"), 16, val_fraction=0.2, cache_dir=None)
+    assert any(n.startswith("1 of 17 images carry no patient id") for n in b.notes), b.notes
 
 
 def test_dicom_without_pydicom_says_what_to_install(tmp_path, monkeypatch):

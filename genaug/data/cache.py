@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from genaug.data.decode import UnreadableImage, decode_image, is_dicom, safe_name
+from genaug.data.decode import UnreadableImage, decode_image, is_compressed_dicom, is_dicom, safe_name
 from genaug.errors import DiskFull, is_disk_full
 
 log = logging.getLogger("genaug")
@@ -47,10 +47,11 @@ def cache_key(root: Path, signature: list[list], size: int) -> str:
     return h.hexdigest()[:24]
 
 
-# From this many DICOM files in one load, decoding runs in processes: pydicom's decoders (GDCM above
-# all) hold the GIL, so threads decoded one file at a time (a 2048 px JPEG 2000 file: 383 ms on one
-# thread, 358 ms each on two; bench/dicom_decode.py, docs/PERFORMANCE.md (j)). Below it, starting the
-# processes would cost more than it saves.
+# From this many compressed DICOM files in one load, decoding runs in processes: the decoders pydicom
+# calls (GDCM, pyjpegls, its own RLE) hold the GIL, so threads decoded one file at a time. On 2 cores,
+# 2048 px JPEG-LS files went from 6.4 to 12.3 a second (bench/dicom_decode.py, docs/PERFORMANCE.md (j)).
+# Uncompressed DICOM stays in threads, which were faster for it (numpy lets go of the GIL); below this
+# count, starting the processes would cost more than it saves.
 PROCESSES_FROM = 32
 
 
@@ -60,7 +61,8 @@ def _decode_all(root: Path, rel_paths: list[str], size: int, out: np.ndarray, de
     workers = max(1, min(8, os.cpu_count() or 1))
     bar = tqdm(total=len(rel_paths), desc=desc, unit="img", leave=False, disable=None)
     first = 0   # files before this one are decoded
-    if workers > 1 and sum(is_dicom(r) for r in rel_paths) >= PROCESSES_FROM:
+    dicoms = [r for r in rel_paths if is_dicom(r)]
+    if workers > 1 and len(dicoms) >= PROCESSES_FROM and is_compressed_dicom(os.path.join(root, dicoms[0])):
         jobs = [(os.path.join(root, r), size) for r in rel_paths]
         # spawned, not forked: the parent may hold torch's and tqdm's threads, which a fork copies mid-lock
         pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),

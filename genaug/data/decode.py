@@ -134,6 +134,17 @@ def _colour_to_gray(arr: np.ndarray, bits: int) -> np.ndarray:
     return np.asarray(Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)).convert("L"), dtype=np.uint8)
 
 
+def is_compressed_dicom(path: str) -> bool:
+    """Whether a DICOM file's pixel data is compressed (JPEG, JPEG-LS, JPEG 2000, RLE), from its header."""
+    pydicom = require_pydicom()
+    try:
+        meta = pydicom.filereader.read_file_meta_info(path)
+    except Exception:   # unreadable: the decoder says why, when it skips the file
+        return False
+    syntax = meta.get("TransferSyntaxUID")
+    return syntax is not None and syntax.is_compressed
+
+
 def dicom_to_gray_uint8(path: str) -> np.ndarray:
     """A single-frame DICOM image as 8-bit grayscale: modality rescale, then the VOI window or LUT the
     file carries, stretched to 0..255, and MONOCHROME1 (white is low) turned the usual way round. Colour
