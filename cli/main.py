@@ -515,10 +515,17 @@ def run() -> None:
         # Checkpoints, cells and shards are written atomically as they finish, so stopping here
         # loses only the epoch or cell in progress.
         signum = getattr(exc, "signum", signal.SIGINT)
-        word = "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
-        typer.echo(f"genaug: {word}; finished epochs and cells are saved: rerun with --resume RUN_DIR "
-                   "(the run directory is printed in its log)", err=True)
+        typer.echo(stopped_message(sys.argv[1:], signum), err=True)
         sys.exit(128 + signum)   # the shell's convention: 130 for Ctrl-C, 143 for SIGTERM
+
+
+def stopped_message(args: list[str], signum: int) -> str:
+    """What a stopped command says: how to resume it where it can be (`gan`, `encode`, `benchmark`)."""
+    word = "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
+    if args[:1] in (["encode"], ["benchmark"]) or (args[:1] == ["gan"] and args[1:2] != ["sample"]):
+        return (f"genaug: {word}; finished epochs and cells are saved: rerun with --resume RUN_DIR "
+                "(the run directory is printed in its log)")
+    return f"genaug: {word}"
 
 
 if __name__ == "__main__":

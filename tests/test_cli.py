@@ -445,3 +445,14 @@ def test_data_split_counts_the_images_without_a_patient(tmp_path):
     r = genaug("data", "split", made / "train", "--to", tmp_path / "xray")
     assert r.returncode == 0, r.stderr[-2000:]
     assert "note: 3 images carry no patient id (in the file name or a DICOM header)" in r.stdout
+
+
+@pytest.mark.parametrize("args,resumable", [(["gan", "--class", "all"], True), (["encode"], True),
+                                            (["benchmark", "--resume", "r"], True), (["gan", "sample"], False),
+                                            (["data", "info", "--data", "x"], False), (["predict", "a.png"], False)])
+def test_a_stopped_command_names_resume_only_where_it_can_resume(args, resumable):
+    import signal
+    from genaug_cli.main import stopped_message
+    said = stopped_message(args, signal.SIGINT)
+    assert said.startswith("genaug: interrupted") and ("--resume RUN_DIR" in said) == resumable
+    assert stopped_message(args, signal.SIGTERM).startswith("genaug: stopped by SIGTERM")
