@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genaug.data.decode import IMAGE_EXTENSIONS, UnreadableImage, decode_image, safe_name
+from genaug.data.decode import IMAGE_EXTENSIONS, UnreadableImage, decode_image, is_image_file, safe_name
 from genaug.errors import CheckpointError, DataError
 from genaug.models import ConvAutoencoder, EncodedClassifier, build_classifier
 from genaug.runs import load_checkpoint
@@ -64,9 +64,10 @@ def list_images(targets) -> list[Path]:
         elif not p.is_dir():
             raise DataError(f"{target} is neither an image file nor a folder")
         else:
-            found = sorted(q for q in p.rglob("*") if q.suffix.lower() in IMAGE_EXTENSIONS and q.is_file())
+            found = sorted(q for q in p.rglob("*") if q.is_file() and not q.name.startswith(".") and is_image_file(q))
             if not found:
-                raise DataError(f"no images in {target} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})")
+                raise DataError(f"no images in {target} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))}, "
+                                "and DICOM files by their content)")
             files.extend(found)
     unique, seen = [], set()
     for f in files:   # a file named and also inside a named folder is predicted once

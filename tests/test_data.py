@@ -467,7 +467,7 @@ def test_write_patient_split_holds_out_whole_patients_and_only_reads_the_source(
     assert made["images"] == {"train": {"NORMAL": 16, "PNEUMONIA": 16}, "test": {"NORMAL": 4, "PNEUMONIA": 4}}
     assert made["test_files"] == files["test"] and len(files["train"]) == 32
     assert not {patient_id(f) for f in files["train"]} & {patient_id(f) for f in files["test"]}
-    assert made["skipped"] == [{"path": "NORMAL/notes.txt", "reason": "not an image extension"}]
+    assert made["skipped"] == [{"path": "NORMAL/notes.txt", "reason": "not an image extension (nor DICOM content)"}]
     assert all((out / s / f).read_bytes() == (src / f).read_bytes() for s in files for f in files[s])
     assert json.loads((out / "split.json").read_text())["seed"] == 3
     umask = os.umask(0)
@@ -768,6 +768,27 @@ def test_dicom_files_named_by_their_patient_id_are_not_counted_as_without_one(tm
     assert made["files_without_patient_id"] == 1          # the file without a PatientID, and only it
     b = load_data(str(tmp_path / "xray"), 16, val_fraction=0.2, cache_dir=None)
     assert any(n.startswith("1 of 17 images carry no patient id") for n in b.notes), b.notes
+
+
+def test_dicom_files_without_an_extension_are_found_by_their_content(tmp_path):
+    pytest.importorskip("pydicom")
+    from conftest import write_dicom
+    from genaug.data.folder import write_patient_split
+    from genaug.predict import list_images
+    rng = np.random.default_rng(0)
+    flat = tmp_path / "export"
+    for cls in ("NORMAL", "PNEUMONIA"):
+        for i in range(6):   # a DICOMDIR export's IM000001, an archive's SOP instance UID
+            name = f"IM{i:06d}" if i % 2 else f"1.2.840.113619.2.55.3.{ord(cls[0])}.{i}"
+            write_dicom(flat / cls / name, rng.integers(0, 4096, (24, 24)).astype(np.uint16), f"{cls[0]}{i // 2}")
+    (flat / "NORMAL" / "README").write_text("not an image")
+    made = write_patient_split(flat, tmp_path / "xray", test_fraction=0.3, seed=0)
+    assert made["files_without_patient_id"] == 0
+    assert made["skipped"] == [{"path": "NORMAL/README", "reason": "not an image extension (nor DICOM content)"}]
+    b = load_data(str(tmp_path / "xray"), 16, val_fraction=0.2, cache_dir=None)
+    assert sum(len(s) for s in b.splits.values()) == 12 and not b.skipped
+    assert {p for s in b.splits.values() for p in s.patients} == {f"{c}{k}" for c in "NP" for k in range(3)}
+    assert len(list_images([flat])) == 12     # predict finds them too, and not the README
 
 
 def test_dicom_without_pydicom_says_what_to_install(tmp_path, monkeypatch):

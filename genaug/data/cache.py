@@ -61,7 +61,7 @@ def _decode_all(root: Path, rel_paths: list[str], size: int, out: np.ndarray, de
     workers = max(1, min(8, os.cpu_count() or 1))
     bar = tqdm(total=len(rel_paths), desc=desc, unit="img", leave=False, disable=None)
     first = 0   # files before this one are decoded
-    dicoms = [r for r in rel_paths if is_dicom(r)]
+    dicoms = [r for r in rel_paths if is_dicom(os.path.join(root, r))]
     if workers > 1 and len(dicoms) >= PROCESSES_FROM and is_compressed_dicom(os.path.join(root, dicoms[0])):
         jobs = [(os.path.join(root, r), size) for r in rel_paths]
         # spawned, not forked: the parent may hold torch's and tqdm's threads, which a fork copies mid-lock

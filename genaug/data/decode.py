@@ -54,8 +54,26 @@ def require_pydicom():
     return pydicom
 
 
-def is_dicom(path: str) -> bool:
-    return str(path).lower().endswith(DICOM_EXTENSIONS)
+def has_dicom_preamble(path) -> bool:
+    """Whether a file is DICOM by its content: 'DICM' after the 128-byte preamble."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(132)[128:] == b"DICM"
+    except OSError:
+        return False
+
+
+def is_dicom(path) -> bool:
+    """A DICOM file by its extension, or, without an image extension, by its content: DICOM media exports
+    name files IM000001 (a DICOMDIR's files take no extension) and archives often by their UID
+    (1.2.840.113619.2.55.3.604688119.969.1268071029.320). ``path`` must open as given."""
+    name = str(path).lower()
+    return name.endswith(DICOM_EXTENSIONS) or (not name.endswith(IMAGE_EXTENSIONS) and has_dicom_preamble(path))
+
+
+def is_image_file(path) -> bool:
+    """A file genaug reads: an image extension, or DICOM content."""
+    return str(path).lower().endswith(IMAGE_EXTENSIONS) or has_dicom_preamble(path)
 
 
 def dicom_patient(path: str) -> str | None:

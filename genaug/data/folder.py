@@ -13,7 +13,7 @@ import numpy as np
 
 from genaug.data.cache import decode_cached
 from genaug.data.core import ImageSet
-from genaug.data.decode import IMAGE_EXTENSIONS, dicom_patient, is_dicom, safe_name
+from genaug.data.decode import IMAGE_EXTENSIONS, dicom_patient, is_dicom, is_image_file, safe_name
 from genaug.data.splits import patient_id, split_by_patient
 from genaug.errors import DataError
 
@@ -54,8 +54,8 @@ def _list_class_dir(cdir: Path, skipped: list[tuple[str, str]], rel_root: Path) 
         except OSError as exc:            # ELOOP and friends
             skipped.append((safe_name(rel), f"unreadable entry ({exc.strerror})"))
             continue
-        if not name.lower().endswith(IMAGE_EXTENSIONS):
-            skipped.append((safe_name(rel), "not an image extension"))
+        if not is_image_file(full):
+            skipped.append((safe_name(rel), "not an image extension (nor DICOM content)"))
             continue
         if not os.access(full, os.R_OK):
             skipped.append((safe_name(rel), "permission denied"))
@@ -141,7 +141,7 @@ def scan_folder(root: Path, task: str = "binary"):
     for split in ("train", "test"):
         if not items[split]:
             raise DataError(f"split '{split}' has no images in {split_dirs[split]} "
-                            f"(supported: {', '.join(IMAGE_EXTENSIONS)})")
+                            f"(supported: {', '.join(IMAGE_EXTENSIONS)}, and DICOM files by their content)")
     if len(classes) < 2:   # else training runs and fails deep in the metrics
         nested = sorted({sub.name for c in empty for d in split_dirs.values() if (d / c).is_dir()
                          for sub in (d / c).iterdir() if sub.is_dir()})
@@ -167,7 +167,7 @@ def load_folder_split(root: Path, entries: list[tuple[str, str]], classes: list[
 
 def patient_of(root: Path, rel: str) -> str:
     """A DICOM file's PatientID where its header has one, else the patient its file name gives."""
-    if is_dicom(rel) and (pid := dicom_patient(str(Path(root) / rel))):
+    if is_dicom(Path(root) / rel) and (pid := dicom_patient(str(Path(root) / rel))):
         return pid
     return patient_id(rel)
 
@@ -175,7 +175,7 @@ def patient_of(root: Path, rel: str) -> str:
 def unnamed_patients(root: Path, patients: list[str], paths: list[str]) -> int:
     """How many images count as patients of their own, for want of a patient in the name or header. A DICOM
     file may be named by the PatientID its header carries (the RSNA pneumonia challenge's are): it has one."""
-    return sum(pid == Path(p).stem and not (is_dicom(p) and dicom_patient(str(Path(root) / p)) == pid)
+    return sum(pid == Path(p).stem and not (is_dicom(Path(root) / p) and dicom_patient(str(Path(root) / p)) == pid)
                for pid, p in zip(patients, paths))
 
 
@@ -188,7 +188,7 @@ def flat_class_folders(root: Path) -> list[str]:
     if any(d.name.lower() in SPLIT_NAMES for d in subdirs):
         return []
     return [d.name for d in subdirs
-            if any(f.name.lower().endswith(IMAGE_EXTENSIONS) for f in d.iterdir() if not f.name.startswith("."))]
+            if any(is_image_file(f) for f in d.iterdir() if not f.name.startswith(".") and f.is_file())]
 
 
 def write_patient_split(source: Path, dest: Path, test_fraction: float = 0.2, seed: int = 0) -> dict:

@@ -18,7 +18,7 @@ def original_image_stats(root: Path, rel_paths: list[str], limit: int = 100_000)
     """Sizes and modes read from file headers only (no decoding)."""
     sizes, modes = Counter(), Counter()
     for rel in rel_paths[:limit]:
-        if is_dicom(rel):
+        if is_dicom(os.path.join(root, rel)):
             try:
                 ds = require_pydicom().dcmread(os.path.join(root, rel), stop_before_pixels=True)
                 sizes[f"{ds.Columns}x{ds.Rows}"] += 1
