@@ -89,23 +89,45 @@ def data_info_cmd(
 
 
 @data_app.command("split", help=(
-    "Hold out whole patients as a test split, for data that comes as class folders only.\n\n"
+    "Hold out whole patients as a test split, for data that comes as class folders only, or as a folder of "
+    "images and a CSV of their labels (--labels).\n\n"
     "Patients come from DICOM headers (PatientID) or the file names (Kermany person1234_… and IM-0001-…, NIH "
-    "ChestX-ray14 00000001_000.png); an image that carries none counts as "
+    "ChestX-ray14 00000001_000.png), or the labels file's --patient-column; an image that carries none counts as "
     "its own patient, and the summary says how many did. The images are hard-linked (copied across file "
     "systems) into a new folder, the source is only read, and TO/split.json records the split. Use TO as "
-    "--data in every command, so that no GAN, autoencoder or classifier ever trains on its test patients."))
+    "--data in every command, so that no GAN, autoencoder or classifier ever trains on its test patients.\n\n"
+    "With --labels, e.g. the RSNA pneumonia challenge: genaug data split stage_2_train_images --labels "
+    "stage_2_train_labels.csv --image-column patientId --label-column Target --class NORMAL=0 --class "
+    "PNEUMONIA=1 --to rsna. Image paths are relative to SOURCE (an image extension is added where the table "
+    "leaves it out); a file listed twice with one class is taken once, with two classes it is left out; "
+    "rows whose label no --class names are left out and counted."))
 def data_split_cmd(
-    source: str = typer.Argument(..., help="folder of class folders: SOURCE/<CLASS>/*.jpeg"),
+    source: str = typer.Argument(..., help="folder of class folders: SOURCE/<CLASS>/*.jpeg; with --labels, the "
+                                 "folder the labels file's image paths are relative to"),
     to: str = typer.Option(..., "--to", help="new folder to write: TO/train/<CLASS>/ and TO/test/<CLASS>/"),
     test_fraction: float = typer.Option(0.2, "--test-fraction", help="share of each class's images held out as test"),
     seed: int = typer.Option(0, "--seed", help="which patients go to test (the same seed gives the same split)"),
+    labels: Optional[str] = typer.Option(None, "--labels", help="CSV file with a row per image: its path and label "
+                                         "(and patient)"),
+    image_column: str = typer.Option("image", "--image-column", help="the labels file's column of image paths"),
+    label_column: str = typer.Option("label", "--label-column", help="the labels file's column of labels"),
+    patient_column: Optional[str] = typer.Option(None, "--patient-column", help="the labels file's column of "
+                                                 "patient ids (default: from the DICOM header or file name)"),
+    classes: Optional[list[str]] = typer.Option(None, "--class", help="NAME=VALUE[,VALUE...]: the class of rows "
+                                                "with these labels, once per class (default: each label is a class)"),
 ):
     from pathlib import Path
 
     from genaug.data.folder import write_patient_split
+    from genaug.data.labels import write_labelled_split
 
-    s = write_patient_split(Path(source), Path(to), test_fraction, seed)
+    if labels:
+        s = write_labelled_split(Path(source), Path(labels), Path(to), image_column, label_column, patient_column,
+                                 classes or [], test_fraction, seed)
+    elif classes or patient_column:
+        raise GenaugError("--class and --patient-column read a labels file: give it with --labels")
+    else:
+        s = write_patient_split(Path(source), Path(to), test_fraction, seed)
     for split in ("train", "test"):
         counts = ", ".join(f"{c} {n}" for c, n in s["images"][split].items())
         typer.echo(f"{split}: {sum(s['images'][split].values())} images ({counts}), {s['patients'][split]} patients")
@@ -113,8 +135,11 @@ def data_split_cmd(
         typer.echo(f"note: {s['files_without_patient_id']} images carry no patient id (in the file name or a DICOM "
                    "header); each counts as its own patient, so if one patient has several such images they may sit "
                    "on both sides")
+    if left_out := s.get("labels", {}).get("values_left_out"):
+        typer.echo("left out rows with labels no --class names: "
+                   + ", ".join(f"{v!r} {n}" for v, n in list(left_out.items())[:8]))
     if s["skipped"]:
-        typer.echo(f"skipped {len(s['skipped'])} entries that are not images (listed in split.json)")
+        typer.echo(f"skipped {len(s['skipped'])} entries (listed with their reasons in split.json)")
     typer.echo(f"wrote {to} (split recorded in {Path(to) / 'split.json'})")
 
 

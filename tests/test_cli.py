@@ -447,6 +447,59 @@ def test_data_split_counts_the_images_without_a_patient(tmp_path):
     assert "note: 3 images carry no patient id (in the file name or a DICOM header)" in r.stdout
 
 
+def _rsna_like(tmp_path) -> tuple[Path, Path]:
+    """A folder of <patientId>.png and a labels CSV in the RSNA challenge's shape: several rows for a patient
+    with boxes (Target 1), one row for one without (Target 0), a listed file that is missing."""
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    images = tmp_path / "stage_2_train_images"
+    images.mkdir()
+    rows = ["patientId,x,y,width,height,Target"]
+    for i in range(24):
+        pid = f"{i:04d}cfab-14fd-4e49-80ba-63a80b6bddd6"
+        Image.fromarray(rng.integers(0, 255, (20, 20), dtype=np.uint8)).save(images / f"{pid}.png")
+        rows += [f"{pid},264,152,213,379,1", f"{pid},562,152,256,453,1"] if i % 2 else [f"{pid},,,,,0"]
+    rows.append("ffffffff-0000-4e49-80ba-63a80b6bddd6,,,,,0")       # listed, never downloaded
+    (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
+    return images, tmp_path / "labels.csv"
+
+
+def test_data_split_reads_classes_from_a_labels_csv_and_every_command_reads_the_result(tmp_path, tiny):
+    images, labels = _rsna_like(tmp_path)
+    r = genaug("data", "split", images, "--labels", labels, "--image-column", "patientId", "--label-column", "Target",
+               "--class", "NORMAL=0", "--class", "PNEUMONIA=1", "--patient-column", "patientId", "--to",
+               tmp_path / "rsna", "--test-fraction", "0.25")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "train: 18 images (NORMAL 9, PNEUMONIA 9), 18 patients" in r.stdout
+    assert "test: 6 images (NORMAL 3, PNEUMONIA 3), 6 patients" in r.stdout
+    assert "skipped 1 entries" in r.stdout and "carry no patient id" not in r.stdout
+    split = json.loads((tmp_path / "rsna" / "split.json").read_text())
+    assert split["skipped"] == [{"path": "ffffffff-0000-4e49-80ba-63a80b6bddd6",
+                                 "reason": "listed in the labels file, not found under the images"}]
+    assert split["labels"]["rows"] == 37 and split["classes"] == ["NORMAL", "PNEUMONIA"]
+    linked = sorted(p.name for p in (tmp_path / "rsna" / "train" / "PNEUMONIA").iterdir())
+    assert linked[0] == "0001cfab-14fd-4e49-80ba-63a80b6bddd6__0001cfab-14fd-4e49-80ba-63a80b6bddd6.png"
+    assert sorted(p.name for p in images.iterdir())[0] == "0000cfab-14fd-4e49-80ba-63a80b6bddd6.png"  # untouched
+    r = genaug("data", "info", "--data", tmp_path / "rsna", "--out", tmp_path / "o")
+    assert r.returncode == 0 and re.search(r"\n  test\s+6\s+6\s+3\s+3\n", r.stdout), r.stdout + r.stderr[-2000:]
+    assert "carry no patient id" not in r.stdout
+
+
+@pytest.mark.parametrize("extra,said", [
+    (["--label-column", "Label"], "has no column 'Label' (its columns: patientId, x, y, width, height, Target)"),
+    (["--label-column", "Target", "--class", "PNEUMONIA"], "--class 'PNEUMONIA': give NAME=VALUE[,VALUE...]"),
+    (["--label-column", "Target", "--class", "NORMAL=0"], "give one class (NORMAL); a classifier needs two or more "
+                                                          "(values left out: '1')"),
+    (["--label-column", "x"], "(37 rows: 12 files are given two classes; 13 lack an image or a label)"),
+])
+def test_a_labels_csv_that_does_not_fit_is_one_line(tmp_path, extra, said):
+    images, labels = _rsna_like(tmp_path)
+    r = genaug("data", "split", images, "--labels", labels, "--image-column", "patientId", *extra,
+               "--to", tmp_path / "rsna")
+    assert r.returncode == 2 and said in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert not (tmp_path / "rsna").exists()
+
+
 @pytest.mark.parametrize("args,resumable", [(["gan", "--class", "all"], True), (["encode"], True),
                                             (["benchmark", "--resume", "r"], True), (["gan", "sample"], False),
                                             (["data", "info", "--data", "x"], False), (["predict", "a.png"], False)])

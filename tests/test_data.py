@@ -797,3 +797,21 @@ def test_dicom_without_pydicom_says_what_to_install(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "pydicom", None)     # as if it were not installed
     with pytest.raises(DataError, match=r"DICOM files need pydicom: pip install 'genaug\[dicom\]'"):
         decode_image(str(tmp_path / "a.dcm"), 16)
+
+
+def test_a_labels_csv_cannot_reach_outside_its_folder_or_name_a_folder_path(tmp_path):
+    from genaug.data.labels import write_labelled_split
+    images = make_folder_dataset(tmp_path / "d", {"train": 8}) / "train"
+    (tmp_path / "secret.png").write_bytes((images / "NORMAL" / "IM-0000-0001.jpeg").read_bytes())
+    rows = ["file,finding"] + [f"{p.relative_to(images)},{p.parent.name}" for p in sorted(images.rglob("*.jpeg"))]
+    (tmp_path / "ok.csv").write_text("\n".join(rows + ["../../secret.png,NORMAL"]) + "\n")
+    made = write_labelled_split(images, tmp_path / "ok.csv", tmp_path / "out", "file", "finding")
+    assert made["images"]["train"]["NORMAL"] + made["images"]["test"]["NORMAL"] == 8       # not the ninth
+    assert {"path": "../../secret.png", "reason": "listed in the labels file, not found under the images"} \
+        in made["skipped"]
+    # no patient column: patients from the names, as for class folders (IM-0000-0001 -> IM-0000)
+    assert made["files_without_patient_id"] == 0 and made["patients"]["train"] + made["patients"]["test"] == 8
+    (tmp_path / "bad.csv").write_text("\n".join(rows[:2] + [rows[2].replace(",NORMAL", ",A/B")]) + "\n")
+    with pytest.raises(DataError, match=r"label 'A/B' cannot name a class folder; map it with --class NAME=A/B"):
+        write_labelled_split(images, tmp_path / "bad.csv", tmp_path / "out2", "file", "finding")
+    assert not (tmp_path / "out2").exists()

@@ -14,7 +14,7 @@ import numpy as np
 from genaug.data.cache import decode_cached
 from genaug.data.core import ImageSet
 from genaug.data.decode import IMAGE_EXTENSIONS, dicom_patient, is_dicom, is_image_file, safe_name
-from genaug.data.splits import patient_id, split_by_patient
+from genaug.data.splits import labelled_patient, patient_id, split_by_patient
 from genaug.errors import DataError
 
 log = logging.getLogger("genaug")
@@ -166,10 +166,11 @@ def load_folder_split(root: Path, entries: list[tuple[str, str]], classes: list[
 
 
 def patient_of(root: Path, rel: str) -> str:
-    """A DICOM file's PatientID where its header has one, else the patient its file name gives."""
-    if is_dicom(Path(root) / rel) and (pid := dicom_patient(str(Path(root) / rel))):
-        return pid
-    return patient_id(rel)
+    """The patient a name genaug gave (<patient>__<file>, from a labels CSV's patient column), else a DICOM
+    file's PatientID where its header has one, else the patient its file name gives."""
+    if (pid := labelled_patient(rel)) is None and is_dicom(Path(root) / rel):
+        pid = dicom_patient(str(Path(root) / rel))
+    return pid or patient_id(rel)
 
 
 def unnamed_patients(root: Path, patients: list[str], paths: list[str]) -> int:
@@ -208,6 +209,15 @@ def write_patient_split(source: Path, dest: Path, test_fraction: float = 0.2, se
             rels.append(rel)
             labels.append(k)
     patients = [patient_of(source, r) for r in rels]
+    return write_split_folder(source, dest, classes, rels, rels, labels, patients, skipped, test_fraction, seed,
+                              unnamed=unnamed_patients(source, patients, rels))
+
+
+def write_split_folder(source: Path, dest: Path, classes: list[str], rels: list[str], targets: list[str],
+                       labels: list[int], patients: list[str], skipped: list[tuple[str, str]], test_fraction: float,
+                       seed: int, unnamed: int, extra: dict | None = None) -> dict:
+    """Split the images ``source``/``rels`` by ``patients`` and link each to ``dest``/<split>/``targets[i]``
+    (<CLASS>/<name>), all at once: ``dest`` appears whole, renamed from a temporary folder, or not at all."""
     train_idx, test_idx = split_by_patient(np.array(labels), patients, test_fraction, seed)
     dest.parent.mkdir(parents=True, exist_ok=True)
     # a folder of its own: two splits started at once into one --to must not share (and delete) it
@@ -218,17 +228,18 @@ def write_patient_split(source: Path, dest: Path, test_fraction: float = 0.2, se
     try:
         for split, idx in (("train", train_idx), ("test", test_idx)):
             for i in idx:
-                target = tmp / split / rels[i]
+                target = tmp / split / targets[i]
                 target.parent.mkdir(parents=True, exist_ok=True)
                 _link_or_copy(source / rels[i], target)
         summary = {
-            "source": str(source.resolve()), "test_fraction": test_fraction, "seed": seed, "classes": classes,
+            "source": str(source.resolve()), **(extra or {}), "test_fraction": test_fraction, "seed": seed,
+            "classes": classes,
             "images": {s: {c: int(sum(labels[i] == k for i in idx)) for k, c in enumerate(classes)}
                        for s, idx in (("train", train_idx), ("test", test_idx))},
             "patients": {s: len({patients[i] for i in idx}) for s, idx in (("train", train_idx), ("test", test_idx))},
-            "files_without_patient_id": unnamed_patients(source, patients, rels),
+            "files_without_patient_id": unnamed,
             "skipped": [{"path": p, "reason": why} for p, why in skipped],
-            "test_files": sorted(rels[i] for i in test_idx),
+            "test_files": sorted(targets[i] for i in test_idx),
         }
         (tmp / "split.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
         try:
@@ -244,16 +255,21 @@ def write_patient_split(source: Path, dest: Path, test_fraction: float = 0.2, se
     return summary
 
 
-def _classes_to_split(source: Path, dest: Path, test_fraction: float) -> list[str]:
-    """The class folders ``write_patient_split`` lays out, once its arguments are checked."""
-    if not source.is_dir():
-        raise DataError(f"{source} is not a folder (expected ROOT/<CLASS>/*.jpeg)")
+def check_split_arguments(source: Path, dest: Path, test_fraction: float) -> None:
+    """One line for a fraction out of range, or a ``dest`` that exists or lies inside ``source``."""
     if not 0 < test_fraction < 1:
         raise DataError(f"--test-fraction {test_fraction:g} must be between 0 and 1 (e.g. 0.2)")
     if dest.exists() or dest.is_symlink():
         raise DataError(f"{dest} already exists; name a new folder (nothing is ever written over)")
     if dest.resolve().is_relative_to(source.resolve()):
         raise DataError(f"{dest} lies inside {source}; name a folder outside it")
+
+
+def _classes_to_split(source: Path, dest: Path, test_fraction: float) -> list[str]:
+    """The class folders ``write_patient_split`` lays out, once its arguments are checked."""
+    if not source.is_dir():
+        raise DataError(f"{source} is not a folder (expected ROOT/<CLASS>/*.jpeg)")
+    check_split_arguments(source, dest, test_fraction)
     classes = flat_class_folders(source)
     if not classes:
         raise DataError(f"{source} holds no class folders of images (expected ROOT/<CLASS>/*.jpeg; a root that "

@@ -12,12 +12,21 @@ import numpy as np
 
 from genaug.errors import DataError
 
+# <patient>__<file>: the name genaug data split gives a file whose patient a labels CSV names
+LABELLED_PATIENT = re.compile(r"^(.+?)__.")
 _PATIENT_PATTERNS = (
+    LABELLED_PATIENT,
     re.compile(r"^(person\d+)_", re.IGNORECASE),          # person1234_bacteria_5678
     re.compile(r"^(NORMAL2-IM-\d+)-", re.IGNORECASE),     # NORMAL2-IM-1234-0001
     re.compile(r"^(IM-\d+)-", re.IGNORECASE),             # IM-0001-0001
     re.compile(r"^(\d{8})_\d{3}\.\w+$"),                  # NIH ChestX-ray14: 00000001_000.png (patient_follow-up)
 )
+
+
+def labelled_patient(path: str) -> str | None:
+    """The patient of a file named <patient>__<file>, or None."""
+    m = LABELLED_PATIENT.match(PurePath(path).name)
+    return m.group(1) if m else None
 
 
 def patient_id(path: str) -> str:

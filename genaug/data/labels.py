@@ -1,0 +1,139 @@
+"""Class labels from a CSV file, for data that comes as one folder of images and a table of labels (the
+RSNA pneumonia challenge, NIH ChestX-ray14, a hospital export): ``genaug data split --labels``."""
+from __future__ import annotations
+
+import csv
+import os
+from collections import Counter
+from pathlib import Path
+
+from genaug.data.decode import IMAGE_EXTENSIONS, safe_name
+from genaug.data.folder import check_split_arguments, patient_of, unnamed_patients, write_split_folder
+from genaug.errors import DataError
+
+
+def parse_class_values(specs: list[str]) -> dict[str, str]:
+    """``["NORMAL=0", "PNEUMONIA=1,2"]`` as {label value: class}; ``[]`` keeps each value as its class."""
+    values: dict[str, str] = {}
+    for spec in specs:
+        name, sep, listed = spec.partition("=")
+        name = name.strip()
+        if not sep or not name or not listed.strip():
+            raise DataError(f"--class {spec!r}: give NAME=VALUE[,VALUE...], e.g. --class PNEUMONIA=1")
+        for value in (v.strip() for v in listed.split(",")):
+            if values.get(value, name) != name:
+                raise DataError(f"--class: label value {value!r} is given to both {values[value]} and {name}")
+            values[value] = name
+    return values
+
+
+def _valid_class(name: str) -> bool:
+    return bool(name) and "/" not in name and "\\" not in name and not name.startswith(".")
+
+
+def read_labels(csv_path: Path, image_column: str, label_column: str, patient_column: str | None) -> list[dict]:
+    """The CSV's rows as {image, label, patient}; one clear error for a missing file or column."""
+    try:
+        with open(csv_path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f)
+            columns = reader.fieldnames or []
+            wanted = [c for c in (image_column, label_column, patient_column) if c]
+            if missing := [c for c in wanted if c not in columns]:
+                raise DataError(f"{csv_path} has no column {', '.join(map(repr, missing))} (its columns: "
+                                f"{', '.join(columns[:12]) or 'none'}); name them with --image-column, "
+                                "--label-column and --patient-column")
+            return [{"image": (row.get(image_column) or "").strip(), "label": (row.get(label_column) or "").strip(),
+                     "patient": (row.get(patient_column) or "").strip() if patient_column else ""}
+                    for row in reader]
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"cannot read the labels file {csv_path}: {exc}") from None
+
+
+def _find_image(images: Path, listed: str) -> str | None:
+    """The file ``listed`` names under ``images``, relative to it: as written, or with an image extension
+    added (RSNA lists patientId, its files are <patientId>.dcm)."""
+    root = os.path.normpath(images)
+    for candidate in [listed] + [listed + ext for ext in IMAGE_EXTENSIONS]:
+        path = os.path.normpath(os.path.join(root, candidate))
+        if path.startswith(root + os.sep) and os.path.isfile(path):   # no '../' out of the folder
+            return os.path.relpath(path, root)
+    return None
+
+
+def write_labelled_split(images: Path, csv_path: Path, dest: Path, image_column: str, label_column: str,
+                         patient_column: str | None = None, class_specs: list[str] | None = None,
+                         test_fraction: float = 0.2, seed: int = 0) -> dict:
+    """Lay the images a labels CSV lists out as ``dest``/{train,test}/<CLASS>/, whole patients in one split.
+
+    Each file is linked as <CLASS>/<patient>__<path with / as _> where ``patient_column`` names the
+    patient (so that every later command reads the patient from the name), else as <CLASS>/<path with
+    / as _>, its patient read as for class folders. ``class_specs`` (NAME=VALUE[,VALUE]) maps label
+    values to classes; rows with other values are left out and counted. ``dest``/split.json records it."""
+    images, csv_path, dest = Path(images), Path(csv_path), Path(dest)
+    if not images.is_dir():
+        raise DataError(f"{images} is not a folder (give the folder the labels file's image paths are relative to)")
+    check_split_arguments(images, dest, test_fraction)
+    values = parse_class_values(class_specs or [])
+    rows = read_labels(csv_path, image_column, label_column, patient_column)
+    skipped: list[tuple[str, str]] = []
+    other_values: Counter = Counter()
+    found: dict[str, tuple[str, str]] = {}   # file -> (class, patient)
+    conflicts: set[str] = set()
+    missing = 0
+    blank = 0
+    for row in rows:
+        if not row["image"] or not row["label"]:
+            blank += 1
+            continue
+        cls = values.get(row["label"]) if values else row["label"]
+        if cls is None:
+            other_values[row["label"]] += 1
+            continue
+        if not _valid_class(cls):
+            raise DataError(f"label {cls!r} cannot name a class folder; map it with --class NAME={cls}")
+        rel = _find_image(images, row["image"])
+        if rel is None:
+            missing += 1
+            if missing <= 20:
+                skipped.append((safe_name(row["image"]), "listed in the labels file, not found under the images"))
+            continue
+        if rel in found and found[rel][0] != cls:
+            conflicts.add(rel)
+        found.setdefault(rel, (cls, row["patient"]))
+    for rel in sorted(conflicts):   # a file the table gives two classes is left out, not guessed
+        skipped.append((safe_name(rel), f"the labels file gives it two classes ({found.pop(rel)[0]} and another)"))
+    if missing > 20:
+        skipped.append((f"... {missing - 20} more", "listed in the labels file, not found under the images"))
+    if not found:
+        why = [f"{n} {what}" for n, what in ((missing, f"list a file not under {images}"),
+                                              (len(conflicts), "files are given two classes"),
+                                              (blank, "lack an image or a label"),
+                                              (sum(other_values.values()), "have labels no --class names"))
+               if n]
+        raise DataError(f"no image to lay out from {csv_path} ({len(rows)} rows: {'; '.join(why) or 'none'})")
+    present = {cls for cls, _ in found.values()}
+    # the order --class gave them (the first is the negative class of a binary task), else by name
+    classes = [c for c in dict.fromkeys(values.values()) if c in present] if values else sorted(present)
+    if len(classes) < 2:
+        raise DataError(f"the labels in {csv_path} give one class ({classes[0]}); a classifier needs two or more"
+                        + (f" (values left out: {', '.join(map(repr, list(other_values)[:5]))})" if other_values else ""))
+    rels = sorted(found)
+    flat = [r.replace("/", "_").replace("\\", "_") for r in rels]
+    patients, targets, unlisted = [], [], []
+    for i, (rel, name) in enumerate(zip(rels, flat)):
+        cls, listed_patient = found[rel]
+        pid = listed_patient.replace("/", "_").replace("\\", "_")
+        targets.append(f"{cls}/{pid}__{name}" if pid else f"{cls}/{name}")
+        patients.append(pid or patient_of(images, rel))
+        if not pid:
+            unlisted.append(i)
+    if len(set(targets)) < len(targets):
+        dup = Counter(targets).most_common(1)[0][0]
+        raise DataError(f"two listed files would both be linked as {dup}; give --patient-column, or rename them")
+    extra = {"labels": {"file": str(csv_path.resolve()), "image_column": image_column, "label_column": label_column,
+                        "patient_column": patient_column, "classes": values or None,
+                        "rows": len(rows), "values_left_out": dict(other_values.most_common())}}
+    unnamed = unnamed_patients(images, [patients[i] for i in unlisted], [rels[i] for i in unlisted])
+    labels_of = {c: k for k, c in enumerate(classes)}
+    return write_split_folder(images, dest, classes, rels, targets, [labels_of[found[r][0]] for r in rels],
+                              patients, skipped, test_fraction, seed, unnamed=unnamed, extra=extra)
