@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -35,6 +36,9 @@ from PIL import Image
 
 from genaug.data import cache
 from genaug.data.cache import decode_cached
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from conftest import dicom_dataset  # noqa: E402  (the test suite's DICOM writer; needs the test extra)
 
 KERMANY_TRAIN = 5216
 
@@ -59,24 +63,6 @@ def source_images(data: Path, n: int, side: int, noise: float) -> list[np.ndarra
     return out
 
 
-def dicom_dataset(pixels: np.ndarray, patient: str):
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import DigitalXRayImageStorageForPresentation, ExplicitVRLittleEndian, generate_uid
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = DigitalXRayImageStorageForPresentation
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.PatientID, ds.Modality = patient, "DX"
-    ds.Rows, ds.Columns = pixels.shape
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-    ds.PixelData = pixels.astype("<u2").tobytes()
-    return ds
-
-
 def write_format(fmt: str, images: list[np.ndarray], folder: Path) -> str | None:
     """Write every image in ``fmt`` under ``folder``; the reason it cannot, or None."""
     from pydicom.uid import JPEG2000Lossless, JPEGLSLossless, RLELossless
@@ -90,7 +76,7 @@ def write_format(fmt: str, images: list[np.ndarray], folder: Path) -> str | None
         elif fmt == "PNG (16-bit)":
             Image.fromarray(px).save(name.with_suffix(".png"))
         else:
-            ds = dicom_dataset(px, f"P{i}")
+            ds = dicom_dataset(px, f"P{i}", modality="DX")
             if fmt in syntax:
                 try:
                     ds.compress(syntax[fmt], px)

@@ -43,9 +43,9 @@ def folder_data(tmp_path: Path) -> Path:
     return make_folder_dataset(tmp_path / "xray")
 
 
-def write_dicom(path: Path, pixels: np.ndarray, patient: str = "", photometric: str = "MONOCHROME2",
-                window: tuple[float, float] | None = None, bits_stored: int = 12) -> Path:
-    """A minimal single-frame DICOM file (uncompressed, little endian) of uint16 ``pixels``."""
+def dicom_dataset(pixels: np.ndarray, patient: str = "", photometric: str = "MONOCHROME2",
+                  window: tuple[float, float] | None = None, bits_stored: int = 12, modality: str = "CR"):
+    """A minimal single-frame DICOM dataset (uncompressed, little endian) of uint16 ``pixels``."""
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
     meta = FileMetaDataset()
@@ -57,13 +57,19 @@ def write_dicom(path: Path, pixels: np.ndarray, patient: str = "", photometric: 
     ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
     if patient:
         ds.PatientID = patient
-    ds.Modality = "CR"
+    ds.Modality = modality
     ds.Rows, ds.Columns = pixels.shape
     ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, bits_stored, bits_stored - 1, 0
     if window is not None:
         ds.WindowCenter, ds.WindowWidth = window
     ds.PixelData = pixels.astype("<u2").tobytes()
+    return ds
+
+
+def write_dicom(path: Path, pixels: np.ndarray, patient: str = "", photometric: str = "MONOCHROME2",
+                window: tuple[float, float] | None = None, bits_stored: int = 12) -> Path:
+    """``dicom_dataset`` written to ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    ds.save_as(path, enforce_file_format=True)
+    dicom_dataset(pixels, patient, photometric, window, bits_stored).save_as(path, enforce_file_format=True)
     return path
