@@ -115,6 +115,9 @@ def data_split_cmd(
                                                  "patient ids (default: from the DICOM header or file name)"),
     classes: Optional[list[str]] = typer.Option(None, "--class", help="NAME=VALUE[,VALUE...]: the class of rows "
                                                 "with these labels, once per class (default: each label is a class)"),
+    label_separator: Optional[str] = typer.Option(None, "--label-separator", help="a label holds several values "
+                                                  "split by this (NIH ChestX-ray14: '|'); a row takes the one class "
+                                                  "its values name, and is left out if they name two"),
 ):
     from pathlib import Path
 
@@ -123,9 +126,9 @@ def data_split_cmd(
 
     if labels:
         s = write_labelled_split(Path(source), Path(labels), Path(to), image_column, label_column, patient_column,
-                                 classes or [], test_fraction, seed)
-    elif classes or patient_column:
-        raise GenaugError("--class and --patient-column read a labels file: give it with --labels")
+                                 classes or [], test_fraction, seed, label_separator)
+    elif classes or patient_column or label_separator:
+        raise GenaugError("--class, --patient-column and --label-separator read a labels file: give it with --labels")
     else:
         s = write_patient_split(Path(source), Path(to), test_fraction, seed)
     for split in ("train", "test"):

@@ -815,3 +815,30 @@ def test_a_labels_csv_cannot_reach_outside_its_folder_or_name_a_folder_path(tmp_
     with pytest.raises(DataError, match=r"label 'A/B' cannot name a class folder; map it with --class NAME=A/B"):
         write_labelled_split(images, tmp_path / "bad.csv", tmp_path / "out2", "file", "finding")
     assert not (tmp_path / "out2").exists()
+
+
+def test_nih_style_multi_finding_labels_take_the_class_their_findings_name(tmp_path):
+    from genaug.data.labels import write_labelled_split
+    rng = np.random.default_rng(0)
+    images = tmp_path / "images"
+    images.mkdir()
+    findings = ["No Finding", "Pneumonia", "Effusion|Pneumonia", "Infiltration", "No Finding", "Pneumonia|Mass"]
+    rows = ["Image Index,Finding Labels,Follow-up #,Patient ID"]
+    for i in range(24):
+        name = f"{i // 2:08d}_{i % 2:03d}.png"        # NIH: <patient>_<follow-up>.png, two images a patient
+        Image.fromarray(rng.integers(0, 255, (20, 20), dtype=np.uint8)).save(images / name)
+        rows.append(f"{name},{findings[i % 6]},{i % 2},{i // 2}")
+    rows.append("00000099_000.png,No Finding|Pneumonia,0,99")     # a contradiction: left out
+    Image.fromarray(rng.integers(0, 255, (20, 20), dtype=np.uint8)).save(images / "00000099_000.png")
+    (tmp_path / "Data_Entry.csv").write_text("\n".join(rows) + "\n")
+    made = write_labelled_split(images, tmp_path / "Data_Entry.csv", tmp_path / "nih", "Image Index",
+                                "Finding Labels", class_specs=["NORMAL=No Finding", "PNEUMONIA=Pneumonia"],
+                                test_fraction=0.25, separator="|")
+    per_class = {c: made["images"]["train"][c] + made["images"]["test"][c] for c in made["classes"]}
+    assert made["classes"] == ["NORMAL", "PNEUMONIA"] and per_class == {"NORMAL": 8, "PNEUMONIA": 12}
+    assert made["labels"]["values_left_out"] == {"Infiltration": 4}
+    assert made["skipped"] == [{"path": "00000099_000.png", "reason": "the labels file gives it two classes "
+                                                                     "(NORMAL and another)"}]
+    # patients from NIH's names: both images of a patient on one side
+    train = {p.name[:8] for p in (tmp_path / "nih" / "train").rglob("*.png")}
+    assert train.isdisjoint({p.name[:8] for p in (tmp_path / "nih" / "test").rglob("*.png")})

@@ -62,13 +62,15 @@ def _find_image(images: Path, listed: str) -> str | None:
 
 def write_labelled_split(images: Path, csv_path: Path, dest: Path, image_column: str, label_column: str,
                          patient_column: str | None = None, class_specs: list[str] | None = None,
-                         test_fraction: float = 0.2, seed: int = 0) -> dict:
+                         test_fraction: float = 0.2, seed: int = 0, separator: str | None = None) -> dict:
     """Lay the images a labels CSV lists out as ``dest``/{train,test}/<CLASS>/, whole patients in one split.
 
     Each file is linked as <CLASS>/<patient>__<path with / as _> where ``patient_column`` names the
     patient (so that every later command reads the patient from the name), else as <CLASS>/<path with
     / as _>, its patient read as for class folders. ``class_specs`` (NAME=VALUE[,VALUE]) maps label
-    values to classes; rows with other values are left out and counted. ``dest``/split.json records it."""
+    values to classes; rows with other values are left out and counted. With ``separator``, a label holds
+    several values (NIH's 'Effusion|Pneumonia'), and a row takes the class its values name; a row whose
+    values name two classes is left out. ``dest``/split.json records it."""
     images, csv_path, dest = Path(images), Path(csv_path), Path(dest)
     if not images.is_dir():
         raise DataError(f"{images} is not a folder (give the folder the labels file's image paths are relative to)")
@@ -85,21 +87,25 @@ def write_labelled_split(images: Path, csv_path: Path, dest: Path, image_column:
         if not row["image"] or not row["label"]:
             blank += 1
             continue
-        cls = values.get(row["label"]) if values else row["label"]
-        if cls is None:
+        # NIH ChestX-ray14 lists findings as 'Effusion|Pneumonia': with a separator, the class whose
+        # values are among them
+        named = [v.strip() for v in row["label"].split(separator)] if separator else [row["label"]]
+        matched = sorted({values[v] for v in named if v in values} if values else set(named))
+        if not matched:
             other_values[row["label"]] += 1
             continue
-        if not _valid_class(cls):
-            raise DataError(f"label {cls!r} cannot name a class folder; map it with --class NAME={cls}")
+        for cls in matched:
+            if not _valid_class(cls):
+                raise DataError(f"label {cls!r} cannot name a class folder; map it with --class NAME={cls}")
         rel = _find_image(images, row["image"])
         if rel is None:
             missing += 1
             if missing <= 20:
                 skipped.append((safe_name(row["image"]), "listed in the labels file, not found under the images"))
             continue
-        if rel in found and found[rel][0] != cls:
+        if len(matched) > 1 or (rel in found and found[rel][0] != matched[0]):
             conflicts.add(rel)
-        found.setdefault(rel, (cls, row["patient"]))
+        found.setdefault(rel, (matched[0], row["patient"]))
     for rel in sorted(conflicts):   # a file the table gives two classes is left out, not guessed
         skipped.append((safe_name(rel), f"the labels file gives it two classes ({found.pop(rel)[0]} and another)"))
     if missing > 20:
@@ -131,7 +137,7 @@ def write_labelled_split(images: Path, csv_path: Path, dest: Path, image_column:
         dup = Counter(targets).most_common(1)[0][0]
         raise DataError(f"two listed files would both be linked as {dup}; give --patient-column, or rename them")
     extra = {"labels": {"file": str(csv_path.resolve()), "image_column": image_column, "label_column": label_column,
-                        "patient_column": patient_column, "classes": values or None,
+                        "patient_column": patient_column, "classes": values or None, "separator": separator,
                         "rows": len(rows), "values_left_out": dict(other_values.most_common())}}
     unnamed = unnamed_patients(images, [patients[i] for i in unlisted], [rels[i] for i in unlisted])
     labels_of = {c: k for k, c in enumerate(classes)}
