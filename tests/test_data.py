@@ -842,3 +842,23 @@ def test_nih_style_multi_finding_labels_take_the_class_their_findings_name(tmp_p
     # patients from NIH's names: both images of a patient on one side
     train = {p.name[:8] for p in (tmp_path / "nih" / "train").rglob("*.png")}
     assert train.isdisjoint({p.name[:8] for p in (tmp_path / "nih" / "test").rglob("*.png")})
+
+
+def test_chexpert_style_paths_keep_their_patients_when_laid_out(tmp_path):
+    from genaug.data.labels import write_labelled_split
+    rng = np.random.default_rng(0)
+    rows = ["Path,Sex,Pneumonia"]
+    for p in range(1, 13):   # every file is named view1_frontal.jpg: the patient is in the folders only
+        for study in (1, 2):
+            rel = f"CheXpert-v1.0-small/train/patient{p:05d}/study{study}/view1_frontal.jpg"
+            (tmp_path / "src" / rel).parent.mkdir(parents=True)
+            Image.fromarray(rng.integers(0, 255, (20, 20), dtype=np.uint8)).save(tmp_path / "src" / rel)
+            rows.append(f"{rel},Female,{['0.0', '1.0', '-1.0', ''][p % 4] if study == 1 else ['0.0', '1.0'][p % 2]}")
+    (tmp_path / "train.csv").write_text("\n".join(rows) + "\n")
+    made = write_labelled_split(tmp_path / "src", tmp_path / "train.csv", tmp_path / "xray", "Path", "Pneumonia",
+                                class_specs=["NORMAL=0.0", "PNEUMONIA=1.0"], test_fraction=0.25)
+    assert made["labels"]["values_left_out"] == {"-1.0": 3}             # uncertain; blank rows are not labels
+    assert made["files_without_patient_id"] == 0
+    assert made["patients"]["train"] + made["patients"]["test"] == 12     # not one patient 'view1_frontal'
+    b = load_data(str(tmp_path / "xray"), 16, val_fraction=0.2, cache_dir=None)
+    assert {p for s in b.splits.values() for p in s.patients} == {f"patient{p:05d}" for p in range(1, 13)}

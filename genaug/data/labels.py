@@ -7,8 +7,9 @@ import os
 from collections import Counter
 from pathlib import Path
 
-from genaug.data.decode import IMAGE_EXTENSIONS, safe_name
-from genaug.data.folder import check_split_arguments, patient_of, unnamed_patients, write_split_folder
+from genaug.data.decode import IMAGE_EXTENSIONS, dicom_patient, is_dicom, safe_name
+from genaug.data.folder import check_split_arguments, write_split_folder
+from genaug.data.splits import patient_id
 from genaug.errors import DataError
 
 
@@ -58,6 +59,16 @@ def _find_image(images: Path, listed: str) -> str | None:
         if path.startswith(root + os.sep) and os.path.isfile(path):   # no '../' out of the folder
             return os.path.relpath(path, root)
     return None
+
+
+def _link_name(rel: str) -> str:
+    """The name a listed file is linked by: its own where that names its patient (Kermany, NIH), else its
+    path made flat, which keeps the patient folders of CheXpert (patient00001/study1/view1_frontal.jpg)
+    and MIMIC-CXR (p10/p10000032/s50414267/...) and tells apart files named alike in several folders."""
+    name = os.path.basename(rel)
+    if patient_id(name) != os.path.splitext(name)[0]:
+        return name
+    return rel.replace("/", "_").replace("\\", "_")
 
 
 def write_labelled_split(images: Path, csv_path: Path, dest: Path, image_column: str, label_column: str,
@@ -124,22 +135,24 @@ def write_labelled_split(images: Path, csv_path: Path, dest: Path, image_column:
         raise DataError(f"the labels in {csv_path} give one class ({classes[0]}); a classifier needs two or more"
                         + (f" (values left out: {', '.join(map(repr, list(other_values)[:5]))})" if other_values else ""))
     rels = sorted(found)
-    flat = [r.replace("/", "_").replace("\\", "_") for r in rels]
-    patients, targets, unlisted = [], [], []
-    for i, (rel, name) in enumerate(zip(rels, flat)):
+    flat = [_link_name(r) for r in rels]
+    patients, targets, unnamed = [], [], 0
+    for rel, name in zip(rels, flat):
         cls, listed_patient = found[rel]
         pid = listed_patient.replace("/", "_").replace("\\", "_")
         targets.append(f"{cls}/{pid}__{name}" if pid else f"{cls}/{name}")
-        patients.append(pid or patient_of(images, rel))
-        if not pid:
-            unlisted.append(i)
+        if not pid and is_dicom(images / rel):
+            pid = dicom_patient(str(images / rel)) or ""
+        # else from the name the file is linked as, which every later command reads: the path made flat
+        # keeps CheXpert's patient00001/ and MIMIC-CXR's p10000032/ folders in it
+        patients.append(pid or patient_id(name))
+        unnamed += not pid and patients[-1] == Path(name).stem
     if len(set(targets)) < len(targets):
         dup = Counter(targets).most_common(1)[0][0]
         raise DataError(f"two listed files would both be linked as {dup}; give --patient-column, or rename them")
     extra = {"labels": {"file": str(csv_path.resolve()), "image_column": image_column, "label_column": label_column,
                         "patient_column": patient_column, "classes": values or None, "separator": separator,
                         "rows": len(rows), "values_left_out": dict(other_values.most_common())}}
-    unnamed = unnamed_patients(images, [patients[i] for i in unlisted], [rels[i] for i in unlisted])
     labels_of = {c: k for k, c in enumerate(classes)}
     return write_split_folder(images, dest, classes, rels, targets, [labels_of[found[r][0]] for r in rels],
                               patients, skipped, test_fraction, seed, unnamed=unnamed, extra=extra)

@@ -20,6 +20,10 @@ _PATIENT_PATTERNS = (
     re.compile(r"^(NORMAL2-IM-\d+)-", re.IGNORECASE),     # NORMAL2-IM-1234-0001
     re.compile(r"^(IM-\d+)-", re.IGNORECASE),             # IM-0001-0001
     re.compile(r"^(\d{8})_\d{3}\.\w+$"),                  # NIH ChestX-ray14: 00000001_000.png (patient_follow-up)
+    # paths made flat by genaug data split --labels: CheXpert's train/patient00001/study1/view1_frontal.jpg,
+    # MIMIC-CXR's files/p10/p10000032/s50414267/<dicom id>.jpg
+    re.compile(r"^(?:.*_)?(patient\d+)_study\d+_"),
+    re.compile(r"^(?:.*_)?(p\d{8})_s\d{8}_"),
 )
 
 
