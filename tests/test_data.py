@@ -5,6 +5,7 @@ import io
 import json
 import os
 import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -745,6 +746,24 @@ def test_many_compressed_dicom_files_decode_in_processes_to_what_threads_give(tm
         rescued, ok_r, why_r = decode_cached(tmp_path / "d", rels, 24, None)
     assert np.array_equal(rescued, by_threads) and ok_r.tolist() == ok_t.tolist() and why_r == why_t
     assert "a decoding process died after 2 of 7 files; decoding the rest in this process" in caplog.text
+
+    class TorchWarning(UserWarning):   # as torch's own categories: unpickling them imports their module
+        pass
+    seen = {}
+
+    class SeenPool(DeadPool):
+        def __init__(self, *args, initargs=(), **kwargs):
+            seen["filters"] = initargs[0]
+
+        def map(self, fn, jobs, chunksize=1):
+            yield from (fn(job) for job in jobs)
+    monkeypatch.setattr(cache, "ProcessPoolExecutor", SeenPool)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=TorchWarning)
+        warnings.filterwarnings("ignore", category=UserWarning, module="pydicom")
+        assert np.array_equal(decode_cached(tmp_path / "d", rels, 24, None)[0], by_threads)
+    categories = {f[2] for f in seen["filters"]}
+    assert UserWarning in categories and TorchWarning not in categories     # no torch import per worker
 
     class NoPool:
         def __init__(self, *args, **kwargs):

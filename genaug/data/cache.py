@@ -7,6 +7,7 @@ atomically), and the index is checked against the request before use.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -14,6 +15,7 @@ import multiprocessing
 import os
 import signal
 import tempfile
+import threading
 import warnings
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -64,11 +66,16 @@ def _decode_all(root: Path, rel_paths: list[str], size: int, out: np.ndarray, de
     dicoms = [r for r in rel_paths if is_dicom(os.path.join(root, r))]
     if workers > 1 and len(dicoms) >= PROCESSES_FROM and is_compressed_dicom(os.path.join(root, dicoms[0])):
         jobs = [(os.path.join(root, r), size) for r in rel_paths]
-        # spawned, not forked: the parent may hold torch's and tqdm's threads, which a fork copies mid-lock
+        # spawned, not forked: the parent may hold torch's and tqdm's threads, which a fork copies mid-lock.
+        # The warning filters whose category is a builtin go along (the CLI's for pydicom): unpickling
+        # torch's own would import torch into every worker
+        filters = [f for f in warnings.filters if getattr(f[2], "__module__", "") == "builtins"]
         pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_worker_setup, initargs=(list(warnings.filters),))
+                                   initializer=_worker_setup, initargs=(filters,))
         try:
-            for image, why in pool.map(_decode_one, jobs, chunksize=2):
+            with _sigint_ignored():   # map submits every job now, and so starts the workers
+                results = pool.map(_decode_one, jobs, chunksize=2)
+            for image, why in results:
                 if image is None:
                     reasons[first] = why
                 else:
@@ -103,6 +110,21 @@ def _decode_one(job: tuple[str, int]) -> tuple[np.ndarray | None, str | None]:
         return decode_image(path, size), None
     except UnreadableImage as exc:
         return None, str(exc)
+
+
+@contextlib.contextmanager
+def _sigint_ignored():
+    """SIGINT ignored while workers are started: a process started so keeps ignoring it (Python installs
+    its KeyboardInterrupt handler only where SIGINT is not ignored), so Ctrl-C during a worker's imports
+    prints no traceback from it; the parent, handling SIGINT again, stops the pool."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 def _worker_setup(filters: list) -> None:
