@@ -823,6 +823,8 @@ def test_a_labels_csv_cannot_reach_outside_its_folder_or_name_a_folder_path(tmp_
     images = make_folder_dataset(tmp_path / "d", {"train": 8}) / "train"
     (tmp_path / "secret.png").write_bytes((images / "NORMAL" / "IM-0000-0001.jpeg").read_bytes())
     rows = ["file,finding"] + [f"{p.relative_to(images)},{p.parent.name}" for p in sorted(images.rglob("*.jpeg"))]
+    rows[1] = rows[1].replace("/", "\\")                 # a table written on Windows
+    rows[2] = f"{images / rows[2]}"                        # an absolute path inside the folder
     (tmp_path / "ok.csv").write_text("\n".join(rows + ["../../secret.png,NORMAL"]) + "\n")
     made = write_labelled_split(images, tmp_path / "ok.csv", tmp_path / "out", "file", "finding")
     assert made["images"]["train"]["NORMAL"] + made["images"]["test"]["NORMAL"] == 8       # not the ninth

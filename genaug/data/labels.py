@@ -54,6 +54,7 @@ def _find_image(images: Path, listed: str) -> str | None:
     """The file ``listed`` names under ``images``, relative to it: as written, or with an image extension
     added (RSNA lists patientId, its files are <patientId>.dcm)."""
     root = os.path.normpath(images)
+    listed = listed.replace("\\", "/")   # a table written on Windows
     for candidate in [listed] + [listed + ext for ext in IMAGE_EXTENSIONS]:
         path = os.path.normpath(os.path.join(root, candidate))
         if path.startswith(root + os.sep) and os.path.isfile(path):   # no '../' out of the folder
