@@ -51,7 +51,7 @@ def cache_key(root: Path, signature: list[list], size: int) -> str:
 
 # From this many compressed DICOM files in one load, decoding runs in processes: the decoders pydicom
 # calls (GDCM, pyjpegls, its own RLE) hold the GIL, so threads decoded one file at a time. On 2 cores,
-# 2048 px JPEG-LS files went from 6.4 to 12.3 a second (bench/dicom_decode.py, docs/PERFORMANCE.md (j)).
+# 2048 px JPEG-LS files went from 6.4 to 9.9 a second (bench/dicom_decode.py, docs/PERFORMANCE.md (j)).
 # Uncompressed DICOM stays in threads, which were faster for it (numpy lets go of the GIL); below this
 # count, starting the processes would cost more than it saves.
 PROCESSES_FROM = 32
