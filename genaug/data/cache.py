@@ -62,7 +62,7 @@ def _decode_all(root: Path, rel_paths: list[str], size: int, out: np.ndarray, de
     reasons: dict[int, str] = {}
     workers = max(1, min(8, os.cpu_count() or 1))
     bar = tqdm(total=len(rel_paths), desc=desc, unit="img", leave=False, disable=None)
-    first = 0   # files before this one are decoded
+    first = 0   # the files before this one are decoded (by the processes)
     dicoms = [r for r in rel_paths if is_dicom(os.path.join(root, r))]
     if workers > 1 and len(dicoms) >= PROCESSES_FROM and is_compressed_dicom(os.path.join(root, dicoms[0])):
         jobs = [(os.path.join(root, r), size) for r in rel_paths]
@@ -128,9 +128,9 @@ def _sigint_ignored():
 
 
 def _worker_setup(filters: list) -> None:
-    """A decoding process: the parent's warning filters (a spawned process starts with the defaults), and
-    deaf to Ctrl-C, which reaches every process of the terminal's group: the parent stops the pool and
-    says how to resume; a traceback from each worker would bury that line."""
+    """A decoding process: ``filters``, the parent's warning filters of builtin categories (a spawned
+    process starts with the defaults), and deaf to Ctrl-C, which reaches every process of the terminal's
+    group: the parent stops the pool and says so; a traceback from each worker would bury that line."""
     for action, message, category, module, lineno in reversed(filters):   # compiled patterns, or None
         warnings.filterwarnings(action, getattr(message, "pattern", message) or "", category,
                                 getattr(module, "pattern", module) or "", lineno)

@@ -77,9 +77,9 @@ def write_labelled_split(images: Path, csv_path: Path, dest: Path, image_column:
                          test_fraction: float = 0.2, seed: int = 0, separator: str | None = None) -> dict:
     """Lay the images a labels CSV lists out as ``dest``/{train,test}/<CLASS>/, whole patients in one split.
 
-    Each file is linked as <CLASS>/<patient>__<path with / as _> where ``patient_column`` names the
-    patient (so that every later command reads the patient from the name), else as <CLASS>/<path with
-    / as _>, its patient read as for class folders. ``class_specs`` (NAME=VALUE[,VALUE]) maps label
+    Each file is linked as <CLASS>/<patient>__<name> where ``patient_column`` names the patient (so that
+    every later command reads the patient from the name), else as <CLASS>/<name>, its patient read from
+    its DICOM header or that name (``_link_name``). ``class_specs`` (NAME=VALUE[,VALUE]) maps label
     values to classes; rows with other values are left out and counted. With ``separator``, a label holds
     several values (NIH's 'Effusion|Pneumonia'), and a row takes the class its values name; a row whose
     values name two classes is left out. ``dest``/split.json records it."""
