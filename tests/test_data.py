@@ -883,3 +883,13 @@ def test_chexpert_style_paths_keep_their_patients_when_laid_out(tmp_path):
     assert made["patients"]["train"] + made["patients"]["test"] == 12     # not one patient 'view1_frontal'
     b = load_data(str(tmp_path / "xray"), 16, val_fraction=0.2, cache_dir=None)
     assert {p for s in b.splits.values() for p in s.patients} == {f"patient{p:05d}" for p in range(1, 13)}
+
+
+def test_double_underscores_name_a_patient_only_in_a_folder_laid_out_from_a_patient_column(tmp_path):
+    root = make_folder_dataset(tmp_path / "d", {"train": 8, "test": 4})
+    renamed = sorted((root / "train" / "NORMAL").glob("*.jpeg"))
+    for i, f in enumerate(renamed):
+        f.rename(f.with_name(f"chest__{i}.jpeg"))          # someone's own naming: not '<patient>__'
+    b = load_data(str(root), 16, val_fraction=0.2, cache_dir=None)
+    mine = [p for s in b.splits.values() for p, path in zip(s.patients, s.paths) if "chest__" in path]
+    assert len(mine) == len(renamed) > 1 and len(set(mine)) == len(mine)   # each its own, not one 'chest'

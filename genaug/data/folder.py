@@ -162,15 +162,30 @@ def load_folder_split(root: Path, entries: list[tuple[str, str]], classes: list[
     labels = np.array([index[entries[i][1]] for i in keep], dtype=np.int64)
     # Keep the memmap when nothing was skipped: later epochs read pages, not a copy.
     imgs = images if len(keep) == len(rels) else np.asarray(images[keep])
-    return ImageSet(imgs, labels, [patient_of(root, rels[i]) for i in keep], [rels[i] for i in keep])
+    named = _named_by_patient(str(root))   # once, not per file
+    return ImageSet(imgs, labels, [patient_of(root, rels[i], named) for i in keep], [rels[i] for i in keep])
 
 
-def patient_of(root: Path, rel: str) -> str:
-    """The patient a name genaug gave (<patient>__<file>, from a labels CSV's patient column), else a DICOM
-    file's PatientID where its header has one, else the patient its file name gives."""
-    if (pid := labelled_patient(rel)) is None and is_dicom(Path(root) / rel):
+def patient_of(root: Path, rel: str, named: bool | None = None) -> str:
+    """The patient a name genaug gave (<patient>__<file>, in a folder laid out from a labels CSV's patient
+    column; ``named``: whether ``root`` is one, looked up when None), else a DICOM file's PatientID where its
+    header has one, else the patient its file name gives."""
+    if named is None:
+        named = _named_by_patient(str(root))
+    pid = labelled_patient(rel) if named else None
+    if pid is None and is_dicom(Path(root) / rel):
         pid = dicom_patient(str(Path(root) / rel))
     return pid or patient_id(rel)
+
+
+def _named_by_patient(root: str) -> bool:
+    """Whether ``root`` is a folder ``genaug data split --labels --patient-column`` laid out (its split.json
+    says so), whose files are named <patient>__<file>."""
+    try:
+        made = json.loads((Path(root) / "split.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(made, dict) and bool((made.get("labels") or {}).get("patient_column"))
 
 
 def unnamed_patients(root: Path, patients: list[str], paths: list[str]) -> int:

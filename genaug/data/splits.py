@@ -12,10 +12,10 @@ import numpy as np
 
 from genaug.errors import DataError
 
-# <patient>__<file>: the name genaug data split gives a file whose patient a labels CSV names
+# <patient>__<file>: the name genaug data split --labels gives a file whose patient a labels CSV names;
+# read only in a folder it laid out so (folder.patient_of), since other data may use '__' otherwise
 LABELLED_PATIENT = re.compile(r"^(.+?)__.")
 _PATIENT_PATTERNS = (
-    LABELLED_PATIENT,
     re.compile(r"^(person\d+)_", re.IGNORECASE),          # person1234_bacteria_5678
     re.compile(r"^(NORMAL2-IM-\d+)-", re.IGNORECASE),     # NORMAL2-IM-1234-0001
     re.compile(r"^(IM-\d+)-", re.IGNORECASE),             # IM-0001-0001
