@@ -223,7 +223,7 @@ def write_patient_split(source: Path, dest: Path, test_fraction: float = 0.2, se
         for rel in _list_class_dir(source / cls, skipped, source):
             rels.append(rel)
             labels.append(k)
-    patients = [patient_of(source, r) for r in rels]
+    patients = [patient_of(source, r, named=False) for r in rels]   # class folders: no split.json to read per file
     return write_split_folder(source, dest, classes, rels, rels, labels, patients, skipped, test_fraction, seed,
                               unnamed=unnamed_patients(source, patients, rels))
 
