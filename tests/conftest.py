@@ -1,7 +1,13 @@
 """Tiny generated datasets: no real X-ray ever enters the test suite."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+# Two test workers share the 2 cores (pytest -n 2): OpenMP's default spinning idle threads would make each
+# worker's torch ops wait on the other's (30x slower steps, docs/PERFORMANCE.md (f)). Set before torch loads,
+# as the genaug command does for itself.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np
 import pytest
