@@ -395,9 +395,6 @@ def fit_classifier(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tenso
             tracker.scalars(desc, {"loss/train": tr_loss, "loss/val": va_loss, "lr": lr_now}, epoch)
             tracker.histograms(desc, model, epoch)
         log.info("%s epoch %d of %d: train %.4f val %.4f", desc, epoch, epochs, tr_loss, va_loss)
-        if say_epochs:   # the bars vanish with each epoch, and show nowhere without a terminal (a batch job's output)
-            distributed.say(f"    epoch {epoch} of {epochs}: train {tr_loss:.4f} val {va_loss:.4f} "
-                            f"({time.perf_counter() - t_epoch:.1f} s)", flush=True)
         res.epochs_run = epoch
         if va_loss < best - 1e-4:
             best, res.best_epoch = va_loss, epoch
@@ -412,6 +409,10 @@ def fit_classifier(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tenso
                 "best": best, "best_epoch": res.best_epoch, "best_state": best_state, "history": res.history,
                 "images": images, "seconds": earlier_seconds + time.perf_counter() - start, "done": done,
                 **rng_states(gen, home)}, Path(checkpoint))
+        if say_epochs:   # the bars vanish with each epoch, and show nowhere without a terminal (a batch job's output);
+            # the time includes writing the training state, which for ResNet-34 can take as long as a demo epoch
+            distributed.say(f"    epoch {epoch} of {epochs}: train {tr_loss:.4f} val {va_loss:.4f} "
+                            f"({time.perf_counter() - t_epoch:.1f} s)", flush=True)
     model.load_state_dict(best_state)
     res.train_seconds = earlier_seconds + time.perf_counter() - start
     res.images_per_second = images / max(res.train_seconds, 1e-9)
