@@ -18,9 +18,11 @@ import os
 import platform
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -51,13 +53,44 @@ def _fsync_replace(tmp: str, path: Path) -> None:
         pass
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def stop_signals_held() -> Iterator[None]:
+    """Ctrl-C or SIGTERM arriving inside the block takes effect as it ends. The command's handler raises
+    where the signal lands: inside torch.save, the zip writer's own cleanup then failed ("unexpected pos")
+    and the command ended in that traceback instead of its stop message. Only the main thread can set
+    handlers; elsewhere, and where a handler was not set from Python, signals act as before."""
+    previous = {s: signal.getsignal(s) for s in STOP_SIGNALS}
+    if threading.current_thread() is not threading.main_thread() or None in previous.values():
+        yield
+        return
+    caught: list[int] = []
+    for s in STOP_SIGNALS:
+        signal.signal(s, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        if caught:
+            signal.raise_signal(caught[0])   # now to the handler the command set
+
+
 def atomic_write(path: Path, write) -> None:
-    """Call ``write(fileobj)`` on a temporary file beside ``path``, fsync, then rename over ``path``.
+    """Call ``write(fileobj)`` on a temporary file beside ``path``, fsync, then rename over ``path``;
+    a stop signal meanwhile takes effect once the file is in place.
 
     Under torchrun only rank 0 writes: the other ranks compute the same artefacts and drop them.
     """
     if not distributed.is_main():
         return
+    with stop_signals_held():
+        _atomic_write(path, write)
+
+
+def _atomic_write(path: Path, write) -> None:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,12 +1,13 @@
 import json
 import os
 import pickle
+import signal
 
 import pytest
 import torch
 
 from genaug.errors import CheckpointError, DataError
-from genaug.runs import TRAINING_LIST, archive_run, atomic_torch_save, load_checkpoint, new_run, open_run, running
+from genaug.runs import TRAINING_LIST, archive_run, atomic_torch_save, atomic_write, load_checkpoint, new_run, open_run, running
 
 
 class _Evil:
@@ -230,3 +231,50 @@ def test_an_out_file_is_replaced_only_when_the_same_command_wrote_it(tmp_path, c
         check_output_file(tmp_path / "mine", other)
     with pytest.raises(ConfigError, match="is a folder"):
         check_output_file(tmp_path, command)
+
+
+class _Stop(Exception):
+    pass
+
+
+class _KilledMidWrite:
+    """A file that gets SIGTERM during the third of torch.save's writes: a `kill` landing mid-checkpoint."""
+
+    def __init__(self, fh):
+        self.fh, self.writes = fh, 0
+
+    def write(self, data):
+        self.writes += 1
+        if self.writes == 3:
+            signal.raise_signal(signal.SIGTERM)
+        return self.fh.write(data)
+
+    def flush(self):
+        self.fh.flush()
+
+
+@pytest.fixture
+def sigterm_raises():
+    def handler(signum, frame):
+        raise _Stop(signum)
+    before = signal.signal(signal.SIGTERM, handler)
+    yield handler
+    signal.signal(signal.SIGTERM, before)
+
+
+def test_a_stop_signal_inside_torch_save_takes_effect_once_the_file_is_whole(tmp_path, sigterm_raises):
+    # Before: the handler's exception broke off torch.save, whose zip writer then failed in its own
+    # cleanup ("unexpected pos"), and the command ended in that RuntimeError's traceback.
+    state = {"model": {"w": torch.arange(100_000.0)}, "epoch": 2}
+    with pytest.raises(_Stop):
+        atomic_write(tmp_path / "c.pt", lambda fh: torch.save(state, _KilledMidWrite(fh)))
+    saved = load_checkpoint(tmp_path / "c.pt", ("model", "epoch"))
+    assert saved["epoch"] == 2 and torch.equal(saved["model"]["w"], state["model"]["w"])
+    assert signal.getsignal(signal.SIGTERM) is sigterm_raises   # the command's handler is back
+    assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]      # no temporary file left
+
+
+def test_a_write_without_a_stop_signal_raises_nothing_later(tmp_path, sigterm_raises):
+    atomic_torch_save({"epoch": 1}, tmp_path / "c.pt")
+    assert signal.getsignal(signal.SIGTERM) is sigterm_raises
+    assert load_checkpoint(tmp_path / "c.pt", ("epoch",))["epoch"] == 1
