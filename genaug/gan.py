@@ -28,7 +28,7 @@ from genaug.data.loading import resolve_classes
 from genaug.errors import CheckpointError, ConfigError, DataError, TrainingDiverged
 from genaug.models import Discriminator, Generator, dcgan_init
 from genaug.tracking import Tracker, tracker_for
-from genaug.runs import save_safetensors, Run, atomic_torch_save, atomic_write_text, load_checkpoint, new_run, open_run, read_run_config, running, write_json
+from genaug.runs import save_safetensors, Run, atomic_torch_save, atomic_write_text, load_checkpoint, new_run, not_a_run_of, open_run, read_run_config, running, write_json
 from genaug.train import as_tensor, check_finite, epoch_batches, resident_device, to_float
 
 log = logging.getLogger("genaug")
@@ -418,7 +418,8 @@ def synthetic_manifest(run_dir: str | Path) -> tuple[Path, list[dict]]:
     d = Path(run_dir)
     mf = d / "synthetic" / "manifest.csv" if (d / "synthetic").is_dir() else d / "manifest.csv"
     if not mf.is_file():
-        raise CheckpointError(f"no synthetic images in {run_dir} (expected synthetic/manifest.csv from genaug gan)")
+        raise CheckpointError(f"no synthetic images in {run_dir} (expected synthetic/manifest.csv from genaug gan)"
+                              f"{not_a_run_of(d, 'gan', '--gan-run')}")
     base = mf.parent.resolve()
     rows = list(csv.DictReader(mf.open(encoding="utf-8", errors="surrogateescape")))
     for r in rows:

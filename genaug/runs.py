@@ -621,6 +621,18 @@ def _yaml_dump(obj: dict) -> str:
     return yaml.safe_dump(obj, sort_keys=False)
 
 
+def not_a_run_of(directory: str | Path, wanted: str, flag: str) -> str:
+    """For an input-run error: where ``directory`` is a genaug run of another command, a clause that says
+    so ("; it is a genaug encode run: --gan-run takes a genaug gan run's folder"), else ''."""
+    try:
+        made_by = json.loads((Path(directory) / "manifest.json").read_text(encoding="utf-8"))["command"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
+    if not isinstance(made_by, str) or made_by in (wanted, f"{wanted}-sample"):   # gan sample's runs serve too
+        return ""
+    return f"; it is a genaug {made_by} run: {flag} takes a genaug {wanted} run's folder"
+
+
 def read_run_config(directory: Path) -> dict:
     import yaml
     p = Path(directory) / "config.yaml"

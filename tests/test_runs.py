@@ -278,3 +278,22 @@ def test_a_write_without_a_stop_signal_raises_nothing_later(tmp_path, sigterm_ra
     atomic_torch_save({"epoch": 1}, tmp_path / "c.pt")
     assert signal.getsignal(signal.SIGTERM) is sigterm_raises
     assert load_checkpoint(tmp_path / "c.pt", ("epoch",))["epoch"] == 1
+
+
+@pytest.mark.parametrize("made_by, read_as, told", [
+    ("encode", "gan", "it is a genaug encode run: --gan-run takes a genaug gan run's folder"),
+    ("benchmark", "gan", "it is a genaug benchmark run: --gan-run takes a genaug gan run's folder"),
+    ("gan", "encode", "it is a genaug gan run: --encode-run takes a genaug encode run's folder"),
+    (None, "gan", "(expected synthetic/manifest.csv from genaug gan)"),   # a plain folder: as before
+    (None, "encode", "(meta.json missing); run genaug encode"),
+])
+def test_an_input_run_of_another_command_is_named_as_such(tmp_path, made_by, read_as, told):
+    from genaug.encode import load_latents
+    from genaug.gan import synthetic_manifest
+
+    if made_by:
+        (tmp_path / "manifest.json").write_text(json.dumps({"command": made_by}))
+    read = synthetic_manifest if read_as == "gan" else load_latents
+    with pytest.raises(CheckpointError) as err:
+        read(tmp_path)
+    assert str(err.value).endswith(told)
