@@ -176,7 +176,10 @@ def test_interrupted_fit_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path
     monkeypatch.setattr(train, "evaluate_loss", stop_in_epoch_3)
     with pytest.raises(KeyboardInterrupt):
         fit_classifier(_small_net(), x, y, x[:8], y[:8], 2, checkpoint=tmp_path / "cut.pt", **kw)
-    assert torch.load(tmp_path / "cut.pt", weights_only=True)["epoch"] == 2
+    cut = torch.load(tmp_path / "cut.pt", weights_only=True)
+    assert cut["epoch"] == 2
+    # the best weights are written apart from the current ones only when they differ
+    assert (cut["best_state"] is None) == (cut["best_epoch"] == 2)
     monkeypatch.setattr(train, "evaluate_loss", real_eval)
     torch.manual_seed(123)   # the global generator is restored from the file, not from this
     resumed_net = _small_net()
@@ -207,3 +210,39 @@ def test_batch_of_draws_one_view_per_image_when_augmenting_and_the_plain_one_oth
     assert all(x.shape == (3, 2, 3, 3) for x in drawn)
     views = {int(x[j, 0, 0, 0].item()) - 10 * int(i) for x in drawn for j, i in enumerate(idx)}
     assert views == {0, 1, 2, 3}   # every encoding, and always the image's own
+
+
+@pytest.mark.parametrize("val_losses, best_saved_apart", [
+    ([4.0, 3.0, 5.0, 6.0], False),   # best at epoch 2, the last one saved before the stop: its "model" serves
+    ([2.0, 3.0, 4.0, 5.0], True),    # best at epoch 1: the saved state holds those weights apart
+])
+def test_a_resumed_fit_restores_the_best_epoch_whether_or_not_it_was_the_last_saved(
+        tmp_path, monkeypatch, val_losses, best_saved_apart):
+    import genaug.train as train
+
+    x = torch.randint(0, 256, (24, 1, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(5))
+    y = torch.arange(24) % 2
+    kw = dict(epochs=4, batch_size=8, lr=0.01, patience=10, schedule="constant", seed=3)
+
+    def scripted(first_epoch=1, stop_at=None):
+        calls = []
+
+        def val_loss(*a, **k):   # the val losses are scripted, so which epoch is best is known
+            calls.append(1)
+            if len(calls) == stop_at:
+                raise KeyboardInterrupt
+            return val_losses[first_epoch + len(calls) - 2]
+        return val_loss
+
+    monkeypatch.setattr(train, "evaluate_loss", scripted())
+    whole = _small_net()
+    fit_classifier(whole, x, y, x[:8], y[:8], 2, checkpoint=tmp_path / "whole.pt", **kw)
+    monkeypatch.setattr(train, "evaluate_loss", scripted(stop_at=3))
+    with pytest.raises(KeyboardInterrupt):
+        fit_classifier(_small_net(), x, y, x[:8], y[:8], 2, checkpoint=tmp_path / "cut.pt", **kw)
+    assert (torch.load(tmp_path / "cut.pt", weights_only=True)["best_state"] is not None) == best_saved_apart
+    monkeypatch.setattr(train, "evaluate_loss", scripted(first_epoch=3))
+    resumed = _small_net()
+    fit_classifier(resumed, x, y, x[:8], y[:8], 2, checkpoint=tmp_path / "cut.pt", **kw)
+    for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name
