@@ -19,7 +19,7 @@ from genaug.benchmark import DEPENDENT_VARIANTS, INPUT_RUNS, seed_ensemble
 from genaug.config import Config
 from genaug.data import DataBundle
 from genaug.errors import CheckpointError
-from genaug.runs import Run, atomic_write_text, machine_summary, machines_line, machines_of, read_cells, write_json
+from genaug.runs import Run, atomic_write_text, inside_a_run, machine_summary, machines_line, machines_of, read_cells, write_json
 
 # Published figures on this test split, quoted for context; genaug did not measure them.
 QUOTED = [
@@ -611,7 +611,7 @@ def results_document(run_dirs: list[Path], title: str = "Results") -> str:
         d = Path(d)
         mf = d / "manifest.json"
         if not mf.is_file():
-            raise CheckpointError(f"{d} is not a genaug run (no manifest.json)")
+            raise CheckpointError(f"{d} is not a genaug run (no manifest.json){inside_a_run(d)}")
         try:
             manifest = json.loads(mf.read_text(encoding="utf-8"))
         except json.JSONDecodeError:

@@ -575,7 +575,7 @@ def archive_run(directory: str | Path, dest_root: str | Path) -> tuple[Path, lis
     src = Path(directory)
     mf = src / "manifest.json"
     if not mf.is_file():
-        raise CheckpointError(f"{src} is not a genaug run (no manifest.json); give a run directory")
+        raise CheckpointError(f"{src} is not a genaug run (no manifest.json){inside_a_run(src) or '; give a run directory'}")
     try:
         command = json.loads(mf.read_text(encoding="utf-8"))["command"]
     except (json.JSONDecodeError, KeyError):
@@ -633,11 +633,19 @@ def not_a_run_of(directory: str | Path, wanted: str, flag: str) -> str:
     return f"; it is a genaug {made_by} run: {flag} takes a genaug {wanted} run's folder"
 
 
+def inside_a_run(directory: str | Path) -> str:
+    """For a 'not a genaug run' error: where ``directory`` lies inside a run (its cells/ or synthetic/ given
+    for the run), a clause naming that run, else ''."""
+    run = next((d for d in Path(directory).resolve().parents[:3]
+                if (d / "config.yaml").is_file() and (d / "manifest.json").is_file()), None)
+    return f"; it lies inside the run {run}: give that folder" if run else ""
+
+
 def read_run_config(directory: Path) -> dict:
     import yaml
     p = Path(directory) / "config.yaml"
     if not p.is_file():
-        raise CheckpointError(f"{directory} is not a genaug run (no config.yaml)")
+        raise CheckpointError(f"{directory} is not a genaug run (no config.yaml){inside_a_run(directory)}")
     try:
         cfg = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
     except (yaml.YAMLError, UnicodeDecodeError) as exc:

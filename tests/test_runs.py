@@ -297,3 +297,19 @@ def test_an_input_run_of_another_command_is_named_as_such(tmp_path, made_by, rea
     with pytest.raises(CheckpointError) as err:
         read(tmp_path)
     assert str(err.value).endswith(told)
+
+
+def test_a_folder_inside_a_run_given_as_the_run_names_the_run(tmp_path):
+    from genaug.runs import read_run_config
+
+    run = new_run(tmp_path, "benchmark", "x", {"a": 1})
+    run.close()
+    (run.dir / "cells").mkdir()
+    told = f"it lies inside the run {run.dir.resolve()}: give that folder"
+    with pytest.raises(CheckpointError, match=told):
+        read_run_config(run.dir / "cells")
+    with pytest.raises(CheckpointError, match=told):
+        archive_run(run.dir / "cells", tmp_path / "archive")
+    with pytest.raises(CheckpointError) as err:
+        read_run_config(tmp_path)            # a folder above runs: no hint
+    assert str(err.value) == f"{tmp_path} is not a genaug run (no config.yaml)"
