@@ -31,6 +31,22 @@ app = typer.Typer(
          "better or faster, and by how much? Test splits stay real and untouched; splits are by patient.",
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from genaug.runs import package_versions   # what a run's manifest records, as a bug report wants it
+        v = package_versions()
+        typer.echo(f"genaug {v.pop('genaug')} ({', '.join(f'{k} {x}' for k, x in v.items())})")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                       help="print the versions of genaug and of its main dependencies, then exit")):
+    pass
+
+
 data_app = typer.Typer(help="Inspect a dataset (counts per split and class, patients, skipped files), or lay out "
                             "class folders as train/ and test/ by patient.",
                        no_args_is_help=True)

@@ -71,6 +71,19 @@ def test_help_lists_commands_in_the_order_they_are_run():
                       "predict", "explain", "runs"]
 
 
+def test_version_names_genaug_and_its_main_dependencies():
+    import platform
+
+    import torch
+
+    from genaug import __version__
+
+    r = genaug("--version")
+    assert r.returncode == 0 and r.stderr == ""
+    assert re.fullmatch(rf"genaug {re.escape(__version__)} \(python {re.escape(platform.python_version())}, torch "
+                        rf"{re.escape(torch.__version__)}, torchvision \S+, torchmetrics \S+, numpy \S+\)\n", r.stdout)
+
+
 def test_every_command_is_placed_in_the_help_order():
     import typer
 
