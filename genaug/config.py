@@ -7,6 +7,7 @@ values of the wrong type are errors that name the key.
 from __future__ import annotations
 
 import dataclasses
+import math
 import operator
 import os
 from dataclasses import dataclass, field
@@ -198,13 +199,20 @@ def _coerce(key: str, value: Any, typ: type) -> Any:
         if isinstance(value, str) and value.strip().lstrip("-").isdigit():
             return int(value)
     elif typ is float:
+        number = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
+            number = float(value)
+        elif isinstance(value, str):
             try:
-                return float(value)
+                number = float(value)
             except ValueError:
                 pass
+        # nan passes every bound (each comparison is False) and inf passes ">= 0": `benchmark --lr nan`
+        # and `--synthetic-ratio inf` were accepted and set off the benchmark's GAN training
+        if number is not None and not math.isfinite(number):
+            raise ConfigError(f"config key '{key}' must be a finite number, got {value!r}")
+        if number is not None:
+            return number
     elif typ is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)

@@ -29,6 +29,11 @@ def test_defaults_then_profile_then_flags(tmp_path):
     ("gan:\n  beta1: 1.0\n", "'gan.beta1' must be in \\[0, 1\\), got 1.0"),
     ("gan:\n  real_label: 0\n", "'gan.real_label' must be in \\(0, 1\\]"),
     ("gan:\n  nearcopy_quantile: 1\n", "'gan.nearcopy_quantile' must be in \\(0, 1\\)"),
+    # nan passes every comparison and inf passes ">= 0"; YAML reads .nan/.inf as floats, flags as strings
+    ("benchmark:\n  lr: .nan\n", "'benchmark.lr' must be a finite number, got nan"),
+    ("benchmark:\n  lr: nan\n", "'benchmark.lr' must be a finite number, got 'nan'"),
+    ("benchmark:\n  synthetic_ratio: .inf\n", "'benchmark.synthetic_ratio' must be a finite number, got inf"),
+    ("gan:\n  max_loss: -.inf\n", "'gan.max_loss' must be a finite number"),
 ])
 def test_bad_config_names_the_key(tmp_path, text, match):
     prof = tmp_path / "bad.yaml"
