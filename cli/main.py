@@ -287,7 +287,7 @@ def benchmark_cmd(
     models: Optional[str] = typer.Option(None, "--models", help="comma list of cnn, resnet34, densenet121 (default), or alexnet, alexnet_small, vgg19, googlenet, resnet50, lenet5, lmap3, logreg, mlp"),
     variants: Optional[str] = typer.Option(None, "--variants", help="comma list of real, mixed, synthetic, encoded"),
     seeds: Optional[int] = typer.Option(None, "--seeds", help="repeats per cell (seeds seed..seed+N-1)"),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="most epochs per cell; early stopping may end sooner (default: the profile's)"),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="most epochs per cell; early stopping may end sooner (default: the profile's; benchmark.model_epochs in a profile gives named models their own, e.g. resnet34=12)"),
     image_size: Optional[int] = typer.Option(None, "--image-size", help="pixel models' input size"),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="images per step (default: the profile's)"),
     lr: Optional[float] = typer.Option(None, "--lr", help="Adam learning rate of every cell (default 1e-3)"),

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from genaug.config import BenchmarkConfig, Config, check_resumed_data, config_from_dict, data_differences, parse_fractions, resumed_settings, validate
+from genaug.config import BenchmarkConfig, Config, check_resumed_data, config_from_dict, data_differences, parse_fractions, parse_model_epochs, resumed_settings, validate
 from genaug.data import DataBundle, ImageSet, check_data_spec, patient_folds, subsample_by_patient
 from genaug.device import seed_everything
 from genaug.encode import autoencoder_of, gather_rows, load_autoencoder, load_latents, run_encode
@@ -324,7 +324,7 @@ def run_cell(model_name: str, variant: str, fraction: float, seed: int, train: T
     in_ch = train.x.shape[-3]   # latents may carry views: (N, views, C, h, w)
     model = build_classifier(model_name, len(bundle.classes), in_ch, latent=latent, pretrained=b.pretrained,
                              weights_dir=b.weights_dir, image_size=train.x.shape[-1])
-    epochs = (b.latent_epochs or b.epochs) if latent else b.epochs
+    epochs = b.epochs_for(model_name, latent)
     fit = fit_classifier(model, train.x, train.y, val.x, val.y, len(bundle.classes), epochs, b.batch_size, b.lr,
                          b.weight_decay, b.patience, augment=b.augment, seed=seed, device=device,
                          desc=cell_key(model_name, variant, fraction, seed, fold), amp=cfg.run.amp,
@@ -702,12 +702,15 @@ def _recorded_extension(cfg: Config, run: Run) -> Path:
 
 
 def check_input_sizes(cfg: Config) -> None:
-    """Each pixel model must take the benchmark's image size: found out before a run directory is
-    made, or a GAN or autoencoder trained, for nothing."""
+    """Each pixel model must take the benchmark's image size, and ``model_epochs`` name known models: found
+    out before a run directory is made, or a GAN or autoencoder trained, for nothing."""
     b = cfg.benchmark
     if set(parse_list(b.variants, VARIANTS, "variant")) - {"encoded"}:
         for model in parse_list(b.models, CLASSIFIERS, "model"):
             check_input_size(model, b.image_size)
+    if bad := sorted(set(parse_model_epochs(b.model_epochs)) - set(CLASSIFIERS)):
+        raise ConfigError(f"config key 'benchmark.model_epochs' names unknown model {', '.join(bad)} "
+                          f"(known: {', '.join(CLASSIFIERS)})")
 
 
 def keep_earlier_shard_resumes(run: Run) -> None:
@@ -830,17 +833,17 @@ def seconds_per_training_image(model_name: str, latent: bool, sample_shape: tupl
     return best / batch
 
 
-def planned_seconds(cells: list[tuple], per_image: dict, n_train: int, n_val: int, epochs: int, latent_epochs: int,
+def planned_seconds(cells: list[tuple], per_image: dict, n_train: int, n_val: int, epochs_for,
                     synthetic_share: float) -> float:
     """An upper estimate for training ``cells`` ((fold, fraction, variant, model, seed) tuples): every cell at
-    its most epochs, each epoch its training images at ``per_image[(model, latent)]`` seconds plus a
+    its most epochs, ``epochs_for(model, latent)``, each epoch its training images at ``per_image[(model, latent)]`` seconds plus a
     validation pass over ``n_val`` images, counted at a third of that (forward only). A mixed cell trains on
     (1 + ``synthetic_share``) times its real images."""
     total = 0.0
     for _, frac, variant, model, _ in cells:
         latent = variant == "encoded"
         images = n_train * frac * (1 + synthetic_share if variant == "mixed" else 1)
-        total += (latent_epochs if latent else epochs) * (images + n_val / 3) * per_image[(model, latent)]
+        total += epochs_for(model, latent) * (images + n_val / 3) * per_image[(model, latent)]
     return total
 
 
@@ -863,8 +866,7 @@ def say_planned_time(cfg: Config, bundle: DataBundle, device, cells: list[tuple]
                                                                     device)
     counts = bundle.train.class_counts(len(bundle.classes))
     share = (max(counts) * len(counts) - sum(counts)) / sum(counts) if b.balance else b.synthetic_ratio
-    est = planned_seconds(cells, per_image, len(bundle.train), len(bundle.val), b.epochs,
-                          b.latent_epochs or b.epochs, share)
+    est = planned_seconds(cells, per_image, len(bundle.train), len(bundle.val), b.epochs_for, share)
     tell(f"{len(cells)} cell{'s' if len(cells) > 1 else ''} to train here: at most {f'about {duration(est)}' if est >= 1 else 'a second'} on {device} "
          "(a training step of each model timed now, every cell at its most epochs; early stopping often ends "
          "cells sooner)")
@@ -928,7 +930,8 @@ def train_cells(cfg: Config, run: Run, bundle: DataBundle, device, plan: CellPla
             if did_not_learn(cell, len(bundle.classes)):
                 tell(f"    did not learn: the training loss never fell clearly below chance "
                      f"(ln {len(bundle.classes)} = {math.log(len(bundle.classes)):.3f}); the report names it. "
-                     f"A new run at a lower --lr (this one's is {b.lr:g}) may train it", key)
+                     f"A new run at a lower --lr (this one's is {b.lr:g}), or with more epochs for it "
+                     f"({more_epochs_hint(b, model, variant == 'encoded')}), may train it", key)
             tell(f"    took {duration(took[model][-1])}" + (f"; {time_left(took, left)}" if left else ""), key)
     finally:
         tracker.close()
@@ -1141,6 +1144,13 @@ def lowest_train_loss(cell: dict) -> float | None:
     return min(losses) if losses else None
 
 
+def more_epochs_hint(b: BenchmarkConfig, model: str, latent: bool) -> str:
+    """Where to give a model more epochs, e.g. for a cell that did not learn in its own."""
+    twice = 2 * b.epochs_for(model, latent)
+    return f"benchmark.latent_epochs: {twice} in a profile" if latent else \
+        f"benchmark.model_epochs: {model}={twice} in a profile"
+
+
 def did_not_learn_notes(cells: list[dict], n_classes: int) -> list[str]:
     """Name the cells that never learnt: a row's mean ± std counts them, and hides why it is low."""
     stuck = [c for c in cells if did_not_learn(c, n_classes)]
@@ -1153,7 +1163,8 @@ def did_not_learn_notes(cells: list[dict], n_classes: int) -> list[str]:
                         f"ROC-AUC {c['test_at_val_threshold']['roc_auc']:.3f})" for c in stuck)
     return [f"did not learn: {named}; chance is ln {n_classes} = {math.log(n_classes):.3f}. Their rows' means "
             "and spreads count them; another seed, or a new run at a lower learning rate (e.g. --lr 1e-4: a run keeps "
-            "its own), may train such a model"]
+            "its own) or with more epochs for the model (benchmark.model_epochs in a profile, e.g. resnet34=12), may "
+            "train such a model"]
 
 
 def subsample_notes(cells: list[dict]) -> list[str]:

@@ -7,6 +7,7 @@ images, so B − A is a paired difference, as within a run.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -15,7 +16,7 @@ import numpy as np
 
 from genaug.benchmark import (DEPENDENT_VARIANTS, INPUT_RUNS, VARIANT_ONLY_SETTINGS, correct_rows, is_binary,
                               paired_comparison, replicate_key)
-from genaug.config import data_differences
+from genaug.config import config_from_dict, data_differences
 from genaug.errors import CheckpointError, ConfigError
 from genaug.report import (PAIRED_TEST_NOTE, ONE_RUN_NOTE, VARIANT_WORDS, _p, at_half_column, difference_with_interval,
                            paired_columns, threshold_clause, verdict)
@@ -35,7 +36,11 @@ def _cells(run_dir: Path) -> list[dict]:
 
 def _settings(run_dir: Path) -> dict:
     cfg = read_run_config(run_dir)
-    return {"data": cfg.get("data", {}), "benchmark": cfg.get("benchmark", {})}
+    # a key added to genaug after the run was made takes the value the run trained with (its default,
+    # or what config_from_dict gives old runs), not None: else every such key reads as a difference
+    bench = cfg.get("benchmark", {})
+    bench = dataclasses.asdict(config_from_dict({"benchmark": bench}).benchmark) if isinstance(bench, dict) else {}
+    return {"data": cfg.get("data", {}), "benchmark": bench}
 
 
 # benchmark keys that say which cells a run holds, not how a cell trains

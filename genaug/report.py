@@ -443,14 +443,20 @@ def format_markdown(cfg, bundle, table, comps, notes, figs, gan_dir, enc_dir, sh
                     f"cell. Training: {s['train']['images']} real images")
     start = b.min_epochs(b.epochs)
     wait = f", counted from epoch {start}" if start > 0 else ""
-    latent_epochs = b.latent_epochs or b.epochs
-    latent_wait = f", counted from epoch {b.min_epochs(latent_epochs)}" if b.min_epochs(latent_epochs) > 0 else ""
-    latent_text = (f" The latent CNN (encoded cells): {latent_epochs} epochs max (patience {b.patience}{latent_wait})."
-                   if latent_epochs != b.epochs and any(r["variant"] == "encoded" for r in table) else "")
+
+    def epochs_text(who: str, epochs: int) -> str:
+        counted = f", counted from epoch {b.min_epochs(epochs)}" if b.min_epochs(epochs) > 0 else ""
+        return f" {who}: {epochs} epochs max (patience {b.patience}{counted})."
+
+    latent_epochs = b.epochs_for("cnn", latent=True)
+    pixel_models = list(dict.fromkeys(r["model"] for r in table if r["variant"] != "encoded"))
+    other_epochs = "".join(epochs_text(m, b.epochs_for(m)) for m in pixel_models if b.epochs_for(m) != b.epochs)
+    if latent_epochs != b.epochs and any(r["variant"] == "encoded" for r in table):
+        other_epochs += epochs_text("The latent CNN (encoded cells)", latent_epochs)
     L += [f"Test: the real `test` split, {s['test']['images']} images of {s['test']['patients']} patients, the same "
           f"for every cell. {val_text} before any train-fraction subsampling.", "",
           f"Pixel models at {b.image_size} px, {b.epochs} epochs max (patience {b.patience}{wait}); the seeds of each "
-          f"cell are in the table.{latent_text} Mixed = real + synthetic "
+          f"cell are in the table.{other_epochs} Mixed = real + synthetic "
           f"({'filled to balance classes' if b.balance else f'{b.synthetic_ratio:g} x real count per class'}). "
           + ("Threshold chosen on validation (Youden's J); the 0.5 threshold is shown beside it." if not multi
            else f"{len(bundle.classes)} classes: the prediction is the most probable class (no threshold to "

@@ -729,9 +729,11 @@ def test_a_cell_that_did_not_learn_is_said_when_it_finishes_with_the_lr_to_chang
                "--out", tmp_path / "o")
     assert r.returncode == 0, r.stderr[-2000:]
     assert "did not learn: the training loss never fell clearly below chance (ln 2 = 0.693)" in r.stdout
-    assert "A new run at a lower --lr (this one's is 1e-09) may train it" in r.stdout
+    assert ("A new run at a lower --lr (this one's is 1e-09), or with more epochs for it (benchmark.model_epochs: "
+            "cnn=2 in a profile), may train it") in r.stdout
     report = (only_run(tmp_path / "o", "benchmark") / "report.md").read_text()
     assert "did not learn: cnn real seed 0" in report and "a new run at a lower learning rate" in report
+    assert "or with more epochs for the model (benchmark.model_epochs" in report
 
 
 def test_a_latent_classifier_saved_without_its_autoencoder_is_refused_in_one_line(tmp_path):
@@ -747,13 +749,34 @@ def test_a_latent_classifier_saved_without_its_autoencoder_is_refused_in_one_lin
 
 def test_planned_seconds_counts_each_cell_at_its_most_epochs_by_hand():
     from genaug.benchmark import planned_seconds
+    from genaug.config import BenchmarkConfig
     per_image = {("cnn", False): 0.01, ("cnn", True): 0.001, ("resnet34", False): 0.1}
     cells = [(None, 1.0, "real", "cnn", 0), (None, 0.5, "mixed", "resnet34", 0), (None, 1.0, "encoded", "cnn", 1)]
+    b = BenchmarkConfig(epochs=12, latent_epochs=24, model_epochs="resnet34=20")
     # real cnn: 12 epochs x (100 + 30/3) x 0.01 = 13.2; mixed resnet34 at half the patients with 0.5
-    # synthetic: 12 x (50 x 1.5 + 10) x 0.1 = 102; encoded: 24 latent epochs x (100 + 10) x 0.001 = 2.64
-    got = planned_seconds(cells, per_image, n_train=100, n_val=30, epochs=12, latent_epochs=24, synthetic_share=0.5)
-    assert got == pytest.approx(13.2 + 102 + 2.64)
-    assert planned_seconds([], per_image, 100, 30, 12, 24, 0.5) == 0
+    # synthetic, its own 20 epochs: 20 x (50 x 1.5 + 10) x 0.1 = 170; encoded: 24 latent epochs x (100 + 10) x 0.001 = 2.64
+    got = planned_seconds(cells, per_image, n_train=100, n_val=30, epochs_for=b.epochs_for, synthetic_share=0.5)
+    assert got == pytest.approx(13.2 + 170 + 2.64)
+    assert planned_seconds([], per_image, 100, 30, b.epochs_for, 0.5) == 0
+
+
+def test_model_epochs_gives_named_models_their_own_most_epochs_and_the_report_says_so(tmp_path):
+    tiny = tmp_path / "tiny.yaml"
+    tiny.write_text(TINY.replace("  latent_epochs: 2", "  latent_epochs: 2\n  model_epochs: lenet5=3"))
+    r = genaug("benchmark", "--profile", tiny, "--models", "cnn,lenet5", "--variants", "real", "--threads", "1",
+               "--out", tmp_path / "o")
+    assert r.returncode == 0, r.stderr[-2000:]
+    run = only_run(tmp_path / "o", "benchmark")
+    cells = {c: json.loads((run / "cells" / f"{c}__real__f1__seed0.json").read_text()) for c in ("cnn", "lenet5")}
+    assert [len(cells[c]["history"]) for c in ("cnn", "lenet5")] == [1, 3]
+    report = (run / "report.md").read_text()
+    assert "Pixel models at 32 px, 1 epochs max" in report and " lenet5: 3 epochs max (patience 4, counted from " \
+        "epoch 2)." in report
+    # a name that is no model is refused before a run directory is made, as a wrong --models is
+    tiny.write_text(TINY.replace("  latent_epochs: 2", "  latent_epochs: 2\n  model_epochs: resnet=12"))
+    r = genaug("benchmark", "--profile", tiny, "--variants", "real", "--out", tmp_path / "bad")
+    assert r.returncode == 2 and "'benchmark.model_epochs' names unknown model resnet (known: cnn," in r.stderr
+    assert "Traceback" not in r.stderr and not (tmp_path / "bad").exists()
 
 
 @pytest.mark.parametrize("model, latent, shape", [("cnn", False, (1, 32, 32)), ("resnet34", False, (1, 32, 32)),

@@ -46,6 +46,16 @@ def test_compare_pairs_cells_by_seed_and_reports_what_differs(tmp_path):
     assert "Where the paired cells ran: A on not recorded (2 cells); B on not recorded (2 cells)." in text
 
 
+def test_a_setting_added_after_a_run_was_made_reads_as_its_default_not_as_a_difference(tmp_path):
+    # run A's config was written before benchmark.model_epochs existed; B's carries it, at its default
+    cells = [_cell("cnn", "real", s, np.ones(40, bool)) for s in (0, 1)]
+    a = _run(tmp_path / "a", cells)
+    b = _run(tmp_path / "b", cells, model_epochs="")
+    assert compare_runs(a, b, n_boot=50)["settings_differ"] == []
+    c = _run(tmp_path / "c", cells, model_epochs="cnn=20")
+    assert compare_runs(a, c, n_boot=50)["settings_differ"] == [("model_epochs", "", "cnn=20")]
+
+
 def test_compare_says_whether_b_reproduces_a_and_where_each_ran(tmp_path):
     ok = np.ones(40, bool)
     zen4 = {"cpu": "AMD EPYC (family 25, model 17)", "cpu_capability": "AVX512", "cpu_count": 2, "threads": 1}
@@ -241,7 +251,7 @@ def test_pool_refuses_what_would_not_pool(tmp_path):
     enc = _run(tmp_path / "enc", [_cell("cnn", "mixed", 0, np.ones(40, bool))], seeds=3, gan_run="/g", latent_epochs=9)
     assert pool_runs([a, enc], "mixed", n_boot=100)["rows"][0]["seeds"] == [0]
     ratio = _run(tmp_path / "ratio", [_cell("cnn", "mixed", 0, np.ones(40, bool))], seeds=3, gan_run="/h",
-                 synthetic_ratio=0.5)
+                 synthetic_ratio=1.0)   # the others' config leaves it at its default, 0.5
     with pytest.raises(ConfigError, match="synthetic_ratio"):
         pool_runs([a, ratio], "mixed")
     no_real = _run(tmp_path / "nr", [_cell("cnn", "mixed", 0, np.ones(40, bool))], seeds=3, gan_run="/i")

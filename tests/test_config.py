@@ -34,6 +34,9 @@ def test_defaults_then_profile_then_flags(tmp_path):
     ("benchmark:\n  lr: nan\n", "'benchmark.lr' must be a finite number, got 'nan'"),
     ("benchmark:\n  synthetic_ratio: .inf\n", "'benchmark.synthetic_ratio' must be a finite number, got inf"),
     ("gan:\n  max_loss: -.inf\n", "'gan.max_loss' must be a finite number"),
+    ("benchmark:\n  model_epochs: resnet34\n", "'benchmark.model_epochs' must be model=epochs pairs like resnet34=12"),
+    ("benchmark:\n  model_epochs: resnet34=0\n", "'benchmark.model_epochs' must be model=epochs pairs"),
+    ("benchmark:\n  model_epochs: resnet34=1.5\n", "'benchmark.model_epochs' must be model=epochs pairs"),
 ])
 def test_bad_config_names_the_key(tmp_path, text, match):
     prof = tmp_path / "bad.yaml"
@@ -129,3 +132,10 @@ def test_a_resumed_runs_missing_data_says_how_to_give_it_back(tmp_path, monkeypa
     # a run made before relative paths were saved absolute: read from where it was made
     with pytest.raises(DataError, match=r"reads its data from \.\./xray from the folder it was made in, which"):
         check_resumed_data("../xray", "outputs/gan/r")
+
+
+def test_epochs_for_gives_named_models_theirs_the_latent_cnn_its_own_and_the_rest_epochs():
+    from genaug.config import BenchmarkConfig
+    b = BenchmarkConfig(epochs=6, latent_epochs=18, model_epochs=" resnet34=12, densenet121 = 9,")
+    assert [b.epochs_for(m) for m in ("cnn", "resnet34", "densenet121")] == [6, 12, 9]
+    assert b.epochs_for("cnn", latent=True) == 18 and BenchmarkConfig(epochs=6).epochs_for("cnn", latent=True) == 6
