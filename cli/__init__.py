@@ -1,13 +1,36 @@
 """Typer command-line app over the genaug library (installed as ``genaug_cli``)."""
 import os
 
-# PyTorch's CPU wheels use GNU OpenMP, whose idle worker threads spin. When other processes hold
-# the cores (a second genaug job, anything else on a shared machine) the spinning threads take the
-# time slices that the threads they wait for need: a DenseNet-121 step at 2 threads took 20.6 s
-# (0.7 s waiting passively) beside two one-thread jobs on a 2-core machine. Passive waiting costs little
-# on an idle machine (bench/oversubscription.py, docs/PERFORMANCE.md (f)). It has to be set before
-# torch loads OpenMP, so here, before anything imports torch; a value the user set is kept.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+def openmp_waiting(environ, load_average: float | None) -> dict:
+    """How OpenMP's idle threads should wait, as environment settings to add.
+
+    PyTorch's CPU wheels use GNU OpenMP, whose idle worker threads spin 300,000 times before they
+    sleep. When other processes hold the cores (a second genaug job, anything else on a shared
+    machine) the spinning threads take the time slices that the threads they wait for need: a
+    DenseNet-121 step at 2 threads took 20.6 s (0.7 s waiting passively) beside two one-thread jobs
+    on a 2-core machine. Passive waiting is slow in its turn on an idle machine, most for small
+    networks, whose steps are many short parallel regions: 1.4-1.8x per step, and the demo benchmark
+    took 241 s against 151 s with a 10,000-spin wait; beside busy jobs that short spin was 1.3-3x
+    slower than passive waiting (bench/oversubscription.py, docs/PERFORMANCE.md (f)). So: the short
+    spin when nothing else ran over the last minute (load average under 0.5), else passive waiting,
+    and whatever the user set, kept. ``load_average`` is None where the system has none (Windows)."""
+    if "OMP_WAIT_POLICY" in environ or "GOMP_SPINCOUNT" in environ:
+        return {}
+    if load_average is not None and load_average < 0.5:
+        return {"GOMP_SPINCOUNT": "10000"}
+    return {"OMP_WAIT_POLICY": "PASSIVE"}
+
+
+def _load_average() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+
+
+# It has to be set before torch loads OpenMP, so here, before anything imports torch.
+os.environ.update(openmp_waiting(os.environ, _load_average()))
 
 import warnings
 

@@ -384,6 +384,9 @@ class Run:
     def save_manifest(self, **extra: Any) -> None:
         self.manifest.update(extra)
         self.manifest["machine"] = machine_info()   # the latest process's; cells keep their own
+        # how OpenMP's idle threads waited (set by the genaug command, or the user): the speed depends on it
+        self.manifest["openmp_wait"] = {k: os.environ[k] for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+                                        if k in os.environ}
         self.manifest["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         write_json(self.path(self.manifest_name), self.manifest)
 

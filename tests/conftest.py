@@ -6,7 +6,7 @@ from pathlib import Path
 
 # Two test workers share the 2 cores (pytest -n 2): OpenMP's default spinning idle threads would make each
 # worker's torch ops wait on the other's (30x slower steps, docs/PERFORMANCE.md (f)). Set before torch loads,
-# as the genaug command does for itself.
+# as the genaug command does on a busy machine; the commands the tests start inherit it.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np
