@@ -329,7 +329,8 @@ def run_cell(model_name: str, variant: str, fraction: float, seed: int, train: T
                          b.weight_decay, b.patience, augment=b.augment, seed=seed, device=device,
                          desc=cell_key(model_name, variant, fraction, seed, fold), amp=cfg.run.amp,
                          schedule=b.schedule, augmentations=b.augmentations, tracker=tracker,
-                         min_epochs=b.min_epochs(epochs), checkpoint=partial, say_epochs=True)
+                         min_epochs=b.min_epochs(epochs), checkpoint=partial, state_every=cfg.run.state_every_s,
+                         say_epochs=True)
     p_val = predict_probs(model, val.x, device=device, amp=cfg.run.amp)
     p_test = predict_probs(model, test.x, device=device, amp=cfg.run.amp)
     thr = choose_threshold(val.y, p_val)

@@ -55,6 +55,10 @@ class RunConfig:
     amp: bool = True              # bf16 autocast for classifiers on CUDA; no effect on CPU
     tensorboard: bool = False     # event files under <run>/tensorboard (needs the tensorboard package)
     deterministic: bool = True    # deterministic algorithms: same seed, same numbers on CPU (see device.py for GPUs)
+    # A benchmark cell writes its whole training state (so that a stopped cell resumes at its next epoch)
+    # after an epoch once this many seconds have passed since its last write; 0: after every epoch. On
+    # the demo's 32 px images ResNet-34's 341 MB state took about as long to write as an epoch to train.
+    state_every_s: float = 30.0
 
 
 @dataclass
@@ -176,6 +180,7 @@ _POSITIVE = {
 # fail only after hours of training (benchmark.bootstrap 0 broke the report, once every cell had run).
 _BOUNDED = {
     "run.threads": ("0 (torch's default) or more", lambda v: v >= 0),
+    "run.state_every_s": (">= 0 (0: after every epoch)", lambda v: v >= 0),
     "data.val_fraction": ("in (0, 1)", lambda v: 0 < v < 1),
     "gan.train_fraction": ("in (0, 1]", lambda v: 0 < v <= 1),
     "encode.train_fraction": ("in (0, 1]", lambda v: 0 < v <= 1),
@@ -385,7 +390,7 @@ def same_data_source(a: Any, b: Any) -> bool:
 
 # What the command line may change when a run is resumed: where and how it runs, not what it
 # computes (seed, data, sizes, epochs...), or its finished parts and its new ones would not match.
-RESUME_MAY_CHANGE = {"run.device", "run.threads", "run.tensorboard", "run.amp", "data.cache_dir", "data.download",
+RESUME_MAY_CHANGE = {"run.device", "run.threads", "run.tensorboard", "run.amp", "run.state_every_s", "data.cache_dir", "data.download",
                      "encode.overwrite"}
 RESUME_IGNORES = {"run.out_root", "run.name"}   # the run directory is given; these name new ones
 

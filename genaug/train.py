@@ -328,7 +328,7 @@ def fit_classifier(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tenso
                    device: torch.device | str = "cpu", desc: str = "train", amp: bool = False,
                    schedule: str = "cosine", augmentations: frozenset | str = DEFAULT_AUGMENTATIONS,
                    tracker=None, ranks: bool = True, min_epochs: int = 0,
-                   checkpoint: Path | None = None, say_epochs: bool = False) -> FitResult:
+                   checkpoint: Path | None = None, state_every: float = 0.0, say_epochs: bool = False) -> FitResult:
     """Class-weighted cross-entropy, AdamW, a learning-rate schedule, early stopping on val loss with restore-best
     (patience counted from the best epoch, or from ``min_epochs`` if that is later).
 
@@ -339,7 +339,9 @@ def fit_classifier(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tenso
 
     ``checkpoint``: after every epoch the whole training state is written there, and a file found
     there at the start is continued from, so an interrupted fit resumes at its next epoch and ends
-    as the uninterrupted one would have. The caller deletes it once the result is kept. Under
+    as the uninterrupted one would have; ``state_every``: seconds of training between such writes (0: after
+    every epoch), so a stop loses at most that and the epoch in progress. The caller deletes it once the
+    result is kept. Under
     torchrun no such file is used: each rank draws its own augmentations, and a fit there is short.
 
     ``say_epochs``: each epoch's losses go to the console too, not only to the log.
@@ -369,6 +371,7 @@ def fit_classifier(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tenso
     res = FitResult()
     start = time.perf_counter()
     images, first, done, earlier_seconds = 0, 1, False, 0.0
+    last_write = start
     if checkpoint is not None and Path(checkpoint).is_file():
         best, best_state, images, earlier_seconds, done = resume_fit(checkpoint, epochs, seed, len(train_x), model,
                                                                      opt, sched, gen, home, res)
@@ -402,7 +405,7 @@ def fit_classifier(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tenso
             best_state = copy.deepcopy(model.state_dict())
         else:
             done = stop_early(epoch, res.best_epoch, patience, min_epochs)
-        if checkpoint is not None:
+        if checkpoint is not None and time.perf_counter() - last_write >= state_every:
             atomic_torch_save({
                 "kind": "classifier fit", "epoch": epoch, "epochs": epochs, "seed": seed, "n_train": len(train_x),
                 "model": model.state_dict(), "optimizer": opt.state_dict(),
@@ -413,6 +416,7 @@ def fit_classifier(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tenso
                 "best_state": None if res.best_epoch == epoch else best_state,
                 "images": images, "seconds": earlier_seconds + time.perf_counter() - start, "done": done,
                 **rng_states(gen, home)}, Path(checkpoint))
+            last_write = time.perf_counter()
         if say_epochs:   # the bars vanish with each epoch, and show nowhere without a terminal (a batch job's output);
             # the time includes writing the training state, which for ResNet-34 can take as long as a demo epoch
             distributed.say(f"    epoch {epoch} of {epochs}: train {tr_loss:.4f} val {va_loss:.4f} "

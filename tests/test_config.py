@@ -34,6 +34,7 @@ def test_defaults_then_profile_then_flags(tmp_path):
     ("benchmark:\n  lr: nan\n", "'benchmark.lr' must be a finite number, got 'nan'"),
     ("benchmark:\n  synthetic_ratio: .inf\n", "'benchmark.synthetic_ratio' must be a finite number, got inf"),
     ("gan:\n  max_loss: -.inf\n", "'gan.max_loss' must be a finite number"),
+    ("run:\n  state_every_s: -1\n", "'run.state_every_s' must be >= 0 \\(0: after every epoch\\), got -1.0"),
     ("benchmark:\n  model_epochs: resnet34\n", "'benchmark.model_epochs' must be model=epochs pairs like resnet34=12"),
     ("benchmark:\n  model_epochs: resnet34=0\n", "'benchmark.model_epochs' must be model=epochs pairs"),
     ("benchmark:\n  model_epochs: resnet34=1.5\n", "'benchmark.model_epochs' must be model=epochs pairs"),

@@ -154,7 +154,8 @@ def test_benchmark_sigkill_inside_a_cell_resumes_at_its_next_epoch_with_the_same
     # on a CPU one ResNet cell takes over an hour: a kill must cost at most the epoch in progress
     prof = tmp_path / "b.yaml"
     prof.write_text(TINY.replace("epochs: 1\n  batch_size: 16\n  bootstrap",
-                                 f"epochs: {EPOCHS}\n  patience: {EPOCHS}\n  batch_size: 16\n  bootstrap"))
+                                 f"epochs: {EPOCHS}\n  patience: {EPOCHS}\n  batch_size: 16\n  bootstrap")
+                    .replace("run:\n  device: cpu\n", "run:\n  device: cpu\n  state_every_s: 0\n"))   # every epoch
     out = tmp_path / "o"
     key = "cnn__real__f1__seed0"
     proc = _start(["benchmark", "--profile", prof, "--variants", "real", "--seeds", 1, "--out", out])

@@ -155,6 +155,34 @@ def _small_net():
                                torch.nn.Flatten(), torch.nn.Dropout(0.5), torch.nn.Linear(4 * 6 * 6, 2))
 
 
+def test_training_state_is_written_once_state_every_seconds_have_passed(tmp_path, monkeypatch):
+    import types
+
+    import genaug.train as train
+    clock, written = [0.0], []
+    real_eval, real_save = train.evaluate_loss, train.atomic_torch_save
+
+    def epoch_of_10_seconds(*a, **k):   # the validation pass ends each epoch: each epoch takes 10 s here
+        clock[0] += 10
+        return real_eval(*a, **k)
+
+    def save(state, path):
+        written.append(state["epoch"])
+        real_save(state, path)
+
+    monkeypatch.setattr(train, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
+    monkeypatch.setattr(train, "evaluate_loss", epoch_of_10_seconds)
+    monkeypatch.setattr(train, "atomic_torch_save", save)
+    x = torch.randint(0, 256, (16, 1, 8, 8), dtype=torch.uint8)
+    y = torch.arange(16) % 2
+    kw = dict(epochs=6, batch_size=8, lr=0.01, patience=10, seed=0)
+    fit_classifier(_small_net(), x, y, x[:8], y[:8], 2, checkpoint=tmp_path / "a.pt", state_every=25, **kw)
+    assert written == [3, 6]   # 30 s after the start, then 30 s after that write
+    written.clear()
+    fit_classifier(_small_net(), x, y, x[:8], y[:8], 2, checkpoint=tmp_path / "b.pt", **kw)
+    assert written == [1, 2, 3, 4, 5, 6]   # the library's default: after every epoch
+
+
 @pytest.mark.parametrize("schedule", ["cosine", "onecycle", "constant"])
 def test_interrupted_fit_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path, monkeypatch, schedule):
     import genaug.train as train
