@@ -287,7 +287,7 @@ def benchmark_cmd(
     models: Optional[str] = typer.Option(None, "--models", help="comma list of cnn, resnet34, densenet121 (default), or alexnet, alexnet_small, vgg19, googlenet, resnet50, lenet5, lmap3, logreg, mlp"),
     variants: Optional[str] = typer.Option(None, "--variants", help="comma list of real, mixed, synthetic, encoded"),
     seeds: Optional[int] = typer.Option(None, "--seeds", help="repeats per cell (seeds seed..seed+N-1)"),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="most epochs per cell; early stopping may end sooner (default: the profile's; benchmark.model_epochs in a profile gives named models their own, e.g. resnet34=12)"),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="most epochs of every pixel model's cells, replacing a profile's per-model benchmark.model_epochs (e.g. resnet34=12); early stopping may end sooner (default: the profile's; the latent CNN's: benchmark.latent_epochs, or these)"),
     image_size: Optional[int] = typer.Option(None, "--image-size", help="pixel models' input size"),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="images per step (default: the profile's)"),
     lr: Optional[float] = typer.Option(None, "--lr", help="Adam learning rate of every cell (default 1e-3)"),
@@ -323,6 +323,10 @@ def benchmark_cmd(
                  train_fractions=train_fraction, gan_run=gan_run, encode_run=encode_run, pretrained=pretrained,
                  weights_dir=weights_dir, save_models=save_models, schedule=schedule, augmentations=augmentations,
                  augment=augment, folds=folds)
+    if epochs is not None and not resume:
+        # a profile's per-model epochs would otherwise outlast the flag: `--profile demo --epochs 2`
+        # trained ResNet-34 for the demo's 12
+        flags["model_epochs"] = ""
     cfg = build_config(profile, data=d, run=r, benchmark=flags)  # before importing torch: a bad profile is told at once
     _check_data(cfg, resume)
     from genaug.benchmark import run_benchmark

@@ -772,6 +772,14 @@ def test_model_epochs_gives_named_models_their_own_most_epochs_and_the_report_sa
     report = (run / "report.md").read_text()
     assert "Pixel models at 32 px, 1 epochs max" in report and " lenet5: 3 epochs max (patience 4, counted from " \
         "epoch 2)." in report
+    # --epochs on the command line caps every pixel model, the profile's named ones too
+    r = genaug("benchmark", "--profile", tiny, "--models", "cnn,lenet5", "--variants", "real", "--threads", "1",
+               "--epochs", "2", "--out", tmp_path / "flag")
+    assert r.returncode == 0, r.stderr[-2000:]
+    run = only_run(tmp_path / "flag", "benchmark")
+    assert [len(json.loads((run / "cells" / f"{c}__real__f1__seed0.json").read_text())["history"])
+            for c in ("cnn", "lenet5")] == [2, 2]
+    assert "lenet5:" not in (run / "report.md").read_text()
     # a name that is no model is refused before a run directory is made, as a wrong --models is
     tiny.write_text(TINY.replace("  latent_epochs: 2", "  latent_epochs: 2\n  model_epochs: resnet=12"))
     r = genaug("benchmark", "--profile", tiny, "--variants", "real", "--out", tmp_path / "bad")
