@@ -560,12 +560,29 @@ def run() -> None:
         typer.echo(f"genaug: error: {exc.strerror or exc}: {exc.filename} (check that the paths given exist "
                    "and can be written, and that the disk has space)", err=True)
         sys.exit(2)
+    except (MemoryError, RuntimeError) as exc:
+        if not is_out_of_memory(exc):
+            raise
+        # `--image-size 100000` ended in numpy's "_ArrayMemoryError" traceback while the demo images were drawn
+        detail = " ".join(str(exc).split())[:300]
+        typer.echo(f"genaug: error: out of memory ({detail}): lower --image-size or --batch-size in a new run, or "
+                   "run fewer jobs at once or free memory and then --resume RUN_DIR, which keeps what finished", err=True)
+        sys.exit(2)
     except (Interrupted, KeyboardInterrupt) as exc:
         # Checkpoints, cells and shards are written atomically as they finish, so stopping here
         # loses only the epoch or cell in progress.
         signum = getattr(exc, "signum", signal.SIGINT)
         typer.echo(stopped_message(sys.argv[1:], signum), err=True)
         sys.exit(128 + signum)   # the shell's convention: 130 for Ctrl-C, 143 for SIGTERM
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Python's and numpy's MemoryError, torch's CPU allocator failing (a RuntimeError), or a GPU out of memory."""
+    if isinstance(exc, MemoryError):
+        return True
+    torch = sys.modules.get("torch")
+    oom = getattr(torch, "OutOfMemoryError", None) if torch is not None else None
+    return (oom is not None and isinstance(exc, oom)) or "can't allocate memory" in str(exc)
 
 
 def stopped_message(args: list[str], signum: int) -> str:

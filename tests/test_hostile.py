@@ -9,6 +9,7 @@ import zlib
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from conftest import make_folder_dataset
@@ -252,3 +253,37 @@ def test_a_full_disk_under_any_other_write_is_one_line(monkeypatch, capsys):
     assert stop.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("genaug: error: no space left on the disk: free some space") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("error", [
+    MemoryError("Unable to allocate 37.3 GiB for an array with shape (100000, 100000) and data type float32"),
+    RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory: you tried "
+                 "to allocate 40000000000 bytes. Error code 12 (Cannot allocate memory)"),
+    torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB"),
+])
+def test_running_out_of_memory_is_one_line_naming_what_to_lower(monkeypatch, capsys, error):
+    import genaug_cli.main as cli
+
+    def oom(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(cli, "app", oom)
+    monkeypatch.setattr(cli.signal, "signal", lambda *a: None)   # keep pytest's Ctrl-C handler
+    with pytest.raises(SystemExit) as stop:
+        cli.run()
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("genaug: error: out of memory (") and "lower --image-size or --batch-size" in err
+    assert err.count("\n") == 1
+
+
+def test_other_runtime_errors_keep_their_traceback(monkeypatch):
+    import genaug_cli.main as cli
+
+    def bug(*args, **kwargs):
+        raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")
+
+    monkeypatch.setattr(cli, "app", bug)
+    monkeypatch.setattr(cli.signal, "signal", lambda *a: None)
+    with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
+        cli.run()
