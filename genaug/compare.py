@@ -16,7 +16,7 @@ import numpy as np
 
 from genaug.benchmark import (DEPENDENT_VARIANTS, INPUT_RUNS, VARIANT_ONLY_SETTINGS, correct_rows, is_binary,
                               paired_comparison, replicate_key)
-from genaug.config import config_from_dict, data_differences
+from genaug.config import config_from_dict, data_differences, parse_model_epochs
 from genaug.errors import CheckpointError, ConfigError
 from genaug.report import (PAIRED_TEST_NOTE, ONE_RUN_NOTE, VARIANT_WORDS, _p, at_half_column, difference_with_interval,
                            paired_columns, threshold_clause, verdict)
@@ -40,7 +40,15 @@ def _settings(run_dir: Path) -> dict:
     # or what config_from_dict gives old runs), not None: else every such key reads as a difference
     bench = cfg.get("benchmark", {})
     bench = dataclasses.asdict(config_from_dict({"benchmark": bench}).benchmark) if isinstance(bench, dict) else {}
+    # one key per named model, so that a difference says which model's cells it reaches
+    for model, epochs in parse_model_epochs(bench.pop("model_epochs", "")).items():
+        bench[f"model_epochs[{model}]"] = epochs
     return {"data": cfg.get("data", {}), "benchmark": bench}
+
+
+def setting_model(key: str) -> str | None:
+    """The model a per-model setting (``model_epochs[resnet34]``) is about; None for the others."""
+    return key[len("model_epochs["):-1] if key.startswith("model_epochs[") else None
 
 
 # benchmark keys that say which cells a run holds, not how a cell trains
@@ -50,9 +58,11 @@ CELL_SET_KEYS = ("models", "variants", "seeds", "train_fractions", "save_models"
 def setting_differences(a: dict, b: dict) -> list[tuple[str, object, object]]:
     """(key, A's value, B's value) for every benchmark setting the runs do not share, those that
     change how a cell trains first."""
+    def value(side: dict, k: str):   # a model a run does not name trains its run's `epochs`
+        return side["benchmark"].get(k, side["benchmark"].get("epochs") if setting_model(k) else None)
+
     keys = sorted(set(a["benchmark"]) | set(b["benchmark"]), key=lambda k: (k in CELL_SET_KEYS, k))
-    return [(k, a["benchmark"].get(k), b["benchmark"].get(k)) for k in keys
-            if a["benchmark"].get(k) != b["benchmark"].get(k)]
+    return [(k, value(a, k), value(b, k)) for k in keys if value(a, k) != value(b, k)]
 
 
 def compare_runs(run_a: str | Path, run_b: str | Path, n_boot: int = 1000) -> dict:
@@ -94,8 +104,11 @@ def compare_runs(run_a: str | Path, run_b: str | Path, n_boot: int = 1000) -> di
     paired = [p for group in groups.values() for p in group]
     variants = {r["variant"] for r in rows}
     differ = setting_differences(set_a, set_b)
-    # e.g. latent_epochs differs, but only real cells are paired: it cannot explain B − A
-    elsewhere = [d for d in differ if d[0] in VARIANT_ONLY_SETTINGS and not variants & set(VARIANT_ONLY_SETTINGS[d[0]])]
+    # e.g. latent_epochs differs, but only real cells are paired: it cannot explain B − A; nor can
+    # ResNet-34's own epochs when only CNN cells are paired (the latent CNN has latent_epochs)
+    pixel_models = {r["model"] for r in rows if r["variant"] != "encoded"}
+    elsewhere = [d for d in differ if (d[0] in VARIANT_ONLY_SETTINGS and not variants & set(VARIANT_ONLY_SETTINGS[d[0]]))
+                 or (setting_model(d[0]) is not None and setting_model(d[0]) not in pixel_models)]
     return {"a": str(a_dir), "b": str(b_dir), "settings_differ": [d for d in differ if d not in elsewhere],
             "settings_differ_unpaired_variants": elsewhere, "rows": rows,
             "machines": {side: machines_of([p[i] for p in paired]) for i, side in enumerate("ab")}}
@@ -109,7 +122,7 @@ def format_comparison(result: dict) -> str:
     L += ["How cells train, where the runs differ (A → B):", ""]
     L += [f"- `{k}`: {va!r} → {vb!r}" for k, va, vb in train] or ["- nothing: the same settings"]
     if result.get("settings_differ_unpaired_variants"):
-        L += ["", "Settings that differ for variants not paired here, so they leave these cells alone: "
+        L += ["", "Settings that differ for variants or models not paired here, so they leave these cells alone: "
               + "; ".join(f"`{k}` {va!r} → {vb!r}" for k, va, vb in result["settings_differ_unpaired_variants"])]
     if held:
         L += ["", "Which cells each run holds: " + "; ".join(f"`{k}` {va!r} → {vb!r}" for k, va, vb in held)]
@@ -196,7 +209,8 @@ def pool_runs(run_dirs: list[str | Path], variant: str = "mixed", n_boot: int = 
                           f"{', '.join(v for vs in DEPENDENT_VARIANTS.values() for v in vs)}")
     what = INPUT_RUNS[key]
     cells = {d: _cells(d) for d in dirs}
-    inputs = _poolable_inputs(dirs, cells, variant, key, what)
+    inputs = _poolable_inputs(dirs, cells, variant, key, what,
+                              {c["model"] for d in dirs for c in cells[d] if c["variant"] == variant})
     real_only = [d for d in dirs if not inputs[d]]
     if len(dirs) - len(real_only) < 2:
         raise ConfigError(f"pooling needs at least two benchmark runs, each on its own {what} run")
@@ -211,10 +225,10 @@ def pool_runs(run_dirs: list[str | Path], variant: str = "mixed", n_boot: int = 
 
 
 def _poolable_inputs(dirs: list[Path], cells: dict[Path, list[dict]], variant: str, key: str,
-                     what: str) -> dict[Path, str | None]:
+                     what: str, models: set[str]) -> dict[Path, str | None]:
     """Each benchmark run's input run (``key``), once the runs are checked to split the same data,
-    to train cells alike but for that input run, and to use one input run each; None for a run
-    without one that holds real cells (it supplies those only)."""
+    to train cells of ``models`` alike but for that input run, and to use one input run each; None for a
+    run without one that holds real cells (it supplies those only)."""
     inputs = {d: _input_run(d, key) for d in dirs}
     if missing := [d.name for d in dirs if not inputs[d] and not any(c["variant"] == "real" for c in cells[d])]:
         raise ConfigError(f"{', '.join(missing)} record no {what} run and hold no real cells; pool benchmark runs "
@@ -229,7 +243,9 @@ def _poolable_inputs(dirs: list[Path], cells: dict[Path, list[dict]], variant: s
                               "made on one data source and split")
         # settings only other variants read may differ (e.g. latent_epochs when pooling mixed), and
         # beside a run that supplies real cells only, every setting only some variant reads
-        reads = lambda k: variant in VARIANT_ONLY_SETTINGS.get(k, (variant,)) and (inputs[d] or k not in VARIANT_ONLY_SETTINGS)
+        # beside, the own epochs of a model not pooled (its real cells, pixel ones, pair with every variant)
+        reads = lambda k: (variant in VARIANT_ONLY_SETTINGS.get(k, (variant,)) and (inputs[d] or k not in VARIANT_ONLY_SETTINGS)
+                           and setting_model(k) in (None, *models))
         if other := [k for k, _, _ in setting_differences(settings[first], settings[d])
                      if k not in CELL_SET_KEYS and k != key and reads(k)]:
             raise ConfigError(f"{first.name} and {d.name} train cells otherwise (their {', '.join(other)} differ); "

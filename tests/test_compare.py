@@ -53,7 +53,24 @@ def test_a_setting_added_after_a_run_was_made_reads_as_its_default_not_as_a_diff
     b = _run(tmp_path / "b", cells, model_epochs="")
     assert compare_runs(a, b, n_boot=50)["settings_differ"] == []
     c = _run(tmp_path / "c", cells, model_epochs="cnn=20")
-    assert compare_runs(a, c, n_boot=50)["settings_differ"] == [("model_epochs", "", "cnn=20")]
+    assert compare_runs(a, c, n_boot=50)["settings_differ"] == [("model_epochs[cnn]", 12, 20)]   # A's epochs: 12
+
+
+def test_another_models_own_epochs_leave_the_paired_cells_alone_in_compare_and_pool(tmp_path):
+    cells = [_cell("cnn", "real", s, np.ones(40, bool)) for s in (0, 1)]
+    a = _run(tmp_path / "a", cells)
+    b = _run(tmp_path / "b", cells, model_epochs="resnet34=24")
+    res = compare_runs(a, b, n_boot=50)
+    assert res["settings_differ"] == [] and res["settings_differ_unpaired_variants"] == [("model_epochs[resnet34]", 12, 24)]
+    assert "for variants or models not paired here" in format_comparison(res)
+    # pooling CNN mixed cells over two GAN runs: ResNet-34's epochs may differ, the CNN's may not
+    mixed = lambda: [_cell(m, v, 0, np.ones(40, bool)) for m, v in (("cnn", "real"), ("cnn", "mixed"))]
+    g1 = _run(tmp_path / "g1", mixed(), gan_run="/g1")
+    g2 = _run(tmp_path / "g2", mixed(), gan_run="/g2", model_epochs="resnet34=24")
+    assert pool_runs([g1, g2], "mixed", n_boot=50)["rows"][0]["model"] == "cnn"
+    g3 = _run(tmp_path / "g3", mixed(), gan_run="/g3", model_epochs="cnn=24")
+    with pytest.raises(ConfigError, match=r"their model_epochs\[cnn\] differ"):
+        pool_runs([g1, g3], "mixed")
 
 
 def test_compare_says_whether_b_reproduces_a_and_where_each_ran(tmp_path):
@@ -113,7 +130,7 @@ def test_settings_of_variants_not_paired_are_set_apart_from_those_that_explain_b
     assert res["settings_differ_unpaired_variants"] == [("gan_run", "/g1", "/g2"), ("latent_epochs", 0, 24)]
     text = format_comparison(res)
     assert "- nothing: the same settings" in text
-    assert ("Settings that differ for variants not paired here, so they leave these cells alone: "
+    assert ("Settings that differ for variants or models not paired here, so they leave these cells alone: "
             "`gan_run` '/g1' → '/g2'; `latent_epochs` 0 → 24") in text
     assert "Identical test probabilities in 0 of 2 paired cells, although the settings agree" in text
     # once a mixed cell is paired, the GAN run is a setting that can explain B − A
