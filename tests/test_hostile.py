@@ -237,19 +237,24 @@ def test_a_failed_write_with_room_left_is_not_called_a_full_disk(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
+def _cli_entry_raising(monkeypatch, error: BaseException):
+    """genaug's console entry point, with the command it runs raising ``error``."""
+    import genaug_cli.main as cli
+
+    def raise_it(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(cli, "app", raise_it)
+    monkeypatch.setattr(cli.signal, "signal", lambda *a: None)   # keep pytest's Ctrl-C handler
+    return cli.run
+
+
 def test_a_full_disk_under_any_other_write_is_one_line(monkeypatch, capsys):
     """Figures and PNGs are written by matplotlib and PIL, whose ENOSPC may carry no file name."""
     import errno
 
-    import genaug_cli.main as cli
-
-    def full(*args, **kwargs):
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(cli, "app", full)
-    monkeypatch.setattr(cli.signal, "signal", lambda *a: None)   # keep pytest's Ctrl-C handler
     with pytest.raises(SystemExit) as stop:
-        cli.run()
+        _cli_entry_raising(monkeypatch, OSError(errno.ENOSPC, "No space left on device"))()
     assert stop.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("genaug: error: no space left on the disk: free some space") and err.count("\n") == 1
@@ -262,15 +267,8 @@ def test_a_full_disk_under_any_other_write_is_one_line(monkeypatch, capsys):
     torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB"),
 ])
 def test_running_out_of_memory_is_one_line_naming_what_to_lower(monkeypatch, capsys, error):
-    import genaug_cli.main as cli
-
-    def oom(*args, **kwargs):
-        raise error
-
-    monkeypatch.setattr(cli, "app", oom)
-    monkeypatch.setattr(cli.signal, "signal", lambda *a: None)   # keep pytest's Ctrl-C handler
     with pytest.raises(SystemExit) as stop:
-        cli.run()
+        _cli_entry_raising(monkeypatch, error)()
     assert stop.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("genaug: error: out of memory (") and "lower --image-size or --batch-size" in err
@@ -278,12 +276,5 @@ def test_running_out_of_memory_is_one_line_naming_what_to_lower(monkeypatch, cap
 
 
 def test_other_runtime_errors_keep_their_traceback(monkeypatch):
-    import genaug_cli.main as cli
-
-    def bug(*args, **kwargs):
-        raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")
-
-    monkeypatch.setattr(cli, "app", bug)
-    monkeypatch.setattr(cli.signal, "signal", lambda *a: None)
     with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
-        cli.run()
+        _cli_entry_raising(monkeypatch, RuntimeError("mat1 and mat2 shapes cannot be multiplied"))()
