@@ -243,7 +243,7 @@ def _poolable_inputs(dirs: list[Path], cells: dict[Path, list[dict]], variant: s
                               "made on one data source and split")
         # settings only other variants read may differ (e.g. latent_epochs when pooling mixed), and
         # beside a run that supplies real cells only, every setting only some variant reads
-        # beside, the own epochs of a model not pooled (its real cells, pixel ones, pair with every variant)
+        # and a model's own epochs (model_epochs[m]) only where m is pooled: its real cells are pixel cells
         reads = lambda k: (variant in VARIANT_ONLY_SETTINGS.get(k, (variant,)) and (inputs[d] or k not in VARIANT_ONLY_SETTINGS)
                            and setting_model(k) in (None, *models))
         if other := [k for k, _, _ in setting_differences(settings[first], settings[d])

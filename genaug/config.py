@@ -55,8 +55,8 @@ class RunConfig:
     amp: bool = True              # bf16 autocast for classifiers on CUDA; no effect on CPU
     tensorboard: bool = False     # event files under <run>/tensorboard (needs the tensorboard package)
     deterministic: bool = True    # deterministic algorithms: same seed, same numbers on CPU (see device.py for GPUs)
-    # A benchmark cell writes its whole training state (so that a stopped cell resumes at its next epoch)
-    # after an epoch once this many seconds have passed since its last write; 0: after every epoch. On
+    # A benchmark cell writes its whole training state (a stopped cell resumes at the epoch after the last
+    # write) after an epoch once this many seconds have passed since its last write; 0: after every epoch. On
     # the demo's 32 px images ResNet-34's 341 MB state took about as long to write as an epoch to train.
     state_every_s: float = 30.0
 

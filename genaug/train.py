@@ -337,11 +337,11 @@ def fit_classifier(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tenso
     Under torchrun (and ``ranks``) each rank trains on its share of every epoch with DDP;
     ``ranks=False`` trains in this process alone (e.g. a small job only rank 0 does).
 
-    ``checkpoint``: after every epoch the whole training state is written there, and a file found
-    there at the start is continued from, so an interrupted fit resumes at its next epoch and ends
-    as the uninterrupted one would have; ``state_every``: seconds of training between such writes (0: after
-    every epoch), so a stop loses at most that and the epoch in progress. The caller deletes it once the
-    result is kept. Under
+    ``checkpoint``: the whole training state is written there after an epoch once ``state_every`` seconds
+    have passed since the last write (0: after every epoch), and a file found there at the start is
+    continued from, so an interrupted fit resumes at the epoch after the last write and ends as the
+    uninterrupted one would have; a stop loses at most ``state_every`` seconds and the epoch in progress.
+    The caller deletes it once the result is kept. Under
     torchrun no such file is used: each rank draws its own augmentations, and a fit there is short.
 
     ``say_epochs``: each epoch's losses go to the console too, not only to the log.
