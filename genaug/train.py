@@ -418,7 +418,7 @@ def fit_classifier(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tenso
                 **rng_states(gen, home)}, Path(checkpoint))
             last_write = time.perf_counter()
         if say_epochs:   # the bars vanish with each epoch, and show nowhere without a terminal (a batch job's output);
-            # the time includes writing the training state, which for ResNet-34 can take as long as a demo epoch
+            # the time includes writing the training state when one was written (for ResNet-34, as long as a demo epoch)
             distributed.say(f"    epoch {epoch} of {epochs}: train {tr_loss:.4f} val {va_loss:.4f} "
                             f"({time.perf_counter() - t_epoch:.1f} s)", flush=True)
     model.load_state_dict(best_state)
