@@ -330,7 +330,7 @@ def run_cell(model_name: str, variant: str, fraction: float, seed: int, train: T
                          desc=cell_key(model_name, variant, fraction, seed, fold), amp=cfg.run.amp,
                          schedule=b.schedule, augmentations=b.augmentations, tracker=tracker,
                          min_epochs=b.min_epochs(epochs), checkpoint=partial, state_every=cfg.run.state_every_s,
-                         say_epochs=True)
+                         say_epochs=True, label_smoothing=b.label_smoothing, mixup=b.mixup)
     p_val = predict_probs(model, val.x, device=device, amp=cfg.run.amp)
     p_test = predict_probs(model, test.x, device=device, amp=cfg.run.amp)
     thr = choose_threshold(val.y, p_val)
@@ -828,7 +828,8 @@ def seconds_per_training_image(model_name: str, latent: bool, sample_shape: tupl
     for step in range(3):
         t0 = time.perf_counter()
         train_one_epoch(model, opt, data, labels, weights, batch, gen, device, b.augment, "timing",
-                        amp=cfg.run.amp, augmentations=b.augmentations, spread=spread)
+                        amp=cfg.run.amp, augmentations=b.augmentations, spread=spread,
+                        label_smoothing=b.label_smoothing, mixup=b.mixup)
         if step:   # the first step warms up allocators and kernels
             best = min(best, time.perf_counter() - t0)
     return best / batch

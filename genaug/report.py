@@ -453,6 +453,10 @@ def format_markdown(cfg, bundle, table, comps, notes, figs, gan_dir, enc_dir, sh
     other_epochs = "".join(epochs_text(m, b.epochs_for(m)) for m in pixel_models if b.epochs_for(m) != b.epochs)
     if latent_epochs != b.epochs and any(r["variant"] == "encoded" for r in table):
         other_epochs += epochs_text("The latent CNN (encoded cells)", latent_epochs)
+    loss_terms = [f"label smoothing {b.label_smoothing:g}"] * (b.label_smoothing > 0) + \
+                 [f"mixup (Beta alpha {b.mixup:g})"] * (b.mixup > 0)
+    if loss_terms:   # both change what a cell learns; a reader comparing runs must see them
+        other_epochs += f" Training loss with {' and '.join(loss_terms)}; validation loss without."
     L += [f"Test: the real `test` split, {s['test']['images']} images of {s['test']['patients']} patients, the same "
           f"for every cell. {val_text} before any train-fraction subsampling.", "",
           f"Pixel models at {b.image_size} px, {b.epochs} epochs max (patience {b.patience}{wait}); the seeds of each "

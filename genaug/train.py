@@ -249,11 +249,18 @@ def batch_of(data: torch.Tensor, idx: torch.Tensor, gen: torch.Generator, augmen
 def train_one_epoch(model, opt, data, labels, weights, batch_size, gen, device, augment, desc,
                     amp: bool = False, augmentations: frozenset | str = DEFAULT_AUGMENTATIONS,
                     batch_scheduler=None, batches: list | None = None,
-                    spread: torch.Tensor | None = None) -> tuple[float, int]:
+                    spread: torch.Tensor | None = None, label_smoothing: float = 0.0,
+                    mixup: float = 0.0) -> tuple[float, int]:
     """One pass; ``batches`` (index tensors) replaces the shuffled order: a rank's share under DDP,
     and then the mean loss and the image count returned are those of all ranks together.
-    ``spread``: the latents' channel spread for their noise (`latent_spread`), else each batch's."""
+    ``spread``: the latents' channel spread for their noise (`latent_spread`), else each batch's.
+    ``mixup`` > 0: each batch is blended with itself shifted by one, by a Beta(mixup, mixup) weight
+    (torchvision's MixUp, which draws from torch's global generator, restored on resume)."""
     model.train()
+    mix = None
+    if mixup > 0:
+        from torchvision.transforms import v2
+        mix = v2.MixUp(alpha=mixup, num_classes=len(weights))
     total, seen = 0.0, 0
     batches_given = batches is not None
     if batches is None:
@@ -265,8 +272,10 @@ def train_one_epoch(model, opt, data, labels, weights, batch_size, gen, device, 
             x = (augment_batch(x, gen, enabled=augmentations) if data.dtype == torch.uint8
                  else augment_latents(x, gen, spread=spread))
         y = labels[idx].to(device)
+        if mix is not None:
+            x, y = mix(x, y)   # y: class probabilities, which cross_entropy weights by class as it does indices
         with autocast(device, amp):
-            loss = F.cross_entropy(model(x).float(), y, weight=weights)
+            loss = F.cross_entropy(model(x).float(), y, weight=weights, label_smoothing=label_smoothing)
         check_finite(loss, "classifier")
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -328,7 +337,8 @@ def fit_classifier(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tenso
                    device: torch.device | str = "cpu", desc: str = "train", amp: bool = False,
                    schedule: str = "cosine", augmentations: frozenset | str = DEFAULT_AUGMENTATIONS,
                    tracker=None, ranks: bool = True, min_epochs: int = 0,
-                   checkpoint: Path | None = None, state_every: float = 0.0, say_epochs: bool = False) -> FitResult:
+                   checkpoint: Path | None = None, state_every: float = 0.0, say_epochs: bool = False,
+                   label_smoothing: float = 0.0, mixup: float = 0.0) -> FitResult:
     """Class-weighted cross-entropy, AdamW, a learning-rate schedule, early stopping on val loss with restore-best
     (patience counted from the best epoch, or from ``min_epochs`` if that is later).
 
@@ -345,6 +355,8 @@ def fit_classifier(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tenso
     torchrun no such file is used: each rank draws its own augmentations, and a fit there is short.
 
     ``say_epochs``: each epoch's losses go to the console too, not only to the log.
+    ``label_smoothing`` and ``mixup`` (a Beta alpha, 0: off) change the training loss only; the
+    validation loss that early stopping reads stays the plain weighted cross-entropy.
     """
     model.to(device)
     ddp = ranks and distributed.active()
@@ -385,7 +397,8 @@ def fit_classifier(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tenso
         batches = distributed.rank_batches(len(train_x), bs, seed, epoch) if ddp else None
         tr_loss, seen = train_one_epoch(net, opt, train_x, train_y, weights, bs, gen, device, augment,
                                         f"{desc} {epoch}/{epochs}", amp, augmentations,
-                                        sched if per_batch else None, batches, spread)
+                                        sched if per_batch else None, batches, spread,
+                                        label_smoothing, mixup)
         images += seen
         if ddp:
             distributed.sync_buffers(model)

@@ -26,6 +26,8 @@ def test_defaults_then_profile_then_flags(tmp_path):
     ("benchmark:\n  bootstrap: 0\n", "'benchmark.bootstrap' must be at least 10 resamplings, got 0"),
     ("benchmark:\n  patience: 0\n", "'benchmark.patience' must be positive"),
     ("benchmark:\n  latent_epochs: -1\n", "'benchmark.latent_epochs' must be >= 0"),
+    ("benchmark:\n  label_smoothing: 1.0\n", "'benchmark.label_smoothing' must be in \\[0, 1\\), got 1.0"),
+    ("benchmark:\n  mixup: -0.2\n", "'benchmark.mixup' must be >= 0"),
     ("gan:\n  beta1: 1.0\n", "'gan.beta1' must be in \\[0, 1\\), got 1.0"),
     ("gan:\n  real_label: 0\n", "'gan.real_label' must be in \\(0, 1\\]"),
     ("gan:\n  nearcopy_quantile: 1\n", "'gan.nearcopy_quantile' must be in \\(0, 1\\)"),

@@ -1,9 +1,11 @@
+import math
+
 import pytest
 import torch
 
 from genaug.errors import ConfigError
 from genaug.train import (AUGMENTATIONS, DEFAULT_AUGMENTATIONS, augment_batch, augment_latents, batch_of,
-                          fit_classifier, latent_spread, make_scheduler, pca_lighting, stop_early)
+                          fit_classifier, latent_spread, make_scheduler, pca_lighting, stop_early, train_one_epoch)
 
 
 @pytest.mark.parametrize("shape", [(3, 256, 14, 14), (2, 8, 4, 4)])
@@ -124,6 +126,51 @@ def test_fit_classifier_with_onecycle_records_the_lr_it_used():
     assert len(lrs) == 4 and lrs[0] < lrs[1] and lrs[-1] < lrs[1]
 
 
+class ConstantLogits(torch.nn.Module):
+    """Logits log(1/4), log(3/4) for every image (p = 1/4, 3/4), and a record of each image's mean pixel."""
+
+    def __init__(self):
+        super().__init__()
+        self.logits = torch.nn.Parameter(torch.tensor([0.25, 0.75]).log())
+        self.seen = []
+
+    def forward(self, x):
+        self.seen.append(x.detach().flatten(1).mean(1))
+        return self.logits.expand(len(x), 2)
+
+
+def _one_epoch_loss(model, images, labels, **kw) -> float:
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)   # the loss of the untouched model, every batch
+    loss, _ = train_one_epoch(model, opt, images, labels, torch.ones(2), 4, torch.Generator().manual_seed(0),
+                              "cpu", False, "test", **kw)
+    return loss
+
+
+@pytest.mark.parametrize("smoothing,expected", [
+    (0.0, -math.log(0.75)),                                   # 0.28768
+    (0.2, -(0.9 * math.log(0.75) + 0.1 * math.log(0.25))),    # 0.39754: 0.2 spread evenly over 2 classes
+])
+def test_label_smoothing_loss_by_hand(smoothing, expected):
+    images = torch.zeros(8, 1, 4, 4, dtype=torch.uint8)
+    loss = _one_epoch_loss(ConstantLogits(), images, torch.ones(8, dtype=torch.long), label_smoothing=smoothing)
+    assert loss == pytest.approx(expected, rel=1e-6)
+
+
+def test_mixup_blends_images_and_targets_alike():
+    # black images are class 0, white ones class 1: a blend's mean pixel is then its class-1 target
+    images = torch.cat([torch.zeros(4, 1, 4, 4), torch.full((4, 1, 4, 4), 255.0)]).to(torch.uint8)
+    labels = torch.tensor([0] * 4 + [1] * 4)
+    plain, mixed = ConstantLogits(), ConstantLogits()
+    _one_epoch_loss(plain, images, labels)
+    assert set(torch.cat(plain.seen).tolist()) == {0.0, 1.0}
+    torch.manual_seed(0)
+    loss = _one_epoch_loss(mixed, images, labels, mixup=0.4)
+    t = torch.cat(mixed.seen)
+    assert ((t > 0.01) & (t < 0.99)).any()
+    expected = -((1 - t) * math.log(0.25) + t * math.log(0.75)).mean().item()
+    assert loss == pytest.approx(expected, rel=1e-5)
+
+
 @pytest.mark.parametrize("epoch,best,patience,min_epochs,stops", [
     (5, 1, 4, 0, True),     # the old rule: 4 epochs without a better val loss
     (4, 1, 4, 0, False),
@@ -183,13 +230,16 @@ def test_training_state_is_written_once_state_every_seconds_have_passed(tmp_path
     assert written == [1, 2, 3, 4, 5, 6]   # the library's default: after every epoch
 
 
-@pytest.mark.parametrize("schedule", ["cosine", "onecycle", "constant"])
-def test_interrupted_fit_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path, monkeypatch, schedule):
+@pytest.mark.parametrize("schedule,loss", [
+    ("cosine", {}), ("onecycle", {}), ("constant", {}),
+    ("cosine", {"mixup": 0.4, "label_smoothing": 0.1}),   # mixup draws from torch's global generator
+])
+def test_interrupted_fit_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path, monkeypatch, schedule, loss):
     import genaug.train as train
 
     x = torch.randint(0, 256, (24, 1, 8, 8), dtype=torch.uint8)
     y = torch.arange(24) % 2
-    kw = dict(epochs=4, batch_size=8, lr=0.01, patience=10, schedule=schedule, seed=3)
+    kw = dict(epochs=4, batch_size=8, lr=0.01, patience=10, schedule=schedule, seed=3, **loss)
     whole = _small_net()
     ref = fit_classifier(whole, x, y, x[:8], y[:8], 2, checkpoint=tmp_path / "whole.pt", **kw)
 
