@@ -138,9 +138,11 @@ def data_split_cmd(
 ):
     from pathlib import Path
 
+    from genaug.config import check_seed
     from genaug.data.folder import write_patient_split
     from genaug.data.labels import write_labelled_split
 
+    check_seed(seed, "--seed")
     if labels:
         s = write_labelled_split(Path(source), Path(labels), Path(to), image_column, label_column, patient_column,
                                  classes or [], test_fraction, seed, label_separator)
@@ -263,6 +265,7 @@ def gan_sample_cmd(
     """Write images from a trained generator without training."""
     from pathlib import Path
 
+    from genaug.config import check_seed
     from genaug.device import resolve_device
     from genaug.errors import ConfigError
     from genaug.gan import sample_to_dir
@@ -270,6 +273,7 @@ def gan_sample_cmd(
 
     if n <= 0:
         raise ConfigError(f"--n must be positive, got {n}")
+    check_seed(seed, "--seed")
     if not Path(checkpoint).is_file():
         raise ConfigError(f"--checkpoint {checkpoint}: no such file (give generator-*.pt from a genaug gan run)")
     # the absolute path lets genaug benchmark find the GAN run behind these images from anywhere

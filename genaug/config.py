@@ -183,7 +183,28 @@ _POSITIVE = {
 # Keys with bounds other than > 0: what the key must be (as the error says it), and the test. A value
 # outside them would otherwise train for nothing (encode.epochs 0 wrote an untrained autoencoder) or
 # fail only after hours of training (benchmark.bootstrap 0 broke the report, once every cell had run).
+# numpy takes seeds from 0 and torch up to 2**64 - 1; 2**32 - 1 spans every seed a user types. Out of
+# range they failed with numpy's or torch's traceback, once the run directory was made
+_SEED_RANGE = ("from 0 to 4294967295", lambda v: 0 <= v < 2 ** 32)
+
+
+def check_seed(value: int, what: str) -> int:
+    """``value`` if it is a seed every generator takes, else a ConfigError naming ``what`` (a flag)."""
+    if not _SEED_RANGE[1](value):
+        raise ConfigError(f"{what} must be {_SEED_RANGE[0]}, got {value}")
+    return value
+
+
+def check_run_name(name: str) -> str:
+    """A run's ``--name`` names one folder, after the time stamp, inside the command's folder."""
+    if any(c in name for c in "/\\\0"):
+        raise ConfigError(f"--name (config key 'run.name') must be a plain name, without '/', got '{name}'; "
+                          "use --out for the folder the run goes in")
+    return name
+
 _BOUNDED = {
+    "run.seed": _SEED_RANGE,
+    "data.split_seed": _SEED_RANGE,
     "run.threads": ("0 (torch's default) or more", lambda v: v >= 0),
     "run.state_every_s": (">= 0 (0: after every epoch)", lambda v: v >= 0),
     "data.val_fraction": ("in (0, 1)", lambda v: 0 < v < 1),
@@ -281,6 +302,7 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"config key 'data.task' must be binary or 3class, got '{cfg.data.task}'")
     parse_augmentations(cfg.benchmark.augmentations)
     parse_model_epochs(cfg.benchmark.model_epochs)
+    check_run_name(cfg.run.name)
     if cfg.benchmark.schedule not in SCHEDULES:
         raise ConfigError(f"config key 'benchmark.schedule' must be one of {', '.join(SCHEDULES)}, "
                           f"got '{cfg.benchmark.schedule}'")

@@ -429,6 +429,9 @@ def new_run(out_root: str | Path, command: str, name: str = "", config: dict | N
 
 
 def _create_run(out_root: str | Path, command: str, name: str, config: dict | None, shard: str | None) -> Run:
+    from genaug.config import check_run_name   # gan sample, explain and pool take --name without a config
+
+    check_run_name(name)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     base = Path(out_root) / command
     base.mkdir(parents=True, exist_ok=True)

@@ -420,6 +420,10 @@ def test_gan_sample_of_a_missing_checkpoint_is_one_line_and_makes_no_run(tmp_pat
     r = genaug("gan", "sample", "--checkpoint", tmp_path / "nope.pt", "--out", tmp_path / "o")
     assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert "nope.pt: no such file" in r.stderr and not (tmp_path / "o").exists()
+    # torch's generator overflows past 2**64 (its traceback, after the run directory was made)
+    r = genaug("gan", "sample", "--checkpoint", tmp_path / "nope.pt", "--seed", str(2 ** 70), "--out", tmp_path / "o")
+    assert r.returncode == 2 and f"--seed must be from 0 to 4294967295, got {2 ** 70}" in r.stderr
+    assert "Traceback" not in r.stderr and not (tmp_path / "o").exists()
 
 
 def test_data_split_lays_out_class_folders_by_patient_for_every_command(tmp_path):
@@ -436,6 +440,10 @@ def test_data_split_lays_out_class_folders_by_patient_for_every_command(tmp_path
     assert r.returncode == 0 and "test split: held out by patient with genaug data split from " in r.stdout
     r = genaug("data", "split", flat, "--to", tmp_path / "xray")
     assert r.returncode == 2 and "already exists" in r.stderr and "Traceback" not in r.stderr
+    # numpy refuses negative seeds: that was its traceback
+    r = genaug("data", "split", flat, "--to", tmp_path / "other", "--seed", "-1")
+    assert r.returncode == 2 and "--seed must be from 0 to 4294967295, got -1" in r.stderr
+    assert "Traceback" not in r.stderr and not (tmp_path / "other").exists()
 
 
 def test_mixed_cells_that_would_hold_no_synthetic_image_are_refused_before_anything_trains(tmp_path, tiny):

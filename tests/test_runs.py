@@ -6,7 +6,7 @@ import signal
 import pytest
 import torch
 
-from genaug.errors import CheckpointError, DataError
+from genaug.errors import CheckpointError, ConfigError, DataError
 from genaug.runs import TRAINING_LIST, archive_run, atomic_torch_save, atomic_write, load_checkpoint, new_run, open_run, running
 
 
@@ -80,6 +80,14 @@ def test_a_refused_run_is_removed_only_when_new_and_empty(tmp_path, wrote, new, 
         with running(other, new=True):
             raise RuntimeError("bug")
     assert other.dir.is_dir()
+
+
+@pytest.mark.parametrize("name", ["../elsewhere", "a/b", "a\\b"])
+def test_a_run_name_with_a_path_in_it_is_refused_and_makes_no_folder(tmp_path, name):
+    # gan sample, explain and pool pass --name straight here; it was "No such file or directory"
+    with pytest.raises(ConfigError, match="must be a plain name, without '/'"):
+        new_run(tmp_path / "out", "gan-sample", name)
+    assert not (tmp_path / "out").exists()
 
 
 def test_resume_clears_temporary_files_of_a_killed_write(tmp_path):
