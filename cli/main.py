@@ -558,7 +558,8 @@ def run() -> None:
     except OSError as exc:
         if is_disk_full(exc):   # a full disk under a write that is not genaug's own
             typer.echo(f"genaug: error: no space left on the disk{f' writing {exc.filename}' if exc.filename else ''}: "
-                       "free some space, then run the command again (--resume RUN_DIR keeps what finished)", err=True)
+                       f"free some space, then run the command again (--resume {_run_dir(exc)} keeps what finished)",
+                       err=True)
             sys.exit(2)
         if exc.filename is None:   # not about a path the user gave: a bug or the system, keep the traceback
             raise
@@ -572,13 +573,14 @@ def run() -> None:
         # `--image-size 100000` ended in numpy's "_ArrayMemoryError" traceback while the demo images were drawn
         detail = " ".join(str(exc).split())[:300]
         typer.echo(f"genaug: error: out of memory ({detail}): lower --image-size or --batch-size in a new run, or "
-                   "run fewer jobs at once or free memory and then --resume RUN_DIR, which keeps what finished", err=True)
+                   f"run fewer jobs at once or free memory and then --resume {_run_dir(exc)}, which keeps what finished",
+                   err=True)
         sys.exit(2)
     except (Interrupted, KeyboardInterrupt) as exc:
         # Checkpoints, cells and shards are written atomically as they finish, so stopping here
         # loses only the epoch or cell in progress.
         signum = getattr(exc, "signum", signal.SIGINT)
-        typer.echo(stopped_message(sys.argv[1:], signum), err=True)
+        typer.echo(stopped_message(sys.argv[1:], signum, getattr(exc, "run_dir", None)), err=True)
         sys.exit(128 + signum)   # the shell's convention: 130 for Ctrl-C, 143 for SIGTERM
 
 
@@ -591,12 +593,21 @@ def is_out_of_memory(exc: BaseException) -> bool:
     return (oom is not None and isinstance(exc, oom)) or "can't allocate memory" in str(exc)
 
 
-def stopped_message(args: list[str], signum: int) -> str:
-    """What a stopped command says: how to resume it where it can be (`gan`, `encode`, `benchmark`)."""
+def _run_dir(exc: BaseException) -> str:
+    """The run a failed or stopped command was working on (set by genaug.runs.running), else a placeholder."""
+    return str(getattr(exc, "run_dir", None) or "RUN_DIR")
+
+
+def stopped_message(args: list[str], signum: int, run_dir=None) -> str:
+    """What a stopped command says: how to resume it where it can be (`gan`, `encode`, `benchmark`); ``run_dir``:
+    the run it was working on, when it had made or opened one."""
     word = "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
     if args[:1] in (["encode"], ["benchmark"]) or (args[:1] == ["gan"] and args[1:2] != ["sample"]):
-        return (f"genaug: {word}; finished epochs and cells are saved: rerun with --resume RUN_DIR "
-                "(the run directory is printed in its log)")
+        if run_dir is None:
+            return f"genaug: {word} before its run directory was made; nothing to resume"
+        shard = next((f" --shard {b}" for a, b in zip(args, args[1:]) if a == "--shard"), "")
+        return (f"genaug: {word}; finished epochs and cells are saved: rerun with "
+                f"genaug {args[0]} --resume {run_dir}{shard}")
     return f"genaug: {word}"
 
 

@@ -471,6 +471,11 @@ def running(run: Run, new: bool) -> Iterator[Run]:
             with contextlib.suppress(OSError):   # OUT/<command>/ too, when this run was all it held
                 run.dir.parent.rmdir()
         raise
+    except BaseException as exc:
+        # a stop (Ctrl-C, SIGTERM) or a failure such as a full disk: the command's last line names the run
+        # to resume. The outermost run sets it last: a benchmark's own GAN and autoencoder runs lie in it.
+        exc.run_dir = run.dir
+        raise
     finally:
         run.close()
 

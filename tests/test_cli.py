@@ -547,6 +547,17 @@ def test_a_labels_csv_that_does_not_fit_is_one_line(tmp_path, extra, said):
 def test_a_stopped_command_names_resume_only_where_it_can_resume(args, resumable):
     import signal
     from genaug_cli.main import stopped_message
-    said = stopped_message(args, signal.SIGINT)
-    assert said.startswith("genaug: interrupted") and ("--resume RUN_DIR" in said) == resumable
-    assert stopped_message(args, signal.SIGTERM).startswith("genaug: stopped by SIGTERM")
+    said = stopped_message(args, signal.SIGINT, "/runs/benchmark/20261203-1")
+    assert said.startswith("genaug: interrupted") and (f"genaug {args[0]} --resume /runs/benchmark/20261203-1" in said) \
+        == resumable
+    assert stopped_message(args, signal.SIGTERM, "/r").startswith("genaug: stopped by SIGTERM")
+    if resumable:   # stopped before it made or opened a run: there is none to name
+        assert stopped_message(args, signal.SIGINT, None) == \
+            "genaug: interrupted before its run directory was made; nothing to resume"
+
+
+def test_a_stopped_shard_is_told_to_resume_as_the_same_shard():
+    import signal
+    from genaug_cli.main import stopped_message
+    said = stopped_message(["benchmark", "--profile", "cpu", "--shard", "1/2"], signal.SIGTERM, "/runs/b")
+    assert said.endswith("rerun with genaug benchmark --resume /runs/b --shard 1/2")

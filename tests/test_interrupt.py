@@ -117,6 +117,7 @@ def test_ctrl_c_or_sigterm_stops_with_a_message_and_resume_finishes(tmp_path, si
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == code and f"genaug: {said}; finished epochs" in err and "Traceback" not in err
     run = only_run(out, "encode")
+    assert f"rerun with genaug encode --resume {run}\n" in err   # the run by its path, not a placeholder
     assert genaug("encode", "--resume", run).returncode == 0
     assert json.loads((run / "metrics.json").read_text())
 
