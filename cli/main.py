@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import time
@@ -197,6 +198,10 @@ def encode_cmd(
         checkpoint=checkpoint, overwrite=overwrite or None, train_fraction=train_fraction, views=views))
     cfg = build_config(profile, **given)  # before importing torch: a bad profile is told at once
     _check_data(cfg, resume)
+    if cfg.encode.checkpoint and not resume and not os.path.isfile(cfg.encode.checkpoint):   # before the data loads
+        from genaug.errors import ConfigError
+        raise ConfigError(f"--checkpoint {cfg.encode.checkpoint}: no such file (give autoencoder.pt from a genaug "
+                          "encode run)")
     from genaug.encode import run_encode
 
     run_dir = run_encode(cfg, resume=resume, given=given)
