@@ -1,8 +1,9 @@
 """Typer command-line app over the genaug library (installed as ``genaug_cli``)."""
 import os
+import time
 
 
-def openmp_waiting(environ, load_average: float | None) -> dict:
+def openmp_waiting(environ, busy: float | None) -> dict:
     """How OpenMP's idle threads should wait, as environment settings to add.
 
     PyTorch's CPU wheels use GNU OpenMP, whose idle worker threads spin 300,000 times before they
@@ -13,24 +14,44 @@ def openmp_waiting(environ, load_average: float | None) -> dict:
     networks, whose steps are many short parallel regions: 1.4-1.8x per step, and the demo benchmark
     took 241 s against 151 s with a 10,000-spin wait; beside busy jobs that short spin was 1.3-3x
     slower than passive waiting (bench/oversubscription.py, docs/PERFORMANCE.md (f)). So: the short
-    spin when nothing else ran over the last minute (load average under 0.5), else passive waiting,
-    and whatever the user set, kept. ``load_average`` is None where the system has none (Windows)."""
+    spin when less than half a core is busy, else passive waiting, and whatever the user set, kept.
+    ``busy`` (cores busy, `busy_cores`) is None where it cannot be told."""
     if "OMP_WAIT_POLICY" in environ or "GOMP_SPINCOUNT" in environ:
         return {}
-    if load_average is not None and load_average < 0.5:
+    if busy is not None and busy < 0.5:
         return {"GOMP_SPINCOUNT": "10000"}
     return {"OMP_WAIT_POLICY": "PASSIVE"}
 
 
-def _load_average() -> float | None:
+def _cpu_ticks(stat: str = "/proc/stat") -> tuple[int, int]:
+    """(all, idle) clock ticks of every core together since boot, from Linux's /proc/stat."""
+    with open(stat) as f:
+        ticks = [int(t) for t in f.readline().split()[1:9]]   # user nice system idle iowait irq softirq steal
+    return sum(ticks), ticks[3] + ticks[4]
+
+
+def busy_cores(window: float = 0.05, stat: str = "/proc/stat") -> float | None:
+    """How many cores other processes keep busy now: /proc/stat read ``window`` seconds apart, or where
+    there is none, the one-minute load average (None on Windows). The load average lags by a minute:
+    the demo started just after a minute of both cores busy (load average 1.4-1.9) waited passively by
+    it and took 243 s; by the ticks of now it took 126 s, with the same test probabilities
+    (docs/PERFORMANCE.md (f), session 40). Sampling costs ``window`` seconds of each command's start."""
     try:
-        return os.getloadavg()[0]
-    except (AttributeError, OSError):
+        total0, idle0 = _cpu_ticks(stat)
+        time.sleep(window)
+        total1, idle1 = _cpu_ticks(stat)
+    except (OSError, ValueError, IndexError):
+        try:
+            return os.getloadavg()[0]
+        except (AttributeError, OSError):
+            return None
+    if total1 <= total0:
         return None
+    return (os.cpu_count() or 1) * (1 - (idle1 - idle0) / (total1 - total0))
 
 
 # It has to be set before torch loads OpenMP, so here, before anything imports torch.
-os.environ.update(openmp_waiting(os.environ, _load_average()))
+os.environ.update(openmp_waiting(os.environ, busy_cores()))
 
 import warnings
 

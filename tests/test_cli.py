@@ -118,17 +118,31 @@ def test_cli_sets_openmp_waiting_before_torch_loads_unless_user_chose(preset):
         assert (policy, spins) in (("PASSIVE", "None"), ("None", "10000"))
 
 
-@pytest.mark.parametrize("preset, load, added", [
+@pytest.mark.parametrize("preset, busy, added", [
     ({}, 0.1, {"GOMP_SPINCOUNT": "10000"}),        # idle: a short spin, 1.4-1.8x faster per step than passive
-    ({}, 0.5, {"OMP_WAIT_POLICY": "PASSIVE"}),     # busy: passive, 1.3-3x faster than the short spin
+    ({}, 0.5, {"OMP_WAIT_POLICY": "PASSIVE"}),     # half a core busy or more: passive, 1.3-3x faster than the short spin
     ({}, 7.0, {"OMP_WAIT_POLICY": "PASSIVE"}),
-    ({}, None, {"OMP_WAIT_POLICY": "PASSIVE"}),    # no load average to go by (Windows)
+    ({}, None, {"OMP_WAIT_POLICY": "PASSIVE"}),    # nothing to go by (Windows)
     ({"OMP_WAIT_POLICY": "ACTIVE"}, 0.1, {}),      # the user's choice is kept
     ({"GOMP_SPINCOUNT": "0"}, 3.0, {}),
 ])
-def test_openmp_waits_briefly_on_an_idle_machine_passively_on_a_busy_one(preset, load, added):
+def test_openmp_waits_briefly_on_an_idle_machine_passively_on_a_busy_one(preset, busy, added):
     from genaug_cli import openmp_waiting
-    assert openmp_waiting(preset, load) == added
+    assert openmp_waiting(preset, busy) == added
+
+
+def test_busy_cores_reads_the_ticks_of_now_and_falls_back_to_the_load_average(tmp_path, monkeypatch):
+    import genaug_cli
+    ticks = iter([(1000, 800), (1010, 805)])   # 10 ticks passed, 5 of them idle: half of every core busy
+    monkeypatch.setattr(genaug_cli, "_cpu_ticks", lambda stat: next(ticks))
+    monkeypatch.setattr(genaug_cli.os, "cpu_count", lambda: 2)
+    assert genaug_cli.busy_cores(window=0) == pytest.approx(1.0)
+    stat = tmp_path / "stat"   # the first line as Linux writes it: user nice system idle iowait irq softirq steal ...
+    stat.write_text("cpu  200 0 100 5000 50 0 10 0 0 0\ncpu0 100 0 50 2500 25 0 5 0 0 0\n")
+    monkeypatch.undo()
+    assert genaug_cli._cpu_ticks(str(stat)) == (5360, 5050)
+    monkeypatch.setattr(genaug_cli.os, "getloadavg", lambda: (0.25, 1.0, 1.0))
+    assert genaug_cli.busy_cores(window=0, stat=str(tmp_path / "none")) == 0.25   # no /proc (macOS)
 
 
 def test_every_command_has_help_that_rich_can_reflow():
