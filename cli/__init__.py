@@ -50,8 +50,10 @@ def busy_cores(window: float = 0.05, stat: str = "/proc/stat") -> float | None:
     return (os.cpu_count() or 1) * (1 - (idle1 - idle0) / (total1 - total0))
 
 
-# It has to be set before torch loads OpenMP, so here, before anything imports torch.
-os.environ.update(openmp_waiting(os.environ, busy_cores()))
+# It has to be set before torch loads OpenMP, so here, before anything imports torch; the 50 ms of
+# sampling only where the user has not chosen (the tests set passive waiting for their subprocesses)
+if not {"OMP_WAIT_POLICY", "GOMP_SPINCOUNT"} & os.environ.keys():
+    os.environ.update(openmp_waiting(os.environ, busy_cores()))
 
 import warnings
 
