@@ -180,28 +180,13 @@ _POSITIVE = {
     "benchmark.epochs", "benchmark.patience", "data.demo_train", "gan.lr", "encode.lr", "benchmark.lr",
 }
 
-# Keys with bounds other than > 0: what the key must be (as the error says it), and the test. A value
-# outside them would otherwise train for nothing (encode.epochs 0 wrote an untrained autoencoder) or
-# fail only after hours of training (benchmark.bootstrap 0 broke the report, once every cell had run).
 # numpy takes seeds from 0 and torch up to 2**64 - 1; 2**32 - 1 spans every seed a user types. Out of
 # range they failed with numpy's or torch's traceback, once the run directory was made
 _SEED_RANGE = ("from 0 to 4294967295", lambda v: 0 <= v < 2 ** 32)
 
-
-def check_seed(value: int, what: str) -> int:
-    """``value`` if it is a seed every generator takes, else a ConfigError naming ``what`` (a flag)."""
-    if not _SEED_RANGE[1](value):
-        raise ConfigError(f"{what} must be {_SEED_RANGE[0]}, got {value}")
-    return value
-
-
-def check_run_name(name: str) -> str:
-    """A run's ``--name`` names one folder, after the time stamp, inside the command's folder."""
-    if any(c in name for c in "/\\\0"):
-        raise ConfigError(f"--name (config key 'run.name') must be a plain name, without '/', got '{name}'; "
-                          "use --out for the folder the run goes in")
-    return name
-
+# Keys with bounds other than > 0: what the key must be (as the error says it), and the test. A value
+# outside them would otherwise train for nothing (encode.epochs 0 wrote an untrained autoencoder) or
+# fail only after hours of training (benchmark.bootstrap 0 broke the report, once every cell had run).
 _BOUNDED = {
     "run.seed": _SEED_RANGE,
     "data.split_seed": _SEED_RANGE,
@@ -228,6 +213,21 @@ _BOUNDED = {
     "benchmark.label_smoothing": ("in [0, 1)", lambda v: 0 <= v < 1),
     "benchmark.mixup": (">= 0 (a Beta alpha such as 0.2; 0: off)", lambda v: v >= 0),
 }
+
+
+def check_seed(value: int, what: str) -> int:
+    """``value`` if it is a seed every generator takes, else a ConfigError naming ``what`` (a flag)."""
+    if not _SEED_RANGE[1](value):
+        raise ConfigError(f"{what} must be {_SEED_RANGE[0]}, got {value}")
+    return value
+
+
+def check_run_name(name: str) -> str:
+    """A run's ``--name`` names one folder, after the time stamp, inside the command's folder."""
+    if any(c in name for c in "/\\\0"):
+        raise ConfigError(f"--name (config key 'run.name') must be a plain name, without '/', got '{name}'; "
+                          "use --out for the folder the run goes in")
+    return name
 
 
 def _coerce(key: str, value: Any, typ: type) -> Any:
