@@ -25,6 +25,7 @@ from PIL import Image
 
 from genaug.config import BenchmarkConfig, Config, check_resumed_data, config_from_dict, data_differences, parse_fractions, parse_model_epochs, resumed_settings, validate
 from genaug.data import DataBundle, ImageSet, check_data_spec, patient_folds, subsample_by_patient
+from genaug.data.equalize import equalize_images, equalized_bundle
 from genaug.device import seed_everything
 from genaug.encode import autoencoder_of, gather_rows, load_autoencoder, load_latents, run_encode
 from genaug import distributed
@@ -349,7 +350,7 @@ def run_cell(model_name: str, variant: str, fraction: float, seed: int, train: T
     if save_to is not None and not latent:   # one state dict per file: the pixel models'
         save_safetensors(model.state_dict(), save_to.with_suffix(".safetensors"),
                          {"kind": "classifier", "model_name": model_name, "classes": ",".join(bundle.classes),
-                          "image_size": str(int(train.x.shape[-1]))})
+                          "image_size": str(int(train.x.shape[-1])), "equalize": b.equalize})
     return {"model": model_name, "variant": variant, "train_fraction": fraction, "seed": seed, "fold": fold,
             "val_origin": bundle.val_origin, "n_train": len(train.x), "n_train_synthetic": sum(p.startswith("synthetic:") for p in train.provenance),
             "train_class_counts": train_class_counts(train, bundle.classes),
@@ -372,7 +373,9 @@ def classifier_checkpoint(model, name: str, bundle: DataBundle, cfg: Config, inp
     """What `genaug predict` needs to preprocess new images the way the model was trained."""
     return {"kind": "classifier", "model_name": name, "model": model.state_dict(), "classes": bundle.classes,
             "task": cfg.data.task, "in_channels": int(input_shape[0]), "image_size": int(input_shape[-1]),
-            "threshold": threshold, "variant": variant, "seed": seed, "config": cfg.to_dict()}
+            "threshold": threshold, "variant": variant, "seed": seed, "config": cfg.to_dict(),
+            # the latents of an encoded cell came from unequalized images
+            "equalize": "none" if variant == "encoded" else cfg.benchmark.equalize}
 
 
 def autoencoder_for_predict(enc_dir: Path, latent_meta: dict) -> dict:
@@ -784,6 +787,9 @@ def load_cell_inputs(cfg: Config, run: Run, bundle: DataBundle, pending: set[str
     if {"mixed", "synthetic"} & pending:
         inp.gan_dir = resolve_gan_run(cfg, run)
         inp.synthetic, inp.syn_names = load_synthetic(inp.gan_dir, bundle.classes, cfg.benchmark.image_size)
+        # synthetic images meet the classifier as the real ones do
+        inp.synthetic = {c: equalize_images(a, cfg.benchmark.equalize, f"{cfg.benchmark.equalize} synthetic {c}")
+                         for c, a in inp.synthetic.items()}
         check_synthetic_classes(inp.gan_dir, inp.synthetic, bundle, cfg, pending)
     if "encoded" in pending:
         inp.enc_dir = resolve_encode_run(cfg, run)
@@ -971,6 +977,9 @@ def report_notes(run: Run, bundle: DataBundle, cells: list[dict], plan: CellPlan
         notes.append("encoded cells train on 1 + " + "/".join(map(str, view_counts)) + " encodings per "
                      "image (the plain one and pixel-augmented views written by genaug encode --views), "
                      "one drawn per image per epoch; 0 means the plain latents only")
+    if b.equalize != "none" and any(c["variant"] == "encoded" for c in cells):
+        notes.append(f"encoded cells read the encode run's latents, made from images without {b.equalize.upper()} "
+                     "equalization; the pixel models' inputs had it")
     if plan.skipped_models:
         notes.append(f"encoded variant runs only the latent CNN ('cnn'); {', '.join(plan.skipped_models)} "
                      "take pixels and have no encoded cell")
@@ -991,6 +1000,8 @@ def _benchmark(cfg: Config, run: Run, part: tuple[int, int] | None = None, repor
     cells_dir = run.path("cells")
     cells_dir.mkdir(exist_ok=True)
     pending = {plan.todo[i][2] for i in plan.mine if not (cells_dir / f"{plan.keys[i]}.json").is_file()}
+    if pending - {"encoded"}:   # encoded cells read the encode run's latents, not these pixels
+        bundle = equalized_bundle(bundle, b.equalize)
     inp = load_cell_inputs(cfg, run, bundle, pending)
     check_input_runs_serve_cells(cfg, bundle, plan, inp, cells_dir)
     train_cells(cfg, run, bundle, device, plan, inp)

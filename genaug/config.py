@@ -24,6 +24,7 @@ from genaug.errors import ConfigError, DataError
 AUGMENTATIONS = ("flip", "rotate", "shift", "zoom", "shear", "brightness", "contrast", "noise", "pca")
 DEFAULT_AUGMENTATIONS = "rotate,shift,zoom,brightness,contrast"
 SCHEDULES = ("cosine", "step", "exponential", "onecycle", "constant")
+EQUALIZERS = ("none", "clahe")   # benchmark.equalize (genaug/data/equalize.py)
 
 
 def parse_augmentations(text: str) -> frozenset:
@@ -149,6 +150,9 @@ class BenchmarkConfig:
     # for the test children (docs/STATUS.md #5, session 13).
     label_smoothing: float = 0.0  # share of each target spread over the classes
     mixup: float = 0.0            # Beta(alpha, alpha) of mixup between images of a batch; 0 = off
+    # Per-image contrast equalization of every pixel model's input (train, val, test, predict): one of
+    # EQUALIZERS. Tried against the same shortfall (genaug/data/equalize.py). Encoded cells read latents.
+    equalize: str = "none"
 
     def epochs_for(self, model: str, latent: bool = False) -> int:
         """The most epochs of ``model``'s cells: ``latent_epochs`` for the latent CNN, else ``model_epochs``'s."""
@@ -306,6 +310,9 @@ def validate(cfg: Config) -> Config:
     if cfg.benchmark.schedule not in SCHEDULES:
         raise ConfigError(f"config key 'benchmark.schedule' must be one of {', '.join(SCHEDULES)}, "
                           f"got '{cfg.benchmark.schedule}'")
+    if cfg.benchmark.equalize not in EQUALIZERS:
+        raise ConfigError(f"config key 'benchmark.equalize' must be one of {', '.join(EQUALIZERS)}, "
+                          f"got '{cfg.benchmark.equalize}'")
     if cfg.gan.conditioning not in ("channels", "acgan"):
         raise ConfigError(f"config key 'gan.conditioning' must be channels or acgan, got '{cfg.gan.conditioning}'")
     if cfg.gan.fid_features not in ("domain", "inception"):

@@ -14,6 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
 
+from genaug.data.equalize import equalize_images
 from genaug.errors import ConfigError
 from genaug.models import EncodedClassifier
 from genaug.predict import input_size, load_classifier, read_images
@@ -87,9 +88,10 @@ def explain_images(checkpoint: str | Path, targets, out_dir: Path, class_name: s
                                       ckpt["model_name"], layer)
     out_dir.mkdir(parents=True, exist_ok=True)
     names, images, skipped = read_images(targets, size)
+    seen = equalize_images(images, ckpt.get("equalize", "none"))   # what the model reads; the overlay shows the image as given
     rows = []
     for i, (name, gray) in enumerate(zip(names, images)):
-        x = torch.from_numpy(gray).float().div(255)[None, None]
+        x = torch.from_numpy(seen[i]).float().div(255)[None, None]
         heat, cls, probs = grad_cam(model, module, x, classes.index(class_name) if class_name else None)
         png = f"{i:05d}_{Path(name).stem[:60]}_gradcam.png"
         overlay(gray, heat[0].numpy()).save(out_dir / png)

@@ -2,7 +2,8 @@
 
 The checkpoint (``models/<cell>.pt``, written with ``--save-models``) carries the model's name,
 classes, input size and the decision threshold chosen on validation, so new images get the
-preprocessing the model was trained with: grey, resized to its size, scaled to [0, 1]. An encoded
+preprocessing the model was trained with: grey, resized to its size, equalized if it was
+(``--equalize``), scaled to [0, 1]. An encoded
 cell's checkpoint also holds the autoencoder that made its latents: images go through its encoder,
 and the latents are rounded to float16 as ``genaug encode`` stored them.
 """
@@ -17,6 +18,7 @@ import numpy as np
 import torch
 
 from genaug.data.decode import IMAGE_EXTENSIONS, UnreadableImage, decode_image, is_image_file, safe_name
+from genaug.data.equalize import equalize_images
 from genaug.errors import CheckpointError, DataError
 from genaug.models import ConvAutoencoder, EncodedClassifier, build_classifier
 from genaug.runs import load_checkpoint
@@ -102,6 +104,7 @@ def predict_images(checkpoint: str | Path, targets, device="cpu") -> tuple[str, 
     model, ckpt = load_classifier(checkpoint)
     classes = ckpt["classes"]
     names, images, skipped = read_images(targets, input_size(ckpt))
+    images = equalize_images(images, ckpt.get("equalize", "none"))
     probs = predict_probs(model, torch.from_numpy(images).unsqueeze(1), device=device)
     thr = ckpt.get("threshold")
     binary = len(classes) == 2 and thr is not None

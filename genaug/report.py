@@ -457,6 +457,9 @@ def format_markdown(cfg, bundle, table, comps, notes, figs, gan_dir, enc_dir, sh
                  [f"mixup (Beta alpha {b.mixup:g})"] * (b.mixup > 0)
     if loss_terms:   # both change what a cell learns; a reader comparing runs must see them
         other_epochs += f" Training loss with {' and '.join(loss_terms)}; validation loss without."
+    if b.equalize != "none":
+        other_epochs += (f" Every pixel model's input, training, validation and test alike, was equalized per "
+                         f"image ({b.equalize.upper()}).")
     L += [f"Test: the real `test` split, {s['test']['images']} images of {s['test']['patients']} patients, the same "
           f"for every cell. {val_text} before any train-fraction subsampling.", "",
           f"Pixel models at {b.image_size} px, {b.epochs} epochs max (patience {b.patience}{wait}); the seeds of each "
