@@ -804,6 +804,35 @@ def test_label_smoothing_and_mixup_from_the_command_line_reach_the_cells_and_the
     assert r.returncode == 2 and "mixup" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_equalized_inputs_reach_training_the_report_and_the_saved_model_that_predict_reads(tmp_path):
+    data = make_folder_dataset(tmp_path / "data", {"train": 40, "test": 6})
+    tiny = tmp_path / "tiny.yaml"
+    tiny.write_text(TINY)
+    r = genaug("benchmark", "--profile", tiny, "--data", data, "--variants", "real", "--threads", "1",
+               "--equalize", "clahe", "--save-models", "--out", tmp_path / "o")
+    assert r.returncode == 0, r.stderr[-2000:]
+    run = only_run(tmp_path / "o", "benchmark")
+    assert "was equalized per image (CLAHE)" in (run / "report.md").read_text()
+    saved = run / "models" / "cnn__real__f1__seed0.pt"
+    assert torch.load(saved, weights_only=True)["equalize"] == "clahe"
+    # predict equalizes new images as the test images were: the cell's test probabilities, image by image
+    cell = json.loads((run / "cells" / "cnn__real__f1__seed0.json").read_text())
+    r = genaug("predict", data / "test", "--checkpoint", saved)
+    assert r.returncode == 0, r.stderr[-2000:]
+    got = sorted(float(row["p_PNEUMONIA"]) for row in csv.DictReader(io.StringIO(r.stdout)))
+    assert got == pytest.approx(sorted(p[1] for p in cell["test_probs"]), abs=1e-5)
+    # and the same model on the images as decoded, unequalized, scores them otherwise
+    from genaug.predict import load_classifier, read_images
+    from genaug.train import predict_probs
+    model, ckpt = load_classifier(saved)
+    _, raw, _ = read_images(data / "test", ckpt["image_size"])
+    plain = sorted(predict_probs(model, torch.from_numpy(raw).unsqueeze(1))[:, 1].tolist())
+    assert plain != pytest.approx(got, abs=1e-4)
+    # it changes what every cell learns: a resumed run keeps it
+    r = genaug("benchmark", "--resume", run, "--equalize", "none", "--threads", "1")
+    assert r.returncode == 2 and "made with equalize='clahe'" in r.stderr and "Traceback" not in r.stderr
+
+
 @pytest.mark.parametrize("model, latent, shape", [("cnn", False, (1, 32, 32)), ("resnet34", False, (1, 32, 32)),
                                                   ("cnn", True, (16, 2, 2)), ("cnn", True, (3, 16, 2, 2))])
 def test_a_training_step_is_timed_for_pixels_and_latents_with_views(model, latent, shape):

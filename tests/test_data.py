@@ -16,6 +16,7 @@ from genaug.data import load_data, patient_folds, patient_id, split_by_patient
 from genaug.data.cache import decode_cached
 from genaug.data.decode import decode_image
 from genaug.data.demo import demo_dataset
+from genaug.data.equalize import equalize_images, equalized_bundle
 from genaug.data.folder import three_class_label
 from genaug.data.medmnist import INFO, download, load_npz
 from genaug.errors import ConfigError, DataError
@@ -893,3 +894,26 @@ def test_double_underscores_name_a_patient_only_in_a_folder_laid_out_from_a_pati
     b = load_data(str(root), 16, val_fraction=0.2, cache_dir=None)
     mine = [p for s in b.splits.values() for p, path in zip(s.patients, s.paths) if "chest__" in path]
     assert len(mine) == len(renamed) > 1 and len(set(mine)) == len(mine)   # each its own, not one 'chest'
+
+
+def test_clahe_spreads_a_dim_low_contrast_image_and_leaves_its_input_alone():
+    rng = np.random.default_rng(0)
+    dim = (100 + rng.integers(0, 20, size=(3, 32, 32))).astype(np.uint8)   # grey levels 100-119 only
+    dim.flags.writeable = False   # as a memory-mapped cache is
+    out = equalize_images(dim, "clahe")
+    assert out.dtype == np.uint8 and out.shape == dim.shape
+    assert int(out.max()) - int(out.min()) > 4 * (int(dim.max()) - int(dim.min()))   # a far wider spread
+    assert out.mean() > dim.mean()   # and brighter: CLAHE aims at the middle of the range
+    assert equalize_images(dim, "none") is dim
+    with pytest.raises(ValueError, match="unknown equalization 'hist'"):
+        equalize_images(dim, "hist")
+
+
+def test_an_equalized_bundle_changes_every_split_and_nothing_else():
+    bundle = demo_dataset(size=32, n_train=40)
+    eq = equalized_bundle(bundle, "clahe")
+    for name, s in bundle.splits.items():
+        e = eq.splits[name]
+        assert e.images.shape == s.images.shape and not np.array_equal(e.images, s.images), name
+        assert e.paths == s.paths and e.patients == s.patients and np.array_equal(e.labels, s.labels)
+    assert equalized_bundle(bundle, "none") is bundle
