@@ -54,9 +54,10 @@ class TrainSet:
 
 def parse_list(text: str, known: tuple, what: str) -> list[str]:
     items = list(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))   # each once, in order
-    bad = [t for t in items if t not in known]
-    if bad or not items:
-        raise ConfigError(f"unknown {what} {', '.join(bad) or '(none given)'} (known: {', '.join(known)})")
+    if not items:
+        raise ConfigError(f"no {what} given (--{what}s or benchmark.{what}s is empty): name at least one of {', '.join(known)}")
+    if bad := [t for t in items if t not in known]:
+        raise ConfigError(f"unknown {what} {', '.join(bad)} (known: {', '.join(known)})")
     return items
 
 # ----------------------------------------------------------------------------- inputs: GAN and encode runs

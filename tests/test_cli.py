@@ -196,6 +196,7 @@ def test_data_info_folder_and_json(tmp_path):
     (["gan", "--data", "demo", "--conditioning", "acgan", "--aux-weight", "-1"], "'gan.aux_weight' must be >= 0"),
     (["benchmark", "--data", "demo", "--models", "vgg99"], "unknown model vgg99"),
     (["benchmark", "--data", "demo", "--variants", "fake"], "unknown variant fake"),
+    (["benchmark", "--data", "demo", "--models", ","], "no model given (--models or benchmark.models is empty): name at least one of cnn,"),
     (["benchmark", "--data", "demo", "--equalize", "hist"], "'benchmark.equalize' must be one of none, clahe, got 'hist'"),
     (["encode", "--data", "demo", "--checkpoint", "/no/ae.pt"], "--checkpoint /no/ae.pt: no such file (give autoencoder.pt"),
     (["encode", "--data", "/no/such/folder"], "data folder not found"),
