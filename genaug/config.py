@@ -151,7 +151,9 @@ class BenchmarkConfig:
     label_smoothing: float = 0.0  # share of each target spread over the classes
     mixup: float = 0.0            # Beta(alpha, alpha) of mixup between images of a batch; 0 = off
     # Per-image contrast equalization of every pixel model's input (train, val, test, predict): one of
-    # EQUALIZERS. Tried against the same shortfall (genaug/data/equalize.py). Encoded cells read latents.
+    # EQUALIZERS. Tried against the same shortfall (genaug/data/equalize.py); on the Kermany data it
+    # changed neither the CNN nor DenseNet-121 measurably (docs/STATUS.md, session 41). Encoded cells
+    # read latents.
     equalize: str = "none"
 
     def epochs_for(self, model: str, latent: bool = False) -> int:
