@@ -155,14 +155,16 @@ def data_split_cmd(
         counts = ", ".join(f"{c} {n}" for c, n in s["images"][split].items())
         typer.echo(f"{split}: {sum(s['images'][split].values())} images ({counts}), {s['patients'][split]} patients")
     if s["files_without_patient_id"]:
-        typer.echo(f"note: {s['files_without_patient_id']} images carry no patient id (in the file name or a DICOM "
+        n = s["files_without_patient_id"]
+        typer.echo(f"note: {n} {'image carries' if n == 1 else 'images carry'} no patient id (in the file name or a DICOM "
                    "header); each counts as its own patient, so if one patient has several such images they may sit "
                    "on both sides")
     if left_out := s.get("labels", {}).get("values_left_out"):
         typer.echo("left out rows with labels no --class names: "
                    + ", ".join(f"{v!r} {n}" for v, n in list(left_out.items())[:8]))
     if s["skipped"]:
-        typer.echo(f"skipped {len(s['skipped'])} entries (listed with their reasons in split.json)")
+        n = len(s["skipped"])
+        typer.echo(f"skipped {n} {'entry' if n == 1 else 'entries'} (listed with their reasons in split.json)")
     typer.echo(f"wrote {to} (split recorded in {Path(to) / 'split.json'})")
 
 
