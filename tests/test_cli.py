@@ -444,7 +444,7 @@ def test_gan_sample_of_a_missing_checkpoint_is_one_line_and_makes_no_run(tmp_pat
 
 def test_data_split_lays_out_class_folders_by_patient_for_every_command(tmp_path):
     made = make_folder_dataset(tmp_path / "made", {"train": 12})
-    flat = made / "train"                                   # NORMAL/ and PNEUMONIA/ only
+    flat = (made / "train").rename(tmp_path / "flat")       # NORMAL/ and PNEUMONIA/ only
     r = genaug("data", "info", "--data", flat, "--out", tmp_path / "o")
     assert r.returncode == 2 and f"genaug data split {flat} --to NEW_FOLDER" in r.stderr and "Traceback" not in r.stderr
     r = genaug("data", "split", flat, "--to", tmp_path / "xray", "--test-fraction", "0.25")

@@ -138,6 +138,22 @@ def test_missing_and_empty_inputs_are_one_line_errors(tmp_path):
         load_data(str(tmp_path / "e"), 16)
 
 
+def test_a_data_folder_one_step_off_the_layout_says_what_to_give(tmp_path):
+    root = make_folder_dataset(tmp_path / "x")
+    # a split folder of a laid-out dataset: the dataset is one level up
+    with pytest.raises(DataError, match=rf"is the test split of {tmp_path / 'x'}: give --data {tmp_path / 'x'} "):
+        load_data(str(root / "test"), 16)
+    # images with no class folders: their labels come as a CSV, through data split
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(flat / "a.png")
+    with pytest.raises(DataError, match=rf"holds images but no class folders: .*genaug data split {flat} --labels"):
+        load_data(str(flat), 16)
+    (flat / "a.png").unlink()
+    with pytest.raises(DataError, match="no 'train' folder"):   # an empty folder is not said to hold images
+        load_data(str(flat), 16)
+
+
 def test_a_test_split_without_a_class_is_refused(tmp_path):
     root = make_folder_dataset(tmp_path / "x")
     shutil.rmtree(root / "test" / "NORMAL")

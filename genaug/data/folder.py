@@ -90,9 +90,18 @@ def split_folders(root: Path) -> dict[str, Path]:
     for entry in sorted(root.iterdir()):
         if entry.is_dir() and entry.name.lower() in SPLIT_NAMES:
             split_dirs.setdefault(SPLIT_NAMES[entry.name.lower()], entry)
+    if "train" not in split_dirs and root.name.lower() in SPLIT_NAMES and \
+            {"train", "test"} <= _subfolder_names(root.resolve().parent):
+        parent = root.resolve().parent
+        raise DataError(f"{root} is the {root.name} split of {parent}: give --data {parent} (its train/ and test/ "
+                        "folders are read together, so that no test patient reaches training)")
     if "train" not in split_dirs and (classes := flat_class_folders(root)):
         raise DataError(f"{root} holds class folders ({', '.join(classes[:4])}) but no train/ and test/: lay it out "
                         f"with a patient-level test split first: genaug data split {root} --to NEW_FOLDER")
+    if "train" not in split_dirs and holds_images(root):
+        raise DataError(f"{root} holds images but no class folders: give their labels as a CSV and lay them out "
+                        f"by patient first: genaug data split {root} --labels LABELS.csv --to NEW_FOLDER "
+                        "(genaug data split --help shows the columns it reads)")
     for required in ("train", "test"):
         if required not in split_dirs:
             # an unpacked download often wraps the data root in a folder of its own (chest_xray/)
@@ -193,6 +202,20 @@ def unnamed_patients(root: Path, patients: list[str], paths: list[str]) -> int:
     file may be named by the PatientID its header carries (the RSNA pneumonia challenge's are): it has one."""
     return sum(pid == Path(p).stem and not (is_dicom(Path(root) / p) and dicom_patient(str(Path(root) / p)) == pid)
                for pid, p in zip(patients, paths))
+
+
+def holds_images(folder: Path, look_at: int = 50) -> bool:
+    """Whether ``folder`` itself holds an image file, among the first ``look_at`` files listed (a folder of
+    many thousands is not read through to say so)."""
+    try:
+        for i, entry in enumerate(os.scandir(folder)):
+            if i >= look_at:
+                break
+            if entry.is_file() and not entry.name.startswith(".") and is_image_file(entry.path):
+                return True
+    except OSError:
+        pass
+    return False
 
 
 def flat_class_folders(root: Path) -> list[str]:
