@@ -65,6 +65,18 @@ def setting_differences(a: dict, b: dict) -> list[tuple[str, object, object]]:
     return [(k, value(a, k), value(b, k)) for k in keys if value(a, k) != value(b, k)]
 
 
+def no_shared_cell(a: str, b: str, cells_a: list[dict], cells_b: list[dict]) -> str:
+    """Why two runs share no cell, naming the first of model, variant or train fraction they hold none of alike."""
+    for what, key in (("model", "model"), ("variant", "variant"), ("train fraction", "train_fraction")):
+        held_a, held_b = ({f"{c[key]:g}" if key == "train_fraction" else c[key] for c in cells} for cells in (cells_a, cells_b))
+        if not held_a & held_b:
+            return (f"{a} and {b} share no cell: {a} holds {what} {', '.join(sorted(held_a))}, {b} "
+                    f"{', '.join(sorted(held_b))}. compare pairs the same cells across two runs; to set {what}s side "
+                    "by side, train them in one run (its report's table holds them, on the same seeds)")
+    return (f"{a} and {b} share no cell (same model, variant, train fraction and seed); add seeds to one of them "
+            "with genaug benchmark --resume")
+
+
 def compare_runs(run_a: str | Path, run_b: str | Path, n_boot: int = 1000) -> dict:
     a_dir, b_dir = Path(run_a), Path(run_b)
     cells_a, cells_b = _cells(a_dir), _cells(b_dir)
@@ -86,8 +98,7 @@ def compare_runs(run_a: str | Path, run_b: str | Path, n_boot: int = 1000) -> di
                               f"{b_dir.name} than in {a_dir.name}; these runs cannot be paired")
         groups.setdefault((c["model"], c["variant"], c["train_fraction"]), []).append((c, other))
     if not groups:
-        raise ConfigError(f"{a_dir.name} and {b_dir.name} share no cell (same model, variant, train fraction and "
-                          "seed); add seeds to one of them with genaug benchmark --resume")
+        raise ConfigError(no_shared_cell(a_dir.name, b_dir.name, cells_a, cells_b))
     rows = []
     for (model, variant, frac), pairs in sorted(groups.items()):
         pairs.sort(key=lambda p: replicate_key(p[0]))

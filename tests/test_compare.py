@@ -147,8 +147,11 @@ def test_compare_refuses_runs_on_other_data_or_without_shared_cells(tmp_path):
     with pytest.raises(ConfigError, match="split_seed"):
         compare_runs(a, b)
     c = _run(tmp_path / "c", [_cell("resnet34", "real", 0, ok)])
-    with pytest.raises(ConfigError, match="share no cell"):
+    with pytest.raises(ConfigError, match="share no cell: a holds model cnn, c resnet34. compare pairs the same cells"):
         compare_runs(a, c)
+    d = _run(tmp_path / "d", [_cell("cnn", "real", 3, ok)])   # the same cell at another seed
+    with pytest.raises(ConfigError, match=r"share no cell \(same model, variant, train fraction and seed\); add seeds"):
+        compare_runs(a, d)
     with pytest.raises(ConfigError, match="are one run; compare two benchmark runs"):
         compare_runs(a, a.parent / ".." / a.parent.name / a.name)   # one run, spelt two ways
 
