@@ -259,7 +259,7 @@ def _poolable_inputs(dirs: list[Path], cells: dict[Path, list[dict]], variant: s
                            and setting_model(k) in (None, *models))
         if other := [k for k, _, _ in setting_differences(settings[first], settings[d])
                      if k not in CELL_SET_KEYS and k != key and reads(k)]:
-            raise ConfigError(f"{first.name} and {d.name} train cells otherwise (their {', '.join(other)} differ); "
+            raise ConfigError(f"{first.name} and {d.name} train cells otherwise (they differ in {', '.join(other)}); "
                               f"pool runs that differ only in their {what} run (genaug compare shows what else differs)")
     by_input: dict[str, list[str]] = {}
     for d in dirs:

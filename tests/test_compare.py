@@ -69,7 +69,7 @@ def test_another_models_own_epochs_leave_the_paired_cells_alone_in_compare_and_p
     g2 = _run(tmp_path / "g2", mixed(), gan_run="/g2", model_epochs="resnet34=24")
     assert pool_runs([g1, g2], "mixed", n_boot=50)["rows"][0]["model"] == "cnn"
     g3 = _run(tmp_path / "g3", mixed(), gan_run="/g3", model_epochs="cnn=24")
-    with pytest.raises(ConfigError, match=r"their model_epochs\[cnn\] differ"):
+    with pytest.raises(ConfigError, match=r"they differ in model_epochs\[cnn\]"):
         pool_runs([g1, g3], "mixed")
 
 
@@ -338,7 +338,7 @@ def test_pool_takes_real_cells_from_a_run_without_the_input_run(tmp_path):
     with pytest.raises(ConfigError, match="at least two benchmark runs, each on its own autoencoder run"):
         pool_runs([supplier, encoded[0]], "encoded")
     longer = _run(tmp_path / "24ep", [_cell("cnn", "real", s, base) for s in (0, 1)], epochs=24)
-    with pytest.raises(ConfigError, match="ae0 and 24ep train cells otherwise \\(their epochs differ\\)"):
+    with pytest.raises(ConfigError, match="ae0 and 24ep train cells otherwise \\(they differ in epochs\\)"):
         pool_runs([longer, *encoded], "encoded")
     empty = _run(tmp_path / "mixed-only", [_cell("cnn", "mixed", 0, base)], gan_run="/runs/gan/g1")
     with pytest.raises(ConfigError, match="mixed-only record no autoencoder run and hold no real cells"):
