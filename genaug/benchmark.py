@@ -11,6 +11,7 @@ Protocol (checked, not assumed):
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import logging
 import math
@@ -53,11 +54,14 @@ class TrainSet:
 
 
 def parse_list(text: str, known: tuple, what: str) -> list[str]:
-    items = list(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))   # each once, in order
+    """Names from a comma list, each once, in order; case does not matter (ResNet34 is resnet34)."""
+    items = list(dict.fromkeys(t.strip().lower() for t in text.split(",") if t.strip()))
     if not items:
         raise ConfigError(f"no {what} given (--{what}s or benchmark.{what}s is empty): name at least one of {', '.join(known)}")
     if bad := [t for t in items if t not in known]:
-        raise ConfigError(f"unknown {what} {', '.join(bad)} (known: {', '.join(known)})")
+        near = difflib.get_close_matches(bad[0], known, n=1, cutoff=0.85)
+        raise ConfigError(f"unknown {what} {', '.join(bad)}" + (f"; did you mean {near[0]}?" if near else "")
+                          + f" (known: {', '.join(known)})")
     return items
 
 # ----------------------------------------------------------------------------- inputs: GAN and encode runs

@@ -340,7 +340,7 @@ def parse_model_epochs(text: str) -> dict[str, int]:
         if not name.strip() or not number.strip().isdigit() or int(number) <= 0:
             raise ConfigError(f"config key 'benchmark.model_epochs' must be model=epochs pairs like resnet34=12, "
                               f"got '{text}'")
-        pairs[name.strip()] = int(number)
+        pairs[name.strip().lower()] = int(number)   # as model names are read: ResNet34 is resnet34
     return pairs
 
 

@@ -477,6 +477,21 @@ def test_a_model_or_variant_named_twice_is_one_cell():
     assert parse_list("cnn, resnet34,cnn", ("cnn", "resnet34"), "model") == ["cnn", "resnet34"]
 
 
+def test_model_names_are_read_in_any_case_and_a_near_miss_is_named():
+    from genaug.benchmark import parse_list
+    from genaug.config import parse_model_epochs
+    from genaug.errors import ConfigError
+    from genaug.models import CLASSIFIERS
+    assert parse_list("CNN,ResNet34,cnn", CLASSIFIERS, "model") == ["cnn", "resnet34"]
+    # --models ResNet34 with model_epochs ResNet34=12: the epochs must reach the model, as one name
+    assert parse_model_epochs("ResNet34=12") == {"resnet34": 12}
+    for typed, meant in (("resnet-34", "resnet34"), ("densenet-121", "densenet121"), ("alexnetsmall", "alexnet_small")):
+        with pytest.raises(ConfigError, match=f"unknown model {typed}; did you mean {meant}\\? \\(known: cnn,"):
+            parse_list(typed, CLASSIFIERS, "model")
+    with pytest.raises(ConfigError, match=r"unknown model vgg16 \(known:"):   # another model, not a typo of vgg19
+        parse_list("vgg16", CLASSIFIERS, "model")
+
+
 def test_a_dicom_folder_is_split_by_its_patients_and_described(tmp_path):
     pytest.importorskip("pydicom")
     from conftest import write_dicom
