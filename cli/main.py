@@ -376,7 +376,8 @@ def predict_cmd(
         typer.echo(f"skipped {name}: {why}", err=True)
     if out:
         atomic_write_text(Path(out), text)
-        typer.echo(f"wrote {out} ({text.count(chr(10)) - 1} images, {len(skipped)} skipped)")
+        n = text.count(chr(10)) - 1
+        typer.echo(f"wrote {out} ({n} {'image' if n == 1 else 'images'}, {len(skipped)} skipped)")
     else:
         typer.echo(text, nl=False)
 

@@ -81,8 +81,11 @@ def explain_images(checkpoint: str | Path, targets, out_dir: Path, class_name: s
     """Write <name>_gradcam.png per image into out_dir; rows (file, explained class, probability, png)."""
     model, ckpt = load_classifier(checkpoint)
     classes, size = ckpt["classes"], input_size(ckpt)
-    if class_name and class_name not in classes:
-        raise ConfigError(f"unknown class '{class_name}'; this model knows {', '.join(classes)}")
+    if class_name:   # in any case, as genaug gan --class reads it
+        match = [c for c in classes if c.lower() == class_name.lower()]
+        if not match:
+            raise ConfigError(f"unknown class '{class_name}'; this model knows {', '.join(classes)}")
+        class_name = match[0]
     # an encoded cell's layers are the latent classifier's; the heatmap still covers the image it read
     layer_name, module = target_layer(model.classifier if isinstance(model, EncodedClassifier) else model,
                                       ckpt["model_name"], layer)

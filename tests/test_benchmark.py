@@ -229,7 +229,7 @@ def test_benchmark_end_to_end_on_tiny_demo_and_resume(tmp_path):
     assert r.returncode == 2 and "no image given could be read (" in r.stderr and "not an image" in r.stderr
     # explain takes the images as predict does (or as --image), and once
     r = genaug("explain", imgs, "--checkpoint", run / "models" / "cnn__real__f1__seed0.pt",
-               "--class", "PNEUMONIA", "--out", tmp_path / "ex")
+               "--class", "pneumonia", "--out", tmp_path / "ex")   # in any case
     assert r.returncode == 0, r.stderr[-2000:]
     ex = only_run(tmp_path / "ex", "explain")
     rows = list(csv.DictReader((ex / "explanations.csv").open()))
@@ -828,6 +828,9 @@ def test_equalized_inputs_reach_training_the_report_and_the_saved_model_that_pre
     _, raw, _ = read_images(data / "test", ckpt["image_size"])
     plain = sorted(predict_probs(model, torch.from_numpy(raw).unsqueeze(1))[:, 1].tolist())
     assert plain != pytest.approx(got, abs=1e-4)
+    one = sorted((data / "test" / "NORMAL").glob("*.jpeg"))[0]
+    r = genaug("predict", one, "--checkpoint", saved, "--out", tmp_path / "one.csv")
+    assert r.returncode == 0 and f"wrote {tmp_path / 'one.csv'} (1 image, 0 skipped)" in r.stdout, r.stderr[-2000:]
     # it changes what every cell learns: a resumed run keeps it
     r = genaug("benchmark", "--resume", run, "--equalize", "none", "--threads", "1")
     assert r.returncode == 2 and "made with equalize='clahe'" in r.stderr and "Traceback" not in r.stderr
