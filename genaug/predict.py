@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from genaug.config import EQUALIZERS
 from genaug.data.decode import IMAGE_EXTENSIONS, UnreadableImage, decode_image, is_image_file, safe_name
 from genaug.data.equalize import equalize_images
 from genaug.errors import CheckpointError, DataError
@@ -32,6 +33,9 @@ def load_classifier(path: str | Path):
     if ckpt["kind"] != "classifier":
         raise CheckpointError(f"{path} is a {ckpt['kind']} checkpoint, not a classifier (use models/<cell>.pt "
                               "from genaug benchmark --save-models)")
+    if ckpt.get("equalize", "none") not in EQUALIZERS:   # a newer genaug's, or an edited file
+        raise CheckpointError(f"{path} asks for equalization {ckpt['equalize']!r}, which this genaug does not know "
+                              f"({', '.join(EQUALIZERS)}); predict with the genaug that saved it")
     latent = ckpt["in_channels"] != 1
     if latent and not isinstance(ckpt.get("autoencoder"), dict):
         raise CheckpointError(f"{path} takes {ckpt['in_channels']}-channel autoencoder latents and holds no "

@@ -831,6 +831,11 @@ def test_equalized_inputs_reach_training_the_report_and_the_saved_model_that_pre
     one = sorted((data / "test" / "NORMAL").glob("*.jpeg"))[0]
     r = genaug("predict", one, "--checkpoint", saved, "--out", tmp_path / "one.csv")
     assert r.returncode == 0 and f"wrote {tmp_path / 'one.csv'} (1 image, 0 skipped)" in r.stdout, r.stderr[-2000:]
+    # a saved model asking for an equalization this genaug does not know is refused, not guessed at
+    edited = torch.load(saved, weights_only=True) | {"equalize": "hist"}
+    torch.save(edited, tmp_path / "edited.pt")
+    r = genaug("predict", one, "--checkpoint", tmp_path / "edited.pt")
+    assert r.returncode == 2 and "asks for equalization 'hist', which this genaug does not know" in r.stderr
     # it changes what every cell learns: a resumed run keeps it
     r = genaug("benchmark", "--resume", run, "--equalize", "none", "--threads", "1")
     assert r.returncode == 2 and "made with equalize='clahe'" in r.stderr and "Traceback" not in r.stderr
