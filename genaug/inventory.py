@@ -118,17 +118,18 @@ _CELL_EPOCH = re.compile(r"(\S+) epoch (\d+) of (\d+): ")
 _CELL_START = re.compile(r"\[\d+/\d+\] (\S+): \d+ training images|(\S+): resuming at epoch \d+ of \d+ ")
 
 
-def _cells_in_progress(d: Path, done: set[str], at_work: bool) -> tuple[str, dict[str, float]]:
+def _cells_in_progress(d: Path, done: set[str], at_work: bool) -> tuple[str, dict[str, float], dict[str, float]]:
     """'vgg19__real__f1__seed0 4 of 12 epochs' for each cell not done that the end of the run's log
     reports (benchmark shards share the log); while the run is at work, with the most time the cell
     can take at the pace of its last epochs in the process at work (early stopping may end it sooner),
-    which is also returned, in seconds, per cell timed."""
+    which is also returned, in seconds, per cell timed; and, per cell timed, what all its epochs take
+    at that pace."""
     try:
         with (d / "log.txt").open("rb") as fh:
             fh.seek(max(fh.seek(0, 2) - 65536, 0))
             tail = fh.read().decode("utf-8", "replace")
     except OSError:
-        return "", {}
+        return "", {}, {}
     mark: dict[str, float] = {}                 # when the epoch now under way began, per cell
     took: dict[str, list[float]] = {}           # seconds of each epoch timed
     latest: dict[str, tuple[int, int] | None] = {}
@@ -147,7 +148,7 @@ def _cells_in_progress(d: Path, done: set[str], at_work: bool) -> tuple[str, dic
             mark[key] = t
             took.pop(key, None)   # the pace of this process only: a resumed cell may run on another machine
             latest.setdefault(key, None)
-    parts, left = [], {}
+    parts, left, whole = [], {}, {}
     for key, epochs in latest.items():
         if key in done:
             continue
@@ -158,21 +159,26 @@ def _cells_in_progress(d: Path, done: set[str], at_work: bool) -> tuple[str, dic
         n, of = epochs
         text = f"{key} {n} of {of} epochs"
         if at_work and took.get(key) and n < of:
-            left[key] = sum(took[key][-3:]) / len(took[key][-3:]) * (of - n)
+            pace = sum(took[key][-3:]) / len(took[key][-3:])
+            left[key], whole[key] = pace * (of - n), pace * of
             text += f", at most {duration(left[key])} left"
         parts.append(text)
-    return "; ".join(parts), left
+    return "; ".join(parts), left, whole
 
 
-def _benchmark_time_left(d: Path, todo: list[str], in_progress: dict[str, float], processes: int) -> str:
+def _benchmark_time_left(d: Path, todo: list[str], in_progress: dict[str, float], processes: int,
+                         whole: dict[str, float] | None = None) -> str:
     """', about 25m left' for a benchmark at work: each cell not begun at the mean training time of
     the run's last three finished cells of its model (cells differ by model far more than by seed or
-    variant), each cell in progress at what its epochs left take, shared among the processes at work.
-    '' while a model left has no finished cell to time it by."""
+    variant), or, before its model has finished one, at what a cell of it in progress takes for all
+    its epochs (``whole``: early stopping may end it sooner); each cell in progress at what its epochs
+    left take; shared among the processes at work. '' while a model left has neither to time it by."""
     took: dict[str, list[float]] = {}
     for p in sorted((d / "cells").glob("*.json"), key=lambda p: p.stat().st_mtime):
         if isinstance(c := _read_json(p), dict) and isinstance(c.get("train_seconds"), (int, float)):
             took.setdefault(p.stem.split("__")[0], []).append(float(c["train_seconds"]))
+    for key, seconds in (whole or {}).items():   # the first cell of a model: its pace so far
+        took.setdefault(key.split("__")[0], [seconds])
     waiting = [k.split("__")[0] for k in todo if k not in in_progress]
     if not todo or any(not took.get(m) for m in waiting):
         return ""
@@ -200,9 +206,9 @@ def run_state(directory: str | Path) -> RunState | None:
     finished = complete if complete is not None and command == "benchmark" else flagged
     state = "at work" if holder else "finished" if finished else "stopped"
     if command == "benchmark" and state != "finished":
-        now, in_progress = _cells_in_progress(d, {p.stem for p in (d / "cells").glob("*.json")}, bool(holder))
+        now, in_progress, whole = _cells_in_progress(d, {p.stem for p in (d / "cells").glob("*.json")}, bool(holder))
         if holder and todo:
-            progress += _benchmark_time_left(d, todo, in_progress, len(holder.split("; ")))
+            progress += _benchmark_time_left(d, todo, in_progress, len(holder.split("; ")), whole)
         progress = f"{progress}; {now}" if progress and now else progress or now
     log = d / "log.txt"
     age = time.time() - log.stat().st_mtime if log.is_file() else None

@@ -107,8 +107,9 @@ def test_time_left_comes_from_the_pace_of_the_last_epochs_and_only_while_at_work
 
 
 def test_a_benchmark_at_work_says_how_long_its_cells_left_take(tmp_path):
-    """Cells not begun at the mean time of the run's finished cells of their model; a cell in progress
-    at what its epochs left take; nothing guessed for a model with no finished cell."""
+    """Cells not begun at the mean time of the run's finished cells of their model, or before one has
+    finished, at the pace of one in progress for all its epochs; a cell in progress at what its epochs
+    left take; nothing guessed for a model with neither."""
     c0, c1, c2 = (f"cnn__real__f1__seed{i}" for i in range(3))
     bench = _run(tmp_path, "benchmark", "b", {}, {f"cells/{c0}.json": {"train_seconds": 120.0}}, hold=True)
     bench.save_manifest(planned_cells=[c0, c1, c2])
@@ -122,6 +123,15 @@ def test_a_benchmark_at_work_says_how_long_its_cells_left_take(tmp_path):
     assert run_state(bench.dir).progress.startswith("1 of 4 cells; ")
     bench.close()
     assert run_state(bench.dir).progress.startswith("1 of 4 cells; ")   # stopped: no time left
+    # the first cell of a run, under way: the next one of its model is timed by its pace
+    d0, d1 = (f"densenet121__real__f1__seed{i}" for i in range(2))
+    first = _run(tmp_path, "benchmark", "first", {}, hold=True)
+    first.save_manifest(planned_cells=[d0, d1])
+    _log(first, (500, f"[1/2] {d0}: 4693 training images (0 synthetic)"),
+         (400, f"{d0} epoch 1 of 6: train 0.69 val 0.69"),
+         (300, f"{d0} epoch 2 of 6: train 0.51 val 0.26"))       # 100 s an epoch
+    assert run_state(first.dir).progress.startswith("0 of 2 cells, about 16m40s left; ")   # 4 x 100 s + 6 x 100 s
+    first.close()
 
 
 def test_runs_command_prints_a_table_and_how_to_resume_without_loading_torch(tmp_path):
