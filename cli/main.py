@@ -20,10 +20,51 @@ COMMAND_ORDER = ("data", "gan", "encode", "benchmark", "report", "compare", "poo
                  "runs")
 
 
+def usage_hint(message: str, ctx: typer.Context) -> str | None:
+    """What a bare word given where an option was meant should have been: `genaug data info xray` is
+    told "give it as --data xray", where click said only "Got unexpected extra argument(s) (xray)".
+    None where no option of the command fits it."""
+    import re
+    from pathlib import Path
+
+    m = re.match(r"Got unexpected extra argument\S* \((.+)\)$|No such command '(.+)'\.$", message)
+    if m is None:
+        return None
+    given = (m.group(1) or m.group(2)).split(" ")[0]
+    options = {opt for param in ctx.command.params for opt in getattr(param, "opts", ())}
+    path = Path(given)
+    looks_like_data = path.is_dir() or path.suffix == ".npz" or given == "demo" or given.startswith("medmnist:")
+    if "--resume" in options and (path / "config.yaml").is_file():   # a run directory
+        return f"give it as --resume {given}"
+    if "--checkpoint" in options and path.suffix == ".pt":
+        return f"give it as --checkpoint {given}"
+    if "--profile" in options and path.suffix in (".yaml", ".yml"):
+        return f"give it as --profile {given}"
+    if "--data" in options and looks_like_data:
+        return f"give it as --data {given}"
+    if looks_like_data and "info" in getattr(ctx.command, "commands", {}):   # `genaug data xray`
+        return f"to look at it: {ctx.command_path} info --data {given}"
+    return None
+
+
+class HintingContext(typer.Context):
+    def fail(self, message: str):
+        hint = usage_hint(message, self)
+        super().fail(f"{message.rstrip('.')}: {hint}" if hint else message)
+
+
 class PipelineOrderGroup(TyperGroup):
+    context_class = HintingContext
+
     def list_commands(self, ctx) -> list[str]:
         rank = {name: i for i, name in enumerate(COMMAND_ORDER)}
         return sorted(super().list_commands(ctx), key=lambda n: rank.get(n, len(rank)))
+
+    def get_command(self, ctx, name):
+        command = super().get_command(ctx, name)
+        if command is not None and not isinstance(command, TyperGroup):
+            command.context_class = HintingContext   # so that its usage errors get usage_hint's hint too
+        return command
 
 
 app = typer.Typer(
@@ -50,7 +91,7 @@ def _main(version: bool = typer.Option(False, "--version", callback=_print_versi
 
 data_app = typer.Typer(help="Inspect a dataset (counts per split and class, patients, skipped files), or lay out "
                             "class folders as train/ and test/ by patient.",
-                       no_args_is_help=True)
+                       no_args_is_help=True, cls=PipelineOrderGroup)
 app.add_typer(data_app, name="data")
 
 # Options shared by every command (Typer needs them spelled out per command).
@@ -211,7 +252,8 @@ def encode_cmd(
 
 
 gan_app = typer.Typer(help="Train a class-conditional DCGAN, write synthetic X-rays and a quality report; "
-                             "'gan sample' draws from a trained generator.", invoke_without_command=True)
+                             "'gan sample' draws from a trained generator.", invoke_without_command=True,
+                     cls=PipelineOrderGroup)
 app.add_typer(gan_app, name="gan")
 
 

@@ -218,6 +218,33 @@ def test_bad_input_is_one_line_exit_2(tmp_path, tiny, args, needle):
     assert not [d for d in (tmp_path / "o").glob("*/*") if d.is_dir() and d.parent.name != "cache"]
 
 
+@pytest.mark.parametrize("args,hint", [
+    (["data", "info", "{data}"], "Got unexpected extra argument(s) ({data}): give it as --data {data}"),
+    (["data", "{data}"], "No such command '{data}': to look at it: genaug data info --data {data}"),
+    (["gan", "{data}"], "give it as --data {data}"),
+    (["benchmark", "demo"], "give it as --data demo"),
+    (["benchmark", "{tiny}"], "give it as --profile {tiny}"),
+    (["benchmark", "{run}"], "give it as --resume {run}"),
+    (["predict", "--checkpoint", "{model}", "{model}"], None),   # predict takes images as arguments
+    (["benchmark", "nonsense"], None),
+])
+def test_a_bare_path_where_an_option_was_meant_is_told_which_option(tmp_path, tiny, args, hint):
+    data, run, model = tmp_path / "xray", tmp_path / "runs" / "benchmark" / "r1", tmp_path / "m.pt"
+    (data / "train").mkdir(parents=True)
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text("run: {}\n")
+    names = {"data": data, "tiny": tiny, "run": run, "model": model}
+    exe = shutil.which("genaug") or "genaug"
+    r = subprocess.run([exe, *(a.format(**names) for a in args)], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "COLUMNS": "300"})   # so that the message box does not wrap
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr
+    if hint is None:
+        assert "give it as" not in r.stderr and "to look at it" not in r.stderr
+    else:
+        assert hint.format(**names) in r.stderr, r.stderr
+
+
 @pytest.mark.parametrize("args,needle", [
     (["gan", "--data", "demo", "--class", "COVID"], "unknown class 'COVID'"),
     (["gan", "--data", "demo", "--task", "3class", "--class", "PNEUMONIA"], "the data has: NORMAL, BACTERIA, VIRUS"),
