@@ -477,7 +477,7 @@ def report_cmd(
     doc = results_document([Path(r) for r in runs], title)
     if out:
         atomic_write_text(Path(out), doc)
-        typer.echo(f"wrote {out} from {len(runs)} run(s)")
+        typer.echo(f"wrote {out} from {len(runs)} run{'' if len(runs) == 1 else 's'}")
     else:
         typer.echo(doc)
 

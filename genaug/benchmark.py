@@ -28,7 +28,7 @@ from genaug.config import BenchmarkConfig, Config, check_resumed_data, config_fr
 from genaug.data import DataBundle, ImageSet, check_data_spec, patient_folds, subsample_by_patient
 from genaug.data.equalize import equalize_images, equalized_bundle
 from genaug.device import seed_everything
-from genaug.encode import autoencoder_of, gather_rows, load_autoencoder, load_latents, run_encode
+from genaug.encode import autoencoder_of, gather_rows, load_autoencoder, latent_set, load_latents, run_encode
 from genaug import distributed
 from genaug.jobs import held_out_seen, join_ranks, read_training_list, start_job, tell
 from genaug.errors import CheckpointError, ConfigError, RunInUse
@@ -122,6 +122,8 @@ def check_given_input_run(cfg: Config, given: str, key: str, what: str) -> Path:
         raise CheckpointError(f"--{key.replace('_', '-')} {d} is not a directory")
     if busy := in_use_by(d):   # its images or latents are not all written yet
         raise RunInUse(f"{what} run {d} is still at work ({busy}): wait for it to finish, then run this again")
+    if key == "encode_run":
+        latent_set(d)   # a folder without latents is told before a run is made and the data loaded
     if (d / "config.yaml").is_file():
         _same_data(read_run_config(generator_run(d) if key == "gan_run" else d), cfg, what, d)
     return d

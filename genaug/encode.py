@@ -52,7 +52,6 @@ def load_autoencoder(path: str | Path, image_size: int | None = None, latent_cha
     return model, ckpt
 
 
-
 def autoencoder_of(enc_dir: str | Path) -> Path:
     """The autoencoder checkpoint behind an encode run's latents: the run's own autoencoder.pt, or the
     one it reused (encode.checkpoint)."""
@@ -65,6 +64,7 @@ def autoencoder_of(enc_dir: str | Path) -> Path:
     raise CheckpointError(f"encode run {d} has no autoencoder.pt" + (f", and the one it reused ({reused}) is gone"
                           if reused else "") + "; --save-models keeps an encoded cell's model with the autoencoder "
                           "that encodes its input, so give an encode run that still has it (or --no-save-models)")
+
 
 def _ae_checkpoint(model, opt, sched, epoch, history, cfg: Config, classes) -> dict:
     return {"kind": "autoencoder", "model": model.state_dict(), "optimizer": opt.state_dict(),
@@ -229,16 +229,21 @@ def write_latents(model: ConvAutoencoder, bundle: DataBundle, out_dir: Path, dev
     return meta
 
 
-def load_latents(directory: str | Path) -> dict:
-    """Read a latent set written by ``write_latents``: {split: (latents float16, labels)}, plus meta."""
+def latent_set(directory: str | Path) -> Path:
+    """The folder of a complete latent set: an encode run's latents/ or the folder itself."""
     d = Path(directory)
     if (d / "latents").is_dir():
         d = d / "latents"
-    meta_path = d / "meta.json"
-    if not meta_path.is_file():
+    if not (d / "meta.json").is_file():   # written last, so the set is complete
         raise CheckpointError(f"no complete latent set in {directory} (meta.json missing)"
                               f"{not_a_run_of(directory, 'encode', '--encode-run') or '; run genaug encode'}")
-    meta = json.loads(meta_path.read_text())
+    return d
+
+
+def load_latents(directory: str | Path) -> dict:
+    """Read a latent set written by ``write_latents``: {split: (latents float16, labels)}, plus meta."""
+    d = latent_set(directory)
+    meta = json.loads((d / "meta.json").read_text())
     out = {"meta": meta, "splits": {}}
     for split, n in meta["counts"].items():
         try:
@@ -301,6 +306,8 @@ def run_encode(cfg: Config, resume: str | None = None, given: dict | None = None
         cfg = resumed_settings(cfg, given or {}, run.dir)
         check_resumed_data(cfg.data.data, run.dir)
     else:
+        if cfg.encode.checkpoint:   # a file that is no autoencoder is told before a run is made and data loaded
+            load_autoencoder(cfg.encode.checkpoint, cfg.encode.image_size, cfg.encode.latent_channels)
         run = new_run(cfg.run.out_root, "encode", cfg.run.name, cfg.to_dict())
         ckpt = None
     with running(run, new=not resume):

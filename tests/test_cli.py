@@ -218,6 +218,25 @@ def test_bad_input_is_one_line_exit_2(tmp_path, tiny, args, needle):
     assert not [d for d in (tmp_path / "o").glob("*/*") if d.is_dir() and d.parent.name != "cache"]
 
 
+@pytest.mark.parametrize("args,told", [
+    (["encode", "--checkpoint", "{garbage}"], "autoencoder checkpoint {garbage} is not a PyTorch checkpoint"),
+    (["encode", "--checkpoint", "{weights_only}"], "holds the weights only, for other tools; give the .pt file"),
+    (["encode", "--checkpoint", "{beside}"], "{beside} holds the weights only, for other tools; give {garbage}"),
+    (["benchmark", "--variants", "encoded", "--encode-run", "{empty}"], "no complete latent set in {empty}"),
+])
+def test_an_unusable_input_file_or_run_is_refused_before_a_run_is_made(tmp_path, tiny, args, told):
+    # it was told only after the run directory was announced and the data loaded
+    names = {"garbage": tmp_path / "ae.pt", "beside": tmp_path / "ae.safetensors",
+             "weights_only": tmp_path / "lone.safetensors", "empty": tmp_path / "empty"}
+    names["garbage"].write_text("not a checkpoint")
+    names["beside"].write_bytes(b"\x08\x00")
+    names["weights_only"].write_bytes(b"\x08\x00")
+    names["empty"].mkdir()
+    r = genaug(*(a.format(**names) for a in args), "--profile", tiny, "--out", tmp_path / "o")
+    assert r.returncode == 2 and told.format(**names) in r.stderr, r.stderr
+    assert r.stdout == "" and not (tmp_path / "o").exists()
+
+
 @pytest.mark.parametrize("args,hint", [
     (["data", "info", "{data}"], "Got unexpected extra argument(s) ({data}): give it as --data {data}"),
     (["data", "{data}"], "No such command '{data}': to look at it: genaug data info --data {data}"),
