@@ -30,9 +30,33 @@ class RunState:
 
 
 def duration(seconds: float) -> str:
-    """1h05m, 12m30s, 45s."""
+    """2d03h, 1h05m, 12m30s, 45s."""
     s = int(round(seconds))
+    if s >= 86400:
+        return f"{s // 86400}d{s % 86400 // 3600:02d}h"
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
+def last_log_time(log: Path) -> float | None:
+    """When the last line of a run's log.txt was written, from its own time stamp (local time, as
+    logging writes it); None where no line carries one."""
+    with open(log, "rb") as fh:
+        fh.seek(max(fh.seek(0, 2) - 4096, 0))
+        tail = fh.read().decode("utf-8", "replace")
+    for line in reversed(tail.splitlines()):
+        if m := re.match(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)[,.]\d+ ", line):
+            return time.mktime(time.strptime(m.group(1), "%Y-%m-%d %H:%M:%S"))
+    return None
+
+
+def log_age(d: Path, archived: bool) -> float | None:
+    """Seconds since the run last wrote its log. An archive's files were copied (and checked out of git)
+    later, so their times say when that was: there, the log's last time stamp says it."""
+    log = d / "log.txt"
+    if not log.is_file():
+        return None
+    written = last_log_time(log) if archived else None
+    return time.time() - (written if written is not None else log.stat().st_mtime)
 
 
 def _recent_seconds(histories: list[list]) -> list[float]:
@@ -210,11 +234,9 @@ def run_state(directory: str | Path) -> RunState | None:
         if holder and todo:
             progress += _benchmark_time_left(d, todo, in_progress, len(holder.split("; ")), whole)
         progress = f"{progress}; {now}" if progress and now else progress or now
-    log = d / "log.txt"
-    age = time.time() - log.stat().st_mtime if log.is_file() else None
     resume = f"genaug {command} --resume {d}" if state == "stopped" and command in RESUMABLE else ""
     archived = (d / "archived.json").is_file()
-    return RunState(str(d), command, state, progress, age, holder, resume, archived)
+    return RunState(str(d), command, state, progress, log_age(d, archived), holder, resume, archived)
 
 
 def list_runs(out_root: str | Path, command: str | None = None) -> list[RunState]:

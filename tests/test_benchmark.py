@@ -690,7 +690,8 @@ def test_time_left_counts_each_cell_at_its_models_pace():
     from genaug.benchmark import time_left
     from genaug.inventory import duration
 
-    assert [duration(t) for t in (45, 750, 3900, 59.6)] == ["45s", "12m30s", "1h05m", "1m00s"]
+    assert [duration(t) for t in (45, 750, 3900, 59.6, 2 * 86400 + 3 * 3600 + 59)] == [
+        "45s", "12m30s", "1h05m", "1m00s", "2d03h"]
     took = {"cnn": [60.0, 120.0], "densenet121": [600.0]}
     # two cnn cells at 90 s and a densenet121 cell at 600 s
     assert time_left(took, ["cnn", "densenet121", "cnn"]) == "3 cells left here, about 13m00s at this pace"

@@ -72,6 +72,19 @@ def _log(run, *lines):
             fh.write(f"{stamp},123 INFO {text}\n")
 
 
+@pytest.mark.parametrize("archived", [False, True])
+def test_an_archived_run_was_last_written_when_its_log_says_not_when_it_was_copied(tmp_path, archived):
+    # an archive's files carry the time they were copied or checked out: every archived run in
+    # docs/runs said "log written 24m15s ago"
+    run = _run(tmp_path, "encode", "old", {"encode": {"epochs": 2}}, finished=True)
+    _log(run, (3 * 86400 + 600, "epoch 1"), (3 * 86400, "finished"))
+    if archived:
+        write_json(run.dir / "archived.json", {"from": "elsewhere"})
+    age = run_state(run.dir).last_log
+    assert (age > 3 * 86400 - 60) if archived else (age < 60)
+    assert ("3d00h ago" in format_runs(list_runs(tmp_path), tmp_path)) == archived
+
+
 def test_time_left_comes_from_the_pace_of_the_last_epochs_and_only_while_at_work(tmp_path):
     bench = _run(tmp_path, "benchmark", "b", {}, hold=True)
     a, b, c = "vgg19__real__f1__seed0", "vgg19__real__f1__seed1", "cnn__real__f1__seed0"
