@@ -499,6 +499,21 @@ def test_write_patient_split_holds_out_whole_patients_and_only_reads_the_source(
     assert len(b.test) == 8 and sorted(b.test.paths) == sorted(f"test/{f}" for f in files["test"])
 
 
+def test_a_split_that_leaves_a_class_without_training_or_test_images_writes_nothing(tmp_path):
+    # `genaug data split --test-fraction 0.9` wrote a train split of 0 images
+    from genaug.data.folder import write_patient_split
+    src = _flat(tmp_path / "flat")     # 10 patients of each class, 2 images each
+    with pytest.raises(DataError, match=r"^--test-fraction 0.95 leaves class NORMAL no training image \(it has 10 "
+                                        r"patients\): give a smaller --test-fraction$"):
+        write_patient_split(src, tmp_path / "most", test_fraction=0.95)
+    for f in (src / "NORMAL").glob("IM-000[1-9]*"):   # NORMAL left with patient 0's images only
+        f.unlink()
+    with pytest.raises(DataError, match="^class NORMAL has images of 1 patient only, who cannot be in both train and "
+                                        "test: add images of more patients of it$"):
+        write_patient_split(src, tmp_path / "one")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["flat", "flat-kept", "flat-made"]
+
+
 def test_write_patient_split_refuses_what_it_would_overwrite_or_misread(tmp_path):
     from genaug.data.folder import write_patient_split
     src = _flat(tmp_path / "flat")

@@ -257,6 +257,7 @@ def write_split_folder(source: Path, dest: Path, classes: list[str], rels: list[
     """Split the images ``source``/``rels`` by ``patients`` and link each to ``dest``/<split>/``targets[i]``
     (<CLASS>/<name>), all at once: ``dest`` appears whole, renamed from a temporary folder, or not at all."""
     train_idx, test_idx = split_by_patient(np.array(labels), patients, test_fraction, seed)
+    check_both_splits_hold_each_class(classes, labels, patients, train_idx, test_idx, test_fraction)
     dest.parent.mkdir(parents=True, exist_ok=True)
     # a folder of its own: two splits started at once into one --to must not share (and delete) it
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent))
@@ -291,6 +292,23 @@ def write_split_folder(source: Path, dest: Path, classes: list[str], rels: list[
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return summary
+
+
+def check_both_splits_hold_each_class(classes: list[str], labels: list[int], patients: list[str], train_idx,
+                                      test_idx, test_fraction: float) -> None:
+    """A split that leaves a class without training or test images is refused before anything is written:
+    `--test-fraction 0.9` on a small folder wrote a train split of 0 images."""
+    for k, name in enumerate(classes):
+        in_train, in_test = (any(labels[i] == k for i in idx) for idx in (train_idx, test_idx))
+        if in_train and in_test:
+            continue
+        n_patients = len({p for p, y in zip(patients, labels) if y == k})
+        if n_patients < 2:
+            raise DataError(f"class {name} has images of {n_patients} patient only, who cannot be in both train "
+                            "and test: add images of more patients of it")
+        which, then = ("training", "a smaller") if not in_train else ("test", "a larger")
+        raise DataError(f"--test-fraction {test_fraction:g} leaves class {name} no {which} image (it has "
+                        f"{n_patients} patients): give {then} --test-fraction")
 
 
 def check_split_arguments(source: Path, dest: Path, test_fraction: float) -> None:
