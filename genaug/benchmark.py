@@ -627,6 +627,30 @@ def run_benchmark(cfg: Config, resume: str | None = None, given: dict | None = N
     part = parse_shard(shard)
     given = given or {}
     flags = {k: v for k, v in given.get("benchmark", {}).items() if v is not None}
+    check_run_mode(shard, part, resume, flags, supersede, report_only, extend_only)
+    join_ranks(cfg)
+    # the cells this process trains: the whole run's, or its shard's (which other shards' processes share)
+    held_as = f"{part[0] + 1}of{part[1]}" if part is not None and part[1] > 1 else None
+    if resume:
+        run, cfg = _reopen_benchmark(cfg, resume, given, flags, part, held_as, supersede, report_only, extend_only)
+        if extend_only:
+            try:
+                return _recorded_extension(cfg, run)
+            finally:
+                run.close()
+    else:
+        run = _new_benchmark(cfg, part, held_as)
+    if part is not None:
+        run.manifest_name = f"manifest-shard{part[0] + 1}of{part[1]}.json"
+        keep_earlier_shard_resumes(run)
+        run.save_manifest(shard=f"{part[0] + 1}/{part[1]}")
+    with running(run, new=not resume):
+        return _benchmark(cfg, run, part, report_only)
+
+
+def check_run_mode(shard: str | None, part, resume: str | None, flags: dict, supersede: bool, report_only: bool,
+                   extend_only: bool) -> None:
+    """--report-only, --extend-only and --shard each go with --resume (a first shard excepted), and not together."""
     if report_only and (not resume or part is not None or flags or supersede):
         raise ConfigError("--report-only reports a run as it is: give it --resume RUN and no --shard, "
                           "--supersede or benchmark settings")
@@ -639,66 +663,60 @@ def run_benchmark(cfg: Config, resume: str | None = None, given: dict | None = N
         raise ConfigError(f"--shard {shard} without --resume would start a run of its own with only its cells: "
                           f"start --shard 1/{part[1]} first (it creates the run), then give that run: "
                           f"--resume RUN --shard {shard}")
-    join_ranks(cfg)
-    # the cells this process trains: the whole run's, or its shard's (which other shards' processes share)
-    held_as = f"{part[0] + 1}of{part[1]}" if part is not None and part[1] > 1 else None
-    if resume:
-        # another process may be writing into the run (a shard): leave its temporary files alone
-        run = open_run(resume, "benchmark", clear_stale=part is None and not report_only, hold=not report_only,
-                       shard=held_as)
-        cfg, replaced = resumed_config(read_run_config(run.dir), flags, run, extend=part is None,
-                                       supersede=supersede)
-        cfg = resumed_settings(cfg, {s: given.get(s) for s in ("data", "run")}, run.dir)
-        if not extend_only:   # it reads no data; --report-only reads the splits for the report's notes
-            check_resumed_data(cfg.data.data, run.dir)
-        if not (report_only or extend_only):
-            check_data_spec(cfg.data.data, cfg.data.task)
-        check_input_sizes(cfg)
-        if extend_only:   # checked before the extension is written, as a fresh run's would be
-            for key, what in INPUT_RUNS.items():
-                if flags.get(key):
-                    check_given_input_run(cfg, flags[key], key, what)
-            _require_given_input_runs(cfg, run, parse_list(cfg.benchmark.variants, VARIANTS, "variant"), (0, 2))
-        if part is None and not report_only:
-            moved = set()
-            if distributed.is_main():
-                for key, old, new in replaced:
-                    moved |= supersede_cells(run, key, old, new)
-            moved = distributed.broadcast_object(moved)   # also holds the other ranks until the cells are moved
-            have = cfg.benchmark.variants.split(",")
-            cfg.benchmark.variants = ",".join(have + sorted(moved - set(have)))
-            write_run_config(run, cfg.to_dict())
-        if extend_only:
-            try:
-                return _recorded_extension(cfg, run)
-            finally:
-                run.close()
-    else:
-        # the data first: a mistyped --data is told from its name, before any model is built
+
+
+def _reopen_benchmark(cfg: Config, resume: str, given: dict, flags: dict, part, held_as: str | None,
+                      supersede: bool, report_only: bool, extend_only: bool) -> tuple[Run, Config]:
+    """The run to resume and its own settings, with what ``flags`` add (and ``supersede`` replaces) recorded."""
+    # another process may be writing into the run (a shard): leave its temporary files alone
+    run = open_run(resume, "benchmark", clear_stale=part is None and not report_only, hold=not report_only,
+                   shard=held_as)
+    cfg, replaced = resumed_config(read_run_config(run.dir), flags, run, extend=part is None, supersede=supersede)
+    cfg = resumed_settings(cfg, {s: given.get(s) for s in ("data", "run")}, run.dir)
+    if not extend_only:   # it reads no data; --report-only reads the splits for the report's notes
+        check_resumed_data(cfg.data.data, run.dir)
+    if not (report_only or extend_only):
         check_data_spec(cfg.data.data, cfg.data.task)
-        check_input_sizes(cfg)
-        variants = set(parse_list(cfg.benchmark.variants, VARIANTS, "variant"))
-        if "mixed" in variants and not cfg.benchmark.balance and cfg.benchmark.synthetic_ratio == 0:
-            raise ConfigError("--synthetic-ratio 0 adds no synthetic image, so mixed cells would be real cells trained "
-                              "again: give a ratio above 0 (e.g. 0.5) or --balance, or leave mixed out of --variants")
+    check_input_sizes(cfg)
+    if extend_only:   # checked before the extension is written, as a fresh run's would be
         for key, what in INPUT_RUNS.items():
-            # refused before a run directory exists, so a mistyped run leaves nothing behind
-            if getattr(cfg.benchmark, key) and variants & set(DEPENDENT_VARIANTS[key]):
-                check_given_input_run(cfg, getattr(cfg.benchmark, key), key, what)
-            elif getattr(cfg.benchmark, key):   # most likely a forgotten --variants, not a wish
-                distributed.say(f"genaug: note: --{key.replace('_', '-')} is not read: no "
-                                f"{' or '.join(DEPENDENT_VARIANTS[key])} variant in --variants {cfg.benchmark.variants}",
-                                file=sys.stderr, flush=True)
-        run = new_run(cfg.run.out_root, "benchmark", cfg.run.name, cfg.to_dict(), shard=held_as)
-        if part is not None and part[1] > 1:
-            distributed.say(f"other shards join this run with: genaug benchmark --resume {run.dir} "
-                            f"--shard 2/{part[1]} (... {part[1]}/{part[1]})", flush=True)
-    if part is not None:
-        run.manifest_name = f"manifest-shard{part[0] + 1}of{part[1]}.json"
-        keep_earlier_shard_resumes(run)
-        run.save_manifest(shard=f"{part[0] + 1}/{part[1]}")
-    with running(run, new=not resume):
-        return _benchmark(cfg, run, part, report_only)
+            if flags.get(key):
+                check_given_input_run(cfg, flags[key], key, what)
+        _require_given_input_runs(cfg, run, parse_list(cfg.benchmark.variants, VARIANTS, "variant"), (0, 2))
+    if part is None and not report_only:
+        moved = set()
+        if distributed.is_main():
+            for key, old, new in replaced:
+                moved |= supersede_cells(run, key, old, new)
+        moved = distributed.broadcast_object(moved)   # also holds the other ranks until the cells are moved
+        have = cfg.benchmark.variants.split(",")
+        cfg.benchmark.variants = ",".join(have + sorted(moved - set(have)))
+        write_run_config(run, cfg.to_dict())
+    return run, cfg
+
+
+def _new_benchmark(cfg: Config, part, held_as: str | None) -> Run:
+    """A new run, made only once the data, the settings and the input runs given have been checked."""
+    # the data first: a mistyped --data is told from its name, before any model is built
+    check_data_spec(cfg.data.data, cfg.data.task)
+    check_input_sizes(cfg)
+    variants = set(parse_list(cfg.benchmark.variants, VARIANTS, "variant"))
+    if "mixed" in variants and not cfg.benchmark.balance and cfg.benchmark.synthetic_ratio == 0:
+        raise ConfigError("--synthetic-ratio 0 adds no synthetic image, so mixed cells would be real cells trained "
+                          "again: give a ratio above 0 (e.g. 0.5) or --balance, or leave mixed out of --variants")
+    for key, what in INPUT_RUNS.items():
+        # refused before a run directory exists, so a mistyped run leaves nothing behind
+        if getattr(cfg.benchmark, key) and variants & set(DEPENDENT_VARIANTS[key]):
+            check_given_input_run(cfg, getattr(cfg.benchmark, key), key, what)
+        elif getattr(cfg.benchmark, key):   # most likely a forgotten --variants, not a wish
+            distributed.say(f"genaug: note: --{key.replace('_', '-')} is not read: no "
+                            f"{' or '.join(DEPENDENT_VARIANTS[key])} variant in --variants {cfg.benchmark.variants}",
+                            file=sys.stderr, flush=True)
+    run = new_run(cfg.run.out_root, "benchmark", cfg.run.name, cfg.to_dict(), shard=held_as)
+    if part is not None and part[1] > 1:
+        distributed.say(f"other shards join this run with: genaug benchmark --resume {run.dir} "
+                        f"--shard 2/{part[1]} (... {part[1]}/{part[1]})", flush=True)
+    return run
 
 
 def _recorded_extension(cfg: Config, run: Run) -> Path:
