@@ -427,9 +427,36 @@ def _comparison_context(c: dict, rows: dict, image_size: int, multi: bool) -> st
 
 def format_markdown(cfg, bundle, table, comps, notes, figs, gan_dir, enc_dir, short: list[str]) -> str:
     """report.md; ``short`` is the In short list (in_short), made once by the caller, which prints it too."""
-    b = cfg.benchmark
-    s = bundle.summary()["splits"]
     multi = len(bundle.classes) > 2
+    L = _setup_lines(cfg.benchmark, bundle, table, multi)
+    if short:
+        how = "its most probable class" if multi else "its validation-chosen threshold"
+        L += ["## In short", ""] + short + ["", f"Accuracy and ROC-AUC are means over each row's runs, on the real "
+                                           f"test split, accuracy at {how}; the tables below give the rest.", ""]
+    L += _results_lines(cfg.benchmark, table, multi)
+    L += ensemble_section(table, multi)
+    L += _per_class_lines(table) if multi else []
+    if comps:
+        L += ["", "## Each variant against `real` (same model, same test images)", "",
+              "| model | variant | train frac | paired runs | accuracy difference (pp) | 95% CI (seeds and images) | "
+              "p | McNemar p by seed | at threshold 0.5: difference (95% CI) |", "|---" * 9 + "|"]
+        for c in comps:
+            L.append(f"| {c['model']} | {c['variant']} | {c['train_fraction']:g} | {c['pairs']} | {paired_columns(c)} | "
+                     f"{at_half_column(c)} |")
+        L += ["", PAIRED_TEST_NOTE]
+    L += _speed_lines(cfg.benchmark, table) + _published_lines(bundle, multi)
+    L += ["", "## Inputs", "", f"- GAN run: `{gan_dir}`" if gan_dir else "- GAN run: none (no mixed/synthetic variant)",
+          f"- Encode run: `{enc_dir}`" if enc_dir else "- Encode run: none (no encoded variant)"]
+    if notes:
+        L += ["", "## Notes", ""] + [f"- {n}" for n in notes]
+    for title, f in figs:
+        L += ["", f"## {title}", "", f"![{title}]({f})"]
+    return "\n".join(L) + "\n"
+
+
+def _setup_lines(b, bundle, table, multi: bool) -> list[str]:
+    """The title, a warning for demo data, and how the cells were tested, validated and trained."""
+    s = bundle.summary()["splits"]
     L = [f"# genaug benchmark: {bundle.name}", ""]
     if bundle.synthetic:
         L += ["**Data: the built-in demo phantoms. They are synthetic pictures, not X-rays; these numbers say "
@@ -443,41 +470,47 @@ def format_markdown(cfg, bundle, table, comps, notes, figs, gan_dir, enc_dir, sh
                     f"cell. Training: {s['train']['images']} real images")
     start = b.min_epochs(b.epochs)
     wait = f", counted from epoch {start}" if start > 0 else ""
+    L += [f"Test: the real `test` split, {s['test']['images']} images of {s['test']['patients']} patients, the same "
+          f"for every cell. {val_text} before any train-fraction subsampling.", "",
+          f"Pixel models at {b.image_size} px, {b.epochs} epochs max (patience {b.patience}{wait}); the seeds of each "
+          f"cell are in the table.{_training_differences(b, table)} Mixed = real + synthetic "
+          f"({'filled to balance classes' if b.balance else f'{b.synthetic_ratio:g} x real count per class'}). "
+          + ("Threshold chosen on validation (Youden's J); the 0.5 threshold is shown beside it." if not multi
+           else f"{len(bundle.classes)} classes: the prediction is the most probable class (no threshold to "
+                "choose); ROC-AUC is the macro one-vs-rest mean, and sensitivity and "
+                "specificity are macro means over classes, per class below."), ""]
+    return L
 
+
+def _training_differences(b, table) -> str:
+    """Sentences for what trains otherwise than the run's default: other epochs per model or for the latent
+    CNN, a training loss with label smoothing or mixup, equalized inputs."""
     def epochs_text(who: str, epochs: int) -> str:
         counted = f", counted from epoch {b.min_epochs(epochs)}" if b.min_epochs(epochs) > 0 else ""
         return f" {who}: {epochs} epochs max (patience {b.patience}{counted})."
 
     latent_epochs = b.epochs_for("cnn", latent=True)
     pixel_models = list(dict.fromkeys(r["model"] for r in table if r["variant"] != "encoded"))
-    other_epochs = "".join(epochs_text(m, b.epochs_for(m)) for m in pixel_models if b.epochs_for(m) != b.epochs)
+    text = "".join(epochs_text(m, b.epochs_for(m)) for m in pixel_models if b.epochs_for(m) != b.epochs)
     if latent_epochs != b.epochs and any(r["variant"] == "encoded" for r in table):
-        other_epochs += epochs_text("The latent CNN (encoded cells)", latent_epochs)
+        text += epochs_text("The latent CNN (encoded cells)", latent_epochs)
     loss_terms = [f"label smoothing {b.label_smoothing:g}"] * (b.label_smoothing > 0) + \
                  [f"mixup (Beta alpha {b.mixup:g})"] * (b.mixup > 0)
     if loss_terms:   # both change what a cell learns; a reader comparing runs must see them
-        other_epochs += f" Training loss with {' and '.join(loss_terms)}; validation loss without."
+        text += f" Training loss with {' and '.join(loss_terms)}; validation loss without."
     if b.equalize != "none":
-        other_epochs += (f" Every pixel model's input, training, validation and test alike, was equalized per "
-                         f"image ({b.equalize.upper()}).")
-    L += [f"Test: the real `test` split, {s['test']['images']} images of {s['test']['patients']} patients, the same "
-          f"for every cell. {val_text} before any train-fraction subsampling.", "",
-          f"Pixel models at {b.image_size} px, {b.epochs} epochs max (patience {b.patience}{wait}); the seeds of each "
-          f"cell are in the table.{other_epochs} Mixed = real + synthetic "
-          f"({'filled to balance classes' if b.balance else f'{b.synthetic_ratio:g} x real count per class'}). "
-          + ("Threshold chosen on validation (Youden's J); the 0.5 threshold is shown beside it." if not multi
-           else f"{len(bundle.classes)} classes: the prediction is the most probable class (no threshold to "
-                "choose); ROC-AUC is the macro one-vs-rest mean, and sensitivity and "
-                "specificity are macro means over classes, per class below."), ""]
-    if short:
-        how = "its most probable class" if multi else "its validation-chosen threshold"
-        L += ["## In short", ""] + short + ["", f"Accuracy and ROC-AUC are means over each row's runs, on the real "
-                                           f"test split, accuracy at {how}; the tables below give the rest.", ""]
-    L += [f"## Results (mean ± std over {'seeds × folds' if b.folds > 1 else 'seeds'})", "",
-          f"| model | variant | train frac | {'seeds×folds' if b.folds > 1 else 'seeds'} | n train (synthetic) | "
-          + ("accuracy % | " if multi else "accuracy % (val thr) | accuracy % (0.5) | ") +
-          "95% CI acc (ensemble) | ROC-AUC | 95% CI AUC | sensitivity | specificity | macro F1 | s/epoch |",
-          "|---" * (13 if multi else 14) + "|"]
+        text += (f" Every pixel model's input, training, validation and test alike, was equalized per "
+                 f"image ({b.equalize.upper()}).")
+    return text
+
+
+def _results_lines(b, table, multi: bool) -> list[str]:
+    """The main table: one row per model, variant and train fraction, mean ± std over its runs."""
+    L = [f"## Results (mean ± std over {'seeds × folds' if b.folds > 1 else 'seeds'})", "",
+         f"| model | variant | train frac | {'seeds×folds' if b.folds > 1 else 'seeds'} | n train (synthetic) | "
+         + ("accuracy % | " if multi else "accuracy % (val thr) | accuracy % (0.5) | ") +
+         "95% CI acc (ensemble) | ROC-AUC | 95% CI AUC | sensitivity | specificity | macro F1 | s/epoch |",
+         "|---" * (13 if multi else 14) + "|"]
     for r in table:
         ci, ca = r["accuracy_ci95_seed_ensemble"], r["roc_auc_ci95_seed_ensemble"]
         # with no threshold to choose, a column at 0.5 would repeat the one before it
@@ -487,49 +520,47 @@ def format_markdown(cfg, bundle, table, comps, notes, figs, gan_dir, enc_dir, sh
                  f"{100 * ci[0]:.1f}–{100 * ci[1]:.1f} | {_pm(r, 'roc_auc')} | {ca[0]:.3f}–{ca[1]:.3f} | "
                  f"{_pm(r, 'sensitivity')} | {_pm(r, 'specificity')} | {_pm(r, 'f1_macro')} | "
                  f"{r['seconds_per_epoch_mean']:.1f} |")
-    L += ensemble_section(table, multi)
-    if multi and any(r.get("per_class") for r in table):
-        L += ["", "## Per class (test split, mean over runs)", "",
-              "| model | variant | train frac | class | precision | recall (sensitivity) | specificity | F1 |",
-              "|---" * 8 + "|"]
-        for r in table:
-            for cls, m in r.get("per_class", {}).items():
-                L.append(f"| {r['model']} | {r['variant']} | {r['train_fraction']:g} | {cls} | {m['precision']:.3f} | "
-                         f"{m['recall']:.3f} | {m['specificity']:.3f} | {m['f1']:.3f} |")
-    if comps:
-        L += ["", "## Each variant against `real` (same model, same test images)", "",
-              "| model | variant | train frac | paired runs | accuracy difference (pp) | 95% CI (seeds and images) | "
-              "p | McNemar p by seed | at threshold 0.5: difference (95% CI) |", "|---" * 9 + "|"]
-        for c in comps:
-            L.append(f"| {c['model']} | {c['variant']} | {c['train_fraction']:g} | {c['pairs']} | {paired_columns(c)} | "
-                     f"{at_half_column(c)} |")
-        L += ["", PAIRED_TEST_NOTE]
+    return L
+
+
+def _per_class_lines(table) -> list[str]:
+    if not any(r.get("per_class") for r in table):
+        return []
+    L = ["", "## Per class (test split, mean over runs)", "",
+         "| model | variant | train frac | class | precision | recall (sensitivity) | specificity | F1 |",
+         "|---" * 8 + "|"]
+    for r in table:
+        for cls, m in r.get("per_class", {}).items():
+            L.append(f"| {r['model']} | {r['variant']} | {r['train_fraction']:g} | {cls} | {m['precision']:.3f} | "
+                     f"{m['recall']:.3f} | {m['specificity']:.3f} | {m['f1']:.3f} |")
+    return L
+
+
+def _speed_lines(b, table) -> list[str]:
+    """s/epoch of the latent CNN against the pixel CNN, per train fraction, where the run holds both."""
     lat = [r for r in table if r["variant"] == "encoded"]
     pix = {(r["model"], r["train_fraction"]): r for r in table if r["variant"] == "real"}
     speeds = [f"train fraction {r['train_fraction']:g}: {r['seconds_per_epoch_mean']:.1f} against "
               f"{p['seconds_per_epoch_mean']:.1f} ({p['seconds_per_epoch_mean'] / max(r['seconds_per_epoch_mean'], 1e-9):.1f}x)"
               for r in lat if (p := pix.get(("cnn", r["train_fraction"])))]
-    if speeds:
-        L += ["", f"Speed in these cells, s/epoch of the latent CNN against the pixel CNN at {b.image_size} px: "
-              f"{'; '.join(speeds)}. Encoding time is not included (it is paid once per data set). Cells may have "
-              "run under different machine load; `bench/latent_vs_pixel.py` compares the two under the same load."]
+    if not speeds:
+        return []
+    return ["", f"Speed in these cells, s/epoch of the latent CNN against the pixel CNN at {b.image_size} px: "
+            f"{'; '.join(speeds)}. Encoding time is not included (it is paid once per data set). Cells may have "
+            "run under different machine load; `bench/latent_vs_pixel.py` compares the two under the same load."]
+
+
+def _published_lines(bundle, multi: bool) -> list[str]:
+    """Published figures on the Kermany test split, quoted, where that is the test split here."""
     if bundle.synthetic:
-        L += ["", "Published figures for the Kermany test split are not shown: this run used demo phantoms "
-              "(quoted, not measured by genaug, in reports on real data)."]
-    elif not is_kermany_test_split(bundle):
-        L += ["", f"Published figures for the Kermany test split are not shown: this test split "
-              f"({len(bundle.test)} images) is not that one (624 images: 234 normal, 390 pneumonia)."]
-    else:
-        L += ["", "## Published figures on the Kermany test split (quoted, not measured by genaug)", "",
-              "| source | accuracy | ROC-AUC |", "|---|---|---|"] + [
-            f"| {a} | {b_} | {c} |" for a, b_, c in (QUOTED_3CLASS if multi else QUOTED)]
-    L += ["", "## Inputs", "", f"- GAN run: `{gan_dir}`" if gan_dir else "- GAN run: none (no mixed/synthetic variant)",
-          f"- Encode run: `{enc_dir}`" if enc_dir else "- Encode run: none (no encoded variant)"]
-    if notes:
-        L += ["", "## Notes", ""] + [f"- {n}" for n in notes]
-    for title, f in figs:
-        L += ["", f"## {title}", "", f"![{title}]({f})"]
-    return "\n".join(L) + "\n"
+        return ["", "Published figures for the Kermany test split are not shown: this run used demo phantoms "
+                "(quoted, not measured by genaug, in reports on real data)."]
+    if not is_kermany_test_split(bundle):
+        return ["", f"Published figures for the Kermany test split are not shown: this test split "
+                f"({len(bundle.test)} images) is not that one (624 images: 234 normal, 390 pneumonia)."]
+    return ["", "## Published figures on the Kermany test split (quoted, not measured by genaug)", "",
+            "| source | accuracy | ROC-AUC |", "|---|---|---|"] + [
+        f"| {a} | {b_} | {c} |" for a, b_, c in (QUOTED_3CLASS if multi else QUOTED)]
 
 
 def markdown_to_html(md: str, title: str) -> str:
