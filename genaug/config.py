@@ -7,6 +7,7 @@ values of the wrong type are errors that name the key.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import operator
 import os
@@ -236,7 +237,17 @@ def check_run_name(name: str) -> str:
     return name
 
 
+# Keys that hold comma-separated lists on the command line (--models cnn,resnet34); in YAML they may
+# also be written as lists, and model_epochs as a mapping ({resnet34: 12})
+COMMA_LISTS = {"benchmark.models", "benchmark.variants", "benchmark.train_fractions", "benchmark.augmentations"}
+
+
 def _coerce(key: str, value: Any, typ: type) -> Any:
+    if key in COMMA_LISTS and isinstance(value, list) and all(
+            isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in value):
+        return ",".join(str(v) for v in value)
+    if key == "benchmark.model_epochs" and isinstance(value, dict):
+        return ",".join(f"{k}={v}" for k, v in value.items())
     if typ is bool:
         if isinstance(value, bool):
             return value
@@ -274,7 +285,9 @@ def _apply(cfg: Config, overrides: dict, origin: str) -> None:
     sections = {f.name for f in dataclasses.fields(Config)}
     for section, values in overrides.items():
         if section not in sections:
-            raise ConfigError(f"{origin}: unknown section '{section}' (known: {', '.join(sorted(sections))})")
+            near = difflib.get_close_matches(str(section), list(sections), n=1, cutoff=0.75)
+            guess = f"did you mean '{near[0]}'? " if near else ""
+            raise ConfigError(f"{origin}: unknown section '{section}' ({guess}known: {', '.join(sorted(sections))})")
         if values is None:
             continue
         if not isinstance(values, dict):
@@ -283,7 +296,9 @@ def _apply(cfg: Config, overrides: dict, origin: str) -> None:
         types = {f.name: f.type for f in dataclasses.fields(obj)}
         for key, value in values.items():
             if key not in types:
-                raise ConfigError(f"{origin}: unknown key '{section}.{key}' (known: {', '.join(sorted(types))})")
+                near = difflib.get_close_matches(str(key), list(types), n=1, cutoff=0.75)
+                guess = f"did you mean '{section}.{near[0]}'? " if near else ""
+                raise ConfigError(f"{origin}: unknown key '{section}.{key}' ({guess}known: {', '.join(sorted(types))})")
             typ = {"int": int, "float": float, "str": str, "bool": bool}[types[key]]
             setattr(obj, key, _coerce(f"{section}.{key}", value, typ))
 

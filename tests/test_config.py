@@ -13,8 +13,11 @@ def test_defaults_then_profile_then_flags(tmp_path):
 
 
 @pytest.mark.parametrize("text,match", [
-    ("gan:\n  epoch: 3\n", "unknown key 'gan.epoch'"),
-    ("gans:\n  epochs: 3\n", "unknown section 'gans'"),
+    ("gan:\n  epoch: 3\n", "unknown key 'gan.epoch' \\(did you mean 'gan.epochs'\\? known: "),
+    ("gans:\n  epochs: 3\n", "unknown section 'gans' \\(did you mean 'gan'\\? known: "),
+    ("gan:\n  zzz: 3\n", "unknown key 'gan.zzz' \\(known: "),
+    ("benchmark:\n  gan_run: [a, b]\n", "'benchmark.gan_run' expects str, got \\['a', 'b'\\]"),   # not a list key
+    ("benchmark:\n  models: [cnn, [resnet34]]\n", "'benchmark.models' expects str"),
     ("gan:\n  epochs: many\n", "'gan.epochs' expects int"),
     ("gan:\n  epochs: -1\n", "'gan.epochs' must be positive"),
     ("gan: [1, 2\n", "not valid YAML"),
@@ -49,6 +52,16 @@ def test_bad_config_names_the_key(tmp_path, text, match):
     prof.write_text(text)
     with pytest.raises(ConfigError, match=match):
         load_config(str(prof))
+
+
+def test_list_keys_may_be_written_as_yaml_lists(tmp_path):
+    # `models: [cnn, resnet34]` was refused: "expects str"
+    prof = tmp_path / "lists.yaml"
+    prof.write_text("benchmark:\n  models: [cnn, resnet34]\n  variants:\n    - real\n    - mixed\n"
+                    "  train_fractions: [0.25, 1.0]\n  model_epochs: {resnet34: 12, cnn: 8}\n")
+    b = load_config(str(prof)).benchmark
+    assert (b.models, b.variants, b.train_fractions) == ("cnn,resnet34", "real,mixed", "0.25,1.0")
+    assert b.epochs_for("resnet34") == 12 and b.epochs_for("cnn") == 8
 
 
 def test_unknown_profile():
