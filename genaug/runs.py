@@ -205,14 +205,14 @@ def load_checkpoint(path: str | Path, expected_keys: Iterable[str] = (), kind: s
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{kind} not found: {path}")
-    with open(path, "rb") as fh:
-        head = fh.read(4)
-    # torch.save writes a zip archive (legacy files: a pickle, b"\x80"); for anything else torch.load's
-    # own message is a bare KeyError such as "101", which tells the user nothing
     if path.suffix == ".safetensors":   # written beside the .pt for other tools: weights only, no settings
         beside = path.with_suffix(".pt")
         raise CheckpointError(f"{kind} {path} holds the weights only, for other tools; give "
                               f"{beside if beside.is_file() else 'the .pt file a genaug run wrote beside it'}")
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    # torch.save writes a zip archive (legacy files: a pickle, b"\x80"); for anything else torch.load's
+    # own message is a bare KeyError such as "101", which tells the user nothing
     if not head.startswith((b"PK\x03\x04", b"\x80")):
         what = "an empty file" if not head else "not a PyTorch checkpoint (neither a zip archive nor a pickle)"
         raise CheckpointError(f"{kind} {path} is {what}; give the .pt file a genaug run wrote")
