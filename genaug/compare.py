@@ -21,13 +21,18 @@ from genaug.errors import CheckpointError, ConfigError
 from genaug.report import (PAIRED_TEST_NOTE, ONE_RUN_NOTE, VARIANT_WORDS, _p, at_half_column, difference_with_interval,
                            paired_columns, threshold_clause, verdict)
 from genaug.metrics import paired_bootstrap_diff
-from genaug.runs import atomic_write_text, machines_line, machines_of, new_run, read_cells, read_run_config, write_json
+from genaug.runs import (atomic_write_text, inside_a_run, machines_line, machines_of, new_run, not_a_run_of, read_cells,
+                         read_run_config, write_json)
 
 
 def _cells(run_dir: Path) -> list[dict]:
     cells_dir = run_dir / "cells"
     if not (run_dir / "manifest.json").is_file() or not cells_dir.is_dir():
-        raise CheckpointError(f"{run_dir} is not a genaug benchmark run (no manifest.json and cells/)")
+        if not run_dir.exists():
+            raise CheckpointError(f"benchmark run not found: {run_dir}")
+        why = (not_a_run_of(run_dir, "benchmark", "this command") or inside_a_run(run_dir)
+               or " (no manifest.json and cells/)")
+        raise CheckpointError(f"{run_dir} is not a genaug benchmark run{why}")
     cells = read_cells(cells_dir)
     if not cells:
         raise CheckpointError(f"{run_dir} has no finished cells yet; resume it first")

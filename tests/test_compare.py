@@ -166,7 +166,16 @@ def test_compare_command_prints_the_table_and_fails_in_one_line(tmp_path):
     assert "| cnn | real | 1 | 1 | 100.0 | 100.0 | +0.0 |" in doc
     assert "**no difference detected**" in doc and "With one paired run" in doc
     r = genaug("compare", a, tmp_path / "missing")
-    assert r.returncode == 2 and "not a genaug benchmark run" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and f"benchmark run not found: {tmp_path / 'missing'}" in r.stderr
+    assert "Traceback" not in r.stderr
+    gan = tmp_path / "gan-run"
+    gan.mkdir()
+    (gan / "manifest.json").write_text(json.dumps({"command": "gan"}))
+    r = genaug("compare", a, gan)   # said "(no manifest.json and cells/)" of a run that has a manifest
+    assert r.returncode == 2 and (f"{gan} is not a genaug benchmark run; it is a genaug gan run: this command takes "
+                                  "a genaug benchmark run's folder") in r.stderr, r.stderr
+    r = genaug("pool", a / "cells", b)
+    assert r.returncode == 2 and f"it lies inside the run {a.resolve()}: give that folder" in r.stderr, r.stderr
     (b / "cells" / "cnn__real__f1__seed0.json").write_text('{"model": "cnn", "variant"')   # edited, cut short
     r = genaug("compare", a, b)
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
@@ -262,7 +271,7 @@ def test_pool_refuses_what_would_not_pool(tmp_path):
         pool_runs([a, b], "real")
     with pytest.raises(ConfigError, match="used the same GAN run"):
         pool_runs([a, a], "mixed")
-    with pytest.raises(CheckpointError, match="not a genaug benchmark run"):
+    with pytest.raises(CheckpointError, match="^benchmark run not found: "):
         pool_runs([a, tmp_path / "missing"], "mixed")
     other = _run(tmp_path / "other", [_cell("cnn", "mixed", 0, np.ones(40, bool))], epochs=24, gan_run="/runs/gan/x")
     with pytest.raises(ConfigError, match="epochs"):
