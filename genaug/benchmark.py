@@ -11,7 +11,6 @@ Protocol (checked, not assumed):
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
 import logging
 import math
@@ -24,7 +23,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from genaug.config import BenchmarkConfig, Config, check_resumed_data, config_from_dict, data_differences, parse_fractions, parse_model_epochs, resumed_settings, validate
+from genaug.config import BenchmarkConfig, Config, check_resumed_data, closest_name, config_from_dict, data_differences, parse_fractions, parse_model_epochs, resumed_settings, validate
 from genaug.data import DataBundle, ImageSet, check_data_spec, patient_folds, subsample_by_patient
 from genaug.data.equalize import equalize_images, equalized_bundle
 from genaug.device import seed_everything
@@ -59,8 +58,8 @@ def parse_list(text: str, known: tuple, what: str) -> list[str]:
     if not items:
         raise ConfigError(f"no {what} given (--{what}s or benchmark.{what}s is empty): name at least one of {', '.join(known)}")
     if bad := [t for t in items if t not in known]:
-        near = difflib.get_close_matches(bad[0], known, n=1, cutoff=0.85)
-        raise ConfigError(f"unknown {what} {', '.join(bad)}" + (f"; did you mean {near[0]}?" if near else "")
+        near = closest_name(bad[0], known, cutoff=0.85)
+        raise ConfigError(f"unknown {what} {', '.join(bad)}" + (f"; did you mean {near}?" if near else "")
                           + f" (known: {', '.join(known)})")
     return items
 

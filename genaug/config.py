@@ -237,6 +237,12 @@ def check_run_name(name: str) -> str:
     return name
 
 
+def closest_name(word, names, cutoff: float = 0.75) -> str | None:
+    """The known name a mistyped ``word`` most likely meant (for "did you mean ...?"), or None."""
+    near = difflib.get_close_matches(str(word), list(names), n=1, cutoff=cutoff)
+    return near[0] if near else None
+
+
 # Keys that hold comma-separated lists on the command line (--models cnn,resnet34); in YAML they may
 # also be written as lists, and model_epochs as a mapping ({resnet34: 12})
 COMMA_LISTS = {"benchmark.models", "benchmark.variants", "benchmark.train_fractions", "benchmark.augmentations"}
@@ -285,8 +291,8 @@ def _apply(cfg: Config, overrides: dict, origin: str) -> None:
     sections = {f.name for f in dataclasses.fields(Config)}
     for section, values in overrides.items():
         if section not in sections:
-            near = difflib.get_close_matches(str(section), list(sections), n=1, cutoff=0.75)
-            guess = f"did you mean '{near[0]}'? " if near else ""
+            near = closest_name(section, sections)
+            guess = f"did you mean '{near}'? " if near else ""
             raise ConfigError(f"{origin}: unknown section '{section}' ({guess}known: {', '.join(sorted(sections))})")
         if values is None:
             continue
@@ -296,8 +302,8 @@ def _apply(cfg: Config, overrides: dict, origin: str) -> None:
         types = {f.name: f.type for f in dataclasses.fields(obj)}
         for key, value in values.items():
             if key not in types:
-                near = difflib.get_close_matches(str(key), list(types), n=1, cutoff=0.75)
-                guess = f"did you mean '{section}.{near[0]}'? " if near else ""
+                near = closest_name(key, types)
+                guess = f"did you mean '{section}.{near}'? " if near else ""
                 raise ConfigError(f"{origin}: unknown key '{section}.{key}' ({guess}known: {', '.join(sorted(types))})")
             typ = {"int": int, "float": float, "str": str, "bool": bool}[types[key]]
             setattr(obj, key, _coerce(f"{section}.{key}", value, typ))
