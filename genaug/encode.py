@@ -305,20 +305,23 @@ def run_encode(cfg: Config, resume: str | None = None, given: dict | None = None
         cfg = config_from_dict(ckpt["config"] if ckpt is not None else read_run_config(run.dir))
         cfg = resumed_settings(cfg, given or {}, run.dir)
         check_resumed_data(cfg.data.data, run.dir)
+        reused = None
     else:
-        if cfg.encode.checkpoint:   # a file that is no autoencoder is told before a run is made and data loaded
-            load_autoencoder(cfg.encode.checkpoint, cfg.encode.image_size, cfg.encode.latent_channels)
-        run = new_run(cfg.run.out_root, "encode", cfg.run.name, cfg.to_dict())
         ckpt = None
+        # loaded first: a file that is no autoencoder is told before a run is made and the data loaded
+        reused = load_autoencoder(cfg.encode.checkpoint, cfg.encode.image_size, cfg.encode.latent_channels)[0] \
+            if cfg.encode.checkpoint else None
+        run = new_run(cfg.run.out_root, "encode", cfg.run.name, cfg.to_dict())
     with running(run, new=not resume):
-        return _encode(cfg, run, ckpt)
+        return _encode(cfg, run, ckpt, reused)
 
 
-def _encode(cfg: Config, run: Run, ckpt: dict | None) -> Path:
+def _encode(cfg: Config, run: Run, ckpt: dict | None, reused: torch.nn.Module | None = None) -> Path:
+    """``reused``: the autoencoder of encode.checkpoint where the caller has loaded it already."""
     e = cfg.encode
     device, bundle = start_job(cfg, run, e.image_size)
     if e.checkpoint:
-        model, _ = load_autoencoder(e.checkpoint, e.image_size, e.latent_channels)
+        model = reused if reused is not None else load_autoencoder(e.checkpoint, e.image_size, e.latent_channels)[0]
         history = []
         learnt_from = Path(e.checkpoint).parent / TRAINING_LIST   # what the reused model saw, where recorded
         if learnt_from.is_file():
