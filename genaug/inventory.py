@@ -37,16 +37,31 @@ def duration(seconds: float) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
 
 
-def last_log_time(log: Path) -> float | None:
-    """When the last line of a run's log.txt was written, from its own time stamp (local time, as
-    logging writes it); None where no line carries one."""
+# a log.txt line: "2026-12-03 18:59:41,123 INFO text" (logging's asctime, in local time)
+_STAMP = r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),\d+ "
+_LOG_STAMP = re.compile(_STAMP, re.M)
+_LOG_LINE = re.compile(_STAMP + r"INFO (.*)$", re.M)
+
+
+def _log_tail(log: Path, size: int) -> str:
+    """The last ``size`` bytes of a log, as text."""
     with open(log, "rb") as fh:
-        fh.seek(max(fh.seek(0, 2) - 4096, 0))
-        tail = fh.read().decode("utf-8", "replace")
-    for line in reversed(tail.splitlines()):
-        if m := re.match(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)[,.]\d+ ", line):
-            return time.mktime(time.strptime(m.group(1), "%Y-%m-%d %H:%M:%S"))
-    return None
+        fh.seek(max(fh.seek(0, 2) - size, 0))
+        return fh.read().decode("utf-8", "replace")
+
+
+def _stamp_time(stamp: str) -> float | None:
+    try:
+        return time.mktime(time.strptime(stamp, "%Y-%m-%d %H:%M:%S"))   # the log writes local time
+    except ValueError:
+        return None
+
+
+def last_log_time(log: Path) -> float | None:
+    """When the last line of a run's log.txt was written, from its own time stamp; None where no line
+    carries one."""
+    times = [t for stamp in _LOG_STAMP.findall(_log_tail(log, 4096)) if (t := _stamp_time(stamp)) is not None]
+    return times[-1] if times else None
 
 
 def log_age(d: Path, archived: bool) -> float | None:
@@ -136,7 +151,6 @@ def _cells(d: Path, manifests: list[dict]) -> tuple[str, bool | None, list[str]]
     return (_count(len(have), "cell") if have else ""), None, []
 
 
-_LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),\d+ INFO (.*)$", re.M)
 _CELL_EPOCH = re.compile(r"(\S+) epoch (\d+) of (\d+): ")
 # where a cell's epoch clock starts: the cell begins, or a process resumes it from partial/
 _CELL_START = re.compile(r"\[\d+/\d+\] (\S+): \d+ training images|(\S+): resuming at epoch \d+ of \d+ ")
@@ -149,18 +163,14 @@ def _cells_in_progress(d: Path, done: set[str], at_work: bool) -> tuple[str, dic
     which is also returned, in seconds, per cell timed; and, per cell timed, what all its epochs take
     at that pace."""
     try:
-        with (d / "log.txt").open("rb") as fh:
-            fh.seek(max(fh.seek(0, 2) - 65536, 0))
-            tail = fh.read().decode("utf-8", "replace")
+        tail = _log_tail(d / "log.txt", 65536)
     except OSError:
         return "", {}, {}
     mark: dict[str, float] = {}                 # when the epoch now under way began, per cell
     took: dict[str, list[float]] = {}           # seconds of each epoch timed
     latest: dict[str, tuple[int, int] | None] = {}
     for line in _LOG_LINE.finditer(tail):
-        try:
-            t = time.mktime(time.strptime(line.group(1), "%Y-%m-%d %H:%M:%S"))   # the log writes local time
-        except ValueError:
+        if (t := _stamp_time(line.group(1))) is None:
             continue
         if e := _CELL_EPOCH.match(line.group(2)):
             key = e.group(1)
