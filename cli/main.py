@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sys
 import time
@@ -123,6 +122,19 @@ def _check_data(cfg, resume) -> None:
         check_data_spec(cfg.data.data, cfg.data.task)
 
 
+def _check_checkpoint_file(path: str, pattern: str, writer: str) -> None:
+    """A checkpoint given that is no file is told before the run directory is made: a folder (the run
+    itself, most often) is answered with the ``pattern`` files in it."""
+    from pathlib import Path
+
+    from genaug.errors import ConfigError
+    if Path(path).is_dir():
+        from genaug.runs import checkpoints_in
+        raise ConfigError(f"--checkpoint {path} is a folder; {checkpoints_in(Path(path), pattern, writer)}")
+    if not Path(path).is_file():
+        raise ConfigError(f"--checkpoint {path}: no such file (give {pattern} from {writer})")
+
+
 @data_app.command("info")
 def data_info_cmd(
     data: Optional[str] = DataOpt, task: Optional[str] = TaskOpt, profile: Optional[str] = ProfileOpt,
@@ -241,10 +253,8 @@ def encode_cmd(
         checkpoint=checkpoint, overwrite=overwrite or None, train_fraction=train_fraction, views=views))
     cfg = build_config(profile, **given)  # before importing torch: a bad profile is told at once
     _check_data(cfg, resume)
-    if cfg.encode.checkpoint and not resume and not os.path.isfile(cfg.encode.checkpoint):   # before the data loads
-        from genaug.errors import ConfigError
-        raise ConfigError(f"--checkpoint {cfg.encode.checkpoint}: no such file (give autoencoder.pt from a genaug "
-                          "encode run)")
+    if cfg.encode.checkpoint and not resume:   # before the data loads
+        _check_checkpoint_file(cfg.encode.checkpoint, "autoencoder.pt", "a genaug encode run")
     from genaug.encode import run_encode
 
     run_dir = run_encode(cfg, resume=resume, given=given)
@@ -308,7 +318,7 @@ def gan_sample_cmd(
     n: int = typer.Option(500, "--n", help="images per class"),
     seed: int = typer.Option(0, "--seed", help="same seed, same images"),
     device: str = DEVICE_AUTO,
-    out: str = typer.Option("outputs", "--out", help="run root: images go to OUT/gan/<time>-<name>/"),
+    out: str = typer.Option("outputs", "--out", help="run root: images go to OUT/gan-sample/<time>-<name>/"),
     name: str = RUN_NAME,
 ):
     """Write images from a trained generator without training."""
@@ -323,8 +333,7 @@ def gan_sample_cmd(
     if n <= 0:
         raise ConfigError(f"--n must be positive, got {n}")
     check_seed(seed, "--seed")
-    if not Path(checkpoint).is_file():
-        raise ConfigError(f"--checkpoint {checkpoint}: no such file (give generator-*.pt from a genaug gan run)")
+    _check_checkpoint_file(checkpoint, "generator-*.pt", "a genaug gan run")
     # the absolute path lets genaug benchmark find the GAN run behind these images from anywhere
     run = new_run(out, "gan-sample", name, {"checkpoint": str(Path(checkpoint).resolve()), "class": class_, "n": n,
                                             "seed": seed})

@@ -22,13 +22,16 @@ from genaug.data.decode import IMAGE_EXTENSIONS, UnreadableImage, decode_image, 
 from genaug.data.equalize import equalize_images
 from genaug.errors import CheckpointError, DataError
 from genaug.models import ConvAutoencoder, EncodedClassifier, build_classifier
-from genaug.runs import load_checkpoint
+from genaug.runs import checkpoints_in, load_checkpoint
 from genaug.train import predict_probs
 
 CLASSIFIER_KEYS = ("kind", "model_name", "model", "classes", "image_size", "in_channels")
 
 
 def load_classifier(path: str | Path):
+    if Path(path).is_dir():   # a benchmark run, most likely: its saved classifiers are models/<cell>.pt
+        raise CheckpointError(f"classifier checkpoint {path} is a folder; "
+                              + checkpoints_in(path, "models/*.pt", "genaug benchmark --save-models"))
     ckpt = load_checkpoint(path, CLASSIFIER_KEYS, kind="classifier checkpoint")
     if ckpt["kind"] != "classifier":
         raise CheckpointError(f"{path} is a {ckpt['kind']} checkpoint, not a classifier (use models/<cell>.pt "

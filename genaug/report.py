@@ -472,7 +472,7 @@ def _setup_lines(b, bundle, table, multi: bool) -> list[str]:
     wait = f", counted from epoch {start}" if start > 0 else ""
     L += [f"Test: the real `test` split, {s['test']['images']} images of {s['test']['patients']} patients, the same "
           f"for every cell. {val_text} before any train-fraction subsampling.", "",
-          f"Pixel models at {b.image_size} px, {b.epochs} epochs max (patience {b.patience}{wait}); the seeds of each "
+          f"Pixel models at {b.image_size} px, {_epochs_max(b.epochs)} (patience {b.patience}{wait}); the seeds of each "
           f"cell are in the table.{_training_differences(b, table)} Mixed = real + synthetic "
           f"({'filled to balance classes' if b.balance else f'{b.synthetic_ratio:g} x real count per class'}). "
           + ("Threshold chosen on validation (Youden's J); the 0.5 threshold is shown beside it." if not multi
@@ -482,12 +482,16 @@ def _setup_lines(b, bundle, table, multi: bool) -> list[str]:
     return L
 
 
+def _epochs_max(n: int) -> str:
+    return f"{n} epoch{'' if n == 1 else 's'} max"
+
+
 def _training_differences(b, table) -> str:
     """Sentences for what trains otherwise than the run's default: other epochs per model or for the latent
     CNN, a training loss with label smoothing or mixup, equalized inputs."""
     def epochs_text(who: str, epochs: int) -> str:
         counted = f", counted from epoch {b.min_epochs(epochs)}" if b.min_epochs(epochs) > 0 else ""
-        return f" {who}: {epochs} epochs max (patience {b.patience}{counted})."
+        return f" {who}: {_epochs_max(epochs)} (patience {b.patience}{counted})."
 
     latent_epochs = b.epochs_for("cnn", latent=True)
     pixel_models = list(dict.fromkeys(r["model"] for r in table if r["variant"] != "encoded"))

@@ -203,6 +203,8 @@ def load_safetensors(path: str | Path) -> dict:
 def load_checkpoint(path: str | Path, expected_keys: Iterable[str] = (), kind: str = "checkpoint") -> dict:
     """Load with ``weights_only=True`` (no code runs) and check the keys a caller needs."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{kind} {path} is a folder; {checkpoints_in(path)}")
     if not path.is_file():
         raise CheckpointError(f"{kind} not found: {path}")
     if path.suffix == ".safetensors":   # written beside the .pt for other tools: weights only, no settings
@@ -228,6 +230,16 @@ def load_checkpoint(path: str | Path, expected_keys: Iterable[str] = (), kind: s
     if missing:
         raise CheckpointError(f"{kind} {path} lacks {', '.join(missing)}; it is not a genaug {kind}")
     return ckpt
+
+
+def checkpoints_in(folder: Path, pattern: str = "*.pt", writer: str = "a genaug run", most: int = 3) -> str:
+    """What to give instead of a folder: the checkpoints under it that match ``pattern``."""
+    found = sorted(Path(folder).rglob(pattern))
+    if not found:
+        return f"it holds no {pattern} file; give the .pt file that {writer} wrote"
+    names = ", ".join(str(p) for p in found[:most])
+    more = f" ({len(found)} in all)" if len(found) > most else ""
+    return f"give one of the checkpoints in it: {names}{more}"
 
 
 @functools.lru_cache(maxsize=None)

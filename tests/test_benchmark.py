@@ -748,6 +748,24 @@ def test_a_latent_classifier_saved_without_its_autoencoder_is_refused_in_one_lin
         load_classifier(tmp_path / "m.pt")
 
 
+def test_a_run_folder_given_as_the_classifier_names_its_saved_models(tmp_path):
+    # it was told "classifier checkpoint not found: <run>", as if the run were missing
+    from genaug.errors import CheckpointError
+    from genaug.predict import load_classifier
+    run = tmp_path / "run"
+    (run / "models").mkdir(parents=True)
+    with pytest.raises(CheckpointError, match="is a folder; it holds no models/\\*.pt file; give the .pt file "
+                                              "that genaug benchmark --save-models wrote"):
+        load_classifier(run)
+    for name in ("b", "a", "c", "d"):
+        (run / "models" / f"cnn__real__f1__seed{name}.pt").write_bytes(b"")
+    with pytest.raises(CheckpointError) as told:
+        load_classifier(run)
+    assert str(told.value) == (f"classifier checkpoint {run} is a folder; give one of the checkpoints in it: "
+                               + ", ".join(str(run / "models" / f"cnn__real__f1__seed{n}.pt") for n in "abc")
+                               + " (4 in all)")
+
+
 def test_planned_seconds_counts_each_cell_at_its_most_epochs_by_hand():
     from genaug.benchmark import planned_seconds
     from genaug.config import BenchmarkConfig
@@ -771,7 +789,7 @@ def test_model_epochs_gives_named_models_their_own_most_epochs_and_the_report_sa
     cells = {c: json.loads((run / "cells" / f"{c}__real__f1__seed0.json").read_text()) for c in ("cnn", "lenet5")}
     assert [len(cells[c]["history"]) for c in ("cnn", "lenet5")] == [1, 3]
     report = (run / "report.md").read_text()
-    assert "Pixel models at 32 px, 1 epochs max" in report and " lenet5: 3 epochs max (patience 4, counted from " \
+    assert "Pixel models at 32 px, 1 epoch max" in report and " lenet5: 3 epochs max (patience 4, counted from " \
         "epoch 2)." in report
     # --epochs on the command line caps every pixel model, the profile's named ones too
     r = genaug("benchmark", "--profile", tiny, "--models", "cnn,lenet5", "--variants", "real", "--threads", "1",

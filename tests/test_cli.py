@@ -223,6 +223,8 @@ def test_bad_input_is_one_line_exit_2(tmp_path, tiny, args, needle):
     (["encode", "--checkpoint", "{weights_only}"], "holds the weights only, for other tools; give the .pt file"),
     (["encode", "--checkpoint", "{beside}"], "{beside} holds the weights only, for other tools; give {garbage}"),
     (["benchmark", "--variants", "encoded", "--encode-run", "{empty}"], "no complete latent set in {empty}"),
+    (["encode", "--checkpoint", "{empty}"], "--checkpoint {empty} is a folder; it holds no autoencoder.pt file; give "
+                                            "the .pt file that a genaug encode run wrote"),
 ])
 def test_an_unusable_input_file_or_run_is_refused_before_a_run_is_made(tmp_path, tiny, args, told):
     # it was told only after the run directory was announced and the data loaded
@@ -482,6 +484,13 @@ def test_gan_sample_of_a_missing_checkpoint_is_one_line_and_makes_no_run(tmp_pat
     r = genaug("gan", "sample", "--checkpoint", tmp_path / "nope.pt", "--out", tmp_path / "o")
     assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert "nope.pt: no such file" in r.stderr and not (tmp_path / "o").exists()
+    # a GAN run given for its generator (it was told "no such file") names the generator in it
+    (tmp_path / "gan" / "generator-conditional.pt").parent.mkdir()
+    (tmp_path / "gan" / "generator-conditional.pt").write_bytes(b"")
+    r = genaug("gan", "sample", "--checkpoint", tmp_path / "gan", "--out", tmp_path / "o")
+    assert r.returncode == 2 and not (tmp_path / "o").exists()
+    assert r.stderr.strip() == (f"genaug: error: --checkpoint {tmp_path / 'gan'} is a folder; give one of the "
+                                f"checkpoints in it: {tmp_path / 'gan' / 'generator-conditional.pt'}")
     # torch's generator overflows past 2**64 (its traceback, after the run directory was made)
     r = genaug("gan", "sample", "--checkpoint", tmp_path / "nope.pt", "--seed", str(2 ** 70), "--out", tmp_path / "o")
     assert r.returncode == 2 and f"--seed must be from 0 to 4294967295, got {2 ** 70}" in r.stderr

@@ -42,6 +42,10 @@ def test_checkpoint_round_trip_and_missing_keys(tmp_path):
     with pytest.raises(CheckpointError, match="cannot be loaded safely"):
         load_checkpoint(tmp_path / "cut.pt")
     assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
+    # a folder (a run given for its checkpoint) names the .pt files in it, not "not found"
+    with pytest.raises(CheckpointError, match=f"autoencoder checkpoint {tmp_path} is a folder; give one of the "
+                                              f"checkpoints in it: {tmp_path / 'bad.pt'}, .* \\(5 in all\\)"):
+        load_checkpoint(tmp_path, kind="autoencoder checkpoint")
 
 
 def test_run_directories_never_reused(tmp_path):
