@@ -666,9 +666,11 @@ def results_document(run_dirs: list[Path], title: str = "Results") -> str:
             raise CheckpointError(f"run manifest {mf} is corrupt") from None
         kind = manifest.get("command", "")
         name = RUN_REPORTS.get(kind)
-        if name is None or not (d / name).is_file():
-            raise CheckpointError(f"{d} has no finished report ({name or 'unknown run kind ' + repr(kind)}); "
-                                  "finish the run (--resume) first")
+        if name is None:   # gan sample and explain make runs of images, with nothing to report
+            raise CheckpointError(f"{d} is a genaug {kind.replace('-', ' ')} run, which writes no report; leave it out "
+                                  f"(genaug report gathers {', '.join(RUN_REPORTS)} runs)")
+        if not (d / name).is_file():
+            raise CheckpointError(f"{d} has no finished report ({name}); finish the run (--resume) first")
         cmds = run_commands(d, manifest)
         L += [f"## `genaug {kind}`: {d.name}", "", "```bash"] + [_command_line(c) for c in cmds] + ["```", "",
               f"Started {manifest.get('started', '?')}, last updated {manifest.get('updated', '?')}; genaug commit "

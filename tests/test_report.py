@@ -10,6 +10,21 @@ def _manifest(path, **fields):
     path.write_text(json.dumps({"command": "benchmark", **fields}))
 
 
+@pytest.mark.parametrize("command,report,told", [
+    ("gan-sample", None, "is a genaug gan sample run, which writes no report; leave it out (genaug report gathers gan, "
+                         "encode, benchmark, pool runs)"),
+    ("explain", None, "is a genaug explain run, which writes no report"),
+    ("benchmark", None, "has no finished report (report.md); finish the run (--resume) first"),
+])
+def test_a_run_without_a_report_is_told_why(tmp_path, command, report, told):
+    # a gan sample run was told "unknown run kind 'gan-sample'; finish the run (--resume) first"
+    from genaug.errors import CheckpointError
+    _manifest(tmp_path / "manifest.json", command=command)
+    with pytest.raises(CheckpointError) as err:
+        results_document([tmp_path])
+    assert str(err.value).startswith(f"{tmp_path} {told}")
+
+
 def test_commands_include_resumes_run_as_shards_in_time_order(tmp_path):
     made = ["genaug", "benchmark", "--profile", "cpu"]
     extend = ["genaug", "benchmark", "--resume", "R", "--seeds", "3"]
