@@ -11,6 +11,7 @@ import typer
 from typer.core import TyperGroup
 
 from genaug.errors import GenaugError, is_disk_full
+from genaug.inventory import counted
 from genaug_cli.common import build_config
 
 # The order a user runs them in: `data` to look, `gan` and `encode` to make inputs, `benchmark` to
@@ -340,7 +341,7 @@ def gan_sample_cmd(
     with running(run, new=True):   # refused (e.g. an unknown --class): no empty run left behind
         rows = sample_to_dir(checkpoint, class_, n, seed, run.path("synthetic"), resolve_device(device))
         run.save_manifest(finished=True, synthetic_images=len(rows))
-    typer.echo(f"wrote {len(rows)} images to {run.path('synthetic')}")
+    typer.echo(f"wrote {counted(len(rows), 'image')} to {run.path('synthetic')}")
 
 
 @app.command("benchmark")
@@ -466,12 +467,12 @@ def explain_cmd(
                           skipped=[{"path": p, "reason": r} for p, r in skipped])
     for p, why in skipped:
         typer.echo(f"skipped {p}: {why}", err=True)
-    typer.echo(f"wrote {len(rows)} Grad-CAM overlays (layer {layer_name}) to {run.dir}")
+    typer.echo(f"wrote {counted(len(rows), 'Grad-CAM overlay')} (layer {layer_name}) to {run.dir}")
 
 
 @app.command("report")
 def report_cmd(
-    runs: list[str] = typer.Argument(..., help="finished gan, encode or benchmark run directories, in the order to show"),
+    runs: list[str] = typer.Argument(..., help="finished gan, encode, benchmark or pool run directories, in the order to show"),
     out: Optional[str] = typer.Option(None, "--out", help="Markdown file to write, e.g. docs/RESULTS.md (a file already there is replaced only if genaug report wrote it); default: print"),
     title: str = typer.Option("Results", "--title", help="the document's first heading"),
 ):
@@ -486,7 +487,7 @@ def report_cmd(
     doc = results_document([Path(r) for r in runs], title)
     if out:
         atomic_write_text(Path(out), doc)
-        typer.echo(f"wrote {out} from {len(runs)} run{'' if len(runs) == 1 else 's'}")
+        typer.echo(f"wrote {out} from {counted(len(runs), 'run')}")
     else:
         typer.echo(doc)
 

@@ -91,7 +91,8 @@ def training_left(history: list, planned: int, what: str = "training") -> str:
     return f", {f'about {duration(seconds)}' if seconds >= 1 else 'under a second'} of {what} left"
 
 
-def _count(n: int, what: str) -> str:
+def counted(n: int, what: str) -> str:
+    """'1 cell', '3 cells'."""
     return f"{n} {what}{'' if n == 1 else 's'}"
 
 
@@ -121,7 +122,7 @@ def _epochs(d: Path, section: str, histories: list[Path], at_work: bool) -> tupl
     if not done or not isinstance(planned, int):
         return "", None
     if len(done) == 1:
-        text = f"{done[0]} of {_count(planned, 'epoch')}"
+        text = f"{done[0]} of {counted(planned, 'epoch')}"
     else:
         names = [p.stem.split("-", 1)[-1] for p in histories]   # history-<class>.json of per-class models
         text = ", ".join(f"{n} {e}/{planned}" for n, e in zip(names, done)) + " epochs"
@@ -142,13 +143,13 @@ def _cells(d: Path, manifests: list[dict]) -> tuple[str, bool | None, list[str]]
         planned = max(plans, key=len)   # an extended run records a longer plan
         todo = [k for k in planned if k not in have]
         done = len(planned) - len(todo)
-        return f"{done} of {_count(len(planned), 'cell')}", not todo, todo
-    counted = [m for m in manifests if isinstance(m.get("cells"), int) and isinstance(m.get("missing_cells"), int)]
-    if counted:   # written when its last process ended
-        m = counted[-1]
+        return f"{done} of {counted(len(planned), 'cell')}", not todo, todo
+    with_counts = [m for m in manifests if isinstance(m.get("cells"), int) and isinstance(m.get("missing_cells"), int)]
+    if with_counts:   # written when its last process ended
+        m = with_counts[-1]
         total = m["cells"] + m["missing_cells"]
-        return f"{min(len(have), total)} of {_count(total, 'cell')}", len(have) >= total, []
-    return (_count(len(have), "cell") if have else ""), None, []
+        return f"{min(len(have), total)} of {counted(total, 'cell')}", len(have) >= total, []
+    return (counted(len(have), "cell") if have else ""), None, []
 
 
 _CELL_EPOCH = re.compile(r"(\S+) epoch (\d+) of (\d+): ")
