@@ -52,6 +52,8 @@ def hostile(tmp_path):
     os.symlink("IM-0807-0001.png", d / "IM-0807-0001.png")                            # symlink loop
     with open(os.path.join(os.fsencode(d), b"IM-0808-\xff\xfe.png"), "wb") as fh:   # non-UTF-8 name
         Image.new("L", (24, 24), 90).save(fh, "PNG")
+    (d / "batch2").mkdir()                                                            # images a level down
+    Image.new("L", (24, 24), 70).save(d / "batch2" / "IM-0809-0001.png")
     return root
 
 
@@ -62,8 +64,10 @@ def test_every_hostile_file_is_processed_or_skipped_with_a_reason(hostile, tmp_p
     info = json.loads(r.stdout)
     reasons = {item["path"].split("/")[-1]: item["reason"] for item in info["skipped_files"]}
     assert set(reasons) == {"IM-0800-0001.jpeg", "IM-0801-0001.jpeg", "IM-0802-0001.png", "IM-0803-0001.png",
-                            "IM-0806-0001.png", "IM-0807-0001.png"}
+                            "IM-0806-0001.png", "IM-0807-0001.png", "batch2"}
     assert "guard" in reasons["IM-0806-0001.png"] and "link" in reasons["IM-0807-0001.png"]
+    # a sub-folder's images were left out of every count without a word
+    assert reasons["batch2"] == "a sub-folder: its files are not read (a class's images go straight in <split>/<CLASS>/)"
     assert "too small" in reasons["IM-0803-0001.png"]
     # the 16-bit, CMYK and oddly named images were read
     assert info["splits"]["train"]["images"] + info["splits"]["val"]["images"] == 16 * 2 + 3
@@ -78,7 +82,7 @@ def test_commands_on_hostile_folder_finish_and_record_skips(hostile, tmp_path):
     r = genaug("encode", "--data", hostile, "--profile", prof, "--out", tmp_path / "o")
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr[-2000:]
     manifest = json.loads((only_run(tmp_path / "o", "encode") / "manifest.json").read_text())
-    assert len(manifest["skipped"]) == 6
+    assert len(manifest["skipped"]) == 7   # the six files and the sub-folder
     assert _snapshot(hostile) == before
 
 

@@ -48,7 +48,10 @@ def _list_class_dir(cdir: Path, skipped: list[tuple[str, str]], rel_root: Path) 
             continue
         try:
             if not full.is_file():        # sub-folders, broken links; is_file follows good links
-                if full.is_symlink():
+                if full.is_dir():         # its images would otherwise be missing from the counts unsaid
+                    skipped.append((safe_name(rel), "a sub-folder: its files are not read (a class's images go "
+                                                    "straight in <split>/<CLASS>/)"))
+                elif full.is_symlink():
                     skipped.append((safe_name(rel), "broken or looping symbolic link"))
                 continue
         except OSError as exc:            # ELOOP and friends
