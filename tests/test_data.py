@@ -292,6 +292,18 @@ def test_medmnist_download_md5_and_retries(loopback_server, tmp_path, monkeypatc
         download("pneumoniamnist", 28, tmp_path / "dl3", base_url="http://127.0.0.1:9", retries=1)
 
 
+def test_a_missing_medmnist_file_names_a_command_that_fetches_it(tmp_path):
+    # it said "rerun with --download", an option only genaug data info has
+    with pytest.raises(DataError) as told:
+        load_data("medmnist:pneumoniamnist", 100, cache_dir=tmp_path / "cache")
+    dest = tmp_path / "cache" / "medmnist" / "pneumoniamnist_128.npz"   # the smallest file at least 100 px
+    assert str(told.value) == (
+        f"{dest} is missing; fetch it with genaug data info --data medmnist:pneumoniamnist --size 128 --download "
+        f"--cache-dir {tmp_path / 'cache'} (or data.download: true in a profile), or download "
+        f"https://zenodo.org/records/10519652/files/pneumoniamnist_128.npz?download=1 by hand, check its md5 is "
+        f"{INFO['pneumoniamnist']['md5'][128]}, and put it at {dest}")
+
+
 def test_duplicates_across_splits_are_flagged(tmp_path):
     root = make_folder_dataset(tmp_path / "d", {"train": 16, "test": 6}, size=32)
     src = root / "train" / "PNEUMONIA" / "person0_bacteria_1.jpeg"

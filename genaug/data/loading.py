@@ -13,7 +13,7 @@ from genaug.data.demo import demo_dataset
 from genaug.data.duplicates import cross_split_duplicates, duplicate_note
 from genaug.data.folder import (THREE_CLASSES, class_folder_names, load_folder_split, scan_folder, split_folders,
                                 unnamed_patients)
-from genaug.data.medmnist import INFO, download, load_npz
+from genaug.data.medmnist import INFO, download, load_npz, manual_steps
 from genaug.data.splits import patient_overlap, split_by_patient
 from genaug.errors import ConfigError, DataError
 
@@ -128,7 +128,10 @@ def load_data(spec: str, size: int, task: str = "binary", val_fraction: float = 
         path = root / INFO[name]["files"][src]
         if not path.is_file():
             if not allow_download:
-                raise DataError(f"{path} is missing; rerun with --download to fetch it, or place it there by hand")
+                # only genaug data info has --download; the training commands read data.download from a profile
+                raise DataError(f"{path} is missing; fetch it with genaug data info --data {spec} --size {src} --download "
+                                f"--cache-dir {root.parent} (or data.download: true in a profile), or "
+                                f"{manual_steps(name, src, path)}")
             path = download(name, src, root)
         bundle = load_npz(path, size, INFO[name]["label"])
     elif spec.lower().endswith(".npz"):

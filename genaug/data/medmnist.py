@@ -43,7 +43,7 @@ def md5_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def _manual_steps(name: str, size: int, dest: Path) -> str:
+def manual_steps(name: str, size: int, dest: Path) -> str:
     info = INFO[name]
     return (f"download {ZENODO}/{info['files'][size]}?download=1 by hand, check its md5 is "
             f"{info['md5'][size]}, and put it at {dest}")
@@ -84,7 +84,7 @@ def download(name: str, size: int, dest_dir: Path, base_url: str | None = None,
         log.warning("download attempt %d/%d of %s failed: %s", attempt, retries, url, last)
         if attempt < retries:
             time.sleep(backoff * attempt)
-    raise DataError(f"could not download {url} ({last}); {_manual_steps(name, size, dest)}")
+    raise DataError(f"could not download {url} ({last}); {manual_steps(name, size, dest)}")
 
 
 def _resize_stack(images: np.ndarray, size: int) -> np.ndarray:
