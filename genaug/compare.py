@@ -208,6 +208,13 @@ def input_run_quality(input_run: str | Path, archived_in: Path | None = None) ->
     return ""
 
 
+def _other_variants_hint(cells: dict, variant: str) -> str:
+    """'; they hold encoded cells: --variant encoded' where the runs given hold another poolable variant."""
+    poolable = {v for vs in DEPENDENT_VARIANTS.values() for v in vs} - {variant}
+    held = sorted({c["variant"] for run_cells in cells.values() for c in run_cells} & poolable)
+    return f"; they hold {', '.join(held)} cells: --variant {held[0]}" if held else ""
+
+
 def pool_runs(run_dirs: list[str | Path], variant: str = "mixed", n_boot: int = 1000) -> dict:
     """``variant`` against real over benchmark runs that differ only in the GAN or encode run behind
     ``variant``, with an interval that resamples those input runs as well as seeds and test images.
@@ -229,7 +236,10 @@ def pool_runs(run_dirs: list[str | Path], variant: str = "mixed", n_boot: int = 
                               {c["model"] for d in dirs for c in cells[d] if c["variant"] == variant})
     real_only = [d for d in dirs if not inputs[d]]
     if len(dirs) - len(real_only) < 2:
-        raise ConfigError(f"pooling needs at least two benchmark runs, each on its own {what} run")
+        have = [d.name for d in dirs if inputs[d]]
+        raise ConfigError(f"pooling needs at least two benchmark runs with {variant} cells, each on its own {what} "
+                          f"run; of the {len(dirs)} given, " + (f"only {have[0]} holds them" if have else "none does")
+                          + _other_variants_hint(cells, variant))
     groups = sorted({(c["model"], c["train_fraction"]) for d in dirs for c in cells[d] if c["variant"] == variant})
     rows = [row for model, frac in groups
             if (row := _pooled_row(dirs, cells, inputs, model, variant, frac, n_boot)) is not None]

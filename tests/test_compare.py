@@ -265,8 +265,14 @@ def test_pool_sets_the_difference_at_the_validation_threshold_beside_the_one_at_
 
 def test_pool_refuses_what_would_not_pool(tmp_path):
     a, b = _gan_runs(tmp_path, [34, 30])
-    with pytest.raises(ConfigError, match="at least two"):
+    with pytest.raises(ConfigError, match=f"at least two benchmark runs with mixed cells, each on its own GAN run; "
+                                          f"of the 1 given, only {a.name} holds them$"):
         pool_runs([a], "mixed")
+    # runs of real and encoded cells, pooled for their (absent) mixed ones, are pointed to --variant encoded
+    enc_only = [_run(tmp_path / f"e{i}", [_cell("cnn", v, 0, np.ones(40, bool)) for v in ("real", "encoded")],
+                     encode_run=f"/e{i}") for i in (1, 2)]
+    with pytest.raises(ConfigError, match="of the 2 given, none does; they hold encoded cells: --variant encoded$"):
+        pool_runs(enc_only, "mixed")
     with pytest.raises(ConfigError, match="does not depend on an input run"):
         pool_runs([a, b], "real")
     with pytest.raises(ConfigError, match="used the same GAN run"):
