@@ -209,9 +209,10 @@ def input_run_quality(input_run: str | Path, archived_in: Path | None = None) ->
 
 
 def _other_variants_hint(cells: dict, variant: str) -> str:
-    """'; they hold encoded cells: --variant encoded' where the runs given hold another poolable variant."""
+    """'; they hold encoded cells: --variant encoded' where two or more of the runs given hold another variant
+    that pools."""
     poolable = {v for vs in DEPENDENT_VARIANTS.values() for v in vs} - {variant}
-    held = sorted({c["variant"] for run_cells in cells.values() for c in run_cells} & poolable)
+    held = sorted(v for v in poolable if sum(any(c["variant"] == v for c in run_cells) for run_cells in cells.values()) >= 2)
     return f"; they hold {', '.join(held)} cells: --variant {held[0]}" if held else ""
 
 

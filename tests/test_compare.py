@@ -350,7 +350,8 @@ def test_pool_takes_real_cells_from_a_run_without_the_input_run(tmp_path):
     assert "# encoded against real, pooled over 2 autoencoder runs" in text
     assert f"- `{supplier}`: none; its real cells only" in text and "| **pooled (2)** |" in text
     # one input run and a supplier of real cells is not a pool; a run with neither is refused by name
-    with pytest.raises(ConfigError, match="at least two benchmark runs, each on its own autoencoder run"):
+    with pytest.raises(ConfigError, match="at least two benchmark runs with encoded cells, each on its own "
+                                          "autoencoder run; of the 2 given, only .* holds them$"):
         pool_runs([supplier, encoded[0]], "encoded")
     longer = _run(tmp_path / "24ep", [_cell("cnn", "real", s, base) for s in (0, 1)], epochs=24)
     with pytest.raises(ConfigError, match="ae0 and 24ep train cells otherwise \\(they differ in epochs\\)"):
