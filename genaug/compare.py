@@ -212,7 +212,8 @@ def _other_variants_hint(cells: dict, variant: str) -> str:
     """'; they hold encoded cells: --variant encoded' where two or more of the runs given hold another variant
     that pools."""
     poolable = {v for vs in DEPENDENT_VARIANTS.values() for v in vs} - {variant}
-    held = sorted(v for v in poolable if sum(any(c["variant"] == v for c in run_cells) for run_cells in cells.values()) >= 2)
+    runs_holding = {v: sum(any(c["variant"] == v for c in run_cells) for run_cells in cells.values()) for v in poolable}
+    held = sorted(v for v, n in runs_holding.items() if n >= 2)
     return f"; they hold {', '.join(held)} cells: --variant {held[0]}" if held else ""
 
 
