@@ -313,6 +313,21 @@ def rng_states(gen: torch.Generator, home: torch.device) -> dict:
             "cuda_rng": torch.cuda.get_rng_state(home) if home.type == "cuda" else None}
 
 
+def save_fit_state(checkpoint: Path, epoch: int, epochs: int, seed: int, n_train: int, model: nn.Module, opt, sched,
+                   gen: torch.Generator, home: torch.device, res: "FitResult", best: float, best_state: dict,
+                   images: int, seconds: float, done: bool) -> None:
+    """A fit's whole state after ``epoch``, which `resume_fit` continues from."""
+    atomic_torch_save({
+        "kind": "classifier fit", "epoch": epoch, "epochs": epochs, "seed": seed, "n_train": n_train,
+        "model": model.state_dict(), "optimizer": opt.state_dict(),
+        "scheduler": sched.state_dict() if sched is not None else None,
+        # after an improving epoch the best weights are the ones in "model": not written twice
+        # (a quarter of a ResNet-34 state's 341 MB, each such epoch)
+        "best": best, "best_epoch": res.best_epoch, "history": res.history,
+        "best_state": None if res.best_epoch == epoch else best_state,
+        "images": images, "seconds": seconds, "done": done, **rng_states(gen, home)}, checkpoint)
+
+
 def resume_fit(checkpoint: Path, epochs: int, seed: int, n_train: int, model: nn.Module, opt, sched,
                gen: torch.Generator, home: torch.device, res: "FitResult") -> tuple:
     """Load a fit's per-epoch state into ``model``, ``opt``, ``sched``, ``gen`` and ``res``;
@@ -419,16 +434,8 @@ def fit_classifier(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tenso
         else:
             done = stop_early(epoch, res.best_epoch, patience, min_epochs)
         if checkpoint is not None and time.perf_counter() - last_write >= state_every:
-            atomic_torch_save({
-                "kind": "classifier fit", "epoch": epoch, "epochs": epochs, "seed": seed, "n_train": len(train_x),
-                "model": model.state_dict(), "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict() if sched is not None else None,
-                # after an improving epoch the best weights are the ones in "model": not written twice
-                # (a quarter of a ResNet-34 state's 341 MB, each such epoch)
-                "best": best, "best_epoch": res.best_epoch, "history": res.history,
-                "best_state": None if res.best_epoch == epoch else best_state,
-                "images": images, "seconds": earlier_seconds + time.perf_counter() - start, "done": done,
-                **rng_states(gen, home)}, Path(checkpoint))
+            save_fit_state(Path(checkpoint), epoch, epochs, seed, len(train_x), model, opt, sched, gen, home, res,
+                           best, best_state, images, earlier_seconds + time.perf_counter() - start, done)
             last_write = time.perf_counter()
         if say_epochs:   # the bars vanish with each epoch, and show nowhere without a terminal (a batch job's output);
             # the time includes writing the training state when one was written (for ResNet-34, as long as a demo epoch)
