@@ -72,23 +72,9 @@ def _link_name(rel: str) -> str:
     return rel.replace("/", "_").replace("\\", "_")
 
 
-def write_labelled_split(images: Path, csv_path: Path, dest: Path, image_column: str, label_column: str,
-                         patient_column: str | None = None, class_specs: list[str] | None = None,
-                         test_fraction: float = 0.2, seed: int = 0, separator: str | None = None) -> dict:
-    """Lay the images a labels CSV lists out as ``dest``/{train,test}/<CLASS>/, whole patients in one split.
-
-    Each file is linked as <CLASS>/<patient>__<name> where ``patient_column`` names the patient (so that
-    every later command reads the patient from the name), else as <CLASS>/<name>, its patient read from
-    its DICOM header or that name (``_link_name``). ``class_specs`` (NAME=VALUE[,VALUE]) maps label
-    values to classes; rows with other values are left out and counted. With ``separator``, a label holds
-    several values (NIH's 'Effusion|Pneumonia'), and a row takes the class its values name; a row whose
-    values name two classes is left out. ``dest``/split.json records it."""
-    images, csv_path, dest = Path(images), Path(csv_path), Path(dest)
-    if not images.is_dir():
-        raise DataError(f"{images} is not a folder (give the folder the labels file's image paths are relative to)")
-    check_split_arguments(images, dest, test_fraction)
-    values = parse_class_values(class_specs or [])
-    rows = read_labels(csv_path, image_column, label_column, patient_column)
+def _match_rows(rows: list[dict], images: Path, values: dict, separator: str | None):
+    """The labels file's rows matched to files under ``images``: ({file: (class, patient)}, skipped,
+    label values no class names, files missing, files given two classes, rows lacking an image or label)."""
     skipped: list[tuple[str, str]] = []
     other_values: Counter = Counter()
     found: dict[str, tuple[str, str]] = {}   # file -> (class, patient)
@@ -122,6 +108,45 @@ def write_labelled_split(images: Path, csv_path: Path, dest: Path, image_column:
         skipped.append((safe_name(rel), f"the labels file gives it two classes ({found.pop(rel)[0]} and another)"))
     if missing > 20:
         skipped.append((f"... {missing - 20} more", "listed in the labels file, not found under the images"))
+    return found, skipped, other_values, missing, conflicts, blank
+
+
+def _link_targets(images: Path, rels: list[str], found: dict) -> tuple[list[str], list[str], int]:
+    """Where each file is linked (<CLASS>/<patient>__<name>, or <CLASS>/<name>), its patient, and how many
+    files carry no patient and so count as their own."""
+    patients, targets, unnamed = [], [], 0
+    for rel in rels:
+        name = _link_name(rel)
+        cls, listed_patient = found[rel]
+        pid = listed_patient.replace("/", "_").replace("\\", "_")
+        targets.append(f"{cls}/{pid}__{name}" if pid else f"{cls}/{name}")
+        if not pid and is_dicom(images / rel):
+            pid = dicom_patient(str(images / rel)) or ""
+        # else from the name the file is linked as, which every later command reads: the path made flat
+        # keeps CheXpert's patient00001/ and MIMIC-CXR's p10000032/ folders in it
+        patients.append(pid or patient_id(name))
+        unnamed += not pid and patients[-1] == Path(name).stem
+    return targets, patients, unnamed
+
+
+def write_labelled_split(images: Path, csv_path: Path, dest: Path, image_column: str, label_column: str,
+                         patient_column: str | None = None, class_specs: list[str] | None = None,
+                         test_fraction: float = 0.2, seed: int = 0, separator: str | None = None) -> dict:
+    """Lay the images a labels CSV lists out as ``dest``/{train,test}/<CLASS>/, whole patients in one split.
+
+    Each file is linked as <CLASS>/<patient>__<name> where ``patient_column`` names the patient (so that
+    every later command reads the patient from the name), else as <CLASS>/<name>, its patient read from
+    its DICOM header or that name (``_link_name``). ``class_specs`` (NAME=VALUE[,VALUE]) maps label
+    values to classes; rows with other values are left out and counted. With ``separator``, a label holds
+    several values (NIH's 'Effusion|Pneumonia'), and a row takes the class its values name; a row whose
+    values name two classes is left out. ``dest``/split.json records it."""
+    images, csv_path, dest = Path(images), Path(csv_path), Path(dest)
+    if not images.is_dir():
+        raise DataError(f"{images} is not a folder (give the folder the labels file's image paths are relative to)")
+    check_split_arguments(images, dest, test_fraction)
+    values = parse_class_values(class_specs or [])
+    rows = read_labels(csv_path, image_column, label_column, patient_column)
+    found, skipped, other_values, missing, conflicts, blank = _match_rows(rows, images, values, separator)
     if not found:
         why = [f"{n} {what}" for n, what in ((missing, f"list a file not under {images}"),
                                               (len(conflicts), "files are given two classes"),
@@ -136,18 +161,7 @@ def write_labelled_split(images: Path, csv_path: Path, dest: Path, image_column:
         raise DataError(f"the labels in {csv_path} give one class ({classes[0]}); a classifier needs two or more"
                         + (f" (values left out: {', '.join(map(repr, list(other_values)[:5]))})" if other_values else ""))
     rels = sorted(found)
-    flat = [_link_name(r) for r in rels]
-    patients, targets, unnamed = [], [], 0
-    for rel, name in zip(rels, flat):
-        cls, listed_patient = found[rel]
-        pid = listed_patient.replace("/", "_").replace("\\", "_")
-        targets.append(f"{cls}/{pid}__{name}" if pid else f"{cls}/{name}")
-        if not pid and is_dicom(images / rel):
-            pid = dicom_patient(str(images / rel)) or ""
-        # else from the name the file is linked as, which every later command reads: the path made flat
-        # keeps CheXpert's patient00001/ and MIMIC-CXR's p10000032/ folders in it
-        patients.append(pid or patient_id(name))
-        unnamed += not pid and patients[-1] == Path(name).stem
+    targets, patients, unnamed = _link_targets(images, rels, found)
     if len(set(targets)) < len(targets):
         dup = Counter(targets).most_common(1)[0][0]
         raise DataError(f"two listed files would both be linked as {dup}; give --patient-column, or rename them")
