@@ -37,7 +37,7 @@ from genaug.metrics import (bootstrap_ci, choose_threshold, classification_metri
 from genaug.models import CLASSIFIERS, build_classifier, check_input_size
 from genaug.inventory import duration
 from genaug.locks import in_use_by
-from genaug.runs import Run, atomic_torch_save, save_safetensors, git_commit, machine_info, machines_of, new_run, open_run, read_cells, read_run_config, running, write_json, write_run_config
+from genaug.runs import Run, atomic_torch_save, enclosing_run, save_safetensors, git_commit, machine_info, machines_of, new_run, open_run, read_cells, read_run_config, running, write_json, write_run_config
 from genaug.tracking import Tracker, tracker_for
 from genaug.train import as_tensor, class_weights, fit_classifier, latent_spread, predict_probs, train_one_epoch
 
@@ -119,6 +119,10 @@ def check_given_input_run(cfg: Config, given: str, key: str, what: str) -> Path:
     d = Path(given)
     if not d.is_dir():
         raise CheckpointError(f"--{key.replace('_', '-')} {d} is not a directory")
+    if not (d / "manifest.json").is_file() and (run := enclosing_run(d)):
+        # taken as a plain folder, its data settings and the images its GAN or autoencoder learnt from would go
+        # unchecked, and pool would count the run and this folder as two input runs
+        raise CheckpointError(f"--{key.replace('_', '-')} {d} lies inside the genaug run {run}: give that folder")
     if busy := in_use_by(d):   # its images or latents are not all written yet
         raise RunInUse(f"{what} run {d} is still at work ({busy}): wait for it to finish, then run this again")
     if key == "encode_run":

@@ -660,11 +660,16 @@ def not_a_run_of(directory: str | Path, wanted: str, flag: str) -> str:
     return f"; it is a genaug {made_by} run: {flag} takes a genaug {wanted} run's folder"
 
 
+def enclosing_run(directory: str | Path) -> Path | None:
+    """The run that ``directory`` lies inside (its cells/, synthetic/ or latents/), if any."""
+    return next((d for d in Path(directory).resolve().parents[:3]
+                 if (d / "config.yaml").is_file() and (d / "manifest.json").is_file()), None)
+
+
 def inside_a_run(directory: str | Path) -> str:
     """For a 'not a genaug run' error: where ``directory`` lies inside a run (its cells/ or synthetic/ given
     for the run), a clause naming that run, else ''."""
-    run = next((d for d in Path(directory).resolve().parents[:3]
-                if (d / "config.yaml").is_file() and (d / "manifest.json").is_file()), None)
+    run = enclosing_run(directory)
     return f"; it lies inside the run {run}: give that folder" if run else ""
 
 

@@ -225,11 +225,20 @@ def test_bad_input_is_one_line_exit_2(tmp_path, tiny, args, needle):
     (["benchmark", "--variants", "encoded", "--encode-run", "{empty}"], "no complete latent set in {empty}"),
     (["encode", "--checkpoint", "{empty}"], "--checkpoint {empty} is a folder; it holds no autoencoder.pt file; give "
                                             "the .pt file that a genaug encode run wrote"),
+    # taken as a plain folder, its data went unchecked and pool would count it as a second input run
+    (["benchmark", "--variants", "mixed", "--gan-run", "{run}/synthetic"],
+     "--gan-run {run}/synthetic lies inside the genaug run {run}: give that folder"),
+    (["benchmark", "--variants", "encoded", "--encode-run", "{run}/latents"],
+     "--encode-run {run}/latents lies inside the genaug run {run}: give that folder"),
 ])
 def test_an_unusable_input_file_or_run_is_refused_before_a_run_is_made(tmp_path, tiny, args, told):
     # it was told only after the run directory was announced and the data loaded
     names = {"garbage": tmp_path / "ae.pt", "beside": tmp_path / "ae.safetensors",
-             "weights_only": tmp_path / "lone.safetensors", "empty": tmp_path / "empty"}
+             "weights_only": tmp_path / "lone.safetensors", "empty": tmp_path / "empty", "run": tmp_path / "run"}
+    for inner in ("synthetic", "latents"):
+        (names["run"] / inner).mkdir(parents=True)
+    (names["run"] / "config.yaml").write_text("data: {}\n")
+    (names["run"] / "manifest.json").write_text("{}")
     names["garbage"].write_text("not a checkpoint")
     names["beside"].write_bytes(b"\x08\x00")
     names["weights_only"].write_bytes(b"\x08\x00")
