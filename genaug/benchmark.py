@@ -959,8 +959,10 @@ def train_cells(cfg: Config, run: Run, bundle: DataBundle, device, plan: CellPla
             write_json(path, cell)
             partial.unlink(missing_ok=True)
             m = cell["test_at_val_threshold"]
-            tell(f"    test accuracy {m['accuracy']:.3f} (0.5: {cell['test_at_0.5']['accuracy']:.3f}), "
-                 f"ROC-AUC {m['roc_auc']:.3f}, {cell['seconds_per_epoch']:.1f} s/epoch", key)
+            # three classes have no threshold to choose: the most probable class is the prediction
+            at_half = f" (0.5: {cell['test_at_0.5']['accuracy']:.3f})" if len(bundle.classes) == 2 else ""
+            tell(f"    test accuracy {m['accuracy']:.3f}{at_half}, ROC-AUC {m['roc_auc']:.3f}, "
+                 f"{cell['seconds_per_epoch']:.1f} s/epoch", key)
             left = [plan.todo[j][3] for j in sorted(plan.mine) if j >= i
                     and not (cells_dir / f"{plan.keys[j]}.json").is_file()]
             if did_not_learn(cell, len(bundle.classes)):

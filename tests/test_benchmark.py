@@ -515,6 +515,8 @@ def test_three_class_task_end_to_end_through_gan_encode_and_benchmark(tmp_path):
     assert "## Per class" in report and "| VIRUS |" in report and "nan" not in report
     # no threshold with three classes: no validation-threshold or 0.5 columns that would only repeat
     assert "val thr" not in report and "(0.5)" not in report and "validation-chosen threshold" not in report
+    told = [line for line in r.stdout.splitlines() if line.startswith("    test accuracy ")]
+    assert len(told) == 3 and not [line for line in told if "(0.5:" in line], told   # nor in the console's
     header = next(line for line in report.splitlines() if line.startswith("| model | variant | train frac | seeds"))
     rows = [line for line in report.splitlines() if line.startswith("| cnn | real | 1 |")]
     assert header.count("|") == rows[0].count("|")
