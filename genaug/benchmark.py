@@ -58,7 +58,8 @@ def parse_list(text: str, known: tuple, what: str) -> list[str]:
     if not items:
         raise ConfigError(f"no {what} given (--{what}s or benchmark.{what}s is empty): name at least one of {', '.join(known)}")
     if bad := [t for t in items if t not in known]:
-        near = closest_name(bad[0], known, cutoff=0.85)
+        # a name cut short ('mix', 'resnet') is completed; a near miss ('resnet-34') is matched
+        near = " or ".join(k for k in known if k.startswith(bad[0])) or closest_name(bad[0], known, cutoff=0.85)
         raise ConfigError(f"unknown {what} {', '.join(bad)}" + (f"; did you mean {near}?" if near else "")
                           + f" (known: {', '.join(known)})")
     return items

@@ -368,15 +368,21 @@ def parse_model_epochs(text: str) -> dict[str, int]:
 def find_profile(name_or_path: str) -> Path:
     """A YAML path, or a profile name looked up in ./configs and the repository's configs/."""
     p = Path(name_or_path)
+    roots = (Path.cwd() / "configs", Path(__file__).resolve().parent.parent / "configs")
+    names = sorted({f.stem for root in roots if root.is_dir() for f in root.glob("*.yaml")})
     if p.suffix in (".yaml", ".yml"):
-        if not p.is_file():
-            raise ConfigError(f"config file not found: {p}")
+        if not p.is_file():   # --profile cpu.yml meant the profile cpu
+            meant = f"; the profile '{p.stem}' is given by its name: --profile {p.stem}" if p.stem in names else ""
+            raise ConfigError(f"config file not found: {p}{meant}")
         return p
-    for root in (Path.cwd() / "configs", Path(__file__).resolve().parent.parent / "configs"):
+    for root in roots:
         cand = root / f"{name_or_path}.yaml"
         if cand.is_file():
             return cand
-    raise ConfigError(f"unknown profile '{name_or_path}': no configs/{name_or_path}.yaml (give a name or a .yaml path)")
+    near = closest_name(name_or_path, names)
+    raise ConfigError(f"unknown profile '{name_or_path}': no configs/{name_or_path}.yaml"
+                      + (f"; did you mean '{near}'?" if near else "")
+                      + f" (profiles: {', '.join(names) or 'none'}; or give a .yaml path)")
 
 
 def read_yaml(path: Path) -> dict:

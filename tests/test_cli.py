@@ -554,6 +554,11 @@ def test_model_names_are_read_in_any_case_and_a_near_miss_is_named():
             parse_list(typed, CLASSIFIERS, "model")
     with pytest.raises(ConfigError, match=r"unknown model vgg16 \(known:"):   # another model, not a typo of vgg19
         parse_list("vgg16", CLASSIFIERS, "model")
+    # a name cut short is completed, every way it can be ("resnet" was offered resnet50 alone)
+    with pytest.raises(ConfigError, match=r"unknown model resnet; did you mean resnet34 or resnet50\? \(known:"):
+        parse_list("resnet", CLASSIFIERS, "model")
+    with pytest.raises(ConfigError, match=r"unknown variant mix; did you mean mixed\? \(known: real, mixed,"):
+        parse_list("real,mix", ("real", "mixed", "synthetic", "encoded"), "variant")
 
 
 def test_a_dicom_folder_is_split_by_its_patients_and_described(tmp_path):

@@ -65,8 +65,15 @@ def test_list_keys_may_be_written_as_yaml_lists(tmp_path):
 
 
 def test_unknown_profile():
-    with pytest.raises(ConfigError, match="unknown profile"):
+    with pytest.raises(ConfigError, match=r"unknown profile 'no-such-profile': no configs/no-such-profile.yaml "
+                                          r"\(profiles: cpu, demo, paper; or give a .yaml path\)"):
         load_config("no-such-profile")
+    with pytest.raises(ConfigError, match="did you mean 'demo'\\?"):
+        load_config("dmeo")
+    # a profile's name written as a file that is not there is pointed to the name
+    with pytest.raises(ConfigError, match="config file not found: cpu.yml; the profile 'cpu' is given by its name: "
+                                          "--profile cpu$"):
+        load_config("cpu.yml")
 
 
 def test_yaml_is_read_safely(tmp_path):
