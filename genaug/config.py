@@ -32,7 +32,9 @@ def parse_augmentations(text: str) -> frozenset:
     names = {t.strip() for t in str(text).split(",") if t.strip()}
     bad = sorted(names - set(AUGMENTATIONS))
     if bad:
-        raise ConfigError(f"unknown augmentation {', '.join(bad)} (known: {', '.join(AUGMENTATIONS)})")
+        near = closest_name(bad[0], AUGMENTATIONS)
+        raise ConfigError(f"unknown augmentation {', '.join(bad)}" + (f"; did you mean {near}?" if near else "")
+                          + f" (known: {', '.join(AUGMENTATIONS)})")
     return frozenset(names)
 
 
@@ -325,21 +327,18 @@ def validate(cfg: Config) -> Config:
     for frac in parse_fractions(cfg.benchmark.train_fractions):
         if not 0 < frac <= 1:
             raise ConfigError(f"config key 'benchmark.train_fractions' values must be in (0, 1], got {frac}")
-    if cfg.data.task not in ("binary", "3class"):
-        raise ConfigError(f"config key 'data.task' must be binary or 3class, got '{cfg.data.task}'")
+    for dotted, value, choices in (("data.task", cfg.data.task, ("binary", "3class")),
+                                   ("benchmark.schedule", cfg.benchmark.schedule, SCHEDULES),
+                                   ("benchmark.equalize", cfg.benchmark.equalize, EQUALIZERS),
+                                   ("gan.conditioning", cfg.gan.conditioning, ("channels", "acgan")),
+                                   ("gan.fid_features", cfg.gan.fid_features, ("domain", "inception"))):
+        if value not in choices:
+            near = closest_name(value, choices)
+            raise ConfigError(f"config key '{dotted}' must be one of {', '.join(choices)}, got '{value}'"
+                              + (f"; did you mean '{near}'?" if near else ""))
     parse_augmentations(cfg.benchmark.augmentations)
     parse_model_epochs(cfg.benchmark.model_epochs)
     check_run_name(cfg.run.name)
-    if cfg.benchmark.schedule not in SCHEDULES:
-        raise ConfigError(f"config key 'benchmark.schedule' must be one of {', '.join(SCHEDULES)}, "
-                          f"got '{cfg.benchmark.schedule}'")
-    if cfg.benchmark.equalize not in EQUALIZERS:
-        raise ConfigError(f"config key 'benchmark.equalize' must be one of {', '.join(EQUALIZERS)}, "
-                          f"got '{cfg.benchmark.equalize}'")
-    if cfg.gan.conditioning not in ("channels", "acgan"):
-        raise ConfigError(f"config key 'gan.conditioning' must be channels or acgan, got '{cfg.gan.conditioning}'")
-    if cfg.gan.fid_features not in ("domain", "inception"):
-        raise ConfigError(f"config key 'gan.fid_features' must be domain or inception, got '{cfg.gan.fid_features}'")
     return cfg
 
 

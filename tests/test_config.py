@@ -16,6 +16,12 @@ def test_defaults_then_profile_then_flags(tmp_path):
     ("gan:\n  epoch: 3\n", "unknown key 'gan.epoch' \\(did you mean 'gan.epochs'\\? known: "),
     ("gans:\n  epochs: 3\n", "unknown section 'gans' \\(did you mean 'gan'\\? known: "),
     ("gan:\n  zzz: 3\n", "unknown key 'gan.zzz' \\(known: "),
+    # a misspelt choice is named; an unrelated word is not
+    ("benchmark:\n  schedule: cosin\n", "'benchmark.schedule' must be one of cosine, step, exponential, onecycle, "
+                                        "constant, got 'cosin'; did you mean 'cosine'\\?$"),
+    ("data:\n  task: 3-class\n", "'data.task' must be one of binary, 3class, got '3-class'; did you mean '3class'\\?$"),
+    ("gan:\n  conditioning: labels\n", "'gan.conditioning' must be one of channels, acgan, got 'labels'$"),
+    ("benchmark:\n  augmentations: flp,rotate\n", "unknown augmentation flp; did you mean flip\\? \\(known: flip,"),
     ("benchmark:\n  gan_run: [a, b]\n", "'benchmark.gan_run' expects str, got \\['a', 'b'\\]"),   # not a list key
     ("benchmark:\n  models: [cnn, [resnet34]]\n", "'benchmark.models' expects str"),
     ("gan:\n  epochs: many\n", "'gan.epochs' expects int"),
