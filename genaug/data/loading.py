@@ -129,8 +129,8 @@ def load_data(spec: str, size: int, task: str = "binary", val_fraction: float = 
         if not path.is_file():
             if not allow_download:
                 # only genaug data info has --download; the training commands read data.download from a profile
-                raise DataError(f"{path} is missing; fetch it with genaug data info --data {spec} --size {src} --download "
-                                f"--cache-dir {root.parent} (or data.download: true in a profile), or "
+                raise DataError(f"{path} is missing; fetch it with genaug data info --data {spec} --size {src} "
+                                f"--download --cache-dir {root.parent} (or data.download: true in a profile), or "
                                 f"{manual_steps(name, src, path)}")
             path = download(name, src, root)
         bundle = load_npz(path, size, INFO[name]["label"])
