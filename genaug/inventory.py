@@ -221,6 +221,14 @@ def _benchmark_time_left(d: Path, todo: list[str], in_progress: dict[str, float]
     return f", about {duration(seconds / max(processes, 1))} left"
 
 
+def _inputs_in_progress(d: Path) -> str:
+    """'its gan run 3 of 25 epochs' for each GAN or autoencoder run a benchmark trains for itself (under
+    its inputs/) and has not finished: the cells wait for it, and their count alone would show no progress."""
+    states = [run_state(inner) for inner in sorted((d / "inputs").glob("*/*")) if inner.is_dir()]
+    return "; ".join(f"its {s.command} run {s.progress}" for s in states
+                     if s is not None and s.state != "finished" and s.progress)
+
+
 def run_state(directory: str | Path) -> RunState | None:
     """The state of one run directory; None for a folder that is not a genaug run."""
     d = Path(directory)
@@ -244,7 +252,7 @@ def run_state(directory: str | Path) -> RunState | None:
         now, in_progress, whole = _cells_in_progress(d, {p.stem for p in (d / "cells").glob("*.json")}, bool(holder))
         if holder and todo:
             progress += _benchmark_time_left(d, todo, in_progress, len(holder.split("; ")), whole)
-        progress = f"{progress}; {now}" if progress and now else progress or now
+        progress = "; ".join(p for p in (progress, _inputs_in_progress(d), now) if p)
     resume = f"genaug {command} --resume {d}" if state == "stopped" and command in RESUMABLE else ""
     archived = (d / "archived.json").is_file()
     return RunState(str(d), command, state, progress, log_age(d, archived), holder, resume, archived)

@@ -64,6 +64,19 @@ def test_states_and_progress_of_each_kind_of_run(tmp_path):
     assert [s.run for s in list_runs(gan.dir)] == [str(gan.dir)]               # one run
 
 
+def test_a_benchmark_training_its_own_gan_shows_the_gans_progress(tmp_path):
+    # "0 of 7 cells" was all it said while the GAN it trains first was halfway
+    bench = _run(tmp_path, "benchmark", "b", {})
+    bench.save_manifest(planned_cells=["cnn__real__f1__seed0", "cnn__mixed__f1__seed0"])
+    gan = _run(bench.dir / "inputs", "gan", "gan", {"gan": {"epochs": 25}},
+               {"history-conditional.json": [{"epoch": 1}] * 3})
+    assert run_state(bench.dir).progress == "0 of 2 cells; its gan run 3 of 25 epochs"
+    gan = open_run(gan.dir, "gan")
+    gan.save_manifest(finished=True)
+    gan.close()
+    assert run_state(bench.dir).progress == "0 of 2 cells"   # a finished input run is not news
+
+
 def _log(run, *lines):
     """Lines as the run's log writes them, each at the given number of seconds ago."""
     with (run.dir / "log.txt").open("a") as fh:
