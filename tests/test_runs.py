@@ -56,6 +56,16 @@ def test_run_directories_never_reused(tmp_path):
     b.close()
 
 
+@pytest.mark.parametrize("out", ["notes.txt", "notes.txt/deeper/runs"])
+def test_a_file_in_the_way_of_the_run_root_is_named(tmp_path, out):
+    # the OS said only "Not a directory: notes.txt/benchmark"
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match=f"^--out {tmp_path / out}: {tmp_path / 'notes.txt'} is a file, not a folder; "
+                                          "give the folder runs go in"):
+        new_run(tmp_path / out, "benchmark")
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
 @pytest.mark.parametrize("wrote,new,kept", [
     ([], True, False),                       # refused on its input: no empty run left behind
     ([TRAINING_LIST], True, False),          # a record of its input is no result either
