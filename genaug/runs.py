@@ -519,13 +519,14 @@ def open_run(directory: str | Path, command: str, clear_stale: bool = True, hold
     d = Path(directory)
     if not d.is_dir():
         raise CheckpointError(f"run directory not found: {d}")
-    run = Run(d, command)
     mf = d / "manifest.json"
-    if mf.is_file():
-        try:
-            run.manifest.update(json.loads(mf.read_text(encoding="utf-8")))
-        except json.JSONDecodeError:
-            raise CheckpointError(f"run manifest {mf} is corrupt") from None
+    if not mf.is_file():   # refused before the lock and log are written into it and '.*.tmp' files under it deleted
+        raise CheckpointError(f"{d} is not a genaug run (no manifest.json){inside_a_run(d)}")
+    run = Run(d, command)
+    try:
+        run.manifest.update(json.loads(mf.read_text(encoding="utf-8")))
+    except json.JSONDecodeError:
+        raise CheckpointError(f"run manifest {mf} is corrupt") from None
     made_by = run.manifest.get("command")
     if made_by and made_by != command:   # resuming into it would write this command's files among that run's
         raise CheckpointError(f"{d} was made by genaug {made_by}, not genaug {command}: give --resume a run "

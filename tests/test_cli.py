@@ -661,3 +661,17 @@ def test_a_stopped_shard_is_told_to_resume_as_the_same_shard():
     from genaug_cli.main import stopped_message
     said = stopped_message(["benchmark", "--profile", "cpu", "--shard", "1/2"], signal.SIGTERM, "/runs/b")
     assert said.endswith("rerun with genaug benchmark --resume /runs/b --shard 1/2")
+
+
+@pytest.mark.parametrize("command,extra", [("benchmark", []), ("gan", []), ("encode", []),
+                                           ("benchmark", ["--report-only"])])
+def test_resuming_a_folder_that_is_no_run_leaves_it_as_it_was(tmp_path, command, extra):
+    # the data folder given by mistake got a lock file and a log.txt, and its '.*.tmp' files were deleted
+    # as a crashed run's leftovers, before the missing config.yaml was told
+    data = make_folder_dataset(tmp_path / "xray", {"train": 4, "test": 2})
+    (data / "train" / ".notes.tmp").write_text("the user's")
+    before = sorted(p.relative_to(data) for p in data.rglob("*"))
+    r = genaug(command, "--resume", data, *extra)
+    assert r.returncode == 2 and r.stderr.strip() == f"genaug: error: {data} is not a genaug run (no manifest.json)"
+    assert sorted(p.relative_to(data) for p in data.rglob("*")) == before
+    assert (data / "train" / ".notes.tmp").read_text() == "the user's"
