@@ -631,6 +631,7 @@ def test_data_split_reads_classes_from_a_labels_csv_and_every_command_reads_the_
 
 @pytest.mark.parametrize("extra,said", [
     (["--label-column", "Label"], "has no column 'Label' (its columns: patientId, x, y, width, height, Target)"),
+    (["--label-column", "target"], "has no column 'target'; did you mean 'Target'? (its columns: patientId, x, y,"),
     (["--label-column", "Target", "--class", "PNEUMONIA"], "--class 'PNEUMONIA': give NAME=VALUE[,VALUE...]"),
     (["--label-column", "Target", "--class", "NORMAL=0"], "give one class (NORMAL); a classifier needs two or more "
                                                           "(values left out: '1')"),

@@ -10,6 +10,7 @@ from pathlib import Path
 from genaug.data.decode import IMAGE_EXTENSIONS, dicom_patient, is_dicom, safe_name
 from genaug.data.folder import check_split_arguments, write_split_folder
 from genaug.data.splits import patient_id
+from genaug.config import closest_name
 from genaug.errors import DataError
 
 
@@ -40,9 +41,12 @@ def read_labels(csv_path: Path, image_column: str, label_column: str, patient_co
             columns = reader.fieldnames or []
             wanted = [c for c in (image_column, label_column, patient_column) if c]
             if missing := [c for c in wanted if c not in columns]:
-                raise DataError(f"{csv_path} has no column {', '.join(map(repr, missing))} (its columns: "
-                                f"{', '.join(columns[:12]) or 'none'}); name them with --image-column, "
-                                "--label-column and --patient-column")
+                by_case = {c.lower(): c for c in columns}   # 'File' for the column 'file'
+                near = by_case.get(missing[0].lower()) or closest_name(missing[0], columns)
+                raise DataError(f"{csv_path} has no column {', '.join(map(repr, missing))}"
+                                + (f"; did you mean {near!r}?" if near else "")
+                                + f" (its columns: {', '.join(columns[:12]) or 'none'}); name them with "
+                                "--image-column, --label-column and --patient-column")
             return [{"image": (row.get(image_column) or "").strip(), "label": (row.get(label_column) or "").strip(),
                      "patient": (row.get(patient_column) or "").strip() if patient_column else ""}
                     for row in reader]
