@@ -266,8 +266,11 @@ def list_runs(out_root: str | Path, command: str | None = None) -> list[RunState
         raise DataError(f"run root not found: {root} (give --out the folder your genaug commands wrote their "
                         "runs to; the default is outputs)")
     if command and not (root / command).is_dir():
-        raise DataError(f"no {command} runs under {root} (it holds: "
-                        f"{', '.join(sorted(p.name for p in root.iterdir() if p.is_dir())) or 'nothing'})")
+        # the folders that hold runs: not the decode cache
+        held = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name != "cache")
+        near = next((h for h in held if h.startswith(command)), None)
+        raise DataError(f"no {command} runs under {root}" + (f"; did you mean {near}?" if near else "")
+                        + f" (it holds runs of: {', '.join(held) or 'none'})")
     if (own := run_state(root)) is not None:   # given a run itself
         return [own]
     folders = [root / command] if command else sorted(p for p in root.iterdir() if p.is_dir())
