@@ -262,6 +262,9 @@ def list_runs(out_root: str | Path, command: str | None = None) -> list[RunState
     """Every run under ``out_root`` (``<out_root>/<command>/<run>/``), oldest first by name; given one
     command's folder or one run, those runs or that one."""
     root = Path(out_root)
+    if root.is_file():
+        raise DataError(f"--out {root} is a file, not a folder of runs (give --out the folder your genaug "
+                        "commands wrote their runs to; the default is outputs)")
     if not root.is_dir():
         raise DataError(f"run root not found: {root} (give --out the folder your genaug commands wrote their "
                         "runs to; the default is outputs)")

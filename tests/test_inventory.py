@@ -203,6 +203,7 @@ def test_cells_in_progress_and_shard_processes_go_below_their_run_so_the_table_k
 
 @pytest.mark.parametrize("args,needle", [
     (["--out", "/no/such/runs"], "run root not found: /no/such/runs"),
+    (["--out", "{out}/runs.txt"], "--out {out}/runs.txt is a file, not a folder of runs"),
     (["--command", "encode"], "no encode runs under {out} (it holds runs of: benchmark, gan)"),   # not cache/
     (["--command", "bench"], "no bench runs under {out}; did you mean benchmark? (it holds runs of: benchmark, gan)"),
 ])
@@ -210,7 +211,9 @@ def test_runs_command_bad_input_is_one_line(tmp_path, args, needle):
     _run(tmp_path, "gan", "x", {})
     _run(tmp_path, "benchmark", "x", {})
     (tmp_path / "cache").mkdir()
+    (tmp_path / "runs.txt").write_text("a file, not runs\n")
     needle = needle.format(out=tmp_path)
+    args = [a.format(out=tmp_path) for a in args]
     r = genaug("runs", *(args if "--out" in args else ["--out", tmp_path, *args]))
     assert r.returncode == 2 and needle in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
