@@ -34,7 +34,7 @@ def parse_augmentations(text: str) -> frozenset:
     if bad:
         near = closest_name(bad[0], AUGMENTATIONS)
         raise ConfigError(f"unknown augmentation {', '.join(bad)}" + (f"; did you mean {near}?" if near else "")
-                          + f" (known: {', '.join(AUGMENTATIONS)})")
+                          + f" (known: {', '.join(AUGMENTATIONS)})", key="benchmark.augmentations")
     return frozenset(names)
 
 
@@ -287,7 +287,8 @@ def _coerce(key: str, value: Any, typ: type) -> Any:
     raise ConfigError(f"config key '{key}' expects {typ.__name__}, got {value!r}")
 
 
-def _apply(cfg: Config, overrides: dict, origin: str) -> None:
+def _apply(cfg: Config, overrides: dict, origin: str, origins: dict | None = None) -> None:
+    """Set ``overrides`` on ``cfg``; ``origins`` (when given) records, per dotted key, where it was set."""
     if not isinstance(overrides, dict):
         raise ConfigError(f"{origin}: expected a mapping of sections, got {type(overrides).__name__}")
     sections = {f.name for f in dataclasses.fields(Config)}
@@ -308,25 +309,33 @@ def _apply(cfg: Config, overrides: dict, origin: str) -> None:
                 guess = f"did you mean '{section}.{near}'? " if near else ""
                 raise ConfigError(f"{origin}: unknown key '{section}.{key}' ({guess}known: {', '.join(sorted(types))})")
             typ = {"int": int, "float": float, "str": str, "bool": bool}[types[key]]
-            setattr(obj, key, _coerce(f"{section}.{key}", value, typ))
+            try:
+                setattr(obj, key, _coerce(f"{section}.{key}", value, typ))
+            except ConfigError as exc:
+                raise ConfigError(f"{origin}: {exc}", key=exc.key) from None
+            if origins is not None:
+                origins[f"{section}.{key}"] = origin
 
 
 def validate(cfg: Config) -> Config:
     for dotted in _POSITIVE:
         section, key = dotted.split(".")
         if getattr(getattr(cfg, section), key) <= 0:
-            raise ConfigError(f"config key '{dotted}' must be positive, got {getattr(getattr(cfg, section), key)}")
+            raise ConfigError(f"config key '{dotted}' must be positive, got {getattr(getattr(cfg, section), key)}",
+                              key=dotted)
     for dotted, (what, ok) in _BOUNDED.items():
         section, key = dotted.split(".")
         if not ok(value := getattr(getattr(cfg, section), key)):
-            raise ConfigError(f"config key '{dotted}' must be {what}, got {value}")
+            raise ConfigError(f"config key '{dotted}' must be {what}, got {value}", key=dotted)
     if cfg.gan.image_size not in (64, 128):
-        raise ConfigError(f"config key 'gan.image_size' must be 64 or 128, got {cfg.gan.image_size}")
+        raise ConfigError(f"config key 'gan.image_size' must be 64 or 128, got {cfg.gan.image_size}", key="gan.image_size")
     if cfg.encode.image_size % 16:
-        raise ConfigError(f"config key 'encode.image_size' must be a multiple of 16, got {cfg.encode.image_size}")
+        raise ConfigError(f"config key 'encode.image_size' must be a multiple of 16, got {cfg.encode.image_size}",
+                          key="encode.image_size")
     for frac in parse_fractions(cfg.benchmark.train_fractions):
         if not 0 < frac <= 1:
-            raise ConfigError(f"config key 'benchmark.train_fractions' values must be in (0, 1], got {frac}")
+            raise ConfigError(f"config key 'benchmark.train_fractions' values must be in (0, 1], got {frac}",
+                              key="benchmark.train_fractions")
     for dotted, value, choices in (("data.task", cfg.data.task, ("binary", "3class")),
                                    ("benchmark.schedule", cfg.benchmark.schedule, SCHEDULES),
                                    ("benchmark.equalize", cfg.benchmark.equalize, EQUALIZERS),
@@ -335,7 +344,7 @@ def validate(cfg: Config) -> Config:
         if value not in choices:
             near = closest_name(value, choices)
             raise ConfigError(f"config key '{dotted}' must be one of {', '.join(choices)}, got '{value}'"
-                              + (f"; did you mean '{near}'?" if near else ""))
+                              + (f"; did you mean '{near}'?" if near else ""), key=dotted)
     parse_augmentations(cfg.benchmark.augmentations)
     parse_model_epochs(cfg.benchmark.model_epochs)
     check_run_name(cfg.run.name)
@@ -346,7 +355,8 @@ def parse_fractions(text: str) -> list[float]:
     try:
         return [float(t) for t in str(text).split(",") if t.strip()]
     except ValueError:
-        raise ConfigError(f"config key 'benchmark.train_fractions' must be numbers like 0.1,0.25,1.0, got '{text}'") from None
+        raise ConfigError(f"config key 'benchmark.train_fractions' must be numbers like 0.1,0.25,1.0, got '{text}'",
+                          key="benchmark.train_fractions") from None
 
 
 def parse_model_epochs(text: str) -> dict[str, int]:
@@ -359,7 +369,7 @@ def parse_model_epochs(text: str) -> dict[str, int]:
         name, _, number = item.partition("=")
         if not name.strip() or not number.strip().isdigit() or int(number) <= 0:
             raise ConfigError(f"config key 'benchmark.model_epochs' must be model=epochs pairs like resnet34=12, "
-                              f"got '{text}'")
+                              f"got '{text}'", key="benchmark.model_epochs")
         pairs[name.strip().lower()] = int(number)   # as model names are read: ResNet34 is resnet34
     return pairs
 
@@ -397,15 +407,23 @@ def read_yaml(path: Path) -> dict:
 
 def load_config(profile: str | None = None, overrides: dict | None = None) -> Config:
     """Defaults, then the profile's overrides, then ``overrides`` (``{"gan": {"epochs": 3}}``; None values skipped)."""
-    cfg = Config()
+    cfg, origins = Config(), {}
     if profile:
         path = find_profile(profile)
-        _apply(cfg, read_yaml(path), str(path))
+        _apply(cfg, read_yaml(path), str(path), origins)
     if overrides:
         clean = {s: {k: v for k, v in d.items() if v is not None} for s, d in overrides.items()}
-        _apply(cfg, clean, "command line")
+        _apply(cfg, clean, "command line", origins)
     cfg.data.data = absolute_data(cfg.data.data)
-    return validate(cfg)
+    try:
+        return validate(cfg)
+    except ConfigError as exc:
+        # say where the bad value was set: a profile names the file to edit; a flag, the command line
+        origin = origins.get(exc.key or "")
+        if origin is None:
+            raise
+        where = "set on the command line" if origin == "command line" else f"set in {origin}"
+        raise ConfigError(f"{exc} ({where})", key=exc.key) from None
 
 
 def _is_path(spec: str) -> bool:

@@ -1,5 +1,7 @@
 """Errors a user can act on. The CLI prints their message on one line and exits 2."""
 
+from __future__ import annotations
+
 import errno
 
 
@@ -12,7 +14,12 @@ class DataError(GenaugError):
 
 
 class ConfigError(GenaugError):
-    """Unknown key, bad value or unreadable config file."""
+    """Unknown key, bad value or unreadable config file. ``key`` is the dotted config key at fault, when
+    one is: the loader then says where its value was set (a profile or the command line)."""
+
+    def __init__(self, message: str, key: str | None = None):
+        super().__init__(message)
+        self.key = key
 
 
 class CheckpointError(GenaugError):

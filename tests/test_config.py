@@ -18,9 +18,9 @@ def test_defaults_then_profile_then_flags(tmp_path):
     ("gan:\n  zzz: 3\n", "unknown key 'gan.zzz' \\(known: "),
     # a misspelt choice is named; an unrelated word is not
     ("benchmark:\n  schedule: cosin\n", "'benchmark.schedule' must be one of cosine, step, exponential, onecycle, "
-                                        "constant, got 'cosin'; did you mean 'cosine'\\?$"),
-    ("data:\n  task: 3-class\n", "'data.task' must be one of binary, 3class, got '3-class'; did you mean '3class'\\?$"),
-    ("gan:\n  conditioning: labels\n", "'gan.conditioning' must be one of channels, acgan, got 'labels'$"),
+                                        "constant, got 'cosin'; did you mean 'cosine'\\? \\(set in .*bad.yaml\\)$"),
+    ("data:\n  task: 3-class\n", "'data.task' must be one of binary, 3class, got '3-class'; did you mean '3class'\\? \\(set in .*bad.yaml\\)$"),
+    ("gan:\n  conditioning: labels\n", "'gan.conditioning' must be one of channels, acgan, got 'labels' \\(set in .*bad.yaml\\)$"),
     ("benchmark:\n  augmentations: flp,rotate\n", "unknown augmentation flp; did you mean flip\\? \\(known: flip,"),
     ("benchmark:\n  gan_run: [a, b]\n", "'benchmark.gan_run' expects str, got \\['a', 'b'\\]"),   # not a list key
     ("benchmark:\n  models: [cnn, [resnet34]]\n", "'benchmark.models' expects str"),
@@ -58,6 +58,25 @@ def test_bad_config_names_the_key(tmp_path, text, match):
     prof.write_text(text)
     with pytest.raises(ConfigError, match=match):
         load_config(str(prof))
+
+
+def test_a_bad_value_says_where_it_was_set(tmp_path):
+    # "config key 'benchmark.epochs' must be positive" left the user to guess which of the profile and
+    # the flags to mend
+    prof = tmp_path / "p.yaml"
+    prof.write_text("benchmark:\n  epochs: 0\n  patience: 2\n")
+    with pytest.raises(ConfigError, match=r"^config key 'benchmark.epochs' must be positive, got 0 "
+                                          r"\(set in .*p.yaml\)$"):
+        load_config(str(prof), {"encode": {"epochs": 3}})
+    with pytest.raises(ConfigError, match=r"^config key 'benchmark.patience' must be positive, got 0 "
+                                          r"\(set on the command line\)$"):
+        load_config(str(prof), {"benchmark": {"epochs": 4, "patience": 0}})
+    # the flag that mends the profile's value is taken
+    assert load_config(str(prof), {"benchmark": {"epochs": 4}}).benchmark.epochs == 4
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("encode:\n  epochs: eleven\n")
+    with pytest.raises(ConfigError, match=r"^.*typo.yaml: config key 'encode.epochs' expects int, got 'eleven'$"):
+        load_config(str(typo))   # a value of the wrong type names the file too
 
 
 def test_list_keys_may_be_written_as_yaml_lists(tmp_path):
