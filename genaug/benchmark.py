@@ -29,7 +29,7 @@ from genaug.data.equalize import equalize_images, equalized_bundle
 from genaug.device import seed_everything
 from genaug.encode import autoencoder_of, gather_rows, load_autoencoder, latent_set, load_latents, run_encode
 from genaug import distributed
-from genaug.jobs import held_out_seen, join_ranks, read_training_list, start_job, tell
+from genaug.jobs import data_cache_dir, held_out_seen, join_ranks, read_training_list, start_job, tell
 from genaug.errors import CheckpointError, ConfigError, RunInUse
 from genaug.gan import run_gan, synthetic_manifest
 from genaug.metrics import (bootstrap_ci, choose_threshold, classification_metrics, mcnemar, paired_bootstrap_diff,
@@ -163,6 +163,9 @@ def _sub_config(cfg: Config, run: Run, what: str) -> Config:
     sub = config_from_dict(cfg.to_dict())
     sub.run.out_root = str(run.dir / "inputs")
     sub.run.name = what
+    # the benchmark's decode cache, not one of its own under inputs/: each benchmark run decoded the
+    # data once more for its GAN and autoencoder (at 224 px, 290 MB of uint8 for Kermany's train+test)
+    sub.data.cache_dir = str(data_cache_dir(cfg).resolve())
     fractions = parse_fractions(cfg.benchmark.train_fractions)
     if len(fractions) == 1 and fractions[0] < 1:
         # one low-data regime: its GAN and autoencoder learn from the same patients only, for as many

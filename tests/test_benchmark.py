@@ -582,6 +582,20 @@ def test_inputs_within_training_allows_the_whole_split_or_a_subset_and_refuses_o
 
 
 @pytest.mark.slow
+def test_a_benchmark_whose_own_gan_is_refused_leaves_no_run(tmp_path):
+    # the GAN's decode cache, written under the benchmark's inputs/, had kept the refused run as
+    # "stopped", and `genaug runs` offered a --resume that could only fail the same way
+    data = make_folder_dataset(tmp_path / "xray")   # 14 NORMAL training images once val is carved out
+    prof = tmp_path / "tiny.yaml"
+    prof.write_text(TINY)
+    out = tmp_path / "o"
+    r = genaug("benchmark", "--data", data, "--profile", prof, "--variants", "real,mixed", "--out", out)
+    assert r.returncode == 2 and "a GAN needs at least 16" in r.stderr and "Traceback" not in r.stderr
+    assert not list(out.glob("benchmark/*"))
+    # the GAN's 64 px decode went to the benchmark's own cache: for the next run to reuse
+    assert len(list((out / "cache").glob("*.npy"))) >= 3   # 32 px train and test, 64 px train
+
+
 def test_low_data_cells_get_a_gan_that_saw_only_their_own_patients(tmp_path):
     """One --train-fraction: the benchmark's own GAN learns from those patients only, its cells say so
     and carry no upper-bound note; a larger fraction may reuse it (the patients nest); a smaller
