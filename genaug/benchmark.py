@@ -947,8 +947,10 @@ def train_cells(cfg: Config, run: Run, bundle: DataBundle, device, plan: CellPla
                                                 bundle.train.paths, frac, inp.gan_dir, inp.enc_dir)
                 sets_for = (frac, variant)
             train, val, test = sets
-            tell(f"[{i}/{n}] {key}: {len(train.x)} training images "
-                 f"({sum(p.startswith('synthetic:') for p in train.provenance)} synthetic)")
+            n_syn = sum(p.startswith("synthetic:") for p in train.provenance)
+            # "(0 synthetic)" on every real and encoded cell said nothing
+            told = {"encoded": " (as latents)", "mixed": f" ({n_syn} synthetic)", "synthetic": " (all synthetic)"}
+            tell(f"[{i}/{n}] {key}: {len(train.x)} training images{told.get(variant, '')}")
             save_to = run.path("models", f"{key}.pt") if b.save_models else None
             partial = run.path("partial", f"{key}.pt")   # a cell takes hours on a CPU: keep its epochs
             partial.parent.mkdir(exist_ok=True)

@@ -203,6 +203,11 @@ def test_benchmark_end_to_end_on_tiny_demo_and_resume(tmp_path):
     # each epoch's losses on the console, also where no progress bar shows (here: no terminal)
     assert len(re.findall(r"\n    epoch 1 of 1: train \d\.\d{4} val \d\.\d{4} \(\d+\.\d s\)\n", r.stdout)) == 3
     assert re.search(r"\n    epoch 2 of 2: train \d\.\d{4} val \d\.\d{4} \(\d+\.\d s\)\n", r.stdout)   # the latent CNN
+    # each cell's first line says what it trains on
+    assert re.search(r"\] cnn__real__f1__seed0: \d+ training images\n", r.stdout)
+    assert re.search(r"\] cnn__mixed__f1__seed0: \d+ training images \([1-9]\d* synthetic\)\n", r.stdout)
+    assert re.search(r"\] cnn__synthetic__f1__seed0: \d+ training images \(all synthetic\)\n", r.stdout)
+    assert re.search(r"\] cnn__encoded__f1__seed0: \d+ training images \(as latents\)\n", r.stdout)
     # saved models serve genaug predict with their own preprocessing (an encoded one with its autoencoder)
     assert sorted(p.name for p in (run / "models").glob("*.pt")) == [
         f"cnn__{v}__f1__seed0.pt" for v in ("encoded", "mixed", "real", "synthetic")]
@@ -258,7 +263,7 @@ def test_benchmark_end_to_end_on_tiny_demo_and_resume(tmp_path):
     assert not (run / "partial").exists(), "a finished run keeps no empty folder of unfinished training state"
     log = (run / "log.txt").read_text()   # each cell's record: when it began, what it scored, how long it took
     for v in ("encoded", "mixed", "real", "synthetic"):
-        assert re.search(rf"INFO \[\d/4\] cnn__{v}__f1__seed0: \d+ training images \(\d+ synthetic\)\n", log), v
+        assert re.search(rf"INFO \[\d/4\] cnn__{v}__f1__seed0: \d+ training images", log), v
         assert re.search(rf"INFO cnn__{v}__f1__seed0: test accuracy 0\.\d+ \(0\.5: 0\.\d+\), ROC-AUC", log), v
         assert f"INFO cnn__{v}__f1__seed0: took " in log
     cells = sorted(p.name for p in (run / "cells").glob("*.json"))
