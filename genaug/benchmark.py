@@ -35,7 +35,7 @@ from genaug.gan import run_gan, synthetic_manifest
 from genaug.metrics import (bootstrap_ci, choose_threshold, classification_metrics, mcnemar, paired_bootstrap_diff,
                             paired_sign_flip_test, predictions, roc_auc)
 from genaug.models import CLASSIFIERS, build_classifier, check_input_size
-from genaug.inventory import duration
+from genaug.inventory import counted, duration
 from genaug.locks import in_use_by
 from genaug.runs import Run, atomic_torch_save, enclosing_run, save_safetensors, git_commit, machine_info, machines_of, new_run, open_run, read_cells, read_run_config, running, write_json, write_run_config
 from genaug.tracking import Tracker, tracker_for
@@ -678,7 +678,14 @@ def _reopen_benchmark(cfg: Config, resume: str, given: dict, flags: dict, part, 
     # another process may be writing into the run (a shard): leave its temporary files alone
     run = open_run(resume, "benchmark", clear_stale=part is None and not report_only, hold=not report_only,
                    shard=held_as)
-    cfg, replaced = resumed_config(read_run_config(run.dir), flags, run, extend=part is None, supersede=supersede)
+    saved = read_run_config(run.dir)
+    cfg, replaced = resumed_config(saved, flags, run, extend=part is None, supersede=supersede)
+    # --save-models added to a run made without it: the weights of the cells it has are gone
+    if flags.get("save_models") and not saved.get("benchmark", {}).get("save_models") and (
+            done := len(list(run.path("cells").glob("*.json")))):
+        distributed.say(f"--save-models: the {counted(done, 'cell')} done earlier saved no model, and a resumed run "
+                        "does not retrain them; cells trained from now on save theirs (for every cell's model, "
+                        "start a new run with --save-models)", flush=True)
     cfg = resumed_settings(cfg, {s: given.get(s) for s in ("data", "run")}, run.dir)
     if not extend_only:   # it reads no data; --report-only reads the splits for the report's notes
         check_resumed_data(cfg.data.data, run.dir)

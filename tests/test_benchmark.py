@@ -587,6 +587,22 @@ def test_inputs_within_training_allows_the_whole_split_or_a_subset_and_refuses_o
 
 
 @pytest.mark.slow
+def test_save_models_given_on_resume_says_the_kept_cells_have_none(tmp_path):
+    # a finished run resumed with --save-models printed its report and saved nothing, without a word
+    prof = tmp_path / "tiny.yaml"
+    prof.write_text(TINY)
+    r = genaug("benchmark", "--profile", prof, "--variants", "real", "--out", tmp_path / "o")
+    assert r.returncode == 0, r.stderr[-2000:]
+    run = only_run(tmp_path / "o", "benchmark")
+    r = genaug("benchmark", "--resume", run, "--save-models", "--seeds", "2")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert ("--save-models: the 1 cell done earlier saved no model, and a resumed run does not retrain them; "
+            "cells trained from now on save theirs") in r.stdout
+    assert [p.name for p in (run / "models").glob("*.pt")] == ["cnn__real__f1__seed1.pt"]
+    r = genaug("benchmark", "--resume", run, "--report-only")
+    assert r.returncode == 0 and "--save-models:" not in r.stdout   # no cells to train: nothing to say
+
+
 def test_a_benchmark_whose_own_gan_is_refused_leaves_no_run(tmp_path):
     # the GAN's decode cache, written under the benchmark's inputs/, had kept the refused run as
     # "stopped", and `genaug runs` offered a --resume that could only fail the same way
