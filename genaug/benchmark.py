@@ -30,8 +30,8 @@ from genaug.device import seed_everything
 from genaug.encode import autoencoder_of, gather_rows, load_autoencoder, latent_set, load_latents, run_encode
 from genaug import distributed
 from genaug.jobs import data_cache_dir, held_out_seen, join_ranks, read_training_list, start_job, tell
-from genaug.errors import CheckpointError, ConfigError, RunInUse
-from genaug.gan import run_gan, synthetic_manifest
+from genaug.errors import CheckpointError, ConfigError, DataError, RunInUse
+from genaug.gan import TooFewClassImages, run_gan, synthetic_manifest
 from genaug.metrics import (bootstrap_ci, choose_threshold, classification_metrics, mcnemar, paired_bootstrap_diff,
                             paired_sign_flip_test, predictions, roc_auc)
 from genaug.models import CLASSIFIERS, build_classifier, check_input_size
@@ -110,7 +110,12 @@ def _resolve_input_run(cfg: Config, run: Run, given: str, key: str, what: str, t
                                   f"give --{key.replace('_', '-')} RUN --supersede to train its cells on another")
         return recorded
     print(f"no --{key.replace('_', '-')} given: training the {what} first", flush=True)
-    d = train(_sub_config(cfg, run, key.split("_")[0]))
+    try:
+        d = train(_sub_config(cfg, run, key.split("_")[0]))
+    except TooFewClassImages as exc:
+        # the GAN's own advice (--class) is a flag of genaug gan: say what the benchmark can do instead
+        raise DataError(f"the GAN this benchmark trains for its mixed and synthetic cells: {exc}; or give --gan-run "
+                        "a run of genaug gan, or leave mixed and synthetic out of --variants") from None
     run.save_manifest(**{key: str(d)})
     return d
 

@@ -36,6 +36,10 @@ GEN_KEYS = ("kind", "generator", "nz", "ngf", "image_size", "classes", "conditio
 MIN_CLASS_IMAGES = 16
 
 
+class TooFewClassImages(DataError):
+    """A class asked of the GAN has fewer than MIN_CLASS_IMAGES training images."""
+
+
 # ----------------------------------------------------------------------------- augmentation
 
 
@@ -347,11 +351,12 @@ def _gan(cfg: Config, run: Run, class_arg: str | None) -> Path:
     if recorded and wanted != recorded:
         raise ConfigError(f"--class {class_arg} differs from this run's classes ({', '.join(recorded)}); a resumed "
                           "run keeps its own: drop --class, or start a new run")
-    counts = bundle.train.class_counts(len(bundle.classes))
-    for c in wanted:
-        if counts[bundle.classes.index(c)] < MIN_CLASS_IMAGES:
-            raise DataError(f"class {c} has {counts[bundle.classes.index(c)]} training images; "
-                            f"a GAN needs at least {MIN_CLASS_IMAGES}")
+    counts = dict(zip(bundle.classes, bundle.train.class_counts(len(bundle.classes))))
+    if short := [c for c in wanted if counts[c] < MIN_CLASS_IMAGES]:
+        enough = [c for c in bundle.classes if counts[c] >= MIN_CLASS_IMAGES]
+        other = f", or train a GAN of the others only (--class {','.join(enough)})" if enough else ""
+        raise TooFewClassImages(f"class {short[0]} has {counts[short[0]]} training images; a GAN needs at least "
+                        f"{MIN_CLASS_IMAGES}: give more images of it{other}")
     run.save_manifest(classes_requested=wanted)
     if g.per_class:
         plans = [(c, bundle.train.images[bundle.train.labels == bundle.classes.index(c)], None, 0) for c in wanted]

@@ -611,7 +611,10 @@ def test_a_benchmark_whose_own_gan_is_refused_leaves_no_run(tmp_path):
     prof.write_text(TINY)
     out = tmp_path / "o"
     r = genaug("benchmark", "--data", data, "--profile", prof, "--variants", "real,mixed", "--out", out)
-    assert r.returncode == 2 and "a GAN needs at least 16" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert ("genaug: error: the GAN this benchmark trains for its mixed and synthetic cells: class NORMAL has 14 "
+            "training images; a GAN needs at least 16: give more images of it; or give --gan-run a run of genaug gan, "
+            "or leave mixed and synthetic out of --variants\n") == r.stderr
     assert not list(out.glob("benchmark/*"))
     # the GAN's 64 px decode went to the benchmark's own cache: for the next run to reuse
     assert len(list((out / "cache").glob("*.npy"))) >= 3   # 32 px train and test, 64 px train

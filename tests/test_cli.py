@@ -679,3 +679,14 @@ def test_resuming_a_folder_that_is_no_run_leaves_it_as_it_was(tmp_path, command,
     assert r.returncode == 2 and r.stderr.strip() == f"genaug: error: {data} is not a genaug run (no manifest.json)"
     assert sorted(p.relative_to(data) for p in data.rglob("*")) == before
     assert (data / "train" / ".notes.tmp").read_text() == "the user's"
+
+
+def test_gan_of_a_class_with_too_few_images_names_the_classes_that_have_enough(tmp_path, tiny):
+    data = make_folder_dataset(tmp_path / "xray", {"train": 24, "test": 4})
+    for f in sorted((data / "train" / "NORMAL").iterdir())[:8]:
+        f.unlink()   # 16 NORMAL training images, 14 once validation patients are carved out
+    r = genaug("gan", "--profile", tiny, "--data", data, "--out", tmp_path / "o")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr == ("genaug: error: class NORMAL has 14 training images; a GAN needs at least 16: give more images "
+                        "of it, or train a GAN of the others only (--class PNEUMONIA)\n")
+    assert not list((tmp_path / "o").glob("gan/*"))   # refused: no run left behind
