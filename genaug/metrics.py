@@ -61,7 +61,12 @@ def classification_metrics(y: torch.Tensor, probs: torch.Tensor, classes: list[s
 
 
 def roc_auc(y: torch.Tensor, probs: torch.Tensor) -> float:
-    if len(torch.unique(y)) < 2:
+    """ROC-AUC (macro one-vs-rest for 3+ classes); NaN where it is undefined: one class only in ``y``, or,
+    with 3+ classes, any class missing from ``y``. torchmetrics scores a missing class's AUC as 0, so a
+    perfect model on labels [0, 0, 1, 1] of three classes got 0.667, and a bootstrap resample that drew
+    no image of a small class pulled the interval down."""
+    present = len(torch.unique(y))
+    if present < 2 or (probs.shape[1] > 2 and present < probs.shape[1]):
         return float("nan")
     import torchmetrics.functional.classification as tmc
     if probs.shape[1] == 2:

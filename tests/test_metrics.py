@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from genaug.metrics import (classification_metrics, fid_bootstrap_std, fid_on_features, kid_on_features, mcnemar, nearest_neighbours,
+from genaug.metrics import (bootstrap_ci, classification_metrics, fid_bootstrap_std, roc_auc, fid_on_features, kid_on_features, mcnemar, nearest_neighbours,
                             paired_bootstrap_diff, paired_sign_flip_test, reconstruction_metrics, choose_threshold)
 
 
@@ -30,6 +30,20 @@ def test_threshold_chosen_on_validation_separates():
     p1 = torch.tensor([.1, .2, .3, .35, .4, .45])  # all below 0.5, but separable at ~0.35
     thr = choose_threshold(y, torch.stack([1 - p1, p1], 1))
     assert 0.3 < thr <= 0.35
+
+
+def test_three_class_auc_is_undefined_where_a_class_is_missing():
+    probs = torch.tensor([[.8, .1, .1], [.6, .3, .1], [.2, .7, .1], [.1, .8, .1]])
+    # a perfect ranking of the two classes present: torchmetrics' macro mean scores the absent class 0 (2/3)
+    assert math.isnan(roc_auc(torch.tensor([0, 0, 1, 1]), probs))
+    # one-vs-rest by counting pairs: class 0 ranks both above; class 1's 0.7 beats 0.1 and 0.3, not 0.8;
+    # class 2's 0.1 ties all three
+    assert roc_auc(torch.tensor([0, 0, 1, 2]), probs) == pytest.approx((1 + 2 / 3 + 0.5) / 3)
+    # resamples without the small class are left out of the interval, not counted as a poor model
+    y = torch.tensor([0] * 10 + [1] * 10 + [2])
+    p = torch.eye(3)[y] * 0.9 + 0.1 / 3
+    ci = bootstrap_ci(y, p, None, n=200, seed=0)
+    assert ci["roc_auc_ci"] == [1.0, 1.0]
 
 
 def test_three_class_macro():
