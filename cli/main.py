@@ -472,7 +472,7 @@ def explain_cmd(
 
 @app.command("report")
 def report_cmd(
-    runs: list[str] = typer.Argument(..., help="finished gan, encode, benchmark or pool run directories, in the order to show"),
+    runs: list[str] = typer.Argument(..., help="finished gan, encode, benchmark or pool run directories, in the order to show (runs without a report yet are left out and named)"),
     out: Optional[str] = typer.Option(None, "--out", help="Markdown file to write, e.g. docs/RESULTS.md (a file already there is replaced only if genaug report wrote it); default: print"),
     title: str = typer.Option("Results", "--title", help="the document's first heading"),
 ):
@@ -484,10 +484,14 @@ def report_cmd(
 
     if out:
         check_output_file(out, "report")
-    doc = results_document([Path(r) for r in runs], title)
+    left_out: list[str] = []
+    doc = results_document([Path(r) for r in runs], title, left_out)
+    for why in left_out:
+        typer.echo(f"genaug: note: left out: {why}", err=True)
     if out:
         atomic_write_text(Path(out), doc)
-        typer.echo(f"wrote {out} from {counted(len(runs), 'run')}")
+        typer.echo(f"wrote {out} from {counted(len(runs) - len(left_out), 'run')}"
+                   + (f"; left out {len(left_out)} without a report (named in it)" if left_out else ""))
     else:
         typer.echo(doc)
 

@@ -445,6 +445,13 @@ def test_encode_cli_end_to_end(tmp_path, tiny):
     assert psnr in text and psnr in (run / "summary.md").read_text()
     r = genaug("report", tmp_path / "x")
     assert r.returncode == 2 and "not a genaug run" in r.stderr
+    busy = tmp_path / "busy"   # a run still at work is left out, and the user is told
+    busy.mkdir()
+    (busy / "manifest.json").write_text('{"command": "benchmark"}')
+    r = genaug("report", busy, run, "--out", doc)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stderr == f"genaug: note: left out: {busy} has no finished report (report.md); finish the run (--resume) first\n"
+    assert r.stdout == f"wrote {doc} from 1 run; left out 1 without a report (named in it)\n"
     # a rerun replaces its own document; a file of the user's there is refused before any work, and kept
     r = genaug("report", run, "--out", doc)
     assert r.returncode == 0, r.stderr[-2000:]

@@ -25,6 +25,26 @@ def test_a_run_without_a_report_is_told_why(tmp_path, command, report, told):
     assert str(err.value).startswith(f"{tmp_path} {told}")
 
 
+def test_runs_without_a_report_are_left_out_and_named_when_another_has_one(tmp_path):
+    # `genaug report outputs/benchmark/*` while one run trained was refused as a whole
+    done, busy, sample, typo = (tmp_path / n for n in ("done", "busy", "sample", "typo"))
+    for d, command in ((done, "benchmark"), (busy, "benchmark"), (sample, "gan-sample")):
+        d.mkdir()
+        _manifest(d / "manifest.json", command=command)
+    (done / "report.md").write_text("# genaug benchmark: x\n\n## In short\n\n- it ran\n")
+    left_out = []
+    doc = results_document([busy, done, sample], left_out=left_out)
+    assert "from 1 run;" in doc and "## `genaug benchmark`: done" in doc and "- it ran" in doc
+    assert left_out == [f"{busy} has no finished report (report.md); finish the run (--resume) first",
+                        f"{sample} is a genaug gan sample run, which writes no report; leave it out (genaug report "
+                        "gathers gan, encode, benchmark, pool runs)"]
+    assert "Left out: 2 runs without a report:\n\n" + f"- {left_out[0]}\n- {left_out[1]}\n" in doc
+    from genaug.errors import CheckpointError
+    typo.mkdir()
+    with pytest.raises(CheckpointError, match="is not a genaug run"):   # a mistyped path is still refused
+        results_document([done, typo])
+
+
 def test_commands_include_resumes_run_as_shards_in_time_order(tmp_path):
     made = ["genaug", "benchmark", "--profile", "cpu"]
     extend = ["genaug", "benchmark", "--resume", "R", "--seeds", "3"]
