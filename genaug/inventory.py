@@ -152,9 +152,11 @@ def _cells(d: Path, manifests: list[dict]) -> tuple[str, bool | None, list[str]]
     return (counted(len(have), "cell") if have else ""), None, []
 
 
-_CELL_EPOCH = re.compile(r"(\S+) epoch (\d+) of (\d+): ")
+# a cell's key is model__variant__f<fraction>__seed<n>: the epoch lines of the GAN and autoencoder a
+# benchmark trains for itself share its log ("autoencoder epoch 1 of 10: ..."), and are no cells
+_CELL_EPOCH = re.compile(r"(\S+__\S+) epoch (\d+) of (\d+): ")
 # where a cell's epoch clock starts: the cell begins, or a process resumes it from partial/
-_CELL_START = re.compile(r"\[\d+/\d+\] (\S+): \d+ training images|(\S+): resuming at epoch \d+ of \d+ ")
+_CELL_START = re.compile(r"\[\d+/\d+\] (\S+__\S+): \d+ training images|(\S+__\S+): resuming at epoch \d+ of \d+ ")
 
 
 def _cells_in_progress(d: Path, done: set[str], at_work: bool) -> tuple[str, dict[str, float], dict[str, float]]:

@@ -75,6 +75,10 @@ def test_a_benchmark_training_its_own_gan_shows_the_gans_progress(tmp_path):
     gan.save_manifest(finished=True)
     gan.close()
     assert run_state(bench.dir).progress == "0 of 2 cells"   # a finished input run is not news
+    # its epoch lines, which share the benchmark's log, are no cells in progress
+    _log(bench, (60, "gan conditional epoch 25 of 25: loss D 0.6 G 2.1 (455 img/s)"),
+         (50, "autoencoder epoch 10 of 10: train mse 0.01, val psnr 30.1 dB ssim 0.9 (2 s)"))
+    assert run_state(bench.dir).progress == "0 of 2 cells"
 
 
 def _log(run, *lines):
