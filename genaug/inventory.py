@@ -249,6 +249,9 @@ def run_state(directory: str | Path) -> RunState | None:
         progress, complete = "", None
     flagged = any(m.get("finished") for m in manifests)
     finished = complete if complete is not None and command == "benchmark" else flagged
+    if finished and command == "benchmark" and not (d / "report.md").is_file():
+        # every cell done, but stopped before its report was written: a --resume writes it
+        finished, progress = False, f"{progress}; no report yet"
     state = "at work" if holder else "finished" if finished else "stopped"
     if command == "benchmark" and state != "finished":
         now, in_progress, whole = _cells_in_progress(d, {p.stem for p in (d / "cells").glob("*.json")}, bool(holder))

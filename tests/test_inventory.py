@@ -54,6 +54,11 @@ def test_states_and_progress_of_each_kind_of_run(tmp_path):
     # every planned cell done: finished, even where the flag was written before the run was extended
     assert run_state(bench.dir).progress == f"2 of 3 cells; {keys[2]} 2 of 3 epochs"   # stopped: no time left
     write_json(bench.dir / "cells" / f"{keys[2]}.json", {})
+    # every cell done, the report not written (stopped while writing it): a --resume writes it
+    s = run_state(bench.dir)
+    assert (s.state, s.progress, s.resume) == ("stopped", "3 of 3 cells; no report yet",
+                                               f"genaug benchmark --resume {bench.dir}")
+    (bench.dir / "report.md").write_text("# genaug benchmark\n")
     assert (run_state(bench.dir).state, run_state(bench.dir).progress) == ("finished", "3 of 3 cells")
     reopened = open_run(bench.dir, "benchmark")
     reopened.save_manifest(planned_cells=keys + ["cnn__mixed__f1__seed1"], finished=True)
