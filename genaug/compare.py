@@ -21,6 +21,7 @@ from genaug.errors import CheckpointError, ConfigError
 from genaug.report import (PAIRED_TEST_NOTE, ONE_RUN_NOTE, VARIANT_WORDS, _p, at_half_column, difference_with_interval,
                            paired_columns, threshold_clause, verdict)
 from genaug.metrics import paired_bootstrap_diff
+from genaug.quality import fid_text
 from genaug.runs import (atomic_write_text, inside_a_run, machines_line, machines_of, new_run, not_a_run_of, read_cells,
                          read_run_config, write_json)
 
@@ -202,7 +203,8 @@ def input_run_quality(input_run: str | Path, archived_in: Path | None = None) ->
     if not isinstance(m, dict):
         return ""
     if isinstance(m.get("classes"), dict) and all("fid" in v for v in m["classes"].values()):
-        return ", ".join(f"{c} {v['fid']['synthetic']:.1f}" for c, v in m["classes"].items())
+        # as its quality report writes it: one decimal showed a briefly trained judge's FIDs all as 0.0
+        return ", ".join(f"{c} {fid_text(v['fid']['synthetic'])}" for c, v in m["classes"].items())
     if isinstance(m.get("test"), dict) and "psnr" in m["test"]:
         return f"{m['test']['psnr']:.2f} dB, SSIM {m['test']['ssim']:.3f}"
     return ""

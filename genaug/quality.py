@@ -205,7 +205,8 @@ def _small(x: float, decimals: int) -> str:
     return f"{x:.{decimals}f}" if x == 0 or abs(x) >= 10.0 ** (1 - decimals) else f"{x:.2g}"
 
 
-def _fid(x: float) -> str:
+def fid_text(x: float) -> str:
+    """A FID as the reports write it (genaug pool beside each GAN run too)."""
     return _small(x, 2)
 
 
@@ -231,9 +232,9 @@ def format_quality(m: dict, bundle: DataBundle) -> str:
             lines.append(f"| {name} | {r['error']} |" + " |" * 11)
             continue
         f, k, fi, d, mm = r["fid"], r["kid"], r["fidelity"], r["diversity"], r["memorization"]
-        fid_syn = _fid(f['synthetic']) + (f" ± {_fid(f['synthetic_bootstrap_std'])}" if "synthetic_bootstrap_std" in f else "")
-        lines.append(f"| {name} | {fid_syn} | {_fid(f['real_vs_real'])} | {_fid(f['real_blurred'])} | "
-                     f"{_fid(f['real_patch_shuffled'])} | {_kid(k['synthetic'])} ± {_kid(k['synthetic_std'])} | "
+        fid_syn = fid_text(f['synthetic']) + (f" ± {fid_text(f['synthetic_bootstrap_std'])}" if "synthetic_bootstrap_std" in f else "")
+        lines.append(f"| {name} | {fid_syn} | {fid_text(f['real_vs_real'])} | {fid_text(f['real_blurred'])} | "
+                     f"{fid_text(f['real_patch_shuffled'])} | {_kid(k['synthetic'])} ± {_kid(k['synthetic_std'])} | "
                      f"{_kid(k['real_vs_real'])} ± {_kid(k['real_vs_real_std'])} | "
                      f"{fi['synthetic']:.3f} | {fi['real_heldout']:.3f} | {d['synthetic_mean_pairwise_ssim']:.3f} | "
                      f"{d['real_mean_pairwise_ssim']:.3f} | {mm['fraction_near_copies_pixels']:.3f} | "
@@ -242,7 +243,7 @@ def format_quality(m: dict, bundle: DataBundle) -> str:
         if r.get("fid", {}).get("features_uninformative"):
             f = r["fid"]
             lines += ["", f"**{name}: the FID features do not tell real images from blurred or patch-shuffled ones "
-                      f"(FID {_fid(f['real_blurred'])} and {_fid(f['real_patch_shuffled'])}, against {_fid(f['real_vs_real'])} "
+                      f"(FID {fid_text(f['real_blurred'])} and {fid_text(f['real_patch_shuffled'])}, against {fid_text(f['real_vs_real'])} "
                       "between real halves), so this class's FID and KID say nothing about the synthetic images. "
                       "Train the feature network longer (gan.judge_epochs) or on more images.**"]
     first = next((r for r in m["classes"].values() if "fid" in r), {})

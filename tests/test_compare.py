@@ -318,14 +318,20 @@ def test_pool_shows_each_input_runs_own_quality_where_its_metrics_are(tmp_path):
     ae = tmp_path / "ae"
     ae.mkdir()
     (ae / "metrics.json").write_text(json.dumps({"test": {"psnr": 34.854, "ssim": 0.9334}}))
-    assert input_run_quality(gan) == "NORMAL 18.0, PNEUMONIA 7.0"
+    assert input_run_quality(gan) == "NORMAL 17.96, PNEUMONIA 6.99"   # as its quality.md writes them
     assert input_run_quality(ae) == "34.85 dB, SSIM 0.933"
     assert input_run_quality(tmp_path / "gone") == ""
     # a GAN run recorded at a path this machine lacks, archived beside the benchmark run (archive/gan/<name>)
     archive = tmp_path / "archive"
     (archive / "gan").mkdir(parents=True)
     gan.rename(archive / "gan" / "20261123-214700-cpu-gan")
-    assert input_run_quality("/work/runs/gan/20261123-214700-cpu-gan", archive) == "NORMAL 18.0, PNEUMONIA 7.0"
+    assert input_run_quality("/work/runs/gan/20261123-214700-cpu-gan", archive) == "NORMAL 17.96, PNEUMONIA 6.99"
+    # a briefly trained judge's small FIDs were all "0.0"
+    small = tmp_path / "small"
+    small.mkdir()
+    (small / "metrics.json").write_text(json.dumps({"classes": {"NORMAL": {"fid": {"synthetic": 0.0032}},
+                                                                "PNEUMONIA": {"fid": {"synthetic": 0.00081}}}}))
+    assert input_run_quality(small) == "NORMAL 0.0032, PNEUMONIA 0.00081"
 
 
 def test_pool_takes_real_cells_from_a_run_without_the_input_run(tmp_path):
