@@ -239,6 +239,21 @@ def check_run_name(name: str) -> str:
     return name
 
 
+def check_new_run_name(name: str) -> str:
+    """A new run's ``--name``: a plain name (check_run_name) that a shell takes unquoted. Runs named
+    before this check keep their names: it is not applied to saved configs, so they still resume."""
+    check_run_name(name)
+    # the commands genaug prints name the run's folder (--resume RUN, --gan-run RUN): a space or a
+    # quote in it would split or break each of them when pasted into a shell
+    if bad := sorted({c for c in name if not (c.isalnum() or c in "_-.+=@%,:")}):
+        shown = ", ".join("a space" if c == " " else repr(c) for c in bad)
+        plain = "".join(c if c not in bad else "-" for c in name).strip("-")
+        raise ConfigError(f"--name (config key 'run.name') '{name}' holds {shown}, which a shell would need quoted "
+                          f"in every command that names the run; use letters, digits and - _ . + = @ % , : "
+                          f"(e.g. '{plain}')")
+    return name
+
+
 def closest_name(word, names, cutoff: float = 0.75) -> str | None:
     """The known name a mistyped ``word`` most likely meant (for "did you mean ...?"), or None."""
     near = difflib.get_close_matches(str(word), list(names), n=1, cutoff=cutoff)
@@ -416,7 +431,7 @@ def load_config(profile: str | None = None, overrides: dict | None = None) -> Co
         _apply(cfg, clean, "command line", origins)
     cfg.data.data = absolute_data(cfg.data.data)
     try:
-        return validate(cfg)
+        validate(cfg)
     except ConfigError as exc:
         # say where the bad value was set: a profile names the file to edit; a flag, the command line
         origin = origins.get(exc.key or "")
@@ -424,6 +439,8 @@ def load_config(profile: str | None = None, overrides: dict | None = None) -> Co
             raise
         where = "set on the command line" if origin == "command line" else f"set in {origin}"
         raise ConfigError(f"{exc} ({where})", key=exc.key) from None
+    check_new_run_name(cfg.run.name)   # new names only: a saved config is not loaded here
+    return cfg
 
 
 def _is_path(spec: str) -> bool:

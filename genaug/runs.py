@@ -445,9 +445,9 @@ def new_run(out_root: str | Path, command: str, name: str = "", config: dict | N
 
 
 def _create_run(out_root: str | Path, command: str, name: str, config: dict | None, shard: str | None) -> Run:
-    from genaug.config import check_run_name   # gan sample, explain and pool take --name without a config
+    from genaug.config import check_new_run_name   # gan sample, explain and pool take --name without a config
 
-    check_run_name(name)
+    check_new_run_name(name)
     if blocker := next((p for p in (Path(out_root), *Path(out_root).parents) if p.exists()), None):
         if not blocker.is_dir():   # else the OS says only "Not a directory: <out>/<command>"
             raise ConfigError(f"--out {out_root}: {blocker} is a file, not a folder; give the folder runs go in "

@@ -1,11 +1,13 @@
 import json
 import os
 import pickle
+import re
 import signal
 
 import pytest
 import torch
 
+from genaug.config import Config, config_from_dict, load_config
 from genaug.errors import CheckpointError, ConfigError, DataError
 from genaug.runs import TRAINING_LIST, archive_run, atomic_torch_save, atomic_write, load_checkpoint, new_run, open_run, running
 
@@ -102,6 +104,20 @@ def test_a_run_name_with_a_path_in_it_is_refused_and_makes_no_folder(tmp_path, n
     with pytest.raises(ConfigError, match="must be a plain name, without '/'"):
         new_run(tmp_path / "out", "gan-sample", name)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("name,told", [("my run", "holds a space"), ('a"b$c', "holds '\"', '$'")])
+def test_a_run_name_a_shell_would_need_quoted_is_refused_but_an_old_run_so_named_resumes(tmp_path, name, told):
+    # the commands genaug prints name the run (--resume RUN): "my run" split in two when pasted
+    with pytest.raises(ConfigError, match=f"'run.name'\\) '{re.escape(name)}' {re.escape(told)}, which a shell"):
+        new_run(tmp_path / "out", "gan-sample", name)
+    with pytest.raises(ConfigError, match="which a shell would need quoted"):
+        load_config(None, {"run": {"name": name}})
+    assert not (tmp_path / "out").exists()
+    assert load_config(None, {"run": {"name": "größe_1.2-b"}}).run.name == "größe_1.2-b"   # letters of any script
+    saved = Config()
+    saved.run.name = name   # a run named before the check: its saved config still loads, to resume
+    assert config_from_dict(saved.to_dict()).run.name == name
 
 
 def test_resume_clears_temporary_files_of_a_killed_write(tmp_path):
