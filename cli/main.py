@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import signal
 import sys
 import time
@@ -660,7 +661,8 @@ def is_out_of_memory(exc: BaseException) -> bool:
 
 def _run_dir(exc: BaseException) -> str:
     """The run a failed or stopped command was working on (set by genaug.runs.running), else a placeholder."""
-    return str(getattr(exc, "run_dir", None) or "RUN_DIR")
+    run_dir = getattr(exc, "run_dir", None)
+    return shlex.quote(str(run_dir)) if run_dir else "RUN_DIR"   # pasted into a shell as it is printed
 
 
 def stopped_message(args: list[str], signum: int, run_dir=None) -> str:
@@ -672,7 +674,7 @@ def stopped_message(args: list[str], signum: int, run_dir=None) -> str:
             return f"genaug: {word} before its run directory was made; nothing to resume"
         shard = next((f" --shard {b}" for a, b in zip(args, args[1:]) if a == "--shard"), "")
         return (f"genaug: {word}; finished epochs and cells are saved: rerun with "
-                f"genaug {args[0]} --resume {run_dir}{shard}")
+                f"genaug {args[0]} --resume {shlex.quote(str(run_dir))}{shard}")
     return f"genaug: {word}"
 
 

@@ -14,6 +14,7 @@ import dataclasses
 import json
 import logging
 import math
+import shlex
 import sys
 import time
 from dataclasses import dataclass
@@ -733,7 +734,7 @@ def _new_benchmark(cfg: Config, part, held_as: str | None) -> Run:
                             file=sys.stderr, flush=True)
     run = new_run(cfg.run.out_root, "benchmark", cfg.run.name, cfg.to_dict(), shard=held_as)
     if part is not None and part[1] > 1:
-        distributed.say(f"other shards join this run with: genaug benchmark --resume {run.dir} "
+        distributed.say(f"other shards join this run with: genaug benchmark --resume {shlex.quote(str(run.dir))} "
                         f"--shard 2/{part[1]} (... {part[1]}/{part[1]})", flush=True)
     return run
 
@@ -745,7 +746,7 @@ def _recorded_extension(cfg: Config, run: Run) -> Path:
     left = sum(not run.path("cells", f"{k}.json").is_file() for k in plan.keys)
     run.save_manifest(planned_cells=plan.keys)
     distributed.say(f"recorded {len(plan.keys)} cells in {run.dir}, {left} of them to train: start the shards "
-                    f"(genaug benchmark --resume {run.dir} --shard 1/N, ..., --shard N/N)", flush=True)
+                    f"(genaug benchmark --resume {shlex.quote(str(run.dir))} --shard 1/N, ..., --shard N/N)", flush=True)
     return run.dir
 
 
@@ -1063,7 +1064,7 @@ def _benchmark(cfg: Config, run: Run, part: tuple[int, int] | None = None, repor
         verb = "is" if len(missing) == 1 else "are"
         print(f"shard {part[0] + 1}/{part[1]} finished its cells; {len(missing)} of {len(plan.todo)} cells {verb} "
               "still with other shards. The last shard to finish writes the report (or run "
-              f"genaug benchmark --resume {run.dir} once all are done).", flush=True)
+              f"genaug benchmark --resume {shlex.quote(str(run.dir))} once all are done).", flush=True)
         run.save_manifest(finished_shard=True)
         return run.dir
     cells = read_cells(cells_dir)
@@ -1169,7 +1170,7 @@ def unpaired_notes(run: Run, cells: list[dict]) -> list[str]:
         return []
     rows = ", ".join(f"{m} {v}" + (f" at {f:g}" if f != 1 else "") for m, v, f in alone)
     return [f"{rows}: no real cell of the same model and train fraction, so no comparison with real; add them with "
-            f"genaug benchmark --resume {run.dir} --variants real,{','.join(sorted({v for _, v, _ in alone}))}"]
+            f"genaug benchmark --resume {shlex.quote(str(run.dir))} --variants real,{','.join(sorted({v for _, v, _ in alone}))}"]
 
 def unaugmented_class_notes(cells: list[dict], classes: list[str]) -> list[str]:
     """Name the classes mixed cells added no synthetic image to (a GAN run of some classes only)."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -258,7 +259,7 @@ def run_state(directory: str | Path) -> RunState | None:
         if holder and todo:
             progress += _benchmark_time_left(d, todo, in_progress, len(holder.split("; ")), whole)
         progress = "; ".join(p for p in (progress, _inputs_in_progress(d), now) if p)
-    resume = f"genaug {command} --resume {d}" if state == "stopped" and command in RESUMABLE else ""
+    resume = f"genaug {command} --resume {shlex.quote(str(d))}" if state == "stopped" and command in RESUMABLE else ""
     archived = (d / "archived.json").is_file()
     return RunState(str(d), command, state, progress, log_age(d, archived), holder, resume, archived)
 

@@ -672,6 +672,9 @@ def test_a_stopped_shard_is_told_to_resume_as_the_same_shard():
     from genaug_cli.main import stopped_message
     said = stopped_message(["benchmark", "--profile", "cpu", "--shard", "1/2"], signal.SIGTERM, "/runs/b")
     assert said.endswith("rerun with genaug benchmark --resume /runs/b --shard 1/2")
+    # a run under a folder with a space: the command is quoted, so it pastes whole into a shell
+    said = stopped_message(["benchmark", "--shard", "1/2"], signal.SIGINT, "/My Drive/runs/b")
+    assert said.endswith("rerun with genaug benchmark --resume '/My Drive/runs/b' --shard 1/2")
 
 
 @pytest.mark.parametrize("command,extra", [("benchmark", []), ("gan", []), ("encode", []),

@@ -69,6 +69,12 @@ def test_states_and_progress_of_each_kind_of_run(tmp_path):
     assert [s.run for s in list_runs(gan.dir)] == [str(gan.dir)]               # one run
 
 
+def test_the_resume_command_of_a_run_under_a_folder_with_a_space_is_quoted(tmp_path):
+    run = _run(tmp_path / "My Drive", "gan", "g", {"gan": {"epochs": 5}}, {"history-conditional.json": [{"epoch": 1}]})
+    assert run_state(run.dir).resume == f"genaug gan --resume '{run.dir}'"
+    assert f"  genaug gan --resume '{run.dir}'" in format_runs(list_runs(tmp_path / "My Drive"), tmp_path)
+
+
 def test_a_benchmark_training_its_own_gan_shows_the_gans_progress(tmp_path):
     # "0 of 7 cells" was all it said while the GAN it trains first was halfway
     bench = _run(tmp_path, "benchmark", "b", {})
