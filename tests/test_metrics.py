@@ -238,8 +238,8 @@ def test_fid_features_that_cannot_see_broken_images_are_called_uninformative(blu
 @pytest.mark.parametrize("value, shown", [(15.123, "15.12"), (0.1, "0.10"), (0.0, "0.00"), (0.0011373, "0.0011"),
                                           (1.1307e-05, "1.1e-05")])
 def test_small_fids_keep_two_significant_digits_instead_of_reading_0_00(value, shown):
-    from genaug.quality import _fid
-    assert _fid(value) == shown
+    from genaug.quality import fid_text
+    assert fid_text(value) == shown
 
 
 @pytest.mark.parametrize("value, shown", [(0.0123, "0.0123"), (0.001, "0.0010"), (0.0, "0.0000"),
