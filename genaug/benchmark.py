@@ -170,7 +170,7 @@ def _sub_config(cfg: Config, run: Run, what: str) -> Config:
     sub.run.out_root = str(run.dir / "inputs")
     sub.run.name = what
     # the benchmark's decode cache, not one of its own under inputs/: each benchmark run decoded the
-    # data once more for its GAN and autoencoder (at 224 px, 290 MB of uint8 for Kermany's train+test)
+    # data once more for its GAN and autoencoder (at 224 px, 280 MiB of uint8 for Kermany's train+test)
     sub.data.cache_dir = str(data_cache_dir(cfg).resolve())
     fractions = parse_fractions(cfg.benchmark.train_fractions)
     if len(fractions) == 1 and fractions[0] < 1:

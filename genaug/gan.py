@@ -356,7 +356,7 @@ def _gan(cfg: Config, run: Run, class_arg: str | None) -> Path:
         enough = [c for c in bundle.classes if counts[c] >= MIN_CLASS_IMAGES]
         other = f", or train a GAN of the others only (--class {','.join(enough)})" if enough else ""
         raise TooFewClassImages(f"class {short[0]} has {counts[short[0]]} training images; a GAN needs at least "
-                        f"{MIN_CLASS_IMAGES}: give more images of it{other}")
+                                f"{MIN_CLASS_IMAGES}: give more images of it{other}")
     run.save_manifest(classes_requested=wanted)
     if g.per_class:
         plans = [(c, bundle.train.images[bundle.train.labels == bundle.classes.index(c)], None, 0) for c in wanted]
