@@ -20,7 +20,7 @@ from genaug.config import Config
 from genaug.data import DataBundle
 from genaug.errors import CheckpointError
 from genaug.inventory import counted
-from genaug.runs import Run, atomic_write_text, inside_a_run, machine_summary, machines_line, machines_of, read_cells, write_json
+from genaug.runs import Run, atomic_write_text, machine_summary, machines_line, machines_of, read_cells, read_manifest, write_json
 
 # Published figures on this test split, quoted for context; genaug did not measure them.
 QUOTED = [
@@ -651,13 +651,7 @@ class NoReport(CheckpointError):
 
 def _report_file(d: Path) -> tuple[dict, Path]:
     """A run's manifest and the report it wrote; NoReport where it has none, a CheckpointError where it is no run."""
-    mf = d / "manifest.json"
-    if not mf.is_file():
-        raise CheckpointError(f"{d} is not a genaug run (no manifest.json){inside_a_run(d)}")
-    try:
-        manifest = json.loads(mf.read_text(encoding="utf-8"))
-    except json.JSONDecodeError:
-        raise CheckpointError(f"run manifest {mf} is corrupt") from None
+    manifest = read_manifest(d)
     kind = manifest.get("command", "")
     name = RUN_REPORTS.get(kind)
     if name is None:   # gan sample and explain make runs of images, with nothing to report

@@ -511,6 +511,19 @@ def write_run_config(run: Run, config: dict) -> None:
     atomic_write_text(run.path("config.yaml"), _yaml_dump(config))
 
 
+def read_manifest(directory: str | Path) -> dict:
+    """A run's manifest.json; a CheckpointError where the folder is no run (naming the run it lies
+    inside, if any) or its manifest is corrupt."""
+    d = Path(directory)
+    mf = d / "manifest.json"
+    if not mf.is_file():
+        raise CheckpointError(f"{d} is not a genaug run (no manifest.json){inside_a_run(d)}")
+    try:
+        return json.loads(mf.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        raise CheckpointError(f"run manifest {mf} is corrupt") from None
+
+
 def open_run(directory: str | Path, command: str, clear_stale: bool = True, hold: bool = True,
              shard: str | None = None) -> Run:
     """Reopen an existing run (for --resume), held by this process (``Run.hold``, as ``shard`` when
@@ -519,14 +532,9 @@ def open_run(directory: str | Path, command: str, clear_stale: bool = True, hold
     d = Path(directory)
     if not d.is_dir():
         raise CheckpointError(f"run directory not found: {d}")
-    mf = d / "manifest.json"
-    if not mf.is_file():   # refused before the lock and log are written into it and '.*.tmp' files under it deleted
-        raise CheckpointError(f"{d} is not a genaug run (no manifest.json){inside_a_run(d)}")
+    manifest = read_manifest(d)   # a folder that is no run is refused before a lock or log is written into it
     run = Run(d, command)
-    try:
-        run.manifest.update(json.loads(mf.read_text(encoding="utf-8")))
-    except json.JSONDecodeError:
-        raise CheckpointError(f"run manifest {mf} is corrupt") from None
+    run.manifest.update(manifest)
     made_by = run.manifest.get("command")
     if made_by and made_by != command:   # resuming into it would write this command's files among that run's
         raise CheckpointError(f"{d} was made by genaug {made_by}, not genaug {command}: give --resume a run "
