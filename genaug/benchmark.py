@@ -36,7 +36,7 @@ from genaug.gan import TooFewClassImages, run_gan, synthetic_manifest
 from genaug.metrics import (bootstrap_ci, choose_threshold, classification_metrics, mcnemar, paired_bootstrap_diff,
                             paired_sign_flip_test, predictions, roc_auc)
 from genaug.models import CLASSIFIERS, build_classifier, check_input_size
-from genaug.inventory import counted, duration
+from genaug.inventory import counted, duration, seconds_text
 from genaug.locks import in_use_by
 from genaug.runs import Run, atomic_torch_save, enclosing_run, save_safetensors, git_commit, machine_info, machines_of, new_run, open_run, read_cells, read_run_config, running, write_json, write_run_config
 from genaug.tracking import Tracker, tracker_for
@@ -981,7 +981,7 @@ def train_cells(cfg: Config, run: Run, bundle: DataBundle, device, plan: CellPla
             # three classes have no threshold to choose: the most probable class is the prediction
             at_half = f" (0.5: {cell['test_at_0.5']['accuracy']:.3f})" if len(bundle.classes) == 2 else ""
             tell(f"    test accuracy {m['accuracy']:.3f}{at_half}, ROC-AUC {m['roc_auc']:.3f}, "
-                 f"{cell['seconds_per_epoch']:.1f} s/epoch", key)
+                 f"{seconds_text(cell['seconds_per_epoch'])} s/epoch", key)
             left = [plan.todo[j][3] for j in sorted(plan.mine) if j >= i
                     and not (cells_dir / f"{plan.keys[j]}.json").is_file()]
             if did_not_learn(cell, len(bundle.classes)):

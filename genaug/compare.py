@@ -21,6 +21,7 @@ from genaug.errors import CheckpointError, ConfigError
 from genaug.report import (PAIRED_TEST_NOTE, ONE_RUN_NOTE, VARIANT_WORDS, _p, at_half_column, difference_with_interval,
                            paired_columns, threshold_clause, verdict)
 from genaug.metrics import paired_bootstrap_diff
+from genaug.inventory import seconds_text
 from genaug.quality import fid_text
 from genaug.runs import (atomic_write_text, inside_a_run, machines_line, machines_of, new_run, not_a_run_of, read_cells,
                          read_run_config, write_json)
@@ -171,7 +172,7 @@ def format_comparison(result: dict) -> str:
         L.append(f"| {r['model']} | {r['variant']} | {r['train_fraction']:g} | {r['pairs']} | "
                  f"{100 * r['accuracy_a']:.1f} | {100 * r['accuracy_b']:.1f} | "
                  f"{paired_columns(r)} | {at_half_column(r)} | {r['roc_auc_a']:.3f} → {r['roc_auc_b']:.3f} | "
-                 f"{r['seconds_per_epoch_a']:.1f} → {r['seconds_per_epoch_b']:.1f} |")
+                 f"{seconds_text(r['seconds_per_epoch_a'])} → {seconds_text(r['seconds_per_epoch_b'])} |")
     return "\n".join(L + ["", PAIRED_TEST_NOTE]) + "\n"
 
 

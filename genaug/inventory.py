@@ -38,6 +38,11 @@ def duration(seconds: float) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
 
 
+def seconds_text(seconds: float) -> str:
+    """Seconds to one decimal, or to two significant digits below 1 s, so a tiny run's 0.034 s/epoch is not 0.0."""
+    return f"{seconds:.1f}" if seconds >= 0.95 else f"{seconds:.2g}"
+
+
 # a log.txt line: "2026-12-03 18:59:41,123 INFO text" (logging's asctime, in local time)
 _STAMP = r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),\d+ "
 _LOG_STAMP = re.compile(_STAMP, re.M)

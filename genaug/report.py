@@ -19,7 +19,7 @@ from genaug.benchmark import DEPENDENT_VARIANTS, INPUT_RUNS, seed_ensemble
 from genaug.config import Config
 from genaug.data import DataBundle
 from genaug.errors import CheckpointError
-from genaug.inventory import counted
+from genaug.inventory import counted, seconds_text
 from genaug.runs import Run, atomic_write_text, machine_summary, machines_line, machines_of, read_cells, read_manifest, write_json
 
 # Published figures on this test split, quoted for context; genaug did not measure them.
@@ -420,8 +420,8 @@ def _comparison_context(c: dict, rows: dict, image_size: int, multi: bool) -> st
                  "these cells do not train on, so read a gain as an upper bound")
     pixel = rows.get(("cnn", "real", frac))
     if c["variant"] == "encoded" and pixel and row.get("seconds_per_epoch_mean", 0) > 0:
-        text += (f"; the latent CNN took {row['seconds_per_epoch_mean']:.1f} s/epoch against "
-                 f"{pixel['seconds_per_epoch_mean']:.1f} for the pixel CNN at {image_size} px "
+        text += (f"; the latent CNN took {seconds_text(row['seconds_per_epoch_mean'])} s/epoch against "
+                 f"{seconds_text(pixel['seconds_per_epoch_mean'])} for the pixel CNN at {image_size} px "
                  f"({pixel['seconds_per_epoch_mean'] / row['seconds_per_epoch_mean']:.1f}x)")
     return text
 
@@ -524,7 +524,7 @@ def _results_lines(b, table, multi: bool) -> list[str]:
                  f"({r['n_train_synthetic']}) | {_pm(r, 'accuracy', pct=True)} | {at_half}"
                  f"{100 * ci[0]:.1f}–{100 * ci[1]:.1f} | {_pm(r, 'roc_auc')} | {ca[0]:.3f}–{ca[1]:.3f} | "
                  f"{_pm(r, 'sensitivity')} | {_pm(r, 'specificity')} | {_pm(r, 'f1_macro')} | "
-                 f"{r['seconds_per_epoch_mean']:.1f} |")
+                 f"{seconds_text(r['seconds_per_epoch_mean'])} |")
     return L
 
 
@@ -545,8 +545,8 @@ def _speed_lines(b, table) -> list[str]:
     """s/epoch of the latent CNN against the pixel CNN, per train fraction, where the run holds both."""
     lat = [r for r in table if r["variant"] == "encoded"]
     pix = {(r["model"], r["train_fraction"]): r for r in table if r["variant"] == "real"}
-    speeds = [f"train fraction {r['train_fraction']:g}: {r['seconds_per_epoch_mean']:.1f} against "
-              f"{p['seconds_per_epoch_mean']:.1f} ({p['seconds_per_epoch_mean'] / max(r['seconds_per_epoch_mean'], 1e-9):.1f}x)"
+    speeds = [f"train fraction {r['train_fraction']:g}: {seconds_text(r['seconds_per_epoch_mean'])} against "
+              f"{seconds_text(p['seconds_per_epoch_mean'])} ({p['seconds_per_epoch_mean'] / max(r['seconds_per_epoch_mean'], 1e-9):.1f}x)"
               for r in lat if (p := pix.get(("cnn", r["train_fraction"])))]
     if not speeds:
         return []

@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 
+from genaug.inventory import seconds_text
 from genaug.report import INPUT_RUN_NOTE, ONE_RUN_NOTE, in_short, results_document, run_commands, verdict
 
 
@@ -117,6 +118,19 @@ def test_in_short_names_the_best_real_model_each_verdict_and_the_latent_speed():
     assert "ROC-AUC 0.950 → 0.950" in lines[2] and "ranking" not in lines[2]
     assert len(lines) == 4 and not any("With one paired run" in line for line in lines)   # three runs a side
     assert lines[3].startswith("- These cells used one GAN and one autoencoder run.") and "retraining those runs" in lines[3]
+
+
+def test_in_short_gives_sub_second_epochs_two_significant_digits():
+    # a tiny run's epochs take hundredths of a second: to one decimal both sides read 0.0
+    table = [_row("cnn", "real", 0.862, 0.094), _row("cnn", "encoded", 0.826, 0.032, within=True)]
+    lines = in_short(table, [_comparison("cnn", "encoded", -0.036, -0.056, -0.016, 3)], 32)
+    assert "took 0.032 s/epoch against 0.094 for the pixel CNN at 32 px (2.9x)" in lines[1]
+
+
+@pytest.mark.parametrize("seconds, text", [(16.04, "16.0"), (0.96, "1.0"), (0.94, "0.94"), (0.0344, "0.034"),
+                                           (0.0, "0")])
+def test_seconds_text(seconds, text):
+    assert seconds_text(seconds) == text
 
 
 def test_in_short_says_when_accuracy_and_ranking_disagree():
