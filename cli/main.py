@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import shlex
 import signal
 import sys
@@ -342,7 +343,7 @@ def gan_sample_cmd(
     with running(run, new=True):   # refused (e.g. an unknown --class): no empty run left behind
         rows = sample_to_dir(checkpoint, class_, n, seed, run.path("synthetic"), resolve_device(device))
         run.save_manifest(finished=True, synthetic_images=len(rows))
-    typer.echo(f"wrote {counted(len(rows), 'image')} to {run.path('synthetic')}")
+        _echo_and_log(f"wrote {counted(len(rows), 'image')} from {checkpoint} to {run.path('synthetic')}")
 
 
 @app.command("benchmark")
@@ -435,6 +436,12 @@ def predict_cmd(
         typer.echo(text, nl=False)
 
 
+def _echo_and_log(msg: str, err: bool = False) -> None:
+    """To the console and to the open run's log.txt, so a run's log says what it did."""
+    typer.echo(msg, err=err)
+    logging.getLogger("genaug").info(msg)
+
+
 @app.command("explain")
 def explain_cmd(
     targets: Optional[list[str]] = typer.Argument(None, help="image files and folders of images, as genaug predict takes them"),
@@ -466,9 +473,9 @@ def explain_cmd(
         atomic_write_text(run.path("explanations.csv"), buf.getvalue())
         run.save_manifest(finished=True, layer=layer_name, images=len(rows),
                           skipped=[{"path": p, "reason": r} for p, r in skipped])
-    for p, why in skipped:
-        typer.echo(f"skipped {p}: {why}", err=True)
-    typer.echo(f"wrote {counted(len(rows), 'Grad-CAM overlay')} (layer {layer_name}) to {run.dir}")
+        for p, why in skipped:
+            _echo_and_log(f"skipped {p}: {why}", err=True)
+        _echo_and_log(f"wrote {counted(len(rows), 'Grad-CAM overlay')} of {checkpoint} (layer {layer_name}) to {run.dir}")
 
 
 @app.command("report")

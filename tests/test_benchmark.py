@@ -238,6 +238,8 @@ def test_benchmark_end_to_end_on_tiny_demo_and_resume(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     ex = only_run(tmp_path / "ex", "explain")
     rows = list(csv.DictReader((ex / "explanations.csv").open()))
+    log = (ex / "log.txt").read_text()   # what the console said, the skipped file too
+    assert "skipped" in log and "notes.png" in log and "wrote 4 Grad-CAM overlays" in log
     assert len(rows) == 4 and {row["explained_class"] for row in rows} == {"PNEUMONIA"}
     assert all((ex / row["heatmap"]).is_file() for row in rows)
     r = genaug("explain", one, imgs / "NORMAL", "--checkpoint", run / "models" / "cnn__real__f1__seed0.pt",

@@ -383,6 +383,8 @@ def test_gan_cli_end_to_end_and_sample(tmp_path, tiny):
                    "--n", 5, "--seed", seed, "--out", tmp_path / f"s{i}")
         assert r.returncode == 0, r.stderr
         sdir = only_run(tmp_path / f"s{i}", "gan-sample") / "synthetic" / "NORMAL"
+        # the run's log says what the console said
+        assert r.stdout.strip() in (sdir.parents[1] / "log.txt").read_text() and "wrote 5 images" in r.stdout
         outs.append([p.read_bytes() for p in sorted(sdir.glob("*.png"))])
     assert len(outs[0]) == 5 and outs[0] == outs[1] and outs[0] != outs[2]
     r = genaug("gan", "sample", "--checkpoint", run / "generator-conditional.pt", "--class", "COVID",
