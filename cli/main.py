@@ -182,7 +182,7 @@ def data_split_cmd(
     test_fraction: float = typer.Option(0.2, "--test-fraction", help="share of each class's images held out as test"),
     seed: int = typer.Option(0, "--seed", help="which patients go to test (the same seed gives the same split)"),
     labels: Optional[str] = typer.Option(None, "--labels", help="CSV file with a row per image: its path and label "
-                                         "(and patient)"),
+                                         "(and patient); separated by commas, semicolons or tabs"),
     image_column: str = typer.Option("image", "--image-column", help="the labels file's column of image paths"),
     label_column: str = typer.Option("label", "--label-column", help="the labels file's column of labels"),
     patient_column: Optional[str] = typer.Option(None, "--patient-column", help="the labels file's column of "

@@ -882,6 +882,19 @@ def test_a_labels_csv_cannot_reach_outside_its_folder_or_name_a_folder_path(tmp_
     assert not (tmp_path / "out2").exists()
 
 
+@pytest.mark.parametrize("sep, encoding", [(",", "utf-8"), (";", "utf-8"), ("\t", "utf-8"), (";", "utf-8-sig"),
+                                           (",", "utf-8-sig")])
+def test_labels_files_separated_by_semicolons_or_tabs_or_with_a_byte_order_mark(tmp_path, sep, encoding):
+    # a spreadsheet saved where the comma is the decimal mark writes ';', a .tsv tabs, Excel a byte-order mark
+    from genaug.data.labels import read_labels
+    rows = ["file", "finding", "patient"], ["a/IM-0001-0001.jpeg", "NORMAL", "p1"], ["b.jpeg", "Pneumonia, viral", "p2"]
+    text = "\n".join(sep.join(f'"{c}"' if sep in c or "," in c else c for c in row) for row in rows) + "\n"
+    (tmp_path / "labels.csv").write_text(text, encoding=encoding)
+    assert read_labels(tmp_path / "labels.csv", "file", "finding", "patient") == [
+        {"image": "a/IM-0001-0001.jpeg", "label": "NORMAL", "patient": "p1"},
+        {"image": "b.jpeg", "label": "Pneumonia, viral", "patient": "p2"}]
+
+
 def test_nih_style_multi_finding_labels_take_the_class_their_findings_name(tmp_path):
     from genaug.data.labels import write_labelled_split
     rng = np.random.default_rng(0)

@@ -33,11 +33,19 @@ def _valid_class(name: str) -> bool:
     return bool(name) and "/" not in name and "\\" not in name and not name.startswith(".")
 
 
+def _delimiter(header: str) -> str:
+    """The separator of a labels file, from its header line: a comma, or the semicolon of a spreadsheet
+    saved in a locale whose decimal mark is the comma, or a tab (.tsv); a tie goes to the comma."""
+    return max((",", ";", "\t"), key=header.count)
+
+
 def read_labels(csv_path: Path, image_column: str, label_column: str, patient_column: str | None) -> list[dict]:
     """The CSV's rows as {image, label, patient}; one clear error for a missing file or column."""
     try:
         with open(csv_path, newline="", encoding="utf-8-sig") as f:
-            reader = csv.DictReader(f)
+            header = f.readline()
+            f.seek(0)   # utf-8-sig drops a byte-order mark again after a seek to the start
+            reader = csv.DictReader(f, delimiter=_delimiter(header))
             columns = reader.fieldnames or []
             wanted = [c for c in (image_column, label_column, patient_column) if c]
             if missing := [c for c in wanted if c not in columns]:
