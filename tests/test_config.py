@@ -26,7 +26,12 @@ def test_defaults_then_profile_then_flags(tmp_path):
     ("benchmark:\n  models: [cnn, [resnet34]]\n", "'benchmark.models' expects str"),
     ("gan:\n  epochs: many\n", "'gan.epochs' expects int"),
     ("gan:\n  epochs: -1\n", "'gan.epochs' must be positive"),
-    ("gan: [1, 2\n", "not valid YAML"),
+    ("gan: [1, 2\n", "not valid YAML: expected ',' or ']', but got '<stream end>' \\(line 2, column 1\\)$"),
+    # PyYAML keeps the last of two equal keys, so the first setting would be dropped unseen
+    ("benchmark:\n  epochs: 2\n  epochs: 3\n", "not valid YAML: 'epochs' is given twice \\(lines 2 and 3\\)$"),
+    ("benchmark:\n  epochs: 2\ngan:\n  epochs: 2\nbenchmark:\n  seeds: 3\n", "'benchmark' is given twice \\(lines 1 and 5\\)"),
+    ("benchmark:\n\tepochs: 2\n", "found character '\\\\t' that cannot start any token \\(line 2, column 1\\); indent with "
+                                  "spaces, not tabs$"),
     ("data:\n  val_fraction: 1.5\n", "data.val_fraction"),
     ("benchmark:\n  early_stop_after: 1.5\n", "benchmark.early_stop_after"),
     ("gan:\n  fid_bootstrap: 1\n", "'gan.fid_bootstrap' must be 0 \\(none\\) or at least 2"),
