@@ -367,8 +367,9 @@ def validate(cfg: Config) -> Config:
 
 
 def parse_fractions(text: str) -> list[float]:
+    """'0.1,0.25,1.0' as floats, each once, in order: '0.5,0.50' is one fraction, so one cell per seed."""
     try:
-        return [float(t) for t in str(text).split(",") if t.strip()]
+        return list(dict.fromkeys(float(t) for t in str(text).split(",") if t.strip()))
     except ValueError:
         raise ConfigError(f"config key 'benchmark.train_fractions' must be numbers like 0.1,0.25,1.0, got '{text}'",
                           key="benchmark.train_fractions") from None

@@ -195,3 +195,9 @@ def test_epochs_for_gives_named_models_theirs_the_latent_cnn_its_own_and_the_res
     b = BenchmarkConfig(epochs=6, latent_epochs=18, model_epochs=" resnet34=12, densenet121 = 9,")
     assert [b.epochs_for(m) for m in ("cnn", "resnet34", "densenet121")] == [6, 12, 9]
     assert b.epochs_for("cnn", latent=True) == 18 and BenchmarkConfig(epochs=6).epochs_for("cnn", latent=True) == 6
+
+
+def test_train_fractions_are_each_taken_once():
+    # '0.5,0.50' planned the 0.5 cell twice: genaug runs counted 2 cells where one had trained
+    from genaug.config import parse_fractions
+    assert parse_fractions("0.5,0.50, 1,0.1") == [0.5, 1.0, 0.1]
