@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from pathlib import Path
 
 import torch
@@ -12,6 +13,7 @@ from genaug.config import Config
 from genaug.data import DataBundle, load_data
 from genaug.data.splits import subsample_by_patient
 from genaug.device import resolve_device, seed_everything, set_deterministic
+from genaug.inventory import counted
 from genaug.runs import TRAINING_LIST, Run, atomic_write_text
 
 log = logging.getLogger("genaug")
@@ -50,6 +52,14 @@ def join_ranks(cfg: Config) -> None:
     distributed.init_from_env(resolve_device(cfg.run.device))
 
 
+def usable_cpus() -> int:
+    """CPUs this process may run on (a container or taskset may allow fewer than the machine has)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:   # macOS and Windows have no affinity call
+        return os.cpu_count() or 1
+
+
 def start_job(cfg: Config, run: Run, size: int) -> tuple[torch.device, DataBundle]:
     seed_everything(cfg.run.seed)
     if cfg.run.threads:
@@ -58,6 +68,10 @@ def start_job(cfg: Config, run: Run, size: int) -> tuple[torch.device, DataBundl
     # before the data, which can take minutes to decode the first time: where to look, and what
     # --resume takes should the job be stopped
     tell(f"genaug {run.command}: {run.dir}")
+    if device.type == "cpu" and cfg.run.threads > (cpus := usable_cpus()):
+        # each thread waits on the others at every operation, so threads beyond the CPUs slow training
+        tell(f"note: --threads {cfg.run.threads} on {counted(cpus, 'CPU')}: threads beyond the CPUs usually slow "
+             f"training; give --threads {cpus} or fewer")
     with distributed.main_first():   # under torchrun rank 0 builds the decode cache, the others read it
         bundle = load_bundle(cfg, size)
     # after the data: switching to deterministic kernels imports torch's compiler (about a second),

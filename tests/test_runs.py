@@ -351,3 +351,22 @@ def test_a_folder_inside_a_run_given_as_the_run_names_the_run(tmp_path):
     with pytest.raises(CheckpointError) as err:
         read_run_config(tmp_path)            # a folder above runs: no hint
     assert str(err.value) == f"{tmp_path} is not a genaug run (no config.yaml)"
+
+
+def test_more_threads_than_cpus_are_told(tmp_path, monkeypatch, capsys):
+    # on a 2-core machine --threads 64 trained much slower than --threads 2, without a word
+    from conftest import make_folder_dataset
+    from genaug import jobs
+    data = make_folder_dataset(tmp_path / "xray", {"train": 8, "test": 2})
+    monkeypatch.setattr(jobs, "usable_cpus", lambda: 1)
+    threads = torch.get_num_threads()
+    try:
+        for n, told in ((2, True), (1, False)):
+            cfg = load_config(None, {"data": {"data": str(data)}, "run": {"device": "cpu", "threads": n}})
+            run = new_run(tmp_path / "out", "encode", f"t{n}", cfg.to_dict())
+            with running(run, new=True):
+                jobs.start_job(cfg, run, 16)
+            note = "note: --threads 2 on 1 CPU: threads beyond the CPUs usually slow training; give --threads 1 or fewer"
+            assert (note in capsys.readouterr().out) == told and (note in (run.dir / "log.txt").read_text()) == told
+    finally:
+        torch.set_num_threads(threads)
