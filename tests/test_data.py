@@ -431,6 +431,11 @@ def test_resolve_classes_matches_names_without_case():
     assert resolve_classes("NORMAL,normal, VIRUS", ["NORMAL", "BACTERIA", "VIRUS"]) == ["NORMAL", "VIRUS"]  # once each
     with pytest.raises(ConfigError, match="unknown class 'COVID'; the data has: A, B"):
         resolve_classes("COVID", ["A", "B"])
+    # ',' named no class: a GAN trained, then wrote no image and failed in its report
+    with pytest.raises(ConfigError, match="^--class ' , ' names no class; give one or more of A, B, or all$"):
+        resolve_classes(" , ", ["A", "B"])
+    with pytest.raises(ConfigError, match="'all' already takes every class; give it alone"):
+        resolve_classes("ALL,A", ["A", "B"])
 
 
 def test_the_data_layer_loads_without_torch():

@@ -102,6 +102,11 @@ def resolve_classes(requested: str, classes: list[str]) -> list[str]:
     if requested.lower() == "all":
         return list(classes)
     wanted = [c.strip() for c in requested.split(",") if c.strip()]
+    if not wanted:   # ',' trained a GAN, then wrote no image
+        raise ConfigError(f"--class {requested!r} names no class; give one or more of {', '.join(classes)}, or all")
+    if len(wanted) > 1 and "all" in (w.lower() for w in wanted):
+        raise ConfigError(f"--class {requested!r}: 'all' already takes every class; give it alone, or name classes "
+                          f"({', '.join(classes)})")
     out = []
     for w in wanted:
         match = [c for c in classes if c.lower() == w.lower()]
