@@ -650,6 +650,10 @@ def archive_run(directory: str | Path, dest_root: str | Path) -> tuple[Path, lis
         name = f if top is None else "/".join(parts[:top + 1]) + "/"
         listed.setdefault(name, {"file": name, "why": why, "files": 0})["files"] += 1
     record = {"from": str(src), "archived": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "left_out": list(listed.values())}
+    try:   # an archive archived again: what the first archive left out is missing here too, so it stays listed
+        record["earlier"] = json.loads((src / "archived.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        pass
     if busy := in_use_by(src):   # a run still training: the archive is a snapshot of what it had finished
         record["still_at_work"] = busy
     write_json(dest / "archived.json", record)

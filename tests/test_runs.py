@@ -171,6 +171,11 @@ def test_archive_keeps_results_and_leaves_out_weights_latents_and_real_pixels(tm
     (dest / "notes.md").write_text("kept")
     archive_run(run.dir, tmp_path / "arch")
     assert (dest / "quality.md").read_bytes() == b"# q2" and (dest / "notes.md").is_file()
+    # an archive archived again keeps the record of what the first one left out
+    again, _, left = archive_run(dest, tmp_path / "arch2")
+    record = json.loads((again / "archived.json").read_text())
+    assert left == [] and record["from"] == str(dest) and record["left_out"] == []
+    assert {d["file"] for d in record["earlier"]["left_out"]} >= {"synthetic/", "partial/", "big.csv"}
     with pytest.raises(CheckpointError, match="would be the run itself"):
         archive_run(run.dir, run.dir / "a")
     with pytest.raises(CheckpointError, match="not a genaug run"):
