@@ -16,7 +16,7 @@ import numpy as np
 
 from genaug.benchmark import (DEPENDENT_VARIANTS, INPUT_RUNS, VARIANT_ONLY_SETTINGS, correct_rows, is_binary,
                               paired_comparison, replicate_key)
-from genaug.config import config_from_dict, data_differences, parse_model_epochs
+from genaug.config import config_from_dict, data_differences, data_differences_text, parse_model_epochs
 from genaug.errors import CheckpointError, ConfigError
 from genaug.report import (PAIRED_TEST_NOTE, ONE_RUN_NOTE, VARIANT_WORDS, _p, at_half_column, difference_with_interval,
                            paired_columns, threshold_clause, verdict)
@@ -92,7 +92,8 @@ def compare_runs(run_a: str | Path, run_b: str | Path, n_boot: int = 1000) -> di
     set_a, set_b = _settings(a_dir), _settings(b_dir)
     differ = data_differences(set_a, set_b)
     if differ:
-        raise ConfigError(f"{a_dir.name} and {b_dir.name} split different data ({', '.join(differ)} differ), so "
+        raise ConfigError(f"{a_dir.name} and {b_dir.name} split different data "
+                          f"({data_differences_text(set_a, set_b, differ)}), so "
                           "their test images are not the same; compare runs made on one data source and split")
     index_b = {(c["model"], c["variant"], c["train_fraction"], replicate_key(c)): c for c in cells_b}
     groups: dict[tuple, list[tuple[dict, dict]]] = {}
@@ -270,7 +271,8 @@ def _poolable_inputs(dirs: list[Path], cells: dict[Path, list[dict]], variant: s
         if d == first:
             continue
         if differ := data_differences(settings[first], settings[d]):
-            raise ConfigError(f"{first.name} and {d.name} split different data ({', '.join(differ)} differ); pool runs "
+            raise ConfigError(f"{first.name} and {d.name} split different data "
+                              f"({data_differences_text(settings[first], settings[d], differ)}); pool runs "
                               "made on one data source and split")
         # settings only other variants read may differ (e.g. latent_epochs when pooling mixed), and
         # beside a run that supplies real cells only, every setting only some variant reads

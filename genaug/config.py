@@ -504,6 +504,11 @@ def data_differences(a: dict, b: dict) -> list[str]:
         a.get("data", {}).get(k), b.get("data", {}).get(k))]
 
 
+def data_differences_text(a: dict, b: dict, differ: list[str]) -> str:
+    """``data_differences`` as a reader needs it: "data.task 'binary' against '3class'"."""
+    return "; ".join(f"data.{k} {a.get('data', {}).get(k)!r} against {b.get('data', {}).get(k)!r}" for k in differ)
+
+
 def same_data_source(a: Any, b: Any) -> bool:
     """Whether two recorded ``data.data`` name one source. Paths compare resolved; a relative one
     (saved by runs before paths were stored absolute) resolves against the working directory."""

@@ -46,6 +46,16 @@ def test_compare_pairs_cells_by_seed_and_reports_what_differs(tmp_path):
     assert "Where the paired cells ran: A on not recorded (2 cells); B on not recorded (2 cells)." in text
 
 
+def test_runs_on_other_data_are_refused_with_the_values_that_differ(tmp_path):
+    # the refusal named only the key ("task differ"): which run had which task was left to the reader
+    cells = [_cell("cnn", "real", s, np.ones(40, bool)) for s in (0, 1)]
+    a = _run(tmp_path / "a", cells)
+    b = _run(tmp_path / "b", cells, data={**DATA, "task": "3class", "split_seed": 1})
+    with pytest.raises(ConfigError, match=r"^a and b split different data \(data.task 'binary' against '3class'; "
+                                          r"data.split_seed 0 against 1\), so their test images are not the same"):
+        compare_runs(a, b, n_boot=50)
+
+
 def test_a_setting_added_after_a_run_was_made_reads_as_its_default_not_as_a_difference(tmp_path):
     # run A's config was written before benchmark.model_epochs existed; B's carries it, at its default
     cells = [_cell("cnn", "real", s, np.ones(40, bool)) for s in (0, 1)]
