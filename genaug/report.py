@@ -149,12 +149,20 @@ def plot_curves(cells, frac, path: Path) -> None:
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for (m, v), cs in sorted(groups.items()):
-        h = sorted(cs, key=lambda c: c["seed"])[0]["history"]
+        first = sorted(cs, key=lambda c: c["seed"])[0]
+        h = first["history"]
         ep = [r["epoch"] for r in h]
-        axes[0].plot(ep, [r["train_loss"] for r in h], label=f"{m}/{v}")
-        axes[1].plot(ep, [r["val_loss"] for r in h], label=f"{m}/{v}")
+        # a marker per epoch: a cell that stopped after one epoch is a point, which a bare line leaves unseen
+        style = {"label": f"{m}/{v}", "marker": "o", "markersize": 3}
+        axes[0].plot(ep, [r["train_loss"] for r in h], **style)
+        line, = axes[1].plot(ep, [r["val_loss"] for r in h], **style)
+        best = [r["val_loss"] for r in h if r["epoch"] == first.get("best_epoch")]
+        if best:   # the epoch whose weights were restored and tested
+            axes[1].plot([first["best_epoch"]], best, marker="o", markersize=9, fillstyle="none", color=line.get_color())
     axes[0].set(title="training loss (first seed)", xlabel="epoch")
-    axes[1].set(title="validation loss (real val split)", xlabel="epoch")
+    axes[1].set(title="validation loss (real val split; ring: the epoch tested)", xlabel="epoch")
+    for ax in axes:   # epochs are whole numbers: no tick at epoch 1.2
+        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
     axes[1].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -223,3 +223,16 @@ def test_published_figures_are_set_beside_the_kermany_test_split_only(classes, l
 
     bundle = SimpleNamespace(classes=classes, test=SimpleNamespace(labels=np.array(labels)))
     assert is_kermany_test_split(bundle) == kermany
+
+
+def test_training_curves_show_a_cell_that_ran_one_epoch(tmp_path):
+    # a bare line through one point draws nothing: such a cell was missing from the plot, legend aside
+    from PIL import Image
+    from genaug.report import plot_curves
+    cell = {"model": "cnn", "variant": "real", "train_fraction": 1.0, "seed": 0, "best_epoch": 1,
+            "history": [{"epoch": 1, "train_loss": 0.8, "val_loss": 0.69}]}
+    plot_curves([cell], 1.0, tmp_path / "curves.png")
+    img = np.asarray(Image.open(tmp_path / "curves.png").convert("RGB")).astype(int)
+    left = img[:, : img.shape[1] // 2]   # the training-loss panel, which has no legend
+    blue = (np.abs(left - [0x1f, 0x77, 0xb4]).sum(-1) < 60).sum()   # matplotlib's first colour
+    assert blue >= 5, blue
