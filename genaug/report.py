@@ -133,12 +133,12 @@ def plot_confusions(cells, frac, classes, path: Path) -> None:
                                              num_classes=len(classes)).numpy()
         ax.axis("on")
         ax.imshow(cm, cmap="Blues")
-        for (i, j), v in np.ndenumerate(cm):
-            ax.text(j, i, str(v), ha="center", va="center", fontsize=9)
+        for (i, j), v in np.ndenumerate(cm):   # white on the dark cells, where black could not be read
+            ax.text(j, i, str(v), ha="center", va="center", fontsize=9, color="white" if v > cm.max() / 2 else "black")
         ax.set(title=f"{key[0]} / {key[1]}", xticks=range(len(classes)), yticks=range(len(classes)),
                xlabel="predicted", ylabel="true")
-        ax.set_xticklabels([c[:6] for c in classes], fontsize=7)
-        ax.set_yticklabels([c[:6] for c in classes], fontsize=7)
+        ax.set_xticklabels([c[:10] for c in classes], fontsize=7)   # PNEUMONIA whole, not PNEUMO
+        ax.set_yticklabels([c[:10] for c in classes], fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
