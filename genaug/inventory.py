@@ -10,6 +10,7 @@ import re
 import shlex
 import time
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from pathlib import Path
 
 from genaug.errors import DataError
@@ -209,19 +210,37 @@ def _cells_in_progress(d: Path, done: set[str], at_work: bool) -> tuple[str, dic
     return "; ".join(parts), left, whole
 
 
+def _holders_since(holder: str) -> float | None:
+    """When the earliest of the processes at work (``in_use_by``'s 'pid 1 on h since T; ...') began."""
+    times = []
+    for stamp in re.findall(r" since (\S+?)(?:,|;|$)", holder):
+        try:
+            times.append(datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S%z").timestamp())
+        except ValueError:   # '?' from a lock note that could not be read
+            continue
+    return min(times) if times else None
+
+
 def _benchmark_time_left(d: Path, todo: list[str], in_progress: dict[str, float], processes: int,
-                         whole: dict[str, float] | None = None) -> str:
+                         whole: dict[str, float] | None = None, since: float | None = None) -> str:
     """', about 25m left' for a benchmark at work: each cell not begun at the mean training time of
     the run's last three finished cells of its model (cells differ by model far more than by seed or
     variant), or, before its model has finished one, at what a cell of it in progress takes for all
     its epochs (``whole``: early stopping may end it sooner); each cell in progress at what its epochs
-    left take; shared among the processes at work. '' while a model left has neither to time it by."""
+    left take; shared among the processes at work. '' while a model left has neither to time it by.
+    Cells finished before the processes at work began (``since``) count only for a model that has
+    neither a cell finished since nor one in progress: a run resumed with other --threads, or on
+    another machine, trains at its own pace."""
     took: dict[str, list[float]] = {}
+    earlier: dict[str, list[float]] = {}
     for p in sorted((d / "cells").glob("*.json"), key=lambda p: p.stat().st_mtime):
         if isinstance(c := _read_json(p), dict) and isinstance(c.get("train_seconds"), (int, float)):
-            took.setdefault(p.stem.split("__")[0], []).append(float(c["train_seconds"]))
-    for key, seconds in (whole or {}).items():   # the first cell of a model: its pace so far
+            now = since is None or p.stat().st_mtime >= since
+            (took if now else earlier).setdefault(p.stem.split("__")[0], []).append(float(c["train_seconds"]))
+    for key, seconds in (whole or {}).items():   # no cell of the model finished here yet: its pace so far
         took.setdefault(key.split("__")[0], [seconds])
+    for model, seconds in earlier.items():
+        took.setdefault(model, seconds)
     waiting = [k.split("__")[0] for k in todo if k not in in_progress]
     if not todo or any(not took.get(m) for m in waiting):
         return ""
@@ -262,7 +281,8 @@ def run_state(directory: str | Path) -> RunState | None:
     if command == "benchmark" and state != "finished":
         now, in_progress, whole = _cells_in_progress(d, {p.stem for p in (d / "cells").glob("*.json")}, bool(holder))
         if holder and todo:
-            progress += _benchmark_time_left(d, todo, in_progress, len(holder.split("; ")), whole)
+            progress += _benchmark_time_left(d, todo, in_progress, len(holder.split("; ")), whole,
+                                             _holders_since(holder))
         progress = "; ".join(p for p in (progress, _inputs_in_progress(d), now) if p)
     resume = f"genaug {command} --resume {shlex.quote(str(d))}" if state == "stopped" and command in RESUMABLE else ""
     archived = (d / "archived.json").is_file()

@@ -175,6 +175,25 @@ def test_a_benchmark_at_work_says_how_long_its_cells_left_take(tmp_path):
     first.close()
 
 
+def test_a_resumed_benchmark_times_the_cells_left_at_its_own_pace(tmp_path):
+    # resumed with --threads 2, a DenseNet-121 cell took 70 s an epoch, where the first process's cells had
+    # taken 1,350 s each: genaug runs said "about 1h01m left" for what took about 40 minutes
+    import os
+    d = [f"densenet121__real__f1__seed{i}" for i in range(5)]
+    bench = _run(tmp_path, "benchmark", "b", {}, {f"cells/{k}.json": {"train_seconds": 1350.0} for k in d[:3]})
+    for k in d[:3]:   # finished hours before this process took the run
+        os.utime(bench.dir / "cells" / f"{k}.json", (time.time() - 7200, time.time() - 7200))
+    bench = open_run(bench.dir, "benchmark")   # held by this process from now
+    bench.save_manifest(planned_cells=d)
+    _log(bench, (300, f"[4/5] {d[3]}: 4693 training images"), (230, f"{d[3]} epoch 1 of 12: train 0.69 val 0.69"),
+         (160, f"{d[3]} epoch 2 of 12: train 0.51 val 0.26"))       # 70 s an epoch here
+    assert run_state(bench.dir).progress.startswith("3 of 5 cells, about 25m40s left; ")   # 10 x 70 s + 12 x 70 s
+    (bench.dir / "cells" / f"{d[3]}.json").write_text(json.dumps({"train_seconds": 600.0}))
+    # a cell this process finished times the rest
+    assert run_state(bench.dir).progress.startswith("4 of 5 cells, about 10m00s left")
+    bench.close()
+
+
 def test_runs_command_prints_a_table_and_how_to_resume_without_loading_torch(tmp_path):
     gan = _run(tmp_path, "gan", "halfway", {"gan": {"epochs": 5}}, {"history-conditional.json": [{"epoch": 1}]})
     probe = ("import atexit, sys; from genaug_cli.main import run; "
