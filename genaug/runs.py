@@ -495,9 +495,29 @@ def running(run: Run, new: bool) -> Iterator[Run]:
         # a stop (Ctrl-C, SIGTERM) or a failure such as a full disk: the command's last line names the run
         # to resume. The outermost run sets it last: a benchmark's own GAN and autoencoder runs lie in it.
         exc.run_dir = run.dir
+        if not getattr(exc, "stop_logged", False) and not (isinstance(exc, SystemExit) and not exc.code):
+            # the log is what is left to read later ('genaug runs' shows the run stopped): say why. A
+            # benchmark's own GAN and autoencoder logs share its handler, so the innermost run says it once.
+            log.error(stop_reason(exc))
+            exc.stop_logged = True
         raise
     finally:
         run.close()
+
+
+def stop_reason(exc: BaseException) -> str:
+    """Why a command stopped, as its run's log says it: a signal, a closed console, or the error itself."""
+    signum = getattr(exc, "signum", None)
+    if signum is not None and signum != signal.SIGINT:
+        return f"stopped by {signal.Signals(signum).name}"
+    if signum is not None or isinstance(exc, KeyboardInterrupt):
+        return "stopped: interrupted (Ctrl-C)"
+    if isinstance(exc, BrokenPipeError):   # click then exits with status 1 and says nothing
+        return "stopped: its console output was closed (a pipe such as '| head' ended before it)"
+    if is_disk_full(exc):
+        return "stopped: no space left on the disk"
+    text = str(exc).strip().splitlines()
+    return f"stopped: {type(exc).__name__}{f': {text[0]}' if text else ''}"
 
 
 def _written_beyond_start(d: Path) -> bool:

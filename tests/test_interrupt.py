@@ -118,8 +118,25 @@ def test_ctrl_c_or_sigterm_stops_with_a_message_and_resume_finishes(tmp_path, si
     assert proc.returncode == code and f"genaug: {said}; finished epochs" in err and "Traceback" not in err
     run = only_run(out, "encode")
     assert f"rerun with genaug encode --resume {run}\n" in err   # the run by its path, not a placeholder
+    # the log, read long after the console is gone, says why the run stopped
+    assert (run / "log.txt").read_text().endswith(f" ERROR {'stopped by SIGTERM' if signum == signal.SIGTERM else 'stopped: interrupted (Ctrl-C)'}\n")
     assert genaug("encode", "--resume", run).returncode == 0
     assert json.loads((run / "metrics.json").read_text())
+
+
+def test_a_run_whose_console_output_closes_says_so_in_its_log(tmp_path):
+    # `genaug encode | head -1`: click exits with status 1 on the broken pipe and says nothing, and the log
+    # ended at its first line, so the run showed as stopped with no reason anywhere
+    exe = shutil.which("genaug")
+    cmd = ([exe] if exe else [sys.executable, "-m", "genaug_cli.main"]) + [
+        "encode", "--data", "demo", "--profile", str(_long_profile(tmp_path)), "--out", str(tmp_path / "o")]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().startswith("genaug encode: ")   # read the first line, as head -1 does
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=300) == 1 and "Traceback" not in err
+    log = (only_run(tmp_path / "o", "encode") / "log.txt").read_text()
+    assert log.endswith(" ERROR stopped: its console output was closed (a pipe such as '| head' ended before it)\n")
 
 
 @pytest.mark.slow
