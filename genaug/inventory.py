@@ -29,6 +29,7 @@ class RunState:
     holder: str         # the process at work on it, when one is
     resume: str         # the command that continues a stopped run ("" when none does)
     archived: bool = False   # made by genaug archive (or a copy of one): results without weights
+    why: str = ""       # a stopped run's last log line, where it says why ("stopped by SIGTERM")
 
 
 def duration(seconds: float) -> str:
@@ -69,6 +70,17 @@ def last_log_time(log: Path) -> float | None:
     carries one."""
     times = [t for stamp in _LOG_STAMP.findall(_log_tail(log, 4096)) if (t := _stamp_time(stamp)) is not None]
     return times[-1] if times else None
+
+
+def stop_reason_in_log(d: Path) -> str:
+    """Why a run stopped, where its log's last line says it ("stopped: interrupted (Ctrl-C)", written by
+    genaug.runs.running); '' where the last line is another (a SIGKILL, a power cut: nothing was said)."""
+    try:
+        lines = _log_tail(d / "log.txt", 4096).rstrip("\n").splitlines()
+    except OSError:
+        return ""
+    last = re.match(_STAMP + r"ERROR (stopped.*)$", lines[-1]) if lines else None
+    return last.group(2) if last else ""
 
 
 def log_age(d: Path, archived: bool) -> float | None:
@@ -286,7 +298,8 @@ def run_state(directory: str | Path) -> RunState | None:
         progress = "; ".join(p for p in (progress, _inputs_in_progress(d), now) if p)
     resume = f"genaug {command} --resume {shlex.quote(str(d))}" if state == "stopped" and command in RESUMABLE else ""
     archived = (d / "archived.json").is_file()
-    return RunState(str(d), command, state, progress, log_age(d, archived), holder, resume, archived)
+    why = stop_reason_in_log(d) if state == "stopped" else ""
+    return RunState(str(d), command, state, progress, log_age(d, archived), holder, resume, archived, why)
 
 
 def list_runs(out_root: str | Path, command: str | None = None) -> list[RunState]:
@@ -330,7 +343,7 @@ def format_runs(states: list[RunState], root: str | Path) -> str:
         holders = s.holder.split("; ") if s.holder else ["-"]
         rows.append((s.run, state, count or "-", "-" if s.last_log is None else f"{duration(s.last_log)} ago",
                      holders[0]))
-        below.append((holders[1:], [c for c in parts if c]))
+        below.append((holders[1:], [c for c in parts if c] + ([s.why] if s.why else [])))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(rows[0][:4], widths)) + "  " + rows[0][4]]
     for r, (more, cells) in zip(rows[1:], below):

@@ -194,6 +194,18 @@ def test_a_resumed_benchmark_times_the_cells_left_at_its_own_pace(tmp_path):
     bench.close()
 
 
+def test_a_stopped_run_shows_why_where_its_log_ends_saying_it(tmp_path):
+    enc = _run(tmp_path, "encode", "term", {"encode": {"epochs": 9}}, {"history.json": [{"epoch": 1}]})
+    _log(enc, (60, "autoencoder epoch 1 of 9: train mse 0.01"))
+    with (enc.dir / "log.txt").open("a") as fh:
+        fh.write(time.strftime("%Y-%m-%d %H:%M:%S") + ",5 ERROR stopped by SIGTERM\n")
+    assert run_state(enc.dir).why == "stopped by SIGTERM"
+    assert "\n    stopped by SIGTERM\n" in format_runs([run_state(enc.dir)], tmp_path)
+    # resumed since, then killed without a word (SIGKILL): the old reason is not the last line, so none
+    _log(enc, (0, "autoencoder epoch 2 of 9: train mse 0.01"))
+    assert run_state(enc.dir).why == "" and "SIGTERM" not in format_runs([run_state(enc.dir)], tmp_path)
+
+
 def test_runs_command_prints_a_table_and_how_to_resume_without_loading_torch(tmp_path):
     gan = _run(tmp_path, "gan", "halfway", {"gan": {"epochs": 5}}, {"history-conditional.json": [{"epoch": 1}]})
     probe = ("import atexit, sys; from genaug_cli.main import run; "
