@@ -418,6 +418,8 @@ class _ProfileLoader(yaml.SafeLoader):
         seen: dict = {}
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, (str, int, float, bool, type(None))):
+                continue   # a list as a key: PyYAML's own check below refuses it
             if key in seen:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"{key!r} is given twice (lines {seen[key]} and {key_node.start_mark.line + 1})",

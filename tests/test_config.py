@@ -30,6 +30,7 @@ def test_defaults_then_profile_then_flags(tmp_path):
     # PyYAML keeps the last of two equal keys, so the first setting would be dropped unseen
     ("benchmark:\n  epochs: 2\n  epochs: 3\n", "not valid YAML: 'epochs' is given twice \\(lines 2 and 3\\)$"),
     ("benchmark:\n  epochs: 2\ngan:\n  epochs: 2\nbenchmark:\n  seeds: 3\n", "'benchmark' is given twice \\(lines 1 and 5\\)"),
+    ("? [a, b]\n: 1\n", "not valid YAML: found unhashable key \\(line 1, column 3\\)$"),
     ("benchmark:\n\tepochs: 2\n", "found character '\\\\t' that cannot start any token \\(line 2, column 1\\); indent with "
                                   "spaces, not tabs$"),
     ("data:\n  val_fraction: 1.5\n", "data.val_fraction"),
