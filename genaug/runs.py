@@ -484,7 +484,9 @@ def running(run: Run, new: bool) -> Iterator[Run]:
     try:
         yield run
     except GenaugError as exc:
-        log.error("stopped: %s", exc)
+        if not getattr(exc, "stop_logged", False):   # said once, by the innermost run (see below)
+            log.error("stopped: %s", exc)
+            exc.stop_logged = True
         run.close()
         if new and distributed.is_main() and not _written_beyond_start(run.dir):
             shutil.rmtree(run.dir, ignore_errors=True)
