@@ -19,7 +19,7 @@ from genaug.benchmark import DEPENDENT_VARIANTS, INPUT_RUNS, seed_ensemble
 from genaug.config import Config
 from genaug.data import DataBundle
 from genaug.errors import CheckpointError
-from genaug.inventory import counted, seconds_text
+from genaug.inventory import counted, run_state, seconds_text
 from genaug.runs import Run, atomic_write_text, machine_summary, machines_line, machines_of, read_cells, read_manifest, write_json
 
 # Published figures on this test split, quoted for context; genaug did not measure them.
@@ -704,6 +704,7 @@ def results_document(run_dirs: list[Path], title: str = "Results", left_out: lis
               f"Started {manifest.get('started', '?')}, last updated {manifest.get('updated', '?')}; genaug commit "
               f"`{str(manifest.get('git_commit', '?'))[:10]}`, torch {manifest.get('versions', {}).get('torch', '?')}, "
               f"device {manifest.get('device', '?')}" + _where_line(d, manifest) + ".", ""]
+        L += _unfinished_note(d)
         text = report.read_text(encoding="utf-8")
         short = _section(text, "## In short")
         if short:
@@ -720,6 +721,18 @@ def results_document(run_dirs: list[Path], title: str = "Results", left_out: lis
         intro += ["## In short, run by run", "", "Copied from each benchmark (and pool) report's own \"In short\"; the runs' "
                   "sections below hold the tables, settings and caveats.", ""] + answers
     return "\n".join(intro + L)
+
+
+def _unfinished_note(d: Path) -> list[str]:
+    """For a run that has a report but is not finished (at work on cells added since, or stopped before
+    them, or an interim --report-only): the commands listed above it ask for more than it holds."""
+    state = run_state(d)
+    if state is None or state.state == "finished":
+        return []
+    who = f" ({state.holder})" if state.holder else ""
+    done = re.sub(r", about \S+ left$", "", state.progress.split("; ")[0])   # an estimate goes stale in a document
+    return [f"**{state.state.capitalize()}{who}, {done or 'progress unknown'}:** the run is not finished; the "
+            "report below holds what was done when it was written.", ""]
 
 
 def _section(markdown: str, heading: str) -> list[str]:

@@ -46,6 +46,30 @@ def test_runs_without_a_report_are_left_out_and_named_when_another_has_one(tmp_p
         results_document([done, typo])
 
 
+def test_a_gathered_run_that_is_not_finished_says_so_above_its_report(tmp_path):
+    # a run resumed with --seeds 6 listed that command above a report of its first 3 seeds, without a word
+    from genaug.runs import new_run
+    cells = [f"cnn__real__f1__seed{i}" for i in range(2)]
+    runs = {}
+    for name, planned in (("done", cells[:1]), ("extended", cells), ("busy", cells)):
+        run = new_run(tmp_path / "out", "benchmark", name, {})
+        run.save_manifest(planned_cells=planned)
+        (run.dir / "cells").mkdir()
+        (run.dir / "cells" / f"{cells[0]}.json").write_text("{}")
+        (run.dir / "report.md").write_text("# genaug benchmark: x\n\n## In short\n\n- it ran\n")
+        if name != "busy":
+            run.close()
+        runs[name] = run
+    doc = results_document([r.dir for r in runs.values()])
+    notes = [line for line in doc.splitlines() if line.startswith("**")]
+    assert len(notes) == 2   # none for the finished run
+    assert notes[0] == ("**Stopped, 1 of 2 cells:** the run is not finished; the report below holds what was done "
+                        "when it was written.")
+    assert notes[1].startswith("**At work (pid ") and notes[1].endswith(", 1 of 2 cells:** the run is not finished; the "
+                                                                        "report below holds what was done when it was written.")
+    runs["busy"].close()
+
+
 def test_commands_include_resumes_run_as_shards_in_time_order(tmp_path):
     made = ["genaug", "benchmark", "--profile", "cpu"]
     extend = ["genaug", "benchmark", "--resume", "R", "--seeds", "3"]
