@@ -360,6 +360,11 @@ def validate(cfg: Config) -> Config:
             near = closest_name(value, choices)
             raise ConfigError(f"config key '{dotted}' must be one of {', '.join(choices)}, got '{value}'"
                               + (f"; did you mean '{near}'?" if near else ""), key=dotted)
+    if cfg.gan.conditioning == "acgan" and cfg.gan.aux_weight == 0 and not cfg.gan.per_class:
+        # the class loss is all an AC-GAN's discriminator tells its generator about classes
+        raise ConfigError("config key 'gan.aux_weight' is 0 with gan.conditioning acgan, which leaves the GAN no "
+                          "class signal (each class's images would be drawn alike): give a weight above 0 (the cpu "
+                          "profile's is 0.3), or conditioning channels", key="gan.aux_weight")
     parse_augmentations(cfg.benchmark.augmentations)
     parse_model_epochs(cfg.benchmark.model_epochs)
     check_run_name(cfg.run.name)
