@@ -151,8 +151,11 @@ def data_info_cmd(
     from pathlib import Path
 
     from genaug.data.info import data_info, format_info
+    from genaug.errors import ConfigError
     from genaug.jobs import load_bundle
 
+    if size < 1:
+        raise ConfigError(f"--size must be at least 1 px, got {size}")
     cfg = build_config(profile, data=dict(data=data, task=task, cache_dir=cache, val_fraction=val_fraction,
                                           download=download or None), run=dict(out_root=out))
     bundle = load_bundle(cfg, size)

@@ -186,6 +186,8 @@ def test_data_info_folder_and_json(tmp_path):
 @pytest.mark.parametrize("args,needle", [
     (["data", "info", "--data", "/no/such/folder"], "data folder not found"),
     (["data", "info", "--profile", "no-such-profile"], "unknown profile"),
+    (["data", "info", "--data", "demo", "--size", "0"], "--size must be at least 1 px, got 0"),   # was a traceback
+    (["gan", "--data", "demo", "--class", ","], "--class ',' names no class; give one or more of NORMAL, PNEUMONIA, or all"),
     (["gan", "--data", "demo", "--class", "COVID"], "unknown class 'COVID'; the data has: NORMAL, PNEUMONIA"),
     (["gan", "--data", "demo", "--n", "0"], "'gan.n' must be positive"),
     (["gan", "--data", "demo", "--lr", "-0.1"], "'gan.lr' must be positive"),

@@ -438,6 +438,13 @@ def test_resolve_classes_matches_names_without_case():
         resolve_classes("ALL,A", ["A", "B"])
 
 
+def test_loading_at_a_size_under_one_pixel_is_refused_in_one_line():
+    # --size 0 divided by zero inside PIL's JPEG draft mode
+    from genaug.data import load_data
+    with pytest.raises(ConfigError, match="^the image size to load at must be at least 1 px, got 0$"):
+        load_data("demo", 0)
+
+
 def test_the_data_layer_loads_without_torch():
     # the CLI checks --data with it before torch loads (2-3 s), so a mistyped path is told at once
     import subprocess

@@ -120,6 +120,8 @@ def resolve_classes(requested: str, classes: list[str]) -> list[str]:
 def load_data(spec: str, size: int, task: str = "binary", val_fraction: float = 0.1, split_seed: int = 0,
               cache_dir: Path | None = None, demo_train: int = 600, allow_download: bool = False) -> DataBundle:
     """``spec``: 'demo', a folder in the Kaggle layout, a MedMNIST .npz, or 'medmnist:NAME'."""
+    if size < 1:   # 0 divided by zero deep in PIL's JPEG draft mode
+        raise ConfigError(f"the image size to load at must be at least 1 px, got {size}")
     check_data_spec(spec, task)
     if spec == "demo":
         bundle = demo_dataset(size=size, n_train=demo_train, seed=split_seed)
