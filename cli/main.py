@@ -596,7 +596,7 @@ def runs_cmd(
     command: Optional[str] = typer.Option(None, "--command", help="only this command's runs (gan, encode, benchmark, ...)"),
     as_json: bool = typer.Option(False, "--json", help="print the states as JSON"),
 ):
-    """Each run under --out: at work (and by which process), finished, or stopped, with its progress (and the time left while at work) and how to resume it."""
+    """Each run under --out: at work (and by which process), finished, or stopped (and why, where its log says), with its progress (and the time left while at work) and how to resume it."""
     from genaug.inventory import format_runs, list_runs, states_as_json
 
     states = list_runs(out, command)
