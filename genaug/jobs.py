@@ -14,7 +14,7 @@ from genaug.data import DataBundle, load_data
 from genaug.data.splits import subsample_by_patient
 from genaug.device import resolve_device, seed_everything, set_deterministic
 from genaug.inventory import counted
-from genaug.runs import TRAINING_LIST, Run, atomic_write_text
+from genaug.runs import TRAINING_LIST, Run, atomic_write_text, enclosing_run
 
 log = logging.getLogger("genaug")
 
@@ -68,8 +68,9 @@ def start_job(cfg: Config, run: Run, size: int) -> tuple[torch.device, DataBundl
     # before the data, which can take minutes to decode the first time: where to look, and what
     # --resume takes should the job be stopped
     tell(f"genaug {run.command}: {run.dir}")
-    if device.type == "cpu" and cfg.run.threads > (cpus := usable_cpus()):
-        # each thread waits on the others at every operation, so threads beyond the CPUs slow training
+    if device.type == "cpu" and cfg.run.threads > (cpus := usable_cpus()) and enclosing_run(run.dir) is None:
+        # each thread waits on the others at every operation, so threads beyond the CPUs slow training (said
+        # once: not again for the GAN and autoencoder a benchmark trains inside its own run)
         tell(f"note: --threads {cfg.run.threads} on {counted(cpus, 'CPU')}: threads beyond the CPUs usually slow "
              f"training; give --threads {cpus} or fewer")
     with distributed.main_first():   # under torchrun rank 0 builds the decode cache, the others read it
