@@ -176,8 +176,8 @@ def test_a_benchmark_at_work_says_how_long_its_cells_left_take(tmp_path):
 
 
 def test_a_resumed_benchmark_times_the_cells_left_at_its_own_pace(tmp_path):
-    # resumed with --threads 2, a DenseNet-121 cell ran at about 70 s an epoch, where the first process's cells
-    # (one thread, beside another job) had taken 1,350 s each: genaug runs timed the cells left at the old pace
+    # resumed with --threads 2, DenseNet-121 cells ran at 64-94 s an epoch, where the first process's cells
+    # (one thread, beside another job) had taken 1,334-1,653 s each: genaug runs timed the cells left at the old pace
     import os
     d = [f"densenet121__real__f1__seed{i}" for i in range(5)]
     bench = _run(tmp_path, "benchmark", "b", {}, {f"cells/{k}.json": {"train_seconds": 1350.0} for k in d[:3]})
