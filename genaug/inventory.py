@@ -10,11 +10,10 @@ import re
 import shlex
 import time
 from dataclasses import asdict, dataclass
-from datetime import datetime
 from pathlib import Path
 
 from genaug.errors import DataError
-from genaug.locks import in_use_by
+from genaug.locks import holders_since, in_use_by
 
 RESUMABLE = ("gan", "encode", "benchmark")
 
@@ -222,17 +221,6 @@ def _cells_in_progress(d: Path, done: set[str], at_work: bool) -> tuple[str, dic
     return "; ".join(parts), left, whole
 
 
-def _holders_since(holder: str) -> float | None:
-    """When the earliest of the processes at work (``in_use_by``'s 'pid 1 on h since T; ...') began."""
-    times = []
-    for stamp in re.findall(r" since (\S+?)(?:,|;|$)", holder):
-        try:
-            times.append(datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S%z").timestamp())
-        except ValueError:   # '?' from a lock note that could not be read
-            continue
-    return min(times) if times else None
-
-
 def _benchmark_time_left(d: Path, todo: list[str], in_progress: dict[str, float], processes: int,
                          whole: dict[str, float] | None = None, since: float | None = None) -> str:
     """', about 25m left' for a benchmark at work: each cell not begun at the mean training time of
@@ -294,7 +282,7 @@ def run_state(directory: str | Path) -> RunState | None:
         now, in_progress, whole = _cells_in_progress(d, {p.stem for p in (d / "cells").glob("*.json")}, bool(holder))
         if holder and todo:
             progress += _benchmark_time_left(d, todo, in_progress, len(holder.split("; ")), whole,
-                                             _holders_since(holder))
+                                             holders_since(d))
         progress = "; ".join(p for p in (progress, _inputs_in_progress(d), now) if p)
     resume = f"genaug {command} --resume {shlex.quote(str(d))}" if state == "stopped" and command in RESUMABLE else ""
     archived = (d / "archived.json").is_file()

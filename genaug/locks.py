@@ -15,6 +15,7 @@ import json
 import os
 import platform
 import time
+from datetime import datetime
 from pathlib import Path
 
 from genaug.errors import RunInUse
@@ -82,16 +83,30 @@ def release(held: list[int]) -> None:
 
 def in_use_by(directory: str | Path) -> str:
     """Who is at work on run ``directory`` now ('pid 123 on host h since T'), or '' when no one is."""
-    return "; ".join(_holders(Path(directory)))
+    return "; ".join(_note_text(h) for h in _holder_records(Path(directory)))
+
+
+def holders_since(directory: str | Path) -> float | None:
+    """When the earliest process at work on run ``directory`` took it (seconds since the epoch), or None
+    when no one is at work or no holder's note says."""
+    times = []
+    for h in _holder_records(Path(directory)):
+        with contextlib.suppress(TypeError, ValueError):
+            times.append(datetime.strptime(h.get("since"), "%Y-%m-%dT%H:%M:%S%z").timestamp())
+    return min(times) if times else None
 
 
 def _holders(d: Path) -> list[str]:
-    """A note per process holding a lock in run ``d``. Shards hold the run's lock shared and say who
-    they are in their own files; the run's file then still names whoever held it alone last, so it
+    return [_note_text(h) for h in _holder_records(d)]
+
+
+def _holder_records(d: Path) -> list[dict]:
+    """The note of each process holding a lock in run ``d``. Shards hold the run's lock shared and say
+    who they are in their own files; the run's file then still names whoever held it alone last, so it
     is read only when no shard holds the run."""
-    shards = [n for n in (_held_note(p) for p in sorted(d.glob(LOCK_NAME + "-shard*"))) if n]
-    whole = _held_note(d / LOCK_NAME) if not shards else ""
-    return shards or ([whole] if whole else [])
+    shards = [n for n in (_held_record(p) for p in sorted(d.glob(LOCK_NAME + "-shard*"))) if n is not None]
+    whole = _held_record(d / LOCK_NAME) if not shards else None
+    return shards or ([whole] if whole is not None else [])
 
 
 def _shard_words(shard: str | None) -> str:
@@ -100,21 +115,32 @@ def _shard_words(shard: str | None) -> str:
 
 def _held_note(path: Path) -> str:
     """Who holds the lock file ``path`` (from the note its holder wrote), or '' when no one does."""
+    h = _held_record(path)
+    return "" if h is None else _note_text(h)
+
+
+def _note_text(h: dict) -> str:
+    return (f"pid {h.get('pid', '?')} on {h.get('host', '?')} since {h.get('since', '?')}"
+            + (f", shard {_shard_words(h['shard'])}" if h.get("shard") else ""))
+
+
+def _held_record(path: Path) -> dict | None:
+    """The note the holder of lock file ``path`` wrote ({} where it cannot be read), or None when no one
+    holds it."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
-        return ""
+        return None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)   # taken at once: no one holds it
-        return ""
+        return None
     except BlockingIOError:
         try:
             h = json.loads(os.pread(fd, 4096, 0) or b"{}")
         except (OSError, ValueError):
             h = {}
-        return (f"pid {h.get('pid', '?')} on {h.get('host', '?')} since {h.get('since', '?')}"
-                + (f", shard {_shard_words(h['shard'])}" if h.get("shard") else ""))
+        return h if isinstance(h, dict) else {}
     except OSError:
-        return ""
+        return None
     finally:
         os.close(fd)

@@ -381,3 +381,22 @@ def test_more_threads_than_cpus_are_told(tmp_path, monkeypatch, capsys):
         assert "note: --threads" not in capsys.readouterr().out
     finally:
         torch.set_num_threads(threads)
+
+
+def test_holders_since_is_when_the_earliest_process_at_work_took_the_run(tmp_path):
+    from genaug import locks
+    import time as _time
+    assert locks.holders_since(tmp_path) is None                  # no one at work
+    before = _time.time()
+    held = locks.acquire(tmp_path, "1of2") + locks.acquire(tmp_path, "2of2")   # two shards
+    try:
+        since = locks.holders_since(tmp_path)
+        assert since is not None and before - 1 <= since <= _time.time()   # the notes are to the second
+        note = tmp_path / f"{locks.LOCK_NAME}-shard1of2"
+        fd = os.open(note, os.O_WRONLY)   # another descriptor: closing it leaves the shard's flock held
+        os.pwrite(fd, b'{"pid": 1, "since": "?"}' + b" " * 100, 0)   # a time that cannot be read
+        os.close(fd)
+        assert locks.holders_since(tmp_path) == since            # the other shard's still counts
+    finally:
+        locks.release(held)
+    assert locks.holders_since(tmp_path) is None
