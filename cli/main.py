@@ -299,6 +299,9 @@ def gan_cmd(
     """Train (or --resume) the GAN, write --n images per class with a manifest, grids and a quality report."""
     if ctx.invoked_subcommand is not None:
         return
+    if width is not None and width <= 0:   # it sets two config keys; the flag is what the user typed
+        from genaug.errors import ConfigError
+        raise ConfigError(f"--width must be positive, got {width}")
     d, r = _common(data, task, seed, device, out, name, cache, tensorboard, threads)
     given = dict(data=d, run=r, gan=dict(
         epochs=epochs, n=n, image_size=image_size, batch_size=batch_size, lr=lr, ngf=width, ndf=width,

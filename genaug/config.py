@@ -182,12 +182,13 @@ class Config:
         return dataclasses.asdict(self)
 
 
-_POSITIVE = {
+# a tuple, not a set: with several bad values the first named is the same from one run to the next
+_POSITIVE = (
     "gan.image_size", "gan.nz", "gan.ngf", "gan.ndf", "gan.epochs", "gan.batch_size", "gan.n",
     "gan.eval_images", "gan.judge_epochs", "gan.max_loss", "encode.image_size", "encode.latent_channels",
     "encode.batch_size", "encode.epochs", "benchmark.image_size", "benchmark.batch_size", "benchmark.seeds",
     "benchmark.epochs", "benchmark.patience", "data.demo_train", "gan.lr", "encode.lr", "benchmark.lr",
-}
+)
 
 # numpy takes seeds from 0 and torch up to 2**64 - 1; 2**32 - 1 spans every seed a user types. Out of
 # range they failed with numpy's or torch's traceback, once the run directory was made

@@ -191,6 +191,8 @@ def test_data_info_folder_and_json(tmp_path):
     (["gan", "--data", "demo", "--class", "COVID"], "unknown class 'COVID'; the data has: NORMAL, PNEUMONIA"),
     (["gan", "--data", "demo", "--n", "0"], "'gan.n' must be positive"),
     (["gan", "--data", "demo", "--lr", "-0.1"], "'gan.lr' must be positive"),
+    # it sets gan.ngf and gan.ndf, and the message named whichever of them a set's order gave first
+    (["gan", "--data", "demo", "--width", "0"], "--width must be positive, got 0"),
     (["encode", "--data", "demo", "--lr", "0"], "'encode.lr' must be positive"),
     (["encode", "--data", "demo", "--epochs", "0"], "'encode.epochs' must be positive"),
     (["benchmark", "--data", "demo", "--lr", "0"], "'benchmark.lr' must be positive"),
