@@ -66,6 +66,16 @@ def test_decode_guards(tmp_path):
         decode_image(str(tiny), 16)
 
 
+def test_a_multi_page_tiff_is_skipped_with_a_reason_not_read_as_its_first_page(tmp_path):
+    from genaug.data.decode import UnreadableImage
+    pages = [Image.new("L", (32, 32), v) for v in (40, 200)]
+    pages[0].save(tmp_path / "two.tif", save_all=True, append_images=pages[1:])
+    pages[0].save(tmp_path / "one.tif")
+    with pytest.raises(UnreadableImage, match=r"multi-frame image \(2 frames\); give single images"):
+        decode_image(str(tmp_path / "two.tif"), 16)
+    assert int(decode_image(str(tmp_path / "one.tif"), 16).mean()) == 40
+
+
 @pytest.mark.parametrize("name,expected", [
     ("person1234_bacteria_3179.jpeg", "person1234"),
     ("IM-0001-0001.jpeg", "IM-0001"),

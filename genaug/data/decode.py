@@ -222,6 +222,10 @@ def _pil_to_gray_uint8(path: str, size: int) -> np.ndarray:
                     raise UnreadableImage(f"{w}x{h} pixels exceeds the {MAX_PIXELS:,}-pixel guard")
                 if min(w, h) < MIN_SIDE:
                     raise UnreadableImage(f"too small ({w}x{h})")
+                # a multi-page TIFF (or animated PNG) would have given its first page alone, unsaid;
+                # which page is the X-ray is not for genaug to guess, as for a multi-frame DICOM
+                if (frames := getattr(im, "n_frames", 1)) > 1:
+                    raise UnreadableImage(f"multi-frame image ({frames} frames); give single images")
                 if im.format == "JPEG":
                     im.draft(im.mode, (size, size))  # let libjpeg downscale by 1/2..1/8 while decoding
                 im.load()
