@@ -985,10 +985,15 @@ def train_cells(cfg: Config, run: Run, bundle: DataBundle, device, plan: CellPla
             left = [plan.todo[j][3] for j in sorted(plan.mine) if j >= i
                     and not (cells_dir / f"{plan.keys[j]}.json").is_file()]
             if did_not_learn(cell, len(bundle.classes)):
-                tell(f"    did not learn: the training loss never fell clearly below chance "
+                more = more_epochs_hint(b, model, variant == 'encoded')
+                what, remedy = (
+                    (f"scores near chance, though they rank validation images (ROC-AUC {cell['val_roc_auc']:.3f})",
+                     f"A new run with more epochs for it ({more}) may train it") if ranks_validation(cell) else
+                    ("did not learn", f"A new run at a lower --lr (this one's is {b.lr:g}), or with more epochs for "
+                                      f"it ({more}), may train it"))
+                tell(f"    {what}: the training loss never fell clearly below chance "
                      f"(ln {len(bundle.classes)} = {math.log(len(bundle.classes)):.3f}); the report names it. "
-                     f"A new run at a lower --lr (this one's is {b.lr:g}), or with more epochs for it "
-                     f"({more_epochs_hint(b, model, variant == 'encoded')}), may train it", key)
+                     f"{remedy}", key)
             tell(f"    took {duration(took[model][-1])}" + (f"; {time_left(took, left)}" if left else ""), key)
     finally:
         tracker.close()
@@ -1201,6 +1206,16 @@ def did_not_learn(cell: dict, n_classes: int) -> bool:
     return lowest is not None and lowest > 0.95 * math.log(n_classes)
 
 
+def ranks_validation(cell: dict) -> bool:
+    """Whether a cell's model orders validation images well (ROC-AUC >= 0.9), whatever its loss: after
+    one epoch on tiny data the loss can sit at chance while the ranking is already perfect, and "did
+    not learn" beside a test ROC-AUC of 1.000 read as a contradiction. (A network barely moved from its
+    initial weights ranked the demo's validation at 0.79, the stuck AlexNet cell the Kermany data's at
+    0.435, so a ranking alone says little below 0.9.)"""
+    auc = cell.get("val_roc_auc")
+    return auc is not None and not math.isnan(auc) and auc >= 0.9
+
+
 def lowest_train_loss(cell: dict) -> float | None:
     losses = [h["train_loss"] for h in cell.get("history", []) if "train_loss" in h]
     return min(losses) if losses else None
@@ -1218,15 +1233,27 @@ def did_not_learn_notes(cells: list[dict], n_classes: int) -> list[str]:
     stuck = [c for c in cells if did_not_learn(c, n_classes)]
     if not stuck:
         return []
-    named = "; ".join(f"{c['model']} {c['variant']} seed {c['seed']}"
-                      + (f" fold {c['fold']}" if c.get("fold") is not None else "")
-                      + (f" at train fraction {c['train_fraction']:g}" if c["train_fraction"] != 1 else "")
-                      + f" (training loss never under {lowest_train_loss(c):.3f}, test "
-                        f"ROC-AUC {c['test_at_val_threshold']['roc_auc']:.3f})" for c in stuck)
-    return [f"did not learn: {named}; chance is ln {n_classes} = {math.log(n_classes):.3f}. Their rows' means "
-            "and spreads count them; another seed, or a new run at a lower learning rate (e.g. --lr 1e-4: a run keeps "
-            "its own) or with more epochs for the model (benchmark.model_epochs in a profile, e.g. resnet34=12), may "
-            "train such a model"]
+
+    def named(group: list[dict], validation: bool) -> str:
+        return "; ".join(f"{c['model']} {c['variant']} seed {c['seed']}"
+                         + (f" fold {c['fold']}" if c.get("fold") is not None else "")
+                         + (f" at train fraction {c['train_fraction']:g}" if c["train_fraction"] != 1 else "")
+                         + f" (training loss never under {lowest_train_loss(c):.3f}, "
+                         + (f"validation ROC-AUC {c['val_roc_auc']:.3f}, test " if validation else "test ")
+                         + f"ROC-AUC {c['test_at_val_threshold']['roc_auc']:.3f})" for c in group)
+
+    chance = f"chance is ln {n_classes} = {math.log(n_classes):.3f}"
+    remedy = ("another seed, or a new run at a lower learning rate (e.g. --lr 1e-4: a run keeps its own) or with more "
+              "epochs for the model (benchmark.model_epochs in a profile, e.g. resnet34=12), may train such a model")
+    notes = []
+    if none := [c for c in stuck if not ranks_validation(c)]:
+        notes.append(f"did not learn: {named(none, False)}; {chance}. Their rows' means and spreads count them; {remedy}")
+    if barely := [c for c in stuck if ranks_validation(c)]:
+        notes.append(f"scores near chance: {named(barely, True)}; {chance}. They rank images, but their probabilities "
+                     "barely left chance, so where the validation threshold falls decides their accuracy; their rows' "
+                     "means and spreads count them; more epochs for the model (benchmark.model_epochs in a profile) "
+                     "may train them")
+    return notes
 
 
 def subsample_notes(cells: list[dict]) -> list[str]:

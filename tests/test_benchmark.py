@@ -761,6 +761,16 @@ def test_a_cell_that_never_left_chance_is_named_in_the_notes():
     assert note.startswith("did not learn: alexnet real seed 0 (training loss never under 0.693, test ROC-AUC 0.320)")
     assert "chance is ln 2 = 0.693" in note
     assert did_not_learn_notes([learnt], 2) == []
+    # an epoch's mean loss at chance while the weights at its end rank validation perfectly (one epoch
+    # on tiny data): "did not learn" stood beside a test ROC-AUC of 1.000
+    barely = {**cell("cnn", 1, [0.837], 1.0), "val_roc_auc": 1.0}
+    assert did_not_learn(barely, 2)
+    did, near = did_not_learn_notes([{**stuck, "val_roc_auc": 0.435}, barely], 2)
+    assert did.startswith("did not learn: alexnet real seed 0 (training loss never under 0.693, test ROC-AUC 0.320);")
+    assert near.startswith("scores near chance: cnn real seed 1 (training loss never under 0.837, validation "
+                           "ROC-AUC 1.000, test ROC-AUC 1.000); chance is ln 2 = 0.693. They rank images")
+    [only] = did_not_learn_notes([{**barely, "val_roc_auc": float("nan")}], 2)   # one class in validation
+    assert only.startswith("did not learn: cnn real seed 1")
 
 
 def test_a_cell_that_did_not_learn_is_said_when_it_finishes_with_the_lr_to_change(tmp_path):
@@ -777,6 +787,21 @@ def test_a_cell_that_did_not_learn_is_said_when_it_finishes_with_the_lr_to_chang
     report = (only_run(tmp_path / "o", "benchmark") / "report.md").read_text()
     assert "did not learn: cnn real seed 0" in report and "a new run at a lower learning rate" in report
     assert "or with more epochs for the model (benchmark.model_epochs" in report
+
+
+def test_a_cell_whose_loss_stayed_at_chance_but_ranks_validation_is_told_so_not_that_it_did_not_learn(tmp_path):
+    # one epoch on tiny folder data: the epoch's mean loss stays above ln 2 while validation ROC-AUC is 1.000
+    tiny = tmp_path / "tiny.yaml"
+    tiny.write_text(TINY)
+    data = make_folder_dataset(tmp_path / "x", {"train": 20, "test": 6})
+    r = genaug("benchmark", "--data", data, "--profile", tiny, "--variants", "real", "--out", tmp_path / "o")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert ("scores near chance, though they rank validation images (ROC-AUC 1.000): the training loss never fell "
+            "clearly below chance (ln 2 = 0.693); the report names it. A new run with more epochs for it") in r.stdout
+    assert "did not learn" not in r.stdout and "lower --lr" not in r.stdout
+    report = (only_run(tmp_path / "o", "benchmark") / "report.md").read_text()
+    assert "scores near chance: cnn real seed 0 (training loss never under" in report
+    assert "did not learn" not in report
 
 
 def test_a_latent_classifier_saved_without_its_autoencoder_is_refused_in_one_line(tmp_path):
