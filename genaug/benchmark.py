@@ -1251,9 +1251,17 @@ def did_not_learn_notes(cells: list[dict], n_classes: int) -> list[str]:
     if barely := [c for c in stuck if ranks_validation(c)]:
         notes.append(f"scores near chance: {named(barely, True)}; {chance}. They rank images, but their probabilities "
                      "barely left chance, so where the validation threshold falls decides their accuracy; their rows' "
-                     "means and spreads count them; more epochs for the model (benchmark.model_epochs in a profile) "
+                     f"means and spreads count them; more epochs for the model ({_epochs_keys(barely)} in a profile) "
                      "may train them")
     return notes
+
+
+def _epochs_keys(cells: list[dict]) -> str:
+    """The profile key that sets these cells' epochs: the latent CNN's differs from the pixel models'."""
+    latent = {c["variant"] == "encoded" for c in cells}
+    if latent == {True}:
+        return "benchmark.latent_epochs"
+    return "benchmark.model_epochs" + (", or benchmark.latent_epochs for encoded cells," if True in latent else "")
 
 
 def subsample_notes(cells: list[dict]) -> list[str]:

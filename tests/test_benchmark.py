@@ -769,6 +769,11 @@ def test_a_cell_that_never_left_chance_is_named_in_the_notes():
     assert did.startswith("did not learn: alexnet real seed 0 (training loss never under 0.693, test ROC-AUC 0.320);")
     assert near.startswith("scores near chance: cnn real seed 1 (training loss never under 0.837, validation "
                            "ROC-AUC 1.000, test ROC-AUC 1.000); chance is ln 2 = 0.693. They rank images")
+    assert near.endswith("more epochs for the model (benchmark.model_epochs in a profile) may train them")
+    [latent] = did_not_learn_notes([{**barely, "variant": "encoded"}], 2)
+    assert latent.endswith("more epochs for the model (benchmark.latent_epochs in a profile) may train them")
+    [both] = did_not_learn_notes([barely, {**barely, "variant": "encoded"}], 2)
+    assert "(benchmark.model_epochs, or benchmark.latent_epochs for encoded cells, in a profile)" in both
     [only] = did_not_learn_notes([{**barely, "val_roc_auc": float("nan")}], 2)   # one class in validation
     assert only.startswith("did not learn: cnn real seed 1")
 
