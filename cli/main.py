@@ -179,7 +179,7 @@ def data_info_cmd(
     "leaves it out); a file listed twice with one class is taken once, with two classes it is left out; "
     "rows whose label no --class names are left out and counted."))
 def data_split_cmd(
-    source: str = typer.Argument(..., help="folder of class folders: SOURCE/<CLASS>/*.jpeg; with --labels, the "
+    source: str = typer.Argument(..., metavar="SOURCE", help="folder of class folders: SOURCE/<CLASS>/*.jpeg; with --labels, the "
                                  "folder the labels file's image paths are relative to"),
     to: str = typer.Option(..., "--to", help="new folder to write: TO/train/<CLASS>/ and TO/test/<CLASS>/"),
     test_fraction: float = typer.Option(0.2, "--test-fraction", help="share of each class's images held out as test"),
@@ -416,7 +416,7 @@ def benchmark_cmd(
 
 @app.command("predict")
 def predict_cmd(
-    targets: list[str] = typer.Argument(..., help="image files and folders of images (searched recursively), "
+    targets: list[str] = typer.Argument(..., metavar="IMAGES", help="image files and folders of images (searched recursively), "
                                                   "e.g. a shell glob such as xrays/*.jpeg"),
     checkpoint: str = typer.Option(..., "--checkpoint", help="models/<cell>.pt from genaug benchmark --save-models"),
     out: Optional[str] = typer.Option(None, "--out", help="CSV file to write (a file already there is replaced only if genaug predict wrote it); default: print"),
@@ -450,7 +450,7 @@ def _echo_and_log(msg: str, err: bool = False) -> None:
 
 @app.command("explain")
 def explain_cmd(
-    targets: Optional[list[str]] = typer.Argument(None, help="image files and folders of images, as genaug predict takes them"),
+    targets: Optional[list[str]] = typer.Argument(None, metavar="IMAGES", help="image files and folders of images, as genaug predict takes them"),
     image: Optional[str] = typer.Option(None, "--image", help="one image file or folder, given as an option"),
     checkpoint: str = typer.Option(..., "--checkpoint", help="models/<cell>.pt from genaug benchmark --save-models"),
     class_: str = typer.Option("", "--class", help="class to explain (default: the predicted one)"),
@@ -486,7 +486,7 @@ def explain_cmd(
 
 @app.command("report")
 def report_cmd(
-    runs: list[str] = typer.Argument(..., help="finished gan, encode, benchmark or pool run directories, in the order to show (runs without a report yet are left out and named)"),
+    runs: list[str] = typer.Argument(..., metavar="RUNS", help="finished gan, encode, benchmark or pool run directories, in the order to show (runs without a report yet are left out and named)"),
     out: Optional[str] = typer.Option(None, "--out", help="Markdown file to write, e.g. docs/RESULTS.md (a file already there is replaced only if genaug report wrote it); default: print"),
     title: str = typer.Option("Results", "--title", help="the document's first heading"),
 ):
@@ -520,8 +520,8 @@ def report_cmd(
     "identical test probabilities (a rerun of the same settings on the same kind of machine should have "
     "all; on another CPU model or a GPU, none, and B − A then says whether the figures hold there)."))
 def compare_cmd(
-    run_a: str = typer.Argument(..., help="benchmark run A (the baseline)"),
-    run_b: str = typer.Argument(..., help="benchmark run B, on the same data and split"),
+    run_a: str = typer.Argument(..., metavar="RUN_A", help="benchmark run A (the baseline)"),
+    run_b: str = typer.Argument(..., metavar="RUN_B", help="benchmark run B, on the same data and split"),
     out: Optional[str] = typer.Option(None, "--out", help="Markdown file to write (a file already there is replaced only if genaug compare wrote it); default: print"),
     bootstrap: int = typer.Option(1000, "--bootstrap", min=100, help="bootstrap resamples for the intervals"),
 ):
@@ -546,7 +546,7 @@ def compare_cmd(
     "Writes OUT/pool/<time>-<name>/ (pool.md, pool.json, config, log), which genaug report and genaug "
     "archive take like any run, and prints pool.md."))
 def pool_cmd(
-    runs: list[str] = typer.Argument(..., help="two or more benchmark runs, each on its own GAN (or encode) run, and any runs "
+    runs: list[str] = typer.Argument(..., metavar="RUNS", help="two or more benchmark runs, each on its own GAN (or encode) run, and any runs "
                                                     "whose real cells to use"),
     variant: str = typer.Option("mixed", "--variant", help="mixed, synthetic (GAN runs) or encoded (encode runs)"),
     bootstrap: int = typer.Option(1000, "--bootstrap", min=100, help="bootstrap resamples for the intervals"),
@@ -578,7 +578,7 @@ def _write_or_print(doc: str, out: str | None) -> None:
     "What is copied: config, manifests, log, metrics, cells, reports and plots. An archived benchmark "
     "run can be resumed to add cells, and `genaug report` reads it; archiving again updates it."))
 def archive_cmd(
-    runs: list[str] = typer.Argument(..., help="run directories (gan, encode, benchmark, ...)"),
+    runs: list[str] = typer.Argument(..., metavar="RUNS", help="run directories (gan, encode, benchmark, ...)"),
     to: str = typer.Option(..., "--to", help="archive root: each run goes to TO/<command>/<run name>/ "
                                              "(e.g. docs/runs, to keep results in version control)"),
 ):

@@ -168,6 +168,9 @@ def test_every_command_has_help_that_rich_can_reflow():
         seen.append(path[-1])
         undocumented = [p.name for p in cmd.params if p.name != "help" and not getattr(p, "help", None)]
         assert not undocumented, f"genaug {' '.join(path)}: options without help: {undocumented}"
+        # the usage line showed arguments by their Python names, "genaug compare [OPTIONS] {run_a} {run_b}"
+        lower = [p.name for p in cmd.params if p.param_type_name == "argument" and not (p.metavar or "").isupper()]
+        assert not lower, f"genaug {' '.join(path)}: arguments without an upper-case metavar: {lower}"
     assert {"gan", "sample", "encode", "benchmark", "data", "info", "compare", "archive"} <= set(seen)
 
 
