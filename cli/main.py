@@ -118,11 +118,24 @@ def _common(data, task, seed, device, out, name, cache, tensorboard=None, thread
             dict(seed=seed, device=device, out_root=out, name=name, tensorboard=tensorboard, threads=threads))
 
 
-def _check_data(cfg, resume) -> None:
-    """A mistyped --data is told before torch loads, in well under a second (a resumed run reads its own)."""
-    if not resume:
-        from genaug.data import check_data_spec
+def _check_data(cfg, resume, data_flag: str | None, profile: str | None) -> None:
+    """A mistyped --data is told before torch loads, in well under a second (a resumed run reads its own).
+    A path that came from a profile says so: `--profile cpu` away from the project root had been told only
+    "data folder not found: ../shared/data/chest_xray_224", with no word of where that path came from."""
+    if resume:
+        return
+    from genaug.data import check_data_spec
+    from genaug.errors import DataError
+    try:
         check_data_spec(cfg.data.data, cfg.data.task)
+    except DataError as exc:
+        if data_flag is not None or not profile:
+            raise
+        import os
+        spec = cfg.data.data   # a relative path is read from the current folder, not from the profile's
+        where = "" if os.path.isabs(spec) or ":" in spec else f", read from this folder as {os.path.abspath(spec)}"
+        raise DataError(f"{exc}; that is data.data in the profile {profile}{where}: give --data PATH to read "
+                        "data from elsewhere") from None
 
 
 def _check_checkpoint_file(path: str, pattern: str, writer: str) -> None:
@@ -158,6 +171,7 @@ def data_info_cmd(
         raise ConfigError(f"--size must be at least 1 px, got {size}")
     cfg = build_config(profile, data=dict(data=data, task=task, cache_dir=cache, val_fraction=val_fraction,
                                           download=download or None), run=dict(out_root=out))
+    _check_data(cfg, None, data, profile)
     bundle = load_bundle(cfg, size)
     root = Path(cfg.data.data) if bundle.source == "folder" else None
     info = data_info(bundle, root)
@@ -258,7 +272,7 @@ def encode_cmd(
         epochs=epochs, image_size=image_size, latent_channels=latent_channels, batch_size=batch_size, lr=lr,
         checkpoint=checkpoint, overwrite=overwrite or None, train_fraction=train_fraction, views=views))
     cfg = build_config(profile, **given)  # before importing torch: a bad profile is told at once
-    _check_data(cfg, resume)
+    _check_data(cfg, resume, data, profile)
     if cfg.encode.checkpoint and not resume:   # before the data loads
         _check_checkpoint_file(cfg.encode.checkpoint, "autoencoder.pt", "a genaug encode run")
     from genaug.encode import run_encode
@@ -308,7 +322,7 @@ def gan_cmd(
         per_class=per_class or None, diffaug=diffaug, fid_features=fid_features, sync_batchnorm=sync_batchnorm,
         conditioning=conditioning, aux_weight=aux_weight, train_fraction=train_fraction))
     cfg = build_config(profile, **given)  # before importing torch: a bad profile is told at once
-    _check_data(cfg, resume)
+    _check_data(cfg, resume, data, profile)
     if class_ and not resume:   # a mistyped --class, too, is told before torch loads
         from genaug.data import classes_from_spec, resolve_classes
         known = classes_from_spec(cfg.data.data, cfg.data.task)
@@ -402,7 +416,7 @@ def benchmark_cmd(
         # trained ResNet-34 for the demo's 12
         flags["model_epochs"] = ""
     cfg = build_config(profile, data=d, run=r, benchmark=flags)  # before importing torch: a bad profile is told at once
-    _check_data(cfg, resume)
+    _check_data(cfg, resume, data, profile)
     from genaug.benchmark import run_benchmark
 
     started = time.time()

@@ -313,6 +313,23 @@ def test_output_folder_that_cannot_be_made_is_one_line_exit_2(tmp_path, tiny, co
     assert blocker.read_text() == "not a folder"
 
 
+@pytest.mark.parametrize("command", [["data", "info"], ["gan"], ["encode"], ["benchmark"]])
+def test_a_missing_data_path_from_a_profile_names_the_profile_and_where_it_was_looked_for(tmp_path, command):
+    # `--profile cpu` run away from the project root had said only "data folder not found: ../shared/..."
+    (tmp_path / "work").mkdir()
+    (tmp_path / "p.yaml").write_text("data:\n  data: ../xrays\n")
+    r = genaug(*command, "--profile", tmp_path / "p.yaml", "--out", tmp_path / "o", cwd=tmp_path / "work")
+    assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert (f"data folder not found: ../xrays (expected ROOT/train/<CLASS>/*.jpeg, or use --data demo); that is "
+            f"data.data in the profile {tmp_path / 'p.yaml'}, read from this folder as {tmp_path / 'xrays'}: give "
+            "--data PATH to read data from elsewhere") in r.stderr
+    # a path given with --data is the user's own: told as it was
+    r = genaug(*command, "--profile", tmp_path / "p.yaml", "--data", "../xrays", "--out", tmp_path / "o",
+               cwd=tmp_path / "work")
+    assert r.returncode == 2 and "profile" not in r.stderr and "data folder not found: ../xrays" in r.stderr
+    assert not [d for d in (tmp_path / "o").glob("*/*") if d.is_dir() and d.parent.name != "cache"]   # no run made
+
+
 def test_an_input_run_no_variant_reads_is_noted_not_silently_dropped(tmp_path, tiny):
     blocker = tmp_path / "a-file"   # stops the run right after its checks: nothing trains
     blocker.write_text("")
