@@ -212,6 +212,9 @@ _BOUNDED = {
     "gan.aux_weight": (">= 0", lambda v: v >= 0),
     "gan.nearcopy_quantile": ("in (0, 1)", lambda v: 0 < v < 1),
     "gan.fid_bootstrap": ("0 (none) or at least 2 resamplings", lambda v: v == 0 or v >= 2),
+    # the classifiers' BatchNorm cannot train on one image where pooling has left one value a channel:
+    # the latent CNN's head ended a benchmark in a ValueError traceback after its other cells had trained
+    "benchmark.batch_size": ("at least 2 (BatchNorm trains on two images a batch or more)", lambda v: v >= 2),
     "encode.views": ("between 0 and 32", lambda v: 0 <= v <= 32),
     "encode.baseline_size": (">= 0 (0: image_size / 4)", lambda v: v >= 0),
     "benchmark.weight_decay": (">= 0", lambda v: v >= 0),

@@ -199,6 +199,7 @@ def test_data_info_folder_and_json(tmp_path):
     (["encode", "--data", "demo", "--lr", "0"], "'encode.lr' must be positive"),
     (["encode", "--data", "demo", "--epochs", "0"], "'encode.epochs' must be positive"),
     (["benchmark", "--data", "demo", "--lr", "0"], "'benchmark.lr' must be positive"),
+    (["benchmark", "--data", "demo", "--batch-size", "1"], "'benchmark.batch_size' must be at least 2"),
     (["encode", "--data", "demo", "--threads", "-1"], "'run.threads' must be 0 (torch's default) or more"),
     (["gan", "--data", "demo", "--conditioning", "acgan", "--aux-weight", "-1"], "'gan.aux_weight' must be >= 0"),
     (["benchmark", "--data", "demo", "--models", "vgg99"], "unknown model vgg99"),
