@@ -399,10 +399,20 @@ def parse_model_epochs(text: str) -> dict[str, int]:
     return pairs
 
 
+def installed_profiles() -> Path | None:
+    """The folder of the profiles that came with genaug: configs/ installed as `genaug_configs`, which an
+    editable install maps back to the repository's configs/."""
+    import importlib.util
+    spec = importlib.util.find_spec("genaug_configs")
+    places = list(spec.submodule_search_locations or []) if spec is not None else []
+    return Path(places[0]) if places else None
+
+
 def find_profile(name_or_path: str) -> Path:
-    """A YAML path, or a profile name looked up in ./configs and the repository's configs/."""
+    """A YAML path, or a profile name looked up in ./configs, then in the profiles installed with genaug."""
     p = Path(name_or_path)
-    roots = (Path.cwd() / "configs", Path(__file__).resolve().parent.parent / "configs")
+    roots = tuple(r for r in (Path.cwd() / "configs", installed_profiles(),
+                              Path(__file__).resolve().parent.parent / "configs") if r is not None)
     names = sorted({f.stem for root in roots if root.is_dir() for f in root.glob("*.yaml")})
     if p.suffix in (".yaml", ".yml"):
         if not p.is_file():   # --profile cpu.yml meant the profile cpu

@@ -1,3 +1,9 @@
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
 import pytest
 
 from genaug.config import config_from_dict, load_config
@@ -204,3 +210,34 @@ def test_train_fractions_are_each_taken_once():
     # '0.5,0.50' planned the 0.5 cell twice: genaug runs counted 2 cells where one had trained
     from genaug.config import parse_fractions
     assert parse_fractions("0.5,0.50, 1,0.1") == [0.5, 1.0, 0.1]
+
+
+def test_a_wheel_built_and_installed_not_editable_finds_its_profiles(tmp_path):
+    # `pip install .` (not -e) installed genaug without configs/, and then `--profile demo` was unknown
+    root = Path(__file__).resolve().parent.parent
+    src = tmp_path / "src"   # a copy: building in the checkout would leave build/ and egg-info there
+    for name in ("genaug", "cli", "configs"):
+        shutil.copytree(root / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(root / name, src / name)
+    run = dict(capture_output=True, text=True, timeout=600)
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+                        "-w", str(tmp_path / "wheel"), str(src)], **run)
+    assert r.returncode == 0, r.stderr[-2000:]
+    wheel = next((tmp_path / "wheel").glob("genaug-*.whl"))
+    profiles = {p.name for p in (root / "configs").glob("*.yaml")}
+    assert {"demo.yaml", "cpu.yaml", "paper.yaml"} <= profiles
+    assert {f"genaug_configs/{n}" for n in profiles} <= set(zipfile.ZipFile(wheel).namelist())
+    # installed into a fresh environment (torch and the rest from this one) and run from an empty folder
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(tmp_path / "venv")], check=True, **run)
+    py = tmp_path / "venv" / "bin" / "python"
+    r = subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)], **run)
+    assert r.returncode == 0, r.stderr[-2000:]
+    (tmp_path / "elsewhere").mkdir()
+    r = subprocess.run([str(py), "-c", "import genaug.config as c; print(c.find_profile('demo')); "
+                        "print(c.load_config('demo').data.data)"], cwd=tmp_path / "elsewhere", **run)
+    assert r.returncode == 0, r.stderr[-2000:]
+    found, data = r.stdout.split()
+    assert found == str(tmp_path / "venv" / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}"
+                        / "site-packages" / "genaug_configs" / "demo.yaml")
+    assert data == "demo"
