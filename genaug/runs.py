@@ -249,9 +249,12 @@ def git_commit() -> str:
     a process runs is what it imported, even if HEAD moves while it trains (cells take hours)."""
     here = Path(__file__).resolve().parent
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
-        head = out.stdout.strip()
-        if not head:
+        out = subprocess.run(["git", "rev-parse", "--show-toplevel", "HEAD"], cwd=here, capture_output=True,
+                             text=True, timeout=5)
+        top, head = (out.stdout.splitlines() + ["", ""])[:2]   # lines: a folder's name may hold spaces
+        # installed (not -e) into a virtual environment inside some other project's checkout, git finds
+        # that project, whose HEAD is not genaug's: only a checkout whose genaug/ is this one counts
+        if not head or (Path(top) / "genaug").resolve() != here:
             return "unknown"
         # only the code counts: results archived in the repo (docs/runs) change without changing it
         code = [f":(top){p}" for p in ("genaug", "cli", "configs", "pyproject.toml")]

@@ -228,16 +228,22 @@ def test_a_wheel_built_and_installed_not_editable_finds_its_profiles(tmp_path):
     profiles = {p.name for p in (root / "configs").glob("*.yaml")}
     assert {"demo.yaml", "cpu.yaml", "paper.yaml"} <= profiles
     assert {f"genaug_configs/{n}" for n in profiles} <= set(zipfile.ZipFile(wheel).namelist())
-    # installed into a fresh environment (torch and the rest from this one) and run from an empty folder
+    # installed into a fresh environment (torch and the rest from this one) and run from an empty folder;
+    # the environment lies in another project's git checkout, as a project's .venv does
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True, **run)
+    subprocess.run(["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q",
+                    "--allow-empty", "-m", "another project"], check=True, **run)
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(tmp_path / "venv")], check=True, **run)
     py = tmp_path / "venv" / "bin" / "python"
     r = subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)], **run)
     assert r.returncode == 0, r.stderr[-2000:]
     (tmp_path / "elsewhere").mkdir()
     r = subprocess.run([str(py), "-c", "import genaug.config as c; print(c.find_profile('demo')); "
-                        "print(c.load_config('demo').data.data)"], cwd=tmp_path / "elsewhere", **run)
+                        "print(c.load_config('demo').data.data); import genaug.runs as r; print(r.git_commit())"],
+                       cwd=tmp_path / "elsewhere", **run)
     assert r.returncode == 0, r.stderr[-2000:]
-    found, data = r.stdout.split()
+    found, data, commit = r.stdout.split()
+    assert commit == "unknown"   # it had recorded that project's HEAD as genaug's commit
     assert found == str(tmp_path / "venv" / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}"
                         / "site-packages" / "genaug_configs" / "demo.yaml")
     assert data == "demo"

@@ -400,3 +400,16 @@ def test_holders_since_is_when_the_earliest_process_at_work_took_the_run(tmp_pat
     finally:
         locks.release(held)
     assert locks.holders_since(tmp_path) is None
+
+
+def test_git_commit_in_genaugs_own_checkout_is_its_head():
+    import re
+    import subprocess
+    from pathlib import Path
+
+    from genaug.runs import git_commit
+    root = Path(__file__).resolve().parent.parent
+    if not (root / ".git").exists():
+        pytest.skip("not a git checkout")
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True).stdout.strip()
+    assert re.fullmatch(re.escape(head) + r"(\+dirty)?", git_commit())
