@@ -41,7 +41,7 @@ def duration(seconds: float) -> str:
 
 def seconds_text(seconds: float) -> str:
     """Seconds to one decimal, or to two significant digits below 1 s, so a tiny run's 0.034 s/epoch is not 0.0."""
-    return f"{seconds:.1f}" if seconds >= 0.95 else f"{seconds:.2g}"
+    return f"{seconds:.1f}" if seconds >= 0.95 else f"{seconds:#.2g}"   # '#': 0.20, not 0.2 beside 0.064
 
 
 # a log.txt line: "2026-12-03 18:59:41,123 INFO text" (logging's asctime, in local time)

@@ -152,7 +152,7 @@ def test_in_short_gives_sub_second_epochs_two_significant_digits():
 
 
 @pytest.mark.parametrize("seconds, text", [(16.04, "16.0"), (0.96, "1.0"), (0.94, "0.94"), (0.0344, "0.034"),
-                                           (0.0, "0")])
+                                           (0.2, "0.20"), (0.0, "0.0")])
 def test_seconds_text(seconds, text):
     assert seconds_text(seconds) == text
 
