@@ -22,7 +22,7 @@ RESUMABLE = ("gan", "encode", "benchmark")
 class RunState:
     run: str            # the run directory
     command: str        # gan, encode, benchmark, pool, ...
-    state: str          # at work | finished | stopped
+    state: str          # at work | finished | stopped | unreadable (its manifest.json cannot be read)
     progress: str       # "7 of 16 epochs", "24 of 27 cells" (at work: ", about 25m left"), or ""
     last_log: float | None   # seconds since its log was last written (None: no log)
     holder: str         # the process at work on it, when one is
@@ -306,13 +306,23 @@ def list_runs(out_root: str | Path, command: str | None = None) -> list[RunState
         near = next((h for h in held if h.startswith(command)), None)
         raise DataError(f"no {command} runs under {root}" + (f"; did you mean {near}?" if near else "")
                         + f" (it holds runs of: {', '.join(held) or 'none'})")
-    if (own := run_state(root)) is not None:   # given a run itself
+    if (own := run_state(root) or _unreadable(root)) is not None:   # given a run itself
         return [own]
     folders = [root / command] if command else sorted(p for p in root.iterdir() if p.is_dir())
     if not command and any((p / "manifest.json").is_file() for p in folders):
         folders = [root]   # given one command's folder, e.g. outputs/benchmark
-    states = [run_state(r) for f in folders for r in sorted(f.iterdir()) if r.is_dir()]
+    states = [run_state(r) or _unreadable(r) for f in folders for r in sorted(f.iterdir()) if r.is_dir()]
     return [s for s in states if s is not None]
+
+
+def _unreadable(d: Path) -> RunState | None:
+    """A run whose manifest.json is there but cannot be read (cut short by a full disk, or edited): it
+    had been left out of the list without a word, as if it were not a run."""
+    if not (d / "manifest.json").is_file():
+        return None   # not a genaug run (an empty folder, the decode cache)
+    return RunState(str(d), d.parent.name, "unreadable", "", log_age(d, False), "", "",
+                    why="its manifest.json cannot be read (corrupt, cut short or without a command): genaug "
+                        "report, --resume and archive refuse it; restore the file or move the run away")
 
 
 def format_runs(states: list[RunState], root: str | Path) -> str:

@@ -206,6 +206,22 @@ def test_a_stopped_run_shows_why_where_its_log_ends_saying_it(tmp_path):
     assert run_state(enc.dir).why == "" and "SIGTERM" not in format_runs([run_state(enc.dir)], tmp_path)
 
 
+def test_a_run_whose_manifest_cannot_be_read_is_listed_as_unreadable_not_left_out(tmp_path):
+    good = _run(tmp_path, "encode", "good", {"encode": {"epochs": 2}}, {"history.json": [{"epoch": 1}] * 2},
+                finished=True)
+    bad = _run(tmp_path, "encode", "cut", {"encode": {"epochs": 2}}, {"history.json": [{"epoch": 1}]})
+    (bad.dir / "manifest.json").write_text('{"command": "enc')   # cut short
+    (tmp_path / "encode" / "not-a-run").mkdir()                    # no manifest at all: not a run
+    states = {s.run: s for s in list_runs(tmp_path)}
+    assert set(states) == {str(good.dir), str(bad.dir)}
+    s = states[str(bad.dir)]
+    assert (s.state, s.command, s.resume) == ("unreadable", "encode", "")
+    assert s.why.startswith("its manifest.json cannot be read (corrupt, cut short or without a command)")
+    assert [x.state for x in list_runs(bad.dir)] == ["unreadable"]   # given the run itself
+    table = format_runs(list(states.values()), tmp_path)
+    assert "unreadable" in table and "restore the file or move the run away" in table
+
+
 def test_runs_command_prints_a_table_and_how_to_resume_without_loading_torch(tmp_path):
     gan = _run(tmp_path, "gan", "halfway", {"gan": {"epochs": 5}}, {"history-conditional.json": [{"epoch": 1}]})
     probe = ("import atexit, sys; from genaug_cli.main import run; "
