@@ -770,7 +770,9 @@ def keep_earlier_shard_resumes(run: Run) -> None:
         return
     try:
         earlier = json.loads(old.read_text(encoding="utf-8"))
-    except json.JSONDecodeError:
+    except ValueError:   # not JSON or not UTF-8: nothing to keep
+        return
+    if not isinstance(earlier, dict):
         return
     pairs = list(zip(earlier.get("resumed", []), earlier.get("resume_argv", [])))
     mine = list(zip(run.manifest.get("resumed", []), run.manifest.get("resume_argv", [])))

@@ -538,15 +538,20 @@ def write_run_config(run: Run, config: dict) -> None:
 
 def read_manifest(directory: str | Path) -> dict:
     """A run's manifest.json; a CheckpointError where the folder is no run (naming the run it lies
-    inside, if any) or its manifest is corrupt."""
+    inside, if any) or its manifest is corrupt (not JSON, not UTF-8, or naming no command)."""
     d = Path(directory)
     mf = d / "manifest.json"
     if not mf.is_file():
         raise CheckpointError(f"{d} is not a genaug run (no manifest.json){inside_a_run(d)}")
     try:
-        return json.loads(mf.read_text(encoding="utf-8"))
-    except json.JSONDecodeError:
-        raise CheckpointError(f"run manifest {mf} is corrupt") from None
+        manifest = json.loads(mf.read_text(encoding="utf-8"))
+    except ValueError:   # not JSON, or not even UTF-8 text (which had ended in a UnicodeDecodeError traceback)
+        manifest = None
+    # every run's manifest names the command that made it from the start: without one it was damaged
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("command"), str) or not manifest["command"]:
+        raise CheckpointError(f"run manifest {mf} is corrupt: restore the file the run wrote (e.g. from an archive "
+                              "of the run), or move the run away")
+    return manifest
 
 
 def open_run(directory: str | Path, command: str, clear_stale: bool = True, hold: bool = True,
@@ -641,10 +646,7 @@ def archive_run(directory: str | Path, dest_root: str | Path) -> tuple[Path, lis
     mf = src / "manifest.json"
     if not mf.is_file():
         raise CheckpointError(f"{src} is not a genaug run (no manifest.json){inside_a_run(src) or '; give a run directory'}")
-    try:
-        command = json.loads(mf.read_text(encoding="utf-8"))["command"]
-    except (json.JSONDecodeError, KeyError):
-        raise CheckpointError(f"run manifest {mf} is corrupt or names no command") from None
+    command = read_manifest(src)["command"]
     dest = Path(dest_root) / command / src.name
     if dest.resolve() == src.resolve() or src.resolve() in dest.resolve().parents:
         raise CheckpointError(f"the archive {dest} would be the run itself or inside it; choose another --to")

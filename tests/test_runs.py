@@ -413,3 +413,21 @@ def test_git_commit_in_genaugs_own_checkout_is_its_head():
         pytest.skip("not a git checkout")
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True).stdout.strip()
     assert re.fullmatch(re.escape(head) + r"(\+dirty)?", git_commit())
+
+
+@pytest.mark.parametrize("content", [b"\xff\xfe\x00not text", b"[]", b'{"finished": true}', b'{"command": "bench'])
+def test_a_damaged_manifest_is_one_line_for_every_command_that_reads_a_run(tmp_path, content):
+    # bytes that are not UTF-8 ended report, archive and --resume in a UnicodeDecodeError traceback, and a
+    # manifest without a command made report say "is a genaug  run, which writes no report"
+    from test_cli import genaug
+    run = new_run(tmp_path / "o", "benchmark", "x", {})
+    run.close()
+    (run.dir / "manifest.json").write_bytes(content)
+    told = f"run manifest {run.dir / 'manifest.json'} is corrupt: restore the file the run wrote"
+    for args in (["report", run.dir], ["archive", run.dir, "--to", tmp_path / "arch"],
+                 ["benchmark", "--resume", run.dir]):
+        r = genaug(*args)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, (args, r.stderr[-2000:])
+        assert told in r.stderr and len(r.stderr.strip().splitlines()) == 1, (args, r.stderr)
+    assert (run.dir / "manifest.json").read_bytes() == content   # left as it was
+    assert not (tmp_path / "arch").exists()
