@@ -13,6 +13,7 @@ import functools
 import hashlib
 import html
 import json
+import shlex
 import logging
 import os
 import platform
@@ -316,17 +317,23 @@ def machine_summary(info: dict | None) -> str:
     return ", ".join(str(p) for p in parts)
 
 
+CELL_KEYS = ("model", "variant", "train_fraction", "seed", "test_at_val_threshold")
+
+
 def read_cell(path: Path) -> dict:
     """One finished benchmark cell, cells/<key>.json. Cells are written atomically, so one that does
     not parse was edited or damaged afterwards: say which, and how to get it back."""
+    retrain = (f"move it out of cells/ and rerun with genaug benchmark --resume "
+               f"{shlex.quote(str(Path(path).parent.parent))} to train that cell again")
     try:
         cell = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"benchmark cell {path} is not valid JSON ({exc}); move it out of cells/ and "
-                              "rerun with --resume RUN_DIR to train that cell again") from None
-    if not isinstance(cell, dict):
-        raise CheckpointError(f"benchmark cell {path} is not a genaug cell; move it out of cells/ and rerun "
-                              "with --resume RUN_DIR to train that cell again")
+    except ValueError as exc:   # not JSON, or not UTF-8
+        raise CheckpointError(f"benchmark cell {path} is not valid JSON ({exc}); {retrain}") from None
+    # every cell genaug has written names what it is and holds its test result; "{}" had ended compare,
+    # pool and --report-only in a KeyError traceback
+    missing = [k for k in CELL_KEYS if k not in cell] if isinstance(cell, dict) else list(CELL_KEYS)
+    if missing:
+        raise CheckpointError(f"benchmark cell {path} is not a genaug cell (no {', '.join(missing)}); {retrain}")
     return cell
 
 

@@ -190,6 +190,12 @@ def test_compare_command_prints_the_table_and_fails_in_one_line(tmp_path):
     r = genaug("compare", a, b)
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
     assert "cnn__real__f1__seed0.json is not valid JSON" in r.stderr and "move it out of cells/" in r.stderr
+    assert f"rerun with genaug benchmark --resume {b} to train that cell again" in r.stderr   # not RUN_DIR
+    (b / "cells" / "cnn__real__f1__seed0.json").write_text("{}")   # parses, but is no cell: a KeyError traceback
+    r = genaug("compare", a, b)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert ("cnn__real__f1__seed0.json is not a genaug cell (no model, variant, train_fraction, seed, "
+            "test_at_val_threshold); move it out of cells/") in r.stderr
 
 
 def _gan_runs(tmp_path, right_by_run, seeds=(0, 1, 2), real_in_each=False):

@@ -46,6 +46,12 @@ def test_runs_without_a_report_are_left_out_and_named_when_another_has_one(tmp_p
         results_document([done, typo])
 
 
+def _cell_stub(seed: int, **more) -> dict:
+    """A finished cell with what every cell names (read_cell refuses one without), and ``more``."""
+    return {"model": "cnn", "variant": "real", "train_fraction": 1.0, "seed": seed,
+            "test_at_val_threshold": {"accuracy": 0.5}, **more}
+
+
 def test_a_gathered_run_that_is_not_finished_says_so_above_its_report(tmp_path):
     # a run resumed with --seeds 6 listed that command above a report of its first 3 seeds, without a word
     from genaug.runs import new_run
@@ -55,7 +61,7 @@ def test_a_gathered_run_that_is_not_finished_says_so_above_its_report(tmp_path):
         run = new_run(tmp_path / "out", "benchmark", name, {})
         run.save_manifest(planned_cells=planned)
         (run.dir / "cells").mkdir()
-        (run.dir / "cells" / f"{cells[0]}.json").write_text("{}")
+        (run.dir / "cells" / f"{cells[0]}.json").write_text(json.dumps(_cell_stub(0)))
         (run.dir / "report.md").write_text("# genaug benchmark: x\n\n## In short\n\n- it ran\n")
         if name != "busy":
             run.close()
@@ -97,7 +103,7 @@ def test_commands_include_resumes_run_as_shards_in_time_order(tmp_path):
     for seed, threads in ((0, 1), (1, 1), (2, 2)):
         machine = {"cpu": "Intel(R) Xeon(R) Processor (family 6, model 207)", "cpu_capability": "AVX512",
                    "threads": threads}
-        (tmp_path / "cells" / f"cnn__real__f1__seed{seed}.json").write_text(json.dumps({"machine": machine}))
+        (tmp_path / "cells" / f"cnn__real__f1__seed{seed}.json").write_text(json.dumps(_cell_stub(seed, machine=machine)))
     assert ("device cpu, cells trained on Intel(R) Xeon(R) Processor (family 6, model 207), AVX512, 1 thread "
             "(2 cells); Intel(R) Xeon(R) Processor (family 6, model 207), AVX512, 2 threads (1 cell).") \
         in results_document([tmp_path])
