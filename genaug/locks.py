@@ -83,7 +83,7 @@ def release(held: list[int]) -> None:
 
 def in_use_by(directory: str | Path) -> str:
     """Who is at work on run ``directory`` now ('pid 123 on host h since T'), or '' when no one is."""
-    return "; ".join(_note_text(h) for h in _holder_records(Path(directory)))
+    return "; ".join(_holders(Path(directory)))
 
 
 def holders_since(directory: str | Path) -> float | None:
@@ -97,6 +97,7 @@ def holders_since(directory: str | Path) -> float | None:
 
 
 def _holders(d: Path) -> list[str]:
+    """The holders' notes as text ('pid 123 on host h since T')."""
     return [_note_text(h) for h in _holder_records(d)]
 
 
