@@ -40,7 +40,8 @@ from genaug.inventory import counted, duration, seconds_text
 from genaug.locks import in_use_by
 from genaug.runs import Run, atomic_torch_save, enclosing_run, save_safetensors, git_commit, machine_info, machines_of, new_run, open_run, read_cells, read_run_config, running, write_json, write_run_config
 from genaug.tracking import Tracker, tracker_for
-from genaug.train import as_tensor, class_weights, fit_classifier, latent_spread, predict_probs, train_one_epoch
+from genaug.train import (as_tensor, class_weights, fit_classifier, latent_spread, make_ema, predict_probs,
+                          train_one_epoch)
 
 log = logging.getLogger("genaug")
 VARIANTS = ("real", "mixed", "synthetic", "encoded")
@@ -351,7 +352,7 @@ def run_cell(model_name: str, variant: str, fraction: float, seed: int, train: T
                          desc=cell_key(model_name, variant, fraction, seed, fold), amp=cfg.run.amp,
                          schedule=b.schedule, augmentations=b.augmentations, tracker=tracker,
                          min_epochs=b.min_epochs(epochs), checkpoint=partial, state_every=cfg.run.state_every_s,
-                         say_epochs=True, label_smoothing=b.label_smoothing, mixup=b.mixup)
+                         say_epochs=True, label_smoothing=b.label_smoothing, mixup=b.mixup, ema_decay=b.ema)
     p_val = predict_probs(model, val.x, device=device, amp=cfg.run.amp)
     p_test = predict_probs(model, test.x, device=device, amp=cfg.run.amp)
     thr = choose_threshold(val.y, p_val)
@@ -877,12 +878,13 @@ def seconds_per_training_image(model_name: str, latent: bool, sample_shape: tupl
     weights = class_weights(labels.numpy(), n_classes).to(device)
     gen = torch.Generator().manual_seed(0)
     spread = latent_spread(data) if latent else None
+    ema = make_ema(model, b.ema) if b.ema > 0 else None   # its update is part of each step
     best = float("inf")
     for step in range(3):
         t0 = time.perf_counter()
         train_one_epoch(model, opt, data, labels, weights, batch, gen, device, b.augment, "timing",
                         amp=cfg.run.amp, augmentations=b.augmentations, spread=spread,
-                        label_smoothing=b.label_smoothing, mixup=b.mixup)
+                        label_smoothing=b.label_smoothing, mixup=b.mixup, ema=ema)
         if step:   # the first step warms up allocators and kernels
             best = min(best, time.perf_counter() - t0)
     return best / batch

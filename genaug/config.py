@@ -153,6 +153,9 @@ class BenchmarkConfig:
     # for the test children (docs/STATUS.md #5, session 13).
     label_smoothing: float = 0.0  # share of each target spread over the classes
     mixup: float = 0.0            # Beta(alpha, alpha) of mixup between images of a batch; 0 = off
+    # Decay of an exponential moving average of the weights, which validation scores and the cell keeps
+    # (e.g. 0.99: a half-life of about 70 steps); 0 = off, the trained weights themselves.
+    ema: float = 0.0
     # Per-image contrast equalization of every pixel model's input (train, val, test, predict): one of
     # EQUALIZERS. Tried against the same shortfall (genaug/data/equalize.py); on the Kermany data it
     # changed neither the CNN nor DenseNet-121 measurably (docs/STATUS.md, session 41). Encoded cells
@@ -225,6 +228,7 @@ _BOUNDED = {
     "benchmark.bootstrap": ("at least 10 resamplings", lambda v: v >= 10),
     "benchmark.label_smoothing": ("in [0, 1)", lambda v: 0 <= v < 1),
     "benchmark.mixup": (">= 0 (a Beta alpha such as 0.2; 0: off)", lambda v: v >= 0),
+    "benchmark.ema": ("in [0, 1) (a decay such as 0.99; 0: off)", lambda v: 0 <= v < 1),
 }
 
 

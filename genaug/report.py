@@ -497,7 +497,7 @@ def _epochs_max(n: int) -> str:
 
 def _training_differences(b, table) -> str:
     """Sentences for what trains otherwise than the run's default: other epochs per model or for the latent
-    CNN, a training loss with label smoothing or mixup, equalized inputs."""
+    CNN, a training loss with label smoothing or mixup, averaged weights, equalized inputs."""
     def epochs_text(who: str, epochs: int) -> str:
         wait = f", counted from epoch {b.min_epochs(epochs)}" if b.min_epochs(epochs) > 0 else ""
         return f" {who}: {_epochs_max(epochs)} (patience {b.patience}{wait})."
@@ -511,6 +511,9 @@ def _training_differences(b, table) -> str:
                  [f"mixup (Beta alpha {b.mixup:g})"] * (b.mixup > 0)
     if loss_terms:   # both change what a cell learns; a reader comparing runs must see them
         text += f" Training loss with {' and '.join(loss_terms)}; validation loss without."
+    if b.ema > 0:
+        text += (f" Each cell kept an exponential moving average of its weights (decay {b.ema:g}), "
+                 "which validation scored and the test read.")
     if b.equalize != "none":
         text += (f" Every pixel model's input, training, validation and test alike, was equalized per "
                  f"image ({b.equalize.upper()}).")

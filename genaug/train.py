@@ -175,19 +175,26 @@ def make_scheduler(opt: torch.optim.Optimizer, name: str, epochs: int, steps_per
     raise ConfigError(f"unknown learning-rate schedule '{name}' (known: {', '.join(SCHEDULES)})")
 
 
+def make_ema(model: nn.Module, decay: float) -> "torch.optim.swa_utils.AveragedModel":
+    """An exponential moving average of ``model``'s weights and BatchNorm statistics, updated after each
+    optimizer step: ema = decay * ema + (1 - decay) * weights (torch's AveragedModel)."""
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+
 def check_finite(loss: torch.Tensor, what: str) -> None:
     if not torch.isfinite(loss):
         raise TrainingDiverged(f"{what} loss became {loss.item()}; training stopped, the last good checkpoint is kept "
                                "(lower the learning rate or check the data)")
 
 
-def load_fit_state(path: Path, epochs: int, seed: int, n_train: int) -> dict:
+def load_fit_state(path: Path, epochs: int, seed: int, n_train: int, averaged: bool = False) -> dict:
     """A fit's saved training state, checked to belong to this fit (a stale file from other settings
     would otherwise continue the wrong training)."""
     saved = load_checkpoint(path, ("epoch", "epochs", "seed", "n_train", "model", "optimizer", "best_state"),
                             "classifier training checkpoint")
-    mine = {"epochs": epochs, "seed": seed, "n_train": n_train}
-    theirs = {k: saved[k] for k in mine}
+    mine = {"epochs": epochs, "seed": seed, "n_train": n_train, "weight average": averaged}
+    theirs = {**{k: saved[k] for k in ("epochs", "seed", "n_train")}, "weight average": saved.get("ema") is not None}
     if theirs != mine:
         raise CheckpointError(f"{path} holds a fit with {theirs}, not {mine}; delete it to train this one from the start")
     return saved
@@ -250,12 +257,13 @@ def train_one_epoch(model, opt, data, labels, weights, batch_size, gen, device, 
                     amp: bool = False, augmentations: frozenset | str = DEFAULT_AUGMENTATIONS,
                     batch_scheduler=None, batches: list | None = None,
                     spread: torch.Tensor | None = None, label_smoothing: float = 0.0,
-                    mixup: float = 0.0) -> tuple[float, int]:
+                    mixup: float = 0.0, ema=None) -> tuple[float, int]:
     """One pass; ``batches`` (index tensors) replaces the shuffled order: a rank's share under DDP,
     and then the mean loss and the image count returned are those of all ranks together.
     ``spread``: the latents' channel spread for their noise (`latent_spread`), else each batch's.
     ``mixup`` > 0: each batch is blended with itself shifted by one, by a Beta(mixup, mixup) weight
-    (torchvision's MixUp, which draws from torch's global generator, restored on resume)."""
+    (torchvision's MixUp, which draws from torch's global generator, restored on resume).
+    ``ema`` (`make_ema`): updated from the model after every step."""
     model.train()
     mix = None
     if mixup > 0:
@@ -280,6 +288,8 @@ def train_one_epoch(model, opt, data, labels, weights, batch_size, gen, device, 
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if ema is not None:
+            ema.update_parameters(distributed.unwrap(model))   # the weights inside a DDP wrapper
         if batch_scheduler is not None:
             batch_scheduler.step()
         total += loss.item() * len(idx)
@@ -315,13 +325,15 @@ def rng_states(gen: torch.Generator, home: torch.device) -> dict:
 
 def save_fit_state(checkpoint: Path, epoch: int, epochs: int, seed: int, n_train: int, model: nn.Module, opt, sched,
                    gen: torch.Generator, home: torch.device, res: "FitResult", best: float, best_state: dict,
-                   images: int, seconds: float, done: bool) -> None:
+                   images: int, seconds: float, done: bool, ema=None) -> None:
     """A fit's whole state after ``epoch``, which `resume_fit` continues from."""
     atomic_torch_save({
         "kind": "classifier fit", "epoch": epoch, "epochs": epochs, "seed": seed, "n_train": n_train,
         "model": model.state_dict(), "optimizer": opt.state_dict(),
+        "ema": ema.state_dict() if ema is not None else None,
         "scheduler": sched.state_dict() if sched is not None else None,
-        # after an improving epoch the best weights are the ones in "model": not written twice
+        # after an improving epoch the best weights are the scored ones ("model", or the average in "ema"):
+        # not written twice
         # (a quarter of a ResNet-34 state's 341 MB, each such epoch)
         "best": best, "best_epoch": res.best_epoch, "history": res.history,
         "best_state": None if res.best_epoch == epoch else best_state,
@@ -329,11 +341,13 @@ def save_fit_state(checkpoint: Path, epoch: int, epochs: int, seed: int, n_train
 
 
 def resume_fit(checkpoint: Path, epochs: int, seed: int, n_train: int, model: nn.Module, opt, sched,
-               gen: torch.Generator, home: torch.device, res: "FitResult") -> tuple:
-    """Load a fit's per-epoch state into ``model``, ``opt``, ``sched``, ``gen`` and ``res``;
+               gen: torch.Generator, home: torch.device, res: "FitResult", ema=None) -> tuple:
+    """Load a fit's per-epoch state into ``model``, ``opt``, ``sched``, ``gen``, ``res`` and ``ema``;
     returns (best val loss, best weights, images seen, seconds spent, whether it had stopped)."""
-    saved = load_fit_state(checkpoint, epochs, seed, n_train)
+    saved = load_fit_state(checkpoint, epochs, seed, n_train, averaged=ema is not None)
     model.load_state_dict(saved["model"])
+    if ema is not None:
+        ema.load_state_dict(saved["ema"])
     opt.load_state_dict(saved["optimizer"])
     if sched is not None:
         sched.load_state_dict(saved["scheduler"])
@@ -342,7 +356,8 @@ def resume_fit(checkpoint: Path, epochs: int, seed: int, n_train: int, model: nn
     torch.set_rng_state(saved["torch_rng"])   # dropout draws from the global generator
     if saved.get("cuda_rng") is not None and home.type == "cuda":
         torch.cuda.set_rng_state(saved["cuda_rng"], home)   # ... or from the GPU's, on a GPU
-    best_state = saved["model"] if saved["best_state"] is None else saved["best_state"]
+    scored = ema.module.state_dict() if ema is not None else saved["model"]
+    best_state = scored if saved["best_state"] is None else saved["best_state"]
     return saved["best"], best_state, saved["images"], saved["seconds"], saved["done"]
 
 
@@ -353,7 +368,7 @@ def fit_classifier(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tenso
                    schedule: str = "cosine", augmentations: frozenset | str = DEFAULT_AUGMENTATIONS,
                    tracker=None, ranks: bool = True, min_epochs: int = 0,
                    checkpoint: Path | None = None, state_every: float = 0.0, say_epochs: bool = False,
-                   label_smoothing: float = 0.0, mixup: float = 0.0) -> FitResult:
+                   label_smoothing: float = 0.0, mixup: float = 0.0, ema_decay: float = 0.0) -> FitResult:
     """Class-weighted cross-entropy, AdamW, a learning-rate schedule, early stopping on val loss with restore-best
     (patience counted from the best epoch, or from ``min_epochs`` if that is later).
 
@@ -372,6 +387,8 @@ def fit_classifier(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tenso
     ``say_epochs``: each epoch's losses go to the console too, not only to the log.
     ``label_smoothing`` and ``mixup`` (a Beta alpha, 0: off) change the training loss only; the
     validation loss that early stopping reads stays the plain weighted cross-entropy.
+    ``ema_decay`` > 0: an exponential moving average of the weights (`make_ema`) is what validation
+    scores, early stopping keeps and the fit returns; the trained weights only feed it.
     """
     model.to(device)
     ddp = ranks and distributed.active()
@@ -394,14 +411,16 @@ def fit_classifier(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tenso
     augmentations = parse_augmentations(augmentations) if isinstance(augmentations, str) else augmentations
     # latents: their channel spread once, not per batch (the per-batch std was a quarter of a latent step)
     spread = latent_spread(train_x).to(device) if augment and train_x.is_floating_point() else None
-    best, best_state = math.inf, copy.deepcopy(model.state_dict())
+    ema = make_ema(model, ema_decay) if ema_decay > 0 else None
+    scored = ema.module if ema is not None else model   # the weights validation reads and the fit keeps
+    best, best_state = math.inf, copy.deepcopy(scored.state_dict())
     res = FitResult()
     start = time.perf_counter()
     images, first, done, earlier_seconds = 0, 1, False, 0.0
     last_write = start
     if checkpoint is not None and Path(checkpoint).is_file():
         best, best_state, images, earlier_seconds, done = resume_fit(checkpoint, epochs, seed, len(train_x), model,
-                                                                     opt, sched, gen, home, res)
+                                                                     opt, sched, gen, home, res, ema)
         first = res.epochs_run + 1
         log.info("%s: resuming at epoch %d of %d from %s", desc, first, epochs, checkpoint)
     for epoch in range(first, epochs + 1):
@@ -413,13 +432,15 @@ def fit_classifier(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tenso
         tr_loss, seen = train_one_epoch(net, opt, train_x, train_y, weights, bs, gen, device, augment,
                                         f"{desc} {epoch}/{epochs}", amp, augmentations,
                                         sched if per_batch else None, batches, spread,
-                                        label_smoothing, mixup)
+                                        label_smoothing, mixup, ema)
         images += seen
         if ddp:
             distributed.sync_buffers(model)
+            if ema is not None:   # each rank averaged its own BatchNorm statistics
+                distributed.sync_buffers(ema.module)
         if sched is not None and not per_batch:
             sched.step()
-        va_loss = evaluate_loss(model, val_x, val_y, weights, device, amp=amp)
+        va_loss = evaluate_loss(scored, val_x, val_y, weights, device, amp=amp)
         if ddp:   # every rank computed it on the same weights; rank 0's value decides early stopping for all
             va_loss = distributed.broadcast_object(va_loss)
         res.history.append({"epoch": epoch, "train_loss": tr_loss, "val_loss": va_loss, "lr": lr_now})
@@ -430,12 +451,12 @@ def fit_classifier(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tenso
         res.epochs_run = epoch
         if va_loss < best - 1e-4:
             best, res.best_epoch = va_loss, epoch
-            best_state = copy.deepcopy(model.state_dict())
+            best_state = copy.deepcopy(scored.state_dict())
         else:
             done = stop_early(epoch, res.best_epoch, patience, min_epochs)
         if checkpoint is not None and time.perf_counter() - last_write >= state_every:
             save_fit_state(Path(checkpoint), epoch, epochs, seed, len(train_x), model, opt, sched, gen, home, res,
-                           best, best_state, images, earlier_seconds + time.perf_counter() - start, done)
+                           best, best_state, images, earlier_seconds + time.perf_counter() - start, done, ema)
             last_write = time.perf_counter()
         if say_epochs:   # the bars vanish with each epoch, and show nowhere without a terminal (a batch job's output);
             # the time includes writing the training state when one was written (for ResNet-34, as long as a demo epoch)

@@ -878,18 +878,19 @@ def test_model_epochs_gives_named_models_their_own_most_epochs_and_the_report_sa
     assert "Traceback" not in r.stderr and not (tmp_path / "bad").exists()
 
 
-def test_label_smoothing_and_mixup_from_the_command_line_reach_the_cells_and_the_report(tmp_path):
+def test_label_smoothing_mixup_and_ema_from_the_command_line_reach_the_cells_and_the_report(tmp_path):
     tiny = tmp_path / "tiny.yaml"
     tiny.write_text(TINY)
     r = genaug("benchmark", "--profile", tiny, "--models", "cnn", "--variants", "real", "--threads", "1",
-               "--label-smoothing", "0.1", "--mixup", "0.2", "--out", tmp_path / "o")
+               "--label-smoothing", "0.1", "--mixup", "0.2", "--ema", "0.9", "--out", tmp_path / "o")
     assert r.returncode == 0, r.stderr[-2000:]
     run = only_run(tmp_path / "o", "benchmark")
     import yaml
     saved = yaml.safe_load((run / "config.yaml").read_text())["benchmark"]
-    assert (saved["label_smoothing"], saved["mixup"]) == (0.1, 0.2)
-    assert "Training loss with label smoothing 0.1 and mixup (Beta alpha 0.2); validation loss without." \
-        in (run / "report.md").read_text()
+    assert (saved["label_smoothing"], saved["mixup"], saved["ema"]) == (0.1, 0.2, 0.9)
+    report = (run / "report.md").read_text()
+    assert "Training loss with label smoothing 0.1 and mixup (Beta alpha 0.2); validation loss without." in report
+    assert "exponential moving average of its weights (decay 0.9), which validation scored" in report
     # they change what a cell learns, so a resumed run may not change them
     r = genaug("benchmark", "--resume", run, "--mixup", "0.4", "--threads", "1")
     assert r.returncode == 2 and "mixup" in r.stderr and "Traceback" not in r.stderr

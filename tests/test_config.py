@@ -52,6 +52,7 @@ def test_defaults_then_profile_then_flags(tmp_path):
     ("run:\n  name: ../elsewhere\n", "'run.name'\\) must be a plain name, without '/', got '../elsewhere'"),
     ("benchmark:\n  label_smoothing: 1.0\n", "'benchmark.label_smoothing' must be in \\[0, 1\\), got 1.0"),
     ("benchmark:\n  mixup: -0.2\n", "'benchmark.mixup' must be >= 0"),
+    ("benchmark:\n  ema: 1.0\n", "'benchmark.ema' must be in \\[0, 1\\)"),
     ("gan:\n  conditioning: acgan\n  aux_weight: 0\n", "'gan.aux_weight' is 0 with gan.conditioning acgan, which "
                                                       "leaves the GAN no class signal"),
     ("gan:\n  beta1: 1.0\n", "'gan.beta1' must be in \\[0, 1\\), got 1.0"),

@@ -233,6 +233,7 @@ def test_training_state_is_written_once_state_every_seconds_have_passed(tmp_path
 @pytest.mark.parametrize("schedule,loss", [
     ("cosine", {}), ("onecycle", {}), ("constant", {}),
     ("cosine", {"mixup": 0.4, "label_smoothing": 0.1}),   # mixup draws from torch's global generator
+    ("cosine", {"ema_decay": 0.9}),   # the average is saved beside the weights that feed it
 ])
 def test_interrupted_fit_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path, monkeypatch, schedule, loss):
     import genaug.train as train
@@ -268,13 +269,53 @@ def test_interrupted_fit_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path
         assert torch.equal(a, b), name
 
 
-def test_a_fit_checkpoint_from_other_settings_is_refused(tmp_path):
+@pytest.mark.parametrize("other", [{"epochs": 3}, {"ema_decay": 0.9}])
+def test_a_fit_checkpoint_from_other_settings_is_refused(tmp_path, other):
     from genaug.errors import CheckpointError
 
     x, y = torch.randint(0, 256, (8, 1, 8, 8), dtype=torch.uint8), torch.tensor([0, 1] * 4)
     fit_classifier(_small_net(), x, y, x, y, 2, epochs=1, batch_size=4, lr=0.01, checkpoint=tmp_path / "c.pt")
     with pytest.raises(CheckpointError, match="delete it to train this one from the start"):
-        fit_classifier(_small_net(), x, y, x, y, 2, epochs=3, batch_size=4, lr=0.01, checkpoint=tmp_path / "c.pt")
+        fit_classifier(_small_net(), x, y, x, y, 2, **{"epochs": 1, **other}, batch_size=4, lr=0.01,
+                       checkpoint=tmp_path / "c.pt")
+
+
+def test_the_weight_average_follows_each_step_by_hand():
+    from genaug.train import make_ema
+
+    net, d = _small_net(), 0.8
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    after_steps = []
+    opt.register_step_post_hook(lambda *_: after_steps.append(net[-1].weight.detach().clone()))
+    ema = make_ema(net, d)
+    x, y = torch.randint(0, 256, (12, 1, 8, 8), dtype=torch.uint8), torch.arange(12) % 2
+    train_one_epoch(net, opt, x, y, torch.ones(2), 4, torch.Generator().manual_seed(0), "cpu", False, "t", ema=ema)
+    assert len(after_steps) == 3
+    w1, w2, w3 = after_steps   # the first step is copied; each later one moves the average by 1 - decay
+    expected = d * (d * w1 + (1 - d) * w2) + (1 - d) * w3
+    assert torch.allclose(ema.module[-1].weight, expected, atol=1e-6)
+    assert not torch.allclose(ema.module[-1].weight, net[-1].weight)
+
+
+def test_a_fit_with_a_weight_average_returns_and_validates_the_average(tmp_path, monkeypatch):
+    import genaug.train as train
+
+    scored = []
+    real_eval = train.evaluate_loss
+
+    def remember(model, *a, **k):
+        scored.append({k: v.clone() for k, v in model.state_dict().items()})
+        return real_eval(model, *a, **k)
+
+    monkeypatch.setattr(train, "evaluate_loss", remember)
+    x, y = torch.randint(0, 256, (16, 1, 8, 8), dtype=torch.uint8), torch.arange(16) % 2
+    net = _small_net()
+    fit = fit_classifier(net, x, y, x[:8], y[:8], 2, epochs=3, batch_size=8, lr=0.05, patience=10,
+                         ema_decay=0.5)
+    kept = scored[fit.best_epoch - 1]
+    for name, value in net.state_dict().items():
+        assert torch.equal(value, kept[name]), name
+    assert "n_averaged" not in net.state_dict()   # the model's own keys, loadable by predict
 
 
 def test_batch_of_draws_one_view_per_image_when_augmenting_and_the_plain_one_otherwise():
