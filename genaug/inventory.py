@@ -135,10 +135,13 @@ def _epochs(d: Path, section: str, histories: list[Path], at_work: bool) -> tupl
     the run is at work, with the training time left at the pace of its last epochs."""
     settings = _config(d).get(section) or {}
     planned = settings.get("epochs")
-    read = [h if isinstance(h := _read_json(p), list) else [] for p in histories]
-    done = [len(h) for h in read]
-    if not done or not isinstance(planned, int):
+    read = [_read_json(p) for p in histories]
+    if not histories or not isinstance(planned, int):
         return "", None
+    if damaged := [p.name for p, h in zip(histories, read) if not isinstance(h, list)]:
+        # counted as no epochs, a damaged history had shown a finished run as "0 of 16 epochs"
+        return f"{', '.join(damaged)} unreadable", None
+    done = [len(h) for h in read]
     if len(done) == 1:
         text = f"{done[0]} of {counted(planned, 'epoch')}"
     else:

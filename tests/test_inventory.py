@@ -222,6 +222,16 @@ def test_a_run_whose_manifest_cannot_be_read_is_listed_as_unreadable_not_left_ou
     assert "unreadable" in table and "restore the file or move the run away" in table
 
 
+@pytest.mark.parametrize("damage", ['[{"epoch": 1}, {"ep', '{"epoch": 1}'])
+def test_a_damaged_history_is_named_not_counted_as_no_epochs(tmp_path, damage):
+    run = _run(tmp_path, "gan", "g", {"gan": {"epochs": 2}},
+               {"history-NORMAL.json": [{"epoch": 1, "seconds": 1}] * 2, "history-PNEUMONIA.json": []},
+               finished=True)
+    (run.dir / "history-PNEUMONIA.json").write_text(damage)
+    s = run_state(run.dir)
+    assert (s.state, s.progress) == ("finished", "history-PNEUMONIA.json unreadable")   # the manifest says finished
+
+
 def test_runs_command_prints_a_table_and_how_to_resume_without_loading_torch(tmp_path):
     gan = _run(tmp_path, "gan", "halfway", {"gan": {"epochs": 5}}, {"history-conditional.json": [{"epoch": 1}]})
     probe = ("import atexit, sys; from genaug_cli.main import run; "
