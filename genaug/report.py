@@ -623,6 +623,11 @@ def markdown_to_html(md: str, title: str) -> str:
 RUN_REPORTS = {"gan": "quality.md", "encode": "summary.md", "benchmark": "report.md", "pool": "pool.md"}
 
 
+def short_commit(commit: str) -> str:
+    """A commit's first 10 hex digits, keeping the '+dirty' (code no commit holds) that cutting it would drop."""
+    return commit[:10] + ("+dirty" if commit.endswith("+dirty") and len(commit) > 10 else "")
+
+
 def _command_line(argv: list[str]) -> str:
     if not argv:
         return "(not recorded)"
@@ -630,12 +635,25 @@ def _command_line(argv: list[str]) -> str:
     return " ".join([head] + [shlex.quote(str(a)) for a in argv[1:]])
 
 
+def run_manifests(run_dir: Path, manifest: dict) -> list[dict]:
+    """``manifest`` (the run's manifest.json) and those of its benchmark shards (each shard keeps its own
+    manifest-shardIofN.json beside it, where its process records its resumes, device and updates)."""
+    shards = []
+    for mf in sorted(run_dir.glob("manifest-shard*.json")):
+        try:
+            m = json.loads(mf.read_text(encoding="utf-8"))
+        except (OSError, ValueError):   # a damaged shard manifest costs its lines, not the whole report
+            continue
+        if isinstance(m, dict):
+            shards.append(m)
+    return [manifest] + shards
+
+
 def run_commands(run_dir: Path, manifest: dict) -> list[list[str]]:
     """The command that made a run, then every resume in time order, including those run as
-    benchmark shards (each shard keeps its own manifest-shardIofN.json beside manifest.json)."""
+    benchmark shards."""
     resumes = []
-    for mf in [run_dir / "manifest.json"] + sorted(run_dir.glob("manifest-shard*.json")):
-        m = manifest if mf.name == "manifest.json" else json.loads(mf.read_text(encoding="utf-8"))
+    for m in run_manifests(run_dir, manifest):
         when, argv = m.get("resumed", []), m.get("resume_argv", [])
         for i, a in enumerate(argv):   # 'resumed' and 'resume_argv' are appended together on each resume
             item = (when[i] if i < len(when) else "", a)
@@ -703,10 +721,14 @@ def results_document(run_dirs: list[Path], title: str = "Results", left_out: lis
     for d, manifest, report in found:
         kind = manifest.get("command", "")
         cmds = run_commands(d, manifest)
+        # a sharded run's manifest.json is the first shard's at its start: its shards' hold the rest
+        every = run_manifests(d, manifest)
+        updated = max((str(m["updated"]) for m in every if m.get("updated")), default="?")
+        device = ", ".join(dict.fromkeys(str(m["device"]) for m in every if m.get("device"))) or "?"
         L += [f"## `genaug {kind}`: {d.name}", "", "```bash"] + [_command_line(c) for c in cmds] + ["```", "",
-              f"Started {manifest.get('started', '?')}, last updated {manifest.get('updated', '?')}; genaug commit "
-              f"`{str(manifest.get('git_commit', '?'))[:10]}`, torch {manifest.get('versions', {}).get('torch', '?')}, "
-              f"device {manifest.get('device', '?')}" + _where_line(d, manifest) + ".", ""]
+              f"Started {manifest.get('started', '?')}, last updated {updated}; genaug commit "
+              f"`{short_commit(str(manifest.get('git_commit', '?')))}`, torch {manifest.get('versions', {}).get('torch', '?')}, "
+              f"device {device}" + _where_line(d, manifest) + ".", ""]
         L += _unfinished_note(d)
         text = report.read_text(encoding="utf-8")
         short = _section(text, "## In short")

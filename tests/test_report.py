@@ -109,6 +109,29 @@ def test_commands_include_resumes_run_as_shards_in_time_order(tmp_path):
         in results_document([tmp_path])
 
 
+def test_a_sharded_run_is_last_updated_and_on_the_device_its_shards_say(tmp_path):
+    # the first shard made the run and wrote manifest.json once, at its start; each shard then kept its own
+    _manifest(tmp_path / "manifest.json", argv=["genaug", "benchmark"], started="2026-12-04T05:32:33+0000",
+              updated="2026-12-04T05:32:33+0000")
+    _manifest(tmp_path / "manifest-shard1of2.json", updated="2026-12-04T05:53:37+0000", device="cpu")
+    _manifest(tmp_path / "manifest-shard2of2.json", updated="2026-12-04T05:56:31+0000", device="cpu")
+    (tmp_path / "manifest-shard3of3.json").write_text("{cut")   # damaged: its lines are lost, not the document
+    (tmp_path / "report.md").write_text("# genaug benchmark: x\n")
+    assert ("Started 2026-12-04T05:32:33+0000, last updated 2026-12-04T05:56:31+0000; genaug commit `?`, torch ?, "
+            "device cpu.") in results_document([tmp_path])
+
+
+@pytest.mark.parametrize("commit,shown", [
+    ("835995a7f1ce8e6456e026ee1e3ea26b0895365e+dirty", "835995a7f1+dirty"),   # cut to 10, it had lost "+dirty"
+    ("835995a7f1ce8e6456e026ee1e3ea26b0895365e", "835995a7f1"),
+    ("unknown", "unknown"),
+])
+def test_the_commit_in_the_document_keeps_dirty(tmp_path, commit, shown):
+    _manifest(tmp_path / "manifest.json", argv=["genaug", "benchmark"], git_commit=commit)
+    (tmp_path / "report.md").write_text("# genaug benchmark: x\n")
+    assert f"genaug commit `{shown}`," in results_document([tmp_path])
+
+
 def _comparison(model, variant, diff, lo, hi, pairs, frac=1.0, p=None):
     p = p if p is not None else (0.01 if lo > 0 or hi < 0 else 0.5)
     return {"model": model, "variant": variant, "train_fraction": frac, "pairs": pairs,
