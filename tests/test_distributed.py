@@ -39,26 +39,28 @@ def _toy_data():
     return x, y
 
 
-def _fit(model_name, batch_size, augment):
+def _fit(model_name, batch_size, augment, ema_decay=0.0):
     torch.manual_seed(0)   # same initial weights on every rank (DDP also broadcasts rank 0's)
     x, y = _toy_data()
     model = build_classifier(model_name, 2, image_size=16)
     res = fit_classifier(model, x, y, x[:16], y[:16], 2, epochs=3, batch_size=batch_size, lr=3e-3, patience=5,
-                         augment=augment, seed=0)
+                         augment=augment, seed=0, ema_decay=ema_decay)
     return model, res
 
 
-def _fit_on_rank(rank, world, init_file, out_dir, model_name="cnn", batch_size=16, augment=True):
+def _fit_on_rank(rank, world, init_file, out_dir, model_name="cnn", batch_size=16, augment=True, ema_decay=0.0):
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:
-        model, res = _fit(model_name, batch_size, augment)
+        model, res = _fit(model_name, batch_size, augment, ema_decay)
         torch.save({"state": model.state_dict(), "history": res.history}, f"{out_dir}/rank{rank}.pt")
     finally:
         dist.destroy_process_group()
 
 
-def test_fit_classifier_under_ddp_keeps_ranks_identical(tmp_path):
-    mp.spawn(_fit_on_rank, args=(2, str(tmp_path / "init"), str(tmp_path)), nprocs=2, join=True)
+@pytest.mark.parametrize("ema_decay", [0.0, 0.5])   # the average's BatchNorm statistics come from each rank's batches
+def test_fit_classifier_under_ddp_keeps_ranks_identical(tmp_path, ema_decay):
+    mp.spawn(_fit_on_rank, args=(2, str(tmp_path / "init"), str(tmp_path), "cnn", 16, True, ema_decay), nprocs=2,
+             join=True)
     a, b = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
     for k in a["state"]:
         assert torch.equal(a["state"][k], b["state"][k]), k
