@@ -174,6 +174,16 @@ def test_a_test_split_without_a_class_is_refused(tmp_path):
         load_data(str(root), 16, cache_dir=None)
 
 
+def test_class_folders_named_apart_by_case_are_told_as_such(tmp_path):
+    root = make_folder_dataset(tmp_path / "x")
+    (root / "test" / "NORMAL").rename(root / "test" / "normal")
+    with pytest.raises(DataError) as told:
+        load_data(str(root), 16, cache_dir=None)
+    assert str(told.value) == (f"the training split of {root} has no images of class normal: every class needs "
+                               "training images; NORMAL and normal differ only in case: name each class's folder "
+                               "alike in every split")
+
+
 def test_file_names_without_patient_ids_are_noted(tmp_path):
     root = make_folder_dataset(tmp_path / "x")
     assert not any("no patient id" in n for n in load_data(str(root), 16, cache_dir=None).notes)

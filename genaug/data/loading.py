@@ -177,13 +177,23 @@ def load_data(spec: str, size: int, task: str = "binary", val_fraction: float = 
         # named with the data given: a .npz holds its splits inside, where the user cannot see them
         if missing and split == "train":
             raise DataError(f"the training split of {spec} has no images of class {', '.join(missing)}: every "
-                            "class needs training images")
+                            "class needs training images" + _named_apart(missing, bundle.classes))
         if missing and split == "test":
             raise DataError(f"the test split of {spec} has no images of class {', '.join(missing)}: every class "
-                            "needs test images, or accuracy, specificity and ROC-AUC are undefined")
+                            "needs test images, or accuracy, specificity and ROC-AUC are undefined"
+                            + _named_apart(missing, bundle.classes))
         if missing:
             bundle.notes.append(f"the {split} split has no images of class {', '.join(missing)}")
     return bundle
+
+
+def _named_apart(missing: list[str], classes: list[str]) -> str:
+    """'; NORMAL and normal differ only in case: ...' where a missing class is another one spelt otherwise in
+    some split's folders (train/NORMAL beside test/normal makes two classes, each absent from one split)."""
+    pairs = dict.fromkeys(tuple(sorted((c, m))) for m in missing for c in classes if c != m and c.lower() == m.lower())
+    if not pairs:
+        return ""
+    return f"; {', '.join(f'{a} and {b}' for a, b in pairs)} differ only in case: name each class's folder alike in every split"
 
 
 def _check_task(task: str) -> None:
