@@ -184,6 +184,17 @@ def test_class_folders_named_apart_by_case_are_told_as_such(tmp_path):
                                "alike in every split")
 
 
+def test_hidden_folders_beside_the_class_folders_are_no_class(tmp_path):
+    root = make_folder_dataset(tmp_path / "x")
+    one = next(root.glob("train/NORMAL/*.jpeg"))
+    for where in (root / "train" / ".ipynb_checkpoints", root / "train" / "NORMAL" / ".ipynb_checkpoints"):
+        where.mkdir()
+        shutil.copy(one, where / one.name)   # Jupyter's copy of a file a notebook opened
+    bundle = load_data(str(root), 16, cache_dir=None)
+    assert bundle.classes == ["NORMAL", "PNEUMONIA"]
+    assert not any(".ipynb" in p for s in bundle.splits.values() for p in s.paths)
+
+
 def test_file_names_without_patient_ids_are_noted(tmp_path):
     root = make_folder_dataset(tmp_path / "x")
     assert not any("no patient id" in n for n in load_data(str(root), 16, cache_dir=None).notes)

@@ -117,8 +117,9 @@ def split_folders(root: Path) -> dict[str, Path]:
 
 
 def class_folder_names(split_dirs: dict[str, Path]) -> list[str]:
-    """The class folders found in any split folder, sorted (some may hold no image)."""
-    return sorted({c.name for d in split_dirs.values() for c in d.iterdir() if c.is_dir()})
+    """The class folders found in any split folder, sorted (some may hold no image). Hidden folders are
+    no class: Jupyter leaves .ipynb_checkpoints/ wherever a notebook opened a file, and it had made a class."""
+    return sorted({c.name for d in split_dirs.values() for c in d.iterdir() if c.is_dir() and not c.name.startswith(".")})
 
 
 def scan_folder(root: Path, task: str = "binary"):
