@@ -64,7 +64,8 @@ def input_size(ckpt: dict) -> int:
 
 def list_images(targets) -> list[Path]:
     """Image files under ``targets``: files as given, folders searched recursively, each file once,
-    in the order given (a shell glob such as ``xrays/*.jpeg`` arrives as many targets)."""
+    in the order given (a shell glob such as ``xrays/*.jpeg`` arrives as many targets). Hidden files and
+    folders inside a folder are passed over: Jupyter's .ipynb_checkpoints/ holds copies of the images."""
     files: list[Path] = []
     for target in [targets] if isinstance(targets, (str, os.PathLike)) else targets:
         p = Path(target)
@@ -73,7 +74,8 @@ def list_images(targets) -> list[Path]:
         elif not p.is_dir():
             raise DataError(f"{target} is neither an image file nor a folder")
         else:
-            found = sorted(q for q in p.rglob("*") if q.is_file() and not q.name.startswith(".") and is_image_file(q))
+            found = sorted(q for q in p.rglob("*") if q.is_file() and is_image_file(q)
+                           and not any(part.startswith(".") for part in q.relative_to(p).parts))
             if not found:
                 raise DataError(f"no images in {target} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))}, "
                                 "and DICOM files by their content)")

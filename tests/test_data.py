@@ -193,6 +193,11 @@ def test_hidden_folders_beside_the_class_folders_are_no_class(tmp_path):
     bundle = load_data(str(root), 16, cache_dir=None)
     assert bundle.classes == ["NORMAL", "PNEUMONIA"]
     assert not any(".ipynb" in p for s in bundle.splits.values() for p in s.paths)
+    from genaug.predict import list_images
+    shown = sorted(root.glob("train/NORMAL/*.jpeg")) + sorted(root.glob("train/PNEUMONIA/*.jpeg"))
+    assert list_images([root / "train"]) == shown   # predict passes them over too
+    hidden = root / "train" / ".ipynb_checkpoints"
+    assert list_images([hidden]) == [hidden / one.name]   # unless given by name
 
 
 def test_file_names_without_patient_ids_are_noted(tmp_path):
