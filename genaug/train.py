@@ -356,7 +356,8 @@ def resume_fit(checkpoint: Path, epochs: int, seed: int, n_train: int, model: nn
     torch.set_rng_state(saved["torch_rng"])   # dropout draws from the global generator
     if saved.get("cuda_rng") is not None and home.type == "cuda":
         torch.cuda.set_rng_state(saved["cuda_rng"], home)   # ... or from the GPU's, on a GPU
-    scored = ema.module.state_dict() if ema is not None else saved["model"]
+    # the average's own tensors go on moving as training goes on: a copy, as "model" is one already
+    scored = copy.deepcopy(ema.module.state_dict()) if ema is not None else saved["model"]
     best_state = scored if saved["best_state"] is None else saved["best_state"]
     return saved["best"], best_state, saved["images"], saved["seconds"], saved["done"]
 

@@ -331,17 +331,18 @@ def test_batch_of_draws_one_view_per_image_when_augmenting_and_the_plain_one_oth
     assert views == {0, 1, 2, 3}   # every encoding, and always the image's own
 
 
+@pytest.mark.parametrize("ema_decay", [0.0, 0.5])   # with an average, the best weights are the average's
 @pytest.mark.parametrize("val_losses, best_saved_apart", [
     ([4.0, 3.0, 5.0, 6.0], False),   # best at epoch 2, the last one saved before the stop: its "model" serves
     ([2.0, 3.0, 4.0, 5.0], True),    # best at epoch 1: the saved state holds those weights apart
 ])
 def test_a_resumed_fit_restores_the_best_epoch_whether_or_not_it_was_the_last_saved(
-        tmp_path, monkeypatch, val_losses, best_saved_apart):
+        tmp_path, monkeypatch, val_losses, best_saved_apart, ema_decay):
     import genaug.train as train
 
     x = torch.randint(0, 256, (24, 1, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(5))
     y = torch.arange(24) % 2
-    kw = dict(epochs=4, batch_size=8, lr=0.01, patience=10, schedule="constant", seed=3)
+    kw = dict(epochs=4, batch_size=8, lr=0.01, patience=10, schedule="constant", seed=3, ema_decay=ema_decay)
 
     def scripted(first_epoch=1, stop_at=None):
         calls = []
