@@ -297,6 +297,23 @@ def test_the_weight_average_follows_each_step_by_hand():
     assert not torch.allclose(ema.module[-1].weight, net[-1].weight)
 
 
+def test_the_average_gets_batchnorm_statistics_of_its_own_from_the_plain_training_images():
+    from genaug.train import recompute_batchnorm, to_float
+
+    x = torch.randint(0, 256, (16, 1, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(2))
+    net = torch.nn.Sequential(torch.nn.BatchNorm2d(1), torch.nn.Flatten(), torch.nn.Linear(64, 2))
+    recompute_batchnorm(net, x, "cpu", batch_size=8)
+    bn, pixels = net[0], to_float(x.clone())
+    # a cumulative average over two equal batches: the mean of their means, and of their unbiased variances
+    assert bn.running_mean.item() == pytest.approx(pixels.mean().item(), rel=1e-5)
+    assert bn.running_var.item() == pytest.approx((pixels[:8].var() + pixels[8:].var()).item() / 2, rel=1e-5)
+    recompute_batchnorm(net, x[:15], "cpu", batch_size=8)   # the last, short batch left out, as in training
+    assert bn.running_mean.item() == pytest.approx(pixels[:8].mean().item(), rel=1e-5)
+    views = torch.stack([x.float(), torch.zeros_like(x, dtype=torch.float)], 1)   # latents with views: the first
+    recompute_batchnorm(net, views, "cpu", batch_size=8)
+    assert bn.running_mean.item() == pytest.approx(x.float().mean().item(), rel=1e-5)
+
+
 def test_a_fit_with_a_weight_average_returns_and_validates_the_average(tmp_path, monkeypatch):
     import genaug.train as train
 
