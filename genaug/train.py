@@ -190,9 +190,10 @@ def recompute_batchnorm(model: nn.Module, data: torch.Tensor, device, batch_size
     batches (a last batch of one would end a BatchNorm1d head in an error).
 
     Averaged weights need statistics of their own: on the Kermany data at 64 px, over the CNN's first four
-    epochs, its average (decay 0.99) with averaged statistics had validation losses of 2.03, 4.29, 5.44, 5.47,
-    the trained weights 1.02, 0.27, 1.14, 0.10, and the average with recomputed statistics 0.33, 0.20, 0.16,
-    0.12 (docs/STATUS.md, session 47)."""
+    epochs, its average (decay 0.99) with averaged statistics had validation losses of 2.03, 4.29, 5.78, 5.68,
+    the trained weights 1.02, 0.67, 0.95, 0.14, and the average with recomputed statistics 0.33, 0.20, 0.15,
+    0.12 (bench/ema_batchnorm.py; docs/STATUS.md, session 47). In training mode, dropout draws from torch's
+    global generator here, whose state the fit's saved state keeps."""
     from torch.optim.swa_utils import update_bn
     batches = (to_float(on_device(batch_of(data, idx, None, False), device))
                for idx in batch_indices(len(data), batch_size, shuffle=False, drop_last=True))   # as training
