@@ -41,7 +41,7 @@ from genaug.locks import in_use_by
 from genaug.runs import Run, atomic_torch_save, enclosing_run, save_safetensors, git_commit, machine_info, machines_of, new_run, open_run, read_cells, read_run_config, running, write_json, write_run_config
 from genaug.tracking import Tracker, tracker_for
 from genaug.train import (as_tensor, class_weights, fit_classifier, latent_spread, make_ema, predict_probs,
-                          train_one_epoch)
+                          recompute_batchnorm, train_one_epoch)
 
 log = logging.getLogger("genaug")
 VARIANTS = ("real", "mixed", "synthetic", "encoded")
@@ -885,6 +885,8 @@ def seconds_per_training_image(model_name: str, latent: bool, sample_shape: tupl
         train_one_epoch(model, opt, data, labels, weights, batch, gen, device, b.augment, "timing",
                         amp=cfg.run.amp, augmentations=b.augmentations, spread=spread,
                         label_smoothing=b.label_smoothing, mixup=b.mixup, ema=ema)
+        if ema is not None:   # and each epoch's pass of the training images for the average's statistics
+            recompute_batchnorm(ema.module, data, device, batch, cfg.run.amp)
         if step:   # the first step warms up allocators and kernels
             best = min(best, time.perf_counter() - t0)
     return best / batch

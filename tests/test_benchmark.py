@@ -935,10 +935,11 @@ def test_equalized_inputs_reach_training_the_report_and_the_saved_model_that_pre
 
 @pytest.mark.parametrize("model, latent, shape", [("cnn", False, (1, 32, 32)), ("resnet34", False, (1, 32, 32)),
                                                   ("cnn", True, (16, 2, 2)), ("cnn", True, (3, 16, 2, 2))])
-def test_a_training_step_is_timed_for_pixels_and_latents_with_views(model, latent, shape):
+@pytest.mark.parametrize("ema", [0.0, 0.99])   # with an average, its statistics' pass is timed too
+def test_a_training_step_is_timed_for_pixels_and_latents_with_views(model, latent, shape, ema):
     from genaug.benchmark import seconds_per_training_image
     cfg = Config()
-    cfg.benchmark.batch_size = 4
+    cfg.benchmark.batch_size, cfg.benchmark.ema = 4, ema
     assert 0 < seconds_per_training_image(model, latent, shape, 2, cfg, "cpu") < 5
 
 
