@@ -153,8 +153,9 @@ class BenchmarkConfig:
     # for the test children (docs/STATUS.md #5, session 13).
     label_smoothing: float = 0.0  # share of each target spread over the classes
     mixup: float = 0.0            # Beta(alpha, alpha) of mixup between images of a batch; 0 = off
-    # Decay of an exponential moving average of the weights, which validation scores and the cell keeps
-    # (e.g. 0.99: a half-life of about 70 steps); 0 = off, the trained weights themselves.
+    # Decay of an exponential moving average of the weights, with BatchNorm statistics recomputed for it
+    # after each epoch, which validation scores and the cell keeps (e.g. 0.99: a half-life of about 70
+    # steps); 0 = off, the trained weights themselves.
     ema: float = 0.0
     # Per-image contrast equalization of every pixel model's input (train, val, test, predict): one of
     # EQUALIZERS. Tried against the same shortfall (genaug/data/equalize.py); on the Kermany data it
