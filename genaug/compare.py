@@ -19,7 +19,7 @@ from genaug.benchmark import (DEPENDENT_VARIANTS, INPUT_RUNS, VARIANT_ONLY_SETTI
 from genaug.config import config_from_dict, data_differences, data_differences_text, parse_model_epochs
 from genaug.errors import CheckpointError, ConfigError
 from genaug.report import (PAIRED_TEST_NOTE, ONE_RUN_NOTE, VARIANT_WORDS, _p, at_half_column, difference_with_interval,
-                           paired_columns, threshold_clause, verdict)
+                           paired_columns, short_commit, threshold_clause, verdict)
 from genaug.metrics import paired_bootstrap_diff
 from genaug.inventory import seconds_text
 from genaug.quality import fid_text
@@ -130,7 +130,14 @@ def compare_runs(run_a: str | Path, run_b: str | Path, n_boot: int = 1000) -> di
                  or (setting_model(d[0]) is not None and setting_model(d[0]) not in pixel_models)]
     return {"a": str(a_dir), "b": str(b_dir), "settings_differ": [d for d in differ if d not in elsewhere],
             "settings_differ_unpaired_variants": elsewhere, "rows": rows,
-            "machines": {side: machines_of([p[i] for p in paired]) for i, side in enumerate("ab")}}
+            "machines": {side: machines_of([p[i] for p in paired]) for i, side in enumerate("ab")},
+            "commits": {side: commits_of([p[i] for p in paired]) for i, side in enumerate("ab")}}
+
+
+def commits_of(cells: list[dict]) -> list[str]:
+    """The genaug commits that trained ``cells`` (a resumed run's cells may come from several)."""
+    return sorted({short_commit(str(c["genaug_commit"])) if c.get("genaug_commit") else "not recorded"
+                   for c in cells})
 
 
 def format_comparison(result: dict) -> str:
@@ -147,6 +154,11 @@ def format_comparison(result: dict) -> str:
         L += ["", "Which cells each run holds: " + "; ".join(f"`{k}` {va!r} → {vb!r}" for k, va, vb in held)]
     L += ["", "Where the paired cells ran: A on " + machines_line(result["machines"]["a"]) + "; B on "
           + machines_line(result["machines"]["b"]) + "."]
+    commits = result.get("commits") or {}
+    if commits and commits["a"] != commits["b"]:
+        # two runs of --ema 0.99 agree in every setting, yet one was trained before its BatchNorm pass existed
+        L += ["", f"The paired cells were trained by other genaug code: A by {', '.join(commits['a'])}; B by "
+              f"{', '.join(commits['b'])}. A change of code may move the results as a change of settings does."]
     same = sum(r["identical_pairs"] for r in result["rows"])
     total = sum(r["pairs"] for r in result["rows"])
     line = f"Identical test probabilities in {same} of {total} paired cells"

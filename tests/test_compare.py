@@ -102,6 +102,20 @@ def test_compare_says_whether_b_reproduces_a_and_where_each_ran(tmp_path):
     text = format_comparison(res)
     assert "Identical test probabilities in 0 of 2 paired cells, although the settings agree" in text
     assert "B on AMD EPYC (family 25, model 1), AVX2, 1 thread (2 cells)" in text
+    assert "other genaug code" not in text   # cells that recorded none, on both sides
+
+
+def test_compare_says_when_the_paired_cells_were_trained_by_other_code(tmp_path):
+    ok = np.ones(40, bool)
+    old = "835995a7f1ce8e6456e026ee1e3ea26b0895365e+dirty"
+    a = _run(tmp_path / "a", [{**_cell("cnn", "real", s, ok), "genaug_commit": old} for s in (0, 1)])
+    b = _run(tmp_path / "b", [{**_cell("cnn", "real", s, ok), "genaug_commit": "76d087dafd" + "0" * 30} for s in (0, 1)])
+    text = format_comparison(compare_runs(a, b, n_boot=50))
+    assert "- nothing: the same settings" in text
+    assert ("The paired cells were trained by other genaug code: A by 835995a7f1+dirty; B by 76d087dafd. A change "
+            "of code may move the results as a change of settings does.") in text
+    assert "other genaug code" not in format_comparison(compare_runs(a, _run(tmp_path / "c", [
+        {**_cell("cnn", "real", s, ok), "genaug_commit": old} for s in (0, 1)]), n_boot=50))
 
 
 def test_compare_sets_b_minus_a_at_half_beside_the_validation_thresholds_and_says_where_they_part(tmp_path):
