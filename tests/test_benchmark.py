@@ -894,6 +894,8 @@ def test_label_smoothing_mixup_and_ema_from_the_command_line_reach_the_cells_and
     # they change what a cell learns, so a resumed run may not change them
     r = genaug("benchmark", "--resume", run, "--mixup", "0.4", "--threads", "1")
     assert r.returncode == 2 and "mixup" in r.stderr and "Traceback" not in r.stderr
+    r = genaug("benchmark", "--resume", run, "--ema", "0.99", "--threads", "1")
+    assert r.returncode == 2 and "made with ema=0.9" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_equalized_inputs_reach_training_the_report_and_the_saved_model_that_predict_reads(tmp_path):
