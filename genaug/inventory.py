@@ -114,7 +114,8 @@ def counted(n: int, what: str) -> str:
     return f"{n} {what}{'' if n == 1 else 's'}"
 
 
-def _read_json(path: Path):
+def read_json_or_none(path: Path):
+    """A JSON file's content; None where it is missing, unreadable, not UTF-8 or not JSON."""
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -135,7 +136,7 @@ def _epochs(d: Path, section: str, histories: list[Path], at_work: bool) -> tupl
     the run is at work, with the training time left at the pace of its last epochs."""
     settings = _config(d).get(section) or {}
     planned = settings.get("epochs")
-    read = [_read_json(p) for p in histories]
+    read = [read_json_or_none(p) for p in histories]
     if not histories or not isinstance(planned, int):
         return "", None
     if damaged := [p.name for p, h in zip(histories, read) if not isinstance(h, list)]:
@@ -237,7 +238,7 @@ def _benchmark_time_left(d: Path, todo: list[str], in_progress: dict[str, float]
     took: dict[str, list[float]] = {}
     earlier: dict[str, list[float]] = {}
     for p in sorted((d / "cells").glob("*.json"), key=lambda p: p.stat().st_mtime):
-        if isinstance(c := _read_json(p), dict) and isinstance(c.get("train_seconds"), (int, float)):
+        if isinstance(c := read_json_or_none(p), dict) and isinstance(c.get("train_seconds"), (int, float)):
             now = since is None or p.stat().st_mtime >= since
             (took if now else earlier).setdefault(p.stem.split("__")[0], []).append(float(c["train_seconds"]))
     for key, seconds in (whole or {}).items():   # no cell of the model finished here yet: its pace so far
@@ -262,7 +263,7 @@ def _inputs_in_progress(d: Path) -> str:
 def run_state(directory: str | Path) -> RunState | None:
     """The state of one run directory; None for a folder that is not a genaug run."""
     d = Path(directory)
-    manifests = [m for p in sorted(d.glob("manifest*.json")) if isinstance(m := _read_json(p), dict)]
+    manifests = [m for p in sorted(d.glob("manifest*.json")) if isinstance(m := read_json_or_none(p), dict)]
     main = next((m for m in manifests if m.get("command")), None)
     if main is None:
         return None

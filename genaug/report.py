@@ -19,7 +19,7 @@ from genaug.benchmark import DEPENDENT_VARIANTS, INPUT_RUNS, seed_ensemble
 from genaug.config import Config
 from genaug.data import DataBundle
 from genaug.errors import CheckpointError
-from genaug.inventory import counted, run_state, seconds_text
+from genaug.inventory import counted, read_json_or_none, run_state, seconds_text
 from genaug.runs import Run, atomic_write_text, machine_summary, machines_line, machines_of, read_cells, read_manifest, write_json
 
 # Published figures on this test split, quoted for context; genaug did not measure them.
@@ -638,15 +638,9 @@ def _command_line(argv: list[str]) -> str:
 def run_manifests(run_dir: Path, manifest: dict) -> list[dict]:
     """``manifest`` (the run's manifest.json) and those of its benchmark shards (each shard keeps its own
     manifest-shardIofN.json beside it, where its process records its resumes, device and updates)."""
-    shards = []
-    for mf in sorted(run_dir.glob("manifest-shard*.json")):
-        try:
-            m = json.loads(mf.read_text(encoding="utf-8"))
-        except (OSError, ValueError):   # a damaged shard manifest costs its lines, not the whole report
-            continue
-        if isinstance(m, dict):
-            shards.append(m)
-    return [manifest] + shards
+    # a damaged shard manifest costs its lines, not the whole report
+    return [manifest] + [m for mf in sorted(run_dir.glob("manifest-shard*.json"))
+                         if isinstance(m := read_json_or_none(mf), dict)]
 
 
 def run_commands(run_dir: Path, manifest: dict) -> list[list[str]]:
