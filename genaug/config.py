@@ -473,8 +473,11 @@ def read_yaml(path: Path) -> dict:
     return data or {}
 
 
-def load_config(profile: str | None = None, overrides: dict | None = None) -> Config:
-    """Defaults, then the profile's overrides, then ``overrides`` (``{"gan": {"epochs": 3}}``; None values skipped)."""
+def load_config(profile: str | None = None, overrides: dict | None = None,
+                flag_names: dict[str, str] | None = None) -> Config:
+    """Defaults, then the profile's overrides, then ``overrides`` (``{"gan": {"epochs": 3}}``; None values skipped).
+    ``flag_names`` maps dotted keys to the flags that set them (``{"benchmark.ema": "--ema"}``), for a bad
+    value's error to name the flag the user typed."""
     cfg, origins = Config(), {}
     if profile:
         path = find_profile(profile)
@@ -490,7 +493,9 @@ def load_config(profile: str | None = None, overrides: dict | None = None) -> Co
         origin = origins.get(exc.key or "")
         if origin is None:
             raise
-        where = "set on the command line" if origin == "command line" else f"set in {origin}"
+        flag = (flag_names or {}).get(exc.key or "")
+        where = (f"set with {flag}" if flag else "set on the command line") if origin == "command line" \
+            else f"set in {origin}"
         raise ConfigError(f"{exc} ({where})", key=exc.key) from None
     check_new_run_name(cfg.run.name)   # new names only: a saved config is not loaded here
     return cfg

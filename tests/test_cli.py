@@ -192,12 +192,12 @@ def test_data_info_folder_and_json(tmp_path):
     (["data", "info", "--data", "demo", "--size", "0"], "--size must be at least 1 px, got 0"),   # was a traceback
     (["gan", "--data", "demo", "--class", ","], "--class ',' names no class; give one or more of NORMAL, PNEUMONIA, or all"),
     (["gan", "--data", "demo", "--class", "COVID"], "unknown class 'COVID'; the data has: NORMAL, PNEUMONIA"),
-    (["gan", "--data", "demo", "--n", "0"], "'gan.n' must be positive"),
+    (["gan", "--data", "demo", "--n", "0"], "'gan.n' must be positive, got 0 (set with --n)"),
     (["gan", "--data", "demo", "--lr", "-0.1"], "'gan.lr' must be positive"),
     # it sets gan.ngf and gan.ndf, and the message named whichever of them a set's order gave first
     (["gan", "--data", "demo", "--width", "0"], "--width must be positive, got 0"),
     (["encode", "--data", "demo", "--lr", "0"], "'encode.lr' must be positive"),
-    (["encode", "--data", "demo", "--epochs", "0"], "'encode.epochs' must be positive"),
+    (["encode", "--data", "demo", "--epochs", "0"], "'encode.epochs' must be positive, got 0 (set with --epochs)"),
     (["benchmark", "--data", "demo", "--lr", "0"], "'benchmark.lr' must be positive"),
     (["benchmark", "--data", "demo", "--batch-size", "1"], "'benchmark.batch_size' must be at least 2"),
     (["encode", "--data", "demo", "--threads", "-1"], "'run.threads' must be 0 (torch's default) or more"),
@@ -205,7 +205,10 @@ def test_data_info_folder_and_json(tmp_path):
     (["benchmark", "--data", "demo", "--models", "vgg99"], "unknown model vgg99"),
     (["benchmark", "--data", "demo", "--variants", "fake"], "unknown variant fake"),
     (["benchmark", "--data", "demo", "--models", ","], "no model given (--models or benchmark.models is empty): name at least one of cnn,"),
-    (["benchmark", "--data", "demo", "--equalize", "hist"], "'benchmark.equalize' must be one of none, clahe, got 'hist'"),
+    (["benchmark", "--data", "demo", "--equalize", "hist"], "'benchmark.equalize' must be one of none, clahe, got 'hist' (set with --equalize)"),
+    # the flag is named where it is not the key with dashes (benchmark.train_fractions, run.out_root)
+    (["benchmark", "--data", "demo", "--train-fraction", "1.5"], "values must be in (0, 1], got 1.5 (set with --train-fraction)"),
+    (["benchmark", "--data", "demo", "--ema", "1"], "'benchmark.ema' must be in [0, 1) (a decay such as 0.99; 0: off), got 1.0 (set with --ema)"),
     (["encode", "--data", "demo", "--checkpoint", "/no/ae.pt"], "--checkpoint /no/ae.pt: no such file (give autoencoder.pt"),
     (["encode", "--data", "/no/such/folder"], "data folder not found"),
     (["gan", "--data", "/no/such/folder"], "data folder not found"),

@@ -86,6 +86,9 @@ def test_a_bad_value_says_where_it_was_set(tmp_path):
     with pytest.raises(ConfigError, match=r"^config key 'benchmark.patience' must be positive, got 0 "
                                           r"\(set on the command line\)$"):
         load_config(str(prof), {"benchmark": {"epochs": 4, "patience": 0}})
+    # where the caller says which flag set the key, the error names it
+    with pytest.raises(ConfigError, match=r"got 0 \(set with --patience\)$"):
+        load_config(str(prof), {"benchmark": {"epochs": 4, "patience": 0}}, {"benchmark.patience": "--patience"})
     # the flag that mends the profile's value is taken
     assert load_config(str(prof), {"benchmark": {"epochs": 4}}).benchmark.epochs == 4
     typo = tmp_path / "typo.yaml"
