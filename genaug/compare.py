@@ -346,7 +346,8 @@ def _pooled_row(dirs, cells, inputs, model, variant, frac, n_boot) -> dict | Non
         per_run.append({"run": str(d), "input_run": inputs[d], "input_quality": input_run_quality(inputs[d], d.parent.parent),
                         "diff": r["diff"], "ci": r["ci"], "p_value": r["p_value"], "resamples": r["resamples"],
                         "accuracy": float(c.mean()), "roc_auc": auc(variant_cells[d][k] for k in keys),
-                        "machines": machines_of(variant_cells[d][k] for k in keys)})
+                        "machines": machines_of(variant_cells[d][k] for k in keys),
+                        "commits": commits_of([variant_cells[d][k] for k in keys])})
     checked = [(real[k], o) for k in keys for o in others.get(k, [])]
     return {"model": model, "variant": variant, "train_fraction": frac, "seeds": [k[0] for k in keys],
             "pairs": len(dirs) * len(keys), "input_runs": len(dirs),
@@ -357,6 +358,7 @@ def _pooled_row(dirs, cells, inputs, model, variant, frac, n_boot) -> dict | Non
             "between_input_runs_sd": float(np.std([p["diff"] for p in per_run], ddof=1)),
             "real_from": sorted(set(real_from[k] for k in keys)),
             "real_machines": machines_of(real[k] for k in keys),
+            "real_commits": commits_of([real[k] for k in keys]),
             "real_rechecked": len(checked),
             "real_identical": sum(a["test_probs"] == b["test_probs"] for a, b in checked)}
 
@@ -415,7 +417,7 @@ def format_pool(result: dict) -> str:
             line += (f"; the other runs' real cells of the same seeds have identical test probabilities in "
                      f"{r['real_identical']} of {r['real_rechecked']}")
         L.append(line + ".")
-    L += [""] + [line for r in result["rows"] for line in _where_pooled_cells_ran(r, v)]
+    L += [""] + [line for r in result["rows"] for line in _where_pooled_cells_ran(r, v) + _which_code_trained(r, v)]
     L += ["", "Accuracy at each cell's validation threshold, on the same real test images. Each "
           f"{what} run's row pairs its own {v} cells with the same real cells; its interval resamples seeds and "
           f"test images only, as one benchmark run's report does. The last column takes the same cells at the "
@@ -439,6 +441,21 @@ def _where_pooled_cells_ran(row: dict, variant: str) -> list[str]:
                  "difference also holds whatever the machine changes (retrained on another CPU, a cell's "
                  "accuracy moved within its seed-to-seed spread: docs/STATUS.md, issue #5, session 19).")
     return L
+
+
+def _which_code_trained(row: dict, variant: str) -> list[str]:
+    """A line where a pooled row's cells were trained by more than one genaug commit (as genaug compare
+    says of two runs): pooled runs agree in every setting, yet a change of code between them may move
+    a run's difference as a change of settings would. Rows pooled before commits were kept say nothing."""
+    if "real_commits" not in row:
+        return []
+    sides = [("real cells", row["real_commits"])] + [
+        (f"{Path(p['run']).name}'s {variant} cells", p["commits"]) for p in row["per_input_run"]]
+    if len({tuple(c) for _, c in sides}) == 1:
+        return []
+    return [f"{row['model']}: the cells were trained by other genaug code: "
+            + "; ".join(f"{who} by {', '.join(commits)}" for who, commits in sides)
+            + ". A change of code may move a run's difference as a change of settings does."]
 
 
 def run_pool(run_dirs: list[str | Path], variant: str = "mixed", n_boot: int = 1000, out_root: str | Path = "outputs",

@@ -271,6 +271,25 @@ def test_pool_says_where_cells_ran_and_warns_where_a_pair_crosses_machines(tmp_p
     assert "different machines" not in format_pool(pool_runs(_gan_runs(tmp_path / "same", [34, 30]), "mixed", n_boot=100))
 
 
+def test_pool_names_the_genaug_commits_where_its_cells_were_trained_by_other_code(tmp_path):
+    # pooled runs must agree in every setting, but one trained before a fix and one after read alike
+    runs = _gan_runs(tmp_path, [34, 30])
+    for run, commit in zip(runs, ("835995a7f1" + "0" * 30 + "+dirty", "76d087dafd" + "0" * 30)):
+        for path in (run / "cells").glob("*.json"):
+            path.write_text(json.dumps({**json.loads(path.read_text()), "genaug_commit": commit}))
+    (row,) = pool_runs(runs, "mixed", n_boot=100)["rows"]
+    assert row["real_commits"] == ["835995a7f1+dirty"] and [p["commits"] for p in row["per_input_run"]] == [
+        ["835995a7f1+dirty"], ["76d087dafd"]]
+    text = format_pool({"variant": "mixed", "input": "GAN", "runs": [str(r) for r in runs], "rows": [row]})
+    assert ("cnn: the cells were trained by other genaug code: real cells by 835995a7f1+dirty; b0's mixed cells by "
+            "835995a7f1+dirty; b1's mixed cells by 76d087dafd. A change of code may move a run's difference as a "
+            "change of settings does.") in text
+    # one commit throughout, or none recorded (cells from before commits were kept): nothing said
+    assert "other genaug code" not in format_pool(pool_runs(_gan_runs(tmp_path / "none", [34, 30]), "mixed", n_boot=100))
+    older = {k: v for k, v in row.items() if k != "real_commits"}   # a pool.json written before this line existed
+    assert "other genaug code" not in format_pool({"variant": "mixed", "input": "GAN", "runs": [], "rows": [older]})
+
+
 def test_pool_sets_the_difference_at_the_validation_threshold_beside_the_one_at_half(tmp_path):
     # real cells rank every image right (ROC-AUC 1) but validation put their threshold at 0.2, below the
     # normals' 0.3: they call every normal pneumonia (20 of 40 right); at 0.5 they are all right
