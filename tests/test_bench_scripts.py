@@ -1,0 +1,45 @@
+"""The bench/ scripts whose output docs/PERFORMANCE.md records: each still imports what it uses from
+genaug (a renamed function broke none of them silently), and the cheap ones still run end to end."""
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in BENCH.glob("*.py")))
+def test_bench_script_imports_and_has_a_main(script, monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH))   # as `python bench/X.py` runs it: siblings import (throughput)
+    spec = importlib.util.spec_from_file_location(f"bench_{script[:-3]}", BENCH / script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert callable(module.main)
+
+
+def _bench(*args: str) -> list[list[str]]:
+    """Run bench/ARGS[0] with the rest; its Markdown table rows, cells stripped."""
+    r = subprocess.run([sys.executable, str(BENCH / args[0]), *args[1:]], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return [[c.strip() for c in line.strip("|").split("|")] for line in r.stdout.splitlines()
+            if line.startswith("| ") and not line.startswith("|---")]
+
+
+def test_pool_coverage_prints_a_row_per_gan_spread():
+    header, *rows = _bench("pool_coverage.py", "--trials", "2", "--resamples", "20")
+    assert header[0] == "GAN sd (points)" and [r[0] for r in rows] == ["0.0", "1.3", "3.0"]
+    assert all(cell.endswith("%") for r in rows for cell in r[1:])
+
+
+@pytest.mark.parametrize("script,args,last", [
+    ("reconstruction_memory.py", ["--images", "8", "--size", "32"], 2),   # PSNR and SSIM
+    ("latent_training_memory.py", ["--images", "10", "--views", "1"], None),
+])
+def test_memory_benches_give_the_same_result_whole_and_in_chunks(script, args, last):
+    # what they measure is the memory of chunking; chunking must not change what is computed
+    header, whole, chunked = _bench(script, *args, "--chunks", "0,4")
+    assert (whole[0], chunked[0]) == ("all", "4") and whole[1] == chunked[1]
+    if last:
+        assert whole[-last:] == chunked[-last:]
