@@ -391,6 +391,7 @@ def benchmark_cmd(
     label_smoothing: Optional[float] = typer.Option(None, "--label-smoothing", help="share of each training target spread over the classes, e.g. 0.1 (default 0)"),
     mixup: Optional[float] = typer.Option(None, "--mixup", help="mixup of training images within a batch: the Beta alpha, e.g. 0.2 (default 0: off)"),
     ema: Optional[float] = typer.Option(None, "--ema", help="keep an exponential moving average of each cell's weights with this decay, e.g. 0.99, and validate and test it (default 0: off)"),
+    tta: Optional[int] = typer.Option(None, "--tta", help="test-time augmentation: average validation and test probabilities over each image and this many copies augmented as in training, e.g. 8 (default 0: off); the threshold is chosen on them, and genaug predict uses the same copies"),
     equalize: Optional[str] = typer.Option(None, "--equalize", help="per-image contrast equalization of the pixel models' inputs (training, validation, test and genaug predict alike): none (default) or clahe"),
     folds: Optional[int] = typer.Option(None, "--folds", help="1 (default): one patient-level validation split; K >= 2: K-fold cross-validation over train+val, grouped by patient (test untouched)"),
     supersede: bool = typer.Option(False, "--supersede", help="with --resume and another --gan-run/--encode-run: move the cells trained on the old run to superseded-<old run>/ and retrain them on the new one"),
@@ -411,7 +412,7 @@ def benchmark_cmd(
                  batch_size=batch_size, lr=lr, synthetic_ratio=synthetic_ratio, balance=balance,
                  train_fractions=train_fraction, gan_run=gan_run, encode_run=encode_run, pretrained=pretrained,
                  weights_dir=weights_dir, save_models=save_models, schedule=schedule, augmentations=augmentations,
-                 augment=augment, folds=folds, label_smoothing=label_smoothing, mixup=mixup, ema=ema,
+                 augment=augment, folds=folds, label_smoothing=label_smoothing, mixup=mixup, ema=ema, tta=tta,
                  equalize=equalize)
     if epochs is not None and not resume:
         # a profile's per-model epochs would otherwise outlast the flag: `--profile demo --epochs 2`

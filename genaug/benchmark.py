@@ -353,8 +353,9 @@ def run_cell(model_name: str, variant: str, fraction: float, seed: int, train: T
                          schedule=b.schedule, augmentations=b.augmentations, tracker=tracker,
                          min_epochs=b.min_epochs(epochs), checkpoint=partial, state_every=cfg.run.state_every_s,
                          say_epochs=True, label_smoothing=b.label_smoothing, mixup=b.mixup, ema_decay=b.ema)
-    p_val = predict_probs(model, val.x, device=device, amp=cfg.run.amp)
-    p_test = predict_probs(model, test.x, device=device, amp=cfg.run.amp)
+    tta = test_time_augmentation(b, train.x)
+    p_val = predict_probs(model, val.x, device=device, amp=cfg.run.amp, **tta)
+    p_test = predict_probs(model, test.x, device=device, amp=cfg.run.amp, **tta)
     thr = choose_threshold(val.y, p_val)
     at_half = classification_metrics(test.y, p_test, bundle.classes, None)
     at_thr = classification_metrics(test.y, p_test, bundle.classes, thr)
@@ -362,7 +363,7 @@ def run_cell(model_name: str, variant: str, fraction: float, seed: int, train: T
     predict_probs(model, test.x, device=device, amp=cfg.run.amp)
     infer = len(test.x) / max(time.perf_counter() - t0, 1e-9)
     if save_to is not None:
-        ckpt = classifier_checkpoint(model, model_name, bundle, cfg, train.x.shape[-3:], thr, variant, seed)
+        ckpt = classifier_checkpoint(model, model_name, bundle, cfg, train.x.shape[-3:], thr, variant, seed, tta)
         if latent:
             if autoencoder is None:
                 raise ConfigError("an encoded cell's model is saved with its autoencoder, and none was given")
@@ -389,14 +390,25 @@ def run_cell(model_name: str, variant: str, fraction: float, seed: int, train: T
             # cells accumulate across reruns, shards and machines: keep their provenance
             "genaug_commit": git_commit(), "device": str(device), "machine": machine_info(device)}
 
+def test_time_augmentation(b, train_x: torch.Tensor) -> dict:
+    """`predict_probs`'s test-time augmentation arguments for a cell (none with ``b.tta`` 0): its training
+    augmentations, and for latents the training latents' channel spread that their noise is scaled by."""
+    if not b.tta:
+        return {}
+    spread = latent_spread(train_x) if train_x.is_floating_point() else None
+    return {"tta": b.tta, "augmentations": b.augmentations, "spread": spread, "seed": 0}
+
+
 def classifier_checkpoint(model, name: str, bundle: DataBundle, cfg: Config, input_shape, threshold,
-                          variant: str, seed: int) -> dict:
-    """What `genaug predict` needs to preprocess new images the way the model was trained."""
+                          variant: str, seed: int, tta: dict | None = None) -> dict:
+    """What `genaug predict` needs to preprocess new images the way the model was trained, and to
+    average over the same test-time copies (``tta``, `test_time_augmentation`) its threshold was chosen on."""
     return {"kind": "classifier", "model_name": name, "model": model.state_dict(), "classes": bundle.classes,
             "task": cfg.data.task, "in_channels": int(input_shape[0]), "image_size": int(input_shape[-1]),
             "threshold": threshold, "variant": variant, "seed": seed, "config": cfg.to_dict(),
             # the latents of an encoded cell came from unequalized images
-            "equalize": "none" if variant == "encoded" else cfg.benchmark.equalize}
+            "equalize": "none" if variant == "encoded" else cfg.benchmark.equalize,
+            **({"tta": tta} if tta else {})}
 
 
 def autoencoder_for_predict(enc_dir: Path, latent_meta: dict) -> dict:

@@ -157,6 +157,10 @@ class BenchmarkConfig:
     # after each epoch, which validation scores and the cell keeps (e.g. 0.99: a half-life of about 70
     # steps); 0 = off, the trained weights themselves.
     ema: float = 0.0
+    # Test-time augmentation: validation and test probabilities averaged over the plain input and this many
+    # copies augmented as the cell trains (the same K transforms for every image); 0 = off. Training and
+    # early stopping are untouched; the threshold is chosen on the averaged validation probabilities.
+    tta: int = 0
     # Per-image contrast equalization of every pixel model's input (train, val, test, predict): one of
     # EQUALIZERS. Tried against the same shortfall (genaug/data/equalize.py); on the Kermany data it
     # changed neither the CNN nor DenseNet-121 measurably (docs/STATUS.md, session 41). Encoded cells
@@ -230,6 +234,7 @@ _BOUNDED = {
     "benchmark.label_smoothing": ("in [0, 1)", lambda v: 0 <= v < 1),
     "benchmark.mixup": (">= 0 (a Beta alpha such as 0.2; 0: off)", lambda v: v >= 0),
     "benchmark.ema": ("in [0, 1) (a decay such as 0.99; 0: off)", lambda v: 0 <= v < 1),
+    "benchmark.tta": ("between 0 and 64 (augmented copies per image; 0: off)", lambda v: 0 <= v <= 64),
 }
 
 
@@ -375,6 +380,11 @@ def validate(cfg: Config) -> Config:
                           "class signal (each class's images would be drawn alike): give a weight above 0 (the cpu "
                           "profile's is 0.3), or conditioning channels", key="gan.aux_weight")
     parse_augmentations(cfg.benchmark.augmentations)
+    if cfg.benchmark.tta and not cfg.benchmark.augment:
+        # test-time copies are drawn as training draws them; a cell that trained on plain inputs has no such draw
+        raise ConfigError(f"config key 'benchmark.tta' is {cfg.benchmark.tta} with training augmentation off "
+                          "(benchmark.augment false): test-time copies are augmented as training augments, so "
+                          "turn augmentation on or set tta to 0", key="benchmark.tta")
     parse_model_epochs(cfg.benchmark.model_epochs)
     check_run_name(cfg.run.name)
     return cfg

@@ -5,7 +5,8 @@ classes, input size and the decision threshold chosen on validation, so new imag
 preprocessing the model was trained with: grey, resized to its size, equalized if it was
 (``--equalize``), scaled to [0, 1]. An encoded
 cell's checkpoint also holds the autoencoder that made its latents: images go through its encoder,
-and the latents are rounded to float16 as ``genaug encode`` stored them.
+and the latents are rounded to float16 as ``genaug encode`` stored them. A cell that averaged test-time
+augmented copies (``--tta``) is predicted with the same copies, since its threshold was chosen on them.
 """
 from __future__ import annotations
 
@@ -107,6 +108,19 @@ def read_images(targets, size: int) -> tuple[list[str], np.ndarray, list[tuple[s
     return names, np.stack(arrays), skipped
 
 
+def checkpoint_probs(model, ckpt: dict, images: np.ndarray, device="cpu") -> torch.Tensor:
+    """The model's probabilities for decoded images (N, H, W) as its benchmark cell computed them: with the
+    test-time copies its threshold was chosen on, where it was saved with some (``ckpt["tta"]``). An
+    encoded cell's copies are of latents, as it trained: the images are encoded first."""
+    tta = ckpt.get("tta") or {}
+    data = torch.from_numpy(images).unsqueeze(1)
+    if tta and isinstance(model, EncodedClassifier):
+        from genaug.encode import encode_split
+        data = torch.from_numpy(encode_split(model.encoder, images, device)[0])   # float16, as genaug encode stores
+        model = model.classifier
+    return predict_probs(model, data, device=device, **tta)
+
+
 def predict_images(checkpoint: str | Path, targets, device="cpu") -> tuple[str, list[tuple[str, str]]]:
     """CSV text (file, prediction, one probability column per class and, for two classes, the threshold
     on the second that decided the prediction) and the files skipped with reasons."""
@@ -114,7 +128,7 @@ def predict_images(checkpoint: str | Path, targets, device="cpu") -> tuple[str, 
     classes = ckpt["classes"]
     names, images, skipped = read_images(targets, input_size(ckpt))
     images = equalize_images(images, ckpt.get("equalize", "none"))
-    probs = predict_probs(model, torch.from_numpy(images).unsqueeze(1), device=device)
+    probs = checkpoint_probs(model, ckpt, images, device)
     thr = ckpt.get("threshold")
     binary = len(classes) == 2 and thr is not None
     if binary:  # the validation-chosen threshold on the second class

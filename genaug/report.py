@@ -497,7 +497,7 @@ def _epochs_max(n: int) -> str:
 
 def _training_differences(b, table) -> str:
     """Sentences for what trains otherwise than the run's default: other epochs per model or for the latent
-    CNN, a training loss with label smoothing or mixup, averaged weights, equalized inputs."""
+    CNN, a training loss with label smoothing or mixup, averaged weights, test-time augmentation, equalized inputs."""
     def epochs_text(who: str, epochs: int) -> str:
         wait = f", counted from epoch {b.min_epochs(epochs)}" if b.min_epochs(epochs) > 0 else ""
         return f" {who}: {_epochs_max(epochs)} (patience {b.patience}{wait})."
@@ -514,6 +514,9 @@ def _training_differences(b, table) -> str:
     if b.ema > 0:
         text += (f" Each cell kept an exponential moving average of its weights (decay {b.ema:g}), "
                  "which validation scored and the test read.")
+    if b.tta > 0:
+        text += (f" Validation and test probabilities were averaged over each image and {b.tta} copies augmented "
+                 "as in training (the same copies for every image); the threshold was chosen on those.")
     if b.equalize != "none":
         text += (f" Every pixel model's input, training, validation and test alike, was equalized per "
                  f"image ({b.equalize.upper()}).")

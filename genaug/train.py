@@ -70,16 +70,18 @@ def epoch_batches(n: int, batch_size: int, gen: torch.Generator, seed: int, epoc
 def augment_batch(x: torch.Tensor, generator: torch.Generator, rotate: float = 10.0, shift: float = 0.08,
                   zoom: float = 0.1, brightness: float = 0.1, contrast: float = 0.1, shear: float = 8.0,
                   noise: float = 0.02, pca: float = 0.1,
-                  enabled: frozenset | str = DEFAULT_AUGMENTATIONS) -> torch.Tensor:
+                  enabled: frozenset | str = DEFAULT_AUGMENTATIONS, shared: bool = False) -> torch.Tensor:
     """Batch augmentation on a float batch in [0, 1]: one affine grid per image (rotation,
     shift, zoom, shear, flip), then brightness/contrast, Gaussian noise and AlexNet's PCA
-    lighting noise, each only if named in ``enabled``."""
+    lighting noise, each only if named in ``enabled``. ``shared``: one draw for the whole batch, so an
+    image is changed alike whichever batch it is in (test-time augmentation)."""
     on = parse_augmentations(enabled) if isinstance(enabled, str) else enabled
     b = x.size(0)
     dev = x.device
+    draws = 1 if shared else b
 
     def u(lo, hi):
-        return (torch.rand(b, generator=generator) * (hi - lo) + lo).to(dev)
+        return (torch.rand(draws, generator=generator) * (hi - lo) + lo).expand(b).to(dev)
 
     zero, one = torch.zeros(b, device=dev), torch.ones(b, device=dev)
     # draws happen in a fixed order so a given set of switches is reproducible from the seed
@@ -101,41 +103,64 @@ def augment_batch(x: torch.Tensor, generator: torch.Generator, rotate: float = 1
         br = u(-brightness, brightness) if "brightness" in on else zero
         x = (x - mean) * c.view(b, 1, 1, 1) + mean + br.view(b, 1, 1, 1)
     if "noise" in on:
-        x = x + torch.randn(x.shape, generator=generator).to(dev) * noise
+        x = x + torch.randn((draws, *x.shape[1:]), generator=generator).expand(x.shape).to(dev) * noise
     if "pca" in on:
-        x = x + pca_lighting(x, generator, pca)
+        x = x + pca_lighting(x, generator, pca, shared)
     return x.clamp_(0, 1)
 
 
-def pca_lighting(x: torch.Tensor, generator: torch.Generator, std: float = 0.1) -> torch.Tensor:
+def pca_lighting(x: torch.Tensor, generator: torch.Generator, std: float = 0.1, shared: bool = False) -> torch.Tensor:
     """AlexNet's lighting noise: per image, add sum_i alpha_i * lambda_i * p_i to every pixel, where
-    (lambda_i, p_i) are the eigenpairs of the channel covariance (here of the batch) and
+    (lambda_i, p_i) are the eigenpairs of the channel covariance (of the batch; of each image when
+    ``shared``, with one alpha for all, so that an image's change does not depend on its batch) and
     alpha_i ~ N(0, std). For one channel that is an intensity offset scaled by the pixel variance."""
+    b, c = x.shape[:2]
+    alpha = (torch.randn(1 if shared else b, c, generator=generator) * std).to(x.device)
+    if shared:
+        return torch.cat([pca_lighting_with(x[i:i + 1], alpha) for i in range(b)])
+    return pca_lighting_with(x, alpha)
+
+
+def pca_lighting_with(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """``pca_lighting``'s offset for weights ``alpha`` (rows: one per image, or one for all)."""
     b, c = x.shape[:2]
     flat = x.transpose(0, 1).reshape(c, -1)
     cov = torch.atleast_2d(torch.cov(flat))
     lam, vec = torch.linalg.eigh(cov)
-    alpha = (torch.randn(b, c, generator=generator) * std).to(x.device)
+    alpha = alpha.expand(b, c)
     shift = (alpha * lam.clamp_min(0)) @ vec.T          # (b, c)
     return shift.view(b, c, 1, 1)
 
 
 def augment_latents(z: torch.Tensor, generator: torch.Generator, shift: int = 1, noise: float = 0.1,
-                    spread: torch.Tensor | None = None) -> torch.Tensor:
+                    spread: torch.Tensor | None = None, shared: bool = False) -> torch.Tensor:
     """Latent-space augmentation: a shift of up to ``shift`` cells (16 px at 224 -> 14) with edge
     padding, and Gaussian noise of ``noise`` times each channel's spread: ``spread`` (1, C, 1, 1),
     from `latent_spread` over the training set, or else the batch's own (which costs more than the
-    rest of this function together at 64 x 256 x 14 x 14 on one CPU thread)."""
+    rest of this function together at 64 x 256 x 14 x 14 on one CPU thread). ``shared``: one shift and
+    one noise pattern for the whole batch (test-time augmentation; give ``spread`` then)."""
     b, c, h, w = z.shape
+    draws = 1 if shared else b
     padded = F.pad(z, (shift, shift, shift, shift), mode="replicate")
-    dy = torch.randint(0, 2 * shift + 1, (b,), generator=generator).tolist()
-    dx = torch.randint(0, 2 * shift + 1, (b,), generator=generator).tolist()
+    dy = torch.randint(0, 2 * shift + 1, (draws,), generator=generator).expand(b).tolist()
+    dx = torch.randint(0, 2 * shift + 1, (draws,), generator=generator).expand(b).tolist()
     out = torch.stack([padded[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w] for i in range(b)])
     if not noise:
         return out
     if spread is None:
         spread = z.std(dim=(0, 2, 3), keepdim=True)
-    return out + torch.randn(out.shape, generator=generator).to(z.device) * noise * spread.to(z.device)
+    pattern = torch.randn((draws, *out.shape[1:]), generator=generator).expand(out.shape)
+    return out + pattern.to(z.device) * noise * spread.to(z.device)
+
+
+def augment_inputs(x: torch.Tensor, generator: torch.Generator, pixels: bool,
+                   augmentations: frozenset | str = DEFAULT_AUGMENTATIONS, spread: torch.Tensor | None = None,
+                   shared: bool = False) -> torch.Tensor:
+    """A float batch augmented as a cell trains: pixel images by `augment_batch` with ``augmentations``,
+    latents by `augment_latents` with the training latents' ``spread``."""
+    if pixels:
+        return augment_batch(x, generator, enabled=augmentations, shared=shared)
+    return augment_latents(x, generator, spread=spread, shared=shared)
 
 
 def latent_spread(latents: torch.Tensor, chunk: int = 256) -> torch.Tensor:
@@ -237,13 +262,24 @@ def class_weights(labels: np.ndarray, n_classes: int) -> torch.Tensor:
 
 @torch.no_grad()
 def predict_probs(model: nn.Module, data: torch.Tensor, batch_size: int = 256,
-                  device: torch.device | str = "cpu", amp: bool = False) -> torch.Tensor:
+                  device: torch.device | str = "cpu", amp: bool = False, tta: int = 0,
+                  augmentations: frozenset | str = DEFAULT_AUGMENTATIONS, spread: torch.Tensor | None = None,
+                  seed: int = 0) -> torch.Tensor:
+    """Class probabilities. ``tta`` > 0: averaged over the plain input and ``tta`` copies augmented as the
+    model trained (`augment_inputs`; ``spread`` for latents), copy k changed alike in every image by a
+    draw from ``seed`` and k, so an image's probabilities do not depend on what else is predicted."""
     model.eval()
+    pixels = data.dtype == torch.uint8
     out = []
     for idx in batch_indices(len(data), batch_size, shuffle=False):
-        with autocast(device, amp):
-            logits = model(to_float(on_device(data[idx], device))).float()
-        out.append(torch.softmax(logits, dim=1).cpu())
+        x = to_float(on_device(data[idx], device))
+        total = 0
+        for copy in range(tta + 1):
+            view = x if copy == 0 else augment_inputs(x, torch.Generator().manual_seed(seed * 1_000_003 + copy),
+                                                      pixels, augmentations, spread, shared=True)
+            with autocast(device, amp):
+                total = total + torch.softmax(model(view).float(), dim=1)
+        out.append((total / (tta + 1)).cpu())
     return torch.cat(out) if out else torch.zeros(0)
 
 
@@ -296,8 +332,7 @@ def train_one_epoch(model, opt, data, labels, weights, batch_size, gen, device, 
     for idx in bar:
         x = to_float(on_device(batch_of(data, idx, gen, augment), device))
         if augment:  # pixels are cached as uint8, autoencoder latents as float16
-            x = (augment_batch(x, gen, enabled=augmentations) if data.dtype == torch.uint8
-                 else augment_latents(x, gen, spread=spread))
+            x = augment_inputs(x, gen, data.dtype == torch.uint8, augmentations, spread)
         y = labels[idx].to(device)
         if mix is not None:
             x, y = mix(x, y)   # y: class probabilities, which cross_entropy weights by class as it does indices

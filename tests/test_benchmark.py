@@ -898,6 +898,40 @@ def test_label_smoothing_mixup_and_ema_from_the_command_line_reach_the_cells_and
     assert r.returncode == 2 and "made with ema=0.9" in r.stderr and "Traceback" not in r.stderr
 
 
+@pytest.mark.slow
+def test_test_time_augmentation_reaches_the_cells_the_report_and_predict(tmp_path):
+    data = make_folder_dataset(tmp_path / "data", {"train": 40, "test": 6})
+    tiny = tmp_path / "tiny.yaml"
+    tiny.write_text(TINY)
+    r = genaug("benchmark", "--profile", tiny, "--data", data, "--variants", "real,encoded", "--threads", "1",
+               "--tta", "3", "--save-models", "--out", tmp_path / "o")
+    assert r.returncode == 0, r.stderr[-3000:]
+    run = only_run(tmp_path / "o", "benchmark")
+    assert ("Validation and test probabilities were averaged over each image and 3 copies augmented as in "
+            "training (the same copies for every image); the threshold was chosen on those.") in (run / "report.md").read_text()
+    for variant in ("real", "encoded"):
+        cell = json.loads((run / "cells" / f"cnn__{variant}__f1__seed0.json").read_text())
+        model = run / "models" / f"cnn__{variant}__f1__seed0.pt"
+        # predict averages the copies the cell's threshold was chosen on: the same probabilities, image by image
+        r = genaug("predict", data / "test", "--checkpoint", model)
+        assert r.returncode == 0, r.stderr[-2000:]
+        got = sorted(float(row["p_PNEUMONIA"]) for row in csv.DictReader(io.StringIO(r.stdout)))
+        assert got == pytest.approx(sorted(p[1] for p in cell["test_probs"]), abs=1e-5), variant
+        # and without the copies the model gives other probabilities: the cell did average them
+        ckpt = torch.load(model, weights_only=True)
+        assert ckpt["tta"]["tta"] == 3 and (ckpt["tta"]["spread"] is None) == (variant == "real")
+        del ckpt["tta"]
+        torch.save(ckpt, tmp_path / "plain.pt")
+        r = genaug("predict", data / "test", "--checkpoint", tmp_path / "plain.pt")
+        plain = sorted(float(row["p_PNEUMONIA"]) for row in csv.DictReader(io.StringIO(r.stdout)))
+        assert plain != pytest.approx(got, abs=1e-5), variant
+    # it changes the probabilities every cell's threshold and test read, so a resumed run may not change it
+    r = genaug("benchmark", "--resume", run, "--tta", "0", "--threads", "1")
+    assert r.returncode == 2 and "made with tta=3" in r.stderr and "Traceback" not in r.stderr
+    r = genaug("benchmark", "--profile", tiny, "--no-augment", "--tta", "2", "--out", tmp_path / "o2")
+    assert r.returncode == 2 and "training augmentation off" in r.stderr and not (tmp_path / "o2").exists()
+
+
 def test_equalized_inputs_reach_training_the_report_and_the_saved_model_that_predict_reads(tmp_path):
     data = make_folder_dataset(tmp_path / "data", {"train": 40, "test": 6})
     tiny = tmp_path / "tiny.yaml"

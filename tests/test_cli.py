@@ -208,6 +208,7 @@ def test_data_info_folder_and_json(tmp_path):
     (["benchmark", "--data", "demo", "--equalize", "hist"], "'benchmark.equalize' must be one of none, clahe, got 'hist' (set with --equalize)"),
     # the flag is named where it is not the key with dashes (benchmark.train_fractions, run.out_root)
     (["benchmark", "--data", "demo", "--train-fraction", "1.5"], "values must be in (0, 1], got 1.5 (set with --train-fraction)"),
+    (["benchmark", "--data", "demo", "--tta", "65"], "'benchmark.tta' must be between 0 and 64 (augmented copies per image; 0: off), got 65 (set with --tta)"),
     (["benchmark", "--data", "demo", "--ema", "1"], "'benchmark.ema' must be in [0, 1) (a decay such as 0.99; 0: off), got 1.0 (set with --ema)"),
     (["encode", "--data", "demo", "--checkpoint", "/no/ae.pt"], "--checkpoint /no/ae.pt: no such file (give autoencoder.pt"),
     (["encode", "--data", "/no/such/folder"], "data folder not found"),

@@ -5,7 +5,8 @@ import torch
 
 from genaug.errors import ConfigError
 from genaug.train import (AUGMENTATIONS, DEFAULT_AUGMENTATIONS, augment_batch, augment_latents, batch_of,
-                          fit_classifier, latent_spread, make_scheduler, pca_lighting, stop_early, train_one_epoch)
+                          fit_classifier, latent_spread, make_scheduler, pca_lighting, predict_probs, stop_early,
+                          train_one_epoch)
 
 
 @pytest.mark.parametrize("shape", [(3, 256, 14, 14), (2, 8, 4, 4)])
@@ -57,6 +58,42 @@ def test_each_augmentation_switch_alone_changes_the_batch_and_none_leaves_it():
         assert not torch.equal(out, x), name
     with pytest.raises(ConfigError, match="unknown augmentation warp"):
         augment_batch(x, torch.Generator(), enabled="rotate,warp")
+
+
+@pytest.mark.parametrize("augment", [
+    lambda x, g, shared: augment_batch(x, g, enabled=",".join(AUGMENTATIONS), shared=shared),
+    lambda x, g, shared: augment_latents(x, g, spread=torch.ones(1, 1, 1, 1), shared=shared),
+], ids=["pixels", "latents"])
+def test_a_shared_draw_changes_every_image_of_a_batch_alike(augment):
+    # test-time copies: an image's copy must not depend on the batch it is in
+    x = torch.rand(1, 1, 16, 16).expand(5, 1, 16, 16).clone() * 0.8 + 0.1
+    alike = augment(x.clone(), torch.Generator().manual_seed(2), True)
+    assert not torch.equal(alike[0], x[0]) and all(torch.allclose(alike[i], alike[0], atol=1e-6) for i in range(5))
+    apart = augment(x.clone(), torch.Generator().manual_seed(2), False)   # training: a draw per image
+    assert not all(torch.allclose(apart[i], apart[0], atol=1e-6) for i in range(5))
+
+
+class _MeanPixel(torch.nn.Module):
+    """Logits (0, 10 * mean pixel): a model whose probabilities a hand computation can follow."""
+
+    def forward(self, x):
+        return torch.stack([torch.zeros(len(x)), 10 * x.mean(dim=(1, 2, 3))], 1)
+
+
+def test_test_time_augmentation_averages_the_plain_image_and_its_copies():
+    data = (torch.rand(7, 1, 16, 16) * 255).to(torch.uint8)
+    model = _MeanPixel()
+    plain = predict_probs(model, data)
+    assert torch.allclose(plain[:, 1], torch.sigmoid(10 * (data.float() / 255).mean(dim=(1, 2, 3))))
+    # by hand: the mean of the softmax over the plain batch and copies 1 and 2, each drawn from its own seed
+    x = data.float() / 255
+    copies = [x] + [augment_batch(x, torch.Generator().manual_seed(5 * 1_000_003 + k), shared=True) for k in (1, 2)]
+    want = torch.stack([torch.softmax(model(c), 1) for c in copies]).mean(0)
+    got = predict_probs(model, data, tta=2, seed=5)
+    assert torch.allclose(got, want, atol=1e-6) and not torch.allclose(got, plain, atol=1e-4)
+    # an image's probabilities are the same whichever batch it is predicted in, or alone
+    assert torch.allclose(predict_probs(model, data, batch_size=3, tta=2, seed=5), got, atol=1e-6)
+    assert torch.allclose(predict_probs(model, data[4:5], tta=2, seed=5), got[4:5], atol=1e-6)
 
 
 def test_flip_alone_mirrors_exactly_the_images_it_picks():
