@@ -849,6 +849,10 @@ def test_planned_seconds_counts_each_cell_at_its_most_epochs_by_hand():
     got = planned_seconds(cells, per_image, n_train=100, n_val=30, epochs_for=b.epochs_for, synthetic_share=0.5)
     assert got == pytest.approx(13.2 + 170 + 2.64)
     assert planned_seconds([], per_image, 100, 30, b.epochs_for, 0.5) == 0
+    # the end of each cell: validation and 60 test images scored 1 + 4 times (test-time copies), the test once
+    # more for its speed, a third of a training image each: real cnn (5 x 90 + 60) / 3 x 0.01 = 1.7 more
+    got = planned_seconds(cells[:1], per_image, 100, 30, b.epochs_for, 0.5, n_test=60, tta=4)
+    assert got == pytest.approx(13.2 + 1.7)
 
 
 def test_model_epochs_gives_named_models_their_own_most_epochs_and_the_report_says_so(tmp_path):
