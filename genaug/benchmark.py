@@ -353,7 +353,7 @@ def run_cell(model_name: str, variant: str, fraction: float, seed: int, train: T
                          schedule=b.schedule, augmentations=b.augmentations, tracker=tracker,
                          min_epochs=b.min_epochs(epochs), checkpoint=partial, state_every=cfg.run.state_every_s,
                          say_epochs=True, label_smoothing=b.label_smoothing, mixup=b.mixup, ema_decay=b.ema)
-    tta = test_time_augmentation(b, train.x)
+    tta = tta_arguments(b, train.x)
     p_val = predict_probs(model, val.x, device=device, amp=cfg.run.amp, **tta)
     p_test = predict_probs(model, test.x, device=device, amp=cfg.run.amp, **tta)
     thr = choose_threshold(val.y, p_val)
@@ -390,7 +390,8 @@ def run_cell(model_name: str, variant: str, fraction: float, seed: int, train: T
             # cells accumulate across reruns, shards and machines: keep their provenance
             "genaug_commit": git_commit(), "device": str(device), "machine": machine_info(device)}
 
-def test_time_augmentation(b, train_x: torch.Tensor) -> dict:
+
+def tta_arguments(b, train_x: torch.Tensor) -> dict:
     """`predict_probs`'s test-time augmentation arguments for a cell (none with ``b.tta`` 0): its training
     augmentations, and for latents the training latents' channel spread that their noise is scaled by."""
     if not b.tta:
@@ -402,7 +403,7 @@ def test_time_augmentation(b, train_x: torch.Tensor) -> dict:
 def classifier_checkpoint(model, name: str, bundle: DataBundle, cfg: Config, input_shape, threshold,
                           variant: str, seed: int, tta: dict | None = None) -> dict:
     """What `genaug predict` needs to preprocess new images the way the model was trained, and to
-    average over the same test-time copies (``tta``, `test_time_augmentation`) its threshold was chosen on."""
+    average over the same test-time copies (``tta``, `tta_arguments`) its threshold was chosen on."""
     return {"kind": "classifier", "model_name": name, "model": model.state_dict(), "classes": bundle.classes,
             "task": cfg.data.task, "in_channels": int(input_shape[0]), "image_size": int(input_shape[-1]),
             "threshold": threshold, "variant": variant, "seed": seed, "config": cfg.to_dict(),
