@@ -911,8 +911,7 @@ def planned_seconds(cells: list[tuple], per_image: dict, n_train: int, n_val: in
     its most epochs, ``epochs_for(model, latent)``, each epoch its training images at ``per_image[(model, latent)]`` seconds plus a
     validation pass over ``n_val`` images, counted at a third of that (forward only). A mixed cell trains on
     (1 + ``synthetic_share``) times its real images. Each cell ends with forward passes over validation and
-    ``n_test`` test images, 1 + ``tta`` times each (test-time copies), and the test once more for its speed:
-    at a 224 px DenseNet-121 on a CPU, 8 copies cost minutes."""
+    ``n_test`` test images, 1 + ``tta`` times each (test-time copies), and the test once more for its speed."""
     total = 0.0
     for _, frac, variant, model, _ in cells:
         latent = variant == "encoded"
