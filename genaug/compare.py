@@ -151,7 +151,8 @@ def format_comparison(result: dict) -> str:
         L += ["", "Settings that differ for variants or models not paired here, so they leave these cells alone: "
               + "; ".join(f"`{k}` {va!r} → {vb!r}" for k, va, vb in result["settings_differ_unpaired_variants"])]
     if held:
-        L += ["", "Which cells each run holds: " + "; ".join(f"`{k}` {va!r} → {vb!r}" for k, va, vb in held)]
+        # seeds, models, ... and save_models: what a run holds and keeps, which cannot explain B − A
+        L += ["", "What each run holds, not how its cells train: " + "; ".join(f"`{k}` {va!r} → {vb!r}" for k, va, vb in held)]
     L += ["", "Where the paired cells ran: A on " + machines_line(result["machines"]["a"]) + "; B on "
           + machines_line(result["machines"]["b"]) + "."]
     commits = result.get("commits") or {}

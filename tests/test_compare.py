@@ -39,7 +39,7 @@ def test_compare_pairs_cells_by_seed_and_reports_what_differs(tmp_path):
     assert row["accuracy_difference"]["runs_resampled"] and row["accuracy_difference"]["ci"][0] > 0
     assert ("epochs", 12, 24) in res["settings_differ"]
     text = format_comparison(res)
-    assert "- `epochs`: 12 → 24" in text and "`seeds` 2 → 3" in text and "| cnn | real | 1 | 2 | 75.0 | 100.0 | +25.0 |" in text
+    assert "- `epochs`: 12 → 24" in text and "What each run holds, not how its cells train: `seeds` 2 → 3" in text and "| cnn | real | 1 | 2 | 75.0 | 100.0 | +25.0 |" in text
     assert "- cnn, real, train fraction 1: +25.0 points of accuracy (95% CI +" in text and "**better**" in text
     assert "With one paired run" not in text
     assert "Identical test probabilities in 0 of 2 paired cells." in text
