@@ -50,7 +50,7 @@ def main() -> None:
         raise SystemExit("equalized runs are not handled here")
     d = cfg.data
     bundle = load_data(d.data, cfg.benchmark.image_size, d.task, d.val_fraction, d.split_seed,
-                       Path(cfg.run.out_root) / "cache", d.demo_train)
+                       Path(d.cache_dir or Path(cfg.run.out_root) / "cache"), d.demo_train)   # as the run read them
     val = (as_tensor(bundle.val.images), torch.from_numpy(bundle.val.labels))
     test = (as_tensor(bundle.test.images), torch.from_numpy(bundle.test.labels))
     rows = {}
