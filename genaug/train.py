@@ -416,6 +416,50 @@ def resume_fit(checkpoint: Path, epochs: int, seed: int, n_train: int, model: nn
     return saved["best"], best_state, saved["images"], saved["seconds"], saved["done"]
 
 
+def make_optimizer(model: nn.Module, n_train: int, batch_size: int, lr: float, weight_decay: float,
+                   schedule: str, epochs: int, ddp: bool = False, seed: int = 0) -> tuple:
+    """AdamW and its learning-rate schedule for a fit of ``epochs`` over ``n_train`` images:
+    (optimizer, scheduler or None, whether the scheduler steps per batch rather than per epoch).
+    Under DDP a rank's epoch is its share of the batches, so a per-batch schedule counts those."""
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    steps = n_train // batch_size if n_train >= batch_size else 1
+    if ddp:
+        steps = len(distributed.rank_batches(n_train, batch_size, seed, 0))
+    sched, per_batch = make_scheduler(opt, schedule, epochs, steps)
+    return opt, sched, per_batch
+
+
+def close_epoch(model: nn.Module, ema, train_x: torch.Tensor, val_x: torch.Tensor, val_y: torch.Tensor,
+                weights: torch.Tensor, device, batch_size: int, amp: bool, ddp: bool, epoch_scheduler=None) -> float:
+    """After an epoch's steps: the weight average's BatchNorm statistics, the ranks' buffers made alike,
+    the per-epoch schedule's step; returns the validation loss of the weights the fit keeps (the average
+    where there is one)."""
+    if ema is not None:
+        recompute_batchnorm(ema.module, train_x, device, batch_size, amp)
+    if ddp:
+        distributed.sync_buffers(model)
+        if ema is not None:   # each rank computed them alike, but kernels may differ in the last bits
+            distributed.sync_buffers(ema.module)
+    if epoch_scheduler is not None:
+        epoch_scheduler.step()
+    scored = ema.module if ema is not None else model
+    va_loss = evaluate_loss(scored, val_x, val_y, weights, device, amp=amp)
+    if ddp:   # every rank computed it on the same weights; rank 0's value decides early stopping for all
+        va_loss = distributed.broadcast_object(va_loss)
+    return va_loss
+
+
+def record_epoch(res: "FitResult", tracker, model: nn.Module, desc: str, epoch: int, epochs: int,
+                 tr_loss: float, va_loss: float, lr: float) -> None:
+    """An epoch's losses into the fit's history, the tracker (TensorBoard) and the log."""
+    res.history.append({"epoch": epoch, "train_loss": tr_loss, "val_loss": va_loss, "lr": lr})
+    if tracker is not None:
+        tracker.scalars(desc, {"loss/train": tr_loss, "loss/val": va_loss, "lr": lr}, epoch)
+        tracker.histograms(desc, model, epoch)
+    log.info("%s epoch %d of %d: train %.4f val %.4f", desc, epoch, epochs, tr_loss, va_loss)
+    res.epochs_run = epoch
+
+
 def fit_classifier(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tensor,
                    val_y: torch.Tensor, n_classes: int, epochs: int, batch_size: int, lr: float,
                    weight_decay: float = 1e-4, patience: int = 4, augment: bool = True, seed: int = 0,
@@ -458,12 +502,8 @@ def fit_classifier(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tenso
     net = distributed.wrap(model, torch.device(device)) if ddp else model
     if ddp:   # augmentation draws differ per rank; the sampler's order is shared and split
         gen.manual_seed(seed * 1_000_003 + distributed.rank())
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     bs = min(batch_size, len(train_x))
-    steps = len(train_x) // bs if len(train_x) >= bs else 1
-    if ddp:
-        steps = len(distributed.rank_batches(len(train_x), bs, seed, 0))
-    sched, per_batch = make_scheduler(opt, schedule, epochs, steps)
+    opt, sched, per_batch = make_optimizer(model, len(train_x), bs, lr, weight_decay, schedule, epochs, ddp, seed)
     augmentations = parse_augmentations(augmentations) if isinstance(augmentations, str) else augmentations
     # latents: their channel spread once, not per batch (the per-batch std was a quarter of a latent step)
     spread = latent_spread(train_x).to(device) if augment and train_x.is_floating_point() else None
@@ -490,23 +530,9 @@ def fit_classifier(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tenso
                                         sched if per_batch else None, batches, spread,
                                         label_smoothing, mixup, ema)
         images += seen
-        if ema is not None:
-            recompute_batchnorm(ema.module, train_x, device, bs, amp)
-        if ddp:
-            distributed.sync_buffers(model)
-            if ema is not None:   # each rank computed them alike, but kernels may differ in the last bits
-                distributed.sync_buffers(ema.module)
-        if sched is not None and not per_batch:
-            sched.step()
-        va_loss = evaluate_loss(scored, val_x, val_y, weights, device, amp=amp)
-        if ddp:   # every rank computed it on the same weights; rank 0's value decides early stopping for all
-            va_loss = distributed.broadcast_object(va_loss)
-        res.history.append({"epoch": epoch, "train_loss": tr_loss, "val_loss": va_loss, "lr": lr_now})
-        if tracker is not None:
-            tracker.scalars(desc, {"loss/train": tr_loss, "loss/val": va_loss, "lr": lr_now}, epoch)
-            tracker.histograms(desc, model, epoch)
-        log.info("%s epoch %d of %d: train %.4f val %.4f", desc, epoch, epochs, tr_loss, va_loss)
-        res.epochs_run = epoch
+        va_loss = close_epoch(model, ema, train_x, val_x, val_y, weights, device, bs, amp, ddp,
+                              sched if not per_batch else None)
+        record_epoch(res, tracker, model, desc, epoch, epochs, tr_loss, va_loss, lr_now)
         if va_loss < best - 1e-4:
             best, res.best_epoch = va_loss, epoch
             best_state = copy.deepcopy(scored.state_dict())
