@@ -44,6 +44,43 @@ def make_folder_dataset(root: Path, n_per_class: dict | None = None, size: int =
     return root
 
 
+# the smallest settings every command trains with in a few seconds on CPU (tests write it as a profile)
+TINY = """
+data:
+  demo_train: 80
+run:
+  device: cpu
+gan:
+  ngf: 8
+  ndf: 8
+  epochs: 2
+  batch_size: 16
+  n: 12
+  eval_images: 12
+  judge_epochs: 1
+encode:
+  image_size: 32
+  latent_channels: 16
+  views: 2
+  epochs: 1
+  batch_size: 16
+benchmark:
+  models: cnn
+  image_size: 32
+  epochs: 1
+  batch_size: 16
+  bootstrap: 50
+  latent_epochs: 2
+"""
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    p = tmp_path / "tiny.yaml"
+    p.write_text(TINY)
+    return p
+
+
 @pytest.fixture
 def folder_data(tmp_path: Path) -> Path:
     return make_folder_dataset(tmp_path / "xray")

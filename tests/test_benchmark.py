@@ -16,8 +16,8 @@ from genaug.config import Config
 from genaug.errors import ConfigError
 from genaug.data import load_data
 
-from conftest import make_folder_dataset
-from test_cli import TINY, genaug, only_run
+from conftest import TINY, make_folder_dataset
+from test_cli import genaug, only_run
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +29,19 @@ def fake_synthetic(bundle, n=30):
     syn = {c: np.full((n, 16, 16), 7, np.uint8) for c in bundle.classes}
     names = {c: [f"{c}/synthetic_{c}_0_{i:05d}.png" for i in range(n)] for c in bundle.classes}
     return syn, names
+
+
+def predicted(images: Path, checkpoint: Path) -> list[float]:
+    """`genaug predict`'s P(PNEUMONIA) for each image, sorted: a cell keeps its probabilities in test order,
+    predict in file order, so the two compare as sorted lists."""
+    r = genaug("predict", images, "--checkpoint", checkpoint)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return sorted(float(row["p_PNEUMONIA"]) for row in csv.DictReader(io.StringIO(r.stdout)))
+
+
+def scored(cell: dict) -> list[float]:
+    """The cell's test P(PNEUMONIA), sorted as `predicted` sorts them."""
+    return sorted(p[1] for p in cell["test_probs"])
 
 
 def test_mixed_set_counts_and_provenance(bundle):
@@ -161,25 +174,19 @@ def test_three_class_rows_carry_macro_and_per_class_metrics():
 
 
 @pytest.mark.slow
-def test_saved_models_predict_the_test_split_as_their_cells_scored_it(tmp_path):
+def test_saved_models_predict_the_test_split_as_their_cells_scored_it(tmp_path, tiny):
     # what genaug predict reads from files must be what the benchmark tested: the same decoding and size, and
     # for an encoded cell the same autoencoder and float16 latents, so the probabilities agree image by image
     data = make_folder_dataset(tmp_path / "data", {"train": 40, "test": 6})
-    prof = tmp_path / "tiny.yaml"
-    prof.write_text(TINY)
-    r = genaug("benchmark", "--profile", prof, "--data", data, "--variants", "real,encoded", "--save-models",
+    r = genaug("benchmark", "--profile", tiny, "--data", data, "--variants", "real,encoded", "--save-models",
                "--out", tmp_path / "o")
     assert r.returncode == 0, r.stderr[-3000:]
     run = only_run(tmp_path / "o", "benchmark")
     for variant in ("real", "encoded"):
         cell = json.loads((run / "cells" / f"cnn__{variant}__f1__seed0.json").read_text())
-        r = genaug("predict", data / "test", "--checkpoint", run / "models" / f"cnn__{variant}__f1__seed0.pt")
-        assert r.returncode == 0, r.stderr[-2000:]
-        rows = list(csv.DictReader(io.StringIO(r.stdout)))
-        assert len(rows) == len(cell["test_probs"]) == 12
-        # the cell keeps probabilities in test order, predict in file order: compare them as sorted sets
-        got = sorted(float(row["p_PNEUMONIA"]) for row in rows)
-        assert got == pytest.approx(sorted(p[1] for p in cell["test_probs"]), abs=1e-5), variant
+        got = predicted(data / "test", run / "models" / f"cnn__{variant}__f1__seed0.pt")
+        assert len(got) == len(cell["test_probs"]) == 12
+        assert got == pytest.approx(scored(cell), abs=1e-5), variant
     # explain reads images through the autoencoder too, and its heatmap covers the image, not the 14x14 latent
     r = genaug("explain", data / "test" / "NORMAL", "--checkpoint", run / "models" / "cnn__encoded__f1__seed0.pt",
                "--out", tmp_path / "ex")
@@ -189,11 +196,9 @@ def test_saved_models_predict_the_test_split_as_their_cells_scored_it(tmp_path):
     assert Image.open(heat).size == (2 * 32, 32)   # the image and its overlay side by side, at 32 px
 
 @pytest.mark.slow
-def test_benchmark_end_to_end_on_tiny_demo_and_resume(tmp_path):
-    prof = tmp_path / "tiny.yaml"
-    prof.write_text(TINY)
+def test_benchmark_end_to_end_on_tiny_demo_and_resume(tmp_path, tiny):
     out = tmp_path / "o"
-    r = genaug("benchmark", "--profile", prof, "--variants", "real,mixed,synthetic,encoded", "--save-models",
+    r = genaug("benchmark", "--profile", tiny, "--variants", "real,mixed,synthetic,encoded", "--save-models",
                "--out", out)
     assert r.returncode == 0, r.stderr[-3000:]
     first = r
@@ -324,7 +329,7 @@ def test_benchmark_end_to_end_on_tiny_demo_and_resume(tmp_path):
         assert r.returncode == 2 and "keeps its training settings" in r.stderr and "Traceback" not in r.stderr
     # a better autoencoder later: only with --supersede, and only the encoded cell is retrained
     first_enc = json.loads((run / "manifest.json").read_text())["encode_run"]
-    r = genaug("encode", "--profile", prof, "--out", out, "--name", "second")
+    r = genaug("encode", "--profile", tiny, "--out", out, "--name", "second")
     assert r.returncode == 0, r.stderr[-2000:]
     second_enc = next(p for p in (out / "encode").iterdir() if p.name.endswith("-second"))
     r = genaug("benchmark", "--resume", run, "--encode-run", second_enc)
@@ -439,11 +444,9 @@ def test_kfold_schedule_augmentation_switches_and_tensorboard(tmp_path):
 
 
 @pytest.mark.slow
-def test_shards_split_the_cells_and_the_last_one_writes_the_report(tmp_path):
-    prof = tmp_path / "tiny.yaml"
-    prof.write_text(TINY)
+def test_shards_split_the_cells_and_the_last_one_writes_the_report(tmp_path, tiny):
     out = tmp_path / "o"
-    r = genaug("benchmark", "--profile", prof, "--variants", "real", "--seeds", 3, "--shard", "1/2", "--out", out)
+    r = genaug("benchmark", "--profile", tiny, "--variants", "real", "--seeds", 3, "--shard", "1/2", "--out", out)
     assert r.returncode == 0, r.stderr[-3000:]
     run = only_run(out, "benchmark")
     assert sorted(p.name for p in (run / "cells").glob("*.json")) == [
@@ -460,7 +463,7 @@ def test_shards_split_the_cells_and_the_last_one_writes_the_report(tmp_path):
         run / "report.md").read_text()
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["missing_cells"] == 1 and "finished" not in manifest
-    for bad in (["--profile", prof, "--report-only", "--out", out], ["--resume", run, "--report-only", "--seeds", 4]):
+    for bad in (["--profile", tiny, "--report-only", "--out", out], ["--resume", run, "--report-only", "--seeds", 4]):
         r = genaug("benchmark", *bad)
         assert r.returncode == 2 and "--report-only reports a run as it is" in r.stderr and "Traceback" not in r.stderr
     r = genaug("benchmark", "--resume", run, "--shard", "2/2")
@@ -494,9 +497,9 @@ def test_shards_split_the_cells_and_the_last_one_writes_the_report(tmp_path):
     r = genaug("benchmark", "--resume", run, "--shard", "2/2")   # cells 2 and 4 of 4: seed 3 is new
     assert r.returncode == 0, r.stderr[-3000:]
     assert (run / "cells" / "cnn__real__f1__seed3.json").is_file() and "report: " in r.stdout + r.stderr
-    r = genaug("benchmark", "--profile", prof, "--shard", "3/2", "--out", out)
+    r = genaug("benchmark", "--profile", tiny, "--shard", "3/2", "--out", out)
     assert r.returncode == 2 and "--shard expects I/N" in r.stderr
-    r = genaug("benchmark", "--profile", prof, "--variants", "real,mixed", "--shard", "1/2", "--out", tmp_path / "o2")
+    r = genaug("benchmark", "--profile", tiny, "--variants", "real,mixed", "--shard", "1/2", "--out", tmp_path / "o2")
     assert r.returncode == 2 and "needs --gan-run" in r.stderr and "Traceback" not in r.stderr
 
 
@@ -530,7 +533,7 @@ def test_three_class_task_end_to_end_through_gan_encode_and_benchmark(tmp_path):
 
 
 @pytest.mark.slow
-def test_any_n_class_folder_works_without_code_changes(tmp_path):
+def test_any_n_class_folder_works_without_code_changes(tmp_path, tiny):
     """The COVID-19 Radiography layout (four classes, one with a space in its name) runs through
     the benchmark as it is: classes come from the folders, metrics and report from their count."""
     from PIL import Image
@@ -544,9 +547,7 @@ def test_any_n_class_folder_works_without_code_changes(tmp_path):
             for i in range(n):
                 img = rng.integers(0, 60, (20, 20)) + 40 * k   # class k is brighter
                 Image.fromarray(img.astype(np.uint8)).save(d / f"{cls}-{split}-{i}.png")
-    prof = tmp_path / "tiny.yaml"
-    prof.write_text(TINY)
-    r = genaug("benchmark", "--data", tmp_path / "covid", "--profile", prof, "--variants", "real",
+    r = genaug("benchmark", "--data", tmp_path / "covid", "--profile", tiny, "--variants", "real",
                "--out", tmp_path / "o")
     assert r.returncode == 0, r.stderr[-3000:]
     run = only_run(tmp_path / "o", "benchmark")
@@ -589,11 +590,9 @@ def test_inputs_within_training_allows_the_whole_split_or_a_subset_and_refuses_o
 
 
 @pytest.mark.slow
-def test_save_models_given_on_resume_says_the_kept_cells_have_none(tmp_path):
+def test_save_models_given_on_resume_says_the_kept_cells_have_none(tmp_path, tiny):
     # a finished run resumed with --save-models printed its report and saved nothing, without a word
-    prof = tmp_path / "tiny.yaml"
-    prof.write_text(TINY)
-    r = genaug("benchmark", "--profile", prof, "--variants", "real", "--out", tmp_path / "o")
+    r = genaug("benchmark", "--profile", tiny, "--variants", "real", "--out", tmp_path / "o")
     assert r.returncode == 0, r.stderr[-2000:]
     run = only_run(tmp_path / "o", "benchmark")
     r = genaug("benchmark", "--resume", run, "--save-models", "--seeds", "2")
@@ -605,14 +604,12 @@ def test_save_models_given_on_resume_says_the_kept_cells_have_none(tmp_path):
     assert r.returncode == 0 and "--save-models:" not in r.stdout   # no cells to train: nothing to say
 
 
-def test_a_benchmark_whose_own_gan_is_refused_leaves_no_run(tmp_path):
+def test_a_benchmark_whose_own_gan_is_refused_leaves_no_run(tmp_path, tiny):
     # the GAN's decode cache, written under the benchmark's inputs/, had kept the refused run as
     # "stopped", and `genaug runs` offered a --resume that could only fail the same way
     data = make_folder_dataset(tmp_path / "xray")   # 14 NORMAL training images once val is carved out
-    prof = tmp_path / "tiny.yaml"
-    prof.write_text(TINY)
     out = tmp_path / "o"
-    r = genaug("benchmark", "--data", data, "--profile", prof, "--variants", "real,mixed", "--out", out)
+    r = genaug("benchmark", "--data", data, "--profile", tiny, "--variants", "real,mixed", "--out", out)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert ("genaug: error: the GAN this benchmark trains for its mixed and synthetic cells: class NORMAL has 14 "
             "training images; a GAN needs at least 16: give more images of it; or give --gan-run a run of genaug gan, "
@@ -704,14 +701,12 @@ def test_machine_note_only_when_cells_ran_on_two_recorded_machines():
 
 
 @pytest.mark.slow
-def test_an_autoencoder_made_on_another_split_is_refused_before_any_cell_trains(tmp_path):
+def test_an_autoencoder_made_on_another_split_is_refused_before_any_cell_trains(tmp_path, tiny):
     """An autoencoder reused with `encode --checkpoint` keeps the list of images it learnt from: made
     on another validation split, it saw images this benchmark holds out for validation."""
     data = make_folder_dataset(tmp_path / "x", {"train": 24, "test": 6})   # no val folder: val is carved
     other = tmp_path / "other-split.yaml"
     other.write_text(TINY.replace("demo_train: 80", "demo_train: 80\n  split_seed: 1"))
-    tiny = tmp_path / "tiny.yaml"
-    tiny.write_text(TINY)
     r = genaug("encode", "--data", data, "--profile", other, "--out", tmp_path / "a")
     assert r.returncode == 0, r.stderr[-2000:]
     trained = only_run(tmp_path / "a", "encode")
@@ -778,11 +773,9 @@ def test_a_cell_that_never_left_chance_is_named_in_the_notes():
     assert only.startswith("did not learn: cnn real seed 1")
 
 
-def test_a_cell_that_did_not_learn_is_said_when_it_finishes_with_the_lr_to_change(tmp_path):
+def test_a_cell_that_did_not_learn_is_said_when_it_finishes_with_the_lr_to_change(tmp_path, tiny):
     # a learning rate far too small keeps the training loss at chance: the same signal as VGG-19 at
     # 1e-3 on the Kermany data, where the weights went nowhere for the opposite reason
-    tiny = tmp_path / "tiny.yaml"
-    tiny.write_text(TINY)
     r = genaug("benchmark", "--data", "demo", "--profile", tiny, "--variants", "real", "--lr", "1e-9",
                "--out", tmp_path / "o")
     assert r.returncode == 0, r.stderr[-2000:]
@@ -794,10 +787,8 @@ def test_a_cell_that_did_not_learn_is_said_when_it_finishes_with_the_lr_to_chang
     assert "or with more epochs for the model (benchmark.model_epochs" in report
 
 
-def test_a_cell_whose_loss_stayed_at_chance_but_ranks_validation_is_told_so_not_that_it_did_not_learn(tmp_path):
+def test_a_cell_whose_loss_stayed_at_chance_but_ranks_validation_is_told_so_not_that_it_did_not_learn(tmp_path, tiny):
     # one epoch on tiny folder data: the epoch's mean loss stays above ln 2 while validation ROC-AUC is 1.000
-    tiny = tmp_path / "tiny.yaml"
-    tiny.write_text(TINY)
     data = make_folder_dataset(tmp_path / "x", {"train": 20, "test": 6})
     r = genaug("benchmark", "--data", data, "--profile", tiny, "--variants", "real", "--out", tmp_path / "o")
     assert r.returncode == 0, r.stderr[-2000:]
@@ -882,9 +873,7 @@ def test_model_epochs_gives_named_models_their_own_most_epochs_and_the_report_sa
     assert "Traceback" not in r.stderr and not (tmp_path / "bad").exists()
 
 
-def test_label_smoothing_mixup_and_ema_from_the_command_line_reach_the_cells_and_the_report(tmp_path):
-    tiny = tmp_path / "tiny.yaml"
-    tiny.write_text(TINY)
+def test_label_smoothing_mixup_and_ema_from_the_command_line_reach_the_cells_and_the_report(tmp_path, tiny):
     r = genaug("benchmark", "--profile", tiny, "--models", "cnn", "--variants", "real", "--threads", "1",
                "--label-smoothing", "0.1", "--mixup", "0.2", "--ema", "0.9", "--out", tmp_path / "o")
     assert r.returncode == 0, r.stderr[-2000:]
@@ -903,10 +892,8 @@ def test_label_smoothing_mixup_and_ema_from_the_command_line_reach_the_cells_and
 
 
 @pytest.mark.slow
-def test_test_time_augmentation_reaches_the_cells_the_report_and_predict(tmp_path):
+def test_test_time_augmentation_reaches_the_cells_the_report_and_predict(tmp_path, tiny):
     data = make_folder_dataset(tmp_path / "data", {"train": 40, "test": 6})
-    tiny = tmp_path / "tiny.yaml"
-    tiny.write_text(TINY)
     r = genaug("benchmark", "--profile", tiny, "--data", data, "--variants", "real,encoded", "--threads", "1",
                "--tta", "3", "--save-models", "--out", tmp_path / "o")
     assert r.returncode == 0, r.stderr[-3000:]
@@ -917,17 +904,14 @@ def test_test_time_augmentation_reaches_the_cells_the_report_and_predict(tmp_pat
         cell = json.loads((run / "cells" / f"cnn__{variant}__f1__seed0.json").read_text())
         model = run / "models" / f"cnn__{variant}__f1__seed0.pt"
         # predict averages the copies the cell's threshold was chosen on: the same probabilities, image by image
-        r = genaug("predict", data / "test", "--checkpoint", model)
-        assert r.returncode == 0, r.stderr[-2000:]
-        got = sorted(float(row["p_PNEUMONIA"]) for row in csv.DictReader(io.StringIO(r.stdout)))
-        assert got == pytest.approx(sorted(p[1] for p in cell["test_probs"]), abs=1e-5), variant
+        got = predicted(data / "test", model)
+        assert got == pytest.approx(scored(cell), abs=1e-5), variant
         # and without the copies the model gives other probabilities: the cell did average them
         ckpt = torch.load(model, weights_only=True)
         assert ckpt["tta"]["tta"] == 3 and (ckpt["tta"]["spread"] is None) == (variant == "real")
         del ckpt["tta"]
         torch.save(ckpt, tmp_path / "plain.pt")
-        r = genaug("predict", data / "test", "--checkpoint", tmp_path / "plain.pt")
-        plain = sorted(float(row["p_PNEUMONIA"]) for row in csv.DictReader(io.StringIO(r.stdout)))
+        plain = predicted(data / "test", tmp_path / "plain.pt")
         assert plain != pytest.approx(got, abs=1e-5), variant
     # it changes the probabilities every cell's threshold and test read, so a resumed run may not change it
     r = genaug("benchmark", "--resume", run, "--tta", "0", "--threads", "1")
@@ -936,10 +920,8 @@ def test_test_time_augmentation_reaches_the_cells_the_report_and_predict(tmp_pat
     assert r.returncode == 2 and "training augmentation off" in r.stderr and not (tmp_path / "o2").exists()
 
 
-def test_equalized_inputs_reach_training_the_report_and_the_saved_model_that_predict_reads(tmp_path):
+def test_equalized_inputs_reach_training_the_report_and_the_saved_model_that_predict_reads(tmp_path, tiny):
     data = make_folder_dataset(tmp_path / "data", {"train": 40, "test": 6})
-    tiny = tmp_path / "tiny.yaml"
-    tiny.write_text(TINY)
     r = genaug("benchmark", "--profile", tiny, "--data", data, "--variants", "real", "--threads", "1",
                "--equalize", "clahe", "--save-models", "--out", tmp_path / "o")
     assert r.returncode == 0, r.stderr[-2000:]
@@ -949,10 +931,8 @@ def test_equalized_inputs_reach_training_the_report_and_the_saved_model_that_pre
     assert torch.load(saved, weights_only=True)["equalize"] == "clahe"
     # predict equalizes new images as the test images were: the cell's test probabilities, image by image
     cell = json.loads((run / "cells" / "cnn__real__f1__seed0.json").read_text())
-    r = genaug("predict", data / "test", "--checkpoint", saved)
-    assert r.returncode == 0, r.stderr[-2000:]
-    got = sorted(float(row["p_PNEUMONIA"]) for row in csv.DictReader(io.StringIO(r.stdout)))
-    assert got == pytest.approx(sorted(p[1] for p in cell["test_probs"]), abs=1e-5)
+    got = predicted(data / "test", saved)
+    assert got == pytest.approx(scored(cell), abs=1e-5)
     # and the same model on the images as decoded, unequalized, scores them otherwise
     from genaug.predict import load_classifier, read_images
     from genaug.train import predict_probs

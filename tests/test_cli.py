@@ -15,46 +15,12 @@ import torch
 from conftest import make_folder_dataset
 from genaug.runs import load_safetensors
 
-TINY = """
-data:
-  demo_train: 80
-run:
-  device: cpu
-gan:
-  ngf: 8
-  ndf: 8
-  epochs: 2
-  batch_size: 16
-  n: 12
-  eval_images: 12
-  judge_epochs: 1
-encode:
-  image_size: 32
-  latent_channels: 16
-  views: 2
-  epochs: 1
-  batch_size: 16
-benchmark:
-  models: cnn
-  image_size: 32
-  epochs: 1
-  batch_size: 16
-  bootstrap: 50
-  latent_epochs: 2
-"""
 
 
 def genaug(*args, cwd=None):
     exe = shutil.which("genaug")
     cmd = [exe] if exe else [sys.executable, "-m", "genaug_cli.main"]
     return subprocess.run(cmd + [str(a) for a in args], capture_output=True, text=True, cwd=cwd, timeout=900)
-
-
-@pytest.fixture
-def tiny(tmp_path):
-    p = tmp_path / "tiny.yaml"
-    p.write_text(TINY)
-    return p
 
 
 def only_run(root: Path, command: str) -> Path:

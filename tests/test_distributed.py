@@ -12,7 +12,7 @@ import torch.multiprocessing as mp
 from genaug import distributed
 from genaug.models import build_classifier
 from genaug.train import fit_classifier
-from test_cli import TINY, genaug, only_run
+from test_cli import genaug, only_run
 
 
 def test_rank_batches_split_every_epoch_between_ranks():
@@ -94,11 +94,9 @@ def torchrun(*args, cwd=None):
     ("encode", ["autoencoder.pt", "latents/manifest.csv", "metrics.json"]),
     ("gan", ["generator-conditional.pt", "synthetic/manifest.csv", "metrics.json"]),
 ])
-def test_commands_under_torchrun_write_one_run_from_rank0(tmp_path, command, expected):
-    cfg = tmp_path / "tiny.yaml"
-    cfg.write_text(TINY)
+def test_commands_under_torchrun_write_one_run_from_rank0(tmp_path, command, expected, tiny):
     extra = ["--variants", "real"] if command == "benchmark" else []
-    r = torchrun(command, "--data", "demo", "--profile", cfg, "--out", tmp_path / "o", *extra)
+    r = torchrun(command, "--data", "demo", "--profile", tiny, "--out", tmp_path / "o", *extra)
     assert r.returncode == 0, r.stderr[-3000:]
     run = only_run(tmp_path / "o", command)          # rank 1 made no directory of its own
     for f in expected:

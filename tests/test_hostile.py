@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from conftest import make_folder_dataset
-from test_cli import TINY, genaug, only_run
+from test_cli import genaug, only_run
 
 
 def _png_claiming(width: int, height: int) -> bytes:
@@ -75,11 +75,9 @@ def test_every_hostile_file_is_processed_or_skipped_with_a_reason(hostile, tmp_p
 
 
 @pytest.mark.slow
-def test_commands_on_hostile_folder_finish_and_record_skips(hostile, tmp_path):
+def test_commands_on_hostile_folder_finish_and_record_skips(hostile, tmp_path, tiny):
     before = _snapshot(hostile)
-    prof = tmp_path / "tiny.yaml"
-    prof.write_text(TINY)
-    r = genaug("encode", "--data", hostile, "--profile", prof, "--out", tmp_path / "o")
+    r = genaug("encode", "--data", hostile, "--profile", tiny, "--out", tmp_path / "o")
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr[-2000:]
     manifest = json.loads((only_run(tmp_path / "o", "encode") / "manifest.json").read_text())
     assert len(manifest["skipped"]) == 7   # the six files and the sub-folder
@@ -140,14 +138,12 @@ def small_disk(tmp_path):
     subprocess.run(["umount", str(mnt)], check=False)
 
 
-def test_full_disk_is_one_line_and_the_run_finishes_once_there_is_space(small_disk, tmp_path):
+def test_full_disk_is_one_line_and_the_run_finishes_once_there_is_space(small_disk, tmp_path, tiny):
     """The autoencoder's 2.7 MB checkpoint and its weights do not both fit in 3 MiB: `torch.save` into a
     full disk raised RuntimeError("unexpected pos"), a traceback. Now: one line, exit 2, no temp file
     left; with room again, the command finishes."""
     disk, resize = small_disk
-    profile = tmp_path / "tiny.yaml"
-    profile.write_text(TINY)
-    r = genaug("encode", "--data", "demo", "--profile", profile, "--out", disk)
+    r = genaug("encode", "--data", "demo", "--profile", tiny, "--out", disk)
     assert r.returncode == 2, r.stderr
     assert "Traceback" not in r.stderr
     error = [line for line in r.stderr.splitlines() if line.startswith("genaug: error:")]
@@ -155,7 +151,7 @@ def test_full_disk_is_one_line_and_the_run_finishes_once_there_is_space(small_di
     assert not list(disk.rglob("*.tmp"))
     resize("64M")
     kept = list((disk / "encode").iterdir()) if (disk / "encode").is_dir() else []
-    r = genaug("encode", "--resume", kept[0]) if kept else genaug("encode", "--data", "demo", "--profile", profile,
+    r = genaug("encode", "--resume", kept[0]) if kept else genaug("encode", "--data", "demo", "--profile", tiny,
                                                                   "--out", disk)
     assert r.returncode == 0, r.stderr
     assert (only_run(disk, "encode") / "latents" / "meta.json").is_file()

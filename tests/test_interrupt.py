@@ -14,7 +14,8 @@ import time
 import pytest
 import torch
 
-from test_cli import TINY, genaug, only_run
+from conftest import TINY
+from test_cli import genaug, only_run
 
 EPOCHS = 40  # many short epochs: the kill lands while training is still going
 
@@ -90,12 +91,10 @@ def _without_timings(obj):
     ("gan", "metrics.json", []),
     ("benchmark", "results.json", ["--variants", "real"]),
 ])
-def test_same_seed_same_metrics_on_cpu(tmp_path, command, result, extra):
-    prof = tmp_path / "tiny.yaml"
-    prof.write_text(TINY)
+def test_same_seed_same_metrics_on_cpu(tmp_path, command, result, extra, tiny):
     metrics = []
     for i in range(2):
-        r = genaug(command, "--data", "demo", "--profile", prof, "--seed", 3, "--out", tmp_path / f"o{i}", *extra)
+        r = genaug(command, "--data", "demo", "--profile", tiny, "--seed", 3, "--out", tmp_path / f"o{i}", *extra)
         assert r.returncode == 0, r.stderr[-2000:]
         metrics.append(json.loads((only_run(tmp_path / f"o{i}", command) / result).read_text()))
     assert _without_timings(metrics[0]) == _without_timings(metrics[1])
