@@ -649,7 +649,9 @@ def run() -> None:
     try:
         app()  # standalone: usage errors print click's message and exit 2
     except GenaugError as exc:
-        typer.echo(f"genaug: error: {exc}", err=True)
+        removed = getattr(exc, "removed_run", None)
+        typer.echo(f"genaug: error: {exc}" + (f" (run folder {removed} removed: it held nothing yet)" if removed else ""),
+                   err=True)
         sys.exit(2)
     except OSError as exc:
         if is_disk_full(exc):   # a full disk under a write that is not genaug's own

@@ -502,6 +502,8 @@ def running(run: Run, new: bool) -> Iterator[Run]:
             shutil.rmtree(run.dir, ignore_errors=True)
             with contextlib.suppress(OSError):   # OUT/<command>/ too, when this run was all it held
                 run.dir.parent.rmdir()
+            # the command named the folder when it began: its error says it is gone (the outermost run's, last)
+            exc.removed_run = run.dir
         raise
     except BaseException as exc:
         # a stop (Ctrl-C, SIGTERM) or a failure such as a full disk: the command's last line names the run

@@ -613,7 +613,10 @@ def test_a_benchmark_whose_own_gan_is_refused_leaves_no_run(tmp_path, tiny):
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert ("genaug: error: the GAN this benchmark trains for its mixed and synthetic cells: class NORMAL has 14 "
             "training images; a GAN needs at least 16: give more images of it; or give --gan-run a run of genaug gan, "
-            "or leave mixed and synthetic out of --variants\n") == r.stderr
+            "or leave mixed and synthetic out of --variants (run folder ") in r.stderr
+    # the folder the command's first line named is gone, and its error line says so
+    named = re.search(r"^genaug benchmark: (\S+)$", r.stdout, re.M).group(1)
+    assert r.stderr.endswith(f" (run folder {named} removed: it held nothing yet)\n") and r.stderr.count("\n") == 1
     assert not list(out.glob("benchmark/*"))
     # the GAN's 64 px decode went to the benchmark's own cache: for the next run to reuse
     assert len(list((out / "cache").glob("*.npy"))) >= 3   # 32 px train and test, 64 px train

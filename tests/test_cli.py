@@ -694,6 +694,8 @@ def test_gan_of_a_class_with_too_few_images_names_the_classes_that_have_enough(t
         f.unlink()   # 16 NORMAL training images, 14 once validation patients are carved out
     r = genaug("gan", "--profile", tiny, "--data", data, "--out", tmp_path / "o")
     assert r.returncode == 2 and "Traceback" not in r.stderr
+    named = re.search(r"^genaug gan: (\S+)$", r.stdout, re.M).group(1)   # the command's first line
     assert r.stderr == ("genaug: error: class NORMAL has 14 training images; a GAN needs at least 16: give more images "
-                        "of it, or train a GAN of the others only (--class PNEUMONIA)\n")
+                        f"of it, or train a GAN of the others only (--class PNEUMONIA) (run folder {named} removed: "
+                        "it held nothing yet)\n")
     assert not list((tmp_path / "o").glob("gan/*"))   # refused: no run left behind

@@ -83,10 +83,12 @@ def test_a_refused_run_is_removed_only_when_new_and_empty(tmp_path, wrote, new, 
     for name in wrote:
         run.path(name).parent.mkdir(parents=True, exist_ok=True)
         run.path(name).write_text("x")
-    with pytest.raises(DataError, match="no such class"):
+    with pytest.raises(DataError, match="no such class") as refused:
         with running(run, new=new):
             raise DataError("no such class")
     assert run.dir.is_dir() == kept
+    # the command's error line names the removed folder, which its first line had named
+    assert getattr(refused.value, "removed_run", None) == (None if kept else run.dir)
     assert (tmp_path / "gan").is_dir() == kept   # no empty OUT/gan/ left either
     if kept:
         assert "ERROR stopped: no such class" in (run.dir / "log.txt").read_text()
