@@ -25,6 +25,7 @@ import yaml
 
 from genaug.config import config_from_dict
 from genaug.data import load_data
+from genaug.jobs import data_cache_dir
 from genaug.metrics import choose_threshold, paired_bootstrap_diff, predictions, roc_auc
 from genaug.predict import load_classifier
 from genaug.train import as_tensor, predict_probs
@@ -50,7 +51,7 @@ def main() -> None:
         raise SystemExit("equalized runs are not handled here")
     d = cfg.data
     bundle = load_data(d.data, cfg.benchmark.image_size, d.task, d.val_fraction, d.split_seed,
-                       Path(d.cache_dir or Path(cfg.run.out_root) / "cache"), d.demo_train)   # as the run read them
+                       data_cache_dir(cfg), d.demo_train)   # as the run read them
     val = (as_tensor(bundle.val.images), torch.from_numpy(bundle.val.labels))
     test = (as_tensor(bundle.test.images), torch.from_numpy(bundle.test.labels))
     rows = {}

@@ -16,7 +16,6 @@ from conftest import make_folder_dataset
 from genaug.runs import load_safetensors
 
 
-
 def genaug(*args, cwd=None):
     exe = shutil.which("genaug")
     cmd = [exe] if exe else [sys.executable, "-m", "genaug_cli.main"]
