@@ -49,6 +49,16 @@ def test_version_names_genaug_and_its_main_dependencies():
                         rf"{re.escape(torch.__version__)}, torchvision \S+, torchmetrics \S+, numpy \S+\)\n", r.stdout)
 
 
+def test_python_m_genaug_names_the_command_line_in_one_line(tmp_path):
+    # `python -m genaug` is what many try first; the library cannot run the command line (it never
+    # imports it), so it says where the command line is, exit 2, and leaves no run behind
+    r = subprocess.run([sys.executable, "-m", "genaug", "benchmark", "--profile", "demo"], capture_output=True,
+                       text=True, cwd=tmp_path)
+    assert r.returncode == 2 and r.stdout == "" and list(tmp_path.iterdir()) == []
+    assert r.stderr == ("genaug: error: the genaug package is the library; run the genaug command, or python -m "
+                        "genaug_cli (e.g. python -m genaug_cli benchmark --help)\n")
+
+
 def test_every_command_is_placed_in_the_help_order():
     import typer
 
