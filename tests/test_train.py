@@ -420,3 +420,28 @@ def test_a_resumed_fit_restores_the_best_epoch_whether_or_not_it_was_the_last_sa
     fit_classifier(resumed, x, y, x[:8], y[:8], 2, checkpoint=tmp_path / "cut.pt", **kw)
     for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), name
+
+
+@pytest.mark.parametrize("name,latent", [("cnn", False), ("resnet34", False), ("densenet121", False), ("cnn", True)])
+def test_the_bf16_autocast_path_trains_and_predicts_in_float32(monkeypatch, name, latent):
+    # No GPU runs here, so CUDA's autocast path is run on the CPU instead: the same bf16 forward passes
+    # (training, validation loss, the weight average's batch-norm pass, test-time augmentation), so a
+    # dtype that does not meet float32 where it must (losses, probabilities, weights) fails here
+    import genaug.train as train
+    from genaug.models import build_classifier
+
+    monkeypatch.setattr(train, "autocast", lambda device, amp: torch.autocast("cpu", dtype=torch.bfloat16,
+                                                                              enabled=bool(amp)))
+    g = torch.Generator().manual_seed(0)
+    x = (torch.randn(16, 8, 4, 4, generator=g).half() if latent
+         else torch.randint(0, 256, (16, 1, 32, 32), generator=g, dtype=torch.uint8))
+    y = torch.arange(16) % 2
+    model = build_classifier(name, 2, in_channels=x.shape[1], latent=latent)
+    seen = set()
+    model.register_forward_hook(lambda module, inputs, out: seen.add(out.dtype))
+    fit = fit_classifier(model, x, y, x[:8], y[:8], 2, epochs=1, batch_size=8, lr=1e-3, amp=True, ema_decay=0.9)
+    probs = predict_probs(model, x, amp=True, tta=1)
+    assert seen == {torch.bfloat16}      # autocast was on for every forward pass
+    assert all(math.isfinite(fit.history[-1][k]) for k in ("train_loss", "val_loss"))
+    assert probs.dtype == torch.float32 and torch.allclose(probs.sum(1), torch.ones(16))
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
