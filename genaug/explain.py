@@ -55,7 +55,8 @@ def grad_cam(model: nn.Module, layer: nn.Module, x: torch.Tensor, class_index: i
         model.eval()
         with torch.enable_grad():
             logits = model(x.clone().requires_grad_(True))
-            cls = logits.argmax(1) if class_index is None else torch.full((len(x),), class_index, dtype=torch.long)
+            cls = (logits.argmax(1) if class_index is None
+                   else torch.full((len(x),), class_index, dtype=torch.long, device=logits.device))
             model.zero_grad(set_to_none=True)
             logits.gather(1, cls[:, None]).sum().backward()
     finally:
