@@ -316,8 +316,10 @@ def _coerce(key: str, value: Any, typ: type) -> Any:
     raise ConfigError(f"config key '{key}' expects {typ.__name__}, got {value!r}")
 
 
-def _apply(cfg: Config, overrides: dict, origin: str, origins: dict | None = None) -> None:
-    """Set ``overrides`` on ``cfg``; ``origins`` (when given) records, per dotted key, where it was set."""
+def _apply(cfg: Config, overrides: dict, origin: str, origins: dict | None = None,
+           flag_names: dict[str, str] | None = None) -> None:
+    """Set ``overrides`` on ``cfg``; ``origins`` (when given) records, per dotted key, where it was set;
+    ``flag_names``, as `load_config` takes it, names the flag of a bad value from the command line."""
     if not isinstance(overrides, dict):
         raise ConfigError(f"{origin}: expected a mapping of sections, got {type(overrides).__name__}")
     sections = {f.name for f in dataclasses.fields(Config)}
@@ -341,6 +343,10 @@ def _apply(cfg: Config, overrides: dict, origin: str, origins: dict | None = Non
             try:
                 setattr(obj, key, _coerce(f"{section}.{key}", value, typ))
             except ConfigError as exc:
+                if origin == "command line":   # told as validate's errors are: `--lr nan` names --lr
+                    flag = (flag_names or {}).get(f"{section}.{key}")
+                    raise ConfigError(f"{exc} ({f'set with {flag}' if flag else 'set on the command line'})",
+                                      key=f"{section}.{key}") from None
                 raise ConfigError(f"{origin}: {exc}", key=exc.key) from None
             if origins is not None:
                 origins[f"{section}.{key}"] = origin
@@ -494,7 +500,7 @@ def load_config(profile: str | None = None, overrides: dict | None = None,
         _apply(cfg, read_yaml(path), str(path), origins)
     if overrides:
         clean = {s: {k: v for k, v in d.items() if v is not None} for s, d in overrides.items()}
-        _apply(cfg, clean, "command line", origins)
+        _apply(cfg, clean, "command line", origins, flag_names)
     cfg.data.data = absolute_data(cfg.data.data)
     try:
         validate(cfg)

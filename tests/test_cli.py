@@ -185,6 +185,9 @@ def test_data_info_folder_and_json(tmp_path):
     (["benchmark", "--data", "demo", "--train-fraction", "1.5"], "values must be in (0, 1], got 1.5 (set with --train-fraction)"),
     (["benchmark", "--data", "demo", "--tta", "65"], "'benchmark.tta' must be between 0 and 64 (augmented copies per image; 0: off), got 65 (set with --tta)"),
     (["benchmark", "--data", "demo", "--ema", "1"], "'benchmark.ema' must be in [0, 1) (a decay such as 0.99; 0: off), got 1.0 (set with --ema)"),
+    # a value no bound can catch is told the same way (it was "command line: config key ..." with no flag)
+    (["benchmark", "--data", "demo", "--lr", "nan"], "genaug: error: config key 'benchmark.lr' must be a finite number, got nan (set with --lr)"),
+    (["gan", "--data", "demo", "--lr", "inf"], "genaug: error: config key 'gan.lr' must be a finite number, got inf (set with --lr)"),
     (["encode", "--data", "demo", "--checkpoint", "/no/ae.pt"], "--checkpoint /no/ae.pt: no such file (give autoencoder.pt"),
     (["encode", "--data", "/no/such/folder"], "data folder not found"),
     (["gan", "--data", "/no/such/folder"], "data folder not found"),
