@@ -344,8 +344,7 @@ def _apply(cfg: Config, overrides: dict, origin: str, origins: dict | None = Non
                 setattr(obj, key, _coerce(f"{section}.{key}", value, typ))
             except ConfigError as exc:
                 if origin == "command line":   # told as validate's errors are: `--lr nan` names --lr
-                    flag = (flag_names or {}).get(f"{section}.{key}")
-                    raise ConfigError(f"{exc} ({f'set with {flag}' if flag else 'set on the command line'})",
+                    raise ConfigError(f"{exc} ({_set_by((flag_names or {}).get(f'{section}.{key}'))})",
                                       key=f"{section}.{key}") from None
                 raise ConfigError(f"{origin}: {exc}", key=exc.key) from None
             if origins is not None:
@@ -489,6 +488,11 @@ def read_yaml(path: Path) -> dict:
     return data or {}
 
 
+def _set_by(flag: str | None) -> str:
+    """Where a bad value from the command line came from, for its error."""
+    return f"set with {flag}" if flag else "set on the command line"
+
+
 def load_config(profile: str | None = None, overrides: dict | None = None,
                 flag_names: dict[str, str] | None = None) -> Config:
     """Defaults, then the profile's overrides, then ``overrides`` (``{"gan": {"epochs": 3}}``; None values skipped).
@@ -509,9 +513,7 @@ def load_config(profile: str | None = None, overrides: dict | None = None,
         origin = origins.get(exc.key or "")
         if origin is None:
             raise
-        flag = (flag_names or {}).get(exc.key or "")
-        where = (f"set with {flag}" if flag else "set on the command line") if origin == "command line" \
-            else f"set in {origin}"
+        where = _set_by((flag_names or {}).get(exc.key or "")) if origin == "command line" else f"set in {origin}"
         raise ConfigError(f"{exc} ({where})", key=exc.key) from None
     check_new_run_name(cfg.run.name)   # new names only: a saved config is not loaded here
     return cfg
