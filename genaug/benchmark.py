@@ -33,8 +33,8 @@ from genaug import distributed
 from genaug.jobs import data_cache_dir, held_out_seen, join_ranks, read_training_list, start_job, tell
 from genaug.errors import CheckpointError, ConfigError, DataError, RunInUse
 from genaug.gan import TooFewClassImages, run_gan, synthetic_manifest
-from genaug.metrics import (bootstrap_ci, choose_threshold, classification_metrics, mcnemar, paired_bootstrap_diff,
-                            paired_sign_flip_test, predictions, roc_auc)
+from genaug.metrics import (bootstrap_ci, calibration_error, choose_threshold, classification_metrics, mcnemar,
+                            paired_bootstrap_diff, paired_sign_flip_test, predictions, roc_auc)
 from genaug.models import CLASSIFIERS, build_classifier, check_input_size
 from genaug.inventory import counted, duration, seconds_text
 from genaug.locks import in_use_by
@@ -428,6 +428,15 @@ def autoencoder_for_predict(enc_dir: Path, latent_meta: dict) -> dict:
 MACRO_FALLBACK = {"sensitivity": "recall_macro", "specificity": "specificity_macro"}
 
 
+def cell_calibration(cell: dict, split: str) -> float:
+    """Expected calibration error of a cell's ``split`` ('val' or 'test') probabilities; NaN where the
+    cell kept none."""
+    probs, labels = cell.get(f"{split}_probs"), cell.get(f"{split}_labels")
+    if not probs or labels is None:
+        return float("nan")
+    return calibration_error(torch.tensor(labels), torch.tensor(probs))
+
+
 def aggregate(cells: list[dict], classes: list[str], n_boot: int) -> dict:
     """Per (model, variant, fraction): mean ± std over seeds, bootstrap CIs; paired tests against real."""
     groups: dict[tuple, list[dict]] = {}
@@ -447,6 +456,12 @@ def aggregate(cells: list[dict], classes: list[str], n_boot: int) -> dict:
                                  for c in cs], dtype=float)
                 row[f"{metric}_{view}_mean"] = float(np.nanmean(vals))
                 row[f"{metric}_{view}_std"] = float(np.nanstd(vals, ddof=1)) if len(vals) > 1 else 0.0
+        for split in ("val", "test"):
+            # from each cell's own probabilities, so cells written before calibration was reported have it too
+            vals = np.array([cell_calibration(c, split) for c in cs], dtype=float)
+            vals = vals[np.isfinite(vals)]
+            row[f"ece_{split}_mean"] = float(vals.mean()) if len(vals) else float("nan")
+            row[f"ece_{split}_std"] = float(vals.std(ddof=1)) if len(vals) > 1 else 0.0
         ens = seed_ensemble(cs)
         thr = ens["threshold"] if len(classes) == 2 else None
         ci = bootstrap_ci(ens["test_labels"], ens["test_probs"], thr, n=n_boot, seed=0)

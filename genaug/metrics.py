@@ -74,6 +74,18 @@ def roc_auc(y: torch.Tensor, probs: torch.Tensor) -> float:
     return tmc.multiclass_auroc(probs, y, num_classes=probs.shape[1], average="macro").item()
 
 
+def calibration_error(y: torch.Tensor, probs: torch.Tensor, n_bins: int = 15) -> float:
+    """Expected calibration error (15 equal-width bins, L1): binary, of P(positive class) against how often
+    the positive class occurs in each bin; with 3+ classes, of the top class's probability against accuracy.
+    NaN for no images."""
+    if len(y) == 0:
+        return float("nan")
+    import torchmetrics.functional.classification as tmc
+    if probs.shape[1] == 2:
+        return tmc.binary_calibration_error(probs[:, 1].contiguous(), y, n_bins=n_bins).item()
+    return tmc.multiclass_calibration_error(probs, y, num_classes=probs.shape[1], n_bins=n_bins).item()
+
+
 def bootstrap_ci(y: torch.Tensor, probs: torch.Tensor, threshold: float | None, n: int = 1000,
                  seed: int = 0, alpha: float = 0.05) -> dict:
     """Percentile bootstrap over test images for accuracy and ROC-AUC."""

@@ -206,7 +206,7 @@ def results_csv(table: list[dict]) -> str:
     cols = ["model", "variant", "train_fraction", "seeds", "n_train", "n_train_synthetic",
             "accuracy_thr_mean", "accuracy_thr_std", "accuracy_half_mean", "accuracy_half_std",
             "roc_auc_thr_mean", "roc_auc_thr_std", "sensitivity_thr_mean", "specificity_thr_mean",
-            "f1_macro_thr_mean", "accuracy_ci95_seed_ensemble", "roc_auc_ci95_seed_ensemble",
+            "f1_macro_thr_mean", "ece_val_mean", "ece_test_mean", "accuracy_ci95_seed_ensemble", "roc_auc_ci95_seed_ensemble",
             "seconds_per_epoch_mean", "epochs_mean", "train_images_per_second_mean"]
     buf = io.StringIO()
     w = csv.writer(buf)
@@ -281,6 +281,32 @@ def ensemble_section(table: list[dict], multi: bool = False) -> list[str]:
         L.append(f"| {r['model']} | {r['variant']} | {r['train_fraction']:g} | {_runs(r)} | "
                  f"{100 * e['accuracy']:.1f} | {100 * ci[0]:.1f}–{100 * ci[1]:.1f} | {e['roc_auc']:.3f} | "
                  f"{ca[0]:.3f}–{ca[1]:.3f} | {sens} | {spec} | {thr_text}({e['threshold_from']}) |")
+    return L
+
+
+def calibration_section(table: list[dict], classes: list[str]) -> list[str]:
+    """Markdown lines for each row's expected calibration error on validation and on test."""
+    rows = [r for r in table if "ece_test_mean" in r]
+    if not rows:
+        return []
+    multi = len(classes) > 2
+    what = (f"each cell's probability of {classes[1]} and how often {classes[1]} occurs among the images given "
+            "about that probability" if not multi
+            else "each cell's probability of its most probable class and how often that class is right")
+
+    def cell(r, split):
+        mean, std = r[f"ece_{split}_mean"], r[f"ece_{split}_std"]
+        return "–" if not np.isfinite(mean) else f"{mean:.3f} ± {std:.3f}"
+
+    L = ["", "## Calibration (expected calibration error)", "",
+         f"The gap between {what}, averaged over 15 equal-width bins (0: calibrated); mean ± std over the row's "
+         f"runs. Validation chose each cell's epoch{'' if multi else ' and threshold'}, so its figure is the "
+         "favourable one. A test figure well above it says that validation's probabilities do not describe the "
+         "test split" + ("." if multi else ", so a threshold chosen on validation may not carry there (the "
+                         "threshold transfer plot below shows where it lands)."), "", "| model | variant | train frac | runs | ECE validation | ECE test |", "|---" * 6 + "|"]
+    for r in rows:
+        L.append(f"| {r['model']} | {r['variant']} | {r['train_fraction']:g} | {_runs(r)} | {cell(r, 'val')} | "
+                 f"{cell(r, 'test')} |")
     return L
 
 
@@ -444,6 +470,7 @@ def format_markdown(cfg, bundle, table, comps, notes, figs, gan_dir, enc_dir, sh
                                            f"test split, accuracy at {how}; the tables below give the rest.", ""]
     L += _results_lines(cfg.benchmark, table, multi)
     L += ensemble_section(table, multi)
+    L += calibration_section(table, bundle.classes)
     L += _per_class_lines(table) if multi else []
     if comps:
         L += ["", "## Each variant against `real` (same model, same test images)", "",

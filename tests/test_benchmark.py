@@ -1,6 +1,7 @@
 import csv
 import io
 import json
+import math
 import re
 import os
 import shutil
@@ -129,6 +130,14 @@ def test_aggregate_mean_std_and_paired_comparison():
     # these cells' thresholds are 0.5, so the difference at 0.5 is the same
     assert comp["accuracy_difference_at_0.5"]["diff"] == pytest.approx(0.25)
     assert all(m["only_b_correct"] == 10 for m in comp["mcnemar_per_seed"])
+    # calibration: real puts p 0.9 on 30 images of which 20 are positive (gap 0.233) and 0.1 on 10
+    # negatives (gap 0.1): 0.75 * 0.233 + 0.25 * 0.1 = 0.2; mixed is right everywhere at 0.9 / 0.1: 0.1.
+    # These cells kept no validation probabilities, which the report shows as a dash.
+    assert rows["real"]["ece_test_mean"] == pytest.approx(0.2, abs=1e-6)
+    assert rows["mixed"]["ece_test_mean"] == pytest.approx(0.1, abs=1e-6)
+    assert math.isnan(rows["real"]["ece_val_mean"])
+    from genaug.report import calibration_section
+    assert "| cnn | real | 1 | 2 | – | 0.200 ± 0.000 |" in calibration_section(out["table"], ["N", "P"])
 
 
 def _pooled_cell(seed, test_p1, val_p1, own_threshold):
@@ -171,6 +180,12 @@ def test_three_class_rows_carry_macro_and_per_class_metrics():
     assert row["per_class"]["B"]["recall"] == pytest.approx(1.0) and row["per_class"]["N"]["recall"] == pytest.approx(0.5)
     assert row["sensitivity_thr_mean"] == pytest.approx(2 / 3)
     assert row["specificity_thr_mean"] == pytest.approx(m["specificity_macro"])
+    # calibration of the top class: 0.8 + 0.2/3 on every image, right on 4 of 6, so a gap of 0.2;
+    # with no threshold to choose, the report's note does not speak of one
+    assert row["ece_test_mean"] == pytest.approx(0.2, abs=1e-6)
+    from genaug.report import calibration_section
+    section = "\n".join(calibration_section([row], ["N", "B", "V"]))
+    assert "its most probable class" in section and "threshold" not in section
 
 
 @pytest.mark.slow
@@ -289,6 +304,8 @@ def test_benchmark_end_to_end_on_tiny_demo_and_resume(tmp_path, tiny):
     assert [h["epoch"] for h in enc_cell["history"]] == [1, 2]   # latent_epochs, not the pixel models' 1
     report = (run / "report.md").read_text()
     assert "The latent CNN (encoded cells): 2 epochs max" in report
+    assert "## Calibration (expected calibration error)" in report and "| ECE validation | ECE test |" in report
+    assert "ece_val_mean,ece_test_mean" in (run / "results.csv").read_text().splitlines()[0]
     assert report.count("Speed in these cells") == 1 and "train fraction 1: " in report
     assert "demo phantoms" in report and "quoted, not measured" in report and "(1 run)" in report
     assert "| 95% CI (seeds and images) | p | McNemar p by seed |" in report

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from genaug.metrics import (bootstrap_ci, classification_metrics, fid_bootstrap_std, roc_auc, fid_on_features, kid_on_features, mcnemar, nearest_neighbours,
+from genaug.metrics import (bootstrap_ci, calibration_error, classification_metrics, fid_bootstrap_std, roc_auc, fid_on_features, kid_on_features, mcnemar, nearest_neighbours,
                             paired_bootstrap_diff, paired_sign_flip_test, reconstruction_metrics, choose_threshold)
 
 
@@ -23,6 +23,19 @@ def test_binary_metrics_match_hand_computed_confusion_matrix():
     pos, neg = p1[y == 1], p1[y == 0]
     auc = np.mean([(a > b) + 0.5 * (a == b) for a in pos.tolist() for b in neg.tolist()])
     assert m["roc_auc"] == pytest.approx(auc, abs=1e-6)
+
+
+def test_calibration_error_matches_hand_computed_bins():
+    # 15 bins of width 1/15: 0.9, 0.8, 0.3 and 0.2 fall in bins of their own, so each contributes
+    # |p - y|; 0.62 and 0.64 share [0.6, 0.667): mean p 0.63 against 1 positive in 2, a gap of 0.13
+    y = torch.tensor([1, 0, 0, 0, 1, 0])
+    p1 = torch.tensor([.9, .8, .3, .2, .62, .64])
+    expected = (0.1 + 0.8 + 0.3 + 0.2) / 6 + (2 / 6) * 0.13
+    assert calibration_error(y, torch.stack([1 - p1, p1], 1)) == pytest.approx(expected, abs=1e-6)
+    # three classes: the top class's probability against whether it is right (0.7 right, 0.55 wrong)
+    probs = torch.tensor([[.7, .2, .1], [.1, .55, .35]])
+    assert calibration_error(torch.tensor([0, 2]), probs) == pytest.approx((0.3 + 0.55) / 2, abs=1e-6)
+    assert math.isnan(calibration_error(torch.tensor([], dtype=torch.long), torch.zeros(0, 2)))
 
 
 def test_threshold_chosen_on_validation_separates():
