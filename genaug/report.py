@@ -206,8 +206,8 @@ def results_csv(table: list[dict]) -> str:
     cols = ["model", "variant", "train_fraction", "seeds", "n_train", "n_train_synthetic",
             "accuracy_thr_mean", "accuracy_thr_std", "accuracy_half_mean", "accuracy_half_std",
             "roc_auc_thr_mean", "roc_auc_thr_std", "sensitivity_thr_mean", "specificity_thr_mean",
-            "f1_macro_thr_mean", "ece_val_mean", "ece_test_mean", "accuracy_ci95_seed_ensemble", "roc_auc_ci95_seed_ensemble",
-            "seconds_per_epoch_mean", "epochs_mean", "train_images_per_second_mean"]
+            "f1_macro_thr_mean", "ece_val_mean", "ece_test_mean", "accuracy_ci95_seed_ensemble",
+            "roc_auc_ci95_seed_ensemble", "seconds_per_epoch_mean", "epochs_mean", "train_images_per_second_mean"]
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(cols)
@@ -298,12 +298,15 @@ def calibration_section(table: list[dict], classes: list[str]) -> list[str]:
         mean, std = r[f"ece_{split}_mean"], r[f"ece_{split}_std"]
         return "–" if not np.isfinite(mean) else f"{mean:.3f} ± {std:.3f}"
 
+    chose, carry = ("epoch", ".") if multi else (
+        "epoch and threshold", ", so a threshold chosen on validation may not carry there (the threshold transfer "
+                               "plot below shows where it lands).")
     L = ["", "## Calibration (expected calibration error)", "",
-         f"The gap between {what}, averaged over 15 equal-width bins (0: calibrated); mean ± std over the row's "
-         f"runs. Validation chose each cell's epoch{'' if multi else ' and threshold'}, so its figure is the "
-         "favourable one. A test figure well above it says that validation's probabilities do not describe the "
-         "test split" + ("." if multi else ", so a threshold chosen on validation may not carry there (the "
-                         "threshold transfer plot below shows where it lands)."), "", "| model | variant | train frac | runs | ECE validation | ECE test |", "|---" * 6 + "|"]
+         f"The gap between {what}, averaged over 15 equal-width bins of probability, each weighted by its share "
+         f"of the images (0: calibrated); mean ± std over the row's runs. Validation chose each cell's {chose}, so "
+         "its figure is the favourable one. A test figure well above it says that validation's probabilities do "
+         f"not describe the test split{carry}", "",
+         "| model | variant | train frac | runs | ECE validation | ECE test |", "|---" * 6 + "|"]
     for r in rows:
         L.append(f"| {r['model']} | {r['variant']} | {r['train_fraction']:g} | {_runs(r)} | {cell(r, 'val')} | "
                  f"{cell(r, 'test')} |")
