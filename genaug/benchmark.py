@@ -713,6 +713,7 @@ def _reopen_benchmark(cfg: Config, resume: str, given: dict, flags: dict, part, 
     # another process may be writing into the run (a shard): leave its temporary files alone
     run = open_run(resume, "benchmark", clear_stale=part is None and not report_only, hold=not report_only,
                    shard=held_as)
+    run.trains = not report_only
     saved = read_run_config(run.dir)
     cfg, replaced = resumed_config(saved, flags, run, extend=part is None, supersede=supersede)
     # --save-models added to a run made without it: the weights of the cells it has are gone

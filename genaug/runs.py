@@ -378,6 +378,9 @@ class Run:
         self._handler: logging.Handler | None = None
         self._locks: list[int] = []
         self.manifest_name = "manifest.json"   # shards of one benchmark each keep their own
+        # False for a process that only rewrites the report (benchmark --report-only): the manifest's
+        # machine stays the one that last trained, which a report names for cells that kept none of their own
+        self.trains = True
 
     def path(self, *parts: str) -> Path:
         return self.dir.joinpath(*parts)
@@ -409,10 +412,11 @@ class Run:
 
     def save_manifest(self, **extra: Any) -> None:
         self.manifest.update(extra)
-        self.manifest["machine"] = machine_info()   # the latest process's; cells keep their own
-        # how OpenMP's idle threads waited (set by the genaug command, or the user): the speed depends on it
-        self.manifest["openmp_wait"] = {k: os.environ[k] for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
-                                        if k in os.environ}
+        if self.trains or "machine" not in self.manifest:
+            self.manifest["machine"] = machine_info()   # the latest training process's; cells keep their own
+            # how OpenMP's idle threads waited (set by the genaug command, or the user): the speed depends on it
+            self.manifest["openmp_wait"] = {k: os.environ[k] for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+                                            if k in os.environ}
         self.manifest["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         write_json(self.path(self.manifest_name), self.manifest)
 

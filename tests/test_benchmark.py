@@ -471,7 +471,10 @@ def test_shards_split_the_cells_and_the_last_one_writes_the_report(tmp_path, tin
     assert "1 of 3 cells is still with other shards" in r.stdout and not (run / "report.md").exists()
     assert f"other shards join this run with: genaug benchmark --resume {run} --shard 2/2" in r.stdout + r.stderr
     assert "report: " not in r.stdout + r.stderr   # it wrote none, so it names none
-    # an interim report of the cells so far, training nothing and saying what it lacks
+    # an interim report of the cells so far, training nothing and saying what it lacks; the manifest keeps
+    # the machine that trained (a report names it for cells that kept no machine of their own)
+    manifest = json.loads((run / "manifest.json").read_text())
+    (run / "manifest.json").write_text(json.dumps({**manifest, "machine": {"cpu": "the one that trained"}}))
     r = genaug("benchmark", "--resume", run, "--report-only")
     assert r.returncode == 0, r.stderr[-3000:]
     assert len(list((run / "cells").glob("*.json"))) == 2 and not list((run / "partial").glob("*"))
@@ -480,6 +483,7 @@ def test_shards_split_the_cells_and_the_last_one_writes_the_report(tmp_path, tin
         run / "report.md").read_text()
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["missing_cells"] == 1 and "finished" not in manifest
+    assert manifest["machine"] == {"cpu": "the one that trained"}
     for bad in (["--profile", tiny, "--report-only", "--out", out], ["--resume", run, "--report-only", "--seeds", 4]):
         r = genaug("benchmark", *bad)
         assert r.returncode == 2 and "--report-only reports a run as it is" in r.stderr and "Traceback" not in r.stderr
