@@ -437,6 +437,15 @@ def cell_calibration(cell: dict, split: str) -> float:
     return calibration_error(torch.tensor(labels), torch.tensor(probs))
 
 
+def calibration_over(cells: list[dict], split: str) -> tuple[float, float]:
+    """Mean and standard deviation of the cells' calibration errors on ``split``, over those that kept
+    its probabilities (NaN, 0 where none did). From the cells' own probabilities, so cells written before
+    calibration was reported have it too."""
+    vals = np.array([cell_calibration(c, split) for c in cells], dtype=float)
+    vals = vals[np.isfinite(vals)]
+    return (float(vals.mean()) if len(vals) else float("nan")), (float(vals.std(ddof=1)) if len(vals) > 1 else 0.0)
+
+
 def aggregate(cells: list[dict], classes: list[str], n_boot: int) -> dict:
     """Per (model, variant, fraction): mean ± std over seeds, bootstrap CIs; paired tests against real."""
     groups: dict[tuple, list[dict]] = {}
@@ -457,11 +466,7 @@ def aggregate(cells: list[dict], classes: list[str], n_boot: int) -> dict:
                 row[f"{metric}_{view}_mean"] = float(np.nanmean(vals))
                 row[f"{metric}_{view}_std"] = float(np.nanstd(vals, ddof=1)) if len(vals) > 1 else 0.0
         for split in ("val", "test"):
-            # from each cell's own probabilities, so cells written before calibration was reported have it too
-            vals = np.array([cell_calibration(c, split) for c in cs], dtype=float)
-            vals = vals[np.isfinite(vals)]
-            row[f"ece_{split}_mean"] = float(vals.mean()) if len(vals) else float("nan")
-            row[f"ece_{split}_std"] = float(vals.std(ddof=1)) if len(vals) > 1 else 0.0
+            row[f"ece_{split}_mean"], row[f"ece_{split}_std"] = calibration_over(cs, split)
         ens = seed_ensemble(cs)
         thr = ens["threshold"] if len(classes) == 2 else None
         ci = bootstrap_ci(ens["test_labels"], ens["test_probs"], thr, n=n_boot, seed=0)

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from genaug.benchmark import (DEPENDENT_VARIANTS, INPUT_RUNS, VARIANT_ONLY_SETTINGS, correct_rows, is_binary,
-                              paired_comparison, replicate_key)
+from genaug.benchmark import (DEPENDENT_VARIANTS, INPUT_RUNS, VARIANT_ONLY_SETTINGS, calibration_over, correct_rows,
+                              is_binary, paired_comparison, replicate_key)
 from genaug.config import config_from_dict, data_differences, data_differences_text, parse_model_epochs
 from genaug.errors import CheckpointError, ConfigError
-from genaug.report import (PAIRED_TEST_NOTE, ONE_RUN_NOTE, VARIANT_WORDS, _p, at_half_column, difference_with_interval,
-                           paired_columns, short_commit, threshold_clause, verdict)
+from genaug.report import (PAIRED_TEST_NOTE, ONE_RUN_NOTE, VARIANT_WORDS, _p, at_half_column, calibration_text,
+                           difference_with_interval, paired_columns, short_commit, threshold_clause, verdict)
 from genaug.metrics import paired_bootstrap_diff
 from genaug.inventory import seconds_text
 from genaug.quality import fid_text
@@ -115,6 +115,8 @@ def compare_runs(run_a: str | Path, run_b: str | Path, n_boot: int = 1000) -> di
         rows.append({"model": model, "variant": variant, "train_fraction": frac,
                      "accuracy_a": float(np.mean(acc["a"])), "accuracy_b": float(np.mean(acc["b"])),
                      "roc_auc_a": float(np.mean(auc["a"])), "roc_auc_b": float(np.mean(auc["b"])),
+                     "ece_test_a": calibration_over([p[0] for p in pairs], "test")[0],
+                     "ece_test_b": calibration_over([p[1] for p in pairs], "test")[0],
                      "seconds_per_epoch_a": float(np.mean([p[0]["seconds_per_epoch"] for p in pairs])),
                      "seconds_per_epoch_b": float(np.mean([p[1]["seconds_per_epoch"] for p in pairs])),
                      # the same seed and settings give the same test probabilities only on the same kernels
@@ -181,12 +183,12 @@ def format_comparison(result: dict) -> str:
           "accuracy at each cell's validation threshold, on the same real test images.", "",
           "| model | variant | train frac | paired runs | accuracy % A | accuracy % B | B − A (pp) | 95% CI "
           "(seeds and images) | p | McNemar p by seed | at threshold 0.5: B − A (95% CI) | ROC-AUC A → B | "
-          "s/epoch A → B |", "|---" * 13 + "|"]
+          "calibration error (test) A → B | s/epoch A → B |", "|---" * 14 + "|"]
     for r in result["rows"]:
         L.append(f"| {r['model']} | {r['variant']} | {r['train_fraction']:g} | {r['pairs']} | "
                  f"{100 * r['accuracy_a']:.1f} | {100 * r['accuracy_b']:.1f} | "
                  f"{paired_columns(r)} | {at_half_column(r)} | {r['roc_auc_a']:.3f} → {r['roc_auc_b']:.3f} | "
-                 f"{seconds_text(r['seconds_per_epoch_a'])} → {seconds_text(r['seconds_per_epoch_b'])} |")
+                 f"{calibration_text(r['ece_test_a'])} → {calibration_text(r['ece_test_b'])} | {seconds_text(r['seconds_per_epoch_a'])} → {seconds_text(r['seconds_per_epoch_b'])} |")
     return "\n".join(L + ["", PAIRED_TEST_NOTE]) + "\n"
 
 

@@ -284,6 +284,13 @@ def ensemble_section(table: list[dict], multi: bool = False) -> list[str]:
     return L
 
 
+def calibration_text(mean: float, std: float | None = None) -> str:
+    """'0.114 ± 0.007' (or '0.114' without ``std``); '–' where no cell kept the probabilities."""
+    if not np.isfinite(mean):
+        return "–"
+    return f"{mean:.3f}" + (f" ± {std:.3f}" if std is not None else "")
+
+
 def calibration_section(table: list[dict], classes: list[str]) -> list[str]:
     """Markdown lines for each row's expected calibration error on validation and on test."""
     rows = [r for r in table if "ece_test_mean" in r]
@@ -293,10 +300,6 @@ def calibration_section(table: list[dict], classes: list[str]) -> list[str]:
     what = (f"each cell's probability of {classes[1]} and how often {classes[1]} occurs among the images given "
             "about that probability" if not multi
             else "each cell's probability of its most probable class and how often that class is right")
-
-    def cell(r, split):
-        mean, std = r[f"ece_{split}_mean"], r[f"ece_{split}_std"]
-        return "–" if not np.isfinite(mean) else f"{mean:.3f} ± {std:.3f}"
 
     chose, carry = ("epoch", ".") if multi else (
         "epoch and threshold", ", so a threshold chosen on validation may not carry there (the threshold transfer "
@@ -308,8 +311,9 @@ def calibration_section(table: list[dict], classes: list[str]) -> list[str]:
          f"not describe the test split{carry}", "",
          "| model | variant | train frac | runs | ECE validation | ECE test |", "|---" * 6 + "|"]
     for r in rows:
-        L.append(f"| {r['model']} | {r['variant']} | {r['train_fraction']:g} | {_runs(r)} | {cell(r, 'val')} | "
-                 f"{cell(r, 'test')} |")
+        L.append(f"| {r['model']} | {r['variant']} | {r['train_fraction']:g} | {_runs(r)} | "
+                 f"{calibration_text(r['ece_val_mean'], r['ece_val_std'])} | "
+                 f"{calibration_text(r['ece_test_mean'], r['ece_test_std'])} |")
     return L
 
 

@@ -43,6 +43,9 @@ def test_compare_pairs_cells_by_seed_and_reports_what_differs(tmp_path):
     assert "- cnn, real, train fraction 1: +25.0 points of accuracy (95% CI +" in text and "**better**" in text
     assert "With one paired run" not in text
     assert "Identical test probabilities in 0 of 2 paired cells." in text
+    # calibration error on test: A puts 0.9 on 30 images of which 20 are positive and 0.1 on 10 negatives
+    # (0.2); B is right everywhere at 0.9 / 0.1 (0.1)
+    assert "| calibration error (test) A → B |" in text and "| 0.200 → 0.100 |" in text
     assert "Where the paired cells ran: A on not recorded (2 cells); B on not recorded (2 cells)." in text
 
 
