@@ -443,7 +443,8 @@ def calibration_over(cells: list[dict], split: str) -> tuple[float, float]:
     calibration was reported have it too."""
     vals = np.array([cell_calibration(c, split) for c in cells], dtype=float)
     vals = vals[np.isfinite(vals)]
-    return (float(vals.mean()) if len(vals) else float("nan")), (float(vals.std(ddof=1)) if len(vals) > 1 else 0.0)
+    mean = float(vals.mean()) if len(vals) else float("nan")
+    return mean, float(vals.std(ddof=1)) if len(vals) > 1 else 0.0
 
 
 def aggregate(cells: list[dict], classes: list[str], n_boot: int) -> dict:

@@ -188,7 +188,8 @@ def format_comparison(result: dict) -> str:
         L.append(f"| {r['model']} | {r['variant']} | {r['train_fraction']:g} | {r['pairs']} | "
                  f"{100 * r['accuracy_a']:.1f} | {100 * r['accuracy_b']:.1f} | "
                  f"{paired_columns(r)} | {at_half_column(r)} | {r['roc_auc_a']:.3f} → {r['roc_auc_b']:.3f} | "
-                 f"{calibration_text(r['ece_test_a'])} → {calibration_text(r['ece_test_b'])} | {seconds_text(r['seconds_per_epoch_a'])} → {seconds_text(r['seconds_per_epoch_b'])} |")
+                 f"{calibration_text(r['ece_test_a'])} → {calibration_text(r['ece_test_b'])} | "
+                 f"{seconds_text(r['seconds_per_epoch_a'])} → {seconds_text(r['seconds_per_epoch_b'])} |")
     return "\n".join(L + ["", PAIRED_TEST_NOTE]) + "\n"
 
 

@@ -300,7 +300,6 @@ def calibration_section(table: list[dict], classes: list[str]) -> list[str]:
     what = (f"each cell's probability of {classes[1]} and how often {classes[1]} occurs among the images given "
             "about that probability" if not multi
             else "each cell's probability of its most probable class and how often that class is right")
-
     chose, carry = ("epoch", ".") if multi else (
         "epoch and threshold", ", so a threshold chosen on validation may not carry there (the threshold transfer "
                                "plot below shows where it lands).")
