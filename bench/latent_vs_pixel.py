@@ -9,6 +9,7 @@ stored encodings per image, a shift and noise scaled by the training set's chann
 `genaug benchmark`.
 
     python bench/latent_vs_pixel.py [--n 512] [--batch-size 64] [--threads 2] [--pixel-sizes 224,64] [--views 4]
+                                    [--device auto] [--amp]
 
 Prints a table and exits. The figure for a full epoch scales the measured rate to the
 Kermany training split (4,693 images after the patient-level val split).
@@ -20,24 +21,29 @@ import time
 
 import torch
 
+from genaug.device import resolve_device
 from genaug.models import LatentCNN, SimpleCNN
 from genaug.train import class_weights, latent_spread, train_one_epoch
 
 TRAIN_IMAGES = 4693
 
 
-def time_epochs(model, data, labels, batch_size, augment, repeats=2) -> float:
-    """Seconds per sample, best of ``repeats`` epochs after one warm-up epoch."""
+def time_epochs(model, data, labels, batch_size, augment, device, amp=False, repeats=2) -> float:
+    """Seconds per sample, best of ``repeats`` epochs after one warm-up epoch. The data stays in host
+    memory and each batch travels to the device, as in `genaug benchmark`."""
+    model = model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    w = class_weights(labels.numpy(), 2)
+    w = class_weights(labels.numpy(), 2).to(device)
     gen = torch.Generator().manual_seed(0)
     best = float("inf")
     # as fit_classifier does: the latents' channel spread for their noise, once per training set
     spread = latent_spread(data) if data.is_floating_point() else None
     for r in range(repeats + 1):
         t0 = time.perf_counter()
-        _, seen = train_one_epoch(model, opt, data, labels, w, batch_size, gen, "cpu", augment, "bench",
-                                  spread=spread)
+        _, seen = train_one_epoch(model, opt, data, labels, w, batch_size, gen, device, augment, "bench",
+                                  amp=amp, spread=spread)
+        if device.type == "cuda":
+            torch.cuda.synchronize()   # kernels still queued belong to this epoch
         if r:  # the first epoch warms up allocators and kernels
             best = min(best, (time.perf_counter() - t0) / seen)
     return best
@@ -51,9 +57,12 @@ def main() -> None:
     ap.add_argument("--pixel-sizes", default="224,64", help="pixel CNN input sizes to compare with")
     ap.add_argument("--views", type=int, default=4,
                     help="augmented encodings stored per latent, as `genaug encode --views` (the cpu profile's 4)")
+    ap.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    ap.add_argument("--amp", action="store_true", help="bf16 autocast, as the benchmark trains on CUDA")
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
+    device = resolve_device(a.device)
     torch.manual_seed(0)
     labels = torch.randint(0, 2, (a.n,))
     runs = [(f"pixel CNN, {px}x{px}x1 uint8", SimpleCNN(1, 2), torch.randint(0, 256, (a.n, 1, px, px), dtype=torch.uint8))
@@ -62,10 +71,11 @@ def main() -> None:
     runs.append((f"latent CNN, 14x14x256 float16, {a.views} views", LatentCNN(256, 2), latents))
     rows = []
     for name, model, data in runs:
-        per = time_epochs(model, data, labels, a.batch_size, augment=True)
+        per = time_epochs(model, data, labels, a.batch_size, True, device, a.amp and device.type == "cuda")
         rows.append((name, 1 / per, per * TRAIN_IMAGES))
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {a.n} samples per epoch, "
-          f"batch {a.batch_size}")
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} threads"
+    print(f"torch {torch.__version__}, {where}{', bf16 autocast' if a.amp and device.type == 'cuda' else ''}, "
+          f"{a.n} samples per epoch, batch {a.batch_size}")
     print(f"| model | images/s | s per epoch ({TRAIN_IMAGES} images) |")
     print("|---|---|---|")
     for name, ips, epoch in rows:

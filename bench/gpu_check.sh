@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# One short GPU lease's checks, most telling first, each capped so the whole fits the lease:
+#   1. the README's main command with the device left to `auto` (the demo GAN, autoencoder and
+#      benchmark: CUDA, bf16 autocast, cuDNN), timed;
+#   2. training throughput per network at 64 and 224 px (bench/throughput.py), and the latent CNN
+#      against the pixel CNN per epoch (bench/latent_vs_pixel.py), both on the GPU;
+#   3. with the real data at $DATA: the paper profile's DenseNet-121 on real images at 224 px,
+#      stopped with SIGINT (the run stays resumable) when the budget runs out.
+# Run in the repository root of a CUDA machine, where torch, torchvision, torchmetrics,
+# scikit-image, tqdm, typer and PyYAML are installed already (nothing is downloaded):
+#     OUT=dir DATA=path/to/chest_xray_224 bash bench/gpu_check.sh [SECONDS]
+# It writes $OUT/gpu_check.log and, per run, $OUT/<name>.tar.gz of `genaug archive` (no weights).
+# DEVICE=cpu QUICK=1 runs the same steps on tiny settings, to check the script itself anywhere.
+set -u
+OUT=${OUT:-outputs/gpu_check}
+DATA=${DATA:-}
+DEVICE=${DEVICE:-cuda}
+QUICK=${QUICK:-0}
+BUDGET=${1:-520}
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+START=$(date +%s)
+W=$(mktemp -d)
+exec > >(tee -a "$OUT/gpu_check.log") 2>&1
+export PYTHONUNBUFFERED=1 TQDM_MININTERVAL=10
+
+elapsed() { echo $(( $(date +%s) - START )); }
+left() { echo $(( BUDGET - $(elapsed) )); }
+step() { echo; echo "== +$(elapsed)s $*"; }
+# archive a run's results (no weights, latents or image files) as one file under $OUT
+keep() { local run=$1 name=$2; [ -d "$run" ] || return 0
+         "${G[@]}" archive "$run" --to "$W/archive-$name" >/dev/null && tar -czf "$OUT/$name.tar.gz" -C "$W/archive-$name" . ; }
+
+step "machine"
+nvidia-smi -L 2>/dev/null || echo "no nvidia-smi"
+python3 -c "import torch, torchvision, torchmetrics; print('torch', torch.__version__, 'torchvision', torchvision.__version__,
+'torchmetrics', torchmetrics.__version__, 'cuda', torch.cuda.is_available(), torch.version.cuda,
+torch.cuda.get_device_name(0) if torch.cuda.is_available() else '')"
+nproc
+
+step "install genaug without dependencies (they are the machine's own)"
+if ! command -v genaug >/dev/null; then
+  python3 -m pip install -q --no-deps --no-build-isolation -e . || { echo "install failed"; exit 1; }
+fi
+if command -v genaug >/dev/null; then G=(genaug); else G=(python3 -m genaug_cli); fi   # timeout needs a program
+"${G[@]}" --help >/dev/null && echo "${G[*]} --help: ok"
+
+if [ "$QUICK" = 1 ]; then
+  demo=(--profile demo --device "$DEVICE" --models cnn --variants real --seeds 1 --epochs 1)
+  tput=(--sizes 32 --batch-size 8 --steps 1 --models cnn)
+  lvp=(--n 32 --batch-size 8 --pixel-sizes 32 --views 1)
+  paper=(--models cnn --epochs 1 --seeds 1 --image-size 32)
+else
+  demo=(--profile demo)                   # the README's command: the device is left to `auto`
+  tput=(--sizes 64,224 --batch-size 64 --steps 10 --models cnn,resnet34,densenet121)
+  lvp=(--n 2048 --batch-size 64 --amp)
+  paper=(--models densenet121 --seeds 3)
+fi
+
+step "1. genaug benchmark ${demo[*]}"
+t0=$(date +%s)
+timeout -s INT $(( $(left) * 2 / 5 )) "${G[@]}" benchmark "${demo[@]}" --out "$W/runs" --name gpu-demo
+echo "exit $?; $(( $(date +%s) - t0 )) s wall"
+run=$(ls -d "$W"/runs/benchmark/*-gpu-demo 2>/dev/null | head -1)
+[ -n "$run" ] && grep -h '"device"\|"gpu"' "$run"/manifest.json 2>/dev/null
+keep "$run" gpu-demo
+
+step "2a. bench/throughput.py ${tput[*]}"
+timeout 120 python3 bench/throughput.py --device "$DEVICE" "${tput[@]}"; echo "exit $?"
+
+step "2b. bench/latent_vs_pixel.py ${lvp[*]}"
+timeout 90 python3 bench/latent_vs_pixel.py --device "$DEVICE" "${lvp[@]}"; echo "exit $?"
+
+if [ -n "$DATA" ] && [ -d "$DATA" ]; then
+  step "3. genaug benchmark --profile paper --variants real ${paper[*]} on $DATA ($(left) s left)"
+  t0=$(date +%s)
+  timeout -s INT $(( $(left) - 30 )) "${G[@]}" benchmark --profile paper --data "$DATA" --variants real "${paper[@]}" \
+      --device "$DEVICE" --out "$W/runs" --name gpu-paper-real
+  echo "exit $?; $(( $(date +%s) - t0 )) s wall"
+  run=$(ls -d "$W"/runs/benchmark/*-gpu-paper-real 2>/dev/null | head -1)
+  keep "$run" gpu-paper-real
+else
+  step "3. skipped: no real data (DATA=${DATA:-unset})"
+fi
+step "done"
+ls -la "$OUT"
