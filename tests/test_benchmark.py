@@ -987,6 +987,13 @@ def test_a_training_step_is_timed_for_pixels_and_latents_with_views(model, laten
     assert 0 < seconds_per_training_image(model, latent, shape, 2, cfg, "cpu") < 5
 
 
+@pytest.mark.parametrize("device, batch_size, timed", [("cpu", 64, 16), ("cpu", 4, 4), ("cpu", 1, 2),
+                                                      ("cuda", 64, 64), ("cuda:0", 128, 128)])
+def test_a_gpu_times_the_training_batch_and_a_cpu_at_most_16_images(device, batch_size, timed):
+    from genaug.benchmark import timing_batch
+    assert timing_batch(batch_size, torch.device(device)) == timed
+
+
 def test_variant_cells_without_real_ones_are_told_how_to_get_a_comparison(tmp_path):
     from types import SimpleNamespace
     from genaug.benchmark import unpaired_notes
