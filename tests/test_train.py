@@ -445,3 +445,22 @@ def test_the_bf16_autocast_path_trains_and_predicts_in_float32(monkeypatch, name
     assert all(math.isfinite(fit.history[-1][k]) for k in ("train_loss", "val_loss"))
     assert probs.dtype == torch.float32 and torch.allclose(probs.sum(1), torch.ones(16))
     assert {p.dtype for p in model.parameters()} == {torch.float32}
+
+
+def test_noise_on_the_cpu_is_the_generators_own_stream():
+    # CPU runs draw the very numbers they drew before the GPU path existed, so their results stay as they were
+    from genaug.train import gaussian_noise
+    a, b = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    assert torch.equal(gaussian_noise((2, 4, 3, 3), a, "cpu"), torch.randn((2, 4, 3, 3), generator=b))
+    assert torch.equal(a.get_state(), b.get_state())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_noise_on_a_gpu_is_drawn_there_and_repeats_from_the_same_seed():
+    from genaug.train import gaussian_noise
+    draws = [gaussian_noise((64, 256, 14, 14), torch.Generator().manual_seed(5), "cuda") for _ in range(2)]
+    assert draws[0].device.type == "cuda" and torch.equal(draws[0], draws[1])
+    assert abs(float(draws[0].std()) - 1) < 0.01
+    g = torch.Generator().manual_seed(5)
+    first, second = gaussian_noise((8,), g, "cuda"), gaussian_noise((8,), g, "cuda")
+    assert not torch.equal(first, second)   # the CPU generator moves on: each step its own noise
