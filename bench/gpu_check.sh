@@ -10,17 +10,30 @@
 # scikit-image, tqdm, typer and PyYAML are installed already (nothing is downloaded):
 #     OUT=dir DATA=path/to/chest_xray_224 bash bench/gpu_check.sh [SECONDS]
 # It writes $OUT/gpu_check.log and, per run, $OUT/<name>.tar.gz of `genaug archive` (no weights).
-# DEVICE=cpu QUICK=1 runs the same steps on tiny settings, to check the script itself anywhere.
+# DEVICE=cpu QUICK=1 runs the same steps on tiny settings, to check the script itself anywhere
+# (tests/test_bench_scripts.py does).
+#
+# Sending it with the device tool (session 51): the tool sends tracked files, at most 64 MiB, and the
+# archived runs under docs/runs alone are about 62 MiB. For the call, take them out of the index and
+# carry the data in an ignored folder; put the index back right after:
+#     printf '/docs/runs/\n/.gpudata/\n' >> .git/info/exclude && git rm -r -q --cached docs/runs
+#     mkdir -p .gpudata && cp -r ../shared/data/chest_xray_224 .gpudata/
+#     run(carry=[".gpudata"], command='mkdir -p ../shared/data && ln -sfn "$PWD/.gpudata/chest_xray_224"
+#         ../shared/data/chest_xray_224 && OUT=$OUT DATA=../shared/data/chest_xray_224 bash bench/gpu_check.sh 500')
+#     git reset -q -- docs/runs; rm -rf .gpudata; then drop the two lines from .git/info/exclude
+# (the data under ../shared/data keeps the path the cpu runs recorded, so `genaug compare` pairs them).
 set -u
 OUT=${OUT:-outputs/gpu_check}
 DATA=${DATA:-}
 DEVICE=${DEVICE:-cuda}
 QUICK=${QUICK:-0}
+PY=${PYTHON:-python3}   # the interpreter that has torch
 BUDGET=${1:-520}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 START=$(date +%s)
 W=$(mktemp -d)
+trap 'rm -rf "$W"' EXIT
 exec > >(tee -a "$OUT/gpu_check.log") 2>&1
 export PYTHONUNBUFFERED=1 TQDM_MININTERVAL=10
 
@@ -33,16 +46,16 @@ keep() { local run=$1 name=$2; [ -d "$run" ] || return 0
 
 step "machine"
 nvidia-smi -L 2>/dev/null || echo "no nvidia-smi"
-python3 -c "import torch, torchvision, torchmetrics; print('torch', torch.__version__, 'torchvision', torchvision.__version__,
+"$PY" -c "import torch, torchvision, torchmetrics; print('torch', torch.__version__, 'torchvision', torchvision.__version__,
 'torchmetrics', torchmetrics.__version__, 'cuda', torch.cuda.is_available(), torch.version.cuda,
 torch.cuda.get_device_name(0) if torch.cuda.is_available() else '')"
 nproc
 
 step "install genaug without dependencies (they are the machine's own)"
 if ! command -v genaug >/dev/null; then
-  python3 -m pip install -q --no-deps --no-build-isolation -e . || { echo "install failed"; exit 1; }
+  "$PY" -m pip install -q --no-deps --no-build-isolation -e . || { echo "install failed"; exit 1; }
 fi
-if command -v genaug >/dev/null; then G=(genaug); else G=(python3 -m genaug_cli); fi   # timeout needs a program
+if command -v genaug >/dev/null; then G=(genaug); else G=("$PY" -m genaug_cli); fi   # timeout needs a program
 "${G[@]}" --help >/dev/null && echo "${G[*]} --help: ok"
 
 if [ "$QUICK" = 1 ]; then
@@ -66,10 +79,10 @@ run=$(ls -d "$W"/runs/benchmark/*-gpu-demo 2>/dev/null | head -1)
 keep "$run" gpu-demo
 
 step "2a. bench/throughput.py ${tput[*]}"
-timeout 120 python3 bench/throughput.py --device "$DEVICE" "${tput[@]}"; echo "exit $?"
+timeout 120 "$PY" bench/throughput.py --device "$DEVICE" "${tput[@]}"; echo "exit $?"
 
 step "2b. bench/latent_vs_pixel.py ${lvp[*]}"
-timeout 90 python3 bench/latent_vs_pixel.py --device "$DEVICE" "${lvp[@]}"; echo "exit $?"
+timeout 90 "$PY" bench/latent_vs_pixel.py --device "$DEVICE" "${lvp[@]}"; echo "exit $?"
 
 if [ -n "$DATA" ] && [ -d "$DATA" ]; then
   step "3. genaug benchmark --profile paper --variants real ${paper[*]} on $DATA ($(left) s left)"

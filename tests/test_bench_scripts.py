@@ -43,3 +43,26 @@ def test_memory_benches_give_the_same_result_whole_and_in_chunks(script, args, l
     assert (whole[0], chunked[0]) == ("all", "4") and whole[1] == chunked[1]
     if last:
         assert whole[-last:] == chunked[-last:]
+
+
+def test_gpu_check_runs_its_steps_on_the_cpu_and_archives_each_run(tmp_path):
+    # a GPU lease is rare and short: the script it runs must not have rotted (a renamed flag) by then
+    import os
+    import tarfile
+    from conftest import make_folder_dataset
+    data = make_folder_dataset(tmp_path / "xray", {"train": 12, "test": 4})
+    env = {**os.environ, "OUT": str(tmp_path / "out"), "DATA": str(data), "DEVICE": "cpu", "QUICK": "1",
+           "PYTHON": sys.executable, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    r = subprocess.run(["bash", str(BENCH / "gpu_check.sh"), "300"], cwd=BENCH.parent, env=env,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    log = (tmp_path / "out" / "gpu_check.log").read_text()
+    for step in ("1. genaug benchmark", "2a. bench/throughput.py", "2b. bench/latent_vs_pixel.py",
+                 "3. genaug benchmark --profile paper", "done"):
+        assert f"s {step}" in log
+    assert log.count("\nexit 0") == 4 and "| cnn | 32 |" in log
+    for name in ("gpu-demo", "gpu-paper-real"):
+        with tarfile.open(tmp_path / "out" / f"{name}.tar.gz") as tar:
+            names = tar.getnames()
+        assert any(n.endswith(f"-{name}/report.md") for n in names)
+        assert not any(n.endswith(".pt") for n in names)   # results, not weights
