@@ -34,9 +34,10 @@ def resolve_device(name: str = "auto") -> torch.device:
 def set_deterministic(on: bool, device: torch.device) -> None:
     """Deterministic algorithms, so the same seed gives the same metrics. On CPU this costs nothing
     measurable here and runs repeat bit for bit (tests/test_interrupt.py). On CUDA it also turns off
-    cuDNN's autotuning, and some kernels have no deterministic version (grid_sample's backward,
-    which the augmentation uses, among them): those warn instead of failing, so GPU runs are close
-    but not promised identical. ``run.deterministic: false`` gives the autotuned speed instead."""
+    cuDNN's autotuning, and a kernel with no deterministic version warns instead of failing (none
+    warned in the demo benchmark on an H200 under torch 2.11, session 51; whether two GPU runs repeat
+    bit for bit has not been checked), so GPU runs are close but not promised identical.
+    ``run.deterministic: false`` gives the autotuned speed instead."""
     if device.type == "cuda":
         if on:
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
