@@ -32,9 +32,9 @@ def time_epochs(model, data, labels, batch_size, augment, device, amp=False, rep
     """Seconds per sample, best of ``repeats`` epochs after one warm-up epoch. The data lies where
     `genaug benchmark` keeps a training set (`resident_device`: whole on a GPU, so no batch crosses the bus)."""
     model = model.to(device).to(memory_format=torch.channels_last)
+    w = class_weights(labels.numpy(), 2).to(device)   # from the labels while they are still in host memory
     data, labels = data.to(resident_device(device)), labels.to(resident_device(device))
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    w = class_weights(labels.numpy(), 2).to(device)
     gen = torch.Generator().manual_seed(0)
     best = float("inf")
     # as fit_classifier does: the latents' channel spread for their noise, once per training set
