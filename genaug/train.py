@@ -71,9 +71,9 @@ def gaussian_noise(shape: tuple, generator: torch.Generator, device) -> torch.Te
     """Standard normal numbers of ``shape`` on ``device``, from ``generator`` (a CPU generator, whose state a
     resumed run restores). On the CPU they are drawn from it directly. On a GPU they are drawn there, from a
     generator seeded by one draw of ``generator``; the same seed still gives the same stream on the same GPU.
-    A latent batch's noise (64 x 256 x 14 x 14) drawn on a CPU takes 12-13 ms here, about half of the latent
-    CNN's 23 ms step on an H200 (2,729 images/s in bench/latent_vs_pixel.py, session 51, before this change;
-    not yet measured after it), which ran slower than the pixel CNN at 224 px (3,020 images/s)."""
+    A latent batch's noise (64 x 256 x 14 x 14) drawn on a CPU takes 12-13 ms here, likely about half of the
+    latent CNN's 23 ms step on an H200 (2,729 images/s in bench/latent_vs_pixel.py, session 51, before this
+    change; not yet measured after it), which ran slower than the pixel CNN at 224 px (3,020 images/s)."""
     device = torch.device(device)
     if device.type != "cuda":
         return torch.randn(shape, generator=generator)
