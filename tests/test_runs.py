@@ -9,7 +9,8 @@ import torch
 
 from genaug.config import Config, config_from_dict, load_config
 from genaug.errors import CheckpointError, ConfigError, DataError
-from genaug.runs import TRAINING_LIST, archive_run, atomic_torch_save, atomic_write, load_checkpoint, new_run, open_run, running
+from genaug.runs import (TRAINING_LIST, archive_run, atomic_torch_save, atomic_write, format_json, load_checkpoint, new_run,
+                         open_run, running, write_json)
 
 
 class _Evil:
@@ -433,3 +434,23 @@ def test_a_damaged_manifest_is_one_line_for_every_command_that_reads_a_run(tmp_p
         assert told in r.stderr and len(r.stderr.strip().splitlines()) == 1, (args, r.stderr)
     assert (run.dir / "manifest.json").read_bytes() == content   # left as it was
     assert not (tmp_path / "arch").exists()
+
+
+def test_write_json_keeps_number_lists_on_one_line_and_reads_back_the_same(tmp_path):
+    probs = torch.rand(50, 2)
+    cell = {"model": "cnn", "seed": 0, "val_probs": probs, "confusion_matrix": [[40, 2], [3, 55]],
+            "argv": ["/a/long/path/to/genaug"] * 6, "path": tmp_path, "shape": (1, 64, 64), "history": [{"epoch": 1}],
+            "none": {}, "empty": [], "nan": float("nan")}
+    write_json(tmp_path / "cell.json", cell)
+    text = (tmp_path / "cell.json").read_text()
+    back = json.loads(text)
+    # The same values json.dumps would have written, tensors, Paths and tuples included
+    plain = json.loads(json.dumps({**cell, "val_probs": probs.tolist(), "path": str(tmp_path), "shape": [1, 64, 64]}))
+    assert json.dumps(back) == json.dumps(plain)
+    lines = text.splitlines()
+    assert sum('"val_probs": [[' in ln for ln in lines) == 1 and '  "confusion_matrix": [[40, 2], [3, 55]],' in lines
+    assert '  "shape": [1, 64, 64],' in lines
+    assert '  "argv": [' in lines            # a long list of strings still reads one item a line
+    assert '  "history": [' in lines and '    {' in lines
+    assert len(text) < len(json.dumps(plain, indent=2)) * 0.8
+    assert format_json({"a": [[[1]]]}) == '{\n  "a": [\n    [[1]]\n  ]\n}'
