@@ -13,9 +13,11 @@
 # DEVICE=cpu QUICK=1 runs the same steps on tiny settings, to check the script itself anywhere
 # (tests/test_bench_scripts.py does).
 #
-# Sending it with the device tool (session 51): the tool sends tracked files, at most 64 MiB, and the
-# archived runs under docs/runs alone are about 62 MiB. For the call, take them out of the index and
-# carry the data in an ignored folder; put the index back right after:
+# Sending it with the device tool: the tool sends tracked files and carried ones, at most 64 MiB. Tracked
+# files are about 48 MiB (docs/runs 46 MiB, since session 52 writes run JSON without one number a line), so
+# a call without the real data (checks 1-2) sends the tree as it is. The data is another 36 MiB: for a call
+# with it, take the archived runs out of the index and carry the data in an ignored folder; put the index
+# back right after:
 #     printf '/docs/runs/\n/.gpudata/\n' >> .git/info/exclude && git rm -r -q --cached docs/runs
 #     mkdir -p .gpudata && cp -r ../shared/data/chest_xray_224 .gpudata/
 #     run(carry=[".gpudata"], command='mkdir -p ../shared/data && ln -sfn "$PWD/.gpudata/chest_xray_224"
