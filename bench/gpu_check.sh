@@ -11,7 +11,10 @@
 #     OUT=dir DATA=path/to/chest_xray_224 bash bench/gpu_check.sh [SECONDS]
 # It writes $OUT/gpu_check.log and, per run, $OUT/<name>.tar.gz of `genaug archive` (no weights).
 # DEVICE=cpu QUICK=1 runs the same steps on tiny settings, to check the script itself anywhere
-# (tests/test_bench_scripts.py does).
+# (tests/test_bench_scripts.py does). STEPS=3 runs step 3 alone (default 123).
+# RESUME=an archived benchmark run (e.g. docs/runs/benchmark/20261204-152919-gpu-paper-real, sent in the
+# carried folder) makes step 3 add seeds to that run instead: `--resume` on a copy with --seeds $SEEDS
+# (default 6); its finished cells are kept, so the lease trains only the new seeds.
 #
 # Sending it with the device tool: the tool sends tracked files and carried ones, at most 64 MiB. Tracked
 # files are about 48 MiB (docs/runs 46 MiB, since session 52 writes run JSON without one number a line), so
@@ -24,11 +27,19 @@
 #         ../shared/data/chest_xray_224 && OUT=$OUT DATA=../shared/data/chest_xray_224 bash bench/gpu_check.sh 500')
 #     git reset -q -- docs/runs; rm -rf .gpudata; then drop the two lines from .git/info/exclude
 # (the data under ../shared/data keeps the path the cpu runs recorded, so `genaug compare` pairs them).
+# To add seeds to session 51's 224 px run instead of starting one, send it in the carried folder too:
+#     cp -r docs/runs/benchmark/20261204-152919-gpu-paper-real .gpudata/
+# and prefix the command with RESUME=.gpudata/20261204-152919-gpu-paper-real (SEEDS=6 by default). Its
+# three cells are kept; they took 5m46s together on an H200 (docs/PERFORMANCE.md (l)), so with STEPS=3 seeds
+# 3-5 should fit a 500 s budget (an estimate; the script stops with SIGINT and the run stays resumable).
 set -u
 OUT=${OUT:-outputs/gpu_check}
 DATA=${DATA:-}
 DEVICE=${DEVICE:-cuda}
 QUICK=${QUICK:-0}
+STEPS=${STEPS:-123}
+RESUME=${RESUME:-}
+SEEDS=${SEEDS:-6}
 PY=${PYTHON:-python3}   # the interpreter that has torch
 BUDGET=${1:-520}
 mkdir -p "$OUT"
@@ -72,21 +83,37 @@ else
   paper=(--models densenet121 --seeds 3)
 fi
 
-step "1. genaug benchmark ${demo[*]}"
-t0=$(date +%s)
-timeout -s INT $(( $(left) * 2 / 5 )) "${G[@]}" benchmark "${demo[@]}" --out "$W/runs" --name gpu-demo
-echo "exit $?; $(( $(date +%s) - t0 )) s wall"
-run=$(ls -d "$W"/runs/benchmark/*-gpu-demo 2>/dev/null | head -1)
-[ -n "$run" ] && grep -h '"device"\|"gpu"' "$run"/manifest.json 2>/dev/null
-keep "$run" gpu-demo
+if [[ $STEPS == *1* ]]; then
+  step "1. genaug benchmark ${demo[*]}"
+  t0=$(date +%s)
+  timeout -s INT $(( $(left) * 2 / 5 )) "${G[@]}" benchmark "${demo[@]}" --out "$W/runs" --name gpu-demo
+  echo "exit $?; $(( $(date +%s) - t0 )) s wall"
+  run=$(ls -d "$W"/runs/benchmark/*-gpu-demo 2>/dev/null | head -1)
+  [ -n "$run" ] && grep -h '"device"\|"gpu"' "$run"/manifest.json 2>/dev/null
+  keep "$run" gpu-demo
+fi
 
-step "2a. bench/throughput.py ${tput[*]}"
-timeout 120 "$PY" bench/throughput.py --device "$DEVICE" "${tput[@]}"; echo "exit $?"
+if [[ $STEPS == *2* ]]; then
+  step "2a. bench/throughput.py ${tput[*]}"
+  timeout 120 "$PY" bench/throughput.py --device "$DEVICE" "${tput[@]}"; echo "exit $?"
 
-step "2b. bench/latent_vs_pixel.py ${lvp[*]}"
-timeout 90 "$PY" bench/latent_vs_pixel.py --device "$DEVICE" "${lvp[@]}"; echo "exit $?"
+  step "2b. bench/latent_vs_pixel.py ${lvp[*]}"
+  timeout 90 "$PY" bench/latent_vs_pixel.py --device "$DEVICE" "${lvp[@]}"; echo "exit $?"
+fi
 
-if [ -n "$DATA" ] && [ -d "$DATA" ]; then
+if [[ $STEPS != *3* ]]; then
+  :
+elif [ -n "$RESUME" ]; then
+  name=$(basename "$RESUME")
+  step "3. genaug benchmark --resume $name --seeds $SEEDS ($(left) s left)"
+  [ -f "$RESUME/manifest.json" ] || { echo "RESUME=$RESUME is not a run (no manifest.json)"; exit 1; }
+  run="$W/runs/benchmark/$name"
+  mkdir -p "$W/runs/benchmark" && cp -r "$RESUME" "$run"   # the archive itself stays as it was
+  t0=$(date +%s)
+  timeout -s INT $(( $(left) - 30 )) "${G[@]}" benchmark --resume "$run" --seeds "$SEEDS" --device "$DEVICE"
+  echo "exit $?; $(( $(date +%s) - t0 )) s wall"
+  keep "$run" "resumed-$name"
+elif [ -n "$DATA" ] && [ -d "$DATA" ]; then
   step "3. genaug benchmark --profile paper --variants real ${paper[*]} on $DATA ($(left) s left)"
   t0=$(date +%s)
   timeout -s INT $(( $(left) - 30 )) "${G[@]}" benchmark --profile paper --data "$DATA" --variants real "${paper[@]}" \

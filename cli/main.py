@@ -107,7 +107,7 @@ NameOpt = typer.Option(None, "--name", help="suffix of the run directory name")
 RUN_NAME = typer.Option("", "--name", help="suffix of the run directory name")
 DEVICE_AUTO = typer.Option("auto", "--device", help="auto | cpu | cuda | mps (auto: cuda, then mps, then cpu)")
 CacheOpt = typer.Option(None, "--cache-dir", help="decode-once cache (default: <out>/cache)")
-ThreadsOpt = typer.Option(None, "--threads", help="CPU threads for training (default: torch's, about one per core); "
+ThreadsOpt = typer.Option(None, "--threads", help="CPU threads for training (default or 0: torch's, about one per core); "
                           "give each of several runs sharing a machine its share, e.g. 1 each for two on 2 cores")
 TensorboardOpt = typer.Option(None, "--tensorboard/--no-tensorboard",
                               help="log losses, metrics, learning rate, images and weight histograms to <run>/tensorboard")

@@ -66,3 +66,19 @@ def test_gpu_check_runs_its_steps_on_the_cpu_and_archives_each_run(tmp_path):
             names = tar.getnames()
         assert any(n.endswith(f"-{name}/report.md") for n in names)
         assert not any(n.endswith(".pt") for n in names)   # results, not weights
+    # the next lease adds seeds to an archived run: step 3 alone resumes a copy of the unpacked archive
+    with tarfile.open(tmp_path / "out" / "gpu-paper-real.tar.gz") as tar:
+        tar.extractall(tmp_path / "unpacked", filter="data")
+    archived = next((tmp_path / "unpacked" / "benchmark").glob("*-gpu-paper-real"))
+    before = sorted(p.name for p in (archived / "cells").glob("*.json"))
+    r = subprocess.run(["bash", str(BENCH / "gpu_check.sh"), "300"], cwd=BENCH.parent, timeout=600,
+                       env={**env, "OUT": str(tmp_path / "out2"), "STEPS": "3", "RESUME": str(archived), "SEEDS": "2"},
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    log = (tmp_path / "out2" / "gpu_check.log").read_text()
+    assert "s 1. genaug" not in log and f"s 3. genaug benchmark --resume {archived.name} --seeds 2" in log
+    assert log.count("\nexit 0") == 1
+    assert sorted(p.name for p in (archived / "cells").glob("*.json")) == before   # the archive is left as it was
+    with tarfile.open(tmp_path / "out2" / f"resumed-{archived.name}.tar.gz") as tar:
+        cells = [n for n in tar.getnames() if "/cells/" in n and n.endswith(".json")]
+    assert len(before) == 1 and sorted(Path(n).name for n in cells) == before + [before[0].replace("seed0", "seed1")]
