@@ -82,3 +82,45 @@ def test_gpu_check_runs_its_steps_on_the_cpu_and_archives_each_run(tmp_path):
     with tarfile.open(tmp_path / "out2" / f"resumed-{archived.name}.tar.gz") as tar:
         cells = [n for n in tar.getnames() if "/cells/" in n and n.endswith(".json")]
     assert len(before) == 1 and sorted(Path(n).name for n in cells) == before + [before[0].replace("seed0", "seed1")]
+
+
+def test_gpu_send_takes_the_runs_out_of_the_index_for_a_call_and_puts_everything_back(tmp_path):
+    # run on a scratch repository: the script edits the git index and .git/info/exclude
+    import os
+    import shutil
+    repo = tmp_path / "repo"
+    (repo / "bench").mkdir(parents=True)
+    shutil.copy(BENCH / "gpu_send.sh", repo / "bench")
+    run = repo / "docs" / "runs" / "benchmark" / "20260101-000000-x"
+    run.mkdir(parents=True)
+    (run / "manifest.json").write_text("{}")
+    (repo / "README.md").write_text("hi\n")
+    data = tmp_path / "chest_xray_224" / "train" / "NORMAL"
+    data.mkdir(parents=True)
+    (data / "a.jpeg").write_bytes(b"x")
+    git = lambda *a: subprocess.run(["git", *a], cwd=repo, capture_output=True, text=True, check=True).stdout
+    git("init", "-q")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "add", "-A")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "x")
+    exclude = (repo / ".git" / "info" / "exclude").read_bytes()
+    send = lambda *a: subprocess.run(["bash", "bench/gpu_send.sh", *a], cwd=repo, capture_output=True, text=True,
+                                     env={**os.environ, "DATA": str(data.parents[1])})
+
+    r = send("prepare", "docs/runs/benchmark/20260101-000000-x")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "docs/runs" not in git("ls-files") and (run / "manifest.json").is_file()   # out of the index, not off disk
+    assert (repo / ".gpudata" / "chest_xray_224" / "train" / "NORMAL" / "a.jpeg").is_file()
+    assert (repo / ".gpudata" / "20260101-000000-x" / "manifest.json").is_file()
+    # what the device tool would send: tracked and not-ignored files; neither the runs nor the data
+    assert git("ls-files", "--others", "--exclude-standard") == ""
+    assert send("prepare").returncode == 2                    # twice would lose the saved exclude file
+
+    r = send("restore")
+    assert r.returncode == 0 and "restored" in r.stdout, r.stdout + r.stderr
+    assert git("status", "--porcelain", "--untracked-files=all") == ""
+    assert (repo / ".git" / "info" / "exclude").read_bytes() == exclude and not (repo / ".gpudata").exists()
+    assert send("restore").returncode == 2
+
+    (repo / "README.md").write_text("changed\n")               # a dirty tree is refused, and left as it is
+    r = send("prepare")
+    assert r.returncode == 2 and "commit or stash" in r.stdout and "docs/runs" in git("ls-files")
