@@ -19,19 +19,17 @@
 # Sending it with the device tool: the tool sends tracked files and carried ones, at most 64 MiB. Tracked
 # files are about 48 MiB (docs/runs 46 MiB, since session 52 writes run JSON without one number a line), so
 # a call without the real data (checks 1-2) sends the tree as it is. The data is another 36 MiB: for a call
-# with it, take the archived runs out of the index and carry the data in an ignored folder; put the index
-# back right after:
-#     printf '/docs/runs/\n/.gpudata/\n' >> .git/info/exclude && git rm -r -q --cached docs/runs
-#     mkdir -p .gpudata && cp -r ../shared/data/chest_xray_224 .gpudata/
+# with it, bench/gpu_send.sh takes the archived runs out of the index and copies the data (and any runs
+# named) into the ignored folder .gpudata, then puts everything back:
+#     bash bench/gpu_send.sh prepare [docs/runs/benchmark/20261204-152919-gpu-paper-real]
 #     run(carry=[".gpudata"], command='mkdir -p ../shared/data && ln -sfn "$PWD/.gpudata/chest_xray_224"
 #         ../shared/data/chest_xray_224 && OUT=$OUT DATA=../shared/data/chest_xray_224 bash bench/gpu_check.sh 500')
-#     git reset -q -- docs/runs; rm -rf .gpudata; then drop the two lines from .git/info/exclude
+#     bash bench/gpu_send.sh restore
 # (the data under ../shared/data keeps the path the cpu runs recorded, so `genaug compare` pairs them).
-# To add seeds to session 51's 224 px run instead of starting one, send it in the carried folder too:
-#     cp -r docs/runs/benchmark/20261204-152919-gpu-paper-real .gpudata/
-# and prefix the command with RESUME=.gpudata/20261204-152919-gpu-paper-real (SEEDS=6 by default). Its
-# three cells are kept; they took 5m46s together on an H200 (docs/PERFORMANCE.md (l)), so with STEPS=3 seeds
-# 3-5 should fit a 500 s budget (an estimate; the script stops with SIGINT and the run stays resumable).
+# To add seeds to session 51's 224 px run instead of starting one, name it to prepare as above and prefix
+# the command with STEPS=3 RESUME=.gpudata/20261204-152919-gpu-paper-real (SEEDS=6 by default). Its three
+# cells are kept; they took 5m46s together on an H200 (docs/PERFORMANCE.md (l)), so seeds 3-5 should fit
+# a 500 s budget (an estimate; the script stops with SIGINT and the run stays resumable).
 set -u
 OUT=${OUT:-outputs/gpu_check}
 DATA=${DATA:-}
