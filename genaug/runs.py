@@ -685,7 +685,8 @@ def _without_left_out_figures(text: str, rel: Path, skipped: list[tuple[str, str
 def archive_run(directory: str | Path, dest_root: str | Path) -> tuple[Path, list[str], list[tuple[str, str]]]:
     """Copy a run's results to ``dest_root/<command>/<run name>/``: config, manifests, log, metrics,
     cells, reports and plots, without weights, latents, synthetic image files, unfinished state or
-    pictures of real X-rays. Archived again, it updates the files it holds and deletes none.
+    pictures of real X-rays. Archived again, it updates the files it holds and deletes none. JSON is
+    laid out as ``write_json`` writes it (one list of numbers a line); its values are unchanged.
 
     An archived benchmark run can be resumed like any run (finished cells are kept; cells that
     need a GAN or encode run that was not archived ask for it), and ``genaug report`` reads it.
@@ -716,6 +717,11 @@ def archive_run(directory: str | Path, dest_root: str | Path) -> tuple[Path, lis
         data = p.read_bytes()
         if rel.suffix in (".md", ".html"):   # a report must not point at a picture the archive left out
             data = _without_left_out_figures(data.decode("utf-8"), rel, skipped).encode("utf-8")
+        elif rel.suffix == ".json":          # a run written before format_json: the same values, a third smaller
+            try:
+                data = (format_json(json.loads(data)) + "\n").encode("utf-8")
+            except ValueError:               # not JSON after all: copied as it is
+                pass
         atomic_write_bytes(dest / rel, data)
         copied.append(str(rel))
     # a skipped folder (thousands of synthetic images, say) is listed once, with its file count

@@ -152,14 +152,19 @@ def test_archive_keeps_results_and_leaves_out_weights_latents_and_real_pixels(tm
              "samples/conditional_epoch_002.png": b"2", "generator-conditional.pt": b"w",
              "generator-conditional.safetensors": b"w", "memorization-NORMAL.png": b"real",
              "synthetic/NORMAL/synthetic_0.png": b"s", "partial/x.pt": b"p", "big.csv": b"x" * 2_000_001,
-             "training_images.txt": b"train/NORMAL/IM-0001-0001.jpeg\n"}
+             "training_images.txt": b"train/NORMAL/IM-0001-0001.jpeg\n",
+             "cells/c.json": json.dumps({"val_probs": [[0.25, 0.75]] * 20}, indent=2).encode(), "odd.json": b"{no"}
     for name, data in files.items():
         (run.dir / name).parent.mkdir(parents=True, exist_ok=True)
         (run.dir / name).write_bytes(data)
     dest, copied, skipped = archive_run(run.dir, tmp_path / "arch")
     assert dest == tmp_path / "arch" / "gan" / run.dir.name
-    assert sorted(copied) == ["config.yaml", "log.txt", "manifest.json", "metrics.json", "quality.md",
-                              "samples/conditional_epoch_002.png"]
+    assert sorted(copied) == ["cells/c.json", "config.yaml", "log.txt", "manifest.json", "metrics.json", "odd.json",
+                              "quality.md", "samples/conditional_epoch_002.png"]
+    # JSON of a run written one number a line is laid out as write_json does now, with the same values
+    cell = (dest / "cells" / "c.json").read_text()
+    assert json.loads(cell) == json.loads(files["cells/c.json"]) and len(cell) < len(files["cells/c.json"]) / 2
+    assert (dest / "odd.json").read_bytes() == b"{no"
     why = dict(skipped)
     assert why == {"generator-conditional.pt": "weights", "generator-conditional.safetensors": "weights",
                    "memorization-NORMAL.png": "shows real X-rays", "synthetic/NORMAL/synthetic_0.png":
