@@ -3,7 +3,8 @@
 #   1. the README's main command with the device left to `auto` (the demo GAN, autoencoder and
 #      benchmark: CUDA, bf16 autocast, cuDNN), timed;
 #   2. training throughput per network at 64 and 224 px (bench/throughput.py), and the latent CNN
-#      against the pixel CNN per epoch (bench/latent_vs_pixel.py), both on the GPU;
+#      against the pixel CNN per epoch (bench/latent_vs_pixel.py), both on the GPU; whether the same
+#      small benchmark, run twice, gives the same test probabilities bit for bit;
 #   3. with the real data at $DATA: the paper profile's DenseNet-121 on real images at 224 px,
 #      stopped with SIGINT (the run stays resumable) when the budget runs out.
 # Run in the repository root of a CUDA machine, where torch, torchvision, torchmetrics,
@@ -74,11 +75,13 @@ if [ "$QUICK" = 1 ]; then
   tput=(--sizes 32 --batch-size 8 --steps 1 --models cnn)
   lvp=(--n 32 --batch-size 8 --pixel-sizes 32 --views 1)
   paper=(--models cnn --epochs 1 --seeds 1 --image-size 32)
+  rep=(--profile demo --models cnn --variants real --seeds 1 --epochs 1)
 else
   demo=(--profile demo)                   # the README's command: the device is left to `auto`
   tput=(--sizes 64,224 --batch-size 64 --steps 10 --models cnn,resnet34,densenet121)
   lvp=(--n 2048 --batch-size 64 --amp)
   paper=(--models densenet121 --seeds 3)
+  rep=(--profile demo --models cnn,resnet34,densenet121 --variants real --seeds 1)
 fi
 
 if [[ $STEPS == *1* ]]; then
@@ -97,6 +100,24 @@ if [[ $STEPS == *2* ]]; then
 
   step "2b. bench/latent_vs_pixel.py ${lvp[*]}"
   timeout 90 "$PY" bench/latent_vs_pixel.py --device "$DEVICE" "${lvp[@]}"; echo "exit $?"
+
+  # run.deterministic is on by default; genaug.device says what it cannot promise on a GPU
+  step "2c. genaug benchmark ${rep[*]}, twice: do the cells repeat bit for bit?"
+  for k in a b; do
+    timeout 150 "${G[@]}" benchmark "${rep[@]}" --device "$DEVICE" --out "$W/repeat" --name "repeat-$k" >/dev/null 2>&1
+    echo "exit $?"
+  done
+  "$PY" - "$W"/repeat/benchmark/*-repeat-a "$W"/repeat/benchmark/*-repeat-b <<'PY' || echo "could not compare the two runs"
+import json, sys
+from pathlib import Path
+a, b = map(Path, sys.argv[1:3])
+for cell in sorted((a / "cells").glob("*.json")):
+    x, y = (json.loads((run / "cells" / cell.name).read_text()) for run in (a, b))
+    diff = max(abs(p - q) for u, v in zip(x["test_probs"], y["test_probs"]) for p, q in zip(u, v))
+    same = "identical" if x["test_probs"] == y["test_probs"] else f"differ: max |difference| of a test probability {diff:.3g}"
+    print(f"{cell.stem}: test probabilities {same}; accuracy {x['test_at_val_threshold']['accuracy']:.4f} and "
+          f"{y['test_at_val_threshold']['accuracy']:.4f}")
+PY
 fi
 
 if [[ $STEPS != *3* ]]; then
