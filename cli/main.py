@@ -118,14 +118,16 @@ def _common(data, task, seed, device, out, name, cache, tensorboard=None, thread
             dict(seed=seed, device=device, out_root=out, name=name, tensorboard=tensorboard, threads=threads))
 
 
-def _check_data(cfg, resume, data_flag: str | None, profile: str | None) -> None:
+def _check_data(cfg, resume, data_flag: str | None, profile: str | None, makes_runs: bool = True) -> None:
     """A mistyped --data is told before torch loads, in well under a second (a resumed run reads its own).
     A path that came from a profile says so: `--profile cpu` away from the project root had been told only
     "data folder not found: ../shared/data/chest_xray_224", with no word of where that path came from."""
     if resume:
         return
-    from genaug.data import check_data_spec
+    from genaug.data import check_data_spec, check_out_outside_data
     from genaug.errors import DataError
+    if makes_runs:   # `data info` keeps only its decode cache under --out
+        check_out_outside_data(cfg.run.out_root, cfg.data.data)
     try:
         check_data_spec(cfg.data.data, cfg.data.task)
     except DataError as exc:
@@ -171,7 +173,7 @@ def data_info_cmd(
         raise ConfigError(f"--size must be at least 1 px, got {size}")
     cfg = build_config(profile, data=dict(data=data, task=task, cache_dir=cache, val_fraction=val_fraction,
                                           download=download or None), run=dict(out_root=out))
-    _check_data(cfg, None, data, profile)
+    _check_data(cfg, None, data, profile, makes_runs=False)
     bundle = load_bundle(cfg, size)
     root = Path(cfg.data.data) if bundle.source == "folder" else None
     info = data_info(bundle, root)

@@ -496,8 +496,11 @@ def new_run(out_root: str | Path, command: str, name: str = "", config: dict | N
 
 def _create_run(out_root: str | Path, command: str, name: str, config: dict | None, shard: str | None) -> Run:
     from genaug.config import check_new_run_name   # gan sample, explain and pool take --name without a config
+    from genaug.data import check_out_outside_data
 
     check_new_run_name(name)
+    if isinstance(data := (config or {}).get("data"), dict) and isinstance(data.get("data"), str):
+        check_out_outside_data(out_root, data["data"])
     if blocker := next((p for p in (Path(out_root), *Path(out_root).parents) if p.exists()), None):
         if not blocker.is_dir():   # else the OS says only "Not a directory: <out>/<command>"
             raise ConfigError(f"--out {out_root}: {blocker} is a file, not a folder; give the folder runs go in "

@@ -711,3 +711,34 @@ def test_gan_of_a_class_with_too_few_images_names_the_classes_that_have_enough(t
                         f"of it, or train a GAN of the others only (--class PNEUMONIA) (run folder {named} removed: "
                         "it held nothing yet)\n")
     assert not list((tmp_path / "o").glob("gan/*"))   # refused: no run left behind
+
+
+@pytest.mark.parametrize("command", [["gan", "--class", "PNEUMONIA"], ["encode"], ["benchmark", "--variants", "real"]])
+@pytest.mark.parametrize("inside", [".", "train/NORMAL"])
+def test_an_out_inside_the_data_folder_is_refused_before_torch_loads_and_nothing_is_written(tmp_path, tiny, command, inside):
+    # a run's synthetic PNGs under train/NORMAL/ would be read as NORMAL X-rays by a loader that walks the folder
+    data = make_folder_dataset(tmp_path / "xray", {"train": 6, "test": 2})
+    before = sorted(str(p.relative_to(data)) for p in data.rglob("*"))
+    args = [*command, "--data", str(data), "--profile", str(tiny), "--out", str(data / inside / "runs")]
+    probe = ("import atexit, sys; from genaug_cli.main import run; "
+             "atexit.register(lambda: print('torch loaded:', 'torch' in sys.modules)); "
+             f"sys.argv = ['genaug', *{args!r}]; run()")
+    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert f"is inside the data folder {data}" in r.stderr and "give an --out outside it" in r.stderr
+    assert r.stdout.strip() == "torch loaded: False"
+    assert sorted(str(p.relative_to(data)) for p in data.rglob("*")) == before
+
+
+def test_new_run_refuses_an_out_root_inside_its_data_folder(tmp_path):
+    # the library's own guard, for callers that do not come through the CLI
+    from genaug.errors import ConfigError
+    from genaug.runs import new_run
+    data = make_folder_dataset(tmp_path / "xray", {"train": 4, "test": 2})
+    with pytest.raises(ConfigError, match="is inside the data folder"):
+        new_run(data / "train", "gan", "x", {"data": {"data": str(data)}})
+    assert not (data / "train" / "gan").exists()
+    for spec in ("demo", "medmnist:pneumoniamnist", str(tmp_path / "a.npz")):   # no folder to write into
+        new_run(tmp_path / "out", "gan", "x", {"data": {"data": spec}}).close()
+    new_run(tmp_path / "out", "gan", "y", {"data": {"data": str(data)}}).close()   # beside the data: fine
+    assert len(list((tmp_path / "out" / "gan").iterdir())) == 4

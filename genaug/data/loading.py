@@ -83,6 +83,19 @@ def check_data_spec(spec: str, task: str = "binary") -> None:
         scan_folder(Path(spec), task)   # lists files, opens none: classes and empty splits are told at once
 
 
+def check_out_outside_data(out_root: str | Path, spec: str) -> None:
+    """Refuse an --out inside a --data folder. Runs hold synthetic images, plots and reports: genaug reads
+    only the images straight in each class folder, but a tool that walks the folder (torchvision's
+    ImageFolder does) would take them for X-rays of the class they sit under."""
+    if not spec or spec == "demo" or spec.startswith("medmnist:") or spec.lower().endswith(".npz"):
+        return
+    data, out = Path(spec).resolve(), Path(out_root).resolve()
+    if out == data or data in out.parents:
+        raise ConfigError(f"--out {out_root} is inside the data folder {spec}: runs there (synthetic images among "
+                          "them) would mix with the data, where a tool reading its images could take them for X-rays; "
+                          "give an --out outside it (the default is outputs)")
+
+
 def classes_from_spec(spec: str, task: str = "binary") -> list[str] | None:
     """The class names a checked --data spec can hold, from names alone (no image opened); a folder gives
     its class folders, which may include an empty one. None where only the data itself says (a .npz)."""
