@@ -243,6 +243,26 @@ def test_cache_hit_and_invalidation(folder_data, tmp_path):
     assert np.array_equal(c, d)
 
 
+def test_a_cache_dir_shared_with_the_users_own_files_deletes_only_genaug_entries(folder_data, tmp_path):
+    # --cache-dir may be any folder; before session 52 a JSON file there without a matching "version"
+    # counted as a superseded entry and was deleted, with the .npy of the same name
+    cache = tmp_path / "mine"
+    cache.mkdir()
+    theirs = {"notes.json": '{"a": 1}', "notes.npy": "x", "old.json": '{"version": 0, "b": 2}',
+              "0123456789abcdef01234567.json": '{"version": 0}', "0123456789abcdef01234567.npy": "y",
+              "list.json": "[1, 2]"}
+    for name, text in theirs.items():
+        (cache / name).write_text(text)
+    rels = sorted(str(p.relative_to(folder_data)) for p in (folder_data / "train").rglob("*.jpeg"))
+    decode_cached(folder_data, rels, 16, cache)
+    target = folder_data / rels[0]                  # a changed input: the first entry is superseded
+    Image.fromarray(np.zeros((20, 20), np.uint8)).save(target, format="JPEG")
+    os.utime(target, ns=(1, 1))
+    decode_cached(folder_data, rels, 16, cache)
+    assert {name: (cache / name).read_text() for name in theirs} == theirs
+    assert len(list(cache.glob("*.npy"))) == 3     # theirs two and the one current entry
+
+
 def test_demo_deterministic_and_imbalanced():
     a, b = demo_dataset(32, 120, seed=3), demo_dataset(32, 120, seed=3)
     assert np.array_equal(a.train.images, b.train.images) and a.train.paths == b.train.paths

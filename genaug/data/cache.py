@@ -13,6 +13,7 @@ import json
 import logging
 import multiprocessing
 import os
+import re
 import signal
 import tempfile
 import threading
@@ -40,6 +41,10 @@ def file_signature(root: Path, rel_paths: list[str]) -> list[list]:
         st = os.stat(os.path.join(root, rel))
         sig.append([rel, st.st_size, st.st_mtime_ns])
     return sig
+
+
+_ENTRY_NAME = re.compile(r"[0-9a-f]{24}")                 # cache_key's names
+ENTRY_FIELDS = {"version", "root", "size", "signature"}   # what every version's index holds
 
 
 def cache_key(root: Path, signature: list[list], size: int) -> str:
@@ -227,12 +232,16 @@ def _remove_superseded(cache_dir: Path, key: str, root: str, size: int, rel_path
     """Delete the entries the one just written (``key``) replaces, which no request can match again:
     the same files of the same root at the same size, decoded when one of them differed, and entries
     of another cache version. Others (another split, size or root) stay. A process still reading a
-    deleted entry keeps its memory map (the file is gone from the folder, not from the process)."""
+    deleted entry keeps its memory map (the file is gone from the folder, not from the process).
+    Only genaug's own entries are judged (a key's name, an index with its fields): --cache-dir may name
+    a folder that holds the user's own files, and a .json/.npy pair of theirs was once deleted here."""
     for index in cache_dir.glob("*.json"):
-        if index.stem == key:
+        if index.stem == key or not _ENTRY_NAME.fullmatch(index.stem):
             continue
         try:
             meta = json.loads(index.read_text(encoding="utf-8"))
+            if not (isinstance(meta, dict) and ENTRY_FIELDS <= meta.keys()):
+                continue
             superseded = meta.get("version") != CACHE_VERSION or (
                 meta.get("root") == root and meta.get("size") == size
                 and [entry[0] for entry in meta.get("signature", [])] == rel_paths)
