@@ -621,6 +621,9 @@ def open_run(directory: str | Path, command: str, clear_stale: bool = True, hold
     if made_by and made_by != command:   # resuming into it would write this command's files among that run's
         raise CheckpointError(f"{d} was made by genaug {made_by}, not genaug {command}: give --resume a run "
                               f"of genaug {command} (under <out>/{command}/)")
+    if not (d / "config.yaml").is_file():   # every run writes it first: a folder without it is no run of
+        # genaug's, however its manifest.json reads, and nothing is written into it or cleared from it
+        raise CheckpointError(f"{d} is not a genaug run (no config.yaml){inside_a_run(d)}")
     if hold:   # before anything is cleared or written: the run may be another process's at work
         run.hold(shard)
     # a process killed inside atomic_write leaves its temporary file; the target itself is whole

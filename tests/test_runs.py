@@ -134,6 +134,21 @@ def test_resume_clears_temporary_files_of_a_killed_write(tmp_path):
     assert not list(run.dir.glob("*.tmp")) and (run.dir / "checkpoint.pt").read_bytes() == b"whole"
 
 
+@pytest.mark.parametrize("command", ["benchmark", "gan", "encode"])
+def test_resume_of_a_folder_that_is_no_run_writes_and_clears_nothing_however_its_manifest_reads(tmp_path, command):
+    # a web project's manifest.json may name a "command"; before session 52 --resume locked and logged
+    # into such a folder and deleted its .*.tmp files before it found no config.yaml
+    from genaug.runs import open_run
+    (tmp_path / "sub").mkdir()
+    for name, text in {"manifest.json": json.dumps({"name": "app", "command": command}), ".cache.tmp": "keep",
+                       "sub/.x.tmp": "keep"}.items():
+        (tmp_path / name).write_text(text)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    with pytest.raises(CheckpointError, match=r"is not a genaug run \(no config.yaml\)$"):
+        open_run(tmp_path, command)
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
 @pytest.mark.parametrize("made_by,resumed_by", [("benchmark", "encode"), ("benchmark", "gan"), ("gan", "benchmark")])
 def test_resume_refuses_another_commands_run_and_leaves_it_as_it_was(tmp_path, made_by, resumed_by):
     from genaug.runs import open_run
