@@ -688,6 +688,22 @@ def _without_left_out_figures(text: str, rel: Path, skipped: list[tuple[str, str
     return text
 
 
+def _check_same_run(src: Path, dest: Path) -> None:
+    """An archive already at ``dest`` must be of this run (archiving again updates it): another run of the
+    same folder name, from another --out or machine, would be merged into it file by file."""
+    if not (dest / "manifest.json").is_file():
+        return
+    ours = read_manifest(src)
+    try:
+        theirs = read_manifest(dest)
+    except CheckpointError:
+        theirs = {}
+    if (theirs.get("started"), theirs.get("host")) != (ours.get("started"), ours.get("host")):
+        raise CheckpointError(f"{dest} holds another run of the same name (started {theirs.get('started', '?')} on "
+                              f"{theirs.get('host', '?')}; this one {ours.get('started', '?')} on {ours.get('host', '?')}): "
+                              "archive to another --to, or move that archive away first")
+
+
 def archive_run(directory: str | Path, dest_root: str | Path) -> tuple[Path, list[str], list[tuple[str, str]]]:
     """Copy a run's results to ``dest_root/<command>/<run name>/``: config, manifests, log, metrics,
     cells, reports and plots, without weights, latents, synthetic image files, unfinished state or
@@ -706,6 +722,7 @@ def archive_run(directory: str | Path, dest_root: str | Path) -> tuple[Path, lis
     dest = Path(dest_root) / command / src.name
     if dest.resolve() == src.resolve() or src.resolve() in dest.resolve().parents:
         raise CheckpointError(f"the archive {dest} would be the run itself or inside it; choose another --to")
+    _check_same_run(src, dest)
     # a lock file belongs to the process at work on the run, not to its results: neither copied nor listed
     files = sorted(p for p in src.rglob("*") if p.is_file() and not p.is_symlink() and not p.name.startswith(LOCK_NAME))
     grids: dict[tuple[Path, str], Path] = {}

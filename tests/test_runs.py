@@ -201,6 +201,18 @@ def test_archive_keeps_results_and_leaves_out_weights_latents_and_real_pixels(tm
     assert {d["file"] for d in record["earlier"]["left_out"]} >= {"synthetic/", "partial/", "big.csv"}
     with pytest.raises(CheckpointError, match="would be the run itself"):
         archive_run(run.dir, run.dir / "a")
+    # another run of the same folder name (another --out, another machine) is not merged into this archive
+    other = tmp_path / "elsewhere" / "gan" / run.dir.name
+    other.mkdir(parents=True)
+    for name in ("config.yaml", "log.txt"):
+        (other / name).write_bytes((run.dir / name).read_bytes())
+    manifest = json.loads((run.dir / "manifest.json").read_text())
+    (other / "manifest.json").write_text(json.dumps({**manifest, "started": "2020-01-01T00:00:00+0000"}))
+    (other / "quality.md").write_text("# another run")
+    held = {p: p.read_bytes() for p in dest.rglob("*") if p.is_file()}
+    with pytest.raises(CheckpointError, match=re.escape(f"holds another run of the same name (started {manifest['started']} on")):
+        archive_run(other, tmp_path / "arch")
+    assert {p: p.read_bytes() for p in dest.rglob("*") if p.is_file()} == held
     with pytest.raises(CheckpointError, match="not a genaug run"):
         archive_run(tmp_path, tmp_path / "arch")
 
