@@ -352,13 +352,14 @@ def gan_sample_cmd(
     from genaug.config import check_seed
     from genaug.device import resolve_device
     from genaug.errors import ConfigError
-    from genaug.gan import sample_to_dir
+    from genaug.gan import check_sample_out, sample_to_dir
     from genaug.runs import new_run, running
 
     if n <= 0:
         raise ConfigError(f"--n must be positive, got {n}")
     check_seed(seed, "--seed")
     _check_checkpoint_file(checkpoint, "generator-*.pt", "a genaug gan run")
+    check_sample_out(out, checkpoint)
     # the absolute path lets genaug benchmark find the GAN run behind these images from anywhere
     run = new_run(out, "gan-sample", name, {"checkpoint": str(Path(checkpoint).resolve()), "class": class_, "n": n,
                                             "seed": seed})

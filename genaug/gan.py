@@ -24,7 +24,7 @@ from genaug.config import Config, check_resumed_data, config_from_dict, resumed_
 from genaug import distributed
 from genaug.inventory import training_left
 from genaug.jobs import join_ranks, start_job, training_subset
-from genaug.data.loading import resolve_classes
+from genaug.data.loading import check_out_outside_data, resolve_classes
 from genaug.errors import CheckpointError, ConfigError, DataError, TrainingDiverged
 from genaug.models import Discriminator, Generator, dcgan_init
 from genaug.tracking import Tracker, tracker_for
@@ -298,6 +298,17 @@ def write_manifest_csv(path: Path, rows: list[list]) -> None:
     w.writerow(["file", "class", "seed", "index", "checkpoint", "step"])
     w.writerows(rows)
     atomic_write_text(path, buf.getvalue())
+
+
+def check_sample_out(out_root: str | Path, checkpoint: str | Path) -> None:
+    """``gan sample --out`` outside the data folder the generator's run learnt from: its synthetic images
+    would otherwise sit among that data's X-rays (``check_out_outside_data``)."""
+    try:
+        spec = read_run_config(Path(checkpoint).resolve().parent).get("data", {}).get("data")
+    except (CheckpointError, AttributeError):   # a generator file away from its run: nothing says where its data is
+        return
+    if isinstance(spec, str):
+        check_out_outside_data(out_root, spec)
 
 
 def sample_to_dir(checkpoint: str | Path, class_arg: str, n: int, seed: int, out_dir: Path, device) -> list[list]:

@@ -742,3 +742,20 @@ def test_new_run_refuses_an_out_root_inside_its_data_folder(tmp_path):
         new_run(tmp_path / "out", "gan", "x", {"data": {"data": spec}}).close()
     new_run(tmp_path / "out", "gan", "y", {"data": {"data": str(data)}}).close()   # beside the data: fine
     assert len(list((tmp_path / "out" / "gan").iterdir())) == 4
+
+
+def test_gan_sample_refuses_an_out_inside_the_data_its_generator_learnt_from(tmp_path):
+    # the check comes before the generator is loaded, so a stand-in file in a stand-in run is enough
+    data = make_folder_dataset(tmp_path / "xray", {"train": 4, "test": 2})
+    gan_run = tmp_path / "runs" / "gan" / "20260101-000000"
+    gan_run.mkdir(parents=True)
+    (gan_run / "config.yaml").write_text(f"data:\n  data: {data}\n")
+    (gan_run / "generator-conditional.pt").write_bytes(b"not read")
+    before = sorted(str(p.relative_to(data)) for p in data.rglob("*"))
+    r = genaug("gan", "sample", "--checkpoint", gan_run / "generator-conditional.pt", "--out", data / "train" / "NORMAL")
+    assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert f"is inside the data folder {data}" in r.stderr
+    assert sorted(str(p.relative_to(data)) for p in data.rglob("*")) == before
+    # elsewhere the command goes on to load the file, which is no generator
+    r = genaug("gan", "sample", "--checkpoint", gan_run / "generator-conditional.pt", "--out", tmp_path / "o")
+    assert r.returncode == 2 and "inside the data folder" not in r.stderr
