@@ -116,3 +116,14 @@ def write_dicom(path: Path, pixels: np.ndarray, patient: str = "", photometric: 
     path.parent.mkdir(parents=True, exist_ok=True)
     dicom_dataset(pixels, patient, photometric, window, bits_stored).save_as(path, enforce_file_format=True)
     return path
+
+
+def run_cli_noting_torch(args: list[str]):
+    """Run ``genaug ARGS`` in a fresh interpreter whose last stdout line says whether torch was imported
+    ("torch loaded: False"): how tests hold commands that train nothing to answering without torch."""
+    import subprocess
+    import sys
+    probe = ("import atexit, sys; from genaug_cli.main import run; "
+             "atexit.register(lambda: print('torch loaded:', 'torch' in sys.modules)); "
+             f"sys.argv = ['genaug', *{[str(a) for a in args]!r}]; run()")
+    return subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import make_folder_dataset
+from conftest import make_folder_dataset, run_cli_noting_torch
 from genaug.runs import load_safetensors
 
 
@@ -273,10 +273,7 @@ def test_a_bare_path_where_an_option_was_meant_is_told_which_option(tmp_path, ti
 ])
 def test_bad_data_or_class_is_told_before_torch_loads(args, needle):
     # loading torch takes seconds; a mistyped name should be told at once (docs/PERFORMANCE.md (h))
-    probe = ("import atexit, sys; from genaug_cli.main import run; "
-             "atexit.register(lambda: print('torch loaded:', 'torch' in sys.modules)); "
-             f"sys.argv = ['genaug', *{args!r}]; run()")
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+    out = run_cli_noting_torch(args)
     assert out.returncode == 2 and needle in out.stderr, out.stderr
     assert out.stdout.strip() == "torch loaded: False"
 
@@ -720,10 +717,7 @@ def test_an_out_inside_the_data_folder_is_refused_before_torch_loads_and_nothing
     data = make_folder_dataset(tmp_path / "xray", {"train": 6, "test": 2})
     before = sorted(str(p.relative_to(data)) for p in data.rglob("*"))
     args = [*command, "--data", str(data), "--profile", str(tiny), "--out", str(data / inside / "runs")]
-    probe = ("import atexit, sys; from genaug_cli.main import run; "
-             "atexit.register(lambda: print('torch loaded:', 'torch' in sys.modules)); "
-             f"sys.argv = ['genaug', *{args!r}]; run()")
-    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+    r = run_cli_noting_torch(args)
     assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert f"is inside the data folder {data}" in r.stderr and "give an --out outside it" in r.stderr
     assert r.stdout.strip() == "torch loaded: False"

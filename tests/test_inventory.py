@@ -1,14 +1,13 @@
 """genaug runs: each run's state, from what it wrote and from its lock."""
 import json
 import logging
-import subprocess
-import sys
 import time
 
 import pytest
 
 from genaug.inventory import RunState, format_runs, list_runs, run_state
 from genaug.runs import new_run, open_run, write_json
+from conftest import run_cli_noting_torch
 from test_cli import genaug
 
 
@@ -234,10 +233,7 @@ def test_a_damaged_history_is_named_not_counted_as_no_epochs(tmp_path, damage):
 
 def test_runs_command_prints_a_table_and_how_to_resume_without_loading_torch(tmp_path):
     gan = _run(tmp_path, "gan", "halfway", {"gan": {"epochs": 5}}, {"history-conditional.json": [{"epoch": 1}]})
-    probe = ("import atexit, sys; from genaug_cli.main import run; "
-             "atexit.register(lambda: print('torch loaded:', 'torch' in sys.modules)); "
-             f"sys.argv = ['genaug', 'runs', '--out', {str(tmp_path)!r}]; run()")
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+    out = run_cli_noting_torch(["runs", "--out", tmp_path])
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert lines[0].split() == ["run", "state", "progress", "log", "written", "process", "at", "work"]
