@@ -728,7 +728,10 @@ def _reopen_benchmark(cfg: Config, resume: str, given: dict, flags: dict, part, 
         distributed.say(f"--save-models: the {counted(done, 'cell')} done earlier saved no model, and a resumed run "
                         "does not retrain them; cells trained from now on save theirs (for every cell's model, "
                         "start a new run with --save-models)", flush=True)
+    trained_on = cfg.run.device
     cfg = resumed_settings(cfg, {s: given.get(s) for s in ("data", "run")}, run.dir)
+    if report_only:   # trains nothing: results.json's config keeps the device the cells trained on
+        cfg.run.device = trained_on
     if not extend_only:   # it reads no data; --report-only reads the splits for the report's notes
         check_resumed_data(cfg.data.data, run.dir)
     if not (report_only or extend_only):

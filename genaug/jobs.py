@@ -64,7 +64,9 @@ def start_job(cfg: Config, run: Run, size: int) -> tuple[torch.device, DataBundl
     seed_everything(cfg.run.seed)
     if cfg.run.threads:
         torch.set_num_threads(cfg.run.threads)
-    device = distributed.init_from_env(resolve_device(cfg.run.device))
+    # a process that trains nothing (benchmark --report-only) needs no accelerator: a run trained on a GPU is
+    # reported on a laptop, and the manifest keeps the device its cells trained on
+    device = distributed.init_from_env(resolve_device(cfg.run.device)) if run.trains else torch.device("cpu")
     # before the data, which can take minutes to decode the first time: where to look, and what
     # --resume takes should the job be stopped
     tell(f"genaug {run.command}: {run.dir}")
@@ -79,8 +81,8 @@ def start_job(cfg: Config, run: Run, size: int) -> tuple[torch.device, DataBundl
     # and bad data should be told at once
     set_deterministic(cfg.run.deterministic, device)
     summary = bundle.summary()
-    run.save_manifest(data=summary, device=str(device), world_size=distributed.world_size(),
-                      skipped=[{"path": p, "reason": r} for p, r in bundle.skipped])
+    trained_on = {"device": str(device), "world_size": distributed.world_size()} if run.trains else {}
+    run.save_manifest(data=summary, **trained_on, skipped=[{"path": p, "reason": r} for p, r in bundle.skipped])
     tell(data_line(summary, size, torch.device(device)))
     return device, bundle
 

@@ -474,10 +474,20 @@ def test_shards_split_the_cells_and_the_last_one_writes_the_report(tmp_path, tin
     assert "report: " not in r.stdout + r.stderr   # it wrote none, so it names none
     # an interim report of the cells so far, training nothing and saying what it lacks; the manifest keeps
     # the machine that trained (a report names it for cells that kept no machine of their own)
+    # It needs no accelerator: here the cells "trained on a GPU" (as an H200 run reported on a laptop), and the
+    # report keeps that device where the old code refused ("no CUDA GPU is visible") or, given --device cpu,
+    # wrote cpu over it.
     manifest = json.loads((run / "manifest.json").read_text())
-    (run / "manifest.json").write_text(json.dumps({**manifest, "machine": {"cpu": "the one that trained"}}))
+    (run / "manifest.json").write_text(json.dumps({**manifest, "machine": {"cpu": "the one that trained"},
+                                                   "device": "cuda"}))
+    config = (run / "config.yaml").read_text()
+    assert config.count("device: cpu") == 1
+    (run / "config.yaml").write_text(config.replace("device: cpu", "device: cuda"))
     r = genaug("benchmark", "--resume", run, "--report-only")
     assert r.returncode == 0, r.stderr[-3000:]
+    assert json.loads((run / "results.json").read_text())["config"]["run"]["device"] == "cuda"
+    assert json.loads((run / "manifest.json").read_text())["device"] == "cuda"
+    (run / "config.yaml").write_text(config)   # the shard below trains here, on the CPU
     assert len(list((run / "cells").glob("*.json"))) == 2 and not list((run / "partial").glob("*"))
     assert json.loads((run / "results.json").read_text())["table"][0]["seeds"] == [0, 2]
     assert "interim report: 1 of 3 planned cells are not trained yet (cnn__real__f1__seed1)" in (
