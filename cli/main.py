@@ -106,7 +106,7 @@ OutOpt = typer.Option(None, "--out", help="run root (default: outputs)")
 NameOpt = typer.Option(None, "--name", help="suffix of the run directory name")
 RUN_NAME = typer.Option("", "--name", help="suffix of the run directory name")
 DEVICE_AUTO = typer.Option("auto", "--device", help="auto | cpu | cuda | mps (auto: cuda, then mps, then cpu)")
-CacheOpt = typer.Option(None, "--cache-dir", help="decode-once cache (default: <out>/cache)")
+CacheOpt = typer.Option(None, "--cache-dir", help="decode-once cache (default: <out>/cache; a resumed run's own run root, or <out> where that is not on this machine)")
 ThreadsOpt = typer.Option(None, "--threads", help="CPU threads for training (default or 0: torch's, about one per core); "
                           "give each of several runs sharing a machine its share, e.g. 1 each for two on 2 cores")
 TensorboardOpt = typer.Option(None, "--tensorboard/--no-tensorboard",

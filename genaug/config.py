@@ -593,6 +593,11 @@ def resumed_settings(saved: Config, given: dict, run_dir) -> Config:
                     dotted == "data.data" and same_data_source(new, old)):
                 raise ConfigError(f"run {run_dir} was made with {dotted}={old!r}; a resumed run keeps it "
                                   f"(start a new run to use {new!r})")
+    if not cfg.data.cache_dir and not Path(cfg.run.out_root).is_dir():
+        # made on another machine (or its root since moved): the decode cache goes under the run root given
+        # here (--out, default outputs), not into a new folder at the other machine's path. A GPU machine's
+        # run, made under /tmp/tmp.X/runs there, had its --report-only here write 280 MiB to /tmp/tmp.X/runs/cache.
+        cfg.data.cache_dir = str(Path(asked.run.out_root) / "cache")
     return validate(cfg)
 
 

@@ -163,6 +163,28 @@ def test_resume_takes_flags_that_change_only_how_the_run_runs(tmp_path, monkeypa
     assert saved.run.device == "auto" and saved.data.cache_dir == ""   # the saved config is not altered
 
 
+@pytest.mark.parametrize("root_here,given_out,cache", [
+    (True, None, ""),                          # the run's own root is here: its cache stays <root>/cache
+    (False, None, "outputs/cache"),            # made on another machine: the default run root here
+    (False, "mine", "mine/cache"),             # ... or the --out given
+])
+def test_a_resumed_runs_cache_stays_off_another_machines_paths(tmp_path, monkeypatch, root_here, given_out, cache):
+    """A GPU machine's run, made under /tmp/tmp.X/runs there and reported here with --report-only, wrote a
+    280 MiB decode cache to a new /tmp/tmp.X/runs/cache on this machine."""
+    from genaug.config import resumed_settings
+    monkeypatch.chdir(tmp_path)
+    root = tmp_path / "runs"
+    if root_here:
+        root.mkdir()
+    saved = load_config(None, {"run": {"out_root": str(root)}})
+    cfg = resumed_settings(saved, {"run": {"out_root": given_out}}, "RUN")
+    assert (cfg.data.cache_dir, cfg.run.out_root) == (cache, str(root))
+    assert not (tmp_path / "outputs").exists() and root.exists() == root_here   # the check makes no folder
+    # a --cache-dir given is kept wherever the root is
+    cfg = resumed_settings(saved, {"data": {"cache_dir": "/fast/disk"}}, "RUN")
+    assert cfg.data.cache_dir == "/fast/disk"
+
+
 def test_a_relative_data_path_is_saved_absolute_so_runs_match_from_any_directory(tmp_path, monkeypatch):
     """A GAN run made from the project root with --data ../shared/x, checked by a benchmark started
     in another directory as --data ../../work/shared/x, was refused as other data: the two spellings
