@@ -482,7 +482,7 @@ def explain_cmd(
     import io
 
     from genaug.errors import ConfigError
-    from genaug.explain import explain_images
+    from genaug.explain import check_explain_out, explain_images
     from genaug.runs import atomic_write_text, new_run, running
 
     # predict takes its images as an argument; explain took only --image: both are accepted, once
@@ -490,7 +490,7 @@ def explain_cmd(
         raise ConfigError("give the images once: genaug explain --checkpoint MODEL.pt IMAGE_OR_FOLDER..."
                           if not targets else f"images given twice ({' '.join(targets)} and --image {image}): give one")
     images = targets or [image]
-
+    check_explain_out(out, checkpoint, images)
     run = new_run(out, "explain", name, {"checkpoint": checkpoint, "images": images, "class": class_, "layer": layer})
     with running(run, new=True):   # refused (e.g. an unknown --class): no empty run left behind
         rows, skipped, layer_name = explain_images(checkpoint, images, run.dir, class_, layer)

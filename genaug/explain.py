@@ -24,6 +24,26 @@ DEFAULT_LAYERS = {"resnet34": "layer4", "resnet50": "layer4", "densenet121": "fe
                   "googlenet": "inception5b"}
 
 
+def check_explain_out(out_root: str | Path, checkpoint: str | Path, images: list[str]) -> None:
+    """``explain --out`` outside the folders of X-rays involved: each folder of images given, and the data
+    the checkpoint's benchmark run learnt from. Overlays are X-rays with a heatmap on them; under
+    ``data/train/NORMAL`` a tool that walks class folders would train on test images' overlays (session 53
+    found `genaug explain data/test/NORMAL --out data/train/NORMAL` writing them there)."""
+    from genaug.data.loading import check_out_outside_data
+    from genaug.errors import CheckpointError
+    from genaug.runs import read_run_config
+
+    holds = "Grad-CAM overlays of X-rays"
+    for folder in (f for f in images if Path(f).is_dir()):
+        check_out_outside_data(out_root, folder, "the folder of images given,", holds)
+    try:   # models/<cell>.pt of a benchmark run; a model file away from its run says nothing of its data
+        spec = read_run_config(Path(checkpoint).resolve().parent.parent).get("data", {}).get("data")
+    except (CheckpointError, AttributeError):
+        return
+    if isinstance(spec, str):
+        check_out_outside_data(out_root, spec, "the data folder the model learnt from,", holds)
+
+
 def target_layer(model: nn.Module, model_name: str, layer: str = "") -> tuple[str, nn.Module]:
     modules = dict(model.named_modules())
     name = layer or DEFAULT_LAYERS.get(model_name, "")

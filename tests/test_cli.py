@@ -738,6 +738,29 @@ def test_new_run_refuses_an_out_root_inside_its_data_folder(tmp_path):
     assert len(list((tmp_path / "out" / "gan").iterdir())) == 4
 
 
+@pytest.mark.parametrize("images,out,where", [
+    ("test/NORMAL", "train/NORMAL", "the data folder the model learnt from,"),   # found in session 53
+    ("test/NORMAL", "test/NORMAL/x", "the folder of images given,"),
+])
+def test_explain_refuses_an_out_among_x_rays(tmp_path, images, out, where):
+    # Grad-CAM overlays of test images under train/NORMAL/ would be read as NORMAL X-rays by a loader that
+    # walks the folder (genaug predict and explain walk the folders they are given). The check comes before
+    # the model is loaded, so a stand-in file in a stand-in benchmark run is enough.
+    data = make_folder_dataset(tmp_path / "xray", {"train": 4, "test": 2})
+    models = tmp_path / "runs" / "benchmark" / "20260101-000000" / "models"
+    models.mkdir(parents=True)
+    (models.parent / "config.yaml").write_text(f"data:\n  data: {data}\n")
+    (models / "cnn__real__f1__seed0.pt").write_bytes(b"not read")
+    before = sorted(str(p.relative_to(data)) for p in data.rglob("*"))
+    r = genaug("explain", data / images, "--checkpoint", models / "cnn__real__f1__seed0.pt", "--out", data / out)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert f"is inside {where}" in r.stderr and "Grad-CAM overlays" in r.stderr
+    assert sorted(str(p.relative_to(data)) for p in data.rglob("*")) == before
+    # elsewhere the command goes on to load the file, which is no model
+    r = genaug("explain", data / images, "--checkpoint", models / "cnn__real__f1__seed0.pt", "--out", tmp_path / "o")
+    assert r.returncode == 2 and "is inside" not in r.stderr and "Traceback" not in r.stderr
+
+
 def test_gan_sample_refuses_an_out_inside_the_data_its_generator_learnt_from(tmp_path):
     # the check comes before the generator is loaded, so a stand-in file in a stand-in run is enough
     data = make_folder_dataset(tmp_path / "xray", {"train": 4, "test": 2})

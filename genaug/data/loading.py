@@ -83,17 +83,18 @@ def check_data_spec(spec: str, task: str = "binary") -> None:
         scan_folder(Path(spec), task)   # lists files, opens none: classes and empty splits are told at once
 
 
-def check_out_outside_data(out_root: str | Path, spec: str) -> None:
-    """Refuse an --out inside a --data folder. Runs hold synthetic images, plots and reports: genaug reads
-    only the images straight in each class folder, but a tool that walks the folder (torchvision's
-    ImageFolder does) would take them for X-rays of the class they sit under."""
+def check_out_outside_data(out_root: str | Path, spec: str, where: str = "the data folder",
+                           holds: str = "runs there (synthetic images among them)") -> None:
+    """Refuse an --out inside a --data folder (or another folder of X-rays, ``where``). Runs hold synthetic
+    images, plots and reports: genaug reads only the images straight in each class folder, but a tool that
+    walks the folder (torchvision's ImageFolder does) would take them for X-rays of the class they sit under."""
     if not spec or spec == "demo" or spec.startswith("medmnist:") or spec.lower().endswith(".npz"):
         return
     data, out = Path(spec).resolve(), Path(out_root).resolve()
     if out == data or data in out.parents:
-        raise ConfigError(f"--out {out_root} is inside the data folder {spec}: runs there (synthetic images among "
-                          "them) would mix with the data, where a tool reading its images could take them for X-rays; "
-                          "give an --out outside it (the default is outputs)")
+        default = "" if out == Path("outputs").resolve() else " (the default is outputs)"
+        raise ConfigError(f"--out {out_root} is inside {where} {spec}: {holds} would mix with the data, where a "
+                          f"tool reading its images could take them for X-rays; give an --out outside it{default}")
 
 
 def classes_from_spec(spec: str, task: str = "binary") -> list[str] | None:
