@@ -436,7 +436,8 @@ def benchmark_cmd(
 
 @app.command("predict")
 def predict_cmd(
-    targets: list[str] = typer.Argument(..., metavar="IMAGES", help="image files and folders of images (searched recursively), "
+    targets: list[str] = typer.Argument(..., metavar="IMAGES", help="image files and folders of images (searched recursively, "
+                                                  "passing over hidden folders and genaug runs inside them), "
                                                   "e.g. a shell glob such as xrays/*.jpeg"),
     checkpoint: str = typer.Option(..., "--checkpoint", help="models/<cell>.pt from genaug benchmark --save-models"),
     out: Optional[str] = typer.Option(None, "--out", help="CSV file to write (a file already there is replaced only if genaug predict wrote it); default: print"),

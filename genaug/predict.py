@@ -63,10 +63,23 @@ def input_size(ckpt: dict) -> int:
     return ckpt["autoencoder"]["image_size"] if "autoencoder" in ckpt else ckpt["image_size"]
 
 
+def _hidden_below(path: Path, folder: Path) -> bool:
+    return any(part.startswith(".") for part in path.relative_to(folder).parts)
+
+
+def runs_below(folder: Path) -> list[Path]:
+    """The genaug run folders under ``folder``, not ``folder`` itself. Their images are genaug's own
+    (synthetic X-rays, Grad-CAM overlays, plots), not X-rays to classify: `genaug predict .` in a project
+    folder read outputs/ too, a GAN run's synthetic images among them."""
+    return sorted(m.parent for m in folder.rglob("manifest.json") if m.parent != folder
+                  and (m.parent / "config.yaml").is_file() and not _hidden_below(m.parent, folder))
+
+
 def list_images(targets) -> list[Path]:
     """Image files under ``targets``: files as given, folders searched recursively, each file once,
     in the order given (a shell glob such as ``xrays/*.jpeg`` arrives as many targets). Hidden files and
-    folders inside a folder are passed over: Jupyter's .ipynb_checkpoints/ holds copies of the images."""
+    folders inside a folder are passed over: Jupyter's .ipynb_checkpoints/ holds copies of the images.
+    So are genaug's runs inside a folder (`runs_below`), unless a run's folder is itself named."""
     files: list[Path] = []
     for target in [targets] if isinstance(targets, (str, os.PathLike)) else targets:
         p = Path(target)
@@ -75,8 +88,12 @@ def list_images(targets) -> list[Path]:
         elif not p.is_dir():
             raise DataError(f"{target} is neither an image file nor a folder")
         else:
-            found = sorted(q for q in p.rglob("*") if q.is_file() and is_image_file(q)
-                           and not any(part.startswith(".") for part in q.relative_to(p).parts))
+            runs = runs_below(p)
+            found = sorted(q for q in p.rglob("*") if q.is_file() and is_image_file(q) and not _hidden_below(q, p)
+                           and not any(r in q.parents for r in runs))
+            if not found and runs:
+                raise DataError(f"no images in {target} outside the genaug runs in it ({len(runs)}, e.g. {runs[0]}), "
+                                "whose images genaug made: name a run's folder to read its images")
             if not found:
                 raise DataError(f"no images in {target} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))}, "
                                 "and DICOM files by their content)")
@@ -95,6 +112,11 @@ def read_images(targets, size: int) -> tuple[list[str], np.ndarray, list[tuple[s
     """The readable images under ``targets`` (one path or several) as (names, (N, size, size) uint8,
     skipped with reasons)."""
     arrays, names, skipped = [], [], []
+    for folder in (Path(t) for t in ([targets] if isinstance(targets, (str, os.PathLike)) else targets)):
+        if folder.is_dir():
+            skipped += [(safe_name(os.fspath(r)), "a genaug run: its images are genaug's own (synthetic X-rays, "
+                         "overlays, plots), not X-rays to classify; name its folder to read them")
+                        for r in runs_below(folder)]
     for f in list_images(targets):
         try:
             arrays.append(decode_image(os.fspath(f), size))

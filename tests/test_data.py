@@ -200,6 +200,31 @@ def test_hidden_folders_beside_the_class_folders_are_no_class(tmp_path):
     assert list_images([hidden]) == [hidden / one.name]   # unless given by name
 
 
+def test_predict_passes_over_genaug_runs_inside_a_folder_unless_one_is_named(tmp_path):
+    # `genaug predict .` in a project folder read outputs/ too: a benchmark run's plots were predicted as X-rays
+    # (found in session 53), and a GAN run's synthetic images would have been
+    from genaug.errors import DataError
+    from genaug.predict import list_images, read_images
+    xrays = make_folder_dataset(tmp_path / "xrays", {"train": 4, "test": 2})
+    run = tmp_path / "outputs" / "gan" / "20260101-000000"
+    (run / "synthetic" / "NORMAL").mkdir(parents=True)
+    (run / "config.yaml").write_text("data:\n  data: demo\n")
+    (run / "manifest.json").write_text('{"command": "gan"}')
+    for f in sorted(xrays.glob("test/NORMAL/*.jpeg"))[:2]:
+        shutil.copy(f, run / "synthetic" / "NORMAL" / f.name)   # stand-ins for synthetic images
+    shutil.copy(f, run / "samples.jpeg")
+    real = sorted(xrays.rglob("*.jpeg"))
+    assert list_images([tmp_path]) == real
+    names, images, skipped = read_images([tmp_path], 16)
+    assert len(names) == len(real) == len(images)
+    assert skipped == [(str(run),
+                        "a genaug run: its images are genaug's own (synthetic X-rays, overlays, plots), not X-rays to "
+                        "classify; name its folder to read them")]
+    assert len(list_images([run])) == 3 and len(list_images([run / "synthetic"])) == 2   # named: read
+    with pytest.raises(DataError, match="no images in .* outside the genaug runs in it .1, e.g. "):
+        list_images([tmp_path / "outputs"])
+
+
 def test_file_names_without_patient_ids_are_noted(tmp_path):
     root = make_folder_dataset(tmp_path / "x")
     assert not any("no patient id" in n for n in load_data(str(root), 16, cache_dir=None).notes)
