@@ -12,7 +12,8 @@
 #     OUT=dir DATA=path/to/chest_xray_224 bash bench/gpu_check.sh [SECONDS]
 # It writes $OUT/gpu_check.log and, per run, $OUT/<name>.tar.gz of `genaug archive` (no weights).
 # DEVICE=cpu QUICK=1 runs the same steps on tiny settings, to check the script itself anywhere
-# (tests/test_bench_scripts.py does). STEPS=3 runs step 3 alone (default 123).
+# (tests/test_bench_scripts.py does). STEPS=3 runs step 3 alone (default 123). MODELS=resnet34 (or a
+# list) trains those models in step 3 instead of DenseNet-121, as a run named gpu-paper-<models>-real.
 # RESUME=an archived benchmark run (e.g. docs/runs/benchmark/20261204-152919-gpu-paper-real, sent in the
 # carried folder) makes step 3 add seeds to that run instead: `--resume` on a copy with --seeds $SEEDS
 # (default 6); its finished cells are kept, so the lease trains only the new seeds.
@@ -39,6 +40,8 @@ QUICK=${QUICK:-0}
 STEPS=${STEPS:-123}
 RESUME=${RESUME:-}
 SEEDS=${SEEDS:-6}
+MODELS=${MODELS:-}
+if [ -n "$MODELS" ]; then PAPER_NAME="gpu-paper-${MODELS//,/-}-real"; else PAPER_NAME=gpu-paper-real; fi
 PY=${PYTHON:-python3}   # the interpreter that has torch
 BUDGET=${1:-520}
 mkdir -p "$OUT"
@@ -74,13 +77,15 @@ if [ "$QUICK" = 1 ]; then
   demo=(--profile demo --device "$DEVICE" --models cnn --variants real --seeds 1 --epochs 1)
   tput=(--sizes 32 --batch-size 8 --steps 1 --models cnn)
   lvp=(--n 32 --batch-size 8 --pixel-sizes 32 --views 1)
-  paper=(--models cnn --epochs 1 --seeds 1 --image-size 32)
+  lvp_big=(--n 32 --batch-size 16 --pixel-sizes 32 --views 1)
+  paper=(--models "${MODELS:-cnn}" --epochs 1 --seeds 1 --image-size 32)
   rep=(--profile demo --models cnn --variants real --seeds 1 --epochs 1)
 else
   demo=(--profile demo)                   # the README's command: the device is left to `auto`
   tput=(--sizes 64,224 --batch-size 64 --steps 10 --models cnn,resnet34,densenet121)
   lvp=(--n 2048 --batch-size 64 --amp)
-  paper=(--models densenet121 --seeds 3)
+  lvp_big=(--n 4096 --batch-size 256 --amp)   # the benchmark's batch is 64; is the latent CNN launch-bound there?
+  paper=(--models "${MODELS:-densenet121}" --seeds 3)
   rep=(--profile demo --models cnn,resnet34,densenet121 --variants real --seeds 1)
 fi
 
@@ -100,6 +105,9 @@ if [[ $STEPS == *2* ]]; then
 
   step "2b. bench/latent_vs_pixel.py ${lvp[*]}"
   timeout 90 "$PY" bench/latent_vs_pixel.py --device "$DEVICE" "${lvp[@]}"; echo "exit $?"
+
+  step "2b'. bench/latent_vs_pixel.py ${lvp_big[*]}"
+  timeout 90 "$PY" bench/latent_vs_pixel.py --device "$DEVICE" "${lvp_big[@]}"; echo "exit $?"
 
   # run.deterministic is on by default; genaug.device says what it cannot promise on a GPU
   step "2c. genaug benchmark ${rep[*]}, twice: do the cells repeat bit for bit?"
@@ -136,10 +144,10 @@ elif [ -n "$DATA" ] && [ -d "$DATA" ]; then
   step "3. genaug benchmark --profile paper --variants real ${paper[*]} on $DATA ($(left) s left)"
   t0=$(date +%s)
   timeout -s INT $(( $(left) - 30 )) "${G[@]}" benchmark --profile paper --data "$DATA" --variants real "${paper[@]}" \
-      --device "$DEVICE" --out "$W/runs" --name gpu-paper-real
+      --device "$DEVICE" --out "$W/runs" --name "$PAPER_NAME"
   echo "exit $?; $(( $(date +%s) - t0 )) s wall"
-  run=$(ls -d "$W"/runs/benchmark/*-gpu-paper-real 2>/dev/null | head -1)
-  keep "$run" gpu-paper-real
+  run=$(ls -d "$W"/runs/benchmark/*-"$PAPER_NAME" 2>/dev/null | head -1)
+  keep "$run" "$PAPER_NAME"
 else
   step "3. skipped: no real data (DATA=${DATA:-unset})"
 fi

@@ -58,9 +58,10 @@ def test_gpu_check_runs_its_steps_on_the_cpu_and_archives_each_run(tmp_path):
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
     log = (tmp_path / "out" / "gpu_check.log").read_text()
     for step in ("1. genaug benchmark", "2a. bench/throughput.py", "2b. bench/latent_vs_pixel.py",
-                 "2c. genaug benchmark", "3. genaug benchmark --profile paper", "done"):
+                 "2b'. bench/latent_vs_pixel.py --n 32 --batch-size 16", "2c. genaug benchmark",
+                 "3. genaug benchmark --profile paper", "done"):
         assert f"s {step}" in log
-    assert log.count("\nexit 0") == 6 and "| cnn | 32 |" in log
+    assert log.count("\nexit 0") == 7 and "| cnn | 32 |" in log
     # on the CPU, deterministic by default, the two runs of step 2c agree to the bit
     assert "cnn__real__f1__seed0: test probabilities identical; accuracy" in log
     for name in ("gpu-demo", "gpu-paper-real"):
