@@ -70,7 +70,7 @@ def _hidden_below(path: Path, folder: Path) -> bool:
 def runs_below(folder: Path) -> list[Path]:
     """The genaug run folders under ``folder``, not ``folder`` itself. Their images are genaug's own
     (synthetic X-rays, Grad-CAM overlays, plots), not X-rays to classify: `genaug predict .` in a project
-    folder read outputs/ too, a GAN run's synthetic images among them."""
+    folder predicted a benchmark run's plots under outputs/ (session 53), as it would a GAN run's images."""
     return sorted(m.parent for m in folder.rglob("manifest.json") if m.parent != folder
                   and (m.parent / "config.yaml").is_file() and not _hidden_below(m.parent, folder))
 
@@ -80,7 +80,12 @@ def list_images(targets) -> list[Path]:
     in the order given (a shell glob such as ``xrays/*.jpeg`` arrives as many targets). Hidden files and
     folders inside a folder are passed over: Jupyter's .ipynb_checkpoints/ holds copies of the images.
     So are genaug's runs inside a folder (`runs_below`), unless a run's folder is itself named."""
+    return _images_and_runs_passed_over(targets)[0]
+
+
+def _images_and_runs_passed_over(targets) -> tuple[list[Path], list[Path]]:
     files: list[Path] = []
+    passed_over: list[Path] = []
     for target in [targets] if isinstance(targets, (str, os.PathLike)) else targets:
         p = Path(target)
         if p.is_file():
@@ -89,6 +94,7 @@ def list_images(targets) -> list[Path]:
             raise DataError(f"{target} is neither an image file nor a folder")
         else:
             runs = runs_below(p)
+            passed_over += runs
             found = sorted(q for q in p.rglob("*") if q.is_file() and is_image_file(q) and not _hidden_below(q, p)
                            and not any(r in q.parents for r in runs))
             if not found and runs:
@@ -105,19 +111,15 @@ def list_images(targets) -> list[Path]:
             unique.append(f)
     if not unique:
         raise DataError("no image given: name image files or folders")
-    return unique
+    return unique, passed_over
 
 
 def read_images(targets, size: int) -> tuple[list[str], np.ndarray, list[tuple[str, str]]]:
     """The readable images under ``targets`` (one path or several) as (names, (N, size, size) uint8,
     skipped with reasons)."""
+    files, runs = _images_and_runs_passed_over(targets)
     arrays, names, skipped = [], [], []
-    for folder in (Path(t) for t in ([targets] if isinstance(targets, (str, os.PathLike)) else targets)):
-        if folder.is_dir():
-            skipped += [(safe_name(os.fspath(r)), "a genaug run: its images are genaug's own (synthetic X-rays, "
-                         "overlays, plots), not X-rays to classify; name its folder to read them")
-                        for r in runs_below(folder)]
-    for f in list_images(targets):
+    for f in files:
         try:
             arrays.append(decode_image(os.fspath(f), size))
             names.append(safe_name(os.fspath(f)))
@@ -127,7 +129,9 @@ def read_images(targets, size: int) -> tuple[list[str], np.ndarray, list[tuple[s
         first, why = skipped[0]
         raise DataError(f"no image given could be read ({first}: {why}"
                         + (f"; {len(skipped) - 1} more skipped" if len(skipped) > 1 else "") + ")")
-    return names, np.stack(arrays), skipped
+    return names, np.stack(arrays), skipped + [
+        (safe_name(os.fspath(r)), "a genaug run: its images are genaug's own (synthetic X-rays, overlays, plots), "
+         "not X-rays to classify; name its folder to read them") for r in runs]
 
 
 def checkpoint_probs(model, ckpt: dict, images: np.ndarray, device="cpu") -> torch.Tensor:
