@@ -13,7 +13,8 @@
 # It writes $OUT/gpu_check.log and, per run, $OUT/<name>.tar.gz of `genaug archive` (no weights).
 # DEVICE=cpu QUICK=1 runs the same steps on tiny settings, to check the script itself anywhere
 # (tests/test_bench_scripts.py does). STEPS=3 runs step 3 alone (default 123). MODELS=resnet34 (or a
-# list) trains those models in step 3 instead of DenseNet-121, as a run named gpu-paper-<models>-real.
+# list) trains those models in step 3 instead of DenseNet-121, as a run named gpu-paper-<models>-real,
+# with SEEDS seeds (default the paper profile's 3).
 # RESUME=an archived benchmark run (e.g. docs/runs/benchmark/20261204-152919-gpu-paper-real, sent in the
 # carried folder) makes step 3 add seeds to that run instead: `--resume` on a copy with --seeds $SEEDS
 # (default 6); its finished cells are kept, so the lease trains only the new seeds.
@@ -39,7 +40,7 @@ DEVICE=${DEVICE:-cuda}
 QUICK=${QUICK:-0}
 STEPS=${STEPS:-123}
 RESUME=${RESUME:-}
-SEEDS=${SEEDS:-6}
+SEEDS=${SEEDS:-}   # step 3: a new run's seeds (default 3), or those a RESUME run grows to (default 6)
 MODELS=${MODELS:-}
 if [ -n "$MODELS" ]; then PAPER_NAME="gpu-paper-${MODELS//,/-}-real"; else PAPER_NAME=gpu-paper-real; fi
 PY=${PYTHON:-python3}   # the interpreter that has torch
@@ -85,7 +86,7 @@ else
   tput=(--sizes 64,224 --batch-size 64 --steps 10 --models cnn,resnet34,densenet121)
   lvp=(--n 2048 --batch-size 64 --amp)
   lvp_big=(--n 4096 --batch-size 256 --amp)   # the benchmark's batch is 64; is the latent CNN launch-bound there?
-  paper=(--models "${MODELS:-densenet121}" --seeds 3)
+  paper=(--models "${MODELS:-densenet121}" --seeds "${SEEDS:-3}")
   rep=(--profile demo --models cnn,resnet34,densenet121 --variants real --seeds 1)
 fi
 
@@ -132,12 +133,12 @@ if [[ $STEPS != *3* ]]; then
   :
 elif [ -n "$RESUME" ]; then
   name=$(basename "$RESUME")
-  step "3. genaug benchmark --resume $name --seeds $SEEDS ($(left) s left)"
+  step "3. genaug benchmark --resume $name --seeds ${SEEDS:-6} ($(left) s left)"
   [ -f "$RESUME/manifest.json" ] || { echo "RESUME=$RESUME is not a run (no manifest.json)"; exit 1; }
   run="$W/runs/benchmark/$name"
   mkdir -p "$W/runs/benchmark" && cp -r "$RESUME" "$run"   # the archive itself stays as it was
   t0=$(date +%s)
-  timeout -s INT $(( $(left) - 30 )) "${G[@]}" benchmark --resume "$run" --seeds "$SEEDS" --device "$DEVICE"
+  timeout -s INT $(( $(left) - 30 )) "${G[@]}" benchmark --resume "$run" --seeds "${SEEDS:-6}" --device "$DEVICE"
   echo "exit $?; $(( $(date +%s) - t0 )) s wall"
   keep "$run" "resumed-$name"
 elif [ -n "$DATA" ] && [ -d "$DATA" ]; then
