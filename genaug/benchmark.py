@@ -99,7 +99,18 @@ def load_synthetic(gan_dir: Path, classes: list[str], size: int) -> tuple[dict[s
 
 def recorded_input_run(run: Run, key: str) -> Path | None:
     """The GAN or encode run (``key`` gan_run | encode_run) this benchmark run has recorded, if any."""
-    return Path(run.manifest[key]) if run.manifest.get(key) else None
+    return own_input_run(run.dir, run.manifest[key]) if run.manifest.get(key) else None
+
+
+def own_input_run(run_dir: Path, recorded: str) -> Path:
+    """A recorded input run, found in ``run_dir``'s inputs/ where the benchmark trained it itself. It was
+    recorded as the path it had then, from the directory the command ran in: a run made with --out mv1 and
+    moved, or resumed from another directory, said its own GAN run was gone (session 53). An archived
+    run's inputs/ holds their reports only (no generator, images or latents): it keeps the recorded path."""
+    path = Path(recorded)
+    own = Path(run_dir) / "inputs" / path.parent.name / path.name
+    mine = path.parent.parent.name == "inputs" and own.is_dir() and not (Path(run_dir) / "archived.json").is_file()
+    return own if mine else path
 
 
 def _resolve_input_run(cfg: Config, run: Run, given: str, key: str, what: str, train) -> Path:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from genaug.benchmark import (DEPENDENT_VARIANTS, INPUT_RUNS, VARIANT_ONLY_SETTINGS, calibration_over, correct_rows,
-                              is_binary, paired_comparison, replicate_key)
+                              is_binary, own_input_run, paired_comparison, replicate_key)
 from genaug.config import config_from_dict, data_differences, data_differences_text, parse_model_epochs
 from genaug.errors import CheckpointError, ConfigError
 from genaug.report import (PAIRED_TEST_NOTE, ONE_RUN_NOTE, VARIANT_WORDS, _p, at_half_column, calibration_text,
@@ -202,7 +202,7 @@ def _input_run(run_dir: Path, key: str) -> str | None:
     if given:
         return str(given)
     manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
-    return manifest.get(key) or None
+    return str(own_input_run(run_dir, manifest[key])) if manifest.get(key) else None
 
 
 def input_run_quality(input_run: str | Path, archived_in: Path | None = None) -> str:

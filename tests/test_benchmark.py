@@ -461,6 +461,38 @@ def test_kfold_schedule_augmentation_switches_and_tensorboard(tmp_path):
     assert r.returncode == 2 and "unknown augmentation warp" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_own_input_run_is_found_in_the_runs_inputs_wherever_the_run_now_is(tmp_path):
+    from genaug.benchmark import own_input_run
+    run = tmp_path / "moved" / "benchmark" / "20260101-000000"
+    (run / "inputs" / "gan" / "20260101-000001-gan").mkdir(parents=True)
+    # recorded from the directory the command ran in, before the run was moved
+    assert own_input_run(run, "o/benchmark/20260101-000000/inputs/gan/20260101-000001-gan") == \
+        run / "inputs" / "gan" / "20260101-000001-gan"
+    assert own_input_run(run, "/elsewhere/gan/20260101-000002") == Path("/elsewhere/gan/20260101-000002")   # given
+    assert own_input_run(run, "o/x/inputs/encode/20260101-000003-encode") == \
+        Path("o/x/inputs/encode/20260101-000003-encode")   # not in this run: left as recorded, to be told gone
+    (run / "archived.json").write_text("{}")   # an archive's inputs/ holds reports, not what cells train on
+    assert own_input_run(run, "o/benchmark/20260101-000000/inputs/gan/20260101-000001-gan") == \
+        Path("o/benchmark/20260101-000000/inputs/gan/20260101-000001-gan")
+
+
+@pytest.mark.slow
+def test_a_moved_run_resumes_with_the_gan_it_trained_itself(tmp_path, tiny):
+    # a run made with a relative --out records its own GAN run from the directory the command ran in; moved,
+    # or resumed from elsewhere, it said "this benchmark's GAN run ... is gone" (found in session 53)
+    r = genaug("benchmark", "--profile", tiny, "--models", "cnn", "--variants", "mixed", "--seeds", 1,
+               "--out", "o", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    shutil.move(tmp_path / "o", tmp_path / "moved")
+    run = only_run(tmp_path / "moved", "benchmark")
+    r = genaug("benchmark", "--resume", run, "--seeds", 2)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert sorted(p.name for p in (run / "cells").glob("*.json")) == ["cnn__mixed__f1__seed0.json",
+                                                                      "cnn__mixed__f1__seed1.json"]
+    own = next((run / "inputs" / "gan").iterdir())
+    assert json.loads((run / "manifest.json").read_text())["gan_run"] == str(own)
+
+
 @pytest.mark.slow
 def test_shards_split_the_cells_and_the_last_one_writes_the_report(tmp_path, tiny):
     out = tmp_path / "o"
