@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from genaug.config import BenchmarkConfig, Config, check_resumed_data, closest_name, config_from_dict, data_differences, parse_fractions, parse_model_epochs, resumed_settings, validate
+from genaug.config import BenchmarkConfig, Config, absolute_data, check_resumed_data, closest_name, config_from_dict, data_differences, parse_fractions, parse_model_epochs, resumed_settings, validate
 from genaug.data import DataBundle, ImageSet, check_data_spec, patient_folds, subsample_by_patient
 from genaug.data.equalize import equalize_images, equalized_bundle
 from genaug.device import seed_everything
@@ -137,7 +137,9 @@ def check_given_input_run(cfg: Config, given: str, key: str, what: str) -> Path:
     """A GAN or encode run (``key`` gan_run | encode_run) the user gave, checked to exist and to match the data."""
     d = Path(given)
     if not d.is_dir():
-        raise CheckpointError(f"--{key.replace('_', '-')} {d} is not a directory")
+        # runs saved before input runs were stored absolute name them from the folder the run was made in
+        relative = "" if d.is_absolute() else f" (a relative path, read from {Path.cwd()})"
+        raise CheckpointError(f"--{key.replace('_', '-')} {d} is not a directory{relative}")
     if not (d / "manifest.json").is_file() and (run := enclosing_run(d)):
         # taken as a plain folder, its data settings and the images its GAN or autoencoder learnt from would go
         # unchecked, and pool would count the run and this folder as two input runs
@@ -627,7 +629,7 @@ def resumed_config(saved: dict, given: dict, run: Run, extend: bool = True,
                                   "start a new run, or add --supersede to move its "
                                   f"{'/'.join(DEPENDENT_VARIANTS[key])} cells aside and retrain them on the new one")
             replaced.append((key, str(fixed), str(value)))
-        setattr(b, key, value)
+        setattr(b, key, absolute_data(value) if key in DEPENDENT_VARIANTS else value)
     return validate(cfg), replaced
 
 

@@ -506,6 +506,10 @@ def load_config(profile: str | None = None, overrides: dict | None = None,
         clean = {s: {k: v for k, v in d.items() if v is not None} for s, d in overrides.items()}
         _apply(cfg, clean, "command line", origins, flag_names)
     cfg.data.data = absolute_data(cfg.data.data)
+    # the input runs too: a run given `--encode-run o/encode/X` and resumed from another directory said
+    # "--encode-run o/encode/X is not a directory" (session 53)
+    cfg.benchmark.gan_run = absolute_data(cfg.benchmark.gan_run)
+    cfg.benchmark.encode_run = absolute_data(cfg.benchmark.encode_run)
     try:
         validate(cfg)
     except ConfigError as exc:
@@ -524,10 +528,11 @@ def _is_path(spec: str) -> bool:
 
 
 def absolute_data(spec: str) -> str:
-    """A relative data folder or .npz that exists, made absolute: a run saves it so, and its saved
-    config then names its data from any working directory (resumed there, or checked as another
-    run's GAN or encode run). A missing path stays as typed, for the error to quote."""
-    if _is_path(spec) and not os.path.isabs(spec) and os.path.exists(spec):
+    """A relative data folder or .npz (or a GAN or encode run given to a benchmark) that exists, made
+    absolute: a run saves it so, and its saved config then names it from any working directory (resumed
+    there, or checked as another run's GAN or encode run). A missing path stays as typed, for the error
+    to quote."""
+    if spec and _is_path(spec) and not os.path.isabs(spec) and os.path.exists(spec):
         return os.path.abspath(spec)
     return spec
 

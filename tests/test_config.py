@@ -185,6 +185,19 @@ def test_a_resumed_runs_cache_stays_off_another_machines_paths(tmp_path, monkeyp
     assert cfg.data.cache_dir == "/fast/disk"
 
 
+def test_relative_input_runs_are_saved_absolute_so_a_run_resumes_from_any_directory(tmp_path, monkeypatch):
+    # a benchmark given --encode-run o/encode/X and resumed from another directory said "--encode-run
+    # o/encode/X is not a directory" (found in session 53)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "o" / "encode" / "X").mkdir(parents=True)
+    (tmp_path / "o" / "gan" / "Y").mkdir(parents=True)
+    cfg = load_config(None, {"benchmark": {"encode_run": "o/encode/X", "gan_run": "o/gan/Y"}})
+    assert (cfg.benchmark.encode_run, cfg.benchmark.gan_run) == (str(tmp_path / "o" / "encode" / "X"),
+                                                                 str(tmp_path / "o" / "gan" / "Y"))
+    cfg = load_config(None, {"benchmark": {"encode_run": "o/encode/typo"}})
+    assert (cfg.benchmark.encode_run, cfg.benchmark.gan_run) == ("o/encode/typo", "")   # as typed, for the error
+
+
 def test_a_relative_data_path_is_saved_absolute_so_runs_match_from_any_directory(tmp_path, monkeypatch):
     """A GAN run made from the project root with --data ../shared/x, checked by a benchmark started
     in another directory as --data ../../work/shared/x, was refused as other data: the two spellings
