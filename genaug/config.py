@@ -510,6 +510,8 @@ def load_config(profile: str | None = None, overrides: dict | None = None,
     # "--encode-run o/encode/X is not a directory" (session 53)
     cfg.benchmark.gan_run = absolute_data(cfg.benchmark.gan_run)
     cfg.benchmark.encode_run = absolute_data(cfg.benchmark.encode_run)
+    cfg.benchmark.weights_dir = absolute_data(cfg.benchmark.weights_dir)   # read again by cells a resume adds
+    cfg.encode.checkpoint = absolute_data(cfg.encode.checkpoint)
     try:
         validate(cfg)
     except ConfigError as exc:

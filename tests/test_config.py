@@ -194,6 +194,10 @@ def test_relative_input_runs_are_saved_absolute_so_a_run_resumes_from_any_direct
     cfg = load_config(None, {"benchmark": {"encode_run": "o/encode/X", "gan_run": "o/gan/Y"}})
     assert (cfg.benchmark.encode_run, cfg.benchmark.gan_run) == (str(tmp_path / "o" / "encode" / "X"),
                                                                  str(tmp_path / "o" / "gan" / "Y"))
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "ae.pt").write_bytes(b"")
+    cfg = load_config(None, {"benchmark": {"weights_dir": "weights"}, "encode": {"checkpoint": "ae.pt"}})
+    assert (cfg.benchmark.weights_dir, cfg.encode.checkpoint) == (str(tmp_path / "weights"), str(tmp_path / "ae.pt"))
     cfg = load_config(None, {"benchmark": {"encode_run": "o/encode/typo"}})
     assert (cfg.benchmark.encode_run, cfg.benchmark.gan_run) == ("o/encode/typo", "")   # as typed, for the error
 
