@@ -477,12 +477,14 @@ def explain_cmd(
     class_: str = typer.Option("", "--class", help="class to explain (default: the predicted one)"),
     layer: str = typer.Option("", "--layer", help="module name of the target layer (default: per architecture)"),
     out: str = typer.Option("outputs", "--out", help="run root"), name: str = RUN_NAME,
+    device: str = DEVICE_AUTO,
 ):
-    """Grad-CAM heatmaps over the input for the predicted (or a chosen) class, written as PNG overlays."""
+    """Grad-CAM heatmaps over the input for the class genaug predict gives (or a chosen one), written as PNG overlays."""
     import csv
     import io
 
     from genaug.errors import ConfigError
+    from genaug.device import resolve_device
     from genaug.explain import check_explain_out, explain_images
     from genaug.runs import atomic_write_text, new_run, running
 
@@ -492,11 +494,12 @@ def explain_cmd(
                           if not targets else f"images given twice ({' '.join(targets)} and --image {image}): give one")
     images = targets or [image]
     check_explain_out(out, checkpoint, images)
+    dev = resolve_device(device)   # before the run folder: "no CUDA GPU" leaves nothing behind
     run = new_run(out, "explain", name, {"checkpoint": checkpoint, "images": images, "class": class_, "layer": layer})
     with running(run, new=True):   # refused (e.g. an unknown --class): no empty run left behind
-        rows, skipped, layer_name = explain_images(checkpoint, images, run.dir, class_, layer)
+        rows, skipped, layer_name = explain_images(checkpoint, images, run.dir, class_, layer, dev)
         buf = io.StringIO()
-        csv.writer(buf).writerows([["file", "explained_class", "probability", "heatmap"]] + rows)
+        csv.writer(buf).writerows([["file", "prediction", "explained_class", "probability", "heatmap"]] + rows)
         atomic_write_text(run.path("explanations.csv"), buf.getvalue())
         run.save_manifest(finished=True, layer=layer_name, images=len(rows),
                           skipped=[{"path": p, "reason": r} for p, r in skipped])

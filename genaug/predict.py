@@ -134,6 +134,15 @@ def read_images(targets, size: int) -> tuple[list[str], np.ndarray, list[tuple[s
          "not X-rays to classify; name its folder to read them") for r in runs]
 
 
+def decided_classes(probs: torch.Tensor, ckpt: dict) -> torch.Tensor:
+    """The class index genaug predict gives each image: for two classes, the second where its probability
+    reaches the threshold validation chose (as the benchmark's accuracy counts it), else the likeliest."""
+    thr = ckpt.get("threshold")
+    if len(ckpt["classes"]) == 2 and thr is not None:
+        return (probs[:, 1] >= thr).long()
+    return probs.argmax(1)
+
+
 def checkpoint_probs(model, ckpt: dict, images: np.ndarray, device="cpu") -> torch.Tensor:
     """The model's probabilities for decoded images (N, H, W) as its benchmark cell computed them: with the
     test-time copies its threshold was chosen on, where it was saved with some (``ckpt["tta"]``). An
@@ -157,10 +166,7 @@ def predict_images(checkpoint: str | Path, targets, device="cpu") -> tuple[str, 
     probs = checkpoint_probs(model, ckpt, images, device)
     thr = ckpt.get("threshold")
     binary = len(classes) == 2 and thr is not None
-    if binary:  # the validation-chosen threshold on the second class
-        pred = (probs[:, 1] >= thr).long()
-    else:
-        pred = probs.argmax(1)
+    pred = decided_classes(probs, ckpt)
     buf = io.StringIO()
     w = csv.writer(buf)
     # the cut-off is written beside the probabilities: p_PNEUMONIA 0.55 predicted NORMAL is right

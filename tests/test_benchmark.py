@@ -262,6 +262,7 @@ def test_benchmark_end_to_end_on_tiny_demo_and_resume(tmp_path, tiny):
     log = (ex / "log.txt").read_text()   # what the console said, the skipped file too
     assert "skipped" in log and "notes.png" in log and "wrote 4 Grad-CAM overlays" in log
     assert len(rows) == 4 and {row["explained_class"] for row in rows} == {"PNEUMONIA"}
+    assert {row["prediction"] for row in rows} <= {"NORMAL", "PNEUMONIA"}   # predict's, beside the class asked
     assert all((ex / row["heatmap"]).is_file() for row in rows)
     r = genaug("explain", one, imgs / "NORMAL", "--checkpoint", run / "models" / "cnn__real__f1__seed0.pt",
                "--out", tmp_path / "ex2")

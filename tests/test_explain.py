@@ -45,3 +45,38 @@ def test_models_without_convolutions_are_refused():
         target_layer(build_classifier("logreg", 2, image_size=16), "logreg")
     with pytest.raises(ConfigError, match="no layer 'nope'"):
         target_layer(build_classifier("cnn", 2), "cnn", "nope")
+
+
+@pytest.mark.parametrize("threshold,expected", [(0.0, "PNEUMONIA"), (1.0 + 1e-6, "NORMAL")])
+def test_explain_explains_the_class_predict_gives(tmp_path, threshold, expected):
+    """By default the class explained is genaug predict's, decided by the validation threshold the checkpoint
+    holds, not the likelier class (session 54: for 7 of 16 test images of a model with threshold 0.43 explain
+    explained NORMAL where predict said PNEUMONIA). A threshold of 0 or above 1 makes every image one class."""
+    import csv
+    import io
+
+    from PIL import Image
+
+    from genaug.explain import explain_images
+    from genaug.predict import predict_images
+
+    torch.manual_seed(0)
+    model = build_classifier("cnn", 2)
+    torch.save({"kind": "classifier", "model_name": "cnn", "model": model.state_dict(),
+                "classes": ["NORMAL", "PNEUMONIA"], "in_channels": 1, "image_size": 32, "threshold": threshold},
+               tmp_path / "m.pt")
+    (tmp_path / "imgs").mkdir()
+    for i in range(5):
+        Image.fromarray((torch.rand(40, 40) * 255).byte().numpy()).save(tmp_path / "imgs" / f"{i}.png")
+    rows, skipped, _ = explain_images(tmp_path / "m.pt", [str(tmp_path / "imgs")], tmp_path / "out", batch_size=2)
+    predicted = {r["file"]: r for r in csv.DictReader(io.StringIO(predict_images(tmp_path / "m.pt", [str(tmp_path / "imgs")])[0]))}
+    assert not skipped and len(rows) == 5 and all((tmp_path / "out" / r[4]).is_file() for r in rows)
+    for file, prediction, explained, probability, _ in rows:
+        assert prediction == explained == predicted[file]["prediction"] == expected
+        assert float(probability) == pytest.approx(float(predicted[file][f"p_{expected}"]), abs=1e-6)
+    # a batch gives each image the heatmap it gets alone (eval mode: no image sees another)
+    x, layer = torch.rand(5, 1, 32, 32), target_layer(model, "cnn")[1]
+    cls = torch.tensor([0, 1, 1, 0, 1])
+    together = grad_cam(model, layer, x, cls)[0]
+    alone = torch.cat([grad_cam(model, layer, x[i:i + 1], cls[i:i + 1])[0] for i in range(5)])
+    assert torch.allclose(together, alone, atol=1e-4)
