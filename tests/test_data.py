@@ -153,6 +153,10 @@ def test_a_data_folder_one_step_off_the_layout_says_what_to_give(tmp_path):
     # a split folder of a laid-out dataset: the dataset is one level up
     with pytest.raises(DataError, match=rf"is the test split of {tmp_path / 'x'}: give --data {tmp_path / 'x'} "):
         load_data(str(root / "test"), 16)
+    # a class folder of a split (session 54: it was told to lay its images out from a labels CSV)
+    with pytest.raises(DataError, match=rf"is the NORMAL class folder of the train split of {tmp_path / 'x'}: "
+                                        rf"give --data {tmp_path / 'x'} "):
+        load_data(str(root / "train" / "NORMAL"), 16)
     # images with no class folders: their labels come as a CSV, through data split
     flat = tmp_path / "flat"
     flat.mkdir()

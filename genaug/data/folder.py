@@ -98,6 +98,13 @@ def split_folders(root: Path) -> dict[str, Path]:
         parent = root.resolve().parent
         raise DataError(f"{root} is the {root.name} split of {parent}: give --data {parent} (its train/ and test/ "
                         "folders are read together, so that no test patient reaches training)")
+    split_of_class = root.resolve().parent
+    if "train" not in split_dirs and split_of_class.name.lower() in SPLIT_NAMES and \
+            {"train", "test"} <= _subfolder_names(split_of_class.parent):
+        # ROOT/train/NORMAL given: the advice is ROOT, not "lay out its images by a labels CSV"
+        raise DataError(f"{root} is the {root.name} class folder of the {split_of_class.name} split of "
+                        f"{split_of_class.parent}: give --data {split_of_class.parent} (its train/ and test/ "
+                        "folders are read together, so that no test patient reaches training)")
     if "train" not in split_dirs and (classes := flat_class_folders(root)):
         raise DataError(f"{root} holds class folders ({', '.join(classes[:4])}) but no train/ and test/: lay it out "
                         f"with a patient-level test split first: genaug data split {root} --to NEW_FOLDER")
