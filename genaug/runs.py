@@ -612,6 +612,8 @@ def open_run(directory: str | Path, command: str, clear_stale: bool = True, hold
     given) until it closes; ``hold=False`` to only read it. ``clear_stale=False`` where other
     processes may be writing into it (benchmark shards): their temporary files are live, not stale."""
     d = Path(directory)
+    if d.is_file():   # the report.md or checkpoint a run printed, pasted as the run
+        raise CheckpointError(f"{d} is a file, not a run directory{inside_a_run(d)}")
     if not d.is_dir():
         raise CheckpointError(f"run directory not found: {d}")
     manifest = read_manifest(d)   # a folder that is no run is refused before a lock or log is written into it

@@ -220,6 +220,9 @@ def test_bad_input_is_one_line_exit_2(tmp_path, tiny, args, needle):
      "--gan-run {run}/synthetic lies inside the genaug run {run}: give that folder"),
     (["benchmark", "--variants", "encoded", "--encode-run", "{run}/latents"],
      "--encode-run {run}/latents lies inside the genaug run {run}: give that folder"),
+    # a file of the run pasted as the run (session 54: "--encode-run R/metrics.json is not a directory")
+    (["benchmark", "--variants", "encoded", "--encode-run", "{run}/manifest.json"],
+     "--encode-run {run}/manifest.json is a file, not a run directory; it lies inside the run {run}: give that folder"),
 ])
 def test_an_unusable_input_file_or_run_is_refused_before_a_run_is_made(tmp_path, tiny, args, told):
     # it was told only after the run directory was announced and the data loaded

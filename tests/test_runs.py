@@ -388,6 +388,10 @@ def test_a_folder_inside_a_run_given_as_the_run_names_the_run(tmp_path):
         read_run_config(run.dir / "cells")
     with pytest.raises(CheckpointError, match=told):
         archive_run(run.dir / "cells", tmp_path / "archive")
+    # a file of the run, as the report.md path the command printed (session 54: "run directory not found")
+    with pytest.raises(CheckpointError, match=f"report.md is a file, not a run directory; {told}"):
+        (run.dir / "report.md").write_text("# report")
+        open_run(run.dir / "report.md", "benchmark")
     with pytest.raises(CheckpointError) as err:
         read_run_config(tmp_path)            # a folder above runs: no hint
     assert str(err.value) == f"{tmp_path} is not a genaug run (no config.yaml)"
