@@ -264,9 +264,34 @@ def load_checkpoint(path: str | Path, expected_keys: Iterable[str] = (), kind: s
     if not isinstance(ckpt, dict):
         raise CheckpointError(f"{kind} {path} is not a genaug checkpoint (expected a dict)")
     missing = [k for k in expected_keys if k not in ckpt]
+    if missing and (what := CHECKPOINT_KINDS.get(ckpt.get("kind"))):   # a genaug checkpoint of another kind
+        raise CheckpointError(f"{kind} {path} is {what}, not {'an' if kind[0] in 'aeiou' else 'a'} {kind}"
+                              + _the_right_one(path, kind))
     if missing:
         raise CheckpointError(f"{kind} {path} lacks {', '.join(missing)}; it is not a genaug {kind}")
     return ckpt
+
+
+# What each kind of checkpoint genaug writes is, for a file given where another kind was wanted (session 54:
+# `gan sample --checkpoint checkpoint-conditional.pt` was told it "lacks generator, nz, ngf, image_size")
+CHECKPOINT_KINDS = {"gan": "a GAN's training checkpoint, which genaug gan --resume reads",
+                    "judge": "the class-fidelity judge of a GAN run's quality report",
+                    "classifier fit": "a benchmark cell's training checkpoint, which genaug benchmark --resume reads",
+                    "generator": "a generator", "autoencoder": "an autoencoder", "classifier": "a classifier"}
+WANTED_FILES = {"generator checkpoint": ("generator-*.pt", "a genaug gan run"),
+                "autoencoder checkpoint": ("autoencoder.pt", "a genaug encode run"),
+                "classifier checkpoint": ("models/*.pt", "genaug benchmark --save-models")}
+
+
+def _the_right_one(path: Path, kind: str) -> str:
+    """'; give X' naming the files of the wanted kind in the run ``path`` lies in, where there are some."""
+    if kind not in WANTED_FILES:
+        return ""
+    pattern, writer = WANTED_FILES[kind]
+    run = enclosing_run(path) or path.parent
+    found = [p for p in sorted(run.glob(pattern)) if p != path]
+    return (f"; give {' or '.join(str(p) for p in found[:3])}" if found
+            else f"; give the {pattern} file that {writer} wrote")
 
 
 def checkpoints_in(folder: Path, pattern: str = "*.pt", writer: str = "a genaug run", most: int = 3) -> str:

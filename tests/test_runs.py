@@ -26,6 +26,24 @@ def test_crafted_pickle_is_refused(tmp_path):
         load_checkpoint(p)
 
 
+def test_a_genaug_checkpoint_of_another_kind_says_what_it_is_and_what_to_give(tmp_path):
+    # session 54: `gan sample --checkpoint checkpoint-conditional.pt` (the GAN's training checkpoint beside the
+    # generator) was told it "lacks generator, nz, ngf, image_size, conditional; it is not a genaug generator"
+    run = new_run(tmp_path, "gan", "g", {"a": 1})
+    run.close()
+    atomic_torch_save({"kind": "gan", "G": {}, "D": {}}, run.dir / "checkpoint-conditional.pt")
+    atomic_torch_save({"kind": "generator", "generator": {}}, run.dir / "generator-conditional.pt")
+    with pytest.raises(CheckpointError) as told:
+        load_checkpoint(run.dir / "checkpoint-conditional.pt", ("generator", "nz"), "generator checkpoint")
+    assert str(told.value) == (f"generator checkpoint {run.dir / 'checkpoint-conditional.pt'} is a GAN's training "
+                               f"checkpoint, which genaug gan --resume reads, not a generator checkpoint; give "
+                               f"{run.dir.resolve() / 'generator-conditional.pt'}")
+    with pytest.raises(CheckpointError) as told:   # none of the wanted kind in its run: what writes one
+        load_checkpoint(run.dir / "generator-conditional.pt", ("model", "image_size"), "autoencoder checkpoint")
+    assert str(told.value).endswith("is a generator, not an autoencoder checkpoint; give the autoencoder.pt file "
+                                    "that a genaug encode run wrote")
+
+
 def test_checkpoint_round_trip_and_missing_keys(tmp_path):
     atomic_torch_save({"model": {"w": torch.ones(2)}, "epoch": 3}, tmp_path / "c.pt")
     assert load_checkpoint(tmp_path / "c.pt", ("model", "epoch"))["epoch"] == 3
