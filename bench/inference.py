@@ -11,7 +11,7 @@ model runs the encoder at 224 px, then the latent CNN. This times, with genaug's
 Untrained weights: the time does not depend on them. Decoding the files is left out (it is the same
 for every path, and bench/data_path.py times it).
 
-    python bench/inference.py [--n 256] [--threads 1] [--pixel-sizes 224,64]
+    python bench/inference.py [--n 256] [--threads 1] [--pixel-sizes 224,64] [--batch-size 0]
 
 Prints a table and exits.
 """
@@ -26,12 +26,12 @@ from genaug.models import ConvAutoencoder, EncodedClassifier, LatentCNN, SimpleC
 from genaug.train import predict_probs
 
 
-def images_per_second(model, data, repeats: int = 3) -> float:
+def images_per_second(model, data, repeats: int = 3, batch_size: int | None = None) -> float:
     """Best of ``repeats`` passes over ``data`` after one warm-up pass."""
     best = float("inf")
     for r in range(repeats + 1):
         t0 = time.perf_counter()
-        predict_probs(model, data)
+        predict_probs(model, data, batch_size=batch_size)
         if r:   # the first pass warms up allocators and kernels
             best = min(best, time.perf_counter() - t0)
     return len(data) / best
@@ -42,6 +42,8 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=256, help="images per timed pass")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--pixel-sizes", default="224,64", help="pixel CNN input sizes")
+    ap.add_argument("--batch-size", type=int, default=0,
+                    help="images per batch (0: predict_probs' own, by image size on a CPU; 256 before session 54)")
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -54,12 +56,13 @@ def main() -> None:
                  torch.randint(0, 256, (a.n, 1, 224, 224), dtype=torch.uint8)))
     rows.append(("latent CNN alone, stored 14x14x256 float16 latents", LatentCNN(256, 2),
                  torch.randn(a.n, 256, 14, 14).half()))
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {a.n} images per pass, batch 256")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {a.n} images per pass, batch "
+          f"{a.batch_size or 'by image size (train.inference_batch)'}")
     print("| path | images/s |")
     print("|---|---|")
     rates = []
     for name, model, data in rows:
-        rates.append(images_per_second(model, data))
+        rates.append(images_per_second(model, data, batch_size=a.batch_size or None))
         print(f"| {name} | {rates[-1]:.1f} |")
     encoded, latent_only = rates[-2], rates[-1]
     for (name, _, _), rate in zip(rows[:-2], rates):

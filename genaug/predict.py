@@ -153,7 +153,7 @@ def checkpoint_probs(model, ckpt: dict, images: np.ndarray, device="cpu") -> tor
         from genaug.encode import encode_split
         data = torch.from_numpy(encode_split(model.encoder, images, device)[0])   # float16, as genaug encode stores
         model = model.classifier
-    return predict_probs(model, data, device=device, **tta)
+    return predict_probs(model, data, device=device, desc="predict", **tta)
 
 
 def predict_images(checkpoint: str | Path, targets, device="cpu") -> tuple[str, list[tuple[str, str]]]:

@@ -274,18 +274,31 @@ def class_weights(labels: np.ndarray, n_classes: int) -> torch.Tensor:
     return torch.tensor(w, dtype=torch.float32)
 
 
+def inference_batch(data: torch.Tensor, device) -> int:
+    """Images per batch when only predicting: 256 on an accelerator; on a CPU those holding about 2**18
+    pixels (8-64 images: 64 at 64 px or of 14x14 latents, 8 at 224 px), whose activations stay in cache.
+    At batch 256 a 224 px DenseNet-121 ran at 7.8 images/s here, at batch 8 at 20.1; bench/eval_batch.py
+    (docs/PERFORMANCE.md (m)) times each core classifier and the latent CNN by size and batch."""
+    if torch.device(device).type != "cpu":
+        return 256
+    pixels = int(np.prod(data.shape[-2:])) if data.dim() > 2 else 1
+    return max(8, min(64, 2 ** 18 // max(pixels, 1)))
+
+
 @torch.no_grad()
-def predict_probs(model: nn.Module, data: torch.Tensor, batch_size: int = 256,
+def predict_probs(model: nn.Module, data: torch.Tensor, batch_size: int | None = None,
                   device: torch.device | str = "cpu", amp: bool = False, tta: int = 0,
                   augmentations: frozenset | str = DEFAULT_AUGMENTATIONS, spread: torch.Tensor | None = None,
-                  seed: int = 0) -> torch.Tensor:
+                  seed: int = 0, desc: str | None = None) -> torch.Tensor:
     """Class probabilities. ``tta`` > 0: averaged over the plain input and ``tta`` copies augmented as the
     model trained (`augment_inputs`; ``spread`` for latents), copy k changed alike in every image by a
-    draw from ``seed`` and k, so an image's probabilities do not depend on what else is predicted."""
+    draw from ``seed`` and k, so an image's probabilities do not depend on what else is predicted.
+    ``desc``: show a progress bar (on a terminal) under this name, for passes a user waits on."""
     model.eval()
     pixels = data.dtype == torch.uint8
     out = []
-    for idx in batch_indices(len(data), batch_size, shuffle=False):
+    batches = list(batch_indices(len(data), batch_size or inference_batch(data, device), shuffle=False))
+    for idx in tqdm(batches, desc=desc, leave=False, unit="batch", disable=None if desc else True):
         x = to_float(on_device(data[idx], device))
         total = 0
         for copy in range(tta + 1):
@@ -375,10 +388,10 @@ def stop_early(epoch: int, best_epoch: int, patience: int, min_epochs: int = 0) 
 
 
 @torch.no_grad()
-def evaluate_loss(model, data, labels, weights, device, batch_size=256, amp: bool = False) -> float:
+def evaluate_loss(model, data, labels, weights, device, batch_size: int | None = None, amp: bool = False) -> float:
     model.eval()
     total = 0.0
-    for idx in batch_indices(len(data), batch_size, shuffle=False):
+    for idx in batch_indices(len(data), batch_size or inference_batch(data, device), shuffle=False):
         with autocast(device, amp):
             logits = model(to_float(on_device(data[idx], device))).float()
         total += F.cross_entropy(logits, labels[idx].to(device), weight=weights, reduction="sum").item()

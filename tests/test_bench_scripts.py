@@ -33,6 +33,14 @@ def test_pool_coverage_prints_a_row_per_gan_spread():
     assert all(cell.endswith("%") for r in rows for cell in r[1:])
 
 
+def test_eval_batch_prints_a_row_per_network_and_size():
+    header, *rows = _bench("eval_batch.py", "--models", "cnn", "--sizes", "16,24", "--batches", "8,256",
+                           "--repeats", "1")
+    assert header == ["network", "px", "batch 8", "batch 256", "best / batch 256"]
+    assert [r[:2] for r in rows] == [["cnn", "16"], ["cnn", "24"], ["latent CNN", "14"]]
+    assert all(float(c) > 0 for r in rows for c in r[2:4]) and all(r[4].endswith("x") for r in rows)
+
+
 @pytest.mark.parametrize("script,args,last", [
     ("reconstruction_memory.py", ["--images", "8", "--size", "32"], 2),   # PSNR and SSIM
     ("latent_training_memory.py", ["--images", "10", "--views", "1"], None),
