@@ -19,6 +19,7 @@ from genaug.data.equalize import equalize_images
 from genaug.errors import ConfigError
 from genaug.models import EncodedClassifier
 from genaug.predict import checkpoint_probs, decided_classes, input_size, load_classifier, read_images
+from genaug.train import inference_batch
 
 # The last convolutional stage, where Grad-CAM is usually taken; other models: their last Conv2d.
 DEFAULT_LAYERS = {"resnet34": "layer4", "resnet50": "layer4", "densenet121": "features.norm5",
@@ -102,7 +103,7 @@ def overlay(gray: np.ndarray, heat: np.ndarray) -> Image.Image:
 
 
 def explain_images(checkpoint: str | Path, targets, out_dir: Path, class_name: str = "", layer: str = "",
-                   device: torch.device | str = "cpu", batch_size: int = 16) -> tuple[list[list], list[tuple[str, str]], str]:
+                   device: torch.device | str = "cpu", batch_size: int | None = None) -> tuple[list[list], list[tuple[str, str]], str]:
     """Write <n>_<name>_gradcam.png per image into out_dir; rows (file, prediction, explained class, its
     probability, png). The prediction and probabilities are genaug predict's, threshold and test-time copies
     included, so that the class explained by default is the one predict gives (it took the likelier class
@@ -125,6 +126,7 @@ def explain_images(checkpoint: str | Path, targets, out_dir: Path, class_name: s
     predicted = decided_classes(probs, ckpt)
     explained = torch.full_like(predicted, classes.index(class_name)) if class_name else predicted
     model.to(device)
+    batch_size = batch_size or inference_batch(torch.from_numpy(seen[:1]), device)
     rows = []
     with tqdm(total=len(names), desc="grad-cam", unit="img", leave=False, disable=None) as bar:
         for start in range(0, len(names), batch_size):
