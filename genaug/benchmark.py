@@ -122,7 +122,7 @@ def _resolve_input_run(cfg: Config, run: Run, given: str, key: str, what: str, t
             raise CheckpointError(f"this benchmark's {what} run {recorded} is gone (an archived or moved run?); "
                                   f"give --{key.replace('_', '-')} RUN --supersede to train its cells on another")
         return recorded
-    print(f"no --{key.replace('_', '-')} given: training the {what} first", flush=True)
+    tell(f"no --{key.replace('_', '-')} given: training the {what} first")
     try:
         d = train(_sub_config(cfg, run, key.split("_")[0]))
     except TooFewClassImages as exc:
@@ -1142,9 +1142,9 @@ def _benchmark(cfg: Config, run: Run, part: tuple[int, int] | None = None, repor
     missing = sorted(k for k in set(plan.keys) if not (cells_dir / f"{k}.json").is_file())
     if part is not None and missing:
         verb = "is" if len(missing) == 1 else "are"
-        print(f"shard {part[0] + 1}/{part[1]} finished its cells; {len(missing)} of {len(plan.todo)} cells {verb} "
-              "still with other shards. The last shard to finish writes the report (or run "
-              f"genaug benchmark --resume {shlex.quote(str(run.dir))} once all are done).", flush=True)
+        tell(f"shard {part[0] + 1}/{part[1]} finished its cells; {len(missing)} of {len(plan.todo)} cells {verb} "
+             "still with other shards. The last shard to finish writes the report (or run "
+             f"genaug benchmark --resume {shlex.quote(str(run.dir))} once all are done).")
         run.save_manifest(finished_shard=True)
         return run.dir
     cells = read_cells(cells_dir)

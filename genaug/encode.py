@@ -24,7 +24,7 @@ from genaug.config import DEFAULT_AUGMENTATIONS, Config, check_resumed_data, con
 from genaug.data import DataBundle
 from genaug import distributed
 from genaug.inventory import training_left
-from genaug.jobs import TRAINING_LIST, held_out_seen, join_ranks, read_training_list, start_job, training_subset
+from genaug.jobs import TRAINING_LIST, held_out_seen, join_ranks, read_training_list, start_job, tell, training_subset
 from genaug.errors import CheckpointError, ConfigError
 from genaug.metrics import reconstruction_metrics
 from genaug.models import ConvAutoencoder
@@ -370,13 +370,13 @@ def _encode(cfg: Config, run: Run, ckpt: dict | None, reused: torch.nn.Module | 
     write_json(run.path("metrics.json"), metrics)
     atomic_write_text(run.path("summary.md"), _summary(metrics, bundle, e))
     run.save_manifest(finished=True)
-    print(f"test: PSNR {test['psnr']:.2f} dB, SSIM {test['ssim']:.4f}, MSE {test['mse']:.6f}  |  baseline "
-          f"({bsize}px bicubic): PSNR {base['psnr']:.2f} dB, SSIM {base['ssim']:.4f}")
-    print(f"encoded {sum(meta['counts'].values())} images at {meta['encode_images_per_second_all']} images/s -> "
-          f"{run.path('latents')}")
+    tell(f"test: PSNR {test['psnr']:.2f} dB, SSIM {test['ssim']:.4f}, MSE {test['mse']:.6f}  |  baseline "
+         f"({bsize}px bicubic): PSNR {base['psnr']:.2f} dB, SSIM {base['ssim']:.4f}")
+    tell(f"encoded {sum(meta['counts'].values())} images at {meta['encode_images_per_second_all']} images/s -> "
+         f"{run.path('latents')}")
     if meta.get("views"):
-        print(f"encoded {meta['views']} augmented views of each {'/'.join(meta['view_splits'])} image in "
-              f"{meta['views_seconds']} s")
+        tell(f"encoded {meta['views']} augmented views of each {'/'.join(meta['view_splits'])} image in "
+             f"{meta['views_seconds']} s")
     return run.dir
 
 

@@ -23,7 +23,7 @@ from tqdm import tqdm
 from genaug.config import Config, check_resumed_data, config_from_dict, resumed_settings
 from genaug import distributed
 from genaug.inventory import training_left
-from genaug.jobs import join_ranks, start_job, training_subset
+from genaug.jobs import join_ranks, start_job, tell, training_subset
 from genaug.data.loading import check_out_outside_data, resolve_classes
 from genaug.errors import CheckpointError, ConfigError, DataError, TrainingDiverged
 from genaug.models import Discriminator, Generator, dcgan_init
@@ -395,8 +395,7 @@ def _gan(cfg: Config, run: Run, class_arg: str | None) -> Path:
         # benchmarks may have trained on these files; sampling again on another CPU or thread count
         # could change pixels under them, so a finished run only rewrites its quality report
         samples = kept
-        print(f"kept the {sum(map(len, kept.values()))} synthetic images this run wrote before in {out_dir}",
-              flush=True)
+        tell(f"kept the {sum(map(len, kept.values()))} synthetic images this run wrote before in {out_dir}")
     else:
         for c in wanted:
             G, payload = generators["conditional" if not g.per_class else c]
@@ -404,7 +403,7 @@ def _gan(cfg: Config, run: Run, class_arg: str | None) -> Path:
             samples[c] = imgs
             rows += write_synthetic(imgs, c, out_dir, cfg.run.seed, f"generator-{payload['key']}.pt", payload["step"])
         write_manifest_csv(out_dir / "manifest.csv", rows)
-        print(f"wrote {len(rows)} synthetic images to {out_dir}", flush=True)
+        tell(f"wrote {len(rows)} synthetic images to {out_dir}")
     tracker.close()
     metrics = quality_report(run, bundle, samples, cfg, device, inception)
     metrics["mode"] = "per-class" if g.per_class else "conditional"

@@ -19,6 +19,7 @@ from genaug.benchmark import DEPENDENT_VARIANTS, INPUT_RUNS, seed_ensemble
 from genaug.config import Config
 from genaug.data import DataBundle
 from genaug.errors import CheckpointError
+from genaug.jobs import tell
 from genaug.inventory import counted, read_json_or_none, run_state, seconds_text
 from genaug.runs import Run, atomic_write_text, machine_summary, machines_line, machines_of, read_cells, read_manifest, write_json
 
@@ -258,7 +259,7 @@ def write_report(run: Run, cfg: Config, bundle: DataBundle, summary: dict, cells
     atomic_write_text(run.path("report.html"), markdown_to_html(md, f"genaug benchmark: {bundle.name}"))
     print(md, flush=True)
     if short:   # the answer again where the terminal ends, after the long report
-        print("In short:\n" + "\n".join(short).replace("**", ""), flush=True)
+        tell("In short:\n" + "\n".join(short).replace("**", ""))
 
 
 def ensemble_section(table: list[dict], multi: bool = False) -> list[str]:

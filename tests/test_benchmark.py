@@ -290,6 +290,7 @@ def test_benchmark_end_to_end_on_tiny_demo_and_resume(tmp_path, tiny):
         assert re.search(rf"INFO \[\d/4\] cnn__{v}__f1__seed0: \d+ training images", log), v
         assert re.search(rf"INFO cnn__{v}__f1__seed0: test accuracy 0\.\d+ \(0\.5: 0\.\d+\), ROC-AUC", log), v
         assert f"INFO cnn__{v}__f1__seed0: took " in log
+    assert "INFO In short:\n- " in log   # the answer, in the log as on the console (session 54)
     cells = sorted(p.name for p in (run / "cells").glob("*.json"))
     assert cells == [f"cnn__{v}__f1__seed0.json" for v in ("encoded", "mixed", "real", "synthetic")]
     res = json.loads((run / "results.json").read_text())

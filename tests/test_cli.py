@@ -368,6 +368,9 @@ def test_gan_cli_end_to_end_and_sample(tmp_path, tiny):
     assert re.search(r"^gan conditional epoch 1 of 2: loss D \d+\.\d{3} G \d+\.\d{3} \(\d+ img/s\), (about \d+s|under a second) "
                      r"of training left$", r.stdout, re.M)      # at the pace of the epochs so far; none after the last
     assert "gan conditional epoch 2 of 2: " in (run / "log.txt").read_text()
+    # and what it made: the log kept neither the images written nor the quality table until session 54
+    assert "wrote 12 synthetic images to " in (run / "log.txt").read_text()
+    assert "# Synthetic image quality" in (run / "log.txt").read_text()
     for name in ("config.yaml", "log.txt", "manifest.json", "metrics.json", "quality.md", "judge.pt",
                  "generator-conditional.pt", "checkpoint-conditional.pt", "memorization-PNEUMONIA.png",
                  "samples/conditional_epoch_002.png"):
@@ -429,6 +432,9 @@ def test_encode_cli_end_to_end(tmp_path, tiny):
     assert "batch/s" not in r.stderr and "view 1/" not in r.stderr
     epoch = next(line for line in said if line.startswith("autoencoder epoch 1 of 1: train mse "))
     assert epoch.split(" (")[0] in (run / "log.txt").read_text()
+    result = next(line for line in said if line.startswith("test: PSNR "))   # logged too since session 54
+    assert result in (run / "log.txt").read_text()
+    assert re.search(r"INFO encoded \d+ images at [\d.]+ images/s -> ", (run / "log.txt").read_text())
     for name in ("autoencoder.pt", "checkpoint.pt", "reconstructions.png", "metrics.json", "summary.md",
                  "history.json", "latents/meta.json", "latents/train.npy", "latents/test.npy", "latents/val.npy"):
         assert (run / name).is_file(), name
