@@ -372,8 +372,8 @@ def gan_sample_cmd(
 @app.command("benchmark")
 def benchmark_cmd(
     data: Optional[str] = DataOpt, task: Optional[str] = TaskOpt, profile: Optional[str] = ProfileOpt,
-    models: Optional[str] = typer.Option(None, "--models", help="comma list of cnn, resnet34, densenet121 (default), or alexnet, alexnet_small, vgg19, googlenet, resnet50, lenet5, lmap3, logreg, mlp"),
-    variants: Optional[str] = typer.Option(None, "--variants", help="comma list of real, mixed, synthetic, encoded"),
+    models: Optional[str] = typer.Option(None, "--models", help="comma list of models (default: cnn,resnet34,densenet121; also alexnet, alexnet_small, vgg19, googlenet, resnet50, lenet5, lmap3, logreg, mlp)"),
+    variants: Optional[str] = typer.Option(None, "--variants", help="comma list of real, mixed, synthetic, encoded (default: real,mixed,encoded; mixed and synthetic need a GAN run, encoded an encode run, trained first where none is given)"),
     seeds: Optional[int] = typer.Option(None, "--seeds", help="repeats per cell (seeds seed..seed+N-1)"),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="most epochs of every pixel model's cells, replacing a profile's per-model benchmark.model_epochs (e.g. resnet34=12); early stopping may end sooner (default: the profile's; the latent CNN's: benchmark.latent_epochs, or these)"),
     image_size: Optional[int] = typer.Option(None, "--image-size", help="pixel models' input size"),
