@@ -13,12 +13,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
-from tqdm import tqdm
 
 from genaug.data.equalize import equalize_images
 from genaug.errors import ConfigError
 from genaug.models import EncodedClassifier
-from genaug.predict import checkpoint_probs, decided_classes, input_size, load_classifier, read_images
+from genaug.predict import (checkpoint_probs, decided_classes, image_chunks, input_size, load_classifier,
+                            nothing_read)
 from genaug.train import inference_batch
 
 # The last convolutional stage, where Grad-CAM is usually taken; other models: their last Conv2d.
@@ -103,7 +103,8 @@ def overlay(gray: np.ndarray, heat: np.ndarray) -> Image.Image:
 
 
 def explain_images(checkpoint: str | Path, targets, out_dir: Path, class_name: str = "", layer: str = "",
-                   device: torch.device | str = "cpu", batch_size: int | None = None) -> tuple[list[list], list[tuple[str, str]], str]:
+                   device: torch.device | str = "cpu", batch_size: int | None = None,
+                   chunk: int = 256) -> tuple[list[list], list[tuple[str, str]], str]:
     """Write <n>_<name>_gradcam.png per image into out_dir; rows (file, prediction, explained class, its
     probability, png). The prediction and probabilities are genaug predict's, threshold and test-time copies
     included, so that the class explained by default is the one predict gives (it took the likelier class
@@ -120,23 +121,32 @@ def explain_images(checkpoint: str | Path, targets, out_dir: Path, class_name: s
     layer_name, module = target_layer(model.classifier if isinstance(model, EncodedClassifier) else model,
                                       ckpt["model_name"], layer)
     out_dir.mkdir(parents=True, exist_ok=True)
-    names, images, skipped = read_images(targets, size)
+    model.to(device)
+    rows, skipped = [], []
+    for names, images in image_chunks(targets, size, skipped, chunk, desc="grad-cam"):   # a chunk in memory at a time
+        rows += _explain_chunk(model, module, ckpt, names, images, out_dir, len(rows), class_name, device, batch_size)
+    if not rows:
+        raise nothing_read(skipped)
+    return rows, skipped, layer_name
+
+
+def _explain_chunk(model, module, ckpt: dict, names: list[str], images: np.ndarray, out_dir: Path, first: int,
+                   class_name: str, device, batch_size: int | None) -> list[list]:
+    """Overlays and rows for one chunk of decoded images; ``first``: the number of the chunk's first image."""
+    classes = ckpt["classes"]
     seen = equalize_images(images, ckpt.get("equalize", "none"))   # what the model reads; the overlay shows the image as given
     probs = checkpoint_probs(model, ckpt, seen, device)
     predicted = decided_classes(probs, ckpt)
     explained = torch.full_like(predicted, classes.index(class_name)) if class_name else predicted
-    model.to(device)
     batch_size = batch_size or inference_batch(torch.from_numpy(seen[:1]), device)
     rows = []
-    with tqdm(total=len(names), desc="grad-cam", unit="img", leave=False, disable=None) as bar:
-        for start in range(0, len(names), batch_size):
-            part = slice(start, start + batch_size)
-            x = torch.from_numpy(seen[part]).float().div(255)[:, None].to(device)
-            heat, _, _ = grad_cam(model, module, x, explained[part].to(device))
-            for i in range(start, start + len(x)):
-                png = f"{i:05d}_{Path(names[i]).stem[:60]}_gradcam.png"
-                overlay(images[i], heat[i - start].numpy()).save(out_dir / png)
-                k = int(explained[i])
-                rows.append([names[i], classes[int(predicted[i])], classes[k], f"{float(probs[i, k]):.6f}", png])
-            bar.update(len(x))
-    return rows, skipped, layer_name
+    for start in range(0, len(names), batch_size):
+        part = slice(start, start + batch_size)
+        x = torch.from_numpy(seen[part]).float().div(255)[:, None].to(device)
+        heat, _, _ = grad_cam(model, module, x, explained[part].to(device))
+        for i in range(start, start + len(x)):
+            png = f"{first + i:05d}_{Path(names[i]).stem[:60]}_gradcam.png"
+            overlay(images[i], heat[i - start].numpy()).save(out_dir / png)
+            k = int(explained[i])
+            rows.append([names[i], classes[int(predicted[i])], classes[k], f"{float(probs[i, k]):.6f}", png])
+    return rows

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from genaug.config import EQUALIZERS
 from genaug.data.decode import IMAGE_EXTENSIONS, UnreadableImage, decode_image, is_image_file, safe_name
@@ -114,24 +115,44 @@ def _images_and_runs_passed_over(targets) -> tuple[list[Path], list[Path]]:
     return unique, passed_over
 
 
+def image_chunks(targets, size: int, skipped: list, chunk: int = 256, desc: str | None = None):
+    """The readable images under ``targets`` (one path or several), decoded ``chunk`` at a time as (names,
+    (n, size, size) uint8): a folder of a hundred thousand X-rays is never all in memory, and ``desc``
+    shows a progress bar over the files (on a terminal). Files that cannot be read, and genaug runs
+    passed over, are appended to ``skipped`` with reasons as they are met."""
+    files, runs = _images_and_runs_passed_over(targets)
+    skipped += [(safe_name(os.fspath(r)), "a genaug run: its images are genaug's own (synthetic X-rays, overlays, "
+                 "plots), not X-rays to classify; name its folder to read them") for r in runs]
+    names, arrays = [], []
+    with tqdm(total=len(files), desc=desc, unit="img", leave=False, disable=None if desc else True) as bar:
+        for f in files:
+            try:
+                arrays.append(decode_image(os.fspath(f), size))
+                names.append(safe_name(os.fspath(f)))
+            except UnreadableImage as exc:
+                skipped.append((safe_name(os.fspath(f)), str(exc)))
+            bar.update()
+            if len(arrays) == chunk:
+                yield names, np.stack(arrays)
+                names, arrays = [], []
+    if arrays:
+        yield names, np.stack(arrays)
+
+
+def nothing_read(skipped: list[tuple[str, str]]) -> DataError:
+    first, why = skipped[0]
+    return DataError(f"no image given could be read ({first}: {why}"
+                     + (f"; {len(skipped) - 1} more skipped" if len(skipped) > 1 else "") + ")")
+
+
 def read_images(targets, size: int) -> tuple[list[str], np.ndarray, list[tuple[str, str]]]:
     """The readable images under ``targets`` (one path or several) as (names, (N, size, size) uint8,
-    skipped with reasons)."""
-    files, runs = _images_and_runs_passed_over(targets)
-    arrays, names, skipped = [], [], []
-    for f in files:
-        try:
-            arrays.append(decode_image(os.fspath(f), size))
-            names.append(safe_name(os.fspath(f)))
-        except UnreadableImage as exc:
-            skipped.append((safe_name(os.fspath(f)), str(exc)))
-    if not arrays:
-        first, why = skipped[0]
-        raise DataError(f"no image given could be read ({first}: {why}"
-                        + (f"; {len(skipped) - 1} more skipped" if len(skipped) > 1 else "") + ")")
-    return names, np.stack(arrays), skipped + [
-        (safe_name(os.fspath(r)), "a genaug run: its images are genaug's own (synthetic X-rays, overlays, plots), "
-         "not X-rays to classify; name its folder to read them") for r in runs]
+    skipped with reasons), all at once."""
+    skipped: list[tuple[str, str]] = []
+    parts = list(image_chunks(targets, size, skipped))
+    if not parts:
+        raise nothing_read(skipped)
+    return [n for names, _ in parts for n in names], np.concatenate([a for _, a in parts]), skipped
 
 
 def decided_classes(probs: torch.Tensor, ckpt: dict) -> torch.Tensor:
@@ -153,17 +174,21 @@ def checkpoint_probs(model, ckpt: dict, images: np.ndarray, device="cpu") -> tor
         from genaug.encode import encode_split
         data = torch.from_numpy(encode_split(model.encoder, images, device)[0])   # float16, as genaug encode stores
         model = model.classifier
-    return predict_probs(model, data, device=device, desc="predict", **tta)
+    return predict_probs(model, data, device=device, **tta)
 
 
-def predict_images(checkpoint: str | Path, targets, device="cpu") -> tuple[str, list[tuple[str, str]]]:
+def predict_images(checkpoint: str | Path, targets, device="cpu", chunk: int = 256) -> tuple[str, list[tuple[str, str]]]:
     """CSV text (file, prediction, one probability column per class and, for two classes, the threshold
     on the second that decided the prediction) and the files skipped with reasons."""
     model, ckpt = load_classifier(checkpoint)
     classes = ckpt["classes"]
-    names, images, skipped = read_images(targets, input_size(ckpt))
-    images = equalize_images(images, ckpt.get("equalize", "none"))
-    probs = checkpoint_probs(model, ckpt, images, device)
+    names, parts, skipped = [], [], []
+    for chunk_names, images in image_chunks(targets, input_size(ckpt), skipped, chunk, desc="predict"):
+        parts.append(checkpoint_probs(model, ckpt, equalize_images(images, ckpt.get("equalize", "none")), device))
+        names += chunk_names
+    if not names:
+        raise nothing_read(skipped)
+    probs = torch.cat(parts)
     thr = ckpt.get("threshold")
     binary = len(classes) == 2 and thr is not None
     pred = decided_classes(probs, ckpt)

@@ -289,16 +289,14 @@ def inference_batch(data: torch.Tensor, device) -> int:
 def predict_probs(model: nn.Module, data: torch.Tensor, batch_size: int | None = None,
                   device: torch.device | str = "cpu", amp: bool = False, tta: int = 0,
                   augmentations: frozenset | str = DEFAULT_AUGMENTATIONS, spread: torch.Tensor | None = None,
-                  seed: int = 0, desc: str | None = None) -> torch.Tensor:
+                  seed: int = 0) -> torch.Tensor:
     """Class probabilities. ``tta`` > 0: averaged over the plain input and ``tta`` copies augmented as the
     model trained (`augment_inputs`; ``spread`` for latents), copy k changed alike in every image by a
-    draw from ``seed`` and k, so an image's probabilities do not depend on what else is predicted.
-    ``desc``: show a progress bar (on a terminal) under this name, for passes a user waits on."""
+    draw from ``seed`` and k, so an image's probabilities do not depend on what else is predicted."""
     model.eval()
     pixels = data.dtype == torch.uint8
     out = []
-    batches = list(batch_indices(len(data), batch_size or inference_batch(data, device), shuffle=False))
-    for idx in tqdm(batches, desc=desc, leave=False, unit="batch", disable=None if desc else True):
+    for idx in batch_indices(len(data), batch_size or inference_batch(data, device), shuffle=False):
         x = to_float(on_device(data[idx], device))
         total = 0
         for copy in range(tta + 1):

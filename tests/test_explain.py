@@ -74,6 +74,10 @@ def test_explain_explains_the_class_predict_gives(tmp_path, threshold, expected)
     for file, prediction, explained, probability, _ in rows:
         assert prediction == explained == predicted[file]["prediction"] == expected
         assert float(probability) == pytest.approx(float(predicted[file][f"p_{expected}"]), abs=1e-6)
+    # read a few images at a time (a folder of 100,000 X-rays is never all in memory): the same rows, numbered on
+    chunked, _, _ = explain_images(tmp_path / "m.pt", [str(tmp_path / "imgs")], tmp_path / "chunked", chunk=2)
+    assert [r[:4] for r in chunked] == [r[:4] for r in rows] and [r[4][:5] for r in chunked] == [f"{i:05d}" for i in range(5)]
+    assert predict_images(tmp_path / "m.pt", [str(tmp_path / "imgs")], chunk=2) == predict_images(tmp_path / "m.pt", [str(tmp_path / "imgs")])
     # a batch gives each image the heatmap it gets alone (eval mode: no image sees another)
     x, layer = torch.rand(5, 1, 32, 32), target_layer(model, "cnn")[1]
     cls = torch.tensor([0, 1, 1, 0, 1])
