@@ -269,9 +269,11 @@ def check_new_run_name(name: str) -> str:
 
 
 def closest_name(word, names, cutoff: float = 0.75) -> str | None:
-    """The known name a mistyped ``word`` most likely meant (for "did you mean ...?"), or None."""
-    near = difflib.get_close_matches(str(word), list(names), n=1, cutoff=cutoff)
-    return near[0] if near else None
+    """The known name a mistyped ``word`` most likely meant (for "did you mean ...?"), or None. Case is
+    not a typo difflib sees through: '--profile CPU' found no 'cpu' (session 54)."""
+    lowered = {str(n).lower(): n for n in names}
+    near = difflib.get_close_matches(str(word).lower(), list(lowered), n=1, cutoff=cutoff)
+    return lowered[near[0]] if near else None
 
 
 # Keys that hold comma-separated lists on the command line (--models cnn,resnet34); in YAML they may
@@ -443,6 +445,9 @@ def find_profile(name_or_path: str) -> Path:
         cand = root / f"{name_or_path}.yaml"
         if cand.is_file():
             return cand
+    same = [n for n in names if n.lower() == name_or_path.lower()]
+    if len(same) == 1:   # in any case, as --models, --variants and --class are read
+        return find_profile(same[0])
     near = closest_name(name_or_path, names)
     raise ConfigError(f"unknown profile '{name_or_path}': no configs/{name_or_path}.yaml"
                       + (f"; did you mean '{near}'?" if near else "")

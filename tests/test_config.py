@@ -113,6 +113,10 @@ def test_unknown_profile():
         load_config("no-such-profile")
     with pytest.raises(ConfigError, match="did you mean 'demo'\\?"):
         load_config("dmeo")
+    # a profile's name in another case is that profile, as --models and --class are read; near it, suggested
+    assert load_config("CPU").to_dict() == load_config("cpu").to_dict()
+    with pytest.raises(ConfigError, match="unknown profile 'CPUS'.*did you mean 'cpu'\\?"):
+        load_config("CPUS")
     # a profile's name written as a file that is not there is pointed to the name
     with pytest.raises(ConfigError, match="config file not found: cpu.yml; the profile 'cpu' is given by its name: "
                                           "--profile cpu$"):
