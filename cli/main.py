@@ -483,8 +483,8 @@ def explain_cmd(
     import csv
     import io
 
-    from genaug.errors import ConfigError
     from genaug.device import resolve_device
+    from genaug.errors import ConfigError
     from genaug.explain import check_explain_out, explain_images
     from genaug.runs import atomic_write_text, new_run, running
 
