@@ -32,17 +32,12 @@ def check_explain_out(out_root: str | Path, checkpoint: str | Path, images: list
     ``data/train/NORMAL`` a tool that walks class folders would train on test images' overlays (session 53
     found `genaug explain data/test/NORMAL --out data/train/NORMAL` writing them there)."""
     from genaug.data.loading import check_out_outside_data
-    from genaug.errors import CheckpointError
-    from genaug.runs import read_run_config
+    from genaug.runs import data_learnt_from
 
     holds = "Grad-CAM overlays of X-rays"
     for folder in (f for f in images if Path(f).is_dir()):
         check_out_outside_data(out_root, folder, "the folder of images given,", holds)
-    try:   # models/<cell>.pt of a benchmark run; a model file away from its run says nothing of its data
-        spec = read_run_config(Path(checkpoint).resolve().parent.parent).get("data", {}).get("data")
-    except (CheckpointError, AttributeError):
-        return
-    if isinstance(spec, str):
+    if spec := data_learnt_from(Path(checkpoint).resolve().parent.parent):   # models/<cell>.pt of a benchmark run
         check_out_outside_data(out_root, spec, "the data folder the model learnt from,", holds)
 
 

@@ -28,7 +28,7 @@ from genaug.data.loading import check_out_outside_data, resolve_classes
 from genaug.errors import CheckpointError, ConfigError, DataError, TrainingDiverged
 from genaug.models import Discriminator, Generator, dcgan_init
 from genaug.tracking import Tracker, tracker_for
-from genaug.runs import save_safetensors, Run, atomic_torch_save, atomic_write_text, load_checkpoint, new_run, not_a_run_of, open_run, read_run_config, running, write_json
+from genaug.runs import save_safetensors, Run, atomic_torch_save, atomic_write_text, load_checkpoint, new_run, not_a_run_of, open_run, read_run_config, data_learnt_from, running, write_json
 from genaug.train import as_tensor, check_finite, epoch_batches, resident_device, to_float
 
 log = logging.getLogger("genaug")
@@ -303,11 +303,7 @@ def write_manifest_csv(path: Path, rows: list[list]) -> None:
 def check_sample_out(out_root: str | Path, checkpoint: str | Path) -> None:
     """``gan sample --out`` outside the data folder the generator's run learnt from: its synthetic images
     would otherwise sit among that data's X-rays (``check_out_outside_data``)."""
-    try:
-        spec = read_run_config(Path(checkpoint).resolve().parent).get("data", {}).get("data")
-    except (CheckpointError, AttributeError):   # a generator file away from its run: nothing says where its data is
-        return
-    if isinstance(spec, str):
+    if spec := data_learnt_from(Path(checkpoint).resolve().parent):
         check_out_outside_data(out_root, spec)
 
 

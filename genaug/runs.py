@@ -822,6 +822,17 @@ def inside_a_run(directory: str | Path) -> str:
     return f"; it lies inside the run {run}: give that folder" if run else ""
 
 
+def data_learnt_from(directory: Path) -> str | None:
+    """The --data of the run at ``directory`` (a GAN run beside its generator, a benchmark run above its
+    models/), or None where ``directory`` is no readable run: a checkpoint copied away from its run says
+    nothing of the data it learnt from."""
+    try:
+        spec = read_run_config(directory).get("data", {}).get("data")
+    except (CheckpointError, AttributeError):
+        return None
+    return spec if isinstance(spec, str) else None
+
+
 def read_run_config(directory: Path) -> dict:
     import yaml
     p = Path(directory) / "config.yaml"
