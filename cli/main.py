@@ -663,8 +663,7 @@ def run() -> None:
     except OSError as exc:
         if is_disk_full(exc):   # a full disk under a write that is not genaug's own
             typer.echo(f"genaug: error: no space left on the disk{f' writing {exc.filename}' if exc.filename else ''}: "
-                       f"free some space, then run the command again (--resume {_run_dir(exc)} keeps what finished)",
-                       err=True)
+                       f"free some space, then {_again(exc)}", err=True)
             sys.exit(2)
         if exc.filename is None:   # not about a path the user gave: a bug or the system, keep the traceback
             raise
@@ -677,9 +676,10 @@ def run() -> None:
             raise
         # `--image-size 100000` ended in numpy's "_ArrayMemoryError" traceback while the demo images were drawn
         detail = " ".join(str(exc).split())[:300]
-        typer.echo(f"genaug: error: out of memory ({detail}): lower --image-size or --batch-size in a new run, or "
-                   f"run fewer jobs at once or free memory and then --resume {_run_dir(exc)}, which keeps what finished",
-                   err=True)
+        typer.echo(f"genaug: error: out of memory ({detail}): "
+                   + (f"lower --image-size or --batch-size in a new run, or run fewer jobs at once or free memory "
+                      f"and then {_again(exc)}" if resumable(sys.argv[1:]) else
+                      f"run fewer jobs at once or free memory, then {_again(exc)}"), err=True)
         sys.exit(2)
     except (Interrupted, KeyboardInterrupt) as exc:
         # Checkpoints, cells and shards are written atomically as they finish, so stopping here
@@ -698,22 +698,37 @@ def is_out_of_memory(exc: BaseException) -> bool:
     return (oom is not None and isinstance(exc, oom)) or "can't allocate memory" in str(exc)
 
 
-def _run_dir(exc: BaseException) -> str:
-    """The run a failed or stopped command was working on (set by genaug.runs.running), else a placeholder."""
-    run_dir = getattr(exc, "run_dir", None)
-    return shlex.quote(str(run_dir)) if run_dir else "RUN_DIR"   # pasted into a shell as it is printed
+def resumable(args: list[str]) -> bool:
+    """Whether the command in ``args`` keeps finished work in a run it can ``--resume``: `gan`, `encode`,
+    `benchmark`; not `gan sample`, `predict`, `data info`, ... (found in session 55: `gan sample --n` too large
+    for memory was told to --resume a run that command cannot resume)."""
+    return args[:1] in (["encode"], ["benchmark"]) or (args[:1] == ["gan"] and args[1:2] != ["sample"])
+
+
+def _again(exc: BaseException) -> str:
+    """How to go on after a full disk or memory: resume the run (set by genaug.runs.running) where the
+    command can, else run it again."""
+    args, run_dir = sys.argv[1:], getattr(exc, "run_dir", None)
+    if resumable(args) and run_dir:
+        return f"{resume_command(args, run_dir)}, which keeps what finished"
+    return "run the command again"
+
+
+def resume_command(args: list[str], run_dir) -> str:
+    """The command that resumes ``run_dir``, as the same shard where ``args`` ran one; quoted, so that it
+    pastes into a shell as printed."""
+    shard = next((f" --shard {b}" for a, b in zip(args, args[1:]) if a == "--shard"), "")
+    return f"genaug {args[0]} --resume {shlex.quote(str(run_dir))}{shard}"
 
 
 def stopped_message(args: list[str], signum: int, run_dir=None) -> str:
     """What a stopped command says: how to resume it where it can be (`gan`, `encode`, `benchmark`); ``run_dir``:
     the run it was working on, when it had made or opened one."""
     word = "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
-    if args[:1] in (["encode"], ["benchmark"]) or (args[:1] == ["gan"] and args[1:2] != ["sample"]):
+    if resumable(args):
         if run_dir is None:
             return f"genaug: {word} before its run directory was made; nothing to resume"
-        shard = next((f" --shard {b}" for a, b in zip(args, args[1:]) if a == "--shard"), "")
-        return (f"genaug: {word}; finished epochs and cells are saved: rerun with "
-                f"genaug {args[0]} --resume {shlex.quote(str(run_dir))}{shard}")
+        return f"genaug: {word}; finished epochs and cells are saved: rerun with {resume_command(args, run_dir)}"
     return f"genaug: {word}"
 
 

@@ -253,10 +253,17 @@ def load_generator(path: str | Path) -> tuple[Generator, dict]:
 # ----------------------------------------------------------------------------- sampling
 
 
-@torch.no_grad()
 def sample_class(G: Generator, ckpt: dict, class_name: str, n: int, seed: int, device,
                  batch_size: int = 256) -> np.ndarray:
     """``n`` uint8 images of ``class_name``; the same seed gives the same images."""
+    return np.concatenate(list(sample_batches(G, ckpt, class_name, n, seed, device, batch_size)))
+
+
+@torch.no_grad()
+def sample_batches(G: Generator, ckpt: dict, class_name: str, n: int, seed: int, device, batch_size: int = 256):
+    """``sample_class``'s images, ``batch_size`` at a time as (b, H, W) uint8, each batch's noise drawn in
+    turn from one seeded generator: `gan sample --n 1000000` never holds more than a batch (its noise
+    alone, drawn at once, took 400 bytes an image; its images, 4-16 kB each)."""
     if n <= 0:
         raise ConfigError(f"--n must be positive, got {n}")
     classes = ckpt["classes"]
@@ -269,23 +276,21 @@ def sample_class(G: Generator, ckpt: dict, class_name: str, n: int, seed: int, d
             raise ConfigError(f"this generator was trained on class {ckpt['class_name']} only, not {class_name}")
         c = classes.index(class_name)
     gen = torch.Generator().manual_seed(seed * 1_000_003 + c)
-    z = torch.randn(n, ckpt["nz"], generator=gen)
     G.to(device).eval()
-    out = []
     for s in range(0, n, batch_size):
-        zz = z[s:s + batch_size].to(device)
+        zz = torch.randn(min(batch_size, n - s), ckpt["nz"], generator=gen).to(device)
         labels = torch.full((len(zz),), c, dtype=torch.long, device=device) if ckpt["conditional"] else None
-        out.append(((G(zz, labels).cpu() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)[:, 0].numpy())
-    return np.concatenate(out)
+        yield ((G(zz, labels).cpu() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)[:, 0].numpy()
 
 
 def write_synthetic(images: np.ndarray, class_name: str, out_dir: Path, seed: int, checkpoint: str,
-                    step: int) -> list[list]:
-    """PNG files under out_dir/<CLASS>/ and their manifest rows (file, class, seed, index, checkpoint, step)."""
+                    step: int, start: int = 0) -> list[list]:
+    """PNG files under out_dir/<CLASS>/ and their manifest rows (file, class, seed, index, checkpoint, step);
+    ``start``: the index of the first image, for images written a batch at a time."""
     d = out_dir / class_name
     d.mkdir(parents=True, exist_ok=True)
     rows = []
-    for i, im in enumerate(images):
+    for i, im in enumerate(images, start):
         name = f"{class_name}/synthetic_{class_name}_{seed}_{i:05d}.png"
         Image.fromarray(im).save(out_dir / name)
         rows.append([name, class_name, seed, i, checkpoint, step])
@@ -312,9 +317,13 @@ def sample_to_dir(checkpoint: str | Path, class_arg: str, n: int, seed: int, out
     G, ckpt = load_generator(checkpoint)
     names = resolve_classes(class_arg, ckpt["classes"] if ckpt["conditional"] else [ckpt["class_name"]])
     rows = []
-    for c in names:
-        rows += write_synthetic(sample_class(G, ckpt, c, n, seed, device), c, out_dir, seed, str(checkpoint),
-                                ckpt["step"])
+    with tqdm(total=n * len(names), desc="gan sample", unit="img", leave=False, disable=None) as bar:
+        for c in names:
+            written = 0
+            for images in sample_batches(G, ckpt, c, n, seed, device):
+                rows += write_synthetic(images, c, out_dir, seed, str(checkpoint), ckpt["step"], start=written)
+                written += len(images)
+                bar.update(len(images))
     write_manifest_csv(out_dir / "manifest.csv", rows)
     return rows
 

@@ -122,3 +122,29 @@ def test_negative_aux_weight_is_a_config_error():
 def test_unknown_conditioning_is_a_config_error():
     with pytest.raises(ConfigError, match="gan.conditioning"):
         config_from_dict({"gan": {"conditioning": "projection"}})
+
+
+def test_sampling_in_batches_gives_the_images_one_draw_gave(tmp_path):
+    """`gan sample` draws and writes a batch at a time (a million images never in memory at once); the
+    images must stay those one draw of all noise gave, which runs and papers made before have used."""
+    from PIL import Image
+
+    from genaug.gan import sample_to_dir
+    torch.manual_seed(0)
+    cfg = tiny_cfg()
+    st = GanState(cfg, 2)
+    st.G.eval()
+    atomic_torch_save(generator_payload(st, cfg, ["A", "B"], "conditional"), tmp_path / "g.pt")
+    G, payload = load_generator(tmp_path / "g.pt")
+    n, c = 300, 1   # past one batch of 256
+    with torch.no_grad():   # the earlier code: all n noise vectors drawn at once
+        z = torch.randn(n, payload["nz"], generator=torch.Generator().manual_seed(5 * 1_000_003 + c))
+        want = torch.cat([G(z[s:s + 256], torch.full((len(z[s:s + 256]),), c)) for s in range(0, n, 256)])
+    want = ((want + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)[:, 0].numpy()
+    assert np.array_equal(sample_class(G, payload, "B", n, seed=5, device="cpu"), want)
+    rows = sample_to_dir(tmp_path / "g.pt", "all", n, 5, tmp_path / "out", "cpu")
+    assert [r[3] for r in rows] == list(range(n)) * 2   # indices start again for each class
+    assert len(list((tmp_path / "out" / "B").glob("*.png"))) == n
+    for i in (0, 255, 256, 299):
+        got = np.asarray(Image.open(tmp_path / "out" / "B" / f"synthetic_B_5_{i:05d}.png"))
+        assert np.array_equal(got, want[i])

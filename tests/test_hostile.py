@@ -267,12 +267,32 @@ def test_a_full_disk_under_any_other_write_is_one_line(monkeypatch, capsys):
     torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB"),
 ])
 def test_running_out_of_memory_is_one_line_naming_what_to_lower(monkeypatch, capsys, error):
+    monkeypatch.setattr("sys.argv", ["genaug", "benchmark", "--image-size", "100000"])
     with pytest.raises(SystemExit) as stop:
         _cli_entry_raising(monkeypatch, error)()
     assert stop.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("genaug: error: out of memory (") and "lower --image-size or --batch-size" in err
     assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize("argv,said", [
+    (["benchmark", "--shard", "1/2"], "or free memory and then genaug benchmark --resume /r/b --shard 1/2, which keeps"),
+    (["gan", "--class", "all"], "and then genaug gan --resume /r/b, which keeps what finished"),
+    (["gan", "sample", "--n", "99999999999"], "run fewer jobs at once or free memory, then run the command again"),
+    (["predict", "x.png"], "run fewer jobs at once or free memory, then run the command again"),
+])
+def test_out_of_memory_names_resume_only_where_the_command_can_resume(monkeypatch, capsys, argv, said):
+    """Found in session 55: `gan sample --n` past memory was told to --resume its run, which `gan sample`
+    cannot, and to lower --image-size or --batch-size, which it has not."""
+    error = MemoryError("Unable to allocate 37.3 GiB")
+    error.run_dir = "/r/b"   # as genaug.runs.running sets it
+    monkeypatch.setattr("sys.argv", ["genaug", *argv])
+    with pytest.raises(SystemExit):
+        _cli_entry_raising(monkeypatch, error)()
+    err = capsys.readouterr().err
+    assert said in err and err.count("\n") == 1
+    assert ("--resume" in err) == ("sample" not in argv and "predict" not in argv)
 
 
 def test_other_runtime_errors_keep_their_traceback(monkeypatch):
