@@ -24,13 +24,15 @@ from genaug.data.decode import IMAGE_EXTENSIONS, UnreadableImage, decode_image, 
 from genaug.data.equalize import equalize_images
 from genaug.errors import CheckpointError, DataError
 from genaug.models import ConvAutoencoder, EncodedClassifier, build_classifier
-from genaug.runs import checkpoints_in, load_checkpoint
+from genaug.runs import checkpoints_in, enclosing_run, load_checkpoint, read_manifest, read_run_config
 from genaug.train import predict_probs
 
 CLASSIFIER_KEYS = ("kind", "model_name", "model", "classes", "image_size", "in_channels")
 
 
 def load_classifier(path: str | Path):
+    if no_models := saved_no_models(Path(path)):
+        raise CheckpointError(f"classifier checkpoint {path} {no_models}")
     if Path(path).is_dir():   # a benchmark run, most likely: its saved classifiers are models/<cell>.pt
         raise CheckpointError(f"classifier checkpoint {path} is a folder; "
                               + checkpoints_in(path, "models/*.pt", "genaug benchmark --save-models"))
@@ -57,6 +59,24 @@ def load_classifier(path: str | Path):
     except (RuntimeError, KeyError) as exc:
         raise CheckpointError(f"{path} does not match a {ckpt['model_name']} ({str(exc)[:100]})") from None
     return model.eval(), ckpt
+
+
+def saved_no_models(path: Path) -> str:
+    """Where ``path`` is a benchmark run made without --save-models, or a file in one (its cells/*.json,
+    report.md), what to do about it; else ''. Found in session 55: such a run given to `genaug predict`
+    was told to give "the .pt file that genaug benchmark --save-models wrote", and a cell's .json was
+    "not a PyTorch checkpoint", neither saying that no model of the run was kept."""
+    run = path if path.is_dir() else enclosing_run(path) if path.suffix != ".pt" else None
+    try:
+        made_by = read_manifest(run)["command"] if run else None
+        benchmark = read_run_config(run).get("benchmark") if made_by == "benchmark" else None
+    except CheckpointError:
+        return ""
+    if not isinstance(benchmark, dict) or benchmark.get("save_models") or any(run.glob("models/*.pt")):
+        return ""
+    return (("is a benchmark run" if run == path else f"lies in the benchmark run {run}, one") + " made without "
+            "--save-models, which kept no model: start a new benchmark with --save-models (a resumed run saves "
+            "the models only of the cells it has yet to train)")
 
 
 def input_size(ckpt: dict) -> int:

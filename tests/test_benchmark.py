@@ -898,6 +898,35 @@ def test_a_run_folder_given_as_the_classifier_names_its_saved_models(tmp_path):
                                + " (4 in all)")
 
 
+def test_a_benchmark_run_that_kept_no_model_says_so_where_a_classifier_is_wanted(tmp_path):
+    """Found in session 55: a run made without --save-models, given to predict, was told to give "the .pt file
+    that genaug benchmark --save-models wrote"; its cells/<key>.json was "not a PyTorch checkpoint"."""
+    import json
+
+    import yaml
+
+    from genaug.errors import CheckpointError
+    from genaug.predict import load_classifier
+    run = tmp_path / "run"
+    (run / "cells").mkdir(parents=True)
+    (run / "manifest.json").write_text(json.dumps({"command": "benchmark"}))
+    (run / "config.yaml").write_text(yaml.safe_dump({"benchmark": {"save_models": False}}))
+    (run / "cells" / "cnn__real__f1__seed0.json").write_text("{}")
+    kept_none = "made without --save-models, which kept no model: start a new benchmark with --save-models"
+    with pytest.raises(CheckpointError, match=f"checkpoint {run} is a benchmark run {kept_none}"):
+        load_classifier(run)
+    with pytest.raises(CheckpointError, match=f"lies in the benchmark run {run}, one {kept_none}"):
+        load_classifier(run / "cells" / "cnn__real__f1__seed0.json")
+    # a run that saved its models: a file of it that is none names them
+    (run / "config.yaml").write_text(yaml.safe_dump({"benchmark": {"save_models": True}}))
+    (run / "models").mkdir()
+    torch.save({"kind": "classifier"}, run / "models" / "cnn__real__f1__seed0.pt")
+    with pytest.raises(CheckpointError) as told:
+        load_classifier(run / "cells" / "cnn__real__f1__seed0.json")
+    assert str(told.value).endswith(f"is not a PyTorch checkpoint (neither a zip archive nor a pickle); give "
+                                    f"{run / 'models' / 'cnn__real__f1__seed0.pt'}")
+
+
 def test_planned_seconds_counts_each_cell_at_its_most_epochs_by_hand():
     from genaug.benchmark import planned_seconds
     from genaug.config import BenchmarkConfig
