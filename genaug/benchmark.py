@@ -36,7 +36,7 @@ from genaug.gan import TooFewClassImages, run_gan, synthetic_manifest
 from genaug.metrics import (bootstrap_ci, calibration_error, choose_threshold, classification_metrics, mcnemar,
                             paired_bootstrap_diff, paired_sign_flip_test, predictions, roc_auc)
 from genaug.models import CLASSIFIERS, build_classifier, check_input_size
-from genaug.inventory import counted, duration, seconds_text
+from genaug.inventory import counted, duration, run_state, seconds_text
 from genaug.locks import in_use_by
 from genaug.runs import Run, atomic_torch_save, enclosing_run, inside_a_run, save_safetensors, git_commit, machine_info, machines_of, new_run, open_run, read_cells, read_run_config, running, write_json, write_run_config
 from genaug.tracking import Tracker, tracker_for
@@ -148,11 +148,32 @@ def check_given_input_run(cfg: Config, given: str, key: str, what: str) -> Path:
         raise CheckpointError(f"--{key.replace('_', '-')} {d} lies inside the genaug run {run}: give that folder")
     if busy := in_use_by(d):   # its images or latents are not all written yet
         raise RunInUse(f"{what} run {d} is still at work ({busy}): wait for it to finish, then run this again")
-    if key == "encode_run":
-        latent_set(d)   # a folder without latents is told before a run is made and the data loaded
     if (d / "config.yaml").is_file():
         _same_data(read_run_config(generator_run(d) if key == "gan_run" else d), cfg, what, d)
+    if key == "encode_run":
+        try:
+            latent_set(d)   # a folder without latents is told before a run is made and the data loaded
+        except CheckpointError:
+            stopped_before_its_output(d, key, what)
+            raise
+    elif not any(m.is_file() for m in (d / "synthetic" / "manifest.csv", d / "manifest.csv")):
+        stopped_before_its_output(d, key, what)
     return d
+
+
+def stopped_before_its_output(d: Path, key: str, what: str) -> None:
+    """Where the input run ``d`` holds no synthetic images or latents because it stopped before it wrote them,
+    raise that, with how to finish it. Found in session 55: a GAN run stopped by Ctrl-C was "no synthetic
+    images (expected synthetic/manifest.csv from genaug gan)", an autoencoder's "no complete latent set
+    (meta.json missing); run genaug encode", neither naming the --resume that finishes it."""
+    state = run_state(d)
+    if state is None or state.state != "stopped":
+        return
+    made = "synthetic images" if key == "gan_run" else "latents"
+    go_on = (f"{state.resume}, then run this again" if state.resume
+             else "draw its images again with genaug gan sample, and give that run")
+    raise CheckpointError(f"{what} run {d} stopped before its {made} were all written"
+                          + (f" ({state.why.removeprefix('stopped: ')})" if state.why else "") + f": {go_on}")
 
 
 def generator_run(gan_dir: Path) -> Path:

@@ -927,6 +927,31 @@ def test_a_benchmark_run_that_kept_no_model_says_so_where_a_classifier_is_wanted
                                     f"{run / 'models' / 'cnn__real__f1__seed0.pt'}")
 
 
+@pytest.mark.parametrize("command,key,said", [
+    ("gan", "gan_run", "GAN run {d} stopped before its synthetic images were all written (interrupted (Ctrl-C)): "
+                       "genaug gan --resume {d}, then run this again"),
+    ("gan-sample", "gan_run", "GAN run {d} stopped before its synthetic images were all written (interrupted "
+                              "(Ctrl-C)): draw its images again with genaug gan sample, and give that run"),
+    ("encode", "encode_run", "autoencoder run {d} stopped before its latents were all written (interrupted "
+                             "(Ctrl-C)): genaug encode --resume {d}, then run this again"),
+])
+def test_an_input_run_stopped_before_its_output_says_how_to_finish_it(tmp_path, command, key, said):
+    """Found in session 55: a GAN run stopped by Ctrl-C, given as --gan-run, was "no synthetic images
+    (expected synthetic/manifest.csv from genaug gan)", naming no --resume."""
+    import json
+
+    from genaug.benchmark import INPUT_RUNS, check_given_input_run
+    from genaug.errors import CheckpointError
+    d = tmp_path / "run"
+    d.mkdir()
+    (d / "manifest.json").write_text(json.dumps({"command": command, "finished": False}))
+    (d / "log.txt").write_text("2026-12-04 21:40:53,483 INFO epoch 1\n"
+                               "2026-12-04 21:40:54,001 ERROR stopped: interrupted (Ctrl-C)\n")
+    with pytest.raises(CheckpointError) as told:
+        check_given_input_run(Config(), str(d), key, INPUT_RUNS[key])
+    assert str(told.value) == said.format(d=d)
+
+
 def test_planned_seconds_counts_each_cell_at_its_most_epochs_by_hand():
     from genaug.benchmark import planned_seconds
     from genaug.config import BenchmarkConfig
