@@ -38,7 +38,7 @@ from genaug.metrics import (bootstrap_ci, calibration_error, choose_threshold, c
 from genaug.models import CLASSIFIERS, build_classifier, check_input_size
 from genaug.inventory import counted, duration, run_state, seconds_text
 from genaug.locks import in_use_by
-from genaug.runs import Run, atomic_torch_save, enclosing_run, inside_a_run, save_safetensors, git_commit, machine_info, machines_of, new_run, open_run, read_cells, read_run_config, running, write_json, write_run_config
+from genaug.runs import Run, atomic_torch_save, enclosing_run, inside_a_run, not_a_run_of, save_safetensors, git_commit, machine_info, machines_of, new_run, open_run, read_cells, read_run_config, running, write_json, write_run_config
 from genaug.tracking import Tracker, tracker_for
 from genaug.train import (as_tensor, class_weights, fit_classifier, latent_spread, make_ema, predict_probs,
                           recompute_batchnorm, train_one_epoch)
@@ -70,6 +70,11 @@ def parse_list(text: str, known: tuple, what: str) -> list[str]:
 
 
 def _same_data(run_cfg: dict, cfg: Config, what: str, run_dir) -> None:
+    if not isinstance(run_cfg.get("data"), dict):   # a pool's or explain's run: no data of its own
+        raise CheckpointError(f"{what} run {run_dir} records no data settings"
+                              + (not_a_run_of(run_dir, "gan" if what == "GAN" else "encode",
+                                              "--gan-run" if what == "GAN" else "--encode-run")
+                                 or "; give the run genaug " + ("gan" if what == "GAN" else "encode") + " made"))
     if differ := data_differences(run_cfg, cfg.to_dict()):
         key = differ[0]
         raise CheckpointError(f"{what} run {run_dir} was made with data.{key}={run_cfg['data'].get(key)!r}, this "
@@ -148,16 +153,16 @@ def check_given_input_run(cfg: Config, given: str, key: str, what: str) -> Path:
         raise CheckpointError(f"--{key.replace('_', '-')} {d} lies inside the genaug run {run}: give that folder")
     if busy := in_use_by(d):   # its images or latents are not all written yet
         raise RunInUse(f"{what} run {d} is still at work ({busy}): wait for it to finish, then run this again")
-    if (d / "config.yaml").is_file():
-        _same_data(read_run_config(generator_run(d) if key == "gan_run" else d), cfg, what, d)
     if key == "encode_run":
         try:
             latent_set(d)   # a folder without latents is told before a run is made and the data loaded
         except CheckpointError:
             stopped_before_its_output(d, key, what)
             raise
-    elif not any(m.is_file() for m in (d / "synthetic" / "manifest.csv", d / "manifest.csv")):
-        stopped_before_its_output(d, key, what)
+    if (d / "config.yaml").is_file():
+        _same_data(read_run_config(generator_run(d) if key == "gan_run" else d), cfg, what, d)
+    if key == "gan_run" and not any(m.is_file() for m in (d / "synthetic" / "manifest.csv", d / "manifest.csv")):
+        stopped_before_its_output(d, key, what)   # after the data: a run of other data is told that first
     return d
 
 
@@ -167,7 +172,8 @@ def stopped_before_its_output(d: Path, key: str, what: str) -> None:
     images (expected synthetic/manifest.csv from genaug gan)", an autoencoder's "no complete latent set
     (meta.json missing); run genaug encode", neither naming the --resume that finishes it."""
     state = run_state(d)
-    if state is None or state.state != "stopped":
+    if state is None or state.state != "stopped" or state.command not in (
+            ("gan", "gan-sample") if key == "gan_run" else ("encode",)):   # another command's run is told so
         return
     made = "synthetic images" if key == "gan_run" else "latents"
     go_on = (f"{state.resume}, then run this again" if state.resume

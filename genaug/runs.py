@@ -646,7 +646,7 @@ def open_run(directory: str | Path, command: str, clear_stale: bool = True, hold
     run.manifest.update(manifest)
     made_by = run.manifest.get("command")
     if made_by and made_by != command:   # resuming into it would write this command's files among that run's
-        raise CheckpointError(f"{d} was made by genaug {made_by}, not genaug {command}: give --resume a run "
+        raise CheckpointError(f"{d} was made by genaug {as_typed(made_by)}, not genaug {command}: give --resume a run "
                               f"of genaug {command} (under <out>/{command}/)")
     if not (d / "config.yaml").is_file():   # every run writes it first: a folder without it is no run of
         # genaug's, however its manifest.json reads, and nothing is written into it or cleared from it
@@ -806,7 +806,13 @@ def not_a_run_of(directory: str | Path, wanted: str, flag: str) -> str:
         return ""
     if not isinstance(made_by, str) or made_by in (wanted, f"{wanted}-sample"):   # gan sample's runs serve too
         return ""
-    return f"; it is a genaug {made_by} run: {flag} takes a genaug {wanted} run's folder"
+    return f"; it is a genaug {as_typed(made_by)} run: {flag} takes a genaug {wanted} run's folder"
+
+
+def as_typed(command: str) -> str:
+    """A run's command as the user types it: the runs of `genaug gan sample` are gan-sample runs, under
+    <out>/gan-sample/ (found in session 55: "was made by genaug gan-sample", a command there is not)."""
+    return command.replace("-", " ")
 
 
 def enclosing_run(directory: str | Path) -> Path | None:

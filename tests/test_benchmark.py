@@ -952,6 +952,31 @@ def test_an_input_run_stopped_before_its_output_says_how_to_finish_it(tmp_path, 
     assert str(told.value) == said.format(d=d)
 
 
+@pytest.mark.parametrize("command,config,key,said", [
+    # found in session 55: a KeyError traceback, as neither run records data settings
+    ("explain", "checkpoint: m.pt\n", "gan_run", "GAN run {d} records no data settings; it is a genaug explain run: "
+                                                 "--gan-run takes a genaug gan run's folder"),
+    ("pool", "pool:\n  variant: mixed\n", "gan_run", "GAN run {d} records no data settings; it is a genaug pool "
+                                                      "run: --gan-run takes a genaug gan run's folder"),
+    # a stopped run of another command is told what it is, not how to finish it; gan sample as typed
+    ("gan-sample", "checkpoint: g.pt\n", "encode_run", "no complete latent set in {d} (meta.json missing); it is a "
+                                                       "genaug gan sample run: --encode-run takes a genaug encode run's folder"),
+])
+def test_an_input_run_of_another_command_is_told_what_it_is(tmp_path, command, config, key, said):
+    import json
+
+    from genaug.benchmark import INPUT_RUNS, check_given_input_run
+    from genaug.errors import CheckpointError
+    d = tmp_path / "run"
+    d.mkdir()
+    (d / "manifest.json").write_text(json.dumps({"command": command, "finished": command != "gan-sample"}))
+    (d / "config.yaml").write_text(config)
+    (d / "log.txt").write_text("2026-12-04 21:40:54,001 ERROR stopped: interrupted (Ctrl-C)\n")
+    with pytest.raises(CheckpointError) as told:
+        check_given_input_run(Config(), str(d), key, INPUT_RUNS[key])
+    assert str(told.value) == said.format(d=d)
+
+
 def test_planned_seconds_counts_each_cell_at_its_most_epochs_by_hand():
     from genaug.benchmark import planned_seconds
     from genaug.config import BenchmarkConfig
