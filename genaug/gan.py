@@ -315,6 +315,14 @@ def check_sample_out(out_root: str | Path, checkpoint: str | Path) -> None:
 def sample_to_dir(checkpoint: str | Path, class_arg: str, n: int, seed: int, out_dir: Path, device) -> list[list]:
     """``genaug gan sample``: images from a trained generator, no training."""
     G, ckpt = load_generator(checkpoint)
+    # a --per-class GAN has one generator per class, side by side, and 'all' is the one class each draws.
+    # Another class named was told "unknown class 'PNEUMONIA'; the data has: NORMAL" (found in session 55).
+    if not ckpt["conditional"] and class_arg.lower() != "all":
+        if others := [c for c in resolve_classes(class_arg, ckpt["classes"]) if c != ckpt["class_name"]]:
+            beside = Path(checkpoint).with_name(f"generator-{others[0]}.pt")
+            raise ConfigError(f"{checkpoint} draws {ckpt['class_name']} only (one generator per class, --per-class); "
+                              + (f"{others[0]}'s is {beside}" if beside.is_file() else f"give {others[0]}'s generator")
+                              + f", or --class {ckpt['class_name']}")
     names = resolve_classes(class_arg, ckpt["classes"] if ckpt["conditional"] else [ckpt["class_name"]])
     rows = []
     with tqdm(total=n * len(names), desc="gan sample", unit="img", leave=False, disable=None) as bar:

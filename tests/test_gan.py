@@ -148,3 +148,21 @@ def test_sampling_in_batches_gives_the_images_one_draw_gave(tmp_path):
     for i in (0, 255, 256, 299):
         got = np.asarray(Image.open(tmp_path / "out" / "B" / f"synthetic_B_5_{i:05d}.png"))
         assert np.array_equal(got, want[i])
+
+
+def test_a_per_class_generator_asked_for_another_class_names_that_class_s_generator(tmp_path):
+    """Found in session 55: `gan sample --checkpoint generator-NORMAL.pt --class PNEUMONIA` was told
+    "unknown class 'PNEUMONIA'; the data has: NORMAL", though the data has both."""
+    from genaug.gan import sample_to_dir
+    cfg = tiny_cfg()
+    for c in ("A", "B"):
+        atomic_torch_save(generator_payload(GanState(cfg, 0), cfg, ["A", "B"], c), tmp_path / f"generator-{c}.pt")
+    with pytest.raises(ConfigError) as told:
+        sample_to_dir(tmp_path / "generator-A.pt", "b", 2, 0, tmp_path / "out", "cpu")
+    assert str(told.value) == (f"{tmp_path / 'generator-A.pt'} draws A only (one generator per class, --per-class); "
+                               f"B's is {tmp_path / 'generator-B.pt'}, or --class A")
+    with pytest.raises(ConfigError, match="unknown class 'C'; the data has: A, B"):
+        sample_to_dir(tmp_path / "generator-A.pt", "C", 2, 0, tmp_path / "out", "cpu")
+    # 'all', the default, is the one class it draws
+    assert [r[1] for r in sample_to_dir(tmp_path / "generator-A.pt", "all", 2, 0, tmp_path / "out", "cpu")] == ["A", "A"]
+    assert not (tmp_path / "out" / "B").exists()
