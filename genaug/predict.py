@@ -175,13 +175,18 @@ def read_images(targets, size: int) -> tuple[list[str], np.ndarray, list[tuple[s
     return [n for names, _ in parts for n in names], np.concatenate([a for _, a in parts]), skipped
 
 
+def decision_threshold(ckpt: dict) -> float | None:
+    """For two classes, the threshold on the second's probability that validation chose; None otherwise
+    (more classes, or a model saved without one): the likeliest class is then given."""
+    thr = ckpt.get("threshold")
+    return thr if len(ckpt["classes"]) == 2 and thr is not None else None
+
+
 def decided_classes(probs: torch.Tensor, ckpt: dict) -> torch.Tensor:
     """The class index genaug predict gives each image: for two classes, the second where its probability
     reaches the threshold validation chose (as the benchmark's accuracy counts it), else the likeliest."""
-    thr = ckpt.get("threshold")
-    if len(ckpt["classes"]) == 2 and thr is not None:
-        return (probs[:, 1] >= thr).long()
-    return probs.argmax(1)
+    thr = decision_threshold(ckpt)
+    return probs.argmax(1) if thr is None else (probs[:, 1] >= thr).long()
 
 
 def checkpoint_probs(model, ckpt: dict, images: np.ndarray, device="cpu") -> torch.Tensor:
@@ -209,14 +214,13 @@ def predict_images(checkpoint: str | Path, targets, device="cpu", chunk: int = 2
     if not names:
         raise nothing_read(skipped)
     probs = torch.cat(parts)
-    thr = ckpt.get("threshold")
-    binary = len(classes) == 2 and thr is not None
+    thr = decision_threshold(ckpt)
     pred = decided_classes(probs, ckpt)
     buf = io.StringIO()
     w = csv.writer(buf)
     # the cut-off is written beside the probabilities: p_PNEUMONIA 0.55 predicted NORMAL is right
     # when validation put the threshold at 0.6, and the file should say so without the checkpoint
-    w.writerow(["file", "prediction"] + [f"p_{c}" for c in classes] + ([f"threshold_{classes[1]}"] if binary else []))
+    w.writerow(["file", "prediction"] + [f"p_{c}" for c in classes] + ([f"threshold_{classes[1]}"] if thr is not None else []))
     for n, k, p in zip(names, pred.tolist(), probs.tolist()):
-        w.writerow([n, classes[k]] + [f"{v:.6f}" for v in p] + ([f"{thr:.6f}"] if binary else []))
+        w.writerow([n, classes[k]] + [f"{v:.6f}" for v in p] + ([f"{thr:.6f}"] if thr is not None else []))
     return buf.getvalue(), skipped
