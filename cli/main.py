@@ -360,11 +360,12 @@ def gan_sample_cmd(
     check_seed(seed, "--seed")
     _check_checkpoint_file(checkpoint, "generator-*.pt", "a genaug gan run")
     check_sample_out(out, checkpoint)
+    dev = resolve_device(device)   # before the run folder: "no CUDA GPU" leaves nothing behind
     # the absolute path lets genaug benchmark find the GAN run behind these images from anywhere
     run = new_run(out, "gan-sample", name, {"checkpoint": str(Path(checkpoint).resolve()), "class": class_, "n": n,
                                             "seed": seed})
     with running(run, new=True):   # refused (e.g. an unknown --class): no empty run left behind
-        rows = sample_to_dir(checkpoint, class_, n, seed, run.path("synthetic"), resolve_device(device))
+        rows = sample_to_dir(checkpoint, class_, n, seed, run.path("synthetic"), dev)
         run.save_manifest(finished=True, synthetic_images=len(rows))
         _echo_and_log(f"wrote {counted(len(rows), 'image')} from {checkpoint} to {run.path('synthetic')}")
 

@@ -529,6 +529,11 @@ def test_gan_sample_of_a_missing_checkpoint_is_one_line_and_makes_no_run(tmp_pat
     r = genaug("gan", "sample", "--checkpoint", tmp_path / "nope.pt", "--seed", str(2 ** 70), "--out", tmp_path / "o")
     assert r.returncode == 2 and f"--seed must be from 0 to 4294967295, got {2 ** 70}" in r.stderr
     assert "Traceback" not in r.stderr and not (tmp_path / "o").exists()
+    # a device it cannot have: said before the run folder is made (in session 55 it was made, then removed)
+    r = genaug("gan", "sample", "--checkpoint", tmp_path / "gan" / "generator-conditional.pt", "--device", "tpu",
+               "--out", tmp_path / "o")
+    assert r.returncode == 2 and r.stderr.strip() == "genaug: error: unknown device 'tpu'; use auto, cpu, cuda or mps"
+    assert not (tmp_path / "o").exists()
 
 
 def test_data_split_lays_out_class_folders_by_patient_for_every_command(tmp_path):
