@@ -69,12 +69,13 @@ def parse_list(text: str, known: tuple, what: str) -> list[str]:
 # ----------------------------------------------------------------------------- inputs: GAN and encode runs
 
 
-def _same_data(run_cfg: dict, cfg: Config, what: str, run_dir) -> None:
+def _same_data(run_cfg: dict, cfg: Config, key: str, run_dir) -> None:
+    """The input run at ``run_dir`` (``key`` gan_run | encode_run) was made on this benchmark's data and split."""
+    what = INPUT_RUNS[key]
     if not isinstance(run_cfg.get("data"), dict):   # a pool's or explain's run: no data of its own
         raise CheckpointError(f"{what} run {run_dir} records no data settings"
-                              + (not_a_run_of(run_dir, "gan" if what == "GAN" else "encode",
-                                              "--gan-run" if what == "GAN" else "--encode-run")
-                                 or "; give the run genaug " + ("gan" if what == "GAN" else "encode") + " made"))
+                              + (not_a_run_of(run_dir, key.removesuffix("_run"), f"--{key.replace('_', '-')}")
+                                 or " (its config.yaml has no data section: restore the file the run wrote)"))
     if differ := data_differences(run_cfg, cfg.to_dict()):
         key = differ[0]
         raise CheckpointError(f"{what} run {run_dir} was made with data.{key}={run_cfg['data'].get(key)!r}, this "
@@ -160,7 +161,7 @@ def check_given_input_run(cfg: Config, given: str, key: str, what: str) -> Path:
             stopped_before_its_output(d, key, what)
             raise
     if (d / "config.yaml").is_file():
-        _same_data(read_run_config(generator_run(d) if key == "gan_run" else d), cfg, what, d)
+        _same_data(read_run_config(generator_run(d) if key == "gan_run" else d), cfg, key, d)
     if key == "gan_run" and not any(m.is_file() for m in (d / "synthetic" / "manifest.csv", d / "manifest.csv")):
         stopped_before_its_output(d, key, what)   # after the data: a run of other data is told that first
     return d
