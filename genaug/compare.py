@@ -80,6 +80,12 @@ def no_shared_cell(a: str, b: str, cells_a: list[dict], cells_b: list[dict]) -> 
             return (f"{a} and {b} share no cell: {a} holds {what} {', '.join(sorted(held_a))}, {b} "
                     f"{', '.join(sorted(held_b))}. compare pairs the same cells across two runs; to set {what}s side "
                     "by side, train them in one run (its report's table holds them, on the same seeds)")
+    folds_a, folds_b = ({c.get("fold") for c in cells} for cells in (cells_a, cells_b))
+    if not folds_a & folds_b:   # found in session 55: a --folds 3 run and one without were told to add seeds
+        def split(folds: set) -> str:
+            return "one validation split" if folds == {None} else f"--folds {max(f for f in folds if f is not None) + 1}"
+        return (f"{a} and {b} share no cell: {a} trains with {split(folds_a)}, {b} with {split(folds_b)}, so their "
+                "cells are trained and validated otherwise; compare runs made with the same --folds")
     return (f"{a} and {b} share no cell (same model, variant, train fraction and seed); add seeds to one of them "
             "with genaug benchmark --resume")
 

@@ -181,6 +181,15 @@ def test_compare_refuses_runs_on_other_data_or_without_shared_cells(tmp_path):
         compare_runs(a, d)
     with pytest.raises(ConfigError, match="are one run; compare two benchmark runs"):
         compare_runs(a, a.parent / ".." / a.parent.name / a.name)   # one run, spelt two ways
+    # found in session 55: a --folds 3 run and one without were told to add seeds
+    e = _run(tmp_path / "e", [])
+    for fold in range(3):
+        cell = {**_cell("cnn", "real", 0, ok), "fold": fold}
+        (e / "cells" / f"cnn__real__f1__seed0__fold{fold}.json").write_text(json.dumps(cell))
+    with pytest.raises(ConfigError, match="share no cell: a trains with one validation split, e with --folds 3, so "
+                                          "their cells are trained and validated otherwise; compare runs made with "
+                                          "the same --folds"):
+        compare_runs(a, e)
 
 
 def test_compare_command_prints_the_table_and_fails_in_one_line(tmp_path):
