@@ -6,6 +6,7 @@ Read from what the runs wrote (manifests, configs, histories, cell files) and fr
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import time
@@ -112,6 +113,20 @@ def training_left(history: list, planned: int, what: str = "training") -> str:
 def counted(n: int, what: str) -> str:
     """'1 cell', '3 cells'."""
     return f"{n} {what}{'' if n == 1 else 's'}"
+
+
+def _images_written(d: Path, manifest: dict) -> str:
+    """'1200 images' for a finished `gan sample` run (its manifest counts them); else the images it has written
+    so far: a million take the better part of an hour here, and a stopped run's partial images are worth
+    knowing of (found in session 55: `genaug runs` showed '-' for a run at work or stopped)."""
+    if isinstance(n := manifest.get("synthetic_images"), int):
+        return counted(n, "image")
+    try:
+        n = sum(f.name.endswith(".png") for c in os.scandir(d / "synthetic") if c.is_dir()
+                for f in os.scandir(c.path))
+    except OSError:
+        n = 0
+    return f"{counted(n, 'image')} written"
 
 
 def read_json_or_none(path: Path):
@@ -274,6 +289,8 @@ def run_state(directory: str | Path) -> RunState | None:
     elif command in ("gan", "encode"):
         histories = sorted(d.glob("history-*.json")) if command == "gan" else [d / "history.json"]
         progress, complete = _epochs(d, command, [p for p in histories if p.is_file()], bool(holder))
+    elif command == "gan-sample":
+        progress, complete = _images_written(d, main), None
     else:
         progress, complete = "", None
     flagged = any(m.get("finished") for m in manifests)

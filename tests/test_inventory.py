@@ -294,3 +294,19 @@ def test_an_epoch_line_tells_the_training_left_at_the_pace_of_the_last_three_epo
     assert training_left(history, 9, "NORMAL training") == ", about 1m40s of NORMAL training left"
     assert training_left(history, 4) == "" and training_left([], 4) == ""
     assert training_left([{"epoch": 1, "seconds": 0.2}], 3) == ", under a second of training left"
+
+
+def test_a_gan_sample_run_counts_its_images(tmp_path):
+    """Found in session 55: a gan sample run showed '-' at work and stopped; a million images take most of an hour."""
+    from PIL import Image
+    stopped = _run(tmp_path, "gan-sample", "stopped", {"n": 5})
+    for c, n in (("NORMAL", 3), ("PNEUMONIA", 2)):
+        (stopped.dir / "synthetic" / c).mkdir(parents=True)
+        for i in range(n):
+            Image.new("L", (4, 4)).save(stopped.dir / "synthetic" / c / f"synthetic_{c}_0_{i:05d}.png")
+    done = _run(tmp_path, "gan-sample", "done", {"n": 5})
+    done.save_manifest(finished=True, synthetic_images=10)
+    states = {s.run: s for s in list_runs(tmp_path)}
+    assert states[str(stopped.dir)].state == "stopped" and states[str(stopped.dir)].progress == "5 images written"
+    assert states[str(stopped.dir)].resume == ""   # gan sample does not resume: it is drawn again
+    assert states[str(done.dir)].state == "finished" and states[str(done.dir)].progress == "10 images"
