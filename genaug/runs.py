@@ -98,7 +98,11 @@ def _atomic_write(path: Path, write) -> None:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
         _raise_disk_full(exc, path)
-        raise
+        if exc.errno is None or exc.filename is None:
+            raise
+        # named as the file given, not the hidden temporary one beside it (found in session 55: `predict
+        # --out /proc/p.csv` said "No such file or directory: /proc/.p.csv.z1qyninr.tmp")
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
     try:
         with os.fdopen(fd, "wb") as fh:
             write(fh)

@@ -508,3 +508,19 @@ def test_write_json_keeps_number_lists_on_one_line_and_reads_back_the_same(tmp_p
     assert '  "history": [' in lines and '    {' in lines
     assert len(text) < len(json.dumps(plain, indent=2)) * 0.8
     assert format_json({"a": [[[1]]]}) == '{\n  "a": [\n    [[1]]\n  ]\n}'
+
+
+def test_a_file_that_cannot_be_made_is_named_as_given_not_as_its_temporary_file(tmp_path, monkeypatch):
+    """Found in session 55: `predict --out /proc/p.csv` said "No such file or directory: /proc/.p.csv.z1qyninr.tmp"."""
+    import errno
+    import tempfile
+
+    from genaug.runs import atomic_write_text
+
+    def refuse(prefix, suffix, dir):
+        raise OSError(errno.EACCES, "Permission denied", f"{dir}/{prefix}z1qyninr{suffix}")
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    with pytest.raises(PermissionError) as told:
+        atomic_write_text(tmp_path / "p.csv", "x")
+    assert told.value.filename == str(tmp_path / "p.csv") and told.value.strerror == "Permission denied"
