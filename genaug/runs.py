@@ -258,7 +258,8 @@ def load_checkpoint(path: str | Path, expected_keys: Iterable[str] = (), kind: s
     # own message is a bare KeyError such as "101", which tells the user nothing
     if not head.startswith((b"PK\x03\x04", b"\x80")):
         what = "an empty file" if not head else "not a PyTorch checkpoint (neither a zip archive nor a pickle)"
-        raise CheckpointError(f"{kind} {path} is {what}" + (_the_right_one(path, kind) or "; give the .pt file a genaug run wrote"))
+        raise CheckpointError(f"{kind} {path} is {what}"
+                              + (_the_right_one(path, kind) or "; give the .pt file a genaug run wrote"))
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt file, pickle with code, truncated zip...
