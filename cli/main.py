@@ -519,12 +519,13 @@ def report_cmd(
     from pathlib import Path
 
     from genaug.report import results_document
-    from genaug.runs import atomic_write_text, check_output_file
+    from genaug.runs import atomic_write_text, check_output_file, each_once
 
     if out:
         check_output_file(out, "report")
     left_out: list[str] = []
-    doc = results_document([Path(r) for r in runs], title, left_out)
+    runs = each_once(runs)
+    doc = results_document(runs, title, left_out)
     for why in left_out:
         typer.echo(f"genaug: note: left out: {why}", err=True)
     if out:
@@ -607,9 +608,9 @@ def archive_cmd(
     to: str = typer.Option(..., "--to", help="archive root: each run goes to TO/<command>/<run name>/ "
                                              "(e.g. docs/runs, to keep results in version control)"),
 ):
-    from genaug.runs import archive_run
+    from genaug.runs import archive_run, each_once
 
-    for r in runs:
+    for r in map(str, each_once(runs)):
         dest, copied, skipped = archive_run(r, to)
         typer.echo(f"archived {len(copied)} files of {r} to {dest}; left out {len(skipped)} "
                    f"(listed in {dest / 'archived.json'})")

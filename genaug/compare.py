@@ -254,6 +254,11 @@ def pool_runs(run_dirs: list[str | Path], variant: str = "mixed", n_boot: int = 
     without such an input run (e.g. real and mixed cells, when pooling encoded) may join to supply
     the real cells only, so they need not be trained again beside each input run's cells."""
     dirs = [Path(d) for d in run_dirs]
+    seen: set[Path] = set()
+    for d in dirs:   # else told it "used the same GAN run", as if two runs shared one (session 55)
+        if (real := d.resolve()) in seen:
+            raise ConfigError(f"{d} is given twice; give each benchmark run once")
+        seen.add(real)
     key = next((k for k, vs in DEPENDENT_VARIANTS.items() if variant in vs), None)
     if key is None:
         raise ConfigError(f"--variant {variant} does not depend on an input run; pool one of "

@@ -814,6 +814,18 @@ def not_a_run_of(directory: str | Path, wanted: str, flag: str) -> str:
     return f"; it is a genaug {as_typed(made_by)} run: {flag} takes a genaug {wanted} run's folder"
 
 
+def each_once(paths) -> list[Path]:
+    """``paths`` in the order given, each run once however it was spelt (``R``, ``R/``, ``./R``, a link to
+    it): shell globs overlap (`genaug report outputs/benchmark/* outputs/benchmark/2026*`), and a run given
+    twice was gathered (or archived) twice (found in session 55)."""
+    seen, out = set(), []
+    for p in map(Path, paths):
+        if (real := p.resolve()) not in seen:
+            seen.add(real)
+            out.append(p)
+    return out
+
+
 def as_typed(command: str) -> str:
     """A run's command as the user types it: the runs of `genaug gan sample` are gan-sample runs, under
     <out>/gan-sample/ (found in session 55: "was made by genaug gan-sample", a command there is not)."""

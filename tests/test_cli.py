@@ -467,9 +467,11 @@ def test_encode_cli_end_to_end(tmp_path, tiny):
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stderr == f"genaug: note: left out: {busy} has no finished report (report.md); finish the run (--resume) first\n"
     assert r.stdout == f"wrote {doc} from 1 run; left out 1 without a report (named in it)\n"
-    # a rerun replaces its own document; a file of the user's there is refused before any work, and kept
-    r = genaug("report", run, "--out", doc)
+    # a rerun replaces its own document; a file of the user's there is refused before any work, and kept.
+    # A run given twice (overlapping globs) is gathered once (found in session 55: twice)
+    r = genaug("report", run, f"{run}/", "--out", doc)
     assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout == f"wrote {doc} from 1 run\n" and doc.read_text().count("### Autoencoder report") == 1
     notes = tmp_path / "notes.md"
     notes.write_text("# My notes\n")
     r = genaug("report", run, "--out", notes)

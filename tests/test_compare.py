@@ -336,8 +336,13 @@ def test_pool_refuses_what_would_not_pool(tmp_path):
         pool_runs(enc_only, "mixed")
     with pytest.raises(ConfigError, match="does not depend on an input run"):
         pool_runs([a, b], "real")
-    with pytest.raises(ConfigError, match="used the same GAN run"):
-        pool_runs([a, a], "mixed")
+    with pytest.raises(ConfigError, match="used the same GAN run"):   # two benchmark runs on one GAN run
+        pool_runs([a, _run(tmp_path / "again", [_cell("cnn", "mixed", 0, np.ones(40, bool))], seeds=3,
+                           gan_run="/runs/gan/seed0")], "mixed")
+    # one run given twice, however spelt (found in session 55: told it "used the same GAN run")
+    (tmp_path / "link").symlink_to(a)
+    with pytest.raises(ConfigError, match=f"^{tmp_path / 'link'} is given twice; give each benchmark run once$"):
+        pool_runs([a, b, tmp_path / "link"], "mixed")
     with pytest.raises(CheckpointError, match="^benchmark run not found: "):
         pool_runs([a, tmp_path / "missing"], "mixed")
     other = _run(tmp_path / "other", [_cell("cnn", "mixed", 0, np.ones(40, bool))], epochs=24, gan_run="/runs/gan/x")
@@ -367,7 +372,7 @@ def test_pool_command_writes_a_run_that_genaug_report_gathers_and_fails_in_one_l
     results = results_document([run])
     assert "## `genaug pool`: " in results and "### " + run.name + "\n\n- cnn, mixed (real + synthetic) against real" in results
     r = genaug("pool", runs[0], runs[0], "--out", tmp_path / "refused")
-    assert r.returncode == 2 and "used the same GAN run" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "is given twice" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "refused").exists()
 
 

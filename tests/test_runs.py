@@ -267,8 +267,9 @@ def test_a_run_at_work_is_refused_to_a_second_process_and_shards_share_it(tmp_pa
     dest, _, _ = archive_run(first.dir, tmp_path / "snapshot")   # an archive says it is a snapshot
     assert "shard 2/2" in json.loads((dest / "archived.json").read_text())["still_at_work"]
     from test_cli import genaug
-    r = genaug("archive", first.dir, "--to", tmp_path / "by-cli")   # and the command says so
+    r = genaug("archive", first.dir, first.dir, "--to", tmp_path / "by-cli")   # and the command says so
     assert r.returncode == 0 and f"note: {first.dir} is still at work (pid {os.getpid()} on " in r.stderr
+    assert r.stdout.count("archived ") == 1   # a run given twice is archived once (twice before session 55)
     shard1.close()
     shard2.close()
     open_run(first.dir, "benchmark").close()
