@@ -1070,3 +1070,39 @@ def test_an_equalized_bundle_changes_every_split_and_nothing_else():
         assert e.images.shape == s.images.shape and not np.array_equal(e.images, s.images), name
         assert e.paths == s.paths and e.patients == s.patients and np.array_equal(e.labels, s.labels)
     assert equalized_bundle(bundle, "none") is bundle
+
+
+def test_genaug_synthetic_images_are_never_split_or_read_as_validation_or_test_images(tmp_path):
+    """Found in session 55: `genaug data split RUN/synthetic --to D` wrote D, and a benchmark on D tested on
+    synthetic X-rays, as the reports genaug grew from did. Synthetic images reach training through --gan-run."""
+    from genaug.data import check_data_spec
+    from genaug.data.folder import write_patient_split
+    run = tmp_path / "out" / "gan-sample" / "20261204-223028"
+    for c in ("NORMAL", "PNEUMONIA"):
+        (run / "synthetic" / c).mkdir(parents=True)
+        for i in range(6):
+            Image.new("L", (8, 8), 40 * i).save(run / "synthetic" / c / f"synthetic_{c}_0_{i:05d}.png")
+    (run / "manifest.json").write_text(json.dumps({"command": "gan-sample"}))
+    (run / "config.yaml").write_text("n: 6\n")
+    with pytest.raises(DataError, match=f"lies in the genaug gan sample run {run}: its images are genaug's own "
+                                        r"\(synthetic X-rays\), not X-rays to split into train and test; synthetic "
+                                        "images reach training through genaug benchmark --gan-run"):
+        write_patient_split(run / "synthetic", tmp_path / "split", 0.3)
+    # copied out of the run, they are known by their names
+    shutil.copytree(run / "synthetic", tmp_path / "copied")
+    with pytest.raises(DataError, match=r"^12 images in .*copied are named as genaug's synthetic X-rays \(e.g. "
+                                        r"NORMAL/synthetic_NORMAL_0_00000.png\): split real X-rays only"):
+        write_patient_split(tmp_path / "copied", tmp_path / "split", 0.3)
+    assert not (tmp_path / "split").exists()
+    # laid out by hand: in train they are the user's own augmentation; in val or test, refused
+    data = make_folder_dataset(tmp_path / "data", {"train": 8, "test": 4}, with_val=True)
+    for split in ("train", "val", "test"):
+        shutil.copy(run / "synthetic" / "NORMAL" / "synthetic_NORMAL_0_00001.png", data / split / "NORMAL")
+        if split == "train":
+            check_data_spec(str(data))
+        else:
+            with pytest.raises(DataError, match=f"^the {split} split of {data} holds 1 image named as genaug's "
+                                                f"synthetic X-rays \\(e.g. {split}/NORMAL/synthetic_NORMAL_0_00001.png\\): "
+                                                "validation and test images must be real X-rays; move them out"):
+                check_data_spec(str(data))
+            (data / split / "NORMAL" / "synthetic_NORMAL_0_00001.png").unlink()

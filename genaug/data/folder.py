@@ -22,6 +22,35 @@ SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "va
 THREE_CLASSES = ["NORMAL", "BACTERIA", "VIRUS"]
 
 
+# the names genaug gan and gan sample give the images they write (gan.write_synthetic)
+GENAUG_SYNTHETIC_NAME = re.compile(r"^synthetic_.+_\d+_\d{5,}\.png$")
+TO_TRAINING = ("synthetic images reach training through genaug benchmark --gan-run, which keeps them out of every "
+               "validation and test split")
+
+
+def genaug_run_around(folder: Path) -> tuple[Path, str] | None:
+    """The genaug run ``folder`` is or lies in (up to three levels up: a run's synthetic/<CLASS>/) and the
+    command that made it; None elsewhere."""
+    for d in (folder.resolve(), *folder.resolve().parents[:3]):
+        if (d / "config.yaml").is_file() and (d / "manifest.json").is_file():
+            try:
+                command = json.loads((d / "manifest.json").read_text(encoding="utf-8")).get("command")
+            except (OSError, ValueError, AttributeError):
+                continue
+            if isinstance(command, str):
+                return d, command.replace("-", " ")
+    return None
+
+
+def _images(n: int) -> str:
+    return f"{n} image{'' if n == 1 else 's'}"
+
+
+def synthetic_named(rels: list[str]) -> list[str]:
+    """The images among ``rels`` named as genaug's synthetic X-rays."""
+    return [r for r in rels if GENAUG_SYNTHETIC_NAME.match(Path(r).name)]
+
+
 def three_class_label(folder_class: str, filename: str) -> str | None:
     """normal / bacterial / viral from the Kermany file names; None when the name says neither."""
     if folder_class.upper() == "NORMAL":
@@ -158,6 +187,11 @@ def scan_folder(root: Path, task: str = "binary"):
     for c in empty:
         skipped.append((c, "class folder holds no images in any split; ignored"))
     classes = THREE_CLASSES if task == "3class" else [c for c in folder_classes if c in used]
+    for split in ("val", "test"):   # found in session 55: genaug's own synthetic images, split as if real
+        if made := synthetic_named([rel for rel, _ in items.get(split, [])]):
+            raise DataError(f"the {split} split of {root} holds {_images(len(made))} named as genaug's synthetic "
+                            f"X-rays (e.g. {safe_name(made[0])}): validation and test images must be real X-rays; move "
+                            f"them out ({TO_TRAINING})")
     for split in ("train", "test"):
         if not items[split]:
             raise DataError(f"split '{split}' has no images in {split_dirs[split]} "
@@ -267,6 +301,7 @@ def write_split_folder(source: Path, dest: Path, classes: list[str], rels: list[
                        seed: int, unnamed: int, extra: dict | None = None) -> dict:
     """Split the images ``source``/``rels`` by ``patients`` and link each to ``dest``/<split>/``targets[i]``
     (<CLASS>/<name>), all at once: ``dest`` appears whole, renamed from a temporary folder, or not at all."""
+    check_real_images(source, rels)
     train_idx, test_idx = split_by_patient(np.array(labels), patients, test_fraction, seed)
     check_both_splits_hold_each_class(classes, labels, patients, train_idx, test_idx, test_fraction)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -303,6 +338,20 @@ def write_split_folder(source: Path, dest: Path, classes: list[str], rels: list[
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return summary
+
+
+def check_real_images(source: Path, rels: list[str]) -> None:
+    """Refuse to split images genaug made into train and test, where its synthetic X-rays would be tested on as
+    real ones. Found in session 55: `genaug data split RUN/synthetic --to D` wrote D, and a benchmark on D tested
+    on synthetic images, as the reports genaug grew from did."""
+    if around := genaug_run_around(source):
+        run, command = around
+        made = "synthetic X-rays" if command in ("gan", "gan sample") else "plots, overlays and samples"
+        raise DataError(f"{source} lies in the genaug {command} run {run}: its images are genaug's own ({made}), "
+                        f"not X-rays to split into train and test; {TO_TRAINING}")
+    if made := synthetic_named(rels):
+        raise DataError(f"{_images(len(made))} in {source} {'is' if len(made) == 1 else 'are'} named as genaug's "
+                        f"synthetic X-rays (e.g. {safe_name(made[0])}): split real X-rays only; {TO_TRAINING}")
 
 
 def check_both_splits_hold_each_class(classes: list[str], labels: list[int], patients: list[str], train_idx,
