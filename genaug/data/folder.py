@@ -30,7 +30,8 @@ TO_TRAINING = ("synthetic images reach training through genaug benchmark --gan-r
 
 def genaug_run_around(folder: Path) -> tuple[Path, str] | None:
     """The genaug run ``folder`` is or lies in (up to three levels up: a run's synthetic/<CLASS>/) and the
-    command that made it; None elsewhere."""
+    command that made it, as typed; None elsewhere. As runs.enclosing_run finds it, here without genaug.runs,
+    which imports torch: data checks answer before torch loads."""
     for d in (folder.resolve(), *folder.resolve().parents[:3]):
         if (d / "config.yaml").is_file() and (d / "manifest.json").is_file():
             try:
