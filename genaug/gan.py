@@ -312,8 +312,10 @@ def check_sample_out(out_root: str | Path, checkpoint: str | Path) -> None:
         check_out_outside_data(out_root, spec)
 
 
-def sample_to_dir(checkpoint: str | Path, class_arg: str, n: int, seed: int, out_dir: Path, device) -> list[list]:
-    """``genaug gan sample``: images from a trained generator, no training."""
+def sample_to_dir(checkpoint: str | Path, class_arg: str, n: int, seed: int, out_dir: Path, device,
+                  planned=None) -> list[list]:
+    """``genaug gan sample``: images from a trained generator, no training. ``planned``: called with the
+    number of images to write, once the classes are known (for `genaug runs` to tell the time left)."""
     G, ckpt = load_generator(checkpoint)
     # a --per-class GAN has one generator per class, side by side, and 'all' is the one class each draws.
     # Another class named was told "unknown class 'PNEUMONIA'; the data has: NORMAL" (found in session 55).
@@ -324,16 +326,27 @@ def sample_to_dir(checkpoint: str | Path, class_arg: str, n: int, seed: int, out
                               + (f"{others[0]}'s is {beside}" if beside.is_file() else f"give {others[0]}'s generator")
                               + f", or --class {ckpt['class_name']}")
     names = resolve_classes(class_arg, ckpt["classes"] if ckpt["conditional"] else [ckpt["class_name"]])
+    if planned:
+        planned(n * len(names))
     rows = []
     with tqdm(total=n * len(names), desc="gan sample", unit="img", leave=False, disable=None) as bar:
         for c in names:
-            written = 0
-            for images in sample_batches(G, ckpt, c, n, seed, device):
-                rows += write_synthetic(images, c, out_dir, seed, str(checkpoint), ckpt["step"], start=written)
-                written += len(images)
-                bar.update(len(images))
+            rows += write_class(G, ckpt, c, n, seed, device, out_dir, str(checkpoint), bar)[0]
     write_manifest_csv(out_dir / "manifest.csv", rows)
     return rows
+
+
+def write_class(G: Generator, ckpt: dict, class_name: str, n: int, seed: int, device, out_dir: Path,
+                checkpoint: str, bar, keep: int = 0) -> tuple[list[list], np.ndarray | None]:
+    """Draw ``n`` images of a class and write them a batch at a time (``sample_batches``, ``write_synthetic``):
+    their manifest rows, and the first ``keep`` images (all a quality report reads; None for 0), never all ``n``."""
+    rows, first = [], []
+    for images in sample_batches(G, ckpt, class_name, n, seed, device):
+        if len(rows) < keep:
+            first.append(images[:keep - len(rows)].copy())
+        rows += write_synthetic(images, class_name, out_dir, seed, checkpoint, ckpt["step"], start=len(rows))
+        bar.update(len(images))
+    return rows, np.concatenate(first) if first else None
 
 # ----------------------------------------------------------------------------- the job
 
@@ -403,31 +416,34 @@ def _gan(cfg: Config, run: Run, class_arg: str | None) -> Path:
         tracker.close()
         return run.dir
     out_dir = run.path("synthetic")
-    kept = kept_synthetic(run.dir, wanted, g.n) if run.manifest.get("finished") else None
+    # the quality report reads the first eval_images of each class: only those stay in memory, so
+    # --n 100000 costs disk, not RAM (all --n were held before session 56)
+    kept = kept_synthetic(run.dir, wanted, g.n, g.eval_images) if run.manifest.get("finished") else None
     if kept is not None:
         # benchmarks may have trained on these files; sampling again on another CPU or thread count
         # could change pixels under them, so a finished run only rewrites its quality report
         samples = kept
-        tell(f"kept the {sum(map(len, kept.values()))} synthetic images this run wrote before in {out_dir}")
+        tell(f"kept the {g.n * len(wanted)} synthetic images this run wrote before in {out_dir}")
     else:
-        for c in wanted:
-            G, payload = generators["conditional" if not g.per_class else c]
-            imgs = sample_class(G, payload, c, g.n, cfg.run.seed, device)
-            samples[c] = imgs
-            rows += write_synthetic(imgs, c, out_dir, cfg.run.seed, f"generator-{payload['key']}.pt", payload["step"])
+        with tqdm(total=g.n * len(wanted), desc="synthetic", unit="img", leave=False, disable=None) as bar:
+            for c in wanted:
+                G, payload = generators["conditional" if not g.per_class else c]
+                written, samples[c] = write_class(G, payload, c, g.n, cfg.run.seed, device, out_dir,
+                                                  f"generator-{payload['key']}.pt", bar, keep=g.eval_images)
+                rows += written
         write_manifest_csv(out_dir / "manifest.csv", rows)
         tell(f"wrote {len(rows)} synthetic images to {out_dir}")
     tracker.close()
     metrics = quality_report(run, bundle, samples, cfg, device, inception)
     metrics["mode"] = "per-class" if g.per_class else "conditional"
     write_json(run.path("metrics.json"), metrics)
-    run.save_manifest(finished=True, synthetic_images=sum(map(len, samples.values())))
+    run.save_manifest(finished=True, synthetic_images=g.n * len(wanted))
     return run.dir
 
 
-def kept_synthetic(run_dir: Path, wanted: list[str], n: int) -> dict[str, np.ndarray] | None:
-    """The images a finished run wrote, per class in index order, if all ``n`` of each wanted class
-    are still there; None otherwise (they are then sampled and written again)."""
+def kept_synthetic(run_dir: Path, wanted: list[str], n: int, keep: int) -> dict[str, np.ndarray] | None:
+    """The first ``keep`` images a finished run wrote, per class in index order, if all ``n`` of each
+    wanted class are still there; None otherwise (they are then sampled and written again)."""
     try:
         _, rows = synthetic_manifest(run_dir)
     except CheckpointError:
@@ -437,7 +453,7 @@ def kept_synthetic(run_dir: Path, wanted: list[str], n: int) -> dict[str, np.nda
         mine = sorted((r for r in rows if r["class"] == c), key=lambda r: int(r["index"]))
         if len(mine) != n or not all(r["path"].is_file() for r in mine):
             return None
-        out[c] = np.stack([np.asarray(Image.open(r["path"]).convert("L")) for r in mine])
+        out[c] = np.stack([np.asarray(Image.open(r["path"]).convert("L")) for r in mine[:keep]])
     return out
 
 

@@ -166,3 +166,31 @@ def test_a_per_class_generator_asked_for_another_class_names_that_class_s_genera
     # 'all', the default, is the one class it draws
     assert [r[1] for r in sample_to_dir(tmp_path / "generator-A.pt", "all", 2, 0, tmp_path / "out", "cpu")] == ["A", "A"]
     assert not (tmp_path / "out" / "B").exists()
+
+
+def test_genaug_gan_holds_only_the_images_its_quality_report_reads(tiny, tmp_path, monkeypatch):
+    """`genaug gan --n N` kept all N images of each class in memory until its quality report, which reads
+    the first eval_images of them: N = 100000 at 64 px was 400 MB a class. It now writes them a batch at
+    a time and keeps only those; a finished run given again reads back only those."""
+    from PIL import Image
+
+    import genaug.quality as quality
+    from genaug.config import load_config
+    from genaug.gan import run_gan
+    from genaug.runs import read_manifest
+    seen = []
+    report = quality.quality_report
+
+    def spy(run, bundle, samples, *args, **kwargs):
+        seen.append({c: v.copy() for c, v in samples.items()})
+        return report(run, bundle, samples, *args, **kwargs)
+    monkeypatch.setattr(quality, "quality_report", spy)
+    cfg = load_config(str(tiny), {"gan": {"n": 40, "eval_images": 12}, "run": {"out_root": str(tmp_path / "o")}})
+    run_dir = run_gan(cfg, "PNEUMONIA")
+    written = sorted((run_dir / "synthetic" / "PNEUMONIA").glob("*.png"))
+    assert len(written) == 40 and read_manifest(run_dir)["synthetic_images"] == 40
+    first = np.stack([np.asarray(Image.open(p)) for p in written[:12]])
+    assert seen[0]["PNEUMONIA"].shape == (12, 64, 64) and np.array_equal(seen[0]["PNEUMONIA"], first)
+    run_gan(cfg, resume=str(run_dir))   # finished: its images are kept, the report made again
+    assert np.array_equal(seen[1]["PNEUMONIA"], first)
+    assert sorted((run_dir / "synthetic" / "PNEUMONIA").glob("*.png")) == written
