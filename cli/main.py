@@ -365,7 +365,8 @@ def gan_sample_cmd(
     run = new_run(out, "gan-sample", name, {"checkpoint": str(Path(checkpoint).resolve()), "class": class_, "n": n,
                                             "seed": seed})
     with running(run, new=True):   # refused (e.g. an unknown --class): no empty run left behind
-        rows = sample_to_dir(checkpoint, class_, n, seed, run.path("synthetic"), dev)
+        rows = sample_to_dir(checkpoint, class_, n, seed, run.path("synthetic"), dev,
+                             planned=lambda total: run.save_manifest(images_planned=total))
         run.save_manifest(finished=True, synthetic_images=len(rows))
         _echo_and_log(f"wrote {counted(len(rows), 'image')} from {checkpoint} to {run.path('synthetic')}")
 

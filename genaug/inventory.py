@@ -115,10 +115,11 @@ def counted(n: int, what: str) -> str:
     return f"{n} {what}{'' if n == 1 else 's'}"
 
 
-def _images_written(d: Path, manifest: dict) -> str:
+def _images_written(d: Path, manifest: dict, since: float | None) -> str:
     """'1200 images' for a finished `gan sample` run (its manifest counts them); else the images it has written
     so far: a million take the better part of an hour here, and a stopped run's partial images are worth
-    knowing of (found in session 55: `genaug runs` showed '-' for a run at work or stopped)."""
+    knowing of (found in session 55: `genaug runs` showed '-' for a run at work or stopped). Of how many,
+    and at work (``since``: when its process took the run) the time left at the pace so far."""
     if isinstance(n := manifest.get("synthetic_images"), int):
         return counted(n, "image")
     try:
@@ -126,7 +127,10 @@ def _images_written(d: Path, manifest: dict) -> str:
                 for f in os.scandir(c.path))
     except OSError:
         n = 0
-    return f"{counted(n, 'image')} written"
+    if not isinstance(planned := manifest.get("images_planned"), int):   # not yet known, or a run before session 56
+        return f"{counted(n, 'image')} written"
+    left = "" if since is None or n == 0 else f", about {duration((planned - n) * (time.time() - since) / n)} left"
+    return f"{n} of {counted(planned, 'image')} written{left}"
 
 
 def read_json_or_none(path: Path):
@@ -290,7 +294,7 @@ def run_state(directory: str | Path) -> RunState | None:
         histories = sorted(d.glob("history-*.json")) if command == "gan" else [d / "history.json"]
         progress, complete = _epochs(d, command, [p for p in histories if p.is_file()], bool(holder))
     elif command == "gan-sample":
-        progress, complete = _images_written(d, main), None
+        progress, complete = _images_written(d, main, holders_since(d) if holder else None), None
     else:
         progress, complete = "", None
     flagged = any(m.get("finished") for m in manifests)

@@ -395,6 +395,8 @@ def test_gan_cli_end_to_end_and_sample(tmp_path, tiny):
         sdir = only_run(tmp_path / f"s{i}", "gan-sample") / "synthetic" / "NORMAL"
         # the run's log says what the console said
         assert r.stdout.strip() in (sdir.parents[1] / "log.txt").read_text() and "wrote 5 images" in r.stdout
+        # what it was to write, known once the classes were (`genaug runs` times the rest by it)
+        assert json.loads((sdir.parents[1] / "manifest.json").read_text())["images_planned"] == 5
         outs.append([p.read_bytes() for p in sorted(sdir.glob("*.png"))])
     assert len(outs[0]) == 5 and outs[0] == outs[1] and outs[0] != outs[2]
     r = genaug("gan", "sample", "--checkpoint", run / "generator-conditional.pt", "--class", "COVID",

@@ -310,3 +310,19 @@ def test_a_gan_sample_run_counts_its_images(tmp_path):
     assert states[str(stopped.dir)].state == "stopped" and states[str(stopped.dir)].progress == "5 images written"
     assert states[str(stopped.dir)].resume == ""   # gan sample does not resume: it is drawn again
     assert states[str(done.dir)].state == "finished" and states[str(done.dir)].progress == "10 images"
+
+
+def test_a_gan_sample_run_at_work_tells_of_how_many_and_the_time_left(tmp_path, monkeypatch):
+    """Session 56: '5 images written' said nothing of how far a million-image `gan sample` had to go."""
+    import genaug.inventory as inventory
+    from PIL import Image
+    run = _run(tmp_path, "gan-sample", "busy", {"n": 10}, hold=True)
+    run.save_manifest(images_planned=20)
+    (run.dir / "synthetic" / "NORMAL").mkdir(parents=True)
+    for i in range(5):
+        Image.new("L", (4, 4)).save(run.dir / "synthetic" / "NORMAL" / f"synthetic_NORMAL_0_{i:05d}.png")
+    monkeypatch.setattr(inventory, "holders_since", lambda d: time.time() - 10)   # 5 images in 10 s
+    (state,) = list_runs(tmp_path)
+    assert state.state == "at work" and state.progress == "5 of 20 images written, about 30s left"
+    run.close()   # stopped there: no time left to tell
+    assert list_runs(tmp_path)[0].progress == "5 of 20 images written"
