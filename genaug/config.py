@@ -368,7 +368,10 @@ def validate(cfg: Config) -> Config:
     if cfg.encode.image_size % 16:
         raise ConfigError(f"config key 'encode.image_size' must be a multiple of 16, got {cfg.encode.image_size}",
                           key="encode.image_size")
-    for frac in parse_fractions(cfg.benchmark.train_fractions):
+    if not (fractions := parse_fractions(cfg.benchmark.train_fractions)):   # ',,' planned a benchmark of no cell
+        raise ConfigError(f"config key 'benchmark.train_fractions' names no share: give one or more in (0, 1], "
+                          f"e.g. 1.0 or 0.1,0.25,1.0, got '{cfg.benchmark.train_fractions}'", key="benchmark.train_fractions")
+    for frac in fractions:
         if not 0 < frac <= 1:
             raise ConfigError(f"config key 'benchmark.train_fractions' values must be in (0, 1], got {frac}",
                               key="benchmark.train_fractions")

@@ -183,6 +183,10 @@ def test_data_info_folder_and_json(tmp_path):
     (["benchmark", "--data", "demo", "--equalize", "hist"], "'benchmark.equalize' must be one of none, clahe, got 'hist' (set with --equalize)"),
     # the flag is named where it is not the key with dashes (benchmark.train_fractions, run.out_root)
     (["benchmark", "--data", "demo", "--train-fraction", "1.5"], "values must be in (0, 1], got 1.5 (set with --train-fraction)"),
+    # found in session 56: it ran a benchmark of no cell, wrote an empty report and exited 0
+    (["benchmark", "--data", "demo", "--train-fraction", ",,"],
+     "genaug: error: config key 'benchmark.train_fractions' names no share: give one or more in (0, 1], e.g. 1.0 or "
+     "0.1,0.25,1.0, got ',,' (set with --train-fraction)"),
     (["benchmark", "--data", "demo", "--tta", "65"], "'benchmark.tta' must be between 0 and 64 (augmented copies per image; 0: off), got 65 (set with --tta)"),
     (["benchmark", "--data", "demo", "--ema", "1"], "'benchmark.ema' must be in [0, 1) (a decay such as 0.99; 0: off), got 1.0 (set with --ema)"),
     # a value no bound can catch is told the same way (it was "command line: config key ..." with no flag)
