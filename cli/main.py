@@ -325,7 +325,7 @@ def gan_cmd(
         conditioning=conditioning, aux_weight=aux_weight, train_fraction=train_fraction))
     cfg = build_config(profile, **given)  # before importing torch: a bad profile is told at once
     _check_data(cfg, resume, data, profile)
-    if class_ and not resume:   # a mistyped --class, too, is told before torch loads
+    if class_ is not None and not resume:   # a mistyped --class, too, is told before torch loads ('' too)
         from genaug.data import classes_from_spec, resolve_classes
         known = classes_from_spec(cfg.data.data, cfg.data.task)
         if known:

@@ -389,7 +389,11 @@ def validate(cfg: Config) -> Config:
         raise ConfigError("config key 'gan.aux_weight' is 0 with gan.conditioning acgan, which leaves the GAN no "
                           "class signal (each class's images would be drawn alike): give a weight above 0 (the cpu "
                           "profile's is 0.3), or conditioning channels", key="gan.aux_weight")
-    parse_augmentations(cfg.benchmark.augmentations)
+    if not parse_augmentations(cfg.benchmark.augmentations) and cfg.benchmark.augment:
+        # ',' trained without augmentation while the run's config said it was on
+        raise ConfigError(f"config key 'benchmark.augmentations' names no augmentation, got "
+                          f"'{cfg.benchmark.augmentations}': name one or more of {', '.join(AUGMENTATIONS)}, or "
+                          "train without any by --no-augment (benchmark.augment false)", key="benchmark.augmentations")
     if cfg.benchmark.tta and not cfg.benchmark.augment:
         # test-time copies are drawn as training draws them; a cell that trained on plain inputs has no such draw
         raise ConfigError(f"config key 'benchmark.tta' is {cfg.benchmark.tta} with training augmentation off "

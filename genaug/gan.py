@@ -384,7 +384,9 @@ def _gan(cfg: Config, run: Run, class_arg: str | None) -> Path:
     # built before training, so a missing torch-fidelity or weights file fails now, not after it
     inception = inception_extractor(device) if g.fid_features == "inception" else None
     recorded = run.manifest.get("classes_requested")   # set when this is a resumed run
-    wanted = resolve_classes(class_arg or "all", bundle.classes) if class_arg or not recorded else recorded
+    # --class '' (a shell variable left unset) is no class, not all of them (it trained every class before session 56)
+    wanted = (resolve_classes("all" if class_arg is None else class_arg, bundle.classes)
+              if class_arg is not None or not recorded else recorded)
     if recorded and wanted != recorded:
         raise ConfigError(f"--class {class_arg} differs from this run's classes ({', '.join(recorded)}); a resumed "
                           "run keeps its own: drop --class, or start a new run")

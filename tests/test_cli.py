@@ -183,6 +183,13 @@ def test_data_info_folder_and_json(tmp_path):
     (["benchmark", "--data", "demo", "--equalize", "hist"], "'benchmark.equalize' must be one of none, clahe, got 'hist' (set with --equalize)"),
     # the flag is named where it is not the key with dashes (benchmark.train_fractions, run.out_root)
     (["benchmark", "--data", "demo", "--train-fraction", "1.5"], "values must be in (0, 1], got 1.5 (set with --train-fraction)"),
+    # found in session 56: it trained without augmentation, its config saying augmentation was on
+    (["benchmark", "--data", "demo", "--augmentations", ","],
+     "genaug: error: config key 'benchmark.augmentations' names no augmentation, got ',': name one or more of flip, "
+     "rotate, shift, zoom, shear, brightness, contrast, noise, pca, or train without any by --no-augment"),
+    # found in session 56: a --class "$CLASS" left unset trained every class
+    (["gan", "--data", "demo", "--class", ""], "genaug: error: --class '' names no class; give one or more of NORMAL, "
+     "PNEUMONIA, or all"),
     # found in session 56: it ran a benchmark of no cell, wrote an empty report and exited 0
     (["benchmark", "--data", "demo", "--train-fraction", ",,"],
      "genaug: error: config key 'benchmark.train_fractions' names no share: give one or more in (0, 1], e.g. 1.0 or "
