@@ -524,6 +524,15 @@ def new_run(out_root: str | Path, command: str, name: str = "", config: dict | N
     return run
 
 
+def check_folder_root(root: str | Path, flag: str, what: str) -> None:
+    """``root``, a folder made if missing, is not a file or below one: else the OS says only "Not a
+    directory: <root>/<command>/<run>/<file>" (``genaug archive --to`` a file did, session 56)."""
+    if blocker := next((p for p in (Path(root), *Path(root).parents) if p.exists()), None):
+        if not blocker.is_dir():
+            raise ConfigError(f"{flag} {root}: {blocker} is a file, not a folder; give the folder {what} go in "
+                              "(it is made if missing)")
+
+
 def _create_run(out_root: str | Path, command: str, name: str, config: dict | None, shard: str | None) -> Run:
     from genaug.config import check_new_run_name   # gan sample, explain and pool take --name without a config
     from genaug.data import check_out_outside_data
@@ -531,10 +540,7 @@ def _create_run(out_root: str | Path, command: str, name: str, config: dict | No
     check_new_run_name(name)
     if isinstance(data := (config or {}).get("data"), dict) and isinstance(data.get("data"), str):
         check_out_outside_data(out_root, data["data"])
-    if blocker := next((p for p in (Path(out_root), *Path(out_root).parents) if p.exists()), None):
-        if not blocker.is_dir():   # else the OS says only "Not a directory: <out>/<command>"
-            raise ConfigError(f"--out {out_root}: {blocker} is a file, not a folder; give the folder runs go in "
-                              "(it is made if missing)")
+    check_folder_root(out_root, "--out", "runs")
     stamp = time.strftime("%Y%m%d-%H%M%S")
     base = Path(out_root) / command
     base.mkdir(parents=True, exist_ok=True)
@@ -751,6 +757,7 @@ def archive_run(directory: str | Path, dest_root: str | Path) -> tuple[Path, lis
     if not mf.is_file():
         raise CheckpointError(f"{src} is not a genaug run (no manifest.json){inside_a_run(src) or '; give a run directory'}")
     command = read_manifest(src)["command"]
+    check_folder_root(dest_root, "--to", "archives")
     dest = Path(dest_root) / command / src.name
     if dest.resolve() == src.resolve() or src.resolve() in dest.resolve().parents:
         raise CheckpointError(f"the archive {dest} would be the run itself or inside it; choose another --to")

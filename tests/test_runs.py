@@ -219,6 +219,12 @@ def test_archive_keeps_results_and_leaves_out_weights_latents_and_real_pixels(tm
     assert {d["file"] for d in record["earlier"]["left_out"]} >= {"synthetic/", "partial/", "big.csv"}
     with pytest.raises(CheckpointError, match="would be the run itself"):
         archive_run(run.dir, run.dir / "a")
+    # --to a file: "Not a directory: <file>/gan/<run>/config.yaml" before session 56
+    (tmp_path / "a-file").write_text("mine")
+    with pytest.raises(ConfigError, match=f"^--to {tmp_path / 'a-file' / 'x'}: {tmp_path / 'a-file'} is a file, "
+                       "not a folder; give the folder archives go in"):
+        archive_run(run.dir, tmp_path / "a-file" / "x")
+    assert (tmp_path / "a-file").read_text() == "mine"
     # another run of the same folder name (another --out, another machine) is not merged into this archive
     other = tmp_path / "elsewhere" / "gan" / run.dir.name
     other.mkdir(parents=True)
