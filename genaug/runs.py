@@ -159,6 +159,8 @@ def check_output_file(path: str | Path, command: str) -> Path:
     path = Path(path)
     if path.is_dir():
         raise ConfigError(f"--out {path} is a folder; give a file name in it")
+    if blocker := file_in_the_way(path.parent):
+        raise ConfigError(f"--out {path}: {blocker} is a file, not a folder; give a file name in a folder")
     if path.exists():
         try:
             with open(path, "rb") as fh:
@@ -524,13 +526,19 @@ def new_run(out_root: str | Path, command: str, name: str = "", config: dict | N
     return run
 
 
+def file_in_the_way(folder: str | Path) -> Path | None:
+    """The file at ``folder`` or at the nearest of its parents that exists, where that is no folder: then
+    ``folder`` cannot be made, and the OS would say only "Not a directory" or "File exists" of a path
+    below it (``genaug archive --to`` a file, ``report --out FILE/r.md``: found in session 56)."""
+    nearest = next((p for p in (Path(folder), *Path(folder).parents) if p.exists()), None)
+    return nearest if nearest is not None and not nearest.is_dir() else None
+
+
 def check_folder_root(root: str | Path, flag: str, what: str) -> None:
-    """``root``, a folder made if missing, is not a file or below one: else the OS says only "Not a
-    directory: <root>/<command>/<run>/<file>" (``genaug archive --to`` a file did, session 56)."""
-    if blocker := next((p for p in (Path(root), *Path(root).parents) if p.exists()), None):
-        if not blocker.is_dir():
-            raise ConfigError(f"{flag} {root}: {blocker} is a file, not a folder; give the folder {what} go in "
-                              "(it is made if missing)")
+    """``root``, a folder made if missing, is not a file or below one."""
+    if blocker := file_in_the_way(root):
+        raise ConfigError(f"{flag} {root}: {blocker} is a file, not a folder; give the folder {what} go in "
+                          "(it is made if missing)")
 
 
 def _create_run(out_root: str | Path, command: str, name: str, config: dict | None, shard: str | None) -> Run:

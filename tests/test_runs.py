@@ -334,6 +334,10 @@ def test_an_out_file_is_replaced_only_when_the_same_command_wrote_it(tmp_path, c
         check_output_file(tmp_path / "mine", other)
     with pytest.raises(ConfigError, match="is a folder"):
         check_output_file(tmp_path, command)
+    # a file name below a file: "File exists: theirs/x.out" before session 56, of a file that does not
+    with pytest.raises(ConfigError, match=f"^--out {tmp_path / 'theirs' / 'd' / 'x.out'}: {tmp_path / 'theirs'} is a "
+                       "file, not a folder; give a file name in a folder$"):
+        check_output_file(tmp_path / "theirs" / "d" / "x.out", command)
 
 
 class _Stop(Exception):
