@@ -31,6 +31,7 @@ from typing import Any, Iterable, Iterator
 import torch
 
 from genaug import __version__, distributed, locks
+from genaug.data.folder import file_in_the_way
 from genaug.errors import CheckpointError, ConfigError, DiskFull, GenaugError, is_disk_full
 from genaug.locks import LOCK_NAME, in_use_by
 
@@ -524,14 +525,6 @@ def new_run(out_root: str | Path, command: str, name: str = "", config: dict | N
     run = _create_run(out_root, command, name, config, shard)
     distributed.broadcast_object(str(run.dir))
     return run
-
-
-def file_in_the_way(folder: str | Path) -> Path | None:
-    """The file at ``folder`` or at the nearest of its parents that exists, where that is no folder: then
-    ``folder`` cannot be made, and the OS would say only "Not a directory" or "File exists" of a path
-    below it (``genaug archive --to`` a file, ``report --out FILE/r.md``: found in session 56)."""
-    nearest = next((p for p in (Path(folder), *Path(folder).parents) if p.exists()), None)
-    return nearest if nearest is not None and not nearest.is_dir() else None
 
 
 def check_folder_root(root: str | Path, flag: str, what: str) -> None:

@@ -565,6 +565,11 @@ def test_data_split_lays_out_class_folders_by_patient_for_every_command(tmp_path
     assert r.returncode == 0 and "test split: held out by patient with genaug data split from " in r.stdout
     r = genaug("data", "split", flat, "--to", tmp_path / "xray")
     assert r.returncode == 2 and "already exists" in r.stderr and "Traceback" not in r.stderr
+    # a new folder below a file: "File exists: <that file>" before session 56
+    r = genaug("data", "split", flat, "--to", tmp_path / "xray" / "split.json" / "new")
+    assert r.returncode == 2 and r.stderr.strip() == (f"genaug: error: --to {tmp_path / 'xray' / 'split.json' / 'new'}: "
+                                                      f"{tmp_path / 'xray' / 'split.json'} is a file, not a folder; "
+                                                      "name a new folder in a folder")
     # numpy refuses negative seeds: that was its traceback
     r = genaug("data", "split", flat, "--to", tmp_path / "other", "--seed", "-1")
     assert r.returncode == 2 and "--seed must be from 0 to 4294967295, got -1" in r.stderr

@@ -372,12 +372,22 @@ def check_both_splits_hold_each_class(classes: list[str], labels: list[int], pat
                         f"{n_patients} patients): give {then} --test-fraction")
 
 
+def file_in_the_way(folder: str | Path) -> Path | None:
+    """The file at ``folder`` or at the nearest of its parents that exists, where that is no folder: then
+    ``folder`` cannot be made, and the OS would say only "Not a directory" or "File exists" of a path
+    below it (``genaug archive --to`` a file, ``report --out FILE/r.md``: found in session 56)."""
+    nearest = next((p for p in (Path(folder), *Path(folder).parents) if p.exists()), None)
+    return nearest if nearest is not None and not nearest.is_dir() else None
+
+
 def check_split_arguments(source: Path, dest: Path, test_fraction: float) -> None:
-    """One line for a fraction out of range, or a ``dest`` that exists or lies inside ``source``."""
+    """One line for a fraction out of range, or a ``dest`` that exists, lies below a file or inside ``source``."""
     if not 0 < test_fraction < 1:
         raise DataError(f"--test-fraction {test_fraction:g} must be between 0 and 1 (e.g. 0.2)")
     if dest.exists() or dest.is_symlink():
         raise DataError(f"{dest} already exists; name a new folder (nothing is ever written over)")
+    if blocker := file_in_the_way(dest.parent):   # it said "File exists: <that file>" (session 56)
+        raise DataError(f"--to {dest}: {blocker} is a file, not a folder; name a new folder in a folder")
     if dest.resolve().is_relative_to(source.resolve()):
         raise DataError(f"{dest} lies inside {source}; name a folder outside it")
 
