@@ -1103,9 +1103,9 @@ def train_cells(cfg: Config, run: Run, bundle: DataBundle, device, plan: CellPla
 
 
 def report_notes(run: Run, bundle: DataBundle, cells: list[dict], plan: CellPlan, missing: list[str],
-                 b: BenchmarkConfig, gan_dir, enc_dir) -> list[str]:
+                 b: BenchmarkConfig, gan_dir, enc_dir, data_spec: str) -> list[str]:
     """What a reader of the report must know to read its tables right, in the order they matter."""
-    notes = list(bundle.notes)
+    notes = list(bundle.notes) + ([note] if (note := bundle.skipped_note(data_spec)) else [])
     if missing:   # only a --report-only report gets here with cells missing
         notes.insert(0, f"interim report: {len(missing)} of {len(plan.todo)} planned cells are not trained yet "
                         f"({', '.join(missing)}); each row counts the seeds it has")
@@ -1177,7 +1177,7 @@ def _benchmark(cfg: Config, run: Run, part: tuple[int, int] | None = None, repor
         return run.dir
     cells = read_cells(cells_dir)
     summary = aggregate(cells, bundle.classes, b.bootstrap)
-    summary["notes"] = report_notes(run, bundle, cells, plan, missing, b, gan_dir, enc_dir)
+    summary["notes"] = report_notes(run, bundle, cells, plan, missing, b, gan_dir, enc_dir, cfg.data.data)
     write_report(run, cfg, bundle, summary, cells, gan_dir, enc_dir)
     done = {"finished": True} if not missing else {}
     if not missing:   # every cell is in, so no shard is training: no epoch state is left to resume from

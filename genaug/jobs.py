@@ -84,6 +84,8 @@ def start_job(cfg: Config, run: Run, size: int) -> tuple[torch.device, DataBundl
     trained_on = {"device": str(device), "world_size": distributed.world_size()} if run.trains else {}
     run.save_manifest(data=summary, **trained_on, skipped=[{"path": p, "reason": r} for p, r in bundle.skipped])
     tell(data_line(summary, size, torch.device(device)))
+    if note := bundle.skipped_note(cfg.data.data):
+        tell(f"note: {note}")
     return device, bundle
 
 

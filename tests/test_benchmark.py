@@ -193,10 +193,14 @@ def test_saved_models_predict_the_test_split_as_their_cells_scored_it(tmp_path, 
     # what genaug predict reads from files must be what the benchmark tested: the same decoding and size, and
     # for an encoded cell the same autoencoder and float16 latents, so the probabilities agree image by image
     data = make_folder_dataset(tmp_path / "data", {"train": 40, "test": 6})
+    (data / "train" / "PNEUMONIA" / "person999_virus_1.jpeg").write_bytes(b"nope")
     r = genaug("benchmark", "--profile", tiny, "--data", data, "--variants", "real,encoded", "--save-models",
                "--out", tmp_path / "o")
     assert r.returncode == 0, r.stderr[-3000:]
     run = only_run(tmp_path / "o", "benchmark")
+    # the report says what the data left unread (log.txt alone did before session 56)
+    assert (f"- 1 file under {data} was not read (e.g. train/PNEUMONIA/person999_virus_1.jpeg: not an image); "
+            f"genaug data info --data {data} lists each and why") in (run / "report.md").read_text()
     for variant in ("real", "encoded"):
         cell = json.loads((run / "cells" / f"cnn__{variant}__f1__seed0.json").read_text())
         got = predicted(data / "test", run / "models" / f"cnn__{variant}__f1__seed0.pt")

@@ -433,6 +433,7 @@ def test_gan_cli_end_to_end_and_sample(tmp_path, tiny):
 @pytest.mark.slow
 def test_encode_cli_end_to_end(tmp_path, tiny):
     data = make_folder_dataset(tmp_path / "x", {"train": 24, "test": 6}, size=40)
+    (data / "train" / "NORMAL" / "IM-0999-0001.jpeg").write_bytes(b"nope")
     r = genaug("encode", "--data", data, "--profile", tiny, "--out", tmp_path / "o")
     assert r.returncode == 0, r.stderr[-2000:]
     run = only_run(tmp_path / "o", "encode")
@@ -441,6 +442,9 @@ def test_encode_cli_end_to_end(tmp_path, tiny):
     said = r.stdout.splitlines()
     assert said[0] == f"genaug encode: {run}"
     assert said[1].startswith("data: ") and "2 classes" in said[1] and "test 12 images" in said[1]
+    # and what it did not read: said in log.txt only before session 56
+    assert said[2] == (f"note: 1 file under {data} was not read (e.g. train/NORMAL/IM-0999-0001.jpeg: not an image); "
+                       f"genaug data info --data {data} lists each and why")
     assert said[0] in (run / "log.txt").read_text() and said[1] in (run / "log.txt").read_text()
     assert "batch/s" not in r.stderr and "view 1/" not in r.stderr
     epoch = next(line for line in said if line.startswith("autoencoder epoch 1 of 1: train mse "))

@@ -4,6 +4,7 @@ import http.server
 import io
 import json
 import os
+import re
 import threading
 import warnings
 from pathlib import Path
@@ -45,6 +46,10 @@ def test_folder_formats_converted_to_one_channel(tmp_path):
     assert every.dtype == np.uint8 and every.shape[1:] == (16, 16)
     skipped = {Path(p).name for p, _ in b.skipped}
     assert skipped == {"IM-0905-0001.jpeg", "IM-0906-0001.png", "EMPTY"}
+    # a job says so on its console and in its report, an image that failed to decode for example (session 56)
+    assert re.fullmatch(rf"3 files under {re.escape(str(root))} were not read \(e\.g\. train/NORMAL/IM-090[56]-0001\.\w+: "
+                        rf"[^)]+\)\); genaug data info --data {re.escape(str(root))} lists each and why",
+                        b.skipped_note(str(root))), b.skipped_note(str(root))
     paths = [p for s in b.splits.values() for p in s.paths]
     idx = {Path(p).name: (s, i) for s in b.splits.values() for i, p in enumerate(s.paths)}
     s, i = idx["IM-0901-0001.png"]

@@ -71,6 +71,18 @@ class DataBundle:
     def test(self) -> ImageSet:
         return self.splits["test"]
 
+    def skipped_note(self, spec: str) -> str:
+        """One line on the files the data left unread, for a job's console and report ('' where none is): a
+        folder where some images failed to decode trained on the rest, said only in log.txt (session 56)."""
+        if not self.skipped:
+            return ""
+        import shlex
+        # an image that failed to decode matters more than a stray notes.txt or an empty class folder
+        n, (path, why) = len(self.skipped), next((e for e in self.skipped if "extension" not in e[1]
+                                                  and not e[1].startswith("class folder")), self.skipped[0])
+        return (f"{n} file{'s' if n > 1 else ''} under {spec} {'were' if n > 1 else 'was'} not read (e.g. {path}: "
+                f"{why}); genaug data info --data {shlex.quote(spec)} lists each and why")
+
     def summary(self) -> dict:
         out = {"name": self.name, "source": self.source, "synthetic": self.synthetic,
                "classes": self.classes, "image_size": self.image_size, "val_origin": self.val_origin,
