@@ -610,8 +610,13 @@ def resumed_settings(saved: Config, given: dict, run_dir) -> Config:
                 setattr(getattr(cfg, section), key, new)
             elif dotted not in RESUME_IGNORES and new != old and not (
                     dotted == "data.data" and same_data_source(new, old)):
+                more = ""
+                if dotted == "gan.n":   # more images of a trained GAN need no new training
+                    gen = Path(run_dir) / f"generator-{'<CLASS>' if cfg.gan.per_class else 'conditional'}.pt"
+                    seed = f" --seed {cfg.run.seed}" if cfg.run.seed else ""   # the same seed: its images come first
+                    more = f"; or draw them from its generator: genaug gan sample --checkpoint {gen} --n {new}{seed}"
                 raise ConfigError(f"run {run_dir} was made with {dotted}={old!r}; a resumed run keeps it "
-                                  f"(start a new run to use {new!r})")
+                                  f"(start a new run to use {new!r}{more})")
     if not cfg.data.cache_dir and not Path(cfg.run.out_root).is_dir():
         # made on another machine (or its root since moved): the decode cache goes under the run root given
         # here (--out, default outputs), not into a new folder at the other machine's path. A GPU machine's

@@ -154,6 +154,20 @@ def test_resume_refuses_flags_that_change_what_the_run_computes(given, match):
         resumed_settings(saved, given, "RUN")
 
 
+def test_more_images_of_a_gan_run_are_pointed_to_gan_sample():
+    """Session 56: `gan --resume R --n 3000` was told only to start a new run, which trains the GAN again."""
+    from genaug.config import resumed_settings
+    saved = load_config(None, {"run": {"seed": 4}})
+    with pytest.raises(ConfigError) as told:
+        resumed_settings(saved, {"gan": {"n": 3000}}, "RUN")
+    assert str(told.value) == ("run RUN was made with gan.n=1280; a resumed run keeps it (start a new run to use 3000; or "
+                               "draw them from its generator: genaug gan sample --checkpoint RUN/generator-conditional.pt "
+                               "--n 3000 --seed 4)")
+    saved.gan.per_class = True
+    with pytest.raises(ConfigError, match=r"--checkpoint RUN/generator-<CLASS>\.pt --n 3000 --seed 4\)$"):
+        resumed_settings(saved, {"gan": {"n": 3000}}, "RUN")
+
+
 def test_resume_takes_flags_that_change_only_how_the_run_runs(tmp_path, monkeypatch):
     from genaug.config import resumed_settings
     monkeypatch.chdir(tmp_path)
