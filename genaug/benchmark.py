@@ -289,6 +289,8 @@ def check_synthetic_classes(gan_dir: Path, synthetic: dict, bundle: DataBundle, 
     """A GAN run of some classes only: enough for mixed cells at a --synthetic-ratio (the classes it has are
     augmented, and this says so before any cell trains), not for --balance where it lacks a class to fill,
     nor for train-on-synthetic, which needs every class."""
+    if "mixed" in variants:
+        tell_synthetic_shortfall(gan_dir, synthetic, bundle, cfg)
     missing = [c for c in bundle.classes if len(synthetic.get(c, ())) == 0]
     if not missing:
         return
@@ -304,6 +306,18 @@ def check_synthetic_classes(gan_dir: Path, synthetic: dict, bundle: DataBundle, 
     if "mixed" in variants:
         tell(f"mixed cells add synthetic images of {', '.join(c for c in bundle.classes if c not in missing)} "
              f"only: {which}")
+
+
+def tell_synthetic_shortfall(gan_dir: Path, synthetic: dict, bundle: DataBundle, cfg: Config) -> None:
+    """Before any cell trains, the classes of which the GAN run has fewer images than mixed cells on all the
+    training data ask: they take what there is (said in log.txt alone before session 56)."""
+    b, counts = cfg.benchmark, bundle.train.class_counts(len(bundle.classes))
+    for c, name in enumerate(bundle.classes):
+        asked = max(counts) - counts[c] if b.balance else int(round(b.synthetic_ratio * counts[c]))
+        if 0 < (has := len(synthetic.get(name, ()))) < asked:
+            tell(f"note: {'--balance' if b.balance else f'--synthetic-ratio {b.synthetic_ratio:g}'} asks {asked} "
+                 f"synthetic {name} images; GAN run {gan_dir} has {has}: mixed cells take those {has} (genaug gan "
+                 "sample draws more from its generator)")
 
 
 def check_balance_adds_images(cfg: Config, bundle: DataBundle, variants: list[str]) -> None:
@@ -1119,6 +1133,7 @@ def report_notes(run: Run, bundle: DataBundle, cells: list[dict], plan: CellPlan
                      "not in these tables")
     notes += did_not_learn_notes(cells, len(bundle.classes))
     notes += subsample_notes(cells)
+    notes += synthetic_shortfall_notes(cells, bundle.classes, b)
     notes += class_mix_notes(cells, bundle.classes)
     notes += unpaired_notes(run, cells)
     if not b.balance:   # --balance adds nothing to the largest class by design
@@ -1279,6 +1294,44 @@ def unpaired_notes(run: Run, cells: list[dict]) -> list[str]:
     rows = ", ".join(f"{m} {v}" + (f" at {f:g}" if f != 1 else "") for m, v, f in alone)
     return [f"{rows}: no real cell of the same model and train fraction, so no comparison with real; add them with "
             f"genaug benchmark --resume {shlex.quote(str(run.dir))} --variants real,{','.join(sorted({v for _, v, _ in alone}))}"]
+
+def synthetic_shortfall(cells: list[dict], classes: list[str], b: BenchmarkConfig) -> dict[float, dict]:
+    """Where mixed cells add fewer synthetic images than --synthetic-ratio (or --balance) asks, the GAN run
+    having no more of a class (each cell then takes all it has): {train fraction: {class: (added, asked,
+    real)}}, or {train fraction: {"": (added, asked, real)}} in all for cells recorded before their class
+    counts were. Found in session 56: the cpu profile's GAN writes 1280 images a class, 0.5 x 3487 real
+    PNEUMONIA images asks 1744, and the reports said "0.5 x real count per class"."""
+    short: dict[float, dict] = {}
+    for c in cells:
+        if c["variant"] != "mixed":
+            continue
+        counts = c.get("train_class_counts")
+        if counts:
+            real = {k: counts[k]["real"] for k in classes if k in counts}
+            for k, n in real.items():
+                asked = max(real.values()) - n if b.balance else int(round(b.synthetic_ratio * n))
+                if 0 < counts[k]["synthetic"] < asked:   # none at all: a GAN of some classes (unaugmented_class_notes)
+                    short.setdefault(c["train_fraction"], {})[k] = (counts[k]["synthetic"], asked, n)
+        elif not b.balance:
+            added = c["n_train_synthetic"]
+            real_n = c["n_train"] - added
+            if added < b.synthetic_ratio * real_n - len(classes):   # beyond each class's rounding
+                short.setdefault(c["train_fraction"], {})[""] = (added, int(round(b.synthetic_ratio * real_n)), real_n)
+    return short
+
+
+def synthetic_shortfall_notes(cells: list[dict], classes: list[str], b: BenchmarkConfig) -> list[str]:
+    asked_by = "--balance" if b.balance else f"--synthetic-ratio {b.synthetic_ratio:g}"
+    notes = []
+    for frac, by_class in sorted(synthetic_shortfall(cells, classes, b).items()):
+        at = f" at train fraction {frac:g}" if frac != 1 else ""
+        what = "; ".join(f"{k} {added} of {asked} asked ({added / max(real, 1):.2f} x its {real} real images)" if k else
+                         f"{added} of about {asked} asked in all ({added / max(real, 1):.2f} x the {real} real images)"
+                         for k, (added, asked, real) in by_class.items())
+        notes.append(f"mixed cells{at} add fewer synthetic images than {asked_by} asks, the GAN run having no more: "
+                     f"{what}. genaug gan sample draws more from its generator, and --gan-run takes that run")
+    return notes
+
 
 def unaugmented_class_notes(cells: list[dict], classes: list[str]) -> list[str]:
     """Name the classes mixed cells added no synthetic image to (a GAN run of some classes only)."""

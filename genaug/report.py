@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genaug.benchmark import DEPENDENT_VARIANTS, INPUT_RUNS, seed_ensemble
+from genaug.benchmark import DEPENDENT_VARIANTS, INPUT_RUNS, seed_ensemble, synthetic_shortfall
 from genaug.config import Config
 from genaug.data import DataBundle
 from genaug.errors import CheckpointError
@@ -254,7 +254,8 @@ def write_report(run: Run, cfg: Config, bundle: DataBundle, summary: dict, cells
         if run.path("reconstructions.png").is_file():
             figs.append(("Autoencoder: test originals (top) and reconstructions (bottom)", "reconstructions.png"))
     short = in_short(table, comps, cfg.benchmark.image_size, len(bundle.classes) > 2, summary["notes"])
-    md = format_markdown(cfg, bundle, table, comps, summary["notes"], figs, gan_dir, enc_dir, short)
+    md = format_markdown(cfg, bundle, table, comps, summary["notes"], figs, gan_dir, enc_dir, short,
+                         bool(synthetic_shortfall(cells, bundle.classes, cfg.benchmark)))
     atomic_write_text(run.path("report.md"), md)
     atomic_write_text(run.path("report.html"), markdown_to_html(md, f"genaug benchmark: {bundle.name}"))
     print(md, flush=True)
@@ -467,10 +468,12 @@ def _comparison_context(c: dict, rows: dict, image_size: int, multi: bool) -> st
     return text
 
 
-def format_markdown(cfg, bundle, table, comps, notes, figs, gan_dir, enc_dir, short: list[str]) -> str:
-    """report.md; ``short`` is the In short list (in_short), made once by the caller, which prints it too."""
+def format_markdown(cfg, bundle, table, comps, notes, figs, gan_dir, enc_dir, short: list[str],
+                    short_of_synthetic: bool = False) -> str:
+    """report.md; ``short`` is the In short list (in_short), made once by the caller, which prints it too;
+    ``short_of_synthetic``: mixed cells added fewer synthetic images than asked (the notes say how many)."""
     multi = len(bundle.classes) > 2
-    L = _setup_lines(cfg.benchmark, bundle, table, multi)
+    L = _setup_lines(cfg.benchmark, bundle, table, multi, short_of_synthetic)
     if short:
         how = "its most probable class" if multi else "its validation-chosen threshold"
         L += ["## In short", ""] + short + ["", f"Accuracy and ROC-AUC are means over each row's runs, on the real "
@@ -497,7 +500,7 @@ def format_markdown(cfg, bundle, table, comps, notes, figs, gan_dir, enc_dir, sh
     return "\n".join(L) + "\n"
 
 
-def _setup_lines(b, bundle, table, multi: bool) -> list[str]:
+def _setup_lines(b, bundle, table, multi: bool, short_of_synthetic: bool = False) -> list[str]:
     """The title, a warning for demo data, and how the cells were tested, validated and trained."""
     s = bundle.summary()["splits"]
     L = [f"# genaug benchmark: {bundle.name}", ""]
@@ -517,7 +520,8 @@ def _setup_lines(b, bundle, table, multi: bool) -> list[str]:
           f"for every cell. {val_text} before any train-fraction subsampling.", "",
           f"Pixel models at {b.image_size} px, {_epochs_max(b.epochs)} (patience {b.patience}{wait}); the seeds of each "
           f"cell are in the table.{_training_differences(b, table)} Mixed = real + synthetic "
-          f"({'filled to balance classes' if b.balance else f'{b.synthetic_ratio:g} x real count per class'}). "
+          f"({'filled to balance classes' if b.balance else f'{b.synthetic_ratio:g} x real count per class'}"
+          f"{' asked; fewer where the GAN run had too few, see the notes' if short_of_synthetic else ''}). "
           + ("Threshold chosen on validation (Youden's J); the 0.5 threshold is shown beside it." if not multi
            else f"{len(bundle.classes)} classes: the prediction is the most probable class (no threshold to "
                 "choose); ROC-AUC is the macro one-vs-rest mean, and sensitivity and "

@@ -760,6 +760,40 @@ def test_class_mix_note_names_variants_whose_class_shares_move():
     assert class_mix_notes([cell("mixed", 5, 5, frac=0.1)], ["N", "P"]) == []   # no real cells to set it against
 
 
+def test_mixed_cells_short_of_the_synthetic_images_asked_are_told(bundle, capsys):
+    """Session 56: the cpu profile's GAN writes 1280 images a class, 0.5 x 3487 real PNEUMONIA images asks 1744;
+    every real-data mixed cell took the 1280 and its report said "0.5 x real count per class" (log.txt alone
+    said otherwise)."""
+    from genaug.benchmark import check_synthetic_classes, synthetic_shortfall_notes
+    b = Config().benchmark
+    b.synthetic_ratio = 0.5
+    counted = {"variant": "mixed", "train_fraction": 1.0, "n_train": 6576, "n_train_synthetic": 1883,
+               "train_class_counts": {"N": {"real": 1206, "synthetic": 603}, "P": {"real": 3487, "synthetic": 1280}}}
+    older = {"variant": "mixed", "train_fraction": 0.1, "n_train": 708, "n_train_synthetic": 236}   # no class counts
+    # the older cell's 236 are 0.5 x its 472 real images: it had all it asked
+    assert synthetic_shortfall_notes([counted, older, {**counted, "variant": "real"}], ["N", "P"], b) == [
+        "mixed cells add fewer synthetic images than --synthetic-ratio 0.5 asks, the GAN run having no more: P 1280 "
+        "of 1744 asked (0.37 x its 3487 real images). genaug gan sample draws more from its generator, and "
+        "--gan-run takes that run"]
+    older["n_train_synthetic"] = 200
+    older["n_train"] = 672
+    assert synthetic_shortfall_notes([older], ["N", "P"], b)[0].startswith(
+        "mixed cells at train fraction 0.1 add fewer synthetic images than --synthetic-ratio 0.5 asks, the GAN run "
+        "having no more: 200 of about 236 asked in all (0.42 x the 472 real images)")
+    b.balance = True   # fills N up to P's 3487: 2281 asked
+    counted["train_class_counts"]["N"]["synthetic"], counted["train_class_counts"]["P"]["synthetic"] = 1280, 0
+    assert "N 1280 of 2281 asked (1.06 x its 1206 real images)" in synthetic_shortfall_notes([counted], ["N", "P"], b)[0]
+    # and before any cell trains: the demo's training split is NORMAL 14, PNEUMONIA 38
+    cfg = Config()
+    cfg.benchmark.synthetic_ratio = 1.0
+    syn, _ = fake_synthetic(bundle)
+    check_synthetic_classes(Path("g"), {"NORMAL": syn["NORMAL"], "PNEUMONIA": syn["PNEUMONIA"][:20]}, bundle, cfg,
+                            {"real", "mixed"})
+    assert capsys.readouterr().out.strip() == ("note: --synthetic-ratio 1 asks 38 synthetic PNEUMONIA images; GAN run g "
+                                               "has 20: mixed cells take those 20 (genaug gan sample draws more from "
+                                               "its generator)")
+
+
 def test_machine_note_only_when_cells_ran_on_two_recorded_machines():
     from genaug.benchmark import machine_notes
     zen4 = {"cpu": "AMD EPYC (family 25, model 17)", "cpu_capability": "AVX512", "threads": 1}
