@@ -1191,6 +1191,11 @@ def _benchmark(cfg: Config, run: Run, part: tuple[int, int] | None = None, repor
         run.save_manifest(finished_shard=True)
         return run.dir
     cells = read_cells(cells_dir)
+    # a run given --gan-run/--encode-run records it in its config only: a --report-only, which loads no input
+    # run, said "GAN run: none (no mixed/synthetic variant)" of mixed cells (found in session 56)
+    given = {k: Path(v) for k in DEPENDENT_VARIANTS if (v := getattr(b, k))
+             and any(c["variant"] in DEPENDENT_VARIANTS[k] for c in cells)}
+    gan_dir, enc_dir = gan_dir or given.get("gan_run"), enc_dir or given.get("encode_run")
     summary = aggregate(cells, bundle.classes, b.bootstrap)
     summary["notes"] = report_notes(run, bundle, cells, plan, missing, b, gan_dir, enc_dir, cfg.data.data)
     write_report(run, cfg, bundle, summary, cells, gan_dir, enc_dir)

@@ -734,6 +734,15 @@ def test_low_data_cells_get_a_gan_that_saw_only_their_own_patients(tmp_path):
     run3 = only_run(tmp_path / "o3", "benchmark")
     cell = json.loads((run3 / "cells" / "cnn__mixed__f0.5__seed0.json").read_text())
     assert cell["input_run_within_training"] is True and cell["n_train_synthetic"] > 0
+    # rewritten, the report still names the run given where the manifest does not (the archived runs' manifests
+    # in docs/runs did not): a --report-only loads no input run, and said "GAN run: none (no mixed/synthetic
+    # variant)" of their mixed cells (found in session 56)
+    manifest = json.loads((run3 / "manifest.json").read_text())
+    assert manifest["gan_run"] == str(sample)
+    (run3 / "manifest.json").write_text(json.dumps({**manifest, "gan_run": None}))
+    r = genaug("benchmark", "--resume", run3, "--report-only")
+    assert r.returncode == 0 and f"- GAN run: `{sample}`" in (run3 / "report.md").read_text(), r.stderr[-2000:]
+    assert json.loads((run3 / "manifest.json").read_text())["gan_run"] == str(sample)
     r = genaug("benchmark", "--data", "demo", "--profile", prof, "--variants", "mixed", "--train-fraction", "0.25",
                "--gan-run", sample, "--out", tmp_path / "o4")
     assert r.returncode == 2 and "do not train on; give a run made with --train-fraction 0.25" in r.stderr
