@@ -201,8 +201,36 @@ def generator_run(gan_dir: Path) -> Path:
     return ckpt.parent
 
 
-def resolve_gan_run(cfg: Config, run: Run) -> Path:
-    return _resolve_input_run(cfg, run, cfg.benchmark.gan_run, "gan_run", "GAN", lambda c: run_gan(c, "all"))
+def resolve_gan_run(cfg: Config, run: Run, bundle: DataBundle | None = None, pending: set[str] = frozenset()) -> Path:
+    """The GAN run of the mixed and synthetic cells; one the benchmark trains itself writes at least as many
+    images of each class as ``pending`` cells ask (the cpu profile's 1280 a class gave 0.5 x 3487 real
+    PNEUMONIA images 1280 of 1744 until session 56)."""
+    need = synthetic_images_asked(cfg, bundle, pending) if bundle is not None else {}
+
+    def train(sub: Config) -> Path:
+        if need and (most := max(need.values())) > sub.gan.n:
+            name = max(need, key=need.get)
+            tell(f"its GAN writes {most} images a class, not gan.n's {sub.gan.n}: the cells ask {most} of {name}")
+            sub.gan.n = most
+        return run_gan(sub, "all")
+    return _resolve_input_run(cfg, run, cfg.benchmark.gan_run, "gan_run", "GAN", train)
+
+
+def synthetic_images_asked(cfg: Config, bundle: DataBundle, variants) -> dict[str, int]:
+    """The most synthetic images of each class that cells of ``variants`` take: mixed cells
+    --synthetic-ratio x the real count (or up to the largest class, --balance), synthetic cells the real
+    count. Counted on the whole training split (with validation under --folds, whose folds train on both)."""
+    counts = np.asarray(bundle.train.class_counts(len(bundle.classes)))
+    if cfg.benchmark.folds > 1:
+        counts = counts + np.asarray(bundle.val.class_counts(len(bundle.classes)))
+    asked = {c: 0 for c in bundle.classes}
+    for k, name in enumerate(bundle.classes):
+        if "mixed" in variants:
+            b = cfg.benchmark
+            asked[name] = int(counts.max() - counts[k]) if b.balance else int(round(b.synthetic_ratio * counts[k]))
+        if "synthetic" in variants:
+            asked[name] = max(asked[name], int(counts[k]))
+    return asked
 
 
 def resolve_encode_run(cfg: Config, run: Run) -> Path:
@@ -289,8 +317,7 @@ def check_synthetic_classes(gan_dir: Path, synthetic: dict, bundle: DataBundle, 
     """A GAN run of some classes only: enough for mixed cells at a --synthetic-ratio (the classes it has are
     augmented, and this says so before any cell trains), not for --balance where it lacks a class to fill,
     nor for train-on-synthetic, which needs every class."""
-    if "mixed" in variants:
-        tell_synthetic_shortfall(gan_dir, synthetic, bundle, cfg)
+    tell_synthetic_shortfall(gan_dir, synthetic, bundle, cfg, variants)
     missing = [c for c in bundle.classes if len(synthetic.get(c, ())) == 0]
     if not missing:
         return
@@ -308,16 +335,14 @@ def check_synthetic_classes(gan_dir: Path, synthetic: dict, bundle: DataBundle, 
              f"only: {which}")
 
 
-def tell_synthetic_shortfall(gan_dir: Path, synthetic: dict, bundle: DataBundle, cfg: Config) -> None:
-    """Before any cell trains, the classes of which the GAN run has fewer images than mixed cells on all the
-    training data ask: they take what there is (said in log.txt alone before session 56)."""
-    b, counts = cfg.benchmark, bundle.train.class_counts(len(bundle.classes))
-    for c, name in enumerate(bundle.classes):
-        asked = max(counts) - counts[c] if b.balance else int(round(b.synthetic_ratio * counts[c]))
+def tell_synthetic_shortfall(gan_dir: Path, synthetic: dict, bundle: DataBundle, cfg: Config, variants) -> None:
+    """Before any cell trains, the classes of which the GAN run has fewer images than the mixed or synthetic
+    cells on all the training data ask: they take what there is (said in log.txt alone before session 56)."""
+    which = [v for v in ("mixed", "synthetic") if v in variants]
+    for name, asked in synthetic_images_asked(cfg, bundle, which).items():
         if 0 < (has := len(synthetic.get(name, ()))) < asked:
-            tell(f"note: {'--balance' if b.balance else f'--synthetic-ratio {b.synthetic_ratio:g}'} asks {asked} "
-                 f"synthetic {name} images; GAN run {gan_dir} has {has}: mixed cells take those {has} (genaug gan "
-                 "sample draws more from its generator)")
+            tell(f"note: the {' and '.join(which)} cells ask up to {asked} synthetic {name} images; GAN run {gan_dir} "
+                 f"has {has}: they take those {has} (genaug gan sample draws more from its generator)")
 
 
 def check_balance_adds_images(cfg: Config, bundle: DataBundle, variants: list[str]) -> None:
@@ -928,7 +953,7 @@ def load_cell_inputs(cfg: Config, run: Run, bundle: DataBundle, pending: set[str
     # done (or an archived run, which keeps neither) reports and adds real cells without them
     inp = CellInputs()
     if {"mixed", "synthetic"} & pending:
-        inp.gan_dir = resolve_gan_run(cfg, run)
+        inp.gan_dir = resolve_gan_run(cfg, run, bundle, pending)
         inp.synthetic, inp.syn_names = load_synthetic(inp.gan_dir, bundle.classes, cfg.benchmark.image_size)
         # synthetic images meet the classifier as the real ones do
         inp.synthetic = {c: equalize_images(a, cfg.benchmark.equalize, f"{cfg.benchmark.equalize} synthetic {c}")
@@ -1133,7 +1158,7 @@ def report_notes(run: Run, bundle: DataBundle, cells: list[dict], plan: CellPlan
                      "not in these tables")
     notes += did_not_learn_notes(cells, len(bundle.classes))
     notes += subsample_notes(cells)
-    notes += synthetic_shortfall_notes(cells, bundle.classes, b)
+    notes += synthetic_shortfall_notes(cells, bundle.classes, b) + train_on_synthetic_shortfall_notes(cells, bundle.classes)
     notes += class_mix_notes(cells, bundle.classes)
     notes += unpaired_notes(run, cells)
     if not b.balance:   # --balance adds nothing to the largest class by design
@@ -1336,6 +1361,24 @@ def synthetic_shortfall_notes(cells: list[dict], classes: list[str], b: Benchmar
         notes.append(f"mixed cells{at} add fewer synthetic images than {asked_by} asks, the GAN run having no more: "
                      f"{what}. genaug gan sample draws more from its generator, and --gan-run takes that run")
     return notes
+
+
+def train_on_synthetic_shortfall_notes(cells: list[dict], classes: list[str]) -> list[str]:
+    """Synthetic cells train on as many images of each class as the real cells have real ones, where the GAN
+    run has them: say where it had fewer (found in session 56: 1280 PNEUMONIA against 3487 real)."""
+    real_at = {c["train_fraction"]: {k: v["real"] for k, v in c["train_class_counts"].items()}
+               for c in cells if c["variant"] in ("real", "mixed") and c.get("train_class_counts")}
+    short: dict[float, dict] = {}
+    for c in cells:
+        if c["variant"] == "synthetic" and c.get("train_class_counts") and (real := real_at.get(c["train_fraction"])):
+            for k in classes:
+                if 0 < (got := c["train_class_counts"].get(k, {}).get("synthetic", 0)) < real.get(k, 0):
+                    short.setdefault(c["train_fraction"], {})[k] = (got, real[k])
+    return [f"synthetic cells{f' at train fraction {frac:g}' if frac != 1 else ''} train on fewer images than real "
+            "cells, the GAN run having no more: " + "; ".join(f"{k} {got} synthetic against {real} real"
+                                                             for k, (got, real) in by_class.items())
+            + ". genaug gan sample draws more from its generator, and --gan-run takes that run"
+            for frac, by_class in sorted(short.items())]
 
 
 def unaugmented_class_notes(cells: list[dict], classes: list[str]) -> list[str]:

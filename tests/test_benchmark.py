@@ -233,6 +233,12 @@ def test_benchmark_end_to_end_on_tiny_demo_and_resume(tmp_path, tiny):
     assert re.search(r"\] cnn__mixed__f1__seed0: \d+ training images \([1-9]\d* synthetic\)\n", r.stdout)
     assert re.search(r"\] cnn__synthetic__f1__seed0: \d+ training images \(all synthetic\)\n", r.stdout)
     assert re.search(r"\] cnn__encoded__f1__seed0: \d+ training images \(as latents\)\n", r.stdout)
+    # its own GAN writes as many images as the cells ask, past the profile's gan.n of 12 (session 56): the
+    # synthetic cell trains on as many images as the real one
+    assert "its GAN writes 51 images a class, not gan.n's 12: the cells ask 51 of PNEUMONIA" in r.stdout
+    n_train = {v: json.loads((run / "cells" / f"cnn__{v}__f1__seed0.json").read_text())["n_train"]
+               for v in ("real", "synthetic")}
+    assert n_train["real"] == n_train["synthetic"] == 69, n_train
     # saved models serve genaug predict with their own preprocessing (an encoded one with its autoencoder)
     assert sorted(p.name for p in (run / "models").glob("*.pt")) == [
         f"cnn__{v}__f1__seed0.pt" for v in ("encoded", "mixed", "real", "synthetic")]
@@ -773,7 +779,7 @@ def test_mixed_cells_short_of_the_synthetic_images_asked_are_told(bundle, capsys
     """Session 56: the cpu profile's GAN writes 1280 images a class, 0.5 x 3487 real PNEUMONIA images asks 1744;
     every real-data mixed cell took the 1280 and its report said "0.5 x real count per class" (log.txt alone
     said otherwise)."""
-    from genaug.benchmark import check_synthetic_classes, synthetic_shortfall_notes
+    from genaug.benchmark import check_synthetic_classes, synthetic_shortfall_notes, train_on_synthetic_shortfall_notes
     b = Config().benchmark
     b.synthetic_ratio = 0.5
     counted = {"variant": "mixed", "train_fraction": 1.0, "n_train": 6576, "n_train_synthetic": 1883,
@@ -798,9 +804,39 @@ def test_mixed_cells_short_of_the_synthetic_images_asked_are_told(bundle, capsys
     syn, _ = fake_synthetic(bundle)
     check_synthetic_classes(Path("g"), {"NORMAL": syn["NORMAL"], "PNEUMONIA": syn["PNEUMONIA"][:20]}, bundle, cfg,
                             {"real", "mixed"})
-    assert capsys.readouterr().out.strip() == ("note: --synthetic-ratio 1 asks 38 synthetic PNEUMONIA images; GAN run g "
-                                               "has 20: mixed cells take those 20 (genaug gan sample draws more from "
-                                               "its generator)")
+    assert capsys.readouterr().out.strip() == ("note: the mixed cells ask up to 38 synthetic PNEUMONIA images; GAN run g "
+                                               "has 20: they take those 20 (genaug gan sample draws more from its "
+                                               "generator)")
+    # train-on-synthetic takes as many as there are real images (and said so nowhere)
+    cfg.benchmark.synthetic_ratio = 0.5
+    check_synthetic_classes(Path("g"), {"NORMAL": syn["NORMAL"][:10], "PNEUMONIA": syn["PNEUMONIA"]}, bundle, cfg,
+                            {"real", "mixed", "synthetic"})
+    assert capsys.readouterr().out.strip() == ("note: the mixed and synthetic cells ask up to 14 synthetic NORMAL images; "
+                                               "GAN run g has 10: they take those 10 (genaug gan sample draws more "
+                                               "from its generator)\nnote: the mixed and synthetic cells ask up to 38 "
+                                               "synthetic PNEUMONIA images; GAN run g has 30: they take those 30 (genaug "
+                                               "gan sample draws more from its generator)")
+    real = {"variant": "real", "train_fraction": 1.0, "train_class_counts": {"N": {"real": 1206, "synthetic": 0},
+                                                                             "P": {"real": 3487, "synthetic": 0}}}
+    alone = {"variant": "synthetic", "train_fraction": 1.0, "train_class_counts": {"N": {"real": 0, "synthetic": 1206},
+                                                                                   "P": {"real": 0, "synthetic": 1280}}}
+    assert train_on_synthetic_shortfall_notes([real, alone], ["N", "P"]) == [
+        "synthetic cells train on fewer images than real cells, the GAN run having no more: P 1280 synthetic against "
+        "3487 real. genaug gan sample draws more from its generator, and --gan-run takes that run"]
+    assert train_on_synthetic_shortfall_notes([alone], ["N", "P"]) == []   # no real cell to count against
+
+
+def test_a_benchmark_s_own_gan_writes_as_many_images_as_its_cells_ask(bundle):
+    """Session 56: the cpu profile's GAN wrote its gan.n of 1280 a class where 0.5 x 3487 PNEUMONIA asks 1744.
+    The demo's training split here: NORMAL 14, PNEUMONIA 38."""
+    from genaug.benchmark import synthetic_images_asked
+    cfg = Config()
+    cfg.benchmark.synthetic_ratio = 0.5
+    assert synthetic_images_asked(cfg, bundle, {"real", "mixed"}) == {"NORMAL": 7, "PNEUMONIA": 19}
+    assert synthetic_images_asked(cfg, bundle, {"mixed", "synthetic"}) == {"NORMAL": 14, "PNEUMONIA": 38}
+    assert synthetic_images_asked(cfg, bundle, {"real"}) == {"NORMAL": 0, "PNEUMONIA": 0}
+    cfg.benchmark.balance = True
+    assert synthetic_images_asked(cfg, bundle, {"mixed"}) == {"NORMAL": 24, "PNEUMONIA": 0}
 
 
 def test_machine_note_only_when_cells_ran_on_two_recorded_machines():
