@@ -1368,14 +1368,21 @@ def train_on_synthetic_shortfall_notes(cells: list[dict], classes: list[str]) ->
     run has them: say where it had fewer (found in session 56: 1280 PNEUMONIA against 3487 real)."""
     real_at = {c["train_fraction"]: {k: v["real"] for k, v in c["train_class_counts"].items()}
                for c in cells if c["variant"] in ("real", "mixed") and c.get("train_class_counts")}
+    real_total_at = {c["train_fraction"]: c["n_train"] - c["n_train_synthetic"] for c in cells
+                     if c["variant"] == "real" and "n_train" in c}
     short: dict[float, dict] = {}
     for c in cells:
-        if c["variant"] == "synthetic" and c.get("train_class_counts") and (real := real_at.get(c["train_fraction"])):
+        if c["variant"] != "synthetic":
+            continue
+        if c.get("train_class_counts") and (real := real_at.get(c["train_fraction"])):
             for k in classes:
                 if 0 < (got := c["train_class_counts"].get(k, {}).get("synthetic", 0)) < real.get(k, 0):
                     short.setdefault(c["train_fraction"], {})[k] = (got, real[k])
+        elif not c.get("train_class_counts") and c.get("n_train", 0) < real_total_at.get(c["train_fraction"], 0):
+            short.setdefault(c["train_fraction"], {})[""] = (c["n_train"], real_total_at[c["train_fraction"]])
     return [f"synthetic cells{f' at train fraction {frac:g}' if frac != 1 else ''} train on fewer images than real "
-            "cells, the GAN run having no more: " + "; ".join(f"{k} {got} synthetic against {real} real"
+            "cells, the GAN run having no more: " + "; ".join(f"{k} {got} synthetic against {real} real" if k else
+                                                             f"{got} synthetic images against {real} real in all"
                                                              for k, (got, real) in by_class.items())
             + ". genaug gan sample draws more from its generator, and --gan-run takes that run"
             for frac, by_class in sorted(short.items())]

@@ -824,6 +824,11 @@ def test_mixed_cells_short_of_the_synthetic_images_asked_are_told(bundle, capsys
         "synthetic cells train on fewer images than real cells, the GAN run having no more: P 1280 synthetic against "
         "3487 real. genaug gan sample draws more from its generator, and --gan-run takes that run"]
     assert train_on_synthetic_shortfall_notes([alone], ["N", "P"]) == []   # no real cell to count against
+    older = [{"variant": v, "train_fraction": 1.0, "n_train": n, "n_train_synthetic": k}   # no class counts
+             for v, n, k in (("real", 4693, 0), ("synthetic", 2486, 2486))]
+    assert train_on_synthetic_shortfall_notes(older, ["N", "P"])[0].startswith(
+        "synthetic cells train on fewer images than real cells, the GAN run having no more: 2486 synthetic images "
+        "against 4693 real in all.")
 
 
 def test_a_benchmark_s_own_gan_writes_as_many_images_as_its_cells_ask(bundle):
