@@ -520,13 +520,21 @@ def _setup_lines(b, bundle, table, multi: bool, short_of_synthetic: bool = False
           f"for every cell. {val_text} before any train-fraction subsampling.", "",
           f"Pixel models at {b.image_size} px, {_epochs_max(b.epochs)} (patience {b.patience}{wait}); the seeds of each "
           f"cell are in the table.{_training_differences(b, table)} Mixed = real + synthetic "
-          f"({'filled to balance classes' if b.balance else f'{b.synthetic_ratio:g} x real count per class'}"
-          f"{' asked; fewer where the GAN run had too few, see the notes' if short_of_synthetic else ''}). "
+          f"({_mixed_share(b, short_of_synthetic)}). "
           + ("Threshold chosen on validation (Youden's J); the 0.5 threshold is shown beside it." if not multi
            else f"{len(bundle.classes)} classes: the prediction is the most probable class (no threshold to "
                 "choose); ROC-AUC is the macro one-vs-rest mean, and sensitivity and "
                 "specificity are macro means over classes, per class below."), ""]
     return L
+
+
+def _mixed_share(b, short_of_synthetic: bool) -> str:
+    """What mixed cells add to the real images, as asked; and where the GAN run had fewer, that they got less."""
+    if b.balance:
+        return "filled toward balanced classes; the GAN run had too few to fill them, see the notes" if \
+            short_of_synthetic else "filled to balance classes"
+    return f"{b.synthetic_ratio:g} x real count per class" + (
+        " asked; fewer where the GAN run had too few, see the notes" if short_of_synthetic else "")
 
 
 def _epochs_max(n: int) -> str:

@@ -289,3 +289,16 @@ def test_training_curves_show_a_cell_that_ran_one_epoch(tmp_path):
     left = img[:, : img.shape[1] // 2]   # the training-loss panel, which has no legend
     blue = (np.abs(left - [0x1f, 0x77, 0xb4]).sum(-1) < 60).sum()   # matplotlib's first colour
     assert blue >= 5, blue
+
+
+def test_the_setup_line_says_mixed_cells_got_fewer_synthetic_images_than_asked():
+    """Session 56: reports said "0.5 x real count per class" of mixed cells that took PNEUMONIA 1280 of 1744."""
+    from genaug.config import Config
+    from genaug.report import _mixed_share
+    b = Config().benchmark
+    b.synthetic_ratio = 0.5
+    assert _mixed_share(b, False) == "0.5 x real count per class"
+    assert _mixed_share(b, True) == "0.5 x real count per class asked; fewer where the GAN run had too few, see the notes"
+    b.balance = True
+    assert _mixed_share(b, False) == "filled to balance classes"
+    assert _mixed_share(b, True) == "filled toward balanced classes; the GAN run had too few to fill them, see the notes"

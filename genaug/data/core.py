@@ -1,6 +1,7 @@
 """The in-memory form of a dataset: uint8 image arrays with labels and patients, per split."""
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -76,7 +77,6 @@ class DataBundle:
         folder where some images failed to decode trained on the rest, said only in log.txt (session 56)."""
         if not self.skipped:
             return ""
-        import shlex
         # an image that failed to decode matters more than a stray notes.txt or an empty class folder
         n, (path, why) = len(self.skipped), next((e for e in self.skipped if "extension" not in e[1]
                                                   and not e[1].startswith("class folder")), self.skipped[0])
