@@ -362,7 +362,9 @@ def _pooled_row(dirs, cells, inputs, model, variant, frac, n_boot) -> dict | Non
                         "diff": r["diff"], "ci": r["ci"], "p_value": r["p_value"], "resamples": r["resamples"],
                         "accuracy": float(c.mean()), "roc_auc": auc(variant_cells[d][k] for k in keys),
                         "machines": machines_of(variant_cells[d][k] for k in keys),
-                        "commits": commits_of([variant_cells[d][k] for k in keys])})
+                        "commits": commits_of([variant_cells[d][k] for k in keys]),
+                        "train_images": sorted({(c["n_train"] - c["n_train_synthetic"], c["n_train_synthetic"])
+                                                for c in (variant_cells[d][k] for k in keys) if "n_train" in c})})
     checked = [(real[k], o) for k in keys for o in others.get(k, [])]
     return {"model": model, "variant": variant, "train_fraction": frac, "seeds": [k[0] for k in keys],
             "pairs": len(dirs) * len(keys), "input_runs": len(dirs),
@@ -432,13 +434,30 @@ def format_pool(result: dict) -> str:
             line += (f"; the other runs' real cells of the same seeds have identical test probabilities in "
                      f"{r['real_identical']} of {r['real_rechecked']}")
         L.append(line + ".")
-    L += [""] + [line for r in result["rows"] for line in _where_pooled_cells_ran(r, v) + _which_code_trained(r, v)]
+    L += [""] + [line for r in result["rows"]
+                 for line in _synthetic_images_pooled(r, v) + _where_pooled_cells_ran(r, v) + _which_code_trained(r, v)]
     L += ["", "Accuracy at each cell's validation threshold, on the same real test images. Each "
           f"{what} run's row pairs its own {v} cells with the same real cells; its interval resamples seeds and "
           f"test images only, as one benchmark run's report does. The last column takes the same cells at the "
           f"fixed threshold 0.5 (binary tasks): a difference at the validation threshold that is gone at 0.5, with "
           f"ROC-AUC unmoved, came from where validation put each cell's threshold rather than from better ranking."]
     return "\n".join(L) + "\n"
+
+
+def _synthetic_images_pooled(row: dict, variant: str) -> list[str]:
+    """How many synthetic images each run's ``variant`` cells trained on, beside the real ones: GAN runs of
+    other sizes give mixed cells other shares, which the pooled difference then mixes (found in session 56:
+    the archived mixed cells took 1280 of the 1744 synthetic PNEUMONIA images --synthetic-ratio 0.5 asked)."""
+    counts = {Path(p["run"]).name: p.get("train_images") for p in row["per_input_run"]}
+    if variant not in ("mixed", "synthetic") or not all(counts.values()):   # pooled before the counts were kept
+        return []
+    said = lambda pairs: " or ".join(f"{s} synthetic and {r} real images" if r else f"{s} synthetic images"
+                                     for r, s in pairs)
+    if len({tuple(map(tuple, c)) for c in counts.values()}) == 1:
+        return [f"{row['model']}: each run's {variant} cells trained on {said(next(iter(counts.values())))}."]
+    return [f"{row['model']}: the runs' {variant} cells trained on other numbers of synthetic images ("
+            + "; ".join(f"{name}: {said(c)}" for name, c in counts.items())
+            + "), so the pooled difference mixes those shares."]
 
 
 def _where_pooled_cells_ran(row: dict, variant: str) -> list[str]:
