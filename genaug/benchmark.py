@@ -216,6 +216,12 @@ def resolve_gan_run(cfg: Config, run: Run, bundle: DataBundle | None = None, pen
     return _resolve_input_run(cfg, run, cfg.benchmark.gan_run, "gan_run", "GAN", train)
 
 
+def mixed_asks(b: BenchmarkConfig, real: int, largest: int) -> int:
+    """The synthetic images a mixed cell adds to a class of ``real`` images: --synthetic-ratio x them, or with
+    --balance as many as fill it up to the ``largest`` class."""
+    return int(largest - real) if b.balance else int(round(b.synthetic_ratio * real))
+
+
 def synthetic_images_asked(cfg: Config, bundle: DataBundle, variants) -> dict[str, int]:
     """The most synthetic images of each class that cells of ``variants`` take: mixed cells
     --synthetic-ratio x the real count (or up to the largest class, --balance), synthetic cells the real
@@ -226,8 +232,7 @@ def synthetic_images_asked(cfg: Config, bundle: DataBundle, variants) -> dict[st
     asked = {c: 0 for c in bundle.classes}
     for k, name in enumerate(bundle.classes):
         if "mixed" in variants:
-            b = cfg.benchmark
-            asked[name] = int(counts.max() - counts[k]) if b.balance else int(round(b.synthetic_ratio * counts[k]))
+            asked[name] = mixed_asks(cfg.benchmark, int(counts[k]), int(counts.max()))
         if "synthetic" in variants:
             asked[name] = max(asked[name], int(counts[k]))
     return asked
@@ -291,12 +296,7 @@ def build_training_sets(bundle: DataBundle, variant: str, keep: np.ndarray, cfg:
         counts = tr.class_counts(len(bundle.classes))
         for c, name in enumerate(bundle.classes):
             avail = synthetic.get(name)
-            if variant == "synthetic":
-                want = counts[c]
-            elif cfg.benchmark.balance:
-                want = max(counts) - counts[c]
-            else:
-                want = int(round(cfg.benchmark.synthetic_ratio * counts[c]))
+            want = counts[c] if variant == "synthetic" else mixed_asks(cfg.benchmark, counts[c], max(counts))
             if want == 0:
                 continue
             if avail is None or len(avail) == 0:
@@ -1339,7 +1339,7 @@ def synthetic_shortfall(cells: list[dict], classes: list[str], b: BenchmarkConfi
         if counts:
             real = {k: counts[k]["real"] for k in classes if k in counts}
             for k, n in real.items():
-                asked = max(real.values()) - n if b.balance else int(round(b.synthetic_ratio * n))
+                asked = mixed_asks(b, n, max(real.values()))
                 if 0 < counts[k]["synthetic"] < asked:   # none at all: a GAN of some classes (unaugmented_class_notes)
                     short.setdefault(c["train_fraction"], {})[k] = (counts[k]["synthetic"], asked, n)
         elif not b.balance:
