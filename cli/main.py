@@ -571,17 +571,34 @@ def compare_cmd(
     "the others only need the variant's cells). A run made without such an input run may be given too, "
     "for its real cells alone: e.g. a real,mixed run beside encoded-only runs when pooling encoded.\n\n"
     "Writes OUT/pool/<time>-<name>/ (pool.md, pool.json, config, log), which genaug report and genaug "
-    "archive take like any run, and prints pool.md."))
+    "archive take like any run, and prints pool.md. --redo RUN writes a pool run's page again with this "
+    "genaug, from the runs it recorded (an older page gains the lines added since; the numbers stay)."))
 def pool_cmd(
-    runs: list[str] = typer.Argument(..., metavar="RUNS", help="two or more benchmark runs, each on its own GAN (or encode) run, and any runs "
+    ctx: typer.Context,
+    runs: Optional[list[str]] = typer.Argument(None, metavar="RUNS", help="two or more benchmark runs, each on its own GAN (or encode) run, and any runs "
                                                     "whose real cells to use"),
     variant: str = typer.Option("mixed", "--variant", help="mixed, synthetic (GAN runs) or encoded (encode runs)"),
     bootstrap: int = typer.Option(1000, "--bootstrap", min=100, help="bootstrap resamples for the intervals"),
     out: str = typer.Option("outputs", "--out", help="run root: the result goes to OUT/pool/<time>-<name>/pool.md"),
     name: str = RUN_NAME,
+    redo: Optional[str] = typer.Option(None, "--redo", help="a pool run to write again in place, from the benchmark "
+                                       "runs, variant and bootstrap it recorded (run from the folder it was run in)"),
 ):
-    from genaug.compare import run_pool
+    from genaug.compare import redo_pool, run_pool
+    from genaug.errors import ConfigError
 
+    if redo is not None:
+        given = [f"--{p.replace('_', '-')}" for p in ("variant", "bootstrap", "out", "name")
+                 if ctx.get_parameter_source(p).name != "DEFAULT"]   # typer's own click: compare by name
+        if runs or given:   # the run's own record says what to pool; another value would silently differ from it
+            raise ConfigError(f"--redo takes no {' or '.join((['RUNS'] if runs else []) + given)}: it pools what "
+                              f"{redo} recorded; for other runs or settings, pool them as a new run")
+        run_dir = redo_pool(redo)
+        typer.echo((run_dir / "pool.md").read_text(encoding="utf-8"))
+        _announce(f"run: {run_dir} (pool.md and pool.json written again)")
+        return
+    if not runs:
+        raise ConfigError("give the benchmark runs to pool: genaug pool RUN RUN... (or --redo POOL_RUN)")
     run_dir = run_pool(runs, variant, n_boot=bootstrap, out_root=out, name=name)
     typer.echo((run_dir / "pool.md").read_text(encoding="utf-8"))
     _announce(f"run: {run_dir}")

@@ -23,8 +23,8 @@ from genaug.report import (PAIRED_TEST_NOTE, ONE_RUN_NOTE, VARIANT_WORDS, _p, at
 from genaug.metrics import paired_bootstrap_diff
 from genaug.inventory import seconds_text
 from genaug.quality import fid_text
-from genaug.runs import (atomic_write_text, inside_a_run, machines_line, machines_of, new_run, not_a_run_of, read_cells,
-                         read_run_config, write_json)
+from genaug.runs import (atomic_write_text, inside_a_run, machines_line, machines_of, new_run, not_a_run_of, open_run,
+                         read_cells, read_run_config, write_json)
 
 
 def _cells(run_dir: Path) -> list[dict]:
@@ -505,6 +505,39 @@ def run_pool(run_dirs: list[str | Path], variant: str = "mixed", n_boot: int = 1
         atomic_write_text(run.path("pool.md"), format_pool(result))
         logging.getLogger("genaug").info("pooled %d benchmark runs (%s against real)", len(run_dirs), variant)
         run.save_manifest(finished=True, device="cpu")   # numpy resampling only
+    finally:
+        run.close()
+    return run.dir
+
+
+def redo_pool(run_dir: str | Path) -> Path:
+    """Write a pool run's pool.md and pool.json again with this genaug, from the benchmark runs, variant and
+    resamples its config.yaml recorded, where they were recorded (paths as given then, so run it from the
+    same folder). A page written before a later line existed gains it, e.g. how many synthetic images each
+    run's cells trained on (session 56); the numbers are the same, the resampling being seeded. The
+    manifest keeps when and how it was redone; refused before anything is written."""
+    d = Path(run_dir)
+    if not d.is_dir():
+        raise CheckpointError(f"pool run not found: {d}" if not d.exists() else
+                              f"{d} is a file, not a run directory{inside_a_run(d)}")
+    if (why := not_a_run_of(d, "pool", "genaug pool --redo")) or not (d / "pool.json").is_file():
+        raise CheckpointError(f"{d} is not a genaug pool run{why or inside_a_run(d) or ' (no pool.json)'}")
+    saved = read_run_config(d).get("pool")
+    if not isinstance(saved, dict) or not {"runs", "variant", "bootstrap"} <= set(saved):
+        raise CheckpointError(f"{d}/config.yaml does not record the pooled runs, variant and bootstrap; pool them "
+                              "again as a new run (genaug pool RUNS --variant V)")
+    try:
+        result = pool_runs(saved["runs"], saved["variant"], int(saved["bootstrap"]))
+    except CheckpointError as exc:   # e.g. a pooled run moved since (archived): name the way on
+        raise CheckpointError(f"{exc}; {d} recorded it as one of its runs: pool the runs where they are now as a "
+                              "new run (genaug pool RUNS)") from None
+    run = open_run(d, "pool")
+    try:
+        write_json(run.path("pool.json"), result)
+        atomic_write_text(run.path("pool.md"), format_pool(result))
+        logging.getLogger("genaug").info("pooled %d benchmark runs again (%s against real)", len(saved["runs"]),
+                                         saved["variant"])
+        run.save_manifest(finished=True, device="cpu")
     finally:
         run.close()
     return run.dir

@@ -384,6 +384,35 @@ def test_pool_command_writes_a_run_that_genaug_report_gathers_and_fails_in_one_l
     assert not (tmp_path / "refused").exists()
 
 
+def test_pool_redo_writes_an_older_pool_page_again_from_what_it_recorded(tmp_path):
+    # pool pages written before a line was added (session 56's synthetic-image counts) could only be made
+    # again as new runs, leaving the archived page, which RESULTS.md gathers, without it
+    runs = _gan_runs(tmp_path, [34, 30])
+    r = genaug("pool", *runs, "--out", tmp_path / "out", "--bootstrap", "200")
+    assert r.returncode == 0, r.stderr[-2000:]
+    (run,) = (tmp_path / "out" / "pool").iterdir()
+    page, result = (run / "pool.md").read_text(), (run / "pool.json").read_text()
+    (run / "pool.md").write_text("an older genaug's page\n")
+    r = genaug("pool", "--redo", run)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (run / "pool.md").read_text() == page and (run / "pool.json").read_text() == result and page in r.stdout
+    assert json.loads((run / "manifest.json").read_text())["resume_argv"][-1][-2:] == ["--redo", str(run)]
+    assert list((tmp_path / "out" / "pool").iterdir()) == [run]   # in place, no second run
+
+    log = (run / "log.txt").read_text()
+    for args, said in ((["--variant", "encoded"], "--redo takes no --variant: it pools what"),
+                       ([runs[0]], "--redo takes no RUNS: it pools what"),
+                       ([], None)):
+        if not args:   # a pooled run moved away since: named, and the page left as it was
+            runs[1].rename(tmp_path / "moved")
+            said = f"benchmark run not found: {runs[1]}; {run} recorded it as one of its runs: pool the runs where"
+        r = genaug("pool", "--redo", run, *args)
+        assert r.returncode == 2 and said in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]
+        assert (run / "pool.md").read_text() == page and (run / "log.txt").read_text() == log
+    r = genaug("pool", "--redo", runs[0])
+    assert r.returncode == 2 and "is not a genaug pool run; it is a genaug benchmark run" in r.stderr
+
+
 def test_pool_shows_each_input_runs_own_quality_where_its_metrics_are(tmp_path):
     gan = tmp_path / "gan"
     gan.mkdir()
