@@ -23,8 +23,8 @@ from genaug.report import (PAIRED_TEST_NOTE, ONE_RUN_NOTE, VARIANT_WORDS, _p, at
 from genaug.metrics import paired_bootstrap_diff
 from genaug.inventory import seconds_text
 from genaug.quality import fid_text
-from genaug.runs import (atomic_write_text, inside_a_run, machines_line, machines_of, new_run, not_a_run_of, open_run,
-                         read_cells, read_run_config, write_json)
+from genaug.runs import (atomic_write_text, git_commit, inside_a_run, machines_line, machines_of, new_run, not_a_run_of,
+                         open_run, read_cells, read_run_config, write_json)
 
 
 def _cells(run_dir: Path) -> list[dict]:
@@ -531,7 +531,13 @@ def redo_pool(run_dir: str | Path) -> Path:
     except CheckpointError as exc:   # e.g. a pooled run moved since (archived): name the way on
         raise CheckpointError(f"{exc}; {d} recorded it as one of its runs: pool the runs where they are now as a "
                               "new run (genaug pool RUNS)") from None
+    if changed := _cells_changed_since(json.loads((d / "pool.json").read_text(encoding="utf-8")), result):
+        # its page would then hold other numbers under the run's old date: that is a new pool
+        raise CheckpointError(f"the runs {d} pooled hold other cells now ({changed}); pool them as a new run "
+                              "(genaug pool RUNS) and keep this one as it was")
     run = open_run(d, "pool")
+    run.trains = False   # the manifest keeps the machine that pooled first; which code wrote the page is kept below
+    run.manifest.setdefault("redone_by_commit", []).append(git_commit())
     try:
         write_json(run.path("pool.json"), result)
         atomic_write_text(run.path("pool.md"), format_pool(result))
@@ -541,3 +547,21 @@ def redo_pool(run_dir: str | Path) -> Path:
     finally:
         run.close()
     return run.dir
+
+
+def _cells_changed_since(saved: dict, result: dict) -> str:
+    """Where a pool recomputed from the same runs differs from the one recorded (the runs gained seeds, or
+    a cell was trained again), what differs; '' where every row pools the same cells to the same numbers."""
+    def rows(r):
+        return {(row["model"], row["train_fraction"]): row for row in r.get("rows", [])}
+    then, now = rows(saved), rows(result)
+    if set(then) != set(now):
+        return f"rows {sorted(then)} then, {sorted(now)} now"
+    for key, old in then.items():
+        new = now[key]
+        if old.get("seeds") != new["seeds"]:
+            return f"{key[0]}: seeds {old.get('seeds')} then, {new['seeds']} now"
+        if (old.get("accuracy_real"), old.get("accuracy_variant"), old.get("accuracy_difference", {}).get("diff")) != (
+                new["accuracy_real"], new["accuracy_variant"], new["accuracy_difference"]["diff"]):
+            return f"{key[0]}: the same seeds, other accuracies (a cell trained again)"
+    return ""

@@ -396,14 +396,21 @@ def test_pool_redo_writes_an_older_pool_page_again_from_what_it_recorded(tmp_pat
     r = genaug("pool", "--redo", run)
     assert r.returncode == 0, r.stderr[-2000:]
     assert (run / "pool.md").read_text() == page and (run / "pool.json").read_text() == result and page in r.stdout
-    assert json.loads((run / "manifest.json").read_text())["resume_argv"][-1][-2:] == ["--redo", str(run)]
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["resume_argv"][-1][-2:] == ["--redo", str(run)] and len(manifest["redone_by_commit"]) == 1
     assert list((tmp_path / "out" / "pool").iterdir()) == [run]   # in place, no second run
 
     log = (run / "log.txt").read_text()
     for args, said in ((["--variant", "encoded"], "--redo takes no --variant: it pools what"),
                        ([runs[0]], "--redo takes no RUNS: it pools what"),
+                       (["seed 3"], "pooled hold other cells now (cnn: seeds [0, 1, 2] then, [0, 1, 2, 3] now); pool "
+                                    "them as a new run"),
                        ([], None)):
-        if not args:   # a pooled run moved away since: named, and the page left as it was
+        if args == ["seed 3"]:   # the runs gained a seed since: the page would hold other numbers under its date
+            args = []
+            for r_, v in ((runs[0], "real"), (runs[0], "mixed"), (runs[1], "mixed")):
+                (r_ / "cells" / f"cnn__{v}__f1__seed3.json").write_text(json.dumps(_cell("cnn", v, 3, np.ones(40, bool))))
+        elif not args:   # a pooled run moved away since: named, and the page left as it was
             runs[1].rename(tmp_path / "moved")
             said = f"benchmark run not found: {runs[1]}; {run} recorded it as one of its runs: pool the runs where"
         r = genaug("pool", "--redo", run, *args)
