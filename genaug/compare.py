@@ -451,8 +451,9 @@ def _synthetic_images_pooled(row: dict, variant: str) -> list[str]:
     counts = {Path(p["run"]).name: p.get("train_images") for p in row["per_input_run"]}
     if variant not in ("mixed", "synthetic") or not all(counts.values()):   # pooled before the counts were kept
         return []
-    said = lambda pairs: " or ".join(f"{s} synthetic and {r} real images" if r else f"{s} synthetic images"
-                                     for r, s in pairs)
+    # the share in numbers: --synthetic-ratio 0.5 that a small GAN run filled to 0.40 shows as such
+    said = lambda pairs: " or ".join(f"{s} synthetic and {r} real images ({s / r:.2f} x real)" if r
+                                     else f"{s} synthetic images" for r, s in pairs)
     if len({tuple(map(tuple, c)) for c in counts.values()}) == 1:
         return [f"{row['model']}: each run's {variant} cells trained on {said(next(iter(counts.values())))}."]
     return [f"{row['model']}: the runs' {variant} cells trained on other numbers of synthetic images ("

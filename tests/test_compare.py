@@ -259,12 +259,13 @@ def test_pool_pairs_every_gan_runs_mixed_cells_with_one_set_of_real_cells(tmp_pa
     assert "| cnn | 1 | **pooled (3)** | | 3 | 75.0 | 75.0 | +0.0 |" in text
     assert "real cells from b0; the other runs' real cells of the same seeds have identical test probabilities in 6 of 6" in text
     # how many synthetic images each run's mixed cells added (session 56: the archived ones got fewer than asked)
-    assert "cnn: each run's mixed cells trained on 0 synthetic and 100 real images." in text
+    assert "cnn: each run's mixed cells trained on 0 synthetic and 100 real images (0.00 x real)." in text
     for s in (0, 1, 2):
         path = runs[1] / "cells" / f"cnn__mixed__f1__seed{s}.json"
         path.write_text(json.dumps({**json.loads(path.read_text()), "n_train": 150, "n_train_synthetic": 50}))
     assert ("cnn: the runs' mixed cells trained on other numbers of synthetic images (b0: 0 synthetic and 100 real "
-            "images; b1: 50 synthetic and 100 real images; b2: 0 synthetic and 100 real images), so the pooled "
+            "images (0.00 x real); b1: 50 synthetic and 100 real images (0.50 x real); b2: 0 synthetic and 100 real "
+            "images (0.00 x real)), so the pooled "
             "difference mixes those shares.") in format_pool(pool_runs(runs, "mixed", n_boot=100))
 
 
