@@ -770,7 +770,9 @@ def results_document(run_dirs: list[Path], title: str = "Results", left_out: lis
         device = ", ".join(dict.fromkeys(str(m["device"]) for m in every if m.get("device"))) or "?"
         L += [f"## `genaug {kind}`: {d.name}", "", "```bash"] + [_command_line(c) for c in cmds] + ["```", "",
               f"Started {manifest.get('started', '?')}, last updated {updated}; genaug commit "
-              f"`{short_commit(str(manifest.get('git_commit', '?')))}`, torch {manifest.get('versions', {}).get('torch', '?')}, "
+              f"`{short_commit(str(manifest.get('git_commit', '?')))}`"
+              + "".join(f", written again by `{short_commit(str(c))}`" for c in manifest.get("redone_by_commit", [])[-1:])
+              + f", torch {manifest.get('versions', {}).get('torch', '?')}, "
               f"device {device}" + _where_line(d, manifest) + ".", ""]
         L += _unfinished_note(d)
         text = report.read_text(encoding="utf-8")

@@ -6,7 +6,7 @@ import yaml
 
 from genaug.compare import compare_runs, format_comparison, format_pool, input_run_quality, pool_runs
 from genaug.errors import CheckpointError, ConfigError
-from genaug.report import results_document
+from genaug.report import results_document, short_commit
 
 from test_benchmark import _cell
 from test_cli import genaug
@@ -400,6 +400,7 @@ def test_pool_redo_writes_an_older_pool_page_again_from_what_it_recorded(tmp_pat
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["resume_argv"][-1][-2:] == ["--redo", str(run)] and len(manifest["redone_by_commit"]) == 1
     assert list((tmp_path / "out" / "pool").iterdir()) == [run]   # in place, no second run
+    assert f", written again by `{short_commit(manifest['redone_by_commit'][0])}`" in results_document([run])
 
     log = (run / "log.txt").read_text()
     for args, said in ((["--variant", "encoded"], "--redo takes no --variant: it pools what"),
