@@ -524,15 +524,22 @@ def redo_pool(run_dir: str | Path) -> Path:
     if (why := not_a_run_of(d, "pool", "genaug pool --redo")) or not (d / "pool.json").is_file():
         raise CheckpointError(f"{d} is not a genaug pool run{why or inside_a_run(d) or ' (no pool.json)'}")
     saved = read_run_config(d).get("pool")
-    if not isinstance(saved, dict) or not {"runs", "variant", "bootstrap"} <= set(saved):
+    if not (isinstance(saved, dict) and isinstance(saved.get("runs"), list) and isinstance(saved.get("variant"), str)
+            and isinstance(saved.get("bootstrap"), int)):
         raise CheckpointError(f"{d}/config.yaml does not record the pooled runs, variant and bootstrap; pool them "
                               "again as a new run (genaug pool RUNS --variant V)")
     try:
-        result = pool_runs(saved["runs"], saved["variant"], int(saved["bootstrap"]))
+        recorded = json.loads((d / "pool.json").read_text(encoding="utf-8"))
+        then = {(row["model"], row["train_fraction"]): row for row in recorded["rows"]}
+    except (ValueError, KeyError, TypeError):   # what it holds is the check that the numbers stay: not without it
+        raise CheckpointError(f"{d}/pool.json does not parse as the pool it wrote; restore it, or pool the runs "
+                              "again as a new run (genaug pool RUNS)") from None
+    try:
+        result = pool_runs(saved["runs"], saved["variant"], saved["bootstrap"])
     except CheckpointError as exc:   # e.g. a pooled run moved since (archived): name the way on
         raise CheckpointError(f"{exc}; {d} recorded it as one of its runs: pool the runs where they are now as a "
                               "new run (genaug pool RUNS)") from None
-    if changed := _cells_changed_since(json.loads((d / "pool.json").read_text(encoding="utf-8")), result):
+    if changed := _cells_changed_since(then, result):
         # its page would then hold other numbers under the run's old date: that is a new pool
         raise CheckpointError(f"the runs {d} pooled hold other cells now ({changed}); pool them as a new run "
                               "(genaug pool RUNS) and keep this one as it was")
@@ -550,19 +557,18 @@ def redo_pool(run_dir: str | Path) -> Path:
     return run.dir
 
 
-def _cells_changed_since(saved: dict, result: dict) -> str:
-    """Where a pool recomputed from the same runs differs from the one recorded (the runs gained seeds, or
-    a cell was trained again), what differs; '' where every row pools the same cells to the same numbers."""
-    def rows(r):
-        return {(row["model"], row["train_fraction"]): row for row in r.get("rows", [])}
-    then, now = rows(saved), rows(result)
+def _cells_changed_since(then: dict, result: dict) -> str:
+    """Where a pool recomputed from the same runs differs from the rows recorded (by model and train
+    fraction; the runs gained seeds, or a cell was trained again), what differs; '' where every row pools
+    the same cells to the same numbers."""
+    now = {(row["model"], row["train_fraction"]): row for row in result["rows"]}
     if set(then) != set(now):
         return f"rows {sorted(then)} then, {sorted(now)} now"
     for key, old in then.items():
         new = now[key]
         if old.get("seeds") != new["seeds"]:
             return f"{key[0]}: seeds {old.get('seeds')} then, {new['seeds']} now"
-        if (old.get("accuracy_real"), old.get("accuracy_variant"), old.get("accuracy_difference", {}).get("diff")) != (
+        if (old.get("accuracy_real"), old.get("accuracy_variant"), (old.get("accuracy_difference") or {}).get("diff")) != (
                 new["accuracy_real"], new["accuracy_variant"], new["accuracy_difference"]["diff"]):
             return f"{key[0]}: the same seeds, other accuracies (a cell trained again)"
     return ""

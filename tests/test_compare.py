@@ -420,6 +420,10 @@ def test_pool_redo_writes_an_older_pool_page_again_from_what_it_recorded(tmp_pat
         assert (run / "pool.md").read_text() == page and (run / "log.txt").read_text() == log
     r = genaug("pool", "--redo", runs[0])
     assert r.returncode == 2 and "is not a genaug pool run; it is a genaug benchmark run" in r.stderr
+    (run / "pool.json").write_text("{")   # damaged: it is what says whether the numbers would stay
+    r = genaug("pool", "--redo", run)
+    assert r.returncode == 2 and "pool.json does not parse as the pool it wrote; restore it" in r.stderr
+    assert (run / "pool.md").read_text() == page
 
 
 def test_pool_shows_each_input_runs_own_quality_where_its_metrics_are(tmp_path):
