@@ -403,27 +403,27 @@ def test_pool_redo_writes_an_older_pool_page_again_from_what_it_recorded(tmp_pat
     assert f", written again by `{short_commit(manifest['redone_by_commit'][0])}`" in results_document([run])
 
     log = (run / "log.txt").read_text()
-    for args, said in ((["--variant", "encoded"], "--redo takes no --variant: it pools what"),
-                       ([runs[0]], "--redo takes no RUNS: it pools what"),
-                       (["seed 3"], "pooled hold other cells now (cnn: seeds [0, 1, 2] then, [0, 1, 2, 3] now); pool "
-                                    "them as a new run"),
-                       ([], None)):
-        if args == ["seed 3"]:   # the runs gained a seed since: the page would hold other numbers under its date
-            args = []
-            for r_, v in ((runs[0], "real"), (runs[0], "mixed"), (runs[1], "mixed")):
-                (r_ / "cells" / f"cnn__{v}__f1__seed3.json").write_text(json.dumps(_cell("cnn", v, 3, np.ones(40, bool))))
-        elif not args:   # a pooled run moved away since: named, and the page left as it was
-            runs[1].rename(tmp_path / "moved")
-            said = f"benchmark run not found: {runs[1]}; {run} recorded it as one of its runs: pool the runs where"
+
+    def refused(said, *args):   # one line, exit 2, and the page and its log as they were
         r = genaug("pool", "--redo", run, *args)
         assert r.returncode == 2 and said in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]
         assert (run / "pool.md").read_text() == page and (run / "log.txt").read_text() == log
+
+    refused("--redo takes no --variant: it pools what", "--variant", "encoded")
+    refused("--redo takes no RUNS: it pools what", runs[0])
+    retrained = runs[1] / "cells" / "cnn__mixed__f1__seed0.json"   # a cell trained again since (--supersede)
+    retrained.write_text(json.dumps(_cell("cnn", "mixed", 0, np.ones(40, bool))))
+    refused("pooled hold other cells now (cnn: the same seeds, other accuracies (a cell trained again))")
+    # the runs gained a seed since: the page would hold other numbers under its old date
+    for r_, v in ((runs[0], "real"), (runs[0], "mixed"), (runs[1], "mixed")):
+        (r_ / "cells" / f"cnn__{v}__f1__seed3.json").write_text(json.dumps(_cell("cnn", v, 3, np.ones(40, bool))))
+    refused("pooled hold other cells now (cnn: seeds [0, 1, 2] then, [0, 1, 2, 3] now); pool them as a new run")
+    runs[1].rename(tmp_path / "moved")   # a pooled run moved away since
+    refused(f"benchmark run not found: {runs[1]}; {run} recorded it as one of its runs: pool the runs where")
     r = genaug("pool", "--redo", runs[0])
     assert r.returncode == 2 and "is not a genaug pool run; it is a genaug benchmark run" in r.stderr
     (run / "pool.json").write_text("{")   # damaged: it is what says whether the numbers would stay
-    r = genaug("pool", "--redo", run)
-    assert r.returncode == 2 and "pool.json does not parse as the pool it wrote; restore it" in r.stderr
-    assert (run / "pool.md").read_text() == page
+    refused("pool.json does not parse as the pool it wrote; restore it")
 
 
 def test_pool_shows_each_input_runs_own_quality_where_its_metrics_are(tmp_path):
