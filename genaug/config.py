@@ -491,8 +491,13 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
 
 def read_yaml(path: Path) -> dict:
     try:
-        with open(path, encoding="utf-8") as fh:
-            data = yaml.load(fh, Loader=_ProfileLoader)
+        raw = Path(path).read_bytes()
+        # utf-8-sig: a byte-order mark (Windows editors write one) is not part of the YAML
+        data = yaml.load(raw.decode("utf-8-sig"), Loader=_ProfileLoader)
+    except UnicodeDecodeError as exc:   # a file saved as Latin-1 or UTF-16 ended in a traceback
+        line = raw[:exc.start].count(b"\n") + 1
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line}); "
+                          "save it as UTF-8") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {path} is not valid YAML: {_yaml_problem(exc)}") from None
     except OSError as exc:

@@ -67,10 +67,14 @@ def test_defaults_then_profile_then_flags(tmp_path):
     ("benchmark:\n  model_epochs: resnet34\n", "'benchmark.model_epochs' must be model=epochs pairs like resnet34=12"),
     ("benchmark:\n  model_epochs: resnet34=0\n", "'benchmark.model_epochs' must be model=epochs pairs"),
     ("benchmark:\n  model_epochs: resnet34=1.5\n", "'benchmark.model_epochs' must be model=epochs pairs"),
+    # a file saved in another encoding ended in a UnicodeDecodeError traceback (session 58)
+    ("run:\n  name: r\xe9sum\xe9\n".encode("latin-1"), "config file .*bad.yaml is not UTF-8 text \\(byte 0xe9 on "
+                                                        "line 2\\); save it as UTF-8$"),
+    ("benchmark:\n  epochs: 3\n".encode("utf-16"), "not UTF-8 text \\(byte 0xff on line 1\\)"),
 ])
 def test_bad_config_names_the_key(tmp_path, text, match):
     prof = tmp_path / "bad.yaml"
-    prof.write_text(text)
+    prof.write_bytes(text) if isinstance(text, bytes) else prof.write_text(text)
     with pytest.raises(ConfigError, match=match):
         load_config(str(prof))
 
