@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from genaug.config import EQUALIZERS
 from genaug.data.decode import IMAGE_EXTENSIONS, UnreadableImage, decode_image, is_image_file, safe_name
+from genaug.data.folder import genaug_run_around
 from genaug.data.equalize import equalize_images
 from genaug.errors import CheckpointError, DataError
 from genaug.models import ConvAutoencoder, EncodedClassifier, build_classifier
@@ -100,8 +101,23 @@ def list_images(targets) -> list[Path]:
     """Image files under ``targets``: files as given, folders searched recursively, each file once,
     in the order given (a shell glob such as ``xrays/*.jpeg`` arrives as many targets). Hidden files and
     folders inside a folder are passed over: Jupyter's .ipynb_checkpoints/ holds copies of the images.
-    So are genaug's runs inside a folder (`runs_below`), unless a run's folder is itself named."""
+    So are genaug's runs inside a folder (`runs_below`); a run's folder named itself gives its synthetic
+    images (`_xrays_of_run`)."""
     return _images_and_runs_passed_over(targets)[0]
+
+
+def _xrays_of_run(folder: Path, target) -> Path:
+    """Where to look for X-rays in ``folder``: a genaug run named itself keeps them in synthetic/ (a GAN
+    run's, a `gan sample` run's); the rest of a run is plots and sample grids, which `genaug predict RUN`
+    predicted as X-rays, and a run with no synthetic/ holds no X-ray at all (session 58)."""
+    if not ((folder / "config.yaml").is_file() and (folder / "manifest.json").is_file()):
+        return folder
+    if (folder / "synthetic").is_dir():
+        return folder / "synthetic"
+    around = genaug_run_around(folder)
+    what = f"a genaug {around[1]} run" if around else "a genaug run"
+    raise DataError(f"{target} is {what}: its images are plots and grids, not X-rays; name a folder of X-rays "
+                    "(a GAN run's synthetic images are in its synthetic/ folder)")
 
 
 def _images_and_runs_passed_over(targets) -> tuple[list[Path], list[Path]]:
@@ -114,6 +130,7 @@ def _images_and_runs_passed_over(targets) -> tuple[list[Path], list[Path]]:
         elif not p.is_dir():
             raise DataError(f"{target} is neither an image file nor a folder")
         else:
+            p = _xrays_of_run(p, target)
             runs = runs_below(p)
             passed_over += runs
             found = sorted(q for q in p.rglob("*") if q.is_file() and is_image_file(q) and not _hidden_below(q, p)

@@ -229,8 +229,18 @@ def test_predict_passes_over_genaug_runs_inside_a_folder_unless_one_is_named(tmp
     assert skipped == [(str(run),
                         "a genaug run: its images are genaug's own (synthetic X-rays, overlays, plots), not X-rays to "
                         "classify; name its folder to read them")]
-    assert len(list_images([run])) == 3 and len(list_images([run / "synthetic"])) == 2   # named: read
-    with pytest.raises(DataError, match="no images in .* outside the genaug runs in it .1, e.g. "):
+    # named: its synthetic images are read, not its sample grid (nor a benchmark run's plots, session 58)
+    assert list_images([run]) == list_images([run / "synthetic"]) == sorted((run / "synthetic").rglob("*.jpeg"))
+    bench = tmp_path / "outputs" / "benchmark" / "20260101-000000"
+    bench.mkdir(parents=True)
+    (bench / "config.yaml").write_text("data:\n  data: demo\n")
+    (bench / "manifest.json").write_text('{"command": "benchmark"}')
+    shutil.copy(f, bench / "roc.png")
+    with pytest.raises(DataError, match=f"^{bench} is a genaug benchmark run: its images are plots and grids, not "
+                                        "X-rays; name a folder of X-rays .a GAN run's synthetic images are in its "
+                                        "synthetic/ folder.$"):
+        list_images([bench])
+    with pytest.raises(DataError, match="no images in .* outside the genaug runs in it .2, e.g. "):
         list_images([tmp_path / "outputs"])
 
 
