@@ -253,6 +253,9 @@ def check_run_name(name: str) -> str:
     return name
 
 
+MAX_RUN_NAME_BYTES = 200
+
+
 def check_new_run_name(name: str) -> str:
     """A new run's ``--name``: a plain name (check_run_name) that a shell takes unquoted. Runs named
     before this check keep their names: it is not applied to saved configs, so they still resume."""
@@ -265,6 +268,11 @@ def check_new_run_name(name: str) -> str:
         raise ConfigError(f"--name (config key 'run.name') '{name}' holds {shown}, which a shell would need quoted "
                           f"in every command that names the run; use letters, digits and - _ . + = @ % , : "
                           f"(e.g. '{plain}')")
+    # the run's folder is <time stamp>-<name>[-N] (and superseded-<that> beside cells moved by --supersede);
+    # a folder name holds 255 bytes, and a longer --name failed as "File name too long: <path>" (session 58)
+    if (size := len(name.encode("utf-8"))) > MAX_RUN_NAME_BYTES:
+        raise ConfigError(f"--name (config key 'run.name') is {size} bytes long; a run's folder adds its time stamp to "
+                          f"the name, and a folder name holds at most 255 bytes: use at most {MAX_RUN_NAME_BYTES}")
     return name
 
 
