@@ -18,6 +18,7 @@ from genaug.benchmark import (DEPENDENT_VARIANTS, INPUT_RUNS, VARIANT_ONLY_SETTI
                               is_binary, own_input_run, paired_comparison, replicate_key)
 from genaug.config import config_from_dict, data_differences, data_differences_text, parse_model_epochs
 from genaug.errors import CheckpointError, ConfigError
+from genaug.locks import in_use_by
 from genaug.report import (PAIRED_TEST_NOTE, ONE_RUN_NOTE, VARIANT_WORDS, _p, at_half_column, calibration_text,
                            difference_with_interval, paired_columns, short_commit, threshold_clause, verdict)
 from genaug.metrics import paired_bootstrap_diff
@@ -37,6 +38,9 @@ def _cells(run_dir: Path) -> list[dict]:
         raise CheckpointError(f"{run_dir} is not a genaug benchmark run{why}")
     cells = read_cells(cells_dir)
     if not cells:
+        if busy := in_use_by(run_dir):   # not "resume it": its lock refuses a second process (session 58)
+            raise CheckpointError(f"{run_dir} has no finished cells yet: it is at work ({busy}); run this again once "
+                                  "a cell has finished")
         raise CheckpointError(f"{run_dir} has no finished cells yet; resume it first")
     return cells
 

@@ -20,6 +20,7 @@ from genaug.config import Config
 from genaug.data import DataBundle
 from genaug.errors import CheckpointError
 from genaug.jobs import tell
+from genaug.locks import in_use_by
 from genaug.inventory import counted, read_json_or_none, run_state, seconds_text
 from genaug.runs import Run, atomic_write_text, machine_summary, machines_line, machines_of, read_cells, read_manifest, write_json
 
@@ -730,6 +731,9 @@ def _report_file(d: Path) -> tuple[dict, Path]:
         raise NoReport(f"{d} is a genaug {kind.replace('-', ' ')} run, which writes no report; leave it out "
                        f"(genaug report gathers {', '.join(RUN_REPORTS)} runs)")
     if not (d / name).is_file():
+        # a run still training was told to --resume, which its lock then refuses (session 58)
+        if busy := in_use_by(d):
+            raise NoReport(f"{d} has no report yet: it is at work ({busy}); gather it once it finishes")
         raise NoReport(f"{d} has no finished report ({name}); finish the run (--resume) first")
     return manifest, d / name
 

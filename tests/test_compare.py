@@ -190,6 +190,18 @@ def test_compare_refuses_runs_on_other_data_or_without_shared_cells(tmp_path):
                                           "their cells are trained and validated otherwise; compare runs made with "
                                           "the same --folds"):
         compare_runs(a, e)
+    # a run without a finished cell: one still training is not told to resume, which its lock refuses (session 58)
+    from genaug import locks
+    f = _run(tmp_path / "f", [])
+    with pytest.raises(CheckpointError, match="f has no finished cells yet; resume it first$"):
+        compare_runs(a, f)
+    held = locks.acquire(f)
+    try:
+        with pytest.raises(CheckpointError, match=r"f has no finished cells yet: it is at work \(pid \d+ on .*\); run "
+                                                  "this again once a cell has finished$"):
+            compare_runs(a, f)
+    finally:
+        locks.release(held)
 
 
 def test_compare_command_prints_the_table_and_fails_in_one_line(tmp_path):

@@ -1,4 +1,6 @@
 import json
+import os
+import platform
 
 import numpy as np
 import pytest
@@ -40,6 +42,16 @@ def test_runs_without_a_report_are_left_out_and_named_when_another_has_one(tmp_p
                         f"{sample} is a genaug gan sample run, which writes no report; leave it out (genaug report "
                         "gathers gan, encode, benchmark, pool runs)"]
     assert "Left out: 2 runs without a report:\n\n" + f"- {left_out[0]}\n- {left_out[1]}\n" in doc
+    # one still training is not told to --resume, which its lock would refuse (session 58)
+    from genaug import locks
+    held = locks.acquire(busy)
+    try:
+        left_out = []
+        results_document([busy, done], left_out=left_out)
+        assert left_out == [f"{busy} has no report yet: it is at work (pid {os.getpid()} on {platform.node()} since "
+                            f"{json.loads((busy / locks.LOCK_NAME).read_text())['since']}); gather it once it finishes"]
+    finally:
+        locks.release(held)
     from genaug.errors import CheckpointError
     typo.mkdir()
     with pytest.raises(CheckpointError, match="is not a genaug run"):   # a mistyped path is still refused
