@@ -583,12 +583,15 @@ def pool_cmd(
     name: str = RUN_NAME,
     redo: Optional[str] = typer.Option(None, "--redo", help="a pool run to write again in place, from the benchmark "
                                        "runs, variant and bootstrap it recorded (run from the folder it was run in)"),
+    real_from: Optional[str] = typer.Option(None, "--real-from", help="a benchmark run to take the real cells from, "
+                                            "pooling none of its other cells (e.g. a real,mixed run whose mixed cells "
+                                            "drew another share of synthetic images)"),
 ):
     from genaug.compare import redo_pool, run_pool
     from genaug.errors import ConfigError
 
     if redo is not None:
-        given = [f"--{p.replace('_', '-')}" for p in ("variant", "bootstrap", "out", "name")
+        given = [f"--{p.replace('_', '-')}" for p in ("variant", "bootstrap", "out", "name", "real_from")
                  if ctx.get_parameter_source(p).name != "DEFAULT"]   # typer's own click: compare by name
         if runs or given:   # the run's own record says what to pool; another value would silently differ from it
             raise ConfigError(f"--redo takes no {' or '.join((['RUNS'] if runs else []) + given)}: it pools what "
@@ -599,7 +602,7 @@ def pool_cmd(
         return
     if not runs:
         raise ConfigError("give the benchmark runs to pool: genaug pool RUN RUN... (or --redo POOL_RUN)")
-    run_dir = run_pool(runs, variant, n_boot=bootstrap, out_root=out, name=name)
+    run_dir = run_pool(runs, variant, n_boot=bootstrap, out_root=out, name=name, real_from=real_from)
     typer.echo((run_dir / "pool.md").read_text(encoding="utf-8"))
     _announce(f"run: {run_dir}")
 

@@ -247,7 +247,8 @@ def _other_variants_hint(cells: dict, variant: str) -> str:
     return f"; they hold {', '.join(held)} cells: --variant {held[0]}" if held else ""
 
 
-def pool_runs(run_dirs: list[str | Path], variant: str = "mixed", n_boot: int = 1000) -> dict:
+def pool_runs(run_dirs: list[str | Path], variant: str = "mixed", n_boot: int = 1000,
+              real_from: str | Path | None = None) -> dict:
     """``variant`` against real over benchmark runs that differ only in the GAN or encode run behind
     ``variant``, with an interval that resamples those input runs as well as seeds and test images.
 
@@ -256,8 +257,10 @@ def pool_runs(run_dirs: list[str | Path], variant: str = "mixed", n_boot: int = 
     do not read the input run, so one set serves every run: those of the first run that has them,
     seed by seed (the others' are checked against them and the identical ones counted). A run made
     without such an input run (e.g. real and mixed cells, when pooling encoded) may join to supply
-    the real cells only, so they need not be trained again beside each input run's cells."""
-    dirs = [Path(d) for d in run_dirs]
+    the real cells only, so they need not be trained again beside each input run's cells. ``real_from`` names
+    a run whose real cells come first and whose other cells are not pooled: e.g. an earlier real,mixed run
+    whose mixed cells drew another share of synthetic images than the runs pooled (session 58)."""
+    dirs = [Path(d) for d in run_dirs] + ([Path(real_from)] if real_from is not None else [])
     seen: set[Path] = set()
     for d in dirs:   # else told it "used the same GAN run", as if two runs shared one (session 55)
         if (real := d.resolve()) in seen:
@@ -269,30 +272,37 @@ def pool_runs(run_dirs: list[str | Path], variant: str = "mixed", n_boot: int = 
                           f"{', '.join(v for vs in DEPENDENT_VARIANTS.values() for v in vs)}")
     what = INPUT_RUNS[key]
     cells = {d: _cells(d) for d in dirs}
-    inputs = _poolable_inputs(dirs, cells, variant, key, what,
-                              {c["model"] for d in dirs for c in cells[d] if c["variant"] == variant})
+    real_from_dir = dirs[-1] if real_from is not None else None
+    if real_from_dir is not None and not any(c["variant"] == "real" for c in cells[real_from_dir]):
+        raise ConfigError(f"--real-from {real_from} holds no real cells; give a benchmark run with real cells")
+    pooled_models = {c["model"] for d in dirs for c in cells[d] if c["variant"] == variant and d != real_from_dir}
+    inputs = _poolable_inputs(dirs, cells, variant, key, what, pooled_models, real_from_dir)
     real_only = [d for d in dirs if not inputs[d]]
     if len(dirs) - len(real_only) < 2:
         have = [d.name for d in dirs if inputs[d]]
         raise ConfigError(f"pooling needs at least two benchmark runs with {variant} cells, each on its own {what} "
                           f"run; of the {len(dirs)} given, " + (f"only {have[0]} holds them" if have else "none does")
                           + _other_variants_hint(cells, variant))
-    groups = sorted({(c["model"], c["train_fraction"]) for d in dirs for c in cells[d] if c["variant"] == variant})
+    groups = sorted({(c["model"], c["train_fraction"]) for d in dirs for c in cells[d]
+                     if c["variant"] == variant and d != real_from_dir})
+    # the run named for its real cells is looked in first, the others' real cells then checked against it
+    order = ([real_from_dir] if real_from_dir is not None else []) + [d for d in dirs if d != real_from_dir]
     rows = [row for model, frac in groups
-            if (row := _pooled_row(dirs, cells, inputs, model, variant, frac, n_boot)) is not None]
+            if (row := _pooled_row(order, cells, inputs, model, variant, frac, n_boot)) is not None]
     if not rows:
         raise ConfigError(f"no seed has a real cell and a {variant} cell in every {what} run's benchmark run; add "
                           "them with genaug benchmark --resume RUN --variants real," + variant)
     return {"variant": variant, "input": what, "runs": [str(d) for d in dirs if inputs[d]],
-            "real_only_runs": [str(d) for d in real_only], "rows": rows}
+            "real_only_runs": [str(d) for d in real_only if d != real_from_dir],
+            **({"real_cells_run": str(real_from_dir)} if real_from_dir is not None else {}), "rows": rows}
 
 
 def _poolable_inputs(dirs: list[Path], cells: dict[Path, list[dict]], variant: str, key: str,
-                     what: str, models: set[str]) -> dict[Path, str | None]:
+                     what: str, models: set[str], real_from: Path | None = None) -> dict[Path, str | None]:
     """Each benchmark run's input run (``key``), once the runs are checked to split the same data,
     to train cells of ``models`` alike but for that input run, and to use one input run each; None for a
-    run without one that holds real cells (it supplies those only)."""
-    inputs = {d: _input_run(d, key) for d in dirs}
+    run without one that holds real cells, and for ``real_from`` (they supply those only)."""
+    inputs = {d: None if d == real_from else _input_run(d, key) for d in dirs}
     if missing := [d.name for d in dirs if not inputs[d] and not any(c["variant"] == "real" for c in cells[d])]:
         raise ConfigError(f"{', '.join(missing)} record no {what} run and hold no real cells; pool benchmark runs "
                           f"with {variant} cells, and runs with real cells to pair them with")
@@ -405,6 +415,8 @@ def format_pool(result: dict) -> str:
     first = result["rows"][0]["per_input_run"]
     L += [f"- `{p['run']}`: `{p['input_run']}`" for p in first]
     L += [f"- `{r}`: none; its real cells only" for r in result.get("real_only_runs", [])]
+    if rf := result.get("real_cells_run"):
+        L.append(f"- `{rf}`: its real cells only (`--real-from`); its other cells are not pooled")
     L += ["", "## In short", ""]
     for r in result["rows"]:
         at = f", train fraction {r['train_fraction']:g}" if r["train_fraction"] != 1 else ""
@@ -498,13 +510,13 @@ def _which_code_trained(row: dict, variant: str) -> list[str]:
 
 
 def run_pool(run_dirs: list[str | Path], variant: str = "mixed", n_boot: int = 1000, out_root: str | Path = "outputs",
-             name: str = "") -> Path:
+             name: str = "", real_from: str | Path | None = None) -> Path:
     """``pool_runs`` as a run of its own, outputs/pool/<timestamp>-<name>/: config.yaml (what was
     pooled), pool.json, pool.md (which ``genaug report`` gathers) and a log; checked before the
     directory is made, so a refused pool leaves nothing behind."""
-    result = pool_runs(run_dirs, variant, n_boot)
-    run = new_run(out_root, "pool", name, {"pool": {"runs": [str(d) for d in run_dirs], "variant": variant,
-                                                     "bootstrap": n_boot}})
+    result = pool_runs(run_dirs, variant, n_boot, real_from)
+    recorded = {"runs": [str(d) for d in run_dirs], "variant": variant, "bootstrap": n_boot}
+    run = new_run(out_root, "pool", name, {"pool": {**recorded, **({"real_from": str(real_from)} if real_from else {})}})
     try:
         write_json(run.path("pool.json"), result)
         atomic_write_text(run.path("pool.md"), format_pool(result))
@@ -539,7 +551,7 @@ def redo_pool(run_dir: str | Path) -> Path:
         raise CheckpointError(f"{d}/pool.json does not parse as the pool it wrote; restore it, or pool the runs "
                               "again as a new run (genaug pool RUNS)") from None
     try:
-        result = pool_runs(saved["runs"], saved["variant"], saved["bootstrap"])
+        result = pool_runs(saved["runs"], saved["variant"], saved["bootstrap"], saved.get("real_from"))
     except CheckpointError as exc:   # e.g. a pooled run moved since (archived): name the way on
         raise CheckpointError(f"{exc}; {d} recorded it as one of its runs: pool the runs where they are now as a "
                               "new run (genaug pool RUNS)") from None

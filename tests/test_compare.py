@@ -493,3 +493,41 @@ def test_pool_takes_real_cells_from_a_run_without_the_input_run(tmp_path):
     empty = _run(tmp_path / "mixed-only", [_cell("cnn", "mixed", 0, base)], gan_run="/runs/gan/g1")
     with pytest.raises(ConfigError, match="mixed-only record no autoencoder run and hold no real cells"):
         pool_runs([empty, *encoded], "encoded")
+
+
+def test_pool_real_from_takes_a_runs_real_cells_and_pools_none_of_its_other_cells(tmp_path):
+    # session 58: mixed-only runs at 0.5 x real, and the real cells of an earlier real,mixed run whose mixed
+    # cells drew 0.40 x; given as a run, its mixed cells were pooled as one more GAN run
+    right = lambda n: np.arange(40) < n   # the first n of 40 test images right
+    earlier = _run(tmp_path / "earlier", [_cell("cnn", "real", s, right(32)) for s in range(4)]
+                   + [_cell(m, "mixed", s, right(20)) for m in ("cnn", "resnet34") for s in range(4)],
+                   gan_run="/runs/gan/old", synthetic_ratio=0.4, seeds=4)
+    new = [_run(tmp_path / f"n{g}", [_cell("cnn", "mixed", s, right(n)) for s in (0, 1)],
+                gan_run=f"/runs/gan/new{g}", synthetic_ratio=0.5) for g, n in enumerate((36, 28))]
+    res = pool_runs(new, "mixed", n_boot=200, real_from=earlier)
+    (row,) = res["rows"]   # no resnet34 row: the earlier run's mixed cells are not pooled
+    assert res["runs"] == [str(r) for r in new] and res["real_cells_run"] == str(earlier)
+    assert row["input_runs"] == 2 and row["real_from"] == [earlier.name] and row["seeds"] == [0, 1]
+    assert [p["diff"] for p in row["per_input_run"]] == pytest.approx([0.1, -0.1])
+    text = format_pool(res)
+    assert f"- `{earlier}`: its real cells only (`--real-from`); its other cells are not pooled" in text
+    assert "pooled over 2 GAN runs" in text and "| **pooled (2)** |" in text
+    # given as a run, its mixed cells would count as a third GAN run: refused here, as its ratio differs
+    with pytest.raises(ConfigError, match="differ in synthetic_ratio"):
+        pool_runs([*new, earlier], "mixed", n_boot=100)
+    bare = _run(tmp_path / "no-real", [_cell("cnn", "mixed", 0, np.ones(40, bool))], gan_run="/runs/gan/x")
+    with pytest.raises(ConfigError, match=f"^--real-from {bare} holds no real cells; give a benchmark run with real cells$"):
+        pool_runs(new, "mixed", real_from=bare)
+    with pytest.raises(ConfigError, match="n0 is given twice"):
+        pool_runs(new, "mixed", real_from=new[0])
+    # the command records it, and --redo pools the same way
+    r = genaug("pool", *new, "--real-from", earlier, "--out", tmp_path / "out", "--bootstrap", "200")
+    assert r.returncode == 0, r.stderr[-2000:]
+    (pool_dir,) = (tmp_path / "out" / "pool").iterdir()
+    assert yaml.safe_load((pool_dir / "config.yaml").read_text())["pool"]["real_from"] == str(earlier)
+    before = (pool_dir / "pool.md").read_text()
+    r = genaug("pool", "--redo", pool_dir)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (pool_dir / "pool.md").read_text() == before
+    r = genaug("pool", "--redo", pool_dir, "--real-from", earlier)
+    assert r.returncode == 2 and "--redo takes no --real-from" in r.stderr
