@@ -22,7 +22,7 @@ from genaug.locks import in_use_by
 from genaug.report import (PAIRED_TEST_NOTE, ONE_RUN_NOTE, VARIANT_WORDS, _p, at_half_column, calibration_text,
                            difference_with_interval, paired_columns, short_commit, threshold_clause, verdict)
 from genaug.metrics import paired_bootstrap_diff
-from genaug.inventory import seconds_text
+from genaug.inventory import counted, seconds_text
 from genaug.quality import fid_text
 from genaug.runs import (atomic_write_text, git_commit, inside_a_run, machines_line, machines_of, new_run, not_a_run_of,
                          open_run, read_cells, read_run_config, write_json)
@@ -421,7 +421,7 @@ def format_pool(result: dict) -> str:
     for r in result["rows"]:
         at = f", train fraction {r['train_fraction']:g}" if r["train_fraction"] != 1 else ""
         L.append(f"- {r['model']}{at}, {VARIANT_WORDS.get(v, v)} against real: "
-                 + verdict(r, f"{len(r['seeds'])} seeds on each of {r['input_runs']} {what} runs")
+                 + verdict(r, f"{counted(len(r['seeds']), 'seed')} on each of {r['input_runs']} {what} runs")
                  + f"; ROC-AUC {r['roc_auc_real']:.3f} → {r['roc_auc_variant']:.3f}; between {what} runs the "
                  f"difference has standard deviation {100 * r['between_input_runs_sd']:.1f} points"
                  + (f"; at the fixed threshold 0.5: {difference_with_interval(r['at_0.5']['accuracy_difference'], with_p=True)}"

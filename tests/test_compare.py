@@ -511,7 +511,10 @@ def test_pool_real_from_takes_a_runs_real_cells_and_pools_none_of_its_other_cell
     assert [p["diff"] for p in row["per_input_run"]] == pytest.approx([0.1, -0.1])
     text = format_pool(res)
     assert f"- `{earlier}`: its real cells only (`--real-from`); its other cells are not pooled" in text
-    assert "pooled over 2 GAN runs" in text and "| **pooled (2)** |" in text
+    assert "pooled over 2 GAN runs" in text and "| **pooled (2)** |" in text and "2 seeds on each of 2 GAN runs" in text
+    one = [_run(tmp_path / f"one{g}", [_cell("cnn", "mixed", 0, right(n))], gan_run=f"/runs/gan/one{g}",
+                synthetic_ratio=0.5, seeds=1) for g, n in enumerate((36, 28))]
+    assert "1 seed on each of 2 GAN runs" in format_pool(pool_runs(one, "mixed", n_boot=100, real_from=earlier))
     # given as a run, its mixed cells would count as a third GAN run: refused here, as its ratio differs
     with pytest.raises(ConfigError, match="differ in synthetic_ratio"):
         pool_runs([*new, earlier], "mixed", n_boot=100)
