@@ -515,6 +515,11 @@ def test_pool_real_from_takes_a_runs_real_cells_and_pools_none_of_its_other_cell
     one = [_run(tmp_path / f"one{g}", [_cell("cnn", "mixed", 0, right(n))], gan_run=f"/runs/gan/one{g}",
                 synthetic_ratio=0.5, seeds=1) for g, n in enumerate((36, 28))]
     assert "1 seed on each of 2 GAN runs" in format_pool(pool_runs(one, "mixed", n_boot=100, real_from=earlier))
+    # a run with seeds the others lack is pooled on the shared ones, and its other cells are named (session 58)
+    text = format_pool(pool_runs([new[0], one[1]], "mixed", n_boot=100, real_from=earlier))
+    assert ("cnn: pooled on seed 0, those with a real cell and a mixed cell in every run; left out: n0's mixed "
+            "cells of seed 1.") in text
+    assert "left out" not in format_pool(res)
     # given as a run, its mixed cells would count as a third GAN run: refused here, as its ratio differs
     with pytest.raises(ConfigError, match="differ in synthetic_ratio"):
         pool_runs([*new, earlier], "mixed", n_boot=100)
