@@ -382,7 +382,8 @@ def _pooled_row(dirs, cells, inputs, model, variant, frac, n_boot) -> dict | Non
     checked = [(real[k], o) for k in keys for o in others.get(k, [])]
     # cells of seeds not in every run are left out of the pool: said, not silently dropped (session 58)
     unpaired = {d.name: [list(k) for k in sorted(set(variant_cells[d]) - set(keys))] for d in dirs}
-    return {"unpaired": {name: ks for name, ks in unpaired.items() if ks},"model": model, "variant": variant, "train_fraction": frac, "seeds": [k[0] for k in keys],
+    return {"unpaired": {name: ks for name, ks in unpaired.items() if ks},
+            "model": model, "variant": variant, "train_fraction": frac, "seeds": [k[0] for k in keys],
             "pairs": len(dirs) * len(keys), "input_runs": len(dirs),
             "accuracy_real": float(correct_real.mean()), "accuracy_variant": float(correct.mean()),
             "roc_auc_real": auc(real[k] for k in keys), "roc_auc_variant": float(np.mean([p["roc_auc"] for p in per_run])),
@@ -453,7 +454,8 @@ def format_pool(result: dict) -> str:
                      f"{r['real_identical']} of {r['real_rechecked']}")
         L.append(line + ".")
     L += [""] + [line for r in result["rows"]
-                 for line in _unpaired_cells(r, v) + _synthetic_images_pooled(r, v) + _where_pooled_cells_ran(r, v) + _which_code_trained(r, v)]
+                 for line in (_unpaired_cells(r, v) + _synthetic_images_pooled(r, v) + _where_pooled_cells_ran(r, v)
+                              + _which_code_trained(r, v))]
     L += ["", "Accuracy at each cell's validation threshold, on the same real test images. Each "
           f"{what} run's row pairs its own {v} cells with the same real cells; its interval resamples seeds and "
           f"test images only, as one benchmark run's report does. The last column takes the same cells at the "
@@ -469,8 +471,8 @@ def _unpaired_cells(row: dict, variant: str) -> list[str]:
         return []
     key = lambda k: f"{k[0]}" if k[1] == -1 else f"{k[0]} (fold {k[1]})"
     seeds = sorted(set(row["seeds"]))
-    return [f"{row['model']}: pooled on seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}, those with a real "
-            f"cell and {'an' if variant[0] in 'aeiou' else 'a'} {variant} cell in every run; left out: "
+    return [f"{row['model']}: pooled on seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}, those with "
+            f"a real cell and {'an' if variant[0] in 'aeiou' else 'a'} {variant} cell in every run; left out: "
             + "; ".join(f"{name}'s {variant} cells of seed{'s' if len(ks) > 1 else ''} {', '.join(key(k) for k in ks)}"
                         for name, ks in left.items()) + "."]
 

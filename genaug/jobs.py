@@ -30,7 +30,8 @@ def tell(msg: str, key: str = "") -> None:
 def data_line(summary: dict, size: int, device: torch.device) -> str:
     """One line on what a job learns from (``DataBundle.summary()``) and where: told before the first
     epoch, which on a CPU can be many minutes away."""
-    counts = ", ".join(f"{k} {v['images']} images of {v['patients']} patient{'s' if v['patients'] != 1 else ''}" for k, v in summary["splits"].items())
+    counts = ", ".join(f"{k} {v['images']} images of {counted(v['patients'], 'patient')}"
+                       for k, v in summary["splits"].items())
     n = torch.get_num_threads()
     threads = f", {n} thread{'s' if n > 1 else ''}" if device.type == "cpu" else ""
     classes = summary["classes"]
