@@ -85,9 +85,9 @@ def test_a_multi_page_tiff_is_skipped_with_a_reason_not_read_as_its_first_page(t
     ("person1234_bacteria_3179.jpeg", "person1234"),
     ("IM-0001-0001.jpeg", "IM-0001"),
     ("NORMAL2-IM-0123-0001.jpeg", "NORMAL2-IM-0123"),
-    ("whatever.png", "whatever"),
+    ("whatever.png", "train/X/whatever"),       # no patient in the name: the file is its own
     ("00000013_005.png", "00000013"),             # NIH ChestX-ray14: one patient's follow-up images
-    ("00000013_005_crop.png", "00000013_005_crop"),
+    ("00000013_005_crop.png", "train/X/00000013_005_crop"),
 ])
 def test_patient_id(name, expected):
     assert patient_id(f"train/X/{name}") == expected
@@ -252,6 +252,34 @@ def test_file_names_without_patient_ids_are_noted(tmp_path):
         p.rename(p.with_name(f"scan{i}.jpeg"))
     notes = load_data(str(root), 16, cache_dir=None).notes
     assert any(n.startswith("5 of 44 images carry no patient id") for n in notes), notes
+
+
+def test_files_without_patient_ids_named_alike_in_two_folders_are_two_patients(tmp_path):
+    # found in session 59: a patient was the file's stem, so cats/scan_000.png and dogs/scan_000.png were
+    # one patient (data split said "48 images, 24 patients" while noting each counts as its own patient),
+    # and train/ and test/'s 0001.png were a patient "in both train and test"
+    from genaug.data.folder import write_patient_split
+    flat = tmp_path / "flat"
+    for cls, value in (("cats", 60), ("dogs", 190)):
+        (flat / cls).mkdir(parents=True)
+        for i in range(10):
+            Image.new("L", (16, 16), value + i).save(flat / cls / f"scan_{i:03d}.png")
+    made = write_patient_split(flat, tmp_path / "laid-out", test_fraction=0.2, seed=0)
+    assert made["files_without_patient_id"] == 20
+    assert made["patients"] == {"train": 16, "test": 4}     # one a file, as the note says
+    b = load_data(str(tmp_path / "laid-out"), 16, val_fraction=0.25, cache_dir=None)
+    patients = [p for s in b.splits.values() for p in s.patients]
+    assert len(set(patients)) == len(patients) == 20
+    assert not any("in both train/val and the dataset's own test split" in n for n in b.notes), b.notes
+    same_names = tmp_path / "same"   # train/ and test/ each numbering its files from 0000
+    for split, n in (("train", 8), ("test", 4)):
+        for cls, value in (("cats", 60), ("dogs", 190)):
+            (same_names / split / cls).mkdir(parents=True)
+            for i in range(n):
+                Image.new("L", (16, 16), value + i).save(same_names / split / cls / f"{i:04d}.png")
+    notes = load_data(str(same_names), 16, val_fraction=0.25, cache_dir=None).notes
+    assert any(n.startswith("24 of 24 images carry no patient id") for n in notes), notes
+    assert not any("in both train/val and the dataset's own test split" in n for n in notes), notes
 
 
 def test_cache_hit_and_invalidation(folder_data, tmp_path):

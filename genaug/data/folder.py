@@ -14,7 +14,7 @@ import numpy as np
 from genaug.data.cache import decode_cached
 from genaug.data.core import ImageSet
 from genaug.data.decode import IMAGE_EXTENSIONS, dicom_patient, is_dicom, is_image_file, safe_name
-from genaug.data.splits import labelled_patient, patient_id, split_by_patient
+from genaug.data.splits import file_as_patient, labelled_patient, patient_id, split_by_patient
 from genaug.errors import DataError
 
 log = logging.getLogger("genaug")
@@ -243,11 +243,10 @@ def _named_by_patient(root: str) -> bool:
     return isinstance(made, dict) and bool((made.get("labels") or {}).get("patient_column"))
 
 
-def unnamed_patients(root: Path, patients: list[str], paths: list[str]) -> int:
-    """How many images count as patients of their own, for want of a patient in the name or header. A DICOM
-    file may be named by the PatientID its header carries (the RSNA pneumonia challenge's are): it has one."""
-    return sum(pid == Path(p).stem and not (is_dicom(Path(root) / p) and dicom_patient(str(Path(root) / p)) == pid)
-               for pid, p in zip(patients, paths))
+def unnamed_patients(patients: list[str], paths: list[str]) -> int:
+    """How many images count as patients of their own, for want of a patient in the name or header (a DICOM
+    file named by the PatientID its header carries, as the RSNA pneumonia challenge's are, has one)."""
+    return sum(pid == file_as_patient(p) for pid, p in zip(patients, paths))
 
 
 def holds_images(folder: Path, look_at: int = 50) -> bool:
@@ -294,7 +293,7 @@ def write_patient_split(source: Path, dest: Path, test_fraction: float = 0.2, se
             labels.append(k)
     patients = [patient_of(source, r, named=False) for r in rels]   # class folders: no split.json to read per file
     return write_split_folder(source, dest, classes, rels, rels, labels, patients, skipped, test_fraction, seed,
-                              unnamed=unnamed_patients(source, patients, rels))
+                              unnamed=unnamed_patients(patients, rels))
 
 
 def write_split_folder(source: Path, dest: Path, classes: list[str], rels: list[str], targets: list[str],

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from genaug.data.decode import IMAGE_EXTENSIONS, dicom_patient, is_dicom, safe_name
 from genaug.data.folder import check_split_arguments, write_split_folder
-from genaug.data.splits import patient_id
+from genaug.data.splits import file_as_patient, patient_id
 from genaug.config import closest_name
 from genaug.errors import DataError
 
@@ -79,7 +79,7 @@ def _link_name(rel: str) -> str:
     path made flat, which keeps the patient folders of CheXpert (patient00001/study1/view1_frontal.jpg)
     and MIMIC-CXR (p10/p10000032/s50414267/...) and tells apart files named alike in several folders."""
     name = os.path.basename(rel)
-    if patient_id(name) != os.path.splitext(name)[0]:
+    if patient_id(name) != file_as_patient(name):
         return name
     return rel.replace("/", "_").replace("\\", "_")
 
@@ -137,7 +137,7 @@ def _link_targets(images: Path, rels: list[str], found: dict) -> tuple[list[str]
         # else from the name the file is linked as, which every later command reads: the path made flat
         # keeps CheXpert's patient00001/ and MIMIC-CXR's p10000032/ folders in it
         patients.append(pid or patient_id(name))
-        unnamed += not pid and patients[-1] == Path(name).stem
+        unnamed += not pid and patients[-1] == file_as_patient(name)
     return targets, patients, unnamed
 
 

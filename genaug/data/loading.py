@@ -174,7 +174,7 @@ def load_data(spec: str, size: int, task: str = "binary", val_fraction: float = 
         bundle = DataBundle(name=root.name, source="folder", classes=classes, splits=splits,
                             image_size=size, skipped=skipped)
         paths = [p for s in splits.values() for p in s.paths]
-        unnamed = sum(unnamed_patients(root, s.patients, s.paths) for s in splits.values())
+        unnamed = sum(unnamed_patients(s.patients, s.paths) for s in splits.values())
         if unnamed:
             bundle.notes.append(
                 f"{unnamed} of {len(paths)} images carry no patient id (in the file name, Kermany style "

@@ -33,6 +33,13 @@ def labelled_patient(path: str) -> str | None:
     return m.group(1) if m else None
 
 
+def file_as_patient(path: str) -> str:
+    """The patient of a file whose name gives none: the file itself, by its path without the extension.
+    Not its name alone: cats/scan_001.png and dogs/scan_001.png, or train/ and test/'s 0001.png, are two
+    files of unknown patients, not one patient's two images."""
+    return PurePath(path).with_suffix("").as_posix()
+
+
 def patient_id(path: str) -> str:
     """The patient encoded in a Kermany-style file name; the file itself where none is."""
     stem = PurePath(path).name
@@ -40,7 +47,7 @@ def patient_id(path: str) -> str:
         m = pat.match(stem)
         if m:
             return m.group(1)
-    return PurePath(path).stem
+    return file_as_patient(path)
 
 
 def _patient_labels(labels: np.ndarray, patients: list[str]) -> dict[str, int]:
