@@ -140,17 +140,24 @@ def _check_data(cfg, resume, data_flag: str | None, profile: str | None, makes_r
                         "data from elsewhere") from None
 
 
-def _check_checkpoint_file(path: str, pattern: str, writer: str) -> None:
-    """A checkpoint given that is no file is told before the run directory is made: a folder (the run
-    itself, most often) is answered with the ``pattern`` files in it."""
+def _checkpoint_file(path: str, pattern: str, writer: str) -> str:
+    """The checkpoint file --checkpoint names, told before the run directory is made: a folder (the run
+    itself, most often) stands for the one ``pattern`` file in it, and is refused, naming them, where it
+    holds none or several."""
     from pathlib import Path
 
-    from genaug.errors import ConfigError
+    from genaug.errors import CheckpointError, ConfigError
+    from genaug.runs import checkpoint_in_folder
     if Path(path).is_dir():
-        from genaug.runs import checkpoints_in
-        raise ConfigError(f"--checkpoint {path} is a folder; {checkpoints_in(Path(path), pattern, writer)}")
+        try:
+            found = str(checkpoint_in_folder(Path(path), pattern, "--checkpoint", writer))
+        except CheckpointError as exc:
+            raise ConfigError(str(exc)) from None
+        typer.echo(f"--checkpoint {path}: using {found}, the {pattern} file in it", err=True)
+        return found
     if not Path(path).is_file():
         raise ConfigError(f"--checkpoint {path}: no such file (give {pattern} from {writer})")
+    return path
 
 
 @data_app.command("info")
@@ -257,7 +264,7 @@ def encode_cmd(
     latent_channels: Optional[int] = typer.Option(None, "--latent-channels", help="latent channels (default 256)"),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="images per step (default: the profile's)"),
     lr: Optional[float] = typer.Option(None, "--lr", help="Adam learning rate (default: the profile's; 1e-3 in code, 3e-3 in the cpu profile)"),
-    checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="reuse a trained autoencoder.pt instead of training"),
+    checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="reuse a trained autoencoder.pt instead of training (or give its encode run)"),
     overwrite: bool = typer.Option(False, "--overwrite", help="re-encode into an existing latent directory"),
     train_fraction: Optional[float] = InputFractionOpt,
     views: Optional[int] = typer.Option(None, "--views", help="also encode this many pixel-augmented copies of "
@@ -275,8 +282,10 @@ def encode_cmd(
         checkpoint=checkpoint, overwrite=overwrite or None, train_fraction=train_fraction, views=views))
     cfg = build_config(profile, **given)  # before importing torch: a bad profile is told at once
     _check_data(cfg, resume, data, profile)
-    if cfg.encode.checkpoint and not resume:   # before the data loads
-        _check_checkpoint_file(cfg.encode.checkpoint, "autoencoder.pt", "a genaug encode run")
+    if cfg.encode.checkpoint and not resume:   # before the data loads; the file, where a run was given
+        cfg.encode.checkpoint = _checkpoint_file(cfg.encode.checkpoint, "autoencoder.pt", "a genaug encode run")
+        if checkpoint:
+            given["encode"]["checkpoint"] = cfg.encode.checkpoint
     from genaug.encode import run_encode
 
     run_dir = run_encode(cfg, resume=resume, given=given)
@@ -338,7 +347,7 @@ def gan_cmd(
 
 @gan_app.command("sample")
 def gan_sample_cmd(
-    checkpoint: str = typer.Option(..., "--checkpoint", help="generator-*.pt from a genaug gan run"),
+    checkpoint: str = typer.Option(..., "--checkpoint", help="generator-*.pt from a genaug gan run (or the run, where it holds one generator)"),
     class_: str = typer.Option("all", "--class", help="class to draw, or 'all'"),
     n: int = typer.Option(500, "--n", help="images per class"),
     seed: int = typer.Option(0, "--seed", help="same seed, same images"),
@@ -358,7 +367,7 @@ def gan_sample_cmd(
     if n <= 0:
         raise ConfigError(f"--n must be positive, got {n}")
     check_seed(seed, "--seed")
-    _check_checkpoint_file(checkpoint, "generator-*.pt", "a genaug gan run")
+    checkpoint = _checkpoint_file(checkpoint, "generator-*.pt", "a genaug gan run")
     check_sample_out(out, checkpoint)
     dev = resolve_device(device)   # before the run folder: "no CUDA GPU" leaves nothing behind
     # the absolute path lets genaug benchmark find the GAN run behind these images from anywhere
@@ -441,7 +450,7 @@ def predict_cmd(
     targets: list[str] = typer.Argument(..., metavar="IMAGES", help="image files and folders of images (searched recursively, "
                                                   "passing over hidden folders and genaug runs inside them), "
                                                   "e.g. a shell glob such as xrays/*.jpeg"),
-    checkpoint: str = typer.Option(..., "--checkpoint", help="models/<cell>.pt from genaug benchmark --save-models"),
+    checkpoint: str = typer.Option(..., "--checkpoint", help="models/<cell>.pt from genaug benchmark --save-models (or the run, where it saved one model)"),
     out: Optional[str] = typer.Option(None, "--out", help="CSV file to write (a file already there is replaced only if genaug predict wrote it); default: print"),
     device: str = DEVICE_AUTO,
 ):
@@ -454,6 +463,7 @@ def predict_cmd(
 
     if out:
         check_output_file(out, "predict")
+    checkpoint = _classifier_file(checkpoint)
     text, skipped = predict_images(checkpoint, targets, resolve_device(device))
     for name, why in skipped:
         typer.echo(f"skipped {name}: {why}", err=True)
@@ -463,6 +473,16 @@ def predict_cmd(
         typer.echo(f"wrote {out} ({n} {'image' if n == 1 else 'images'}, {len(skipped)} skipped)")
     else:
         typer.echo(text, nl=False)
+
+
+def _classifier_file(checkpoint: str) -> str:
+    """The saved classifier --checkpoint names: a benchmark run given whole stands for its one saved model."""
+    from genaug.predict import classifier_file
+
+    found = str(classifier_file(checkpoint))
+    if found != checkpoint:
+        typer.echo(f"--checkpoint {checkpoint}: using {found}, the one model the run saved", err=True)
+    return found
 
 
 def _echo_and_log(msg: str, err: bool = False) -> None:
@@ -475,7 +495,7 @@ def _echo_and_log(msg: str, err: bool = False) -> None:
 def explain_cmd(
     targets: Optional[list[str]] = typer.Argument(None, metavar="IMAGES", help="image files and folders of images, as genaug predict takes them"),
     image: Optional[str] = typer.Option(None, "--image", help="one image file or folder, given as an option"),
-    checkpoint: str = typer.Option(..., "--checkpoint", help="models/<cell>.pt from genaug benchmark --save-models"),
+    checkpoint: str = typer.Option(..., "--checkpoint", help="models/<cell>.pt from genaug benchmark --save-models (or the run, where it saved one model)"),
     class_: str = typer.Option("", "--class", help="class to explain (default: the predicted one)"),
     layer: str = typer.Option("", "--layer", help="module name of the target layer (default: per architecture)"),
     out: str = typer.Option("outputs", "--out", help="run root"), name: str = RUN_NAME,
@@ -495,6 +515,7 @@ def explain_cmd(
         raise ConfigError("give the images once: genaug explain --checkpoint MODEL.pt IMAGE_OR_FOLDER..."
                           if not targets else f"images given twice ({' '.join(targets)} and --image {image}): give one")
     images = targets or [image]
+    checkpoint = _classifier_file(checkpoint)
     check_explain_out(out, checkpoint, images)
     dev = resolve_device(device)   # before the run folder: "no CUDA GPU" leaves nothing behind
     run = new_run(out, "explain", name, {"checkpoint": checkpoint, "images": images, "class": class_, "layer": layer})

@@ -25,18 +25,24 @@ from genaug.data.folder import genaug_run_around
 from genaug.data.equalize import equalize_images
 from genaug.errors import CheckpointError, DataError
 from genaug.models import ConvAutoencoder, EncodedClassifier, build_classifier
-from genaug.runs import checkpoints_in, enclosing_run, load_checkpoint, read_manifest, read_run_config
+from genaug.runs import checkpoint_in_folder, enclosing_run, load_checkpoint, read_manifest, read_run_config
 from genaug.train import predict_probs
 
 CLASSIFIER_KEYS = ("kind", "model_name", "model", "classes", "image_size", "in_channels")
 
 
-def load_classifier(path: str | Path):
+def classifier_file(path: str | Path) -> Path:
+    """The saved classifier ``path`` names: the file itself, or the one models/<cell>.pt of a benchmark run
+    given whole; a run that kept none, or several, is refused, naming what to give."""
     if no_models := saved_no_models(Path(path)):
         raise CheckpointError(f"classifier checkpoint {path} {no_models}")
     if Path(path).is_dir():   # a benchmark run, most likely: its saved classifiers are models/<cell>.pt
-        raise CheckpointError(f"classifier checkpoint {path} is a folder; "
-                              + checkpoints_in(path, "models/*.pt", "genaug benchmark --save-models"))
+        return checkpoint_in_folder(Path(path), "models/*.pt", "classifier checkpoint", "genaug benchmark --save-models")
+    return Path(path)
+
+
+def load_classifier(path: str | Path):
+    path = classifier_file(path)
     ckpt = load_checkpoint(path, CLASSIFIER_KEYS, kind="classifier checkpoint")
     if ckpt["kind"] != "classifier":
         raise CheckpointError(f"{path} is a {ckpt['kind']} checkpoint, not a classifier (use models/<cell>.pt "

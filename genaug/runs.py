@@ -302,6 +302,15 @@ def _the_right_one(path: Path, kind: str) -> str:
             else f"; give the {pattern} file that {writer} wrote")
 
 
+def checkpoint_in_folder(folder: Path, pattern: str, kind: str, writer: str) -> Path:
+    """The checkpoint a folder given in its place stands for: the one ``pattern`` file in it (a run given
+    whole, the way runs are named everywhere else); a folder with none or several is refused, naming them."""
+    found = sorted(Path(folder).glob(pattern))
+    if len(found) == 1 and found[0].is_file():
+        return found[0]
+    raise CheckpointError(f"{kind} {folder} is a folder; {checkpoints_in(folder, pattern, writer)}")
+
+
 def checkpoints_in(folder: Path, pattern: str = "*.pt", writer: str = "a genaug run", most: int = 3) -> str:
     """What to give instead of a folder: the checkpoints under it that match ``pattern``."""
     found = sorted(Path(folder).rglob(pattern))

@@ -290,6 +290,9 @@ def test_benchmark_end_to_end_on_tiny_demo_and_resume(tmp_path, tiny):
     assert r.returncode == 2 and "no images" in r.stderr
     r = genaug("predict", imgs, "--checkpoint", run / "config.yaml")
     assert r.returncode == 2 and "Traceback" not in r.stderr
+    r = genaug("predict", imgs, "--checkpoint", run)   # four models saved: which is for the user to say
+    assert r.returncode == 2 and r.stderr.startswith(f"genaug: error: classifier checkpoint {run} is a folder; give one "
+                                                     f"of the checkpoints in it: {run / 'models' / 'cnn__encoded__f1__seed0.pt'}")
     for name in ("results.csv", "results.json", "report.md", "report.html", "roc.png", "threshold_sweep.png", "confusion.png",
                  "training_curves.png", "synthetic_samples.png", "reconstructions.png", "config.yaml",
                  "manifest.json", "log.txt"):
@@ -977,6 +980,14 @@ def test_a_run_folder_given_as_the_classifier_names_its_saved_models(tmp_path):
     with pytest.raises(CheckpointError, match="is a folder; it holds no models/\\*.pt file; give the .pt file "
                                               "that genaug benchmark --save-models wrote"):
         load_classifier(run)
+    # a run that saved one model stands for it (session 59), as a run is named everywhere else
+    from genaug.predict import classifier_file
+    (run / "models" / "cnn__real__f1__seed0.pt").write_bytes(b"")
+    assert classifier_file(run) == run / "models" / "cnn__real__f1__seed0.pt"
+    with pytest.raises(CheckpointError, match=f"classifier checkpoint {run / 'models' / 'cnn__real__f1__seed0.pt'} "
+                                              "is an empty file"):
+        load_classifier(run)
+    (run / "models" / "cnn__real__f1__seed0.pt").unlink()
     for name in ("b", "a", "c", "d"):
         (run / "models" / f"cnn__real__f1__seed{name}.pt").write_bytes(b"")
     with pytest.raises(CheckpointError) as told:

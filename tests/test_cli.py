@@ -400,9 +400,11 @@ def test_gan_cli_end_to_end_and_sample(tmp_path, tiny):
     # sampling: same seed, same images; another seed, other images
     outs = []
     for i, seed in enumerate((3, 3, 4)):
-        r = genaug("gan", "sample", "--checkpoint", run / "generator-conditional.pt", "--class", "NORMAL",
+        given = run if i == 1 else run / "generator-conditional.pt"   # the run stands for its one generator
+        r = genaug("gan", "sample", "--checkpoint", given, "--class", "NORMAL",
                    "--n", 5, "--seed", seed, "--out", tmp_path / f"s{i}")
         assert r.returncode == 0, r.stderr
+        assert (f"--checkpoint {run}: using {run / 'generator-conditional.pt'}" in r.stderr) == (i == 1), r.stderr
         sdir = only_run(tmp_path / f"s{i}", "gan-sample") / "synthetic" / "NORMAL"
         # the run's log says what the console said
         assert r.stdout.strip() in (sdir.parents[1] / "log.txt").read_text() and "wrote 5 images" in r.stdout
@@ -463,10 +465,11 @@ def test_encode_cli_end_to_end(tmp_path, tiny):
     assert set(m["test"]) == {"mse", "psnr", "ssim"} and m["baseline"]["psnr"] > 0
     rows = list(csv.DictReader((run / "latents" / "manifest.csv").open()))
     assert len(rows) == 48 + 12
-    # a checkpoint of another latent shape is refused in one line
+    # a checkpoint of another latent shape is refused in one line (the run given stands for its autoencoder.pt)
     r = genaug("encode", "--data", data, "--profile", tiny, "--out", tmp_path / "o2",
-               "--checkpoint", run / "autoencoder.pt", "--latent-channels", 8)
+               "--checkpoint", run, "--latent-channels", 8)
     assert r.returncode == 2 and "16 latent channels, not 8" in r.stderr
+    assert f"--checkpoint {run}: using {run / 'autoencoder.pt'}, the autoencoder.pt file in it" in r.stderr
     # genaug report gathers the run's own summary under the command that made it
     doc = tmp_path / "RESULTS.md"
     r = genaug("report", run, "--out", doc)
@@ -537,19 +540,21 @@ def test_gan_sample_of_a_missing_checkpoint_is_one_line_and_makes_no_run(tmp_pat
     r = genaug("gan", "sample", "--checkpoint", tmp_path / "nope.pt", "--out", tmp_path / "o")
     assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert "nope.pt: no such file" in r.stderr and not (tmp_path / "o").exists()
-    # a GAN run given for its generator (it was told "no such file") names the generator in it
-    (tmp_path / "gan" / "generator-conditional.pt").parent.mkdir()
-    (tmp_path / "gan" / "generator-conditional.pt").write_bytes(b"")
+    # a GAN run of two generators (one a class) given for its generator (it was told "no such file") names them
+    (tmp_path / "gan").mkdir()
+    for cls in ("PNEUMONIA", "NORMAL"):
+        (tmp_path / "gan" / f"generator-{cls}.pt").write_bytes(b"")
     r = genaug("gan", "sample", "--checkpoint", tmp_path / "gan", "--out", tmp_path / "o")
     assert r.returncode == 2 and not (tmp_path / "o").exists()
     assert r.stderr.strip() == (f"genaug: error: --checkpoint {tmp_path / 'gan'} is a folder; give one of the "
-                                f"checkpoints in it: {tmp_path / 'gan' / 'generator-conditional.pt'}")
+                                f"checkpoints in it: {tmp_path / 'gan' / 'generator-NORMAL.pt'}, "
+                                f"{tmp_path / 'gan' / 'generator-PNEUMONIA.pt'}")
     # torch's generator overflows past 2**64 (its traceback, after the run directory was made)
     r = genaug("gan", "sample", "--checkpoint", tmp_path / "nope.pt", "--seed", str(2 ** 70), "--out", tmp_path / "o")
     assert r.returncode == 2 and f"--seed must be from 0 to 4294967295, got {2 ** 70}" in r.stderr
     assert "Traceback" not in r.stderr and not (tmp_path / "o").exists()
     # a device it cannot have: said before the run folder is made (in session 55 it was made, then removed)
-    r = genaug("gan", "sample", "--checkpoint", tmp_path / "gan" / "generator-conditional.pt", "--device", "tpu",
+    r = genaug("gan", "sample", "--checkpoint", tmp_path / "gan" / "generator-NORMAL.pt", "--device", "tpu",
                "--out", tmp_path / "o")
     assert r.returncode == 2 and r.stderr.strip() == "genaug: error: unknown device 'tpu'; use auto, cpu, cuda or mps"
     assert not (tmp_path / "o").exists()
