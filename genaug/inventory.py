@@ -282,6 +282,8 @@ def _inputs_in_progress(d: Path) -> str:
 def run_state(directory: str | Path) -> RunState | None:
     """The state of one run directory; None for a folder that is not a genaug run."""
     d = Path(directory)
+    if (d / "manifest.json").is_file() and not isinstance(read_json_or_none(d / "manifest.json"), dict):
+        return None   # unreadable, which --resume refuses: not listed as its shards' manifests would have it
     manifests = [m for p in sorted(d.glob("manifest*.json")) if isinstance(m := read_json_or_none(p), dict)]
     main = next((m for m in manifests if m.get("command")), None)
     if main is None:

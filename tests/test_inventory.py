@@ -219,6 +219,9 @@ def test_a_run_whose_manifest_cannot_be_read_is_listed_as_unreadable_not_left_ou
     assert [x.state for x in list_runs(bad.dir)] == ["unreadable"]   # given the run itself
     table = format_runs(list(states.values()), tmp_path)
     assert "unreadable" in table and "restore the file or move the run away" in table
+    # a manifest beside it (a benchmark shard keeps one of its own) listed it as finished (found in session 59)
+    (bad.dir / "manifest-shard1of2.json").write_text(json.dumps({"command": "encode", "finished": True}))
+    assert run_state(bad.dir) is None and [x.state for x in list_runs(bad.dir)] == ["unreadable"]
 
 
 @pytest.mark.parametrize("damage", ['[{"epoch": 1}, {"ep', '{"epoch": 1}'])
