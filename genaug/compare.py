@@ -290,11 +290,29 @@ def pool_runs(run_dirs: list[str | Path], variant: str = "mixed", n_boot: int = 
     rows = [row for model, frac in groups
             if (row := _pooled_row(order, cells, inputs, model, variant, frac, n_boot)) is not None]
     if not rows:
-        raise ConfigError(f"no seed has a real cell and a {variant} cell in every {what} run's benchmark run; add "
-                          "them with genaug benchmark --resume RUN --variants real," + variant)
+        raise ConfigError(_why_none_pooled(dirs, cells, inputs, variant, what, real_from_dir))
     return {"variant": variant, "input": what, "runs": [str(d) for d in dirs if inputs[d]],
             "real_only_runs": [str(d) for d in real_only if d != real_from_dir],
             **({"real_cells_run": str(real_from_dir)} if real_from_dir is not None else {}), "rows": rows}
+
+
+def _why_none_pooled(dirs: list[Path], cells: dict[Path, list[dict]], inputs: dict, variant: str, what: str,
+                     real_from_dir: Path | None) -> str:
+    """Why no model pooled: its variant cells are not in every run (runs of other models given together),
+    no run holds its real cells, or their seeds do not meet (found in session 59: a DenseNet-121 run and a
+    CNN run pooled were told only the last)."""
+    runs = [d for d in dirs if inputs[d] and d != real_from_dir]
+    models = {d: sorted({c["model"] for c in cells[d] if c["variant"] == variant}) for d in runs}
+    if not set.intersection(*(set(m) for m in models.values())):
+        return (f"the runs' {variant} cells are of different models ("
+                + "; ".join(f"{', '.join(m)} in {d.name}" for d, m in models.items())
+                + "): pool the runs of one model together")
+    with_real = {c["model"] for d in dirs for c in cells[d] if c["variant"] == "real"}
+    if lacking := sorted(set.intersection(*(set(m) for m in models.values())) - with_real):
+        return (f"no run given holds a real cell of {', '.join(lacking)}: name a run that does with --real-from RUN, "
+                f"or add them with genaug benchmark --resume RUN --variants real,{variant}")
+    return (f"no seed has a real cell and a {variant} cell in every {what} run's benchmark run; add them with "
+            f"genaug benchmark --resume RUN --variants real,{variant}")
 
 
 def _poolable_inputs(dirs: list[Path], cells: dict[Path, list[dict]], variant: str, key: str,

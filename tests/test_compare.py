@@ -377,8 +377,18 @@ def test_pool_refuses_what_would_not_pool(tmp_path):
     with pytest.raises(ConfigError, match="synthetic_ratio"):
         pool_runs([a, ratio], "mixed")
     no_real = _run(tmp_path / "nr", [_cell("cnn", "mixed", 0, np.ones(40, bool))], seeds=3, gan_run="/i")
-    with pytest.raises(ConfigError, match="no seed has a real cell"):
+    with pytest.raises(ConfigError, match="^no run given holds a real cell of cnn: name a run that does with "
+                                          "--real-from RUN, or add them with genaug benchmark --resume RUN "
+                                          "--variants real,mixed$"):
         pool_runs([no_real, b], "mixed")
+    # the causes were all told "no seed has a real cell and a mixed cell in every ..." (session 59)
+    late = _run(tmp_path / "late", [_cell("cnn", "mixed", 9, np.ones(40, bool))], seeds=3, gan_run="/j")
+    with pytest.raises(ConfigError, match="^no seed has a real cell and a mixed cell in every GAN run's benchmark run"):
+        pool_runs([a, late], "mixed")
+    dense = _run(tmp_path / "dense", [_cell("densenet121", "mixed", 0, np.ones(40, bool))], seeds=3, gan_run="/k")
+    with pytest.raises(ConfigError, match=f"^the runs' mixed cells are of different models \\(cnn in {a.name}; "
+                                          f"densenet121 in {dense.name}\\): pool the runs of one model together$"):
+        pool_runs([a, dense], "mixed")
 
 
 def test_pool_command_writes_a_run_that_genaug_report_gathers_and_fails_in_one_line(tmp_path):
