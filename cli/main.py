@@ -146,13 +146,10 @@ def _checkpoint_file(path: str, pattern: str, writer: str) -> str:
     holds none or several."""
     from pathlib import Path
 
-    from genaug.errors import CheckpointError, ConfigError
+    from genaug.errors import ConfigError
     from genaug.runs import checkpoint_in_folder
     if Path(path).is_dir():
-        try:
-            found = str(checkpoint_in_folder(Path(path), pattern, "--checkpoint", writer))
-        except CheckpointError as exc:
-            raise ConfigError(str(exc)) from None
+        found = str(checkpoint_in_folder(Path(path), pattern, "--checkpoint", writer))
         typer.echo(f"--checkpoint {path}: using {found}, the {pattern} file in it", err=True)
         return found
     if not Path(path).is_file():
