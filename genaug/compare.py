@@ -303,12 +303,13 @@ def _why_none_pooled(dirs: list[Path], cells: dict[Path, list[dict]], inputs: di
     CNN run pooled were told only the last)."""
     runs = [d for d in dirs if inputs[d] and d != real_from_dir]
     models = {d: sorted({c["model"] for c in cells[d] if c["variant"] == variant}) for d in runs}
-    if not set.intersection(*(set(m) for m in models.values())):
+    in_every_run = set.intersection(*(set(m) for m in models.values()))
+    if not in_every_run:
         return (f"the runs' {variant} cells are of different models ("
                 + "; ".join(f"{', '.join(m)} in {d.name}" for d, m in models.items())
                 + "): pool the runs of one model together")
     with_real = {c["model"] for d in dirs for c in cells[d] if c["variant"] == "real"}
-    if lacking := sorted(set.intersection(*(set(m) for m in models.values())) - with_real):
+    if lacking := sorted(in_every_run - with_real):
         return (f"no run given holds a real cell of {', '.join(lacking)}: name a run that does with --real-from RUN, "
                 f"or add them with genaug benchmark --resume RUN --variants real,{variant}")
     return (f"no seed has a real cell and a {variant} cell in every {what} run's benchmark run; add them with "
