@@ -50,9 +50,32 @@ def target_layer(model: nn.Module, model_name: str, layer: str = "") -> tuple[st
             raise ConfigError(f"model '{model_name}' has no convolutional layer for Grad-CAM")
         name = convs[-1]
     if name not in modules:
-        raise ConfigError(f"no layer '{name}' in {model_name}; e.g. "
-                          f"{', '.join(n for n, m in modules.items() if isinstance(m, nn.Conv2d))[:200]}")
+        raise ConfigError(f"no layer '{name}' in {model_name}; e.g. {_conv_names(model)}")
     return name, modules[name]
+
+
+def _conv_names(model: nn.Module) -> str:
+    return ", ".join(n for n, m in model.named_modules() if isinstance(m, nn.Conv2d))[:200]
+
+
+def check_feature_maps(model: nn.Module, layer: nn.Module, layer_name: str, size: int, device="cpu") -> None:
+    """Grad-CAM weighs the layer's channels by their gradients averaged over its height and width, so the
+    layer must give (N, C, H, W) maps; a whole image of ``size`` pixels through ``model`` tells. The CNN's
+    'features' ends in pooling and gives (N, C): given as --layer it was a traceback (session 60)."""
+    shapes = []
+    handle = layer.register_forward_hook(lambda module, inputs, output: shapes.append(getattr(output, "shape", None)))
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(torch.zeros(1, 1, size, size, device=device))
+    finally:
+        handle.remove()
+    if not shapes or shapes[0] is None or len(shapes[0]) != 4:
+        what = ("is not used by the model" if not shapes else
+                f"gives {'no tensor' if shapes[0] is None else 'outputs of shape ' + str(tuple(shapes[0]))}")
+        target = model.classifier if isinstance(model, EncodedClassifier) else model
+        raise ConfigError(f"layer '{layer_name}' {what}, not feature maps (N, C, H, W) that Grad-CAM needs; "
+                          f"name a convolutional layer, e.g. {_conv_names(target)}")
 
 
 def grad_cam(model: nn.Module, layer: nn.Module, x: torch.Tensor, class_index: int | torch.Tensor | None = None):
@@ -115,8 +138,9 @@ def explain_images(checkpoint: str | Path, targets, out_dir: Path, class_name: s
     # an encoded cell's layers are the latent classifier's; the heatmap still covers the image it read
     layer_name, module = target_layer(model.classifier if isinstance(model, EncodedClassifier) else model,
                                       ckpt["model_name"], layer)
-    out_dir.mkdir(parents=True, exist_ok=True)
     model.to(device)
+    check_feature_maps(model, module, layer_name, size, device)
+    out_dir.mkdir(parents=True, exist_ok=True)
     rows, skipped = [], []
     for names, images in image_chunks(targets, size, skipped, chunk, desc="grad-cam"):   # a chunk in memory at a time
         rows += _explain_chunk(model, module, ckpt, names, images, out_dir, len(rows), class_name, device, batch_size)

@@ -47,6 +47,20 @@ def test_models_without_convolutions_are_refused():
         target_layer(build_classifier("cnn", 2), "cnn", "nope")
 
 
+@pytest.mark.parametrize("layer,shape", [("features", "(1, 256)"), ("head.1", "(1, 2)")])
+def test_a_layer_without_feature_maps_is_refused_with_the_convolutional_ones(layer, shape):
+    """Found in session 60: `genaug explain --layer features` (the CNN's stack, which ends in pooling) was an
+    IndexError traceback from inside Grad-CAM; a layer must give (N, C, H, W) maps."""
+    from genaug.errors import ConfigError
+    from genaug.explain import check_feature_maps
+    model = build_classifier("cnn", 2)
+    name, module = target_layer(model, "cnn", layer)
+    with pytest.raises(ConfigError, match=rf"layer '{layer}' gives outputs of shape \{shape[:-1]}\), not feature "
+                                          r"maps .* e\.g\. features\.0, features\.4"):
+        check_feature_maps(model, module, name, 64)
+    check_feature_maps(model, target_layer(model, "cnn")[1], "features.12", 64)   # the default passes
+
+
 @pytest.mark.parametrize("threshold,expected", [(0.0, "PNEUMONIA"), (1.0 + 1e-6, "NORMAL")])
 def test_explain_explains_the_class_predict_gives(tmp_path, threshold, expected):
     """By default the class explained is genaug predict's, decided by the validation threshold the checkpoint
