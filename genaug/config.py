@@ -432,7 +432,11 @@ def parse_model_epochs(text: str) -> dict[str, int]:
         if not name.strip() or not number.strip().isdigit() or int(number) <= 0:
             raise ConfigError(f"config key 'benchmark.model_epochs' must be model=epochs pairs like resnet34=12, "
                               f"got '{text}'", key="benchmark.model_epochs")
-        pairs[name.strip().lower()] = int(number)   # as model names are read: ResNet34 is resnet34
+        name = name.strip().lower()   # as model names are read: ResNet34 is resnet34
+        if pairs.get(name, int(number)) != int(number):   # the last used to win, without a word (session 60)
+            raise ConfigError(f"config key 'benchmark.model_epochs' gives {name} two numbers of epochs, "
+                              f"{pairs[name]} and {int(number)}, in '{text}': give it one", key="benchmark.model_epochs")
+        pairs[name] = int(number)
     return pairs
 
 

@@ -608,6 +608,11 @@ def test_model_names_are_read_in_any_case_and_a_near_miss_is_named():
     assert parse_list("CNN,ResNet34,cnn", CLASSIFIERS, "model") == ["cnn", "resnet34"]
     # --models ResNet34 with model_epochs ResNet34=12: the epochs must reach the model, as one name
     assert parse_model_epochs("ResNet34=12") == {"resnet34": 12}
+    # one model given two numbers (session 60: the last won silently); the same number twice says one thing
+    with pytest.raises(ConfigError, match=r"gives resnet34 two numbers of epochs, 12 and 20, in 'resnet34=12,"
+                                          r"ResNet34=20': give it one"):
+        parse_model_epochs("resnet34=12,ResNet34=20")
+    assert parse_model_epochs("resnet34=12,ResNet34=12,cnn=3") == {"resnet34": 12, "cnn": 3}
     for typed, meant in (("resnet-34", "resnet34"), ("densenet-121", "densenet121"), ("alexnetsmall", "alexnet_small")):
         with pytest.raises(ConfigError, match=f"unknown model {typed}; did you mean {meant}\\? \\(known: cnn,"):
             parse_list(typed, CLASSIFIERS, "model")
