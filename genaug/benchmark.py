@@ -38,7 +38,7 @@ from genaug.metrics import (bootstrap_ci, calibration_error, choose_threshold, c
 from genaug.models import CLASSIFIERS, build_classifier, check_input_size
 from genaug.inventory import counted, duration, run_state, seconds_text
 from genaug.locks import in_use_by
-from genaug.runs import Run, atomic_torch_save, enclosing_run, inside_a_run, not_a_run_of, save_safetensors, git_commit, machine_info, machines_of, new_run, open_run, read_cells, read_run_config, running, write_json, write_run_config
+from genaug.runs import Run, atomic_torch_save, enclosing_run, nearby_runs_hint, not_a_run_of, save_safetensors, git_commit, machine_info, machines_of, new_run, open_run, read_cells, read_run_config, running, write_json, write_run_config
 from genaug.tracking import Tracker, tracker_for
 from genaug.train import (as_tensor, class_weights, fit_classifier, latent_spread, make_ema, predict_probs,
                           recompute_batchnorm, train_one_epoch)
@@ -143,7 +143,7 @@ def check_given_input_run(cfg: Config, given: str, key: str, what: str) -> Path:
     """A GAN or encode run (``key`` gan_run | encode_run) the user gave, checked to exist and to match the data."""
     d = Path(given)
     if d.is_file():   # its report.md or a checkpoint in it, pasted as the run
-        raise CheckpointError(f"--{key.replace('_', '-')} {d} is a file, not a run directory{inside_a_run(d)}")
+        raise CheckpointError(f"--{key.replace('_', '-')} {d} is a file, not a run directory{nearby_runs_hint(d)}")
     if not d.is_dir():
         # runs saved before input runs were stored absolute name them from the folder the run was made in
         relative = "" if d.is_absolute() else f" (a relative path, read from {Path.cwd()})"

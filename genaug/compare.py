@@ -24,7 +24,7 @@ from genaug.report import (PAIRED_TEST_NOTE, ONE_RUN_NOTE, VARIANT_WORDS, _p, at
 from genaug.metrics import paired_bootstrap_diff
 from genaug.inventory import counted, seconds_text
 from genaug.quality import fid_text
-from genaug.runs import (atomic_write_text, git_commit, inside_a_run, machines_line, machines_of, new_run, not_a_run_of,
+from genaug.runs import (atomic_write_text, git_commit, nearby_runs_hint, machines_line, machines_of, new_run, not_a_run_of,
                          open_run, read_cells, read_run_config, write_json)
 
 
@@ -33,7 +33,7 @@ def _cells(run_dir: Path) -> list[dict]:
     if not (run_dir / "manifest.json").is_file() or not cells_dir.is_dir():
         if not run_dir.exists():
             raise CheckpointError(f"benchmark run not found: {run_dir}")
-        why = (not_a_run_of(run_dir, "benchmark", "this command") or inside_a_run(run_dir)
+        why = (not_a_run_of(run_dir, "benchmark", "this command") or nearby_runs_hint(run_dir, "benchmark")
                or " (no manifest.json and cells/)")
         raise CheckpointError(f"{run_dir} is not a genaug benchmark run{why}")
     cells = read_cells(cells_dir)
@@ -572,9 +572,9 @@ def redo_pool(run_dir: str | Path) -> Path:
     d = Path(run_dir)
     if not d.is_dir():
         raise CheckpointError(f"pool run not found: {d}" if not d.exists() else
-                              f"{d} is a file, not a run directory{inside_a_run(d)}")
+                              f"{d} is a file, not a run directory{nearby_runs_hint(d)}")
     if (why := not_a_run_of(d, "pool", "genaug pool --redo")) or not (d / "pool.json").is_file():
-        raise CheckpointError(f"{d} is not a genaug pool run{why or inside_a_run(d) or ' (no pool.json)'}")
+        raise CheckpointError(f"{d} is not a genaug pool run{why or nearby_runs_hint(d, 'pool') or ' (no pool.json)'}")
     saved = read_run_config(d).get("pool")
     if not (isinstance(saved, dict) and isinstance(saved.get("runs"), list) and isinstance(saved.get("variant"), str)
             and isinstance(saved.get("bootstrap"), int)):

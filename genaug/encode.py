@@ -29,7 +29,7 @@ from genaug.errors import CheckpointError, ConfigError
 from genaug.metrics import reconstruction_metrics
 from genaug.models import ConvAutoencoder
 from genaug.tracking import Tracker, tracker_for
-from genaug.runs import save_safetensors, Run, atomic_torch_save, atomic_write, atomic_write_text, load_checkpoint, new_run, not_a_run_of, open_run, read_run_config, running, write_json
+from genaug.runs import save_safetensors, Run, atomic_torch_save, atomic_write, atomic_write_text, load_checkpoint, nearby_runs_hint, new_run, not_a_run_of, open_run, read_run_config, running, write_json
 from genaug.train import (as_tensor, augment_batch, batch_indices, check_finite, epoch_batches, resident_device,
                           to_float)
 
@@ -236,7 +236,7 @@ def latent_set(directory: str | Path) -> Path:
         d = d / "latents"
     if not (d / "meta.json").is_file():   # written last, so the set is complete
         raise CheckpointError(f"no complete latent set in {directory} (meta.json missing)"
-                              f"{not_a_run_of(directory, 'encode', '--encode-run') or '; run genaug encode'}")
+                              f"{not_a_run_of(directory, 'encode', '--encode-run') or nearby_runs_hint(directory, 'encode') or '; run genaug encode'}")
     return d
 
 

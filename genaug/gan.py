@@ -28,7 +28,7 @@ from genaug.data.loading import check_out_outside_data, resolve_classes
 from genaug.errors import CheckpointError, ConfigError, DataError, TrainingDiverged
 from genaug.models import Discriminator, Generator, dcgan_init
 from genaug.tracking import Tracker, tracker_for
-from genaug.runs import save_safetensors, Run, atomic_torch_save, atomic_write_text, load_checkpoint, new_run, not_a_run_of, open_run, read_run_config, data_learnt_from, running, write_json
+from genaug.runs import save_safetensors, Run, atomic_torch_save, atomic_write_text, load_checkpoint, nearby_runs_hint, new_run, not_a_run_of, open_run, read_run_config, data_learnt_from, running, write_json
 from genaug.train import as_tensor, check_finite, epoch_batches, resident_device, to_float
 
 log = logging.getLogger("genaug")
@@ -465,7 +465,7 @@ def synthetic_manifest(run_dir: str | Path) -> tuple[Path, list[dict]]:
     mf = d / "synthetic" / "manifest.csv" if (d / "synthetic").is_dir() else d / "manifest.csv"
     if not mf.is_file():
         raise CheckpointError(f"no synthetic images in {run_dir} (expected synthetic/manifest.csv from genaug gan)"
-                              f"{not_a_run_of(d, 'gan', '--gan-run')}")
+                              f"{not_a_run_of(d, 'gan', '--gan-run') or nearby_runs_hint(d, 'gan')}")
     base = mf.parent.resolve()
     rows = list(csv.DictReader(mf.open(encoding="utf-8", errors="surrogateescape")))
     for r in rows:

@@ -640,7 +640,7 @@ def read_manifest(directory: str | Path) -> dict:
     d = Path(directory)
     mf = d / "manifest.json"
     if not mf.is_file():
-        raise CheckpointError(f"{d} is not a genaug run (no manifest.json){inside_a_run(d)}")
+        raise CheckpointError(f"{d} is not a genaug run (no manifest.json){nearby_runs_hint(d)}")
     try:
         manifest = json.loads(mf.read_text(encoding="utf-8"))
     except ValueError:   # not JSON, or not even UTF-8 text (which had ended in a UnicodeDecodeError traceback)
@@ -659,7 +659,7 @@ def open_run(directory: str | Path, command: str, clear_stale: bool = True, hold
     processes may be writing into it (benchmark shards): their temporary files are live, not stale."""
     d = Path(directory)
     if d.is_file():   # the report.md or checkpoint a run printed, pasted as the run
-        raise CheckpointError(f"{d} is a file, not a run directory{inside_a_run(d)}")
+        raise CheckpointError(f"{d} is a file, not a run directory{nearby_runs_hint(d)}")
     if not d.is_dir():
         raise CheckpointError(f"run directory not found: {d}")
     manifest = read_manifest(d)   # a folder that is no run is refused before a lock or log is written into it
@@ -671,7 +671,7 @@ def open_run(directory: str | Path, command: str, clear_stale: bool = True, hold
                               f"of genaug {command} (under <out>/{command}/)")
     if not (d / "config.yaml").is_file():   # every run writes it first: a folder without it is no run of
         # genaug's, however its manifest.json reads, and nothing is written into it or cleared from it
-        raise CheckpointError(f"{d} is not a genaug run (no config.yaml){inside_a_run(d)}")
+        raise CheckpointError(f"{d} is not a genaug run (no config.yaml){nearby_runs_hint(d)}")
     if hold:   # before anything is cleared or written: the run may be another process's at work
         run.hold(shard)
     # a process killed inside atomic_write leaves its temporary file; the target itself is whole
@@ -765,7 +765,7 @@ def archive_run(directory: str | Path, dest_root: str | Path) -> tuple[Path, lis
     src = Path(directory)
     mf = src / "manifest.json"
     if not mf.is_file():
-        raise CheckpointError(f"{src} is not a genaug run (no manifest.json){inside_a_run(src) or '; give a run directory'}")
+        raise CheckpointError(f"{src} is not a genaug run (no manifest.json){nearby_runs_hint(src) or '; give a run directory'}")
     command = read_manifest(src)["command"]
     check_folder_root(dest_root, "--to", "archives")
     dest = Path(dest_root) / command / src.name
@@ -822,13 +822,19 @@ def _yaml_dump(obj: dict) -> str:
 def not_a_run_of(directory: str | Path, wanted: str, flag: str) -> str:
     """For an input-run error: where ``directory`` is a genaug run of another command, a clause that says
     so ("; it is a genaug encode run: --gan-run takes a genaug gan run's folder"), else ''."""
+    made_by = command_of(directory)
+    if made_by is None or made_by in (wanted, f"{wanted}-sample"):   # gan sample's runs serve too
+        return ""
+    return f"; it is a genaug {as_typed(made_by)} run: {flag} takes a genaug {wanted} run's folder"
+
+
+def command_of(directory: str | Path) -> str | None:
+    """The command whose run ``directory`` is, as its manifest names it; None where that cannot be read."""
     try:
         made_by = json.loads((Path(directory) / "manifest.json").read_text(encoding="utf-8"))["command"]
     except (OSError, ValueError, KeyError, TypeError):
-        return ""
-    if not isinstance(made_by, str) or made_by in (wanted, f"{wanted}-sample"):   # gan sample's runs serve too
-        return ""
-    return f"; it is a genaug {as_typed(made_by)} run: {flag} takes a genaug {wanted} run's folder"
+        return None
+    return made_by if isinstance(made_by, str) else None
 
 
 def each_once(paths) -> list[Path]:
@@ -855,11 +861,25 @@ def enclosing_run(directory: str | Path) -> Path | None:
                  if (d / "config.yaml").is_file() and (d / "manifest.json").is_file()), None)
 
 
-def inside_a_run(directory: str | Path) -> str:
+def nearby_runs_hint(directory: str | Path, command: str = "") -> str:
     """For a 'not a genaug run' error: where ``directory`` lies inside a run (its cells/ or synthetic/ given
-    for the run), a clause naming that run, else ''."""
-    run = enclosing_run(directory)
-    return f"; it lies inside the run {run}: give that folder" if run else ""
+    for the run), a clause naming that run; where it holds runs (the run root, or one command's folder of it:
+    `genaug report docs/runs/pool` for `docs/runs/pool/*`, session 60), of ``command`` where one is wanted,
+    a clause naming how to give them; else ''."""
+    if run := enclosing_run(directory):
+        return f"; it lies inside the run {run}: give that folder"
+    d = Path(directory)
+    # two levels down at most: OUT/<command>/<run>; a deeper search of a large folder given by mistake would crawl
+    held = sorted(m.parent for pattern in ("*/manifest.json", "*/*/manifest.json") for m in d.glob(pattern)
+                  if (m.parent / "config.yaml").is_file()
+                  and (not command or command_of(m.parent) in (command, f"{command}-sample"))) if d.is_dir() else []
+    if not held:
+        return ""
+    if len(held) == 1:
+        return f"; it holds one run, {held[0]}: name that folder"
+    globs = sorted({f"{run.parent}/*" for run in held})
+    return (f"; it holds {len(held)} runs: name runs, not the folder above them, e.g. {held[0]}, "
+            f"or {' '.join(globs[:3])}{' ...' if len(globs) > 3 else ''} for all")
 
 
 def data_learnt_from(directory: Path) -> str | None:
@@ -877,7 +897,7 @@ def read_run_config(directory: Path) -> dict:
     import yaml
     p = Path(directory) / "config.yaml"
     if not p.is_file():
-        raise CheckpointError(f"{directory} is not a genaug run (no config.yaml){inside_a_run(directory)}")
+        raise CheckpointError(f"{directory} is not a genaug run (no config.yaml){nearby_runs_hint(directory)}")
     try:
         cfg = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
     except (yaml.YAMLError, UnicodeDecodeError) as exc:

@@ -426,8 +426,32 @@ def test_a_folder_inside_a_run_given_as_the_run_names_the_run(tmp_path):
         (run.dir / "report.md").write_text("# report")
         open_run(run.dir / "report.md", "benchmark")
     with pytest.raises(CheckpointError) as err:
-        read_run_config(tmp_path)            # a folder above runs: no hint
-    assert str(err.value) == f"{tmp_path} is not a genaug run (no config.yaml)"
+        read_run_config(tmp_path)            # a folder above runs: not inside one, and the run it holds named
+    assert str(err.value) == (f"{tmp_path} is not a genaug run (no config.yaml); it holds one run, {run.dir}: "
+                              "name that folder")
+
+
+def test_a_folder_above_runs_given_as_a_run_names_the_runs_of_the_kind_wanted(tmp_path):
+    """Found in session 60: `genaug report docs/runs/pool` (for docs/runs/pool/*) was told only "is not a genaug
+    run (no manifest.json)"; the runs are two levels down at most (OUT/<command>/<run>)."""
+    from genaug.gan import synthetic_manifest
+    from genaug.runs import nearby_runs_hint, read_manifest
+
+    runs = {name: new_run(tmp_path / "out", command, name, {"a": 1})
+            for command, name in (("benchmark", "b1"), ("benchmark", "b2"), ("gan", "g1"))}
+    for run in runs.values():
+        run.close()
+    b1, g1 = runs["b1"].dir, runs["g1"].dir
+    with pytest.raises(CheckpointError) as err:
+        read_manifest(tmp_path / "out")
+    assert str(err.value) == (f"{tmp_path / 'out'} is not a genaug run (no manifest.json); it holds 3 runs: name runs, "
+                              f"not the folder above them, e.g. {b1}, or {b1.parent}/* {g1.parent}/* for all")
+    assert nearby_runs_hint(tmp_path / "out" / "benchmark").endswith(f"e.g. {b1}, or {b1.parent}/* for all")
+    # where one kind of run is wanted (--gan-run), only runs of it are offered
+    with pytest.raises(CheckpointError, match=f"; it holds one run, {re.escape(str(g1))}: name that folder$"):
+        synthetic_manifest(tmp_path / "out")
+    assert nearby_runs_hint(tmp_path / "out", "encode") == ""
+    assert nearby_runs_hint(tmp_path / "elsewhere") == ""   # a folder that is not there holds nothing
 
 
 def test_more_threads_than_cpus_are_told(tmp_path, monkeypatch, capsys):
