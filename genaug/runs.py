@@ -634,13 +634,14 @@ def write_run_config(run: Run, config: dict) -> None:
     atomic_write_text(run.path("config.yaml"), _yaml_dump(config))
 
 
-def read_manifest(directory: str | Path) -> dict:
+def read_manifest(directory: str | Path, command: str = "") -> dict:
     """A run's manifest.json; a CheckpointError where the folder is no run (naming the run it lies
-    inside, if any) or its manifest is corrupt (not JSON, not UTF-8, or naming no command)."""
+    inside, or the runs it holds, of ``command`` where one is wanted) or its manifest is corrupt (not JSON,
+    not UTF-8, or naming no command)."""
     d = Path(directory)
     mf = d / "manifest.json"
     if not mf.is_file():
-        raise CheckpointError(f"{d} is not a genaug run (no manifest.json){nearby_runs_hint(d)}")
+        raise CheckpointError(f"{d} is not a genaug run (no manifest.json){nearby_runs_hint(d, command)}")
     try:
         manifest = json.loads(mf.read_text(encoding="utf-8"))
     except ValueError:   # not JSON, or not even UTF-8 text (which had ended in a UnicodeDecodeError traceback)
@@ -662,7 +663,7 @@ def open_run(directory: str | Path, command: str, clear_stale: bool = True, hold
         raise CheckpointError(f"{d} is a file, not a run directory{nearby_runs_hint(d)}")
     if not d.is_dir():
         raise CheckpointError(f"run directory not found: {d}")
-    manifest = read_manifest(d)   # a folder that is no run is refused before a lock or log is written into it
+    manifest = read_manifest(d, command)   # a folder that is no run is refused before a lock or log is written into it
     run = Run(d, command)
     run.manifest.update(manifest)
     made_by = run.manifest.get("command")

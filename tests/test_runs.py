@@ -451,6 +451,8 @@ def test_a_folder_above_runs_given_as_a_run_names_the_runs_of_the_kind_wanted(tm
     with pytest.raises(CheckpointError, match=f"; it holds one run, {re.escape(str(g1))}: name that folder$"):
         synthetic_manifest(tmp_path / "out")
     assert nearby_runs_hint(tmp_path / "out", "encode") == ""
+    with pytest.raises(CheckpointError, match=f"; it holds one run, {re.escape(str(g1))}: name that folder$"):
+        open_run(tmp_path / "out", "gan")   # --resume: runs of the command resumed
     assert nearby_runs_hint(tmp_path / "elsewhere") == ""   # a folder that is not there holds nothing
 
 
