@@ -95,12 +95,27 @@ def _hidden_below(path: Path, folder: Path) -> bool:
     return any(part.startswith(".") for part in path.relative_to(folder).parts)
 
 
-def runs_below(folder: Path) -> list[Path]:
-    """The genaug run folders under ``folder``, not ``folder`` itself. Their images are genaug's own
-    (synthetic X-rays, Grad-CAM overlays, plots), not X-rays to classify: `genaug predict .` in a project
-    folder predicted a benchmark run's plots under outputs/ (session 53), as it would a GAN run's images."""
-    return sorted(m.parent for m in folder.rglob("manifest.json") if m.parent != folder
-                  and (m.parent / "config.yaml").is_file() and not _hidden_below(m.parent, folder))
+def files_below(folder: Path) -> list[Path]:
+    """The files under ``folder``, through links to folders too (each real folder once, so a link that leads
+    back up ends there), hidden folders left out. ``rglob`` did not follow links: images in a folder linked
+    into the one given were passed over without a word (session 60)."""
+    seen, files = set(), []
+    for root, dirs, names in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        dirs[:] = [] if real in seen else sorted(d for d in dirs if not d.startswith("."))
+        if real not in seen:
+            seen.add(real)
+            files += [Path(root, n) for n in names]
+    return files
+
+
+def runs_below(folder: Path, files: list[Path] | None = None) -> list[Path]:
+    """The genaug run folders under ``folder`` (``files``: its `files_below`, where known), not ``folder``
+    itself. Their images are genaug's own (synthetic X-rays, Grad-CAM overlays, plots), not X-rays to
+    classify: `genaug predict .` in a project folder predicted a benchmark run's plots under outputs/
+    (session 53), as it would a GAN run's images."""
+    return sorted(m.parent for m in (files_below(folder) if files is None else files)
+                  if m.name == "manifest.json" and m.parent != folder and (m.parent / "config.yaml").is_file())
 
 
 def list_images(targets) -> list[Path]:
@@ -137,9 +152,10 @@ def _images_and_runs_passed_over(targets) -> tuple[list[Path], list[Path]]:
             raise DataError(f"{target} is neither an image file nor a folder")
         else:
             p = _xrays_of_run(p, target)
-            runs = runs_below(p)
+            below = files_below(p)
+            runs = runs_below(p, below)
             passed_over += runs
-            found = sorted(q for q in p.rglob("*") if q.is_file() and is_image_file(q) and not _hidden_below(q, p)
+            found = sorted(q for q in below if q.is_file() and is_image_file(q) and not _hidden_below(q, p)
                            and not any(r in q.parents for r in runs))
             if not found and runs:
                 raise DataError(f"no images in {target} outside the genaug runs in it ({len(runs)}, e.g. {runs[0]}), "

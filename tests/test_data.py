@@ -209,6 +209,23 @@ def test_hidden_folders_beside_the_class_folders_are_no_class(tmp_path):
     assert list_images([hidden]) == [hidden / one.name]   # unless given by name
 
 
+def test_predict_reads_folders_linked_into_the_one_given_and_ends_at_a_link_back_up(tmp_path):
+    """Found in session 60: `genaug predict scans/` passed over the images of scans/ward -> /elsewhere/ward,
+    without a word (rglob does not follow links to folders). Each real folder is read once."""
+    from genaug.predict import list_images
+    xrays = make_folder_dataset(tmp_path / "xrays", {"train": 4, "test": 2})
+    scans = tmp_path / "scans"
+    (scans / "own").mkdir(parents=True)
+    shutil.copy(next(xrays.glob("test/NORMAL/*.jpeg")), scans / "own" / "a.jpeg")
+    (scans / "ward").symlink_to(xrays / "test" / "PNEUMONIA")
+    (scans / "own" / "up").symlink_to(scans)            # a loop: scans/own/up/own/up/...
+    (scans / "again").symlink_to(scans / "own")          # the same real folder by a second name
+    linked = sorted(xrays.glob("test/PNEUMONIA/*.jpeg"))
+    listed = list_images([scans])
+    assert sorted(p.resolve() for p in listed) == sorted([(scans / "own" / "a.jpeg").resolve()] + linked)
+    assert len(listed) == 1 + len(linked)
+
+
 def test_predict_passes_over_genaug_runs_inside_a_folder_unless_one_is_named(tmp_path):
     # `genaug predict .` in a project folder read outputs/ too: a benchmark run's plots were predicted as X-rays
     # (found in session 53), and a GAN run's synthetic images would have been
