@@ -58,6 +58,12 @@ def _conv_names(model: nn.Module) -> str:
     return ", ".join(n for n, m in model.named_modules() if isinstance(m, nn.Conv2d))[:200]
 
 
+def layers_named_in(model: nn.Module) -> nn.Module:
+    """The network whose modules --layer names: an encoded cell's latent classifier (the heatmap still covers
+    the image it read), else the model itself."""
+    return model.classifier if isinstance(model, EncodedClassifier) else model
+
+
 def check_feature_maps(model: nn.Module, layer: nn.Module, layer_name: str, size: int, device="cpu") -> None:
     """Grad-CAM weighs the layer's channels by their gradients averaged over its height and width, so the
     layer must give (N, C, H, W) maps; a whole image of ``size`` pixels through ``model`` tells. The CNN's
@@ -73,9 +79,8 @@ def check_feature_maps(model: nn.Module, layer: nn.Module, layer_name: str, size
     if not shapes or shapes[0] is None or len(shapes[0]) != 4:
         what = ("is not used by the model" if not shapes else
                 f"gives {'no tensor' if shapes[0] is None else 'outputs of shape ' + str(tuple(shapes[0]))}")
-        target = model.classifier if isinstance(model, EncodedClassifier) else model
         raise ConfigError(f"layer '{layer_name}' {what}, not feature maps (N, C, H, W) that Grad-CAM needs; "
-                          f"name a convolutional layer, e.g. {_conv_names(target)}")
+                          f"name a convolutional layer, e.g. {_conv_names(layers_named_in(model))}")
 
 
 def grad_cam(model: nn.Module, layer: nn.Module, x: torch.Tensor, class_index: int | torch.Tensor | None = None):
@@ -135,9 +140,7 @@ def explain_images(checkpoint: str | Path, targets, out_dir: Path, class_name: s
         if not match:
             raise ConfigError(f"unknown class '{class_name}'; this model knows {', '.join(classes)}")
         class_name = match[0]
-    # an encoded cell's layers are the latent classifier's; the heatmap still covers the image it read
-    layer_name, module = target_layer(model.classifier if isinstance(model, EncodedClassifier) else model,
-                                      ckpt["model_name"], layer)
+    layer_name, module = target_layer(layers_named_in(model), ckpt["model_name"], layer)
     model.to(device)
     check_feature_maps(model, module, layer_name, size, device)
     out_dir.mkdir(parents=True, exist_ok=True)
