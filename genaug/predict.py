@@ -102,10 +102,12 @@ def files_below(folder: Path) -> list[Path]:
     seen, files = set(), []
     for root, dirs, names in os.walk(folder, followlinks=True):
         real = os.path.realpath(root)
-        dirs[:] = [] if real in seen else sorted(d for d in dirs if not d.startswith("."))
-        if real not in seen:
-            seen.add(real)
-            files += [Path(root, n) for n in names]
+        if real in seen:   # reached again through a link: go no deeper
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        files += [Path(root, n) for n in names]
     return files
 
 
