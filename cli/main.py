@@ -534,7 +534,9 @@ def report_cmd(
     out: Optional[str] = typer.Option(None, "--out", help="Markdown file to write, e.g. docs/RESULTS.md (a file already there is replaced only if genaug report wrote it); default: print"),
     title: str = typer.Option("Results", "--title", help="the document's first heading"),
 ):
-    """Gather finished runs' own reports, each under the commands that produced it, into one Markdown document."""
+    ("Gather finished runs' own reports, each under the commands that produced it, into one Markdown document.\n\n"
+     "It opens with each benchmark and pool run's \"In short\": pool runs first, newest first, since their "
+     "intervals count retraining the GAN or autoencoder; then the others in the order given.")
     from pathlib import Path
 
     from genaug.report import results_document

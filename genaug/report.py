@@ -764,7 +764,10 @@ def results_document(run_dirs: list[Path], title: str = "Results", left_out: lis
         if left_out is not None:
             left_out += [str(e) for e in missing]
     L = []
-    answers: list[str] = []   # each benchmark report's "In short" lines, gathered at the top
+    # each benchmark and pool report's "In short" lines, gathered at the top: pools first, newest
+    # first, since their intervals count retraining the GAN or autoencoder and a later pool holds more runs
+    answers: list[str] = []
+    pooled: list[tuple[str, list[str]]] = []
     for d, manifest, report in found:
         kind = manifest.get("command", "")
         cmds = run_commands(d, manifest)
@@ -781,7 +784,9 @@ def results_document(run_dirs: list[Path], title: str = "Results", left_out: lis
         L += _unfinished_note(d)
         text = report.read_text(encoding="utf-8")
         short = _section(text, "## In short")
-        if short:
+        if short and kind == "pool":
+            pooled.append((str(manifest.get("started", "")), [f"### {d.name}", ""] + short + [""]))
+        elif short:
             answers += [f"### {d.name}", ""] + short + [""]
         for line in text.splitlines():
             if line.startswith("#"):
@@ -791,9 +796,16 @@ def results_document(run_dirs: list[Path], title: str = "Results", left_out: lis
                 line = f"*Figure: {m.group(1)} (`{m.group(2)}` in the run directory).*"
             L.append(line)
         L.append("")
-    if answers:
+    if pooled or answers:
         intro += ["## In short, run by run", "", "Copied from each benchmark (and pool) report's own \"In short\"; the runs' "
-                  "sections below hold the tables, settings and caveats.", ""] + answers
+                  "sections below hold the tables, settings and caveats.", ""]
+        if pooled and answers:
+            intro += ["Pool runs come first, newest first: each pools benchmark runs that differ only in their GAN (or "
+                      "autoencoder) run, so its interval counts retraining that run, which the interval of one "
+                      "benchmark run does not. Then the other runs, in the order given.", ""]
+        for _, lines in sorted(pooled, key=lambda t: t[0], reverse=True):
+            intro += lines
+        intro += answers
     return "\n".join(intro + L)
 
 

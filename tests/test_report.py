@@ -265,6 +265,27 @@ def test_results_document_gathers_each_benchmark_answer_at_the_top(tmp_path):
     assert doc.count("- cnn, mixed (real + synthetic) against real: +0.2 points") == 2   # and in the run's own section
 
 
+def test_results_document_puts_pooled_answers_first_newest_first(tmp_path):
+    # RESULTS.md opened with one GAN's "resnet34 mixed: better" and gave the pools that retrain the GAN,
+    # and say otherwise, 8,000 lines later in the order the runs were named
+    runs = []
+    for name, command, started, answer in (
+            ("bench", "benchmark", "2026-11-23T21:41:07+0000", "- resnet34, mixed against real: +3.6 one GAN"),
+            ("pool-3", "pool", "2026-12-01T06:38:19+0000", "- resnet34, mixed against real: +0.4 3 GANs"),
+            ("pool-5", "pool", "2026-12-05T11:13:29+0000", "- resnet34, mixed against real: -0.2 5 GANs")):
+        d = tmp_path / name
+        d.mkdir()
+        _manifest(d / "manifest.json", command=command, started=started)
+        report = "report.md" if command == "benchmark" else "pool.md"
+        (d / report).write_text(f"# genaug {command}: x\n\n## In short\n\n{answer}\n\n## Results\n")
+        runs.append(d)
+    top = results_document(runs).split("## `genaug benchmark`: bench")[0]
+    assert top.index("### pool-5") < top.index("### pool-3") < top.index("### bench")
+    assert "Pool runs come first, newest first" in top and "counts retraining that run" in top
+    # without a pool there is nothing to explain
+    assert "Pool runs come first" not in results_document(runs[:1])
+
+
 def test_in_short_leaves_small_auc_moves_and_full_data_unlabelled():
     # ROC-AUC 0.910 -> 0.906 against a better accuracy: within AUC_MARGIN, so no ranking remark;
     # a run made at train fraction 0.1 alone still says so
