@@ -536,7 +536,8 @@ def report_cmd(
 ):
     ("Gather finished runs' own reports, each under the commands that produced it, into one Markdown document.\n\n"
      "It opens with each benchmark and pool run's \"In short\": pool runs first, newest first, since their "
-     "intervals count retraining the GAN or autoencoder; then the others in the order given.")
+     "intervals count retraining the GAN or autoencoder; then the others in the order given, each benchmark run's "
+     "with the pools that hold its cells.")
     from pathlib import Path
 
     from genaug.report import results_document

@@ -768,6 +768,7 @@ def results_document(run_dirs: list[Path], title: str = "Results", left_out: lis
     # first, since their intervals count retraining the GAN or autoencoder and a later pool holds more runs
     answers: list[str] = []
     pooled: list[tuple[str, list[str]]] = []
+    pooled_in = _pooled_in(found)
     for d, manifest, report in found:
         kind = manifest.get("command", "")
         cmds = run_commands(d, manifest)
@@ -787,7 +788,7 @@ def results_document(run_dirs: list[Path], title: str = "Results", left_out: lis
         if short and kind == "pool":
             pooled.append((str(manifest.get("started", "")), [f"### {d.name}", ""] + short + [""]))
         elif short:
-            answers += [f"### {d.name}", ""] + short + [""]
+            answers += [f"### {d.name}", ""] + short + pooled_in.get(d.name, []) + [""]
         for line in text.splitlines():
             if line.startswith("#"):
                 line = "##" + line          # the run's headings sit below this run's heading
@@ -807,6 +808,31 @@ def results_document(run_dirs: list[Path], title: str = "Results", left_out: lis
             intro += lines
         intro += answers
     return "\n".join(intro + L)
+
+
+def _pooled_in(found: list[tuple[Path, dict, Path]]) -> dict[str, list[str]]:
+    """For each benchmark run whose cells a gathered pool run pooled, by run name: a line that points
+    to those pools, so that one GAN's verdict is read beside the one that counts retraining it."""
+    pools: dict[str, dict[tuple[str, str], list[tuple[str, str]]]] = {}
+    for d, manifest, _ in found:
+        if manifest.get("command") != "pool":
+            continue
+        recorded = read_json_or_none(d / "pool.json")
+        if not isinstance(recorded, dict):
+            continue
+        for run in recorded.get("runs", []):
+            key = (str(recorded.get("variant", "?")), str(recorded.get("input", "GAN")))
+            pools.setdefault(Path(str(run)).name, {}).setdefault(key, []).append(
+                (str(manifest.get("started", "")), d.name))
+    lines: dict[str, list[str]] = {}
+    for name, by_variant in pools.items():
+        for (variant, input_run), where in sorted(by_variant.items()):
+            names = ", ".join(pool for _, pool in sorted(where, reverse=True))
+            those = ("its interval counts", "that answer") if len(where) == 1 else ("their intervals count", "those answers")
+            lines.setdefault(name, []).append(
+                f"- Its {variant} cells are pooled, with those trained on other {input_run} runs, in {names} (above, "
+                f"newest first): {those[0]} retraining the {input_run}; read {those[1]} before this one.")
+    return lines
 
 
 def _unfinished_note(d: Path) -> list[str]:
