@@ -272,13 +272,16 @@ def test_pool_pairs_every_gan_runs_mixed_cells_with_one_set_of_real_cells(tmp_pa
     assert "real cells from b0; the other runs' real cells of the same seeds have identical test probabilities in 6 of 6" in text
     # how many synthetic images each run's mixed cells added (session 56: the archived ones got fewer than asked)
     assert "cnn: each run's mixed cells trained on 0 synthetic and 100 real images (0.00 x real)." in text
+    # ... and "In short" gives the share, so pools of other shares read apart at the top of RESULTS.md
+    assert "- cnn, mixed (real + synthetic at 0.00 x real) against real: " in text
     for s in (0, 1, 2):
         path = runs[1] / "cells" / f"cnn__mixed__f1__seed{s}.json"
         path.write_text(json.dumps({**json.loads(path.read_text()), "n_train": 150, "n_train_synthetic": 50}))
     assert ("cnn: the runs' mixed cells trained on other numbers of synthetic images (b0: 0 synthetic and 100 real "
             "images (0.00 x real); b1: 50 synthetic and 100 real images (0.50 x real); b2: 0 synthetic and 100 real "
             "images (0.00 x real)), so the pooled "
-            "difference mixes those shares.") in format_pool(pool_runs(runs, "mixed", n_boot=100))
+            "difference mixes those shares.") in (text := format_pool(pool_runs(runs, "mixed", n_boot=100)))
+    assert "- cnn, mixed (real + synthetic at 0.00 to 0.50 x real) against real: " in text
 
 
 def test_pool_says_where_cells_ran_and_warns_where_a_pair_crosses_machines(tmp_path):
@@ -401,7 +404,7 @@ def test_pool_command_writes_a_run_that_genaug_report_gathers_and_fails_in_one_l
     assert "| cnn | 1 | **pooled (2)** | | 3 | 75.0 | 80.0 | +5.0 |" in doc and doc in r.stdout
     assert json.loads((run / "pool.json").read_text())["rows"][0]["input_runs"] == 2
     results = results_document([run])
-    assert "## `genaug pool`: " in results and "### " + run.name + "\n\n- cnn, mixed (real + synthetic) against real" in results
+    assert "## `genaug pool`: " in results and "### " + run.name + "\n\n- cnn, mixed (real + synthetic at 0.00 x real) against real" in results
     r = genaug("pool", runs[0], runs[0], "--out", tmp_path / "refused")
     assert r.returncode == 2 and "is given twice" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "refused").exists()
