@@ -828,10 +828,11 @@ def _pooled_in(found: list[tuple[Path, dict, Path]]) -> dict[str, list[str]]:
     for name, by_variant in pools.items():
         for (variant, input_run), where in sorted(by_variant.items()):
             names = ", ".join(pool for _, pool in sorted(where, reverse=True))
-            those = ("its interval counts", "that answer") if len(where) == 1 else ("their intervals count", "those answers")
+            those = (("its interval counts", "that answer", "above") if len(where) == 1
+                     else ("their intervals count", "those answers", "above, newest first"))
             lines.setdefault(name, []).append(
-                f"- Its {variant} cells are pooled, with those trained on other {input_run} runs, in {names} (above, "
-                f"newest first): {those[0]} retraining the {input_run}; read {those[1]} before this one.")
+                f"- Its {variant} cells are pooled, with those trained on other {input_run} runs, in {names} "
+                f"({those[2]}): {those[0]} retraining the {input_run}; read {those[1]} before this one.")
     return lines
 
 

@@ -286,7 +286,7 @@ def test_results_document_puts_pooled_answers_first_newest_first(tmp_path):
     assert "Pool runs come first, newest first" in top and "counts retraining that run" in top
     # the one-GAN verdict points to the pool that holds its cells (found by the run's name, wherever it was)
     assert ("- resnet34, mixed against real: +3.6 one GAN\n- Its mixed cells are pooled, with those trained on other "
-            "GAN runs, in pool-3 (above, newest first): its interval counts retraining the GAN; read that answer "
+            "GAN runs, in pool-3 (above): its interval counts retraining the GAN; read that answer "
             "before this one.") in top
     # without a pool there is nothing to explain
     assert "Pool runs come first" not in results_document(runs[:1])
