@@ -267,7 +267,7 @@ def test_results_document_gathers_each_benchmark_answer_at_the_top(tmp_path):
 
 def test_results_document_puts_pooled_answers_first_newest_first(tmp_path):
     # RESULTS.md opened with one GAN's "resnet34 mixed: better" and gave the pools that retrain the GAN,
-    # and say otherwise, after 30 other runs' answers (line 232), in the order the runs were named
+    # and say otherwise, after 42 other runs' answers (line 232), in the order the runs were named
     runs = []
     for name, command, started, answer in (
             ("bench", "benchmark", "2026-11-23T21:41:07+0000", "- resnet34, mixed against real: +3.6 one GAN"),
