@@ -818,10 +818,11 @@ def _pooled_in(found: list[tuple[Path, dict, Path]]) -> dict[str, list[str]]:
         if manifest.get("command") != "pool":
             continue
         recorded = read_json_or_none(d / "pool.json")
-        if not isinstance(recorded, dict):
+        # a pool.json edited by hand or cut short only loses these pointers: its pool.md is gathered as written
+        if not isinstance(recorded, dict) or not isinstance(recorded.get("runs"), list):
             continue
-        for run in recorded.get("runs", []):
-            key = (str(recorded.get("variant", "?")), str(recorded.get("input", "GAN")))
+        key = (str(recorded.get("variant", "?")), str(recorded.get("input", "GAN")))
+        for run in recorded["runs"]:
             pools.setdefault(Path(str(run)).name, {}).setdefault(key, []).append(
                 (str(manifest.get("started", "")), d.name))
     lines: dict[str, list[str]] = {}

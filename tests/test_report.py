@@ -290,6 +290,11 @@ def test_results_document_puts_pooled_answers_first_newest_first(tmp_path):
             "before this one.") in top
     # without a pool there is nothing to explain
     assert "Pool runs come first" not in results_document(runs[:1])
+    # a pool.json that no longer holds its list of runs loses the pointer, not the document (was a TypeError)
+    for broken in ('{"variant": "mixed", "runs": null}', '[1, 2]', '{"runs": "bench"}', 'not json'):
+        (tmp_path / "pool-3" / "pool.json").write_text(broken)
+        doc = results_document(runs)
+        assert "### pool-3" in doc and "Its mixed cells are pooled" not in doc
 
 
 def test_in_short_leaves_small_auc_moves_and_full_data_unlabelled():
