@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genaug.benchmark import DEPENDENT_VARIANTS, INPUT_RUNS, seed_ensemble, synthetic_shortfall
+from genaug.benchmark import DEPENDENT_VARIANTS, INPUT_RUNS, replicate_key, seed_ensemble, synthetic_shortfall
 from genaug.config import Config
 from genaug.data import DataBundle
 from genaug.errors import CheckpointError
@@ -769,6 +769,7 @@ def results_document(run_dirs: list[Path], title: str = "Results", left_out: lis
     answers: list[str] = []
     pooled: list[tuple[str, list[str]]] = []
     pooled_in = _pooled_in(found)
+    pooled_since = _seeds_added_since(found)
     for d, manifest, report in found:
         kind = manifest.get("command", "")
         cmds = run_commands(d, manifest)
@@ -786,7 +787,8 @@ def results_document(run_dirs: list[Path], title: str = "Results", left_out: lis
         text = report.read_text(encoding="utf-8")
         short = _section(text, "## In short")
         if short and kind == "pool":
-            pooled.append((str(manifest.get("started", "")), [f"### {d.name}", ""] + short + [""]))
+            pooled.append((str(manifest.get("started", "")), [f"### {d.name}", ""] + short
+                           + pooled_since.get(d.name, []) + [""]))
         elif short:
             answers += [f"### {d.name}", ""] + short + pooled_in.get(d.name, []) + [""]
         for line in text.splitlines():
@@ -834,6 +836,59 @@ def _pooled_in(found: list[tuple[Path, dict, Path]]) -> dict[str, list[str]]:
             lines.setdefault(name, []).append(
                 f"- Its {variant} cells are pooled, with those trained on other {input_run} runs, in {names} "
                 f"({those[2]}): {those[0]} retraining the {input_run}; read {those[1]} before this one.")
+    return lines
+
+
+def _seeds_added_since(found: list[tuple[Path, dict, Path]]) -> dict[str, list[str]]:
+    """For each gathered pool run whose benchmark runs (all gathered too) now hold seeds that would pair
+    and that it did not pool, by pool name: a line that says so and names the newer gathered pools of
+    the same runs that count them. A pool's page keeps its day's numbers (--redo refuses to change
+    them), so without this its answer read as the runs' answer after they gained seeds (session 62:
+    a 2-seed pool sat beside its runs' third seed with no word of it)."""
+    benches = {d.name: d for d, m, _ in found if m.get("command") == "benchmark"}
+    cells: dict[str, list[dict]] = {}
+
+    def seeds_pairing(runs: list[str], others: list[str], variant: str, model: str, frac: float) -> set[int]:
+        # as genaug pool pairs them: a real cell in any of the runs and a variant cell in each input run
+        def keys(run: str, of_variant: str) -> set[tuple[int, int]]:
+            return {replicate_key(c) for c in cells[run]
+                    if (c.get("model"), c.get("variant"), c.get("train_fraction")) == (model, of_variant, frac)}
+        real = set().union(*(keys(r, "real") for r in runs + others))
+        return {k[0] for k in real.intersection(*(keys(r, variant) for r in runs))}
+
+    pools = []   # (started, name, variant, input runs, {(model, fraction): seeds pooled}, {...: seeds pairing now})
+    for d, manifest, _ in found:
+        recorded = read_json_or_none(d / "pool.json") if manifest.get("command") == "pool" else None
+        if not (isinstance(recorded, dict) and isinstance(recorded.get("runs"), list)
+                and isinstance(recorded.get("rows"), list)):
+            continue
+        runs = [Path(str(r)).name for r in recorded["runs"]]
+        others = [Path(str(r)).name for r in (recorded.get("real_only_runs") or [])
+                  + ([recorded["real_cells_run"]] if recorded.get("real_cells_run") else [])]
+        if not all(run in benches for run in runs + others):   # a run not gathered: nothing to tell
+            continue
+        for run in runs + others:
+            if run not in cells:
+                cells[run] = read_cells(benches[run] / "cells") if (benches[run] / "cells").is_dir() else []
+        variant = str(recorded.get("variant", "mixed"))
+        then = {(str(r.get("model")), r.get("train_fraction")): set(r["seeds"])
+                for r in recorded["rows"] if isinstance(r, dict) and isinstance(r.get("seeds"), list)}
+        now = {group: seeds_pairing(runs, others, variant, *group) for group in then}
+        pools.append((str(manifest.get("started", "")), d.name, variant, sorted(runs), then, now))
+    lines: dict[str, list[str]] = {}
+    for started, name, variant, runs, then, now in pools:
+        added = {group: sorted(now[group] - then[group]) for group in then if now[group] - then[group]}
+        if not added:
+            continue
+        newer = [n for s, n, v, rs, seeds, _ in sorted(pools, key=lambda p: (p[0], p[1]), reverse=True)
+                 if s > started and (v, rs) == (variant, runs)
+                 and all(set(more) <= seeds.get(group, set()) for group, more in added.items())]
+        what = "; ".join(model + (f" at train fraction {frac:g}" if isinstance(frac, float) and frac != 1 else "")
+                         + f": {'seed' if len(more) == 1 else 'seeds'} {', '.join(map(str, more))}"
+                         for (model, frac), more in added.items())
+        lines[name] = [f"- Its runs now hold cells that pair with real ones and that it did not pool ({what}): "
+                       "this answer is without them. " + (f"{', '.join(newer)} (above) pools the same runs with them."
+                                           if newer else "Pool the runs again (genaug pool) for an answer with them.")]
     return lines
 
 

@@ -297,6 +297,46 @@ def test_results_document_puts_pooled_answers_first_newest_first(tmp_path):
         assert "### pool-3" in doc and "Its mixed cells are pooled" not in doc
 
 
+def test_a_pool_whose_runs_gained_seeds_says_so_and_names_the_newer_pool(tmp_path):
+    # session 62: seed 2 was added to the runs of a 2-seed pool, whose page (rightly) keeps its numbers;
+    # RESULTS.md gave that answer with no word that its runs now hold a third seed that pairs
+    def bench(name, cells):
+        d = tmp_path / name
+        (d / "cells").mkdir(parents=True)
+        _manifest(d / "manifest.json", command="benchmark")
+        (d / "report.md").write_text("# genaug benchmark: x\n\n## In short\n\n- an answer\n")
+        for variant, seed in cells:
+            (d / "cells" / f"densenet121__{variant}__f1__seed{seed}.json").write_text(json.dumps(
+                {"model": "densenet121", "variant": variant, "train_fraction": 1.0, "seed": seed,
+                 "test_at_val_threshold": {}}))
+        return d
+
+    def pool(name, started, seeds):
+        d = tmp_path / name
+        d.mkdir()
+        _manifest(d / "manifest.json", command="pool", started=started)
+        (d / "pool.md").write_text(f"# genaug pool: x\n\n## In short\n\n- {name}: -3.8\n")
+        (d / "pool.json").write_text(json.dumps({"variant": "mixed", "input": "GAN", "runs": [
+            "docs/runs/benchmark/gan8", "docs/runs/benchmark/gan9"], "real_only_runs": [],
+            "real_cells_run": "docs/runs/benchmark/real", "rows": [
+                {"model": "densenet121", "train_fraction": 1.0, "seeds": seeds}]}))
+        return d
+
+    runs = [bench("real", [("real", 0), ("real", 1), ("real", 2)]), bench("gan8", [("mixed", s) for s in (0, 1, 2)]),
+            bench("gan9", [("mixed", 0), ("mixed", 1)]), pool("pool-old", "2026-12-05T13:25:51+0000", [0, 1])]
+    told = "Its runs now hold cells that pair with real ones"
+    assert told not in results_document(runs)   # seed 2 is not in every GAN's run yet: it would not pool
+    (tmp_path / "gan9" / "cells" / "densenet121__mixed__f1__seed2.json").write_text(
+        (tmp_path / "gan8" / "cells" / "densenet121__mixed__f1__seed2.json").read_text())
+    assert (f"- pool-old: -3.8\n- {told} and that it did not pool (densenet121: seed 2): this answer is without "
+            "them. Pool the runs again (genaug pool) for an answer with them.") in results_document(runs)
+    newer = results_document(runs + [pool("pool-new", "2026-12-05T16:00:00+0000", [0, 1, 2])])
+    assert "densenet121: seed 2): this answer is without them. pool-new (above) pools the same runs with them." in newer
+    assert newer.count(told) == 1 and newer.index("### pool-new") < newer.index("### pool-old")
+    # where a run it pooled is not gathered, what pairs now is not known: the pool is gathered without the line
+    assert "- pool-old: -3.8" in (doc := results_document([r for r in runs if r.name != "real"])) and told not in doc
+
+
 def test_in_short_leaves_small_auc_moves_and_full_data_unlabelled():
     # ROC-AUC 0.910 -> 0.906 against a better accuracy: within AUC_MARGIN, so no ranking remark;
     # a run made at train fraction 0.1 alone still says so
