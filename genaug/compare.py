@@ -45,6 +45,18 @@ def _cells(run_dir: Path) -> list[dict]:
     return cells
 
 
+def runs_at_work(dirs: list[Path]) -> dict[str, str]:
+    """Which of these runs a process is at work on now (adding cells), and who: their cells may grow."""
+    return {str(d): busy for d in dirs if (busy := in_use_by(d))}
+
+
+def at_work_lines(at_work: dict[str, str], what: str, again: str) -> list[str]:
+    """A line for each run that was at work when its cells were read: a comparison or pool made then
+    counts only the cells it had finished, with no word of it (session 62: pooled while seed 2 trained)."""
+    return [f"- Made while {Path(run).name} was at work ({who}): the cells it finishes later are not in this "
+            f"{what}; {again} once it has finished." for run, who in at_work.items()]
+
+
 def _settings(run_dir: Path) -> dict:
     cfg = read_run_config(run_dir)
     # a key added to genaug after the run was made takes the value the run trained with (its default,
@@ -140,7 +152,8 @@ def compare_runs(run_a: str | Path, run_b: str | Path, n_boot: int = 1000) -> di
     pixel_models = {r["model"] for r in rows if r["variant"] != "encoded"}
     elsewhere = [d for d in differ if (d[0] in VARIANT_ONLY_SETTINGS and not variants & set(VARIANT_ONLY_SETTINGS[d[0]]))
                  or (setting_model(d[0]) is not None and setting_model(d[0]) not in pixel_models)]
-    return {"a": str(a_dir), "b": str(b_dir), "settings_differ": [d for d in differ if d not in elsewhere],
+    return {"a": str(a_dir), "b": str(b_dir), "at_work": runs_at_work([a_dir, b_dir]),
+            "settings_differ": [d for d in differ if d not in elsewhere],
             "settings_differ_unpaired_variants": elsewhere, "rows": rows,
             "machines": {side: machines_of([p[i] for p in paired]) for i, side in enumerate("ab")},
             "commits": {side: commits_of([p[i] for p in paired]) for i, side in enumerate("ab")}}
@@ -184,7 +197,7 @@ def format_comparison(result: dict) -> str:
     else:
         line += "."
     L += ["", line]
-    L += ["", "In short, B against A:", ""] + [
+    L += ["", "In short, B against A:", ""] + at_work_lines(result.get("at_work") or {}, "comparison", "compare again") + [
         f"- {r['model']}, {r['variant']}, train fraction {r['train_fraction']:g}: {verdict(r)}{threshold_clause(r)}."
         for r in result["rows"]]
     if any(r["pairs"] == 1 for r in result["rows"]):
@@ -293,7 +306,8 @@ def pool_runs(run_dirs: list[str | Path], variant: str = "mixed", n_boot: int = 
         raise ConfigError(_why_none_pooled(dirs, cells, inputs, variant, what, real_from_dir))
     return {"variant": variant, "input": what, "runs": [str(d) for d in dirs if inputs[d]],
             "real_only_runs": [str(d) for d in real_only if d != real_from_dir],
-            **({"real_cells_run": str(real_from_dir)} if real_from_dir is not None else {}), "rows": rows}
+            **({"real_cells_run": str(real_from_dir)} if real_from_dir is not None else {}),
+            **({"at_work": busy} if (busy := runs_at_work(dirs)) else {}), "rows": rows}
 
 
 def _why_none_pooled(dirs: list[Path], cells: dict[Path, list[dict]], inputs: dict, variant: str, what: str,
@@ -439,7 +453,8 @@ def format_pool(result: dict) -> str:
     L += [f"- `{r}`: none; its real cells only" for r in result.get("real_only_runs", [])]
     if rf := result.get("real_cells_run"):
         L.append(f"- `{rf}`: its real cells only (`--real-from`); its other cells are not pooled")
-    L += ["", "## In short", ""]
+    L += ["", "## In short", ""] + at_work_lines(result.get("at_work") or {}, "pool",
+                                                 "pool the runs again as a new run (genaug pool)")
     for r in result["rows"]:
         at = f", train fraction {r['train_fraction']:g}" if r["train_fraction"] != 1 else ""
         L.append(f"- {r['model']}{at}, {_variant_words(r, v)} against real: "

@@ -1,4 +1,5 @@
 import json
+import re
 
 import numpy as np
 import pytest
@@ -250,6 +251,27 @@ def _gan_runs(tmp_path, right_by_run, seeds=(0, 1, 2), real_in_each=False):
             cells += [_cell("cnn", "real", s, base) for s in seeds]
         runs.append(_run(tmp_path / f"b{g}", cells, gan_run=f"/runs/gan/seed{g}", seeds=len(seeds)))
     return runs
+
+
+def test_a_pool_or_comparison_made_while_a_run_trains_says_its_later_cells_are_not_in_it(tmp_path):
+    # session 62: a pool made while seed 2 of its real run trained gave the 2-seed answer with no word
+    # that the run was at work, and a pool page keeps its numbers (--redo refuses once cells change)
+    from genaug import locks
+    runs = _gan_runs(tmp_path, [34, 30], seeds=(0, 1))
+    assert "at_work" not in pool_runs(runs, "mixed", n_boot=200) and "Made while" not in format_pool(
+        pool_runs(runs, "mixed", n_boot=200))
+    held = locks.acquire(runs[0])
+    try:
+        pooled, compared = pool_runs(runs, "mixed", n_boot=200), compare_runs(runs[1], runs[0], n_boot=200)
+    finally:
+        locks.release(held)
+    assert list(pooled["at_work"]) == [str(runs[0])] and list(compared["at_work"]) == [str(runs[0])]
+    short = format_pool(pooled).split("## In short\n\n")[1]
+    assert re.match(r"- Made while b0 was at work \(pid \d+ on .*\): the cells it finishes later are not in this "
+                    r"pool; pool the runs again as a new run \(genaug pool\) once it has finished\.\n- cnn, mixed", short)
+    assert re.search(r"In short, B against A:\n\n- Made while b0 was at work \(pid \d+ .*\): the cells it finishes "
+                     r"later are not in this comparison; compare again once it has finished\.\n- cnn, mixed",
+                     format_comparison(compared))
 
 
 def test_pool_pairs_every_gan_runs_mixed_cells_with_one_set_of_real_cells(tmp_path):
