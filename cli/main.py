@@ -535,7 +535,9 @@ def report_cmd(
     title: str = typer.Option("Results", "--title", help="the document's first heading"),
 ):
     ("Gather finished runs' own reports, each under the commands that produced it, into one Markdown document.\n\n"
-     "It opens with each benchmark and pool run's \"In short\": pool runs first, newest first, since their "
+     "Where pool runs are gathered it opens with a table of their answers grouped by question (task, model, "
+     "variant and its synthetic share, train fraction, pixel size), the pool with the most pairs first. Then "
+     "each benchmark and pool run's \"In short\": pool runs first, newest first, since their "
      "intervals count retraining the GAN or autoencoder; then the others in the order given, each benchmark run's "
      "with the pools that hold its cells. A pool whose runs now hold seeds that pair and that it did not pool "
      "(seeds added since) says so, and names a newer pool of the same runs that counts them.")

@@ -19,7 +19,7 @@ from genaug.benchmark import (DEPENDENT_VARIANTS, INPUT_RUNS, VARIANT_ONLY_SETTI
 from genaug.config import config_from_dict, data_differences, data_differences_text, parse_model_epochs
 from genaug.errors import CheckpointError, ConfigError
 from genaug.locks import in_use_by
-from genaug.report import (PAIRED_TEST_NOTE, ONE_RUN_NOTE, VARIANT_WORDS, _p, at_half_column, calibration_text,
+from genaug.report import (PAIRED_TEST_NOTE, ONE_RUN_NOTE, VARIANT_WORDS, _p, pooled_variant_words, at_half_column, calibration_text,
                            difference_with_interval, paired_columns, short_commit, threshold_clause, verdict)
 from genaug.metrics import paired_bootstrap_diff
 from genaug.inventory import counted, seconds_text
@@ -457,7 +457,7 @@ def format_pool(result: dict) -> str:
                                                  "pool the runs again as a new run (genaug pool)")
     for r in result["rows"]:
         at = f", train fraction {r['train_fraction']:g}" if r["train_fraction"] != 1 else ""
-        L.append(f"- {r['model']}{at}, {_variant_words(r, v)} against real: "
+        L.append(f"- {r['model']}{at}, {pooled_variant_words(r, v)} against real: "
                  + verdict(r, f"{counted(len(r['seeds']), 'seed')} on each of {r['input_runs']} {what} runs")
                  + f"; ROC-AUC {r['roc_auc_real']:.3f} → {r['roc_auc_variant']:.3f}; between {what} runs the "
                  f"difference has standard deviation {100 * r['between_input_runs_sd']:.1f} points"
@@ -496,16 +496,6 @@ def format_pool(result: dict) -> str:
           f"fixed threshold 0.5 (binary tasks): a difference at the validation threshold that is gone at 0.5, with "
           f"ROC-AUC unmoved, came from where validation put each cell's threshold rather than from better ranking."]
     return "\n".join(L) + "\n"
-
-
-def _variant_words(row: dict, variant: str) -> str:
-    """'mixed (real + synthetic at 0.50 x real)': pools of other shares sit side by side in RESULTS.md's
-    "In short", where the share was only in each pool's name or far below its table."""
-    shares = sorted({s / r for p in row["per_input_run"] for r, s in (p.get("train_images") or []) if r})
-    if variant != "mixed" or not shares:   # pooled before the counts were kept, or no real images beside
-        return VARIANT_WORDS.get(variant, variant)
-    lo, hi = f"{shares[0]:.2f}", f"{shares[-1]:.2f}"
-    return f"mixed (real + synthetic at {lo if lo == hi else f'{lo} to {hi}'} x real)"
 
 
 def _unpaired_cells(row: dict, variant: str) -> list[str]:

@@ -22,7 +22,8 @@ from genaug.errors import CheckpointError
 from genaug.jobs import tell
 from genaug.locks import in_use_by
 from genaug.inventory import counted, read_json_or_none, run_state, seconds_text
-from genaug.runs import Run, atomic_write_text, machine_summary, machines_line, machines_of, read_cells, read_manifest, write_json
+from genaug.runs import (Run, atomic_write_text, machine_summary, machines_line, machines_of, read_cells, read_manifest,
+                         read_run_config, write_json)
 
 # Published figures on this test split, quoted for context; genaug did not measure them.
 QUOTED = [
@@ -380,6 +381,16 @@ VARIANT_WORDS = {"mixed": "mixed (real + synthetic)", "synthetic": "synthetic on
                  "encoded": "encoded (latent CNN)"}
 
 
+def pooled_variant_words(row: dict, variant: str) -> str:
+    """'mixed (real + synthetic at 0.50 x real)': pools of other shares sit side by side in RESULTS.md's
+    "In short", where the share was only in each pool's name or far below its table."""
+    shares = sorted({s / r for p in row["per_input_run"] for r, s in (p.get("train_images") or []) if r})
+    if variant != "mixed" or not shares:   # pooled before the counts were kept, or no real images beside
+        return VARIANT_WORDS.get(variant, variant)
+    lo, hi = f"{shares[0]:.2f}", f"{shares[-1]:.2f}"
+    return f"mixed (real + synthetic at {lo if lo == hi else f'{lo} to {hi}'} x real)"
+
+
 def verdict(comp: dict, runs_text: str | None = None) -> str:
     """One clause for a paired comparison: the difference, its interval, and what the interval allows.
     Better or worse only where the 95% interval excludes 0 and p < 0.05, no difference where neither,
@@ -387,17 +398,23 @@ def verdict(comp: dict, runs_text: str | None = None) -> str:
     beside any verdict that rests on one run a side. ``runs_text`` says what was paired, where
     "N paired runs" would not (a pooled comparison)."""
     d = comp["accuracy_difference"]
-    lo, hi = 100 * d["ci"][0], 100 * d["ci"][1]
     n = comp["pairs"]
+    runs_text = runs_text or f"{n} paired run{'s' if n != 1 else ''}"
+    return (f"{100 * d['diff']:+.1f} points of accuracy (95% CI {100 * d['ci'][0]:+.1f} to {100 * d['ci'][1]:+.1f}, "
+            f"{runs_text}): **{verdict_word(comp)}**")
+
+
+def verdict_word(comp: dict) -> str:
+    """'better', 'worse', 'no difference detected' or 'borderline (p …)', as ``verdict`` says it."""
+    d = comp["accuracy_difference"]
+    lo, hi = 100 * d["ci"][0], 100 * d["ci"][1]
     excludes_zero, significant = lo > 0 or hi < 0, d["p_value"] < 0.05
     if excludes_zero and significant:
-        word = "better" if lo > 0 else "worse"
-    elif not excludes_zero and not significant:
-        word = "no difference detected"
-    else:   # a percentile interval and its p (or McNemar's, with one run) can part at the 5% edge
-        word = f"borderline (p {_p(d['p_value'], d.get('resamples') if n > 1 else None)})"
-    runs_text = runs_text or f"{n} paired run{'s' if n != 1 else ''}"
-    return f"{100 * d['diff']:+.1f} points of accuracy (95% CI {lo:+.1f} to {hi:+.1f}, {runs_text}): **{word}**"
+        return "better" if lo > 0 else "worse"
+    if not excludes_zero and not significant:
+        return "no difference detected"
+    # a percentile interval and its p (or McNemar's, with one run) can part at the 5% edge
+    return f"borderline (p {_p(d['p_value'], d.get('resamples') if comp['pairs'] > 1 else None)})"
 
 
 # A ROC-AUC move this large against the accuracy verdict is called out; smaller ones sit within the
@@ -799,6 +816,7 @@ def results_document(run_dirs: list[Path], title: str = "Results", left_out: lis
                 line = f"*Figure: {m.group(1)} (`{m.group(2)}` in the run directory).*"
             L.append(line)
         L.append("")
+    intro += _answers_by_question(found, pooled_since)
     if pooled or answers:
         intro += ["## In short, run by run", "", "Copied from each benchmark (and pool) report's own \"In short\"; the runs' "
                   "sections below hold the tables, settings and caveats.", ""]
@@ -810,6 +828,80 @@ def results_document(run_dirs: list[Path], title: str = "Results", left_out: lis
             intro += lines
         intro += answers
     return "\n".join(intro + L)
+
+
+def _pool_question(recorded: dict, row: dict, benches: dict[str, Path]) -> tuple:
+    """What a pool row asks, as a sortable key and its words: task, model, variant (with its share of
+    synthetic images), train fraction and the pixel models' size, read from its first benchmark run's
+    config (the gathered copy, else the path the pool recorded; '?' where neither is at hand)."""
+    first = Path(str(recorded["runs"][0]))
+    cfg = {}
+    for where in (benches.get(first.name), first):
+        if where is not None and (where / "config.yaml").is_file():
+            try:
+                cfg = read_run_config(where)
+                break
+            except CheckpointError:
+                pass
+    task = {"binary": "binary", "3class": "3-class"}.get(str((cfg.get("data") or {}).get("task")), "task ?")
+    size = (cfg.get("benchmark") or {}).get("image_size", "?")
+    variant = str(row.get("variant", recorded.get("variant", "?")))
+    words = pooled_variant_words(row, variant)
+    if variant == "mixed" and words == VARIANT_WORDS["mixed"]:
+        words = "mixed (real + synthetic, share not recorded in the pool)"
+    frac = row.get("train_fraction", 1.0)
+    text = (f"{task}: {row.get('model', '?')}, {words}" + (f", train fraction {frac:g}" if frac != 1 else "")
+            + f", pixel models at {size} px")
+    order = -float(frac) if isinstance(frac, (int, float)) else 0.0   # all the training data first
+    return (task != "binary", task, str(row.get("model", "")), words, order, str(size)), text
+
+
+def _answers_by_question(found: list[tuple[Path, dict, Path]], pooled_since: dict[str, list[str]]) -> list[str]:
+    """RESULTS.md's first table: every gathered pool's rows, grouped by the question they answer, so that
+    a reader meets each question's answers side by side, the one with the most pairs first. Before it the
+    answers stood one pool after another (32 pools by session 62), and those to one question (say
+    DenseNet-121 mixed at 0.5 x, six pools) were found only by reading them all. Every number is the
+    pool's own, from its pool.json, formatted as its pool.md formats it."""
+    benches = {d.name: d for d, m, _ in found if m.get("command") == "benchmark"}
+    groups: dict[tuple, tuple[str, list[tuple]]] = {}
+    for d, manifest, _ in found:
+        recorded = read_json_or_none(d / "pool.json") if manifest.get("command") == "pool" else None
+        if not (isinstance(recorded, dict) and isinstance(recorded.get("rows"), list) and recorded.get("runs")):
+            continue
+        what = str(recorded.get("input", "GAN"))
+        for row in recorded["rows"]:
+            try:
+                key, text = _pool_question(recorded, row, benches)
+                d_ = row["accuracy_difference"]
+                half = (row.get("at_0.5") or {}).get("accuracy_difference")
+                notes = (["its runs have gained seeds since"] if d.name in pooled_since else []) + (
+                    ["made while a run was at work"] if recorded.get("at_work") else [])
+                cells = [f"{d.name}" + (f" ({'; '.join(notes)})" if notes else ""),
+                         f"{counted(int(row['input_runs']), what + ' run')} × {counted(len(row['seeds']), 'seed')}",
+                         f"{100 * row['accuracy_real']:.1f} → {100 * row['accuracy_variant']:.1f}",
+                         f"{difference_with_interval(d_)}", f"**{verdict_word(row)}**",
+                         difference_with_interval(half) if half else "—"]
+                pairs = int(row["pairs"])
+            except (AttributeError, KeyError, TypeError, IndexError, ValueError):
+                continue   # a pool.json cut short or edited by hand: its pool.md is still gathered below
+            groups.setdefault(key, (text, []))[1].append((pairs, str(manifest.get("started", "")), cells))
+    if not groups:
+        return []
+    L = ["## Pooled answers, question by question", "",
+         "Every pool run gathered here, one row per model it pooled, grouped by what it asks: the task, the model, "
+         "the variant against real (with the share of synthetic images its cells trained on), the train fraction "
+         "and the pixel models' size. Within a question the pool with the most pairs (input runs × classifier "
+         "seeds) comes first, then the newest. Each row is the pool's own numbers, at each cell's validation "
+         "threshold and, last, at the fixed threshold 0.5; its section below says which runs it pooled.", "",
+         "| question | pool | input runs × seeds | accuracy % real → variant | variant − real, points (95% CI) | "
+         "verdict | at 0.5, points (95% CI) |", "|---" * 7 + "|"]
+    for key in sorted(groups):
+        text, rows = groups[key]
+        rows.sort(key=lambda r: r[1], reverse=True)          # newest first among equals, then
+        rows.sort(key=lambda r: r[0], reverse=True)          # the most pairs first (a stable sort keeps the first)
+        for i, (_, _, cells) in enumerate(rows):
+            L.append(f"| {text if i == 0 else ''} | " + " | ".join(cells) + " |")
+    return L + [""]
 
 
 def _pooled_in(found: list[tuple[Path, dict, Path]]) -> dict[str, list[str]]:

@@ -237,7 +237,7 @@ def test_compare_command_prints_the_table_and_fails_in_one_line(tmp_path):
             "test_at_val_threshold); move it out of cells/") in r.stderr
 
 
-def _gan_runs(tmp_path, right_by_run, seeds=(0, 1, 2), real_in_each=False):
+def _gan_runs(tmp_path, right_by_run, seeds=(0, 1, 2), real_in_each=False, **settings):
     """Benchmark runs alike but for their GAN run: run 0 holds real cells (30 of 40 images right)
     and each run its mixed cells, the given number of images right."""
     base = np.ones(40, bool)
@@ -249,7 +249,7 @@ def _gan_runs(tmp_path, right_by_run, seeds=(0, 1, 2), real_in_each=False):
         cells = [_cell("cnn", "mixed", s, mixed) for s in seeds]
         if g == 0 or real_in_each:
             cells += [_cell("cnn", "real", s, base) for s in seeds]
-        runs.append(_run(tmp_path / f"b{g}", cells, gan_run=f"/runs/gan/seed{g}", seeds=len(seeds)))
+        runs.append(_run(tmp_path / f"b{g}", cells, gan_run=f"/runs/gan/seed{g}", seeds=len(seeds), **settings))
     return runs
 
 
@@ -574,3 +574,31 @@ def test_pool_real_from_takes_a_runs_real_cells_and_pools_none_of_its_other_cell
     assert (pool_dir / "pool.md").read_text() == before
     r = genaug("pool", "--redo", pool_dir, "--real-from", earlier)
     assert r.returncode == 2 and "--redo takes no --real-from" in r.stderr
+
+
+def test_results_document_sets_the_pools_of_one_question_side_by_side_most_pairs_first(tmp_path):
+    # by session 62 RESULTS.md held 32 pools one after another, six of them on DenseNet-121 mixed at 0.5 x:
+    # its answers to one question were found only by reading every pool
+    from genaug.compare import run_pool
+    runs = _gan_runs(tmp_path, [34, 30, 38], image_size=64)   # real: 30 of 40 right
+    two = run_pool(runs[:2], "mixed", n_boot=200, out_root=tmp_path / "out", name="two-gans")
+    three = run_pool(runs, "mixed", n_boot=200, out_root=tmp_path / "out", name="three-gans")
+    doc = results_document([two, three])   # the runs' configs read where the pools recorded them
+    table = doc.split("## Pooled answers, question by question")[1].split("## In short, run by run")[0]
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "pool" not in line.split("|")[2]]
+    question = "binary: cnn, mixed (real + synthetic at 0.00 x real), pixel models at 64 px"
+    assert rows[0].startswith(f"| {question} | {three.name} | 3 GAN runs × 3 seeds | 75.0 → 85.0 | +10.0 (")
+    assert rows[1].startswith(f"|  | {two.name} | 2 GAN runs × 3 seeds | 75.0 → 80.0 | +5.0 (")
+    assert len(rows) == 2 and table.count(question) == 1
+    for row, pool in zip(rows, (three, two)):   # each row is its pool's own interval and verdict
+        d = json.loads((pool / "pool.json").read_text())["rows"][0]["accuracy_difference"]
+        assert f"({100 * d['ci'][0]:+.1f} to {100 * d['ci'][1]:+.1f}) | **" in row
+    # gathered with their runs (read there), the same table; the runs alone answer no pooled question
+    for run in runs:
+        (run / "report.md").write_text("# genaug benchmark: x\n\n## In short\n\n- one GAN's answer\n")
+    assert table in results_document([*runs, two, three])
+    assert "## Pooled answers" not in results_document(runs)
+    # a pool.json edited by hand loses its rows in the table, not the document (nor its own section)
+    (two / "pool.json").write_text(json.dumps({"runs": [str(runs[0])], "rows": [1, {"model": "cnn"}]}))
+    table = (doc := results_document([two, three])).split("## In short, run by run")[0]
+    assert three.name in table and two.name not in table and f"## `genaug pool`: {two.name}" in doc
