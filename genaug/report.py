@@ -860,7 +860,7 @@ def _answers_by_question(found: list[tuple[Path, dict, Path]], pooled_since: dic
     """RESULTS.md's first table: every gathered pool's rows, grouped by the question they answer, so that
     a reader meets each question's answers side by side, the one with the most pairs first. Before it the
     answers stood one pool after another (32 pools by session 62), and those to one question (say
-    DenseNet-121 mixed at 0.5 x, six pools) were found only by reading them all. Every number is the
+    DenseNet-121 mixed at 0.5 x, seven pools) were found only by reading them all. Every number is the
     pool's own, from its pool.json, formatted as its pool.md formats it."""
     benches = {d.name: d for d, m, _ in found if m.get("command") == "benchmark"}
     groups: dict[tuple, tuple[str, list[tuple]]] = {}
