@@ -19,8 +19,8 @@ from genaug.benchmark import (DEPENDENT_VARIANTS, INPUT_RUNS, VARIANT_ONLY_SETTI
 from genaug.config import config_from_dict, data_differences, data_differences_text, parse_model_epochs
 from genaug.errors import CheckpointError, ConfigError
 from genaug.locks import in_use_by
-from genaug.report import (PAIRED_TEST_NOTE, ONE_RUN_NOTE, VARIANT_WORDS, _p, pooled_variant_words, at_half_column, calibration_text,
-                           difference_with_interval, paired_columns, short_commit, threshold_clause, verdict)
+from genaug.report import (PAIRED_TEST_NOTE, ONE_RUN_NOTE, _p, at_half_column, calibration_text, difference_with_interval,
+                           paired_columns, pooled_variant_words, short_commit, threshold_clause, verdict)
 from genaug.metrics import paired_bootstrap_diff
 from genaug.inventory import counted, seconds_text
 from genaug.quality import fid_text

@@ -872,14 +872,14 @@ def _answers_by_question(found: list[tuple[Path, dict, Path]], pooled_since: dic
         for row in recorded["rows"]:
             try:
                 key, text = _pool_question(recorded, row, benches)
-                d_ = row["accuracy_difference"]
+                diff = row["accuracy_difference"]
                 half = (row.get("at_0.5") or {}).get("accuracy_difference")
                 notes = (["its runs have gained seeds since"] if d.name in pooled_since else []) + (
                     ["made while a run was at work"] if recorded.get("at_work") else [])
                 cells = [f"{d.name}" + (f" ({'; '.join(notes)})" if notes else ""),
                          f"{counted(int(row['input_runs']), what + ' run')} × {counted(len(row['seeds']), 'seed')}",
                          f"{100 * row['accuracy_real']:.1f} → {100 * row['accuracy_variant']:.1f}",
-                         f"{difference_with_interval(d_)}", f"**{verdict_word(row)}**",
+                         difference_with_interval(diff), f"**{verdict_word(row)}**",
                          difference_with_interval(half) if half else "—"]
                 pairs = int(row["pairs"])
             except (AttributeError, KeyError, TypeError, IndexError, ValueError):
