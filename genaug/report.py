@@ -785,8 +785,9 @@ def results_document(run_dirs: list[Path], title: str = "Results", left_out: lis
     # first, since their intervals count retraining the GAN or autoencoder and a later pool holds more runs
     answers: list[str] = []
     pooled: list[tuple[str, list[str]]] = []
-    pooled_in = _pooled_in(found)
-    pooled_since = _seeds_added_since(found)
+    pools, benches = _gathered_pools(found), {d.name: d for d, m, _ in found if m.get("command") == "benchmark"}
+    pooled_in = _pooled_in(pools)
+    pooled_since = _seeds_added_since(pools, benches)
     for d, manifest, report in found:
         kind = manifest.get("command", "")
         cmds = run_commands(d, manifest)
@@ -816,7 +817,7 @@ def results_document(run_dirs: list[Path], title: str = "Results", left_out: lis
                 line = f"*Figure: {m.group(1)} (`{m.group(2)}` in the run directory).*"
             L.append(line)
         L.append("")
-    intro += _answers_by_question(found, pooled_since)
+    intro += _answers_by_question(pools, benches, pooled_since)
     if pooled or answers:
         intro += ["## In short, run by run", "", "Copied from each benchmark (and pool) report's own \"In short\"; the runs' "
                   "sections below hold the tables, settings and caveats.", ""]
@@ -856,17 +857,28 @@ def _pool_question(recorded: dict, row: dict, benches: dict[str, Path]) -> tuple
     return (task != "binary", task, str(row.get("model", "")), words, order, str(size)), text
 
 
-def _answers_by_question(found: list[tuple[Path, dict, Path]], pooled_since: dict[str, list[str]]) -> list[str]:
+def _gathered_pools(found: list[tuple[Path, dict, Path]]) -> list[tuple[Path, dict, dict]]:
+    """The gathered pool runs as (directory, manifest, pool.json), each pool.json read once for the tables and
+    pointers built from it. One edited by hand or cut short (not a mapping with a list of runs) is left out
+    of those only: its pool.md is gathered as written."""
+    pools = []
+    for d, manifest, _ in found:
+        recorded = read_json_or_none(d / "pool.json") if manifest.get("command") == "pool" else None
+        if isinstance(recorded, dict) and isinstance(recorded.get("runs"), list):
+            pools.append((d, manifest, recorded))
+    return pools
+
+
+def _answers_by_question(pools: list[tuple[Path, dict, dict]], benches: dict[str, Path],
+                         pooled_since: dict[str, list[str]]) -> list[str]:
     """RESULTS.md's first table: every gathered pool's rows, grouped by the question they answer, so that
     a reader meets each question's answers side by side, the one with the most pairs first. Before it the
     answers stood one pool after another (32 pools by session 62), and those to one question (say
     DenseNet-121 mixed at 0.5 x, seven pools) were found only by reading them all. Every number is the
     pool's own, from its pool.json, formatted as its pool.md formats it."""
-    benches = {d.name: d for d, m, _ in found if m.get("command") == "benchmark"}
     groups: dict[tuple, tuple[str, list[tuple]]] = {}
-    for d, manifest, _ in found:
-        recorded = read_json_or_none(d / "pool.json") if manifest.get("command") == "pool" else None
-        if not (isinstance(recorded, dict) and isinstance(recorded.get("rows"), list) and recorded.get("runs")):
+    for d, manifest, recorded in pools:
+        if not (isinstance(recorded.get("rows"), list) and recorded["runs"]):
             continue
         what = str(recorded.get("input", "GAN"))
         for row in recorded["rows"]:
@@ -904,17 +916,11 @@ def _answers_by_question(found: list[tuple[Path, dict, Path]], pooled_since: dic
     return L + [""]
 
 
-def _pooled_in(found: list[tuple[Path, dict, Path]]) -> dict[str, list[str]]:
+def _pooled_in(gathered_pools: list[tuple[Path, dict, dict]]) -> dict[str, list[str]]:
     """For each benchmark run whose cells a gathered pool run pooled, by run name: a line that points
     to those pools, so that one GAN's verdict is read beside the one that counts retraining it."""
     pools: dict[str, dict[tuple[str, str], list[tuple[str, str]]]] = {}
-    for d, manifest, _ in found:
-        if manifest.get("command") != "pool":
-            continue
-        recorded = read_json_or_none(d / "pool.json")
-        # a pool.json edited by hand or cut short only loses these pointers: its pool.md is gathered as written
-        if not isinstance(recorded, dict) or not isinstance(recorded.get("runs"), list):
-            continue
+    for d, manifest, recorded in gathered_pools:
         key = (str(recorded.get("variant", "?")), str(recorded.get("input", "GAN")))
         for run in recorded["runs"]:
             pools.setdefault(Path(str(run)).name, {}).setdefault(key, []).append(
@@ -931,13 +937,12 @@ def _pooled_in(found: list[tuple[Path, dict, Path]]) -> dict[str, list[str]]:
     return lines
 
 
-def _seeds_added_since(found: list[tuple[Path, dict, Path]]) -> dict[str, list[str]]:
+def _seeds_added_since(gathered_pools: list[tuple[Path, dict, dict]], benches: dict[str, Path]) -> dict[str, list[str]]:
     """For each gathered pool run whose benchmark runs (all gathered too) now hold seeds that would pair
     and that it did not pool, by pool name: a line that says so and names the newer gathered pools of
     the same runs that count them. A pool's page keeps its day's numbers (--redo refuses to change
     them), so without this its answer read as the runs' answer after they gained seeds (session 62:
     a 2-seed pool sat beside its runs' third seed with no word of it)."""
-    benches = {d.name: d for d, m, _ in found if m.get("command") == "benchmark"}
     cells: dict[str, list[dict]] = {}
 
     def seeds_pairing(runs: list[str], others: list[str], variant: str, model: str, frac: float) -> set[int]:
@@ -949,10 +954,8 @@ def _seeds_added_since(found: list[tuple[Path, dict, Path]]) -> dict[str, list[s
         return {k[0] for k in real.intersection(*(keys(r, variant) for r in runs))}
 
     pools = []   # (started, name, variant, input runs, {(model, fraction): seeds pooled}, {...: seeds pairing now})
-    for d, manifest, _ in found:
-        recorded = read_json_or_none(d / "pool.json") if manifest.get("command") == "pool" else None
-        if not (isinstance(recorded, dict) and isinstance(recorded.get("runs"), list)
-                and isinstance(recorded.get("rows"), list)):
+    for d, manifest, recorded in gathered_pools:
+        if not isinstance(recorded.get("rows"), list):
             continue
         runs = [Path(str(r)).name for r in recorded["runs"]]
         others = [Path(str(r)).name for r in (recorded.get("real_only_runs") or [])
