@@ -1,4 +1,4 @@
-"""The bench/ scripts whose output docs/PERFORMANCE.md records: each still imports what it uses from
+"""The bench/ scripts whose output docs/PERFORMANCE.md or docs/STATUS.md records: each still imports what it uses from
 genaug (a renamed function broke none of them silently), and the cheap ones still run end to end."""
 import importlib.util
 import subprocess
@@ -51,6 +51,56 @@ def test_memory_benches_give_the_same_result_whole_and_in_chunks(script, args, l
     assert (whole[0], chunked[0]) == ("all", "4") and whole[1] == chunked[1]
     if last:
         assert whole[-last:] == chunked[-last:]
+
+
+def _load(script: str):
+    spec = importlib.util.spec_from_file_location(f"bench_{script[:-3]}", BENCH / script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("y,p1,best", [
+    ([0, 1, 0, 1], [0.1, 0.4, 0.35, 0.8], 1.0),     # a threshold in (0.35, 0.4] gets all four
+    ([0, 1, 1, 0], [0.1, 0.4, 0.35, 0.8], 0.75),    # the top NORMAL costs one image whatever the threshold
+    ([0, 1], [0.5, 0.5], 0.5),                      # tied images fall on one side together
+])
+def test_label_shift_best_threshold_by_hand(y, p1, best):
+    import numpy as np
+    assert _load("label_shift.py").best_threshold_accuracy(np.array(y), np.array(p1)) == best
+
+
+def test_label_shift_em_recovers_a_shifted_prior_from_unlabelled_posteriors(tmp_path):
+    # posteriors exact under a 25% NORMAL validation split; the test split is 50% NORMAL: EM must find
+    # 0.5 from the test posteriors alone, and the correction must not lose accuracy
+    import json
+
+    import numpy as np
+    rng = np.random.default_rng(0)
+
+    def split(n_normal, n_pneumonia):
+        y = np.r_[np.zeros(n_normal, int), np.ones(n_pneumonia, int)]
+        score = rng.normal(np.where(y == 1, 1.0, -1.0), 1.0)
+        like = np.exp(-0.5 * (score[:, None] - np.array([-1.0, 1.0])) ** 2)
+        post = like * np.array([0.25, 0.75])
+        return y, post / post.sum(1, keepdims=True)
+    (tmp_path / "run" / "cells").mkdir(parents=True)
+    for seed in range(2):
+        (yv, pv), (yt, pt) = split(500, 1500), split(1000, 1000)
+        acc = lambda thr: float(((pt[:, 1] >= thr) == yt).mean())
+        cell = {"model": "cnn", "variant": "real", "train_fraction": 1.0, "seed": seed, "input_shape": [1, 16, 16],
+                "n_test": 2000, "val_probs": pv.tolist(), "val_labels": yv.tolist(), "test_probs": pt.tolist(),
+                "test_labels": yt.tolist(), "test_at_val_threshold": {"accuracy": acc(0.5)},
+                "test_at_0.5": {"accuracy": acc(0.5)}}
+        (tmp_path / "run" / "cells" / f"cnn__real__f1__seed{seed}.json").write_text(json.dumps(cell))
+        row = _load("label_shift.py").cell_figures(cell)
+        assert row["true_share"] == 0.5 and row["val_share"] == 0.25 and abs(row["em_share"] - 0.5) < 0.04
+        assert row["em_accuracy"] >= row["at_half"] and row["best_on_test"] >= row["known_prior_accuracy"]
+    header, row = _bench("label_shift.py", str(tmp_path / "run"))
+    assert header[:6] == ["model", "variant", "train fraction", "px", "test images", "cells"]
+    true, val, em = row[8].split(" (")[0].split(" / ")
+    assert row[:6] == ["cnn", "real", "1", "16", "2000", "2"] and (true, val) == ("0.500", "0.250")
+    assert abs(float(em) - 0.5) < 0.04
 
 
 def test_gpu_check_runs_its_steps_on_the_cpu_and_archives_each_run(tmp_path):
