@@ -95,13 +95,15 @@ def main() -> None:
     if not groups:
         raise SystemExit(f"no binary cell with recorded probabilities under {len(args.runs)} run(s)")
     pct = lambda v: f"{100 * np.mean(v):.1f}"
-    print("| model | variant | train fraction | px | test images | cells | accuracy % (val thr) | at 0.5 | test share of class 0: true / val / EM "
-          "(range) | accuracy %, EM-corrected | with the true test prior* | best threshold on test* |")
+    print("| model | variant | train fraction | px | test images | cells | accuracy % (val thr) | at 0.5 "
+          "| test share of class 0: true / val / EM (range) | accuracy %, EM-corrected "
+          "| with the true test prior* | best threshold on test* |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for (model, variant, fraction, px, n_test), rows in sorted(groups.items()):
         col = lambda k: [r[k] for r in rows]
         em = col("em_share")
-        print(f"| {model} | {variant} | {fraction:g} | {px} | {n_test} | {len(rows)} | {pct(col('at_val_threshold'))} | {pct(col('at_half'))} | "
+        print(f"| {model} | {variant} | {fraction:g} | {px} | {n_test} | {len(rows)} "
+              f"| {pct(col('at_val_threshold'))} | {pct(col('at_half'))} | "
               f"{np.mean(col('true_share')):.3f} / {np.mean(col('val_share')):.3f} / {np.mean(em):.3f} "
               f"({min(em):.3f}-{max(em):.3f}) | {pct(col('em_accuracy'))} | {pct(col('known_prior_accuracy'))} | "
               f"{pct(col('best_on_test'))} |")
