@@ -8,7 +8,8 @@ EM procedure of Saerens, Latinne and Decaestecker (2002) estimates it from the u
 probabilities alone, which is what a clinic could do with its own unlabelled images.
 
 This reads the validation and test probabilities that benchmark cells recorded (nothing is retrained)
-and prints, per model, variant, train fraction, input size and test split size, over the cells of the runs given:
+and prints, per model, variant, train fraction, input size and test split size, over the cells of the
+runs given:
 - accuracy at the validation threshold and at 0.5, as the benchmark reports them;
 - the first class's share of the test split: its true share, the validation split's, and EM's estimate;
 - accuracy after the EM correction (argmax of the corrected probabilities);
@@ -63,7 +64,7 @@ def cell_figures(cell: dict) -> dict | None:
     """This cell's row of figures, or None when it is not binary or lacks its probabilities."""
     if "val_probs" not in cell or "test_probs" not in cell:
         return None
-    p_test, p_val = np.asarray(cell["test_probs"], float), np.asarray(cell["val_probs"], float)
+    p_test = np.asarray(cell["test_probs"], float)   # validation enters through its labels' class mix
     if p_test.ndim != 2 or p_test.shape[1] != 2:
         return None
     y_test, y_val = np.asarray(cell["test_labels"]), np.asarray(cell["val_labels"])

@@ -1,5 +1,5 @@
-"""The bench/ scripts whose output docs/PERFORMANCE.md or docs/STATUS.md records: each still imports what it uses from
-genaug (a renamed function broke none of them silently), and the cheap ones still run end to end."""
+"""The bench/ scripts whose output docs/PERFORMANCE.md or docs/STATUS.md records: each still imports what it
+uses from genaug (a renamed function broke none of them silently), and the cheap ones still run end to end."""
 import importlib.util
 import subprocess
 import sys
@@ -10,13 +10,18 @@ import pytest
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 
-@pytest.mark.parametrize("script", sorted(p.name for p in BENCH.glob("*.py")))
-def test_bench_script_imports_and_has_a_main(script, monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCH))   # as `python bench/X.py` runs it: siblings import (throughput)
+def _load(script: str):
+    """bench/SCRIPT as a module, without running its main."""
     spec = importlib.util.spec_from_file_location(f"bench_{script[:-3]}", BENCH / script)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    assert callable(module.main)
+    return module
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in BENCH.glob("*.py")))
+def test_bench_script_imports_and_has_a_main(script, monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH))   # as `python bench/X.py` runs it: siblings import (throughput)
+    assert callable(_load(script).main)
 
 
 def _bench(*args: str) -> list[list[str]]:
@@ -51,13 +56,6 @@ def test_memory_benches_give_the_same_result_whole_and_in_chunks(script, args, l
     assert (whole[0], chunked[0]) == ("all", "4") and whole[1] == chunked[1]
     if last:
         assert whole[-last:] == chunked[-last:]
-
-
-def _load(script: str):
-    spec = importlib.util.spec_from_file_location(f"bench_{script[:-3]}", BENCH / script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.parametrize("y,p1,best", [
