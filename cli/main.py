@@ -18,8 +18,8 @@ from genaug_cli.common import build_config
 
 # The order a user runs them in: `data` to look, `gan` and `encode` to make inputs, `benchmark` to
 # answer, the result commands after; Typer would list the `data` and `gan` groups after all commands.
-COMMAND_ORDER = ("data", "gan", "encode", "benchmark", "report", "compare", "pool", "archive", "predict", "explain",
-                 "runs")
+COMMAND_ORDER = ("data", "gan", "encode", "benchmark", "report", "compare", "pool", "archive", "threshold", "predict",
+                 "explain", "runs")
 
 
 def usage_hint(message: str, ctx: typer.Context) -> str | None:
@@ -440,6 +440,50 @@ def benchmark_cmd(
     # a shard that leaves cells to other shards writes no report: name only one this command wrote
     wrote = report.is_file() and report.stat().st_mtime >= started - 1
     _announce(f"run: {run_dir}" + (f"\nreport: {report}" if wrote else ""))
+
+
+@app.command("threshold")
+def threshold_cmd(
+    folder: str = typer.Argument(..., metavar="LABELLED", help="a folder with one subfolder of labelled images per class, "
+                                                  "named as the model's classes (e.g. NORMAL/ and PNEUMONIA/), from "
+                                                  "where the model is to be used"),
+    checkpoint: str = typer.Option(..., "--checkpoint", help="models/<cell>.pt from genaug benchmark --save-models (or the run, where it saved one model)"),
+    out: str = typer.Option(..., "--out", help="the checkpoint to write, a new .pt file: the model with the new threshold, for genaug predict and explain"),
+    device: str = DEVICE_AUTO,
+):
+    ("Choose a two-class model's decision threshold on labelled images from your own site, and write a copy of "
+     "the model that uses it.\n\n"
+     "A benchmark cell chooses its threshold on its validation split, which comes from the same hospital as its "
+     "training images; on images from elsewhere the same probability can mean something else, and accuracy is "
+     "lost to a threshold that no longer fits (docs/STATUS.md, session 65). This predicts the labelled images as "
+     "genaug predict would, picks the threshold that maximises Youden's J (sensitivity + specificity - 1) on "
+     "them, as the benchmark does on validation, and prints accuracy, sensitivity and specificity at the old and "
+     "the new threshold. Those figures are measured on the very images the threshold was chosen on, so the new "
+     "one's are optimistic: judge it on other labelled images, of other patients. The checkpoint given is not "
+     "changed; the copy records where its threshold came from.")
+    from genaug.device import resolve_device
+    from genaug.predict import check_threshold_out, site_threshold, write_site_checkpoint
+
+    out_path = check_threshold_out(out)
+    checkpoint = _classifier_file(checkpoint)
+    found = site_threshold(checkpoint, folder, resolve_device(device))
+    for name, why in found["skipped"]:
+        typer.echo(f"skipped {name}: {why}", err=True)
+    counts = found["counts"]
+    typer.echo(f"{folder}: " + ", ".join(f"{counted(n, 'image')} of {c}" for c, n in counts.items())
+               + f"; ROC-AUC {found['roc_auc']:.3f}")
+    if few := [c for c, n in counts.items() if n < 25]:
+        typer.echo(f"genaug: note: fewer than 25 images of {' and '.join(few)}: a threshold chosen on so few is "
+                   "rough; label more where you can", err=True)
+    previous = found["previous"]
+    rows = [(f"{previous:.6f} (the checkpoint's)" if previous is not None else "0.5 (the likelier class)",
+             found["at_previous"]), (f"{found['threshold']:.6f} (Youden's J here)", found["at_chosen"])]
+    typer.echo(f"{'threshold on p(' + list(counts)[1] + ')':<32} accuracy  sensitivity  specificity")
+    for label, f in rows:
+        typer.echo(f"{label:<32} {f['accuracy']:8.3f}  {f['sensitivity']:11.3f}  {f['specificity']:11.3f}")
+    write_site_checkpoint(checkpoint, out_path, found, folder)
+    typer.echo(f"wrote {out_path}: genaug predict --checkpoint {out_path} IMAGES (these figures are on the images the "
+               "threshold was chosen on; judge it on others)")
 
 
 @app.command("predict")

@@ -23,7 +23,7 @@ from genaug.config import EQUALIZERS
 from genaug.data.decode import IMAGE_EXTENSIONS, UnreadableImage, decode_image, is_image_file, safe_name
 from genaug.data.folder import genaug_run_around
 from genaug.data.equalize import equalize_images
-from genaug.errors import CheckpointError, DataError
+from genaug.errors import CheckpointError, ConfigError, DataError
 from genaug.models import ConvAutoencoder, EncodedClassifier, build_classifier
 from genaug.runs import checkpoint_in_folder, enclosing_run, load_checkpoint, read_manifest, read_run_config
 from genaug.train import predict_probs
@@ -243,18 +243,26 @@ def checkpoint_probs(model, ckpt: dict, images: np.ndarray, device="cpu") -> tor
     return predict_probs(model, data, device=device, **tta)
 
 
+def images_probs(model, ckpt: dict, targets, skipped: list, device="cpu", chunk: int = 256,
+                 desc: str | None = None) -> tuple[list[str], torch.Tensor]:
+    """Names and probabilities of the readable images under ``targets``, preprocessed as the checkpoint's cell
+    was (size, equalization, test-time copies), ``chunk`` images at a time; unreadable files go to ``skipped``."""
+    names, parts = [], []
+    for chunk_names, images in image_chunks(targets, input_size(ckpt), skipped, chunk, desc=desc):
+        parts.append(checkpoint_probs(model, ckpt, equalize_images(images, ckpt.get("equalize", "none")), device))
+        names += chunk_names
+    return names, (torch.cat(parts) if parts else torch.empty(0, len(ckpt["classes"])))
+
+
 def predict_images(checkpoint: str | Path, targets, device="cpu", chunk: int = 256) -> tuple[str, list[tuple[str, str]]]:
     """CSV text (file, prediction, one probability column per class and, for two classes, the threshold
     on the second that decided the prediction) and the files skipped with reasons."""
     model, ckpt = load_classifier(checkpoint)
     classes = ckpt["classes"]
-    names, parts, skipped = [], [], []
-    for chunk_names, images in image_chunks(targets, input_size(ckpt), skipped, chunk, desc="predict"):
-        parts.append(checkpoint_probs(model, ckpt, equalize_images(images, ckpt.get("equalize", "none")), device))
-        names += chunk_names
+    skipped: list[tuple[str, str]] = []
+    names, probs = images_probs(model, ckpt, targets, skipped, device, chunk, desc="predict")
     if not names:
         raise nothing_read(skipped)
-    probs = torch.cat(parts)
     thr = decision_threshold(ckpt)
     pred = decided_classes(probs, ckpt)
     buf = io.StringIO()
@@ -265,3 +273,81 @@ def predict_images(checkpoint: str | Path, targets, device="cpu", chunk: int = 2
     for n, k, p in zip(names, pred.tolist(), probs.tolist()):
         w.writerow([n, classes[k]] + [f"{v:.6f}" for v in p] + ([f"{thr:.6f}"] if thr is not None else []))
     return buf.getvalue(), skipped
+
+
+def labelled_class_folders(folder: str | Path, classes: list[str]) -> list[Path]:
+    """``folder``'s subfolder for each of the checkpoint's classes, in its order (``NORMAL/``, ``PNEUMONIA/``)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{folder} is not a folder: give a folder with one subfolder of labelled images per class "
+                        f"({', '.join(c + '/' for c in classes)})")
+    missing = [c for c in classes if not (folder / c).is_dir()]
+    if missing:
+        raise DataError(f"{folder} has no {' or '.join(c + '/' for c in missing)} subfolder: put each class's labelled "
+                        f"images in {' and '.join(str(folder / c) + '/' for c in classes)}")
+    return [folder / c for c in classes]
+
+
+def site_threshold(checkpoint: str | Path, folder: str | Path, device="cpu") -> dict:
+    """The decision threshold that maximises Youden's J on labelled images from where the model is to be
+    used, with accuracy, sensitivity and specificity there at it and at the checkpoint's own threshold.
+
+    Why: a cell's threshold is chosen on its validation split, carved from the training images by
+    patient; on images from elsewhere the model's probabilities may mean something else. On the Kermany
+    test split the validation threshold loses accuracy that a threshold from a few labelled images of
+    that split recovers (bench/site_threshold.py, docs/STATUS.md session 65)."""
+    from genaug.metrics import choose_threshold, classification_metrics
+
+    model, ckpt = load_classifier(checkpoint)
+    classes = ckpt["classes"]
+    if len(classes) != 2:
+        raise CheckpointError(f"{classifier_file(checkpoint)} has {len(classes)} classes ({', '.join(classes)}); a "
+                              "decision threshold applies to a two-class model only")
+    skipped: list[tuple[str, str]] = []
+    probs, labels, counts = [], [], {}
+    for k, sub in enumerate(labelled_class_folders(folder, classes)):
+        names, p = images_probs(model, ckpt, [sub], skipped, device, desc=f"threshold {classes[k]}")
+        if not names:
+            raise DataError(f"no {classes[k]} image in {sub} could be read"
+                            + (f" ({skipped[-1][0]}: {skipped[-1][1]})" if skipped else ""))
+        probs.append(p)
+        labels.append(torch.full((len(names),), k, dtype=torch.long))
+        counts[classes[k]] = len(names)
+    y, probs = torch.cat(labels), torch.cat(probs)
+    previous = decision_threshold(ckpt)
+    chosen = choose_threshold(y, probs)
+    figures = lambda t: {k: classification_metrics(y, probs, classes, t)[k]
+                         for k in ("accuracy", "sensitivity", "specificity")}
+    return {"threshold": chosen, "previous": previous, "counts": counts, "skipped": skipped,
+            "at_previous": figures(0.5 if previous is None else previous), "at_chosen": figures(chosen),
+            "roc_auc": classification_metrics(y, probs, classes, chosen)["roc_auc"]}
+
+
+def write_site_checkpoint(checkpoint: str | Path, out: str | Path, chosen: dict, folder: str | Path) -> None:
+    """A copy of the classifier checkpoint with ``chosen["threshold"]`` in place of its own, and where that
+    threshold came from; the checkpoint given is left as it was."""
+    from genaug.runs import atomic_torch_save
+
+    ckpt = load_checkpoint(classifier_file(checkpoint), CLASSIFIER_KEYS, kind="classifier checkpoint")
+    ckpt["threshold"] = float(chosen["threshold"])
+    ckpt["threshold_origin"] = {"rule": "Youden's J", "chosen_on": os.fspath(Path(folder).resolve()),
+                                "images": dict(chosen["counts"]), "replaced": chosen["previous"],
+                                "from_checkpoint": os.fspath(Path(classifier_file(checkpoint)).resolve())}
+    atomic_torch_save(ckpt, Path(out))
+
+
+def check_threshold_out(out: str | Path) -> Path:
+    """``genaug threshold --out``, checked before any image is read: a new .pt file, since the checkpoint it
+    writes is a model file that nothing should silently replace (least of all the checkpoint it copies)."""
+    from genaug.data.folder import file_in_the_way
+
+    out = Path(out)
+    if out.suffix != ".pt":
+        raise ConfigError(f"--out {out}: give a file name ending in .pt (the checkpoint to write)")
+    if out.is_dir():
+        raise ConfigError(f"--out {out} is a folder; give a file name in it")
+    if out.exists():
+        raise ConfigError(f"--out {out} exists; give a new file name (genaug threshold replaces no file)")
+    if blocker := file_in_the_way(out.parent):
+        raise ConfigError(f"--out {out}: {blocker} is a file, not a folder; give a file name in a folder")
+    return out

@@ -32,7 +32,7 @@ def test_help_lists_commands_in_the_order_they_are_run():
     r = genaug("--help")
     assert r.returncode == 0
     listed = [m.group(1) for m in re.finditer(r"^│ (\w+) {2,}", r.stdout, flags=re.M)]
-    assert listed == ["data", "gan", "encode", "benchmark", "report", "compare", "pool", "archive",
+    assert listed == ["data", "gan", "encode", "benchmark", "report", "compare", "pool", "archive", "threshold",
                       "predict", "explain", "runs"]
 
 

@@ -1,0 +1,103 @@
+"""genaug threshold: a two-class model's decision threshold chosen on labelled images from the user's own site."""
+import csv
+import io
+import math
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from genaug.models import build_classifier
+from test_cli import genaug
+
+# p(PNEUMONIA) = sigmoid(8 * mean brightness - 4): brighter is more PNEUMONIA, so thresholds are worked by hand
+NORMAL_GREYS, PNEUMONIA_GREYS = (20, 60, 100, 140, 220), (150, 180, 200, 230, 250)
+
+
+def p_pneumonia(grey: int) -> float:
+    return 1 / (1 + math.exp(-(8 * grey / 255 - 4)))
+
+
+def brightness_model(path: Path, classes=("NORMAL", "PNEUMONIA"), threshold=0.9) -> Path:
+    model = build_classifier("logreg", len(classes), image_size=16)
+    with torch.no_grad():
+        model.head.weight.zero_()
+        model.head.weight[1] = 8 / 256
+        model.head.bias.copy_(torch.tensor([0.0, -4.0] + [0.0] * (len(classes) - 2)))
+    torch.save({"kind": "classifier", "model_name": "logreg", "model": model.state_dict(), "classes": list(classes),
+                "in_channels": 1, "image_size": 16, "threshold": threshold}, path)
+    return path
+
+
+def labelled_folder(root: Path) -> Path:
+    for cls, greys in (("NORMAL", NORMAL_GREYS), ("PNEUMONIA", PNEUMONIA_GREYS)):
+        (root / cls).mkdir(parents=True)
+        for g in greys:   # PNG: a uniform grey decodes to exactly g / 255
+            Image.fromarray(torch.full((24, 24), g, dtype=torch.uint8).numpy()).save(root / cls / f"g{g}.png")
+    return root
+
+
+def test_site_threshold_is_youdens_j_on_the_labelled_images(tmp_path):
+    """Worked by hand: at p(150) every PNEUMONIA image and 4 of 5 NORMAL ones are right (J 0.8, the only
+    maximum); at the checkpoint's 0.9 (grey >= 198) 3 of 5 PNEUMONIA and 4 of 5 NORMAL (220 is called PNEUMONIA)."""
+    from genaug.predict import site_threshold
+
+    found = site_threshold(brightness_model(tmp_path / "m.pt"), labelled_folder(tmp_path / "site"))
+    assert found["threshold"] == pytest.approx(p_pneumonia(150), abs=1e-5)
+    assert found["previous"] == 0.9 and found["counts"] == {"NORMAL": 5, "PNEUMONIA": 5} and not found["skipped"]
+    assert found["at_chosen"] == pytest.approx({"accuracy": 0.9, "sensitivity": 1.0, "specificity": 0.8})
+    assert found["at_previous"] == pytest.approx({"accuracy": 0.7, "sensitivity": 0.6, "specificity": 0.8})
+    assert found["roc_auc"] == pytest.approx(22 / 25)   # of 25 (PNEUMONIA, NORMAL) pairs, 3 are the wrong way round:
+    #                                                   NORMAL 220 above PNEUMONIA 150, 180 and 200
+
+
+def test_threshold_command_writes_a_copy_that_predict_uses_and_leaves_the_model_as_it_was(tmp_path):
+    model = brightness_model(tmp_path / "m.pt")
+    before = model.read_bytes()
+    site = labelled_folder(tmp_path / "site")
+    r = genaug("threshold", site, "--checkpoint", model, "--out", tmp_path / "site.pt")
+    assert r.returncode == 0, r.stderr
+    assert f"{site}: 5 images of NORMAL, 5 images of PNEUMONIA; ROC-AUC 0.880" in r.stdout
+    assert re.search(r"\n0\.900000 \(the checkpoint's\) +0\.700 +0\.600 +0\.800\n", r.stdout), r.stdout
+    assert re.search(rf"\n{p_pneumonia(150):.6f} \(Youden's J here\) +0\.900 +1\.000 +0\.800\n", r.stdout)
+    assert "fewer than 25 images of NORMAL and PNEUMONIA" in r.stderr
+    assert model.read_bytes() == before
+    saved = torch.load(tmp_path / "site.pt", weights_only=True)
+    assert saved["threshold"] == pytest.approx(p_pneumonia(150), abs=1e-5)
+    assert saved["threshold_origin"]["images"] == {"NORMAL": 5, "PNEUMONIA": 5}
+    assert saved["threshold_origin"]["replaced"] == 0.9
+    # genaug predict decides by the new threshold: grey 150 is now PNEUMONIA, 220 still is, 140 is not
+    rows = {Path(r["file"]).name: r for r in csv.DictReader(io.StringIO(genaug(
+        "predict", site, "--checkpoint", tmp_path / "site.pt").stdout))}
+    assert [rows[f"g{g}.png"]["prediction"] for g in (140, 150, 220)] == ["NORMAL", "PNEUMONIA", "PNEUMONIA"]
+    assert float(rows["g150.png"]["threshold_PNEUMONIA"]) == pytest.approx(p_pneumonia(150), abs=1e-5)
+    # run again onto the file it wrote, or onto the model itself: refused, nothing replaced
+    for out in (tmp_path / "site.pt", model):
+        r = genaug("threshold", site, "--checkpoint", model, "--out", out)
+        assert r.returncode == 2 and f"--out {out} exists; give a new file name" in r.stderr
+    assert model.read_bytes() == before
+
+
+@pytest.mark.parametrize("case,told", [
+    ("no class folder", "has no PNEUMONIA/ subfolder: put each class's labelled images in"),
+    ("empty class", "no images in"),
+    ("three classes", "has 3 classes (NORMAL, BACTERIA, VIRUS); a decision threshold applies to a two-class model only"),
+    ("not .pt", "give a file name ending in .pt"),
+])
+def test_threshold_refusals_are_one_line(tmp_path, case, told):
+    model = brightness_model(tmp_path / "m.pt", ("NORMAL", "BACTERIA", "VIRUS") if case == "three classes" else
+                             ("NORMAL", "PNEUMONIA"))
+    site = labelled_folder(tmp_path / "site")
+    if case == "no class folder":
+        for f in (site / "PNEUMONIA").iterdir():
+            f.unlink()
+        (site / "PNEUMONIA").rmdir()
+    if case == "empty class":
+        for f in (site / "NORMAL").iterdir():
+            f.unlink()
+    out = tmp_path / ("site.ckpt" if case == "not .pt" else "site.pt")
+    r = genaug("threshold", site, "--checkpoint", model, "--out", out)
+    assert r.returncode == 2 and told in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not out.exists()
