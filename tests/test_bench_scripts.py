@@ -101,6 +101,40 @@ def test_label_shift_em_recovers_a_shifted_prior_from_unlabelled_posteriors(tmp_
     assert abs(float(em) - 0.5) < 0.04
 
 
+def test_site_threshold_draws_whole_patients_in_the_class_mix():
+    import numpy as np
+    draw_site = _load("site_threshold.py").draw_site
+    labels = np.array([0] * 6 + [1] * 12)
+    patients = np.array([f"n{i // 2}" for i in range(6)] + [f"p{i // 3}" for i in range(12)])
+    for seed in range(20):
+        site = draw_site(np.random.default_rng(seed), labels, patients, 6)
+        drawn = set(patients[site])
+        assert all(i in site for i in np.flatnonzero(np.isin(patients, list(drawn))))   # no patient split
+        assert np.sum(labels[site] == 0) == 2 and np.sum(labels[site] == 1) == 6      # 1/3 of 6; 4 → 2 patients of 3
+
+
+def test_site_threshold_wins_back_what_a_wrong_validation_threshold_loses(tmp_path):
+    # test probabilities that split the classes at 0.7, and a validation threshold of 0.2 that calls every
+    # image PNEUMONIA: a threshold from 8 labelled test images is right on the rest, the validation one is not
+    import json
+
+    import numpy as np
+    from conftest import make_folder_dataset
+    data = make_folder_dataset(tmp_path / "xray", {"train": 2, "test": 12}, size=8)
+    labels, _ = _load("site_threshold.py").test_patients(data)
+    # (Youden's J puts the threshold at the lowest PNEUMONIA score drawn: all of that class score alike here)
+    p1 = np.where(labels == 1, 0.8, 0.6 + np.linspace(0, 0.05, len(labels)))
+    (tmp_path / "run" / "cells").mkdir(parents=True)
+    cell = {"model": "cnn", "variant": "real", "train_fraction": 1.0, "seed": 0, "input_shape": [1, 8, 8],
+            "test_probs": np.c_[1 - p1, p1].tolist(), "test_labels": labels.tolist(),
+            "test_at_val_threshold": {"threshold": 0.2, "accuracy": 0.5}}
+    (tmp_path / "run" / "cells" / "cnn__real__f1__seed0.json").write_text(json.dumps(cell))
+    header, row = _bench("site_threshold.py", "--data", str(data), "--sizes", "8", "--draws", "3",
+                         str(tmp_path / "run"))
+    assert header[:6] == ["model", "variant", "train fraction", "px", "cells", "site images"]
+    assert row == ["cnn", "real", "1", "8", "1", "8", "50.0", "100.0", "100.0", "100"]
+
+
 def test_gpu_check_runs_its_steps_on_the_cpu_and_archives_each_run(tmp_path):
     # a GPU lease is rare and short: the script it runs must not have rotted (a renamed flag) by then
     import os
