@@ -283,8 +283,11 @@ def labelled_class_folders(folder: str | Path, classes: list[str]) -> list[Path]
                         f"({', '.join(c + '/' for c in classes)})")
     missing = [c for c in classes if not (folder / c).is_dir()]
     if missing:
-        raise DataError(f"{folder} has no {' or '.join(c + '/' for c in missing)} subfolder: put each class's labelled "
-                        f"images in {' and '.join(str(folder / c) + '/' for c in classes)}")
+        # a dataset's root given (train/ and test/ inside, each with the class folders): name those
+        inner = sorted(d.name for d in folder.iterdir() if d.is_dir() and all((d / c).is_dir() for c in classes))
+        raise DataError(f"{folder} has no {' or '.join(c + '/' for c in missing)} subfolder: "
+                        + (f"give one of {', '.join(str(folder / d) for d in inner)}, which have them" if inner else
+                           f"put each class's labelled images in {' and '.join(str(folder / c) + '/' for c in classes)}"))
     return [folder / c for c in classes]
 
 

@@ -10,6 +10,8 @@ import torch
 from PIL import Image
 
 from genaug.models import build_classifier
+
+from conftest import make_folder_dataset
 from test_cli import genaug
 
 # p(PNEUMONIA) = sigmoid(8 * mean brightness - 4): brighter is more PNEUMONIA, so thresholds are worked by hand
@@ -82,6 +84,7 @@ def test_threshold_command_writes_a_copy_that_predict_uses_and_leaves_the_model_
 
 @pytest.mark.parametrize("case,told", [
     ("no class folder", "has no PNEUMONIA/ subfolder: put each class's labelled images in"),
+    ("a dataset's root", "has no NORMAL/ or PNEUMONIA/ subfolder: give one of {site}/test, {site}/train, which have them"),
     ("empty class", "no images in"),
     ("three classes", "has 3 classes (NORMAL, BACTERIA, VIRUS); a decision threshold applies to a two-class model only"),
     ("not .pt", "give a file name ending in .pt"),
@@ -94,10 +97,12 @@ def test_threshold_refusals_are_one_line(tmp_path, case, told):
         for f in (site / "PNEUMONIA").iterdir():
             f.unlink()
         (site / "PNEUMONIA").rmdir()
+    if case == "a dataset's root":
+        site = make_folder_dataset(tmp_path / "xray", {"train": 2, "test": 2}, size=8)
     if case == "empty class":
         for f in (site / "NORMAL").iterdir():
             f.unlink()
     out = tmp_path / ("site.ckpt" if case == "not .pt" else "site.pt")
     r = genaug("threshold", site, "--checkpoint", model, "--out", out)
-    assert r.returncode == 2 and told in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert r.returncode == 2 and told.format(site=site) in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and not out.exists()
