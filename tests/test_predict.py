@@ -86,6 +86,7 @@ def test_threshold_command_writes_a_copy_that_predict_uses_and_leaves_the_model_
     ("no class folder", "has no PNEUMONIA/ subfolder: put each class's labelled images in"),
     ("a dataset's root", "has no NORMAL/ or PNEUMONIA/ subfolder: give one of {site}/test, {site}/train, which have them"),
     ("empty class", "no images in"),
+    ("unreadable class", "no NORMAL image in {site}/NORMAL could be read ({site}/NORMAL/bad.png: not an image)"),
     ("three classes", "has 3 classes (NORMAL, BACTERIA, VIRUS); a decision threshold applies to a two-class model only"),
     ("not .pt", "give a file name ending in .pt"),
 ])
@@ -99,6 +100,10 @@ def test_threshold_refusals_are_one_line(tmp_path, case, told):
         (site / "PNEUMONIA").rmdir()
     if case == "a dataset's root":
         site = make_folder_dataset(tmp_path / "xray", {"train": 2, "test": 2}, size=8)
+    if case == "unreadable class":   # named by its class and file
+        for f in (site / "NORMAL").iterdir():
+            f.unlink()
+        (site / "NORMAL" / "bad.png").write_text("not an image")
     if case == "empty class":
         for f in (site / "NORMAL").iterdir():
             f.unlink()
