@@ -319,11 +319,11 @@ def site_threshold(checkpoint: str | Path, folder: str | Path, device="cpu") -> 
     y, probs = torch.cat(labels), torch.cat(probs)
     previous = decision_threshold(ckpt)
     chosen = choose_threshold(y, probs)
-    figures = lambda t: {k: classification_metrics(y, probs, classes, t)[k]
-                         for k in ("accuracy", "sensitivity", "specificity")}
+    at_previous, at_chosen = (classification_metrics(y, probs, classes, t)
+                              for t in (0.5 if previous is None else previous, chosen))
+    figures = lambda m: {k: m[k] for k in ("accuracy", "sensitivity", "specificity")}
     return {"threshold": chosen, "previous": previous, "counts": counts, "skipped": skipped,
-            "at_previous": figures(0.5 if previous is None else previous), "at_chosen": figures(chosen),
-            "roc_auc": classification_metrics(y, probs, classes, chosen)["roc_auc"]}
+            "at_previous": figures(at_previous), "at_chosen": figures(at_chosen), "roc_auc": at_chosen["roc_auc"]}
 
 
 def write_site_checkpoint(checkpoint: str | Path, out: str | Path, chosen: dict, folder: str | Path) -> None:
