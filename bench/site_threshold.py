@@ -6,7 +6,9 @@ Kermany test split the same probabilities mean something else (bench/label_shift
 class mix). A hospital that uses a model would label some of its own images. This simulates that from
 the probabilities the cells recorded (nothing is retrained): for each cell, draw whole test patients of each
 class until `n` images are labelled in the test split's class mix (the "site" images), choose the
-threshold on them by genaug's rule (Youden's J, `genaug.metrics.choose_threshold`), and score the rest of
+threshold on them as `genaug threshold` does (Youden's J, midway down to the next lower score:
+`genaug.metrics.choose_threshold(..., midpoint=True)`; `--rule edge` for the score itself, the benchmark's
+rule on validation), and score the rest of
 the test split at that threshold and at the cell's validation threshold: the same images for both, and
 never an image of a patient the threshold saw. Per model, variant, train fraction and input size, over
 the cells and draws: mean accuracy on the rest at each threshold, the 5th percentile of the site
@@ -59,7 +61,8 @@ def draw_site(rng: np.random.Generator, labels: np.ndarray, patients: np.ndarray
     return np.array(sorted(chosen), dtype=np.int64)
 
 
-def cell_draws(cell: dict, labels: np.ndarray, patients: np.ndarray, n: int, draws: int) -> list[tuple[float, float]]:
+def cell_draws(cell: dict, labels: np.ndarray, patients: np.ndarray, n: int, draws: int,
+               midpoint: bool = True) -> list[tuple[float, float]]:
     """(accuracy at the site threshold, at the validation threshold) on the rest of the test split, per draw."""
     probs = np.asarray(cell["test_probs"], dtype=np.float64)
     p1, val_thr = probs[:, 1], cell["test_at_val_threshold"]["threshold"]
@@ -68,7 +71,7 @@ def cell_draws(cell: dict, labels: np.ndarray, patients: np.ndarray, n: int, dra
     for _ in range(draws):
         site = draw_site(rng, labels, patients, n)
         rest = np.setdiff1d(np.arange(len(labels)), site)
-        thr = choose_threshold(torch.from_numpy(labels[site]), torch.from_numpy(probs[site]))
+        thr = choose_threshold(torch.from_numpy(labels[site]), torch.from_numpy(probs[site]), midpoint)
         acc = lambda t: float(np.mean((p1[rest] >= t).astype(int) == labels[rest]))
         out.append((acc(thr), acc(val_thr)))
     return out
@@ -82,6 +85,9 @@ def main() -> None:
     ap.add_argument("--draws", type=int, default=50, help="draws per cell and size")
     ap.add_argument("--models", default="cnn,resnet34,densenet121", help="models to include ('all': every one)")
     ap.add_argument("--all-fractions", action="store_true", help="include cells below train fraction 1")
+    ap.add_argument("--rule", choices=("midpoint", "edge"), default="midpoint",
+                    help="the site threshold: midway below the lowest score called positive (genaug threshold's), "
+                         "or that score itself (the benchmark's on validation)")
     args = ap.parse_args()
     labels, patients = test_patients(args.data)
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -100,13 +106,15 @@ def main() -> None:
         raise SystemExit(f"no binary cell of {args.data}'s test split with recorded probabilities under "
                          f"{len(args.runs)} run(s)")
     print(f"Test split of {args.data}: {len(labels)} images, {len(set(patients))} patients; "
-          f"{args.draws} draws per cell and size.\n")
+          f"{args.draws} draws per cell and size; site threshold: Youden's J, "
+          + ("midway to the next lower score.\n" if args.rule == "midpoint" else "the score itself.\n"))
     print("| model | variant | train fraction | px | cells | site images | accuracy % on the rest: validation "
           "threshold | site threshold | its 5th percentile | draws where the site threshold did better % |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for (model, variant, fraction, px), cells in sorted(groups.items()):
         for n in sizes:
-            pairs = np.array([d for c in cells for d in cell_draws(c, labels, patients, n, args.draws)])
+            pairs = np.array([d for c in cells
+                              for d in cell_draws(c, labels, patients, n, args.draws, args.rule == "midpoint")])
             print(f"| {model} | {variant} | {fraction:g} | {px} | {len(cells)} | {n} | {100 * pairs[:, 1].mean():.1f} "
                   f"| {100 * pairs[:, 0].mean():.1f} | {100 * np.percentile(pairs[:, 0], 5):.1f} "
                   f"| {100 * np.mean(pairs[:, 0] > pairs[:, 1]):.0f} |")

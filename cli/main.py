@@ -457,10 +457,11 @@ def threshold_cmd(
      "training images; on images from elsewhere the same probability can mean something else, and accuracy is "
      "lost to a threshold that no longer fits (docs/STATUS.md, session 65). This predicts the labelled images as "
      "genaug predict would, picks the threshold that maximises Youden's J (sensitivity + specificity - 1) on "
-     "them, as the benchmark does on validation, and prints accuracy, sensitivity and specificity at the old and "
-     "the new threshold. Those figures are measured on the very images the threshold was chosen on, so the new "
-     "one's are optimistic: judge it on other labelled images, of other patients. The checkpoint given is not "
-     "changed; the copy records where its threshold came from.")
+     "them, as the benchmark does on validation, placed midway between the lowest score it calls positive and "
+     "the next lower one (so that a new image just under that score is not missed), and prints accuracy, "
+     "sensitivity and specificity at the old and the new threshold. Those figures are measured on the very "
+     "images the threshold was chosen on, so the new one's are optimistic: judge it on other labelled images, "
+     "of other patients. The checkpoint given is not changed; the copy records where its threshold came from.")
     from genaug.device import resolve_device
     from genaug.predict import check_threshold_out, site_threshold, write_site_checkpoint
 

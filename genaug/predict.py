@@ -293,7 +293,8 @@ def labelled_class_folders(folder: str | Path, classes: list[str]) -> list[Path]
 
 def site_threshold(checkpoint: str | Path, folder: str | Path, device="cpu") -> dict:
     """The decision threshold that maximises Youden's J on labelled images from where the model is to be
-    used, with accuracy, sensitivity and specificity there at it and at the checkpoint's own threshold.
+    used, placed midway in the gap below the lowest score it calls positive (`choose_threshold`'s
+    ``midpoint``), with accuracy, sensitivity and specificity there at it and at the checkpoint's own threshold.
 
     Why: a cell's threshold is chosen on its validation split, carved from the training images by
     patient; on images from elsewhere the model's probabilities may mean something else. On the Kermany
@@ -318,7 +319,7 @@ def site_threshold(checkpoint: str | Path, folder: str | Path, device="cpu") -> 
         counts[classes[k]] = len(names)
     y, probs = torch.cat(labels), torch.cat(probs)
     previous = decision_threshold(ckpt)
-    chosen = choose_threshold(y, probs)
+    chosen = choose_threshold(y, probs, midpoint=True)
     at_previous, at_chosen = (classification_metrics(y, probs, classes, t)
                               for t in (0.5 if previous is None else previous, chosen))
     figures = lambda m: {k: m[k] for k in ("accuracy", "sensitivity", "specificity")}
@@ -333,7 +334,8 @@ def write_site_checkpoint(checkpoint: str | Path, out: str | Path, chosen: dict,
 
     ckpt = load_checkpoint(classifier_file(checkpoint), CLASSIFIER_KEYS, kind="classifier checkpoint")
     ckpt["threshold"] = float(chosen["threshold"])
-    ckpt["threshold_origin"] = {"rule": "Youden's J", "chosen_on": os.fspath(Path(folder).resolve()),
+    ckpt["threshold_origin"] = {"rule": "Youden's J, midway to the next lower score",
+                                "chosen_on": os.fspath(Path(folder).resolve()),
                                 "images": dict(chosen["counts"]), "replaced": chosen["previous"],
                                 "from_checkpoint": os.fspath(Path(classifier_file(checkpoint)).resolve())}
     atomic_torch_save(ckpt, Path(out))

@@ -122,7 +122,8 @@ def test_site_threshold_wins_back_what_a_wrong_validation_threshold_loses(tmp_pa
     from conftest import make_folder_dataset
     data = make_folder_dataset(tmp_path / "xray", {"train": 2, "test": 12}, size=8)
     labels, _ = _load("site_threshold.py").test_patients(data)
-    # (Youden's J puts the threshold at the lowest PNEUMONIA score drawn: all of that class score alike here)
+    # (Youden's J puts the threshold at or just under the lowest PNEUMONIA score drawn: all of that class score
+    # alike here)
     p1 = np.where(labels == 1, 0.8, 0.6 + np.linspace(0, 0.05, len(labels)))
     (tmp_path / "run" / "cells").mkdir(parents=True)
     cell = {"model": "cnn", "variant": "real", "train_fraction": 1.0, "seed": 0, "input_shape": [1, 8, 8],
@@ -133,6 +134,14 @@ def test_site_threshold_wins_back_what_a_wrong_validation_threshold_loses(tmp_pa
                          str(tmp_path / "run"))
     assert header[:6] == ["model", "variant", "train fraction", "px", "cells", "site images"]
     assert row == ["cnn", "real", "1", "8", "1", "8", "50.0", "100.0", "100.0", "100"]
+    # PNEUMONIA spread over 0.70-0.74, NORMAL at 0.00-0.05: the score itself (the lowest PNEUMONIA drawn) misses
+    # every PNEUMONIA image of the rest below it; midway down to the NORMAL images it misses none
+    p1 = np.where(labels == 1, 0.70 + np.linspace(0, 0.04, len(labels)), np.linspace(0, 0.05, len(labels)))
+    cell["test_probs"] = np.c_[1 - p1, p1].tolist()
+    (tmp_path / "run" / "cells" / "cnn__real__f1__seed0.json").write_text(json.dumps(cell))
+    rows = {rule: _bench("site_threshold.py", "--data", str(data), "--sizes", "8", "--draws", "3", "--rule", rule,
+                         str(tmp_path / "run"))[1] for rule in ("midpoint", "edge")}
+    assert rows["midpoint"][7] == "100.0" and float(rows["edge"][7]) < 100
 
 
 def test_gpu_check_runs_its_steps_on_the_cpu_and_archives_each_run(tmp_path):

@@ -45,6 +45,22 @@ def test_threshold_chosen_on_validation_separates():
     assert 0.3 < thr <= 0.35
 
 
+def test_threshold_midpoint_lies_in_the_gap_below_the_lowest_positive_counted():
+    # positives 0.9, 0.6 and 0.2, negatives 0.5, 0.3 and 0.1. At >= 0.6: TPR 2/3, FPR 0, J 2/3; at >= 0.2:
+    # TPR 1, FPR 1/3, J 2/3 too; elsewhere less. Of the two the highest score is chosen (0.6).
+    # The next lower score is the negative 0.5, so the midpoint is 0.55; it calls the same six images alike.
+    y = torch.tensor([1, 1, 1, 0, 0, 0])
+    p1 = torch.tensor([.9, .6, .2, .5, .3, .1])
+    probs = torch.stack([1 - p1, p1], 1)
+    assert choose_threshold(y, probs) == pytest.approx(0.6)
+    assert choose_threshold(y, probs, midpoint=True) == pytest.approx(0.55)
+    # a model that ranks every negative above every positive: J is greatest (0) at 1.0, calling nothing
+    # positive; the midpoint, between 1.0 and the top score 0.9, still calls nothing positive
+    flipped = torch.tensor([0, 0, 1, 1])
+    q = torch.tensor([.9, .8, .2, .1])
+    assert choose_threshold(flipped, torch.stack([1 - q, q], 1), midpoint=True) == pytest.approx(0.95)
+
+
 def test_three_class_auc_is_undefined_where_a_class_is_missing():
     probs = torch.tensor([[.8, .1, .1], [.6, .3, .1], [.2, .7, .1], [.1, .8, .1]])
     # a perfect ranking of the two classes present: torchmetrics' macro mean scores the absent class 0 (2/3)
