@@ -157,8 +157,9 @@ def _images_and_runs_passed_over(targets) -> tuple[list[Path], list[Path]]:
             below = files_below(p)
             runs = runs_below(p, below)
             passed_over += runs
-            found = sorted(q for q in below if q.is_file() and is_image_file(q) and not _hidden_below(q, p)
-                           and not any(r in q.parents for r in runs))
+            # a broken or looping link is kept, to be skipped with its reason (image_chunks), not passed over
+            found = sorted(q for q in below if (q.is_file() or q.is_symlink()) and is_image_file(q)
+                           and not _hidden_below(q, p) and not any(r in q.parents for r in runs))
             if not found and runs:
                 raise DataError(f"no images in {target} outside the genaug runs in it ({len(runs)}, e.g. {runs[0]}), "
                                 "whose images genaug made: name a run's folder to read its images")
@@ -168,7 +169,7 @@ def _images_and_runs_passed_over(targets) -> tuple[list[Path], list[Path]]:
             files.extend(found)
     unique, seen = [], set()
     for f in files:   # a file named and also inside a named folder is predicted once
-        if (real := f.resolve()) not in seen:
+        if (real := os.path.realpath(f)) not in seen:   # (Path.resolve raises on a looping link)
             seen.add(real)
             unique.append(f)
     if not unique:
@@ -188,6 +189,8 @@ def image_chunks(targets, size: int, skipped: list, chunk: int = 256, desc: str 
     with tqdm(total=len(files), desc=desc, unit="img", leave=False, disable=None if desc else True) as bar:
         for f in files:
             try:
+                if not f.is_file():
+                    raise UnreadableImage("broken or looping symbolic link")   # as genaug's data folders say
                 arrays.append(decode_image(os.fspath(f), size))
                 names.append(safe_name(os.fspath(f)))
             except UnreadableImage as exc:

@@ -84,6 +84,29 @@ def test_commands_on_hostile_folder_finish_and_record_skips(hostile, tmp_path, t
     assert _snapshot(hostile) == before
 
 
+def test_threshold_and_predict_on_hostile_labelled_images_name_each_file_they_skip(hostile, tmp_path):
+    """genaug threshold reads a user's own labelled images, where such files turn up: each unreadable one is
+    named with its reason, the looping link too (it was passed over without a word), and the rest are used."""
+    from test_predict import brightness_model
+
+    model, site = brightness_model(tmp_path / "m.pt"), hostile / "train"
+    before = _snapshot(hostile)
+    r = genaug("threshold", site, "--checkpoint", model, "--out", tmp_path / "site.pt")
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    said = dict(line.split(": ", 1) for line in r.stderr.splitlines() if line.startswith("skipped "))
+    d = f"skipped {site}/NORMAL"
+    assert said == {f"{d}/IM-0800-0001.jpeg": "not an image", f"{d}/IM-0801-0001.jpeg": "not an image",
+                    f"{d}/IM-0802-0001.png": "not an image", f"{d}/IM-0803-0001.png": "too small (1x1)",
+                    f"{d}/IM-0806-0001.png": "decompression-bomb guard (image too large)",
+                    f"{d}/IM-0807-0001.png": "broken or looping symbolic link"}
+    # the 16 made, the 16-bit, CMYK and oddly named ones, and batch2/'s (read below a folder given)
+    assert f"{site}: 20 images of NORMAL, 16 images of PNEUMONIA" in r.stdout
+    r = genaug("predict", site / "NORMAL", "--checkpoint", tmp_path / "site.pt")
+    assert r.returncode == 0 and len(r.stdout.splitlines()) == 1 + 20
+    assert f"skipped {site}/NORMAL/IM-0807-0001.png: broken or looping symbolic link" in r.stderr
+    assert _snapshot(hostile) == before
+
+
 def test_unreadable_file_is_skipped_with_its_reason(tmp_path, monkeypatch):
     """A file the user may not read is skipped and named, not a traceback. Root reads every file
     whatever its mode, so under root (as in CI here) the operating system's refusal is simulated
