@@ -91,6 +91,7 @@ def test_threshold_command_writes_a_copy_that_predict_uses_and_leaves_the_model_
 @pytest.mark.parametrize("case,told", [
     ("no class folder", "has no PNEUMONIA/ subfolder: put each class's labelled images in"),
     ("a dataset's root", "has no NORMAL/ or PNEUMONIA/ subfolder: give one of {site}/test, {site}/train, which have them"),
+    ("one class's folder", "{site}/NORMAL is the NORMAL folder of {site}: give {site}, which holds NORMAL/ and PNEUMONIA/"),
     ("empty class", "no images in"),
     ("unreadable class", "no NORMAL image in {site}/NORMAL could be read ({site}/NORMAL/bad.png: not an image)"),
     ("three classes", "has 3 classes (NORMAL, BACTERIA, VIRUS); a decision threshold applies to a two-class model only"),
@@ -114,6 +115,7 @@ def test_threshold_refusals_are_one_line(tmp_path, case, told):
         for f in (site / "NORMAL").iterdir():
             f.unlink()
     out = tmp_path / ("site.ckpt" if case == "not .pt" else "site.pt")
-    r = genaug("threshold", site, "--checkpoint", model, "--out", out)
+    given = site / "NORMAL" if case == "one class's folder" else site
+    r = genaug("threshold", given, "--checkpoint", model, "--out", out)
     assert r.returncode == 2 and told.format(site=site) in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and not out.exists()
