@@ -285,10 +285,11 @@ def labelled_class_folders(folder: str | Path, classes: list[str]) -> list[Path]
         raise DataError(f"{folder} is not a folder: give a folder with one subfolder of labelled images per class "
                         f"({', '.join(c + '/' for c in classes)})")
     missing = [c for c in classes if not (folder / c).is_dir()]
-    if missing and folder.resolve().name in classes and all((folder.resolve().parent / c).is_dir() for c in classes):
+    real = folder.resolve()
+    if missing and real.name in classes and all((real.parent / c).is_dir() for c in classes):
         # one class's folder given (SITE/NORMAL): every image in it is of that class, so no threshold follows
-        raise DataError(f"{folder} is the {folder.resolve().name} folder of {folder.resolve().parent}: give "
-                        f"{folder.resolve().parent}, which holds {' and '.join(c + '/' for c in classes)}")
+        raise DataError(f"{folder} is the {real.name} folder of {real.parent}: give {real.parent}, which holds "
+                        f"{' and '.join(c + '/' for c in classes)}")
     if missing:
         # a dataset's root given (train/ and test/ inside, each with the class folders): name those
         inner = sorted(d.name for d in folder.iterdir() if d.is_dir() and all((d / c).is_dir() for c in classes))
