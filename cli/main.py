@@ -241,8 +241,12 @@ def data_split_cmd(
     if left_out := s.get("labels", {}).get("values_left_out"):
         typer.echo("left out rows with labels no --class names: "
                    + ", ".join(f"{v!r} {n}" for v, n in list(left_out.items())[:8]))
+    if blank := s.get("labels", {}).get("rows_without_image_or_label"):
+        typer.echo(f"left out {blank} {'row' if blank == 1 else 'rows'} without an image or a label")
     if s["skipped"]:
-        n = len(s["skipped"])
+        lab = s.get("labels")
+        # a labels file's missing files are named in split.json up to 20, then counted in one entry
+        n = lab["files_not_found"] + lab["files_given_two_classes"] if lab else len(s["skipped"])
         typer.echo(f"skipped {n} {'entry' if n == 1 else 'entries'} (listed with their reasons in split.json)")
     typer.echo(f"wrote {to} (split recorded in {Path(to) / 'split.json'})")
 

@@ -1029,8 +1029,8 @@ def test_a_labels_csv_cannot_reach_outside_its_folder_or_name_a_folder_path(tmp_
     (tmp_path / "ok.csv").write_text("\n".join(rows + ["../../secret.png,NORMAL"]) + "\n")
     made = write_labelled_split(images, tmp_path / "ok.csv", tmp_path / "out", "file", "finding")
     assert made["images"]["train"]["NORMAL"] + made["images"]["test"]["NORMAL"] == 8       # not the ninth
-    assert {"path": "../../secret.png", "reason": "listed in the labels file, not found under the images"} \
-        in made["skipped"]
+    assert {"path": "../../secret.png", "reason": "listed in the labels file, outside the images folder (give a "
+            "SOURCE that holds it)"} in made["skipped"]
     # no patient column: patients from the names, as for class folders (IM-0000-0001 -> IM-0000)
     assert made["files_without_patient_id"] == 0 and made["patients"]["train"] + made["patients"]["test"] == 8
     (tmp_path / "bad.csv").write_text("\n".join(rows[:2] + [rows[2].replace(",NORMAL", ",A/B")]) + "\n")

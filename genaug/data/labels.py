@@ -65,13 +65,24 @@ def read_labels(csv_path: Path, image_column: str, label_column: str, patient_co
 def _find_image(images: Path, listed: str) -> str | None:
     """The file ``listed`` names under ``images``, relative to it: as written, or with an image extension
     added (RSNA lists patientId, its files are <patientId>.dcm)."""
-    root = os.path.normpath(images)
+    # absolute, so that a listed absolute path inside the folder is found whether SOURCE was given relative
+    # or absolute (it was found only for an absolute SOURCE: found in session 67)
+    root = os.path.abspath(images)
     listed = listed.replace("\\", "/")   # a table written on Windows
     for candidate in [listed] + [listed + ext for ext in IMAGE_EXTENSIONS]:
         path = os.path.normpath(os.path.join(root, candidate))
         if path.startswith(root + os.sep) and os.path.isfile(path):   # no '../' out of the folder
             return os.path.relpath(path, root)
     return None
+
+
+def _not_found_reason(images: Path, listed: str) -> str:
+    """Why a listed file was not taken: missing, or a file that lies outside the folder (a '../' path, or an
+    absolute one elsewhere), which the user can mend by giving the folder above it as SOURCE."""
+    path = os.path.join(os.path.abspath(images), listed.replace("\\", "/"))
+    if os.path.isfile(path):
+        return "listed in the labels file, outside the images folder (give a SOURCE that holds it)"
+    return "listed in the labels file, not found under the images"
 
 
 def _link_name(rel: str) -> str:
@@ -111,7 +122,7 @@ def _match_rows(rows: list[dict], images: Path, values: dict, separator: str | N
         if rel is None:
             missing += 1
             if missing <= 20:
-                skipped.append((safe_name(row["image"]), "listed in the labels file, not found under the images"))
+                skipped.append((safe_name(row["image"]), _not_found_reason(images, row["image"])))
             continue
         if len(matched) > 1 or (rel in found and found[rel][0] != matched[0]):
             conflicts.add(rel)
@@ -179,7 +190,11 @@ def write_labelled_split(images: Path, csv_path: Path, dest: Path, image_column:
         raise DataError(f"two listed files would both be linked as {dup}; give --patient-column, or rename them")
     extra = {"labels": {"file": str(csv_path.resolve()), "image_column": image_column, "label_column": label_column,
                         "patient_column": patient_column, "classes": values or None, "separator": separator,
-                        "rows": len(rows), "values_left_out": dict(other_values.most_common())}}
+                        "rows": len(rows), "values_left_out": dict(other_values.most_common()),
+                        # split.json names the first 20 files not found; these count them all, and the rows
+                        # that were left out without a name to list
+                        "files_not_found": missing, "files_given_two_classes": len(conflicts),
+                        "rows_without_image_or_label": blank}}
     labels_of = {c: k for k, c in enumerate(classes)}
     return write_split_folder(images, dest, classes, rels, targets, [labels_of[found[r][0]] for r in rels],
                               patients, skipped, test_fraction, seed, unnamed=unnamed, extra=extra)
