@@ -316,7 +316,9 @@ def test_a_look_at_a_free_run_does_not_refuse_a_process_starting_then(tmp_path):
     fd = os.open(run.dir / ".genaug-lock", os.O_RDONLY)
     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)    # what in_use_by (genaug runs) does for a moment
     threading.Timer(0.08, os.close, (fd,)).start()
-    open_run(run.dir, "gan").close()                  # started during that moment: waits it out
+    opened = open_run(run.dir, "gan")                 # started during that moment: waits it out, not refused
+    assert opened.dir == run.dir and opened.manifest["command"] == "gan"
+    opened.close()
 
 
 @pytest.mark.parametrize("command, own", [
