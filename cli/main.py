@@ -501,6 +501,8 @@ def predict_cmd(
     device: str = DEVICE_AUTO,
 ):
     """Class probabilities for new images, preprocessed as the model was trained (size and threshold from the checkpoint)."""
+    import csv
+    import io
     from pathlib import Path
 
     from genaug.device import resolve_device
@@ -515,7 +517,8 @@ def predict_cmd(
         typer.echo(f"skipped {name}: {why}", err=True)
     if out:
         atomic_write_text(Path(out), text)
-        n = text.count(chr(10)) - 1
+        # rows, not lines: a file name may hold a newline, which the CSV quotes (found in session 67)
+        n = sum(1 for _ in csv.reader(io.StringIO(text))) - 1
         typer.echo(f"wrote {out} ({n} {'image' if n == 1 else 'images'}, {len(skipped)} skipped)")
     else:
         typer.echo(text, nl=False)

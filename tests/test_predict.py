@@ -119,3 +119,16 @@ def test_threshold_refusals_are_one_line(tmp_path, case, told):
     r = genaug("threshold", given, "--checkpoint", model, "--out", out)
     assert r.returncode == 2 and told.format(site=site) in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_predict_counts_images_not_lines_where_a_file_name_holds_a_newline_or_comma(tmp_path):
+    # found in session 67: two images, one named with a newline, were told as "3 images"
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for name, grey in (("line\nbreak.png", 200), ("a,b.png", 20)):
+        Image.fromarray(torch.full((24, 24), grey, dtype=torch.uint8).numpy()).save(folder / name)
+    r = genaug("predict", folder, "--checkpoint", brightness_model(tmp_path / "m.pt"), "--out", tmp_path / "p.csv")
+    assert r.returncode == 0 and f"wrote {tmp_path / 'p.csv'} (2 images, 0 skipped)" in r.stdout, r.stdout + r.stderr
+    rows = {Path(row["file"]).name: row for row in csv.DictReader(open(tmp_path / "p.csv", newline=""))}
+    assert set(rows) == {"line\nbreak.png", "a,b.png"}
+    assert float(rows["line\nbreak.png"]["p_PNEUMONIA"]) == pytest.approx(p_pneumonia(200), abs=1e-5)
