@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 from pathlib import Path
@@ -97,9 +98,19 @@ def training_subset(cfg: Config, run: Run, bundle: DataBundle, fraction: float) 
     kept are listed in the run's TRAINING_LIST."""
     keep = subsample_by_patient(bundle.train.labels, bundle.train.patients, fraction, cfg.data.split_seed)
     sub = dataclasses.replace(bundle, splits={**bundle.splits, "train": bundle.train.subset(keep)})
-    atomic_write_text(run.path(TRAINING_LIST), "".join(f"{p}\n" for p in sub.train.paths))
+    atomic_write_text(run.path(TRAINING_LIST), training_list_text(sub.train.paths))
     run.save_manifest(train_fraction=fraction, train_images=len(sub.train))
     return sub
+
+
+# A file name may hold a newline or bytes that are not UTF-8: the list holds one JSON string a line under
+# this first line. Lists written before it (plain lines) are still read. Found in session 67: a name not in
+# UTF-8 stopped the reading with a UnicodeDecodeError, and one with a newline was recorded as two files.
+TRAINING_LIST_HEADER = "# genaug training list: one JSON string per line"
+
+
+def training_list_text(paths) -> str:
+    return "".join(f"{line}\n" for line in [TRAINING_LIST_HEADER, *(json.dumps(p) for p in paths)])
 
 
 def read_training_list(run_dir: Path) -> set[str] | None:
@@ -108,7 +119,10 @@ def read_training_list(run_dir: Path) -> set[str] | None:
     path = Path(run_dir) / TRAINING_LIST
     if not path.is_file():
         return None
-    return {line for line in path.read_text().splitlines() if line}
+    lines = path.read_text(encoding="utf-8", errors="surrogateescape").split("\n")
+    if lines[0] == TRAINING_LIST_HEADER:
+        return {json.loads(line) for line in lines[1:] if line}
+    return {line for line in lines if line}
 
 
 def held_out_seen(learnt_from: set[str] | None, bundle: DataBundle,

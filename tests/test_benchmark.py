@@ -705,6 +705,7 @@ def test_low_data_cells_get_a_gan_that_saw_only_their_own_patients(tmp_path):
     """One --train-fraction: the benchmark's own GAN learns from those patients only, its cells say so
     and carry no upper-bound note; a larger fraction may reuse it (the patients nest); a smaller
     fraction is refused in one line, since that GAN saw images its cells would not train on."""
+    from genaug.jobs import read_training_list
     prof = tmp_path / "tiny.yaml"
     prof.write_text(TINY.replace("demo_train: 80", "demo_train: 160"))   # >= 16 NORMAL images at 0.5
     out = tmp_path / "o"
@@ -714,7 +715,7 @@ def test_low_data_cells_get_a_gan_that_saw_only_their_own_patients(tmp_path):
     run = only_run(out, "benchmark")
     gan_run = Path(json.loads((run / "manifest.json").read_text())["gan_run"])
     gan_manifest = json.loads((gan_run / "manifest.json").read_text())
-    listed = (gan_run / "training_images.txt").read_text().split()
+    listed = read_training_list(gan_run)
     assert gan_manifest["train_fraction"] == 0.5 and gan_manifest["train_images"] == len(listed)
     gan_cfg = (gan_run / "config.yaml").read_text()
     assert "epochs: 4" in gan_cfg and "train_fraction: 0.5" in gan_cfg   # TINY's 2 epochs, as many steps

@@ -523,6 +523,19 @@ def test_training_subset_keeps_the_benchmark_patients_nested_and_lists_them(tmp_
     assert read_training_list(tmp_path) is None
 
 
+def test_a_training_list_keeps_file_names_with_newlines_or_bytes_that_are_not_utf8(tmp_path):
+    # found in session 67: such a name stopped the reading (UnicodeDecodeError) or was recorded as two files
+    from genaug.jobs import read_training_list, training_list_text
+    from genaug.runs import TRAINING_LIST, atomic_write_text
+    names = [os.fsdecode(b"/d/train/NORMAL/IM-0808-\xff\xfe.png"), "/d/train/NORMAL/IM-0809\n0001.png",
+             '/d/train/PNEUMONIA/person1_"x"\\y.jpeg']
+    atomic_write_text(tmp_path / TRAINING_LIST, training_list_text(names))
+    assert read_training_list(tmp_path) == set(names)
+    # a list written before, one plain name a line, is read as it was
+    (tmp_path / TRAINING_LIST).write_text("/d/train/NORMAL/IM-0001-0001.jpeg\n/d/train/NORMAL/IM-0002-0001.jpeg\n")
+    assert read_training_list(tmp_path) == {"/d/train/NORMAL/IM-0001-0001.jpeg", "/d/train/NORMAL/IM-0002-0001.jpeg"}
+
+
 @pytest.mark.parametrize("spec,task,needle", [
     ("", "binary", "no data given"),
     ("/no/such/folder", "binary", "data folder not found"),
