@@ -756,29 +756,28 @@ def run() -> None:
         app()  # standalone: usage errors print click's message and exit 2
     except GenaugError as exc:
         removed = getattr(exc, "removed_run", None)
-        typer.echo(f"genaug: error: {exc}" + (f" (run folder {removed} removed: it held nothing yet)" if removed else ""),
-                   err=True)
+        _error(f"{exc}" + (f" (run folder {removed} removed: it held nothing yet)" if removed else ""))
         sys.exit(2)
     except OSError as exc:
         if is_disk_full(exc):   # a full disk under a write that is not genaug's own
-            typer.echo(f"genaug: error: no space left on the disk{f' writing {exc.filename}' if exc.filename else ''}: "
-                       f"free some space, then {_again(exc)}", err=True)
+            _error(f"no space left on the disk{f' writing {exc.filename}' if exc.filename else ''}: "
+                   f"free some space, then {_again(exc)}")
             sys.exit(2)
         if exc.filename is None:   # not about a path the user gave: a bug or the system, keep the traceback
             raise
         # e.g. --out on a read-only or missing mount, a full disk: name the path, not a traceback
-        typer.echo(f"genaug: error: {exc.strerror or exc}: {exc.filename} (check that the paths given exist "
-                   "and can be written, and that the disk has space)", err=True)
+        _error(f"{exc.strerror or exc}: {exc.filename} (check that the paths given exist "
+               "and can be written, and that the disk has space)")
         sys.exit(2)
     except (MemoryError, RuntimeError) as exc:
         if not is_out_of_memory(exc):
             raise
         # `--image-size 100000` ended in numpy's "_ArrayMemoryError" traceback while the demo images were drawn
         detail = " ".join(str(exc).split())[:300]
-        typer.echo(f"genaug: error: out of memory ({detail}): "
-                   + (f"lower --image-size or --batch-size in a new run, or run fewer jobs at once or free memory "
-                      f"and then {_again(exc)}" if resumable(sys.argv[1:]) else
-                      f"run fewer jobs at once or free memory, then {_again(exc)}"), err=True)
+        _error(f"out of memory ({detail}): "
+               + (f"lower --image-size or --batch-size in a new run, or run fewer jobs at once or free memory "
+                  f"and then {_again(exc)}" if resumable(sys.argv[1:]) else
+                  f"run fewer jobs at once or free memory, then {_again(exc)}"))
         sys.exit(2)
     except (Interrupted, KeyboardInterrupt) as exc:
         # Checkpoints, cells and shards are written atomically as they finish, so stopping here
@@ -786,6 +785,12 @@ def run() -> None:
         signum = getattr(exc, "signum", signal.SIGINT)
         typer.echo(stopped_message(sys.argv[1:], signum, getattr(exc, "run_dir", None)), err=True)
         sys.exit(128 + signum)   # the shell's convention: 130 for Ctrl-C, 143 for SIGTERM
+
+
+def _error(text: str) -> None:
+    """A user's error as one line on stderr: a newline in a path or name the message quotes is shown as
+    \\n, not as the start of another line (a run name holding one broke the line in session 67)."""
+    typer.echo("genaug: error: " + text.replace("\r", "\\r").replace("\n", "\\n"), err=True)
 
 
 def is_out_of_memory(exc: BaseException) -> bool:

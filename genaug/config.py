@@ -248,7 +248,7 @@ def check_seed(value: int, what: str) -> int:
 def check_run_name(name: str) -> str:
     """A run's ``--name`` names one folder, after the time stamp, inside the command's folder."""
     if any(c in name for c in "/\\\0"):
-        raise ConfigError(f"--name (config key 'run.name') must be a plain name, without '/', got '{name}'; "
+        raise ConfigError(f"--name (config key 'run.name') must be a plain name, without '/', got {name!r}; "
                           "use --out for the folder the run goes in")
     return name
 
@@ -265,9 +265,10 @@ def check_new_run_name(name: str) -> str:
     if bad := sorted({c for c in name if not (c.isalnum() or c in "_-.+=@%,:")}):
         shown = ", ".join("a space" if c == " " else repr(c) for c in bad)
         plain = "".join(c if c not in bad else "-" for c in name).strip("-")
-        raise ConfigError(f"--name (config key 'run.name') '{name}' holds {shown}, which a shell would need quoted "
+        # the name as Python writes it: a newline in it broke the one-line error in two (session 67)
+        raise ConfigError(f"--name (config key 'run.name') {name!r} holds {shown}, which a shell would need quoted "
                           f"in every command that names the run; use letters, digits and - _ . + = @ % , : "
-                          f"(e.g. '{plain}')")
+                          + (f"(e.g. {plain!r})" if plain else "(or leave --name out)"))
     # the run's folder is <time stamp>-<name>[-N] (and superseded-<that> beside cells moved by --supersede);
     # a folder name holds 255 bytes, and a longer --name failed as "File name too long: <path>" (session 58)
     if (size := len(name.encode("utf-8"))) > MAX_RUN_NAME_BYTES:

@@ -731,6 +731,14 @@ def test_a_labels_csv_that_does_not_fit_is_one_line(tmp_path, extra, said):
     assert not (tmp_path / "rsna").exists()
 
 
+def test_an_error_quoting_a_path_with_a_newline_stays_one_line(tmp_path):
+    # found in session 67: a run name holding a newline broke the one-line error in two; any path or name
+    # an error quotes may hold one
+    r = genaug("runs", "--out", tmp_path / "no\nsuch")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert r.stderr.startswith(f"genaug: error: run root not found: {tmp_path}/no\\nsuch (give --out")
+
+
 @pytest.mark.parametrize("args,resumable", [(["gan", "--class", "all"], True), (["encode"], True),
                                             (["benchmark", "--resume", "r"], True), (["gan", "sample"], False),
                                             (["data", "info", "--data", "x"], False), (["predict", "a.png"], False)])

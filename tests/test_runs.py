@@ -129,6 +129,11 @@ def test_a_run_name_with_a_path_in_it_is_refused_and_makes_no_folder(tmp_path, n
 
 @pytest.mark.parametrize("name,told", [("my run", "'my run' holds a space, which a shell"),
                                        ('a"b$c', "'a\"b$c' holds '\"', '$', which a shell"),
+                                       # one line, whatever the name holds; no empty name offered (session 67)
+                                       ("a\nb", "'a\\nb' holds '\\n', which a shell would need quoted"),
+                                       (" ", "' ' holds a space, which a shell would need quoted in every command "
+                                             "that names the run; use letters, digits and - _ . + = @ % , : (or "
+                                             "leave --name out)"),
                                        # a folder name holds 255 bytes: "File name too long: <path>" (session 58)
                                        ("é" * 101, "is 202 bytes long; a run's folder adds its time stamp to the "
                                                    "name, and a folder name holds at most 255 bytes: use at most 200")])
