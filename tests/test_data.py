@@ -540,6 +540,9 @@ def test_a_training_list_keeps_file_names_with_newlines_or_bytes_that_are_not_ut
     ("", "binary", "no data given"),
     ("/no/such/folder", "binary", "data folder not found"),
     ("medmnist:nope", "binary", "unknown MedMNIST dataset 'nope'"),
+    # the medmnist: prefix left out: told how to write it (session 67)
+    ("PneumoniaMNIST", "binary", "data folder not found: PneumoniaMNIST; for the MedMNIST dataset, give --data "
+                                 "medmnist:pneumoniamnist"),
     ("missing.npz", "binary", "npz file not found"),
     ("medmnist:pneumoniamnist", "3class", "--task 3class needs Kermany file names"),
 ])

@@ -80,6 +80,8 @@ def check_data_spec(spec: str, task: str = "binary") -> None:
             raise DataError(f"npz file not found: {spec}")
         _check_task(task)
     else:
+        if spec.lower() in INFO and not Path(spec).exists():   # the prefix left out (session 67)
+            raise DataError(f"data folder not found: {spec}; for the MedMNIST dataset, give --data medmnist:{spec.lower()}")
         scan_folder(Path(spec), task)   # lists files, opens none: classes and empty splits are told at once
 
 
