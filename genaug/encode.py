@@ -38,6 +38,9 @@ AE_KEYS = ("kind", "model", "image_size", "latent_channels")
 
 
 def load_autoencoder(path: str | Path, image_size: int | None = None, latent_channels: int | None = None):
+    """The autoencoder a genaug encode run saved, in eval mode (as load_generator and load_classifier give
+    theirs: in training mode its batch norms would use, and update, each batch's statistics), and its
+    checkpoint dict."""
     ckpt = load_checkpoint(path, AE_KEYS, kind="autoencoder checkpoint")
     if ckpt["kind"] != "autoencoder":
         raise CheckpointError(f"{path} is a {ckpt['kind']} checkpoint, not an autoencoder")
@@ -49,7 +52,7 @@ def load_autoencoder(path: str | Path, image_size: int | None = None, latent_cha
                               f"{latent_channels}")
     model = ConvAutoencoder(ckpt["image_size"], ckpt["latent_channels"])
     model.load_state_dict(ckpt["model"])
-    return model, ckpt
+    return model.eval(), ckpt
 
 
 def autoencoder_of(enc_dir: str | Path) -> Path:

@@ -214,6 +214,21 @@ def test_saved_models_predict_the_test_split_as_their_cells_scored_it(tmp_path, 
     heat = sorted(only_run(tmp_path / "ex", "explain").glob("*_gradcam.png"))[0]
     assert Image.open(heat).size == (2 * 32, 32)   # the image and its overlay side by side, at 32 px
 
+def readme_python_block(**paths) -> dict:
+    """Run README.md's "From Python" block with its example paths replaced by ``paths``; its names after."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    code = re.search(r"## From Python\n.*?```python\n(.*?)```", readme, flags=re.S).group(1)
+    for name, value in paths.items():
+        if name == "xrays":
+            code = code.replace('"xrays/"', repr(str(value)))
+        else:
+            code, n = re.subn(rf'^{name} = "[^"]*"', f"{name} = {str(value)!r}", code, flags=re.M)
+            assert n == 1, name
+    names: dict = {}
+    exec(compile(code, "README.md", "exec"), names)
+    return names
+
+
 @pytest.mark.slow
 def test_benchmark_end_to_end_on_tiny_demo_and_resume(tmp_path, tiny):
     out = tmp_path / "o"
@@ -255,6 +270,17 @@ def test_benchmark_end_to_end_on_tiny_demo_and_resume(tmp_path, tiny):
     assert all(float(row["threshold_PNEUMONIA"]) == pytest.approx(thr, abs=1e-6) for row in rows)
     assert all(row["prediction"] == ("PNEUMONIA" if float(row["p_PNEUMONIA"]) >= thr else "NORMAL") for row in rows)
     assert "skipped" in r.stderr and "notes.png" in r.stderr
+    # the README's "From Python" block, on this run's own inputs and saved model, gives what the commands do
+    manifest = json.loads((run / "manifest.json").read_text())
+    names = readme_python_block(encode_run=manifest["encode_run"],
+                                generator=Path(manifest["gan_run"]) / "generator-conditional.pt",
+                                classifier=run / "models" / "cnn__real__f1__seed0.pt", xrays=imgs)
+    assert names["ae"].training is False
+    assert tuple(names["z"].shape) == (2, 16, 2, 2) and tuple(names["x"].shape) == (2, 1, 32, 32)   # TINY's sizes
+    gen_size = torch.load(Path(manifest["gan_run"]) / "generator-conditional.pt", weights_only=True)["image_size"]
+    assert names["images"].shape == (16, gen_size, gen_size) and names["images"].dtype == np.uint8
+    assert [row["prediction"] for row in rows] == names["predicted"] and len(names["skipped"]) == 1
+    assert [float(row["p_PNEUMONIA"]) for row in rows] == pytest.approx(names["probs"][:, 1].tolist(), abs=1e-6)
     # several targets, as a shell glob gives them; a file named again, or inside a named folder, once
     one = sorted((imgs / "PNEUMONIA").glob("*.jpeg"))[0]
     r = genaug("predict", one, imgs / "NORMAL", one, "--checkpoint", run / "models" / "cnn__real__f1__seed0.pt")
