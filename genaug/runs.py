@@ -31,6 +31,7 @@ from typing import Any, Iterable, Iterator
 import torch
 
 from genaug import __version__, distributed, locks
+from genaug.config import closest_name
 from genaug.data.folder import file_in_the_way
 from genaug.errors import CheckpointError, ConfigError, DiskFull, GenaugError, is_disk_full
 from genaug.locks import LOCK_NAME, in_use_by
@@ -640,6 +641,8 @@ def read_manifest(directory: str | Path, command: str = "") -> dict:
     not UTF-8, or naming no command)."""
     d = Path(directory)
     mf = d / "manifest.json"
+    if not d.exists():   # was "is not a genaug run (no manifest.json)" of a mistyped path (session 67)
+        raise CheckpointError(f"run not found: {d}{missing_run_hint(d)}")
     if not mf.is_file():
         raise CheckpointError(f"{d} is not a genaug run (no manifest.json){nearby_runs_hint(d, command)}")
     try:
@@ -662,7 +665,7 @@ def open_run(directory: str | Path, command: str, clear_stale: bool = True, hold
     if d.is_file():   # the report.md or checkpoint a run printed, pasted as the run
         raise CheckpointError(f"{d} is a file, not a run directory{nearby_runs_hint(d)}")
     if not d.is_dir():
-        raise CheckpointError(f"run directory not found: {d}")
+        raise CheckpointError(f"run directory not found: {d}{missing_run_hint(d)}")
     manifest = read_manifest(d, command)   # a folder that is no run is refused before a lock or log is written into it
     run = Run(d, command)
     run.manifest.update(manifest)
@@ -765,6 +768,8 @@ def archive_run(directory: str | Path, dest_root: str | Path) -> tuple[Path, lis
     """
     src = Path(directory)
     mf = src / "manifest.json"
+    if not src.exists():
+        raise CheckpointError(f"run not found: {src}{missing_run_hint(src)}")
     if not mf.is_file():
         raise CheckpointError(f"{src} is not a genaug run (no manifest.json){nearby_runs_hint(src) or '; give a run directory'}")
     command = read_manifest(src)["command"]
@@ -860,6 +865,23 @@ def enclosing_run(directory: str | Path) -> Path | None:
     """The run that ``directory`` lies inside (its cells/, synthetic/ or latents/), if any."""
     return next((d for d in Path(directory).resolve().parents[:3]
                  if (d / "config.yaml").is_file() and (d / "manifest.json").is_file()), None)
+
+
+def missing_run_hint(directory: str | Path) -> str:
+    """For a 'run not found' error: the runs beside where ``directory`` would be whose names it begins (a
+    name cut short when copied) or that it nearly spells; else ''."""
+    d = Path(directory)
+    try:
+        runs = sorted(e.name for e in d.parent.iterdir() if (e / "manifest.json").is_file())
+    except OSError:
+        return ""
+    near = [n for n in runs if n.startswith(d.name)] if d.name else []
+    if not near and (close := closest_name(d.name, runs, cutoff=0.85)):
+        near = [close]
+    if not near:
+        return ""
+    shown = ", ".join(str(d.parent / n) for n in near[:3]) + (f" ({len(near)} in all)" if len(near) > 3 else "")
+    return f"; did you mean {shown}?"
 
 
 def nearby_runs_hint(directory: str | Path, command: str = "") -> str:

@@ -438,6 +438,28 @@ def test_a_folder_inside_a_run_given_as_the_run_names_the_run(tmp_path):
                               "name that folder")
 
 
+def test_a_run_name_cut_short_or_mistyped_is_told_the_run_it_nearly_names(tmp_path):
+    # found in session 67: `genaug report OUT/benchmark/20261206-01270` (the 8 cut off) was told "is not a
+    # genaug run (no manifest.json)" of a folder that does not exist
+    from genaug.runs import read_manifest
+    runs = [new_run(tmp_path / "out", "benchmark", name, {"a": 1}) for name in ("densenet-real", "densenet-mixed")]
+    for run in runs:
+        run.close()
+    real = runs[0].dir
+    cut = real.parent / real.name[:-2]   # "…-densenet-re"
+    for wrong in (cut, real.parent / (real.name[:-1] + "x")):
+        with pytest.raises(CheckpointError) as err:
+            read_manifest(wrong)
+        assert str(err.value) == f"run not found: {wrong}; did you mean {real}?"
+    with pytest.raises(CheckpointError) as err:   # begins both: both offered
+        archive_run(real.parent / real.name[:16], tmp_path / "arch")
+    assert str(err.value).startswith(f"run not found: {real.parent / real.name[:16]}; did you mean ")
+    assert str(real) in str(err.value) and str(runs[1].dir) in str(err.value)
+    with pytest.raises(CheckpointError, match=r"^run directory not found: .*/nothing-like-it$"):
+        open_run(real.parent / "nothing-like-it", "benchmark")
+    assert not (tmp_path / "arch").exists()
+
+
 def test_a_folder_above_runs_given_as_a_run_names_the_runs_of_the_kind_wanted(tmp_path):
     """Found in session 60: `genaug report docs/runs/pool` (for docs/runs/pool/*) was told only "is not a genaug
     run (no manifest.json)"; the runs are two levels down at most (OUT/<command>/<run>)."""
