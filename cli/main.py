@@ -147,13 +147,13 @@ def _checkpoint_file(path: str, pattern: str, writer: str) -> str:
     from pathlib import Path
 
     from genaug.errors import ConfigError
-    from genaug.runs import checkpoint_in_folder
+    from genaug.runs import checkpoint_in_folder, missing_run_hint
     if Path(path).is_dir():
         found = str(checkpoint_in_folder(Path(path), pattern, "--checkpoint", writer))
         typer.echo(f"--checkpoint {path}: using {found}, the {pattern} file in it", err=True)
         return found
     if not Path(path).is_file():
-        raise ConfigError(f"--checkpoint {path}: no such file (give {pattern} from {writer})")
+        raise ConfigError(f"--checkpoint {path}: no such file (give {pattern} from {writer}){missing_run_hint(path)}")
     return path
 
 

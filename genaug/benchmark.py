@@ -38,7 +38,7 @@ from genaug.metrics import (bootstrap_ci, calibration_error, choose_threshold, c
 from genaug.models import CLASSIFIERS, build_classifier, check_input_size
 from genaug.inventory import counted, duration, run_state, seconds_text
 from genaug.locks import in_use_by
-from genaug.runs import Run, atomic_torch_save, enclosing_run, nearby_runs_hint, not_a_run_of, save_safetensors, git_commit, machine_info, machines_of, new_run, open_run, read_cells, read_run_config, running, write_json, write_run_config
+from genaug.runs import Run, atomic_torch_save, enclosing_run, missing_run_hint, nearby_runs_hint, not_a_run_of, save_safetensors, git_commit, machine_info, machines_of, new_run, open_run, read_cells, read_run_config, running, write_json, write_run_config
 from genaug.tracking import Tracker, tracker_for
 from genaug.train import (as_tensor, class_weights, fit_classifier, latent_spread, make_ema, predict_probs,
                           recompute_batchnorm, train_one_epoch)
@@ -147,7 +147,8 @@ def check_given_input_run(cfg: Config, given: str, key: str, what: str) -> Path:
     if not d.is_dir():
         # runs saved before input runs were stored absolute name them from the folder the run was made in
         relative = "" if d.is_absolute() else f" (a relative path, read from {Path.cwd()})"
-        raise CheckpointError(f"--{key.replace('_', '-')} {d} is not a directory{relative}")
+        raise CheckpointError(f"--{key.replace('_', '-')} {d} not found{relative}"
+                              f"{missing_run_hint(d, key.removesuffix('_run'))}")
     if not (d / "manifest.json").is_file() and (run := enclosing_run(d)):
         # taken as a plain folder, its data settings and the images its GAN or autoencoder learnt from would go
         # unchecked, and pool would count the run and this folder as two input runs

@@ -32,7 +32,7 @@ def _cells(run_dir: Path) -> list[dict]:
     cells_dir = run_dir / "cells"
     if not (run_dir / "manifest.json").is_file() or not cells_dir.is_dir():
         if not run_dir.exists():
-            raise CheckpointError(f"benchmark run not found: {run_dir}{missing_run_hint(run_dir)}")
+            raise CheckpointError(f"benchmark run not found: {run_dir}{missing_run_hint(run_dir, 'benchmark')}")
         why = (not_a_run_of(run_dir, "benchmark", "this command") or nearby_runs_hint(run_dir, "benchmark")
                or " (no manifest.json and cells/)")
         raise CheckpointError(f"{run_dir} is not a genaug benchmark run{why}")
@@ -586,7 +586,7 @@ def redo_pool(run_dir: str | Path) -> Path:
     manifest keeps when and how it was redone; refused before anything is written."""
     d = Path(run_dir)
     if not d.is_dir():
-        raise CheckpointError(f"pool run not found: {d}{missing_run_hint(d)}" if not d.exists() else
+        raise CheckpointError(f"pool run not found: {d}{missing_run_hint(d, 'pool')}" if not d.exists() else
                               f"{d} is a file, not a run directory{nearby_runs_hint(d)}")
     if (why := not_a_run_of(d, "pool", "genaug pool --redo")) or not (d / "pool.json").is_file():
         raise CheckpointError(f"{d} is not a genaug pool run{why or nearby_runs_hint(d, 'pool') or ' (no pool.json)'}")

@@ -251,7 +251,7 @@ def load_checkpoint(path: str | Path, expected_keys: Iterable[str] = (), kind: s
     if path.is_dir():
         raise CheckpointError(f"{kind} {path} is a folder; {checkpoints_in(path)}")
     if not path.is_file():
-        raise CheckpointError(f"{kind} not found: {path}")
+        raise CheckpointError(f"{kind} not found: {path}{missing_run_hint(path)}")
     if path.suffix == ".safetensors":   # written beside the .pt for other tools: weights only, no settings
         beside = path.with_suffix(".pt")
         raise CheckpointError(f"{kind} {path} holds the weights only, for other tools; give "
@@ -642,7 +642,7 @@ def read_manifest(directory: str | Path, command: str = "") -> dict:
     d = Path(directory)
     mf = d / "manifest.json"
     if not d.exists():   # was "is not a genaug run (no manifest.json)" of a mistyped path (session 67)
-        raise CheckpointError(f"run not found: {d}{missing_run_hint(d)}")
+        raise CheckpointError(f"run not found: {d}{missing_run_hint(d, command)}")
     if not mf.is_file():
         raise CheckpointError(f"{d} is not a genaug run (no manifest.json){nearby_runs_hint(d, command)}")
     try:
@@ -665,7 +665,7 @@ def open_run(directory: str | Path, command: str, clear_stale: bool = True, hold
     if d.is_file():   # the report.md or checkpoint a run printed, pasted as the run
         raise CheckpointError(f"{d} is a file, not a run directory{nearby_runs_hint(d)}")
     if not d.is_dir():
-        raise CheckpointError(f"run directory not found: {d}{missing_run_hint(d)}")
+        raise CheckpointError(f"run directory not found: {d}{missing_run_hint(d, command)}")
     manifest = read_manifest(d, command)   # a folder that is no run is refused before a lock or log is written into it
     run = Run(d, command)
     run.manifest.update(manifest)
@@ -867,12 +867,13 @@ def enclosing_run(directory: str | Path) -> Path | None:
                  if (d / "config.yaml").is_file() and (d / "manifest.json").is_file()), None)
 
 
-def missing_run_hint(directory: str | Path) -> str:
-    """For a 'run not found' error: the runs beside where ``directory`` would be whose names it begins (a
-    name cut short when copied) or that it nearly spells; else ''."""
+def missing_run_hint(directory: str | Path, command: str = "") -> str:
+    """For a 'run not found' error: the runs beside where ``directory`` would be (of ``command`` where one
+    is wanted) whose names it begins (a name cut short when copied) or that it nearly spells; else ''."""
     d = Path(directory)
     try:
-        runs = sorted(e.name for e in d.parent.iterdir() if (e / "manifest.json").is_file())
+        runs = sorted(e.name for e in d.parent.iterdir() if (e / "manifest.json").is_file()
+                      and (not command or command_of(e) in (command, f"{command}-sample")))
     except OSError:
         return ""
     near = [n for n in runs if n.startswith(d.name)] if d.name else []

@@ -591,7 +591,8 @@ def test_shards_split_the_cells_and_the_last_one_writes_the_report(tmp_path, tin
     r = genaug("benchmark", "--resume", run, "--variants", "real,mixed", "--extend-only")
     assert r.returncode == 2 and "needs --gan-run" in r.stderr and (run / "config.yaml").read_text() == config
     r = genaug("benchmark", "--resume", run, "--variants", "real,mixed", "--gan-run", tmp_path / "nope", "--extend-only")
-    assert r.returncode == 2 and "is not a directory" in r.stderr and (run / "config.yaml").read_text() == config
+    assert r.returncode == 2 and f"--gan-run {tmp_path / 'nope'} not found" in r.stderr \
+        and (run / "config.yaml").read_text() == config
     for bad in (["--resume", run, "--extend-only"], ["--resume", run, "--seeds", 4, "--extend-only", "--shard", "1/2"]):
         r = genaug("benchmark", *bad)
         assert r.returncode == 2 and "--extend-only adds cells to a run" in r.stderr and "Traceback" not in r.stderr

@@ -441,7 +441,7 @@ def test_a_folder_inside_a_run_given_as_the_run_names_the_run(tmp_path):
 def test_a_run_name_cut_short_or_mistyped_is_told_the_run_it_nearly_names(tmp_path):
     # found in session 67: `genaug report OUT/benchmark/20261206-01270` (the 8 cut off) was told "is not a
     # genaug run (no manifest.json)" of a folder that does not exist
-    from genaug.runs import read_manifest
+    from genaug.runs import missing_run_hint, read_manifest
     runs = [new_run(tmp_path / "out", "benchmark", name, {"a": 1}) for name in ("densenet-real", "densenet-mixed")]
     for run in runs:
         run.close()
@@ -457,6 +457,10 @@ def test_a_run_name_cut_short_or_mistyped_is_told_the_run_it_nearly_names(tmp_pa
     assert str(real) in str(err.value) and str(runs[1].dir) in str(err.value)
     with pytest.raises(CheckpointError, match=r"^run directory not found: .*/nothing-like-it$"):
         open_run(real.parent / "nothing-like-it", "benchmark")
+    # where one kind of run is wanted (--gan-run, --resume of a gan run), runs of another are not offered
+    assert missing_run_hint(cut, "benchmark") == f"; did you mean {real}?" and missing_run_hint(cut, "gan") == ""
+    with pytest.raises(CheckpointError, match=r"^run directory not found: .*-densenet-re$"):
+        open_run(cut, "gan")
     assert not (tmp_path / "arch").exists()
 
 
