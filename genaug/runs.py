@@ -767,10 +767,7 @@ def archive_run(directory: str | Path, dest_root: str | Path) -> tuple[Path, lis
     Returns (archive directory, files copied, [(file left out, why)]).
     """
     src = Path(directory)
-    mf = src / "manifest.json"
-    if not src.exists():
-        raise CheckpointError(f"run not found: {src}{missing_run_hint(src)}")
-    if not mf.is_file():
+    if src.exists() and not (src / "manifest.json").is_file():   # read_manifest tells a path that is not there
         raise CheckpointError(f"{src} is not a genaug run (no manifest.json){nearby_runs_hint(src) or '; give a run directory'}")
     command = read_manifest(src)["command"]
     check_folder_root(dest_root, "--to", "archives")
