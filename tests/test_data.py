@@ -299,6 +299,23 @@ def test_files_without_patient_ids_named_alike_in_two_folders_are_two_patients(t
     assert not any("in both train/val and the dataset's own test split" in n for n in notes), notes
 
 
+def test_a_patient_in_train_and_the_given_test_split_is_noted_in_the_singular(tmp_path):
+    # found in session 68: "1 patient ids occur ... (e.g. person1 is bacterial in train, viral in test)" read
+    # as though the example were about the user's data; it is a fact of the Kermany set
+    for split, cls, names in (("train", "NORMAL", ["person1_a", "person2_a", "person3_a", "person4_a"]),
+                              ("train", "PNEUMONIA", ["person5_bacteria_1", "person6_bacteria_2",
+                                                      "person7_bacteria_3", "person8_bacteria_4"]),
+                              ("test", "NORMAL", ["person1_b"]), ("test", "PNEUMONIA", ["person9_virus_5"])):
+        (tmp_path / split / cls).mkdir(parents=True, exist_ok=True)
+        for i, name in enumerate(names):
+            Image.new("L", (16, 16), 40 * i + (0 if cls == "NORMAL" else 20)).save(tmp_path / split / cls / f"{name}.png")
+    notes = [n for n in load_data(str(tmp_path), 16, val_fraction=0.25, cache_dir=None).notes
+             if "own test split" in n]
+    assert len(notes) == 1 and notes[0].startswith("1 patient id occurs in both train/val and the dataset's own "
+                                                   "test split (e.g. person1)"), notes
+    assert "in the Kermany set, person1 is bacterial in train, viral in test" in notes[0]
+
+
 def test_cache_hit_and_invalidation(folder_data, tmp_path):
     cache = tmp_path / "cache"
     rels = sorted(str(p.relative_to(folder_data)) for p in (folder_data / "train").rglob("*.jpeg"))

@@ -57,10 +57,10 @@ def check_patient_disjoint(bundle: DataBundle) -> None:
     test_clash = patient_overlap(tr + va, bundle.splits["test"].patients)
     if test_clash and bundle.source == "folder":
         bundle.notes.append(
-            f"{len(test_clash)} patient ids occur in both train/val and the dataset's own test split "
-            f"(e.g. {', '.join(sorted(test_clash)[:3])}); the test split is used as published and never "
-            "modified; the ids may be reused numbers (e.g. person1 is bacterial in train, viral in test), "
-            "which the file names alone cannot settle")
+            f"{len(test_clash)} patient {'id occurs' if len(test_clash) == 1 else 'ids occur'} in both train/val "
+            f"and the dataset's own test split (e.g. {', '.join(sorted(test_clash)[:3])}); the test split is used "
+            "as published and never modified; the ids may be reused numbers (in the Kermany set, person1 is "
+            "bacterial in train, viral in test), which the file names alone cannot settle")
 
 
 def check_data_spec(spec: str, task: str = "binary") -> None:
