@@ -832,7 +832,8 @@ def stopped_message(args: list[str], signum: int, run_dir=None) -> str:
     if resumable(args):
         if run_dir is None:
             return f"genaug: {word} before its run directory was made; nothing to resume"
-        return f"genaug: {word}; finished epochs and cells are saved: rerun with {resume_command(args, run_dir)}"
+        kept = "finished epochs and cells are" if args[0] == "benchmark" else "finished epochs are"   # gan, encode
+        return f"genaug: {word}; {kept} saved: rerun with {resume_command(args, run_dir)}"
     return f"genaug: {word}"
 
 

@@ -749,6 +749,9 @@ def test_a_stopped_command_names_resume_only_where_it_can_resume(args, resumable
     assert said.startswith("genaug: interrupted") and (f"genaug {args[0]} --resume /runs/benchmark/20261203-1" in said) \
         == resumable
     assert stopped_message(args, signal.SIGTERM, "/r").startswith("genaug: stopped by SIGTERM")
+    # found in session 68: a stopped gan said its "finished epochs and cells are saved"; only benchmark has cells
+    assert ("finished epochs and cells are saved" in said) == (resumable and args[0] == "benchmark")
+    assert ("finished epochs are saved" in said) == (resumable and args[0] != "benchmark")
     if resumable:   # stopped before it made or opened a run: there is none to name
         assert stopped_message(args, signal.SIGINT, None) == \
             "genaug: interrupted before its run directory was made; nothing to resume"
