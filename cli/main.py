@@ -335,6 +335,8 @@ def gan_cmd(
         conditioning=conditioning, aux_weight=aux_weight, train_fraction=train_fraction))
     cfg = build_config(profile, **given)  # before importing torch: a bad profile is told at once
     _check_data(cfg, resume, data, profile)
+    if not resume:
+        _check_gan_flags_take_effect(cfg, conditioning, aux_weight)
     if class_ is not None and not resume:   # a mistyped --class, too, is told before torch loads ('' too)
         from genaug.data import classes_from_spec, resolve_classes
         known = classes_from_spec(cfg.data.data, cfg.data.task)
@@ -344,6 +346,20 @@ def gan_cmd(
 
     run_dir = run_gan(cfg, class_, resume=resume, given=given)
     _announce(f"run: {run_dir}")
+
+
+def _check_gan_flags_take_effect(cfg, conditioning: str | None, aux_weight: float | None) -> None:
+    """Refuse a flag the run would ignore (found in session 68: --aux-weight beside label-plane conditioning, and
+    --conditioning beside --per-class, trained as though they were not given)."""
+    from genaug.errors import ConfigError
+    for flag, given in (("--conditioning", conditioning), ("--aux-weight", aux_weight)):
+        if given is not None and cfg.gan.per_class:
+            raise ConfigError(f"{flag} {given} has no effect with per-class GANs (gan.per_class), which are "
+                              "unconditional: drop one of the two")
+    if aux_weight is not None and cfg.gan.conditioning != "acgan":
+        raise ConfigError(f"--aux-weight weighs the class loss of --conditioning acgan; this run would use "
+                          f"conditioning {cfg.gan.conditioning}, which has none: add --conditioning acgan, or drop "
+                          "--aux-weight")
 
 
 @gan_app.command("sample")

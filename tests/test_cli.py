@@ -177,6 +177,13 @@ def test_data_info_folder_and_json(tmp_path):
     (["benchmark", "--data", "demo", "--batch-size", "1"], "'benchmark.batch_size' must be at least 2"),
     (["encode", "--data", "demo", "--threads", "-1"], "'run.threads' must be 0 (torch's default) or more"),
     (["gan", "--data", "demo", "--conditioning", "acgan", "--aux-weight", "-1"], "'gan.aux_weight' must be >= 0"),
+    # found in session 68: each trained as though the flag were not given
+    (["gan", "--data", "demo", "--aux-weight", "0.5"], "genaug: error: --aux-weight weighs the class loss of "
+     "--conditioning acgan; this run would use conditioning channels, which has none: add --conditioning acgan, or "
+     "drop --aux-weight"),
+    (["gan", "--data", "demo", "--per-class", "--conditioning", "acgan"], "genaug: error: --conditioning acgan has no "
+     "effect with per-class GANs (gan.per_class), which are unconditional: drop one of the two"),
+    (["gan", "--data", "demo", "--per-class", "--aux-weight", "0.3"], "--aux-weight 0.3 has no effect with per-class"),
     (["benchmark", "--data", "demo", "--models", "vgg99"], "unknown model vgg99"),
     (["benchmark", "--data", "demo", "--variants", "fake"], "unknown variant fake"),
     (["benchmark", "--data", "demo", "--models", ","], "no model given (--models or benchmark.models is empty): name at least one of cnn,"),
