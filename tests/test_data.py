@@ -414,6 +414,51 @@ def test_medmnist_npz_any_size(tmp_path):
     assert full.val_origin.startswith("given")
 
 
+def _npz_with(path, **changes):
+    """A small valid .npz (train 20, val 6, test 8 images of 28 px) with ``changes`` made (None: key dropped)."""
+    arrays = dict(np.load(io.BytesIO(_npz_bytes(28))))
+    arrays.update(changes)
+    np.savez(path, **{k: v for k, v in arrays.items() if v is not None})
+    return path
+
+
+_U8 = np.zeros((20, 28, 28), np.uint8)
+
+
+# found in session 68: each gave a traceback, or was read as something it was not (float pixels in [0, 1] as
+# near-black 8-bit ones, 16-bit pixels wrapped, (N, k) multi-hot labels as N * k labels)
+@pytest.mark.parametrize("changes,told", [
+    (dict(val_labels=None), "lacks 'val_labels' (expected MedMNIST keys train_images, train_labels, test_images, "
+                            "test_labels and, optionally, val_images with val_labels)"),
+    (dict(val_images=None), "lacks 'val_images'"),
+    (dict(train_labels=np.zeros((19, 1), np.uint8)), ": train has 20 images but 19 labels; give one label per image"),
+    (dict(train_labels=np.arange(20) % 2 - 1), ": train_labels holds -1; class indices start at 0"),
+    (dict(train_labels=np.linspace(0, 1, 20)), ": train_labels holds float64 values that are not whole numbers"),
+    (dict(train_labels=np.zeros((20, 3), np.uint8)), ": train_labels has shape (20, 3): one label per image is "
+                                                     "needed (multi-label sets such as ChestMNIST are not supported)"),
+    (dict(test_images=_U8[:0], test_labels=np.zeros((0, 1), np.uint8)), ": test has no images; every split given "
+                                                                         "needs some"),
+    (dict(train_images=_U8 / 255.0), ": train_images holds float64 pixels; genaug reads 8-bit images (uint8, 0-255) "
+                                     "as MedMNIST stores them: convert them first, e.g. (x * 255).round()"),
+    (dict(train_images=_U8.astype(np.uint16)), ": train_images holds uint16 pixels;"),
+    (dict(train_images=np.zeros((20, 3, 28, 28), np.uint8)), ": train_images has shape (20, 3, 28, 28); expected "
+                                                             "(N, H, W) greyscale or (N, H, W, C) with C 1, 3 or 4"),
+    (dict(train_images=np.array([1, "a"] * 10, dtype=object)), ": train arrays cannot be read (ValueError: Object "
+                                                               "arrays cannot be loaded when allow_pickle=False)"),
+])
+def test_a_malformed_npz_is_told_by_array(tmp_path, changes, told):
+    from genaug.errors import DataError
+    with pytest.raises(DataError) as caught:
+        load_npz(_npz_with(tmp_path / "x.npz", **changes), 16)
+    assert told in str(caught.value)
+
+
+def test_an_npz_with_one_channel_last_is_greyscale(tmp_path):
+    arrays = dict(np.load(io.BytesIO(_npz_bytes(28))))
+    b = load_npz(_npz_with(tmp_path / "x.npz", **{k: v[..., None] for k, v in arrays.items() if "images" in k}), 28)
+    assert b.train.images.shape == (20, 28, 28) and np.array_equal(b.train.images, arrays["train_images"])
+
+
 @pytest.fixture
 def loopback_server(tmp_path):
     served = tmp_path / "served"

@@ -95,6 +95,42 @@ def _resize_stack(images: np.ndarray, size: int) -> np.ndarray:
     return np.stack([np.asarray(Image.fromarray(im).resize((size, size), Image.BILINEAR)) for im in images])
 
 
+def _npz_split(npz, path: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """``split``'s images (N, H, W[, C]) uint8 and labels (N,) int64, checked (found in session 68: labels without
+    their images, a count that differed, negative or multi-label labels, an empty split, channels first, float or
+    16-bit pixels and object arrays each gave a traceback, or were read as something they were not)."""
+    where = f"{path}: {split}"
+    try:
+        images, labels = np.asarray(npz[f"{split}_images"]), np.asarray(npz[f"{split}_labels"])
+    except Exception as exc:   # zipfile.BadZipFile, EOFError, ValueError (object arrays), zlib.error, ...
+        raise DataError(f"{where} arrays cannot be read ({type(exc).__name__}: {str(exc)[:100]}); save plain numeric "
+                        "arrays with numpy.savez") from None
+    if images.ndim == 4 and images.shape[-1] == 1:
+        images = images[..., 0]
+    if not (images.ndim == 3 or (images.ndim == 4 and images.shape[-1] in (3, 4))):
+        raise DataError(f"{where}_images has shape {images.shape}; expected (N, H, W) greyscale or (N, H, W, C) with "
+                        "C 1, 3 or 4, channels last as MedMNIST stores them")
+    if images.dtype != np.uint8:
+        raise DataError(f"{where}_images holds {images.dtype} pixels; genaug reads 8-bit images (uint8, 0-255) as "
+                        "MedMNIST stores them: convert them first, "
+                        + ("e.g. (x * 255).round().astype('uint8') for values in [0, 1]" if images.dtype.kind == "f"
+                           else "scaling their range to 0-255"))
+    if labels.ndim == 2 and labels.shape[1] > 1:
+        raise DataError(f"{where}_labels has shape {labels.shape}: one label per image is needed (multi-label sets "
+                        "such as ChestMNIST are not supported)")
+    labels = labels.reshape(-1)
+    if labels.dtype.kind not in "iub" and not (labels.dtype.kind == "f" and np.all(labels == np.round(labels))):
+        raise DataError(f"{where}_labels holds {labels.dtype} values that are not whole numbers; give class "
+                        "indices 0, 1, ...")
+    if len(labels) != len(images):
+        raise DataError(f"{where} has {len(images)} images but {len(labels)} labels; give one label per image")
+    if len(images) == 0:
+        raise DataError(f"{where} has no images; every split given needs some")
+    if labels.min() < 0:
+        raise DataError(f"{where}_labels holds {int(labels.min())}; class indices start at 0")
+    return images, labels.astype(np.int64)
+
+
 def load_npz(path: Path, size: int, labels: dict[int, str] | None = None) -> DataBundle:
     """Read a MedMNIST-format .npz ({train,val,test}_{images,labels}) at ``size`` px."""
     path = Path(path)
@@ -105,16 +141,17 @@ def load_npz(path: Path, size: int, labels: dict[int, str] | None = None) -> Dat
         keys = set(npz.files)
     except (OSError, ValueError) as exc:
         raise DataError(f"{path} is not a readable .npz file ({str(exc)[:100]})") from None
-    for split in ("train", "test"):
-        for kind in ("images", "labels"):
-            if f"{split}_{kind}" not in keys:
-                raise DataError(f"{path} lacks '{split}_{kind}' (expected MedMNIST keys train_images, ...)")
+    for split in ("train", "val", "test"):
+        for kind, other in (("images", "labels"), ("labels", "images")):
+            if f"{split}_{kind}" not in keys and (split != "val" or f"val_{other}" in keys):
+                raise DataError(f"{path} lacks '{split}_{kind}' (expected MedMNIST keys train_images, train_labels, "
+                                "test_images, test_labels and, optionally, val_images with val_labels)")
     splits = {}
     for split in ("train", "val", "test"):
         if f"{split}_images" not in keys:
             continue
-        imgs = _resize_stack(npz[f"{split}_images"], size)
-        labs = np.asarray(npz[f"{split}_labels"]).reshape(-1).astype(np.int64)
+        imgs, labs = _npz_split(npz, path, split)
+        imgs = _resize_stack(imgs, size)
         # MedMNIST has no patient ids: each image is its own "patient" (the fallback rule).
         names = [f"{split}/{i:05d}" for i in range(len(imgs))]
         splits[split] = ImageSet(imgs, labs, names, names)
