@@ -268,7 +268,11 @@ def load_checkpoint(path: str | Path, expected_keys: Iterable[str] = (), kind: s
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt file, pickle with code, truncated zip...
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{kind} {path} cannot be loaded safely ({first[:160]}); "
+        # its first sentence: torch's go on with advice cut off mid-phrase (found in session 68: "... there is a
+        # high); is it ...")
+        first = first.split(". ")[0].rstrip(".")
+        first = first if len(first) <= 160 else first[:159] + "…"
+        raise CheckpointError(f"{kind} {path} cannot be loaded safely ({first}); "
                               "is it a genaug checkpoint and complete?") from None
     if not isinstance(ckpt, dict):
         raise CheckpointError(f"{kind} {path} is not a genaug checkpoint (expected a dict)")
