@@ -35,7 +35,7 @@ from genaug.errors import CheckpointError, ConfigError, DataError, RunInUse
 from genaug.gan import TooFewClassImages, run_gan, synthetic_manifest
 from genaug.metrics import (bootstrap_ci, calibration_error, choose_threshold, classification_metrics, mcnemar,
                             paired_bootstrap_diff, paired_sign_flip_test, predictions, roc_auc)
-from genaug.models import CLASSIFIERS, build_classifier, check_input_size
+from genaug.models import CLASSIFIERS, build_classifier, check_input_size, imagenet_weights_file
 from genaug.inventory import counted, duration, run_state, seconds_text
 from genaug.locks import in_use_by
 from genaug.runs import Run, atomic_torch_save, enclosing_run, missing_run_hint, nearby_runs_hint, not_a_run_of, save_safetensors, git_commit, machine_info, machines_of, new_run, open_run, read_cells, read_run_config, running, write_json, write_run_config
@@ -873,12 +873,15 @@ def _recorded_extension(cfg: Config, run: Run) -> Path:
 
 
 def check_input_sizes(cfg: Config) -> None:
-    """Each pixel model must take the benchmark's image size, and ``model_epochs`` name known models: found
+    """Each pixel model must take the benchmark's image size (and have its ImageNet weights at hand, where
+    --pretrained), and ``model_epochs`` name known models: found
     out before a run directory is made, or a GAN or autoencoder trained, for nothing."""
     b = cfg.benchmark
     if set(parse_list(b.variants, VARIANTS, "variant")) - {"encoded"}:
         for model in parse_list(b.models, CLASSIFIERS, "model"):
             check_input_size(model, b.image_size)
+            if b.pretrained:   # found in session 68: told at the model's first cell, after the GAN had trained
+                imagenet_weights_file(model, b.weights_dir)
     if bad := sorted(set(parse_model_epochs(b.model_epochs)) - set(CLASSIFIERS)):
         raise ConfigError(f"config key 'benchmark.model_epochs' names unknown model {', '.join(bad)} "
                           f"(known: {', '.join(CLASSIFIERS)})")

@@ -310,13 +310,23 @@ def _one_channel_stem(name: str, model: nn.Module, in_channels: int) -> None:
     setattr(parent, attr, new)
 
 
-def load_imagenet_weights(name: str, model: nn.Module, weights_dir: str | Path, in_channels: int) -> None:
-    """Load torchvision ImageNet weights from a local file into a one-channel model (RGB stem summed)."""
+def imagenet_weights_file(name: str, weights_dir: str | Path) -> Path:
+    """The local torchvision ImageNet weights of ``name`` under ``weights_dir``, refused (before any training, by
+    genaug benchmark) where genaug has none for the network or the file is not there."""
+    if name not in IMAGENET_WEIGHT_FILES:
+        raise ConfigError(f"--pretrained has ImageNet weights for {', '.join(IMAGENET_WEIGHT_FILES)}, not {name}: "
+                          f"leave {name} out of --models, or train from scratch (--scratch)")
     path = Path(weights_dir or ".") / IMAGENET_WEIGHT_FILES[name]
     if not path.is_file():
         raise CheckpointError(f"--pretrained needs {path}; download it by hand from "
                               f"https://download.pytorch.org/models/{IMAGENET_WEIGHT_FILES[name]} "
                               "and pass its folder with --weights-dir")
+    return path
+
+
+def load_imagenet_weights(name: str, model: nn.Module, weights_dir: str | Path, in_channels: int) -> None:
+    """Load torchvision ImageNet weights from a local file into a one-channel model (RGB stem summed)."""
+    path = imagenet_weights_file(name, weights_dir)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
@@ -351,7 +361,7 @@ def build_classifier(name: str, n_classes: int, in_channels: int = 1, latent: bo
             raise ConfigError(f"model '{name}' does not take latents; the encoded variant runs with 'cnn'")
         return LatentCNN(in_channels, n_classes)
     if pretrained and name not in IMAGENET_WEIGHT_FILES:
-        raise ConfigError(f"--pretrained has ImageNet weights for {', '.join(IMAGENET_WEIGHT_FILES)}, not {name}")
+        imagenet_weights_file(name, weights_dir)   # says why
     local = {"cnn": lambda: SimpleCNN(in_channels, n_classes), "alexnet": lambda: AlexNet(in_channels, n_classes),
              "alexnet_small": lambda: SmallAlexNet(in_channels, n_classes),
              "lenet5": lambda: LeNet5(in_channels, n_classes), "lmap3": lambda: LMap3(in_channels, n_classes),

@@ -213,6 +213,12 @@ def test_data_info_folder_and_json(tmp_path):
     (["benchmark", "--data", "/no/such/folder", "--variants", "real"], "data folder not found"),
     (["benchmark", "--data", "demo", "--shard", "2/2"],
      "--shard 2/2 without --resume would start a run of its own with only its cells: start --shard 1/2 first"),
+    # found in session 68: both were told at the model's first cell, after the GAN and the autoencoder had trained
+    (["benchmark", "--data", "demo", "--pretrained", "--models", "cnn,resnet34"], "genaug: error: --pretrained has "
+     "ImageNet weights for resnet34, densenet121, not cnn: leave cnn out of --models, or train from scratch (--scratch)"),
+    (["benchmark", "--data", "demo", "--pretrained", "--models", "resnet34", "--weights-dir", "/no/such"],
+     "genaug: error: --pretrained needs /no/such/resnet34-b627a593.pth; download it by hand from "
+     "https://download.pytorch.org/models/resnet34-b627a593.pth and pass its folder with --weights-dir"),
     (["benchmark", "--data", "demo", "--models", "cnn,densenet121", "--image-size", "16"],
      "model 'densenet121' cannot take 16 px images (its pooling shrinks them to nothing): use --image-size 32"),
 ])
