@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 
 import numpy as np
 import torch
@@ -20,13 +21,19 @@ def resolve_device(name: str = "auto") -> torch.device:
         if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError("device 'cuda' requested but no CUDA GPU is visible; use --device cpu or auto")
+    # cuda:N names one GPU of several (found in session 68: 'cudax' and 'cuda:1' were told "device 'cuda' ...",
+    # and a GPU past the last one would have failed at its first tensor)
+    cuda = re.fullmatch(r"cuda(?::(\d+))?", name)
+    if name not in ("cpu", "mps") and not cuda:
+        raise ConfigError(f"unknown device '{name}'; use auto, cpu, cuda (or cuda:N, one GPU of several) or mps")
+    if cuda and not torch.cuda.is_available():
+        raise ConfigError(f"device '{name}' requested but no CUDA GPU is visible; use --device cpu or auto")
+    if cuda and cuda.group(1) is not None and int(cuda.group(1)) >= (n := torch.cuda.device_count()):
+        raise ConfigError(f"device '{name}' requested but {n} CUDA GPU{'s are' if n != 1 else ' is'} visible "
+                          f"(cuda:0{f' to cuda:{n - 1}' if n > 1 else ''}); give one of them, or cuda")
     if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise ConfigError("device 'mps' requested but MPS is not available; use --device cpu or auto")
-    if name not in ("cpu", "mps") and not name.startswith("cuda"):
-        raise ConfigError(f"unknown device '{name}'; use auto, cpu, cuda or mps")
-    if name.startswith("cuda"):
+    if cuda:
         torch.backends.cudnn.benchmark = True
     return torch.device(name)
 

@@ -569,7 +569,8 @@ def test_gan_sample_of_a_missing_checkpoint_is_one_line_and_makes_no_run(tmp_pat
     # a device it cannot have: said before the run folder is made (in session 55 it was made, then removed)
     r = genaug("gan", "sample", "--checkpoint", tmp_path / "gan" / "generator-NORMAL.pt", "--device", "tpu",
                "--out", tmp_path / "o")
-    assert r.returncode == 2 and r.stderr.strip() == "genaug: error: unknown device 'tpu'; use auto, cpu, cuda or mps"
+    assert r.returncode == 2 and r.stderr.strip() == ("genaug: error: unknown device 'tpu'; use auto, cpu, "
+                                                    "cuda (or cuda:N, one GPU of several) or mps")
     assert not (tmp_path / "o").exists()
 
 

@@ -312,3 +312,27 @@ def test_a_wheel_built_and_installed_not_editable_finds_its_profiles(tmp_path):
     assert found == str(tmp_path / "venv" / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}"
                         / "site-packages" / "genaug_configs" / "demo.yaml")
     assert data == "demo"
+
+
+@pytest.mark.parametrize("name,gpus,told", [
+    ("cudax", 2, "unknown device 'cudax'; use auto, cpu, cuda (or cuda:N, one GPU of several) or mps"),
+    ("cuda:1", 0, "device 'cuda:1' requested but no CUDA GPU is visible; use --device cpu or auto"),
+    ("cuda:1", 1, "device 'cuda:1' requested but 1 CUDA GPU is visible (cuda:0); give one of them, or cuda"),
+    ("cuda:4", 4, "device 'cuda:4' requested but 4 CUDA GPUs are visible (cuda:0 to cuda:3); give one of them, or cuda"),
+    ("cuda:3", 4, None), ("CUDA", 1, None), ("cpu", 0, None),
+])
+def test_a_device_is_refused_by_its_own_name_where_no_such_device_is_visible(monkeypatch, name, gpus, told):
+    # found in session 68: 'cudax' and 'cuda:1' were told "device 'cuda' requested ...", and cuda:5 on a
+    # one-GPU machine passed, to fail at the first tensor put on it
+    import torch
+    from genaug.device import resolve_device
+    from genaug.errors import ConfigError
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpus > 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", torch.backends.cudnn.benchmark)   # put back after
+    if told is None:
+        assert resolve_device(name) == torch.device(name.lower())
+    else:
+        with pytest.raises(ConfigError) as caught:
+            resolve_device(name)
+        assert str(caught.value) == told
