@@ -425,8 +425,8 @@ def _npz_with(path, **changes):
 _U8 = np.zeros((20, 28, 28), np.uint8)
 
 
-# found in session 68: each gave a traceback, or was read as something it was not (float pixels in [0, 1] as
-# near-black 8-bit ones, 16-bit pixels wrapped, (N, k) multi-hot labels as N * k labels)
+# found in session 68: each gave a traceback, or was read as something it was not (at the file's own size, float
+# pixels in [0, 1] cast to 0 and 16-bit ones to their low byte)
 @pytest.mark.parametrize("changes,told", [
     (dict(val_labels=None), "lacks 'val_labels' (expected MedMNIST keys train_images, train_labels, test_images, "
                             "test_labels and, optionally, val_images with val_labels)"),
