@@ -135,8 +135,18 @@ class ConvAutoencoder(nn.Module):
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         expected = (self.channels, self.image_size, self.image_size)
         if x.dim() != 4 or tuple(x.shape[1:]) != expected:
+            # what to do depends on what differs (found in session 68: an RGB batch was told to resize)
+            if x.dim() == 3 and tuple(x.shape) == expected:
+                fix = "add the batch dimension, x.unsqueeze(0)"
+            elif x.dim() != 4:
+                fix = "give a batch (N, C, H, W)"
+            elif x.shape[1] != self.channels:
+                fix = ("give greyscale images, one channel (e.g. x.mean(1, keepdim=True) of an RGB batch)"
+                       if self.channels == 1 else f"give {self.channels}-channel images")
+            else:
+                fix = f"resize images to {self.image_size} px first"
             raise ValueError(f"autoencoder expects input (N, {expected[0]}, {expected[1]}, {expected[2]}), "
-                             f"got {tuple(x.shape)}; resize images to {self.image_size} px first")
+                             f"got {tuple(x.shape)}; {fix}")
         return self.encoder(x)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:

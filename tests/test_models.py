@@ -41,6 +41,14 @@ def test_autoencoder_wrong_size_is_a_clear_error():
     ae = ConvAutoencoder(64, 16)
     with pytest.raises(ValueError, match=r"expects input \(N, 1, 64, 64\).*resize"):
         ae.encode(torch.rand(1, 1, 60, 60))
+    # found in session 68: an RGB batch, or one image without its batch dimension, was told to resize
+    for x, fix in ((torch.rand(2, 3, 64, 64), "give greyscale images, one channel (e.g. x.mean(1, keepdim=True) of "
+                                               "an RGB batch)"),
+                   (torch.rand(1, 64, 64), "add the batch dimension, x.unsqueeze(0)"),
+                   (torch.rand(64, 64), "give a batch (N, C, H, W)")):
+        with pytest.raises(ValueError) as told:
+            ae.encode(x)
+        assert str(told.value) == f"autoencoder expects input (N, 1, 64, 64), got {tuple(x.shape)}; {fix}"
     with pytest.raises(ValueError, match="decoder expects latents"):
         ae.decode(torch.rand(1, 8, 4, 4))
 
