@@ -337,8 +337,9 @@ def _poolable_inputs(dirs: list[Path], cells: dict[Path, list[dict]], variant: s
     run without one that holds real cells, and for ``real_from`` (they supply those only)."""
     inputs = {d: None if d == real_from else _input_run(d, key) for d in dirs}
     if missing := [d.name for d in dirs if not inputs[d] and not any(c["variant"] == "real" for c in cells[d])]:
-        raise ConfigError(f"{', '.join(missing)} record no {what} run and hold no real cells; pool benchmark runs "
-                          f"with {variant} cells, and runs with real cells to pair them with")
+        verbs = ("records", "holds") if len(missing) == 1 else ("record", "hold")
+        raise ConfigError(f"{', '.join(missing)} {verbs[0]} no {what} run and {verbs[1]} no real cells; pool "
+                          f"benchmark runs with {variant} cells, and runs with real cells to pair them with")
     settings = {d: _settings(d) for d in dirs}
     first = next((d for d in dirs if inputs[d]), dirs[0])
     for d in dirs:

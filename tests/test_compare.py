@@ -526,7 +526,7 @@ def test_pool_takes_real_cells_from_a_run_without_the_input_run(tmp_path):
     with pytest.raises(ConfigError, match="ae0 and 24ep train cells otherwise \\(they differ in epochs\\)"):
         pool_runs([longer, *encoded], "encoded")
     empty = _run(tmp_path / "mixed-only", [_cell("cnn", "mixed", 0, base)], gan_run="/runs/gan/g1")
-    with pytest.raises(ConfigError, match="mixed-only record no autoencoder run and hold no real cells"):
+    with pytest.raises(ConfigError, match="mixed-only records no autoencoder run and holds no real cells"):
         pool_runs([empty, *encoded], "encoded")
 
 
