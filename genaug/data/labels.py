@@ -12,6 +12,7 @@ from genaug.data.folder import check_split_arguments, write_split_folder
 from genaug.data.splits import file_as_patient, patient_id
 from genaug.config import closest_name
 from genaug.errors import DataError
+from genaug.inventory import counted
 
 
 def parse_class_values(specs: list[str]) -> dict[str, str]:
@@ -176,7 +177,7 @@ def write_labelled_split(images: Path, csv_path: Path, dest: Path, image_column:
                                               (blank, "lack an image or a label"),
                                               (sum(other_values.values()), "have labels no --class names"))
                if n]
-        raise DataError(f"no image to lay out from {csv_path} ({len(rows)} rows: {'; '.join(why) or 'none'})")
+        raise DataError(f"no image to lay out from {csv_path} ({counted(len(rows), 'row')}: {'; '.join(why) or 'none'})")
     present = {cls for cls, _ in found.values()}
     # the order --class gave them (the first is the negative class of a binary task), else by name
     classes = [c for c in dict.fromkeys(values.values()) if c in present] if values else sorted(present)

@@ -16,6 +16,7 @@ from genaug.data.folder import (THREE_CLASSES, class_folder_names, load_folder_s
 from genaug.data.medmnist import INFO, download, load_npz, manual_steps
 from genaug.data.splits import patient_overlap, split_by_patient
 from genaug.errors import ConfigError, DataError
+from genaug.inventory import counted
 
 log = logging.getLogger("genaug")
 TINY_VAL = 0.01   # a val split under 1% of train (Kaggle's 16 images) is folded back and carved anew
@@ -33,7 +34,7 @@ def ensure_val(bundle: DataBundle, fraction: float, seed: int) -> DataBundle:
         from genaug.data.core import ImageSet
         train = ImageSet.concat([train, val])
         origin = (f"carved from train by patient ({fraction:.0%}, seed {seed}); the given val "
-                  f"split had only {len(val)} images and was folded into train first")
+                  f"split had only {counted(len(val), 'image')} and was folded into train first")
     else:
         origin = f"carved from train by patient ({fraction:.0%}, seed {seed})"
     rest, carved = split_by_patient(train.labels, train.patients, fraction, seed)
@@ -171,8 +172,9 @@ def load_data(spec: str, size: int, task: str = "binary", val_fraction: float = 
             if len(splits[split]) == 0:
                 mine = {safe_name(r) for r, _ in entries}
                 (why, n), = Counter(r for f, r in skipped if f in mine).most_common(1) or [("?", 0)]
-                raise DataError(f"split '{split}' of {root} has no readable images ({len(entries)} files skipped; "
-                                f"{'all' if n == len(entries) else n} for: {why})")
+                raise DataError(f"split '{split}' of {root} has no readable images ({counted(len(entries), 'file')} skipped"
+                                + (f": {why})" if len(entries) == 1 else
+                                   f"; {'all' if n == len(entries) else n} for: {why})"))
         bundle = DataBundle(name=root.name, source="folder", classes=classes, splits=splits,
                             image_size=size, skipped=skipped)
         paths = [p for s in splits.values() for p in s.paths]
