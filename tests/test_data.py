@@ -553,7 +553,9 @@ def test_patient_folds_partition_images_by_whole_patients(k):
 
 
 def test_patient_folds_need_enough_patients_of_each_class():
-    with pytest.raises(DataError, match="1 patients of one class cannot fill 3 folds"):
+    # one patient of a class can fill no two folds (found in session 68: told "use --folds 2 or fewer")
+    with pytest.raises(DataError, match=r"^1 patient of one class cannot fill 3 folds \(patients per class in "
+                                        r"train\+val: 1, 1\): use --folds 1 \(one validation split\)$"):
         patient_folds(np.array([0, 1]), ["a", "b"], 3, seed=0)
     # 5 patients, but only 2 of class 1: three folds would leave one without it
     with pytest.raises(DataError, match=r"2 patients of one class cannot fill 3 folds \(patients per class in "

@@ -109,8 +109,10 @@ def patient_folds(labels, patients: list[str], k: int, seed: int) -> list[np.nda
     per_class = {c: sum(1 for lab in plabel.values() if lab == c) for c in sorted(set(plabel.values()))}
     fewest = min(per_class.values())
     if fewest < k:   # a fold without a class could not choose a threshold or score a ROC-AUC
-        raise DataError(f"{fewest} patients of one class cannot fill {k} folds (patients per class in train+val: "
-                        f"{', '.join(str(n) for n in per_class.values())}): use --folds {max(fewest, 2)} or fewer")
+        # found in session 68: one patient was told "use --folds 2 or fewer", which it cannot fill either
+        fix = f"use --folds {fewest} or fewer" if fewest >= 2 else "use --folds 1 (one validation split)"
+        raise DataError(f"{fewest} patient{'s' if fewest != 1 else ''} of one class cannot fill {k} folds (patients "
+                        f"per class in train+val: {', '.join(str(n) for n in per_class.values())}): {fix}")
     size: dict[str, int] = {}
     for pid in patients:
         size[pid] = size.get(pid, 0) + 1
