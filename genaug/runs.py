@@ -25,6 +25,7 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -265,7 +266,9 @@ def load_checkpoint(path: str | Path, expected_keys: Iterable[str] = (), kind: s
         raise CheckpointError(f"{kind} {path} is {what}"
                               + (_the_right_one(path, kind) or "; give the .pt file a genaug run wrote"))
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():   # a plain pickle's "Detected pickle protocol 4": two lines more beside
+            warnings.filterwarnings("ignore", "Detected pickle protocol", UserWarning)   # the one-line error
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt file, pickle with code, truncated zip...
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         # its first sentence: torch's go on with advice cut off mid-phrase (found in session 68: "... there is a
