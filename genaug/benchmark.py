@@ -719,8 +719,8 @@ def supersede_cells(run: Run, key: str, old: str, new: str) -> set[str]:
         {"key": key, "old": old, "new": new, "cells_moved": len(moved), "to": aside.name,
          "when": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
     run.save_manifest()
-    distributed.say(f"{key.replace('_', '-')}: {old} -> {new}; {counted(len(moved), 'cell')} trained on the old one moved to "
-                    f"{aside.name}/ and retrained", flush=True)
+    distributed.say(f"{key.replace('_', '-')}: {old} -> {new}; {counted(len(moved), 'cell')} trained on the old one "
+                    f"moved to {aside.name}/ and retrained", flush=True)
     return set(moved)
 
 
@@ -867,8 +867,8 @@ def _recorded_extension(cfg: Config, run: Run) -> Path:
                       parse_fractions(b.train_fractions), None, False)
     left = sum(not run.path("cells", f"{k}.json").is_file() for k in plan.keys)
     run.save_manifest(planned_cells=plan.keys)
-    distributed.say(f"recorded {counted(len(plan.keys), 'cell')} in {run.dir}, {left} of them to train: start the shards "
-                    f"(genaug benchmark --resume {shlex.quote(str(run.dir))} --shard 1/N, ..., --shard N/N)", flush=True)
+    distributed.say(f"recorded {counted(len(plan.keys), 'cell')} in {run.dir}, {left} of them to train: start the "
+                    f"shards (genaug benchmark --resume {shlex.quote(str(run.dir))} --shard 1/N, ..., --shard N/N)", flush=True)
     return run.dir
 
 
@@ -1252,8 +1252,8 @@ def check_input_runs_serve_cells(cfg: Config, bundle: DataBundle, plan: CellPlan
         clash = held_out_seen((inp.learnt_from or {}).get(key), bundle, held)
         if clash:
             paths = sorted(p for ps in clash.values() for p in ps)
-            raise ConfigError(f"the {key} run {d} learnt from {counted(len(paths), 'image')} that this benchmark holds out as "
-                              f"{', '.join(sorted(clash))} (e.g. {paths[0]}): its model was trained on another split "
+            raise ConfigError(f"the {key} run {d} learnt from {counted(len(paths), 'image')} that this benchmark "
+                              f"holds out as {', '.join(sorted(clash))} (e.g. {paths[0]}): its model was trained on another split "
                               f"(another --task, --val-fraction or split seed); train one on this benchmark's split")
     if cfg.benchmark.folds > 1:   # each fold has its own training images: checked fold by fold
         return

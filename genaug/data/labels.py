@@ -177,7 +177,8 @@ def write_labelled_split(images: Path, csv_path: Path, dest: Path, image_column:
                                               (blank, "lack an image or a label"),
                                               (sum(other_values.values()), "have labels no --class names"))
                if n]
-        raise DataError(f"no image to lay out from {csv_path} ({counted(len(rows), 'row')}: {'; '.join(why) or 'none'})")
+        raise DataError(f"no image to lay out from {csv_path} "
+                        f"({counted(len(rows), 'row')}: {'; '.join(why) or 'none'})")
     present = {cls for cls, _ in found.values()}
     # the order --class gave them (the first is the negative class of a binary task), else by name
     classes = [c for c in dict.fromkeys(values.values()) if c in present] if values else sorted(present)

@@ -172,9 +172,9 @@ def load_data(spec: str, size: int, task: str = "binary", val_fraction: float = 
             if len(splits[split]) == 0:
                 mine = {safe_name(r) for r, _ in entries}
                 (why, n), = Counter(r for f, r in skipped if f in mine).most_common(1) or [("?", 0)]
-                raise DataError(f"split '{split}' of {root} has no readable images ({counted(len(entries), 'file')} skipped"
-                                + (f": {why})" if len(entries) == 1 else
-                                   f"; {'all' if n == len(entries) else n} for: {why})"))
+                which = f": {why}" if len(entries) == 1 else f"; {'all' if n == len(entries) else n} for: {why}"
+                raise DataError(f"split '{split}' of {root} has no readable images "
+                                f"({counted(len(entries), 'file')} skipped{which})")
         bundle = DataBundle(name=root.name, source="folder", classes=classes, splits=splits,
                             image_size=size, skipped=skipped)
         paths = [p for s in splits.values() for p in s.paths]
