@@ -101,11 +101,11 @@ DataOpt = typer.Option(None, "--data", help="demo | folder in the Kaggle layout 
 TaskOpt = typer.Option(None, "--task", help="binary (class folders) | 3class (normal/bacteria/virus from file names)")
 ProfileOpt = typer.Option(None, "--profile", "--config", help="profile name in configs/ (demo, cpu, paper) or a YAML file of overrides")
 SeedOpt = typer.Option(None, "--seed", help="training seed (splits use data.split_seed, fixed across seeds)")
-DeviceOpt = typer.Option(None, "--device", help="auto | cpu | cuda | mps (auto: cuda, then mps, then cpu)")
+DeviceOpt = typer.Option(None, "--device", help="auto | cpu | cuda (cuda:N: one GPU of several) | mps (auto: cuda, then mps, then cpu)")
 OutOpt = typer.Option(None, "--out", help="run root (default: outputs)")
 NameOpt = typer.Option(None, "--name", help="suffix of the run directory name")
 RUN_NAME = typer.Option("", "--name", help="suffix of the run directory name")
-DEVICE_AUTO = typer.Option("auto", "--device", help="auto | cpu | cuda | mps (auto: cuda, then mps, then cpu)")
+DEVICE_AUTO = typer.Option("auto", "--device", help="auto | cpu | cuda (cuda:N: one GPU of several) | mps (auto: cuda, then mps, then cpu)")
 CacheOpt = typer.Option(None, "--cache-dir", help="decode-once cache (default: <out>/cache; a resumed run's own run root, or <out> where that is not on this machine)")
 ThreadsOpt = typer.Option(None, "--threads", help="CPU threads for training (default or 0: torch's, about one per core); "
                           "give each of several runs sharing a machine its share, e.g. 1 each for two on 2 cores")

@@ -52,7 +52,7 @@ class DataConfig:
 @dataclass
 class RunConfig:
     seed: int = 0
-    device: str = "auto"          # auto | cpu | cuda | mps
+    device: str = "auto"          # auto | cpu | cuda | cuda:N | mps
     out_root: str = "outputs"
     name: str = ""
     threads: int = 0              # torch CPU threads; 0 = torch's default

@@ -330,8 +330,11 @@ def test_a_device_is_refused_by_its_own_name_where_no_such_device_is_visible(mon
     monkeypatch.setattr(torch.cuda, "is_available", lambda: gpus > 0)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
     monkeypatch.setattr(torch.backends.cudnn, "benchmark", torch.backends.cudnn.benchmark)   # put back after
+    current = []
+    monkeypatch.setattr(torch.cuda, "set_device", current.append)
     if told is None:
         assert resolve_device(name) == torch.device(name.lower())
+        assert current == ([int(name.split(":")[1])] if ":" in name else [])
     else:
         with pytest.raises(ConfigError) as caught:
             resolve_device(name)
