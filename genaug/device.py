@@ -35,8 +35,8 @@ def resolve_device(name: str = "auto") -> torch.device:
         raise ConfigError("device 'mps' requested but MPS is not available; use --device cpu or auto")
     if cuda:
         torch.backends.cudnn.benchmark = True
-        if cuda.group(1) is not None:   # the current device too, so that what defaults to it (memory figures,
-            torch.cuda.set_device(int(cuda.group(1)))   # a bare .cuda()) means the GPU given
+        if cuda.group(1) is not None:   # the current device too: torch's calls given no device (a bare
+            torch.cuda.set_device(int(cuda.group(1)))   # .cuda(), memory statistics) then mean the GPU given
     return torch.device(name)
 
 
