@@ -26,8 +26,8 @@ def test_crafted_pickle_is_refused(tmp_path):
     with pytest.raises(CheckpointError) as told, warnings.catch_warnings():
         warnings.simplefilter("error")   # torch's "Detected pickle protocol 4" came out as two more lines
         load_checkpoint(p)
-    # torch's first sentence only: what followed (until session 68, cut at 160 characters) advised loading it
-    # with weights_only=False
+    # torch's first sentence only (until session 68, its first 160 characters: "... from `False` to `True`.
+    # Re-running `torch.")
     assert str(told.value) == f"checkpoint {p} cannot be loaded safely (Weights only load failed); is it a genaug " \
                               "checkpoint and complete?"
 
