@@ -370,8 +370,8 @@ def build_classifier(name: str, n_classes: int, in_channels: int = 1, latent: bo
         if name != "cnn":
             raise ConfigError(f"model '{name}' does not take latents; the encoded variant runs with 'cnn'")
         return LatentCNN(in_channels, n_classes)
-    if pretrained and name not in IMAGENET_WEIGHT_FILES:
-        imagenet_weights_file(name, weights_dir)   # says why
+    if pretrained:   # before any model is built: a network without weights, or weights not at hand
+        imagenet_weights_file(name, weights_dir)
     local = {"cnn": lambda: SimpleCNN(in_channels, n_classes), "alexnet": lambda: AlexNet(in_channels, n_classes),
              "alexnet_small": lambda: SmallAlexNet(in_channels, n_classes),
              "lenet5": lambda: LeNet5(in_channels, n_classes), "lmap3": lambda: LMap3(in_channels, n_classes),
