@@ -121,12 +121,14 @@ def own_input_run(run_dir: Path, recorded: str) -> Path:
 
 def _resolve_input_run(cfg: Config, run: Run, given: str, key: str, what: str, train) -> Path:
     """A given run (checked to match the data), the one this benchmark trained earlier, or a new one."""
+    if given and key in run.inherited and not Path(given).is_dir():
+        # the run's own --gan-run, not this command's: "--gan-run DIR not found" would name a flag not given
+        raise _input_run_gone(what, key, given)
     if given:
         return check_given_input_run(cfg, given, key, what)
     if recorded := recorded_input_run(run, key):
         if not recorded.is_dir():
-            raise CheckpointError(f"this benchmark's {what} run {recorded} is gone (an archived or moved run?); "
-                                  f"give --{key.replace('_', '-')} RUN --supersede to train its cells on another")
+            raise _input_run_gone(what, key, recorded)
         return recorded
     tell(f"no --{key.replace('_', '-')} given: training the {what} first")
     try:
@@ -137,6 +139,12 @@ def _resolve_input_run(cfg: Config, run: Run, given: str, key: str, what: str, t
                         "a run of genaug gan, or leave mixed and synthetic out of --variants") from None
     run.save_manifest(**{key: str(d)})
     return d
+
+
+def _input_run_gone(what: str, key: str, d) -> CheckpointError:
+    return CheckpointError(f"this benchmark's {what} run {d} is gone (an archived or moved run?); put it back there, "
+                           f"or give --{key.replace('_', '-')} RUN --supersede to train its "
+                           f"{'/'.join(DEPENDENT_VARIANTS[key])} cells on another")
 
 
 def check_given_input_run(cfg: Config, given: str, key: str, what: str) -> Path:
@@ -805,6 +813,7 @@ def _reopen_benchmark(cfg: Config, resume: str, given: dict, flags: dict, part, 
     run.trains = not report_only
     saved = read_run_config(run.dir)
     cfg, replaced = resumed_config(saved, flags, run, extend=part is None, supersede=supersede)
+    run.inherited = {key for key in INPUT_RUNS if not flags.get(key)}
     # --save-models added to a run made without it: the weights of the cells it has are gone
     if flags.get("save_models") and not saved.get("benchmark", {}).get("save_models") and (
             done := len(list(run.path("cells").glob("*.json")))):

@@ -467,6 +467,9 @@ class Run:
         # False for a process that only rewrites the report (benchmark --report-only): the manifest's
         # machine stays the one that last trained, which a report names for cells that kept none of their own
         self.trains = True
+        # settings a resumed run keeps from its own config.yaml rather than this command's flags, so that an
+        # error about one names where it came from, not a flag the user did not give
+        self.inherited: set[str] = set()
 
     def path(self, *parts: str) -> Path:
         return self.dir.joinpath(*parts)

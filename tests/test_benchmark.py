@@ -1256,3 +1256,23 @@ def test_variant_cells_without_real_ones_are_told_how_to_get_a_comparison(tmp_pa
     assert notes == [f"cnn mixed at 0.1, resnet34 synthetic: no real cell of the same model and train fraction, so "
                      f"no comparison with real; add them with genaug benchmark --resume {tmp_path / 'run'} "
                      "--variants real,mixed,synthetic"]
+
+
+def test_a_resumed_run_whose_given_gan_run_is_gone_says_so_and_how_to_go_on(tmp_path, tiny):
+    # a run made with --gan-run, resumed on a machine without that GAN run (an archive, say), was told
+    # "--gan-run DIR not found" though no --gan-run was given (found in session 69)
+    r = genaug("benchmark", "--profile", tiny, "--variants", "real", "--seeds", 1, "--out", tmp_path / "o")
+    assert r.returncode == 0, r.stderr[-2000:]
+    run = only_run(tmp_path / "o", "benchmark")
+    gan = tmp_path / "gan"
+    (gan / "synthetic").mkdir(parents=True)
+    (gan / "synthetic" / "manifest.csv").write_text("path,label\n")
+    (gan / "config.yaml").write_text((run / "config.yaml").read_text())   # the same data settings
+    r = genaug("benchmark", "--resume", run, "--variants", "real,mixed", "--gan-run", gan, "--extend-only")
+    assert r.returncode == 0, r.stderr[-2000:]
+    shutil.rmtree(gan)
+    r = genaug("benchmark", "--resume", run, "--seeds", 2)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    line = r.stderr.strip().splitlines()[-1]
+    assert f"this benchmark's GAN run {gan} is gone" in line and "--gan-run" in line and "--supersede" in line
+    assert "--gan-run " + str(gan) not in line
