@@ -490,6 +490,9 @@ def threshold_cmd(
     found = site_threshold(checkpoint, folder, resolve_device(device))
     for name, why in found["skipped"]:
         typer.echo(f"skipped {name}: {why}", err=True)
+    if found["left_out"]:
+        typer.echo(f"genaug: note: not read, being in no class folder of this model "
+                   f"({', '.join(c + '/' for c in found['counts'])}): {', '.join(found['left_out'])} in {folder}", err=True)
     counts = found["counts"]
     typer.echo(f"{folder}: " + ", ".join(f"{counted(n, 'image')} of {c}" for c, n in counts.items())
                + f"; ROC-AUC {found['roc_auc']:.3f}")

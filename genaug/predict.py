@@ -24,6 +24,7 @@ from genaug.data.decode import IMAGE_EXTENSIONS, UnreadableImage, decode_image, 
 from genaug.data.folder import genaug_run_around
 from genaug.data.equalize import equalize_images
 from genaug.errors import CheckpointError, ConfigError, DataError
+from genaug.inventory import counted
 from genaug.models import ConvAutoencoder, EncodedClassifier, build_classifier
 from genaug.runs import checkpoint_in_folder, enclosing_run, load_checkpoint, read_manifest, read_run_config
 from genaug.train import predict_probs
@@ -299,6 +300,26 @@ def labelled_class_folders(folder: str | Path, classes: list[str]) -> list[Path]
     return [folder / c for c in classes]
 
 
+def left_out_of_classes(folder: str | Path, classes: list[str]) -> list[str]:
+    """What in the labelled ``folder`` holds images but is no class folder of the model, as "OTHER/ (6 images)":
+    such images are not read. A third class's folder (COVID/) or a misnamed one (Pneumonia_viral/) was passed
+    over without a word (session 69), leaving the threshold chosen on fewer images than the user labelled."""
+    folder = Path(folder)
+    left = []
+    for entry in sorted(folder.iterdir()):
+        if entry.name.startswith(".") or entry.name in classes:
+            continue
+        try:
+            n = len(list_images([entry])) if entry.is_dir() else int(is_image_file(entry))
+        except DataError:   # a folder without images: nothing of the user's left unread
+            n = 0
+        if n and entry.is_dir():
+            left.append(f"{entry.name}/ ({counted(n, 'image')})")
+        elif n:
+            left.append(entry.name)
+    return left
+
+
 def site_threshold(checkpoint: str | Path, folder: str | Path, device="cpu") -> dict:
     """The decision threshold that maximises Youden's J on labelled images from where the model is to be
     used, placed midway in the gap below the lowest score it calls positive (`choose_threshold`'s
@@ -317,7 +338,9 @@ def site_threshold(checkpoint: str | Path, folder: str | Path, device="cpu") -> 
                               "decision threshold applies to a two-class model only")
     skipped: list[tuple[str, str]] = []
     probs, labels, counts = [], [], {}
-    for k, sub in enumerate(labelled_class_folders(folder, classes)):
+    subfolders = labelled_class_folders(folder, classes)
+    left_out = left_out_of_classes(folder, classes)
+    for k, sub in enumerate(subfolders):
         names, p = images_probs(model, ckpt, [sub], skipped, device, desc=f"threshold {classes[k]}")
         if not names:
             raise DataError(f"no {classes[k]} image in {sub} could be read"
@@ -331,7 +354,7 @@ def site_threshold(checkpoint: str | Path, folder: str | Path, device="cpu") -> 
     at_previous, at_chosen = (classification_metrics(y, probs, classes, t)
                               for t in (0.5 if previous is None else previous, chosen))
     figures = lambda m: {k: m[k] for k in ("accuracy", "sensitivity", "specificity")}
-    return {"threshold": chosen, "previous": previous, "counts": counts, "skipped": skipped,
+    return {"threshold": chosen, "previous": previous, "counts": counts, "skipped": skipped, "left_out": left_out,
             "at_previous": figures(at_previous), "at_chosen": figures(at_chosen), "roc_auc": at_chosen["roc_auc"]}
 
 

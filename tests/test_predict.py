@@ -88,6 +88,28 @@ def test_threshold_command_writes_a_copy_that_predict_uses_and_leaves_the_model_
     assert model.read_bytes() == before
 
 
+def test_threshold_names_the_labelled_images_it_does_not_read(tmp_path):
+    # found in session 69: a third class's folder (or a misnamed one) and images beside the class folders were
+    # passed over without a word, the threshold chosen on fewer images than the user had labelled
+    site = labelled_folder(tmp_path / "site")
+    for where in ("COVID", "Pneumonia_viral", ".ipynb_checkpoints"):
+        (site / where).mkdir()
+        for g in (30, 90):
+            Image.fromarray(torch.full((24, 24), g, dtype=torch.uint8).numpy()).save(site / where / f"g{g}.png")
+    Image.fromarray(torch.full((24, 24), 90, dtype=torch.uint8).numpy()).save(site / "loose.png")
+    (site / "empty").mkdir()
+    (site / "notes.txt").write_text("labelled by hand")
+    r = genaug("threshold", site, "--checkpoint", brightness_model(tmp_path / "m.pt"), "--out", tmp_path / "s.pt")
+    assert r.returncode == 0, r.stderr
+    assert ("genaug: note: not read, being in no class folder of this model (NORMAL/, PNEUMONIA/): COVID/ "
+            f"(2 images), Pneumonia_viral/ (2 images), loose.png in {site}\n") in r.stderr
+    assert f"{site}: 5 images of NORMAL, 5 images of PNEUMONIA; ROC-AUC 0.880" in r.stdout
+    # the labelled folder as it should be draws no such note
+    r = genaug("threshold", labelled_folder(tmp_path / "clean"), "--checkpoint", tmp_path / "m.pt",
+               "--out", tmp_path / "c.pt")
+    assert r.returncode == 0 and "not read" not in r.stderr, r.stderr
+
+
 @pytest.mark.parametrize("case,told", [
     ("no class folder", "has no PNEUMONIA/ subfolder: put each class's labelled images in"),
     ("a dataset's root", "has no NORMAL/ or PNEUMONIA/ subfolder: give one of {site}/test, {site}/train, which have them"),
