@@ -40,7 +40,7 @@ from genaug.inventory import counted, duration, run_state, seconds_text
 from genaug.locks import in_use_by
 from genaug.runs import Run, atomic_torch_save, enclosing_run, missing_run_hint, nearby_runs_hint, not_a_run_of, save_safetensors, git_commit, machine_info, machines_of, new_run, open_run, read_cells, read_run_config, running, write_json, write_run_config
 from genaug.tracking import Tracker, tracker_for
-from genaug.train import (as_tensor, class_weights, fit_classifier, latent_spread, make_ema, predict_probs,
+from genaug.train import (as_tensor, class_weights, fit_classifier, latent_spread, make_ema, predict_probs, uses_autocast,
                           recompute_batchnorm, train_one_epoch)
 
 log = logging.getLogger("genaug")
@@ -438,20 +438,21 @@ def run_cell(model_name: str, variant: str, fraction: float, seed: int, train: T
     model = build_classifier(model_name, len(bundle.classes), in_ch, latent=latent, pretrained=b.pretrained,
                              weights_dir=b.weights_dir, image_size=train.x.shape[-1])
     epochs = b.epochs_for(model_name, latent)
+    amp = uses_autocast(cfg.run, device)
     fit = fit_classifier(model, train.x, train.y, val.x, val.y, len(bundle.classes), epochs, b.batch_size, b.lr,
                          b.weight_decay, b.patience, augment=b.augment, seed=seed, device=device,
-                         desc=cell_key(model_name, variant, fraction, seed, fold), amp=cfg.run.amp,
+                         desc=cell_key(model_name, variant, fraction, seed, fold), amp=amp,
                          schedule=b.schedule, augmentations=b.augmentations, tracker=tracker,
                          min_epochs=b.min_epochs(epochs), checkpoint=partial, state_every=cfg.run.state_every_s,
                          say_epochs=True, label_smoothing=b.label_smoothing, mixup=b.mixup, ema_decay=b.ema)
     tta = tta_arguments(b, train.x)
-    p_val = predict_probs(model, val.x, device=device, amp=cfg.run.amp, **tta)
-    p_test = predict_probs(model, test.x, device=device, amp=cfg.run.amp, **tta)
+    p_val = predict_probs(model, val.x, device=device, amp=amp, **tta)
+    p_test = predict_probs(model, test.x, device=device, amp=amp, **tta)
     thr = choose_threshold(val.y, p_val)
     at_half = classification_metrics(test.y, p_test, bundle.classes, None)
     at_thr = classification_metrics(test.y, p_test, bundle.classes, thr)
     t0 = time.perf_counter()
-    predict_probs(model, test.x, device=device, amp=cfg.run.amp)
+    predict_probs(model, test.x, device=device, amp=amp)
     infer = len(test.x) / max(time.perf_counter() - t0, 1e-9)
     if save_to is not None:
         ckpt = classifier_checkpoint(model, model_name, bundle, cfg, train.x.shape[-3:], thr, variant, seed, tta)
@@ -479,7 +480,7 @@ def run_cell(model_name: str, variant: str, fraction: float, seed: int, train: T
             "val_probs": p_val.tolist(), "val_labels": val.y.tolist(),
             "params": sum(p.numel() for p in model.parameters()),
             # cells accumulate across reruns, shards and machines: keep their provenance
-            "genaug_commit": git_commit(), "device": str(device), "machine": machine_info(device)}
+            "genaug_commit": git_commit(), "device": str(device), "machine": machine_info(device, amp)}
 
 
 def tta_arguments(b, train_x: torch.Tensor) -> dict:
@@ -1021,13 +1022,14 @@ def seconds_per_training_image(model_name: str, latent: bool, sample_shape: tupl
     spread = latent_spread(data) if latent else None
     ema = make_ema(model, b.ema) if b.ema > 0 else None   # its update is part of each step
     best = float("inf")
+    amp = uses_autocast(cfg.run, device)
     for step in range(3):
         t0 = time.perf_counter()
         train_one_epoch(model, opt, data, labels, weights, batch, gen, device, b.augment, "timing",
-                        amp=cfg.run.amp, augmentations=b.augmentations, spread=spread,
+                        amp=amp, augmentations=b.augmentations, spread=spread,
                         label_smoothing=b.label_smoothing, mixup=b.mixup, ema=ema)
         if ema is not None:   # and each epoch's pass of the training images for the average's statistics
-            recompute_batchnorm(ema.module, data, device, batch, cfg.run.amp)
+            recompute_batchnorm(ema.module, data, device, batch, amp)
         if torch.device(device).type == "cuda":
             torch.cuda.synchronize(device)   # the step's kernels may still be queued
         if step:   # the first step warms up allocators and kernels
@@ -1176,7 +1178,7 @@ def report_notes(run: Run, bundle: DataBundle, cells: list[dict], plan: CellPlan
     notes += unpaired_notes(run, cells)
     if not b.balance:   # --balance adds nothing to the largest class by design
         notes += unaugmented_class_notes(cells, bundle.classes)
-    notes += machine_notes(cells)
+    notes += machine_notes(cells) + precision_notes(cells)
     if any(c["variant"] == "mixed" for c in cells):
         notes.append("mixed cells run the same epochs as real cells over real + synthetic images, so they "
                      "take proportionally more optimizer steps (see n_train): the comparison is at equal "
@@ -1420,6 +1422,17 @@ def machine_notes(cells: list[dict]) -> list[str]:
     return ["cells ran on more than one machine or thread count (" + "; ".join(f"{w}: {n} cell{'s' if n != 1 else ''}"
                                                            for w, n in sorted(where.items()))
             + "), so their seconds per epoch compare machines as well as variants"]
+
+
+def precision_notes(cells: list[dict]) -> list[str]:
+    """The cells that computed in bf16 on a CPU (--cpu-amp): a reader of the tables should know, and where some
+    did and some did not, that seeds of one cell are then not the same computation."""
+    bf16 = sum((c.get("machine") or {}).get("autocast") == "bf16" for c in cells)
+    if not bf16:
+        return []
+    share = "every cell" if bf16 == len(cells) else f"{bf16} of {len(cells)} cells (the rest in fp32)"
+    return [f"{share} computed in bf16 on the CPU (--cpu-amp): faster on a CPU with AMX, and not the same numbers "
+            "as fp32"]
 
 
 def did_not_learn(cell: dict, n_classes: int) -> bool:

@@ -56,7 +56,10 @@ class RunConfig:
     out_root: str = "outputs"
     name: str = ""
     threads: int = 0              # torch CPU threads; 0 = torch's default
-    amp: bool = True              # bf16 autocast for classifiers on CUDA; no effect on CPU
+    amp: bool = True              # bf16 autocast for classifiers on CUDA; on the CPU only with cpu_amp
+    # bf16 autocast for classifiers on the CPU too (with amp): 1.3-4.6x the training steps a second on a CPU with
+    # AMX (Intel Xeon, 4th generation on), slower on most others, so off unless asked (docs/PERFORMANCE.md)
+    cpu_amp: bool = False
     tensorboard: bool = False     # event files under <run>/tensorboard (needs the tensorboard package)
     deterministic: bool = True    # deterministic algorithms: same seed, same numbers on CPU (see device.py for GPUs)
     # A benchmark cell writes its whole training state (a stopped cell resumes at the epoch after the last
@@ -607,7 +610,7 @@ def same_data_source(a: Any, b: Any) -> bool:
 
 # What the command line may change when a run is resumed: where and how it runs, not what it
 # computes (seed, data, sizes, epochs...), or its finished parts and its new ones would not match.
-RESUME_MAY_CHANGE = {"run.device", "run.threads", "run.tensorboard", "run.amp", "run.state_every_s", "data.cache_dir", "data.download",
+RESUME_MAY_CHANGE = {"run.device", "run.threads", "run.tensorboard", "run.amp", "run.cpu_amp", "run.state_every_s", "data.cache_dir", "data.download",
                      "encode.overwrite"}
 RESUME_IGNORES = {"run.out_root", "run.name"}   # the run directory is given; these name new ones
 

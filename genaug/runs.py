@@ -378,7 +378,7 @@ def _cpu_name() -> str:
     return name
 
 
-def machine_info(device: str | torch.device | None = None) -> dict:
+def machine_info(device: str | torch.device | None = None, bf16: bool = False) -> dict:
     """Where a computation ran (``device``), or what the machine has (None). The same seed gives
     the same model bit for bit only with the same kernels: PyTorch picks CPU kernels by instruction
     set (AVX2, AVX512, ...) and GPU kernels by device, and results also moved with the CPU model
@@ -389,6 +389,8 @@ def machine_info(device: str | torch.device | None = None) -> dict:
     on_gpu = torch.cuda.is_available() if device is None else str(device).startswith("cuda")
     if on_gpu and torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(None if device is None else torch.device(device))
+    if bf16 and not on_gpu:   # a computation in bf16 on the CPU (run.cpu_amp) gives other numbers than in fp32
+        info["autocast"] = "bf16"
     return info
 
 
@@ -400,6 +402,8 @@ def machine_summary(info: dict | None) -> str:
     if not info.get("gpu"):
         threads = info.get("threads", "?")
         parts.append(f"{threads} thread{'' if threads == 1 else 's'}")
+    if info.get("autocast"):
+        parts.append(f"{info['autocast']} autocast")
     return ", ".join(str(p) for p in parts)
 
 

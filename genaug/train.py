@@ -309,9 +309,16 @@ def predict_probs(model: nn.Module, data: torch.Tensor, batch_size: int | None =
 
 
 def autocast(device, amp: bool):
-    """bf16 autocast on CUDA when ``amp``; a no-op elsewhere (CPU bf16 is slower than fp32 on most CPUs)."""
+    """bf16 autocast on CUDA or the CPU when ``amp`` (`uses_autocast` decides it for the CPU); a no-op elsewhere."""
     dev = torch.device(device)
-    return torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bool(amp) and dev.type == "cuda")
+    return torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bool(amp) and dev.type in ("cuda", "cpu"))
+
+
+def uses_autocast(run_cfg, device) -> bool:
+    """Whether a benchmark's classifiers compute in bf16 on ``device``: on CUDA with run.amp; on the CPU only
+    with run.cpu_amp as well, since bf16 is slower than fp32 there on CPUs without AMX or AVX512-BF16."""
+    kind = torch.device(device).type
+    return bool(run_cfg.amp) and (kind == "cuda" or (kind == "cpu" and bool(run_cfg.cpu_amp)))
 
 
 def on_device(x: torch.Tensor, device) -> torch.Tensor:
