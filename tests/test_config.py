@@ -339,3 +339,17 @@ def test_a_device_is_refused_by_its_own_name_where_no_such_device_is_visible(mon
         with pytest.raises(ConfigError) as caught:
             resolve_device(name)
         assert str(caught.value) == told
+
+
+@pytest.mark.parametrize("amx,avx512_bf16,has", [(True, False, True), (False, True, True), (False, False, False),
+                                                 (None, None, False)])   # None: a torch without the check
+def test_a_cpu_computes_bf16_in_hardware_with_amx_or_avx512_bf16(monkeypatch, amx, avx512_bf16, has):
+    import torch
+    from genaug.device import cpu_has_bf16
+
+    for check, answer in (("_is_amx_tile_supported", amx), ("_is_avx512_bf16_supported", avx512_bf16)):
+        if answer is None:
+            monkeypatch.delattr(torch.cpu, check, raising=False)
+        else:
+            monkeypatch.setattr(torch.cpu, check, lambda answer=answer: answer)
+    assert cpu_has_bf16() is has

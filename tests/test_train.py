@@ -433,15 +433,12 @@ def test_a_resumed_fit_restores_the_best_epoch_whether_or_not_it_was_the_last_sa
 
 
 @pytest.mark.parametrize("name,latent", [("cnn", False), ("resnet34", False), ("densenet121", False), ("cnn", True)])
-def test_the_bf16_autocast_path_trains_and_predicts_in_float32(monkeypatch, name, latent):
-    # No GPU runs here, so CUDA's autocast path is run on the CPU instead: the same bf16 forward passes
+def test_the_bf16_autocast_path_trains_and_predicts_in_float32(name, latent):
+    # The CPU's autocast path (--cpu-amp) makes the same bf16 forward passes as CUDA's, where no GPU runs
     # (training, validation loss, the weight average's batch-norm pass, test-time augmentation), so a
     # dtype that does not meet float32 where it must (losses, probabilities, weights) fails here
-    import genaug.train as train
     from genaug.models import build_classifier
 
-    monkeypatch.setattr(train, "autocast", lambda device, amp: torch.autocast("cpu", dtype=torch.bfloat16,
-                                                                              enabled=bool(amp)))
     g = torch.Generator().manual_seed(0)
     x = (torch.randn(16, 8, 4, 4, generator=g).half() if latent
          else torch.randint(0, 256, (16, 1, 32, 32), generator=g, dtype=torch.uint8))
@@ -474,3 +471,22 @@ def test_noise_on_a_gpu_is_drawn_there_and_repeats_from_the_same_seed():
     g = torch.Generator().manual_seed(5)
     first, second = gaussian_noise((8,), g, "cuda"), gaussian_noise((8,), g, "cuda")
     assert not torch.equal(first, second)   # the CPU generator moves on: each step its own noise
+
+
+@pytest.mark.parametrize("device,amp,cpu_amp,uses", [
+    ("cpu", True, False, False),    # the default on a CPU: fp32, as before --cpu-amp
+    ("cpu", True, True, True),
+    ("cpu", False, True, False),    # run.amp off turns it off everywhere
+    ("cuda", True, False, True),    # CUDA's default, whatever cpu_amp says
+    ("cuda", False, False, False),
+    ("mps", True, True, False),
+])
+def test_bf16_autocast_is_used_on_cuda_by_default_and_on_a_cpu_only_when_asked(device, amp, cpu_amp, uses):
+    from genaug.config import RunConfig
+    from genaug.train import autocast, uses_autocast
+
+    assert uses_autocast(RunConfig(amp=amp, cpu_amp=cpu_amp), device) is uses
+    if device == "cpu":   # and autocast then computes in bf16 on the CPU
+        with autocast(device, uses_autocast(RunConfig(amp=amp, cpu_amp=cpu_amp), device)):
+            out = torch.nn.Linear(4, 2)(torch.ones(1, 4))
+        assert out.dtype == (torch.bfloat16 if uses else torch.float32)
