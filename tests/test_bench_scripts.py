@@ -38,6 +38,14 @@ def test_pool_coverage_prints_a_row_per_gan_spread():
     assert all(cell.endswith("%") for r in rows for cell in r[1:])
 
 
+def test_cpu_bf16_prints_fp32_bf16_and_their_ratio_per_classifier():
+    header, *rows = _bench("cpu_bf16.py", "--sizes", "16", "--models", "cnn", "--steps", "1", "--batch-size", "4")
+    assert header == ["classifier", "input", "fp32 images/s", "bf16 images/s", "bf16 / fp32"]
+    assert [r[:2] for r in rows] == [["cnn", "16 px"], ["cnn (latent)", "14x14x256 latents"]]
+    for r in rows:   # the ratio is the two rates' own, to the two decimals printed
+        assert float(r[4].rstrip("x")) == pytest.approx(float(r[3]) / float(r[2]), abs=0.01)
+
+
 def test_eval_batch_prints_a_row_per_network_and_size():
     header, *rows = _bench("eval_batch.py", "--models", "cnn", "--sizes", "16,24", "--batches", "8,256",
                            "--repeats", "1")
