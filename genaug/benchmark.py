@@ -27,7 +27,7 @@ from PIL import Image
 from genaug.config import BenchmarkConfig, Config, absolute_data, check_resumed_data, closest_name, config_from_dict, data_differences, parse_fractions, parse_model_epochs, resumed_settings, validate
 from genaug.data import DataBundle, ImageSet, check_data_spec, patient_folds, subsample_by_patient
 from genaug.data.equalize import equalize_images, equalized_bundle
-from genaug.device import seed_everything
+from genaug.device import cpu_has_bf16, seed_everything
 from genaug.encode import autoencoder_of, gather_rows, load_autoencoder, latent_set, load_latents, run_encode
 from genaug import distributed
 from genaug.jobs import data_cache_dir, held_out_seen, join_ranks, read_training_list, start_job, tell
@@ -1080,6 +1080,20 @@ def say_planned_time(cfg: Config, bundle: DataBundle, device, cells: list[tuple]
     tell(f"{len(cells)} cell{'s' if len(cells) > 1 else ''} to train here: about "
          f"{duration(est) if est >= 1 else 'a second'} on {device} if every cell runs all its epochs (a training "
          "step of each model timed now; early stopping often ends cells sooner)")
+    if hint := cpu_amp_hint(est, device, cfg.run):
+        tell(hint)
+
+
+def cpu_amp_hint(seconds: float, device, run_cfg) -> str | None:
+    """For cells planned to take ten minutes or more in fp32 on a CPU that computes bf16 in hardware: that
+    --cpu-amp would take less. Off by default, since it changes the numbers; a user on such a CPU should
+    still know it is there."""
+    if seconds < 600 or torch.device(device).type != "cpu" or not run_cfg.amp or run_cfg.cpu_amp or \
+            not cpu_has_bf16():
+        return None
+    return ("note: this CPU computes bf16 in hardware (AMX or AVX512-BF16): --cpu-amp trains the classifiers "
+            "faster (docs/PERFORMANCE.md (p)), though not to the same numbers as fp32, so give it to every run "
+            "of a comparison or to none")
 
 
 def train_cells(cfg: Config, run: Run, bundle: DataBundle, device, plan: CellPlan, inp: CellInputs) -> None:

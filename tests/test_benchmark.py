@@ -1295,3 +1295,21 @@ def test_cpu_amp_cells_compute_in_bf16_record_it_and_the_report_says_so(tmp_path
     report = (run / "report.md").read_text()
     assert "- 1 of 2 cells (the rest in fp32) computed in bf16 on the CPU (--cpu-amp)" in report
     assert "bf16 autocast: 1 cell" in report and "cells ran on more than one machine" in report
+
+
+@pytest.mark.parametrize("seconds,device,cpu_amp,hardware,hinted", [
+    (3600, "cpu", False, True, True),
+    (300, "cpu", False, True, False),     # a few minutes: not worth a line
+    (3600, "cpu", True, True, False),     # already asked for
+    (3600, "cpu", False, False, False),   # emulated bf16 would be slower
+    (3600, "cuda", False, True, False),   # bf16 there already, by run.amp
+])
+def test_a_long_fp32_run_on_a_cpu_with_bf16_hardware_is_told_of_cpu_amp(monkeypatch, seconds, device, cpu_amp,
+                                                                       hardware, hinted):
+    import genaug.benchmark as benchmark
+    from genaug.config import RunConfig
+
+    monkeypatch.setattr(benchmark, "cpu_has_bf16", lambda: hardware)
+    hint = benchmark.cpu_amp_hint(seconds, device, RunConfig(cpu_amp=cpu_amp))
+    assert (hint is not None) is hinted
+    assert hint is None or "--cpu-amp trains the classifiers faster" in hint
