@@ -147,6 +147,10 @@ def compare_runs(run_a: str | Path, run_b: str | Path, n_boot: int = 1000) -> di
     paired = [p for group in groups.values() for p in group]
     variants = {r["variant"] for r in rows}
     differ = setting_differences(set_a, set_b)
+    # bf16 on the CPU (--cpu-amp) may change when a run is resumed, so each cell says what it computed in
+    precision = {side: "/".join(sorted({cell_precision(p[i]) for p in paired})) for i, side in enumerate("ab")}
+    if precision["a"] != precision["b"]:
+        differ.insert(0, ("precision", precision["a"], precision["b"]))
     # e.g. latent_epochs differs, but only real cells are paired: it cannot explain B − A; nor can
     # ResNet-34's own epochs when only CNN cells are paired (the latent CNN has latent_epochs)
     pixel_models = {r["model"] for r in rows if r["variant"] != "encoded"}
@@ -157,6 +161,11 @@ def compare_runs(run_a: str | Path, run_b: str | Path, n_boot: int = 1000) -> di
             "settings_differ_unpaired_variants": elsewhere, "rows": rows,
             "machines": {side: machines_of([p[i] for p in paired]) for i, side in enumerate("ab")},
             "commits": {side: commits_of([p[i] for p in paired]) for i, side in enumerate("ab")}}
+
+
+def cell_precision(cell: dict) -> str:
+    """'bf16' for a cell computed under bf16 autocast on a CPU (--cpu-amp), else 'fp32' (on a GPU: run.amp's)."""
+    return (cell.get("machine") or {}).get("autocast") or "fp32"
 
 
 def commits_of(cells: list[dict]) -> list[str]:

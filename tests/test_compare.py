@@ -109,6 +109,27 @@ def test_compare_says_whether_b_reproduces_a_and_where_each_ran(tmp_path):
     assert "other genaug code" not in text   # cells that recorded none, on both sides
 
 
+def test_compare_names_bf16_cells_on_a_cpu_as_a_difference_of_how_they_trained(tmp_path):
+    # --cpu-amp is a run setting a resume may change, so the cells say what they computed in (session 69: B's
+    # bf16 cells were "the same settings", their other probabilities put down to kernels)
+    ok = np.ones(40, bool)
+    xeon = {"cpu": "Intel(R) Xeon(R) Processor (family 6, model 207)", "cpu_capability": "AVX512", "cpu_count": 2,
+            "threads": 1}
+    a = _run(tmp_path / "a", [{**_cell("cnn", "real", s, ok), "machine": xeon} for s in (0, 1)])
+    bf16 = [{**_cell("cnn", "real", s, ok), "machine": {**xeon, "autocast": "bf16"}} for s in (0, 1)]
+    for c in bf16:
+        c["test_probs"] = [[p0 - 0.01, p1 + 0.01] for p0, p1 in c["test_probs"]]
+    text = format_comparison(compare_runs(a, _run(tmp_path / "b", bf16), n_boot=50))
+    assert "- `precision`: 'fp32' → 'bf16'" in text and "although the settings agree" not in text
+    assert "B on Intel(R) Xeon(R) Processor (family 6, model 207), AVX512, 1 thread, bf16 autocast (2 cells)" in text
+    # one of B's cells in fp32 (resumed with --no-cpu-amp): both are named
+    bf16[1]["machine"] = xeon
+    text = format_comparison(compare_runs(a, _run(tmp_path / "c", bf16), n_boot=50))
+    assert "- `precision`: 'fp32' → 'bf16/fp32'" in text
+    same = _run(tmp_path / "d", [{**_cell("cnn", "real", s, ok), "machine": xeon} for s in (0, 1)])
+    assert "precision" not in format_comparison(compare_runs(a, same, n_boot=50))   # fp32 on both sides
+
+
 def test_compare_says_when_the_paired_cells_were_trained_by_other_code(tmp_path):
     ok = np.ones(40, bool)
     old = "835995a7f1ce8e6456e026ee1e3ea26b0895365e+dirty"
