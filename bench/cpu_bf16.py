@@ -3,7 +3,8 @@
 AdamW), on random data: what --cpu-amp buys on this CPU.
 
 bf16 is computed in hardware only on CPUs with AMX or AVX512-BF16 (Intel Xeon, 4th generation on); elsewhere
-torch emulates it and it is usually slower than fp32, which is why --cpu-amp is off by default.
+torch emulates it, which users report far slower than fp32 (not measured here); and bf16 does not give fp32's
+numbers. So --cpu-amp is off by default.
 
     python bench/cpu_bf16.py [--sizes 64,224] [--models cnn,resnet34,densenet121] [--batch-size 32]
                              [--steps 5] [--threads 0]

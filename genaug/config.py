@@ -57,8 +57,9 @@ class RunConfig:
     name: str = ""
     threads: int = 0              # torch CPU threads; 0 = torch's default
     amp: bool = True              # bf16 autocast for classifiers on CUDA; on the CPU only with cpu_amp
-    # bf16 autocast for classifiers on the CPU too (with amp): 1.3-4.6x the training steps a second on a CPU with
-    # AMX (Intel Xeon, 4th generation on), slower on most others, so off unless asked (docs/PERFORMANCE.md)
+    # bf16 autocast for classifiers on the CPU too (with amp). On an AMX Xeon the cpu profile's CNN and DenseNet-121
+    # cells trained 2.3x and 1.6x as fast per epoch (docs/PERFORMANCE.md (p)); CPUs without AMX or AVX512-BF16
+    # emulate bf16; and bf16 does not give fp32's numbers, so it is off unless asked
     cpu_amp: bool = False
     tensorboard: bool = False     # event files under <run>/tensorboard (needs the tensorboard package)
     deterministic: bool = True    # deterministic algorithms: same seed, same numbers on CPU (see device.py for GPUs)

@@ -58,8 +58,8 @@ def set_deterministic(on: bool, device: torch.device) -> None:
 
 
 def cpu_has_bf16() -> bool:
-    """Whether this CPU computes bf16 in hardware (AMX or AVX512-BF16); elsewhere bf16 autocast is emulated and
-    usually slower than fp32 (torch's private checks: a torch without them counts as none)."""
+    """Whether this CPU computes bf16 in hardware (AMX or AVX512-BF16); elsewhere torch emulates bf16, which users
+    report far slower than fp32 (not measured here). torch's private checks: a torch without them counts as none."""
     return any(getattr(torch.cpu, check, lambda: False)() for check in ("_is_amx_tile_supported",
                                                                        "_is_avx512_bf16_supported"))
 

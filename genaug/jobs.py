@@ -80,8 +80,8 @@ def start_job(cfg: Config, run: Run, size: int) -> tuple[torch.device, DataBundl
     if run.command == "benchmark" and device.type == "cpu" and cfg.run.amp and cfg.run.cpu_amp:
         # the GAN and autoencoder a benchmark trains compute in fp32 whatever this says: only its classifiers
         tell("note: the classifiers compute in bf16 on this CPU (--cpu-amp)" + (
-            "" if cpu_has_bf16() else ", which has neither AMX nor AVX512-BF16: bf16 is usually slower than fp32 "
-            "there; --no-cpu-amp turns it off"))
+            "" if cpu_has_bf16() else ", which has neither AMX nor AVX512-BF16: torch emulates bf16 there, reported "
+            "far slower than fp32; --no-cpu-amp turns it off"))
     with distributed.main_first():   # under torchrun rank 0 builds the decode cache, the others read it
         bundle = load_bundle(cfg, size)
     # after the data: switching to deterministic kernels imports torch's compiler (about a second),

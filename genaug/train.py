@@ -316,7 +316,7 @@ def autocast(device, amp: bool):
 
 def uses_autocast(run_cfg, device) -> bool:
     """Whether a benchmark's classifiers compute in bf16 on ``device``: on CUDA with run.amp; on the CPU only
-    with run.cpu_amp as well, since bf16 is slower than fp32 there on CPUs without AMX or AVX512-BF16."""
+    with run.cpu_amp as well, since CPUs without AMX or AVX512-BF16 emulate bf16 (`cpu_has_bf16`)."""
     kind = torch.device(device).type
     return bool(run_cfg.amp) and (kind == "cuda" or (kind == "cpu" and bool(run_cfg.cpu_amp)))
 
