@@ -480,7 +480,8 @@ def run_cell(model_name: str, variant: str, fraction: float, seed: int, train: T
             "val_probs": p_val.tolist(), "val_labels": val.y.tolist(),
             "params": sum(p.numel() for p in model.parameters()),
             # cells accumulate across reruns, shards and machines: keep their provenance
-            "genaug_commit": git_commit(), "device": str(device), "machine": machine_info(device, amp)}
+            "genaug_commit": git_commit(), "device": str(device), "machine": machine_info(device, amp),
+            "precision": "bf16" if amp else "fp32"}
 
 
 def tta_arguments(b, train_x: torch.Tensor) -> dict:

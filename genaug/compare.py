@@ -164,8 +164,13 @@ def compare_runs(run_a: str | Path, run_b: str | Path, n_boot: int = 1000) -> di
 
 
 def cell_precision(cell: dict) -> str:
-    """'bf16' for a cell computed under bf16 autocast on a CPU (--cpu-amp), else 'fp32' (on a GPU: run.amp's)."""
-    return (cell.get("machine") or {}).get("autocast") or "fp32"
+    """What a cell computed in: 'bf16' or 'fp32' as it recorded (since session 69; its first bf16 cells on a CPU
+    recorded only machine.autocast). Before that a CPU cell was always fp32, and a GPU cell bf16 or fp32 by
+    run.amp, unrecorded."""
+    machine = cell.get("machine") or {}
+    if recorded := cell.get("precision") or machine.get("autocast"):
+        return recorded
+    return "not recorded (GPU)" if machine.get("gpu") else "fp32"
 
 
 def commits_of(cells: list[dict]) -> list[str]:

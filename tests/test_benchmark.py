@@ -1284,14 +1284,15 @@ def test_cpu_amp_cells_compute_in_bf16_record_it_and_the_report_says_so(tmp_path
     assert "note: the classifiers compute in bf16 on this CPU (--cpu-amp)" in r.stdout
     run = only_run(tmp_path / "o", "benchmark")
     cell = json.loads((run / "cells" / "cnn__real__f1__seed0.json").read_text())
-    assert cell["machine"]["autocast"] == "bf16"
+    assert cell["machine"]["autocast"] == "bf16" and cell["precision"] == "bf16"
     assert "- every cell computed in bf16 on the CPU (--cpu-amp)" in (run / "report.md").read_text()
     # resumed in fp32 (it may change, as --threads may): the new cell says so by leaving it out, and the report
     # counts both and names the two ways they ran
     r = genaug("benchmark", "--resume", run, "--seeds", 2, "--no-cpu-amp")
     assert r.returncode == 0, r.stderr[-2000:]
     assert "compute in bf16" not in r.stdout
-    assert "autocast" not in json.loads((run / "cells" / "cnn__real__f1__seed1.json").read_text())["machine"]
+    fp32 = json.loads((run / "cells" / "cnn__real__f1__seed1.json").read_text())
+    assert "autocast" not in fp32["machine"] and fp32["precision"] == "fp32"
     report = (run / "report.md").read_text()
     assert "- 1 of 2 cells (the rest in fp32) computed in bf16 on the CPU (--cpu-amp)" in report
     assert "bf16 autocast: 1 cell" in report and "cells ran on more than one machine" in report

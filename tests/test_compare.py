@@ -128,6 +128,14 @@ def test_compare_names_bf16_cells_on_a_cpu_as_a_difference_of_how_they_trained(t
     assert "- `precision`: 'fp32' → 'bf16/fp32'" in text
     same = _run(tmp_path / "d", [{**_cell("cnn", "real", s, ok), "machine": xeon} for s in (0, 1)])
     assert "precision" not in format_comparison(compare_runs(a, same, n_boot=50))   # fp32 on both sides
+    # a GPU cell computed in bf16 or fp32 by run.amp, which cells before session 69 did not record; since, they do
+    h200 = {**xeon, "gpu": "NVIDIA H200"}
+    old_gpu = _run(tmp_path / "e", [{**_cell("cnn", "real", s, ok), "machine": h200} for s in (0, 1)])
+    new_gpu = _run(tmp_path / "f", [{**_cell("cnn", "real", s, ok), "machine": h200, "precision": "bf16"}
+                                    for s in (0, 1)])
+    assert "- `precision`: 'fp32' → 'not recorded (GPU)'" in format_comparison(compare_runs(a, old_gpu, n_boot=50))
+    assert "- `precision`: 'not recorded (GPU)' → 'bf16'" in format_comparison(compare_runs(old_gpu, new_gpu,
+                                                                                           n_boot=50))
 
 
 def test_compare_says_when_the_paired_cells_were_trained_by_other_code(tmp_path):
