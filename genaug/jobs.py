@@ -16,6 +16,7 @@ from genaug.data.splits import subsample_by_patient
 from genaug.device import cpu_has_bf16, resolve_device, seed_everything, set_deterministic
 from genaug.inventory import counted
 from genaug.runs import TRAINING_LIST, Run, atomic_write_text, enclosing_run
+from genaug.train import uses_autocast
 
 log = logging.getLogger("genaug")
 
@@ -77,7 +78,7 @@ def start_job(cfg: Config, run: Run, size: int) -> tuple[torch.device, DataBundl
         # once: not again for the GAN and autoencoder a benchmark trains inside its own run)
         tell(f"note: --threads {cfg.run.threads} on {counted(cpus, 'CPU')}: threads beyond the CPUs usually slow "
              f"training; give --threads {cpus} or fewer")
-    if run.command == "benchmark" and device.type == "cpu" and cfg.run.amp and cfg.run.cpu_amp:
+    if run.command == "benchmark" and device.type == "cpu" and uses_autocast(cfg.run, device):
         # the GAN and autoencoder a benchmark trains compute in fp32 whatever this says: only its classifiers
         tell("note: the classifiers compute in bf16 on this CPU (--cpu-amp)" + (
             "" if cpu_has_bf16() else ", which has neither AMX nor AVX512-BF16: torch emulates bf16 there, reported "

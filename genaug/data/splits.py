@@ -11,6 +11,7 @@ from pathlib import PurePath
 import numpy as np
 
 from genaug.errors import DataError
+from genaug.inventory import counted
 
 # <patient>__<file>: the name genaug data split --labels gives a file whose patient a labels CSV names;
 # read only in a folder it laid out so (folder.patient_of), since other data may use '__' otherwise
@@ -111,7 +112,7 @@ def patient_folds(labels, patients: list[str], k: int, seed: int) -> list[np.nda
     if fewest < k:   # a fold without a class could not choose a threshold or score a ROC-AUC
         # found in session 68: one patient was told "use --folds 2 or fewer", which it cannot fill either
         fix = f"use --folds {fewest} or fewer" if fewest >= 2 else "use --folds 1 (one validation split)"
-        raise DataError(f"{fewest} patient{'s' if fewest != 1 else ''} of one class cannot fill {k} folds (patients "
+        raise DataError(f"{counted(fewest, 'patient')} of one class cannot fill {k} folds (patients "
                         f"per class in train+val: {', '.join(str(n) for n in per_class.values())}): {fix}")
     size: dict[str, int] = {}
     for pid in patients:
