@@ -28,7 +28,7 @@ from genaug.data.loading import check_out_outside_data, resolve_classes
 from genaug.errors import CheckpointError, ConfigError, DataError, TrainingDiverged
 from genaug.models import Discriminator, Generator, dcgan_init
 from genaug.tracking import Tracker, tracker_for
-from genaug.runs import save_safetensors, Run, atomic_torch_save, atomic_write_text, load_checkpoint, nearby_runs_hint, new_run, not_a_run_of, open_run, read_run_config, data_learnt_from, running, write_json
+from genaug.runs import save_safetensors, Run, atomic_torch_save, check_room_for_files, atomic_write_text, load_checkpoint, nearby_runs_hint, new_run, not_a_run_of, open_run, read_run_config, data_learnt_from, running, write_json
 from genaug.train import as_tensor, check_finite, epoch_batches, resident_device, to_float
 
 log = logging.getLogger("genaug")
@@ -326,6 +326,7 @@ def sample_to_dir(checkpoint: str | Path, class_arg: str, n: int, seed: int, out
                               + (f"{others[0]}'s is {beside}" if beside.is_file() else f"give {others[0]}'s generator")
                               + f", or --class {ckpt['class_name']}")
     names = resolve_classes(class_arg, ckpt["classes"] if ckpt["conditional"] else [ckpt["class_name"]])
+    check_room_for_files(out_dir, n * len(names), f"--n {n}")
     if planned:
         planned(n * len(names))
     rows = []
@@ -396,6 +397,10 @@ def _gan(cfg: Config, run: Run, class_arg: str | None) -> Path:
         other = f", or train a GAN of the others only (--class {','.join(enough)})" if enough else ""
         raise TooFewClassImages(f"class {short[0]} has {counts[short[0]]} training images; a GAN needs at least "
                                 f"{MIN_CLASS_IMAGES}: give more images of it{other}")
+    if not run.manifest.get("finished"):   # before training: its images would not fit on the disk
+        # a resumed run writes its images again over any it wrote before it stopped
+        written = sum(1 for _ in run.path("synthetic").glob("*/*.png"))
+        check_room_for_files(run.path("synthetic"), g.n * len(wanted) - written, f"--n {g.n}")
     run.save_manifest(classes_requested=wanted)
     if g.per_class:
         plans = [(c, bundle.train.images[bundle.train.labels == bundle.classes.index(c)], None, 0) for c in wanted]

@@ -378,6 +378,15 @@ def test_bad_config_key_exit_2(tmp_path):
     assert r.returncode == 2 and "unknown key 'gan.epoch'" in r.stderr
 
 
+def test_a_gan_whose_images_cannot_fit_on_the_disk_is_refused_before_it_trains(tmp_path, tiny):
+    # 2 x 10**12 files of one 4 KiB block at the least: 8 PB, on no disk; told once the classes are known,
+    # not after the training, when the first images fill the disk (session 70)
+    r = genaug("gan", "--data", "demo", "--profile", tiny, "--n", 10 ** 12, "--out", tmp_path / "o")
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert "--n 1000000000000 asks for 2,000,000,000,000 files in " in r.stderr and "give a smaller --n" in r.stderr
+    assert "epoch" not in r.stdout and not list((tmp_path / "o").glob("gan/*"))   # nothing trained, no run left
+
+
 @pytest.mark.slow
 def test_gan_cli_end_to_end_and_sample(tmp_path, tiny):
     r = genaug("gan", "--data", "demo", "--class", "PNEUMONIA", "--profile", tiny, "--out", tmp_path / "o")
@@ -429,6 +438,12 @@ def test_gan_cli_end_to_end_and_sample(tmp_path, tiny):
                "--out", tmp_path / "s-bad")
     assert r.returncode == 2 and "unknown class 'COVID'" in r.stderr and "Traceback" not in r.stderr
     assert not list((tmp_path / "s-bad").glob("gan-sample/*"))   # no empty run left behind
+    # images that cannot fit on the disk (a few zeros too many: 8 PB at one 4 KiB block a file) are refused
+    # before the first is written, not found out when the disk is full (session 70)
+    r = genaug("gan", "sample", "--checkpoint", run, "--class", "NORMAL", "--n", 10 ** 12, "--out", tmp_path / "s-huge")
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert "error: --n 1000000000000 asks for 1,000,000,000,000 files in " in r.stderr and "give a smaller --n" in r.stderr
+    assert not list((tmp_path / "s-huge").glob("gan-sample/*"))
     # resuming the finished run rewrites its report from the images it wrote, which benchmarks may
     # have trained on: a stand-in file that sampling again would overwrite survives
     from PIL import Image

@@ -321,3 +321,26 @@ def test_out_of_memory_names_resume_only_where_the_command_can_resume(monkeypatc
 def test_other_runtime_errors_keep_their_traceback(monkeypatch):
     with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
         _cli_entry_raising(monkeypatch, RuntimeError("mat1 and mat2 shapes cannot be multiplied"))()
+
+
+def test_synthetic_images_that_cannot_fit_on_the_disk_are_refused_before_the_first_is_written(small_disk, tmp_path):
+    """Each file takes at least one block (a page on tmpfs): one image more than the free blocks hold is
+    refused with nothing written, and a count a little under them is written whole (session 70: `gan
+    sample --n 100000000` began 200 million files on a disk with room for 19 million)."""
+    from genaug.errors import ConfigError
+    from genaug.gan import GanState, generator_payload, sample_to_dir
+    from genaug.runs import atomic_torch_save
+    from test_gan import tiny_cfg
+
+    disk, _ = small_disk
+    cfg = tiny_cfg()
+    atomic_torch_save(generator_payload(GanState(cfg, 2), cfg, ["A", "B"], "conditional"), tmp_path / "g.pt")
+    st = os.statvfs(disk)
+    assert st.f_frsize == 4096   # the block this test counts in
+    per_class = st.f_bavail // 2 + 1   # two classes: one file more than the disk has blocks for
+    with pytest.raises(ConfigError, match=rf"--n {per_class} asks for {2 * per_class:,} files in .*, at least"):
+        sample_to_dir(tmp_path / "g.pt", "all", per_class, 0, disk / "out", "cpu")
+    assert not list(disk.iterdir())
+    # room to spare for the folders and manifest.csv: written, every file
+    rows = sample_to_dir(tmp_path / "g.pt", "all", per_class - 40, 0, disk / "out", "cpu")
+    assert len(rows) == len(list((disk / "out").rglob("*.png"))) == 2 * (per_class - 40)
