@@ -338,7 +338,11 @@ def list_runs(out_root: str | Path, command: str | None = None) -> list[RunState
     folders = [root / command] if command else sorted(p for p in root.iterdir() if p.is_dir())
     if not command and any((p / "manifest.json").is_file() for p in folders):
         folders = [root]   # given one command's folder, e.g. outputs/benchmark
-    states = [run_state(r) or _unreadable(r) for f in folders for r in sorted(f.iterdir()) if r.is_dir()]
+    found = [r for f in folders for r in sorted(f.iterdir()) if r.is_dir()]
+    # a run linked in beside itself (a restored run put back under its old name, found in session 70) is
+    # one run: listed twice, its stop and its process were counted twice
+    real = {r.resolve() for r in found if not r.is_symlink()}
+    states = [run_state(r) or _unreadable(r) for r in found if not (r.is_symlink() and r.resolve() in real)]
     return [s for s in states if s is not None]
 
 

@@ -251,6 +251,18 @@ def test_runs_command_prints_a_table_and_how_to_resume_without_loading_torch(tmp
     assert r.stdout.splitlines()[1].split()[1:5] == ["stopped", "(archived)", "1", "of"]
 
 
+def test_a_run_linked_in_beside_itself_is_listed_once(tmp_path):
+    # a run put back under the name its benchmarks recorded, as a link to where it is (session 70): one run,
+    # one stop to resume; a link to a run outside the root is still listed, under the link's name
+    gan = _run(tmp_path / "out", "gan", "halfway", {"gan": {"epochs": 5}}, {"history-conditional.json": [{"epoch": 1}]})
+    (tmp_path / "out" / "gan" / "20200101-000000-old-name").symlink_to(gan.dir)
+    assert [(s.run, s.state) for s in list_runs(tmp_path / "out")] == [(str(gan.dir), "stopped")]
+    elsewhere = _run(tmp_path / "elsewhere", "gan", "kept", {"gan": {"epochs": 5}}, finished=True)
+    (tmp_path / "out" / "gan" / "20200101-000000-kept").symlink_to(elsewhere.dir)
+    assert [s.run for s in list_runs(tmp_path / "out")] == [str(tmp_path / "out" / "gan" / "20200101-000000-kept"),
+                                                             str(gan.dir)]
+
+
 def test_cells_in_progress_and_shard_processes_go_below_their_run_so_the_table_keeps_its_width():
     a, b = "densenet121__mixed__f1__seed0", "densenet121__mixed__f1__seed1"
     states = [RunState("/r/benchmark/x", "benchmark", "at work",
