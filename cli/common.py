@@ -13,9 +13,9 @@ def flag_for(key: str) -> str:
     return _FLAG_OF_KEY.get(key, "--" + key.replace("_", "-"))
 
 
-def build_config(profile: str | None, **sections: dict) -> Config:
-    """Profile YAML overrides the code defaults; flags that were given (not None) override both. A bad
-    value from a flag is told with the flag's name."""
+def build_config(profile: str | list[str] | None, **sections: dict) -> Config:
+    """Profile YAML overrides the code defaults (several profiles: each over the ones before it); flags that
+    were given (not None) override them all. A bad value from a flag is told with the flag's name."""
     flags = {f"{section}.{key}": flag_for(key) for section, given in sections.items() if given
              for key, value in given.items() if value is not None}
     return load_config(profile, {k: v for k, v in sections.items() if v}, flags)

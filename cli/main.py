@@ -7,7 +7,7 @@ import shlex
 import signal
 import sys
 import time
-from typing import Optional
+from typing import List, Optional
 
 import typer
 from typer.core import TyperGroup
@@ -99,7 +99,7 @@ app.add_typer(data_app, name="data")
 # Options shared by every command (Typer needs them spelled out per command).
 DataOpt = typer.Option(None, "--data", help="demo | folder in the Kaggle layout (ROOT/train/CLASS/*: JPEG, PNG, BMP, TIFF, DICOM) | file.npz | medmnist:NAME")
 TaskOpt = typer.Option(None, "--task", help="binary (class folders) | 3class (normal/bacteria/virus from file names)")
-ProfileOpt = typer.Option(None, "--profile", "--config", help="profile name in configs/ (demo, cpu, paper) or a YAML file of overrides")
+ProfileOpt = typer.Option(None, "--profile", "--config", help="profile name in configs/ (demo, cpu, paper) or a YAML file of overrides; given again, each applies over the ones before it (--profile cpu --config mine.yaml)")
 SeedOpt = typer.Option(None, "--seed", help="training seed (splits use data.split_seed, fixed across seeds)")
 DeviceOpt = typer.Option(None, "--device", help="auto | cpu | cuda (cuda:N: one GPU of several) | mps (auto: cuda, then mps, then cpu)")
 OutOpt = typer.Option(None, "--out", help="run root (default: outputs)")
@@ -118,7 +118,7 @@ def _common(data, task, seed, device, out, name, cache, tensorboard=None, thread
             dict(seed=seed, device=device, out_root=out, name=name, tensorboard=tensorboard, threads=threads))
 
 
-def _check_data(cfg, resume, data_flag: str | None, profile: str | None, makes_runs: bool = True) -> None:
+def _check_data(cfg, resume, data_flag: str | None, profile: list[str] | None, makes_runs: bool = True) -> None:
     """A mistyped --data is told before torch loads, in well under a second (a resumed run reads its own).
     A path that came from a profile says so: `--profile cpu` away from the project root had been told only
     "data folder not found: ../shared/data/chest_xray_224", with no word of where that path came from."""
@@ -131,12 +131,13 @@ def _check_data(cfg, resume, data_flag: str | None, profile: str | None, makes_r
     try:
         check_data_spec(cfg.data.data, cfg.data.task)
     except DataError as exc:
-        if data_flag is not None or not profile:
+        from genaug.config import profile_that_sets
+        if data_flag is not None or not (source := profile_that_sets(profile or [], "data", "data")):
             raise
         import os
         spec = cfg.data.data   # a relative path is read from the current folder, not from the profile's
         where = "" if os.path.isabs(spec) or ":" in spec else f", read from this folder as {os.path.abspath(spec)}"
-        raise DataError(f"{exc}; that is data.data in the profile {profile}{where}: give --data PATH to read "
+        raise DataError(f"{exc}; that is data.data in the profile {source}{where}: give --data PATH to read "
                         "data from elsewhere") from None
 
 
@@ -159,7 +160,7 @@ def _checkpoint_file(path: str, pattern: str, writer: str) -> str:
 
 @data_app.command("info")
 def data_info_cmd(
-    data: Optional[str] = DataOpt, task: Optional[str] = TaskOpt, profile: Optional[str] = ProfileOpt,
+    data: Optional[str] = DataOpt, task: Optional[str] = TaskOpt, profile: Optional[List[str]] = ProfileOpt,
     size: int = typer.Option(64, "--size", help="working resolution to decode at"),
     val_fraction: Optional[float] = typer.Option(None, "--val-fraction", help="share of train patients carved as val"),
     download: bool = typer.Option(False, "--download", help="fetch medmnist:NAME when missing"),
@@ -259,7 +260,7 @@ InputFractionOpt = typer.Option(
 
 @app.command("encode")
 def encode_cmd(
-    data: Optional[str] = DataOpt, task: Optional[str] = TaskOpt, profile: Optional[str] = ProfileOpt,
+    data: Optional[str] = DataOpt, task: Optional[str] = TaskOpt, profile: Optional[List[str]] = ProfileOpt,
     epochs: Optional[int] = typer.Option(None, "--epochs", help="autoencoder training epochs"),
     image_size: Optional[int] = typer.Option(None, "--image-size", help="input size, a multiple of 16 (default 224)"),
     latent_channels: Optional[int] = typer.Option(None, "--latent-channels", help="latent channels (default 256)"),
@@ -303,7 +304,7 @@ app.add_typer(gan_app, name="gan")
 def gan_cmd(
     ctx: typer.Context,
     class_: Optional[str] = typer.Option(None, "--class", help="class to write (a name from the data, several comma-separated, any case) or 'all' (the default; a resumed run keeps its own)"),
-    data: Optional[str] = DataOpt, task: Optional[str] = TaskOpt, profile: Optional[str] = ProfileOpt,
+    data: Optional[str] = DataOpt, task: Optional[str] = TaskOpt, profile: Optional[List[str]] = ProfileOpt,
     epochs: Optional[int] = typer.Option(None, "--epochs", help="GAN training epochs (default: the profile's)"),
     n: Optional[int] = typer.Option(None, "--n", help="synthetic images to write per class (default 1280)"),
     image_size: Optional[int] = typer.Option(None, "--image-size", help="64 (default) or 128"),
@@ -399,7 +400,7 @@ def gan_sample_cmd(
 
 @app.command("benchmark")
 def benchmark_cmd(
-    data: Optional[str] = DataOpt, task: Optional[str] = TaskOpt, profile: Optional[str] = ProfileOpt,
+    data: Optional[str] = DataOpt, task: Optional[str] = TaskOpt, profile: Optional[List[str]] = ProfileOpt,
     models: Optional[str] = typer.Option(None, "--models", help="comma list of models (default: cnn,resnet34,densenet121; also alexnet, alexnet_small, vgg19, googlenet, resnet50, lenet5, lmap3, logreg, mlp)"),
     variants: Optional[str] = typer.Option(None, "--variants", help="comma list of real, mixed, synthetic, encoded (default: real,mixed,encoded; mixed and synthetic need a GAN run, encoded an encode run, trained first where none is given)"),
     seeds: Optional[int] = typer.Option(None, "--seeds", help="repeats per cell (seeds seed..seed+N-1)"),

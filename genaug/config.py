@@ -527,14 +527,17 @@ def _set_by(flag: str | None) -> str:
     return f"set with {flag}" if flag else "set on the command line"
 
 
-def load_config(profile: str | None = None, overrides: dict | None = None,
+def load_config(profile: str | list[str] | None = None, overrides: dict | None = None,
                 flag_names: dict[str, str] | None = None) -> Config:
-    """Defaults, then the profile's overrides, then ``overrides`` (``{"gan": {"epochs": 3}}``; None values skipped).
+    """Defaults, then the profile's overrides (a list of profiles: each over the ones before it), then
+    ``overrides`` (``{"gan": {"epochs": 3}}``; None values skipped).
     ``flag_names`` maps dotted keys to the flags that set them (``{"benchmark.ema": "--ema"}``), for a bad
     value's error to name the flag the user typed."""
     cfg, origins = Config(), {}
-    if profile:
-        path = find_profile(profile)
+    # `--profile cpu --config mine.yaml` applied mine.yaml alone before session 70, the cpu profile
+    # dropped without a word (the two flags are one option, and its last value won)
+    for name in [profile] if isinstance(profile, str) else profile or []:
+        path = find_profile(name)
         _apply(cfg, read_yaml(path), str(path), origins)
     if overrides:
         clean = {s: {k: v for k, v in d.items() if v is not None} for s, d in overrides.items()}
@@ -557,6 +560,15 @@ def load_config(profile: str | None = None, overrides: dict | None = None,
         raise ConfigError(f"{exc} ({where})", key=exc.key) from None
     check_new_run_name(cfg.run.name)   # new names only: a saved config is not loaded here
     return cfg
+
+
+def profile_that_sets(profiles: list[str], section: str, key: str) -> str | None:
+    """Which of ``profiles`` (applied in order) gave ``section.key`` its value: the last that sets it."""
+    for name in reversed(profiles):
+        values = read_yaml(find_profile(name)).get(section)
+        if isinstance(values, dict) and key in values:
+            return name
+    return None
 
 
 def _is_path(spec: str) -> bool:

@@ -29,7 +29,7 @@ from genaug.errors import CheckpointError, ConfigError
 from genaug.metrics import reconstruction_metrics
 from genaug.models import ConvAutoencoder
 from genaug.tracking import Tracker, tracker_for
-from genaug.runs import save_safetensors, Run, atomic_torch_save, atomic_write, atomic_write_text, load_checkpoint, nearby_runs_hint, new_run, not_a_run_of, open_run, read_run_config, running, write_json
+from genaug.runs import save_safetensors, Run, atomic_torch_save, check_room_for_bytes, atomic_write, atomic_write_text, load_checkpoint, nearby_runs_hint, new_run, not_a_run_of, open_run, read_run_config, running, write_json
 from genaug.train import (as_tensor, augment_batch, batch_indices, check_finite, epoch_batches, resident_device,
                           to_float)
 
@@ -187,6 +187,22 @@ def _save_npy_atomic(path: Path, arr: np.ndarray) -> None:
     atomic_write(path, lambda fh: np.save(fh, arr))
 
 
+def check_room_for_latents(model: ConvAutoencoder, bundle: DataBundle, out_dir: Path, views: int,
+                           overwrite: bool) -> None:
+    """Refuse latents that cannot fit on ``out_dir``'s disk before the autoencoder trains: they are written
+    only at the end, hours later (a latent set kept as it is needs no room)."""
+    if (out_dir / "meta.json").is_file() and not overwrite:
+        return
+    per_image = int(np.prod(model.latent_shape)) * np.dtype(np.float16).itemsize
+    n = sum(len(s) * (1 + views * (name != "test")) for name, s in bundle.splits.items())
+    # a resumed run's latents written before it stopped are replaced, in room they hold already
+    written = sum(f.stat().st_size for f in out_dir.glob("*.npy")) if out_dir.is_dir() else 0
+    what = f"the latents of {n:,} images" + (f" ({views} augmented views of each train and val image among them)"
+                                                if views else "") + f" ({'x'.join(map(str, model.latent_shape))} float16)"
+    check_room_for_bytes(out_dir, n * per_image - written, what,
+                         "give --out a disk with room" + (", or fewer views (encode.views)" if views else ""))
+
+
 def write_latents(model: ConvAutoencoder, bundle: DataBundle, out_dir: Path, device, overwrite: bool,
                   source: dict, views: int = 0, seed: int = 0) -> dict:
     """Encode train/val/test into ``out_dir`` (and ``views`` augmented copies of train and val, which
@@ -333,6 +349,8 @@ def _encode(cfg: Config, run: Run, ckpt: dict | None, reused: torch.nn.Module | 
         warn_if_model_saw_held_out(read_training_list(run.dir), bundle)
     else:
         model = ConvAutoencoder(e.image_size, e.latent_channels)
+    check_room_for_latents(model, bundle, run.path("latents"), e.views, e.overwrite)
+    if not e.checkpoint:
         tracker = tracker_for(cfg, run)
         try:
             # it learns from the kept patients only; every image of every split is encoded below

@@ -130,26 +130,44 @@ def _free_bytes(folder: Path) -> float:
         return float("inf")
 
 
-def check_room_for_files(folder: Path, n_files: int, flag: str) -> None:
-    """Refuse, before any is written, ``n_files`` files (asked for by ``flag``, e.g. '--n 500') into ``folder`` that cannot fit on its disk. Each file
-    takes at least one block there (4 KiB on ext4 and XFS), so this is a bound the files cannot come in under:
-    it never refuses work that would fit. Found in session 70: `gan sample --n 100000000` (a few zeros too
-    many) started writing 200 million PNGs into a disk with room for 19 million, to fail when it was full,
-    with every other program on that disk failing beside it."""
+def _disk_room(folder: Path) -> tuple[int, int] | None:
+    """(block size, bytes free to this user) of the disk ``folder`` will be on: of its nearest existing
+    folder; None where that cannot be told (os.statvfs is not on Windows)."""
     existing = next((p for p in (folder, *folder.parents) if p.is_dir()), None)
     try:
         st = os.statvfs(existing)
-    except (OSError, TypeError, AttributeError):   # no such folder yet is fine; os.statvfs is not on Windows
-        return
-    block, free = st.f_frsize or st.f_bsize, st.f_bavail * (st.f_frsize or st.f_bsize)
-    if n_files * block > free:
+    except (OSError, TypeError, AttributeError):
+        return None
+    block = st.f_frsize or st.f_bsize
+    return block, st.f_bavail * block
+
+
+def check_room_for_files(folder: Path, n_files: int, flag: str) -> None:
+    """Refuse, before any is written, ``n_files`` files (asked for by ``flag``, e.g. '--n 500') into ``folder``
+    that cannot fit on its disk. Each file takes at least one block there (4 KiB on ext4 and XFS), so this is a
+    bound the files cannot come in under: it never refuses work that would fit. Found in session 70: `gan
+    sample --n 100000000` (a few zeros too many) started writing 200 million PNGs into a disk with room for 19
+    million, to fail when it was full, with every other program on that disk failing beside it."""
+    if (room := _disk_room(folder)) and n_files * room[0] > room[1]:
+        block, free = room
         raise ConfigError(f"{flag} asks for {n_files:,} files in {folder}, at least {_gb(n_files * block)} on its "
                           f"disk ({block} bytes a file at the least), which has {_gb(free)} free: give a smaller "
                           f"{flag.split()[0]}, or --out on a disk with room")
 
 
+def check_room_for_bytes(folder: Path, n_bytes: int, what: str, remedy: str) -> None:
+    """Refuse, before the work that leads to them, ``n_bytes`` of output (``what``) that cannot fit in
+    ``folder``'s disk: e.g. an autoencoder's latents, written only after hours of training."""
+    if (room := _disk_room(folder)) and n_bytes > room[1]:
+        raise ConfigError(f"{what} take {_gb(n_bytes)} in {folder}, and its disk has {_gb(room[1])} free: {remedy}")
+
+
 def _gb(n: float) -> str:
-    return f"{n / 1e9:.1f} GB"
+    """Bytes as a person reads them: 819.2 GB, 98.3 MB, 12.0 kB."""
+    for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n / 1e3:.1f} kB"
 
 
 def _raise_disk_full(exc: BaseException, path: Path, nearly_full: bool = False) -> None:

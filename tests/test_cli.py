@@ -335,6 +335,11 @@ def test_a_missing_data_path_from_a_profile_names_the_profile_and_where_it_was_l
                cwd=tmp_path / "work")
     assert r.returncode == 2 and "profile" not in r.stderr and "data folder not found: ../xrays" in r.stderr
     assert not [d for d in (tmp_path / "o").glob("*/*") if d.is_dir() and d.parent.name != "cache"]   # no run made
+    # of two profiles, the one the path came from is named, whichever comes last
+    (tmp_path / "q.yaml").write_text("gan:\n  epochs: 3\n")
+    r = genaug(*command, "--profile", tmp_path / "p.yaml", "--config", tmp_path / "q.yaml", "--out", tmp_path / "o",
+               cwd=tmp_path / "work")
+    assert r.returncode == 2 and f"that is data.data in the profile {tmp_path / 'p.yaml'}, read from" in r.stderr
 
 
 def test_an_input_run_no_variant_reads_is_noted_not_silently_dropped(tmp_path, tiny):

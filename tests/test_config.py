@@ -18,6 +18,23 @@ def test_defaults_then_profile_then_flags(tmp_path):
     assert cfg.gan.nz == 100  # untouched default
 
 
+def test_profiles_given_together_apply_in_order_and_a_bad_value_names_its_file(tmp_path):
+    # `--profile demo --config mine.yaml`: before session 70 the option kept its last value, mine.yaml, and the
+    # demo profile was dropped without a word
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("gan:\n  epochs: 7\nbenchmark:\n  lr: 0.01\n")
+    cfg = load_config(["demo", str(mine)], {"gan": {"epochs": 3}})
+    demo = load_config("demo")
+    assert (cfg.gan.epochs, cfg.benchmark.lr) == (3, 0.01)   # the flag over both files, mine.yaml over demo
+    assert (cfg.data.demo_train, cfg.benchmark.image_size) == (demo.data.demo_train, demo.benchmark.image_size)
+    assert cfg.benchmark.image_size != load_config().benchmark.image_size   # demo's own value, not a default
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("benchmark:\n  lr: -1\n")
+    with pytest.raises(ConfigError, match=r"'benchmark.lr' must be positive, got -1.0 \(set in .*bad.yaml\)$"):
+        load_config([str(mine), str(bad)])
+    assert load_config([str(bad), str(mine)]).benchmark.lr == 0.01   # overridden before it is checked
+
+
 @pytest.mark.parametrize("text,match", [
     ("gan:\n  epoch: 3\n", "unknown key 'gan.epoch' \\(did you mean 'gan.epochs'\\? known: "),
     ("gans:\n  epochs: 3\n", "unknown section 'gans' \\(did you mean 'gan'\\? known: "),

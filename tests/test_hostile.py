@@ -344,3 +344,26 @@ def test_synthetic_images_that_cannot_fit_on_the_disk_are_refused_before_the_fir
     # room to spare for the folders and manifest.csv: written, every file
     rows = sample_to_dir(tmp_path / "g.pt", "all", per_class - 40, 0, disk / "out", "cpu")
     assert len(rows) == len(list((disk / "out").rglob("*.png"))) == 2 * (per_class - 40)
+
+
+def test_latents_that_cannot_fit_on_the_disk_are_refused_before_the_autoencoder_trains(small_disk, tmp_path, tiny):
+    """Latents are written after training, which on real data takes hours: a disk without room for them
+    is told before it starts (session 70). The figure is what the .npy files then take, their headers aside."""
+    import re
+
+    disk, resize = small_disk
+    big = tmp_path / "big.yaml"
+    big.write_text("encode:\n  image_size: 128\n  latent_channels: 256\n")   # 256x8x8 float16: 32 KiB an image
+    r = genaug("encode", "--data", "demo", "--profile", tiny, "--config", big, "--out", disk)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    train, val, test = map(int, re.search(r"train (\d+) images .* val (\d+) images .* test (\d+) images", r.stdout).groups())
+    n = (train + val) * 3 + test   # tiny's 2 augmented views of each train and val image, beside the image's own
+    assert (f"error: the latents of {n:,} images (2 augmented views of each train and val image among them) "
+            f"(256x8x8 float16) take {n * 256 * 8 * 8 * 2 / 1e6:.1f} MB in ") in r.stderr
+    assert "epoch" not in r.stdout and not list(disk.glob("encode/*"))   # nothing trained, no run left
+    resize("64M")
+    r = genaug("encode", "--data", "demo", "--profile", tiny, "--config", big, "--out", disk)
+    assert r.returncode == 0, r.stderr[-2000:]
+    written = only_run(disk, "encode") / "latents"
+    latents = sum(f.stat().st_size for f in written.glob("*.npy") if not f.name.endswith("_labels.npy"))
+    assert n * 256 * 8 * 8 * 2 <= latents < n * 256 * 8 * 8 * 2 + 1024   # the bound: each file's header above it
