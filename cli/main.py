@@ -68,6 +68,54 @@ class PipelineOrderGroup(TyperGroup):
             command.context_class = HintingContext   # so that its usage errors get usage_hint's hint too
         return command
 
+    def parse_args(self, ctx, args):
+        refuse_repeated_options(self, args)   # this group's own options (those of `genaug gan`)
+        return super().parse_args(ctx, args)
+
+    def resolve_command(self, ctx, args):
+        name, command, rest = super().resolve_command(ctx, args)
+        if command is not None and not isinstance(command, TyperGroup):   # a group checks its own
+            refuse_repeated_options(command, rest)
+        return name, command, rest
+
+
+def refuse_repeated_options(command, args: list[str]) -> None:
+    """An option given twice is refused: click keeps the last value without a word, so `--models cnn --models
+    resnet34` trained ResNet-34 alone and `--augment ... --no-augment` ran without augmentation (session 70).
+    Options meant to repeat (``multiple``, as --profile) are left alone. A group's options are read up to its
+    subcommand's name."""
+    from genaug.errors import ConfigError
+
+    # options by what they are (Typer brings its own copy of click, whose classes are not click's)
+    by_name = {opt: p for p in command.params
+               if p.param_type_name == "option" and not p.multiple and not getattr(p, "count", False)
+               for opt in (*p.opts, *p.secondary_opts)}
+    subcommands = getattr(command, "commands", {})
+    seen: dict[str, tuple[str, str]] = {}
+    i = 0
+    while i < len(args) and args[i] != "--":
+        token = args[i]
+        opt, eq, inline = token.partition("=") if token.startswith("--") else (token, "", "")
+        param = by_name.get(opt)
+        if param is None:
+            if token in subcommands:
+                return
+            i += 1
+            continue
+        takes_value = not param.is_flag
+        if eq or not takes_value:   # --seeds=3, or a flag
+            value, i = inline, i + 1
+        else:                       # --seeds 3
+            value, i = (args[i + 1] if i + 1 < len(args) else ""), i + 2
+        if param.name in seen:
+            first_opt, first_value = seen[param.name]
+            if not takes_value:
+                raise ConfigError(f"{first_opt} and {opt} are both given: give one" if first_opt != opt
+                                  else f"{opt} is given twice: give it once")
+            listed = f" (it takes a comma list: {opt} {first_value},{value})" if "comma" in (param.help or "") else ""
+            raise ConfigError(f"{opt} is given twice ({first_value}, then {value}): give it once{listed}")
+        seen[param.name] = (opt, value)
+
 
 app = typer.Typer(
     name="genaug", cls=PipelineOrderGroup,

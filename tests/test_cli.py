@@ -894,3 +894,27 @@ def test_gan_sample_refuses_an_out_inside_the_data_its_generator_learnt_from(tmp
     # elsewhere the command goes on to load the file, which is no generator
     r = genaug("gan", "sample", "--checkpoint", gan_run / "generator-conditional.pt", "--out", tmp_path / "o")
     assert r.returncode == 2 and "inside the data folder" not in r.stderr
+
+
+@pytest.mark.parametrize("args,told", [
+    (["benchmark", "--models", "cnn", "--models", "resnet34"],
+     "--models is given twice (cnn, then resnet34): give it once (it takes a comma list: --models cnn,resnet34)"),
+    (["benchmark", "--seeds", "2", "--seeds=3"], "--seeds is given twice (2, then 3): give it once"),
+    (["benchmark", "--augment", "--no-augment"], "--augment and --no-augment are both given: give one"),
+    (["gan", "--n", "5", "--n", "6"], "--n is given twice (5, then 6): give it once"),
+    (["gan", "sample", "--checkpoint", "g.pt", "--n", "5", "--n", "6"], "--n is given twice (5, then 6): give it once"),
+    (["predict", "--checkpoint", "a.pt", "--checkpoint", "b.pt", "x"], "--checkpoint is given twice (a.pt, then b.pt)"),
+])
+def test_an_option_given_twice_is_refused_not_taken_at_its_last_value(tmp_path, args, told):
+    # click kept the last value without a word: `--models cnn --models resnet34` trained ResNet-34 alone (session 70)
+    r = genaug(*args, cwd=tmp_path)
+    assert r.returncode == 2 and f"genaug: error: {told}" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not list(tmp_path.iterdir())   # told before any work
+
+
+def test_a_value_that_looks_like_an_option_and_a_group_s_own_option_are_not_taken_for_repeats(tmp_path):
+    # `--name --models`: the name is '--models'; `gan --class X sample --class Y`: two commands' options
+    r = genaug("gan", "--class", "NORMAL", "sample", "--checkpoint", tmp_path / "none.pt", "--class", "PNEUMONIA")
+    assert r.returncode == 2 and "no such file" in r.stderr and "twice" not in r.stderr, r.stderr
+    r = genaug("data", "info", "--data", tmp_path / "nowhere", "--cache-dir", "--data")
+    assert r.returncode == 2 and "twice" not in r.stderr and "data folder not found" in r.stderr, r.stderr
