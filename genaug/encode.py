@@ -197,8 +197,8 @@ def check_room_for_latents(model: ConvAutoencoder, bundle: DataBundle, out_dir: 
     n = sum(len(s) * (1 + views * (name != "test")) for name, s in bundle.splits.items())
     # a resumed run's latents written before it stopped are replaced, in room they hold already
     written = sum(f.stat().st_size for f in out_dir.glob("*.npy")) if out_dir.is_dir() else 0
-    what = f"the latents of {n:,} images" + (f" ({views} augmented views of each train and val image among them)"
-                                                if views else "") + f" ({'x'.join(map(str, model.latent_shape))} float16)"
+    among = f" ({views} augmented views of each train and val image among them)" if views else ""
+    what = f"the latents of {n:,} images{among} ({'x'.join(map(str, model.latent_shape))} float16)"
     check_room_for_bytes(out_dir, n * per_image - written, what,
                          "give --out a disk with room" + (", or fewer views (encode.views)" if views else ""))
 

@@ -124,22 +124,23 @@ def _atomic_write(path: Path, write) -> None:
 
 
 def _free_bytes(folder: Path) -> float:
-    try:
-        return shutil.disk_usage(folder).free
-    except OSError:
-        return float("inf")
+    room = _disk_room(folder)
+    return room[1] if room else float("inf")
 
 
 def _disk_room(folder: Path) -> tuple[int, int] | None:
-    """(block size, bytes free to this user) of the disk ``folder`` will be on: of its nearest existing
-    folder; None where that cannot be told (os.statvfs is not on Windows)."""
+    """(block size, bytes free to this user) of the disk ``folder`` is or will be on, read at its nearest
+    existing folder; None where that cannot be told."""
     existing = next((p for p in (folder, *folder.parents) if p.is_dir()), None)
     try:
-        st = os.statvfs(existing)
-    except (OSError, TypeError, AttributeError):
+        free = shutil.disk_usage(existing).free
+    except (OSError, TypeError):
         return None
-    block = st.f_frsize or st.f_bsize
-    return block, st.f_bavail * block
+    try:
+        block = os.statvfs(existing).f_frsize or 4096
+    except (OSError, AttributeError):   # no os.statvfs on Windows: NTFS's usual cluster
+        block = 4096
+    return block, free
 
 
 def check_room_for_files(folder: Path, n_files: int, flag: str) -> None:
@@ -150,19 +151,20 @@ def check_room_for_files(folder: Path, n_files: int, flag: str) -> None:
     million, to fail when it was full, with every other program on that disk failing beside it."""
     if (room := _disk_room(folder)) and n_files * room[0] > room[1]:
         block, free = room
-        raise ConfigError(f"{flag} asks for {n_files:,} files in {folder}, at least {_gb(n_files * block)} on its "
-                          f"disk ({block} bytes a file at the least), which has {_gb(free)} free: give a smaller "
-                          f"{flag.split()[0]}, or --out on a disk with room")
+        raise ConfigError(f"{flag} asks for {n_files:,} files in {folder}, at least {_size_text(n_files * block)} "
+                          f"on its disk ({block} bytes a file at the least), which has {_size_text(free)} free: give "
+                          f"a smaller {flag.split()[0]}, or --out on a disk with room")
 
 
 def check_room_for_bytes(folder: Path, n_bytes: int, what: str, remedy: str) -> None:
     """Refuse, before the work that leads to them, ``n_bytes`` of output (``what``) that cannot fit in
     ``folder``'s disk: e.g. an autoencoder's latents, written only after hours of training."""
     if (room := _disk_room(folder)) and n_bytes > room[1]:
-        raise ConfigError(f"{what} take {_gb(n_bytes)} in {folder}, and its disk has {_gb(room[1])} free: {remedy}")
+        raise ConfigError(f"{what} take {_size_text(n_bytes)} in {folder}, and its disk has {_size_text(room[1])} "
+                          f"free: {remedy}")
 
 
-def _gb(n: float) -> str:
+def _size_text(n: float) -> str:
     """Bytes as a person reads them: 819.2 GB, 98.3 MB, 12.0 kB."""
     for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6)):
         if n >= size:
