@@ -391,17 +391,23 @@ def build_classifier(name: str, n_classes: int, in_channels: int = 1, latent: bo
 def check_input_size(name: str, image_size: int, in_channels: int = 1) -> None:
     """Refuse, before any training, a pixel input size the network's pooling cannot take. The check
     runs the model on the meta device: shapes only, no memory and no arithmetic."""
+    overflow = []
+
     def fits(size: int) -> bool:
         with torch.device("meta"):
             model = build_classifier(name, 2, in_channels, image_size=size).eval()
             try:
                 model(torch.zeros(2, in_channels, size, size))
                 return True
-            except RuntimeError:
+            except RuntimeError as e:
+                overflow.append("overflow" in str(e))
                 return False
 
     if fits(image_size):
         return
+    if overflow[-1]:   # found in session 71: 10**11 px was told to grow, its tensor's size being past int64
+        raise ConfigError(f"model '{name}' cannot take {image_size} px images (too large for one tensor, "
+                          f"let alone memory): use a smaller --image-size, e.g. 224")
     smallest = next((s for s in range(8, 1025, 8) if s > image_size and fits(s)), None)
     hint = f"use --image-size {smallest} or more" if smallest else "use a larger --image-size"
     raise ConfigError(f"model '{name}' cannot take {image_size} px images (its pooling shrinks them to "

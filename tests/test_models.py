@@ -87,6 +87,15 @@ def test_input_size_too_small_for_the_pooling_is_refused_with_the_smallest_that_
     build_classifier(name, 2, image_size=smallest).eval()(torch.rand(1, 1, smallest, smallest))   # it really works
 
 
+@pytest.mark.parametrize("name", ["cnn", "resnet34"])
+def test_input_size_too_large_for_a_tensor_is_refused_as_too_large(name):
+    # found in session 71: --image-size 100000000000 overflowed torch's storage size and was told
+    # "its pooling shrinks them to nothing: use a larger --image-size"
+    with pytest.raises(ConfigError, match=r"cannot take 100000000000 px images \(too large for one tensor"
+                                          r".*: use a smaller --image-size"):
+        check_input_size(name, 10**11)
+
+
 def test_zoo_architectures_follow_the_reports():
     from genaug.models import AlexNet
     a = AlexNet(1, 2)
