@@ -38,7 +38,7 @@ from genaug.metrics import (bootstrap_ci, calibration_error, choose_threshold, c
 from genaug.models import CLASSIFIERS, build_classifier, check_input_size, imagenet_weights_file
 from genaug.inventory import counted, duration, run_state, seconds_text
 from genaug.locks import in_use_by
-from genaug.runs import Run, atomic_torch_save, enclosing_run, missing_run_hint, nearby_runs_hint, not_a_run_of, save_safetensors, git_commit, machine_info, machines_of, new_run, open_run, read_cells, read_run_config, running, write_json, write_run_config
+from genaug.runs import Run, atomic_torch_save, check_room_for_files, enclosing_run, missing_run_hint, nearby_runs_hint, not_a_run_of, save_safetensors, git_commit, machine_info, machines_of, new_run, open_run, read_cells, read_run_config, running, write_json, write_run_config
 from genaug.tracking import Tracker, tracker_for
 from genaug.train import (as_tensor, class_weights, fit_classifier, latent_spread, make_ema, predict_probs, uses_autocast,
                           recompute_batchnorm, train_one_epoch)
@@ -218,6 +218,8 @@ def resolve_gan_run(cfg: Config, run: Run, bundle: DataBundle | None = None, pen
 
     def train(sub: Config) -> Path:
         if need and (most := max(need.values())) > sub.gan.n:
+            # named by the flag that asked for them: benchmark has no --n (found in session 71)
+            check_room_for_files(run.dir, most * len(bundle.classes), ratio_flag(cfg.benchmark))
             name = max(need, key=need.get)
             tell(f"its GAN writes {most} images a class, not gan.n's {sub.gan.n}: the cells ask {most} of {name}")
             sub.gan.n = most
@@ -1380,8 +1382,13 @@ def synthetic_shortfall(cells: list[dict], classes: list[str], b: BenchmarkConfi
     return short
 
 
+def ratio_flag(b: BenchmarkConfig) -> str:
+    """The flag that sets how many synthetic images a mixed cell adds, as the user gave it."""
+    return "--balance" if b.balance else f"--synthetic-ratio {b.synthetic_ratio:g}"
+
+
 def synthetic_shortfall_notes(cells: list[dict], classes: list[str], b: BenchmarkConfig) -> list[str]:
-    asked_by = "--balance" if b.balance else f"--synthetic-ratio {b.synthetic_ratio:g}"
+    asked_by = ratio_flag(b)
     notes = []
     for frac, by_class in sorted(synthetic_shortfall(cells, classes, b).items()):
         at = f" at train fraction {frac:g}" if frac != 1 else ""

@@ -219,6 +219,11 @@ def test_data_info_folder_and_json(tmp_path):
     (["benchmark", "--data", "demo", "--pretrained", "--models", "resnet34", "--weights-dir", "/no/such"],
      "genaug: error: --pretrained needs /no/such/resnet34-b627a593.pth; download it by hand from "
      "https://download.pytorch.org/models/resnet34-b627a593.pth and pass its folder with --weights-dir"),
+    # found in session 71: told "--n 265000000000 asks for ...: give a smaller --n", a flag benchmark has not
+    (["benchmark", "--data", "demo", "--models", "cnn", "--variants", "mixed", "--synthetic-ratio", "1e9"],
+     "error: --synthetic-ratio 1e+09 asks for "),
+    (["benchmark", "--data", "demo", "--models", "cnn", "--variants", "mixed", "--synthetic-ratio", "1e9"],
+     "give a smaller --synthetic-ratio, or --out on a disk with room"),
     (["benchmark", "--data", "demo", "--models", "cnn,densenet121", "--image-size", "16"],
      "model 'densenet121' cannot take 16 px images (its pooling shrinks them to nothing): use --image-size 32"),
 ])
