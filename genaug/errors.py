@@ -27,7 +27,7 @@ class CheckpointError(GenaugError):
 
 
 class TrainingDiverged(GenaugError):
-    """NaN/inf loss or a blown-up GAN; the last good checkpoint is kept."""
+    """NaN/inf loss or a blown-up GAN; the epochs finished before it are kept."""
 
 
 class RunInUse(GenaugError):

@@ -204,7 +204,8 @@ def train_gan_model(key: str, images: np.ndarray, labels: np.ndarray | None, n_c
             distributed.sync_buffers(m)
         if mean_g > g.max_loss or mean_d > g.max_loss:
             raise TrainingDiverged(f"GAN {key} blew up in epoch {epoch} (mean loss D {mean_d:.1f}, G {mean_g:.1f}); "
-                                   "stopped, the last good checkpoint is kept (try --diffaug or a lower lr)")
+                                   "stopped, and only what finished before it is kept: a new run with --diffaug or a "
+                                   "lower --lr may train")
         st.epoch = epoch
         st.history.append({"epoch": epoch, "loss_d": mean_d, "loss_g": mean_g, "steps": st.step,
                            "seconds": time.perf_counter() - t0})

@@ -242,8 +242,9 @@ def recompute_batchnorm(model: nn.Module, data: torch.Tensor, device, batch_size
 
 def check_finite(loss: torch.Tensor, what: str) -> None:
     if not torch.isfinite(loss):
-        raise TrainingDiverged(f"{what} loss became {loss.item()}; training stopped, the last good checkpoint is kept "
-                               "(lower the learning rate or check the data)")
+        # not "the last good checkpoint is kept": in a first epoch there is none (found in session 71)
+        raise TrainingDiverged(f"{what} loss became {loss.item()}; training stopped, and only what finished before "
+                               "it is kept: lower --lr or check the data")
 
 
 def load_fit_state(path: Path, epochs: int, seed: int, n_train: int, averaged: bool = False) -> dict:

@@ -219,6 +219,14 @@ def test_data_info_folder_and_json(tmp_path):
     (["benchmark", "--data", "demo", "--pretrained", "--models", "resnet34", "--weights-dir", "/no/such"],
      "genaug: error: --pretrained needs /no/such/resnet34-b627a593.pth; download it by hand from "
      "https://download.pytorch.org/models/resnet34-b627a593.pth and pass its folder with --weights-dir"),
+    # found in session 71: a loss that blew up in the first epoch was told "the last good checkpoint is kept",
+    # beside "(run folder ... removed: it held nothing yet)"
+    (["benchmark", "--data", "demo", "--models", "cnn", "--variants", "real", "--lr", "1e9"],
+     "classifier loss became nan; training stopped, and only what finished before it is kept: lower --lr or "
+     "check the data (run folder "),
+    (["gan", "--data", "demo", "--lr", "1e9"], "blew up in epoch 1 (mean loss D "),
+    (["gan", "--data", "demo", "--lr", "1e9"], "stopped, and only what finished before it is kept: a new run with "
+     "--diffaug or a lower --lr may train (run folder "),
     # found in session 71: told "--n 265000000000 asks for ...: give a smaller --n", a flag benchmark has not
     (["benchmark", "--data", "demo", "--models", "cnn", "--variants", "mixed", "--synthetic-ratio", "1e9"],
      "error: --synthetic-ratio 1e+09 asks for "),

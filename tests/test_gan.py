@@ -63,7 +63,7 @@ def test_nan_stops_training_and_keeps_last_good_checkpoint(tmp_path, monkeypatch
     import genaug.gan as gan_mod
     monkeypatch.setattr(gan_mod, "train_step", lambda *a, **k: (float("nan"), 1.0))
     ckpt = load_checkpoint(run.path("checkpoint-A.pt"), ("G",))
-    with pytest.raises(TrainingDiverged, match="last good checkpoint is kept"):
+    with pytest.raises(TrainingDiverged, match="only what finished before it is kept"):
         train_gan_model("A", imgs, None, 0, tiny_cfg(epochs=2), run, ["A"], "cpu", ckpt)
     assert run.path("checkpoint-A.pt").read_bytes() == good
     run.close()
