@@ -845,7 +845,7 @@ def run() -> None:
         # `--image-size 100000` ended in numpy's "_ArrayMemoryError" traceback while the demo images were drawn
         detail = " ".join(str(exc).split())[:300]
         _error(f"out of memory ({detail}): "
-               + (f"lower --image-size or --batch-size in a new run, or run fewer jobs at once or free memory "
+               + (f"lower {SIZE_FLAGS[sys.argv[1]]} in a new run, or run fewer jobs at once or free memory "
                   f"and then {_again(exc)}" if resumable(sys.argv[1:]) else
                   f"run fewer jobs at once or free memory, then {_again(exc)}"))
         sys.exit(2)
@@ -870,6 +870,12 @@ def is_out_of_memory(exc: BaseException) -> bool:
     torch = sys.modules.get("torch")
     oom = getattr(torch, "OutOfMemoryError", None) if torch is not None else None
     return (oom is not None and isinstance(exc, oom)) or "can't allocate memory" in str(exc)
+
+
+# what sets the memory a resumable command takes (found in session 71: `gan --width 100000` was told to
+# lower --image-size or --batch-size)
+SIZE_FLAGS = {"benchmark": "--image-size or --batch-size", "gan": "--width, --image-size or --batch-size",
+              "encode": "--image-size, --latent-channels or --batch-size"}
 
 
 def resumable(args: list[str]) -> bool:

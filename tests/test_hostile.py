@@ -318,6 +318,20 @@ def test_out_of_memory_names_resume_only_where_the_command_can_resume(monkeypatc
     assert ("--resume" in err) == ("sample" not in argv and "predict" not in argv)
 
 
+@pytest.mark.parametrize("argv,said", [
+    (["benchmark", "--image-size", "100000"], "lower --image-size or --batch-size in a new run"),
+    # found in session 71: `gan --width 100000` (20 TB of weights) was told to lower --image-size or --batch-size
+    (["gan", "--width", "100000"], "lower --width, --image-size or --batch-size in a new run"),
+    (["encode", "--latent-channels", "100000"], "lower --image-size, --latent-channels or --batch-size in a new run"),
+])
+def test_out_of_memory_names_the_size_flags_of_the_command(monkeypatch, capsys, argv, said):
+    monkeypatch.setattr("sys.argv", ["genaug", *argv])
+    with pytest.raises(SystemExit):
+        _cli_entry_raising(monkeypatch, MemoryError("Unable to allocate 37.3 GiB"))()
+    err = capsys.readouterr().err
+    assert said in err and err.count("\n") == 1
+
+
 def test_other_runtime_errors_keep_their_traceback(monkeypatch):
     with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
         _cli_entry_raising(monkeypatch, RuntimeError("mat1 and mat2 shapes cannot be multiplied"))()
