@@ -24,7 +24,7 @@ from genaug.config import DEFAULT_AUGMENTATIONS, Config, check_resumed_data, con
 from genaug.data import DataBundle
 from genaug import distributed
 from genaug.inventory import training_left
-from genaug.jobs import TRAINING_LIST, held_out_seen, join_ranks, read_training_list, start_job, tell, training_subset
+from genaug.jobs import TRAINING_LIST, held_out_seen, join_ranks, learnt_from_text, read_training_list, start_job, tell, training_subset
 from genaug.errors import CheckpointError, ConfigError
 from genaug.metrics import reconstruction_metrics
 from genaug.models import ConvAutoencoder
@@ -354,7 +354,8 @@ def _encode(cfg: Config, run: Run, ckpt: dict | None, reused: torch.nn.Module | 
         tracker = tracker_for(cfg, run)
         try:
             # it learns from the kept patients only; every image of every split is encoded below
-            history = train_autoencoder(model, training_subset(cfg, run, bundle, e.train_fraction), cfg, run,
+            history = train_autoencoder(model, training_subset(cfg, run, bundle, e.train_fraction, "the autoencoder"),
+                                        cfg, run,
                                         device, start=ckpt, tracker=tracker)
             if tracker.enabled:
                 from torchvision.utils import make_grid
@@ -387,6 +388,8 @@ def _encode(cfg: Config, run: Run, ckpt: dict | None, reused: torch.nn.Module | 
                "baseline_compression": compression_summary(e.image_size, (1, bsize, bsize)),
                "encode_images_per_second": meta["encode_images_per_second_all"],
                "epochs": len(history), "data": bundle.summary(),
+               "train_fraction": e.train_fraction if not e.checkpoint else None,
+               "train_images": run.manifest.get("train_images"),
                "views": {k: meta[k] for k in ("views", "view_splits", "view_augmentations", "views_seconds") if k in meta}}
     write_json(run.path("metrics.json"), metrics)
     atomic_write_text(run.path("summary.md"), _summary(metrics, bundle, e))
@@ -419,6 +422,10 @@ def _summary(m: dict, bundle: DataBundle, e) -> str:
         f"Latent: {e.latent_channels} x {e.image_size // 16} x {e.image_size // 16} from {e.image_size} px input; "
         f"{m['epochs']} epochs trained in this run. Test split: {len(bundle.test)} images.",
         "",
+        *([f"Trained on {m['train_fraction']:g} of the training patients: "
+           f"{learnt_from_text(m['train_images'], len(bundle.train))}, those that `genaug benchmark "
+           f"--train-fraction {m['train_fraction']:g}` keeps.", ""]
+          if m.get("train_fraction") is not None and m["train_fraction"] < 1 else []),
         "| method | PSNR (dB) | SSIM | MSE | numbers kept per image |",
         "|---|---|---|---|---|",
         f"| autoencoder | {m['test']['psnr']:.2f} | {m['test']['ssim']:.4f} | {m['test']['mse']:.6f} | {c['latent_elements_per_image']} |",

@@ -380,7 +380,7 @@ def _gan(cfg: Config, run: Run, class_arg: str | None) -> Path:
     device, bundle = start_job(cfg, run, g.image_size)
     # everything below (GAN, judge, near-copy search) sees only the kept patients, as a user who has
     # only that share of the data would
-    bundle = training_subset(cfg, run, bundle, g.train_fraction)
+    bundle = training_subset(cfg, run, bundle, g.train_fraction, "the GAN")
     if g.sync_batchnorm and device.type != "cuda":
         raise ConfigError("--sync-batchnorm needs CUDA GPUs (PyTorch has no CPU kernel for SyncBatchNorm); drop it")
     # built before training, so a missing torch-fidelity or weights file fails now, not after it

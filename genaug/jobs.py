@@ -97,16 +97,22 @@ def start_job(cfg: Config, run: Run, size: int) -> tuple[torch.device, DataBundl
     return device, bundle
 
 
-def training_subset(cfg: Config, run: Run, bundle: DataBundle, fraction: float) -> DataBundle:
+def training_subset(cfg: Config, run: Run, bundle: DataBundle, fraction: float, who: str) -> DataBundle:
     """``bundle`` with its training split cut to ``fraction`` of the patients of each class: the same
     patients that ``benchmark --train-fraction`` keeps (one shuffle per class, taken from the front,
     so a smaller fraction's patients lie inside a larger one's). Val and test stay whole. The files
-    kept are listed in the run's TRAINING_LIST."""
+    kept are listed in the run's TRAINING_LIST; ``who`` learns from them (said on the console)."""
     keep = subsample_by_patient(bundle.train.labels, bundle.train.patients, fraction, cfg.data.split_seed)
     sub = dataclasses.replace(bundle, splits={**bundle.splits, "train": bundle.train.subset(keep)})
     atomic_write_text(run.path(TRAINING_LIST), training_list_text(sub.train.paths))
     run.save_manifest(train_fraction=fraction, train_images=len(sub.train))
+    if fraction < 1:   # found in session 71: 0.0001 gave an autoencoder 4 images without a word
+        tell(f"{who} learns from {fraction:g} of the training patients: {learnt_from_text(len(sub.train), len(bundle.train))}")
     return sub
+
+
+def learnt_from_text(kept: int, of: int) -> str:
+    return f"{kept} of the {of} images"
 
 
 # A file name may hold a newline or bytes that are not UTF-8: the list holds one JSON string a line under

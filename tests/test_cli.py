@@ -378,6 +378,19 @@ def test_encode_resume_keeps_its_settings_and_refuses_others(tmp_path, tiny):
     assert r.returncode == 0, r.stderr
 
 
+def test_encode_with_a_train_fraction_says_how_many_images_it_learnt_from(tmp_path, tiny):
+    """Found in session 71: `encode --train-fraction 0.0001` learnt from 4 images without a word on the
+    console, in the log or in summary.md (the manifest alone held the count)."""
+    r = genaug("encode", "--data", "demo", "--profile", tiny, "--train-fraction", "0.5", "--out", tmp_path / "o")
+    assert r.returncode == 0, r.stderr
+    run = only_run(tmp_path / "o", "encode")
+    m = json.loads((run / "manifest.json").read_text())
+    kept = m["train_images"]
+    said = f"the autoencoder learns from 0.5 of the training patients: {kept} of the "
+    assert said in r.stdout and said in (run / "log.txt").read_text() and 0 < kept < 80
+    assert f"Trained on 0.5 of the training patients: {kept} of the " in (run / "summary.md").read_text()
+
+
 def test_inception_fid_without_torch_fidelity_fails_before_training(tmp_path, tiny):
     try:
         import torch_fidelity  # noqa: F401

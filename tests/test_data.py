@@ -575,7 +575,7 @@ def test_training_subset_keeps_the_benchmark_patients_nested_and_lists_them(tmp_
     kept = {}
     for frac in (0.25, 0.5, 1.0):
         run = new_run(tmp_path, "gan", f"f{frac}", cfg.to_dict())
-        sub = training_subset(cfg, run, bundle, frac)
+        sub = training_subset(cfg, run, bundle, frac, "the GAN")
         run.close()
         keep = subsample_by_patient(bundle.train.labels, bundle.train.patients, frac, cfg.data.split_seed)
         assert sub.train.paths == [bundle.train.paths[i] for i in keep]      # what benchmark --train-fraction keeps
