@@ -117,6 +117,11 @@ def refuse_repeated_options(command, args: list[str]) -> None:
         seen[param.name] = (opt, value)
 
 
+# found in session 71: --bootstrap 99999999999 (a slip of a few zeros) ran out of memory and was told to run
+# fewer jobs; 100,000 resamples already fix an interval's ends far finer than the tenth of a point reported
+MAX_BOOTSTRAP = 100_000
+
+
 app = typer.Typer(
     name="genaug", cls=PipelineOrderGroup,
     help="Generative data augmentation for chest X-rays: does synthetic or compressed data make a classifier "
@@ -696,7 +701,7 @@ def compare_cmd(
     run_a: str = typer.Argument(..., metavar="RUN_A", help="benchmark run A (the baseline)"),
     run_b: str = typer.Argument(..., metavar="RUN_B", help="benchmark run B, on the same data and split"),
     out: Optional[str] = typer.Option(None, "--out", help="Markdown file to write (a file already there is replaced only if genaug compare wrote it); default: print"),
-    bootstrap: int = typer.Option(1000, "--bootstrap", min=100, help="bootstrap resamples for the intervals"),
+    bootstrap: int = typer.Option(1000, "--bootstrap", min=100, max=MAX_BOOTSTRAP, help="bootstrap resamples for the intervals (100 to 100,000)"),
 ):
     from genaug.compare import compare_runs, format_comparison
 
@@ -724,7 +729,7 @@ def pool_cmd(
     runs: Optional[list[str]] = typer.Argument(None, metavar="RUNS", help="two or more benchmark runs, each on its own GAN (or encode) run, and any runs "
                                                     "whose real cells to use"),
     variant: str = typer.Option("mixed", "--variant", help="mixed, synthetic (GAN runs) or encoded (encode runs)"),
-    bootstrap: int = typer.Option(1000, "--bootstrap", min=100, help="bootstrap resamples for the intervals"),
+    bootstrap: int = typer.Option(1000, "--bootstrap", min=100, max=MAX_BOOTSTRAP, help="bootstrap resamples for the intervals (100 to 100,000)"),
     out: str = typer.Option("outputs", "--out", help="run root: the result goes to OUT/pool/<time>-<name>/pool.md"),
     name: str = RUN_NAME,
     redo: Optional[str] = typer.Option(None, "--redo", help="a pool run to write again in place, from the benchmark "

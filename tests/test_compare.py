@@ -243,6 +243,11 @@ def test_compare_command_prints_the_table_and_fails_in_one_line(tmp_path):
     doc = (tmp_path / "cmp.md").read_text()
     assert "| cnn | real | 1 | 1 | 100.0 | 100.0 | +0.0 |" in doc
     assert "**no difference detected**" in doc and "With one paired run" in doc
+    # found in session 71: --bootstrap 99999999999 (a slip for 1000) ran out of memory, told to "run fewer jobs"
+    for command in (["compare", a, b], ["pool", a, b]):
+        r = genaug(*command, "--bootstrap", "99999999999")
+        assert r.returncode == 2 and "Traceback" not in r.stderr and "out of memory" not in r.stderr, r.stderr
+        assert "'--bootstrap'" in r.stderr and "100000" in r.stderr, r.stderr
     r = genaug("compare", a, tmp_path / "missing")
     assert r.returncode == 2 and f"benchmark run not found: {tmp_path / 'missing'}" in r.stderr
     assert "Traceback" not in r.stderr
