@@ -286,7 +286,8 @@ def data_split_cmd(
         s = write_patient_split(Path(source), Path(to), test_fraction, seed)
     for split in ("train", "test"):
         counts = ", ".join(f"{c} {n}" for c, n in s["images"][split].items())
-        typer.echo(f"{split}: {sum(s['images'][split].values())} images ({counts}), {s['patients'][split]} patients")
+        typer.echo(f"{split}: {counted(sum(s['images'][split].values()), 'image')} ({counts}), "
+                   f"{counted(s['patients'][split], 'patient')}")
     if s["files_without_patient_id"]:
         n = s["files_without_patient_id"]
         typer.echo(f"note: {n} {'image carries' if n == 1 else 'images carry'} no patient id (in the file name or a DICOM "
