@@ -12,6 +12,7 @@ import torch
 from genaug import distributed
 from genaug.config import Config
 from genaug.data import DataBundle, load_data
+from genaug.errors import DataError
 from genaug.data.splits import subsample_by_patient
 from genaug.device import cpu_has_bf16, resolve_device, seed_everything, set_deterministic
 from genaug.inventory import counted
@@ -88,13 +89,50 @@ def start_job(cfg: Config, run: Run, size: int) -> tuple[torch.device, DataBundl
     # after the data: switching to deterministic kernels imports torch's compiler (about a second),
     # and bad data should be told at once
     set_deterministic(cfg.run.deterministic, device)
-    summary = bundle.summary()
+    summary, digest = bundle.summary(), bundle.split_digest()
+    # a report of a run whose data changed keeps the record of the data its cells were trained on
+    same = {"data": summary, "split_digest": digest} if data_unchanged(run, summary, digest, cfg.data.data) else {}
     trained_on = {"device": str(device), "world_size": distributed.world_size()} if run.trains else {}
-    run.save_manifest(data=summary, **trained_on, skipped=[{"path": p, "reason": r} for p, r in bundle.skipped])
+    run.save_manifest(**same, **trained_on, skipped=[{"path": p, "reason": r} for p, r in bundle.skipped])
     tell(data_line(summary, size, torch.device(device)))
     if note := bundle.skipped_note(cfg.data.data):
         tell(f"note: {note}")
     return device, bundle
+
+
+def data_unchanged(run: Run, summary: dict, digest: str, spec: str) -> bool:
+    """Whether a resumed run's data splits as it did when the run began (a new run's: True); a change is
+    refused where the run trains, and said where it only reports. Found in session 71: images added to
+    the data folder before a --resume put the new seed's cells on another validation split, pooled with
+    the old ones as one cell. Runs recorded before the digest was (session 71) are checked by their counts."""
+    before = run.manifest.get("data")
+    if not isinstance(before, dict):   # a new run, or one stopped before its data was read
+        return True
+    counts = _split_image_counts(before), _split_image_counts(summary)
+    changed = "; ".join(f"{k} {counts[0].get(k, 0)} images then, {counts[1].get(k, 0)} now"
+                        for k in dict.fromkeys([*counts[0], *counts[1]]) if counts[0].get(k) != counts[1].get(k))
+    was = run.manifest.get("split_digest")
+    if not changed and (was == digest if was else _per_class(before) == _per_class(summary)):
+        return True
+    what = (f"the data at {spec} has changed since run {run.dir} began ("
+            f"{changed or 'the same counts, other files or labels: renamed, replaced or moved between classes'})")
+    if not run.trains:   # a report of the cells it holds: they stand as they were trained
+        tell(f"note: {what}; this reports the cells trained before it")
+        return False
+    raise DataError(f"{what}: the cells it holds were trained on the splits as they were, and cells trained now "
+                    "would not be; put the data back as it was, or start a new run on the data as it is now")
+
+
+def _split_image_counts(summary: dict) -> dict[str, int]:
+    """Images a split holds; a validation split carved from train counts with it, as its folder holds them."""
+    n = {k: v.get("images") for k, v in (summary.get("splits") or {}).items() if isinstance(v, dict)}
+    if str(summary.get("val_origin", "")).startswith("carved") and "train" in n and "val" in n:
+        n = {"train+val": n.pop("train") + n.pop("val"), **n}
+    return n
+
+
+def _per_class(summary: dict) -> dict:
+    return {k: v.get("per_class") for k, v in (summary.get("splits") or {}).items() if isinstance(v, dict)}
 
 
 def training_subset(cfg: Config, run: Run, bundle: DataBundle, fraction: float, who: str) -> DataBundle:

@@ -1314,3 +1314,35 @@ def test_a_long_fp32_run_on_a_cpu_with_bf16_hardware_is_told_of_cpu_amp(monkeypa
     hint = benchmark.cpu_amp_hint(seconds, device, RunConfig(cpu_amp=cpu_amp))
     assert (hint is not None) is hinted
     assert hint is None or "--cpu-amp trains the classifiers faster" in hint
+
+
+def test_a_resumed_run_whose_data_changed_is_refused_until_it_is_put_back(tmp_path, tiny):
+    """Found in session 71: images added to the data folder between a run and its --resume put
+    seed 1 on another validation split (8 images, then 10) and pooled it with seed 0 as one cell."""
+    data = make_folder_dataset(tmp_path / "data", {"train": 16, "test": 6})
+    r = genaug("benchmark", "--data", data, "--profile", tiny, "--variants", "real", "--seeds", "1",
+               "--out", tmp_path / "o")
+    assert r.returncode == 0, r.stderr[-2000:]
+    run = only_run(tmp_path / "o", "benchmark")
+    cells = {p.name: p.read_bytes() for p in (run / "cells").iterdir()}
+    added = data / "train" / "NORMAL" / "IM-0900-0001.jpeg"
+    shutil.copyfile(data / "train" / "NORMAL" / "IM-0000-0001.jpeg", added)
+    r = genaug("benchmark", "--resume", run, "--seeds", "2")
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert (f"genaug: error: the data at {data} has changed since run {run} began (train+val 32 images then, "
+            "33 now)") in r.stderr, r.stderr
+    assert "put the data back as it was, or start a new run" in r.stderr
+    assert {p.name: p.read_bytes() for p in (run / "cells").iterdir()} == cells
+    # the same counts, another file: a name changed
+    added.rename(data / "train" / "NORMAL" / "IM-0901-0001.jpeg")
+    (data / "train" / "NORMAL" / "IM-0000-0001.jpeg").unlink()
+    r = genaug("benchmark", "--resume", run, "--seeds", "2")
+    assert r.returncode == 2 and "the same counts, other files or labels" in r.stderr, r.stderr
+    # a report trains nothing: said, not refused
+    r = genaug("benchmark", "--resume", run, "--report-only")
+    assert r.returncode == 0 and "note: the data at" in r.stdout + r.stderr, r.stderr[-2000:]
+    # put back as it was: the run goes on
+    (data / "train" / "NORMAL" / "IM-0901-0001.jpeg").rename(data / "train" / "NORMAL" / "IM-0000-0001.jpeg")
+    r = genaug("benchmark", "--resume", run, "--seeds", "2")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert len(list((run / "cells").iterdir())) == 2

@@ -1,6 +1,7 @@
 """The in-memory form of a dataset: uint8 image arrays with labels and patients, per split."""
 from __future__ import annotations
 
+import hashlib
 import shlex
 from dataclasses import dataclass, field
 
@@ -82,6 +83,17 @@ class DataBundle:
                                                   and not e[1].startswith("class folder")), self.skipped[0])
         return (f"{n} file{'s' if n > 1 else ''} under {spec} {'were' if n > 1 else 'was'} not read (e.g. {path}: "
                 f"{why}); genaug data info --data {shlex.quote(spec)} lists each and why")
+
+    def split_digest(self) -> str:
+        """Which image each split holds, and its label, as one hash: a resumed run checks by it that its
+        data still splits as when it began. Names and labels, not pixels: another JPEG decoder gives
+        pixels a grey level apart, and a run moved to another machine must still resume."""
+        h = hashlib.sha256()
+        for split in sorted(self.splits):
+            s = self.splits[split]
+            for path, label in sorted(zip(map(str, s.paths), np.asarray(s.labels).tolist())):
+                h.update(f"{split}\t{path}\t{label}\n".encode("utf-8", "surrogateescape"))
+        return h.hexdigest()[:16]
 
     def summary(self) -> dict:
         out = {"name": self.name, "source": self.source, "synthetic": self.synthetic,
