@@ -678,7 +678,7 @@ def report_cmd(
         check_output_file(out, "report")
     left_out: list[str] = []
     runs = each_once(runs)
-    doc = results_document(runs, title, left_out)
+    doc = results_document(runs, title.strip() or "Results", left_out)   # --title "$UNSET": not an empty heading
     for why in left_out:
         typer.echo(f"genaug: note: left out: {why}", err=True)
     if out:

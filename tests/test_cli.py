@@ -537,6 +537,8 @@ def test_encode_cli_end_to_end(tmp_path, tiny):
     assert "genaug encode --data" in text and "### Autoencoder report" in text
     psnr = f"{m['test']['psnr']:.2f}"
     assert psnr in text and psnr in (run / "summary.md").read_text()
+    r = genaug("report", run, "--title", "")   # --title "$UNSET" (session 71: an empty "# " heading)
+    assert r.returncode == 0 and r.stdout.startswith("# Results\n"), r.stdout[:200]
     r = genaug("report", tmp_path / "x")
     assert r.returncode == 2 and "not a genaug run" in r.stderr
     busy = tmp_path / "busy"   # a run still at work is left out, and the user is told
