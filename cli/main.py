@@ -79,11 +79,21 @@ class PipelineOrderGroup(TyperGroup):
         return name, command, rest
 
 
+# Options whose empty value read as "none given" and did something else (found in session 71): `--resume
+# "$RUN"` with RUN unset started a new run, `--out ''` wrote into the current folder, `--gan-run ''` trained
+# a GAN of its own, `--shard ''` trained every cell. What each takes, for the error.
+NOT_EMPTY = {"out": "a folder or file", "resume": "the run folder to resume", "gan_run": "a genaug gan run folder",
+             "encode_run": "a genaug encode run folder", "shard": "I/N", "checkpoint": "a checkpoint or run folder",
+             "real_from": "a benchmark run folder", "redo": "a pool run folder", "to": "a new folder",
+             "labels": "a CSV file", "image": "an image file or folder", "cache_dir": "a folder",
+             "weights_dir": "a folder"}
+
+
 def refuse_repeated_options(command, args: list[str]) -> None:
     """An option given twice is refused: click keeps the last value without a word, so `--models cnn --models
     resnet34` trained ResNet-34 alone and `--augment ... --no-augment` ran without augmentation (session 70).
     Options meant to repeat (``multiple``, as --profile) are left alone. A group's options are read up to its
-    subcommand's name."""
+    subcommand's name. A path or run option given empty (NOT_EMPTY) is refused too."""
     from genaug.errors import ConfigError
 
     # options by what they are (Typer brings its own copy of click, whose classes are not click's)
@@ -107,6 +117,9 @@ def refuse_repeated_options(command, args: list[str]) -> None:
             value, i = inline, i + 1
         else:                       # --seeds 3
             value, i = (args[i + 1] if i + 1 < len(args) else ""), i + 2
+        if takes_value and param.name in NOT_EMPTY and not value.strip():
+            raise ConfigError(f"{opt} is given an empty value (a shell variable not set?): give it "
+                              f"{NOT_EMPTY[param.name]}, or leave {opt} out")
         if param.name in seen:
             first_opt, first_value = seen[param.name]
             if not takes_value:

@@ -161,6 +161,28 @@ def test_data_info_folder_and_json(tmp_path):
     assert info["skipped"] == 1
 
 
+@pytest.mark.parametrize("args", [
+    ["benchmark", "--resume", ""], ["benchmark", "--data", "demo", "--out", ""],
+    ["benchmark", "--data", "demo", "--variants", "mixed", "--gan-run", ""],
+    ["benchmark", "--data", "demo", "--variants", "encoded", "--encode-run", " "],
+    ["benchmark", "--data", "demo", "--shard", ""], ["gan", "--data", "demo", "--resume="],
+    ["gan", "sample", "--checkpoint", "", "--n", "2"], ["encode", "--data", "demo", "--checkpoint", ""],
+    ["pool", "a", "b", "--real-from", ""], ["data", "split", "a", "--to", ""],
+])
+def test_an_empty_path_or_run_is_refused_not_read_as_none_given(tmp_path, tiny, args):
+    """Found in session 71: `--resume "$RUN"` with RUN unset started a new run, `--out ''` wrote the run into
+    the current folder, `--gan-run ''` trained a GAN of its own and `--shard ''` trained every cell."""
+    opt = next(a for a in args if a.startswith("--") and (a.endswith("=") or args[args.index(a) + 1].strip() == ""))
+    here = tmp_path / "here"
+    here.mkdir()
+    r = genaug(*args, "--profile", tiny, cwd=here) if args[0] != "pool" and args[:2] != ["data", "split"] \
+        and args[1] != "sample" else genaug(*args, cwd=here)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert r.stderr.startswith(f"genaug: error: {opt.rstrip('=')} is given an empty value"), r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert list(here.iterdir()) == []   # nothing written
+
+
 @pytest.mark.parametrize("args,needle", [
     (["data", "info", "--data", "/no/such/folder"], "data folder not found"),
     (["data", "info", "--profile", "no-such-profile"], "unknown profile"),
