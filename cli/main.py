@@ -97,12 +97,11 @@ def refuse_repeated_options(command, args: list[str]) -> None:
     from genaug.errors import ConfigError
 
     # options by what they are (Typer brings its own copy of click, whose classes are not click's)
-    by_name = {opt: p for p in command.params
-               if p.param_type_name == "option" and not p.multiple and not getattr(p, "count", False)
+    by_name = {opt: p for p in command.params if p.param_type_name == "option"
                for opt in (*p.opts, *p.secondary_opts)}
     subcommands = getattr(command, "commands", {})
     seen: dict[str, tuple[str, str]] = {}
-    i = 0
+    i, positional = 0, 0
     while i < len(args) and args[i] != "--":
         token = args[i]
         opt, eq, inline = token.partition("=") if token.startswith("--") else (token, "", "")
@@ -110,16 +109,22 @@ def refuse_repeated_options(command, args: list[str]) -> None:
         if param is None:
             if token in subcommands:
                 return
-            i += 1
+            if not token.strip():   # found in session 71: `predict "$DIR"`, DIR unset, read every image below '.'
+                raise ConfigError(f"an empty argument is given where {_argument_at(command, positional)} goes (a "
+                                  "shell variable not set?): give it, or '.' for the current folder")
+            i, positional = i + 1, positional + 1
             continue
         takes_value = not param.is_flag
+        given = bool(eq) or i + 1 < len(args)   # `--out` last with no value: click says it needs one
         if eq or not takes_value:   # --seeds=3, or a flag
             value, i = inline, i + 1
         else:                       # --seeds 3
             value, i = (args[i + 1] if i + 1 < len(args) else ""), i + 2
-        if takes_value and param.name in NOT_EMPTY and not value.strip():
+        if takes_value and given and param.name in NOT_EMPTY and not value.strip():
             raise ConfigError(f"{opt} is given an empty value (a shell variable not set?): give it "
                               f"{NOT_EMPTY[param.name]}, or leave {opt} out")
+        if param.multiple or getattr(param, "count", False):   # meant to repeat (--profile)
+            continue
         if param.name in seen:
             first_opt, first_value = seen[param.name]
             if not takes_value:
@@ -128,6 +133,16 @@ def refuse_repeated_options(command, args: list[str]) -> None:
             listed = f" (it takes a comma list: {opt} {first_value},{value})" if "comma" in (param.help or "") else ""
             raise ConfigError(f"{opt} is given twice ({first_value}, then {value}): give it once{listed}")
         seen[param.name] = (opt, value)
+
+
+def _argument_at(command, k: int) -> str:
+    """The metavar of the command's argument that the ``k``-th positional word fills (RUN_A, IMAGES, ...)."""
+    arguments = [p for p in command.params if p.param_type_name == "argument"]
+    for p in arguments:
+        if p.nargs == -1 or k < p.nargs:
+            return p.metavar or p.name.upper()
+        k -= p.nargs
+    return "an argument"
 
 
 # found in session 71: --bootstrap 99999999999 (a slip of a few zeros) ran out of memory and was told to run

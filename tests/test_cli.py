@@ -161,6 +161,23 @@ def test_data_info_folder_and_json(tmp_path):
     assert info["skipped"] == 1
 
 
+@pytest.mark.parametrize("args,takes", [
+    (["predict", "--checkpoint", "m.pt", ""], "IMAGES"), (["threshold", "--checkpoint", "m.pt", "--out", "t.pt", " "],
+                                                         "LABELLED"),
+    (["report", "a", ""], "RUNS"), (["compare", "", "b"], "RUN_A"), (["archive", "", "--to", "x"], "RUNS"),
+    (["data", "split", "", "--to", "x"], "SOURCE"), (["pool", "--variant", "mixed", "a", ""], "RUNS"),
+])
+def test_an_empty_argument_is_refused_not_read_as_the_current_folder(tmp_path, args, takes):
+    """Found in session 71: `genaug predict --checkpoint M "$DIR"` with DIR unset predicted every image below
+    the current folder ('' is '.' as a path); report, compare, archive and pool looked there for a run."""
+    (tmp_path / "scan.png").write_bytes(b"")
+    r = genaug(*args, cwd=tmp_path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert r.stderr == (f"genaug: error: an empty argument is given where {takes} goes (a shell variable not "
+                        "set?): give it, or '.' for the current folder\n"), r.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["scan.png"]
+
+
 @pytest.mark.parametrize("args", [
     ["benchmark", "--resume", ""], ["benchmark", "--data", "demo", "--out", ""],
     ["benchmark", "--data", "demo", "--variants", "mixed", "--gan-run", ""],
