@@ -69,13 +69,13 @@ class PipelineOrderGroup(TyperGroup):
         return command
 
     def parse_args(self, ctx, args):
-        refuse_repeated_options(self, args)   # this group's own options (those of `genaug gan`)
+        refuse_repeated_or_empty_words(self, args)   # this group's own options (those of `genaug gan`)
         return super().parse_args(ctx, args)
 
     def resolve_command(self, ctx, args):
         name, command, rest = super().resolve_command(ctx, args)
         if command is not None and not isinstance(command, TyperGroup):   # a group checks its own
-            refuse_repeated_options(command, rest)
+            refuse_repeated_or_empty_words(command, rest)
         return name, command, rest
 
 
@@ -89,7 +89,7 @@ NOT_EMPTY = {"out": "a folder or file", "resume": "the run folder to resume", "g
              "weights_dir": "a folder"}
 
 
-def refuse_repeated_options(command, args: list[str]) -> None:
+def refuse_repeated_or_empty_words(command, args: list[str]) -> None:
     """An option given twice is refused: click keeps the last value without a word, so `--models cnn --models
     resnet34` trained ResNet-34 alone and `--augment ... --no-augment` ran without augmentation (session 70).
     Options meant to repeat (``multiple``, as --profile) are left alone. A group's options are read up to its
@@ -109,9 +109,10 @@ def refuse_repeated_options(command, args: list[str]) -> None:
         if param is None:
             if token in subcommands:
                 return
-            if not token.strip():   # found in session 71: `predict "$DIR"`, DIR unset, read every image below '.'
-                raise ConfigError(f"an empty argument is given where {_argument_at(command, positional)} goes (a "
-                                  "shell variable not set?): give it, or '.' for the current folder")
+            where = _argument_at(command, positional)   # None: no argument, and click says the word is extra
+            if not token.strip() and where:   # found in session 71: `predict "$DIR"`, DIR unset, read every image below '.'
+                raise ConfigError(f"an empty argument is given where {where} goes (a shell variable not set?): give "
+                                  "it, or '.' for the current folder")
             i, positional = i + 1, positional + 1
             continue
         takes_value = not param.is_flag
@@ -135,14 +136,14 @@ def refuse_repeated_options(command, args: list[str]) -> None:
         seen[param.name] = (opt, value)
 
 
-def _argument_at(command, k: int) -> str:
-    """The metavar of the command's argument that the ``k``-th positional word fills (RUN_A, IMAGES, ...)."""
-    arguments = [p for p in command.params if p.param_type_name == "argument"]
-    for p in arguments:
+def _argument_at(command, k: int) -> str | None:
+    """The metavar of the command's argument that the ``k``-th positional word fills (RUN_A, IMAGES, ...);
+    None past the command's arguments."""
+    for p in (p for p in command.params if p.param_type_name == "argument"):
         if p.nargs == -1 or k < p.nargs:
             return p.metavar or p.name.upper()
         k -= p.nargs
-    return "an argument"
+    return None
 
 
 # found in session 71: --bootstrap 99999999999 (a slip of a few zeros) ran out of memory and was told to run

@@ -114,7 +114,8 @@ def data_unchanged(run: Run, summary: dict, digest: str, spec: str) -> bool:
     was = run.manifest.get("split_digest")
     if not changed and (was == digest if was else _per_class(before) == _per_class(summary)):
         return True
-    what = (f"the data at {spec} has changed since run {run.dir} began ("
+    # "no longer splits as", not "has changed": a genaug that reads or skips files otherwise moves the split too
+    what = (f"the data at {spec} no longer splits as when run {run.dir} began ("
             f"{changed or 'the same counts, other files or labels: renamed, replaced or moved between classes'})")
     if not run.trains:   # a report of the cells it holds: they stand as they were trained
         tell(f"note: {what}; this reports the cells trained before it")

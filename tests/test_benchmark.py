@@ -1329,7 +1329,7 @@ def test_a_resumed_run_whose_data_changed_is_refused_until_it_is_put_back(tmp_pa
     shutil.copyfile(data / "train" / "NORMAL" / "IM-0000-0001.jpeg", added)
     r = genaug("benchmark", "--resume", run, "--seeds", "2")
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
-    assert (f"genaug: error: the data at {data} has changed since run {run} began (train+val 32 images then, "
+    assert (f"genaug: error: the data at {data} no longer splits as when run {run} began (train+val 32 images then, "
             "33 now)") in r.stderr, r.stderr
     assert "put the data back as it was, or start a new run" in r.stderr
     assert {p.name: p.read_bytes() for p in (run / "cells").iterdir()} == cells
