@@ -391,24 +391,22 @@ def build_classifier(name: str, n_classes: int, in_channels: int = 1, latent: bo
 def check_input_size(name: str, image_size: int, in_channels: int = 1) -> None:
     """Refuse, before any training, a pixel input size the network's pooling cannot take. The check
     runs the model on the meta device: shapes only, no memory and no arithmetic."""
-    overflow = []
-
-    def fits(size: int) -> bool:
+    def failure(size: int) -> str | None:
+        """Why the model cannot take ``size`` px images; None where it can."""
         with torch.device("meta"):
             model = build_classifier(name, 2, in_channels, image_size=size).eval()
             try:
                 model(torch.zeros(2, in_channels, size, size))
-                return True
+                return None
             except RuntimeError as e:
-                overflow.append("overflow" in str(e))
-                return False
+                return str(e)
 
-    if fits(image_size):
+    if (why := failure(image_size)) is None:
         return
-    if overflow[-1]:   # found in session 71: 10**11 px was told to grow, its tensor's size being past int64
+    if "overflow" in why:   # found in session 71: 10**11 px was told to grow, its tensor's size being past int64
         raise ConfigError(f"model '{name}' cannot take {image_size} px images (too large for one tensor, "
                           f"let alone memory): use a smaller --image-size, e.g. 224")
-    smallest = next((s for s in range(8, 1025, 8) if s > image_size and fits(s)), None)
+    smallest = next((s for s in range(8, 1025, 8) if s > image_size and failure(s) is None), None)
     hint = f"use --image-size {smallest} or more" if smallest else "use a larger --image-size"
     raise ConfigError(f"model '{name}' cannot take {image_size} px images (its pooling shrinks them to "
                       f"nothing): {hint}")
