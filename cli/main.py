@@ -13,6 +13,7 @@ import typer
 from typer.core import TyperGroup
 
 from genaug.errors import GenaugError, is_disk_full
+from genaug.config import MAX_BOOTSTRAP
 from genaug.inventory import counted
 from genaug_cli.common import build_config
 
@@ -144,11 +145,6 @@ def _argument_at(command, k: int) -> str | None:
             return p.metavar or p.name.upper()
         k -= p.nargs
     return None
-
-
-# found in session 71: --bootstrap 99999999999 (a slip of a few zeros) ran out of memory and was told to run
-# fewer jobs; 100,000 resamples already fix an interval's ends far finer than the tenth of a point reported
-MAX_BOOTSTRAP = 100_000
 
 
 app = typer.Typer(

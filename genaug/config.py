@@ -206,6 +206,13 @@ _POSITIVE = (
 # range they failed with numpy's or torch's traceback, once the run directory was made
 _SEED_RANGE = ("from 0 to 4294967295", lambda v: 0 <= v < 2 ** 32)
 
+# Resamplings a bootstrap may take. Found in session 71 (`compare --bootstrap`) and 72 (these keys): a slip of
+# a few zeros ran out of memory, or, in a benchmark's report, resampled for days after every cell had trained
+# (4 ms a resampling of 624 test images). 100,000 already fix an interval's ends far finer than the tenth of a
+# point reported; FID's spread, at 0.2-3 s a resampling, is known to within 1% from 10,000
+MAX_BOOTSTRAP = 100_000
+MAX_FID_BOOTSTRAP = 10_000
+
 # Keys with bounds other than > 0: what the key must be (as the error says it), and the test. A value
 # outside them would otherwise train for nothing (encode.epochs 0 wrote an untrained autoencoder) or
 # fail only after hours of training (benchmark.bootstrap 0 broke the report, once every cell had run).
@@ -223,7 +230,8 @@ _BOUNDED = {
     "gan.ema_start": (">= 0", lambda v: v >= 0),
     "gan.aux_weight": (">= 0", lambda v: v >= 0),
     "gan.nearcopy_quantile": ("in (0, 1)", lambda v: 0 < v < 1),
-    "gan.fid_bootstrap": ("0 (none) or at least 2 resamplings", lambda v: v == 0 or v >= 2),
+    "gan.fid_bootstrap": (f"0 (none) or from 2 to {MAX_FID_BOOTSTRAP} resamplings",
+                          lambda v: v == 0 or 2 <= v <= MAX_FID_BOOTSTRAP),
     # the classifiers' BatchNorm cannot train on one image where pooling has left one value a channel:
     # the latent CNN's head ended a benchmark in a ValueError traceback after its other cells had trained
     "benchmark.batch_size": ("at least 2 (BatchNorm trains on two images a batch or more)", lambda v: v >= 2),
@@ -234,7 +242,7 @@ _BOUNDED = {
     "benchmark.synthetic_ratio": (">= 0", lambda v: v >= 0),
     "benchmark.folds": ("1 (one val split) or K >= 2", lambda v: v >= 1),
     "benchmark.latent_epochs": (">= 0 (0: as benchmark.epochs)", lambda v: v >= 0),
-    "benchmark.bootstrap": ("at least 10 resamplings", lambda v: v >= 10),
+    "benchmark.bootstrap": (f"from 10 to {MAX_BOOTSTRAP} resamplings", lambda v: 10 <= v <= MAX_BOOTSTRAP),
     "benchmark.label_smoothing": ("in [0, 1)", lambda v: 0 <= v < 1),
     "benchmark.mixup": (">= 0 (a Beta alpha such as 0.2; 0: off)", lambda v: v >= 0),
     "benchmark.ema": ("in [0, 1) (a decay such as 0.99; 0: off)", lambda v: 0 <= v < 1),
