@@ -12,7 +12,7 @@ from typing import List, Optional
 import typer
 from typer.core import TyperGroup
 
-from genaug.errors import GenaugError, is_disk_full
+from genaug.errors import GenaugError, is_disk_full, is_out_of_memory
 from genaug.config import MAX_BOOTSTRAP
 from genaug.inventory import counted
 from genaug_cli.common import build_config
@@ -856,13 +856,12 @@ def run() -> None:
     try:
         app()  # standalone: usage errors print click's message and exit 2
     except GenaugError as exc:
-        removed = getattr(exc, "removed_run", None)
-        _error(f"{exc}" + (f" (run folder {removed} removed: it held nothing yet)" if removed else ""))
+        _error(f"{exc}{_removed(exc)}")
         sys.exit(2)
     except OSError as exc:
         if is_disk_full(exc):   # a full disk under a write that is not genaug's own
             _error(f"no space left on the disk{f' writing {exc.filename}' if exc.filename else ''}: "
-                   f"free some space, then {_again(exc)}")
+                   f"free some space, then {_again(exc)}{_removed(exc)}")
             sys.exit(2)
         if exc.filename is None:   # not about a path the user gave: a bug or the system, keep the traceback
             raise
@@ -878,7 +877,7 @@ def run() -> None:
         _error(f"out of memory ({detail}): "
                + (f"lower {SIZE_FLAGS[sys.argv[1]]} in a new run, or run fewer jobs at once or free memory "
                   f"and then {_again(exc)}" if resumable(sys.argv[1:]) else
-                  f"run fewer jobs at once or free memory, then {_again(exc)}"))
+                  f"run fewer jobs at once or free memory, then {_again(exc)}") + _removed(exc))
         sys.exit(2)
     except (Interrupted, KeyboardInterrupt) as exc:
         # Checkpoints, cells and shards are written atomically as they finish, so stopping here
@@ -892,15 +891,6 @@ def _error(text: str) -> None:
     """A user's error as one line on stderr: a newline in a path or name the message quotes is shown as
     \\n, not as the start of another line (a run name holding one broke the line in session 67)."""
     typer.echo("genaug: error: " + text.replace("\r", "\\r").replace("\n", "\\n"), err=True)
-
-
-def is_out_of_memory(exc: BaseException) -> bool:
-    """Python's and numpy's MemoryError, torch's CPU allocator failing (a RuntimeError), or a GPU out of memory."""
-    if isinstance(exc, MemoryError):
-        return True
-    torch = sys.modules.get("torch")
-    oom = getattr(torch, "OutOfMemoryError", None) if torch is not None else None
-    return (oom is not None and isinstance(exc, oom)) or "can't allocate memory" in str(exc)
 
 
 # what sets the memory a resumable command takes (found in session 71: `gan --width 100000` was told to
@@ -920,9 +910,15 @@ def _again(exc: BaseException) -> str:
     """How to go on after a full disk or memory: resume the run (set by genaug.runs.running) where the
     command can, else run it again."""
     args, run_dir = sys.argv[1:], getattr(exc, "run_dir", None)
-    if resumable(args) and run_dir:
+    if resumable(args) and run_dir and run_dir != getattr(exc, "removed_run", None):
         return f"{resume_command(args, run_dir)}, which keeps what finished"
     return "run the command again"
+
+
+def _removed(exc: BaseException) -> str:
+    """What the error line adds where genaug.runs.running removed the new run the command had named."""
+    removed = getattr(exc, "removed_run", None)
+    return f" (run folder {removed} removed: it held nothing yet)" if removed else ""
 
 
 def resume_command(args: list[str], run_dir) -> str:

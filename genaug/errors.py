@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import sys
 
 
 class GenaugError(Exception):
@@ -41,3 +42,12 @@ class DiskFull(GenaugError):
 def is_disk_full(exc: BaseException) -> bool:
     """An OSError that says the disk (or the user's quota) has no room left."""
     return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Python's and numpy's MemoryError, torch's CPU allocator failing (a RuntimeError), or a GPU out of memory."""
+    if isinstance(exc, MemoryError):
+        return True
+    torch = sys.modules.get("torch")   # not imported for it: the CLI's light commands never load torch
+    oom = getattr(torch, "OutOfMemoryError", None) if torch is not None else None
+    return (oom is not None and isinstance(exc, oom)) or "can't allocate memory" in str(exc)

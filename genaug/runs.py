@@ -34,7 +34,7 @@ import torch
 from genaug import __version__, distributed, locks
 from genaug.config import closest_name
 from genaug.data.folder import file_in_the_way
-from genaug.errors import CheckpointError, ConfigError, DiskFull, GenaugError, is_disk_full
+from genaug.errors import CheckpointError, ConfigError, DiskFull, GenaugError, is_disk_full, is_out_of_memory
 from genaug.locks import LOCK_NAME, in_use_by
 
 log = logging.getLogger("genaug")
@@ -643,13 +643,7 @@ def running(run: Run, new: bool) -> Iterator[Run]:
         if not getattr(exc, "stop_logged", False):   # said once, by the innermost run (see below)
             log.error("stopped: %s", exc)
             exc.stop_logged = True
-        run.close()
-        if new and distributed.is_main() and not _written_beyond_start(run.dir):
-            shutil.rmtree(run.dir, ignore_errors=True)
-            with contextlib.suppress(OSError):   # OUT/<command>/ too, when this run was all it held
-                run.dir.parent.rmdir()
-            # the command named the folder when it began: its error says it is gone (the outermost run's, last)
-            exc.removed_run = run.dir
+        _remove_if_empty(run, new, exc)
         raise
     except BaseException as exc:
         # a stop (Ctrl-C, SIGTERM) or a failure such as a full disk: the command's last line names the run
@@ -660,9 +654,25 @@ def running(run: Run, new: bool) -> Iterator[Run]:
             # benchmark's own GAN and autoencoder logs share its handler, so the innermost run says it once.
             log.error(stop_reason(exc))
             exc.stop_logged = True
+        if is_out_of_memory(exc) or is_disk_full(exc):
+            # resuming an empty run trains from the start, as running the command again does: found in
+            # session 72, `gan --width 100000` left an empty folder it told the user to --resume
+            _remove_if_empty(run, new, exc)
         raise
     finally:
         run.close()
+
+
+def _remove_if_empty(run: Run, new: bool, exc: BaseException) -> None:
+    """Remove a ``new`` run stopped by ``exc`` before it wrote anything but its config, manifest, log and
+    training list, and record it on ``exc`` for the command's error line."""
+    run.close()
+    if new and distributed.is_main() and not _written_beyond_start(run.dir):
+        shutil.rmtree(run.dir, ignore_errors=True)
+        with contextlib.suppress(OSError):   # OUT/<command>/ too, when this run was all it held
+            run.dir.parent.rmdir()
+        # the command named the folder when it began: its error says it is gone (the outermost run's, last)
+        exc.removed_run = run.dir
 
 
 def stop_reason(exc: BaseException) -> str:

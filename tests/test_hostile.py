@@ -1,5 +1,6 @@
 """Hostile and broken input: every command processes or skips each file with a reason, never a
 traceback, and never changes the input folder."""
+import errno
 import hashlib
 import io
 import json
@@ -274,7 +275,6 @@ def _cli_entry_raising(monkeypatch, error: BaseException):
 
 def test_a_full_disk_under_any_other_write_is_one_line(monkeypatch, capsys):
     """Figures and PNGs are written by matplotlib and PIL, whose ENOSPC may carry no file name."""
-    import errno
 
     with pytest.raises(SystemExit) as stop:
         _cli_entry_raising(monkeypatch, OSError(errno.ENOSPC, "No space left on device"))()
@@ -316,6 +316,22 @@ def test_out_of_memory_names_resume_only_where_the_command_can_resume(monkeypatc
     err = capsys.readouterr().err
     assert said in err and err.count("\n") == 1
     assert ("--resume" in err) == ("sample" not in argv and "predict" not in argv)
+
+
+@pytest.mark.parametrize("error,said", [
+    (MemoryError("Unable to allocate 18.6 TiB"), "lower --width, --image-size or --batch-size in a new run, or run "
+     "fewer jobs at once or free memory and then run the command again (run folder /r/g removed: it held nothing yet)"),
+    (OSError(errno.ENOSPC, "No space left on device"),
+     "free some space, then run the command again (run folder /r/g removed: it held nothing yet)"),
+])
+def test_a_removed_empty_run_is_not_to_be_resumed(monkeypatch, capsys, error, said):
+    """Found in session 72: a new run out of memory before it wrote anything was told to --resume."""
+    error.run_dir = error.removed_run = "/r/g"   # as genaug.runs.running sets them
+    monkeypatch.setattr("sys.argv", ["genaug", "gan", "--width", "100000"])
+    with pytest.raises(SystemExit):
+        _cli_entry_raising(monkeypatch, error)()
+    err = capsys.readouterr().err
+    assert err.endswith(said + "\n") and "--resume" not in err and err.count("\n") == 1, err
 
 
 @pytest.mark.parametrize("argv,said", [

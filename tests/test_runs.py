@@ -1,3 +1,4 @@
+import errno
 import json
 import os
 import pickle
@@ -128,6 +129,27 @@ def test_a_refused_run_is_removed_only_when_new_and_empty(tmp_path, wrote, new, 
         with running(other, new=True):
             raise RuntimeError("bug")
     assert other.dir.is_dir()
+
+
+@pytest.mark.parametrize("error", [MemoryError("Unable to allocate 18.6 TiB"),
+                                   OSError(errno.ENOSPC, "No space left on device")])
+def test_a_new_run_out_of_memory_or_disk_before_it_wrote_anything_is_removed(tmp_path, error):
+    """Found in session 72: `gan --width 100000` (20 TB of weights) left an empty run folder and was told to
+    --resume it; a resumed empty run trains from the start, as the command run again does, so the folder
+    was only clutter in `genaug runs`. One with a checkpoint is kept, to be resumed."""
+    run = new_run(tmp_path, "gan", "r", {"gan": {"n": 1}})
+    with pytest.raises(type(error)) as stopped:
+        with running(run, new=True):
+            raise error
+    assert not run.dir.exists() and not (tmp_path / "gan").exists()
+    assert stopped.value.removed_run == run.dir
+    kept = new_run(tmp_path, "gan", "k", {"gan": {"n": 1}})
+    kept.path("checkpoint.pt").write_text("x")
+    with pytest.raises(type(error)) as stopped:
+        with running(kept, new=True):
+            raise type(error)(*error.args)
+    assert kept.dir.is_dir() and getattr(stopped.value, "removed_run", None) is None
+    assert stopped.value.run_dir == kept.dir   # the run the error line tells to resume
 
 
 @pytest.mark.parametrize("name", ["../elsewhere", "a/b", "a\\b"])
