@@ -151,9 +151,11 @@ def check_room_for_files(folder: Path, n_files: int, flag: str) -> None:
     million, to fail when it was full, with every other program on that disk failing beside it."""
     if (room := _disk_room(folder)) and n_files * room[0] > room[1]:
         block, free = room
+        # a flag with a value can ask for fewer; a switch such as --balance cannot (found in session 72)
+        remedy = (f"give a smaller {flag.split()[0]}, or --out on a disk with room" if " " in flag else
+                  "free space on it, or give --out on a disk with room")
         raise ConfigError(f"{flag} asks for {n_files:,} files in {folder}, at least {_size_text(n_files * block)} "
-                          f"on its disk ({block} bytes a file at the least), which has {_size_text(free)} free: give "
-                          f"a smaller {flag.split()[0]}, or --out on a disk with room")
+                          f"on its disk ({block} bytes a file at the least), which has {_size_text(free)} free: {remedy}")
 
 
 def check_room_for_bytes(folder: Path, n_bytes: int, what: str, remedy: str) -> None:

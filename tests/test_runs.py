@@ -632,3 +632,16 @@ def test_a_file_that_cannot_be_made_is_named_as_given_not_as_its_temporary_file(
     with pytest.raises(PermissionError) as told:
         atomic_write_text(tmp_path / "p.csv", "x")
     assert told.value.filename == str(tmp_path / "p.csv") and told.value.strerror == "Permission denied"
+
+
+@pytest.mark.parametrize("flag,remedy", [
+    ("--n 500", "give a smaller --n, or --out on a disk with room$"),
+    # found in session 72: a benchmark's own GAN asked for by --balance, a switch, was told "give a smaller --balance"
+    ("--balance", "free space on it, or give --out on a disk with room$"),
+])
+def test_files_that_cannot_fit_are_refused_naming_a_remedy_the_flag_has(tmp_path, monkeypatch, flag, remedy):
+    from genaug import runs
+    monkeypatch.setattr(runs, "_disk_room", lambda folder: (4096, 8192))   # 4 KiB blocks, two of them free
+    runs.check_room_for_files(tmp_path, 2, flag)                            # two files fit
+    with pytest.raises(ConfigError, match=rf"^{flag} asks for 3 files in .*, at least 12.3 kB on its disk .*{remedy}"):
+        runs.check_room_for_files(tmp_path, 3, flag)
