@@ -482,7 +482,7 @@ def benchmark_cmd(
     data: Optional[str] = DataOpt, task: Optional[str] = TaskOpt, profile: Optional[List[str]] = ProfileOpt,
     models: Optional[str] = typer.Option(None, "--models", help="comma list of models (default: cnn,resnet34,densenet121; also alexnet, alexnet_small, vgg19, googlenet, resnet50, lenet5, lmap3, logreg, mlp)"),
     variants: Optional[str] = typer.Option(None, "--variants", help="comma list of real, mixed, synthetic, encoded (default: real,mixed,encoded; mixed and synthetic need a GAN run, encoded an encode run, trained first where none is given)"),
-    seeds: Optional[int] = typer.Option(None, "--seeds", help="repeats per cell (seeds seed..seed+N-1)"),
+    seeds: Optional[int] = typer.Option(None, "--seeds", help="repeats per cell (seeds seed..seed+N-1), 1 to 1000"),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="most epochs of every pixel model's cells, replacing a profile's per-model benchmark.model_epochs (e.g. resnet34=12); early stopping may end sooner (default: the profile's; the latent CNN's: benchmark.latent_epochs, or these)"),
     image_size: Optional[int] = typer.Option(None, "--image-size", help="pixel models' input size"),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="images per step (default: the profile's)"),
@@ -873,7 +873,8 @@ def run() -> None:
         if not is_out_of_memory(exc):
             raise
         # `--image-size 100000` ended in numpy's "_ArrayMemoryError" traceback while the demo images were drawn
-        detail = " ".join(str(exc).split())[:300]
+        # Python's own MemoryError often carries no message: name the error rather than print "()"
+        detail = " ".join(str(exc).split())[:300] or type(exc).__name__
         _error(f"out of memory ({detail}): "
                + (f"lower {SIZE_FLAGS[sys.argv[1]]} in a new run, or run fewer jobs at once or free memory "
                   f"and then {_again(exc)}" if resumable(sys.argv[1:]) else

@@ -213,6 +213,10 @@ _SEED_RANGE = ("from 0 to 4294967295", lambda v: 0 <= v < 2 ** 32)
 MAX_BOOTSTRAP = 100_000
 MAX_FID_BOOTSTRAP = 10_000
 
+# found in session 72: `--seeds 1000000000` planned a billion cells, using up the memory before any trained
+# (and was told to lower --image-size); a thousand repeats of each cell is past any study's need
+MAX_SEEDS = 1000
+
 # Keys with bounds other than > 0: what the key must be (as the error says it), and the test. A value
 # outside them would otherwise train for nothing (encode.epochs 0 wrote an untrained autoencoder) or
 # fail only after hours of training (benchmark.bootstrap 0 broke the report, once every cell had run).
@@ -242,6 +246,10 @@ _BOUNDED = {
     "benchmark.synthetic_ratio": (">= 0", lambda v: v >= 0),
     "benchmark.folds": ("1 (one val split) or K >= 2", lambda v: v >= 1),
     "benchmark.latent_epochs": (">= 0 (0: as benchmark.epochs)", lambda v: v >= 0),
+    "benchmark.seeds": (f"from 1 to {MAX_SEEDS} (repeats of each cell)", lambda v: 1 <= v <= MAX_SEEDS),
+    # the demo draws every image into memory at once: a slip of zeros ran out of it, told to lower --image-size
+    "data.demo_train": ("from 1 to 100000 (the demo data is a quick check: give --data for more)",
+                        lambda v: 1 <= v <= 100_000),
     "benchmark.bootstrap": (f"from 10 to {MAX_BOOTSTRAP} resamplings", lambda v: 10 <= v <= MAX_BOOTSTRAP),
     "benchmark.label_smoothing": ("in [0, 1)", lambda v: 0 <= v < 1),
     "benchmark.mixup": (">= 0 (a Beta alpha such as 0.2; 0: off)", lambda v: v >= 0),

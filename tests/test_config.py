@@ -64,6 +64,10 @@ def test_profiles_given_together_apply_in_order_and_a_bad_value_names_its_file(t
     ("benchmark:\n  bootstrap: 0\n", "'benchmark.bootstrap' must be from 10 to 100000 resamplings, got 0"),
     # found in session 72: a slip of a few zeros trained every cell, then resampled for days in the report
     ("benchmark:\n  bootstrap: 100000000\n", "'benchmark.bootstrap' must be from 10 to 100000 resamplings, got 100000000"),
+    # found in session 72: --seeds 1000000000 planned a billion cells, using up memory before any trained, and was
+    # told to lower --image-size or --batch-size; the demo's image count alike
+    ("benchmark:\n  seeds: 1000000000\n", "'benchmark.seeds' must be from 1 to 1000 \\(repeats of each cell\\), got 1000000000"),
+    ("data:\n  demo_train: 1000000000\n", "'data.demo_train' must be from 1 to 100000"),
     ("gan:\n  fid_bootstrap: 100000000\n", "'gan.fid_bootstrap' must be 0 \\(none\\) or from 2 to 10000 resamplings"),
     ("benchmark:\n  patience: 0\n", "'benchmark.patience' must be positive"),
     ("benchmark:\n  latent_epochs: -1\n", "'benchmark.latent_epochs' must be >= 0"),

@@ -348,6 +348,14 @@ def test_out_of_memory_names_the_size_flags_of_the_command(monkeypatch, capsys, 
     assert said in err and err.count("\n") == 1
 
 
+def test_out_of_memory_without_a_message_names_the_error(monkeypatch, capsys):
+    # found in session 72: a bare MemoryError (Python's own, from a list too long for memory) printed "out of memory ()"
+    monkeypatch.setattr("sys.argv", ["genaug", "predict", "x.png"])
+    with pytest.raises(SystemExit):
+        _cli_entry_raising(monkeypatch, MemoryError())()
+    assert capsys.readouterr().err.startswith("genaug: error: out of memory (MemoryError): run fewer jobs")
+
+
 def test_other_runtime_errors_keep_their_traceback(monkeypatch):
     with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
         _cli_entry_raising(monkeypatch, RuntimeError("mat1 and mat2 shapes cannot be multiplied"))()
