@@ -697,7 +697,7 @@ def report_cmd(
     from pathlib import Path
 
     from genaug.report import results_document
-    from genaug.runs import atomic_write_text, check_output_file, each_once
+    from genaug.runs import atomic_write_document, check_output_file, each_once
 
     if out:
         check_output_file(out, "report")
@@ -707,7 +707,7 @@ def report_cmd(
     for why in left_out:
         typer.echo(f"genaug: note: left out: {why}", err=True)
     if out:
-        atomic_write_text(Path(out), doc)
+        atomic_write_document(Path(out), doc)
         typer.echo(f"wrote {out} from {counted(len(runs) - len(left_out), 'run')}"
                    + (f"; left out {len(left_out)} without a report (named in it)" if left_out else ""))
     else:
@@ -774,13 +774,13 @@ def pool_cmd(
             raise ConfigError(f"--redo takes no {' or '.join((['RUNS'] if runs else []) + given)}: it pools what "
                               f"{redo} recorded; for other runs or settings, pool them as a new run")
         run_dir = redo_pool(redo)
-        typer.echo((run_dir / "pool.md").read_text(encoding="utf-8"))
+        typer.echo((run_dir / "pool.md").read_text(encoding="utf-8", errors="backslashreplace"))
         _announce(f"run: {run_dir} (pool.md and pool.json written again)")
         return
     if not runs:
         raise ConfigError("give the benchmark runs to pool: genaug pool RUN RUN... (or --redo POOL_RUN)")
     run_dir = run_pool(runs, variant, n_boot=bootstrap, out_root=out, name=name, real_from=real_from)
-    typer.echo((run_dir / "pool.md").read_text(encoding="utf-8"))
+    typer.echo((run_dir / "pool.md").read_text(encoding="utf-8", errors="backslashreplace"))
     _announce(f"run: {run_dir}")
 
 
@@ -788,10 +788,10 @@ def _write_or_print(doc: str, out: str | None) -> None:
     """A Markdown document to the --out file (written whole or not at all), or to stdout."""
     from pathlib import Path
 
-    from genaug.runs import atomic_write_text
+    from genaug.runs import atomic_write_document
 
     if out:
-        atomic_write_text(Path(out), doc)
+        atomic_write_document(Path(out), doc)
         typer.echo(f"wrote {out}")
     else:
         typer.echo(doc)

@@ -24,7 +24,7 @@ from genaug.report import (PAIRED_TEST_NOTE, ONE_RUN_NOTE, _p, at_half_column, c
 from genaug.metrics import paired_bootstrap_diff
 from genaug.inventory import counted, seconds_text
 from genaug.quality import fid_text
-from genaug.runs import (atomic_write_text, git_commit, missing_run_hint, nearby_runs_hint, machines_line, machines_of, new_run, not_a_run_of,
+from genaug.runs import (atomic_write_document, git_commit, missing_run_hint, nearby_runs_hint, machines_line, machines_of, new_run, not_a_run_of,
                          open_run, read_cells, read_run_config, write_json)
 
 
@@ -585,7 +585,7 @@ def run_pool(run_dirs: list[str | Path], variant: str = "mixed", n_boot: int = 1
     run = new_run(out_root, "pool", name, {"pool": {**recorded, **({"real_from": str(real_from)} if real_from else {})}})
     try:
         write_json(run.path("pool.json"), result)
-        atomic_write_text(run.path("pool.md"), format_pool(result))
+        atomic_write_document(run.path("pool.md"), format_pool(result))
         logging.getLogger("genaug").info("pooled %d benchmark runs (%s against real)", len(run_dirs), variant)
         run.save_manifest(finished=True, device="cpu")   # numpy resampling only
     finally:
@@ -630,7 +630,7 @@ def redo_pool(run_dir: str | Path) -> Path:
     run.manifest.setdefault("redone_by_commit", []).append(git_commit())
     try:
         write_json(run.path("pool.json"), result)
-        atomic_write_text(run.path("pool.md"), format_pool(result))
+        atomic_write_document(run.path("pool.md"), format_pool(result))
         logging.getLogger("genaug").info("pooled %d benchmark runs again (%s against real)", len(saved["runs"]),
                                          saved["variant"])
         run.save_manifest(finished=True, device="cpu")

@@ -29,7 +29,7 @@ from genaug.errors import CheckpointError, ConfigError
 from genaug.metrics import reconstruction_metrics
 from genaug.models import ConvAutoencoder
 from genaug.tracking import Tracker, tracker_for
-from genaug.runs import save_safetensors, Run, atomic_torch_save, check_room_for_bytes, atomic_write, atomic_write_text, load_checkpoint, nearby_runs_hint, new_run, not_a_run_of, open_run, read_run_config, running, write_json
+from genaug.runs import save_safetensors, Run, atomic_torch_save, check_room_for_bytes, atomic_write, atomic_write_document, atomic_write_text, load_checkpoint, nearby_runs_hint, new_run, not_a_run_of, open_run, read_run_config, running, write_json
 from genaug.train import (as_tensor, augment_batch, batch_indices, check_finite, epoch_batches, resident_device,
                           to_float)
 
@@ -392,7 +392,7 @@ def _encode(cfg: Config, run: Run, ckpt: dict | None, reused: torch.nn.Module | 
                "train_images": run.manifest.get("train_images"),
                "views": {k: meta[k] for k in ("views", "view_splits", "view_augmentations", "views_seconds") if k in meta}}
     write_json(run.path("metrics.json"), metrics)
-    atomic_write_text(run.path("summary.md"), _summary(metrics, bundle, e))
+    atomic_write_document(run.path("summary.md"), _summary(metrics, bundle, e))
     run.save_manifest(finished=True)
     tell(f"test: PSNR {test['psnr']:.2f} dB, SSIM {test['ssim']:.4f}, MSE {test['mse']:.6f}  |  baseline "
          f"({bsize}px bicubic): PSNR {base['psnr']:.2f} dB, SSIM {base['ssim']:.4f}")

@@ -24,7 +24,7 @@ from genaug.data import DataBundle
 from genaug.jobs import tell
 from genaug.metrics import (fid_bootstrap_std, fid_on_features, kid_on_features, mean_pairwise_ssim, nearest_neighbours)
 from genaug.models import SimpleCNN
-from genaug.runs import Run, atomic_torch_save, atomic_write_text, load_checkpoint, sha256_file
+from genaug.runs import Run, atomic_torch_save, atomic_write_document, load_checkpoint, sha256_file
 from genaug.train import as_tensor, batch_indices, fit_classifier, predict_probs, to_float
 
 log = logging.getLogger("genaug")
@@ -194,7 +194,7 @@ def quality_report(run: Run, bundle: DataBundle, samples: dict[str, np.ndarray],
         c = bundle.classes.index(name)
         out["classes"][name] = class_report(name, c, synth, bundle, judge, cfg, run, device, train_u8, train_feats,
                                             inception)
-    atomic_write_text(run.path("quality.md"), format_quality(out, bundle))
+    atomic_write_document(run.path("quality.md"), format_quality(out, bundle))
     tell(format_quality(out, bundle))
     return out
 

@@ -22,7 +22,7 @@ from genaug.errors import CheckpointError
 from genaug.jobs import tell
 from genaug.locks import in_use_by
 from genaug.inventory import counted, read_json_or_none, run_state, seconds_text
-from genaug.runs import (Run, atomic_write_text, machine_summary, machines_line, machines_of, read_cells, read_manifest,
+from genaug.runs import (Run, atomic_write_document, atomic_write_text, machine_summary, machines_line, machines_of, read_cells, read_manifest,
                          read_run_config, write_json)
 
 # Published figures on this test split, quoted for context; genaug did not measure them.
@@ -258,8 +258,8 @@ def write_report(run: Run, cfg: Config, bundle: DataBundle, summary: dict, cells
     short = in_short(table, comps, cfg.benchmark.image_size, len(bundle.classes) > 2, summary["notes"])
     md = format_markdown(cfg, bundle, table, comps, summary["notes"], figs, gan_dir, enc_dir, short,
                          bool(synthetic_shortfall(cells, bundle.classes, cfg.benchmark)))
-    atomic_write_text(run.path("report.md"), md)
-    atomic_write_text(run.path("report.html"), markdown_to_html(md, f"genaug benchmark: {bundle.name}"))
+    atomic_write_document(run.path("report.md"), md)
+    atomic_write_document(run.path("report.html"), markdown_to_html(md, f"genaug benchmark: {bundle.name}"))
     print(md, flush=True)
     if short:   # the answer again where the terminal ends, after the long report
         tell("In short:\n" + "\n".join(short).replace("**", ""))
@@ -802,7 +802,8 @@ def results_document(run_dirs: list[Path], title: str = "Results", left_out: lis
               + f", torch {manifest.get('versions', {}).get('torch', '?')}, "
               f"device {device}" + _where_line(d, manifest) + ".", ""]
         L += _unfinished_note(d)
-        text = report.read_text(encoding="utf-8")
+        # a run's report written before session 72 may hold a name's byte that is not UTF-8 as it was
+        text = report.read_text(encoding="utf-8", errors="backslashreplace")
         short = _section(text, "## In short")
         if short and kind == "pool":
             pooled.append((str(manifest.get("started", "")), [f"### {d.name}", ""] + short

@@ -33,6 +33,7 @@ import torch
 
 from genaug import __version__, distributed, locks
 from genaug.config import closest_name
+from genaug.data.decode import safe_name
 from genaug.data.folder import file_in_the_way
 from genaug.errors import CheckpointError, ConfigError, DiskFull, GenaugError, is_disk_full, is_out_of_memory
 from genaug.locks import LOCK_NAME, in_use_by
@@ -189,6 +190,14 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 def atomic_write_text(path: Path, text: str) -> None:
     # surrogateescape: file names that are not valid UTF-8 are written back as the bytes they were
     atomic_write_bytes(path, text.encode("utf-8", "surrogateescape"))
+
+
+def atomic_write_document(path: Path, text: str) -> None:
+    """A document people and `genaug report` read (report.md and .html, summary.md, quality.md, pool.md): UTF-8
+    text, a byte of a name that is not UTF-8 shown as \\xff. Written back as the byte it was (found in session
+    72: a data folder named with a 0xff byte), it stopped `genaug report` and `archive` of the run with a
+    UnicodeDecodeError."""
+    atomic_write_bytes(path, safe_name(text).encode("utf-8"))
 
 
 # How each command that writes one --out file knows its own earlier output (the opening 4 KB of it): a rerun
@@ -866,7 +875,9 @@ def archive_run(directory: str | Path, dest_root: str | Path) -> tuple[Path, lis
             continue
         data = p.read_bytes()
         if rel.suffix in (".md", ".html"):   # a report must not point at a picture the archive left out
-            data = _without_left_out_figures(data.decode("utf-8"), rel, skipped).encode("utf-8")
+            # surrogateescape: a name's byte that is not UTF-8 (a report before session 72) is kept as it was
+            data = _without_left_out_figures(data.decode("utf-8", "surrogateescape"), rel, skipped).encode(
+                "utf-8", "surrogateescape")
         elif rel.suffix == ".json":          # a run written before format_json: the same values, a third smaller
             try:
                 data = (format_json(json.loads(data)) + "\n").encode("utf-8")

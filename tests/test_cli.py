@@ -19,7 +19,9 @@ from genaug.runs import load_safetensors
 def genaug(*args, cwd=None):
     exe = shutil.which("genaug")
     cmd = [exe] if exe else [sys.executable, "-m", "genaug_cli.main"]
-    return subprocess.run(cmd + [str(a) for a in args], capture_output=True, text=True, cwd=cwd, timeout=900)
+    # surrogateescape: a path that is not valid UTF-8 is printed as the bytes it is, as the shell gave it
+    return subprocess.run(cmd + [str(a) for a in args], capture_output=True, text=True, errors="surrogateescape",
+                          cwd=cwd, timeout=900)
 
 
 def only_run(root: Path, command: str) -> Path:

@@ -85,6 +85,32 @@ def test_commands_on_hostile_folder_finish_and_record_skips(hostile, tmp_path, t
     assert _snapshot(hostile) == before
 
 
+def test_names_that_are_not_utf8_leave_reports_that_report_and_archive_read(tmp_path, tiny):
+    """Found in session 72: a data folder, or a training image copied from the test split, whose name is not
+    valid UTF-8 (Linux allows any bytes) had its 0xff byte written into report.md and report.html as it was;
+    `genaug report` and `genaug archive` of that run then ended in a UnicodeDecodeError traceback. The reports
+    now show such a byte as \\xff."""
+    from pathlib import Path
+    data = make_folder_dataset(Path(os.fsdecode(os.fsencode(tmp_path) + b"/xrays-\xff")), {"train": 16, "test": 6})
+    test_image = sorted((data / "test" / "NORMAL").iterdir())[0]
+    with open(os.path.join(os.fsencode(data / "train" / "NORMAL"), b"IM-0900-\xfe.jpeg"), "wb") as fh:
+        fh.write(test_image.read_bytes())   # a leak the report names
+    before = _snapshot(data)
+    r = genaug("benchmark", "--data", data, "--profile", tiny, "--models", "cnn", "--variants", "real", "--out",
+               tmp_path / "o")
+    assert r.returncode == 0, r.stderr[-2000:]
+    run = only_run(tmp_path / "o", "benchmark")
+    for name in ("report.md", "report.html"):
+        text = (run / name).read_bytes().decode("utf-8")   # UTF-8 text, as a Markdown or HTML reader expects
+        assert "xrays-\\xff" in text, name
+    assert "IM-0900-\\xfe.jpeg" in (run / "report.md").read_text(encoding="utf-8")
+    r = genaug("report", run, "--out", tmp_path / "results.md")
+    assert r.returncode == 0 and "xrays-\\xff" in (tmp_path / "results.md").read_text(encoding="utf-8"), r.stderr[-2000:]
+    r = genaug("archive", run, "--to", tmp_path / "kept")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert _snapshot(data) == before
+
+
 def test_threshold_and_predict_on_hostile_labelled_images_name_each_file_they_skip(hostile, tmp_path):
     """genaug threshold reads a user's own labelled images, where such files turn up: each unreadable one is
     named with its reason, the looping link too (it was passed over without a word), and the rest are used."""

@@ -662,3 +662,15 @@ def test_files_that_cannot_fit_are_refused_naming_a_remedy_the_flag_has(tmp_path
     runs.check_room_for_files(tmp_path, 2, flag)                            # two files fit
     with pytest.raises(ConfigError, match=rf"^{flag} asks for 3 files in .*, at least 12.3 kB on its disk .*{remedy}"):
         runs.check_room_for_files(tmp_path, 3, flag)
+
+
+def test_a_report_written_before_session_72_with_a_raw_byte_is_still_read_and_archived_as_it_is(tmp_path):
+    # such a report held a name's 0xff byte as it was: `genaug report` and `archive` ended in a UnicodeDecodeError
+    from genaug.report import results_document
+    run = new_run(tmp_path, "benchmark", "old")
+    run.close()
+    raw = b"# genaug benchmark: xrays-\xff\n\n## In short\n\n- cnn, 80.0% accuracy\n"
+    run.path("report.md").write_bytes(raw)
+    assert "# genaug benchmark: xrays-\\xff" in results_document([run.dir])
+    dest, _, _ = archive_run(run.dir, tmp_path / "arch")
+    assert (dest / "report.md").read_bytes() == raw

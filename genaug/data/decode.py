@@ -245,5 +245,9 @@ def _pil_to_gray_uint8(path: str, size: int) -> np.ndarray:
 
 
 def safe_name(path: str) -> str:
-    """A printable form of a path (file names need not be valid UTF-8)."""
-    return path.encode("utf-8", "backslashreplace").decode("utf-8")
+    """A printable form of a path, or of text that holds paths: file names need not be valid UTF-8, and Python
+    holds each byte that is not as a lone surrogate, which a UTF-8 file cannot hold; shown as \\xff."""
+    try:
+        return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:   # a lone surrogate that is no escaped byte
+        return path.encode("utf-8", "backslashreplace").decode("utf-8")
