@@ -219,11 +219,10 @@ def check_output_file(path: str | Path, command: str) -> Path:
         raise ConfigError(f"--out {path}: {blocker} is a file, not a folder; give a file name in a folder")
     # a run's folders hold what genaug reads back (cells/*.json, samples/, latents/): a report written as
     # RUN/cells/new.json stopped every later report, pool and resume of RUN (found in session 72)
-    folder = Path(os.path.abspath(path.parent))
-    for inner, run_dir in zip([folder, *folder.parents], folder.parents):
-        if (run_dir / "manifest.json").is_file():
-            raise ConfigError(f"--out {path} lies inside {inner}, a folder of genaug run {run_dir}: give a file name "
-                              f"outside it (in {run_dir} itself, or elsewhere)")
+    if run_dir := enclosing_run(path.parent):
+        inner = run_dir / path.parent.resolve().relative_to(run_dir).parts[0]
+        raise ConfigError(f"--out {path} lies inside {inner}, a folder of genaug run {run_dir}: give a file name "
+                          f"outside it (in {run_dir} itself, or elsewhere)")
     if path.exists():
         try:
             with open(path, "rb") as fh:

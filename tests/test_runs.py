@@ -365,7 +365,7 @@ def test_an_out_file_inside_a_runs_own_folders_is_refused(tmp_path, command):
     after which every report, pool and resume of that run stopped on a cell that was not valid JSON."""
     from genaug.errors import ConfigError
     from genaug.runs import check_output_file
-    run = new_run(tmp_path, "benchmark", "b")
+    run = new_run(tmp_path, "benchmark", "b", {"benchmark": {"seeds": 1}})   # a run has its config.yaml
     run.close()
     run.path("cells").mkdir()
     for inside in (run.path("cells", "new.json"), run.path("cells", "more", "x.md")):
