@@ -488,10 +488,23 @@ def find_profile(name_or_path: str) -> Path:
     same = [n for n in names if n.lower() == name_or_path.lower()]
     if len(same) == 1:   # in any case, as --models, --variants and --class are read
         return find_profile(same[0])
+    listed = f"(profiles: {', '.join(names) or 'none'}"
+    # A path that is not a .yaml file was looked up as a profile's name, and the error read
+    # "no configs//tmp/x.yaml"; a run's folder is the likeliest folder given, so its config is named.
+    if p.is_dir():
+        if (p / "config.yaml").is_file():
+            raise ConfigError(f"--config {p} is a folder; its config is {p / 'config.yaml'}: "
+                              f"--config {p / 'config.yaml'}")
+        raise ConfigError(f"--config {p} is a folder: give a .yaml file or a profile name {listed})")
+    if p.exists():
+        raise ConfigError(f"--config {p} is not a .yaml file: a config is YAML in a file ending .yaml or .yml, "
+                          f"or a profile name {listed})")
+    if len(p.parts) > 1:
+        raise ConfigError(f"config file not found: {p} {listed}; or give a .yaml path)")
     near = closest_name(name_or_path, names)
     raise ConfigError(f"unknown profile '{name_or_path}': no configs/{name_or_path}.yaml"
                       + (f"; did you mean '{near}'?" if near else "")
-                      + f" (profiles: {', '.join(names) or 'none'}; or give a .yaml path)")
+                      + f" {listed}; or give a .yaml path)")
 
 
 class _ProfileLoader(yaml.SafeLoader):

@@ -151,6 +151,29 @@ def test_unknown_profile():
         load_config("cpu.yml")
 
 
+def test_config_that_is_not_a_yaml_file_is_named_as_such(tmp_path):
+    """A folder, a file of another kind or a path that is not there were looked up as profile names,
+    and the error read "no configs//tmp/x.yaml"."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text("benchmark:\n  epochs: 3\n")
+    with pytest.raises(ConfigError, match=rf"^--config {run} is a folder; its config is {run}/config.yaml: "
+                                          rf"--config {run}/config.yaml$"):
+        load_config(str(run))
+    with pytest.raises(ConfigError, match=rf"^--config {tmp_path} is a folder: give a .yaml file or a profile "
+                                          r"name \(profiles: cpu, demo, paper\)$"):
+        load_config(str(tmp_path))
+    notes = tmp_path / "notes.txt"
+    notes.write_text("benchmark:\n  epochs: 3\n")
+    with pytest.raises(ConfigError, match=rf"^--config {notes} is not a .yaml file: a config is YAML in a file "
+                                          r"ending .yaml or .yml, or a profile name \(profiles: cpu, demo, paper\)$"):
+        load_config(str(notes))
+    with pytest.raises(ConfigError, match=rf"^config file not found: {tmp_path}/gone \(profiles: cpu, demo, "
+                                          r"paper; or give a .yaml path\)$"):
+        load_config(str(tmp_path / "gone"))
+    assert notes.read_text() == "benchmark:\n  epochs: 3\n"   # read, never altered
+
+
 def test_yaml_is_read_safely(tmp_path):
     prof = tmp_path / "evil.yaml"
     prof.write_text("run: !!python/object/apply:os.system ['echo pwned']\n")
