@@ -1,6 +1,7 @@
 """The ``genaug`` command: parses options and calls the library; all work lives in ``genaug``."""
 from __future__ import annotations
 
+import codecs
 import json
 import logging
 import shlex
@@ -849,8 +850,33 @@ def _announce(text: str) -> None:
     distributed.say(text)
 
 
+def _escaped_bytes(exc: UnicodeError) -> tuple[str, int]:
+    """An encoding error handler for the console: a byte of a name that is not valid UTF-8 (which Python
+    holds as a lone surrogate) is shown as \\xff, as the documents show it, anything else the stream cannot
+    encode as a backslash escape."""
+    if not isinstance(exc, UnicodeEncodeError):
+        raise exc
+    text = exc.object[exc.start:exc.end]
+    return "".join(f"\\x{ord(c) - 0xDC00:02x}" if 0xDC80 <= ord(c) <= 0xDCFF
+                   else c.encode("ascii", "backslashreplace").decode("ascii") for c in text), exc.end
+
+
+codecs.register_error("genaug_escaped_bytes", _escaped_bytes)
+
+
+def _console_never_fails_on_a_name() -> None:
+    """Found in session 73: where Python writes stdout strictly (a UTF-8 locale other than C.UTF-8, or
+    PYTHONIOENCODING=utf-8), printing a path that is not valid UTF-8 ended in a traceback after the work was
+    done, and stderr showed its byte as \\udcff."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:   # a test's captured stream may have none
+            reconfigure(errors="genaug_escaped_bytes")
+
+
 def run() -> None:
     """Console entry point: user errors are one line on stderr and exit code 2, never a traceback."""
+    _console_never_fails_on_a_name()
     signal.signal(signal.SIGINT, _on_stop_signal)
     signal.signal(signal.SIGTERM, _on_stop_signal)
     try:

@@ -111,6 +111,23 @@ def test_names_that_are_not_utf8_leave_reports_that_report_and_archive_read(tmp_
     assert _snapshot(data) == before
 
 
+def test_a_name_that_is_not_utf8_prints_as_escaped_bytes_on_any_terminal(tmp_path, monkeypatch):
+    """Found in session 73: where Python writes stdout strictly (a UTF-8 locale other than C.UTF-8, or
+    PYTHONIOENCODING=utf-8), `genaug data split --to` a folder whose name holds a 0xff byte ended in a
+    UnicodeEncodeError traceback after the split was written; an error quoting such a name showed the byte as
+    \\udcff. Both streams now show it as \\xff, as the documents do."""
+    from pathlib import Path
+    monkeypatch.setenv("PYTHONIOENCODING", "utf-8")   # strict stdout
+    source = make_folder_dataset(tmp_path / "flat", {"train": 12, "test": 0}) / "train"
+    dest = Path(os.fsdecode(os.fsencode(tmp_path) + b"/xrays-\xff"))
+    r = genaug("data", "split", source, "--to", dest)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert f"wrote {tmp_path}/xrays-\\xff" in r.stdout, r.stdout
+    r = genaug("data", "info", "--data", dest / "missing")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert f"{tmp_path}/xrays-\\xff/missing" in r.stderr and "udcff" not in r.stderr, r.stderr
+
+
 def test_threshold_and_predict_on_hostile_labelled_images_name_each_file_they_skip(hostile, tmp_path):
     """genaug threshold reads a user's own labelled images, where such files turn up: each unreadable one is
     named with its reason, the looping link too (it was passed over without a word), and the rest are used."""
