@@ -111,6 +111,29 @@ def test_names_that_are_not_utf8_leave_reports_that_report_and_archive_read(tmp_
     assert _snapshot(data) == before
 
 
+@pytest.mark.parametrize("command", [["data", "info", "--data"], ["benchmark", "--models", "cnn", "--variants",
+                                                                   "real", "--data"], ["data", "split"]])
+def test_a_class_folder_named_in_bytes_that_are_not_utf8_is_refused(tmp_path, tiny, command):
+    """Found in session 73: a class folder NORMAL-\\xff trained a whole benchmark cell, then the report's plot
+    ended in matplotlib's TypeError traceback (its font cannot draw the byte). A class name goes into every
+    table, plot and checkpoint, so it is refused before anything is read or trained."""
+    from pathlib import Path
+    data = make_folder_dataset(tmp_path / "xrays", {"train": 8, "test": 4})
+    root = data / "train" if command[1] == "split" else data
+    for folder in ([root] if command[1] == "split" else [data / "train", data / "test"]):
+        os.rename(folder / "NORMAL", Path(os.fsdecode(os.fsencode(folder / "NORMAL") + b"-\xff")))
+    before = _snapshot(data)
+    extra = (["--to", tmp_path / "split"] if command[1] == "split" else
+             ["--profile", tiny, "--out", tmp_path / "o"] if command[0] == "benchmark" else [])
+    r = genaug(*command, root, *extra)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    where = root if command[1] == "split" else data / "test"   # the first split folder looked in
+    assert r.stderr.startswith(f"genaug: error: the class folder {where}/NORMAL-\\xff is not named in UTF-8"), \
+        r.stderr
+    assert not (tmp_path / "o").exists() and not (tmp_path / "split").exists()
+    assert _snapshot(data) == before
+
+
 def test_a_name_that_is_not_utf8_prints_as_escaped_bytes_on_any_terminal(tmp_path, monkeypatch):
     """Found in session 73: where Python writes stdout strictly (a UTF-8 locale other than C.UTF-8, or
     PYTHONIOENCODING=utf-8), `genaug data split --to` a folder whose name holds a 0xff byte ended in a

@@ -153,10 +153,22 @@ def split_folders(root: Path) -> dict[str, Path]:
     return split_dirs
 
 
+def refuse_class_named_in_bytes(folder: Path) -> None:
+    """A class folder's name goes into every table, plot and checkpoint: one whose bytes are not UTF-8 (Linux
+    allows any) trained a whole benchmark cell before matplotlib failed to draw it (found in session 73)."""
+    if any(0xDC80 <= ord(c) <= 0xDCFF for c in folder.name):   # how Python holds a byte that is not UTF-8
+        raise DataError(f"the class folder {safe_name(str(folder))} is not named in UTF-8: a class name is "
+                        "written into reports, plots and checkpoints; rename the folder (in every split)")
+
+
 def class_folder_names(split_dirs: dict[str, Path]) -> list[str]:
     """The class folders found in any split folder, sorted (some may hold no image). Hidden folders are
     no class: Jupyter leaves .ipynb_checkpoints/ wherever a notebook opened a file, and it had made a class."""
-    return sorted({c.name for d in split_dirs.values() for c in d.iterdir() if c.is_dir() and not c.name.startswith(".")})
+    folders = [c for d in split_dirs.values() for c in sorted(d.iterdir())
+               if c.is_dir() and not c.name.startswith(".")]
+    for c in folders:
+        refuse_class_named_in_bytes(c)
+    return sorted({c.name for c in folders})
 
 
 def scan_folder(root: Path, task: str = "binary"):
@@ -271,8 +283,11 @@ def flat_class_folders(root: Path) -> list[str]:
         return []
     if any(d.name.lower() in SPLIT_NAMES for d in subdirs):
         return []
-    return [d.name for d in subdirs
-            if any(is_image_file(f) for f in d.iterdir() if not f.name.startswith(".") and f.is_file())]
+    classes = [d for d in subdirs
+               if any(is_image_file(f) for f in d.iterdir() if not f.name.startswith(".") and f.is_file())]
+    for d in classes:
+        refuse_class_named_in_bytes(d)
+    return [d.name for d in classes]
 
 
 def write_patient_split(source: Path, dest: Path, test_fraction: float = 0.2, seed: int = 0) -> dict:
