@@ -217,13 +217,18 @@ MAX_FID_BOOTSTRAP = 10_000
 # (and was told to lower --image-size); a thousand repeats of each cell is past any study's need
 MAX_SEEDS = 1000
 
+# found in session 73: `--threads 100000` ended in "libgomp: Out of memory allocating 800008 bytes" (exit 1, the new
+# run left behind); 10,000 still started on 2 CPUs. More threads than CPUs only slow training (jobs.start_job says
+# so), and no machine genaug runs on has a thousand
+MAX_THREADS = 1024
+
 # Keys with bounds other than > 0: what the key must be (as the error says it), and the test. A value
 # outside them would otherwise train for nothing (encode.epochs 0 wrote an untrained autoencoder) or
 # fail only after hours of training (benchmark.bootstrap 0 broke the report, once every cell had run).
 _BOUNDED = {
     "run.seed": _SEED_RANGE,
     "data.split_seed": _SEED_RANGE,
-    "run.threads": ("0 (torch's default) or more", lambda v: v >= 0),
+    "run.threads": (f"from 0 (torch's default) to {MAX_THREADS}", lambda v: 0 <= v <= MAX_THREADS),
     "run.state_every_s": (">= 0 (0: after every epoch)", lambda v: v >= 0),
     "data.val_fraction": ("in (0, 1)", lambda v: 0 < v < 1),
     "gan.train_fraction": ("in (0, 1]", lambda v: 0 < v <= 1),

@@ -216,7 +216,11 @@ def test_an_empty_path_or_run_is_refused_not_read_as_none_given(tmp_path, tiny, 
     (["encode", "--data", "demo", "--epochs", "0"], "'encode.epochs' must be positive, got 0 (set with --epochs)"),
     (["benchmark", "--data", "demo", "--lr", "0"], "'benchmark.lr' must be positive"),
     (["benchmark", "--data", "demo", "--batch-size", "1"], "'benchmark.batch_size' must be at least 2"),
-    (["encode", "--data", "demo", "--threads", "-1"], "'run.threads' must be 0 (torch's default) or more"),
+    (["encode", "--data", "demo", "--threads", "-1"], "'run.threads' must be from 0 (torch's default) to 1024"),
+    # found in session 73: OpenMP could not start them ("libgomp: Out of memory allocating 800008 bytes", exit 1)
+    # and left the new run behind
+    (["benchmark", "--data", "demo", "--threads", "100000"], "'run.threads' must be from 0 (torch's default) to "
+                                                              "1024, got 100000 (set with --threads)"),
     (["gan", "--data", "demo", "--conditioning", "acgan", "--aux-weight", "-1"], "'gan.aux_weight' must be >= 0"),
     # found in session 68: each trained as though the flag were not given
     (["gan", "--data", "demo", "--aux-weight", "0.5"], "genaug: error: --aux-weight weighs the class loss of "
