@@ -150,6 +150,29 @@ def split_folders(root: Path) -> dict[str, Path]:
             hint = f"; {inner[0]} has both: give --data {inner[0]}" if inner else ""
             raise DataError(f"no '{required}' folder in {root} (expected ROOT/train/<CLASS>/ and ROOT/test/<CLASS>/)"
                             + hint)
+    # found in session 73: test/ as a link to train/ (or a folder inside it) trained on the test images; the
+    # provenance check compares paths, train/x and test/x, so only the duplicate note said so
+    resolved = {split: d.resolve() for split, d in split_dirs.items()}
+    for a, b in [("test", "train"), ("val", "train"), ("test", "val")]:
+        if a not in resolved or b not in resolved:
+            continue
+        ra, rb = resolved[a], resolved[b]
+        if ra == rb:
+            said = f"the {a} folder {split_dirs[a]} and the {b} folder {split_dirs[b]} are one folder ({ra})"
+        elif ra.is_relative_to(rb) or rb.is_relative_to(ra):
+            (x, rx), (y, ry) = ((a, ra), (b, rb)) if ra.is_relative_to(rb) else ((b, rb), (a, ra))
+            said = f"the {x} folder {split_dirs[x]} lies inside the {y} folder {split_dirs[y]} ({rx} in {ry})"
+        else:
+            continue
+        raise DataError(f"{said}: its images would be trained on and tested on; give each split a folder of its own")
+    for a, d in split_dirs.items():   # a class folder that links into another split: test/NORMAL -> ../train/NORMAL
+        for c in sorted(d.iterdir()):
+            rc = c.resolve()
+            for b, rb in resolved.items():
+                if b != a and c.is_dir() and rc.is_relative_to(rb):
+                    raise DataError(f"the class folder {c} of the {a} split is {rc}, in the {b} folder "
+                                    f"{split_dirs[b]}: its images would be trained on and tested on; give each "
+                                    "split a folder of its own")
     return split_dirs
 
 
