@@ -134,6 +134,17 @@ def test_a_class_folder_named_in_bytes_that_are_not_utf8_is_refused(tmp_path, ti
     assert _snapshot(data) == before
 
 
+def test_a_class_folder_named_with_a_newline_is_refused(tmp_path):
+    """Found in session 73: `NOR\\nMAL` was taken as a class, and each table row it labels broke in two."""
+    data = make_folder_dataset(tmp_path / "xrays", {"train": 8, "test": 4})
+    for split in ("train", "test"):
+        os.rename(data / split / "NORMAL", data / split / "NOR\nMAL")
+    r = genaug("data", "info", "--data", data)
+    assert r.returncode == 2 and r.stderr == (f"genaug: error: the class folder {data}/test/NOR\\nMAL has a control "
+                                              "character ('\\n') in its name: a class name is written into reports, "
+                                              "plots and checkpoints; rename the folder (in every split)\n"), r.stderr
+
+
 def test_a_name_that_is_not_utf8_prints_as_escaped_bytes_on_any_terminal(tmp_path, monkeypatch):
     """Found in session 73: where Python writes stdout strictly (a UTF-8 locale other than C.UTF-8, or
     PYTHONIOENCODING=utf-8), `genaug data split --to` a folder whose name holds a 0xff byte ended in a

@@ -176,12 +176,19 @@ def split_folders(root: Path) -> dict[str, Path]:
     return split_dirs
 
 
-def refuse_class_named_in_bytes(folder: Path) -> None:
+def refuse_unprintable_class_name(folder: Path) -> None:
     """A class folder's name goes into every table, plot and checkpoint: one whose bytes are not UTF-8 (Linux
-    allows any) trained a whole benchmark cell before matplotlib failed to draw it (found in session 73)."""
-    if any(0xDC80 <= ord(c) <= 0xDCFF for c in folder.name):   # how Python holds a byte that is not UTF-8
-        raise DataError(f"the class folder {safe_name(str(folder))} is not named in UTF-8: a class name is "
-                        "written into reports, plots and checkpoints; rename the folder (in every split)")
+    allows any) trained a whole benchmark cell before matplotlib failed to draw it, and a newline in one broke
+    every table row it labels (both found in session 73)."""
+    name = folder.name
+    if any(0xDC80 <= ord(c) <= 0xDCFF for c in name):   # how Python holds a byte that is not UTF-8
+        fault = "is not named in UTF-8"
+    elif control := [c for c in name if ord(c) < 32 or ord(c) == 127]:
+        fault = f"has a control character ({control[0]!r}) in its name"
+    else:
+        return
+    raise DataError(f"the class folder {safe_name(str(folder))} {fault}: a class name is written into reports, "
+                    "plots and checkpoints; rename the folder (in every split)")
 
 
 def class_folder_names(split_dirs: dict[str, Path]) -> list[str]:
@@ -190,7 +197,7 @@ def class_folder_names(split_dirs: dict[str, Path]) -> list[str]:
     folders = [c for d in split_dirs.values() for c in sorted(d.iterdir())
                if c.is_dir() and not c.name.startswith(".")]
     for c in folders:
-        refuse_class_named_in_bytes(c)
+        refuse_unprintable_class_name(c)
     return sorted({c.name for c in folders})
 
 
@@ -309,7 +316,7 @@ def flat_class_folders(root: Path) -> list[str]:
     classes = [d for d in subdirs
                if any(is_image_file(f) for f in d.iterdir() if not f.name.startswith(".") and f.is_file())]
     for d in classes:
-        refuse_class_named_in_bytes(d)
+        refuse_unprintable_class_name(d)
     return [d.name for d in classes]
 
 
