@@ -166,10 +166,10 @@ def split_folders(root: Path) -> dict[str, Path]:
             continue
         raise DataError(f"{said}: its images would be trained on and tested on; give each split a folder of its own")
     for a, d in split_dirs.items():   # a class folder that links into another split: test/NORMAL -> ../train/NORMAL
-        for c in sorted(d.iterdir()):
+        for c in sorted(c for c in d.iterdir() if c.is_dir()):
             rc = c.resolve()
             for b, rb in resolved.items():
-                if b != a and c.is_dir() and rc.is_relative_to(rb):
+                if b != a and rc.is_relative_to(rb):
                     raise DataError(f"the class folder {c} of the {a} split is {rc}, in the {b} folder "
                                     f"{split_dirs[b]}: its images would be trained on and tested on; give each "
                                     "split a folder of its own")
