@@ -1271,13 +1271,24 @@ def _val_inside_train(root: Path) -> str:
     return r"the val folder .*/val lies inside the train folder .*/train \(.*/train/held in .*/train\)"
 
 
-@pytest.mark.parametrize("lay_out", [_link_test_to_train, _link_test_class_to_train, _val_inside_train])
-def test_a_split_that_is_another_split_by_a_link_is_refused(tmp_path, lay_out):
+def _link_class_to_class(root: Path) -> str:
+    shutil.rmtree(root / "train" / "PNEUMONIA")
+    (root / "train" / "PNEUMONIA").symlink_to("NORMAL")
+    return (r"the class folders .*/train/NORMAL and .*/train/PNEUMONIA are one folder, or one inside the other "
+            r"\(.*/train/NORMAL, .*/train/NORMAL\): their images would carry both labels; give each class a folder "
+            "of its own")
+
+
+@pytest.mark.parametrize("lay_out", [_link_test_to_train, _link_test_class_to_train, _val_inside_train,
+                                     _link_class_to_class])
+def test_a_folder_that_is_another_by_a_link_is_refused(tmp_path, lay_out):
     """Found in session 73: test/ as a link to train/ (or test/NORMAL to train/NORMAL) trained on the test
-    images. Provenance compares paths (train/x is not test/x), so only the duplicate note told of it."""
+    images. Provenance compares paths (train/x is not test/x), so only the duplicate note told of it; and a
+    class folder linked to another class's gave each image both labels, unremarked."""
     from genaug.errors import DataError
     root = make_folder_dataset(tmp_path / "xrays", {"train": 8, "test": 4})
     said = lay_out(root)
-    with pytest.raises(DataError, match=said + ": its images would be trained on and tested on; give each split a "
-                                               "folder of its own"):
+    if "both labels" not in said:
+        said += ": its images would be trained on and tested on; give each split a folder of its own"
+    with pytest.raises(DataError, match=said):
         load_data(str(root), 16)

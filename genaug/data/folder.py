@@ -165,14 +165,19 @@ def split_folders(root: Path) -> dict[str, Path]:
         else:
             continue
         raise DataError(f"{said}: its images would be trained on and tested on; give each split a folder of its own")
-    for a, d in split_dirs.items():   # a class folder that links into another split: test/NORMAL -> ../train/NORMAL
-        for c in sorted(c for c in d.iterdir() if c.is_dir()):
-            rc = c.resolve()
-            for b, rb in resolved.items():
-                if b != a and rc.is_relative_to(rb):
-                    raise DataError(f"the class folder {c} of the {a} split is {rc}, in the {b} folder "
-                                    f"{split_dirs[b]}: its images would be trained on and tested on; give each "
-                                    "split a folder of its own")
+    classes = [(a, c, c.resolve()) for a, d in split_dirs.items() for c in sorted(d.iterdir())
+               if c.is_dir() and not c.name.startswith(".")]
+    for a, c, rc in classes:   # a class folder that links into another split: test/NORMAL -> ../train/NORMAL
+        for b, rb in resolved.items():
+            if b != a and rc.is_relative_to(rb):
+                raise DataError(f"the class folder {c} of the {a} split is {rc}, in the {b} folder "
+                                f"{split_dirs[b]}: its images would be trained on and tested on; give each "
+                                "split a folder of its own")
+    for i, (a, c, rc) in enumerate(classes):   # train/PNEUMONIA -> NORMAL: each image under both labels
+        for b, c2, rc2 in classes[i + 1:]:
+            if a == b and (rc.is_relative_to(rc2) or rc2.is_relative_to(rc)):
+                raise DataError(f"the class folders {c} and {c2} are one folder, or one inside the other ({rc}, "
+                                f"{rc2}): their images would carry both labels; give each class a folder of its own")
     return split_dirs
 
 
