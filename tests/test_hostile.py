@@ -216,6 +216,63 @@ def test_unreadable_file_is_skipped_with_its_reason(tmp_path, monkeypatch):
     assert len(b.train) + len(b.val) == 16 * 2 - 1
 
 
+def _without_root_reads() -> list[str]:
+    """A command prefix under which the operating system refuses what file modes forbid: root without the
+    capabilities that let it read and search anything (setpriv), or no prefix for another user."""
+    import shutil
+    if os.geteuid() != 0:
+        return []
+    if not shutil.which("setpriv"):
+        pytest.skip("needs setpriv(1) to run without root's read capabilities")
+    return ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+
+
+def test_permissions_the_operating_system_refuses_are_one_line_or_a_named_skip(tmp_path, tiny):
+    """Real refusals by the OS, not simulated ones. Found in session 73: a class folder that cannot be
+    listed (chmod 000) was said to hold no images ("the training split has no images of class PNEUMONIA"),
+    with nothing naming the folder or the permission."""
+    import shutil
+    import subprocess
+    import sys
+
+    exe = shutil.which("genaug")
+    cmd = _without_root_reads() + ([exe] if exe else [sys.executable, "-m", "genaug_cli.main"])
+
+    def run(*args):
+        return subprocess.run(cmd + [str(a) for a in args], capture_output=True, text=True, timeout=600)
+
+    data = make_folder_dataset(tmp_path / "xrays", {"train": 16, "test": 6})
+    victim = sorted((data / "train" / "NORMAL").iterdir())[0]
+    victim.chmod(0)
+    try:
+        r = run("data", "info", "--data", data, "--cache-dir", tmp_path / "cache")
+    finally:
+        victim.chmod(0o644)
+    assert r.returncode == 0 and f"train/NORMAL/{victim.name}: permission denied" in r.stdout, r.stdout + r.stderr
+    classes = data / "train" / "PNEUMONIA"
+    classes.chmod(0)
+    try:
+        r = run("data", "info", "--data", data, "--cache-dir", tmp_path / "cache")
+    finally:
+        classes.chmod(0o755)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert r.stderr == (f"genaug: error: the training split of {data} has no images of class PNEUMONIA: every class "
+                        "needs training images; train/PNEUMONIA: cannot list (Permission denied): make the folder "
+                        "readable (chmod u+rx) or run as a user who may read it\n"), r.stderr
+    out = tmp_path / "locked"
+    out.mkdir()
+    out.chmod(0o555)
+    try:
+        r = run("benchmark", "--data", "demo", "--profile", tiny, "--models", "cnn", "--variants", "real",
+                "--out", out)
+    finally:
+        out.chmod(0o755)
+    assert r.returncode == 2 and r.stderr == (f"genaug: error: Permission denied: {out}/benchmark (check that the "
+                                              "paths given exist and can be written, and that the disk has "
+                                              "space)\n"), r.stderr
+    assert not list(out.iterdir())
+
+
 # ----------------------------------------------------------------------------- a full disk
 
 

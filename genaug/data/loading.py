@@ -11,8 +11,8 @@ from genaug.data.core import DataBundle
 from genaug.data.decode import safe_name
 from genaug.data.demo import demo_dataset
 from genaug.data.duplicates import cross_split_duplicates, duplicate_note
-from genaug.data.folder import (THREE_CLASSES, class_folder_names, load_folder_split, scan_folder, split_folders,
-                                unnamed_patients)
+from genaug.data.folder import (SPLIT_NAMES, THREE_CLASSES, class_folder_names, load_folder_split, scan_folder,
+                                split_folders, unnamed_patients)
 from genaug.data.medmnist import INFO, download, load_npz, manual_steps
 from genaug.data.splits import patient_overlap, split_by_patient
 from genaug.errors import ConfigError, DataError
@@ -195,14 +195,26 @@ def load_data(spec: str, size: int, task: str = "binary", val_fraction: float = 
         # named with the data given: a .npz holds its splits inside, where the user cannot see them
         if missing and split == "train":
             raise DataError(f"the training split of {spec} has no images of class {', '.join(missing)}: every "
-                            "class needs training images" + _named_apart(missing, bundle.classes))
+                            "class needs training images" + _named_apart(missing, bundle.classes)
+                            + _unlisted(split, missing, bundle.skipped))
         if missing and split == "test":
             raise DataError(f"the test split of {spec} has no images of class {', '.join(missing)}: every class "
                             "needs test images, or accuracy, specificity and ROC-AUC are undefined"
-                            + _named_apart(missing, bundle.classes))
+                            + _named_apart(missing, bundle.classes) + _unlisted(split, missing, bundle.skipped))
         if missing:
             bundle.notes.append(f"the {split} split has no images of class {', '.join(missing)}")
     return bundle
+
+
+def _unlisted(split: str, missing: list[str], skipped: list[tuple[str, str]]) -> str:
+    """'; train/PNEUMONIA: cannot list (Permission denied): ...' where a missing class's folder could not be
+    read: found in session 73, such a folder was said to hold no images, unexplained."""
+    for path, why in skipped:
+        parts = Path(path).parts
+        if len(parts) == 2 and SPLIT_NAMES.get(parts[0].lower()) == split and parts[1] in missing and \
+                why.startswith("cannot list"):
+            return f"; {path}: {why}: make the folder readable (chmod u+rx) or run as a user who may read it"
+    return ""
 
 
 def _named_apart(missing: list[str], classes: list[str]) -> str:
