@@ -333,7 +333,7 @@ def list_runs(out_root: str | Path, command: str | None = None) -> list[RunState
         near = next((h for h in held if h.startswith(command)), None)
         raise DataError(f"no {command} runs under {root}" + (f"; did you mean {near}?" if near else "")
                         + f" (it holds runs of: {', '.join(held) or 'none'})")
-    if (own := run_state(root) or _unreadable(root)) is not None:   # given a run itself
+    if (own := _state(root)) is not None:   # given a run itself
         return [own]
     folders = [root / command] if command else sorted(p for p in root.iterdir() if p.is_dir())
     if not command and any((p / "manifest.json").is_file() for p in folders):
@@ -342,8 +342,19 @@ def list_runs(out_root: str | Path, command: str | None = None) -> list[RunState
     # a run linked in beside itself (a restored run put back under its old name, found in session 70) is
     # one run: listed twice, its stop and its process were counted twice
     real = {r.resolve() for r in found if not r.is_symlink()}
-    states = [run_state(r) or _unreadable(r) for r in found if not (r.is_symlink() and r.resolve() in real)]
+    states = [_state(r) for r in found if not (r.is_symlink() and r.resolve() in real)]
     return [s for s in states if s is not None]
+
+
+def _state(d: Path) -> RunState | None:
+    """A run's state, "unreadable" where its manifest or its folder cannot be read: one run folder that may
+    not be read (chmod 000) ended the listing of every run beside it (found in session 73)."""
+    try:
+        return run_state(d) or _unreadable(d)
+    except PermissionError as exc:
+        return RunState(str(d), d.parent.name, "unreadable", "", None, "", "",
+                        why=f"genaug may not read it ({exc.strerror}: {exc.filename}): make it readable, or run "
+                            "as its owner")
 
 
 def _unreadable(d: Path) -> RunState | None:

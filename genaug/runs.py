@@ -37,6 +37,7 @@ from genaug.data.decode import safe_name
 from genaug.data.folder import file_in_the_way
 from genaug.errors import CheckpointError, ConfigError, DiskFull, GenaugError, is_disk_full, is_out_of_memory
 from genaug.locks import LOCK_NAME, in_use_by
+from genaug.inventory import counted
 
 log = logging.getLogger("genaug")
 
@@ -868,6 +869,19 @@ def archive_run(directory: str | Path, dest_root: str | Path) -> tuple[Path, lis
     decisions = [(p, p.relative_to(src), _archive_skip(p.relative_to(src), p.stat().st_size, last_grids))
                  for p in files]
     skipped = [(str(rel), why) for _, rel, why in decisions if why]
+    # every file read before any is written: a file that may not be read stopped the copy part way, leaving an
+    # archive without its record that looked whole (found in session 73)
+    unreadable = []
+    for p, rel, why in decisions:
+        try:
+            if not why:
+                p.open("rb").close()
+        except OSError as exc:
+            unreadable.append(f"{rel}: {exc.strerror}")
+    if unreadable:
+        raise CheckpointError(f"cannot read {counted(len(unreadable), 'file')} of {src} ({unreadable[0]}): make "
+                              f"{'it' if len(unreadable) == 1 else 'them'} readable, then archive again; nothing "
+                              "was written")
     copied = []
     for p, rel, why in decisions:
         if why:

@@ -273,6 +273,53 @@ def test_permissions_the_operating_system_refuses_are_one_line_or_a_named_skip(t
     assert not list(out.iterdir())
 
 
+def test_a_run_genaug_may_not_read_is_listed_and_not_archived_in_part(tmp_path):
+    """Found in session 73, with the operating system refusing: one run folder that may not be read
+    (chmod 000) ended `genaug runs` for every run beside it; and `archive` of a run holding a file that may not
+    be read stopped on it with the files before it already copied, an archive without its record that looked
+    whole."""
+    import shutil
+    import subprocess
+    import sys
+
+    exe = shutil.which("genaug")
+    cmd = _without_root_reads() + ([exe] if exe else [sys.executable, "-m", "genaug_cli.main"])
+
+    def run(*args):
+        return subprocess.run(cmd + [str(a) for a in args], capture_output=True, text=True, timeout=600)
+
+    runs = []
+    for name in ("20261206-000000-a", "20261206-000001-b"):
+        d = tmp_path / "out" / "encode" / name
+        d.mkdir(parents=True)
+        (d / "manifest.json").write_text('{"command": "encode", "finished": true}')
+        (d / "config.yaml").write_text("run: {seed: 0}\n")
+        (d / "metrics.json").write_text('{"psnr": 30.0}')
+        runs.append(d)
+    runs[0].chmod(0)
+    try:
+        r = run("runs", "--out", tmp_path / "out")
+    finally:
+        runs[0].chmod(0o755)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert any(str(runs[1]) in x and " finished " in x for x in lines), r.stdout
+    assert any(str(runs[0]) in x and " unreadable " in x for x in lines), r.stdout
+    assert f"genaug may not read it (Permission denied: {runs[0]}/manifest.json): make it readable" in r.stdout, \
+        r.stdout
+    (runs[1] / "metrics.json").chmod(0)
+    try:
+        r = run("archive", runs[1], "--to", tmp_path / "kept")
+    finally:
+        (runs[1] / "metrics.json").chmod(0o644)
+    assert r.returncode == 2 and r.stderr == (f"genaug: error: cannot read 1 file of {runs[1]} (metrics.json: "
+                                              "Permission denied): make it readable, then archive again; nothing "
+                                              "was written\n"), r.stderr
+    assert not (tmp_path / "kept" / "encode").exists()
+    r = run("archive", runs[1], "--to", tmp_path / "kept")
+    assert r.returncode == 0 and (tmp_path / "kept" / "encode" / runs[1].name / "metrics.json").is_file(), r.stderr
+
+
 # ----------------------------------------------------------------------------- a full disk
 
 
