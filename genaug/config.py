@@ -349,7 +349,16 @@ def _coerce(key: str, value: Any, typ: type) -> Any:
     elif typ is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)
-    raise ConfigError(f"config key '{key}' expects {typ.__name__}, got {value!r}")
+    raise ConfigError(f"config key '{key}' expects {typ.__name__}, got {_shown(value)}")
+
+
+def _shown(value: Any) -> str:
+    """A value as an error quotes it, cut short: YAML aliases nest lists without growing the file, and a 4 KB
+    profile's value was printed as a 720 KB line (found in session 73); reprlib never builds the whole repr."""
+    import reprlib
+    short = reprlib.Repr()
+    short.maxlevel, short.maxlist, short.maxdict, short.maxstring, short.maxother = 2, 4, 4, 80, 80
+    return short.repr(value)
 
 
 def _apply(cfg: Config, overrides: dict, origin: str, origins: dict | None = None,

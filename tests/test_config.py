@@ -174,6 +174,22 @@ def test_config_that_is_not_a_yaml_file_is_named_as_such(tmp_path):
     assert notes.read_text() == "benchmark:\n  epochs: 3\n"   # read, never altered
 
 
+def test_a_yaml_alias_bomb_is_refused_in_a_short_line(tmp_path):
+    """Found in session 73: YAML aliases nest lists without growing the file, and the error printed the value
+    whole: this 4 KB profile gave a 720 KB error line, and with the nesting under the first key read, the
+    message would have spelt out billions of entries."""
+    k = 300
+    prof = tmp_path / "nested.yaml"
+    prof.write_text("benchmark:\n"
+                    f"  variants: &a [{', '.join(['real'] * k)}]\n"
+                    f"  models: &b [{', '.join(['*a'] * k)}]\n"
+                    f"  augmentations: &c [{', '.join(['*b'] * k)}]\n")
+    assert prof.stat().st_size < 5000
+    with pytest.raises(ConfigError, match=r"config key 'benchmark.models' expects str, got \[\['real', ") as err:
+        load_config(str(prof))
+    assert len(str(err.value)) < 400, str(err.value)
+
+
 def test_yaml_is_read_safely(tmp_path):
     prof = tmp_path / "evil.yaml"
     prof.write_text("run: !!python/object/apply:os.system ['echo pwned']\n")
