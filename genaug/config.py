@@ -319,7 +319,8 @@ def _coerce(key: str, value: Any, typ: type) -> Any:
     if key in COMMA_LISTS and isinstance(value, list) and all(
             isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in value):
         return ",".join(str(v) for v in value)
-    if key == "benchmark.model_epochs" and isinstance(value, dict):
+    if key == "benchmark.model_epochs" and isinstance(value, dict) and all(
+            isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in (*value, *value.values())):
         return ",".join(f"{k}={v}" for k, v in value.items())
     if typ is bool:
         if isinstance(value, bool):

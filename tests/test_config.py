@@ -188,6 +188,12 @@ def test_a_yaml_alias_bomb_is_refused_in_a_short_line(tmp_path):
     with pytest.raises(ConfigError, match=r"config key 'benchmark.models' expects str, got \[\['real', ") as err:
         load_config(str(prof))
     assert len(str(err.value)) < 400, str(err.value)
+    prof.write_text("benchmark:\n"
+                    f"  variants: &a [{', '.join(['real'] * k)}]\n"
+                    f"  model_epochs: {{cnn: [{', '.join(['*a'] * k)}]}}\n")
+    with pytest.raises(ConfigError, match=r"config key 'benchmark.model_epochs' expects str, got \{'cnn': ") as err:
+        load_config(str(prof))
+    assert len(str(err.value)) < 400, str(err.value)
 
 
 def test_yaml_is_read_safely(tmp_path):
