@@ -333,7 +333,7 @@ def list_runs(out_root: str | Path, command: str | None = None) -> list[RunState
         near = next((h for h in held if h.startswith(command)), None)
         raise DataError(f"no {command} runs under {root}" + (f"; did you mean {near}?" if near else "")
                         + f" (it holds runs of: {', '.join(held) or 'none'})")
-    if (own := _state(root)) is not None:   # given a run itself
+    if (own := run_state(root) or _unreadable(root)) is not None:   # given a run itself (an unreadable one: the error)
         return [own]
     folders = [root / command] if command else sorted(p for p in root.iterdir() if p.is_dir())
     if not command and any((p / "manifest.json").is_file() for p in folders):
