@@ -856,9 +856,8 @@ def _escaped_bytes(exc: UnicodeError) -> tuple[str, int]:
     encode as a backslash escape."""
     if not isinstance(exc, UnicodeEncodeError):
         raise exc
-    text = exc.object[exc.start:exc.end]
-    return "".join(f"\\x{ord(c) - 0xDC00:02x}" if 0xDC80 <= ord(c) <= 0xDCFF
-                   else c.encode("ascii", "backslashreplace").decode("ascii") for c in text), exc.end
+    from genaug.data.decode import safe_name   # here: only an odd name pays for importing the data layer
+    return safe_name(exc.object[exc.start:exc.end]).encode("ascii", "backslashreplace").decode("ascii"), exc.end
 
 
 codecs.register_error("genaug_escaped_bytes", _escaped_bytes)

@@ -186,7 +186,7 @@ def refuse_unprintable_class_name(folder: Path) -> None:
     allows any) trained a whole benchmark cell before matplotlib failed to draw it, and a newline in one broke
     every table row it labels (both found in session 73)."""
     name = folder.name
-    if any(0xDC80 <= ord(c) <= 0xDCFF for c in name):   # how Python holds a byte that is not UTF-8
+    if safe_name(name) != name:   # it shows a byte that is not UTF-8 (held as a lone surrogate) as \xff
         fault = "is not named in UTF-8"
     elif control := [c for c in name if ord(c) < 32 or ord(c) == 127]:
         fault = f"has a control character ({control[0]!r}) in its name"
