@@ -529,6 +529,28 @@ def test_duplicates_across_splits_are_flagged(tmp_path):
     assert "LEAKAGE" not in clean.notes[-1]
 
 
+def test_identical_images_within_a_split_are_counted_and_conflicting_labels_named(tmp_path):
+    # found in session 74: the Kermany test split holds 6 files twice (NORMAL2-IM-0095-0001 and -0096-0001 are
+    # one image under two patients), and nothing said so; an image under two classes went unremarked as well
+    root = make_folder_dataset(tmp_path / "d", {"train": 16, "test": 6}, size=32)
+    test = root / "test"
+    shutil.copyfile(test / "PNEUMONIA" / "person1000_bacteria_1.jpeg", test / "PNEUMONIA" / "person1000_bacteria_2.jpeg")
+    shutil.copyfile(test / "PNEUMONIA" / "person1001_bacteria_2.jpeg", test / "NORMAL" / "IM-1901-0001.jpeg")
+    shutil.copyfile(test / "NORMAL" / "IM-1000-0001.jpeg", test / "NORMAL" / "IM-1950-0001.jpeg")
+    b = load_data(str(root), 32, val_fraction=0.2)
+    assert b.summary()["duplicates_within_splits"] == {"test": {"copies": 3, "conflicting_labels": 1}}
+    note, = [n for n in b.notes if n.startswith("identical images within a split")]
+    assert "counted again in training or in the test figures: test 3 (in 3 groups); 1 of those groups" in note
+    assert re.search(r"CONFLICTING LABELS: 1 image is held under two classes, e\.g\. \S*"
+                     r"(IM-1901-0001\.jpeg \(NORMAL\) = \S*person1001_bacteria_2\.jpeg \(PNEUMONIA\)|"
+                     r"person1001_bacteria_2\.jpeg \(PNEUMONIA\) = \S*IM-1901-0001\.jpeg \(NORMAL\))", note), note
+    assert re.search(r"1 of those groups holds two patients' names, so one of the patients is probably "
+                     r"misnamed, e\.g\. \S*IM-1\d00-0001\.jpeg = \S*IM-1\d\d0-0001\.jpeg\. CONFLICT", note), note
+    plain = load_data(str(make_folder_dataset(tmp_path / "c", size=32)), 32)
+    assert "duplicates_within_splits" in plain.summary() and not plain.summary()["duplicates_within_splits"]
+    assert not any(n.startswith("identical images within a split") for n in plain.notes)
+
+
 @pytest.mark.parametrize("k", [2, 3, 5])
 def test_patient_folds_partition_images_by_whole_patients(k):
     rng = np.random.default_rng(0)

@@ -59,7 +59,7 @@ class DataBundle:
     val_origin: str = ""
     skipped: list[tuple[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    duplicates: dict = field(default_factory=dict)   # cross-split exact/near duplicates (data.duplicates)
+    duplicates: dict = field(default_factory=dict)   # cross-split and within-split duplicates (data.duplicates)
 
     @property
     def train(self) -> ImageSet:
@@ -100,7 +100,11 @@ class DataBundle:
                "classes": self.classes, "image_size": self.image_size, "val_origin": self.val_origin,
                "splits": {}, "skipped": len(self.skipped), "notes": list(self.notes),
                "duplicates_across_splits": {k: {"exact": len(v["exact"]), "near": len(v["near"])}
-                                            for k, v in self.duplicates.get("pairs", {}).items()}}
+                                            for k, v in self.duplicates.get("pairs", {}).items()},
+               "duplicates_within_splits": {
+                   k: {"copies": sum(len(g["paths"]) - 1 for g in v),
+                       "conflicting_labels": sum(len(set(g["labels"])) > 1 for g in v)}
+                   for k, v in self.duplicates.get("within", {}).items()}}
         for split, s in self.splits.items():
             out["splits"][split] = {
                 "images": len(s),

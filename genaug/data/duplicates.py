@@ -1,4 +1,6 @@
 """Exact and near-duplicate images across train, val and test: leakage between splits makes every number a lie.
+Identical images within one split matter too: a test image held twice is scored twice, and one held under
+two classes has a wrong label whatever a model answers.
 
 Exact: identical decoded pixels at the working size. Near: the cosine similarity of
 mean-centred 16x16 thumbnails at or above NEAR_THRESHOLD *and* a mean absolute pixel
@@ -35,13 +37,28 @@ def _hashes(s: ImageSet) -> list[str]:
     return [hashlib.sha1(np.ascontiguousarray(im).tobytes()).hexdigest() for im in s.images]
 
 
-def cross_split_duplicates(bundle: DataBundle, threshold: float = NEAR_THRESHOLD, chunk: int = 1024) -> dict:
-    """Pairs of images in different splits that are identical or nearly so, per split pair."""
+def within_split_copies(s: ImageSet, hashes: list[str]) -> list[list[int]]:
+    """Groups (indices, two or more) of images in one split with identical pixels."""
+    groups: dict[str, list[int]] = {}
+    for i, h in enumerate(hashes):
+        groups.setdefault(h, []).append(i)
+    return [g for g in groups.values() if len(g) > 1]
+
+
+def find_duplicates(bundle: DataBundle, threshold: float = NEAR_THRESHOLD, chunk: int = 1024) -> dict:
+    """Pairs of images in different splits that are identical or nearly so, per split pair ("pairs"); and
+    groups of identical images within each split ("within": paths, labels and patients of each group)."""
     import torch
     splits = {k: v for k, v in bundle.splits.items() if len(v)}
     hashes = {k: _hashes(v) for k, v in splits.items()}
     thumbs = {k: thumbnails(v.images) for k, v in splits.items()}
-    out: dict = {"threshold": threshold, "pairs": {}}
+    out: dict = {"threshold": threshold, "pairs": {}, "within": {}}
+    for k, s in splits.items():
+        groups = within_split_copies(s, hashes[k])
+        if groups:
+            out["within"][k] = [{"paths": [s.paths[i] for i in g],
+                                 "labels": [bundle.classes[int(s.labels[i])] for i in g],
+                                 "patients": [s.patients[i] for i in g]} for g in groups]
     for a, b in PAIRS:
         if a not in splits or b not in splits:
             continue
@@ -61,6 +78,35 @@ def cross_split_duplicates(bundle: DataBundle, threshold: float = NEAR_THRESHOLD
                     near.append((splits[a].paths[i], splits[b].paths[s + j], round(float(best[j]), 4)))
         out["pairs"][f"{a}-{b}"] = {"exact": exact, "near": near}
     return out
+
+
+def within_split_note(found: dict) -> str | None:
+    """None where no split holds an image twice."""
+    within = found.get("within", {})
+    if not within:
+        return None
+    parts, conflicts, patients = [], [], []
+    for split, groups in within.items():
+        copies = sum(len(g["paths"]) - 1 for g in groups)
+        parts.append(f"{split} {copies} (in {len(groups)} {'group' if len(groups) == 1 else 'groups'})")
+        for g in groups:
+            named = [f"{p} ({c})" for p, c in zip(g["paths"], g["labels"])]
+            if len(set(g["labels"])) > 1:
+                conflicts.append(" = ".join(named))
+            elif len(set(g["patients"])) > 1:
+                patients.append(" = ".join(g["paths"]))
+    note = ("identical images within a split, each copy counted again in training or in the test figures: "
+            + ", ".join(parts))
+    if patients:
+        note += (f"; {len(patients)} of those groups {'holds' if len(patients) == 1 else 'hold'} two patients' names, so one of the patients is "
+                 f"probably misnamed, e.g. {'; '.join(patients[:2])}")
+    if conflicts:
+        note += (f". CONFLICTING LABELS: {len(conflicts)} {'image is' if len(conflicts) == 1 else 'images are'} "
+                 f"held under two classes, e.g. {'; '.join(conflicts[:2])}: one label of each is wrong; "
+                 "correct it before trusting results")
+    else:
+        note += "; remove the copies to count each image once"
+    return note
 
 
 def duplicate_note(found: dict) -> str:

@@ -10,7 +10,7 @@ import numpy as np
 from genaug.data.core import DataBundle
 from genaug.data.decode import safe_name
 from genaug.data.demo import demo_dataset
-from genaug.data.duplicates import cross_split_duplicates, duplicate_note
+from genaug.data.duplicates import duplicate_note, find_duplicates, within_split_note
 from genaug.data.folder import (SPLIT_NAMES, THREE_CLASSES, class_folder_names, load_folder_split, scan_folder,
                                 split_folders, unnamed_patients)
 from genaug.data.medmnist import INFO, download, load_npz, manual_steps
@@ -187,8 +187,10 @@ def load_data(spec: str, size: int, task: str = "binary", val_fraction: float = 
                 "patient to split by patient.")
     ensure_val(bundle, val_fraction, split_seed)
     check_patient_disjoint(bundle)
-    bundle.duplicates = cross_split_duplicates(bundle)
+    bundle.duplicates = find_duplicates(bundle)
     bundle.notes.append(duplicate_note(bundle.duplicates))
+    if within := within_split_note(bundle.duplicates):
+        bundle.notes.append(within)
     for split, s in bundle.splits.items():
         present = np.bincount(s.labels, minlength=len(bundle.classes))
         missing = [c for c, k in zip(bundle.classes, present) if k == 0]
