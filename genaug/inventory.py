@@ -371,6 +371,7 @@ def format_runs(states: list[RunState], root: str | Path) -> str:
     """A table, one run per line, and how to go on with the stopped ones. A benchmark's cells in
     progress and the processes of its shards go on lines of their own below its row, so the table
     keeps to the width of a terminal."""
+    from genaug.data.decode import safe_name   # here: genaug.data imports this module's counted
     if not states:
         return f"no genaug runs under {root}\n"
     rows = [("run", "state", "progress", "log written", "process at work")]
@@ -381,7 +382,8 @@ def format_runs(states: list[RunState], root: str | Path) -> str:
         count = (parts.pop(0) if re.fullmatch(r"\d+ (of \d+ )?cells?(, about \S+ left)?", parts[0])
                  or s.command != "benchmark" else "")
         holders = s.holder.split("; ") if s.holder else ["-"]
-        rows.append((s.run, state, count or "-", "-" if s.last_log is None else f"{duration(s.last_log)} ago",
+        # the name as the console shows it (a byte not UTF-8 as \xff), so that the padding counts what is shown
+        rows.append((safe_name(s.run), state, count or "-", "-" if s.last_log is None else f"{duration(s.last_log)} ago",
                      holders[0]))
         below.append((holders[1:], [c for c in parts if c] + ([s.why] if s.why else [])))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
