@@ -270,7 +270,8 @@ def data_info_cmd(
     "Patients come from DICOM headers (PatientID) or the file names (Kermany person1234_… and IM-0001-…, NIH "
     "ChestX-ray14 00000001_000.png; with --labels, CheXpert's patient00001/ and MIMIC-CXR's p10000032/ folders), "
     "or the labels file's --patient-column; an image that carries none counts as "
-    "its own patient, and the summary says how many did. The images are hard-linked (copied across file "
+    "its own patient, and the summary says how many did. Patients that hold identical files (a file saved "
+    "twice under two names) go to one side together. The images are hard-linked (copied across file "
     "systems) into a new folder, the source is only read, and TO/split.json records the split. Use TO as "
     "--data in every command, so that no GAN, autoencoder or classifier ever trains on its test patients.\n\n"
     "With --labels, e.g. the RSNA pneumonia challenge: genaug data split stage_2_train_images --labels "
@@ -319,6 +320,11 @@ def data_split_cmd(
         typer.echo(f"note: {n} {'image carries' if n == 1 else 'images carry'} no patient id (in the file name or a DICOM "
                    "header); each counts as its own patient, so if one patient has several such images they may sit "
                    "on both sides")
+    if (joined := s["patients_joined_by_identical_files"])["patients"]:
+        n, (a, b, *_) = joined["patients"], joined["examples"][0]
+        typer.echo(f"note: {n} {'patient holds' if n == 1 else 'patients hold'} a file identical to another "
+                   f"patient's (e.g. {a} = {b}) and went to the same side as that patient, so "
+                   "that no image is both trained and tested on; the files are listed in split.json")
     if left_out := s.get("labels", {}).get("values_left_out"):
         typer.echo("left out rows with labels no --class names: "
                    + ", ".join(f"{v!r} {n}" for v, n in list(left_out.items())[:8]))

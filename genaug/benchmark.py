@@ -26,7 +26,9 @@ from PIL import Image
 
 from genaug.config import BenchmarkConfig, Config, absolute_data, check_resumed_data, closest_name, config_from_dict, data_differences, parse_fractions, parse_model_epochs, resumed_settings, validate
 from genaug.data import DataBundle, ImageSet, check_data_spec, patient_folds, subsample_by_patient
+from genaug.data.duplicates import image_hashes
 from genaug.data.equalize import equalize_images, equalized_bundle
+from genaug.data.splits import join_patients_sharing_an_image
 from genaug.device import cpu_has_bf16, seed_everything
 from genaug.encode import autoencoder_of, gather_rows, load_autoencoder, latent_set, load_latents, run_encode
 from genaug import distributed
@@ -394,7 +396,9 @@ class PatientFolds:
     def __init__(self, bundle: DataBundle, k: int, seed: int, latents: dict | None = None):
         self.bundle, self.k, self.seed, self.latents = bundle, k, seed, latents
         self.pooled = ImageSet.concat([bundle.train, bundle.val])
-        self.parts = patient_folds(self.pooled.labels, self.pooled.patients, k, seed)
+        # patients that hold one identical image share a fold: a copy in another fold is a validation image trained on
+        groups = join_patients_sharing_an_image(self.pooled.patients, image_hashes(self.pooled))
+        self.parts = patient_folds(self.pooled.labels, groups, k, seed)
         if latents is not None:   # same pooled order as the images: train, then val
             sp = latents["splits"]
             self.lat_x = np.concatenate([np.asarray(sp["train"][0]), np.asarray(sp["val"][0])])

@@ -759,6 +759,20 @@ def test_data_split_counts_the_images_without_a_patient(tmp_path):
     assert "note: 3 images carry no patient id (in the file name or a DICOM header)" in r.stdout
 
 
+def test_data_split_says_which_patients_it_kept_together_for_an_identical_file(tmp_path):
+    made = make_folder_dataset(tmp_path / "made", {"train": 8})
+    normal = made / "train" / "NORMAL"
+    shutil.copyfile(normal / "IM-0000-0001.jpeg", normal / "scan (1).jpeg")    # a copy under a name with no patient
+    r = genaug("data", "split", made / "train", "--to", tmp_path / "xray")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert re.search(r"^note: 1 patient holds a file identical to another patient's \(e\.g\. NORMAL/(IM-0000-0001|scan "
+                     r"\(1\))\.jpeg = NORMAL/(scan \(1\)|IM-0000-0001)\.jpeg\) and went to the same side as that "
+                     r"patient, so that no image is both trained and tested on; the files are listed in split\.json$",
+                     r.stdout, re.M), r.stdout
+    sides = [s for s in ("train", "test") if (tmp_path / "xray" / s / "NORMAL" / "scan (1).jpeg").exists()]
+    assert sides == [s for s in ("train", "test") if (tmp_path / "xray" / s / "NORMAL" / "IM-0000-0001.jpeg").exists()]
+
+
 def _rsna_like(tmp_path) -> tuple[Path, Path]:
     """A folder of <patientId>.png and a labels CSV in the RSNA challenge's shape: several rows for a patient
     with boxes (Target 1), one row for one without (Target 0), a listed file that is missing."""

@@ -770,6 +770,58 @@ def test_write_patient_split_holds_out_whole_patients_and_only_reads_the_source(
     assert len(b.test) == 8 and sorted(b.test.paths) == sorted(f"test/{f}" for f in files["test"])
 
 
+def _saved_twice(root: Path, n: int = 12) -> Path:
+    """ROOT/<CLASS>/scan<i>.png and 'scan<i> (1).png', the same bytes under names that give no patient (as a
+    browser saves a file downloaded twice): each pair counts as two patients unless genaug sees they are one."""
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    for cls in ("NORMAL", "PNEUMONIA"):
+        (root / cls).mkdir(parents=True)
+        for i in range(n):
+            Image.fromarray(rng.integers(0, 255, (16, 16), dtype=np.uint8)).save(root / cls / f"scan{i}.png")
+            shutil.copyfile(root / cls / f"scan{i}.png", root / cls / f"scan{i} (1).png")
+    return root
+
+
+def _by_content(folder: Path) -> dict[str, set[str]]:
+    return {s: {hashlib.sha1(p.read_bytes()).hexdigest() for p in (folder / s).rglob("*.png")} for s in ("train", "test")}
+
+
+def test_data_split_keeps_copies_of_one_image_on_one_side(tmp_path):
+    # found in session 74: files without a patient id count as a patient each, so a file saved twice under two
+    # names went to train and test about half the time, and the benchmark trained on test images
+    from genaug.data.folder import write_patient_split
+    src = _saved_twice(tmp_path / "src")
+    for seed in range(4):
+        made = write_patient_split(src, tmp_path / f"out{seed}", test_fraction=0.5, seed=seed)
+        held = _by_content(tmp_path / f"out{seed}")
+        assert held["train"] and held["test"] and not held["train"] & held["test"], seed
+        joined = made["patients_joined_by_identical_files"]
+        assert joined["patients"] == 24 and len(joined["examples"]) == 5
+        assert all(sorted(e) in (sorted([f"{c}/scan{i}.png", f"{c}/scan{i} (1).png"]) for c in ("NORMAL", "PNEUMONIA")
+                                 for i in range(12)) for e in joined["examples"])
+        assert sum(made["images"]["test"].values()) % 2 == 0
+        notes = load_data(str(tmp_path / f"out{seed}"), 16, val_fraction=0.3, cache_dir=None).notes
+        assert not any("LEAKAGE" in n for n in notes)
+
+
+def test_the_validation_carve_and_the_folds_keep_copies_of_one_image_on_one_side(tmp_path):
+    from genaug.benchmark import PatientFolds
+    from genaug.data.duplicates import image_hashes
+    root = tmp_path / "d"
+    _saved_twice(root / "train")
+    shutil.copytree(make_folder_dataset(tmp_path / "m", {"train": 0, "test": 6}, size=16) / "test", root / "test")
+    for seed in range(4):
+        b = load_data(str(root), 16, val_fraction=0.5, split_seed=seed, cache_dir=None)
+        assert not set(image_hashes(b.train)) & set(image_hashes(b.val)), seed
+        assert b.summary()["duplicates_across_splits"]["train-val"] == {"exact": 0, "near": 0}
+        folds = PatientFolds(b, 3, seed)
+        owner = {}
+        for f, idx in enumerate(folds.parts):
+            for h in image_hashes(folds.pooled.subset(idx)):
+                assert owner.setdefault(h, f) == f, "one image in two folds"
+
+
 def test_a_split_that_leaves_a_class_without_training_or_test_images_writes_nothing(tmp_path):
     # `genaug data split --test-fraction 0.9` wrote a train split of 0 images
     from genaug.data.folder import write_patient_split

@@ -33,7 +33,8 @@ def thumbnails(images: np.ndarray, size: int = 16) -> "torch.Tensor":
     return t / t.norm(dim=1, keepdim=True).clamp_min(1e-6)
 
 
-def _hashes(s: ImageSet) -> list[str]:
+def image_hashes(s: ImageSet) -> list[str]:
+    """A hash of each image's decoded pixels at the working size: equal for identical images."""
     return [hashlib.sha1(np.ascontiguousarray(im).tobytes()).hexdigest() for im in s.images]
 
 
@@ -50,7 +51,7 @@ def find_duplicates(bundle: DataBundle, threshold: float = NEAR_THRESHOLD, chunk
     groups of identical images within each split ("within": paths, labels and patients of each group)."""
     import torch
     splits = {k: v for k, v in bundle.splits.items() if len(v)}
-    hashes = {k: _hashes(v) for k, v in splits.items()}
+    hashes = {k: image_hashes(v) for k, v in splits.items()}
     thumbs = {k: thumbnails(v.images) for k, v in splits.items()}
     out: dict = {"threshold": threshold, "pairs": {}, "within": {}}
     for k, s in splits.items():

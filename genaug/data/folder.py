@@ -1,12 +1,14 @@
 """Folder datasets in the Kaggle "Chest X-Ray Images (Pneumonia)" layout: ROOT/{train,val,test}/{CLASS}/*."""
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 import re
 import shutil
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +16,8 @@ import numpy as np
 from genaug.data.cache import decode_cached
 from genaug.data.core import ImageSet
 from genaug.data.decode import IMAGE_EXTENSIONS, dicom_patient, is_dicom, is_image_file, safe_name
-from genaug.data.splits import file_as_patient, labelled_patient, patient_id, split_by_patient
+from genaug.data.splits import (file_as_patient, join_patients_sharing_an_image, labelled_patient, patient_id,
+                                 split_by_patient)
 from genaug.errors import DataError
 
 log = logging.getLogger("genaug")
@@ -346,14 +349,65 @@ def write_patient_split(source: Path, dest: Path, test_fraction: float = 0.2, se
                               unnamed=unnamed_patients(patients, rels))
 
 
+HEAD_BYTES = 1 << 16
+
+
+def _sha1(path: Path, limit: int = -1) -> str:
+    with open(path, "rb") as f:
+        return hashlib.sha1(f.read(limit)).hexdigest()
+
+
+def identical_file_keys(source: Path, rels: list[str]) -> list[str | None]:
+    """A key per file, equal for files with identical bytes, None for a file that no other matches (or that
+    cannot be read). Only files that share their size with another are read, first their first 64 KiB and in
+    full only where those match too: a collection of distinct X-rays is not read whole to find none."""
+    sizes: list[int | None] = []
+    for r in rels:
+        try:
+            sizes.append(os.stat(source / r).st_size)
+        except OSError:
+            sizes.append(None)
+    heads: dict[int, tuple] = {}
+    for i, (n, count) in enumerate(zip(sizes, map(Counter(sizes).__getitem__, sizes))):
+        if n is not None and count > 1:
+            try:
+                heads[i] = (n, _sha1(source / rels[i], HEAD_BYTES))
+            except OSError:
+                pass
+    shared = Counter(heads.values())
+    keys: list[str | None] = [None] * len(rels)
+    for i, head in heads.items():
+        if shared[head] > 1:
+            try:
+                keys[i] = head[1] if head[0] <= HEAD_BYTES else _sha1(source / rels[i])
+            except OSError:
+                pass
+    return keys
+
+
+def joined_by_identical_files(source: Path, rels: list[str], patients: list[str]) -> tuple[list[str], dict]:
+    """The patients to split by (those that hold one identical file joined as one), and what was joined: how
+    many patient ids, and a few of the files that joined them."""
+    keys = identical_file_keys(source, rels)
+    groups = join_patients_sharing_an_image(patients, keys)
+    owners: dict[str, list[int]] = {}
+    for i, key in enumerate(keys):
+        if key is not None:
+            owners.setdefault(key, []).append(i)
+    examples = [[rels[i] for i in idx] for idx in owners.values() if len({patients[i] for i in idx}) > 1]
+    return groups, {"patients": len(set(patients)) - len(set(groups)), "examples": examples[:5]}
+
+
 def write_split_folder(source: Path, dest: Path, classes: list[str], rels: list[str], targets: list[str],
                        labels: list[int], patients: list[str], skipped: list[tuple[str, str]], test_fraction: float,
                        seed: int, unnamed: int, extra: dict | None = None) -> dict:
     """Split the images ``source``/``rels`` by ``patients`` and link each to ``dest``/<split>/``targets[i]``
     (<CLASS>/<name>), all at once: ``dest`` appears whole, renamed from a temporary folder, or not at all."""
     check_real_images(source, rels)
-    train_idx, test_idx = split_by_patient(np.array(labels), patients, test_fraction, seed)
-    check_both_splits_hold_each_class(classes, labels, patients, train_idx, test_idx, test_fraction)
+    # patients that hold one identical file go to one side: a copy in test is an image trained on
+    groups, joined = joined_by_identical_files(source, rels, patients)
+    train_idx, test_idx = split_by_patient(np.array(labels), groups, test_fraction, seed)
+    check_both_splits_hold_each_class(classes, labels, groups, train_idx, test_idx, test_fraction)
     dest.parent.mkdir(parents=True, exist_ok=True)
     # a folder of its own: two splits started at once into one --to must not share (and delete) it
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent))
@@ -373,6 +427,7 @@ def write_split_folder(source: Path, dest: Path, classes: list[str], rels: list[
                        for s, idx in (("train", train_idx), ("test", test_idx))},
             "patients": {s: len({patients[i] for i in idx}) for s, idx in (("train", train_idx), ("test", test_idx))},
             "files_without_patient_id": unnamed,
+            "patients_joined_by_identical_files": joined,
             "skipped": [{"path": p, "reason": why} for p, why in skipped],
             "test_files": sorted(targets[i] for i in test_idx),
         }

@@ -10,11 +10,11 @@ import numpy as np
 from genaug.data.core import DataBundle
 from genaug.data.decode import safe_name
 from genaug.data.demo import demo_dataset
-from genaug.data.duplicates import duplicate_note, find_duplicates, within_split_note
+from genaug.data.duplicates import duplicate_note, find_duplicates, image_hashes, within_split_note
 from genaug.data.folder import (SPLIT_NAMES, THREE_CLASSES, class_folder_names, load_folder_split, scan_folder,
                                 split_folders, unnamed_patients)
 from genaug.data.medmnist import INFO, download, load_npz, manual_steps
-from genaug.data.splits import patient_overlap, split_by_patient
+from genaug.data.splits import join_patients_sharing_an_image, patient_overlap, split_by_patient
 from genaug.errors import ConfigError, DataError
 from genaug.inventory import counted
 
@@ -37,7 +37,9 @@ def ensure_val(bundle: DataBundle, fraction: float, seed: int) -> DataBundle:
                   f"split had only {counted(len(val), 'image')} and was folded into train first")
     else:
         origin = f"carved from train by patient ({fraction:.0%}, seed {seed})"
-    rest, carved = split_by_patient(train.labels, train.patients, fraction, seed)
+    # patients that hold one identical image go to one side: else a copy in val is an image trained on
+    groups = join_patients_sharing_an_image(train.patients, image_hashes(train))
+    rest, carved = split_by_patient(train.labels, groups, fraction, seed)
     if len(carved) == 0 or len(rest) == 0:
         raise DataError(f"too few training patients ({len(set(train.patients))}) to carve a validation split")
     got = len(carved) / len(train)

@@ -60,6 +60,28 @@ def _patient_labels(labels: np.ndarray, patients: list[str]) -> dict[str, int]:
     return {pid: max(sorted(v), key=lambda k: v[k]) for pid, v in votes.items()}
 
 
+def join_patients_sharing_an_image(patients: list[str], keys: list) -> list[str]:
+    """Each image's patient for splitting, where patients that hold one identical image (equal ``keys``: a hash
+    of its bytes or pixels) count as one, named by the first of them in sorted order. A file saved twice under
+    two names (scan_001.png and 'scan_001 (1).png', which give no patient, so count as two) or one image under
+    two patient ids must not land in two splits. A key of None joins nothing."""
+    parent = {p: p for p in patients}
+
+    def root(p: str) -> str:
+        while parent[p] != p:
+            parent[p] = parent[parent[p]]
+            p = parent[p]
+        return p
+
+    first: dict = {}
+    for p, key in zip(patients, keys):
+        if key is None:
+            continue
+        a, b = sorted((root(p), root(first.setdefault(key, p))))
+        parent[b] = a
+    return [root(p) for p in patients]
+
+
 def split_by_patient(labels, patients: list[str], fraction: float, seed: int):
     """Return (rest_idx, carved_idx): about ``fraction`` of each class's images, whole patients only."""
     labels = np.asarray(labels)
