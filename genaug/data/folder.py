@@ -369,7 +369,7 @@ def identical_file_keys(source: Path, rels: list[str]) -> list[str | None]:
             sizes.append(None)
     heads: dict[int, tuple] = {}
     for i, (n, count) in enumerate(zip(sizes, map(Counter(sizes).__getitem__, sizes))):
-        if n is not None and count > 1:
+        if n and count > 1:   # empty files (a download cut off) are no image, so no copy of one
             try:
                 heads[i] = (n, _sha1(source / rels[i], HEAD_BYTES))
             except OSError:
