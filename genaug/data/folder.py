@@ -368,8 +368,9 @@ def identical_file_keys(source: Path, rels: list[str]) -> list[str | None]:
         except OSError:
             sizes.append(None)
     heads: dict[int, tuple] = {}
-    for i, (n, count) in enumerate(zip(sizes, map(Counter(sizes).__getitem__, sizes))):
-        if n and count > 1:   # empty files (a download cut off) are no image, so no copy of one
+    same_size = Counter(sizes)
+    for i, n in enumerate(sizes):
+        if n and same_size[n] > 1:   # empty files (a download cut off) are no image, so no copy of one
             try:
                 heads[i] = (n, _sha1(source / rels[i], HEAD_BYTES))
             except OSError:
