@@ -371,7 +371,7 @@ def format_runs(states: list[RunState], root: str | Path) -> str:
     """A table, one run per line, and how to go on with the stopped ones. A benchmark's cells in
     progress and the processes of its shards go on lines of their own below its row, so the table
     keeps to the width of a terminal."""
-    from genaug.data.decode import safe_name   # here: genaug.data imports this module's counted
+    from genaug.data.decode import padded, safe_name, shown_width   # here: genaug.data imports this module's counted
     if not states:
         return f"no genaug runs under {root}\n"
     rows = [("run", "state", "progress", "log written", "process at work")]
@@ -386,10 +386,10 @@ def format_runs(states: list[RunState], root: str | Path) -> str:
         rows.append((safe_name(s.run), state, count or "-", "-" if s.last_log is None else f"{duration(s.last_log)} ago",
                      holders[0]))
         below.append((holders[1:], [c for c in parts if c] + ([s.why] if s.why else [])))
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(rows[0][:4], widths)) + "  " + rows[0][4]]
+    widths = [max(shown_width(r[i]) for r in rows) for i in range(4)]
+    lines = ["  ".join(padded(c, w) for c, w in zip(rows[0][:4], widths)) + "  " + rows[0][4]]
     for r, (more, cells) in zip(rows[1:], below):
-        lines.append("  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4])
+        lines.append("  ".join(padded(c, w) for c, w in zip(r[:4], widths)) + "  " + r[4])
         lines += [" " * (sum(widths) + 8) + h for h in more]
         lines += [f"    {c}" for c in cells]
     stopped = [s for s in states if s.resume]

@@ -788,6 +788,31 @@ def _by_content(folder: Path) -> dict[str, set[str]]:
             for s in ("train", "test")}
 
 
+@pytest.mark.parametrize("text,width", [("NORMAL", 6), ("肺炎", 4), ("Pneumonía", 9), ("Pneumoni\u0301a", 9),
+                                        ("ＡＢ", 4), ("", 0)])
+def test_shown_width_counts_the_columns_a_terminal_gives(text, width):
+    from genaug.data.decode import padded, shown_width
+    assert shown_width(text) == width
+    assert shown_width(padded(text, 10)) == shown_width(padded(text, 10, right=True)) == 10
+
+
+def test_the_data_info_table_keeps_its_columns_for_short_and_wide_class_names(tmp_path):
+    # found in session 74: a column was as wide as its class name by len(), so class "A" over 14 images and
+    # the CJK name 肺炎 (four columns shown, two characters) put the counts out of line with the header
+    from genaug.data.decode import shown_width
+    from genaug.data.info import data_info, format_info
+    made = make_folder_dataset(tmp_path / "m", size=16)
+    root = tmp_path / "d"
+    for split in ("train", "test"):
+        shutil.copytree(made / split / "NORMAL", root / split / "A")
+        shutil.copytree(made / split / "PNEUMONIA", root / split / "肺炎")
+    lines = format_info(data_info(load_data(str(root), 16, val_fraction=0.2, cache_dir=None), root)).splitlines()
+    table = [ln for ln in lines if ln.startswith(("  split", "  train", "  val", "  test"))]
+    assert len(table) == 4 and len({shown_width(ln) for ln in table}) == 1, table
+    ends = {shown_width(re.match(r"\s*(\S+\s+){3}\S+", ln).group(0)) for ln in table}
+    assert len(ends) == 1, table     # the A column's right edges line up
+
+
 def test_data_split_keeps_copies_of_one_image_on_one_side(tmp_path):
     # found in session 74: files without a patient id count as a patient each, so a file saved twice under two
     # names went to train and test about half the time, and the benchmark trained on test images

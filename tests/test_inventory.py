@@ -284,7 +284,7 @@ def test_cells_in_progress_and_shard_processes_go_below_their_run_so_the_table_k
     assert lines[8].split()[:3] == ["/r/benchmark/new", "at", "work"] and lines[9] == ""   # nothing below it
 
 
-def test_a_run_named_with_a_byte_that_is_not_utf8_keeps_the_columns_in_line():
+def test_a_run_named_with_a_byte_that_is_not_utf8_or_wide_characters_keeps_the_columns_in_line():
     # found in session 74: the row was padded to the name's length with the byte as one character, and the console
     # then wrote the byte as \\xff (4 characters), pushing that row's later columns 3 characters right
     states = [RunState("/r/benchmark/xrays-\udcff", "benchmark", "finished", "2 cells", 5.0, "", ""),
@@ -292,6 +292,10 @@ def test_a_run_named_with_a_byte_that_is_not_utf8_keeps_the_columns_in_line():
     lines = format_runs(states, "/r").splitlines()
     assert lines[1].startswith("/r/benchmark/xrays-\\xff  ")
     assert lines[1].index("finished") == lines[2].index("finished") == lines[0].index("state")
+    wide = format_runs([RunState("/r/benchmark/胸部", "benchmark", "finished", "2 cells", 5.0, "", ""),
+                        RunState("/r/benchmark/abcd", "benchmark", "finished", "2 cells", 5.0, "", "")], "/r")
+    first, second = wide.splitlines()[1:3]
+    assert first.index("finished") + 2 == second.index("finished")   # 胸部 takes four columns in two characters
 
 
 @pytest.mark.parametrize("args,needle", [

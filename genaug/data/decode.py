@@ -1,6 +1,7 @@
 """Decoding any supported image file to a square uint8 grayscale array."""
 from __future__ import annotations
 
+import unicodedata
 import warnings
 
 import numpy as np
@@ -251,3 +252,16 @@ def safe_name(path: str) -> str:
         return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     except UnicodeEncodeError:   # a lone surrogate that is no escaped byte
         return path.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def shown_width(text: str) -> int:
+    """How many columns a terminal gives ``text``: two for a wide character (CJK: 肺炎 takes four), none for a
+    combining mark; tables padded by len() put a column out of line after such a name."""
+    return sum(0 if unicodedata.combining(ch) else 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+               for ch in text)
+
+
+def padded(text: str, width: int, right: bool = False) -> str:
+    """``text`` padded with spaces to ``width`` shown columns, on the left when ``right`` (right-aligned)."""
+    fill = " " * max(0, width - shown_width(text))
+    return fill + text if right else text + fill

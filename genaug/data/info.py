@@ -9,7 +9,7 @@ from pathlib import Path
 from PIL import Image
 
 from genaug.data.core import DataBundle
-from genaug.data.decode import is_dicom, require_pydicom
+from genaug.data.decode import is_dicom, padded, require_pydicom, shown_width
 
 SKIPPED_LISTED = 20   # skipped files named one by one in the text summary
 
@@ -59,12 +59,15 @@ def split_record(root: Path) -> dict | None:
 def format_info(info: dict) -> str:
     lines = [f"data: {info['name']} ({info['source']}){'  [SYNTHETIC demo phantoms, not real X-rays]' if info['synthetic'] else ''}",
              f"classes: {', '.join(info['classes'])}    working size: {info['image_size']} px"]
-    width = max(len(c) for c in info["classes"])
-    header = f"  {'split':<6} {'images':>7} {'patients':>9}  " + "  ".join(f"{c:>{width}}" for c in info["classes"])
+    # each class's column as wide as its name as shown (肺炎 takes four columns) or its largest count
+    widths = {c: max([shown_width(c)] + [len(str(s["per_class"][c])) for s in info["splits"].values()])
+              for c in info["classes"]}
+    header = f"  {'split':<6} {'images':>7} {'patients':>9}  " + "  ".join(padded(c, widths[c], right=True)
+                                                                       for c in info["classes"])
     lines.append(header)
     for split, s in info["splits"].items():
         lines.append(f"  {split:<6} {s['images']:>7} {s['patients']:>9}  "
-                     + "  ".join(f"{s['per_class'][c]:>{width}}" for c in info["classes"]))
+                     + "  ".join(f"{s['per_class'][c]:>{widths[c]}}" for c in info["classes"]))
     lines.append(f"validation split: {info['val_origin']}")
     if "test_origin" in info:
         lines.append(f"test split: {info['test_origin']}")
