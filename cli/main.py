@@ -338,6 +338,18 @@ def data_split_cmd(
     typer.echo(f"wrote {to} (split recorded in {Path(to) / 'split.json'})")
 
 
+def threshold_table(positive: str, rows: list[tuple[str, dict]]) -> str:
+    """genaug threshold's table: a row per threshold, its first column as wide as the longest entry shown (a
+    long or CJK class name in the header put the figures out of line with the rows')."""
+    from genaug.data.decode import padded, shown_width
+    head = f"threshold on p({positive})"
+    width = max([32, shown_width(head)] + [shown_width(label) for label, _ in rows])
+    lines = [f"{padded(head, width)} accuracy  sensitivity  specificity"]
+    lines += [f"{padded(label, width)} {f['accuracy']:8.3f}  {f['sensitivity']:11.3f}  {f['specificity']:11.3f}"
+              for label, f in rows]
+    return "\n".join(lines)
+
+
 InputFractionOpt = typer.Option(
     None, "--train-fraction", help="learn from this share of the training patients only (default 1), the same "
     "patients genaug benchmark --train-fraction keeps, so low-data benchmark cells get inputs that saw no other "
@@ -591,9 +603,7 @@ def threshold_cmd(
     previous = found["previous"]
     rows = [(f"{previous:.6f} (the checkpoint's)" if previous is not None else "0.5 (the likelier class)",
              found["at_previous"]), (f"{found['threshold']:.6f} (Youden's J here)", found["at_chosen"])]
-    typer.echo(f"{'threshold on p(' + list(counts)[1] + ')':<32} accuracy  sensitivity  specificity")
-    for label, f in rows:
-        typer.echo(f"{label:<32} {f['accuracy']:8.3f}  {f['sensitivity']:11.3f}  {f['specificity']:11.3f}")
+    typer.echo(threshold_table(list(counts)[1], rows))
     write_site_checkpoint(checkpoint, out_path, found, folder)
     typer.echo(f"wrote {out_path}: genaug predict --checkpoint {out_path} IMAGES (these figures are on the images the "
                "threshold was chosen on; judge it on others)")

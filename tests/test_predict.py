@@ -88,6 +88,19 @@ def test_threshold_command_writes_a_copy_that_predict_uses_and_leaves_the_model_
     assert model.read_bytes() == before
 
 
+@pytest.mark.parametrize("positive", ["PNEUMONIA", "bacterial_or_viral_pneumonia", "肺炎"])
+def test_the_threshold_table_keeps_its_figures_in_line_for_any_class_name(positive):
+    # found in session 74: the first column was 32 characters by len(), so a class name past 17 characters or a
+    # CJK one (two columns a character) pushed the header's figures out of line with the rows'
+    from genaug.data.decode import shown_width
+    from genaug_cli.main import threshold_table
+    figures = {"accuracy": 0.9, "sensitivity": 0.95, "specificity": 0.8}
+    lines = threshold_table(positive, [("0.5 (the likelier class)", figures),
+                                       ("0.612345 (Youden's J here)", figures)]).splitlines()
+    assert len(lines) == 3 and len({shown_width(ln) for ln in lines}) == 1, lines
+    assert lines[0].startswith(f"threshold on p({positive}) ") and lines[0].endswith(" accuracy  sensitivity  specificity")
+
+
 def test_threshold_names_the_labelled_images_it_does_not_read(tmp_path):
     # found in session 69: a third class's folder (or a misnamed one) and images beside the class folders were
     # passed over without a word, the threshold chosen on fewer images than the user had labelled
