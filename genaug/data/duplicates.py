@@ -99,8 +99,8 @@ def within_split_note(found: dict) -> str | None:
     note = ("identical images within a split, each copy counted again in training or in the test figures: "
             + ", ".join(parts))
     if patients:
-        note += (f"; {len(patients)} of those groups {'holds' if len(patients) == 1 else 'hold'} two patients' names, so one of the patients is "
-                 f"probably misnamed, e.g. {'; '.join(patients[:2])}")
+        note += (f"; {len(patients)} of those groups {'holds' if len(patients) == 1 else 'hold'} two patients' "
+                 f"names, so one of the patients is probably misnamed, e.g. {'; '.join(patients[:2])}")
     if conflicts:
         note += (f". CONFLICTING LABELS: {len(conflicts)} {'image is' if len(conflicts) == 1 else 'images are'} "
                  f"held under two classes, e.g. {'; '.join(conflicts[:2])}: one label of each is wrong; "
