@@ -1,13 +1,15 @@
 """Training images a second of each benchmark classifier on the CPU in fp32 and under bf16 autocast
 (`genaug benchmark --cpu-amp`), through the benchmark's own training step (augmentation, channels_last,
-AdamW), on random data: what --cpu-amp buys on this CPU.
+AdamW), on random data: what --cpu-amp buys on this CPU. Then the autoencoder's training step
+(`genaug encode --cpu-amp`): fp32 in the contiguous layout it trains in, bf16 channels-last as it trains
+under --cpu-amp, and, for reference, fp32 channels-last.
 
 bf16 is computed in hardware only on CPUs with AMX or AVX512-BF16 (Intel Xeon, 4th generation on); elsewhere
 torch emulates it, which users report far slower than fp32 (not measured here); and bf16 does not give fp32's
 numbers. So --cpu-amp is off by default.
 
     python bench/cpu_bf16.py [--sizes 64,224] [--models cnn,resnet34,densenet121] [--batch-size 32]
-                             [--steps 5] [--threads 0]
+                             [--steps 5] [--threads 0] [--autoencoder-sizes 224] [--autoencoder-batch 8]
 
 Prints a Markdown table (fp32, bf16, their ratio; the latent CNN on 14x14x256 latents too) and exits.
 """
@@ -17,11 +19,12 @@ import argparse
 import time
 
 import torch
+import torch.nn.functional as F
 
 from genaug.device import cpu_has_bf16
-from genaug.models import build_classifier
+from genaug.models import ConvAutoencoder, build_classifier
 from genaug.runs import machine_info, machine_summary
-from genaug.train import class_weights, train_one_epoch
+from genaug.train import autocast, class_weights, train_one_epoch
 
 
 def images_per_second(name: str, sample_shape: tuple, latent: bool, bf16: bool, batch: int, steps: int) -> float:
@@ -44,6 +47,27 @@ def images_per_second(name: str, sample_shape: tuple, latent: bool, bf16: bool, 
     return batch / sorted(times)[len(times) // 2]
 
 
+def autoencoder_images_per_second(size: int, bf16: bool, layout, batch: int, steps: int) -> float:
+    """Median over ``steps`` timed steps of genaug.encode.train_autoencoder's (MSE, Adam; ``layout`` for the
+    model and the batch), after one warm-up step."""
+    torch.manual_seed(0)
+    model = ConvAutoencoder(size, 256).to(memory_format=layout)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    x = torch.rand(batch, 1, size, size).contiguous(memory_format=layout)
+    times = []
+    for step in range(steps + 1):
+        t0 = time.perf_counter()
+        with autocast("cpu", bf16):
+            out = model(x)
+        loss = F.mse_loss(out.float(), x)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if step:
+            times.append(time.perf_counter() - t0)
+    return batch / sorted(times)[len(times) // 2]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="64,224")
@@ -51,6 +75,8 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--autoencoder-sizes", default="224", help="comma-separated; '' for none")
+    ap.add_argument("--autoencoder-batch", type=int, default=8, help="the cpu profile's encode.batch_size")
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -65,6 +91,17 @@ def main() -> None:
         fp32, bf16 = (images_per_second(name, shape, latent, on, a.batch_size, a.steps) for on in (False, True))
         print(f"| {name}{' (latent)' if latent else ''} | {label} | {fp32:.1f} | {bf16:.1f} | {bf16 / fp32:.2f}x |",
               flush=True)
+    sizes = [int(v) for v in a.autoencoder_sizes.split(",") if v.strip()]
+    if sizes:
+        print(f"\nautoencoder (256 latent channels at 1/16 of the input size), batch {a.autoencoder_batch}")
+        print("| input | fp32 images/s (contiguous, as trained) | bf16 images/s (channels-last, --cpu-amp) | "
+              "bf16 / fp32 | fp32 channels-last images/s |")
+        print("|---|---|---|---|---|")
+        for size in sizes:
+            fp32, bf16, fp32_cl = (autoencoder_images_per_second(size, on, layout, a.autoencoder_batch, a.steps)
+                                   for on, layout in ((False, torch.contiguous_format), (True, torch.channels_last),
+                                                      (False, torch.channels_last)))
+            print(f"| {size} px | {fp32:.1f} | {bf16:.1f} | {bf16 / fp32:.2f}x | {fp32_cl:.1f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -30,8 +30,8 @@ from genaug.metrics import reconstruction_metrics
 from genaug.models import ConvAutoencoder
 from genaug.tracking import Tracker, tracker_for
 from genaug.runs import save_safetensors, Run, atomic_torch_save, check_room_for_bytes, atomic_write, atomic_write_document, atomic_write_text, load_checkpoint, nearby_runs_hint, new_run, not_a_run_of, open_run, read_run_config, running, write_json
-from genaug.train import (as_tensor, augment_batch, batch_indices, check_finite, epoch_batches, resident_device,
-                          to_float)
+from genaug.train import (as_tensor, augment_batch, autocast, batch_indices, check_finite, epoch_batches,
+                          resident_device, to_float)
 
 log = logging.getLogger("genaug")
 AE_KEYS = ("kind", "model", "image_size", "latent_channels")
@@ -75,10 +75,32 @@ def _ae_checkpoint(model, opt, sched, epoch, history, cfg: Config, classes) -> d
             "image_size": model.image_size, "latent_channels": model.latent_channels, "classes": classes}
 
 
+def autoencoder_in_bf16(run_cfg, device) -> bool:
+    """Whether the autoencoder trains under bf16 autocast: on a CPU with run.cpu_amp (--cpu-amp) only. On
+    CUDA it stays in fp32, as it always has (its bf16 there is unmeasured); evaluation and encoding stay in
+    fp32 everywhere, so the latents keep float16's precision rather than bf16's."""
+    return torch.device(device).type == "cpu" and bool(run_cfg.amp) and bool(run_cfg.cpu_amp)
+
+
+def training_precision(history: list[dict]) -> str:
+    """How the epochs of ``history`` computed: "fp32", "bf16 autocast", or both, counted (a run resumed with
+    the other --cpu-amp setting)."""
+    bf16 = sum(1 for h in history if h.get("bf16"))
+    if not history or bf16 == 0:
+        return "fp32"
+    if bf16 == len(history):
+        return "bf16 autocast"
+    return f"bf16 autocast for {bf16} of {len(history)} epochs, fp32 for the rest"
+
+
 def train_autoencoder(model: ConvAutoencoder, bundle: DataBundle, cfg: Config, run: Run, device,
                       start: dict | None = None, tracker: Tracker | None = None) -> list[dict]:
     """MSE + Adam on the training split only; val loss per epoch; atomic checkpoint every epoch."""
     e = cfg.encode
+    bf16 = autoencoder_in_bf16(cfg.run, device)
+    # oneDNN's bf16 convolutions run fastest on channels-last tensors (bench/cpu_bf16.py); fp32 keeps the
+    # layout it always had, so that a rerun of an fp32 run gives its numbers
+    layout = torch.channels_last if bf16 else torch.contiguous_format
     train_x = as_tensor(bundle.train.images, resident_device(device))
     val_x = as_tensor(bundle.val.images)
     opt = torch.optim.Adam(model.parameters(), lr=e.lr)
@@ -93,7 +115,7 @@ def train_autoencoder(model: ConvAutoencoder, bundle: DataBundle, cfg: Config, r
     gen = torch.Generator().manual_seed(cfg.run.seed)
     for _ in range(first - 1):  # keep the shuffling stream as an uninterrupted run would have it
         torch.randperm(len(train_x), generator=gen)
-    model.to(device)
+    model.to(device, memory_format=layout)
     net = distributed.wrap(model, torch.device(device))   # DDP under torchrun, else the model itself
     for epoch in range(first, e.epochs + 1):
         model.train()
@@ -101,8 +123,10 @@ def train_autoencoder(model: ConvAutoencoder, bundle: DataBundle, cfg: Config, r
         bar = tqdm(epoch_batches(len(train_x), e.batch_size, gen, cfg.run.seed, epoch), desc=f"autoencoder {epoch}/{e.epochs}", unit="batch", leave=False,
                    disable=distributed.quiet())
         for idx in bar:
-            x = to_float(train_x[idx].to(device))
-            loss = F.mse_loss(net(x), x)
+            x = to_float(train_x[idx].to(device)).contiguous(memory_format=layout)
+            with autocast(device, bf16):
+                out = net(x)
+            loss = F.mse_loss(out.float(), x)   # the loss in fp32 under bf16 too
             check_finite(loss, "autoencoder")
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -115,10 +139,11 @@ def train_autoencoder(model: ConvAutoencoder, bundle: DataBundle, cfg: Config, r
         sched.step()
         val = evaluate_reconstruction(model, val_x, device)
         history.append({"epoch": epoch, "lr": lr_now, "train_mse": total / seen, "val_mse": val["mse"], "val_psnr": val["psnr"],
-                        "val_ssim": val["ssim"], "seconds": time.perf_counter() - t0})
+                        "val_ssim": val["ssim"], "seconds": time.perf_counter() - t0, "bf16": bf16})
         # console and log say the same, in the words the classifiers' epochs use
         msg = (f"autoencoder epoch {epoch} of {e.epochs}: train mse {total / seen:.5f}, val psnr {val['psnr']:.2f} dB "
-               f"ssim {val['ssim']:.4f} ({time.perf_counter() - t0:.0f} s){training_left(history, e.epochs)}")
+               f"ssim {val['ssim']:.4f} ({time.perf_counter() - t0:.0f} s{', bf16' if bf16 else ''})"
+               f"{training_left(history, e.epochs)}")
         log.info(msg)
         distributed.say(msg, flush=True)
         if tracker is not None:
@@ -131,6 +156,7 @@ def train_autoencoder(model: ConvAutoencoder, bundle: DataBundle, cfg: Config, r
         write_json(run.path("history.json"), history)
         atomic_torch_save(_ae_checkpoint(model, opt, sched, epoch, history, cfg, bundle.classes),
                           run.path("checkpoint.pt"))
+    model.to(memory_format=torch.contiguous_format)   # safetensors stores contiguous tensors only
     return history
 
 
@@ -387,7 +413,8 @@ def _encode(cfg: Config, run: Run, ckpt: dict | None, reused: torch.nn.Module | 
                "compression": compression_summary(e.image_size, model.latent_shape),
                "baseline_compression": compression_summary(e.image_size, (1, bsize, bsize)),
                "encode_images_per_second": meta["encode_images_per_second_all"],
-               "epochs": len(history), "data": bundle.summary(),
+               "epochs": len(history), "training_precision": training_precision(history) if history else None,
+               "data": bundle.summary(),
                "train_fraction": e.train_fraction if not e.checkpoint else None,
                "train_images": run.manifest.get("train_images"),
                "views": {k: meta[k] for k in ("views", "view_splits", "view_augmentations", "views_seconds") if k in meta}}
@@ -420,7 +447,9 @@ def _summary(m: dict, bundle: DataBundle, e) -> str:
         lines += ["**Data: built-in demo phantoms, synthetic, not real X-rays.**", ""]
     lines += [
         f"Latent: {e.latent_channels} x {e.image_size // 16} x {e.image_size // 16} from {e.image_size} px input; "
-        f"{m['epochs']} epochs trained in this run. Test split: {len(bundle.test)} images.",
+        f"{m['epochs']} epochs trained in this run"
+        + (f" ({m['training_precision']}; evaluated and encoded in fp32)" if m.get("training_precision") not in (None, "fp32") else "")
+        + f". Test split: {len(bundle.test)} images.",
         "",
         *([f"Trained on {m['train_fraction']:g} of the training patients: "
            f"{learnt_from_text(m['train_images'], len(bundle.train))}, those that `genaug benchmark "

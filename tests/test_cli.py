@@ -436,6 +436,17 @@ def test_encode_with_a_train_fraction_says_how_many_images_it_learnt_from(tmp_pa
     assert f"Trained on 0.5 of the training patients: {kept} of the " in (run / "summary.md").read_text()
 
 
+def test_encode_cpu_amp_trains_in_bf16_and_the_run_says_so(tmp_path, tiny):
+    r = genaug("encode", "--data", "demo", "--profile", tiny, "--cpu-amp", "--out", tmp_path / "o")
+    assert r.returncode == 0, r.stderr
+    run = only_run(tmp_path / "o", "encode")
+    assert json.loads((run / "metrics.json").read_text())["training_precision"] == "bf16 autocast"
+    assert "cpu_amp: true" in (run / "config.yaml").read_text()
+    assert re.search(r"autoencoder epoch 1 of 1: .* s, bf16\)", r.stdout)
+    assert "1 epochs trained in this run (bf16 autocast; evaluated and encoded in fp32)" in (run / "summary.md").read_text()
+    assert (run / "autoencoder.safetensors").is_file() and (run / "latents" / "train.npy").is_file()
+
+
 def test_inception_fid_without_torch_fidelity_fails_before_training(tmp_path, tiny):
     try:
         import torch_fidelity  # noqa: F401

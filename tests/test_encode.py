@@ -49,6 +49,47 @@ def test_autoencoder_resume_continues(tmp_path):
     run.close()
 
 
+@pytest.mark.parametrize("device,amp,cpu_amp,bf16", [("cpu", True, True, True), ("cpu", True, False, False),
+                                                      ("cpu", False, True, False), ("cuda", True, True, False)])
+def test_the_autoencoder_trains_in_bf16_on_a_cpu_with_cpu_amp_only(device, amp, cpu_amp, bf16):
+    from genaug.encode import autoencoder_in_bf16
+    cfg = Config()
+    cfg.run.amp, cfg.run.cpu_amp = amp, cpu_amp
+    assert autoencoder_in_bf16(cfg.run, device) is bf16
+
+
+@pytest.mark.parametrize("flags,told", [([], "fp32"), ([True, True], "bf16 autocast"),
+                                        ([True, False, False], "bf16 autocast for 1 of 3 epochs, fp32 for the rest"),
+                                        ([False, False], "fp32")])
+def test_training_precision_counts_the_epochs_of_each(flags, told):
+    from genaug.encode import training_precision
+    assert training_precision([{"epoch": i + 1, "bf16": f} for i, f in enumerate(flags)]) == told
+    assert training_precision([{"epoch": 1}]) == "fp32"   # a history written before the key existed
+
+
+def test_autoencoder_under_cpu_amp_trains_in_bf16_resumes_in_fp32_and_saves_plain_weights(tmp_path):
+    from genaug.encode import training_precision
+    cfg = Config()
+    cfg.encode.image_size, cfg.encode.latent_channels, cfg.encode.epochs, cfg.encode.batch_size = 32, 8, 2, 16
+    cfg.run.cpu_amp = True
+    bundle = load_data("demo", 32, demo_train=48)
+    run = new_run(tmp_path, "encode", "t", cfg.to_dict())
+    model = ConvAutoencoder(32, 8)
+    seen = []
+    model.encoder.register_forward_hook(lambda m, i, o: seen.append(o.dtype) if m.training else None)
+    h = train_autoencoder(model, bundle, cfg, run, "cpu")
+    assert [r["bf16"] for r in h] == [True, True] and set(seen) == {torch.bfloat16}
+    assert all(np.isfinite(r["train_mse"]) and np.isfinite(r["val_psnr"]) for r in h)
+    assert h[-1]["train_mse"] < h[0]["train_mse"]
+    assert all(p.is_contiguous() for p in model.state_dict().values())   # safetensors takes no other
+    ckpt = load_checkpoint(run.path("checkpoint.pt"), ("model", "epoch"))
+    cfg.encode.epochs, cfg.run.cpu_amp = 3, False     # resumed with --no-cpu-amp
+    h = train_autoencoder(ConvAutoencoder(32, 8), bundle, cfg, run, "cpu", start=ckpt)
+    assert [r["bf16"] for r in h] == [True, True, False]
+    assert training_precision(h) == "bf16 autocast for 2 of 3 epochs, fp32 for the rest"
+    run.close()
+
+
 def test_views_are_augmented_encodings_of_train_and_val_only(tmp_path):
     bundle = load_data("demo", 32, demo_train=60)
     ae = ConvAutoencoder(32, 8).eval()
