@@ -370,7 +370,7 @@ def encode_cmd(
     views: Optional[int] = typer.Option(None, "--views", help="also encode this many pixel-augmented copies of "
                                         "each train/val image (0-32; cpu profile 4): the benchmark's latent CNN "
                                         "draws one encoding per image per epoch instead of seeing fixed latents"),
-    resume: Optional[str] = typer.Option(None, "--resume", help="run directory to continue from its last checkpoint, with its own settings (only --device, --threads, --cache-dir and --tensorboard may change)"),
+    resume: Optional[str] = typer.Option(None, "--resume", help="run directory to continue from its last checkpoint, with its own settings (only --device, --threads, --cache-dir, --tensorboard and --cpu-amp may change; the run records which epochs ran in bf16)"),
     seed: Optional[int] = SeedOpt, device: Optional[str] = DeviceOpt, out: Optional[str] = OutOpt,
     name: Optional[str] = NameOpt, cache: Optional[str] = CacheOpt, tensorboard: Optional[bool] = TensorboardOpt,
     threads: Optional[int] = ThreadsOpt,
