@@ -79,9 +79,13 @@ def start_job(cfg: Config, run: Run, size: int) -> tuple[torch.device, DataBundl
         # once: not again for the GAN and autoencoder a benchmark trains inside its own run)
         tell(f"note: --threads {cfg.run.threads} on {counted(cpus, 'CPU')}: threads beyond the CPUs usually slow "
              f"training; give --threads {cpus} or fewer")
-    if run.command == "benchmark" and device.type == "cpu" and uses_autocast(cfg.run, device):
-        # the GAN and autoencoder a benchmark trains compute in fp32 whatever this says: only its classifiers
-        tell("note: the classifiers compute in bf16 on this CPU (--cpu-amp)" + (
+    if run.command in ("benchmark", "encode") and device.type == "cpu" and uses_autocast(cfg.run, device) \
+            and enclosing_run(run.dir) is None:
+        # the GAN computes in fp32 whatever this says; an autoencoder trains in bf16 too (genaug.encode), and one a
+        # benchmark trains inside its own run is told of here, once
+        what = ("the classifiers (and an autoencoder this run trains) compute" if run.command == "benchmark"
+                else "the autoencoder trains")
+        tell(f"note: {what} in bf16 on this CPU (--cpu-amp)" + (
             "" if cpu_has_bf16() else ", which has neither AMX nor AVX512-BF16: torch emulates bf16 there, reported "
             "far slower than fp32; --no-cpu-amp turns it off"))
     with distributed.main_first():   # under torchrun rank 0 builds the decode cache, the others read it

@@ -443,6 +443,7 @@ def test_encode_cpu_amp_trains_in_bf16_and_the_run_says_so(tmp_path, tiny):
     assert json.loads((run / "metrics.json").read_text())["training_precision"] == "bf16 autocast"
     assert "cpu_amp: true" in (run / "config.yaml").read_text()
     assert re.search(r"autoencoder epoch 1 of 1: .* s, bf16\)", r.stdout)
+    assert "note: the autoencoder trains in bf16 on this CPU (--cpu-amp)" in r.stdout
     assert "1 epochs trained in this run (bf16 autocast; evaluated and encoded in fp32)" in (run / "summary.md").read_text()
     assert (run / "autoencoder.safetensors").is_file() and (run / "latents" / "train.npy").is_file()
 
