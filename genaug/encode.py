@@ -448,7 +448,8 @@ def _summary(m: dict, bundle: DataBundle, e) -> str:
     lines += [
         f"Latent: {e.latent_channels} x {e.image_size // 16} x {e.image_size // 16} from {e.image_size} px input; "
         f"{m['epochs']} epochs trained in this run"
-        + (f" ({m['training_precision']}; evaluated and encoded in fp32)" if m.get("training_precision") not in (None, "fp32") else "")
+        + (f" ({m['training_precision']}; evaluated and encoded in fp32)"
+           if m.get("training_precision") not in (None, "fp32") else "")
         + f". Test split: {len(bundle.test)} images.",
         "",
         *([f"Trained on {m['train_fraction']:g} of the training patients: "

@@ -16,6 +16,7 @@ import hashlib
 import numpy as np
 
 from genaug.data.core import DataBundle, ImageSet
+from genaug.data.splits import groups_of_equal_keys
 
 NEAR_THRESHOLD = 0.995
 NEAR_MAD = 3.0
@@ -38,14 +39,6 @@ def image_hashes(s: ImageSet) -> list[str]:
     return [hashlib.sha1(np.ascontiguousarray(im).tobytes()).hexdigest() for im in s.images]
 
 
-def within_split_copies(s: ImageSet, hashes: list[str]) -> list[list[int]]:
-    """Groups (indices, two or more) of images in one split with identical pixels."""
-    groups: dict[str, list[int]] = {}
-    for i, h in enumerate(hashes):
-        groups.setdefault(h, []).append(i)
-    return [g for g in groups.values() if len(g) > 1]
-
-
 def find_duplicates(bundle: DataBundle, threshold: float = NEAR_THRESHOLD, chunk: int = 1024) -> dict:
     """Pairs of images in different splits that are identical or nearly so, per split pair ("pairs"); and
     groups of identical images within each split ("within": paths, labels and patients of each group)."""
@@ -55,7 +48,7 @@ def find_duplicates(bundle: DataBundle, threshold: float = NEAR_THRESHOLD, chunk
     thumbs = {k: thumbnails(v.images) for k, v in splits.items()}
     out: dict = {"threshold": threshold, "pairs": {}, "within": {}}
     for k, s in splits.items():
-        groups = within_split_copies(s, hashes[k])
+        groups = groups_of_equal_keys(hashes[k])   # images of the split with identical pixels
         if groups:
             out["within"][k] = [{"paths": [s.paths[i] for i in g],
                                  "labels": [bundle.classes[int(s.labels[i])] for i in g],

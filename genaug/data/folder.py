@@ -16,8 +16,8 @@ import numpy as np
 from genaug.data.cache import decode_cached
 from genaug.data.core import ImageSet
 from genaug.data.decode import IMAGE_EXTENSIONS, dicom_patient, is_dicom, is_image_file, safe_name
-from genaug.data.splits import (file_as_patient, join_patients_sharing_an_image, labelled_patient, patient_id,
-                                 split_by_patient)
+from genaug.data.splits import (file_as_patient, groups_of_equal_keys, join_patients_sharing_an_image,
+                                 labelled_patient, patient_id, split_by_patient)
 from genaug.errors import DataError
 
 log = logging.getLogger("genaug")
@@ -391,11 +391,7 @@ def joined_by_identical_files(source: Path, rels: list[str], patients: list[str]
     many patient ids, and a few of the files that joined them."""
     keys = identical_file_keys(source, rels)
     groups = join_patients_sharing_an_image(patients, keys)
-    owners: dict[str, list[int]] = {}
-    for i, key in enumerate(keys):
-        if key is not None:
-            owners.setdefault(key, []).append(i)
-    examples = [[rels[i] for i in idx] for idx in owners.values() if len({patients[i] for i in idx}) > 1]
+    examples = [[rels[i] for i in idx] for idx in groups_of_equal_keys(keys) if len({patients[i] for i in idx}) > 1]
     return groups, {"patients": len(set(patients)) - len(set(groups)), "examples": examples[:5]}
 
 

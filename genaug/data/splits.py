@@ -60,6 +60,16 @@ def _patient_labels(labels: np.ndarray, patients: list[str]) -> dict[str, int]:
     return {pid: max(sorted(v), key=lambda k: v[k]) for pid, v in votes.items()}
 
 
+def groups_of_equal_keys(keys: list) -> list[list[int]]:
+    """The indices of ``keys`` held two or more times, one list per key, in order of first appearance; a key of
+    None matches nothing."""
+    groups: dict = {}
+    for i, key in enumerate(keys):
+        if key is not None:
+            groups.setdefault(key, []).append(i)
+    return [g for g in groups.values() if len(g) > 1]
+
+
 def join_patients_sharing_an_image(patients: list[str], keys: list) -> list[str]:
     """Each image's patient for splitting, where patients that hold one identical image (equal ``keys``: a hash
     of its bytes or pixels) count as one, named by the first of them in sorted order. A file saved twice under
@@ -73,12 +83,10 @@ def join_patients_sharing_an_image(patients: list[str], keys: list) -> list[str]
             p = parent[p]
         return p
 
-    first: dict = {}
-    for p, key in zip(patients, keys):
-        if key is None:
-            continue
-        a, b = sorted((root(p), root(first.setdefault(key, p))))
-        parent[b] = a
+    for group in groups_of_equal_keys(keys):
+        for i in group[1:]:
+            a, b = sorted((root(patients[group[0]]), root(patients[i])))
+            parent[b] = a
     return [root(p) for p in patients]
 
 
