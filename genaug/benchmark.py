@@ -26,6 +26,7 @@ from PIL import Image
 
 from genaug.config import BenchmarkConfig, Config, absolute_data, check_resumed_data, closest_name, config_from_dict, data_differences, parse_fractions, parse_model_epochs, resumed_settings, validate
 from genaug.data import DataBundle, ImageSet, check_data_spec, patient_folds, subsample_by_patient
+from genaug.data.decode import alike_note
 from genaug.data.duplicates import image_hashes
 from genaug.data.equalize import equalize_images, equalized_bundle
 from genaug.data.splits import join_patients_sharing_an_image
@@ -90,7 +91,8 @@ def load_synthetic(gan_dir: Path, classes: list[str], size: int) -> tuple[dict[s
     by_class: dict[str, list] = {}
     for r in rows:
         if r["class"] not in classes:
-            raise CheckpointError(f"GAN run {gan_dir} has class {r['class']}, the data has {', '.join(classes)}")
+            raise CheckpointError(f"GAN run {gan_dir} has class {r['class']}, the data has {', '.join(classes)}"
+                                  f"{alike_note(r['class'], classes)}: use a GAN run made on this data")
         by_class.setdefault(r["class"], []).append(r)
     images, names = {}, {}
     for c, rs in by_class.items():
@@ -1552,7 +1554,9 @@ def subsample_notes(cells: list[dict]) -> list[str]:
 def _check_latents_match(latents: dict, bundle: DataBundle, enc_dir: Path) -> None:
     meta = latents["meta"]
     if meta["classes"] != bundle.classes:
-        raise CheckpointError(f"encode run {enc_dir} has classes {meta['classes']}, the data has {bundle.classes}")
+        notes = "".join(alike_note(c, bundle.classes) for c in meta["classes"] if c not in bundle.classes)
+        raise CheckpointError(f"encode run {enc_dir} has classes {', '.join(meta['classes'])}, the data has "
+                              f"{', '.join(bundle.classes)}{notes}: use an encode run made on this data")
     import csv
     d = Path(enc_dir)
     mf = (d / "latents" / "manifest.csv") if (d / "latents").is_dir() else d / "manifest.csv"

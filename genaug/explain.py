@@ -14,6 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
 
+from genaug.data.decode import name_key
 from genaug.data.equalize import equalize_images
 from genaug.errors import ConfigError
 from genaug.models import EncodedClassifier
@@ -135,8 +136,8 @@ def explain_images(checkpoint: str | Path, targets, out_dir: Path, class_name: s
     heatmap is of the image as given."""
     model, ckpt = load_classifier(checkpoint)
     classes, size = ckpt["classes"], input_size(ckpt)
-    if class_name:   # in any case, as genaug gan --class reads it
-        match = [c for c in classes if c.lower() == class_name.lower()]
+    if class_name:   # in any case and Unicode form, as genaug gan --class reads it
+        match = [c for c in classes if name_key(c) == name_key(class_name)]
         if not match:
             raise ConfigError(f"unknown class '{class_name}'; this model knows {', '.join(classes)}")
         class_name = match[0]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,8 @@ import torch
 from tqdm import tqdm
 
 from genaug.config import EQUALIZERS
-from genaug.data.decode import IMAGE_EXTENSIONS, UnreadableImage, decode_image, is_image_file, safe_name
+from genaug.data.decode import (IMAGE_EXTENSIONS, UnreadableImage, decode_image, how_names_differ, is_image_file,
+                                 safe_name)
 from genaug.data.folder import genaug_run_around
 from genaug.data.equalize import equalize_images
 from genaug.errors import CheckpointError, ConfigError, DataError
@@ -291,6 +293,14 @@ def labelled_class_folders(folder: str | Path, classes: list[str]) -> list[Path]
         # one class's folder given (SITE/NORMAL): every image in it is of that class, so no threshold follows
         raise DataError(f"{folder} is the {real.name} folder of {real.parent}: give {real.parent}, which holds "
                         f"{' and '.join(c + '/' for c in classes)}")
+    for c in missing:
+        for d in sorted(folder.iterdir()):
+            if d.is_dir() and (how := how_names_differ(d.name, c)):
+                fix = (f"in the model's spelling (convmv -f utf8 -t utf8 "
+                       f"--{'nfc' if c == unicodedata.normalize('NFC', c) else 'nfd'} --notest {d})"
+                       if how != "differ only in case" else c)
+                raise DataError(f"{folder} has no {c}/ subfolder: {d} and the model's class {c} {how}: rename the "
+                                f"folder {fix}")
     if missing:
         # a dataset's root given (train/ and test/ inside, each with the class folders): name those
         inner = sorted(d.name for d in folder.iterdir() if d.is_dir() and all((d / c).is_dir() for c in classes))

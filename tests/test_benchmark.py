@@ -5,16 +5,18 @@ import math
 import re
 import os
 import shutil
+import unicodedata
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from genaug.benchmark import (TrainSet, aggregate, build_training_sets, check_provenance, inputs_within_training,
                               subsample_notes)
 from genaug.config import Config
-from genaug.errors import ConfigError
+from genaug.errors import CheckpointError, ConfigError
 from genaug.data import load_data
 
 from conftest import TINY, make_folder_dataset
@@ -1346,3 +1348,19 @@ def test_a_resumed_run_whose_data_changed_is_refused_until_it_is_put_back(tmp_pa
     r = genaug("benchmark", "--resume", run, "--seeds", "2")
     assert r.returncode == 0, r.stderr[-2000:]
     assert len(list((run / "cells").iterdir())) == 2
+
+
+def test_a_gan_runs_class_spelt_otherwise_than_the_datas_is_told_as_such(tmp_path):
+    # found in session 75: a GAN run made where macOS wrote the class decomposed (NFD) met data composed (NFC),
+    # and "GAN run has class Neumonía, the data has NORMAL, Neumonía" named a class the data holds, as printed
+    from genaug.benchmark import load_synthetic
+    composed, decomposed = (unicodedata.normalize(form, "Neumonía") for form in ("NFC", "NFD"))
+    (tmp_path / "synthetic").mkdir()
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "synthetic" / "s0.png")
+    (tmp_path / "synthetic" / "manifest.csv").write_text(f"file,class\ns0.png,{decomposed}\n", encoding="utf-8")
+    with pytest.raises(CheckpointError) as told:
+        load_synthetic(tmp_path, ["NORMAL", composed], 8)
+    assert str(told.value) == (
+        f"GAN run {tmp_path} has class {decomposed}, the data has NORMAL, {composed} ({decomposed} and {composed} print "
+        "alike but differ in Unicode form (one composed, NFC, one decomposed, NFD, as macOS writes names)): use a GAN "
+        "run made on this data")

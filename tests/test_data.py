@@ -6,6 +6,7 @@ import json
 import os
 import re
 import threading
+import unicodedata
 import warnings
 from pathlib import Path
 
@@ -191,6 +192,22 @@ def test_class_folders_named_apart_by_case_are_told_as_such(tmp_path):
     assert str(told.value) == (f"the training split of {root} has no images of class normal: every class needs "
                                "training images; NORMAL and normal differ only in case: name each class's folder "
                                "alike in every split")
+
+
+def test_class_folders_named_apart_by_unicode_form_are_told_as_such(tmp_path):
+    # macOS writes names decomposed (NFD: "i" + U+0301) where Linux tools write them composed (NFC: one "í");
+    # the two print alike, so "no images of class Neumonía" named a folder the user could see (session 75)
+    root = make_folder_dataset(tmp_path / "x")
+    composed, decomposed = (unicodedata.normalize(form, "Neumonía") for form in ("NFC", "NFD"))
+    for split, name in (("train", composed), ("test", decomposed), ("val", decomposed)):
+        if (root / split).is_dir():
+            (root / split / "PNEUMONIA").rename(root / split / name)
+    with pytest.raises(DataError) as told:
+        load_data(str(root), 16, cache_dir=None)
+    assert str(told.value).endswith(
+        f"; {decomposed} (in test) and {composed} (in train, val) print alike but differ in Unicode form (one composed, NFC, one "
+        "decomposed, NFD, as macOS writes names): rename the folders so every split spells each class in the "
+        "same bytes (e.g. convmv -f utf8 -t utf8 --nfc -r --notest on the data folder)")
 
 
 def test_hidden_folders_beside_the_class_folders_are_no_class(tmp_path):
@@ -683,6 +700,11 @@ def test_resolve_classes_matches_names_without_case():
         resolve_classes(" , ", ["A", "B"])
     with pytest.raises(ConfigError, match="'all' already takes every class; give it alone"):
         resolve_classes("ALL,A", ["A", "B"])
+    # found in session 75: a class typed on a keyboard (composed, NFC) was unknown to data whose folders macOS had
+    # named (decomposed, NFD), the two printing alike in the message
+    composed, decomposed = (unicodedata.normalize(form, "Neumonía") for form in ("NFC", "NFD"))
+    assert resolve_classes(composed, ["NORMAL", decomposed]) == [decomposed]
+    assert resolve_classes(decomposed.upper(), ["NORMAL", composed]) == [composed]
 
 
 def test_loading_at_a_size_under_one_pixel_is_refused_in_one_line():

@@ -98,3 +98,23 @@ def test_explain_explains_the_class_predict_gives(tmp_path, threshold, expected)
     together = grad_cam(model, layer, x, cls)[0]
     alone = torch.cat([grad_cam(model, layer, x[i:i + 1], cls[i:i + 1])[0] for i in range(5)])
     assert torch.allclose(together, alone, atol=1e-4)
+
+
+def test_explain_class_is_read_in_any_case_and_unicode_form(tmp_path):
+    # found in session 75: --class typed composed (NFC, as a keyboard types it) was unknown to a model whose class
+    # macOS had named decomposed (NFD), though the message printed the two alike
+    import unicodedata
+
+    from PIL import Image
+
+    from genaug.explain import explain_images
+    composed, decomposed = (unicodedata.normalize(form, "Neumonía") for form in ("NFC", "NFD"))
+    torch.manual_seed(0)
+    torch.save({"kind": "classifier", "model_name": "cnn", "model": build_classifier("cnn", 2).state_dict(),
+                "classes": ["NORMAL", decomposed], "in_channels": 1, "image_size": 32, "threshold": 0.5},
+               tmp_path / "m.pt")
+    (tmp_path / "imgs").mkdir()
+    Image.fromarray((torch.rand(40, 40) * 255).byte().numpy()).save(tmp_path / "imgs" / "0.png")
+    for typed in (composed, composed.upper()):
+        rows, _, _ = explain_images(tmp_path / "m.pt", [str(tmp_path / "imgs")], tmp_path / "out", class_name=typed)
+        assert [r[2] for r in rows] == [decomposed]

@@ -3,6 +3,7 @@ import csv
 import io
 import math
 import re
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -125,6 +126,14 @@ def test_threshold_names_the_labelled_images_it_does_not_read(tmp_path):
 
 @pytest.mark.parametrize("case,told", [
     ("no class folder", "has no PNEUMONIA/ subfolder: put each class's labelled images in"),
+    # found in session 75: a folder the user could see (in another case, or in the other Unicode form that macOS
+    # writes) was said to be missing, without a word on why
+    ("a class folder in another case", "has no PNEUMONIA/ subfolder: {site}/pneumonia and the model's class PNEUMONIA "
+                                       "differ only in case: rename the folder PNEUMONIA"),
+    ("a class folder in another Unicode form",
+     "has no Neumonía/ subfolder: {site}/Neumonía and the model's class Neumonía print alike but differ in Unicode form "
+     "(one composed, NFC, one decomposed, NFD, as macOS writes names): rename the folder in the model's spelling "
+     "(convmv -f utf8 -t utf8 --nfc --notest {site}/Neumonía)"),
     ("a dataset's root", "has no NORMAL/ or PNEUMONIA/ subfolder: give one of {site}/test, {site}/train, which have them"),
     ("one class's folder", "{site}/NORMAL is the NORMAL folder of {site}: give {site}, which holds NORMAL/ and PNEUMONIA/"),
     ("empty class", "no images in"),
@@ -133,9 +142,18 @@ def test_threshold_names_the_labelled_images_it_does_not_read(tmp_path):
     ("not .pt", "give a file name ending in .pt"),
 ])
 def test_threshold_refusals_are_one_line(tmp_path, case, told):
-    model = brightness_model(tmp_path / "m.pt", ("NORMAL", "BACTERIA", "VIRUS") if case == "three classes" else
-                             ("NORMAL", "PNEUMONIA"))
+    composed, decomposed = (unicodedata.normalize(form, "Neumonía") for form in ("NFC", "NFD"))
+    classes = {"three classes": ("NORMAL", "BACTERIA", "VIRUS"),
+               "a class folder in another Unicode form": ("NORMAL", composed)}.get(case, ("NORMAL", "PNEUMONIA"))
+    model = brightness_model(tmp_path / "m.pt", classes)
     site = labelled_folder(tmp_path / "site")
+    if case == "a class folder in another case":
+        (site / "PNEUMONIA").rename(site / "pneumonia")
+    if case == "a class folder in another Unicode form":
+        (site / "PNEUMONIA").rename(site / decomposed)
+        told = told.replace("Neumonía/ subfolder", f"{composed}/ subfolder").replace(
+            "{site}/Neumonía and", f"{{site}}/{decomposed} and").replace("class Neumonía", f"class {composed}").replace(
+            "{site}/Neumonía)", f"{{site}}/{decomposed})")
     if case == "no class folder":
         for f in (site / "PNEUMONIA").iterdir():
             f.unlink()

@@ -265,3 +265,29 @@ def padded(text: str, width: int, right: bool = False) -> str:
     """``text`` padded with spaces to ``width`` shown columns, on the left when ``right`` (right-aligned)."""
     fill = " " * max(0, width - shown_width(text))
     return fill + text if right else text + fill
+
+
+def name_key(name: str) -> str:
+    """What two class names share where a user reads them as one: case folded, and composed (NFC), since macOS
+    writes names decomposed (NFD) and a keyboard types them composed; the two print alike."""
+    return unicodedata.normalize("NFC", name).casefold()
+
+
+def how_names_differ(a: str, b: str) -> str | None:
+    """How two class names a user would read as one differ ('differ only in case', 'print alike but differ in
+    Unicode form ...'), or None where they are one name, or two. macOS writes names decomposed (NFD: "i" and a
+    combining accent), most Linux tools composed (NFC: "í"): the two print alike, so a message that a split
+    lacked one named a folder the user could see there (session 75)."""
+    if a == b or name_key(a) != name_key(b):
+        return None
+    if a.casefold() == b.casefold():
+        return "differ only in case"
+    forms = "Unicode form (one composed, NFC, one decomposed, NFD, as macOS writes names)"
+    same_case = unicodedata.normalize("NFC", a) == unicodedata.normalize("NFC", b)
+    return f"print alike but differ in {forms}" if same_case else f"differ in case and in {forms}"
+
+
+def alike_note(name: str, names: list[str]) -> str:
+    """' (Neumonía and Neumonía print alike but ...)' where ``name`` is one of ``names`` spelt otherwise; else ''."""
+    told = [f"{name} and {other} {how}" for other in names if (how := how_names_differ(name, other))]
+    return f" ({'; '.join(told)})" if told else ""
