@@ -1261,6 +1261,30 @@ def test_labels_files_separated_by_semicolons_or_tabs_or_with_a_byte_order_mark(
         {"image": "b.jpeg", "label": "Pneumonia, viral", "patient": "p2"}]
 
 
+def test_a_labels_csv_finds_files_named_in_the_other_unicode_form(tmp_path):
+    # found in session 75: files that macOS named decomposed (NFD), listed composed (NFC) by a table typed or
+    # exported elsewhere, print alike; every one was "not found under the images"
+    from genaug.data.labels import write_labelled_split
+    rng = np.random.default_rng(0)
+    (tmp_path / "images" / unicodedata.normalize("NFD", "niños")).mkdir(parents=True)
+    rows = ["file,finding"]
+    for i in range(8):
+        name = f"niños/paciente{i}_{'año' if i % 2 else 'señal'}.png"
+        Image.fromarray(rng.integers(0, 255, (20, 20), dtype=np.uint8)).save(
+            tmp_path / "images" / unicodedata.normalize("NFD", name))
+        rows.append(f"{unicodedata.normalize('NFC', name)},{i % 2}")
+    rows.append(f"{unicodedata.normalize('NFC', 'niños/paciente0_señal')},0")   # the extension left out: taken once
+    rows.append(f"{tmp_path / 'images' / unicodedata.normalize('NFC', 'niños/paciente2_señal.png')},0")  # absolute
+    (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    made = write_labelled_split(tmp_path / "images", tmp_path / "labels.csv", tmp_path / "out", "file", "finding",
+                                class_specs=["NORMAL=0", "PNEUMONIA=1"], test_fraction=0.25)
+    assert {c: made["images"]["train"][c] + made["images"]["test"][c] for c in made["classes"]} == \
+        {"NORMAL": 4, "PNEUMONIA": 4}
+    assert made["skipped"] == []
+    linked = sorted(p.name for p in (tmp_path / "out").rglob("*.png"))
+    assert len(linked) == 8 and all(unicodedata.is_normalized("NFD", n) for n in linked)   # the files' own names
+
+
 def test_nih_style_multi_finding_labels_take_the_class_their_findings_name(tmp_path):
     from genaug.data.labels import write_labelled_split
     rng = np.random.default_rng(0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import unicodedata
 from collections import Counter
 from pathlib import Path
 
@@ -63,9 +64,11 @@ def read_labels(csv_path: Path, image_column: str, label_column: str, patient_co
         raise DataError(f"cannot read the labels file {csv_path}: {exc}") from None
 
 
-def _find_image(images: Path, listed: str) -> str | None:
+def _find_image(images: Path, listed: str, composed: dict[str, str | None] | None = None) -> str | None:
     """The file ``listed`` names under ``images``, relative to it: as written, or with an image extension
-    added (RSNA lists patientId, its files are <patientId>.dcm)."""
+    added (RSNA lists patientId, its files are <patientId>.dcm), or in the other Unicode form: ``composed``
+    maps each file's path, composed (NFC), to its path on disk (None where two files share it), made on the
+    first name not found as written that holds a letter beyond ASCII."""
     # absolute, so that a listed absolute path inside the folder is found whether SOURCE was given relative
     # or absolute (it was found only for an absolute SOURCE: found in session 67)
     root = os.path.abspath(images)
@@ -74,7 +77,27 @@ def _find_image(images: Path, listed: str) -> str | None:
         path = os.path.normpath(os.path.join(root, candidate))
         if path.startswith(root + os.sep) and os.path.isfile(path):   # no '../' out of the folder
             return os.path.relpath(path, root)
+    if composed is None or listed.isascii():
+        return None
+    # found in session 75: macOS names files decomposed (NFD), a table typed or exported elsewhere lists them
+    # composed (NFC); they print alike, and every such file was "not found under the images"
+    if not composed:
+        composed.update(_files_by_composed_path(root))
+    for candidate in [listed] + [listed + ext for ext in IMAGE_EXTENSIONS]:
+        rel = os.path.relpath(os.path.normpath(os.path.join(root, candidate)), root)
+        if found := composed.get(unicodedata.normalize("NFC", rel)):
+            return found
     return None
+
+
+def _files_by_composed_path(root: str) -> dict[str, str | None]:
+    by_form: dict[str, str | None] = {"": None}   # never empty once made, so made once
+    for folder, _, files in os.walk(root):
+        for name in files:
+            rel = os.path.relpath(os.path.join(folder, name), root)
+            key = unicodedata.normalize("NFC", rel)
+            by_form[key] = None if key in by_form else rel   # two files one name composed: neither is guessed
+    return by_form
 
 
 def _not_found_reason(images: Path, listed: str) -> str:
@@ -105,6 +128,7 @@ def _match_rows(rows: list[dict], images: Path, values: dict, separator: str | N
     conflicts: set[str] = set()
     missing = 0
     blank = 0
+    composed: dict[str, str | None] = {}   # files by their path composed, made where first needed
     for row in rows:
         if not row["image"] or not row["label"]:
             blank += 1
@@ -119,7 +143,7 @@ def _match_rows(rows: list[dict], images: Path, values: dict, separator: str | N
         for cls in matched:
             if not _valid_class(cls):
                 raise DataError(f"label {cls!r} cannot name a class folder; map it with --class NAME={cls}")
-        rel = _find_image(images, row["image"])
+        rel = _find_image(images, row["image"], composed)
         if rel is None:
             missing += 1
             if missing <= 20:
