@@ -292,7 +292,8 @@ def data_split_cmd(
     patient_column: Optional[str] = typer.Option(None, "--patient-column", help="the labels file's column of "
                                                  "patient ids (default: from the DICOM header or file name)"),
     classes: Optional[list[str]] = typer.Option(None, "--class", help="NAME=VALUE[,VALUE...]: the class of rows "
-                                                "with these labels, once per class (default: each label is a class)"),
+                                                "with these labels, once per class; a number matches as a number, 1 "
+                                                "the 1.0 a spreadsheet writes (default: each label is a class)"),
     label_separator: Optional[str] = typer.Option(None, "--label-separator", help="a label holds several values "
                                                   "split by this (NIH ChestX-ray14: '|'); a row takes the one class "
                                                   "its values name, and is left out if they name two"),

@@ -1332,6 +1332,31 @@ def test_chexpert_style_paths_keep_their_patients_when_laid_out(tmp_path):
     assert {p for s in b.splits.values() for p in s.patients} == {f"patient{p:05d}" for p in range(1, 13)}
 
 
+def test_a_label_written_as_a_float_takes_the_class_its_number_names(tmp_path):
+    # found in session 75: pandas writes an integer column that holds a blank as floats (0.0, 1.0), and
+    # --class PNEUMONIA=1 then named no row: "12 have labels no --class names", without the values it met
+    from genaug.data.labels import write_labelled_split
+    rng = np.random.default_rng(0)
+    (tmp_path / "images").mkdir()
+    rows = ["file,label"]
+    for i in range(12):
+        Image.fromarray(rng.integers(0, 255, (20, 20), dtype=np.uint8)).save(tmp_path / "images" / f"p{i}.png")
+        rows.append(f"p{i}.png,{['0.0', '1.0', '1', '-1.0'][i % 4]}")
+    (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
+    made = write_labelled_split(tmp_path / "images", tmp_path / "labels.csv", tmp_path / "out", "file", "label",
+                                class_specs=["NORMAL=0", "PNEUMONIA=1"], test_fraction=0.25)
+    assert {c: made["images"]["train"][c] + made["images"]["test"][c] for c in made["classes"]} == \
+        {"NORMAL": 3, "PNEUMONIA": 6}
+    assert made["labels"]["values_left_out"] == {"-1.0": 3}
+    # where no row's label is named, the refusal says which values the rows hold
+    with pytest.raises(DataError) as told:
+        write_labelled_split(tmp_path / "images", tmp_path / "labels.csv", tmp_path / "out2", "file", "label",
+                             class_specs=["NORMAL=no", "PNEUMONIA=yes"])
+    assert str(told.value) == (f"no image to lay out from {tmp_path / 'labels.csv'} (12 rows: 12 have labels no --class "
+                               "names; the labels held: '0.0' (3 rows), '1.0' (3 rows), '1' (3 rows), '-1.0' (3 rows))")
+    assert not (tmp_path / "out2").exists()
+
+
 def test_double_underscores_name_a_patient_only_in_a_folder_laid_out_from_a_patient_column(tmp_path):
     root = make_folder_dataset(tmp_path / "d", {"train": 8, "test": 4})
     renamed = sorted((root / "train" / "NORMAL").glob("*.jpeg"))

@@ -3,6 +3,7 @@ RSNA pneumonia challenge, NIH ChestX-ray14, a hospital export): ``genaug data sp
 from __future__ import annotations
 
 import csv
+import math
 import os
 import unicodedata
 from collections import Counter
@@ -119,6 +120,24 @@ def _link_name(rel: str) -> str:
     return rel.replace("/", "_").replace("\\", "_")
 
 
+def _as_number(value: str) -> float | None:
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _class_named(value: str, values: dict[str, str], numbers: dict[float, str]) -> str | None:
+    """The class ``--class`` gives ``value``: as written, or by its number. pandas writes an integer column
+    that holds a blank as floats, so a table's 1.0 is the 1 of --class PNEUMONIA=1 (found in session 75: no
+    row was taken)."""
+    if value in values:
+        return values[value]
+    number = _as_number(value)
+    return numbers.get(number) if number is not None else None
+
+
 def _match_rows(rows: list[dict], images: Path, values: dict, separator: str | None):
     """The labels file's rows matched to files under ``images``: ({file: (class, patient)}, skipped,
     label values no class names, files missing, files given two classes, rows lacking an image or label)."""
@@ -129,6 +148,7 @@ def _match_rows(rows: list[dict], images: Path, values: dict, separator: str | N
     missing = 0
     blank = 0
     composed: dict[str, str | None] = {}   # files by their path composed, made where first needed
+    numbers = {n: c for v, c in values.items() if (n := _as_number(v)) is not None}
     for row in rows:
         if not row["image"] or not row["label"]:
             blank += 1
@@ -136,7 +156,7 @@ def _match_rows(rows: list[dict], images: Path, values: dict, separator: str | N
         # NIH ChestX-ray14 lists findings as 'Effusion|Pneumonia': with a separator, the class whose
         # values are among them
         named = [v.strip() for v in row["label"].split(separator)] if separator else [row["label"]]
-        matched = sorted({values[v] for v in named if v in values} if values else set(named))
+        matched = sorted({c for v in named if (c := _class_named(v, values, numbers))} if values else set(named))
         if not matched:
             other_values[row["label"]] += 1
             continue
@@ -196,13 +216,14 @@ def write_labelled_split(images: Path, csv_path: Path, dest: Path, image_column:
     rows = read_labels(csv_path, image_column, label_column, patient_column)
     found, skipped, other_values, missing, conflicts, blank = _match_rows(rows, images, values, separator)
     if not found:
-        why = [f"{n} {what}" for n, what in ((missing, f"list a file not under {images}"),
-                                              (len(conflicts), "files are given two classes"),
-                                              (blank, "lack an image or a label"),
-                                              (sum(other_values.values()), "have labels no --class names"))
-               if n]
-        raise DataError(f"no image to lay out from {csv_path} "
-                        f"({counted(len(rows), 'row')}: {'; '.join(why) or 'none'})")
+        why = [f"{n} {one if n == 1 else more}" for n, one, more in (
+            (missing, f"lists a file not under {images}", f"list a file not under {images}"),
+            (len(conflicts), "file is given two classes", "files are given two classes"),
+            (blank, "lacks an image or a label", "lack an image or a label"),
+            (sum(other_values.values()), "has a label no --class names", "have labels no --class names")) if n]
+        held = ", ".join(f"{v!r} ({counted(n, 'row')})" for v, n in other_values.most_common(6))
+        raise DataError(f"no image to lay out from {csv_path} ({counted(len(rows), 'row')}: {'; '.join(why) or 'none'}"
+                        + (f"; the labels held: {held}" if other_values else "") + ")")
     present = {cls for cls, _ in found.values()}
     # the order --class gave them (the first is the negative class of a binary task), else by name
     classes = [c for c in dict.fromkeys(values.values()) if c in present] if values else sorted(present)
