@@ -1,3 +1,4 @@
+import codecs
 import hashlib
 import shutil
 import http.server
@@ -1283,6 +1284,27 @@ def test_a_labels_csv_finds_files_named_in_the_other_unicode_form(tmp_path):
     assert made["skipped"] == []
     linked = sorted(p.name for p in (tmp_path / "out").rglob("*.png"))
     assert len(linked) == 8 and all(unicodedata.is_normalized("NFD", n) for n in linked)   # the files' own names
+
+
+def test_a_labels_file_saved_as_utf16_is_read_and_one_in_a_windows_code_page_is_refused_in_one_line(tmp_path):
+    # found in session 75: Excel saves "Unicode Text" as UTF-16 (tab-separated, with a byte-order mark) and
+    # "CSV" in the Windows code page; both ended in "'utf-8' codec can't decode byte 0xff in position 0"
+    from genaug.data.labels import read_labels
+    text = "file\tfinding\r\nniño.png\tPNEUMONIA\r\nb.png\tNORMAL\r\n"
+    for encoding in ("utf-16", "utf-16-be"):
+        data = text.encode(encoding)
+        (tmp_path / "labels.txt").write_bytes(data if encoding == "utf-16" else codecs.BOM_UTF16_BE + data)
+        assert read_labels(tmp_path / "labels.txt", "file", "finding", None) == [
+            {"image": "niño.png", "label": "PNEUMONIA", "patient": ""}, {"image": "b.png", "label": "NORMAL", "patient": ""}]
+    (tmp_path / "labels.csv").write_bytes(text.replace("\t", ",").encode("cp1252"))
+    with pytest.raises(DataError) as told:
+        read_labels(tmp_path / "labels.csv", "file", "finding", None)
+    assert str(told.value) == (f"the labels file {tmp_path / 'labels.csv'} is not UTF-8 text (byte 0xf1 on line 2), "
+                               "as a spreadsheet saves CSV in a Windows code page: save it as UTF-8 (Excel: Save As, "
+                               "CSV UTF-8)")
+    (tmp_path / "cut.txt").write_bytes(text.encode("utf-16")[:-1])   # half a character pair at the end
+    with pytest.raises(DataError, match=r"starts as UTF-16 text but breaks off at byte \d+: save it again, as UTF-8$"):
+        read_labels(tmp_path / "cut.txt", "file", "finding", None)
 
 
 def test_nih_style_multi_finding_labels_take_the_class_their_findings_name(tmp_path):

@@ -2,7 +2,9 @@
 RSNA pneumonia challenge, NIH ChestX-ray14, a hospital export): ``genaug data split --labels``."""
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import math
 import os
 import unicodedata
@@ -42,26 +44,46 @@ def _delimiter(header: str) -> str:
     return max((",", ";", "\t"), key=header.count)
 
 
+def _labels_text(csv_path: Path) -> str:
+    """The labels file as text: UTF-8 (a byte-order mark dropped, as Excel writes one), or UTF-16 where it
+    starts with its byte-order mark, as Excel saves "Unicode Text"; anything else is refused in one line."""
+    raw = Path(csv_path).read_bytes()
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            return raw.decode("utf-16")
+        except UnicodeDecodeError as exc:   # cut short: an odd number of bytes, half a character pair
+            raise DataError(f"the labels file {csv_path} starts as UTF-16 text but breaks off at byte {exc.start}: "
+                            "save it again, as UTF-8") from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        # found in session 75: Excel saves "CSV" in the Windows code page, and the codec's own words ended
+        # the command; the byte and line say where
+        line = raw[:exc.start].count(b"\n") + 1
+        raise DataError(f"the labels file {csv_path} is not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line}), "
+                        "as a spreadsheet saves CSV in a Windows code page: save it as UTF-8 (Excel: Save As, CSV "
+                        "UTF-8)") from None
+
+
 def read_labels(csv_path: Path, image_column: str, label_column: str, patient_column: str | None) -> list[dict]:
     """The CSV's rows as {image, label, patient}; one clear error for a missing file or column."""
     try:
-        with open(csv_path, newline="", encoding="utf-8-sig") as f:
-            header = f.readline()
-            f.seek(0)   # utf-8-sig drops a byte-order mark again after a seek to the start
-            reader = csv.DictReader(f, delimiter=_delimiter(header))
-            columns = reader.fieldnames or []
-            wanted = [c for c in (image_column, label_column, patient_column) if c]
-            if missing := [c for c in wanted if c not in columns]:
-                by_case = {c.lower(): c for c in columns}   # 'File' for the column 'file'
-                near = by_case.get(missing[0].lower()) or closest_name(missing[0], columns)
-                raise DataError(f"{csv_path} has no column {', '.join(map(repr, missing))}"
-                                + (f"; did you mean {near!r}?" if near else "")
-                                + f" (its columns: {', '.join(columns[:12]) or 'none'}); name them with "
-                                "--image-column, --label-column and --patient-column")
-            return [{"image": (row.get(image_column) or "").strip(), "label": (row.get(label_column) or "").strip(),
-                     "patient": (row.get(patient_column) or "").strip() if patient_column else ""}
-                    for row in reader]
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        text = _labels_text(csv_path)
+        header = text.split("\n", 1)[0]
+        reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=_delimiter(header))
+        columns = reader.fieldnames or []
+        wanted = [c for c in (image_column, label_column, patient_column) if c]
+        if missing := [c for c in wanted if c not in columns]:
+            by_case = {c.lower(): c for c in columns}   # 'File' for the column 'file'
+            near = by_case.get(missing[0].lower()) or closest_name(missing[0], columns)
+            raise DataError(f"{csv_path} has no column {', '.join(map(repr, missing))}"
+                            + (f"; did you mean {near!r}?" if near else "")
+                            + f" (its columns: {', '.join(columns[:12]) or 'none'}); name them with "
+                            "--image-column, --label-column and --patient-column")
+        return [{"image": (row.get(image_column) or "").strip(), "label": (row.get(label_column) or "").strip(),
+                 "patient": (row.get(patient_column) or "").strip() if patient_column else ""}
+                for row in reader]
+    except (OSError, csv.Error) as exc:
         raise DataError(f"cannot read the labels file {csv_path}: {exc}") from None
 
 
