@@ -236,7 +236,7 @@ def write_latents(model: ConvAutoencoder, bundle: DataBundle, out_dir: Path, dev
     unless ``overwrite``."""
     meta_path = out_dir / "meta.json"
     if meta_path.is_file() and not overwrite:
-        meta = json.loads(meta_path.read_text())
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
         if meta.get("views", 0) != views:
             raise ConfigError(f"latents in {out_dir} have {meta.get('views', 0)} augmented views, not {views}; "
                               "pass --overwrite to re-encode them")
@@ -288,7 +288,7 @@ def latent_set(directory: str | Path) -> Path:
 def load_latents(directory: str | Path) -> dict:
     """Read a latent set written by ``write_latents``: {split: (latents float16, labels)}, plus meta."""
     d = latent_set(directory)
-    meta = json.loads((d / "meta.json").read_text())
+    meta = json.loads((d / "meta.json").read_text(encoding="utf-8"))
     out = {"meta": meta, "splits": {}}
     for split, n in meta["counts"].items():
         try:
