@@ -1307,6 +1307,16 @@ def test_a_labels_file_saved_as_utf16_is_read_and_one_in_a_windows_code_page_is_
         read_labels(tmp_path / "cut.txt", "file", "finding", None)
 
 
+def test_a_labels_csv_written_with_a_space_after_each_comma_is_read_by_its_column_names(tmp_path):
+    # found in session 75: "file, label" made the column ' label', refused as 'label' with a "did you mean
+    # ' label'?", and a quoted field after a space ('x, "Pneumonia, viral"') was split at its comma
+    from genaug.data.labels import read_labels
+    (tmp_path / "labels.csv").write_text('file , finding, patient\na.png, NORMAL, p1\nb.png, "Pneumonia, viral", p2\n')
+    assert read_labels(tmp_path / "labels.csv", "file", "finding", "patient") == [
+        {"image": "a.png", "label": "NORMAL", "patient": "p1"},
+        {"image": "b.png", "label": "Pneumonia, viral", "patient": "p2"}]
+
+
 def test_nih_style_multi_finding_labels_take_the_class_their_findings_name(tmp_path):
     from genaug.data.labels import write_labelled_split
     rng = np.random.default_rng(0)

@@ -70,8 +70,10 @@ def read_labels(csv_path: Path, image_column: str, label_column: str, patient_co
     try:
         text = _labels_text(csv_path)
         header = text.split("\n", 1)[0]
-        reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=_delimiter(header))
-        columns = reader.fieldnames or []
+        # skipinitialspace: "file, label" names the column 'label', and a quoted field after the space keeps
+        # its comma (found in session 75)
+        reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=_delimiter(header), skipinitialspace=True)
+        reader.fieldnames = columns = [c.strip() for c in reader.fieldnames or []]
         wanted = [c for c in (image_column, label_column, patient_column) if c]
         if missing := [c for c in wanted if c not in columns]:
             by_case = {c.lower(): c for c in columns}   # 'File' for the column 'file'
