@@ -1315,6 +1315,10 @@ def test_a_labels_csv_written_with_a_space_after_each_comma_is_read_by_its_colum
     assert read_labels(tmp_path / "labels.csv", "file", "finding", "patient") == [
         {"image": "a.png", "label": "NORMAL", "patient": "p1"},
         {"image": "b.png", "label": "Pneumonia, viral", "patient": "p2"}]
+    # Excel's own hint line, which some exports write first: the separator, then the header
+    (tmp_path / "hinted.csv").write_text('sep=;\r\nfile;finding\r\na.png;NORMAL\r\nb.png;"Pneumonia; viral"\r\n')
+    assert read_labels(tmp_path / "hinted.csv", "file", "finding", None) == [
+        {"image": "a.png", "label": "NORMAL", "patient": ""}, {"image": "b.png", "label": "Pneumonia; viral", "patient": ""}]
 
 
 def test_nih_style_multi_finding_labels_take_the_class_their_findings_name(tmp_path):

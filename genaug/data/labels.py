@@ -69,10 +69,15 @@ def read_labels(csv_path: Path, image_column: str, label_column: str, patient_co
     """The CSV's rows as {image, label, patient}; one clear error for a missing file or column."""
     try:
         text = _labels_text(csv_path)
-        header = text.split("\n", 1)[0]
+        header, _, rest = text.partition("\n")
+        if (hint := header.rstrip("\r")).startswith("sep=") and len(hint) == 5:
+            # Excel's hint line ('sep=;'), which some exports write above the header (found in session 75)
+            separator, text = hint[4], rest
+        else:
+            separator = _delimiter(header)
         # skipinitialspace: "file, label" names the column 'label', and a quoted field after the space keeps
         # its comma (found in session 75)
-        reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=_delimiter(header), skipinitialspace=True)
+        reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=separator, skipinitialspace=True)
         reader.fieldnames = columns = [c.strip() for c in reader.fieldnames or []]
         wanted = [c for c in (image_column, label_column, patient_column) if c]
         if missing := [c for c in wanted if c not in columns]:
