@@ -190,9 +190,9 @@ def test_class_folders_named_apart_by_case_are_told_as_such(tmp_path):
     (root / "test" / "NORMAL").rename(root / "test" / "normal")
     with pytest.raises(DataError) as told:
         load_data(str(root), 16, cache_dir=None)
-    assert str(told.value) == (f"the training split of {root} has no images of class normal: every class needs "
-                               "training images; NORMAL and normal differ only in case: name each class's folder "
-                               "alike in every split")
+    assert str(told.value) == ("the class folders NORMAL (in train) and normal (in test) differ only in case: genaug "
+                               "would read them as two classes; name each class's folder alike in every split (merge "
+                               "them, or rename one if they are two classes)")
 
 
 def test_class_folders_named_apart_by_unicode_form_are_told_as_such(tmp_path):
@@ -200,15 +200,43 @@ def test_class_folders_named_apart_by_unicode_form_are_told_as_such(tmp_path):
     # the two print alike, so "no images of class Neumonía" named a folder the user could see (session 75)
     root = make_folder_dataset(tmp_path / "x")
     composed, decomposed = (unicodedata.normalize(form, "Neumonía") for form in ("NFC", "NFD"))
-    for split, name in (("train", composed), ("test", decomposed), ("val", decomposed)):
-        if (root / split).is_dir():
-            (root / split / "PNEUMONIA").rename(root / split / name)
+    (root / "train" / "PNEUMONIA").rename(root / "train" / composed)
+    (root / "test" / "PNEUMONIA").rename(root / "test" / decomposed)
     with pytest.raises(DataError) as told:
         load_data(str(root), 16, cache_dir=None)
-    assert str(told.value).endswith(
-        f"; {decomposed} (in test) and {composed} (in train, val) print alike but differ in Unicode form (one composed, NFC, one "
-        "decomposed, NFD, as macOS writes names): rename the folders so every split spells each class in the "
-        "same bytes (e.g. convmv -f utf8 -t utf8 --nfc -r --notest on the data folder)")
+    assert str(told.value) == (
+        f"the class folders {decomposed} (in test) and {composed} (in train) print alike but differ in Unicode form "
+        "(one composed, NFC, one decomposed, NFD, as macOS writes names): genaug would read them as two classes; "
+        "rename the folders so every split spells each class in the same bytes (e.g. convmv -f utf8 -t utf8 --nfc -r "
+        "--notest on the data folder)")
+
+
+def test_two_class_folders_named_alike_in_one_split_are_not_two_classes(tmp_path):
+    # found in session 75: data merged from two sources, train/PNEUMONIA beside train/Pneumonia, trained a
+    # three-class model whose two pneumonia classes competed, without a word
+    from genaug.data.folder import write_patient_split
+    root = make_folder_dataset(tmp_path / "x", {"train": 6, "test": 4})
+    for split in ("train", "test"):
+        shutil.copytree(root / split / "PNEUMONIA", root / split / "Pneumonia")
+    told = ("the class folders PNEUMONIA (in test, train) and Pneumonia (in test, train) differ only in case: genaug "
+            "would read them as two classes; name each class's folder alike in every split (merge them, or rename one "
+            "if they are two classes)")
+    with pytest.raises(DataError) as refused:
+        load_data(str(root), 16, cache_dir=None)
+    assert str(refused.value) == told
+    # an empty leftover folder beside its class is no class, and no refusal
+    shutil.rmtree(root / "test" / "Pneumonia")
+    shutil.rmtree(root / "train" / "Pneumonia")
+    (root / "train" / "Pneumonia").mkdir()
+    assert load_data(str(root), 16, cache_dir=None).classes == ["NORMAL", "PNEUMONIA"]
+    for split in ("train", "test"):
+        shutil.rmtree(root / split / "Pneumonia", ignore_errors=True)
+        shutil.copytree(root / split / "PNEUMONIA", root / split / "Pneumonia")
+    # genaug data split of class folders alone, likewise
+    with pytest.raises(DataError) as refused:
+        write_patient_split(root / "train", tmp_path / "split")
+    assert str(refused.value) == told.replace("(in test, train)", f"(in {root / 'train'})")
+    assert not (tmp_path / "split").exists()
 
 
 def test_hidden_folders_beside_the_class_folders_are_no_class(tmp_path):

@@ -15,7 +15,8 @@ import numpy as np
 
 from genaug.data.cache import decode_cached
 from genaug.data.core import ImageSet
-from genaug.data.decode import IMAGE_EXTENSIONS, dicom_patient, is_dicom, is_image_file, safe_name
+from genaug.data.decode import (IMAGE_EXTENSIONS, dicom_patient, how_names_differ, is_dicom, is_image_file, name_key,
+                                safe_name)
 from genaug.data.splits import (file_as_patient, groups_of_equal_keys, join_patients_sharing_an_image,
                                  labelled_patient, patient_id, split_by_patient)
 from genaug.errors import DataError
@@ -199,6 +200,25 @@ def refuse_unprintable_class_name(folder: Path) -> None:
                     "plots and checkpoints; rename the folder (in every split)")
 
 
+def refuse_classes_named_alike(folders: list[Path], where=lambda folder: folder.parent.name) -> None:
+    """Two class folders whose names differ only in case or Unicode form (PNEUMONIA beside Pneumonia, from two
+    sources merged; Neumonía composed beside Neumonía decomposed, as macOS writes it) would be two classes: in
+    one split, a model that splits one class in two (found in session 75), across splits, a class missing
+    from each. Each spelling is named with the splits (``where``) that hold it."""
+    spellings: dict[str, dict[str, set[str]]] = {}
+    for folder in folders:
+        spellings.setdefault(name_key(folder.name), {}).setdefault(folder.name, set()).add(where(folder))
+    for alike in spellings.values():
+        if len(alike) > 1:
+            (a, in_a), (b, in_b) = sorted(alike.items())[:2]
+            how = how_names_differ(a, b)
+            fix = ("name each class's folder alike in every split (merge them, or rename one if they are two classes)"
+                   if how == "differ only in case" else "rename the folders so every split spells each class in the "
+                   "same bytes (e.g. convmv -f utf8 -t utf8 --nfc -r --notest on the data folder)")
+            raise DataError(f"the class folders {a} (in {', '.join(sorted(in_a))}) and {b} (in {', '.join(sorted(in_b))}) "
+                            f"{how}: genaug would read them as two classes; {fix}")
+
+
 def class_folder_names(split_dirs: dict[str, Path]) -> list[str]:
     """The class folders found in any split folder, sorted (some may hold no image). Hidden folders are
     no class: Jupyter leaves .ipynb_checkpoints/ wherever a notebook opened a file, and it had made a class."""
@@ -218,13 +238,17 @@ def scan_folder(root: Path, task: str = "binary"):
         raise DataError(f"no class folders in {split_dirs['train']} (expected e.g. NORMAL/ and PNEUMONIA/)")
     skipped: list[tuple[str, str]] = []
     items: dict[str, list[tuple[str, str]]] = {}
+    holding: list[Path] = []   # the class folders that hold images
     for split, sdir in split_dirs.items():
         items[split] = []
         for cls in folder_classes:
             cdir = sdir / cls
             if not cdir.is_dir():
                 continue
-            for rel in _list_class_dir(cdir, skipped, root):
+            listed = _list_class_dir(cdir, skipped, root)
+            if listed:
+                holding.append(cdir)
+            for rel in listed:
                 if task == "3class":
                     label = three_class_label(cls, Path(rel).name)
                     if label is None:
@@ -233,6 +257,7 @@ def scan_folder(root: Path, task: str = "binary"):
                 else:
                     label = cls
                 items[split].append((rel, label))
+    refuse_classes_named_alike(holding)   # an empty leftover folder beside its class is ignored, as below
     used = {label for entries in items.values() for _, label in entries}
     empty = [c for c in folder_classes if task != "3class" and c not in used]
     for c in empty:
@@ -325,6 +350,7 @@ def flat_class_folders(root: Path) -> list[str]:
                if any(is_image_file(f) for f in d.iterdir() if not f.name.startswith(".") and f.is_file())]
     for d in classes:
         refuse_unprintable_class_name(d)
+    refuse_classes_named_alike(classes, where=lambda folder: str(folder.parent))
     return [d.name for d in classes]
 
 

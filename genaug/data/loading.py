@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from genaug.data.core import DataBundle
-from genaug.data.decode import how_names_differ, name_key, safe_name
+from genaug.data.decode import name_key, safe_name
 from genaug.data.demo import demo_dataset
 from genaug.data.duplicates import duplicate_note, find_duplicates, image_hashes, within_split_note
 from genaug.data.folder import (SPLIT_NAMES, THREE_CLASSES, class_folder_names, load_folder_split, scan_folder,
@@ -200,12 +200,11 @@ def load_data(spec: str, size: int, task: str = "binary", val_fraction: float = 
         # named with the data given: a .npz holds its splits inside, where the user cannot see them
         if missing and split == "train":
             raise DataError(f"the training split of {spec} has no images of class {', '.join(missing)}: every "
-                            "class needs training images" + _named_apart(missing, bundle)
-                            + _unlisted(split, missing, bundle.skipped))
+                            "class needs training images" + _unlisted(split, missing, bundle.skipped))
         if missing and split == "test":
             raise DataError(f"the test split of {spec} has no images of class {', '.join(missing)}: every class "
                             "needs test images, or accuracy, specificity and ROC-AUC are undefined"
-                            + _named_apart(missing, bundle) + _unlisted(split, missing, bundle.skipped))
+                            + _unlisted(split, missing, bundle.skipped))
         if missing:
             bundle.notes.append(f"the {split} split has no images of class {', '.join(missing)}")
     return bundle
@@ -220,30 +219,6 @@ def _unlisted(split: str, missing: list[str], skipped: list[tuple[str, str]]) ->
                 why.startswith("cannot list"):
             return f"; {path}: {why}: make the folder readable (chmod u+rx) or run as a user who may read it"
     return ""
-
-
-def _named_apart(missing: list[str], bundle: DataBundle) -> str:
-    """'; NORMAL and normal differ only in case: ...' where a missing class is another one spelt otherwise in
-    some split's folders (train/NORMAL beside test/normal makes two classes, each absent from one split); names
-    in two Unicode forms print alike, so each is told with the splits that hold it."""
-    told = {}
-    for m in missing:
-        for c in bundle.classes:
-            if how := how_names_differ(c, m):
-                a, b = sorted((c, m))
-                told[a, b] = (f"{a} and {b} {how}" if how == "differ only in case" else
-                              f"{a} ({_splits_holding(a, bundle)}) and {b} ({_splits_holding(b, bundle)}) {how}")
-    if not told:
-        return ""
-    if all(t.endswith("differ only in case") for t in told.values()):
-        return f"; {'; '.join(told.values())}: name each class's folder alike in every split"
-    return (f"; {'; '.join(told.values())}: rename the folders so every split spells each class in the same bytes "
-            "(e.g. convmv -f utf8 -t utf8 --nfc -r --notest on the data folder)")
-
-
-def _splits_holding(name: str, bundle: DataBundle) -> str:
-    index = bundle.classes.index(name)
-    return "in " + ", ".join(split for split, s in bundle.splits.items() if (s.labels == index).any())
 
 
 def _check_task(task: str) -> None:
