@@ -5,6 +5,7 @@ import dataclasses
 import json
 import logging
 import os
+import unicodedata
 from pathlib import Path
 
 import torch
@@ -95,7 +96,8 @@ def start_job(cfg: Config, run: Run, size: int) -> tuple[torch.device, DataBundl
     set_deterministic(cfg.run.deterministic, device)
     summary, digest = bundle.summary(), bundle.split_digest()
     # a report of a run whose data changed keeps the record of the data its cells were trained on
-    same = {"data": summary, "split_digest": digest} if data_unchanged(run, summary, digest, cfg.data.data) else {}
+    same = ({"data": summary, "split_digest": digest}
+            if data_unchanged(run, summary, digest, cfg.data.data, bundle.split_digest) else {})
     trained_on = {"device": str(device), "world_size": distributed.world_size()} if run.trains else {}
     run.save_manifest(**same, **trained_on, skipped=[{"path": p, "reason": r} for p, r in bundle.skipped])
     tell(data_line(summary, size, torch.device(device)))
@@ -104,7 +106,7 @@ def start_job(cfg: Config, run: Run, size: int) -> tuple[torch.device, DataBundl
     return device, bundle
 
 
-def data_unchanged(run: Run, summary: dict, digest: str, spec: str) -> bool:
+def data_unchanged(run: Run, summary: dict, digest: str, spec: str, digest_in_form=None) -> bool:
     """Whether a resumed run's data splits as it did when the run began (a new run's: True); a change is
     refused where the run trains, and said where it only reports. Found in session 71: images added to
     the data folder before a --resume put the new seed's cells on another validation split, pooled with
@@ -119,13 +121,36 @@ def data_unchanged(run: Run, summary: dict, digest: str, spec: str) -> bool:
     if not changed and (was == digest if was else _per_class(before) == _per_class(summary)):
         return True
     # "no longer splits as", not "has changed": a genaug that reads or skips files otherwise moves the split too
-    what = (f"the data at {spec} no longer splits as when run {run.dir} began ("
-            f"{changed or 'the same counts, other files or labels: renamed, replaced or moved between classes'})")
+    was_form = None if changed else _form_renamed_from(before, summary, was, digest, digest_in_form)
+    if was_form:
+        now = {"NFC": "decomposed, NFD, as macOS writes names", "NFD": "composed, NFC"}[was_form]
+        then = {"NFC": "composed, NFC", "NFD": "decomposed, NFD"}[was_form]
+        why = (f"the same counts; the names are those the run began with, in another Unicode form: {now}, where "
+               f"they were {then}")
+    else:
+        why = "the same counts, other files or labels: renamed, replaced or moved between classes"
+    what = f"the data at {spec} no longer splits as when run {run.dir} began ({changed or why})"
     if not run.trains:   # a report of the cells it holds: they stand as they were trained
         tell(f"note: {what}; this reports the cells trained before it")
         return False
+    back = f" (convmv -f utf8 -t utf8 --{was_form.lower()} -r --notest on the data folder)" if was_form else ""
     raise DataError(f"{what}: the cells it holds were trained on the splits as they were, and cells trained now "
-                    "would not be; put the data back as it was, or start a new run on the data as it is now")
+                    f"would not be; put the data back as it was{back}, or start a new run on the data as it is now")
+
+
+def _form_renamed_from(before: dict, summary: dict, was: str | None, digest: str, digest_in_form) -> str | None:
+    """The Unicode form ('NFC' or 'NFD') the data's names were in when the run began, where they changed
+    only in form since: data copied to a Mac and back is named decomposed (NFD), printed as it was, and the
+    refusal could say only "renamed" (found in session 75). Told by class names that differ only in form,
+    or by the split digest of the names in the other form."""
+    classes = before.get("classes") or [], summary.get("classes") or []
+    for form in ("NFC", "NFD"):
+        if len(classes[0]) == len(classes[1]) and classes[0] != classes[1] and \
+                [unicodedata.normalize(form, c) for c in classes[1]] == classes[0]:
+            return form
+        if was and digest_in_form and digest_in_form(form) == was != digest:
+            return form
+    return None
 
 
 def _split_image_counts(summary: dict) -> dict[str, int]:

@@ -16,7 +16,7 @@ from PIL import Image
 from genaug.benchmark import (TrainSet, aggregate, build_training_sets, check_provenance, inputs_within_training,
                               subsample_notes)
 from genaug.config import Config
-from genaug.errors import CheckpointError, ConfigError
+from genaug.errors import CheckpointError, ConfigError, DataError
 from genaug.data import load_data
 
 from conftest import TINY, make_folder_dataset
@@ -1348,6 +1348,36 @@ def test_a_resumed_run_whose_data_changed_is_refused_until_it_is_put_back(tmp_pa
     r = genaug("benchmark", "--resume", run, "--seeds", "2")
     assert r.returncode == 0, r.stderr[-2000:]
     assert len(list((run / "cells").iterdir())) == 2
+
+
+@pytest.mark.parametrize("renamed", ["class folders", "files"])
+def test_a_resumed_runs_data_renamed_into_the_other_unicode_form_is_told_as_such(tmp_path, renamed):
+    # found in session 75: data copied to a Mac and back has its names decomposed (NFD), which print as they
+    # did; the refusal said only "other files or labels: renamed, replaced or moved between classes"
+    from types import SimpleNamespace
+    from genaug.jobs import data_unchanged
+    data = make_folder_dataset(tmp_path / "data", {"train": 12, "test": 4})
+    composed, decomposed = (unicodedata.normalize(form, "Neumonía") for form in ("NFC", "NFD"))
+    for split in ("train", "test"):
+        (data / split / "PNEUMONIA").rename(data / split / composed)
+        for f in (data / split / "NORMAL").iterdir():   # a name with an accent, each patient's own
+            f.rename(f.with_name(f.name.replace("IM-", unicodedata.normalize("NFC", "IMÉ-"))))
+    before = load_data(str(data), 16, cache_dir=None)
+    run = SimpleNamespace(manifest={"data": before.summary(), "split_digest": before.split_digest()},
+                          dir=tmp_path / "run", trains=True)
+    for split in ("train", "test"):
+        if renamed == "class folders":
+            (data / split / composed).rename(data / split / decomposed)
+        else:
+            for f in (data / split / "NORMAL").iterdir():
+                f.rename(f.with_name(unicodedata.normalize("NFD", f.name)))
+    after = load_data(str(data), 16, cache_dir=None)
+    with pytest.raises(DataError) as told:
+        data_unchanged(run, after.summary(), after.split_digest(), str(data), after.split_digest)
+    assert ("(the same counts; the names are those the run began with, in another Unicode form: decomposed, NFD, as "
+            "macOS writes names, where they were composed, NFC)") in str(told.value)
+    assert str(told.value).endswith("put the data back as it was (convmv -f utf8 -t utf8 --nfc -r --notest on the "
+                                    "data folder), or start a new run on the data as it is now")
 
 
 def test_a_gan_runs_class_spelt_otherwise_than_the_datas_is_told_as_such(tmp_path):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 import shlex
 from dataclasses import dataclass, field
 
@@ -84,14 +85,16 @@ class DataBundle:
         return (f"{n} file{'s' if n > 1 else ''} under {spec} {'were' if n > 1 else 'was'} not read (e.g. {path}: "
                 f"{why}); genaug data info --data {shlex.quote(spec)} lists each and why")
 
-    def split_digest(self) -> str:
+    def split_digest(self, form: str | None = None) -> str:
         """Which image each split holds, and its label, as one hash: a resumed run checks by it that its
         data still splits as when it began. Names and labels, not pixels: another JPEG decoder gives
-        pixels a grey level apart, and a run moved to another machine must still resume."""
+        pixels a grey level apart, and a run moved to another machine must still resume. ``form`` ('NFC',
+        'NFD') hashes the names in that Unicode form, to tell names that only changed form."""
         h = hashlib.sha256()
         for split in sorted(self.splits):
             s = self.splits[split]
-            for path, label in sorted(zip(map(str, s.paths), np.asarray(s.labels).tolist())):
+            paths = [unicodedata.normalize(form, str(p)) if form else str(p) for p in s.paths]
+            for path, label in sorted(zip(paths, np.asarray(s.labels).tolist())):
                 h.update(f"{split}\t{path}\t{label}\n".encode("utf-8", "surrogateescape"))
         return h.hexdigest()[:16]
 
