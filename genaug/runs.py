@@ -33,7 +33,7 @@ import torch
 
 from genaug import __version__, distributed, locks
 from genaug.config import closest_name
-from genaug.data.decode import safe_name
+from genaug.data.decode import alike_path_note, safe_name
 from genaug.data.folder import file_in_the_way
 from genaug.errors import CheckpointError, ConfigError, DiskFull, GenaugError, is_disk_full, is_out_of_memory
 from genaug.locks import LOCK_NAME, in_use_by
@@ -965,8 +965,11 @@ def enclosing_run(directory: str | Path) -> Path | None:
 
 def missing_run_hint(directory: str | Path, command: str = "") -> str:
     """For a 'run not found' error: the runs beside where ``directory`` would be (of ``command`` where one
-    is wanted) whose names it begins (a name cut short when copied) or that it nearly spells; else ''."""
+    is wanted) whose names it begins (a name cut short when copied) or that it nearly spells, or the path it
+    spells in another Unicode form or case; else ''."""
     d = Path(directory)
+    if there := alike_path_note(d):
+        return there
     try:
         runs = sorted(e.name for e in d.parent.iterdir() if (e / "manifest.json").is_file()
                       and (not command or command_of(e) in (command, f"{command}-sample")))

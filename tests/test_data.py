@@ -211,6 +211,19 @@ def test_class_folders_named_apart_by_unicode_form_are_told_as_such(tmp_path):
         "--notest on the data folder)")
 
 
+def test_a_data_folder_typed_in_the_other_unicode_form_is_pointed_to(tmp_path):
+    # found in session 75: a folder macOS named decomposed (NFD), typed composed (NFC) as a keyboard types
+    # it, was "not found", though ls shows it by the same name
+    composed, decomposed = (unicodedata.normalize(form, "Radiografías") for form in ("NFC", "NFD"))
+    make_folder_dataset(tmp_path / decomposed / "niños")
+    with pytest.raises(DataError) as told:
+        load_data(str(tmp_path / composed / "niños"), 16, cache_dir=None)
+    assert str(told.value) == (f"data folder not found: {tmp_path / composed / 'niños'} (expected ROOT/train/<CLASS>/"
+                               f"*.jpeg, or use --data demo); {tmp_path / decomposed / 'niños'} is there, its name "
+                               "spelt in another Unicode form or case: give that path (a shell's tab completion "
+                               "spells it as it is)")
+
+
 def test_two_class_folders_named_alike_in_one_split_are_not_two_classes(tmp_path):
     # found in session 75: data merged from two sources, train/PNEUMONIA beside train/Pneumonia, trained a
     # three-class model whose two pneumonia classes competed, without a word

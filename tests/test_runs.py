@@ -515,6 +515,20 @@ def test_a_run_name_cut_short_or_mistyped_is_told_the_run_it_nearly_names(tmp_pa
     assert not (tmp_path / "arch").exists()
 
 
+def test_a_run_path_typed_in_the_other_unicode_form_is_pointed_to(tmp_path):
+    # found in session 75: a run root macOS named decomposed (NFD), typed composed (NFC), was "not found"
+    import unicodedata
+    from genaug.runs import read_manifest
+    composed, decomposed = (unicodedata.normalize(form, "año") for form in ("NFC", "NFD"))
+    run = new_run(tmp_path / decomposed, "benchmark", "real", {"a": 1})
+    run.close()
+    typed = tmp_path / composed / "benchmark" / run.dir.name
+    with pytest.raises(CheckpointError) as err:
+        read_manifest(typed)
+    assert str(err.value) == (f"run not found: {typed}; {run.dir} is there, its name spelt in another Unicode form or "
+                              "case: give that path (a shell's tab completion spells it as it is)")
+
+
 def test_a_folder_above_runs_given_as_a_run_names_the_runs_of_the_kind_wanted(tmp_path):
     """Found in session 60: `genaug report docs/runs/pool` (for docs/runs/pool/*) was told only "is not a genaug
     run (no manifest.json)"; the runs are two levels down at most (OUT/<command>/<run>)."""

@@ -1,6 +1,7 @@
 """Decoding any supported image file to a square uint8 grayscale array."""
 from __future__ import annotations
 
+import os
 import unicodedata
 import warnings
 
@@ -291,3 +292,32 @@ def alike_note(name: str, names: list[str]) -> str:
     """' (Neumonía and Neumonía print alike but ...)' where ``name`` is one of ``names`` spelt otherwise; else ''."""
     told = [f"{name} and {other} {how}" for other in names if (how := how_names_differ(name, other))]
     return f" ({'; '.join(told)})" if told else ""
+
+
+def alike_path(path) -> str | None:
+    """The path on disk that ``path``, not found, spells otherwise only in case or Unicode form, component by
+    component (``Radiografías`` typed composed, NFC, for a folder macOS named decomposed, NFD); None where
+    there is none, or more than one. Found in session 75: such a folder was "not found", though ls shows it."""
+    parts = os.path.normpath(os.fspath(path)).split(os.sep)
+    found, changed = parts[0] or os.sep, False
+    for part in parts[1:]:
+        if not part:
+            continue
+        here = os.path.join(found, part)
+        if not os.path.lexists(here):
+            try:
+                alike = [e for e in os.listdir(found) if name_key(e) == name_key(part)]
+            except OSError:
+                return None
+            if len(alike) != 1:
+                return None
+            here, changed = os.path.join(found, alike[0]), True
+        found = here
+    return found if changed else None
+
+
+def alike_path_note(path) -> str:
+    """'; P is there, its name spelt in another Unicode form or case: ...' for a path not found, else ''."""
+    there = alike_path(path)
+    return (f"; {safe_name(there)} is there, its name spelt in another Unicode form or case: give that path (a shell's "
+            "tab completion spells it as it is)") if there else ""

@@ -15,8 +15,8 @@ import numpy as np
 
 from genaug.data.cache import decode_cached
 from genaug.data.core import ImageSet
-from genaug.data.decode import (IMAGE_EXTENSIONS, dicom_patient, how_names_differ, is_dicom, is_image_file, name_key,
-                                safe_name)
+from genaug.data.decode import (IMAGE_EXTENSIONS, alike_path_note, dicom_patient, how_names_differ, is_dicom,
+                                is_image_file, name_key, safe_name)
 from genaug.data.splits import (file_as_patient, groups_of_equal_keys, join_patients_sharing_an_image,
                                  labelled_patient, patient_id, split_by_patient)
 from genaug.errors import DataError
@@ -117,7 +117,8 @@ def split_folders(root: Path) -> dict[str, Path]:
     Reads only the root's own entries, so a command can refuse a wrong --data at once."""
     root = Path(root)
     if not root.exists():
-        raise DataError(f"data folder not found: {root} (expected ROOT/train/<CLASS>/*.jpeg, or use --data demo)")
+        raise DataError(f"data folder not found: {root} (expected ROOT/train/<CLASS>/*.jpeg, or use --data demo)"
+                        + alike_path_note(root))
     if not root.is_dir():
         if root.name.lower().endswith(ARCHIVE_SUFFIXES):   # Kaggle hands the data out as a zip
             raise DataError(f"--data {root} is an archive: unpack it first (e.g. unzip {root} -d DIR, or "
