@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import hashlib
-import unicodedata
 import shlex
+import unicodedata
 from dataclasses import dataclass, field
 
 import numpy as np
