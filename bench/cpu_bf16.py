@@ -16,6 +16,7 @@ Prints a Markdown table (fp32, bf16, their ratio; the latent CNN on 14x14x256 la
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import torch
@@ -85,6 +86,11 @@ def main() -> None:
     print(f"torch {torch.__version__} on {machine_summary(machine_info('cpu'))}; bf16 in hardware (AMX or "
           f"AVX512-BF16): {'yes' if cpu_has_bf16() else 'no'}; batch {a.batch_size}, median of {a.steps} "
           "timed training steps after one warm-up")
+    # ONEDNN_MAX_CPU_ISA=AVX512_CORE_VNNI or AVX2 makes this CPU compute as one without bf16 hardware would
+    # (oneDNN's emulated bf16, or none: torch's own kernels), which the hardware check above cannot see
+    if cap := os.environ.get("ONEDNN_MAX_CPU_ISA"):
+        print(f"oneDNN capped at ONEDNN_MAX_CPU_ISA={cap}; oneDNN computes bf16 (emulated where the ISA has no bf16): "
+              f"{'yes' if torch.ops.mkldnn._is_mkldnn_bf16_supported() else 'no, torch falls back to its own kernels'}")
     print("| classifier | input | fp32 images/s | bf16 images/s | bf16 / fp32 |")
     print("|---|---|---|---|---|")
     for name, shape, latent, label in cases:

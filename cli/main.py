@@ -378,8 +378,9 @@ def encode_cmd(
     cpu_amp: Optional[bool] = typer.Option(None, "--cpu-amp/--no-cpu-amp", help="train the autoencoder under bf16 "
                                            "autocast on a CPU (default off): on a CPU with AMX or AVX512-BF16 (e.g. "
                                            "Intel Xeon, 4th generation on) a training step at 224 px ran about 3x as "
-                                           "fast (docs/PERFORMANCE.md (q)); other CPUs emulate bf16. The numbers "
-                                           "change and the run records it; evaluation and encoding stay in fp32"),
+                                           "fast (docs/PERFORMANCE.md (q)); on other CPUs it ran 2-8x slower than "
+                                           "in fp32 (p). The numbers change and the run records it; evaluation and "
+                                           "encoding stay in fp32"),
 ):
     """Train the autoencoder (224x224 -> 14x14x256) on train only and encode every split to latents."""
     d, r = _common(data, task, seed, device, out, name, cache, tensorboard, threads)
@@ -538,7 +539,7 @@ def benchmark_cmd(
     seed: Optional[int] = SeedOpt, device: Optional[str] = DeviceOpt, out: Optional[str] = OutOpt,
     name: Optional[str] = NameOpt, cache: Optional[str] = CacheOpt, tensorboard: Optional[bool] = TensorboardOpt,
     threads: Optional[int] = ThreadsOpt,
-    cpu_amp: Optional[bool] = typer.Option(None, "--cpu-amp/--no-cpu-amp", help="bf16 autocast for the classifiers on a CPU as on CUDA (default off): on a CPU with AMX or AVX512-BF16 (e.g. Intel Xeon, 4th generation on) the cpu profile's CNN and DenseNet-121 cells trained 2.3x and 1.6x as fast per epoch (docs/PERFORMANCE.md (p)); other CPUs emulate bf16. The numbers change, and each cell records it. An autoencoder the benchmark trains itself trains in bf16 too (genaug encode --cpu-amp); the GAN stays in fp32"),
+    cpu_amp: Optional[bool] = typer.Option(None, "--cpu-amp/--no-cpu-amp", help="bf16 autocast for the classifiers on a CPU as on CUDA (default off): on a CPU with AMX or AVX512-BF16 (e.g. Intel Xeon, 4th generation on) the cpu profile's CNN and DenseNet-121 cells trained 2.3x and 1.6x as fast per epoch (docs/PERFORMANCE.md (p)); on other CPUs a training step ran 2-12x slower than in fp32. The numbers change, and each cell records it. An autoencoder the benchmark trains itself trains in bf16 too (genaug encode --cpu-amp); the GAN stays in fp32"),
 ):
     """Train classifiers on real, mixed, synthetic and encoded data; test on the real test split; write a report."""
     if balance and synthetic_ratio is not None:   # else --balance wins and the ratio is silently not used

@@ -58,10 +58,21 @@ def set_deterministic(on: bool, device: torch.device) -> None:
 
 
 def cpu_has_bf16() -> bool:
-    """Whether this CPU computes bf16 in hardware (AMX or AVX512-BF16); elsewhere torch emulates bf16, which users
-    report far slower than fp32 (not measured here). torch's private checks: a torch without them counts as none."""
+    """Whether this CPU computes bf16 in hardware (AMX or AVX512-BF16); elsewhere bf16 trains slower than fp32
+    (`emulated_bf16_note`). torch's private checks: a torch without them counts as none."""
     return any(getattr(torch.cpu, check, lambda: False)() for check in ("_is_amx_tile_supported",
                                                                        "_is_avx512_bf16_supported"))
+
+
+def emulated_bf16_note() -> str:
+    """How much slower bf16 trains than fp32 on a CPU without bf16 hardware, as measured here with oneDNN capped
+    to such an ISA (bench/cpu_bf16.py, docs/PERFORMANCE.md (p), session 75): oneDNN emulates bf16 on AVX-512;
+    on AVX2 alone it cannot, and torch's own kernels are slower still."""
+    onednn = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)()
+    ratio = "0.35-0.48x" if onednn else "0.08-0.13x"
+    how = "oneDNN emulates bf16 on AVX-512" if onednn else "oneDNN has no bf16 on this CPU, torch's own kernels do it"
+    return (f"this CPU has neither AMX nor AVX512-BF16: {how}, and a training step ran at {ratio} fp32's speed on "
+            "such a CPU (docs/PERFORMANCE.md (p)); --no-cpu-amp turns it off")
 
 
 def seed_everything(seed: int) -> None:

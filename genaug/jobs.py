@@ -15,7 +15,7 @@ from genaug.config import Config
 from genaug.data import DataBundle, load_data
 from genaug.errors import DataError
 from genaug.data.splits import subsample_by_patient
-from genaug.device import cpu_has_bf16, resolve_device, seed_everything, set_deterministic
+from genaug.device import cpu_has_bf16, emulated_bf16_note, resolve_device, seed_everything, set_deterministic
 from genaug.inventory import counted
 from genaug.runs import TRAINING_LIST, Run, atomic_write_text, enclosing_run
 from genaug.train import uses_autocast
@@ -86,9 +86,7 @@ def start_job(cfg: Config, run: Run, size: int) -> tuple[torch.device, DataBundl
         # benchmark trains inside its own run is told of here, once
         what = ("the classifiers (and an autoencoder this run trains) compute" if run.command == "benchmark"
                 else "the autoencoder trains")
-        tell(f"note: {what} in bf16 on this CPU (--cpu-amp)" + (
-            "" if cpu_has_bf16() else ", which has neither AMX nor AVX512-BF16: torch emulates bf16 there, reported "
-            "far slower than fp32; --no-cpu-amp turns it off"))
+        tell(f"note: {what} in bf16 on this CPU (--cpu-amp)" + ("" if cpu_has_bf16() else f"; {emulated_bf16_note()}"))
     with distributed.main_first():   # under torchrun rank 0 builds the decode cache, the others read it
         bundle = load_bundle(cfg, size)
     # after the data: switching to deterministic kernels imports torch's compiler (about a second),

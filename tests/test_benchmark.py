@@ -1304,7 +1304,7 @@ def test_cpu_amp_cells_compute_in_bf16_record_it_and_the_report_says_so(tmp_path
     (3600, "cpu", False, True, True),
     (300, "cpu", False, True, False),     # a few minutes: not worth a line
     (3600, "cpu", True, True, False),     # already asked for
-    (3600, "cpu", False, False, False),   # emulated bf16: reported far slower
+    (3600, "cpu", False, False, False),   # no bf16 hardware: a step 2-12x slower (PERFORMANCE (p))
     (3600, "cuda", False, True, False),   # bf16 there already, by run.amp
 ])
 def test_a_long_fp32_run_on_a_cpu_with_bf16_hardware_is_told_of_cpu_amp(monkeypatch, seconds, device, cpu_amp,
