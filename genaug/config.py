@@ -586,6 +586,11 @@ def load_config(profile: str | list[str] | None = None, overrides: dict | None =
     if overrides:
         clean = {s: {k: v for k, v in d.items() if v is not None} for s, d in overrides.items()}
         _apply(cfg, clean, "command line", origins, flag_names)
+    # a shell expands ~ only at the start of a word: --data=~/xray reached here as '~/xray', "not found", and
+    # --out=~/runs wrote into ./~/runs; a profile's `data: ~/xray` likewise (found in session 75)
+    for section, key in PATH_KEYS:
+        part = getattr(cfg, section)
+        setattr(part, key, home_expanded(getattr(part, key)))
     cfg.data.data = absolute_data(cfg.data.data)
     # the input runs too: a run given `--encode-run o/encode/X` and resumed from another directory said
     # "--encode-run o/encode/X is not a directory" (session 53)
@@ -617,6 +622,16 @@ def profile_that_sets(profiles: list[str], section: str, key: str) -> str | None
 
 def _is_path(spec: str) -> bool:
     return spec != "demo" and not spec.startswith("medmnist:")
+
+
+PATH_KEYS = (("data", "data"), ("data", "cache_dir"), ("run", "out_root"), ("benchmark", "gan_run"),
+             ("benchmark", "encode_run"), ("benchmark", "weights_dir"), ("encode", "checkpoint"))
+
+
+def home_expanded(path: str) -> str:
+    """``path`` with a leading ``~`` or ``~user`` made the home folder it names, as a shell does at the start
+    of a word; anything else as it is."""
+    return os.path.expanduser(path) if isinstance(path, str) and path.startswith("~") else path
 
 
 def absolute_data(spec: str) -> str:

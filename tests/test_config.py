@@ -295,6 +295,25 @@ def test_relative_input_runs_are_saved_absolute_so_a_run_resumes_from_any_direct
     assert (cfg.benchmark.encode_run, cfg.benchmark.gan_run) == ("o/encode/typo", "")   # as typed, for the error
 
 
+def test_a_home_folder_written_with_a_tilde_is_the_home_folder(tmp_path, monkeypatch):
+    # found in session 75: a shell expands ~ only at the start of a word, so --data=~/xray reached genaug as
+    # '~/xray' ("data folder not found" of a folder that is there), and --out=~/runs wrote into ./~/runs; a
+    # profile's `data: ~/xray` too
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "home" / "xray" / "train").mkdir(parents=True)
+    profile = tmp_path / "mine.yaml"
+    profile.write_text("data:\n  data: ~/xray\n  cache_dir: ~/cache\nrun:\n  out_root: ~/runs\n")
+    for cfg in (load_config(None, {"data": {"data": "~/xray", "cache_dir": "~/cache"}, "run": {"out_root": "~/runs"}}),
+                load_config(str(profile))):
+        assert cfg.data.data == str(tmp_path / "home" / "xray")
+        assert (cfg.data.cache_dir, cfg.run.out_root) == (str(tmp_path / "home" / "cache"), str(tmp_path / "home" / "runs"))
+    cfg = load_config(None, {"benchmark": {"gan_run": "~/runs/gan/X", "encode_run": "~/runs/encode/Y"}})
+    assert (cfg.benchmark.gan_run, cfg.benchmark.encode_run) == (str(tmp_path / "home" / "runs" / "gan" / "X"),
+                                                                 str(tmp_path / "home" / "runs" / "encode" / "Y"))
+    assert not (tmp_path / "~").exists()
+
+
 def test_a_relative_data_path_is_saved_absolute_so_runs_match_from_any_directory(tmp_path, monkeypatch):
     """A GAN run made from the project root with --data ../shared/x, checked by a benchmark started
     in another directory as --data ../../work/shared/x, was refused as other data: the two spellings

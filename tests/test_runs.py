@@ -515,7 +515,7 @@ def test_a_run_name_cut_short_or_mistyped_is_told_the_run_it_nearly_names(tmp_pa
     assert not (tmp_path / "arch").exists()
 
 
-def test_a_run_path_typed_in_the_other_unicode_form_is_pointed_to(tmp_path):
+def test_a_run_path_typed_in_the_other_unicode_form_is_pointed_to(tmp_path, monkeypatch):
     # found in session 75: a run root macOS named decomposed (NFD), typed composed (NFC), was "not found"
     import unicodedata
     from genaug.runs import read_manifest
@@ -527,6 +527,14 @@ def test_a_run_path_typed_in_the_other_unicode_form_is_pointed_to(tmp_path):
         read_manifest(typed)
     assert str(err.value) == (f"run not found: {typed}; {run.dir} is there, its name spelt in another Unicode form or "
                               "case: give that path (a shell's tab completion spells it as it is)")
+    # a ~ the shell left alone (--resume=~/runs/X: it expands one only at the start of a word)
+    monkeypatch.setenv("HOME", str(tmp_path / decomposed))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(CheckpointError) as err:
+        read_manifest(f"~/benchmark/{run.dir.name}")
+    assert str(err.value) == (f"run not found: ~/benchmark/{run.dir.name}; {run.dir} is there: a shell makes ~ the home "
+                              "folder only at the start of a word, not after '=' or in quotes, so give that path (or "
+                              "the option, a space, then ~/...)")
 
 
 def test_a_folder_above_runs_given_as_a_run_names_the_runs_of_the_kind_wanted(tmp_path):

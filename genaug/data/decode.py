@@ -317,7 +317,13 @@ def alike_path(path) -> str | None:
 
 
 def alike_path_note(path) -> str:
-    """'; P is there, its name spelt in another Unicode form or case: ...' for a path not found, else ''."""
+    """'; P is there, its name spelt in another Unicode form or case: ...' for a path not found, else ''; for a
+    path that begins with a ~ the shell left alone (it expands one only at the start of a word, so not in
+    --resume=~/runs/X), the home folder's path."""
+    text = os.fspath(path)
+    if text.startswith("~") and os.path.lexists(home := os.path.expanduser(text)):
+        return (f"; {safe_name(home)} is there: a shell makes ~ the home folder only at the start of a word, not "
+                "after '=' or in quotes, so give that path (or the option, a space, then ~/...)")
     there = alike_path(path)
     return (f"; {safe_name(there)} is there, its name spelt in another Unicode form or case: give that path (a shell's "
             "tab completion spells it as it is)") if there else ""
