@@ -14,7 +14,7 @@ import typer
 from typer.core import TyperGroup
 
 from genaug.errors import GenaugError, is_disk_full, is_out_of_memory
-from genaug.config import MAX_BOOTSTRAP
+from genaug.config import MAX_BOOTSTRAP, home_expanded
 from genaug.inventory import counted
 from genaug_cli.common import build_config
 
@@ -72,12 +72,13 @@ class PipelineOrderGroup(TyperGroup):
 
     def parse_args(self, ctx, args):
         refuse_repeated_or_empty_words(self, args)   # this group's own options (those of `genaug gan`)
-        return super().parse_args(ctx, args)
+        return super().parse_args(ctx, home_expanded_options(self, args))
 
     def resolve_command(self, ctx, args):
         name, command, rest = super().resolve_command(ctx, args)
         if command is not None and not isinstance(command, TyperGroup):   # a group checks its own
             refuse_repeated_or_empty_words(command, rest)
+            rest = home_expanded_options(command, rest)
         return name, command, rest
 
 
@@ -89,6 +90,33 @@ NOT_EMPTY = {"out": "a folder or file", "resume": "the run folder to resume", "g
              "real_from": "a benchmark run folder", "redo": "a pool run folder", "to": "a new folder",
              "labels": "a CSV file", "image": "an image file or folder", "cache_dir": "a folder",
              "weights_dir": "a folder"}
+
+
+# Options that take a path; a ~ at the start of their value is the home folder (`home_expanded_options`)
+PATH_OPTIONS = {"out", "resume", "gan_run", "encode_run", "checkpoint", "real_from", "redo", "to", "labels", "image",
+                "cache_dir", "weights_dir", "data", "profile"}
+
+
+def home_expanded_options(command, args: list[str]) -> list[str]:
+    """``args`` with a leading ~ in a path option's value made the home folder. A shell does that only at the
+    start of a word: `--to=~/xray` laid a split out in ./~/xray, and a quoted "~/xray" was not found (found in
+    session 75). Read up to a group's subcommand, as `refuse_repeated_or_empty_words` reads them."""
+    by_name = {opt: p for p in command.params if p.param_type_name == "option"
+               for opt in (*p.opts, *p.secondary_opts)}
+    subcommands = getattr(command, "commands", {})
+    out, i = list(args), 0
+    while i < len(out) and out[i] != "--" and out[i] not in subcommands:
+        opt, eq, value = out[i].partition("=") if out[i].startswith("--") else (out[i], "", "")
+        param = by_name.get(opt)
+        if param is None or param.is_flag or param.name not in PATH_OPTIONS:
+            i += 1
+            continue
+        if eq:
+            out[i] = f"{opt}={home_expanded(value)}"
+        elif i + 1 < len(out):
+            out[i + 1] = home_expanded(out[i + 1])
+        i += 1 if eq else 2
+    return out
 
 
 def refuse_repeated_or_empty_words(command, args: list[str]) -> None:

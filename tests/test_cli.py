@@ -202,6 +202,20 @@ def test_an_empty_path_or_run_is_refused_not_read_as_none_given(tmp_path, tiny, 
     assert list(here.iterdir()) == []   # nothing written
 
 
+def test_an_option_given_a_tilde_after_an_equals_sign_means_the_home_folder(tmp_path, monkeypatch):
+    # found in session 75: a shell expands ~ only at the start of a word, so `--to=~/xray` laid the split out
+    # in ./~/xray and `--labels=~/labels.csv` was not found
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    source = make_folder_dataset(tmp_path / "home" / "flat", {"train": 8}) / "train"
+    here = tmp_path / "here"
+    here.mkdir()
+    r = genaug("data", "split", source, "--to=~/xray", cwd=here)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "home" / "xray" / "split.json").is_file() and list(here.iterdir()) == []
+    r = genaug("data", "info", "--data", "~/xray", cwd=here)   # quoted, so no shell expanded it
+    assert r.returncode == 0 and "train" in r.stdout, r.stderr
+
+
 @pytest.mark.parametrize("args,needle", [
     (["data", "info", "--data", "/no/such/folder"], "data folder not found"),
     (["data", "info", "--profile", "no-such-profile"], "unknown profile"),
