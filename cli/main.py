@@ -407,8 +407,8 @@ def encode_cmd(
                                            "autocast on a CPU (default off): on a CPU with AMX or AVX512-BF16 (e.g. "
                                            "Intel Xeon, 4th generation on) a training step at 224 px ran about 3x as "
                                            "fast (docs/PERFORMANCE.md (q)); on other CPUs it ran 2-8x slower than "
-                                           "in fp32 (p). The numbers change and the run records it; evaluation and "
-                                           "encoding stay in fp32"),
+                                           "in fp32 (docs/PERFORMANCE.md (p)). The numbers change and the run records "
+                                           "it; evaluation and encoding stay in fp32"),
 ):
     """Train the autoencoder (224x224 -> 14x14x256) on train only and encode every split to latents."""
     d, r = _common(data, task, seed, device, out, name, cache, tensorboard, threads)
