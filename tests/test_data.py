@@ -211,7 +211,7 @@ def test_class_folders_named_apart_by_unicode_form_are_told_as_such(tmp_path):
         "--notest on the data folder)")
 
 
-def test_a_data_folder_typed_in_the_other_unicode_form_is_pointed_to(tmp_path):
+def test_a_data_folder_typed_in_the_other_unicode_form_is_pointed_to(tmp_path, monkeypatch):
     # found in session 75: a folder macOS named decomposed (NFD), typed composed (NFC) as a keyboard types
     # it, was "not found", though ls shows it by the same name
     composed, decomposed = (unicodedata.normalize(form, "Radiografías") for form in ("NFC", "NFD"))
@@ -222,6 +222,10 @@ def test_a_data_folder_typed_in_the_other_unicode_form_is_pointed_to(tmp_path):
                                f"*.jpeg, or use --data demo); {tmp_path / decomposed / 'niños'} is there, its name "
                                "spelt in another Unicode form or case: give that path (a shell's tab completion "
                                "spells it as it is)")
+    # relative to the current folder too, where the first name is the one spelt otherwise
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DataError, match=f"; {decomposed}/niños is there, its name spelt in another Unicode form"):
+        load_data(f"{composed}/niños", 16, cache_dir=None)
 
 
 def test_two_class_folders_named_alike_in_one_split_are_not_two_classes(tmp_path):

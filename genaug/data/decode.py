@@ -298,22 +298,20 @@ def alike_path(path) -> str | None:
     """The path on disk that ``path``, not found, spells otherwise only in case or Unicode form, component by
     component (``Radiografías`` typed composed, NFC, for a folder macOS named decomposed, NFD); None where
     there is none, or more than one. Found in session 75: such a folder was "not found", though ls shows it."""
-    parts = os.path.normpath(os.fspath(path)).split(os.sep)
-    found, changed = parts[0] or os.sep, False
-    for part in parts[1:]:
-        if not part:
-            continue
-        here = os.path.join(found, part)
-        if not os.path.lexists(here):
+    text = os.path.normpath(os.fspath(path))
+    found, changed = [], False   # the names on disk, from the root (or the current folder) down
+    for part in (p for p in text.split(os.sep) if p):
+        here = os.path.join(os.sep if text.startswith(os.sep) else os.curdir, *found)
+        if not os.path.lexists(os.path.join(here, part)):
             try:
-                alike = [e for e in os.listdir(found) if name_key(e) == name_key(part)]
+                alike = [e for e in os.listdir(here) if name_key(e) == name_key(part)]
             except OSError:
                 return None
             if len(alike) != 1:
                 return None
-            here, changed = os.path.join(found, alike[0]), True
-        found = here
-    return found if changed else None
+            part, changed = alike[0], True
+        found.append(part)
+    return os.path.join(os.sep if text.startswith(os.sep) else "", *found) if changed else None
 
 
 def alike_path_note(path) -> str:
