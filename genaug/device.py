@@ -71,8 +71,9 @@ def emulated_bf16_note() -> str:
     onednn = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)()
     ratio = "0.35-0.48x" if onednn else "0.08-0.13x"
     how = "oneDNN emulates bf16 on AVX-512" if onednn else "oneDNN has no bf16 on this CPU, torch's own kernels do it"
-    return (f"this CPU has neither AMX nor AVX512-BF16: {how}, and a training step ran at {ratio} fp32's speed on "
-            "such a CPU (docs/PERFORMANCE.md (p)); --no-cpu-amp turns it off")
+    # measured on an x86 CPU; an ARM CPU's own bf16 (which the check above does not see) may differ
+    return (f"this CPU has neither AMX nor AVX512-BF16: {how}, and on an x86 CPU limited so a training step ran at "
+            f"{ratio} fp32's speed (docs/PERFORMANCE.md (p)); --no-cpu-amp turns it off")
 
 
 def seed_everything(seed: int) -> None:
