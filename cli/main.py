@@ -92,6 +92,12 @@ NOT_EMPTY = {"out": "a folder or file", "resume": "the run folder to resume", "g
              "weights_dir": "a folder"}
 
 
+def _options_by_name(command) -> dict:
+    """Each of ``command``'s options by every name it is given by (--cpu-amp and --no-cpu-amp). By what they
+    are, not by isinstance: Typer brings its own copy of click, whose classes are not click's."""
+    return {opt: p for p in command.params if p.param_type_name == "option" for opt in (*p.opts, *p.secondary_opts)}
+
+
 # Options that take a path; a ~ at the start of their value is the home folder (`home_expanded_options`)
 PATH_OPTIONS = {"out", "resume", "gan_run", "encode_run", "checkpoint", "real_from", "redo", "to", "labels", "image",
                 "cache_dir", "weights_dir", "data", "profile"}
@@ -101,8 +107,7 @@ def home_expanded_options(command, args: list[str]) -> list[str]:
     """``args`` with a leading ~ in a path option's value made the home folder. A shell does that only at the
     start of a word: `--to=~/xray` laid a split out in ./~/xray, and a quoted "~/xray" was not found (found in
     session 75). Read up to a group's subcommand, as `refuse_repeated_or_empty_words` reads them."""
-    by_name = {opt: p for p in command.params if p.param_type_name == "option"
-               for opt in (*p.opts, *p.secondary_opts)}
+    by_name = _options_by_name(command)
     subcommands = getattr(command, "commands", {})
     out, i = list(args), 0
     while i < len(out) and out[i] != "--" and out[i] not in subcommands:
@@ -126,9 +131,7 @@ def refuse_repeated_or_empty_words(command, args: list[str]) -> None:
     subcommand's name. A path or run option given empty (NOT_EMPTY) is refused too."""
     from genaug.errors import ConfigError
 
-    # options by what they are (Typer brings its own copy of click, whose classes are not click's)
-    by_name = {opt: p for p in command.params if p.param_type_name == "option"
-               for opt in (*p.opts, *p.secondary_opts)}
+    by_name = _options_by_name(command)
     subcommands = getattr(command, "commands", {})
     seen: dict[str, tuple[str, str]] = {}
     i, positional = 0, 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import functools
 import io
 import math
 import os
@@ -94,11 +95,11 @@ def read_labels(csv_path: Path, image_column: str, label_column: str, patient_co
         raise DataError(f"cannot read the labels file {csv_path}: {exc}") from None
 
 
-def _find_image(images: Path, listed: str, composed: dict[str, str | None] | None = None) -> str | None:
+def _find_image(images: Path, listed: str, composed=None) -> str | None:
     """The file ``listed`` names under ``images``, relative to it: as written, or with an image extension
-    added (RSNA lists patientId, its files are <patientId>.dcm), or in the other Unicode form: ``composed``
-    maps each file's path, composed (NFC), to its path on disk (None where two files share it), made on the
-    first name not found as written that holds a letter beyond ASCII."""
+    added (RSNA lists patientId, its files are <patientId>.dcm), or in the other Unicode form: ``composed()``
+    maps each file's path, composed (NFC), to its path on disk (None where two files share it); it is called
+    only for a name not found as written that holds a letter beyond ASCII."""
     # absolute, so that a listed absolute path inside the folder is found whether SOURCE was given relative
     # or absolute (it was found only for an absolute SOURCE: found in session 67)
     root = os.path.abspath(images)
@@ -111,17 +112,16 @@ def _find_image(images: Path, listed: str, composed: dict[str, str | None] | Non
         return None
     # found in session 75: macOS names files decomposed (NFD), a table typed or exported elsewhere lists them
     # composed (NFC); they print alike, and every such file was "not found under the images"
-    if not composed:
-        composed.update(_files_by_composed_path(root))
+    by_form = composed()
     for candidate in [listed] + [listed + ext for ext in IMAGE_EXTENSIONS]:
         rel = os.path.relpath(os.path.normpath(os.path.join(root, candidate)), root)
-        if found := composed.get(unicodedata.normalize("NFC", rel)):
+        if found := by_form.get(unicodedata.normalize("NFC", rel)):
             return found
     return None
 
 
 def _files_by_composed_path(root: str) -> dict[str, str | None]:
-    by_form: dict[str, str | None] = {"": None}   # never empty once made, so made once
+    by_form: dict[str, str | None] = {}
     for folder, _, files in os.walk(root):
         for name in files:
             rel = os.path.relpath(os.path.join(folder, name), root)
@@ -176,7 +176,8 @@ def _match_rows(rows: list[dict], images: Path, values: dict, separator: str | N
     conflicts: set[str] = set()
     missing = 0
     blank = 0
-    composed: dict[str, str | None] = {}   # files by their path composed, made where first needed
+    # the folder's files by their path composed: listed once, on the first name that needs it
+    composed = functools.cache(lambda: _files_by_composed_path(os.path.abspath(images)))
     numbers = {n: c for v, c in values.items() if (n := _as_number(v)) is not None}
     for row in rows:
         if not row["image"] or not row["label"]:
