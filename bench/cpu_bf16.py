@@ -1,7 +1,8 @@
 """Training images a second of each benchmark classifier on the CPU in fp32 and under bf16 autocast
 (`genaug benchmark --cpu-amp`), through the benchmark's own training step (augmentation, channels_last,
 AdamW), on random data: what --cpu-amp buys on this CPU. Then the autoencoder's training step
-(`genaug encode --cpu-amp`): fp32 in the contiguous layout it trains in, bf16 channels-last as it trains
+(`genaug encode --cpu-amp`) and the GAN's (`genaug gan --cpu-amp`: genaug.gan.train_step, a discriminator
+and a generator update): fp32 in the contiguous layout they train in, bf16 channels-last as they train
 under --cpu-amp, and, for reference, fp32 channels-last.
 
 bf16 is computed in hardware only on CPUs with AMX or AVX512-BF16 (Intel Xeon, 4th generation on); elsewhere
@@ -10,6 +11,7 @@ numbers. So --cpu-amp is off by default.
 
     python bench/cpu_bf16.py [--sizes 64,224] [--models cnn,resnet34,densenet121] [--batch-size 32]
                              [--steps 5] [--threads 0] [--autoencoder-sizes 224] [--autoencoder-batch 8]
+                             [--gan-sizes 64] [--gan-batch 64] [--gan-width 32]
 
 Prints a Markdown table (fp32, bf16, their ratio; the latent CNN on 14x14x256 latents too) and exits.
 """
@@ -22,7 +24,9 @@ import time
 import torch
 import torch.nn.functional as F
 
+from genaug.config import Config
 from genaug.device import cpu_has_bf16
+from genaug.gan import GanState, train_step
 from genaug.models import ConvAutoencoder, build_classifier
 from genaug.runs import machine_info, machine_summary
 from genaug.train import autocast, class_weights, train_one_epoch
@@ -69,6 +73,38 @@ def autoencoder_images_per_second(size: int, bf16: bool, layout, batch: int, ste
     return batch / sorted(times)[len(times) // 2]
 
 
+def gan_images_per_second(size: int, width: int, bf16: bool, layout, batch: int, steps: int) -> float:
+    """Median over ``steps`` timed steps of genaug.gan.train_step (the cpu profile's conditional GAN: AC-GAN
+    conditioning, differentiable augmentation, EMA) on two classes, after one warm-up step."""
+    cfg = Config()
+    g = cfg.gan
+    g.image_size, g.ngf, g.ndf, g.batch_size, g.conditioning, g.diffaug = size, width, width, batch, "acgan", True
+    torch.manual_seed(0)
+    st = GanState(cfg, 2).to("cpu", layout)
+    real = (torch.rand(batch, 1, size, size) * 2 - 1).contiguous(memory_format=layout)
+    labels = torch.arange(batch) % 2
+    gen = torch.Generator().manual_seed(0)
+    times = []
+    for step in range(steps + 1):
+        t0 = time.perf_counter()
+        train_step(st, real, labels, cfg, gen, bf16)
+        if step:
+            times.append(time.perf_counter() - t0)
+    return batch / sorted(times)[len(times) // 2]
+
+
+def _layouts_table(title: str, what: str, sizes: list[int], rate) -> None:
+    """fp32 contiguous (as trained), bf16 channels-last (as under --cpu-amp) and fp32 channels-last, by size."""
+    print(f"\n{title}")
+    print(f"| input | fp32 images/s (contiguous, as trained) | bf16 images/s (channels-last, {what} --cpu-amp) | "
+          "bf16 / fp32 | fp32 channels-last images/s |")
+    print("|---|---|---|---|---|")
+    for size in sizes:
+        fp32, bf16, fp32_cl = (rate(size, on, layout) for on, layout in (
+            (False, torch.contiguous_format), (True, torch.channels_last), (False, torch.channels_last)))
+        print(f"| {size} px | {fp32:.1f} | {bf16:.1f} | {bf16 / fp32:.2f}x | {fp32_cl:.1f} |", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="64,224")
@@ -78,6 +114,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--autoencoder-sizes", default="224", help="comma-separated; '' for none")
     ap.add_argument("--autoencoder-batch", type=int, default=8, help="the cpu profile's encode.batch_size")
+    ap.add_argument("--gan-sizes", default="64", help="comma-separated; '' for none")
+    ap.add_argument("--gan-batch", type=int, default=64, help="the cpu profile's gan.batch_size")
+    ap.add_argument("--gan-width", type=int, default=32, help="the cpu profile's gan.ngf and gan.ndf")
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -97,17 +136,15 @@ def main() -> None:
         fp32, bf16 = (images_per_second(name, shape, latent, on, a.batch_size, a.steps) for on in (False, True))
         print(f"| {name}{' (latent)' if latent else ''} | {label} | {fp32:.1f} | {bf16:.1f} | {bf16 / fp32:.2f}x |",
               flush=True)
-    sizes = [int(v) for v in a.autoencoder_sizes.split(",") if v.strip()]
-    if sizes:
-        print(f"\nautoencoder (256 latent channels at 1/16 of the input size), batch {a.autoencoder_batch}")
-        print("| input | fp32 images/s (contiguous, as trained) | bf16 images/s (channels-last, --cpu-amp) | "
-              "bf16 / fp32 | fp32 channels-last images/s |")
-        print("|---|---|---|---|---|")
-        for size in sizes:
-            fp32, bf16, fp32_cl = (autoencoder_images_per_second(size, on, layout, a.autoencoder_batch, a.steps)
-                                   for on, layout in ((False, torch.contiguous_format), (True, torch.channels_last),
-                                                      (False, torch.channels_last)))
-            print(f"| {size} px | {fp32:.1f} | {bf16:.1f} | {bf16 / fp32:.2f}x | {fp32_cl:.1f} |", flush=True)
+    if sizes := [int(v) for v in a.autoencoder_sizes.split(",") if v.strip()]:
+        _layouts_table(f"autoencoder (256 latent channels at 1/16 of the input size), batch {a.autoencoder_batch}",
+                       "encode", sizes, lambda size, on, layout: autoencoder_images_per_second(
+                           size, on, layout, a.autoencoder_batch, a.steps))
+    if sizes := [int(v) for v in a.gan_sizes.split(",") if v.strip()]:
+        _layouts_table(f"conditional GAN (AC-GAN, DiffAugment; width {a.gan_width}), batch {a.gan_batch}: real images "
+                       "a second through one discriminator and one generator update", "gan", sizes,
+                       lambda size, on, layout: gan_images_per_second(size, a.gan_width, on, layout, a.gan_batch,
+                                                                      a.steps))
 
 
 if __name__ == "__main__":

@@ -455,10 +455,16 @@ def gan_cmd(
     aux_weight: Optional[float] = typer.Option(None, "--aux-weight", help="acgan: weight of the class loss beside the real/fake loss (default 1.0; lower trades class fidelity for diversity)"),
     sync_batchnorm: Optional[bool] = typer.Option(None, "--sync-batchnorm", help="under torchrun on GPUs: BatchNorm over the global batch"),
     train_fraction: Optional[float] = InputFractionOpt,
-    resume: Optional[str] = typer.Option(None, "--resume", help="run directory to continue from its last checkpoint, with its own settings (only --device, --threads, --cache-dir and --tensorboard may change)"),
+    resume: Optional[str] = typer.Option(None, "--resume", help="run directory to continue from its last checkpoint, with its own settings (only --device, --threads, --cache-dir, --tensorboard and --cpu-amp may change; the run records which epochs ran in bf16)"),
     seed: Optional[int] = SeedOpt, device: Optional[str] = DeviceOpt, out: Optional[str] = OutOpt,
     name: Optional[str] = NameOpt, cache: Optional[str] = CacheOpt, tensorboard: Optional[bool] = TensorboardOpt,
     threads: Optional[int] = ThreadsOpt,
+    cpu_amp: Optional[bool] = typer.Option(None, "--cpu-amp/--no-cpu-amp", help="train the generator and "
+                                           "discriminator under bf16 autocast on a CPU (default off): on a CPU with "
+                                           "AMX or AVX512-BF16 (e.g. Intel Xeon, 4th generation on) it trains faster "
+                                           "(docs/PERFORMANCE.md (r)); on other CPUs bf16 is emulated, slower "
+                                           "than fp32 (docs/PERFORMANCE.md (p)). The images change and the run "
+                                           "records it; sampling and the quality report stay in fp32"),
 ):
     """Train (or --resume) the GAN, write --n images per class with a manifest, grids and a quality report."""
     if ctx.invoked_subcommand is not None:
@@ -467,6 +473,7 @@ def gan_cmd(
         from genaug.errors import ConfigError
         raise ConfigError(f"--width must be positive, got {width}")
     d, r = _common(data, task, seed, device, out, name, cache, tensorboard, threads)
+    r["cpu_amp"] = cpu_amp
     given = dict(data=d, run=r, gan=dict(
         epochs=epochs, n=n, image_size=image_size, batch_size=batch_size, lr=lr, ngf=width, ndf=width,
         per_class=per_class or None, diffaug=diffaug, fid_features=fid_features, sync_batchnorm=sync_batchnorm,
@@ -570,7 +577,7 @@ def benchmark_cmd(
     seed: Optional[int] = SeedOpt, device: Optional[str] = DeviceOpt, out: Optional[str] = OutOpt,
     name: Optional[str] = NameOpt, cache: Optional[str] = CacheOpt, tensorboard: Optional[bool] = TensorboardOpt,
     threads: Optional[int] = ThreadsOpt,
-    cpu_amp: Optional[bool] = typer.Option(None, "--cpu-amp/--no-cpu-amp", help="bf16 autocast for the classifiers on a CPU as on CUDA (default off): on a CPU with AMX or AVX512-BF16 (e.g. Intel Xeon, 4th generation on) the cpu profile's CNN and DenseNet-121 cells trained 2.3x and 1.6x as fast per epoch (docs/PERFORMANCE.md (p)); on other CPUs a training step ran 2-12x slower than in fp32. The numbers change, and each cell records it. An autoencoder the benchmark trains itself trains in bf16 too (genaug encode --cpu-amp); the GAN stays in fp32"),
+    cpu_amp: Optional[bool] = typer.Option(None, "--cpu-amp/--no-cpu-amp", help="bf16 autocast for the classifiers on a CPU as on CUDA (default off): on a CPU with AMX or AVX512-BF16 (e.g. Intel Xeon, 4th generation on) the cpu profile's CNN and DenseNet-121 cells trained 2.3x and 1.6x as fast per epoch (docs/PERFORMANCE.md (p)); on other CPUs a training step ran 2-12x slower than in fp32. The numbers change, and each cell records it. A GAN or an autoencoder the benchmark trains itself trains in bf16 too (genaug gan --cpu-amp, genaug encode --cpu-amp)"),
 ):
     """Train classifiers on real, mixed, synthetic and encoded data; test on the real test split; write a report."""
     if balance and synthetic_ratio is not None:   # else --balance wins and the ratio is silently not used

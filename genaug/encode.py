@@ -31,7 +31,7 @@ from genaug.models import ConvAutoencoder
 from genaug.tracking import Tracker, tracker_for
 from genaug.runs import save_safetensors, Run, atomic_torch_save, check_room_for_bytes, atomic_write, atomic_write_document, atomic_write_text, load_checkpoint, nearby_runs_hint, new_run, not_a_run_of, open_run, read_run_config, running, write_json
 from genaug.train import (as_tensor, augment_batch, autocast, batch_indices, check_finite, epoch_batches,
-                          resident_device, to_float)
+                          resident_device, to_float, training_precision, trains_in_cpu_bf16)
 
 log = logging.getLogger("genaug")
 AE_KEYS = ("kind", "model", "image_size", "latent_channels")
@@ -75,29 +75,11 @@ def _ae_checkpoint(model, opt, sched, epoch, history, cfg: Config, classes) -> d
             "image_size": model.image_size, "latent_channels": model.latent_channels, "classes": classes}
 
 
-def autoencoder_in_bf16(run_cfg, device) -> bool:
-    """Whether the autoencoder trains under bf16 autocast: on a CPU with run.cpu_amp (--cpu-amp) only. On
-    CUDA it stays in fp32, as it always has (its bf16 there is unmeasured); evaluation and encoding stay in
-    fp32 everywhere, so the latents keep float16's precision rather than bf16's."""
-    return torch.device(device).type == "cpu" and bool(run_cfg.amp) and bool(run_cfg.cpu_amp)
-
-
-def training_precision(history: list[dict]) -> str:
-    """How the epochs of ``history`` computed: "fp32", "bf16 autocast", or both, counted (a run resumed with
-    the other --cpu-amp setting)."""
-    bf16 = sum(1 for h in history if h.get("bf16"))
-    if not history or bf16 == 0:
-        return "fp32"
-    if bf16 == len(history):
-        return "bf16 autocast"
-    return f"bf16 autocast for {bf16} of {len(history)} epochs, fp32 for the rest"
-
-
 def train_autoencoder(model: ConvAutoencoder, bundle: DataBundle, cfg: Config, run: Run, device,
                       start: dict | None = None, tracker: Tracker | None = None) -> list[dict]:
     """MSE + Adam on the training split only; val loss per epoch; atomic checkpoint every epoch."""
     e = cfg.encode
-    bf16 = autoencoder_in_bf16(cfg.run, device)
+    bf16 = trains_in_cpu_bf16(cfg.run, device)
     # oneDNN's bf16 convolutions run fastest on channels-last tensors (bench/cpu_bf16.py); fp32 keeps the
     # layout it always had, so that a rerun of an fp32 run gives its numbers
     layout = torch.channels_last if bf16 else torch.contiguous_format

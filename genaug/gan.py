@@ -29,7 +29,8 @@ from genaug.errors import CheckpointError, ConfigError, DataError, TrainingDiver
 from genaug.models import Discriminator, Generator, dcgan_init
 from genaug.tracking import Tracker, tracker_for
 from genaug.runs import save_safetensors, Run, atomic_torch_save, check_room_for_files, atomic_write_text, load_checkpoint, nearby_runs_hint, new_run, not_a_run_of, open_run, read_run_config, data_learnt_from, running, write_json
-from genaug.train import as_tensor, check_finite, epoch_batches, resident_device, to_float
+from genaug.train import (as_tensor, autocast, check_finite, epoch_batches, resident_device, to_float,
+                          training_precision, trains_in_cpu_bf16)
 
 log = logging.getLogger("genaug")
 GEN_KEYS = ("kind", "generator", "nz", "ngf", "image_size", "classes", "conditional")
@@ -82,9 +83,12 @@ class GanState:
         self.optD = torch.optim.Adam(self.D.parameters(), lr=g.lr, betas=(g.beta1, 0.999))
         self.epoch, self.step, self.history = 0, 0, []
 
-    def to(self, device):
-        for m in (self.G, self.D, self.G_ema):
-            m.to(device)
+    def to(self, device, layout=torch.contiguous_format):
+        """``layout`` for G and D, which train; the EMA generator, which samples, keeps the contiguous one it
+        always had, so that its images do not depend on how G and D were trained."""
+        for m in (self.G, self.D):
+            m.to(device, memory_format=layout)
+        self.G_ema.to(device)
         return self
 
     def distribute(self, device, sync_batchnorm: bool = False) -> None:
@@ -117,11 +121,13 @@ class GanState:
             be.copy_(b)
 
 
-def train_step(st: GanState, real: torch.Tensor, labels: torch.Tensor | None, cfg: Config, gen: torch.Generator):
+def train_step(st: GanState, real: torch.Tensor, labels: torch.Tensor | None, cfg: Config, gen: torch.Generator,
+               bf16: bool = False):
     """One non-saturating GAN step with one-sided label smoothing; returns (loss_d, loss_g).
 
     With AC-GAN conditioning D also learns the class of real images, and G is also trained to
-    make D read the requested class from its images.
+    make D read the requested class from its images. ``bf16``: G and D compute under bf16 autocast
+    (--cpu-amp on a CPU); the losses, weights and optimizer steps stay in fp32.
     """
     g = cfg.gan
     b = real.size(0)
@@ -129,12 +135,15 @@ def train_step(st: GanState, real: torch.Tensor, labels: torch.Tensor | None, cf
     aug = diff_augment if g.diffaug else (lambda t: t)
     acgan = st.D.aux
 
-    def judge(x):   # (real/fake logits, class logits or None)
-        out = st.D_net(aug(x), None if acgan else labels)
-        return out if acgan else (out, None)
+    def judge(x):   # (real/fake logits, class logits or None), in fp32 for the losses
+        with autocast(dev, bf16):
+            out = st.D_net(aug(x), None if acgan else labels)
+        out = out if acgan else (out, None)
+        return tuple(None if o is None else o.float() for o in out)
 
     z = torch.randn(b, g.nz, generator=gen).to(dev)
-    fake = st.G_net(z, labels)
+    with autocast(dev, bf16):
+        fake = st.G_net(z, labels)
     d_real, cls_real = judge(real)
     d_fake, _ = judge(fake.detach())
     loss_d = (F.binary_cross_entropy_with_logits(d_real, torch.full_like(d_real, g.real_label))
@@ -173,7 +182,11 @@ def train_gan_model(key: str, images: np.ndarray, labels: np.ndarray | None, n_c
     if ckpt is not None:
         st.load(ckpt)
         log.info("gan %s: resuming after epoch %d", key, st.epoch)
-    st.to(device)
+    bf16 = trains_in_cpu_bf16(cfg.run, device)
+    # oneDNN's bf16 convolutions run fastest on channels-last tensors (bench/cpu_bf16.py); fp32 keeps the
+    # layout it always had, so that a rerun of an fp32 run gives its numbers
+    layout = torch.channels_last if bf16 else torch.contiguous_format
+    st.to(device, layout)
     st.distribute(device, g.sync_batchnorm)
     x = as_tensor(images, resident_device(device))
     y = torch.from_numpy(labels) if labels is not None else None
@@ -189,8 +202,8 @@ def train_gan_model(key: str, images: np.ndarray, labels: np.ndarray | None, n_c
         bar = tqdm(epoch_batches(len(x), bs, gen, cfg.run.seed, epoch, drop_last=True), desc=f"gan {key} {epoch}/{g.epochs}", unit="batch", leave=False,
                    disable=distributed.quiet())
         for idx in bar:
-            real = to_float(x[idx].to(device)) * 2 - 1
-            ld, lg = train_step(st, real, y[idx].to(device) if y is not None else None, cfg, gen)
+            real = (to_float(x[idx].to(device)) * 2 - 1).contiguous(memory_format=layout)
+            ld, lg = train_step(st, real, y[idx].to(device) if y is not None else None, cfg, gen, bf16)
             for value, what in ((ld, "discriminator"), (lg, "generator")):
                 check_finite(torch.tensor(value), f"GAN {what}")
             sums[0] += ld
@@ -208,7 +221,7 @@ def train_gan_model(key: str, images: np.ndarray, labels: np.ndarray | None, n_c
                                    "lower --lr may train")
         st.epoch = epoch
         st.history.append({"epoch": epoch, "loss_d": mean_d, "loss_g": mean_g, "steps": st.step,
-                           "seconds": time.perf_counter() - t0})
+                           "seconds": time.perf_counter() - t0, "bf16": bf16})
         with torch.no_grad():
             st.G_ema.eval()
             grid = st.G_ema(zfix.to(device), yfix.to(device) if yfix is not None else None)
@@ -225,7 +238,7 @@ def train_gan_model(key: str, images: np.ndarray, labels: np.ndarray | None, n_c
             write_json(run.path(f"history-{key}.json"), st.history)
         atomic_torch_save(st.state(cfg, classes, key), run.path(f"checkpoint-{key}.pt"))
         msg = (f"gan {key} epoch {epoch} of {g.epochs}: loss D {mean_d:.3f} G {mean_g:.3f} "
-               f"({n * bs / max(time.perf_counter() - t0, 1e-9):.0f} img/s)"
+               f"({n * bs / max(time.perf_counter() - t0, 1e-9):.0f} img/s{', bf16' if bf16 else ''})"
                # per-class GANs train one after another: the time left is this class's
                f"{training_left(st.history, g.epochs, 'training' if n_classes else f'{key} training')}")
         log.info(msg)
@@ -407,7 +420,7 @@ def _gan(cfg: Config, run: Run, class_arg: str | None) -> Path:
         plans = [(c, bundle.train.images[bundle.train.labels == bundle.classes.index(c)], None, 0) for c in wanted]
     else:
         plans = [("conditional", bundle.train.images, bundle.train.labels, len(bundle.classes))]
-    rows, samples, generators = [], {}, {}
+    rows, samples, generators, epochs = [], {}, {}, []
     tracker = tracker_for(cfg, run)
     for key, imgs, labs, n_classes in plans:
         ck_path = run.path(f"checkpoint-{key}.pt")
@@ -420,6 +433,7 @@ def _gan(cfg: Config, run: Run, class_arg: str | None) -> Path:
                          {"kind": "generator", "key": key, "classes": ",".join(bundle.classes)})
         write_json(run.path(f"history-{key}.json"), st.history)
         generators[key] = (st.G_ema, payload)
+        epochs += st.history   # every model's, a resumed run's included
     if not distributed.is_main():   # under torchrun: trained together; rank 0 samples and judges
         tracker.close()
         return run.dir
@@ -442,7 +456,7 @@ def _gan(cfg: Config, run: Run, class_arg: str | None) -> Path:
         write_manifest_csv(out_dir / "manifest.csv", rows)
         tell(f"wrote {len(rows)} synthetic images to {out_dir}")
     tracker.close()
-    metrics = quality_report(run, bundle, samples, cfg, device, inception)
+    metrics = quality_report(run, bundle, samples, cfg, device, inception, training_precision(epochs))
     metrics["mode"] = "per-class" if g.per_class else "conditional"
     write_json(run.path("metrics.json"), metrics)
     run.save_manifest(finished=True, synthetic_images=g.n * len(wanted))

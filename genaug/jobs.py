@@ -80,12 +80,12 @@ def start_job(cfg: Config, run: Run, size: int) -> tuple[torch.device, DataBundl
         # once: not again for the GAN and autoencoder a benchmark trains inside its own run)
         tell(f"note: --threads {cfg.run.threads} on {counted(cpus, 'CPU')}: threads beyond the CPUs usually slow "
              f"training; give --threads {cpus} or fewer")
-    if run.command in ("benchmark", "encode") and device.type == "cpu" and uses_autocast(cfg.run, device) \
+    if run.command in ("benchmark", "encode", "gan") and device.type == "cpu" and uses_autocast(cfg.run, device) \
             and enclosing_run(run.dir) is None:
-        # the GAN computes in fp32 whatever this says; an autoencoder trains in bf16 too (genaug.encode), and one a
-        # benchmark trains inside its own run is told of here, once
-        what = ("the classifiers (and an autoencoder this run trains) compute" if run.command == "benchmark"
-                else "the autoencoder trains")
+        # a GAN or an autoencoder a benchmark trains inside its own run trains in bf16 too (trains_in_cpu_bf16),
+        # and is told of here, once
+        what = {"benchmark": "the classifiers (and a GAN or autoencoder this run trains) compute",
+                "encode": "the autoencoder trains", "gan": "the GAN trains"}[run.command]
         tell(f"note: {what} in bf16 on this CPU (--cpu-amp)" + ("" if cpu_has_bf16() else f"; {emulated_bf16_note()}"))
     with distributed.main_first():   # under torchrun rank 0 builds the decode cache, the others read it
         bundle = load_bundle(cfg, size)

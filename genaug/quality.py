@@ -173,9 +173,10 @@ def inception_extractor(device):
 
 
 def quality_report(run: Run, bundle: DataBundle, samples: dict[str, np.ndarray], cfg: Config, device,
-                   inception=None) -> dict:
+                   inception=None, training_precision: str = "fp32") -> dict:
     """``inception``: an ``inception_extractor`` for FID/KID (built before training, so a missing
-    torch-fidelity fails early); None uses the judge's features."""
+    torch-fidelity fails early); None uses the judge's features. ``training_precision``: how the GAN
+    trained (genaug.train.training_precision), which the report states where it is not fp32."""
     if inception is None and cfg.gan.fid_features == "inception":
         inception = inception_extractor(device)
     judge = train_judge(bundle, cfg, run, device)
@@ -189,7 +190,7 @@ def quality_report(run: Run, bundle: DataBundle, samples: dict[str, np.ndarray],
     out = {"feature_extractor": {"kind": kind, "judge_file": "judge.pt", "judge_trained_on": split,
                                  "judge_sha256": sha256_file(run.path("judge.pt"))},
            "heldout_split": "test (real, never used for GAN training)", "synthetic_data": bundle.synthetic,
-           "classes": {}}
+           "training_precision": training_precision, "classes": {}}
     for name, synth in samples.items():
         c = bundle.classes.index(name)
         out["classes"][name] = class_report(name, c, synth, bundle, judge, cfg, run, device, train_u8, train_feats,
@@ -223,7 +224,9 @@ def format_quality(m: dict, bundle: DataBundle) -> str:
               f"trained here on {m['feature_extractor'].get('judge_trained_on', 'the real training split')} "
               "(judge.pt). Reference: real held-out "
               "(test) images of the same class. Lower FID/KID is closer; read the synthetic value against "
-              "the real-vs-real floor and the weak references.", "",
+              "the real-vs-real floor and the weak references."
+              + (f" The GAN trained in {m['training_precision']} on the CPU (--cpu-amp); it sampled, and the judge "
+                 "trained, in fp32." if m.get("training_precision", "fp32") != "fp32" else ""), "",
               "| class | FID synthetic | FID real-vs-real | FID blurred real | FID patch-shuffled | KID synthetic | "
               "KID real-vs-real | fidelity synthetic | fidelity real | SSIM among synthetic | SSIM among real | "
               "near-copies (pixels) | near-copies (features) |",

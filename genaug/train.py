@@ -322,6 +322,24 @@ def uses_autocast(run_cfg, device) -> bool:
     return bool(run_cfg.amp) and (kind == "cuda" or (kind == "cpu" and bool(run_cfg.cpu_amp)))
 
 
+def trains_in_cpu_bf16(run_cfg, device) -> bool:
+    """Whether the GAN or the autoencoder trains under bf16 autocast: on a CPU with run.cpu_amp (--cpu-amp)
+    only. On CUDA they stay in fp32, as they always have (their bf16 there is unmeasured); what they are then
+    used for (sampling, the quality report's judge, evaluation, encoding) stays in fp32 everywhere."""
+    return torch.device(device).type == "cpu" and bool(run_cfg.amp) and bool(run_cfg.cpu_amp)
+
+
+def training_precision(history: list[dict]) -> str:
+    """How the epochs of ``history`` computed: "fp32", "bf16 autocast", or both, counted (a run resumed with
+    the other --cpu-amp setting)."""
+    bf16 = sum(1 for h in history if h.get("bf16"))
+    if not history or bf16 == 0:
+        return "fp32"
+    if bf16 == len(history):
+        return "bf16 autocast"
+    return f"bf16 autocast for {bf16} of {len(history)} epochs, fp32 for the rest"
+
+
 def on_device(x: torch.Tensor, device) -> torch.Tensor:
     """A batch on the device, channels_last for 4-d batches: faster convolutions on CUDA, and on this
     CPU 1.04-1.21x per classifier training step (bench/memory_format.py, docs/PERFORMANCE.md)."""

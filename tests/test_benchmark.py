@@ -1283,7 +1283,7 @@ def test_a_resumed_run_whose_given_gan_run_is_gone_says_so_and_how_to_go_on(tmp_
 def test_cpu_amp_cells_compute_in_bf16_record_it_and_the_report_says_so(tmp_path, tiny):
     r = genaug("benchmark", "--profile", tiny, "--variants", "real", "--seeds", 1, "--cpu-amp", "--out", tmp_path / "o")
     assert r.returncode == 0, r.stderr[-2000:]
-    assert "note: the classifiers (and an autoencoder this run trains) compute in bf16 on this CPU (--cpu-amp)" in r.stdout
+    assert "note: the classifiers (and a GAN or autoencoder this run trains) compute in bf16 on this CPU (--cpu-amp)" in r.stdout
     run = only_run(tmp_path / "o", "benchmark")
     cell = json.loads((run / "cells" / "cnn__real__f1__seed0.json").read_text())
     assert cell["machine"]["autocast"] == "bf16" and cell["precision"] == "bf16"

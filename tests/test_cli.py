@@ -650,6 +650,21 @@ def test_gan_per_class_mode(tmp_path, tiny):
     assert json.loads((run / "metrics.json").read_text())["mode"] == "per-class"
 
 
+def test_gan_cpu_amp_trains_in_bf16_and_the_run_says_so(tmp_path, tiny):
+    """Session 76: `genaug gan --cpu-amp`; per-class, so that the epochs of both generators are counted."""
+    r = genaug("gan", "--data", "demo", "--per-class", "--profile", tiny, "--cpu-amp", "--out", tmp_path / "o")
+    assert r.returncode == 0, r.stderr[-2000:]
+    run = only_run(tmp_path / "o", "gan")
+    assert "note: the GAN trains in bf16 on this CPU (--cpu-amp)" in r.stdout
+    assert re.search(r"^gan PNEUMONIA epoch 2 of 2: .* img/s, bf16\)$", r.stdout, re.M)
+    assert json.loads((run / "metrics.json").read_text())["training_precision"] == "bf16 autocast"
+    assert ("The GAN trained in bf16 autocast on the CPU (--cpu-amp); it sampled, and the judge trained, in fp32."
+            in (run / "quality.md").read_text())
+    assert all(h["bf16"] for c in ("NORMAL", "PNEUMONIA")
+               for h in json.loads((run / f"history-{c}.json").read_text()))
+    assert "cpu_amp: true" in (run / "config.yaml").read_text()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("command, scalars, image", [
     ("encode", {"autoencoder/mse/train", "autoencoder/psnr/val", "autoencoder/lr"}, "autoencoder/test_reconstructions"),

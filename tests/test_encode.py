@@ -51,24 +51,24 @@ def test_autoencoder_resume_continues(tmp_path):
 
 @pytest.mark.parametrize("device,amp,cpu_amp,bf16", [("cpu", True, True, True), ("cpu", True, False, False),
                                                       ("cpu", False, True, False), ("cuda", True, True, False)])
-def test_the_autoencoder_trains_in_bf16_on_a_cpu_with_cpu_amp_only(device, amp, cpu_amp, bf16):
-    from genaug.encode import autoencoder_in_bf16
+def test_the_gan_and_autoencoder_train_in_bf16_on_a_cpu_with_cpu_amp_only(device, amp, cpu_amp, bf16):
+    from genaug.train import trains_in_cpu_bf16
     cfg = Config()
     cfg.run.amp, cfg.run.cpu_amp = amp, cpu_amp
-    assert autoencoder_in_bf16(cfg.run, device) is bf16
+    assert trains_in_cpu_bf16(cfg.run, device) is bf16
 
 
 @pytest.mark.parametrize("flags,told", [([], "fp32"), ([True, True], "bf16 autocast"),
                                         ([True, False, False], "bf16 autocast for 1 of 3 epochs, fp32 for the rest"),
                                         ([False, False], "fp32")])
 def test_training_precision_counts_the_epochs_of_each(flags, told):
-    from genaug.encode import training_precision
+    from genaug.train import training_precision
     assert training_precision([{"epoch": i + 1, "bf16": f} for i, f in enumerate(flags)]) == told
     assert training_precision([{"epoch": 1}]) == "fp32"   # a history written before the key existed
 
 
 def test_autoencoder_under_cpu_amp_trains_in_bf16_resumes_in_fp32_and_saves_plain_weights(tmp_path):
-    from genaug.encode import training_precision
+    from genaug.train import training_precision
     cfg = Config()
     cfg.encode.image_size, cfg.encode.latent_channels, cfg.encode.epochs, cfg.encode.batch_size = 32, 8, 2, 16
     cfg.run.cpu_amp = True

@@ -194,3 +194,44 @@ def test_genaug_gan_holds_only_the_images_its_quality_report_reads(tiny, tmp_pat
     run_gan(cfg, resume=str(run_dir))   # finished: its images are kept, the report made again
     assert np.array_equal(seen[1]["PNEUMONIA"], first)
     assert sorted((run_dir / "synthetic" / "PNEUMONIA").glob("*.png")) == written
+
+
+def test_gan_under_cpu_amp_trains_in_bf16_resumes_in_fp32_and_samples_in_fp32(tmp_path):
+    """`genaug gan --cpu-amp` (session 76): G and D compute in bf16 while they train, the losses, weights
+    and the EMA generator that samples stay fp32, and a run resumed with --no-cpu-amp counts each kind."""
+    from genaug.train import training_precision
+    torch.manual_seed(0)
+    imgs = np.random.default_rng(0).integers(0, 255, (32, 64, 64), dtype=np.uint8)
+    labs = np.arange(32) % 2
+    cfg = tiny_cfg(epochs=2)
+    cfg.gan.conditioning, cfg.run.cpu_amp = "acgan", True
+    run = new_run(tmp_path, "gan", "t", cfg.to_dict())
+    seen = set()
+
+    def record(module, inputs, out):   # (network, training or sampling, output dtype)
+        if type(module).__name__ in ("Generator", "Discriminator"):
+            seen.add((type(module).__name__, module.training, (out[0] if isinstance(out, tuple) else out).dtype))
+    hook = torch.nn.modules.module.register_module_forward_hook(record)
+    try:
+        st = train_gan_model("conditional", imgs, labs, 2, cfg, run, ["A", "B"], "cpu", None)
+    finally:
+        hook.remove()
+    # the epoch's sample grid comes from the EMA generator in eval mode, in fp32
+    assert seen == {("Generator", True, torch.bfloat16), ("Discriminator", True, torch.bfloat16),
+                    ("Generator", False, torch.float32)}
+    assert [h["bf16"] for h in st.history] == [True, True]
+    assert all(np.isfinite(h["loss_d"]) and np.isfinite(h["loss_g"]) for h in st.history)
+    assert all(p.dtype == torch.float32 for m in (st.G, st.D, st.G_ema) for p in m.parameters())
+    # the sampling generator keeps its layout: its images do not depend on how G and D trained
+    assert all(p.is_contiguous() for p in st.G_ema.state_dict().values())
+    ckpt = load_checkpoint(run.path("checkpoint-conditional.pt"), ("G", "epoch"))
+    cfg2 = config_from_dict(cfg.to_dict())
+    cfg2.gan.epochs, cfg2.run.cpu_amp = 3, False     # resumed with --no-cpu-amp
+    st2 = train_gan_model("conditional", imgs, labs, 2, cfg2, run, ["A", "B"], "cpu", ckpt)
+    assert [h["bf16"] for h in st2.history] == [True, True, False]
+    assert training_precision(st2.history) == "bf16 autocast for 2 of 3 epochs, fp32 for the rest"
+    atomic_torch_save(generator_payload(st2, cfg2, ["A", "B"], "conditional"), tmp_path / "g.pt")
+    G, payload = load_generator(tmp_path / "g.pt")
+    a = sample_class(G, payload, "A", 6, seed=1, device="cpu")
+    assert a.shape == (6, 64, 64) and a.dtype == np.uint8
+    run.close()
