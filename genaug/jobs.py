@@ -81,9 +81,10 @@ def start_job(cfg: Config, run: Run, size: int) -> tuple[torch.device, DataBundl
         tell(f"note: --threads {cfg.run.threads} on {counted(cpus, 'CPU')}: threads beyond the CPUs usually slow "
              f"training; give --threads {cpus} or fewer")
     if run.command in ("benchmark", "encode", "gan") and device.type == "cpu" and uses_autocast(cfg.run, device) \
-            and enclosing_run(run.dir) is None:
+            and enclosing_run(run.dir) is None and not (run.command != "benchmark" and run.manifest.get("finished")):
         # a GAN or an autoencoder a benchmark trains inside its own run trains in bf16 too (trains_in_cpu_bf16),
-        # and is told of here, once
+        # and is told of here, once; a finished GAN or autoencoder run given again trains nothing (found in
+        # session 76: `gan --resume FINISHED --cpu-amp` said its GAN trained in bf16 while it only rewrote its report)
         what = {"benchmark": "the classifiers (and a GAN or autoencoder this run trains) compute",
                 "encode": "the autoencoder trains", "gan": "the GAN trains"}[run.command]
         tell(f"note: {what} in bf16 on this CPU (--cpu-amp)" + ("" if cpu_has_bf16() else f"; {emulated_bf16_note()}"))

@@ -663,6 +663,11 @@ def test_gan_cpu_amp_trains_in_bf16_and_the_run_says_so(tmp_path, tiny):
     assert all(h["bf16"] for c in ("NORMAL", "PNEUMONIA")
                for h in json.loads((run / f"history-{c}.json").read_text()))
     assert "cpu_amp: true" in (run / "config.yaml").read_text()
+    # given again once finished, it trains nothing and says nothing of bf16 (it did until session 76)
+    r = genaug("gan", "--resume", run, "--cpu-amp")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "trains in bf16" not in r.stdout and "kept the 24 synthetic images" in r.stdout
+    assert json.loads((run / "metrics.json").read_text())["training_precision"] == "bf16 autocast"
 
 
 @pytest.mark.slow
