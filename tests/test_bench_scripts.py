@@ -38,15 +38,18 @@ def test_pool_coverage_prints_a_row_per_gan_spread():
     assert all(cell.endswith("%") for r in rows for cell in r[1:])
 
 
-def test_cpu_bf16_prints_fp32_bf16_and_their_ratio_per_classifier_and_for_the_autoencoder():
-    header, *rows, ae_header, ae = _bench("cpu_bf16.py", "--sizes", "16", "--models", "cnn", "--steps", "1",
-                                          "--batch-size", "4", "--autoencoder-sizes", "32", "--autoencoder-batch", "2")
+def test_cpu_bf16_prints_fp32_bf16_and_their_ratio_per_classifier_the_autoencoder_and_the_gan():
+    header, *rows, ae_header, ae, gan_header, gan = _bench(
+        "cpu_bf16.py", "--sizes", "16", "--models", "cnn", "--steps", "1", "--batch-size", "4", "--autoencoder-sizes",
+        "32", "--autoencoder-batch", "2", "--gan-sizes", "64", "--gan-batch", "2", "--gan-width", "4")
     assert header == ["classifier", "input", "fp32 images/s", "bf16 images/s", "bf16 / fp32"]
     assert [r[:2] for r in rows] == [["cnn", "16 px"], ["cnn (latent)", "14x14x256 latents"]]
     for r in rows:   # the ratio is the two rates' own, to the two decimals printed
         assert float(r[4].rstrip("x")) == pytest.approx(float(r[3]) / float(r[2]), abs=0.01)
     assert ae_header[0] == "input" and ae_header[3] == "bf16 / fp32" and ae[0] == "32 px"
     assert float(ae[3].rstrip("x")) == pytest.approx(float(ae[2]) / float(ae[1]), abs=0.01) and float(ae[4]) > 0
+    assert gan_header == ae_header[:2] + ["bf16 images/s (channels-last, gan --cpu-amp)"] + ae_header[3:]
+    assert gan[0] == "64 px" and float(gan[3].rstrip("x")) == pytest.approx(float(gan[2]) / float(gan[1]), abs=0.01)
 
 
 def test_eval_batch_prints_a_row_per_network_and_size():
