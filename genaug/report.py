@@ -509,13 +509,22 @@ def format_markdown(cfg, bundle, table, comps, notes, figs, gan_dir, enc_dir, sh
                      f"{at_half_column(c)} |")
         L += ["", PAIRED_TEST_NOTE]
     L += _speed_lines(cfg.benchmark, table) + _published_lines(bundle, multi)
-    L += ["", "## Inputs", "", f"- GAN run: `{gan_dir}`" if gan_dir else "- GAN run: none (no mixed/synthetic variant)",
-          f"- Encode run: `{enc_dir}`" if enc_dir else "- Encode run: none (no encoded variant)"]
+    L += ["", "## Inputs", "",
+          f"- GAN run: `{gan_dir}`{_trained_in(gan_dir)}" if gan_dir else "- GAN run: none (no mixed/synthetic variant)",
+          f"- Encode run: `{enc_dir}`{_trained_in(enc_dir)}" if enc_dir else "- Encode run: none (no encoded variant)"]
     if notes:
         L += ["", "## Notes", ""] + [f"- {n}" for n in notes]
     for title, f in figs:
         L += ["", f"## {title}", "", f"![{title}]({f})"]
     return "\n".join(L) + "\n"
+
+
+def _trained_in(input_run) -> str:
+    """", trained in bf16 ..." for a GAN or encode run whose networks trained under --cpu-amp (its metrics.json),
+    which the cells' own precision does not tell; "" for fp32, or a run (or folder) that does not say."""
+    metrics = read_json_or_none(Path(input_run) / "metrics.json")
+    precision = metrics.get("training_precision") if isinstance(metrics, dict) else None
+    return f", trained in {precision} on the CPU (--cpu-amp)" if precision not in (None, "fp32") else ""
 
 
 def _setup_lines(b, bundle, table, multi: bool, short_of_synthetic: bool = False) -> list[str]:

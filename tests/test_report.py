@@ -386,3 +386,14 @@ def test_the_setup_line_says_mixed_cells_got_fewer_synthetic_images_than_asked()
     b.balance = True
     assert _mixed_share(b, False) == "filled to balance classes"
     assert _mixed_share(b, True) == "filled toward balanced classes; the GAN run had too few to fill them, see the notes"
+
+
+def test_a_benchmark_report_says_when_its_gan_or_autoencoder_trained_in_bf16(tmp_path):
+    """Session 76: the cells record their own precision, not that of the GAN or autoencoder behind them."""
+    from genaug.report import _trained_in
+    for name, text in (("bf16", '{"training_precision": "bf16 autocast"}'), ("fp32", '{"training_precision": "fp32"}'),
+                       ("old", '{"classes": {}}'), ("list", "[]"), ("broken", "{")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "metrics.json").write_text(text)
+    assert _trained_in(tmp_path / "bf16") == ", trained in bf16 autocast on the CPU (--cpu-amp)"
+    assert {_trained_in(tmp_path / n) for n in ("fp32", "old", "list", "broken", "absent")} == {""}
