@@ -257,11 +257,14 @@ def input_run_quality(input_run: str | Path, archived_in: Path | None = None) ->
             continue
     if not isinstance(m, dict):
         return ""
+    # runs of one pool may have trained in fp32 and in bf16 (--cpu-amp, session 76): each says which
+    precision = m.get("training_precision")
+    trained = f"; trained in {precision}" if precision not in (None, "fp32") else ""
     if isinstance(m.get("classes"), dict) and all("fid" in v for v in m["classes"].values()):
         # as its quality report writes it: one decimal showed a briefly trained judge's FIDs all as 0.0
-        return ", ".join(f"{c} {fid_text(v['fid']['synthetic'])}" for c, v in m["classes"].items())
+        return ", ".join(f"{c} {fid_text(v['fid']['synthetic'])}" for c, v in m["classes"].items()) + trained
     if isinstance(m.get("test"), dict) and "psnr" in m["test"]:
-        return f"{m['test']['psnr']:.2f} dB, SSIM {m['test']['ssim']:.3f}"
+        return f"{m['test']['psnr']:.2f} dB, SSIM {m['test']['ssim']:.3f}{trained}"
     return ""
 
 

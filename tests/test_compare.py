@@ -529,6 +529,13 @@ def test_pool_shows_each_input_runs_own_quality_where_its_metrics_are(tmp_path):
     (small / "metrics.json").write_text(json.dumps({"classes": {"NORMAL": {"fid": {"synthetic": 0.0032}},
                                                                 "PNEUMONIA": {"fid": {"synthetic": 0.00081}}}}))
     assert input_run_quality(small) == "NORMAL 0.0032, PNEUMONIA 0.00081"
+    # runs trained under --cpu-amp say so (session 76): a pool may hold fp32 and bf16 GANs or autoencoders
+    (small / "metrics.json").write_text(json.dumps({"classes": {"NORMAL": {"fid": {"synthetic": 3.5}}},
+                                                    "training_precision": "bf16 autocast"}))
+    assert input_run_quality(small) == "NORMAL 3.50; trained in bf16 autocast"
+    (ae / "metrics.json").write_text(json.dumps({"test": {"psnr": 35.791, "ssim": 0.9386},
+                                                 "training_precision": "bf16 autocast for 2 of 3 epochs, fp32 for the rest"}))
+    assert input_run_quality(ae) == "35.79 dB, SSIM 0.939; trained in bf16 autocast for 2 of 3 epochs, fp32 for the rest"
 
 
 def test_pool_takes_real_cells_from_a_run_without_the_input_run(tmp_path):
