@@ -784,6 +784,35 @@ def test_a_12_bit_xray_in_a_16_bit_png_keeps_its_grey_levels(tmp_path):
     assert gray.min() == 0 and gray.max() == 255 and len(np.unique(gray)) == 256
 
 
+def _ramp(dtype, lo, hi):
+    return np.linspace(lo, hi, 64 * 64).reshape(64, 64).astype(dtype)
+
+
+@pytest.mark.parametrize("case", ["float with NaN", "float with inf", "signed 16-bit"])
+def test_float_images_with_nan_or_inf_and_signed_images_keep_their_grey_levels(tmp_path, case):
+    """Found in session 76: one NaN pixel (no data, as a masked float image stores it) made a whole float TIFF
+    black, an infinite one too, and a signed 16-bit TIFF lost its negative third to black, all without a word."""
+    from genaug.data.decode import decode_image
+    pixels = _ramp(np.int16, -1024, 2000) if case == "signed 16-bit" else _ramp(np.float32, 0.0, 1.0)
+    if case != "signed 16-bit":
+        pixels[:4] = np.nan if case == "float with NaN" else np.inf   # the top 4 rows of 64
+    Image.fromarray(pixels).save(tmp_path / "x.tif")
+    gray = decode_image(str(tmp_path / "x.tif"), 64).astype(int)
+    body = gray[8:]   # the ramp below the non-finite rows: stretched over its own range, not blacked out
+    assert body.min() < 40 and body.max() == 255 and len(np.unique(body)) > 200
+    assert np.all(np.diff(body.ravel()) >= 0)   # the ramp keeps its order
+    top = {"float with NaN": 0, "float with inf": 255}.get(case)
+    if top is not None:   # NaN as the lowest value, +inf as the highest
+        assert (gray[:4] == top).all()
+
+
+def test_a_float_image_without_a_finite_pixel_is_refused_with_its_reason(tmp_path):
+    from genaug.data.decode import UnreadableImage
+    Image.fromarray(np.full((64, 64), np.nan, dtype=np.float32)).save(tmp_path / "x.tif")
+    with pytest.raises(UnreadableImage, match="no finite pixel value"):
+        decode_image(str(tmp_path / "x.tif"), 64)
+
+
 
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
 def test_an_image_rotated_by_its_exif_orientation_is_read_as_viewers_show_it(tmp_path, fmt):

@@ -30,9 +30,10 @@ from genaug.data.decode import UnreadableImage, decode_image, is_compressed_dico
 from genaug.errors import DiskFull, is_disk_full
 
 log = logging.getLogger("genaug")
-CACHE_VERSION = 4   # 2: 10-14-bit images in 16-bit files scale from their own depth (decode.stored_bits);
+CACHE_VERSION = 5   # 2: 10-14-bit images in 16-bit files scale from their own depth (decode.stored_bits);
                     # 3: EXIF orientation is applied; 4: DICOM palette colour through its table, 16-bit
-                    # colour scaled from its depth, files without a meta header read
+                    # colour scaled from its depth, files without a meta header read; 5: float images with
+                    # NaN or infinite pixels and signed integer images stretched over their range (decode.stretched)
 
 
 def file_signature(root: Path, rel_paths: list[str]) -> list[list]:

@@ -26,14 +26,30 @@ def stored_bits(maximum: float) -> int:
     return next((b for b in STANDARD_DEPTHS if maximum <= 2 ** b - 1), 16)
 
 
+def stretched(arr: np.ndarray) -> np.ndarray:
+    """``arr`` (float64) scaled linearly from its lowest to its highest finite value onto 0-255. NaN, which float
+    images store where they have no data (a mask's outside), shows as the lowest value, as does -inf; +inf as
+    the highest. An image without a finite value is refused. (Found in session 76: one NaN pixel made a whole
+    float TIFF black, without a word.)"""
+    finite = np.isfinite(arr)
+    if not finite.all():
+        if not finite.any():
+            raise UnreadableImage("no finite pixel value (all NaN or infinite)")
+        lo, hi = float(arr[finite].min()), float(arr[finite].max())
+        arr = np.nan_to_num(arr, nan=lo, posinf=hi, neginf=lo)
+    lo, hi = float(arr.min()), float(arr.max())
+    return (arr - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(arr)
+
+
 def to_gray_uint8(im: Image.Image) -> np.ndarray:
     """Any PIL mode (L, RGB, RGBA, P, CMYK, 16-bit I;16, 32-bit I, F) to 8-bit grayscale."""
     mode = im.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         arr = np.asarray(im, dtype=np.float64)
-        if mode == "F":
-            lo, hi = float(arr.min()), float(arr.max())
-            arr = (arr - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(arr)
+        if mode == "F" or arr.min() < 0:
+            # floats, and signed integers (a signed 16-bit TIFF opens as I): their depth cannot be told from
+            # the maximum, and clipping below zero blacked out a third of such an image until session 76
+            arr = stretched(arr)
         else:
             # PIL opens 16-bit PNGs and TIFFs as I;16 or I. X-ray detectors store 10, 12 or 14 bits in that
             # container, so dividing by 257 would leave a 12-bit image 16 grey levels: scale from the
@@ -197,9 +213,7 @@ def _dicom_gray(ds) -> np.ndarray:
         return _colour_to_gray(rgb, 8 * rgb.dtype.itemsize)   # the table's entries are 8 or 16 bits
     if arr.ndim == 3:   # colour (pydicom gives YBR as RGB)
         return _colour_to_gray(arr, int(ds.get("BitsStored", 8) or 8))
-    arr = np.asarray(apply_voi_lut(apply_modality_lut(arr, ds), ds), dtype=np.float64)
-    lo, hi = float(arr.min()), float(arr.max())
-    arr = (arr - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(arr)
+    arr = stretched(np.asarray(apply_voi_lut(apply_modality_lut(arr, ds), ds), dtype=np.float64))
     if photometric == "MONOCHROME1":
         arr = 255.0 - arr
     return np.clip(np.rint(arr), 0, 255).astype(np.uint8)
