@@ -788,13 +788,15 @@ def _ramp(dtype, lo, hi):
     return np.linspace(lo, hi, 64 * 64).reshape(64, 64).astype(dtype)
 
 
-@pytest.mark.parametrize("case", ["float with NaN", "float with inf", "signed 16-bit"])
+@pytest.mark.parametrize("case", ["float with NaN", "float with inf", "signed 16-bit", "32-bit past 16 bits"])
 def test_float_images_with_nan_or_inf_and_signed_images_keep_their_grey_levels(tmp_path, case):
     """Found in session 76: one NaN pixel (no data, as a masked float image stores it) made a whole float TIFF
-    black, an infinite one too, and a signed 16-bit TIFF lost its negative third to black, all without a word."""
+    black, an infinite one too, a signed 16-bit TIFF lost its negative third to black and a 32-bit one past 16 bits
+    most of itself to white, all without a word."""
     from genaug.data.decode import decode_image
-    pixels = _ramp(np.int16, -1024, 2000) if case == "signed 16-bit" else _ramp(np.float32, 0.0, 1.0)
-    if case != "signed 16-bit":
+    pixels = {"signed 16-bit": _ramp(np.int16, -1024, 2000), "32-bit past 16 bits": _ramp(np.int32, 0, 1_000_000)}.get(
+        case, _ramp(np.float32, 0.0, 1.0))
+    if case.startswith("float"):
         pixels[:4] = np.nan if case == "float with NaN" else np.inf   # the top 4 rows of 64
     Image.fromarray(pixels).save(tmp_path / "x.tif")
     gray = decode_image(str(tmp_path / "x.tif"), 64).astype(int)

@@ -46,9 +46,10 @@ def to_gray_uint8(im: Image.Image) -> np.ndarray:
     mode = im.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         arr = np.asarray(im, dtype=np.float64)
-        if mode == "F" or arr.min() < 0:
-            # floats, and signed integers (a signed 16-bit TIFF opens as I): their depth cannot be told from
-            # the maximum, and clipping below zero blacked out a third of such an image until session 76
+        if mode == "F" or arr.min() < 0 or arr.max() > 2 ** 16 - 1:
+            # floats, signed integers (a signed 16-bit TIFF opens as I) and 32-bit ones past 16 bits: no standard
+            # depth holds them, and until session 76 a signed image lost its negative third to black, a 32-bit
+            # one most of itself to white
             arr = stretched(arr)
         else:
             # PIL opens 16-bit PNGs and TIFFs as I;16 or I. X-ray detectors store 10, 12 or 14 bits in that
