@@ -808,6 +808,19 @@ def test_float_images_with_nan_or_inf_and_signed_images_keep_their_grey_levels(t
         assert (gray[:4] == top).all()
 
 
+@pytest.mark.parametrize("ext, save", [("pgm", {}), ("ppm", {}), ("pnm", {}), ("webp", {"lossless": True}),
+                                       ("jp2", {}), ("j2k", {})])
+def test_netpbm_webp_and_jpeg_2000_files_are_read_as_images(tmp_path, ext, save):
+    """Found in session 76: a folder of MIAS-style .pgm mammograms, WebP or JPEG 2000 files was skipped file by
+    file as "not an image extension", though PIL reads each of them."""
+    from genaug.data.decode import is_image_file
+    pixels = (np.arange(64 * 64).reshape(64, 64) % 251).astype(np.uint8)
+    path = tmp_path / f"person1_x.{ext}"
+    Image.fromarray(pixels).convert("RGB" if ext == "ppm" else "L").save(path, format={"pnm": "PPM"}.get(ext), **save)
+    assert is_image_file(path)
+    assert np.array_equal(decode_image(str(path), 64), pixels)   # lossless, as saved
+
+
 def test_a_float_image_without_a_finite_pixel_is_refused_with_its_reason(tmp_path):
     from genaug.data.decode import UnreadableImage
     Image.fromarray(np.full((64, 64), np.nan, dtype=np.float32)).save(tmp_path / "x.tif")

@@ -9,7 +9,10 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 DICOM_EXTENSIONS = (".dcm", ".dicom")
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff") + DICOM_EXTENSIONS
+# Netpbm (the MIAS mammograms are .pgm), WebP (some resized Kaggle sets) and JPEG 2000 too: PIL reads them all,
+# and until session 76 a folder of them was skipped file by file as "not an image extension"
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff") + DICOM_EXTENSIONS + (
+    ".pgm", ".pnm", ".ppm", ".webp", ".jp2", ".j2k")
 MAX_PIXELS = 64_000_000     # decompression-bomb guard: larger images are skipped, not decoded
 MIN_SIDE = 8                # smaller images carry no anatomy worth resizing
 
