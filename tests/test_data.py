@@ -784,6 +784,42 @@ def test_a_12_bit_xray_in_a_16_bit_png_keeps_its_grey_levels(tmp_path):
     assert gray.min() == 0 and gray.max() == 255 and len(np.unique(gray)) == 256
 
 
+def _png_16bit_colour(path: Path, samples: np.ndarray) -> None:
+    """``samples`` (H, W, 2, 3 or 4) as a 16-bit gray+alpha, RGB or RGBA PNG, its rows filtered None, Sub, Up, Sub, ... so that
+    the decoder's unfiltering, which reads bytes a pixel back, is exercised (Pillow writes no such PNG)."""
+    import struct
+    import zlib
+    h, w, c = samples.shape
+    rows = samples.astype(">u2").reshape(h, w * c).view(np.uint8).reshape(h, w * c * 2).astype(np.int32)
+    bpp, out = 2 * c, []
+    for r in range(h):
+        kind = (0, 1, 2)[r % 3] if r else 0
+        prev = rows[r - 1] if r else np.zeros_like(rows[r])
+        back = np.concatenate([np.zeros(bpp, np.int32), rows[r][:-bpp]])
+        filtered = {0: rows[r], 1: rows[r] - back, 2: rows[r] - prev}[kind] % 256
+        out.append(bytes([kind]) + filtered.astype(np.uint8).tobytes())
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    header = struct.pack(">IIBBBBB", w, h, 16, {2: 4, 3: 2, 4: 6}[c], 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"".join(out)))
+                     + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("channels, depth", [(3, 12), (4, 12), (2, 12), (3, 16), (2, 16)])
+def test_a_16_bit_colour_or_gray_alpha_png_keeps_its_grey_levels(tmp_path, channels, depth):
+    """Found in session 76: Pillow keeps each sample's high byte, so 12-bit data in a 16-bit colour or
+    gray+alpha PNG came out 16 grey levels, near black (0 to 15), as a 16-bit grayscale PNG did until session 35."""
+    ramp = (np.arange(64 * 64).reshape(64, 64) * (2 ** depth - 1) // (64 * 64 - 1)).astype(np.uint16)
+    samples = np.repeat(ramp[..., None], channels, axis=2)
+    if channels in (2, 4):
+        samples[..., -1] = 65535   # opaque
+    _png_16bit_colour(tmp_path / "x.png", samples)
+    gray = decode_image(str(tmp_path / "x.png"), 64).astype(int)
+    expected = np.rint(ramp * (255 / (2 ** depth - 1)))
+    assert np.abs(gray - expected).max() <= 1 and gray.max() == 255 and len(np.unique(gray)) == 256
+
+
 def _ramp(dtype, lo, hi):
     return np.linspace(lo, hi, 64 * 64).reshape(64, 64).astype(dtype)
 

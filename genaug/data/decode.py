@@ -248,7 +248,10 @@ def _pil_to_gray_uint8(path: str, size: int) -> np.ndarray:
                     raise UnreadableImage(f"multi-frame image ({frames} frames); give single images")
                 if im.format == "JPEG":
                     im.draft(im.mode, (size, size))  # let libjpeg downscale by 1/2..1/8 while decoding
+                rawmode = _rawmode(im) if im.format == "PNG" else None
                 im.load()
+                if rawmode in _PNG_16BIT_REDECODE:
+                    im = _png_16bit_as_gray(path, im, rawmode)
                 # a photographed or exported film often carries its rotation in EXIF, as viewers show it;
                 # the pixels as stored would lie on their side
                 gray = to_gray_uint8(ImageOps.exif_transpose(im))
@@ -262,6 +265,44 @@ def _pil_to_gray_uint8(path: str, size: int) -> np.ndarray:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise UnreadableImage(f"corrupt or unreadable ({reason[:100]})") from None
     return gray
+
+
+# Pillow decodes a 16-bit colour or gray+alpha PNG to 8 bits by keeping the high byte of each sample, which left
+# 12-bit data 16 grey levels, all near black (found in session 76). Decoding the file once more with an unpacker
+# of the same width that keeps the low bytes (RGB;16L, RGBA;16L), or every byte (RGBA for gray+alpha: high and
+# low byte of the gray, then of the alpha), gives the samples whole; the row filters undo alike, as they read
+# the same bytes a pixel back.
+_PNG_16BIT_REDECODE = {"RGB;16B": "RGB;16L", "RGBA;16B": "RGBA;16L", "LA;16B": "RGBA"}
+
+
+def _rawmode(im: Image.Image) -> str | None:
+    """The raw mode of a single-tile image, as Pillow will unpack it (None for several tiles or none)."""
+    if len(im.tile) != 1:
+        return None
+    args = im.tile[0].args
+    return args if isinstance(args, str) else (args[0] if args and isinstance(args[0], str) else None)
+
+
+def _png_16bit_as_gray(path: str, high: Image.Image, rawmode: str) -> Image.Image:
+    """A 16-bit colour or gray+alpha PNG (``high``: as Pillow decoded it, high bytes; ``rawmode``: Pillow's for
+    it) as an 8-bit grayscale image scaled from the smallest standard depth holding its maximum, as a 16-bit
+    grayscale PNG is, its EXIF kept."""
+    with Image.open(path) as im:
+        again = _PNG_16BIT_REDECODE[rawmode]
+        im.tile = [im.tile[0]._replace(args=again if isinstance(im.tile[0].args, str)
+                                       else (again, *im.tile[0].args[1:]))]
+        im.load()
+        second = np.asarray(im).astype(np.uint16)
+    if rawmode == "LA;16B":
+        samples = (second[..., 0] << 8) | second[..., 1]
+        gray = np.rint(samples * (255.0 / (2 ** stored_bits(float(samples.max())) - 1))).astype(np.uint8)
+    else:
+        samples = (np.asarray(high)[..., :3].astype(np.uint16) << 8) | second[..., :3]
+        gray = _colour_to_gray(samples, stored_bits(float(samples.max())))
+    out = Image.fromarray(gray)
+    if "exif" in high.info:
+        out.info["exif"] = high.info["exif"]
+    return out
 
 
 def safe_name(path: str) -> str:
