@@ -820,6 +820,31 @@ def test_a_16_bit_colour_or_gray_alpha_png_keeps_its_grey_levels(tmp_path, chann
     assert np.abs(gray - expected).max() <= 1 and gray.max() == 255 and len(np.unique(gray)) == 256
 
 
+@pytest.mark.parametrize("how", [{}, {"byteorder": ">"}, {"compression": "zlib"}])
+def test_a_16_bit_colour_tiff_keeps_its_grey_levels_and_orientation(tmp_path, how):
+    """Found in session 76: as for PNG, Pillow kept each sample's high byte (both byte orders; libtiff's
+    native-order unpacking when compressed), so 12 bits in a 16-bit RGB TIFF came out 16 grey levels."""
+    tifffile = pytest.importorskip("tifffile")
+    ramp = (np.arange(64 * 64).reshape(64, 64) * 4095 // (64 * 64 - 1)).astype(np.uint16)
+    stored = np.ascontiguousarray(np.rot90(ramp, k=1))   # on its side; orientation 6 turns it back
+    tifffile.imwrite(tmp_path / "x.tif", np.repeat(stored[..., None], 3, axis=2), photometric="rgb",
+                     extratags=[(274, 3, 1, 6, True)], **how)
+    gray = decode_image(str(tmp_path / "x.tif"), 64).astype(int)
+    assert np.abs(gray - np.rint(ramp * (255 / 4095))).max() <= 1 and len(np.unique(gray)) == 256
+
+
+def test_a_16_bit_min_is_white_tiff_is_read_the_right_way_round(tmp_path):
+    """Found in session 76: Pillow inverts an 8-bit MinIsWhite TIFF (PhotometricInterpretation 0), not a 16-bit
+    one, which came out as its negative, as DICOM's MONOCHROME1 would without genaug's turn."""
+    tifffile = pytest.importorskip("tifffile")
+    ramp = (np.arange(64 * 64).reshape(64, 64) * 4095 // (64 * 64 - 1)).astype(np.uint16)
+    for bits, pixels in ((16, ramp), (8, (ramp >> 4).astype(np.uint8))):
+        tifffile.imwrite(tmp_path / f"x{bits}.tif", pixels, photometric="miniswhite")
+        gray = decode_image(str(tmp_path / f"x{bits}.tif"), 64).astype(int)
+        assert gray[0, 0] == 255 and gray[-1, -1] == 0, bits   # stored 0 is white
+        assert np.all(np.diff(gray.ravel()) <= 0), bits
+
+
 def _ramp(dtype, lo, hi):
     return np.linspace(lo, hi, 64 * 64).reshape(64, 64).astype(dtype)
 
@@ -865,8 +890,10 @@ def test_a_float_image_without_a_finite_pixel_is_refused_with_its_reason(tmp_pat
 
 
 
-@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "TIFF"])
 def test_an_image_rotated_by_its_exif_orientation_is_read_as_viewers_show_it(tmp_path, fmt):
+    """TIFF since session 76: Pillow, given the path of an uncompressed TIFF whose orientation turns it a quarter,
+    mapped the file and laid its rows out at the turned width, scrambling the image."""
     from genaug.data.decode import decode_image
     upright = np.zeros((64, 48), dtype=np.uint8)
     upright[:16, :] = 255                          # a bright band at the top, as a viewer shows the film
@@ -874,7 +901,8 @@ def test_an_image_rotated_by_its_exif_orientation_is_read_as_viewers_show_it(tmp
     exif = Image.Exif()
     exif[0x0112] = 6                               # Orientation 6: turn 90° clockwise to display
     path = tmp_path / f"x.{fmt.lower()}"
-    Image.fromarray(np.ascontiguousarray(stored)).save(path, fmt, exif=exif, **({"quality": 95} if fmt == "JPEG" else {}))
+    extra = {"JPEG": {"exif": exif, "quality": 95}, "PNG": {"exif": exif}, "TIFF": {"tiffinfo": {0x0112: 6}}}[fmt]
+    Image.fromarray(np.ascontiguousarray(stored)).save(path, fmt, **extra)
     gray = decode_image(str(path), 32).astype(int)
     assert gray[:6].mean() > 200 and gray[10:].mean() < 40   # band on top, not on the left
 

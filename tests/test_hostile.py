@@ -188,22 +188,21 @@ def test_threshold_and_predict_on_hostile_labelled_images_name_each_file_they_sk
 def test_unreadable_file_is_skipped_with_its_reason(tmp_path, monkeypatch):
     """A file the user may not read is skipped and named, not a traceback. Root reads every file
     whatever its mode, so under root (as in CI here) the operating system's refusal is simulated
-    at the one call that opens image files; elsewhere the file really is chmod 000."""
-    from PIL import Image as PILImage
+    at the one call that opens image files (genaug.data.decode's open: it hands Pillow a file object); elsewhere
+    the file really is chmod 000."""
+    import builtins
 
-    from genaug.data import load_data
+    from genaug.data import decode, load_data
 
     root = make_folder_dataset(tmp_path / "d", {"train": 16, "test": 6}, size=24)
     victim = sorted((root / "train" / "NORMAL").iterdir())[0]
     if os.geteuid() == 0:
-        real_open = PILImage.open
-
         def refusing_open(fp, *args, **kwargs):
             if os.fsdecode(fp) == str(victim):
                 raise PermissionError(13, "Permission denied", str(fp))
-            return real_open(fp, *args, **kwargs)
+            return builtins.open(fp, *args, **kwargs)
 
-        monkeypatch.setattr(PILImage, "open", refusing_open)
+        monkeypatch.setattr(decode, "open", refusing_open, raising=False)
     else:
         victim.chmod(0)
     try:

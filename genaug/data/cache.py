@@ -34,7 +34,8 @@ CACHE_VERSION = 5   # 2: 10-14-bit images in 16-bit files scale from their own d
                     # 3: EXIF orientation is applied; 4: DICOM palette colour through its table, 16-bit
                     # colour scaled from its depth, files without a meta header read; 5: float images with
                     # NaN or infinite pixels and signed integer images stretched over their range (decode.stretched),
-                    # 16-bit colour and gray+alpha PNGs read at their depth
+                    # 16-bit colour PNGs and TIFFs and gray+alpha PNGs read at their depth, 16-bit
+                    # MinIsWhite TIFFs turned, uncompressed TIFFs turned a quarter read unscrambled
 
 
 def file_signature(root: Path, rel_paths: list[str]) -> list[list]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import unicodedata
 import warnings
 
@@ -44,10 +45,13 @@ def stretched(arr: np.ndarray) -> np.ndarray:
     return (arr - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(arr)
 
 
+WIDE_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")   # PIL's modes of 16-bit, 32-bit and float pixels
+
+
 def to_gray_uint8(im: Image.Image) -> np.ndarray:
     """Any PIL mode (L, RGB, RGBA, P, CMYK, 16-bit I;16, 32-bit I, F) to 8-bit grayscale."""
     mode = im.mode
-    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+    if mode in WIDE_MODES:
         arr = np.asarray(im, dtype=np.float64)
         if mode == "F" or arr.min() < 0 or arr.max() > 2 ** 16 - 1:
             # floats, signed integers (a signed 16-bit TIFF opens as I) and 32-bit ones past 16 bits: no standard
@@ -232,11 +236,15 @@ def decode_image(path: str, size: int) -> np.ndarray:
 
 
 def _pil_to_gray_uint8(path: str, size: int) -> np.ndarray:
-    """Any image PIL reads, as 8-bit grayscale near ``size`` (JPEGs are downscaled while decoding)."""
+    """Any image PIL reads, as 8-bit grayscale near ``size`` (JPEGs are downscaled while decoding).
+
+    Opened from a file object, not a path: given a path, Pillow maps an uncompressed TIFF into memory, and for one
+    whose orientation tag turns it a quarter (5-8) it laid the stored rows out at the turned width, scrambling
+    the image, without a word (Pillow 13; found in session 76). A file object is read instead of mapped."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
+            with open(path, "rb") as file, Image.open(file) as im:   # not by path: see the docstring
                 w, h = im.size
                 if w * h > MAX_PIXELS:
                     raise UnreadableImage(f"{w}x{h} pixels exceeds the {MAX_PIXELS:,}-pixel guard")
@@ -248,13 +256,17 @@ def _pil_to_gray_uint8(path: str, size: int) -> np.ndarray:
                     raise UnreadableImage(f"multi-frame image ({frames} frames); give single images")
                 if im.format == "JPEG":
                     im.draft(im.mode, (size, size))  # let libjpeg downscale by 1/2..1/8 while decoding
-                rawmode = _rawmode(im) if im.format == "PNG" else None
+                rawmode = _rawmode(im) if im.format in ("PNG", "TIFF") else None
+                # TIFF's PhotometricInterpretation 0, MinIsWhite: Pillow inverts 8-bit such files, not wider ones
+                min_is_white = im.format == "TIFF" and im.mode in WIDE_MODES and im.tag_v2.get(262) == 0
                 im.load()
-                if rawmode in _PNG_16BIT_REDECODE:
-                    im = _png_16bit_as_gray(path, im, rawmode)
+                if rawmode in _16BIT_REDECODE:
+                    im = _16bit_as_gray(path, im, rawmode)
                 # a photographed or exported film often carries its rotation in EXIF, as viewers show it;
                 # the pixels as stored would lie on their side
                 gray = to_gray_uint8(ImageOps.exif_transpose(im))
+                if min_is_white:   # read as stored until session 76: such an X-ray came out as its negative
+                    gray = 255 - gray
     except UnreadableImage:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -267,12 +279,14 @@ def _pil_to_gray_uint8(path: str, size: int) -> np.ndarray:
     return gray
 
 
-# Pillow decodes a 16-bit colour or gray+alpha PNG to 8 bits by keeping the high byte of each sample, which left
-# 12-bit data 16 grey levels, all near black (found in session 76). Decoding the file once more with an unpacker
-# of the same width that keeps the low bytes (RGB;16L, RGBA;16L), or every byte (RGBA for gray+alpha: high and
-# low byte of the gray, then of the alpha), gives the samples whole; the row filters undo alike, as they read
-# the same bytes a pixel back.
-_PNG_16BIT_REDECODE = {"RGB;16B": "RGB;16L", "RGBA;16B": "RGBA;16L", "LA;16B": "RGBA"}
+# Pillow decodes a 16-bit colour (PNG, TIFF) or gray+alpha (PNG) image to 8 bits by keeping the high byte of each
+# sample, which left 12-bit data 16 grey levels, all near black (found in session 76). Decoding the file once more
+# with an unpacker of the same width that keeps the low bytes (the other byte order's), or every byte (RGBA for
+# gray+alpha: high and low byte of the gray, then of the alpha), gives the samples whole; PNG's row filters undo
+# alike, as they read the same bytes a pixel back.
+_NATIVE, _OTHER = ("L", "B") if sys.byteorder == "little" else ("B", "L")
+_16BIT_REDECODE = {f"{mode};16{order}": f"{mode};16{other}" for mode in ("RGB", "RGBA")
+                   for order, other in (("B", "L"), ("L", "B"), ("N", _OTHER))} | {"LA;16B": "RGBA"}
 
 
 def _rawmode(im: Image.Image) -> str | None:
@@ -283,12 +297,12 @@ def _rawmode(im: Image.Image) -> str | None:
     return args if isinstance(args, str) else (args[0] if args and isinstance(args[0], str) else None)
 
 
-def _png_16bit_as_gray(path: str, high: Image.Image, rawmode: str) -> Image.Image:
-    """A 16-bit colour or gray+alpha PNG (``high``: as Pillow decoded it, high bytes; ``rawmode``: Pillow's for
+def _16bit_as_gray(path: str, high: Image.Image, rawmode: str) -> Image.Image:
+    """A 16-bit colour or gray+alpha image (``high``: as Pillow decoded it, high bytes; ``rawmode``: Pillow's for
     it) as an 8-bit grayscale image scaled from the smallest standard depth holding its maximum, as a 16-bit
-    grayscale PNG is, its EXIF kept."""
-    with Image.open(path) as im:
-        again = _PNG_16BIT_REDECODE[rawmode]
+    grayscale file is, its EXIF kept."""
+    with open(path, "rb") as file, Image.open(file) as im:
+        again = _16BIT_REDECODE[rawmode]
         im.tile = [im.tile[0]._replace(args=again if isinstance(im.tile[0].args, str)
                                        else (again, *im.tile[0].args[1:]))]
         im.load()
@@ -300,8 +314,7 @@ def _png_16bit_as_gray(path: str, high: Image.Image, rawmode: str) -> Image.Imag
         samples = (np.asarray(high)[..., :3].astype(np.uint16) << 8) | second[..., :3]
         gray = _colour_to_gray(samples, stored_bits(float(samples.max())))
     out = Image.fromarray(gray)
-    if "exif" in high.info:
-        out.info["exif"] = high.info["exif"]
+    out.getexif().update(high.getexif())   # its orientation (a PNG's eXIf chunk, a TIFF's own tag), for exif_transpose
     return out
 
 
