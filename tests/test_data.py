@@ -845,6 +845,43 @@ def test_a_16_bit_min_is_white_tiff_is_read_the_right_way_round(tmp_path):
         assert np.all(np.diff(gray.ravel()) <= 0), bits
 
 
+@pytest.mark.parametrize("case", ["float64", "float64 MinIsWhite", "float64 RGB", "16-bit RGB by planes"])
+def test_tiffs_pillow_cannot_open_or_garbles_are_read_through_tifffile(tmp_path, case):
+    """Found in session 76: Pillow does not open a 64-bit float TIFF (skipped as "not an image"), and unpacked
+    16-bit colour stored a plane at a time a byte a sample, garbling it without a word."""
+    tifffile = pytest.importorskip("tifffile")
+    ramp = (np.arange(64 * 64).reshape(64, 64) * 4095 // (64 * 64 - 1)).astype(np.uint16)
+    pixels, kw = {"float64": (ramp / 4095.0, {}), "float64 MinIsWhite": (ramp / 4095.0, {"photometric": "miniswhite"}),
+                  "float64 RGB": (np.repeat(ramp[..., None] / 4095.0, 3, axis=2), {"photometric": "rgb"}),
+                  "16-bit RGB by planes": (np.stack([ramp] * 3), {"photometric": "rgb", "planarconfig": "separate"}),
+                  }[case]
+    tifffile.imwrite(tmp_path / "x.tif", pixels, **kw)
+    gray = decode_image(str(tmp_path / "x.tif"), 64).astype(int)
+    expected = np.rint(ramp * (255 / 4095))
+    assert np.abs(gray - (255 - expected if "MinIsWhite" in case else expected)).max() <= 1
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_tifffile_turns_an_image_by_its_orientation_as_pillow_does(tmp_path, orientation):
+    tifffile = pytest.importorskip("tifffile")
+    pixels = np.random.default_rng(orientation).integers(0, 256, (40, 64)).astype(np.uint8)
+    pixels[0, 0], pixels[-1, -1] = 0, 255   # the float copy stretches over the same range
+    tag = [(274, 3, 1, orientation, True)]
+    tifffile.imwrite(tmp_path / "pillow.tif", pixels, extratags=tag)                  # 8-bit: Pillow reads it
+    tifffile.imwrite(tmp_path / "tifffile.tif", pixels / 255.0, extratags=tag)       # float64: tifffile does
+    size = 64   # square, as every decode: both turned first, then resized alike
+    assert np.array_equal(decode_image(str(tmp_path / "tifffile.tif"), size),
+                          decode_image(str(tmp_path / "pillow.tif"), size))
+
+
+def test_a_tiff_of_a_kind_genaug_does_not_read_says_so(tmp_path):
+    from genaug.data.decode import UnreadableImage
+    tifffile = pytest.importorskip("tifffile")
+    tifffile.imwrite(tmp_path / "x.tif", np.zeros((4, 32, 32)), photometric="separated", planarconfig="separate")
+    with pytest.raises(UnreadableImage, match="PhotometricInterpretation 5 with 4 samples a pixel"):
+        decode_image(str(tmp_path / "x.tif"), 32)
+
+
 def _ramp(dtype, lo, hi):
     return np.linspace(lo, hi, 64 * 64).reshape(64, 64).astype(dtype)
 

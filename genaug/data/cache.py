@@ -35,7 +35,8 @@ CACHE_VERSION = 5   # 2: 10-14-bit images in 16-bit files scale from their own d
                     # colour scaled from its depth, files without a meta header read; 5: float images with
                     # NaN or infinite pixels and signed integer images stretched over their range (decode.stretched),
                     # 16-bit colour PNGs and TIFFs and gray+alpha PNGs read at their depth, 16-bit
-                    # MinIsWhite TIFFs turned, uncompressed TIFFs turned a quarter read unscrambled
+                    # MinIsWhite TIFFs turned, uncompressed TIFFs turned a quarter read unscrambled, TIFFs of
+                    # 16-bit planar colour read through tifffile
 
 
 def file_signature(root: Path, rel_paths: list[str]) -> list[list]:

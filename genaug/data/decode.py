@@ -48,22 +48,27 @@ def stretched(arr: np.ndarray) -> np.ndarray:
 WIDE_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")   # PIL's modes of 16-bit, 32-bit and float pixels
 
 
+def numbers_to_gray(arr: np.ndarray, floating: bool) -> np.ndarray:
+    """A 2-D array of pixel values of any depth as 8-bit grayscale."""
+    arr = np.asarray(arr, dtype=np.float64)
+    if floating or arr.min() < 0 or arr.max() > 2 ** 16 - 1:
+        # floats, signed integers (a signed 16-bit TIFF opens as I) and 32-bit ones past 16 bits: no standard
+        # depth holds them, and until session 76 a signed image lost its negative third to black, a 32-bit
+        # one most of itself to white
+        arr = stretched(arr)
+    else:
+        # PIL opens 16-bit PNGs and TIFFs as I;16 or I. X-ray detectors store 10, 12 or 14 bits in that
+        # container, so dividing by 257 would leave a 12-bit image 16 grey levels: scale from the
+        # smallest standard depth that holds the image's maximum
+        arr = arr * (255.0 / (2 ** stored_bits(float(arr.max())) - 1))
+    return np.clip(np.rint(arr), 0, 255).astype(np.uint8)
+
+
 def to_gray_uint8(im: Image.Image) -> np.ndarray:
     """Any PIL mode (L, RGB, RGBA, P, CMYK, 16-bit I;16, 32-bit I, F) to 8-bit grayscale."""
     mode = im.mode
     if mode in WIDE_MODES:
-        arr = np.asarray(im, dtype=np.float64)
-        if mode == "F" or arr.min() < 0 or arr.max() > 2 ** 16 - 1:
-            # floats, signed integers (a signed 16-bit TIFF opens as I) and 32-bit ones past 16 bits: no standard
-            # depth holds them, and until session 76 a signed image lost its negative third to black, a 32-bit
-            # one most of itself to white
-            arr = stretched(arr)
-        else:
-            # PIL opens 16-bit PNGs and TIFFs as I;16 or I. X-ray detectors store 10, 12 or 14 bits in that
-            # container, so dividing by 257 would leave a 12-bit image 16 grey levels: scale from the
-            # smallest standard depth that holds the image's maximum
-            arr = arr * (255.0 / (2 ** stored_bits(float(arr.max())) - 1))
-        return np.clip(np.rint(arr), 0, 255).astype(np.uint8)
+        return numbers_to_gray(np.asarray(im), floating=mode == "F")
     if mode == "CMYK":
         im = im.convert("RGB")
     if im.mode != "L":
@@ -171,7 +176,16 @@ def _undecoded(ds, exc: Exception) -> str:
     return f"DICOM {what} not decoded ({detail[:240]}){hint}"
 
 
-def _colour_to_gray(arr: np.ndarray, bits: int) -> np.ndarray:
+def is_tiff(path: str) -> bool:
+    """Whether a file starts as a TIFF or BigTIFF does, in either byte order."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+    except OSError:
+        return False
+
+
+def colour_to_gray(arr: np.ndarray, bits: int) -> np.ndarray:
     """RGB pixels of ``bits`` bits per sample (8, 16 or 32 in DICOM) to 8-bit grayscale."""
     if bits > 8:
         arr = np.rint(arr.astype(np.float64) * (255.0 / (2.0 ** bits - 1)))
@@ -218,9 +232,9 @@ def _dicom_gray(ds) -> np.ndarray:
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
     if photometric == "PALETTE COLOR":   # pixels are indices into the file's colour table, not intensities
         rgb = apply_color_lut(arr, ds)
-        return _colour_to_gray(rgb, 8 * rgb.dtype.itemsize)   # the table's entries are 8 or 16 bits
+        return colour_to_gray(rgb, 8 * rgb.dtype.itemsize)   # the table's entries are 8 or 16 bits
     if arr.ndim == 3:   # colour (pydicom gives YBR as RGB)
-        return _colour_to_gray(arr, int(ds.get("BitsStored", 8) or 8))
+        return colour_to_gray(arr, int(ds.get("BitsStored", 8) or 8))
     arr = stretched(np.asarray(apply_voi_lut(apply_modality_lut(arr, ds), ds), dtype=np.float64))
     if photometric == "MONOCHROME1":
         arr = 255.0 - arr
@@ -254,6 +268,11 @@ def _pil_to_gray_uint8(path: str, size: int) -> np.ndarray:
                 # which page is the X-ray is not for genaug to guess, as for a multi-frame DICOM
                 if (frames := getattr(im, "n_frames", 1)) > 1:
                     raise UnreadableImage(f"multi-frame image ({frames} frames); give single images")
+                if im.format == "TIFF" and im.tag_v2.get(284) == 2 and max(im.tag_v2.get(258, (8,))) > 8:
+                    # colour of 16 bits stored a plane at a time: Pillow unpacks it a byte a sample, garbling
+                    # it without a word (found in session 76); tifffile reads it
+                    from genaug.data.tiff import tiff_to_gray_uint8
+                    return tiff_to_gray_uint8(path)
                 if im.format == "JPEG":
                     im.draft(im.mode, (size, size))  # let libjpeg downscale by 1/2..1/8 while decoding
                 rawmode = _rawmode(im) if im.format in ("PNG", "TIFF") else None
@@ -272,6 +291,9 @@ def _pil_to_gray_uint8(path: str, size: int) -> np.ndarray:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise UnreadableImage("decompression-bomb guard (image too large)") from None
     except UnidentifiedImageError:
+        if is_tiff(path):   # a TIFF Pillow does not decode (planar colour, 64-bit float): tifffile reads it
+            from genaug.data.tiff import tiff_to_gray_uint8
+            return tiff_to_gray_uint8(path)
         raise UnreadableImage("not an image") from None
     except (OSError, SyntaxError, ValueError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -312,7 +334,7 @@ def _16bit_as_gray(path: str, high: Image.Image, rawmode: str) -> Image.Image:
         gray = np.rint(samples * (255.0 / (2 ** stored_bits(float(samples.max())) - 1))).astype(np.uint8)
     else:
         samples = (np.asarray(high)[..., :3].astype(np.uint16) << 8) | second[..., :3]
-        gray = _colour_to_gray(samples, stored_bits(float(samples.max())))
+        gray = colour_to_gray(samples, stored_bits(float(samples.max())))
     out = Image.fromarray(gray)
     out.getexif().update(high.getexif())   # its orientation (a PNG's eXIf chunk, a TIFF's own tag), for exif_transpose
     return out

@@ -1,0 +1,54 @@
+"""TIFFs that Pillow does not decode, or decodes wrong, read through tifffile (a scikit-image dependency): 64-bit
+floats, which Pillow does not open (until session 76 such a file was skipped as "not an image"), and colour of
+more than 8 bits stored a plane at a time (PlanarConfiguration 2), which it garbled."""
+from __future__ import annotations
+
+import numpy as np
+
+from genaug.data.decode import MAX_PIXELS, MIN_SIDE, UnreadableImage, colour_to_gray, numbers_to_gray, stored_bits
+
+# EXIF/TIFF orientation: how to turn the stored pixels into what a viewer shows (as PIL's exif_transpose does)
+_TO_VIEW = {2: np.fliplr, 3: lambda a: np.rot90(a, 2), 4: np.flipud, 5: lambda a: np.swapaxes(a, 0, 1),
+            6: lambda a: np.rot90(a, -1), 7: lambda a: np.rot90(a, 2).swapaxes(0, 1), 8: lambda a: np.rot90(a, 1)}
+MIN_IS_WHITE, MIN_IS_BLACK, RGB = 0, 1, 2   # PhotometricInterpretation
+
+
+def tiff_to_gray_uint8(path: str) -> np.ndarray:
+    """A single-page TIFF's pixels as 8-bit grayscale, read the way genaug reads those Pillow decodes: depth from
+    the largest value (floats stretched), MinIsWhite turned, the orientation tag applied."""
+    import tifffile
+    try:
+        with tifffile.TiffFile(path) as tif:
+            if len(tif.pages) > 1:
+                raise UnreadableImage(f"multi-frame image ({len(tif.pages)} frames); give single images")
+            page = tif.pages[0]
+            h, w = page.imagelength, page.imagewidth
+            if w * h > MAX_PIXELS:
+                raise UnreadableImage(f"{w}x{h} pixels exceeds the {MAX_PIXELS:,}-pixel guard")
+            if min(w, h) < MIN_SIDE:
+                raise UnreadableImage(f"too small ({w}x{h})")
+            photometric, samples = int(page.photometric), int(page.samplesperpixel)
+            orientation = page.tags[274].value if 274 in page.tags else 1
+            arr = page.asarray()
+    except UnreadableImage:
+        raise
+    except Exception as exc:   # tifffile raises its own errors, ValueError and more on damaged or exotic files
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UnreadableImage(f"a TIFF neither Pillow nor tifffile decodes ({reason[:100]})") from None
+    if samples > 1 and arr.ndim == 3 and arr.shape[0] == samples and arr.shape[-1] != samples:
+        arr = np.moveaxis(arr, 0, -1)   # stored a plane at a time
+    if photometric == RGB and samples >= 3:
+        colour = arr[..., :3]
+        floating = np.issubdtype(colour.dtype, np.floating)
+        bits = 8 if floating else stored_bits(float(colour.max()))
+        gray = colour_to_gray(numbers_to_gray(colour.reshape(-1, 3), True).reshape(colour.shape) if floating
+                              else colour, bits)
+    elif photometric in (MIN_IS_WHITE, MIN_IS_BLACK):
+        plane = arr[..., 0] if samples > 1 else arr   # the gray of gray+alpha
+        gray = numbers_to_gray(plane, np.issubdtype(plane.dtype, np.floating))
+        if photometric == MIN_IS_WHITE:
+            gray = 255 - gray
+    else:
+        raise UnreadableImage(f"a TIFF of PhotometricInterpretation {photometric} with {samples} samples a pixel, "
+                              "which genaug does not read; save it as an ordinary grayscale TIFF or PNG")
+    return np.ascontiguousarray(_TO_VIEW.get(orientation, lambda a: a)(gray))
