@@ -882,6 +882,20 @@ def test_a_tiff_of_a_kind_genaug_does_not_read_says_so(tmp_path):
         decode_image(str(tmp_path / "x.tif"), 32)
 
 
+def test_data_info_names_16_bit_colour_and_the_tiffs_pillow_cannot_open(tmp_path):
+    """`genaug data info`'s modes (session 76): a 16-bit colour PNG showed as Pillow's 8-bit "RGB", and a float64
+    TIFF, which genaug now reads through tifffile, was left out of the count."""
+    from genaug.data.info import original_image_stats
+    tifffile = pytest.importorskip("tifffile")
+    ramp = (np.arange(32 * 32).reshape(32, 32) * 4095 // (32 * 32 - 1)).astype(np.uint16)
+    _png_16bit_colour(tmp_path / "a.png", np.repeat(ramp[..., None], 3, axis=2))
+    tifffile.imwrite(tmp_path / "b.tif", ramp / 4095.0)
+    tifffile.imwrite(tmp_path / "c.tif", np.repeat(ramp[..., None], 3, axis=2), photometric="rgb")
+    Image.fromarray((ramp >> 4).astype(np.uint8)).save(tmp_path / "d.png")
+    stats = original_image_stats(tmp_path, ["a.png", "b.tif", "c.tif", "d.png"])
+    assert stats["modes"] == {"RGB 16-bit": 2, "TIFF float64 x1": 1, "L": 1} and stats["sizes"] == {"32x32": 4}
+
+
 def _ramp(dtype, lo, hi):
     return np.linspace(lo, hi, 64 * 64).reshape(64, 64).astype(dtype)
 

@@ -268,7 +268,7 @@ def _pil_to_gray_uint8(path: str, size: int) -> np.ndarray:
                 # which page is the X-ray is not for genaug to guess, as for a multi-frame DICOM
                 if (frames := getattr(im, "n_frames", 1)) > 1:
                     raise UnreadableImage(f"multi-frame image ({frames} frames); give single images")
-                if im.format == "TIFF" and im.tag_v2.get(284) == 2 and max(im.tag_v2.get(258, (8,))) > 8:
+                if im.format == "TIFF" and im.tag_v2.get(284) == 2 and _tiff_bits(im) > 8:
                     # colour of 16 bits stored a plane at a time: Pillow unpacks it a byte a sample, garbling
                     # it without a word (found in session 76); tifffile reads it
                     from genaug.data.tiff import tiff_to_gray_uint8
@@ -309,6 +309,22 @@ def _pil_to_gray_uint8(path: str, size: int) -> np.ndarray:
 _NATIVE, _OTHER = ("L", "B") if sys.byteorder == "little" else ("B", "L")
 _16BIT_REDECODE = {f"{mode};16{order}": f"{mode};16{other}" for mode in ("RGB", "RGBA")
                    for order, other in (("B", "L"), ("L", "B"), ("N", _OTHER))} | {"LA;16B": "RGBA"}
+
+
+def header_mode(im: Image.Image) -> str:
+    """An opened image's PIL mode, with "16-bit" where PIL's mode keeps only 8 bits of samples stored with 16
+    (colour and gray+alpha PNGs and TIFFs, which genaug reads at their depth), for `genaug data info`."""
+    wide = _rawmode(im) in _16BIT_REDECODE or (im.format == "TIFF" and _tiff_bits(im) > 8 and im.mode not in WIDE_MODES)
+    return f"{im.mode} 16-bit" if wide else im.mode
+
+
+def _tiff_bits(im: Image.Image) -> int:
+    """A TIFF's largest BitsPerSample (8 where the tag is missing or malformed)."""
+    bits = im.tag_v2.get(258, 8)
+    try:
+        return int(max(bits) if isinstance(bits, tuple) else bits)
+    except (TypeError, ValueError):
+        return 8
 
 
 def _rawmode(im: Image.Image) -> str | None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from PIL import Image
 
 from genaug.data.core import DataBundle
-from genaug.data.decode import is_dicom, padded, require_pydicom, shown_width
+from genaug.data.decode import header_mode, is_dicom, is_tiff, padded, require_pydicom, shown_width
 
 SKIPPED_LISTED = 20   # skipped files named one by one in the text summary
 
@@ -26,12 +26,21 @@ def original_image_stats(root: Path, rel_paths: list[str], limit: int = 100_000)
             except Exception:  # unreadable files are counted by the loader already
                 pass
             continue
+        path = os.path.join(root, rel)
         try:
-            with Image.open(os.path.join(root, rel)) as im:
+            with Image.open(path) as im:
                 sizes[f"{im.size[0]}x{im.size[1]}"] += 1
-                modes[im.mode] += 1
-        except Exception:  # unreadable files are counted by the loader already
-            continue
+                modes[header_mode(im)] += 1
+        except Exception:
+            if is_tiff(path):   # one Pillow cannot open, which genaug reads through tifffile
+                try:
+                    import tifffile
+                    with tifffile.TiffFile(path) as tif:
+                        page = tif.pages[0]
+                        sizes[f"{page.imagewidth}x{page.imagelength}"] += 1
+                        modes[f"TIFF {page.dtype} x{page.samplesperpixel}"] += 1
+                except Exception:  # unreadable files are counted by the loader already
+                    pass
     return {"sizes": dict(sizes.most_common(5)), "distinct_sizes": len(sizes), "modes": dict(modes)}
 
 
