@@ -461,9 +461,9 @@ def gan_cmd(
     threads: Optional[int] = ThreadsOpt,
     cpu_amp: Optional[bool] = typer.Option(None, "--cpu-amp/--no-cpu-amp", help="train the generator and "
                                            "discriminator under bf16 autocast on a CPU (default off): on a CPU with "
-                                           "AMX or AVX512-BF16 (e.g. Intel Xeon, 4th generation on) it trains faster "
-                                           "(docs/PERFORMANCE.md (r)); on other CPUs bf16 is emulated, slower "
-                                           "than fp32 (docs/PERFORMANCE.md (p)). The images change and the run "
+                                           "AMX or AVX512-BF16 (e.g. Intel Xeon, 4th generation on) a training step "
+                                           "ran 2.3x as fast at 64 and 128 px; with oneDNN capped to older CPUs' "
+                                           "instructions it ran 3-11x slower than in fp32 (docs/PERFORMANCE.md (r)). The images change and the run "
                                            "records it; sampling and the quality report stay in fp32"),
 ):
     """Train (or --resume) the GAN, write --n images per class with a manifest, grids and a quality report."""
