@@ -49,7 +49,7 @@ WIDE_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")   # PIL's modes of 16
 
 
 def numbers_to_gray(arr: np.ndarray, floating: bool) -> np.ndarray:
-    """A 2-D array of pixel values of any depth as 8-bit grayscale."""
+    """Pixel values of any depth as 8-bit (a gray image, or colour samples stretched together)."""
     arr = np.asarray(arr, dtype=np.float64)
     if floating or arr.min() < 0 or arr.max() > 2 ** 16 - 1:
         # floats, signed integers (a signed 16-bit TIFF opens as I) and 32-bit ones past 16 bits: no standard
@@ -306,15 +306,16 @@ def _pil_to_gray_uint8(path: str, size: int) -> np.ndarray:
 # with an unpacker of the same width that keeps the low bytes (the other byte order's), or every byte (RGBA for
 # gray+alpha: high and low byte of the gray, then of the alpha), gives the samples whole; PNG's row filters undo
 # alike, as they read the same bytes a pixel back.
-_NATIVE, _OTHER = ("L", "B") if sys.byteorder == "little" else ("B", "L")
+_NOT_NATIVE = "B" if sys.byteorder == "little" else "L"   # the byte order opposite to ;16N's
 _16BIT_REDECODE = {f"{mode};16{order}": f"{mode};16{other}" for mode in ("RGB", "RGBA")
-                   for order, other in (("B", "L"), ("L", "B"), ("N", _OTHER))} | {"LA;16B": "RGBA"}
+                   for order, other in (("B", "L"), ("L", "B"), ("N", _NOT_NATIVE))} | {"LA;16B": "RGBA"}
 
 
 def header_mode(im: Image.Image) -> str:
     """An opened image's PIL mode, with "16-bit" where PIL's mode keeps only 8 bits of samples stored with 16
     (colour and gray+alpha PNGs and TIFFs, which genaug reads at their depth), for `genaug data info`."""
-    wide = _rawmode(im) in _16BIT_REDECODE or (im.format == "TIFF" and _tiff_bits(im) > 8 and im.mode not in WIDE_MODES)
+    wide = _rawmode(im) in _16BIT_REDECODE or (im.format == "TIFF" and _tiff_bits(im) > 8
+                                               and im.mode not in WIDE_MODES)
     return f"{im.mode} 16-bit" if wide else im.mode
 
 

@@ -28,6 +28,7 @@ def tiff_to_gray_uint8(path: str) -> np.ndarray:
             if min(w, h) < MIN_SIDE:
                 raise UnreadableImage(f"too small ({w}x{h})")
             photometric, samples = int(page.photometric), int(page.samplesperpixel)
+            by_planes = int(page.planarconfig) == 2
             orientation = page.tags[274].value if 274 in page.tags else 1
             arr = page.asarray()
     except UnreadableImage:
@@ -35,14 +36,14 @@ def tiff_to_gray_uint8(path: str) -> np.ndarray:
     except Exception as exc:   # tifffile raises its own errors, ValueError and more on damaged or exotic files
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise UnreadableImage(f"a TIFF neither Pillow nor tifffile decodes ({reason[:100]})") from None
-    if samples > 1 and arr.ndim == 3 and arr.shape[0] == samples and arr.shape[-1] != samples:
-        arr = np.moveaxis(arr, 0, -1)   # stored a plane at a time
+    if samples > 1 and by_planes and arr.ndim == 3 and arr.shape[0] == samples:
+        arr = np.moveaxis(arr, 0, -1)   # stored a plane at a time: tifffile gives (samples, height, width)
     if photometric == RGB and samples >= 3:
         colour = arr[..., :3]
         floating = np.issubdtype(colour.dtype, np.floating)
         bits = 8 if floating else stored_bits(float(colour.max()))
-        gray = colour_to_gray(numbers_to_gray(colour.reshape(-1, 3), True).reshape(colour.shape) if floating
-                              else colour, bits)
+        # float colour stretched over all three channels together, so that their balance holds
+        gray = colour_to_gray(numbers_to_gray(colour, True) if floating else colour, bits)
     elif photometric in (MIN_IS_WHITE, MIN_IS_BLACK):
         plane = arr[..., 0] if samples > 1 else arr   # the gray of gray+alpha
         gray = numbers_to_gray(plane, np.issubdtype(plane.dtype, np.floating))
