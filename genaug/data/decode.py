@@ -348,7 +348,7 @@ def _16bit_as_gray(path: str, high: Image.Image, rawmode: str) -> Image.Image:
         second = np.asarray(im).astype(np.uint16)
     if rawmode == "LA;16B":
         samples = (second[..., 0] << 8) | second[..., 1]
-        gray = np.rint(samples * (255.0 / (2 ** stored_bits(float(samples.max())) - 1))).astype(np.uint8)
+        gray = numbers_to_gray(samples, floating=False)   # as a 16-bit grayscale file
     else:
         samples = (np.asarray(high)[..., :3].astype(np.uint16) << 8) | second[..., :3]
         gray = colour_to_gray(samples, stored_bits(float(samples.max())))

@@ -4,12 +4,10 @@ more than 8 bits stored a plane at a time (PlanarConfiguration 2), which it garb
 from __future__ import annotations
 
 import numpy as np
+from PIL import Image, ImageOps
 
 from genaug.data.decode import MAX_PIXELS, MIN_SIDE, UnreadableImage, colour_to_gray, numbers_to_gray, stored_bits
 
-# EXIF/TIFF orientation: how to turn the stored pixels into what a viewer shows (as PIL's exif_transpose does)
-_TO_VIEW = {2: np.fliplr, 3: lambda a: np.rot90(a, 2), 4: np.flipud, 5: lambda a: np.swapaxes(a, 0, 1),
-            6: lambda a: np.rot90(a, -1), 7: lambda a: np.rot90(a, 2).swapaxes(0, 1), 8: lambda a: np.rot90(a, 1)}
 MIN_IS_WHITE, MIN_IS_BLACK, RGB = 0, 1, 2   # PhotometricInterpretation
 
 
@@ -52,4 +50,7 @@ def tiff_to_gray_uint8(path: str) -> np.ndarray:
     else:
         raise UnreadableImage(f"a TIFF of PhotometricInterpretation {photometric} with {samples} samples a pixel, "
                               "which genaug does not read; save it as an ordinary grayscale TIFF or PNG")
-    return np.ascontiguousarray(_TO_VIEW.get(orientation, lambda a: a)(gray))
+    # turned as the Pillow path turns its images: by Pillow's own exif_transpose
+    view = Image.fromarray(gray)
+    view.getexif()[274] = orientation
+    return np.asarray(ImageOps.exif_transpose(view), dtype=np.uint8)
