@@ -409,8 +409,9 @@ def encode_cmd(
     cpu_amp: Optional[bool] = typer.Option(None, "--cpu-amp/--no-cpu-amp", help="train the autoencoder under bf16 "
                                            "autocast on a CPU (default off): on a CPU with AMX or AVX512-BF16 (e.g. "
                                            "Intel Xeon, 4th generation on) a training step at 224 px ran about 3x as "
-                                           "fast (docs/PERFORMANCE.md (q)); on other CPUs it ran 2-8x slower than "
-                                           "in fp32 (docs/PERFORMANCE.md (p)). The numbers change and the run records "
+                                           "fast (docs/PERFORMANCE.md (q)); on an Intel Xeon without them (Ice Lake) "
+                                           "it ran 1.4-1.5x slower than in fp32, and 8x slower with oneDNN capped to "
+                                           "AVX2 (docs/PERFORMANCE.md (s)). The numbers change and the run records "
                                            "it; evaluation and encoding stay in fp32"),
 ):
     """Train the autoencoder (224x224 -> 14x14x256) on train only and encode every split to latents."""
@@ -462,8 +463,9 @@ def gan_cmd(
     cpu_amp: Optional[bool] = typer.Option(None, "--cpu-amp/--no-cpu-amp", help="train the generator and "
                                            "discriminator under bf16 autocast on a CPU (default off): on a CPU with "
                                            "AMX or AVX512-BF16 (e.g. Intel Xeon, 4th generation on) a training step "
-                                           "ran 2.3x as fast at 64 and 128 px; with oneDNN capped to older CPUs' "
-                                           "instructions it ran 3-11x slower than in fp32 (docs/PERFORMANCE.md (r)). The images change and the run "
+                                           "ran 2.3x as fast at 64 and 128 px (docs/PERFORMANCE.md (r)); on an Intel "
+                                           "Xeon without them (Ice Lake) 1.6x slower than in fp32, and 11x slower "
+                                           "with oneDNN capped to AVX2 (docs/PERFORMANCE.md (s)). The images change and the run "
                                            "records it; sampling and the quality report stay in fp32"),
 ):
     """Train (or --resume) the GAN, write --n images per class with a manifest, grids and a quality report."""
@@ -577,7 +579,7 @@ def benchmark_cmd(
     seed: Optional[int] = SeedOpt, device: Optional[str] = DeviceOpt, out: Optional[str] = OutOpt,
     name: Optional[str] = NameOpt, cache: Optional[str] = CacheOpt, tensorboard: Optional[bool] = TensorboardOpt,
     threads: Optional[int] = ThreadsOpt,
-    cpu_amp: Optional[bool] = typer.Option(None, "--cpu-amp/--no-cpu-amp", help="bf16 autocast for the classifiers on a CPU as on CUDA (default off): on a CPU with AMX or AVX512-BF16 (e.g. Intel Xeon, 4th generation on) the cpu profile's CNN and DenseNet-121 cells trained 2.3x and 1.6x as fast per epoch (docs/PERFORMANCE.md (p)); on other CPUs a training step ran 2-12x slower than in fp32. The numbers change, and each cell records it. A GAN or an autoencoder the benchmark trains itself trains in bf16 too (genaug gan --cpu-amp, genaug encode --cpu-amp)"),
+    cpu_amp: Optional[bool] = typer.Option(None, "--cpu-amp/--no-cpu-amp", help="bf16 autocast for the classifiers on a CPU as on CUDA (default off): on a CPU with AMX or AVX512-BF16 (e.g. Intel Xeon, 4th generation on) the cpu profile's CNN and DenseNet-121 cells trained 2.3x and 1.6x as fast per epoch (docs/PERFORMANCE.md (p)); on an Intel Xeon without them (Ice Lake) a training step ran 1.4-2.7x slower than in fp32, and 8-12x slower with oneDNN capped to AVX2 (docs/PERFORMANCE.md (s)). The numbers change, and each cell records it. A GAN or an autoencoder the benchmark trains itself trains in bf16 too (genaug gan --cpu-amp, genaug encode --cpu-amp)"),
 ):
     """Train classifiers on real, mixed, synthetic and encoded data; test on the real test split; write a report."""
     if balance and synthetic_ratio is not None:   # else --balance wins and the ratio is silently not used

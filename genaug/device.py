@@ -65,15 +65,19 @@ def cpu_has_bf16() -> bool:
 
 
 def emulated_bf16_note() -> str:
-    """How much slower bf16 trains than fp32 on a CPU without bf16 hardware, as measured here with oneDNN capped
-    to such an ISA (bench/cpu_bf16.py, docs/PERFORMANCE.md (p), session 75): oneDNN emulates bf16 on AVX-512;
-    on AVX2 alone it cannot, and torch's own kernels are slower still."""
+    """How much slower bf16 trains than fp32 on a CPU without bf16 hardware (bench/cpu_bf16.py): oneDNN emulates
+    bf16 on AVX-512, measured on such a CPU (an Ice Lake Xeon, docs/PERFORMANCE.md (s), session 77); on AVX2
+    alone it cannot, and torch's own kernels are slower still, measured with oneDNN capped to AVX2 on a newer
+    Xeon (docs/PERFORMANCE.md (p), session 75)."""
     onednn = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)()
-    ratio = "0.35-0.48x" if onednn else "0.08-0.13x"
-    how = "oneDNN emulates bf16 on AVX-512" if onednn else "oneDNN has no bf16 on this CPU, torch's own kernels do it"
-    # measured on an x86 CPU; an ARM CPU's own bf16 (which the check above does not see) may differ
-    return (f"this CPU has neither AMX nor AVX512-BF16: {how}, and on an x86 CPU limited so a training step ran at "
-            f"{ratio} fp32's speed (docs/PERFORMANCE.md (p)); --no-cpu-amp turns it off")
+    # measured on x86 CPUs; an ARM CPU's own bf16 (which cpu_has_bf16 does not see) may differ
+    if onednn:
+        return ("this CPU has neither AMX nor AVX512-BF16: oneDNN emulates bf16 on AVX-512, and on such an Intel "
+                "Xeon (Ice Lake) a training step ran at 0.37-0.71x fp32's speed (docs/PERFORMANCE.md (s)); "
+                "--no-cpu-amp turns it off")
+    return ("this CPU has neither AMX nor AVX512-BF16: oneDNN has no bf16 on this CPU, torch's own kernels do it, "
+            "and on an x86 CPU limited so a training step ran at 0.08-0.13x fp32's speed (docs/PERFORMANCE.md "
+            "(p)); --no-cpu-amp turns it off")
 
 
 def seed_everything(seed: int) -> None:

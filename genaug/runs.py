@@ -34,6 +34,7 @@ import torch
 from genaug import __version__, distributed, locks
 from genaug.config import closest_name
 from genaug.data.decode import alike_path_note, safe_name
+from genaug.device import cpu_has_bf16
 from genaug.data.folder import file_in_the_way
 from genaug.errors import CheckpointError, ConfigError, DiskFull, GenaugError, is_disk_full, is_out_of_memory
 from genaug.locks import LOCK_NAME, in_use_by
@@ -451,6 +452,9 @@ def machine_info(device: str | torch.device | None = None, bf16: bool = False) -
         info["gpu"] = torch.cuda.get_device_name(None if device is None else torch.device(device))
     if bf16 and not on_gpu:   # a computation in bf16 on the CPU (run.cpu_amp) gives other numbers than in fp32
         info["autocast"] = "bf16"
+        # and other numbers again where oneDNN emulates it: session 77's Xeon without bf16 hardware matched an
+        # AMX Xeon's fp32 cell bit for bit, its bf16 cell not from the first epoch (docs/PERFORMANCE.md (s))
+        info["bf16_in_hardware"] = cpu_has_bf16()
     return info
 
 
@@ -463,7 +467,8 @@ def machine_summary(info: dict | None) -> str:
         threads = info.get("threads", "?")
         parts.append(f"{threads} thread{'' if threads == 1 else 's'}")
     if info.get("autocast"):
-        parts.append(f"{info['autocast']} autocast")
+        emulated = " (emulated: no AMX or AVX512-BF16)" if info.get("bf16_in_hardware") is False else ""
+        parts.append(f"{info['autocast']} autocast{emulated}")
     return ", ".join(str(p) for p in parts)
 
 

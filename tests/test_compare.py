@@ -138,6 +138,21 @@ def test_compare_names_bf16_cells_on_a_cpu_as_a_difference_of_how_they_trained(t
                                                                                            n_boot=50))
 
 
+def test_compare_tells_bf16_a_cpu_emulated_from_bf16_in_hardware(tmp_path):
+    # session 77: a Xeon without AMX or AVX512-BF16 gave an AMX Xeon's fp32 cell bit for bit but other bf16
+    # numbers from the first epoch, so two bf16 sides are not alike when one CPU emulated it
+    ok = np.ones(40, bool)
+    amx = {"cpu": "Intel(R) Xeon(R) Processor (family 6, model 207)", "cpu_capability": "AVX512", "cpu_count": 2,
+           "threads": 1, "autocast": "bf16", "bf16_in_hardware": True}
+    icelake = {**amx, "cpu": "Intel(R) Xeon(R) Processor @ 2.80GHz (family 6, model 106)", "bf16_in_hardware": False}
+    a = _run(tmp_path / "a", [{**_cell("cnn", "real", s, ok), "machine": amx} for s in (0, 1)])
+    b = _run(tmp_path / "b", [{**_cell("cnn", "real", s, ok), "machine": icelake} for s in (0, 1)])
+    text = format_comparison(compare_runs(a, b, n_boot=50))
+    assert "A on Intel(R) Xeon(R) Processor (family 6, model 207), AVX512, 1 thread, bf16 autocast (2 cells)" in text
+    assert ("B on Intel(R) Xeon(R) Processor @ 2.80GHz (family 6, model 106), AVX512, 1 thread, bf16 autocast "
+            "(emulated: no AMX or AVX512-BF16) (2 cells)") in text
+
+
 def test_compare_says_when_the_paired_cells_were_trained_by_other_code(tmp_path):
     ok = np.ones(40, bool)
     old = "835995a7f1ce8e6456e026ee1e3ea26b0895365e+dirty"
