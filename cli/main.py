@@ -413,10 +413,17 @@ def encode_cmd(
                                            "it ran 1.4-1.5x slower than in fp32, and 8x slower with oneDNN capped to "
                                            "AVX2 (docs/PERFORMANCE.md (s)). The numbers change and the run records "
                                            "it; evaluation and encoding stay in fp32"),
+    channels_last: Optional[bool] = typer.Option(None, "--channels-last/--no-channels-last", help="train the "
+                                                 "autoencoder in fp32 on a CPU in the channels-last layout (default "
+                                                 "off; with --cpu-amp it always is): on an Intel Xeon 1.3-1.4x the "
+                                                 "training images a second (docs/PERFORMANCE.md (s)). The numbers "
+                                                 "differ from a run without it, so an earlier run rerun without it "
+                                                 "gives its own"),
 ):
     """Train the autoencoder (224x224 -> 14x14x256) on train only and encode every split to latents."""
     d, r = _common(data, task, seed, device, out, name, cache, tensorboard, threads)
     r["cpu_amp"] = cpu_amp
+    r["channels_last"] = channels_last
     given = dict(data=d, run=r, encode=dict(
         epochs=epochs, image_size=image_size, latent_channels=latent_channels, batch_size=batch_size, lr=lr,
         checkpoint=checkpoint, overwrite=overwrite or None, train_fraction=train_fraction, views=views))
@@ -467,6 +474,12 @@ def gan_cmd(
                                            "Xeon without them (Ice Lake) 1.6x slower than in fp32, and 11x slower "
                                            "with oneDNN capped to AVX2 (docs/PERFORMANCE.md (s)). The images change and the run "
                                            "records it; sampling and the quality report stay in fp32"),
+    channels_last: Optional[bool] = typer.Option(None, "--channels-last/--no-channels-last", help="train the "
+                                                 "generator and discriminator in fp32 on a CPU in the channels-last "
+                                                 "layout (default off; with --cpu-amp they always are): on an Intel "
+                                                 "Xeon 1.1-1.3x the training images a second (docs/PERFORMANCE.md "
+                                                 "(s)). The images differ from a run without it, so an earlier run "
+                                                 "rerun without it gives its own"),
 ):
     """Train (or --resume) the GAN, write --n images per class with a manifest, grids and a quality report."""
     if ctx.invoked_subcommand is not None:
@@ -476,6 +489,7 @@ def gan_cmd(
         raise ConfigError(f"--width must be positive, got {width}")
     d, r = _common(data, task, seed, device, out, name, cache, tensorboard, threads)
     r["cpu_amp"] = cpu_amp
+    r["channels_last"] = channels_last
     given = dict(data=d, run=r, gan=dict(
         epochs=epochs, n=n, image_size=image_size, batch_size=batch_size, lr=lr, ngf=width, ndf=width,
         per_class=per_class or None, diffaug=diffaug, fid_features=fid_features, sync_batchnorm=sync_batchnorm,

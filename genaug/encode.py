@@ -31,7 +31,7 @@ from genaug.models import ConvAutoencoder
 from genaug.tracking import Tracker, tracker_for
 from genaug.runs import save_safetensors, Run, atomic_torch_save, check_room_for_bytes, atomic_write, atomic_write_document, atomic_write_text, load_checkpoint, nearby_runs_hint, new_run, not_a_run_of, open_run, read_run_config, running, write_json
 from genaug.train import (as_tensor, augment_batch, autocast, batch_indices, check_finite, epoch_batches,
-                          resident_device, to_float, training_precision, trains_in_cpu_bf16)
+                          resident_device, to_float, training_layout, training_precision, trains_in_cpu_bf16)
 
 log = logging.getLogger("genaug")
 AE_KEYS = ("kind", "model", "image_size", "latent_channels")
@@ -80,9 +80,7 @@ def train_autoencoder(model: ConvAutoencoder, bundle: DataBundle, cfg: Config, r
     """MSE + Adam on the training split only; val loss per epoch; atomic checkpoint every epoch."""
     e = cfg.encode
     bf16 = trains_in_cpu_bf16(cfg.run, device)
-    # oneDNN's bf16 convolutions run fastest on channels-last tensors (bench/cpu_bf16.py); fp32 keeps the
-    # layout it always had, so that a rerun of an fp32 run gives its numbers
-    layout = torch.channels_last if bf16 else torch.contiguous_format
+    layout = training_layout(cfg.run, device)
     train_x = as_tensor(bundle.train.images, resident_device(device))
     val_x = as_tensor(bundle.val.images)
     opt = torch.optim.Adam(model.parameters(), lr=e.lr)

@@ -30,7 +30,7 @@ from genaug.models import Discriminator, Generator, dcgan_init
 from genaug.tracking import Tracker, tracker_for
 from genaug.runs import save_safetensors, Run, atomic_torch_save, check_room_for_files, atomic_write_text, load_checkpoint, nearby_runs_hint, new_run, not_a_run_of, open_run, read_run_config, data_learnt_from, running, write_json
 from genaug.train import (as_tensor, autocast, check_finite, epoch_batches, resident_device, to_float,
-                          training_precision, trains_in_cpu_bf16)
+                          training_layout, training_precision, trains_in_cpu_bf16)
 
 log = logging.getLogger("genaug")
 GEN_KEYS = ("kind", "generator", "nz", "ngf", "image_size", "classes", "conditional")
@@ -183,9 +183,7 @@ def train_gan_model(key: str, images: np.ndarray, labels: np.ndarray | None, n_c
         st.load(ckpt)
         log.info("gan %s: resuming after epoch %d", key, st.epoch)
     bf16 = trains_in_cpu_bf16(cfg.run, device)
-    # oneDNN's bf16 convolutions run fastest on channels-last tensors (bench/cpu_bf16.py); fp32 keeps the
-    # layout it always had, so that a rerun of an fp32 run gives its numbers
-    layout = torch.channels_last if bf16 else torch.contiguous_format
+    layout = training_layout(cfg.run, device)
     st.to(device, layout)
     st.distribute(device, g.sync_batchnorm)
     x = as_tensor(images, resident_device(device))

@@ -329,6 +329,15 @@ def trains_in_cpu_bf16(run_cfg, device) -> bool:
     return torch.device(device).type == "cpu" and bool(run_cfg.amp) and bool(run_cfg.cpu_amp)
 
 
+def training_layout(run_cfg, device) -> torch.memory_format:
+    """The layout the GAN or the autoencoder trains in: channels-last under bf16 on a CPU (`trains_in_cpu_bf16`),
+    where oneDNN's bf16 convolutions run fastest, and in fp32 on a CPU with run.channels_last (--channels-last);
+    otherwise contiguous, as every fp32 run trained before session 77, so that a rerun gives its numbers."""
+    on_cpu = torch.device(device).type == "cpu"
+    wanted = trains_in_cpu_bf16(run_cfg, device) or (on_cpu and bool(run_cfg.channels_last))
+    return torch.channels_last if wanted else torch.contiguous_format
+
+
 def training_precision(history: list[dict]) -> str:
     """How the epochs of ``history`` computed: "fp32", "bf16 autocast", or both, counted (a run resumed with
     the other --cpu-amp setting)."""

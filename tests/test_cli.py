@@ -670,6 +670,18 @@ def test_gan_cpu_amp_trains_in_bf16_and_the_run_says_so(tmp_path, tiny):
     assert json.loads((run / "metrics.json").read_text())["training_precision"] == "bf16 autocast"
 
 
+def test_gan_channels_last_trains_in_fp32_and_the_run_keeps_the_setting(tmp_path, tiny):
+    """Session 77: `genaug gan --channels-last`, fp32 in the layout bf16 trains in; a resume keeps the run's."""
+    r = genaug("gan", "--data", "demo", "--profile", tiny, "--channels-last", "--out", tmp_path / "o")
+    assert r.returncode == 0, r.stderr[-2000:]
+    run = only_run(tmp_path / "o", "gan")
+    assert "channels_last: true" in (run / "config.yaml").read_text() and "bf16" not in r.stdout
+    assert json.loads((run / "metrics.json").read_text())["training_precision"] == "fp32"
+    assert len(list((run / "synthetic").rglob("*.png"))) == 24
+    r = genaug("gan", "--resume", run, "--no-channels-last")
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "channels_last" in r.stderr
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("command, scalars, image", [
     ("encode", {"autoencoder/mse/train", "autoencoder/psnr/val", "autoencoder/lr"}, "autoencoder/test_reconstructions"),
