@@ -444,7 +444,10 @@ def machine_info(device: str | torch.device | None = None, bf16: bool = False) -
     the same model bit for bit only with the same kernels: PyTorch picks CPU kernels by instruction
     set (AVX2, AVX512, ...) and GPU kernels by device, and results also moved with the CPU model
     (an Intel and an AMD CPU, both AVX512) and the thread count (1 against 2 on one CPU), each from
-    the first epoch (docs/STATUS.md #5, sessions 18-19), so these are kept beside every result."""
+    the first epoch (docs/STATUS.md #5, sessions 18-19), so these are kept beside every result. Two
+    Intel Xeons of other generations (family 6, models 207 and 106, both AVX512) did give the same
+    fp32 CNN cells and GAN bit for bit, but not the same bf16 cells: one computes bf16 in hardware, the
+    other emulates it (docs/PERFORMANCE.md (s), session 77)."""
     info = {"cpu": _cpu_name(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "cpu_count": os.cpu_count(), "threads": torch.get_num_threads()}
     on_gpu = torch.cuda.is_available() if device is None else str(device).startswith("cuda")
