@@ -472,7 +472,7 @@ def gan_cmd(
                                            "discriminator under bf16 autocast on a CPU (default off): on a CPU with "
                                            "AMX or AVX512-BF16 (e.g. Intel Xeon, 4th generation on) a training step "
                                            "ran 2.3x as fast at 64 and 128 px (docs/PERFORMANCE.md (r)); on an Intel "
-                                           "Xeon without them (Ice Lake) 1.6x slower than in fp32, and 11x slower "
+                                           "Xeon without them (Ice Lake) 1.6-1.7x slower than in fp32, and 11x slower "
                                            "with oneDNN capped to AVX2 (docs/PERFORMANCE.md (s)). The images change and the run "
                                            "records it; sampling and the quality report stay in fp32"),
     channels_last: Optional[bool] = typer.Option(None, "--channels-last/--no-channels-last", help="train the "

@@ -34,8 +34,8 @@ import torch
 from genaug import __version__, distributed, locks
 from genaug.config import closest_name
 from genaug.data.decode import alike_path_note, safe_name
-from genaug.device import cpu_has_bf16
 from genaug.data.folder import file_in_the_way
+from genaug.device import cpu_has_bf16
 from genaug.errors import CheckpointError, ConfigError, DiskFull, GenaugError, is_disk_full, is_out_of_memory
 from genaug.locks import LOCK_NAME, in_use_by
 from genaug.inventory import counted
