@@ -72,12 +72,12 @@ def emulated_bf16_note() -> str:
     onednn = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)()
     # measured on x86 CPUs; an ARM CPU's own bf16 (which cpu_has_bf16 does not see) may differ
     if onednn:
-        return ("this CPU has neither AMX nor AVX512-BF16: oneDNN emulates bf16 on AVX-512, and on such an Intel "
-                "Xeon (Ice Lake) a training step ran at 0.37-0.71x fp32's speed (docs/PERFORMANCE.md (s)); "
-                "--no-cpu-amp turns it off")
-    return ("this CPU has neither AMX nor AVX512-BF16: oneDNN has no bf16 on this CPU, torch's own kernels do it, "
-            "and on an x86 CPU limited so a training step ran at 0.08-0.13x fp32's speed (docs/PERFORMANCE.md "
-            "(p)); --no-cpu-amp turns it off")
+        how = ("oneDNN emulates bf16 on AVX-512, and on such an Intel Xeon (Ice Lake) a training step ran at "
+               "0.37-0.71x fp32's speed (docs/PERFORMANCE.md (s))")
+    else:
+        how = ("oneDNN has no bf16 on this CPU, torch's own kernels do it, and on an x86 CPU limited so a training "
+               "step ran at 0.08-0.13x fp32's speed (docs/PERFORMANCE.md (p))")
+    return f"this CPU has neither AMX nor AVX512-BF16: {how}; --no-cpu-amp turns it off"
 
 
 def seed_everything(seed: int) -> None:
