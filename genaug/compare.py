@@ -24,6 +24,7 @@ from genaug.report import (PAIRED_TEST_NOTE, ONE_RUN_NOTE, _p, at_half_column, c
 from genaug.metrics import paired_bootstrap_diff
 from genaug.inventory import counted, seconds_text
 from genaug.quality import fid_text
+from genaug.train import chose_channels_last
 from genaug.runs import (atomic_write_document, git_commit, missing_run_hint, nearby_runs_hint, machines_line, machines_of, new_run, not_a_run_of,
                          open_run, read_cells, read_run_config, write_json)
 
@@ -260,6 +261,8 @@ def input_run_quality(input_run: str | Path, archived_in: Path | None = None) ->
     # runs of one pool may have trained in fp32 and in bf16 (--cpu-amp, session 76): each says which
     precision = m.get("training_precision")
     trained = f"; trained in {precision}" if precision not in (None, "fp32") else ""
+    if chose_channels_last(m):   # the layout changes what a GAN trains to (docs/PERFORMANCE.md (s))
+        trained += "; trained channels-last" if not trained else ", channels-last"
     if isinstance(m.get("classes"), dict) and all("fid" in v for v in m["classes"].values()):
         # as its quality report writes it: one decimal showed a briefly trained judge's FIDs all as 0.0
         return ", ".join(f"{c} {fid_text(v['fid']['synthetic'])}" for c, v in m["classes"].items()) + trained

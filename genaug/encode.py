@@ -31,7 +31,8 @@ from genaug.models import ConvAutoencoder
 from genaug.tracking import Tracker, tracker_for
 from genaug.runs import save_safetensors, Run, atomic_torch_save, check_room_for_bytes, atomic_write, atomic_write_document, atomic_write_text, load_checkpoint, nearby_runs_hint, new_run, not_a_run_of, open_run, read_run_config, running, write_json
 from genaug.train import (as_tensor, augment_batch, autocast, batch_indices, check_finite, epoch_batches,
-                          resident_device, to_float, training_layout, training_precision, trains_in_cpu_bf16)
+                          resident_device, to_float, training_layout, training_precision, trains_in_cpu_bf16,
+                          chose_channels_last, epoch_flags, training_layout_text)
 
 log = logging.getLogger("genaug")
 AE_KEYS = ("kind", "model", "image_size", "latent_channels")
@@ -119,10 +120,11 @@ def train_autoencoder(model: ConvAutoencoder, bundle: DataBundle, cfg: Config, r
         sched.step()
         val = evaluate_reconstruction(model, val_x, device)
         history.append({"epoch": epoch, "lr": lr_now, "train_mse": total / seen, "val_mse": val["mse"], "val_psnr": val["psnr"],
-                        "val_ssim": val["ssim"], "seconds": time.perf_counter() - t0, "bf16": bf16})
+                        "val_ssim": val["ssim"], "seconds": time.perf_counter() - t0, "bf16": bf16,
+                        "channels_last": layout == torch.channels_last})
         # console and log say the same, in the words the classifiers' epochs use
         msg = (f"autoencoder epoch {epoch} of {e.epochs}: train mse {total / seen:.5f}, val psnr {val['psnr']:.2f} dB "
-               f"ssim {val['ssim']:.4f} ({time.perf_counter() - t0:.0f} s{', bf16' if bf16 else ''})"
+               f"ssim {val['ssim']:.4f} ({time.perf_counter() - t0:.0f} s{epoch_flags(bf16, layout)})"
                f"{training_left(history, e.epochs)}")
         log.info(msg)
         distributed.say(msg, flush=True)
@@ -394,6 +396,7 @@ def _encode(cfg: Config, run: Run, ckpt: dict | None, reused: torch.nn.Module | 
                "baseline_compression": compression_summary(e.image_size, (1, bsize, bsize)),
                "encode_images_per_second": meta["encode_images_per_second_all"],
                "epochs": len(history), "training_precision": training_precision(history) if history else None,
+               "training_layout": training_layout_text(history) if history else None,
                "data": bundle.summary(),
                "train_fraction": e.train_fraction if not e.checkpoint else None,
                "train_images": run.manifest.get("train_images"),
@@ -420,6 +423,22 @@ def warn_if_model_saw_held_out(learnt_from: set[str] | None, bundle: DataBundle)
                     "split): genaug benchmark will refuse these latents; train one on this split", len(saw), split)
 
 
+def _how_trained(m: dict) -> str:
+    """' (bf16 autocast; evaluated and encoded in fp32)' and the like, for summary.md, where the autoencoder
+    trained otherwise than in fp32 and the contiguous layout; '' where it did not (or the run does not say)."""
+    precision = m.get("training_precision") or "fp32"
+    said = [precision] if precision != "fp32" else []
+    if chose_channels_last(m):
+        said.append("fp32 in the channels-last memory layout, --channels-last" if precision == "fp32" else
+                    "its fp32 epochs in the channels-last memory layout, --channels-last")
+    if not said:
+        return ""
+    done_in = "fp32" if precision != "fp32" else "the contiguous layout"
+    if precision != "fp32" and chose_channels_last(m):
+        done_in = "fp32, contiguous"
+    return f" ({'; '.join(said)}; evaluated and encoded in {done_in})"
+
+
 def _summary(m: dict, bundle: DataBundle, e) -> str:
     c = m["compression"]
     lines = [f"# Autoencoder report ({bundle.name})", ""]
@@ -428,8 +447,7 @@ def _summary(m: dict, bundle: DataBundle, e) -> str:
     lines += [
         f"Latent: {e.latent_channels} x {e.image_size // 16} x {e.image_size // 16} from {e.image_size} px input; "
         f"{m['epochs']} epochs trained in this run"
-        + (f" ({m['training_precision']}; evaluated and encoded in fp32)"
-           if m.get("training_precision") not in (None, "fp32") else "")
+        + _how_trained(m)
         + f". Test split: {len(bundle.test)} images.",
         "",
         *([f"Trained on {m['train_fraction']:g} of the training patients: "

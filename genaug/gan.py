@@ -30,7 +30,8 @@ from genaug.models import Discriminator, Generator, dcgan_init
 from genaug.tracking import Tracker, tracker_for
 from genaug.runs import save_safetensors, Run, atomic_torch_save, check_room_for_files, atomic_write_text, load_checkpoint, nearby_runs_hint, new_run, not_a_run_of, open_run, read_run_config, data_learnt_from, running, write_json
 from genaug.train import (as_tensor, autocast, check_finite, epoch_batches, resident_device, to_float,
-                          training_layout, training_precision, trains_in_cpu_bf16)
+                          epoch_flags, training_layout, training_layout_text, training_precision,
+                          trains_in_cpu_bf16)
 
 log = logging.getLogger("genaug")
 GEN_KEYS = ("kind", "generator", "nz", "ngf", "image_size", "classes", "conditional")
@@ -219,7 +220,8 @@ def train_gan_model(key: str, images: np.ndarray, labels: np.ndarray | None, n_c
                                    "lower --lr may train")
         st.epoch = epoch
         st.history.append({"epoch": epoch, "loss_d": mean_d, "loss_g": mean_g, "steps": st.step,
-                           "seconds": time.perf_counter() - t0, "bf16": bf16})
+                           "seconds": time.perf_counter() - t0, "bf16": bf16,
+                           "channels_last": layout == torch.channels_last})
         with torch.no_grad():
             st.G_ema.eval()
             grid = st.G_ema(zfix.to(device), yfix.to(device) if yfix is not None else None)
@@ -236,7 +238,7 @@ def train_gan_model(key: str, images: np.ndarray, labels: np.ndarray | None, n_c
             write_json(run.path(f"history-{key}.json"), st.history)
         atomic_torch_save(st.state(cfg, classes, key), run.path(f"checkpoint-{key}.pt"))
         msg = (f"gan {key} epoch {epoch} of {g.epochs}: loss D {mean_d:.3f} G {mean_g:.3f} "
-               f"({n * bs / max(time.perf_counter() - t0, 1e-9):.0f} img/s{', bf16' if bf16 else ''})"
+               f"({n * bs / max(time.perf_counter() - t0, 1e-9):.0f} img/s{epoch_flags(bf16, layout)})"
                # per-class GANs train one after another: the time left is this class's
                f"{training_left(st.history, g.epochs, 'training' if n_classes else f'{key} training')}")
         log.info(msg)
@@ -454,7 +456,8 @@ def _gan(cfg: Config, run: Run, class_arg: str | None) -> Path:
         write_manifest_csv(out_dir / "manifest.csv", rows)
         tell(f"wrote {len(rows)} synthetic images to {out_dir}")
     tracker.close()
-    metrics = quality_report(run, bundle, samples, cfg, device, inception, training_precision(epochs))
+    metrics = quality_report(run, bundle, samples, cfg, device, inception, training_precision(epochs),
+                             training_layout_text(epochs))
     metrics["mode"] = "per-class" if g.per_class else "conditional"
     write_json(run.path("metrics.json"), metrics)
     run.save_manifest(finished=True, synthetic_images=g.n * len(wanted))

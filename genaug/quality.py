@@ -25,7 +25,7 @@ from genaug.jobs import tell
 from genaug.metrics import (fid_bootstrap_std, fid_on_features, kid_on_features, mean_pairwise_ssim, nearest_neighbours)
 from genaug.models import SimpleCNN
 from genaug.runs import Run, atomic_torch_save, atomic_write_document, load_checkpoint, sha256_file
-from genaug.train import as_tensor, batch_indices, fit_classifier, predict_probs, to_float
+from genaug.train import as_tensor, batch_indices, chose_channels_last, fit_classifier, predict_probs, to_float
 
 log = logging.getLogger("genaug")
 
@@ -173,10 +173,11 @@ def inception_extractor(device):
 
 
 def quality_report(run: Run, bundle: DataBundle, samples: dict[str, np.ndarray], cfg: Config, device,
-                   inception=None, training_precision: str = "fp32") -> dict:
+                   inception=None, training_precision: str = "fp32", training_layout: str = "contiguous") -> dict:
     """``inception``: an ``inception_extractor`` for FID/KID (built before training, so a missing
-    torch-fidelity fails early); None uses the judge's features. ``training_precision``: how the GAN
-    trained (genaug.train.training_precision), which the report states where it is not fp32."""
+    torch-fidelity fails early); None uses the judge's features. ``training_precision`` and
+    ``training_layout``: how the GAN trained (genaug.train.training_precision, training_layout_text), which
+    the report states where it is not genaug's default (fp32, contiguous)."""
     if inception is None and cfg.gan.fid_features == "inception":
         inception = inception_extractor(device)
     judge = train_judge(bundle, cfg, run, device)
@@ -190,7 +191,7 @@ def quality_report(run: Run, bundle: DataBundle, samples: dict[str, np.ndarray],
     out = {"feature_extractor": {"kind": kind, "judge_file": "judge.pt", "judge_trained_on": split,
                                  "judge_sha256": sha256_file(run.path("judge.pt"))},
            "heldout_split": "test (real, never used for GAN training)", "synthetic_data": bundle.synthetic,
-           "training_precision": training_precision, "classes": {}}
+           "training_precision": training_precision, "training_layout": training_layout, "classes": {}}
     for name, synth in samples.items():
         c = bundle.classes.index(name)
         out["classes"][name] = class_report(name, c, synth, bundle, judge, cfg, run, device, train_u8, train_feats,
@@ -216,6 +217,17 @@ def _kid(x: float) -> str:
     return _small(x, 4)
 
 
+def _layout_sentence(m: dict) -> str:
+    """What quality.md says of a GAN that --channels-last trained: its layout changes the numbers it trains
+    to (docs/PERFORMANCE.md (s)), so a reader comparing two runs' FIDs should see it."""
+    if not chose_channels_last(m):
+        return ""
+    if m.get("training_precision", "fp32") == "fp32":
+        return (" The GAN trained in the channels-last memory layout (--channels-last); it sampled, and the judge "
+                "trained, in the contiguous one.")
+    return " Its fp32 epochs trained in the channels-last memory layout too (--channels-last)."
+
+
 def format_quality(m: dict, bundle: DataBundle) -> str:
     lines = ["# Synthetic image quality", ""]
     if bundle.synthetic:
@@ -226,7 +238,8 @@ def format_quality(m: dict, bundle: DataBundle) -> str:
               "(test) images of the same class. Lower FID/KID is closer; read the synthetic value against "
               "the real-vs-real floor and the weak references."
               + (f" The GAN trained in {m['training_precision']} on the CPU (--cpu-amp); it sampled, and the judge "
-                 "trained, in fp32." if m.get("training_precision", "fp32") != "fp32" else ""), "",
+                 "trained, in fp32." if m.get("training_precision", "fp32") != "fp32" else "")
+              + _layout_sentence(m), "",
               "| class | FID synthetic | FID real-vs-real | FID blurred real | FID patch-shuffled | KID synthetic | "
               "KID real-vs-real | fidelity synthetic | fidelity real | SSIM among synthetic | SSIM among real | "
               "near-copies (pixels) | near-copies (features) |",

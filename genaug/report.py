@@ -22,6 +22,7 @@ from genaug.errors import CheckpointError
 from genaug.jobs import tell
 from genaug.locks import in_use_by
 from genaug.inventory import counted, read_json_or_none, run_state, seconds_text
+from genaug.train import chose_channels_last
 from genaug.runs import (Run, atomic_write_document, atomic_write_text, machine_summary, machines_line, machines_of, read_cells, read_manifest,
                          read_run_config, write_json)
 
@@ -521,10 +522,17 @@ def format_markdown(cfg, bundle, table, comps, notes, figs, gan_dir, enc_dir, sh
 
 def _trained_in(input_run) -> str:
     """", trained in bf16 ..." for a GAN or encode run whose networks trained under --cpu-amp (its metrics.json),
-    which the cells' own precision does not tell; "" for fp32, or a run (or folder) that does not say."""
+    and ", trained ... channels-last ..." for one that --channels-last trained, which the cells' own settings do
+    not tell; "" for fp32 in the contiguous layout, or a run (or folder) that does not say."""
     metrics = read_json_or_none(Path(input_run) / "metrics.json")
-    precision = metrics.get("training_precision") if isinstance(metrics, dict) else None
-    return f", trained in {precision} on the CPU (--cpu-amp)" if precision not in (None, "fp32") else ""
+    if not isinstance(metrics, dict):
+        return ""
+    precision = metrics.get("training_precision")
+    said = [f"{precision} on the CPU (--cpu-amp)"] if precision not in (None, "fp32") else []
+    if chose_channels_last(metrics):
+        said.append("fp32 in the channels-last memory layout (--channels-last)" if not said else
+                    "its fp32 epochs channels-last (--channels-last)")
+    return f", trained in {', '.join(said)}" if said else ""
 
 
 def _setup_lines(b, bundle, table, multi: bool, short_of_synthetic: bool = False) -> list[str]:

@@ -349,6 +349,30 @@ def training_precision(history: list[dict]) -> str:
     return f"bf16 autocast for {bf16} of {len(history)} epochs, fp32 for the rest"
 
 
+def training_layout_text(history: list[dict]) -> str:
+    """The layout the epochs of ``history`` trained in: "contiguous", "channels-last", or both, counted.
+    Histories written before the key existed (session 78) trained their bf16 epochs channels-last and their
+    fp32 ones contiguous, since --channels-last did not exist."""
+    cl = sum(1 for h in history if h.get("channels_last", bool(h.get("bf16"))))
+    if not history or cl == 0:
+        return "contiguous"
+    if cl == len(history):
+        return "channels-last"
+    return f"channels-last for {cl} of {len(history)} epochs, contiguous for the rest"
+
+
+def chose_channels_last(metrics: dict) -> bool:
+    """Whether a GAN or encode run's metrics say --channels-last chose the layout its fp32 epochs trained in;
+    bf16 epochs train channels-last whatever the flag, so a run all in bf16 says nothing by it."""
+    return (metrics.get("training_layout") == "channels-last"
+            and metrics.get("training_precision", "fp32") != "bf16 autocast")
+
+
+def epoch_flags(bf16: bool, layout: torch.memory_format) -> str:
+    """', bf16' and ', channels-last' as an epoch's console line gives them after its speed."""
+    return (", bf16" if bf16 else "") + (", channels-last" if layout == torch.channels_last and not bf16 else "")
+
+
 def on_device(x: torch.Tensor, device) -> torch.Tensor:
     """A batch on the device, channels_last for 4-d batches: faster convolutions on CUDA, and on this
     CPU 1.04-1.21x per classifier training step (bench/memory_format.py, docs/PERFORMANCE.md)."""

@@ -462,6 +462,18 @@ def test_encode_cpu_amp_trains_in_bf16_and_the_run_says_so(tmp_path, tiny):
     assert (run / "autoencoder.safetensors").is_file() and (run / "latents" / "train.npy").is_file()
 
 
+def test_encode_channels_last_says_so_in_its_summary(tmp_path, tiny):
+    """Session 78: the run's metrics, summary and epoch lines name the layout --channels-last chose."""
+    r = genaug("encode", "--data", "demo", "--profile", tiny, "--channels-last", "--out", tmp_path / "o")
+    assert r.returncode == 0, r.stderr
+    run = only_run(tmp_path / "o", "encode")
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert (metrics["training_precision"], metrics["training_layout"]) == ("fp32", "channels-last")
+    assert re.search(r"autoencoder epoch 1 of 1: .* s, channels-last\)", r.stdout)
+    assert ("1 epochs trained in this run (fp32 in the channels-last memory layout, --channels-last; evaluated and "
+            "encoded in the contiguous layout)" in (run / "summary.md").read_text())
+
+
 def test_inception_fid_without_torch_fidelity_fails_before_training(tmp_path, tiny):
     try:
         import torch_fidelity  # noqa: F401
@@ -660,6 +672,7 @@ def test_gan_cpu_amp_trains_in_bf16_and_the_run_says_so(tmp_path, tiny):
     assert json.loads((run / "metrics.json").read_text())["training_precision"] == "bf16 autocast"
     assert ("The GAN trained in bf16 autocast on the CPU (--cpu-amp); it sampled, and the judge trained, in fp32."
             in (run / "quality.md").read_text())
+    assert "memory layout" not in (run / "quality.md").read_text()   # bf16's own, which --channels-last did not choose
     assert all(h["bf16"] for c in ("NORMAL", "PNEUMONIA")
                for h in json.loads((run / f"history-{c}.json").read_text()))
     assert "cpu_amp: true" in (run / "config.yaml").read_text()
@@ -676,8 +689,14 @@ def test_gan_channels_last_trains_in_fp32_and_the_run_keeps_the_setting(tmp_path
     assert r.returncode == 0, r.stderr[-2000:]
     run = only_run(tmp_path / "o", "gan")
     assert "channels_last: true" in (run / "config.yaml").read_text() and "bf16" not in r.stdout
-    assert json.loads((run / "metrics.json").read_text())["training_precision"] == "fp32"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert (metrics["training_precision"], metrics["training_layout"]) == ("fp32", "channels-last")
     assert len(list((run / "synthetic").rglob("*.png"))) == 24
+    # session 78: the quality report and each epoch's line say so, since the layout changes the FIDs it trains to
+    assert ("The GAN trained in the channels-last memory layout (--channels-last); it sampled, and the judge "
+            "trained, in the contiguous one." in (run / "quality.md").read_text())
+    assert re.search(r"^gan conditional epoch 2 of 2: .* img/s, channels-last\)", r.stdout, re.M)
+    assert all(h["channels_last"] for h in json.loads((run / "history-conditional.json").read_text()))
     r = genaug("gan", "--resume", run, "--no-channels-last")
     assert r.returncode == 2 and "Traceback" not in r.stderr and "channels_last" in r.stderr
 

@@ -551,6 +551,13 @@ def test_pool_shows_each_input_runs_own_quality_where_its_metrics_are(tmp_path):
     (ae / "metrics.json").write_text(json.dumps({"test": {"psnr": 35.791, "ssim": 0.9386},
                                                  "training_precision": "bf16 autocast for 2 of 3 epochs, fp32 for the rest"}))
     assert input_run_quality(ae) == "35.79 dB, SSIM 0.939; trained in bf16 autocast for 2 of 3 epochs, fp32 for the rest"
+    # and channels-last (session 78), which changes the numbers a GAN trains to
+    (small / "metrics.json").write_text(json.dumps({"classes": {"NORMAL": {"fid": {"synthetic": 3.5}}},
+                                                    "training_precision": "fp32", "training_layout": "channels-last"}))
+    assert input_run_quality(small) == "NORMAL 3.50; trained channels-last"
+    (ae / "metrics.json").write_text(json.dumps({"test": {"psnr": 35.791, "ssim": 0.9386}, "training_layout": "channels-last",
+                                                 "training_precision": "bf16 autocast for 2 of 3 epochs, fp32 for the rest"}))
+    assert input_run_quality(ae).endswith("; trained in bf16 autocast for 2 of 3 epochs, fp32 for the rest, channels-last")
 
 
 def test_pool_takes_real_cells_from_a_run_without_the_input_run(tmp_path):

@@ -90,6 +90,37 @@ def test_the_autoencoder_trains_in_the_layout_asked_for(tmp_path, channels_last)
     run.close()
     assert seen == {(channels_last, channels_last)}
     assert np.isfinite(history[0]["train_mse"]) and not history[0].get("bf16")
+    assert history[0]["channels_last"] is channels_last   # session 78: the run records it
+
+
+@pytest.mark.parametrize("flags,told", [
+    ([], "contiguous"), ([(False, False)], "contiguous"), ([(False, True), (False, True)], "channels-last"),
+    ([(True, True), (False, False)], "channels-last for 1 of 2 epochs, contiguous for the rest"),
+    # histories from before the key: bf16 epochs trained channels-last, fp32 ones contiguous
+    ([(True, None), (False, None)], "channels-last for 1 of 2 epochs, contiguous for the rest"),
+])
+def test_training_layout_text_counts_the_epochs_of_each(flags, told):
+    from genaug.train import training_layout_text
+    history = [{"epoch": i + 1, "bf16": bf16, **({} if cl is None else {"channels_last": cl})}
+               for i, (bf16, cl) in enumerate(flags)]
+    assert training_layout_text(history) == told
+
+
+@pytest.mark.parametrize("precision,layout,summary_says", [
+    ("fp32", "contiguous", ""),
+    ("fp32", "channels-last", " (fp32 in the channels-last memory layout, --channels-last; evaluated and encoded "
+                              "in the contiguous layout)"),
+    ("bf16 autocast", "channels-last", " (bf16 autocast; evaluated and encoded in fp32)"),   # bf16's own layout
+    ("bf16 autocast for 1 of 2 epochs, fp32 for the rest", "channels-last",
+     " (bf16 autocast for 1 of 2 epochs, fp32 for the rest; its fp32 epochs in the channels-last memory layout, "
+     "--channels-last; evaluated and encoded in fp32, contiguous)"),
+    ("bf16 autocast for 1 of 2 epochs, fp32 for the rest", "channels-last for 1 of 2 epochs, contiguous for the rest",
+     " (bf16 autocast for 1 of 2 epochs, fp32 for the rest; evaluated and encoded in fp32)"),
+    (None, None, ""),   # a reused autoencoder: no epochs here
+])
+def test_the_autoencoder_summary_says_how_it_trained(precision, layout, summary_says):
+    from genaug.encode import _how_trained
+    assert _how_trained({"training_precision": precision, "training_layout": layout}) == summary_says
 
 
 @pytest.mark.parametrize("flags,told", [([], "fp32"), ([True, True], "bf16 autocast"),

@@ -397,3 +397,20 @@ def test_a_benchmark_report_says_when_its_gan_or_autoencoder_trained_in_bf16(tmp
         (tmp_path / name / "metrics.json").write_text(text)
     assert _trained_in(tmp_path / "bf16") == ", trained in bf16 autocast on the CPU (--cpu-amp)"
     assert {_trained_in(tmp_path / n) for n in ("fp32", "old", "list", "broken", "absent")} == {""}
+
+
+def test_a_benchmark_report_says_when_its_gan_or_autoencoder_trained_channels_last(tmp_path):
+    """Session 78: --channels-last changes the numbers a GAN trains to (docs/PERFORMANCE.md (s))."""
+    from genaug.report import _trained_in
+    for name, metrics in (("cl", {"training_precision": "fp32", "training_layout": "channels-last"}),
+                          ("bf16", {"training_precision": "bf16 autocast", "training_layout": "channels-last"}),
+                          ("both", {"training_precision": "bf16 autocast for 1 of 2 epochs, fp32 for the rest",
+                                    "training_layout": "channels-last"}),
+                          ("fp32", {"training_precision": "fp32", "training_layout": "contiguous"})):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "metrics.json").write_text(json.dumps(metrics))
+    assert _trained_in(tmp_path / "cl") == ", trained in fp32 in the channels-last memory layout (--channels-last)"
+    assert _trained_in(tmp_path / "bf16") == ", trained in bf16 autocast on the CPU (--cpu-amp)"
+    assert _trained_in(tmp_path / "both") == (", trained in bf16 autocast for 1 of 2 epochs, fp32 for the rest on "
+                                              "the CPU (--cpu-amp), its fp32 epochs channels-last (--channels-last)")
+    assert _trained_in(tmp_path / "fp32") == ""
