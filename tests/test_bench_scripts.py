@@ -240,3 +240,25 @@ def test_gpu_send_takes_the_runs_out_of_the_index_for_a_call_and_puts_everything
     (repo / "README.md").write_text("changed\n")               # a dirty tree is refused, and left as it is
     r = send("prepare")
     assert r.returncode == 2 and "commit or stash" in r.stdout and "docs/runs" in git("ls-files")
+
+
+def test_gan_pairs_prints_each_pairs_fid_difference_and_their_t_interval(tmp_path):
+    """Two pairs whose NORMAL FIDs differ by 1 and 3: mean 2, sd sqrt(2), t(1, 0.975) = 12.706, so 2 ± 12.71."""
+    import json
+    for name, fid, cl in (("a1", 10.0, False), ("b1", 11.0, True), ("a2", 20.0, False), ("b2", 23.0, True)):
+        run = tmp_path / name
+        run.mkdir()
+        (run / "config.yaml").write_text(f"run:\n  seed: {name[1]}\n  name: {name}\n  channels_last: {str(cl).lower()}\n")
+        (run / "metrics.json").write_text(json.dumps(
+            {"classes": {"NORMAL": {"fid": {"synthetic": fid, "synthetic_bootstrap_std": 1.5}}}}))
+        (run / "history-conditional.json").write_text(json.dumps([{"epoch": 1, "seconds": 60.0 if cl else 90.0},
+                                                                  {"epoch": 2, "seconds": 60.0}]))
+    r = subprocess.run([sys.executable, str(BENCH / "gan_pairs.py"), f"{tmp_path / 'a1'}:{tmp_path / 'b1'}",
+                        f"{tmp_path / 'a2'}:{tmp_path / 'b2'}"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "| 1 | NORMAL | 10.00 ± 1.50 | 11.00 ± 1.50 | +1.00 | 150 | 120 | 1.25x |" in r.stdout
+    assert "| NORMAL | 2 | +2.00 | -10.71 to +14.71 | 2 of 2 |" in r.stdout
+    assert "pair 2: a2 -> b2: run.channels_last: False -> True" in r.stdout   # names are left out; the seeds match
+    r = subprocess.run([sys.executable, str(BENCH / "gan_pairs.py"), str(tmp_path / "a1")], capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 2 and "is not RUN_A:RUN_B" in r.stderr
