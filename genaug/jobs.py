@@ -88,6 +88,9 @@ def start_job(cfg: Config, run: Run, size: int) -> tuple[torch.device, DataBundl
         what = {"benchmark": "the classifiers (and a GAN or autoencoder this run trains) compute",
                 "encode": "the autoencoder trains", "gan": "the GAN trains"}[run.command]
         tell(f"note: {what} in bf16 on this CPU (--cpu-amp)" + ("" if cpu_has_bf16() else f"; {emulated_bf16_note()}"))
+    if note := cpu_only_flags_note(run.command, cfg.run, device):
+        if enclosing_run(run.dir) is None and not run.manifest.get("finished"):
+            tell(note)
     with distributed.main_first():   # under torchrun rank 0 builds the decode cache, the others read it
         bundle = load_bundle(cfg, size)
     # after the data: switching to deterministic kernels imports torch's compiler (about a second),
@@ -103,6 +106,20 @@ def start_job(cfg: Config, run: Run, size: int) -> tuple[torch.device, DataBundl
     if note := bundle.skipped_note(cfg.data.data):
         tell(f"note: {note}")
     return device, bundle
+
+
+def cpu_only_flags_note(command: str, run_cfg, device) -> str | None:
+    """A note where `gan` or `encode` is given --cpu-amp or --channels-last on a GPU, where neither applies: the
+    GAN and the autoencoder train there in fp32 and the contiguous layout, as they always have (their bf16 and
+    channels-last on CUDA are unmeasured). Without it a user who asked for either would not learn it did nothing."""
+    if command not in ("gan", "encode") or torch.device(device).type == "cpu":
+        return None
+    flags = [f for f, on in (("--cpu-amp", run_cfg.cpu_amp), ("--channels-last", run_cfg.channels_last)) if on]
+    if not flags:
+        return None
+    what = {"gan": "the GAN", "encode": "the autoencoder"}[command]
+    return (f"note: {' and '.join(flags)} {'apply' if len(flags) > 1 else 'applies'} on a CPU only; on "
+            f"{torch.device(device).type} {what} trains in fp32 in the contiguous layout, as it always has")
 
 
 def data_unchanged(run: Run, summary: dict, digest: str, spec: str, digest_in_form=None) -> bool:

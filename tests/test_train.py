@@ -490,3 +490,21 @@ def test_bf16_autocast_is_used_on_cuda_by_default_and_on_a_cpu_only_when_asked(d
         with autocast(device, uses_autocast(RunConfig(amp=amp, cpu_amp=cpu_amp), device)):
             out = torch.nn.Linear(4, 2)(torch.ones(1, 4))
         assert out.dtype == (torch.bfloat16 if uses else torch.float32)
+
+
+@pytest.mark.parametrize("command,device,cpu_amp,channels_last,told", [
+    ("gan", "cuda", False, True, "note: --channels-last applies on a CPU only; on cuda the GAN trains in fp32 in the "
+                                 "contiguous layout, as it always has"),
+    ("encode", "cuda:1", True, True, "note: --cpu-amp and --channels-last apply on a CPU only; on cuda the autoencoder "
+                                     "trains in fp32 in the contiguous layout, as it always has"),
+    ("gan", "cuda", False, False, None),
+    ("gan", "cpu", True, True, None),          # where they apply
+    ("benchmark", "cuda", True, True, None),   # its classifiers use bf16 autocast on CUDA anyway (run.amp)
+])
+def test_cpu_only_flags_on_a_gpu_are_said_to_do_nothing(command, device, cpu_amp, channels_last, told):
+    """Session 78: --cpu-amp and --channels-last on a GPU left the GAN and the autoencoder as they were, silently."""
+    from genaug.config import Config
+    from genaug.jobs import cpu_only_flags_note
+    cfg = Config()
+    cfg.run.cpu_amp, cfg.run.channels_last = cpu_amp, channels_last
+    assert cpu_only_flags_note(command, cfg.run, torch.device(device)) == told
