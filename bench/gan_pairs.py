@@ -74,6 +74,9 @@ def main(argv: list[str] | None = None) -> None:
         a, sep, b = p.partition(":")
         if not sep or not a or not b:
             ap.error(f"{p!r} is not RUN_A:RUN_B")
+        for run in (a, b):
+            if not (Path(run) / "metrics.json").is_file():
+                ap.error(f"{run} has no metrics.json: give finished genaug gan runs")
         pairs.append((Path(a), Path(b)))
     print("| pair | class | FID A | FID B | B - A | training s A | training s B | B/A speed |")
     print("|---|---|---|---|---|---|---|---|")

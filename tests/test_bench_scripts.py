@@ -262,3 +262,6 @@ def test_gan_pairs_prints_each_pairs_fid_difference_and_their_t_interval(tmp_pat
     r = subprocess.run([sys.executable, str(BENCH / "gan_pairs.py"), str(tmp_path / "a1")], capture_output=True,
                        text=True, timeout=300)
     assert r.returncode == 2 and "is not RUN_A:RUN_B" in r.stderr
+    r = subprocess.run([sys.executable, str(BENCH / "gan_pairs.py"), f"{tmp_path / 'a1'}:{tmp_path / 'unfinished'}"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "unfinished has no metrics.json" in r.stderr and "Traceback" not in r.stderr
