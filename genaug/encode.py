@@ -32,7 +32,7 @@ from genaug.tracking import Tracker, tracker_for
 from genaug.runs import save_safetensors, Run, atomic_torch_save, check_room_for_bytes, atomic_write, atomic_write_document, atomic_write_text, load_checkpoint, nearby_runs_hint, new_run, not_a_run_of, open_run, read_run_config, running, write_json
 from genaug.train import (as_tensor, augment_batch, autocast, batch_indices, check_finite, epoch_batches,
                           resident_device, to_float, training_layout, training_precision, trains_in_cpu_bf16,
-                          chose_channels_last, epoch_flags, training_layout_text)
+                          asked_channels_last, chose_channels_last, epoch_flags, training_layout_text)
 
 log = logging.getLogger("genaug")
 AE_KEYS = ("kind", "model", "image_size", "latent_channels")
@@ -396,7 +396,8 @@ def _encode(cfg: Config, run: Run, ckpt: dict | None, reused: torch.nn.Module | 
                "baseline_compression": compression_summary(e.image_size, (1, bsize, bsize)),
                "encode_images_per_second": meta["encode_images_per_second_all"],
                "epochs": len(history), "training_precision": training_precision(history) if history else None,
-               "training_layout": training_layout_text(history) if history else None,
+               "training_layout": (training_layout_text(history, asked_channels_last(cfg.run, device))
+                                   if history else None),
                "data": bundle.summary(),
                "train_fraction": e.train_fraction if not e.checkpoint else None,
                "train_images": run.manifest.get("train_images"),

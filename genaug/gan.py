@@ -30,7 +30,7 @@ from genaug.models import Discriminator, Generator, dcgan_init
 from genaug.tracking import Tracker, tracker_for
 from genaug.runs import save_safetensors, Run, atomic_torch_save, check_room_for_files, atomic_write_text, load_checkpoint, nearby_runs_hint, new_run, not_a_run_of, open_run, read_run_config, data_learnt_from, running, write_json
 from genaug.train import (as_tensor, autocast, check_finite, epoch_batches, resident_device, to_float,
-                          epoch_flags, training_layout, training_layout_text, training_precision,
+                          epoch_flags, asked_channels_last, training_layout, training_layout_text, training_precision,
                           trains_in_cpu_bf16)
 
 log = logging.getLogger("genaug")
@@ -457,7 +457,7 @@ def _gan(cfg: Config, run: Run, class_arg: str | None) -> Path:
         tell(f"wrote {len(rows)} synthetic images to {out_dir}")
     tracker.close()
     metrics = quality_report(run, bundle, samples, cfg, device, inception, training_precision(epochs),
-                             training_layout_text(epochs))
+                             training_layout_text(epochs, asked_channels_last(cfg.run, device)))
     metrics["mode"] = "per-class" if g.per_class else "conditional"
     write_json(run.path("metrics.json"), metrics)
     run.save_manifest(finished=True, synthetic_images=g.n * len(wanted))

@@ -329,12 +329,16 @@ def trains_in_cpu_bf16(run_cfg, device) -> bool:
     return torch.device(device).type == "cpu" and bool(run_cfg.amp) and bool(run_cfg.cpu_amp)
 
 
+def asked_channels_last(run_cfg, device) -> bool:
+    """Whether run.channels_last (--channels-last) puts fp32 training channels-last here: on a CPU only."""
+    return torch.device(device).type == "cpu" and bool(run_cfg.channels_last)
+
+
 def training_layout(run_cfg, device) -> torch.memory_format:
     """The layout the GAN or the autoencoder trains in: channels-last under bf16 on a CPU (`trains_in_cpu_bf16`),
     where oneDNN's bf16 convolutions run fastest, and in fp32 on a CPU with run.channels_last (--channels-last);
     otherwise contiguous, as every fp32 run trained before session 77, so that a rerun gives its numbers."""
-    on_cpu = torch.device(device).type == "cpu"
-    wanted = trains_in_cpu_bf16(run_cfg, device) or (on_cpu and bool(run_cfg.channels_last))
+    wanted = trains_in_cpu_bf16(run_cfg, device) or asked_channels_last(run_cfg, device)
     return torch.channels_last if wanted else torch.contiguous_format
 
 
@@ -349,11 +353,12 @@ def training_precision(history: list[dict]) -> str:
     return f"bf16 autocast for {bf16} of {len(history)} epochs, fp32 for the rest"
 
 
-def training_layout_text(history: list[dict]) -> str:
+def training_layout_text(history: list[dict], unrecorded_fp32_channels_last: bool = False) -> str:
     """The layout the epochs of ``history`` trained in: "contiguous", "channels-last", or both, counted.
-    Histories written before the key existed (session 78) trained their bf16 epochs channels-last and their
-    fp32 ones contiguous, since --channels-last did not exist."""
-    cl = sum(1 for h in history if h.get("channels_last", bool(h.get("bf16"))))
+    Epochs written before the key existed (session 78) trained channels-last in bf16, and in fp32 where
+    session 77's --channels-last asked for it (``unrecorded_fp32_channels_last``: the run's setting, which a
+    resume may not change), else contiguous."""
+    cl = sum(1 for h in history if h.get("channels_last", bool(h.get("bf16")) or unrecorded_fp32_channels_last))
     if not history or cl == 0:
         return "contiguous"
     if cl == len(history):

@@ -106,6 +106,13 @@ def test_training_layout_text_counts_the_epochs_of_each(flags, told):
     assert training_layout_text(history) == told
 
 
+def test_training_layout_text_takes_session_77s_channels_last_runs_from_their_setting():
+    """Their histories do not say; --channels-last (which a resume may not change) put their fp32 epochs so."""
+    from genaug.train import training_layout_text
+    assert training_layout_text([{"epoch": 1, "bf16": False}, {"epoch": 2}], True) == "channels-last"
+    assert training_layout_text([{"epoch": 1, "bf16": False, "channels_last": False}], True) == "contiguous"
+
+
 @pytest.mark.parametrize("precision,layout,summary_says", [
     ("fp32", "contiguous", ""),
     ("fp32", "channels-last", " (fp32 in the channels-last memory layout, --channels-last; evaluated and encoded "
