@@ -235,3 +235,17 @@ def test_gan_under_cpu_amp_trains_in_bf16_resumes_in_fp32_and_samples_in_fp32(tm
     a = sample_class(G, payload, "A", 6, seed=1, device="cpu")
     assert a.shape == (6, 64, 64) and a.dtype == np.uint8
     run.close()
+
+
+@pytest.mark.parametrize("precision,layout,says", [
+    ("fp32", "channels-last", " The GAN trained in the channels-last memory layout (--channels-last); it sampled, "
+                              "and the judge trained, in the contiguous one."),
+    ("bf16 autocast for 1 of 2 epochs, fp32 for the rest", "channels-last",
+     " Its fp32 epochs trained in the channels-last memory layout too (--channels-last)."),
+    ("bf16 autocast", "channels-last", ""),   # bf16's own layout, said by the precision sentence's --cpu-amp
+    ("fp32", "contiguous", ""), (None, None, ""),   # a run from before either key
+])
+def test_the_quality_report_names_the_layout_channels_last_chose(precision, layout, says):
+    from genaug.quality import _layout_sentence
+    m = {k: v for k, v in (("training_precision", precision), ("training_layout", layout)) if v is not None}
+    assert _layout_sentence(m) == says
