@@ -265,3 +265,10 @@ def test_gan_pairs_prints_each_pairs_fid_difference_and_their_t_interval(tmp_pat
     r = subprocess.run([sys.executable, str(BENCH / "gan_pairs.py"), f"{tmp_path / 'a1'}:{tmp_path / 'unfinished'}"],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "unfinished has no metrics.json" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_batchnorm_layout_prints_both_layouts_errors_per_size():
+    header, *rows = _bench("batchnorm_layout.py", "--sizes", "4,8", "--batch", "4", "--channels", "3")
+    assert header[0] == "S" and [r[:2] for r in rows] == [["4", "64"], ["8", "256"]]
+    for r in rows:   # float32 against float64: errors well above zero and far below one
+        assert all(1e-10 < float(v) < 1e-2 for v in (r[2], r[3], r[5], r[6])) and r[4].endswith("x")
