@@ -5,7 +5,8 @@ spread over GAN seeds, which is larger: session 77's fp32 reruns of one config r
 NORMAL's FID. So a setting (--channels-last, --cpu-amp) is judged on pairs of runs, each pair the same
 config and seed trained both ways, and the question is whether the difference within pairs stays away from
 zero. This reads the pairs' metrics.json and history files (nothing is trained) and prints:
-- per pair and class: FID of A and of B, B - A, and each run's training seconds (its epochs' sum);
+- per pair and class: FID of A and of B, B - A, and each run's training seconds (its epochs' sum), with their
+  ratio where the two manifests name the same machine;
 - per class: the mean B - A with a 95% t interval over the pairs, and how many pairs B came out higher;
 - each pair's config differences, so that a pair that differs in more than the setting shows.
 
@@ -58,6 +59,15 @@ def config_differences(a: Path, b: Path) -> list[str]:
             if (s, k) not in _IGNORED and ca[s][k] != cb[s].get(k)]
 
 
+def machine(run: Path) -> str | None:
+    """The CPU (or GPU) its manifest records, which a speed ratio between two runs needs to share."""
+    try:
+        m = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return f"{m.get('device')} {(m.get('machine') or {}).get('cpu')}" if isinstance(m, dict) else None
+
+
 def fids(run: Path) -> dict[str, tuple[float, float]]:
     """Each class's synthetic FID and its bootstrap std, from the run's metrics.json."""
     m = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
@@ -88,8 +98,10 @@ def main(argv: list[str] | None = None) -> None:
             if c not in fb:
                 continue
             diffs.setdefault(c, []).append(fb[c][0] - fa[c][0])
+            # a ratio of seconds from two machines says nothing of the setting
+            speed = f"{sa / sb:.2f}x" if machine(a) == machine(b) else "other machines"
             print(f"| {i} | {c} | {fa[c][0]:.2f} ± {fa[c][1]:.2f} | {fb[c][0]:.2f} ± {fb[c][1]:.2f} | "
-                  f"{fb[c][0] - fa[c][0]:+.2f} | {sa:.0f} | {sb:.0f} | {sa / sb:.2f}x |")
+                  f"{fb[c][0] - fa[c][0]:+.2f} | {sa:.0f} | {sb:.0f} | {speed} |")
     print()
     print("| class | pairs | mean B - A | 95% t interval | B higher in |")
     print("|---|---|---|---|---|")

@@ -253,10 +253,13 @@ def test_gan_pairs_prints_each_pairs_fid_difference_and_their_t_interval(tmp_pat
             {"classes": {"NORMAL": {"fid": {"synthetic": fid, "synthetic_bootstrap_std": 1.5}}}}))
         (run / "history-conditional.json").write_text(json.dumps([{"epoch": 1, "seconds": 60.0 if cl else 90.0},
                                                                   {"epoch": 2, "seconds": 60.0}]))
+    for name, cpu in (("a1", "X"), ("b1", "X"), ("a2", "X"), ("b2", "Y")):
+        (tmp_path / name / "manifest.json").write_text(json.dumps({"device": "cpu", "machine": {"cpu": cpu}}))
     r = subprocess.run([sys.executable, str(BENCH / "gan_pairs.py"), f"{tmp_path / 'a1'}:{tmp_path / 'b1'}",
                         f"{tmp_path / 'a2'}:{tmp_path / 'b2'}"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "| 1 | NORMAL | 10.00 ± 1.50 | 11.00 ± 1.50 | +1.00 | 150 | 120 | 1.25x |" in r.stdout
+    assert "| 2 | NORMAL | 20.00 ± 1.50 | 23.00 ± 1.50 | +3.00 | 150 | 120 | other machines |" in r.stdout
     assert "| NORMAL | 2 | +2.00 | -10.71 to +14.71 | 2 of 2 |" in r.stdout
     assert "pair 2: a2 -> b2: run.channels_last: False -> True" in r.stdout   # names are left out; the seeds match
     r = subprocess.run([sys.executable, str(BENCH / "gan_pairs.py"), str(tmp_path / "a1")], capture_output=True,
