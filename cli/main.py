@@ -418,8 +418,10 @@ def encode_cmd(
                                                  "off; with --cpu-amp it always is): a training step 1.3-1.4x as fast "
                                                  "on two Intel Xeons, two epochs on the real data 1.23x; its test "
                                                  "PSNR after them 30.35 dB against 30.94 for the same seed, so its "
-                                                 "effect on quality is unsettled (docs/PERFORMANCE.md (s)). An "
-                                                 "earlier run rerun without it gives its own numbers"),
+                                                 "effect on quality is unsettled (docs/PERFORMANCE.md (s)). The "
+                                                 "numbers change (PyTorch's CPU BatchNorm computes less exactly in "
+                                                 "this layout) and the run records it; an earlier run rerun without "
+                                                 "it gives its own numbers"),
 ):
     """Train the autoencoder (224x224 -> 14x14x256) on train only and encode every split to latents."""
     d, r = _common(data, task, seed, device, out, name, cache, tensorboard, threads)
@@ -478,11 +480,11 @@ def gan_cmd(
     channels_last: Optional[bool] = typer.Option(None, "--channels-last/--no-channels-last", help="train the "
                                                  "generator and discriminator in fp32 on a CPU in the channels-last "
                                                  "layout (default off; with --cpu-amp they always are): a training "
-                                                 "step 1.1-1.3x as fast on two Intel Xeons, a real-data GAN 1.13x; "
-                                                 "NORMAL's FID came out higher than the same seed's without it on "
-                                                 "both seeds tried (19.06 against 15.99, 24.84 against 14.50), so its "
-                                                 "effect on quality is unsettled (docs/PERFORMANCE.md (s)). An "
-                                                 "earlier run rerun without it gives its own images"),
+                                                 "step 1.1-1.3x as fast on two Intel Xeons, real-data GANs 1.12-1.19x; "
+                                                 "over five paired seeds no difference in FID was detected "
+                                                 "(docs/PERFORMANCE.md (t)). The images change (PyTorch's CPU "
+                                                 "BatchNorm computes less exactly in this layout) and the run records "
+                                                 "it; an earlier run rerun without it gives its own images"),
 ):
     """Train (or --resume) the GAN, write --n images per class with a manifest, grids and a quality report."""
     if ctx.invoked_subcommand is not None:
