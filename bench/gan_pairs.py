@@ -1,8 +1,8 @@
 """Issue #3: does a training setting change the quality of the GANs it trains, over several seeds?
 
 One GAN run's FID carries a bootstrap spread over the draw of held-out images (quality.md's "±"), not the
-spread over GAN seeds, which is larger: session 77's fp32 reruns of one config ranged over 11.83-22.77 in
-NORMAL's FID. So a setting (--channels-last, --cpu-amp) is judged on pairs of runs, each pair the same
+spread over GAN seeds, which is larger: the ten distinct fp32 results of the cpu profile's GAN config on record
+span 11.83-29.22 in NORMAL's FID. So a setting (--channels-last, --cpu-amp) is judged on pairs of runs, each pair the same
 config and seed trained both ways, and the question is whether the difference within pairs stays away from
 zero. This reads the pairs' metrics.json and history files (nothing is trained) and prints:
 - per pair and class: FID of A and of B, B - A, and each run's training seconds (its epochs' sum), with their
@@ -12,7 +12,7 @@ zero. This reads the pairs' metrics.json and history files (nothing is trained) 
 
     python bench/gan_pairs.py RUN_A1:RUN_B1 RUN_A2:RUN_B2 [...]
 
-The figures are in docs/PERFORMANCE.md (s) and docs/STATUS.md.
+The figures are in docs/PERFORMANCE.md (t) and docs/STATUS.md.
 """
 from __future__ import annotations
 
