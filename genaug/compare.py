@@ -261,7 +261,7 @@ def input_run_quality(input_run: str | Path, archived_in: Path | None = None) ->
     # runs of one pool may have trained in fp32 and in bf16 (--cpu-amp, session 76): each says which
     precision = m.get("training_precision")
     trained = f"; trained in {precision}" if precision not in (None, "fp32") else ""
-    if chose_channels_last(m):   # the layout changes what a GAN trains to (docs/PERFORMANCE.md (s))
+    if chose_channels_last(m):   # the layout changes what a GAN trains to (docs/PERFORMANCE.md (t))
         trained += "; trained channels-last" if not trained else ", channels-last"
     if isinstance(m.get("classes"), dict) and all("fid" in v for v in m["classes"].values()):
         # as its quality report writes it: one decimal showed a briefly trained judge's FIDs all as 0.0

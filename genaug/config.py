@@ -63,8 +63,8 @@ class RunConfig:
     cpu_amp: bool = False
     # The GAN and the autoencoder in fp32 on the CPU in the channels-last layout (in bf16 they always are): a
     # real-data GAN 1.13x and autoencoder 1.23x as fast as in the contiguous layout every run trained in before
-    # session 77 (docs/PERFORMANCE.md (s)); off unless asked, so that an earlier fp32 run rerun gives its numbers,
-    # and since its two GANs' NORMAL FIDs came out higher than the same seeds' without it
+    # session 77 (docs/PERFORMANCE.md (s)); off unless asked, so that an earlier fp32 run rerun gives its numbers
+    # (over five paired GAN seeds no difference in FID was detected, session 78, (t))
     channels_last: bool = False
     tensorboard: bool = False     # event files under <run>/tensorboard (needs the tensorboard package)
     deterministic: bool = True    # deterministic algorithms: same seed, same numbers on CPU (see device.py for GPUs)

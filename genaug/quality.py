@@ -219,7 +219,7 @@ def _kid(x: float) -> str:
 
 def _layout_sentence(m: dict) -> str:
     """What quality.md says of a GAN that --channels-last trained: its layout changes the numbers it trains
-    to (docs/PERFORMANCE.md (s)), so a reader comparing two runs' FIDs should see it."""
+    to (docs/PERFORMANCE.md (t)), so a reader comparing two runs' FIDs should see it."""
     if not chose_channels_last(m):
         return ""
     if m.get("training_precision", "fp32") == "fp32":

@@ -400,7 +400,7 @@ def test_a_benchmark_report_says_when_its_gan_or_autoencoder_trained_in_bf16(tmp
 
 
 def test_a_benchmark_report_says_when_its_gan_or_autoencoder_trained_channels_last(tmp_path):
-    """Session 78: --channels-last changes the numbers a GAN trains to (docs/PERFORMANCE.md (s))."""
+    """Session 78: --channels-last changes the numbers a GAN trains to (docs/PERFORMANCE.md (t))."""
     from genaug.report import _trained_in
     for name, metrics in (("cl", {"training_precision": "fp32", "training_layout": "channels-last"}),
                           ("bf16", {"training_precision": "bf16 autocast", "training_layout": "channels-last"}),
