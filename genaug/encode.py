@@ -428,16 +428,14 @@ def _how_trained(m: dict) -> str:
     """' (bf16 autocast; evaluated and encoded in fp32)' and the like, for summary.md, where the autoencoder
     trained otherwise than in fp32 and the contiguous layout; '' where it did not (or the run does not say)."""
     precision = m.get("training_precision") or "fp32"
-    said = [precision] if precision != "fp32" else []
-    if chose_channels_last(m):
-        said.append("fp32 in the channels-last memory layout, --channels-last" if precision == "fp32" else
-                    "its fp32 epochs in the channels-last memory layout, --channels-last")
-    if not said:
+    bf16, channels_last = precision != "fp32", chose_channels_last(m)
+    if not (bf16 or channels_last):
         return ""
-    done_in = "fp32" if precision != "fp32" else "the contiguous layout"
-    if precision != "fp32" and chose_channels_last(m):
-        done_in = "fp32, contiguous"
-    return f" ({'; '.join(said)}; evaluated and encoded in {done_in})"
+    said = [precision] if bf16 else []
+    if channels_last:
+        said.append(f"{'its fp32 epochs' if bf16 else 'fp32'} in the channels-last memory layout, --channels-last")
+    done_in = {(True, False): "fp32", (False, True): "the contiguous layout", (True, True): "fp32, contiguous"}
+    return f" ({'; '.join(said)}; evaluated and encoded in {done_in[bf16, channels_last]})"
 
 
 def _summary(m: dict, bundle: DataBundle, e) -> str:
