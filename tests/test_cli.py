@@ -13,15 +13,14 @@ import pytest
 import torch
 
 from conftest import make_folder_dataset, run_cli_noting_torch
+from forkserver import run_command
 from genaug.runs import load_safetensors
 
 
 def genaug(*args, cwd=None):
-    exe = shutil.which("genaug")
-    cmd = [exe] if exe else [sys.executable, "-m", "genaug_cli.main"]
-    # surrogateescape: a path that is not valid UTF-8 is printed as the bytes it is, as the shell gave it
-    return subprocess.run(cmd + [str(a) for a in args], capture_output=True, text=True, errors="surrogateescape",
-                          cwd=cwd, timeout=900)
+    """The genaug command with ``args``, in its own process (forked from one that has imported torch:
+    tests/forkserver.py; GENAUG_TESTS_SUBPROCESS=1 gives each a fresh interpreter)."""
+    return run_command(list(args), cwd=cwd, timeout=900)
 
 
 def only_run(root: Path, command: str) -> Path:
