@@ -275,3 +275,14 @@ def test_batchnorm_layout_prints_both_layouts_errors_per_size():
     assert header[0] == "S" and [r[:2] for r in rows] == [["4", "64"], ["8", "256"]]
     for r in rows:   # float32 against float64: errors well above zero and far below one
         assert all(1e-10 < float(v) < 1e-2 for v in (r[2], r[3], r[5], r[6])) and r[4].endswith("x")
+
+
+def test_startup_times_each_command_fresh_and_forked_and_the_ways_a_forked_child_ends():
+    rows = _bench("startup.py", "--forked", "--repeats", "1")
+    fresh = {r[0]: r for r in rows[1:8]}
+    assert fresh["genaug --help"][3] == "[0]" and fresh["genaug encode --profile missing.yaml (exit 2)"][3] == "[2]"
+    assert rows[8][0] == "command" and {r[0] for r in rows[9:15]} == set(fresh) - {"python -c 'import torch'"}
+    assert [r[3] for r in rows[9:15]] == [fresh[r[0]][3] for r in rows[9:15]]   # the same exits either way
+    assert rows[15][0] == "how the child ends" and [r[0] for r in rows[16:]] == [
+        "the interpreter's exit", "gc.freeze, then the interpreter's exit", "os._exit after the exit handlers"]
+    assert all(float(r[1]) > 0 for r in rows[1:] if r[0] not in ("command", "how the child ends"))
