@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 # read when the interpreter or torch/OpenMP start: a request that differs here cannot be served by a fork
@@ -36,7 +37,9 @@ _START_PREFIXES = ("PYTHON", "OMP_", "GOMP_", "KMP_", "MKL", "ONEDNN", "DNNL", "
                    "TORCH", "NVIDIA", "LC_", "LANG")
 
 _server: subprocess.Popen | None = None
-_server_env: dict[str, str] = {}
+# the environment as the test run began, before any test's monkeypatch: the server starts with it, so that one
+# test's start-time setting (PYTHONIOENCODING, say) does not send every later command to a fresh interpreter
+_server_env: dict[str, str] = dict(os.environ)
 _busy = threading.Lock()
 
 
@@ -46,8 +49,7 @@ def _start_env_differs(env: dict[str, str]) -> bool:
 
 
 def _start_server() -> subprocess.Popen | None:
-    global _server, _server_env
-    _server_env = dict(os.environ)
+    global _server
     # unbuffered: a line read is all that is taken from the pipe, so select() sees what is left
     proc = subprocess.Popen([sys.executable, __file__], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             env=_server_env, bufsize=0)
@@ -86,15 +88,10 @@ def _as_text(data: bytes) -> str:
 def _read_line(proc: subprocess.Popen, deadline: float | None) -> bytes:
     fd = proc.stdout.fileno()
     if deadline is not None:
-        left = max(0.0, deadline - _now())
+        left = max(0.0, deadline - time.monotonic())
         if not select.select([fd], [], [], left)[0]:
             return b""
     return proc.stdout.readline()
-
-
-def _now() -> float:
-    import time
-    return time.monotonic()
 
 
 def run_command(argv: list[str], cwd: str | os.PathLike | None = None,
@@ -118,8 +115,13 @@ def run_command(argv: list[str], cwd: str | os.PathLike | None = None,
             data = (json.dumps(request, ensure_ascii=True) + "\n").encode("ascii")
             while data:
                 data = data[proc.stdin.write(data):]
-            pid = int(json.loads(proc.stdout.readline())["pid"])
-            line = _read_line(proc, _now() + timeout)
+            line = proc.stdout.readline()
+            if not line:
+                raise RuntimeError(f"tests/forkserver.py's server ended (exit {proc.wait()}) before it ran {argv}")
+            pid = int(json.loads(line)["pid"])
+            line = _read_line(proc, time.monotonic() + timeout)
+            if not line and proc.poll() is not None:
+                raise RuntimeError(f"tests/forkserver.py's server ended (exit {proc.returncode}) while it ran {argv}")
             if not line:   # past the timeout: stop the command, as subprocess.run does
                 os.kill(pid, signal.SIGKILL)
                 proc.stdout.readline()
@@ -160,10 +162,8 @@ def _serve() -> dict | None:
 
 
 def _become(request: dict) -> None:
-    """This forked child takes the command's working directory, environment, arguments and streams."""
-    os.chdir(request["cwd"])
-    os.environ.clear()
-    os.environ.update(request["env"])
+    """This forked child takes the command's streams (first: what goes wrong after is the command's to
+    report), working directory, environment and arguments."""
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)
@@ -171,6 +171,9 @@ def _become(request: dict) -> None:
         f = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.dup2(f, fd)
         os.close(f)
+    os.chdir(request["cwd"])
+    os.environ.clear()
+    os.environ.update(request["env"])
     sys.argv = request["argv"]
 
 
