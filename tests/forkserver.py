@@ -35,6 +35,15 @@ from pathlib import Path
 # read when the interpreter or torch/OpenMP start: a request that differs here cannot be served by a fork
 _START_PREFIXES = ("PYTHON", "OMP_", "GOMP_", "KMP_", "MKL", "ONEDNN", "DNNL", "OPENBLAS", "LD_", "CUDA",
                    "TORCH", "NVIDIA", "LC_", "LANG")
+# ... but for two that in-process tests leave in the test process's environment, which then set every later
+# command apart (the suite took 13:37 instead of 9:14 so, session 79): `genaug.device.seed_everything` sets
+# PYTHONHASHSEED for the subprocesses it may start (no command asks for a hash seed; a forked one keeps the
+# server's, random as a user's interpreter's is), and torch sets TORCHINDUCTOR_CACHE_DIR to its default as its
+# inductor config loads (`torch.use_deterministic_algorithms` loads it), as it does in a command's own process.
+_LEFT_BY_IN_PROCESS_CALLS = {"PYTHONHASHSEED", "TORCHINDUCTOR_CACHE_DIR"}
+
+# how many commands each way, so that a test can tell the fork served one
+served = {"forked": 0, "fresh": 0}
 
 _server: subprocess.Popen | None = None
 # the environment as the test run began, before any test's monkeypatch: the server starts with it, so that one
@@ -44,7 +53,7 @@ _busy = threading.Lock()
 
 
 def _start_env_differs(env: dict[str, str]) -> bool:
-    keys = {k for k in env.keys() | _server_env.keys() if k.startswith(_START_PREFIXES)}
+    keys = {k for k in env.keys() | _server_env.keys() if k.startswith(_START_PREFIXES)} - _LEFT_BY_IN_PROCESS_CALLS
     return any(env.get(k) != _server_env.get(k) for k in keys)
 
 
@@ -72,6 +81,7 @@ def _stop_server() -> None:
 
 
 def _fresh_interpreter(argv: list[str], cwd: str | None, timeout: float) -> subprocess.CompletedProcess:
+    served["fresh"] += 1
     exe = shutil.which("genaug")
     cmd = [exe] if exe else [sys.executable, "-m", "genaug_cli.main"]
     # surrogateescape: a path that is not valid UTF-8 is printed as the bytes it is, as the shell gave it
@@ -119,6 +129,7 @@ def run_command(argv: list[str], cwd: str | os.PathLike | None = None,
             if not line:
                 raise RuntimeError(f"tests/forkserver.py's server ended (exit {proc.wait()}) before it ran {argv}")
             pid = int(json.loads(line)["pid"])
+            served["forked"] += 1
             line = _read_line(proc, time.monotonic() + timeout)
             if line == b"":
                 raise RuntimeError(f"tests/forkserver.py's server ended (exit {proc.wait()}) while it ran {argv}")

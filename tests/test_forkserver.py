@@ -1,4 +1,5 @@
 """The tests' way of running the command (tests/forkserver.py) gives what a fresh interpreter gives."""
+import os
 import subprocess
 
 import pytest
@@ -33,5 +34,24 @@ def test_a_command_past_its_timeout_is_stopped_and_the_next_one_runs(tmp_path, t
 def test_a_setting_read_as_the_interpreter_starts_gets_a_fresh_interpreter(monkeypatch):
     forkserver.run_command(["--help"])   # the server is up, started without it
     monkeypatch.setenv("PYTHONIOENCODING", "ascii")   # a forked child would keep the server's UTF-8 console
+    before = dict(forkserver.served)
     r = forkserver.run_command(["data", "info", "--no-such-flag"])
     assert r.returncode == 2 and "+- Error --" in r.stderr and "─" not in r.stderr   # the box in ASCII
+    assert forkserver.served == {**before, "fresh": before["fresh"] + 1}
+
+
+@pytest.mark.skipif(os.environ.get("GENAUG_TESTS_SUBPROCESS") == "1", reason="every command runs fresh")
+def test_what_in_process_training_leaves_in_the_environment_still_forks(monkeypatch):
+    import sys
+    # where the two come from: seeding, and torch's inductor config as deterministic algorithms load it
+    probe = ("import os, torch; from genaug.device import seed_everything; seed_everything(3); "
+             "torch.use_deterministic_algorithms(True, warn_only=True); "
+             "print(os.environ.get('PYTHONHASHSEED'), bool(os.environ.get('TORCHINDUCTOR_CACHE_DIR')))")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONHASHSEED", "TORCHINDUCTOR_CACHE_DIR")}
+    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=300)
+    assert r.stdout.split() == ["3", "True"], r.stderr[-2000:]
+    monkeypatch.setenv("PYTHONHASHSEED", "3")
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "/tmp/torchinductor_a-test")
+    before = dict(forkserver.served)
+    assert forkserver.run_command(["--help"]).returncode == 0
+    assert forkserver.served == {**before, "forked": before["forked"] + 1}
