@@ -80,13 +80,17 @@ def _stop_server() -> None:
             _server.kill()
 
 
+def console_command() -> list[str]:
+    """How a shell starts genaug: the installed console script, or the module where none is on PATH."""
+    exe = shutil.which("genaug")
+    return [exe] if exe else [sys.executable, "-m", "genaug_cli.main"]
+
+
 def _fresh_interpreter(argv: list[str], cwd: str | None, timeout: float) -> subprocess.CompletedProcess:
     served["fresh"] += 1
-    exe = shutil.which("genaug")
-    cmd = [exe] if exe else [sys.executable, "-m", "genaug_cli.main"]
     # surrogateescape: a path that is not valid UTF-8 is printed as the bytes it is, as the shell gave it
-    return subprocess.run(cmd + argv, capture_output=True, text=True, errors="surrogateescape", cwd=cwd,
-                          timeout=timeout)
+    return subprocess.run(console_command() + argv, capture_output=True, text=True, errors="surrogateescape",
+                          cwd=cwd, timeout=timeout)
 
 
 def _as_text(data: bytes) -> str:
@@ -119,8 +123,7 @@ def run_command(argv: list[str], cwd: str | os.PathLike | None = None,
             return _fresh_interpreter(argv, cwd, timeout)
         with tempfile.TemporaryDirectory(prefix="genaug-cmd-") as tmp:
             out, err = Path(tmp, "stdout"), Path(tmp, "stderr")
-            exe = shutil.which("genaug") or "genaug"
-            request = {"argv": [exe] + argv, "cwd": cwd or os.getcwd(), "env": env,
+            request = {"argv": console_command()[:1] + argv, "cwd": cwd or os.getcwd(), "env": env,
                        "stdout": str(out), "stderr": str(err)}
             data = (json.dumps(request, ensure_ascii=True) + "\n").encode("ascii")
             while data:

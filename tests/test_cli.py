@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from conftest import make_folder_dataset, run_cli_noting_torch
-from forkserver import run_command
+from forkserver import console_command, run_command
 from genaug.runs import load_safetensors
 
 
@@ -352,9 +352,8 @@ def test_a_bare_path_where_an_option_was_meant_is_told_which_option(tmp_path, ti
     run.mkdir(parents=True)
     (run / "config.yaml").write_text("run: {}\n")
     names = {"data": data, "tiny": tiny, "run": run, "model": model}
-    exe = shutil.which("genaug") or "genaug"
-    r = subprocess.run([exe, *(a.format(**names) for a in args)], capture_output=True, text=True, timeout=120,
-                       env={**os.environ, "COLUMNS": "300"})   # so that the message box does not wrap
+    r = subprocess.run(console_command() + [a.format(**names) for a in args], capture_output=True, text=True,
+                       timeout=120, env={**os.environ, "COLUMNS": "300"})   # so that the message box does not wrap
     assert r.returncode == 2, (r.stdout, r.stderr)
     assert "Traceback" not in r.stderr
     if hint is None:

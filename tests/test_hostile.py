@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 from conftest import make_folder_dataset
+from forkserver import console_command
 from test_cli import genaug, only_run
 
 
@@ -230,12 +231,9 @@ def test_permissions_the_operating_system_refuses_are_one_line_or_a_named_skip(t
     """Real refusals by the OS, not simulated ones. Found in session 73: a class folder that cannot be
     listed (chmod 000) was said to hold no images ("the training split has no images of class PNEUMONIA"),
     with nothing naming the folder or the permission."""
-    import shutil
     import subprocess
-    import sys
 
-    exe = shutil.which("genaug")
-    cmd = _without_root_reads() + ([exe] if exe else [sys.executable, "-m", "genaug_cli.main"])
+    cmd = _without_root_reads() + console_command()
 
     def run(*args):
         return subprocess.run(cmd + [str(a) for a in args], capture_output=True, text=True, timeout=600)
@@ -277,12 +275,9 @@ def test_a_run_genaug_may_not_read_is_listed_and_not_archived_in_part(tmp_path):
     (chmod 000) ended `genaug runs` for every run beside it; and `archive` of a run holding a file that may not
     be read stopped on it with the files before it already copied, an archive without its record that looked
     whole."""
-    import shutil
     import subprocess
-    import sys
 
-    exe = shutil.which("genaug")
-    cmd = _without_root_reads() + ([exe] if exe else [sys.executable, "-m", "genaug_cli.main"])
+    cmd = _without_root_reads() + console_command()
 
     def run(*args):
         return subprocess.run(cmd + [str(a) for a in args], capture_output=True, text=True, timeout=600)

@@ -5,24 +5,22 @@ are still training; the resumed run must finish with whole outputs and no temp f
 """
 import json
 import os
-import shutil
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 import torch
 
 from conftest import TINY
+from forkserver import console_command
 from test_cli import genaug, only_run
 
 EPOCHS = 40  # many short epochs: the kill lands while training is still going
 
 
 def _start(args, stderr=subprocess.DEVNULL):
-    exe = shutil.which("genaug")
-    cmd = ([exe] if exe else [sys.executable, "-m", "genaug_cli.main"]) + [str(a) for a in args]
+    cmd = console_command() + [str(a) for a in args]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=stderr, text=True)
 
 
@@ -126,8 +124,7 @@ def test_ctrl_c_or_sigterm_stops_with_a_message_and_resume_finishes(tmp_path, si
 def test_a_run_whose_console_output_closes_says_so_in_its_log(tmp_path):
     # `genaug encode | head -1`: click exits with status 1 on the broken pipe and says nothing, and the log
     # ended at its first line, so the run showed as stopped with no reason anywhere
-    exe = shutil.which("genaug")
-    cmd = ([exe] if exe else [sys.executable, "-m", "genaug_cli.main"]) + [
+    cmd = console_command() + [
         "encode", "--data", "demo", "--profile", str(_long_profile(tmp_path)), "--out", str(tmp_path / "o")]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdout.readline().startswith("genaug encode: ")   # read the first line, as head -1 does
