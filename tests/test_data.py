@@ -139,6 +139,25 @@ def test_a_val_split_far_from_its_fraction_says_what_it_holds(tmp_path):
     assert b.val_origin == "carved from train by patient (10%, seed 0)"   # close enough: nothing added
 
 
+def test_a_validation_carve_that_takes_a_class_from_train_says_so(tmp_path):
+    # found in session 80: a class of one training patient went whole to validation, and the error said the
+    # training split "has no images of class NORMAL" while train/NORMAL held two
+    root = make_folder_dataset(tmp_path / "one", {"train": 8, "test": 2}, size=12)
+    for f in sorted((root / "train" / "NORMAL").iterdir())[2:]:
+        f.unlink()                                        # NORMAL keeps one patient, IM-0000
+    with pytest.raises(DataError) as e:
+        load_data(str(root), 12, cache_dir=None)
+    msg = str(e.value)
+    assert "class NORMAL has 1 training patient" in msg and "both trained on and validated" in msg
+    assert "val/" in msg and "\n" not in msg
+    # a fraction that carves every patient of every class names the setting to lower
+    many = make_folder_dataset(tmp_path / "many", {"train": 8, "test": 2}, size=12)
+    with pytest.raises(DataError) as e:
+        load_data(str(many), 12, val_fraction=0.99, cache_dir=None)
+    msg = str(e.value)
+    assert "data.val_fraction 0.99" in msg and "NORMAL, PNEUMONIA" in msg and "lower it" in msg
+
+
 def test_tiny_val_is_folded_and_recarved(tmp_path):
     root = make_folder_dataset(tmp_path / "v", {"train": 200, "test": 4, "val": 1}, size=12, with_val=True)
     b = load_data(str(root), 12, cache_dir=None)

@@ -40,8 +40,9 @@ def ensure_val(bundle: DataBundle, fraction: float, seed: int) -> DataBundle:
     # patients that hold one identical image go to one side: else a copy in val is an image trained on
     groups = join_patients_sharing_an_image(train.patients, image_hashes(train))
     rest, carved = split_by_patient(train.labels, groups, fraction, seed)
-    if len(carved) == 0 or len(rest) == 0:
+    if len(carved) == 0:
         raise DataError(f"too few training patients ({len(set(train.patients))}) to carve a validation split")
+    _check_carve_leaves_each_class(bundle.classes, train.labels, groups, rest, fraction)
     got = len(carved) / len(train)
     if abs(got - fraction) > max(0.02, fraction / 4):   # whole patients per class: few of them round far
         origin += f"; {len(carved)} of {len(train)} images ({got:.0%}), as whole patients of each class"
@@ -49,6 +50,28 @@ def ensure_val(bundle: DataBundle, fraction: float, seed: int) -> DataBundle:
     bundle.splits = {"train": train.subset(rest), "val": train.subset(carved), "test": test}
     bundle.val_origin = origin
     return bundle
+
+
+def _check_carve_leaves_each_class(classes: list[str], labels, groups: list[str], rest, fraction: float) -> None:
+    """A class whose every training patient went to validation: say so, not that train/CLASS is empty.
+
+    The carve takes at least one patient of each class, so a class of one patient is carved whole
+    (found in session 80: the error then said the training split had no NORMAL image while
+    train/NORMAL held two). ``groups`` are the patients as carved: those sharing an image count as one."""
+    labels = np.asarray(labels)
+    left = set(labels[rest].tolist())
+    gone = [c for c in sorted(set(labels.tolist())) if c not in left]
+    if not gone:
+        return
+    names = [classes[c] for c in gone]
+    alone = [n for c, n in zip(gone, names)
+             if len({g for g, lab in zip(groups, labels) if lab == c}) == 1]
+    if alone:
+        raise DataError(f"class {alone[0]} has 1 training patient, who cannot be both trained on and validated: "
+                        f"add training patients of {alone[0]}, or give a val/ folder beside train/ that holds "
+                        f"{alone[0]} images of another patient")
+    raise DataError(f"data.val_fraction {fraction:g} carves every training patient of {', '.join(names)} into "
+                    "validation, leaving none to train on: lower it (0.1 is the default)")
 
 
 def check_patient_disjoint(bundle: DataBundle) -> None:
