@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from genaug.config import Config, check_resumed_data, config_from_dict, resumed_settings
 from genaug import distributed
-from genaug.inventory import training_left
+from genaug.inventory import counted, training_left
 from genaug.jobs import join_ranks, start_job, tell, training_subset
 from genaug.data.loading import check_out_outside_data, resolve_classes
 from genaug.errors import CheckpointError, ConfigError, DataError, TrainingDiverged
@@ -409,8 +409,9 @@ def _gan(cfg: Config, run: Run, class_arg: str | None) -> Path:
     if short := [c for c in wanted if counts[c] < MIN_CLASS_IMAGES]:
         enough = [c for c in bundle.classes if counts[c] >= MIN_CLASS_IMAGES]
         other = f", or train a GAN of the others only (--class {','.join(enough)})" if enough else ""
-        raise TooFewClassImages(f"class {short[0]} has {counts[short[0]]} training images; a GAN needs at least "
-                                f"{MIN_CLASS_IMAGES}: give more images of it{other}")
+        frac = f" at --train-fraction {g.train_fraction:g}" if g.train_fraction < 1 else ""
+        raise TooFewClassImages(f"class {short[0]} has {counted(counts[short[0]], 'training image')}{frac}; a GAN "
+                                f"needs at least {MIN_CLASS_IMAGES}: give more images of it{other}")
     if not run.manifest.get("finished"):   # before training: its images would not fit on the disk
         # a resumed run writes its images again over any it wrote before it stopped
         written = sum(1 for _ in run.path("synthetic").glob("*/*.png"))

@@ -85,6 +85,10 @@ def class_report(name: str, c: int, synth: np.ndarray, bundle: DataBundle, judge
     half = len(real) // 2
     if half < 2:
         return {"error": f"too few held-out real images of {name} ({len(real)}) for a quality report"}
+    if len(syn) < 2:   # FID, KID and diversity compare sets; torchmetrics raises on one image
+        return {"error": f"too few synthetic images of {name} ({len(syn)}) for a quality report: FID, KID and "
+                         "diversity compare sets of images; draw --n 2 or more (the report reads up to "
+                         f"{g.eval_images})"}
     other = real[half:2 * half]  # real[:half] is the reference half
     blurred = to_u8(gaussian_blur(to_float(other), kernel_size=9, sigma=2.0))
     shuffled = to_u8(shuffle_patches(to_float(other), seed=cfg.run.seed))

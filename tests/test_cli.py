@@ -988,6 +988,10 @@ def test_gan_of_a_class_with_too_few_images_names_the_classes_that_have_enough(t
                         f"of it, or train a GAN of the others only (--class PNEUMONIA) (run folder {named} removed: "
                         "it held nothing yet)\n")
     assert not list((tmp_path / "o").glob("gan/*"))   # refused: no run left behind
+    # found in session 80: "has 1 training images", with no word of the --train-fraction that left it one
+    r = genaug("gan", "--profile", tiny, "--train-fraction", "0.01", "--out", tmp_path / "o")
+    assert r.returncode == 2 and r.stderr.startswith(
+        "genaug: error: class NORMAL has 1 training image at --train-fraction 0.01; a GAN needs at least 16")
 
 
 @pytest.mark.parametrize("command", [["gan", "--class", "PNEUMONIA"], ["encode"], ["benchmark", "--variants", "real"]])

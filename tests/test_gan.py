@@ -249,3 +249,17 @@ def test_the_quality_report_names_the_layout_channels_last_chose(precision, layo
     from genaug.quality import _layout_sentence
     m = {k: v for k, v in (("training_precision", precision), ("training_layout", layout)) if v is not None}
     assert _layout_sentence(m) == says
+
+
+def test_a_gan_asked_for_one_image_a_class_reports_why_it_has_no_fid(tiny, tmp_path):
+    """Found in session 80: `genaug gan --n 1` trained, wrote its image, then died in a traceback
+    from torchmetrics ("More than one sample is required ... to compute FID"); the run had no report."""
+    from test_cli import genaug, only_run
+    r = genaug("gan", "--profile", str(tiny), "--class", "PNEUMONIA", "--n", "1", "--out", str(tmp_path / "o"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "Traceback" not in r.stderr
+    run_dir = only_run(tmp_path / "o", "gan")
+    assert len(list((run_dir / "synthetic" / "PNEUMONIA").glob("*.png"))) == 1
+    quality = (run_dir / "quality.md").read_text()
+    assert "| PNEUMONIA | too few synthetic images of PNEUMONIA (1) for a quality report" in quality
+    assert "--n 2" in quality
