@@ -23,7 +23,7 @@ from tqdm import tqdm
 from genaug.config import DEFAULT_AUGMENTATIONS, Config, check_resumed_data, config_from_dict, resumed_settings
 from genaug.data import DataBundle
 from genaug import distributed
-from genaug.inventory import training_left
+from genaug.inventory import counted, training_left
 from genaug.jobs import TRAINING_LIST, held_out_seen, join_ranks, learnt_from_text, read_training_list, start_job, tell, training_subset
 from genaug.errors import CheckpointError, ConfigError
 from genaug.metrics import reconstruction_metrics
@@ -205,7 +205,7 @@ def check_room_for_latents(model: ConvAutoencoder, bundle: DataBundle, out_dir: 
     n = sum(len(s) * (1 + views * (name != "test")) for name, s in bundle.splits.items())
     # a resumed run's latents written before it stopped are replaced, in room they hold already
     written = sum(f.stat().st_size for f in out_dir.glob("*.npy")) if out_dir.is_dir() else 0
-    among = f" ({views} augmented views of each train and val image among them)" if views else ""
+    among = f" ({counted(views, 'augmented view')} of each train and val image among them)" if views else ""
     what = f"the latents of {n:,} images{among} ({'x'.join(map(str, model.latent_shape))} float16)"
     check_room_for_bytes(out_dir, n * per_image - written, what,
                          "give --out a disk with room" + (", or fewer views (encode.views)" if views else ""))
@@ -410,7 +410,7 @@ def _encode(cfg: Config, run: Run, ckpt: dict | None, reused: torch.nn.Module | 
     tell(f"encoded {sum(meta['counts'].values())} images at {meta['encode_images_per_second_all']} images/s -> "
          f"{run.path('latents')}")
     if meta.get("views"):
-        tell(f"encoded {meta['views']} augmented views of each {'/'.join(meta['view_splits'])} image in "
+        tell(f"encoded {counted(meta['views'], 'augmented view')} of each {'/'.join(meta['view_splits'])} image in "
              f"{meta['views_seconds']} s")
     return run.dir
 
