@@ -915,6 +915,23 @@ def test_data_info_names_16_bit_colour_and_the_tiffs_pillow_cannot_open(tmp_path
     assert stats["modes"] == {"RGB 16-bit": 2, "TIFF float64 x1": 1, "L": 1} and stats["sizes"] == {"32x32": 4}
 
 
+def test_data_info_says_that_images_not_square_are_squeezed_to_a_square(tmp_path):
+    """Every image is resized to a square of the working size, its aspect ratio not kept (a chest film of
+    2:3 comes out wider than it was, its heart with it): `data info` says how many images that changes."""
+    from genaug.data.info import data_info, format_info
+    root = make_folder_dataset(tmp_path / "d", {"train": 8, "test": 2}, size=20)
+    for f in sorted((root / "train" / "NORMAL").iterdir())[:3]:
+        Image.open(f).resize((30, 20)).save(f)
+    Image.open(root / "test" / "NORMAL" / "IM-1000-0001.jpeg").resize((20, 50)).save(root / "test" / "NORMAL" / "IM-1000-0001.jpeg")
+    info = data_info(load_data(str(root), 16, cache_dir=None), root)
+    assert info["original_images"]["not_square"] == 4 and info["original_images"]["widest_aspect"] == 2.5
+    assert ("shapes: 4 of 20 images are not square (up to 2.5:1); every image is resized to a 16 x 16 px "
+            "square, its aspect ratio not kept") in format_info(info).splitlines()
+    square = make_folder_dataset(tmp_path / "s", {"train": 8, "test": 2}, size=20)
+    info = data_info(load_data(str(square), 16, cache_dir=None), square)
+    assert info["original_images"]["not_square"] == 0 and "shapes:" not in format_info(info)
+
+
 def _ramp(dtype, lo, hi):
     return np.linspace(lo, hi, 64 * 64).reshape(64, 64).astype(dtype)
 

@@ -41,7 +41,11 @@ def original_image_stats(root: Path, rel_paths: list[str], limit: int = 100_000)
                         modes[f"TIFF {page.dtype} x{page.samplesperpixel}"] += 1
                 except Exception:  # unreadable files are counted by the loader already
                     pass
-    return {"sizes": dict(sizes.most_common(5)), "distinct_sizes": len(sizes), "modes": dict(modes)}
+    shapes = [(tuple(map(int, wh.split("x"))), n) for wh, n in sizes.items()]
+    oblong = [(max(w, h) / min(w, h), n) for (w, h), n in shapes if w != h and min(w, h) > 0]
+    return {"sizes": dict(sizes.most_common(5)), "distinct_sizes": len(sizes), "modes": dict(modes),
+            "counted": sum(sizes.values()), "not_square": sum(n for _, n in oblong),
+            "widest_aspect": round(max((r for r, _ in oblong), default=1.0), 2)}
 
 
 def data_info(bundle: DataBundle, root: Path | None = None) -> dict:
@@ -83,6 +87,11 @@ def format_info(info: dict) -> str:
     if "original_images" in info:
         o = info["original_images"]
         lines.append(f"original sizes: {o['sizes']} ({o['distinct_sizes']} distinct); modes: {o['modes']}")
+        if o.get("not_square"):   # a resize to a square squeezes them: the heart of a 2:3 film comes out wider
+            size = info["image_size"]
+            lines.append(f"shapes: {o['not_square']} of {o['counted']} images are not square (up to "
+                         f"{o['widest_aspect']:g}:1); every image is resized to a {size} x {size} px square, its "
+                         "aspect ratio not kept")
     lines.append(f"skipped files: {info['skipped']}")
     for item in info["skipped_files"][:SKIPPED_LISTED]:
         lines.append(f"  - {item['path']}: {item['reason']}")
