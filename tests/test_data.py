@@ -932,6 +932,18 @@ def test_data_info_says_that_images_not_square_are_squeezed_to_a_square(tmp_path
     assert info["original_images"]["not_square"] == 0 and "shapes:" not in format_info(info)
 
 
+@pytest.mark.parametrize("sizes, expected", [
+    ({"20x20": 3}, {"not_square": 0, "widest_aspect": 1.0}),
+    ({"1858x2090": 2, "2090x1858": 1, "20x20": 5}, {"not_square": 3, "widest_aspect": 1.12}),
+    ({"NonexNone": 1, "0x5": 1, "30x10": 2}, {"not_square": 2, "widest_aspect": 3.0}),   # headers without a size
+])
+def test_not_square_counts_the_images_a_square_resize_squeezes(sizes, expected):
+    from collections import Counter
+
+    from genaug.data.info import not_square
+    assert not_square(Counter(sizes)) == expected
+
+
 def _ramp(dtype, lo, hi):
     return np.linspace(lo, hi, 64 * 64).reshape(64, 64).astype(dtype)
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -41,10 +42,17 @@ def original_image_stats(root: Path, rel_paths: list[str], limit: int = 100_000)
                         modes[f"TIFF {page.dtype} x{page.samplesperpixel}"] += 1
                 except Exception:  # unreadable files are counted by the loader already
                     pass
-    shapes = [(tuple(map(int, wh.split("x"))), n) for wh, n in sizes.items()]
-    oblong = [(max(w, h) / min(w, h), n) for (w, h), n in shapes if w != h and min(w, h) > 0]
     return {"sizes": dict(sizes.most_common(5)), "distinct_sizes": len(sizes), "modes": dict(modes),
-            "counted": sum(sizes.values()), "not_square": sum(n for _, n in oblong),
+            "counted": sum(sizes.values()), **not_square(sizes)}
+
+
+def not_square(sizes: Counter) -> dict:
+    """How many of the images counted by "WxH" size are not square, and the widest ratio among them: every
+    image is resized to a square, so these are squeezed."""
+    # a header may give no number (an empty DICOM Columns reads "NonexNone"): such sizes are not judged
+    shapes = [(tuple(map(int, wh.split("x"))), n) for wh, n in sizes.items() if re.fullmatch(r"\d+x\d+", wh)]
+    oblong = [(max(w, h) / min(w, h), n) for (w, h), n in shapes if w != h and min(w, h) > 0]
+    return {"not_square": sum(n for _, n in oblong),
             "widest_aspect": round(max((r for r, _ in oblong), default=1.0), 2)}
 
 
