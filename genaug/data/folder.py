@@ -17,8 +17,8 @@ from genaug.data.cache import decode_cached
 from genaug.data.core import ImageSet
 from genaug.data.decode import (IMAGE_EXTENSIONS, alike_path_note, dicom_patient, how_names_differ, is_dicom,
                                 is_image_file, name_key, safe_name)
-from genaug.data.splits import (file_as_patient, groups_of_equal_keys, join_patients_sharing_an_image,
-                                 labelled_patient, patient_id, split_by_patient)
+from genaug.data.splits import (classes_missing_from_a_side, file_as_patient, groups_of_equal_keys,
+                                 join_patients_sharing_an_image, labelled_patient, patient_id, split_by_patient)
 from genaug.errors import DataError
 
 log = logging.getLogger("genaug")
@@ -487,17 +487,15 @@ def check_both_splits_hold_each_class(classes: list[str], labels: list[int], pat
                                       test_idx, test_fraction: float) -> None:
     """A split that leaves a class without training or test images is refused before anything is written:
     `--test-fraction 0.9` on a small folder wrote a train split of 0 images."""
-    for k, name in enumerate(classes):
-        in_train, in_test = (any(labels[i] == k for i in idx) for idx in (train_idx, test_idx))
-        if in_train and in_test:
-            continue
-        n_patients = len({p for p, y in zip(patients, labels) if y == k})
-        if n_patients < 2:
-            raise DataError(f"class {name} has images of {n_patients} patient only, who cannot be in both train "
-                            "and test: add images of more patients of it")
-        which, then = ("training", "a smaller") if not in_train else ("test", "a larger")
-        raise DataError(f"--test-fraction {test_fraction:g} leaves class {name} no {which} image (it has "
-                        f"{n_patients} patients): give {then} --test-fraction")
+    if not (missing := classes_missing_from_a_side(classes, labels, patients, train_idx, test_idx)):
+        return
+    name, n_patients, not_in_train = missing[0]
+    if n_patients < 2:
+        raise DataError(f"class {name} has images of {n_patients} patient only, who cannot be in both train "
+                        "and test: add images of more patients of it")
+    which, then = ("training", "a smaller") if not_in_train else ("test", "a larger")
+    raise DataError(f"--test-fraction {test_fraction:g} leaves class {name} no {which} image (it has "
+                    f"{n_patients} patients): give {then} --test-fraction")
 
 
 def file_in_the_way(folder: str | Path) -> Path | None:

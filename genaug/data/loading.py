@@ -14,7 +14,8 @@ from genaug.data.duplicates import duplicate_note, find_duplicates, image_hashes
 from genaug.data.folder import (SPLIT_NAMES, THREE_CLASSES, class_folder_names, load_folder_split, scan_folder,
                                 split_folders, unnamed_patients)
 from genaug.data.medmnist import INFO, download, load_npz, manual_steps
-from genaug.data.splits import join_patients_sharing_an_image, patient_overlap, split_by_patient
+from genaug.data.splits import (classes_missing_from_a_side, join_patients_sharing_an_image, patient_overlap,
+                                 split_by_patient)
 from genaug.errors import ConfigError, DataError
 from genaug.inventory import counted
 
@@ -42,7 +43,7 @@ def ensure_val(bundle: DataBundle, fraction: float, seed: int) -> DataBundle:
     rest, carved = split_by_patient(train.labels, groups, fraction, seed)
     if len(carved) == 0:
         raise DataError(f"too few training patients ({len(set(train.patients))}) to carve a validation split")
-    _check_carve_leaves_each_class(bundle.classes, train.labels, groups, rest, fraction)
+    _check_carve_leaves_each_class(bundle.classes, train.labels, groups, rest, carved, fraction)
     got = len(carved) / len(train)
     if abs(got - fraction) > max(0.02, fraction / 4):   # whole patients per class: few of them round far
         origin += f"; {len(carved)} of {len(train)} images ({got:.0%}), as whole patients of each class"
@@ -52,26 +53,25 @@ def ensure_val(bundle: DataBundle, fraction: float, seed: int) -> DataBundle:
     return bundle
 
 
-def _check_carve_leaves_each_class(classes: list[str], labels, groups: list[str], rest, fraction: float) -> None:
+def _check_carve_leaves_each_class(classes: list[str], labels, groups: list[str], rest, carved, fraction: float,
+                                   ) -> None:
     """A class whose every training patient went to validation: say so, not that train/CLASS is empty.
 
     The carve takes at least one patient of each class, so a class of one patient is carved whole
     (found in session 80: the error then said the training split had no NORMAL image while
-    train/NORMAL held two). ``groups`` are the patients as carved: those sharing an image count as one."""
-    labels = np.asarray(labels)
-    left = set(labels[rest].tolist())
-    gone = [c for c in sorted(set(labels.tolist())) if c not in left]
+    train/NORMAL held two). ``groups`` are the patients as carved: those sharing an image count as one.
+    A class with no image at all is left to the check of every split's classes."""
+    gone = [(name, n) for name, n, lacks_rest in
+            classes_missing_from_a_side(classes, np.asarray(labels), groups, rest, carved) if n and lacks_rest]
     if not gone:
         return
-    names = [classes[c] for c in gone]
-    alone = [n for c, n in zip(gone, names)
-             if len({g for g, lab in zip(groups, labels) if lab == c}) == 1]
-    if alone:
+    if alone := [name for name, n in gone if n == 1]:
         raise DataError(f"class {alone[0]} has 1 training patient, who cannot be both trained on and validated: "
                         f"add training patients of {alone[0]}, or give a val/ folder beside train/ that holds "
                         f"{alone[0]} images of another patient")
-    raise DataError(f"data.val_fraction {fraction:g} carves every training patient of {', '.join(names)} into "
-                    "validation, leaving none to train on: lower it (0.1 is the default)")
+    raise DataError(f"data.val_fraction {fraction:g} carves every training patient of "
+                    f"{', '.join(name for name, _ in gone)} into validation, leaving none to train on: lower it "
+                    "(0.1 is the default)")
 
 
 def check_patient_disjoint(bundle: DataBundle) -> None:

@@ -114,6 +114,19 @@ def split_by_patient(labels, patients: list[str], fraction: float, seed: int):
     return rest_idx, carved_idx
 
 
+def classes_missing_from_a_side(classes: list[str], labels, patients: list[str], a_idx, b_idx,
+                                ) -> list[tuple[str, int, bool]]:
+    """Each class of ``classes`` with no image on side a or side b of a split by patient, as (its name, its
+    patients over both sides, whether side a is the one it lacks); a class absent from both sides is listed
+    with 0 patients. Empty where each side holds every class."""
+    missing = []
+    for k, name in enumerate(classes):
+        in_a, in_b = (any(labels[i] == k for i in idx) for idx in (a_idx, b_idx))
+        if not (in_a and in_b):
+            missing.append((name, len({p for p, y in zip(patients, labels) if y == k}), not in_a))
+    return missing
+
+
 def subsample_by_patient(labels, patients: list[str], fraction: float, seed: int) -> np.ndarray:
     """Indices keeping about ``fraction`` of each class's images, by whole patients (for --train-fraction)."""
     if fraction >= 1.0:
