@@ -219,6 +219,10 @@ DEVICE_AUTO = typer.Option("auto", "--device", help="auto | cpu | cuda (cuda:N: 
 CacheOpt = typer.Option(None, "--cache-dir", help="decode-once cache (default: <out>/cache; a resumed run's own run root, or <out> where that is not on this machine)")
 ThreadsOpt = typer.Option(None, "--threads", help="CPU threads for training (default or 0: torch's, about one per core); "
                           "give each of several runs sharing a machine its share, e.g. 1 each for two on 2 cores")
+ResizeOpt = typer.Option(None, "--resize", help="how an image that is not square becomes the square every model "
+                         "reads: squash (default: stretched, its aspect ratio not kept), crop (the centred square "
+                         "of its short side, as torchxrayvision does) or pad (centred on black to its long side); "
+                         "genaug data info counts the images that are not square")
 TensorboardOpt = typer.Option(None, "--tensorboard/--no-tensorboard",
                               help="log losses, metrics, learning rate, images and weight histograms to <run>/tensorboard")
 
@@ -274,7 +278,7 @@ def data_info_cmd(
     size: int = typer.Option(64, "--size", help="working resolution to decode at"),
     val_fraction: Optional[float] = typer.Option(None, "--val-fraction", help="share of train patients carved as val"),
     download: bool = typer.Option(False, "--download", help="fetch medmnist:NAME when missing"),
-    out: Optional[str] = OutOpt, cache: Optional[str] = CacheOpt,
+    out: Optional[str] = OutOpt, cache: Optional[str] = CacheOpt, resize: Optional[str] = ResizeOpt,
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
 ):
     """Counts per split and class, patients, image sizes and modes, skipped files, origin of val."""
@@ -287,11 +291,11 @@ def data_info_cmd(
     if size < 1:
         raise ConfigError(f"--size must be at least 1 px, got {size}")
     cfg = build_config(profile, data=dict(data=data, task=task, cache_dir=cache, val_fraction=val_fraction,
-                                          download=download or None), run=dict(out_root=out))
+                                          download=download or None, resize=resize), run=dict(out_root=out))
     _check_data(cfg, None, data, profile, makes_runs=False)
     bundle = load_bundle(cfg, size)
     root = Path(cfg.data.data) if bundle.source == "folder" else None
-    info = data_info(bundle, root)
+    info = data_info(bundle, root, cfg.data.resize)
     typer.echo(json.dumps(info, indent=2) if as_json else format_info(info))
 
 
@@ -406,6 +410,7 @@ def encode_cmd(
     seed: Optional[int] = SeedOpt, device: Optional[str] = DeviceOpt, out: Optional[str] = OutOpt,
     name: Optional[str] = NameOpt, cache: Optional[str] = CacheOpt, tensorboard: Optional[bool] = TensorboardOpt,
     threads: Optional[int] = ThreadsOpt,
+    resize: Optional[str] = ResizeOpt,
     cpu_amp: Optional[bool] = typer.Option(None, "--cpu-amp/--no-cpu-amp", help="train the autoencoder under bf16 "
                                            "autocast on a CPU (default off): on a CPU with AMX or AVX512-BF16 (e.g. "
                                            "Intel Xeon, 4th generation on) a training step at 224 px ran about 3x as "
@@ -424,7 +429,7 @@ def encode_cmd(
                                                  "it gives its own numbers"),
 ):
     """Train the autoencoder (224x224 -> 14x14x256) on train only and encode every split to latents."""
-    d, r = _common(data, task, seed, device, out, name, cache, tensorboard, threads)
+    d, r = _common(data, task, seed, device, out, name, cache, tensorboard, threads, resize=resize)
     r["cpu_amp"] = cpu_amp
     r["channels_last"] = channels_last
     given = dict(data=d, run=r, encode=dict(
@@ -470,6 +475,7 @@ def gan_cmd(
     seed: Optional[int] = SeedOpt, device: Optional[str] = DeviceOpt, out: Optional[str] = OutOpt,
     name: Optional[str] = NameOpt, cache: Optional[str] = CacheOpt, tensorboard: Optional[bool] = TensorboardOpt,
     threads: Optional[int] = ThreadsOpt,
+    resize: Optional[str] = ResizeOpt,
     cpu_amp: Optional[bool] = typer.Option(None, "--cpu-amp/--no-cpu-amp", help="train the generator and "
                                            "discriminator under bf16 autocast on a CPU (default off): on a CPU with "
                                            "AMX or AVX512-BF16 (e.g. Intel Xeon, 4th generation on) a training step "
@@ -492,7 +498,7 @@ def gan_cmd(
     if width is not None and width <= 0:   # it sets two config keys; the flag is what the user typed
         from genaug.errors import ConfigError
         raise ConfigError(f"--width must be positive, got {width}")
-    d, r = _common(data, task, seed, device, out, name, cache, tensorboard, threads)
+    d, r = _common(data, task, seed, device, out, name, cache, tensorboard, threads, resize=resize)
     r["cpu_amp"] = cpu_amp
     r["channels_last"] = channels_last
     given = dict(data=d, run=r, gan=dict(
@@ -598,6 +604,7 @@ def benchmark_cmd(
     seed: Optional[int] = SeedOpt, device: Optional[str] = DeviceOpt, out: Optional[str] = OutOpt,
     name: Optional[str] = NameOpt, cache: Optional[str] = CacheOpt, tensorboard: Optional[bool] = TensorboardOpt,
     threads: Optional[int] = ThreadsOpt,
+    resize: Optional[str] = ResizeOpt,
     cpu_amp: Optional[bool] = typer.Option(None, "--cpu-amp/--no-cpu-amp", help="bf16 autocast for the classifiers on a CPU as on CUDA (default off): on a CPU with AMX or AVX512-BF16 (e.g. Intel Xeon, 4th generation on) the cpu profile's CNN and DenseNet-121 cells trained 2.3x and 1.6x as fast per epoch (docs/PERFORMANCE.md (p)); on an Intel Xeon without them (Ice Lake) a training step ran 1.4-2.7x slower than in fp32, and 8-12x slower with oneDNN capped to AVX2 (docs/PERFORMANCE.md (s)). The numbers change, and each cell records it. A GAN or an autoencoder the benchmark trains itself trains in bf16 too (genaug gan --cpu-amp, genaug encode --cpu-amp)"),
 ):
     """Train classifiers on real, mixed, synthetic and encoded data; test on the real test split; write a report."""
@@ -605,7 +612,7 @@ def benchmark_cmd(
         from genaug.errors import ConfigError
         raise ConfigError("--balance and --synthetic-ratio both say how many synthetic images a mixed cell gets: "
                           "give one (--balance fills each class up to the largest)")
-    d, r = _common(data, task, seed, device, out, name, cache, tensorboard, threads)
+    d, r = _common(data, task, seed, device, out, name, cache, tensorboard, threads, resize=resize)
     r["cpu_amp"] = cpu_amp
     flags = dict(models=models, variants=variants, seeds=seeds, epochs=epochs, image_size=image_size,
                  batch_size=batch_size, lr=lr, synthetic_ratio=synthetic_ratio, balance=balance,

@@ -83,6 +83,12 @@ def _same_data(run_cfg: dict, cfg: Config, key: str, run_dir) -> None:
         key = differ[0]
         raise CheckpointError(f"{what} run {run_dir} was made with data.{key}={run_cfg['data'].get(key)!r}, this "
                               f"benchmark uses {getattr(cfg.data, key)!r}; use a matching run or let benchmark train one")
+    # the same images, made square another way: a squashed GAN's images mixed among centre crops, or latents of
+    # padded images beside pixel cells of cropped ones, would not be the data the report says they are
+    if (made := run_cfg["data"].get("resize", "squash")) != cfg.data.resize:
+        raise CheckpointError(f"{what} run {run_dir} made its images square by data.resize {made!r}, this benchmark "
+                              f"by {cfg.data.resize!r}: give --resize {made}, a run made with --resize "
+                              f"{cfg.data.resize}, or let benchmark train one")
 
 
 def load_synthetic(gan_dir: Path, classes: list[str], size: int) -> tuple[dict[str, np.ndarray], dict[str, list[str]]]:
@@ -510,6 +516,8 @@ def classifier_checkpoint(model, name: str, bundle: DataBundle, cfg: Config, inp
             "threshold": threshold, "variant": variant, "seed": seed, "config": cfg.to_dict(),
             # the latents of an encoded cell came from unequalized images
             "equalize": "none" if variant == "encoded" else cfg.benchmark.equalize,
+            # how images not square were made square (an encoded cell's autoencoder run made them alike: checked)
+            "resize": cfg.data.resize,
             **({"tta": tta} if tta else {})}
 
 

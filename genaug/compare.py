@@ -80,13 +80,16 @@ CELL_SET_KEYS = ("models", "variants", "seeds", "train_fractions", "save_models"
 
 
 def setting_differences(a: dict, b: dict) -> list[tuple[str, object, object]]:
-    """(key, A's value, B's value) for every benchmark setting the runs do not share, those that
-    change how a cell trains first."""
+    """(key, A's value, B's value) for every benchmark setting the runs do not share, and data.resize, those
+    that change how a cell trains first."""
     def value(side: dict, k: str):   # a model a run does not name trains its run's `epochs`
         return side["benchmark"].get(k, side["benchmark"].get("epochs") if setting_model(k) else None)
 
     keys = sorted(set(a["benchmark"]) | set(b["benchmark"]), key=lambda k: (k in CELL_SET_KEYS, k))
-    return [(k, value(a, k), value(b, k)) for k in keys if value(a, k) != value(b, k)]
+    # how images were made square changes every cell's input (runs before session 81 recorded none: they squashed)
+    resize = [side.get("data", {}).get("resize", "squash") for side in (a, b)]
+    return [("resize", *resize)] * (resize[0] != resize[1]) + [
+        (k, value(a, k), value(b, k)) for k in keys if value(a, k) != value(b, k)]
 
 
 def no_shared_cell(a: str, b: str, cells_a: list[dict], cells_b: list[dict]) -> str:

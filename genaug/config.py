@@ -26,6 +26,11 @@ AUGMENTATIONS = ("flip", "rotate", "shift", "zoom", "shear", "brightness", "cont
 DEFAULT_AUGMENTATIONS = "rotate,shift,zoom,brightness,contrast"
 SCHEDULES = ("cosine", "step", "exponential", "onecycle", "constant")
 EQUALIZERS = ("none", "clahe")   # benchmark.equalize (genaug/data/equalize.py)
+# data.resize: how an image that is not square becomes the square every model reads
+# (genaug.data.decode.to_square). squash stretches it (what every run did before session 81);
+# crop keeps the centre square of its short side, as torchxrayvision's XRayCenterCrop does; pad
+# letterboxes it in black to its long side, so that nothing is cut away or stretched.
+RESIZE_MODES = ("squash", "crop", "pad")
 
 
 def parse_augmentations(text: str) -> frozenset:
@@ -47,6 +52,7 @@ class DataConfig:
     cache_dir: str = ""           # decode-once cache; empty = <out_root>/cache
     demo_train: int = 600         # demo data: training images (val/test scale with it)
     download: bool = False        # medmnist:NAME may fetch its .npz when missing
+    resize: str = "squash"        # RESIZE_MODES: how an image that is not square is made square
 
 
 @dataclass
@@ -425,6 +431,7 @@ def validate(cfg: Config) -> Config:
             raise ConfigError(f"config key 'benchmark.train_fractions' values must be in (0, 1], got {frac}",
                               key="benchmark.train_fractions")
     for dotted, value, choices in (("data.task", cfg.data.task, ("binary", "3class")),
+                                   ("data.resize", cfg.data.resize, RESIZE_MODES),
                                    ("benchmark.schedule", cfg.benchmark.schedule, SCHEDULES),
                                    ("benchmark.equalize", cfg.benchmark.equalize, EQUALIZERS),
                                    ("gan.conditioning", cfg.gan.conditioning, ("channels", "acgan")),

@@ -18,7 +18,7 @@ from genaug.data.decode import name_key
 from genaug.data.equalize import equalize_images
 from genaug.errors import ConfigError
 from genaug.models import EncodedClassifier
-from genaug.predict import (checkpoint_probs, decided_classes, image_chunks, input_size, load_classifier,
+from genaug.predict import (checkpoint_probs, decided_classes, image_chunks, input_resize, input_size, load_classifier,
                             nothing_read)
 from genaug.train import inference_batch
 
@@ -146,7 +146,8 @@ def explain_images(checkpoint: str | Path, targets, out_dir: Path, class_name: s
     check_feature_maps(model, module, layer_name, size, device)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows, skipped = [], []
-    for names, images in image_chunks(targets, size, skipped, chunk, desc="grad-cam"):   # a chunk in memory at a time
+    # a chunk in memory at a time
+    for names, images in image_chunks(targets, size, skipped, chunk, desc="grad-cam", resize=input_resize(ckpt)):
         rows += _explain_chunk(model, module, ckpt, names, images, out_dir, len(rows), class_name, device, batch_size)
     if not rows:
         raise nothing_read(skipped)

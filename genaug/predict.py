@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from genaug.config import EQUALIZERS
+from genaug.config import EQUALIZERS, RESIZE_MODES
 from genaug.data.decode import (IMAGE_EXTENSIONS, UnreadableImage, decode_image, how_names_differ, is_image_file,
                                  safe_name)
 from genaug.data.folder import genaug_run_around
@@ -53,6 +53,9 @@ def load_classifier(path: str | Path):
     if ckpt.get("equalize", "none") not in EQUALIZERS:   # a newer genaug's, or an edited file
         raise CheckpointError(f"{path} asks for equalization {ckpt['equalize']!r}, which this genaug does not know "
                               f"({', '.join(EQUALIZERS)}); predict with the genaug that saved it")
+    if input_resize(ckpt) not in RESIZE_MODES:
+        raise CheckpointError(f"{path} asks for resize {ckpt['resize']!r}, which this genaug does not know "
+                              f"({', '.join(RESIZE_MODES)}); predict with the genaug that saved it")
     latent = ckpt["in_channels"] != 1
     if latent and not isinstance(ckpt.get("autoencoder"), dict):
         raise CheckpointError(f"{path} takes {ckpt['in_channels']}-channel autoencoder latents and holds no "
@@ -92,6 +95,12 @@ def saved_no_models(path: Path) -> str:
 def input_size(ckpt: dict) -> int:
     """The side, in pixels, that images are resized to for this classifier."""
     return ckpt["autoencoder"]["image_size"] if "autoencoder" in ckpt else ckpt["image_size"]
+
+
+def input_resize(ckpt: dict) -> str:
+    """How this classifier's images were made square (config.RESIZE_MODES); models saved before session 81
+    record none, and were all trained on squashed images."""
+    return ckpt.get("resize", "squash")
 
 
 def _hidden_below(path: Path, folder: Path) -> bool:
@@ -180,11 +189,12 @@ def _images_and_runs_passed_over(targets) -> tuple[list[Path], list[Path]]:
     return unique, passed_over
 
 
-def image_chunks(targets, size: int, skipped: list, chunk: int = 256, desc: str | None = None):
+def image_chunks(targets, size: int, skipped: list, chunk: int = 256, desc: str | None = None,
+                 resize: str = "squash"):
     """The readable images under ``targets`` (one path or several), decoded ``chunk`` at a time as (names,
-    (n, size, size) uint8): a folder of a hundred thousand X-rays is never all in memory, and ``desc``
-    shows a progress bar over the files (on a terminal). Files that cannot be read, and genaug runs
-    passed over, are appended to ``skipped`` with reasons as they are met."""
+    (n, size, size) uint8, made square by ``resize``): a folder of a hundred thousand X-rays is never all in
+    memory, and ``desc`` shows a progress bar over the files (on a terminal). Files that cannot be read, and
+    genaug runs passed over, are appended to ``skipped`` with reasons as they are met."""
     files, runs = _images_and_runs_passed_over(targets)
     skipped += [(safe_name(os.fspath(r)), "a genaug run: its images are genaug's own (synthetic X-rays, overlays, "
                  "plots), not X-rays to classify; name its folder to read them") for r in runs]
@@ -194,7 +204,7 @@ def image_chunks(targets, size: int, skipped: list, chunk: int = 256, desc: str 
             try:
                 if not f.is_file():
                     raise UnreadableImage("broken or looping symbolic link")   # as genaug's data folders say
-                arrays.append(decode_image(os.fspath(f), size))
+                arrays.append(decode_image(os.fspath(f), size, resize))
                 names.append(safe_name(os.fspath(f)))
             except UnreadableImage as exc:
                 skipped.append((safe_name(os.fspath(f)), str(exc)))
@@ -212,11 +222,11 @@ def nothing_read(skipped: list[tuple[str, str]]) -> DataError:
                      + (f"; {len(skipped) - 1} more skipped" if len(skipped) > 1 else "") + ")")
 
 
-def read_images(targets, size: int) -> tuple[list[str], np.ndarray, list[tuple[str, str]]]:
+def read_images(targets, size: int, resize: str = "squash") -> tuple[list[str], np.ndarray, list[tuple[str, str]]]:
     """The readable images under ``targets`` (one path or several) as (names, (N, size, size) uint8,
     skipped with reasons), all at once."""
     skipped: list[tuple[str, str]] = []
-    parts = list(image_chunks(targets, size, skipped))
+    parts = list(image_chunks(targets, size, skipped, resize=resize))
     if not parts:
         raise nothing_read(skipped)
     return [n for names, _ in parts for n in names], np.concatenate([a for _, a in parts]), skipped
@@ -252,9 +262,11 @@ def checkpoint_probs(model, ckpt: dict, images: np.ndarray, device="cpu") -> tor
 def images_probs(model, ckpt: dict, targets, skipped: list, device="cpu", chunk: int = 256,
                  desc: str | None = None) -> tuple[list[str], torch.Tensor]:
     """Names and probabilities of the readable images under ``targets``, preprocessed as the checkpoint's cell
-    was (size, equalization, test-time copies), ``chunk`` images at a time; unreadable files go to ``skipped``."""
+    was (size, square, equalization, test-time copies), ``chunk`` images at a time; unreadable files go to
+    ``skipped``."""
     names, parts = [], []
-    for chunk_names, images in image_chunks(targets, input_size(ckpt), skipped, chunk, desc=desc):
+    for chunk_names, images in image_chunks(targets, input_size(ckpt), skipped, chunk, desc=desc,
+                                            resize=input_resize(ckpt)):
         parts.append(checkpoint_probs(model, ckpt, equalize_images(images, ckpt.get("equalize", "none")), device))
         names += chunk_names
     return names, (torch.cat(parts) if parts else torch.empty(0, len(ckpt["classes"])))

@@ -492,7 +492,7 @@ def format_markdown(cfg, bundle, table, comps, notes, figs, gan_dir, enc_dir, sh
     """report.md; ``short`` is the In short list (in_short), made once by the caller, which prints it too;
     ``short_of_synthetic``: mixed cells added fewer synthetic images than asked (the notes say how many)."""
     multi = len(bundle.classes) > 2
-    L = _setup_lines(cfg.benchmark, bundle, table, multi, short_of_synthetic)
+    L = _setup_lines(cfg.benchmark, bundle, table, multi, short_of_synthetic, cfg.data.resize)
     if short:
         how = "its most probable class" if multi else "its validation-chosen threshold"
         L += ["## In short", ""] + short + ["", f"Accuracy and ROC-AUC are means over each row's runs, on the real "
@@ -535,7 +535,8 @@ def _trained_in(input_run) -> str:
     return f", trained in {', '.join(said)}" if said else ""
 
 
-def _setup_lines(b, bundle, table, multi: bool, short_of_synthetic: bool = False) -> list[str]:
+def _setup_lines(b, bundle, table, multi: bool, short_of_synthetic: bool = False,
+                 resize: str = "squash") -> list[str]:
     """The title, a warning for demo data, and how the cells were tested, validated and trained."""
     s = bundle.summary()["splits"]
     L = [f"# genaug benchmark: {bundle.name}", ""]
@@ -554,13 +555,21 @@ def _setup_lines(b, bundle, table, multi: bool, short_of_synthetic: bool = False
     L += [f"Test: the real `test` split, {s['test']['images']} images of {s['test']['patients']} patients, the same "
           f"for every cell. {val_text} before any train-fraction subsampling.", "",
           f"Pixel models at {b.image_size} px, {_epochs_max(b.epochs)} (patience {b.patience}{wait}); the seeds of each "
-          f"cell are in the table.{_training_differences(b, table)} Mixed = real + synthetic "
+          f"cell are in the table.{_squared(resize)}{_training_differences(b, table)} Mixed = real + synthetic "
           f"({_mixed_share(b, short_of_synthetic)}). "
           + ("Threshold chosen on validation (Youden's J); the 0.5 threshold is shown beside it." if not multi
            else f"{len(bundle.classes)} classes: the prediction is the most probable class (no threshold to "
                 "choose); ROC-AUC is the macro one-vs-rest mean, and sensitivity and "
                 "specificity are macro means over classes, per class below."), ""]
     return L
+
+
+def _squared(resize: str) -> str:
+    """A sentence for images made square otherwise than by the squash every run before session 81 used."""
+    return {"crop": " Images that are not square were cut to the centred square of their short side "
+                    "(--resize crop), then resized.",
+            "pad": " Images that are not square were centred on a black square of their long side "
+                   "(--resize pad), then resized."}.get(resize, "")
 
 
 def _mixed_share(b, short_of_synthetic: bool) -> str:

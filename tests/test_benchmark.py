@@ -1231,6 +1231,53 @@ def test_equalized_inputs_reach_training_the_report_and_the_saved_model_that_pre
     assert r.returncode == 2 and "made with equalize='clahe'" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_images_made_square_by_crop_reach_training_the_report_and_the_saved_model_that_predict_reads(tmp_path, tiny):
+    """`--resize crop` (session 81): images that are not square are cut to their centred square everywhere a
+    cell reads them, and `genaug predict` cuts new images as the test images were cut."""
+    data = make_folder_dataset(tmp_path / "data", {"train": 40, "test": 6}, size=24)
+    for f in data.rglob("*.jpeg"):   # 24 x 40: a tall film
+        Image.open(f).resize((24, 40)).save(f)
+    r = genaug("benchmark", "--profile", tiny, "--data", data, "--variants", "real", "--threads", "1",
+               "--resize", "crop", "--save-models", "--out", tmp_path / "o")
+    assert r.returncode == 0, r.stderr[-2000:]
+    run = only_run(tmp_path / "o", "benchmark")
+    assert "were cut to the centred square of their short side (--resize crop)" in (run / "report.md").read_text()
+    saved = run / "models" / "cnn__real__f1__seed0.pt"
+    assert torch.load(saved, weights_only=True)["resize"] == "crop"
+    cell = json.loads((run / "cells" / "cnn__real__f1__seed0.json").read_text())
+    got = predicted(data / "test", saved)
+    assert got == pytest.approx(scored(cell), abs=1e-5)
+    # the same model on the images squashed, as every model before session 81 read them, scores them otherwise
+    from genaug.predict import load_classifier, read_images
+    from genaug.train import predict_probs
+    model, ckpt = load_classifier(saved)
+    _, squashed, _ = read_images(data / "test", ckpt["image_size"])
+    plain = sorted(predict_probs(model, torch.from_numpy(squashed).unsqueeze(1))[:, 1].tolist())
+    assert plain != pytest.approx(got, abs=1e-4)
+    # a saved model asking for a resize this genaug does not know is refused, not guessed at
+    torch.save(torch.load(saved, weights_only=True) | {"resize": "stretch"}, tmp_path / "edited.pt")
+    r = genaug("predict", data / "test", "--checkpoint", tmp_path / "edited.pt")
+    assert r.returncode == 2 and "asks for resize 'stretch', which this genaug does not know" in r.stderr
+    # it changes what every cell learns: a resumed run keeps it
+    r = genaug("benchmark", "--resume", run, "--resize", "squash", "--threads", "1")
+    assert r.returncode == 2 and "made with data.resize='crop'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_an_input_run_that_made_its_images_square_otherwise_is_refused():
+    """A GAN or autoencoder run of squashed images given to a benchmark that crops them (or the other way
+    round) would mix two geometries under one name; a run saved before data.resize existed squashed."""
+    from genaug.benchmark import _same_data
+    cfg = Config()
+    saved = cfg.to_dict()
+    del saved["data"]["resize"]   # as runs before session 81 saved their config
+    _same_data(saved, cfg, "encode_run", "R")
+    cfg.data.resize = "crop"
+    with pytest.raises(CheckpointError, match="autoencoder run R made its images square by data.resize 'squash', "
+                                              "this benchmark by 'crop': give --resize squash"):
+        _same_data(saved, cfg, "encode_run", "R")
+    _same_data(cfg.to_dict(), cfg, "gan_run", "R")
+
+
 @pytest.mark.parametrize("model, latent, shape", [("cnn", False, (1, 32, 32)), ("resnet34", False, (1, 32, 32)),
                                                   ("cnn", True, (16, 2, 2)), ("cnn", True, (3, 16, 2, 2))])
 @pytest.mark.parametrize("ema", [0.0, 0.99])   # with an average, its statistics' pass is timed too

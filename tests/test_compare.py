@@ -560,6 +560,24 @@ def test_pool_shows_each_input_runs_own_quality_where_its_metrics_are(tmp_path):
     assert input_run_quality(ae).endswith("; trained in bf16 autocast for 2 of 3 epochs, fp32 for the rest, channels-last")
 
 
+def test_compare_names_a_resize_difference_and_pool_refuses_it(tmp_path):
+    """Runs that made their images square otherwise (data.resize, session 81) test the same images, so compare
+    pairs them, naming the difference as a cause; pool, which pools retrained input runs alone, refuses them. A
+    run saved before the key existed squashed its images."""
+    right = lambda n: np.arange(40) < n
+    squashed = _run(tmp_path / "sq", [_cell("cnn", "mixed", s, right(30)) for s in (0, 1)], gan_run="/runs/gan/g0")
+    cropped = _run(tmp_path / "cr", [_cell("cnn", "mixed", s, right(34)) for s in (0, 1)], gan_run="/runs/gan/g1",
+                   data={**DATA, "resize": "crop"})
+    res = compare_runs(squashed, cropped, n_boot=100)
+    assert res["settings_differ"][0] == ("resize", "squash", "crop")
+    assert "- `resize`: 'squash' → 'crop'" in format_comparison(res)
+    with pytest.raises(ConfigError, match="sq and cr train cells otherwise \\(they differ in resize\\)"):
+        pool_runs([squashed, cropped], "mixed", n_boot=100)
+    also = _run(tmp_path / "sq2", [_cell("cnn", "mixed", s, right(34)) for s in (0, 1)], gan_run="/runs/gan/g2",
+                data={**DATA, "resize": "squash"})
+    assert "resize" not in [k for k, _, _ in compare_runs(squashed, also, n_boot=100)["settings_differ"]]
+
+
 def test_pool_takes_real_cells_from_a_run_without_the_input_run(tmp_path):
     # two encode runs' benchmark runs with encoded cells only, and a run of real and mixed cells (no
     # encode run) that supplies their real cells: the real cells need not be trained again

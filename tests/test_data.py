@@ -926,10 +926,60 @@ def test_data_info_says_that_images_not_square_are_squeezed_to_a_square(tmp_path
     info = data_info(load_data(str(root), 16, cache_dir=None), root)
     assert info["original_images"]["not_square"] == 4 and info["original_images"]["widest_aspect"] == 2.5
     assert ("shapes: 4 of 20 images are not square (up to 2.5:1); every image is resized to a 16 x 16 px "
-            "square, its aspect ratio not kept") in format_info(info).splitlines()
+            "square, its aspect ratio not kept (--resize crop or pad keeps it)") in format_info(info).splitlines()
+    info = data_info(load_data(str(root), 16, cache_dir=None, resize="pad"), root, "pad")
+    assert ("shapes: 4 of 20 images are not square (up to 2.5:1); each is centred on a black square of its long "
+            "side (--resize pad), then resized to 16 x 16 px") in format_info(info).splitlines()
     square = make_folder_dataset(tmp_path / "s", {"train": 8, "test": 2}, size=20)
     info = data_info(load_data(str(square), 16, cache_dir=None), square)
     assert info["original_images"]["not_square"] == 0 and "shapes:" not in format_info(info)
+
+
+_TALL = np.arange(1, 9, dtype=np.uint8).reshape(4, 2) * 10   # rows 10 20 / 30 40 / 50 60 / 70 80
+
+
+@pytest.mark.parametrize("image, size, resize, expected", [
+    (_TALL, 2, "crop", [[30, 40], [50, 60]]),                    # the middle rows: the centred 2 x 2
+    (_TALL.T, 2, "crop", [[30, 50], [40, 60]]),                  # a wide one: the middle columns
+    (_TALL, 4, "pad", [[0, 10, 20, 0], [0, 30, 40, 0], [0, 50, 60, 0], [0, 70, 80, 0]]),
+    (_TALL.T, 4, "pad", [[0, 0, 0, 0], [10, 30, 50, 70], [20, 40, 60, 80], [0, 0, 0, 0]]),
+    (_TALL[:2], 2, "crop", [[10, 20], [30, 40]]),                # square: as it is, whichever mode
+    (_TALL[:2], 2, "pad", [[10, 20], [30, 40]]),
+])
+def test_to_square_crops_or_pads_an_image_that_is_not_square(image, size, resize, expected):
+    from genaug.data.decode import to_square
+    assert to_square(image, size, resize).tolist() == expected
+
+
+def test_to_square_squashes_by_default_as_every_run_before_session_81_did():
+    from genaug.data.decode import to_square
+    out = to_square(_TALL, 2)
+    assert out.shape == (2, 2) and out.dtype == np.uint8
+    assert out.tolist() == np.asarray(Image.fromarray(_TALL).resize((2, 2), Image.BILINEAR)).tolist()
+    with pytest.raises(ValueError, match="resize must be one of squash, crop, pad"):
+        to_square(_TALL, 2, "stretch")
+
+
+def test_each_resize_has_its_own_cache_entry_and_squash_keeps_the_old_name(tmp_path):
+    """A crop run beside a squash run of the same files must not read, or delete, the other's decoded images;
+    and the entries decoded before data.resize existed (all squashed) keep their names, so are still read."""
+    from genaug.data.cache import CACHE_VERSION, cache_key, file_signature
+    root = make_folder_dataset(tmp_path / "d", {"train": 8, "test": 2}, size=20)
+    for f in root.rglob("*.jpeg"):
+        Image.open(f).resize((20, 30)).save(f)
+    rels = sorted(str(f.relative_to(root)) for f in (root / "test").rglob("*.jpeg"))
+    signature = file_signature(root, rels)
+    before = hashlib.sha256(json.dumps([CACHE_VERSION, str(root.resolve()), 16, signature],
+                                       ensure_ascii=True).encode()).hexdigest()[:24]   # session 80's key
+    assert cache_key(root, signature, 16) == cache_key(root, signature, 16, "squash") == before
+    assert len({cache_key(root, signature, 16, m) for m in ("squash", "crop", "pad")}) == 3
+    cache = tmp_path / "cache"
+    loaded = {m: load_data(str(root), 16, cache_dir=cache, resize=m) for m in ("squash", "crop", "pad")}
+    assert len(list(cache.glob("*.npy"))) == 6   # train and test, each three ways
+    again = load_data(str(root), 16, cache_dir=cache, resize="crop")   # read from its own entry, not another's
+    assert np.array_equal(again.test.images, loaded["crop"].test.images)
+    assert not np.array_equal(loaded["crop"].test.images, loaded["squash"].test.images)
+    assert not np.array_equal(loaded["pad"].test.images, loaded["squash"].test.images)
 
 
 @pytest.mark.parametrize("sizes, expected", [

@@ -51,10 +51,12 @@ _ENTRY_NAME = re.compile(r"[0-9a-f]{24}")                 # cache_key's names
 ENTRY_FIELDS = {"version", "root", "size", "signature"}   # what every version's index holds
 
 
-def cache_key(root: Path, signature: list[list], size: int) -> str:
+def cache_key(root: Path, signature: list[list], size: int, resize: str = "squash") -> str:
     h = hashlib.sha256()
-    h.update(json.dumps([CACHE_VERSION, str(Path(root).resolve()), size, signature],
-                        ensure_ascii=True).encode())
+    # resize enters the key only where it is not the squash every entry before it was decoded with, so those
+    # entries keep their names (and are read, not decoded again)
+    h.update(json.dumps([CACHE_VERSION, str(Path(root).resolve()), size, signature]
+                        + ([resize] if resize != "squash" else []), ensure_ascii=True).encode())
     return h.hexdigest()[:24]
 
 
@@ -66,7 +68,7 @@ def cache_key(root: Path, signature: list[list], size: int) -> str:
 PROCESSES_FROM = 32
 
 
-def _decode_all(root: Path, rel_paths: list[str], size: int, out: np.ndarray, desc: str):
+def _decode_all(root: Path, rel_paths: list[str], size: int, out: np.ndarray, desc: str, resize: str = "squash"):
     ok = np.zeros(len(rel_paths), dtype=bool)
     reasons: dict[int, str] = {}
     workers = max(1, min(8, os.cpu_count() or 1))
@@ -74,7 +76,7 @@ def _decode_all(root: Path, rel_paths: list[str], size: int, out: np.ndarray, de
     first = 0   # the files before this one are decoded (by the processes)
     dicoms = [r for r in rel_paths if is_dicom(os.path.join(root, r))]
     if workers > 1 and len(dicoms) >= PROCESSES_FROM and is_compressed_dicom(os.path.join(root, dicoms[0])):
-        jobs = [(os.path.join(root, r), size) for r in rel_paths]
+        jobs = [(os.path.join(root, r), size, resize) for r in rel_paths]
         # spawned, not forked: the parent may hold torch's and tqdm's threads, which a fork copies mid-lock.
         # The warning filters whose category is a builtin go along (the CLI's for pydicom): unpickling
         # torch's own would import torch into every worker
@@ -99,7 +101,7 @@ def _decode_all(root: Path, rel_paths: list[str], size: int, out: np.ndarray, de
 
     def work(i: int):
         try:
-            out[i] = decode_image(os.path.join(root, rel_paths[i]), size)
+            out[i] = decode_image(os.path.join(root, rel_paths[i]), size, resize)
             ok[i] = True
         except UnreadableImage as exc:
             reasons[i] = str(exc)
@@ -112,11 +114,11 @@ def _decode_all(root: Path, rel_paths: list[str], size: int, out: np.ndarray, de
     return ok, reasons
 
 
-def _decode_one(job: tuple[str, int]) -> tuple[np.ndarray | None, str | None]:
+def _decode_one(job: tuple[str, int, str]) -> tuple[np.ndarray | None, str | None]:
     """One file in a worker process: its pixels, or why it is skipped."""
-    path, size = job
+    path, size, resize = job
     try:
-        return decode_image(path, size), None
+        return decode_image(path, size, resize), None
     except UnreadableImage as exc:
         return None, str(exc)
 
@@ -165,8 +167,9 @@ def _reserve_disk_space(path: str, cache_dir: Path) -> None:
 
 
 def decode_cached(root: Path, rel_paths: list[str], size: int, cache_dir: Path | None,
-                  desc: str = "decode") -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
-    """Decode ``rel_paths`` under ``root`` at ``size``; return (images, ok_mask, skip_reasons).
+                  desc: str = "decode", resize: str = "squash") -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
+    """Decode ``rel_paths`` under ``root`` at ``size``, made square by ``resize``; return (images, ok_mask,
+    skip_reasons).
 
     ``images`` has one row per requested path (rows of skipped files are zero) and is
     memory-mapped from the cache when ``cache_dir`` is given.
@@ -175,19 +178,20 @@ def decode_cached(root: Path, rel_paths: list[str], size: int, cache_dir: Path |
     n = len(rel_paths)
     if cache_dir is None:
         images = np.zeros((n, size, size), dtype=np.uint8)
-        ok, reasons = _decode_all(root, rel_paths, size, images, desc)
+        ok, reasons = _decode_all(root, rel_paths, size, images, desc, resize)
         return images, ok, reasons
 
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
     signature = file_signature(root, rel_paths)
-    key = cache_key(root, signature, size)
+    key = cache_key(root, signature, size, resize)
     npy, index = cache_dir / f"{key}.npy", cache_dir / f"{key}.json"
     if npy.is_file() and index.is_file():
         try:
             meta = json.loads(index.read_text(encoding="utf-8"))
             images = np.load(npy, mmap_mode="r")
             if (meta.get("signature") == signature and meta.get("size") == size
+                    and meta.get("resize", "squash") == resize
                     and images.shape == (n, size, size) and images.dtype == np.uint8):
                 ok = np.array(meta["ok"], dtype=bool)
                 reasons = {int(k): v for k, v in meta["reasons"].items()}
@@ -203,7 +207,7 @@ def decode_cached(root: Path, rel_paths: list[str], size: int, cache_dir: Path |
     try:
         mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, size, size))
         _reserve_disk_space(tmp, cache_dir)
-        ok, reasons = _decode_all(root, rel_paths, size, mm, desc)
+        ok, reasons = _decode_all(root, rel_paths, size, mm, desc, resize)
         mm.flush()
         del mm
         os.replace(tmp, npy)
@@ -212,10 +216,11 @@ def decode_cached(root: Path, rel_paths: list[str], size: int, cache_dir: Path |
         raise
     from genaug.runs import atomic_write_text   # here: genaug.runs loads torch, and --data is checked without it
     atomic_write_text(index, json.dumps({"version": CACHE_VERSION, "root": str(root.resolve()),
-                                         "size": size, "signature": signature, "ok": ok.tolist(),
+                                         "size": size, "resize": resize, "signature": signature,
+                                         "ok": ok.tolist(),
                                          "reasons": {str(k): v for k, v in reasons.items()}},
                                         ensure_ascii=True))
-    _remove_superseded(cache_dir, key, str(root.resolve()), size, rel_paths)
+    _remove_superseded(cache_dir, key, str(root.resolve()), size, rel_paths, resize)
     say_skipped({safe_name(rel_paths[i]): why for i, why in reasons.items()})
     return np.load(npy, mmap_mode="r"), ok, reasons
 
@@ -232,9 +237,10 @@ def say_skipped(skipped: dict[str, str], named: int = 20) -> None:
             log.warning("  %7d  %s", n, why)
 
 
-def _remove_superseded(cache_dir: Path, key: str, root: str, size: int, rel_paths: list[str]) -> None:
+def _remove_superseded(cache_dir: Path, key: str, root: str, size: int, rel_paths: list[str],
+                       resize: str = "squash") -> None:
     """Delete the entries the one just written (``key``) replaces, which no request can match again:
-    the same files of the same root at the same size, decoded when one of them differed, and entries
+    the same files of the same root at the same size and resize, decoded when one of them differed, and entries
     of another cache version. Others (another split, size or root) stay. A process still reading a
     deleted entry keeps its memory map (the file is gone from the folder, not from the process).
     Only genaug's own entries are judged (a key's name, an index with its fields): --cache-dir may name
@@ -247,7 +253,7 @@ def _remove_superseded(cache_dir: Path, key: str, root: str, size: int, rel_path
             if not (isinstance(meta, dict) and ENTRY_FIELDS <= meta.keys()):
                 continue
             superseded = meta.get("version") != CACHE_VERSION or (
-                meta.get("root") == root and meta.get("size") == size
+                meta.get("root") == root and meta.get("size") == size and meta.get("resize", "squash") == resize
                 and [entry[0] for entry in meta.get("signature", [])] == rel_paths)
         except (OSError, ValueError, TypeError, IndexError, AttributeError):
             continue   # not ours to judge: a rebuild of that entry will replace it

@@ -9,6 +9,8 @@ import warnings
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from genaug.config import RESIZE_MODES
+
 DICOM_EXTENSIONS = (".dcm", ".dicom")
 # Netpbm (the MIAS mammograms are .pgm), WebP (some resized Kaggle sets) and JPEG 2000 too: PIL reads them all,
 # and until session 76 a folder of them was skipped file by file as "not an image extension"
@@ -241,11 +243,33 @@ def _dicom_gray(ds) -> np.ndarray:
     return np.clip(np.rint(arr), 0, 255).astype(np.uint8)
 
 
-def decode_image(path: str, size: int) -> np.ndarray:
-    """Read ``path`` and resize to (size, size); raise UnreadableImage with a reason to skip it."""
+def decode_image(path: str, size: int, resize: str = "squash") -> np.ndarray:
+    """Read ``path`` and make it (size, size) by ``resize`` (``to_square``); raise UnreadableImage with a reason
+    to skip it."""
     gray = dicom_to_gray_uint8(path) if is_dicom(path) else _pil_to_gray_uint8(path, size)
+    return to_square(gray, size, resize)
+
+
+def to_square(gray: np.ndarray, size: int, resize: str = "squash") -> np.ndarray:
+    """(H, W) uint8 as (size, size) uint8. ``resize`` (config.RESIZE_MODES) says what becomes of an image that
+    is not square: ``squash`` stretches it to the square, ``crop`` keeps the centred square of its short side,
+    ``pad`` centres it on a black square of its long side. A square image is only resized, whichever is given."""
+    if resize not in RESIZE_MODES:   # a caller's slip: the config and checkpoints are checked before this
+        raise ValueError(f"resize must be one of {', '.join(RESIZE_MODES)}, got {resize!r}")
+    h, w = gray.shape
+    if h != w and resize == "crop":
+        side = min(h, w)
+        top, left = (h - side) // 2, (w - side) // 2
+        gray = gray[top:top + side, left:left + side]
+    elif h != w and resize == "pad":
+        side = max(h, w)
+        canvas = np.zeros((side, side), dtype=np.uint8)
+        top, left = (side - h) // 2, (side - w) // 2
+        canvas[top:top + h, left:left + w] = gray
+        gray = canvas
     if gray.shape != (size, size):
-        gray = np.asarray(Image.fromarray(gray).resize((size, size), Image.BILINEAR), dtype=np.uint8)
+        gray = np.asarray(Image.fromarray(np.ascontiguousarray(gray)).resize((size, size), Image.BILINEAR),
+                          dtype=np.uint8)
     return gray
 
 

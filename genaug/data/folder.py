@@ -283,9 +283,10 @@ def scan_folder(root: Path, task: str = "binary"):
 
 
 def load_folder_split(root: Path, entries: list[tuple[str, str]], classes: list[str], size: int,
-                      cache_dir: Path | None, skipped: list[tuple[str, str]], desc: str) -> ImageSet:
+                      cache_dir: Path | None, skipped: list[tuple[str, str]], desc: str,
+                      resize: str = "squash") -> ImageSet:
     rels = [r for r, _ in entries]
-    images, ok, reasons = decode_cached(root, rels, size, cache_dir, desc=desc)
+    images, ok, reasons = decode_cached(root, rels, size, cache_dir, desc=desc, resize=resize)
     for i, why in sorted(reasons.items()):
         skipped.append((safe_name(rels[i]), why))
     keep = np.flatnonzero(ok)

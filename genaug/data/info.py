@@ -56,8 +56,21 @@ def not_square(sizes: Counter) -> dict:
             "widest_aspect": round(max((r for r, _ in oblong), default=1.0), 2)}
 
 
-def data_info(bundle: DataBundle, root: Path | None = None) -> dict:
+def made_square(resize: str, size: int) -> str:
+    """What ``resize`` (config.RESIZE_MODES) does to an image that is not square, as a reader needs it."""
+    if resize == "crop":
+        return (f"each is cut to the centred square of its short side (--resize crop), then resized to {size} x "
+                f"{size} px; what lies beyond it is not seen")
+    if resize == "pad":
+        return (f"each is centred on a black square of its long side (--resize pad), then resized to {size} x "
+                f"{size} px")
+    return (f"every image is resized to a {size} x {size} px square, its aspect ratio not kept (--resize crop "
+            "or pad keeps it)")
+
+
+def data_info(bundle: DataBundle, root: Path | None = None, resize: str = "squash") -> dict:
     info = bundle.summary()
+    info["resize"] = resize
     if root is not None and bundle.source == "folder":
         rels = [p for s in bundle.splits.values() for p in s.paths]
         info["original_images"] = original_image_stats(root, rels)
@@ -96,10 +109,8 @@ def format_info(info: dict) -> str:
         o = info["original_images"]
         lines.append(f"original sizes: {o['sizes']} ({o['distinct_sizes']} distinct); modes: {o['modes']}")
         if o.get("not_square"):   # a resize to a square squeezes them: the heart of a 2:3 film comes out wider
-            size = info["image_size"]
             lines.append(f"shapes: {o['not_square']} of {o['counted']} images are not square (up to "
-                         f"{o['widest_aspect']:g}:1); every image is resized to a {size} x {size} px square, its "
-                         "aspect ratio not kept")
+                         f"{o['widest_aspect']:g}:1); {made_square(info.get('resize', 'squash'), info['image_size'])}")
     lines.append(f"skipped files: {info['skipped']}")
     for item in info["skipped_files"][:SKIPPED_LISTED]:
         lines.append(f"  - {item['path']}: {item['reason']}")

@@ -161,8 +161,10 @@ def resolve_classes(requested: str, classes: list[str]) -> list[str]:
 
 
 def load_data(spec: str, size: int, task: str = "binary", val_fraction: float = 0.1, split_seed: int = 0,
-              cache_dir: Path | None = None, demo_train: int = 600, allow_download: bool = False) -> DataBundle:
-    """``spec``: 'demo', a folder in the Kaggle layout, a MedMNIST .npz, or 'medmnist:NAME'."""
+              cache_dir: Path | None = None, demo_train: int = 600, allow_download: bool = False,
+              resize: str = "squash") -> DataBundle:
+    """``spec``: 'demo', a folder in the Kaggle layout, a MedMNIST .npz, or 'medmnist:NAME'. Images that are
+    not square are made square by ``resize`` (config.RESIZE_MODES)."""
     if size < 1:   # 0 divided by zero deep in PIL's JPEG draft mode
         raise ConfigError(f"the image size to load at must be at least 1 px, got {size}")
     check_data_spec(spec, task)
@@ -183,9 +185,9 @@ def load_data(spec: str, size: int, task: str = "binary", val_fraction: float = 
                                 f"--download --cache-dir {root.parent} (or data.download: true in a profile), or "
                                 f"{manual_steps(name, src, path)}")
             path = download(name, src, root)
-        bundle = load_npz(path, size, INFO[name]["label"])
+        bundle = load_npz(path, size, INFO[name]["label"], resize)
     elif spec.lower().endswith(".npz"):
-        bundle = load_npz(Path(spec), size)
+        bundle = load_npz(Path(spec), size, resize=resize)
     else:
         root = Path(spec)
         classes, items, skipped = scan_folder(root, task)
@@ -194,7 +196,7 @@ def load_data(spec: str, size: int, task: str = "binary", val_fraction: float = 
             if not entries:
                 continue
             splits[split] = load_folder_split(root, entries, classes, size, cache_dir, skipped,
-                                              desc=f"decode {split} @{size}px")
+                                              desc=f"decode {split} @{size}px", resize=resize)
             if len(splits[split]) == 0:
                 mine = {safe_name(r) for r, _ in entries}
                 (why, n), = Counter(r for f, r in skipped if f in mine).most_common(1) or [("?", 0)]

@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image
 
 from genaug.data.core import DataBundle, ImageSet
+from genaug.data.decode import to_square
 from genaug.errors import DataError
 
 log = logging.getLogger("genaug")
@@ -87,12 +88,12 @@ def download(name: str, size: int, dest_dir: Path, base_url: str | None = None,
     raise DataError(f"could not download {url} ({last}); {manual_steps(name, size, dest)}")
 
 
-def _resize_stack(images: np.ndarray, size: int) -> np.ndarray:
+def _resize_stack(images: np.ndarray, size: int, resize: str = "squash") -> np.ndarray:
     if images.ndim == 4:  # (N, H, W, C): MedMNIST colour sets; take luminance
         images = np.asarray([np.asarray(Image.fromarray(im).convert("L")) for im in images])
     if images.shape[1:] == (size, size):
         return np.ascontiguousarray(images, dtype=np.uint8)
-    return np.stack([np.asarray(Image.fromarray(im).resize((size, size), Image.BILINEAR)) for im in images])
+    return np.stack([to_square(im, size, resize) for im in images])
 
 
 def _npz_split(npz, path: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -131,7 +132,7 @@ def _npz_split(npz, path: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     return images, labels.astype(np.int64)
 
 
-def load_npz(path: Path, size: int, labels: dict[int, str] | None = None) -> DataBundle:
+def load_npz(path: Path, size: int, labels: dict[int, str] | None = None, resize: str = "squash") -> DataBundle:
     """Read a MedMNIST-format .npz ({train,val,test}_{images,labels}) at ``size`` px."""
     path = Path(path)
     if not path.is_file():
@@ -151,7 +152,7 @@ def load_npz(path: Path, size: int, labels: dict[int, str] | None = None) -> Dat
         if f"{split}_images" not in keys:
             continue
         imgs, labs = _npz_split(npz, path, split)
-        imgs = _resize_stack(imgs, size)
+        imgs = _resize_stack(imgs, size, resize)
         # MedMNIST has no patient ids: each image is its own "patient" (the fallback rule).
         names = [f"{split}/{i:05d}" for i in range(len(imgs))]
         splits[split] = ImageSet(imgs, labs, names, names)
