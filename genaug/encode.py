@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from genaug.config import DEFAULT_AUGMENTATIONS, Config, check_resumed_data, config_from_dict, resumed_settings
 from genaug.data import DataBundle
+from genaug.data.info import squared_sentence
 from genaug import distributed
 from genaug.inventory import counted, training_left
 from genaug.jobs import TRAINING_LIST, held_out_seen, join_ranks, learnt_from_text, read_training_list, start_job, tell, training_subset
@@ -398,7 +399,7 @@ def _encode(cfg: Config, run: Run, ckpt: dict | None, reused: torch.nn.Module | 
                "epochs": len(history), "training_precision": training_precision(history) if history else None,
                "training_layout": (training_layout_text(history, asked_channels_last(cfg.run, device))
                                    if history else None),
-               "data": bundle.summary(),
+               "data": bundle.summary(), "resize": cfg.data.resize,
                "train_fraction": e.train_fraction if not e.checkpoint else None,
                "train_images": run.manifest.get("train_images"),
                "views": {k: meta[k] for k in ("views", "view_splits", "view_augmentations", "views_seconds") if k in meta}}
@@ -447,7 +448,7 @@ def _summary(m: dict, bundle: DataBundle, e) -> str:
         f"Latent: {e.latent_channels} x {e.image_size // 16} x {e.image_size // 16} from {e.image_size} px input; "
         f"{m['epochs']} epochs trained in this run"
         + _how_trained(m)
-        + f". Test split: {len(bundle.test)} images.",
+        + f". Test split: {len(bundle.test)} images.{squared_sentence(m.get('resize', 'squash'))}",
         "",
         *([f"Trained on {m['train_fraction']:g} of the training patients: "
            f"{learnt_from_text(m['train_images'], len(bundle.train))}, those that `genaug benchmark "

@@ -21,6 +21,7 @@ import torch
 
 from genaug.config import Config
 from genaug.data import DataBundle
+from genaug.data.info import squared_sentence
 from genaug.jobs import tell
 from genaug.metrics import (fid_bootstrap_std, fid_on_features, kid_on_features, mean_pairwise_ssim, nearest_neighbours)
 from genaug.models import SimpleCNN
@@ -195,7 +196,8 @@ def quality_report(run: Run, bundle: DataBundle, samples: dict[str, np.ndarray],
     out = {"feature_extractor": {"kind": kind, "judge_file": "judge.pt", "judge_trained_on": split,
                                  "judge_sha256": sha256_file(run.path("judge.pt"))},
            "heldout_split": "test (real, never used for GAN training)", "synthetic_data": bundle.synthetic,
-           "training_precision": training_precision, "training_layout": training_layout, "classes": {}}
+           "training_precision": training_precision, "training_layout": training_layout,
+           "resize": cfg.data.resize, "classes": {}}
     for name, synth in samples.items():
         c = bundle.classes.index(name)
         out["classes"][name] = class_report(name, c, synth, bundle, judge, cfg, run, device, train_u8, train_feats,
@@ -243,7 +245,7 @@ def format_quality(m: dict, bundle: DataBundle) -> str:
               "the real-vs-real floor and the weak references."
               + (f" The GAN trained in {m['training_precision']} on the CPU (--cpu-amp); it sampled, and the judge "
                  "trained, in fp32." if m.get("training_precision", "fp32") != "fp32" else "")
-              + _layout_sentence(m), "",
+              + _layout_sentence(m) + squared_sentence(m.get("resize", "squash")), "",
               "| class | FID synthetic | FID real-vs-real | FID blurred real | FID patch-shuffled | KID synthetic | "
               "KID real-vs-real | fidelity synthetic | fidelity real | SSIM among synthetic | SSIM among real | "
               "near-copies (pixels) | near-copies (features) |",

@@ -18,6 +18,7 @@ import torch
 from genaug.benchmark import DEPENDENT_VARIANTS, INPUT_RUNS, replicate_key, seed_ensemble, synthetic_shortfall
 from genaug.config import Config
 from genaug.data import DataBundle
+from genaug.data.info import squared_sentence
 from genaug.errors import CheckpointError
 from genaug.jobs import tell
 from genaug.locks import in_use_by
@@ -555,21 +556,13 @@ def _setup_lines(b, bundle, table, multi: bool, short_of_synthetic: bool = False
     L += [f"Test: the real `test` split, {s['test']['images']} images of {s['test']['patients']} patients, the same "
           f"for every cell. {val_text} before any train-fraction subsampling.", "",
           f"Pixel models at {b.image_size} px, {_epochs_max(b.epochs)} (patience {b.patience}{wait}); the seeds of each "
-          f"cell are in the table.{_squared(resize)}{_training_differences(b, table)} Mixed = real + synthetic "
+          f"cell are in the table.{squared_sentence(resize)}{_training_differences(b, table)} Mixed = real + synthetic "
           f"({_mixed_share(b, short_of_synthetic)}). "
           + ("Threshold chosen on validation (Youden's J); the 0.5 threshold is shown beside it." if not multi
            else f"{len(bundle.classes)} classes: the prediction is the most probable class (no threshold to "
                 "choose); ROC-AUC is the macro one-vs-rest mean, and sensitivity and "
                 "specificity are macro means over classes, per class below."), ""]
     return L
-
-
-def _squared(resize: str) -> str:
-    """A sentence for images made square otherwise than by the squash every run before session 81 used."""
-    return {"crop": " Images that are not square were cut to the centred square of their short side "
-                    "(--resize crop), then resized.",
-            "pad": " Images that are not square were centred on a black square of their long side "
-                   "(--resize pad), then resized."}.get(resize, "")
 
 
 def _mixed_share(b, short_of_synthetic: bool) -> str:

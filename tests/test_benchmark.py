@@ -1237,16 +1237,23 @@ def test_images_made_square_by_crop_reach_training_the_report_and_the_saved_mode
     data = make_folder_dataset(tmp_path / "data", {"train": 40, "test": 6}, size=24)
     for f in data.rglob("*.jpeg"):   # 24 x 40: a tall film
         Image.open(f).resize((24, 40)).save(f)
-    r = genaug("benchmark", "--profile", tiny, "--data", data, "--variants", "real", "--threads", "1",
+    r = genaug("benchmark", "--profile", tiny, "--data", data, "--variants", "real,encoded", "--threads", "1",
                "--resize", "crop", "--save-models", "--out", tmp_path / "o")
     assert r.returncode == 0, r.stderr[-2000:]
     run = only_run(tmp_path / "o", "benchmark")
-    assert "were cut to the centred square of their short side (--resize crop)" in (run / "report.md").read_text()
+    said = "Images that are not square were cut to the centred square of their short side (--resize crop)"
+    assert said in (run / "report.md").read_text()
+    (encode_run,) = (run / "inputs" / "encode").iterdir()   # the autoencoder it trained cropped them too
+    assert said in (encode_run / "summary.md").read_text()
+    assert json.loads((encode_run / "metrics.json").read_text())["resize"] == "crop"
     saved = run / "models" / "cnn__real__f1__seed0.pt"
     assert torch.load(saved, weights_only=True)["resize"] == "crop"
     cell = json.loads((run / "cells" / "cnn__real__f1__seed0.json").read_text())
     got = predicted(data / "test", saved)
     assert got == pytest.approx(scored(cell), abs=1e-5)
+    encoded = json.loads((run / "cells" / "cnn__encoded__f1__seed0.json").read_text())
+    assert predicted(data / "test", run / "models" / "cnn__encoded__f1__seed0.pt") == pytest.approx(scored(encoded),
+                                                                                                   abs=1e-5)
     # the same model on the images squashed, as every model before session 81 read them, scores them otherwise
     from genaug.predict import load_classifier, read_images
     from genaug.train import predict_probs

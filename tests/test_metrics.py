@@ -262,6 +262,10 @@ def test_fid_features_that_cannot_see_broken_images_are_called_uninformative(blu
                           SimpleNamespace(synthetic=False))
     assert ("**PNEUMONIA: the FID features do not tell real images from blurred or patch-shuffled ones" in text) \
         is uninformative
+    assert "--resize" not in text   # squashed, as every GAN before session 81: nothing to say
+    padded = format_quality({"feature_extractor": {"kind": "domain CNN"}, "classes": {"PNEUMONIA": q},
+                             "resize": "pad"}, SimpleNamespace(synthetic=False))
+    assert "Images that are not square were centred on a black square of their long side (--resize pad)" in padded
 
 
 @pytest.mark.parametrize("value, shown", [(15.123, "15.12"), (0.1, "0.10"), (0.0, "0.00"), (0.0011373, "0.0011"),

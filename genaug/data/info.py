@@ -56,6 +56,15 @@ def not_square(sizes: Counter) -> dict:
             "widest_aspect": round(max((r for r, _ in oblong), default=1.0), 2)}
 
 
+def squared_sentence(resize: str) -> str:
+    """' Images that are not square were ...' for a run's report, where they were made square otherwise than
+    by the squash every run before session 81 used; '' for squash."""
+    return {"crop": " Images that are not square were cut to the centred square of their short side "
+                    "(--resize crop), then resized.",
+            "pad": " Images that are not square were centred on a black square of their long side "
+                   "(--resize pad), then resized."}.get(resize, "")
+
+
 def made_square(resize: str, size: int) -> str:
     """What ``resize`` (config.RESIZE_MODES) does to an image that is not square, as a reader needs it."""
     if resize == "crop":
