@@ -321,6 +321,16 @@ def closest_name(word, names, cutoff: float = 0.75) -> str | None:
     return lowered[near[0]] if near else None
 
 
+def closest_choice(word, choices) -> str | None:
+    """``closest_name`` for a setting's few choices, also seeing a choice grown into another word
+    ('padding', 'cropped', 'center-crop', 'zero-pad'), which difflib rates too far from 'pad' to name it."""
+    if near := closest_name(word, choices):
+        return near
+    typed = str(word).strip().lower()
+    grown = [c for c in choices if len(c) >= 3 and (typed.startswith(c.lower()) or typed.endswith(c.lower()))]
+    return grown[0] if len(grown) == 1 else None
+
+
 # Keys that hold comma-separated lists on the command line (--models cnn,resnet34); in YAML they may
 # also be written as lists, and model_epochs as a mapping ({resnet34: 12})
 COMMA_LISTS = {"benchmark.models", "benchmark.variants", "benchmark.train_fractions", "benchmark.augmentations"}
@@ -437,7 +447,7 @@ def validate(cfg: Config) -> Config:
                                    ("gan.conditioning", cfg.gan.conditioning, ("channels", "acgan")),
                                    ("gan.fid_features", cfg.gan.fid_features, ("domain", "inception"))):
         if value not in choices:
-            near = closest_name(value, choices)
+            near = closest_choice(value, choices)
             raise ConfigError(f"config key '{dotted}' must be one of {', '.join(choices)}, got '{value}'"
                               + (f"; did you mean '{near}'?" if near else ""), key=dotted)
     if cfg.gan.conditioning == "acgan" and cfg.gan.aux_weight == 0 and not cfg.gan.per_class:

@@ -45,6 +45,10 @@ def test_profiles_given_together_apply_in_order_and_a_bad_value_names_its_file(t
     ("benchmark:\n  schedule: cosin\n", "'benchmark.schedule' must be one of cosine, step, exponential, onecycle, "
                                         "constant, got 'cosin'; did you mean 'cosine'\\? \\(set in .*bad.yaml\\)$"),
     ("data:\n  task: 3-class\n", "'data.task' must be one of binary, 3class, got '3-class'; did you mean '3class'\\? \\(set in .*bad.yaml\\)$"),
+    # a choice grown into a longer word, too far from it for difflib
+    ("data:\n  resize: padding\n", "'data.resize' must be one of squash, crop, pad, got 'padding'; did you mean 'pad'\\? "),
+    ("data:\n  resize: Cropped\n", "got 'Cropped'; did you mean 'crop'\\? "),
+    ("data:\n  resize: center-crop\n", "got 'center-crop'; did you mean 'crop'\\? "),
     ("gan:\n  conditioning: labels\n", "'gan.conditioning' must be one of channels, acgan, got 'labels' \\(set in .*bad.yaml\\)$"),
     ("benchmark:\n  augmentations: flp,rotate\n", "unknown augmentation flp; did you mean flip\\? \\(known: flip,"),
     ("benchmark:\n  gan_run: [a, b]\n", "'benchmark.gan_run' expects str, got \\['a', 'b'\\]"),   # not a list key
