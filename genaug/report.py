@@ -19,6 +19,7 @@ from genaug.benchmark import DEPENDENT_VARIANTS, INPUT_RUNS, replicate_key, seed
 from genaug.config import Config
 from genaug.data import DataBundle
 from genaug.data.info import squared_sentence
+from genaug.data.traits import NOTE_START as TELLS_NOTE_START
 from genaug.errors import CheckpointError
 from genaug.jobs import tell
 from genaug.locks import in_use_by
@@ -438,6 +439,9 @@ def in_short(table: list[dict], comps: list[dict], image_size: int, multi: bool 
              notes: list[str] = ()) -> list[str]:
     """The answer first: the best model on real data and each variant against real, one line each."""
     L = [f"- {n[0].upper()}{n[1:]}" for n in notes if n.startswith("interim report")]
+    if any(n.startswith(TELLS_NOTE_START) for n in notes):   # a score that may rest on the files, said first
+        L.append("- The classes differ in their files (size, shape or format), not only in what the images show: "
+                 "every figure below may rest on that; see the notes.")
     how = "(most probable class)" if multi else "at the validation threshold"
     fracs = sorted({r["train_fraction"] for r in table})
     for f in fracs:

@@ -985,13 +985,86 @@ def test_each_resize_has_its_own_cache_entry_and_squash_keeps_the_old_name(tmp_p
 @pytest.mark.parametrize("sizes, expected", [
     ({"20x20": 3}, {"not_square": 0, "widest_aspect": 1.0}),
     ({"1858x2090": 2, "2090x1858": 1, "20x20": 5}, {"not_square": 3, "widest_aspect": 1.12}),
-    ({"NonexNone": 1, "0x5": 1, "30x10": 2}, {"not_square": 2, "widest_aspect": 3.0}),   # headers without a size
+    ({"unknown": 1, "0x5": 1, "30x10": 2}, {"not_square": 2, "widest_aspect": 3.0}),   # headers without a size
 ])
 def test_not_square_counts_the_images_a_square_resize_squeezes(sizes, expected):
     from collections import Counter
 
     from genaug.data.info import not_square
     assert not_square(Counter(sizes)) == expected
+
+
+@pytest.mark.parametrize("groups,labels,expected", [
+    # by hand: group 0 holds 2 of class 0's 3 images and 1 of class 1's 5, so it guesses 0; group 1 guesses 1;
+    # class 0's recall 2/3, class 1's 4/5
+    ([0, 0, 0, 1, 1, 1, 1, 1], [0, 0, 1, 1, 1, 1, 1, 0], (2 / 3 + 4 / 5) / 2),
+    # group 0 holds 1 of 1 class-0 image against 3 of 9 class-1 ones: a plain majority would guess class 1
+    # everywhere (0.5); relative to each class's size it guesses 0: recalls 1 and 6/9
+    ([0, 0, 0, 0] + [1] * 6, [0, 1, 1, 1] + [1] * 6, (1 + 6 / 9) / 2),
+    ([0, 1, 0, 1], [0, 0, 1, 1], 0.5),   # a trait that says nothing
+    ([0, 0, 1, 1, 2, 2], [0, 0, 1, 1, 2, 2], 1.0),   # three classes, told apart
+])
+def test_lookup_balanced_accuracy_by_hand(groups, labels, expected):
+    from genaug.data.traits import lookup_balanced_accuracy
+    assert lookup_balanced_accuracy(np.array(groups), np.array(labels), 3) == pytest.approx(expected)
+
+
+def _trait_folder(root: Path, change) -> Path:
+    """A 104-image folder dataset whose NORMAL files ``change`` rewrites (a file path in, a file path out)."""
+    make_folder_dataset(root, {"train": 40, "test": 12}, size=20)
+    for f in sorted(root.glob("*/NORMAL/*.jpeg")):
+        change(f)
+    return root
+
+
+def _wider(f):
+    Image.open(f).resize((26, 20)).save(f)
+
+
+def _gray(f):
+    Image.open(f).convert("L").save(f)
+
+
+def _png(f):
+    Image.open(f).save(f.with_suffix(".png"))
+    f.unlink()
+
+
+@pytest.mark.parametrize("change,traits,said", [
+    (_wider, ["size", "aspect"], "image size (median: NORMAL 26 x 20 px, PNEUMONIA 20 x 20 px) alone tells them apart "
+                                 "for 100% of images, aspect ratio (width:height, median: NORMAL 1.30, PNEUMONIA 1.00) "
+                                 "100% (balanced accuracy of a lookup by that trait alone; 50% by chance)"),
+    (_gray, ["mode"], "pixel format (mostly: NORMAL L 100%, PNEUMONIA RGB 100%) alone tells them apart for 100% of images"),
+    (_png, ["format"], "file format (mostly: NORMAL png 100%, PNEUMONIA jpeg 100%) alone tells them apart for 100%"),
+    (lambda f: None, [], None),
+])
+def test_a_class_told_apart_by_its_files_alone_is_named_before_training(tmp_path, change, traits, said):
+    """Shortcut learning: NORMAL scanned at another size, stored in another pixel format or file format than
+    PNEUMONIA. A classifier can learn the file in place of the lungs, and the test split shares it: `data info`
+    (and every training command, from the same bundle) says which trait tells the classes apart."""
+    from genaug.data.info import data_info, format_info
+    root = _trait_folder(tmp_path / "d", change)
+    bundle = load_data(str(root), 16, cache_dir=None)
+    assert [t["trait"] for t in bundle.file_tells] == traits
+    note = [n for n in bundle.notes if n.startswith("the classes differ in their files")]
+    assert bool(note) == bool(said) and (said is None or said in note[0])
+    assert [t["trait"] for t in data_info(bundle, root)["file_tells"]] == traits
+    assert (said is not None) == any("the classes differ in their files" in line for line in
+                                     format_info(data_info(bundle, root)).splitlines())
+
+
+def test_file_traits_shared_by_both_classes_tell_nothing(tmp_path):
+    """Sizes, formats and pixel formats that vary within each class alike raise no note."""
+    root = make_folder_dataset(tmp_path / "d", {"train": 40, "test": 12}, size=20)
+    for k, f in enumerate(sorted(root.glob("*/*/*.jpeg"), key=lambda f: f.stem)):
+        if k % 2:
+            Image.open(f).resize((26, 20)).convert("L").save(f.with_suffix(".png"))
+            f.unlink()
+    bundle = load_data(str(root), 16, cache_dir=None)
+    from genaug.data.info import data_info
+    stats = data_info(bundle, root)["original_images"]
+    assert stats["modes"] == {"L": 52, "RGB": 52} and stats["sizes"] == {"26x20": 52, "20x20": 52}   # they vary
+    assert bundle.file_tells == [] and not any("differ in their files" in n for n in bundle.notes)
 
 
 def _ramp(dtype, lo, hi):

@@ -185,6 +185,17 @@ def test_in_short_names_the_best_real_model_each_verdict_and_the_latent_speed():
     assert lines[3].startswith("- These cells used one GAN and one autoencoder run.") and "retraining those runs" in lines[3]
 
 
+def test_in_short_warns_first_where_the_classes_differ_in_their_files():
+    """A score that may rest on the files (a class scanned at another size) is said before the score."""
+    from genaug.data.traits import tells_note
+    note = tells_note([{"trait": "size", "balanced_accuracy": 0.9, "chance": 0.5,
+                        "by_class": {0: "1800 x 1500 px", 1: "1300 x 1000 px"}}], ["NORMAL", "PNEUMONIA"])
+    table = [_row("cnn", "real", 0.862, 16.0)]
+    first, best = in_short(table, [], 64, notes=["a note on duplicates", note])
+    assert first.startswith("- The classes differ in their files") and best.startswith("- On real data: cnn")
+    assert not in_short(table, [], 64, notes=["a note on duplicates"])[0].startswith("- The classes differ")
+
+
 def test_in_short_gives_sub_second_epochs_two_significant_digits():
     # a tiny run's epochs take hundredths of a second: to one decimal both sides read 0.0
     table = [_row("cnn", "real", 0.862, 0.094), _row("cnn", "encoded", 0.826, 0.032, within=True)]

@@ -61,6 +61,7 @@ class DataBundle:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     duplicates: dict = field(default_factory=dict)   # cross-split and within-split duplicates (data.duplicates)
+    file_tells: list = field(default_factory=list)   # file traits that tell the classes apart (data.traits)
 
     @property
     def train(self) -> ImageSet:

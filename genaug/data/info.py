@@ -7,10 +7,9 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from PIL import Image
-
 from genaug.data.core import DataBundle
-from genaug.data.decode import header_mode, is_dicom, is_tiff, padded, require_pydicom, shown_width
+from genaug.data.decode import padded, shown_width
+from genaug.data.traits import read_header
 
 SKIPPED_LISTED = 20   # skipped files named one by one in the text summary
 
@@ -19,29 +18,9 @@ def original_image_stats(root: Path, rel_paths: list[str], limit: int = 100_000)
     """Sizes and modes read from file headers only (no decoding)."""
     sizes, modes = Counter(), Counter()
     for rel in rel_paths[:limit]:
-        if is_dicom(os.path.join(root, rel)):
-            try:
-                ds = require_pydicom().dcmread(os.path.join(root, rel), stop_before_pixels=True)
-                sizes[f"{ds.Columns}x{ds.Rows}"] += 1
-                modes[f"DICOM {ds.get('PhotometricInterpretation', '?')} {ds.get('BitsStored', '?')}-bit"] += 1
-            except Exception:  # unreadable files are counted by the loader already
-                pass
-            continue
-        path = os.path.join(root, rel)
-        try:
-            with Image.open(path) as im:
-                sizes[f"{im.size[0]}x{im.size[1]}"] += 1
-                modes[header_mode(im)] += 1
-        except Exception:
-            if is_tiff(path):   # one Pillow cannot open, which genaug reads through tifffile
-                try:
-                    import tifffile
-                    with tifffile.TiffFile(path) as tif:
-                        page = tif.pages[0]
-                        sizes[f"{page.imagewidth}x{page.imagelength}"] += 1
-                        modes[f"TIFF {page.dtype} x{page.samplesperpixel}"] += 1
-                except Exception:  # unreadable files are counted by the loader already
-                    pass
+        if (header := read_header(os.path.join(root, rel))) is not None:
+            sizes[f"{header[0]}x{header[1]}" if header[0] and header[1] else "unknown"] += 1
+            modes[header[2]] += 1
     return {"sizes": dict(sizes.most_common(5)), "distinct_sizes": len(sizes), "modes": dict(modes),
             "counted": sum(sizes.values()), **not_square(sizes)}
 
@@ -49,7 +28,7 @@ def original_image_stats(root: Path, rel_paths: list[str], limit: int = 100_000)
 def not_square(sizes: Counter) -> dict:
     """How many of the images counted by "WxH" size are not square, and the widest ratio among them: every
     image is resized to a square, so these are squeezed."""
-    # a header may give no number (an empty DICOM Columns reads "NonexNone"): such sizes are not judged
+    # a header may give no number ("unknown": an empty DICOM Columns): such sizes are not judged
     shapes = [(tuple(map(int, wh.split("x"))), n) for wh, n in sizes.items() if re.fullmatch(r"\d+x\d+", wh)]
     oblong = [(max(w, h) / min(w, h), n) for (w, h), n in shapes if w != h and min(w, h) > 0]
     return {"not_square": sum(n for _, n in oblong),
@@ -83,6 +62,7 @@ def data_info(bundle: DataBundle, root: Path | None = None, resize: str = "squas
     if root is not None and bundle.source == "folder":
         rels = [p for s in bundle.splits.values() for p in s.paths]
         info["original_images"] = original_image_stats(root, rels)
+    info["file_tells"] = bundle.file_tells
     info["skipped_files"] = [{"path": p, "reason": r} for p, r in bundle.skipped]
     if root is not None and (made := split_record(root)):
         info["test_origin"] = (f"held out by patient with genaug data split from {made.get('source')} "
