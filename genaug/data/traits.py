@@ -20,26 +20,27 @@ NOTE_START = "the classes differ in their files"   # how the note begins, for th
 TRAIT_NAMES = {"size": "image size", "aspect": "aspect ratio", "mode": "pixel format", "format": "file format"}
 
 
-def read_header(path: str) -> tuple[int, int, str] | None:
-    """(width, height, pixel format) from a file's header (no pixels decoded), or None where it cannot be read
-    (the loader counts such files already). A DICOM header without Columns or Rows gives 0 for them."""
+def read_header(path: str) -> tuple[int, int, str, str] | None:
+    """(width, height, pixel format, file format) from a file's header (no pixels decoded), or None where it
+    cannot be read (the loader counts such files already). A DICOM header without Columns or Rows gives 0 for
+    them. The file format is the codec's (JPEG, PNG), not the name's: .jpg and .jpeg hold the same pixels."""
     if is_dicom(path):
         try:
             ds = require_pydicom().dcmread(path, stop_before_pixels=True)
             return (int(ds.get("Columns") or 0), int(ds.get("Rows") or 0),
-                    f"DICOM {ds.get('PhotometricInterpretation', '?')} {ds.get('BitsStored', '?')}-bit")
+                    f"DICOM {ds.get('PhotometricInterpretation', '?')} {ds.get('BitsStored', '?')}-bit", "DICOM")
         except Exception:   # a damaged header
             return None
     try:
         with Image.open(path) as im:
-            return im.size[0], im.size[1], header_mode(im)
+            return im.size[0], im.size[1], header_mode(im), im.format or "?"
     except Exception:
         if is_tiff(path):   # one Pillow cannot open, which genaug reads through tifffile
             try:
                 import tifffile
                 with tifffile.TiffFile(path) as tif:
                     page = tif.pages[0]
-                    return page.imagewidth, page.imagelength, f"TIFF {page.dtype} x{page.samplesperpixel}"
+                    return page.imagewidth, page.imagelength, f"TIFF {page.dtype} x{page.samplesperpixel}", "TIFF"
             except Exception:
                 pass
     return None
@@ -63,10 +64,10 @@ def lookup_balanced_accuracy(groups: np.ndarray, labels: np.ndarray, n_classes: 
     return float(np.mean([np.mean(guess[labels == c] == c) for c in np.flatnonzero(present)]))
 
 
-def class_tells(headers: list, exts: list[str], labels, n_classes: int) -> list[dict]:
+def class_tells(headers: list, labels, n_classes: int) -> list[dict]:
     """The file traits that alone tell the classes apart for at least halfway from chance to every image:
     [{"trait", "balanced_accuracy", "chance", "by_class": {class index: its median, or its commonest value and share}}].
-    ``headers``: ``read_header`` per image (None left out); ``exts``: each file's suffix."""
+    ``headers``: ``read_header`` per image (None left out)."""
     keep = [i for i, h in enumerate(headers) if h is not None]
     labels = np.asarray(labels)[keep]
     if len(keep) < MIN_IMAGES or len(np.unique(labels)) < 2:
@@ -75,8 +76,7 @@ def class_tells(headers: list, exts: list[str], labels, n_classes: int) -> list[
     h = np.array([headers[i][1] for i in keep], dtype=float)
     sized = (w > 0) & (h > 0)   # a DICOM header may give no size: it counts for the formats only
     numeric = {"size": w * h, "aspect": w / np.maximum(h, 1)}
-    categorical = {"mode": [headers[i][2] for i in keep], "format": [exts[i].lower().lstrip(".") or "none"
-                                                                      for i in keep]}
+    categorical = {"mode": [headers[i][2] for i in keep], "format": [headers[i][3] for i in keep]}
     n_bands = max(2, min(MAX_BANDS, len(keep) // IMAGES_PER_BAND))
     found = []
     for trait in ("size", "aspect", "mode", "format"):
@@ -114,8 +114,7 @@ def class_tells(headers: list, exts: list[str], labels, n_classes: int) -> list[
 
 def file_tells(root, paths: list[str], labels, n_classes: int) -> list[dict]:
     """``class_tells`` for the images at ``paths`` under ``root`` (one entry per image, as a split lists them)."""
-    headers = [read_header(os.path.join(root, p)) for p in paths]
-    return class_tells(headers, [os.path.splitext(p)[1] for p in paths], labels, n_classes)
+    return class_tells([read_header(os.path.join(root, p)) for p in paths], labels, n_classes)
 
 
 def tells_note(tells: list[dict], classes: list[str]) -> str | None:
@@ -133,5 +132,6 @@ def tells_note(tells: list[dict], classes: list[str]) -> str | None:
     odds = f"; {100 * tells[0]['chance']:.0f}% by chance" if same_chance else ""
     return (f"{NOTE_START}, not only in what the images show: " + ", ".join(parts)
             + f" (balanced accuracy of a lookup by that trait alone{odds}). A classifier can learn such a trait in "
-            "place of the disease, and a test split drawn from the same files shares it, so its accuracy would "
-            "not show that: check where each class's files came from (scanner, hospital, export)")
+            "place of the disease (or whatever else differs between the classes' sources), and a test split drawn "
+            "from the same files shares it, so its accuracy would not show that: check where each class's files "
+            "came from (scanner, hospital, export)")
