@@ -15,7 +15,7 @@ from genaug.config import Config
 from genaug.data import DataBundle, load_data
 from genaug.errors import DataError
 from genaug.data.splits import subsample_by_patient
-from genaug.data.traits import tells_note
+from genaug.data.traits import tells_note, split_tells_note
 from genaug.device import cpu_has_bf16, emulated_bf16_note, resolve_device, seed_everything, set_deterministic
 from genaug.inventory import counted
 from genaug.runs import TRAINING_LIST, Run, atomic_write_text, enclosing_run
@@ -106,8 +106,9 @@ def start_job(cfg: Config, run: Run, size: int) -> tuple[torch.device, DataBundl
     tell(data_line(summary, size, torch.device(device)))
     if note := bundle.skipped_note(cfg.data.data):
         tell(f"note: {note}")
-    if note := tells_note(bundle.file_tells, bundle.classes):   # before hours of training, not in the report only
-        tell(f"note: {note}")
+    for note in (tells_note(bundle.file_tells, bundle.classes), split_tells_note(bundle.test_tells)):
+        if note:   # before hours of training, not in the report only
+            tell(f"note: {note}")
     return device, bundle
 
 

@@ -1050,12 +1050,41 @@ def test_a_class_told_apart_by_its_files_alone_is_named_before_training(tmp_path
     from genaug.data.info import data_info, format_info
     root = _trait_folder(tmp_path / "d", change)
     bundle = load_data(str(root), 16, cache_dir=None)
-    assert [t["trait"] for t in bundle.file_tells] == traits
+    assert [t["trait"] for t in bundle.file_tells] == traits and bundle.test_tells == []
     note = [n for n in bundle.notes if n.startswith("the classes differ in their files")]
     assert bool(note) == bool(said) and (said is None or said in note[0])
     assert [t["trait"] for t in data_info(bundle, root)["file_tells"]] == traits
     assert (said is not None) == any("the classes differ in their files" in line for line in
                                      format_info(data_info(bundle, root)).splitlines())
+
+
+def test_a_test_split_whose_files_differ_from_trainings_is_said_to_come_from_elsewhere(tmp_path):
+    """Test images of both classes as PNG, train as JPEG: no class shortcut, but the test split comes from
+    another source, which a gap between validation and test figures may come from."""
+    root = make_folder_dataset(tmp_path / "d", {"train": 40, "test": 12}, size=20)
+    for f in sorted(root.glob("test/*/*.jpeg")):
+        _png(f)
+    bundle = load_data(str(root), 16, cache_dir=None)
+    assert bundle.file_tells == [] and [t["trait"] for t in bundle.test_tells] == ["format"]
+    note, = [n for n in bundle.notes if n.startswith("the test split's files differ")]
+    assert note.startswith("the test split's files differ from those of train and val: file format (mostly: "
+                           "train/val JPEG 100%, test PNG 100%) alone tells them apart for 100% of images")
+
+
+def test_the_file_trait_check_reads_at_most_its_share_of_headers_evenly_spaced(tmp_path, monkeypatch):
+    """Every command loads its data through the check: a large collection is judged on MAX_HEADERS files
+    spread through every split and class, not all of them, and not the first ones only."""
+    from genaug.data import traits
+    root = _trait_folder(tmp_path / "d", _wider)   # 104 images, NORMAL wider
+    read = []
+    monkeypatch.setattr(traits, "MAX_HEADERS", 100)
+    monkeypatch.setattr(traits, "MIN_IMAGES", 50)
+    monkeypatch.setattr(traits, "read_header", lambda path, real=traits.read_header: read.append(path) or real(path))
+    bundle = load_data(str(root), 16, cache_dir=None)
+    assert len(read) == 100 and len(set(read)) == 100
+    assert {Path(p).parent.relative_to(root).as_posix() for p in read} == {
+        "train/NORMAL", "train/PNEUMONIA", "test/NORMAL", "test/PNEUMONIA"}
+    assert [t["trait"] for t in bundle.file_tells] == ["size", "aspect"]
 
 
 def test_file_traits_shared_by_both_classes_tell_nothing(tmp_path):

@@ -62,6 +62,7 @@ class DataBundle:
     notes: list[str] = field(default_factory=list)
     duplicates: dict = field(default_factory=dict)   # cross-split and within-split duplicates (data.duplicates)
     file_tells: list = field(default_factory=list)   # file traits that tell the classes apart (data.traits)
+    test_tells: list = field(default_factory=list)   # ... that tell the test split from the others
 
     @property
     def train(self) -> ImageSet:

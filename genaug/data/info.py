@@ -62,7 +62,7 @@ def data_info(bundle: DataBundle, root: Path | None = None, resize: str = "squas
     if root is not None and bundle.source == "folder":
         rels = [p for s in bundle.splits.values() for p in s.paths]
         info["original_images"] = original_image_stats(root, rels)
-    info["file_tells"] = bundle.file_tells
+    info["file_tells"], info["test_file_tells"] = bundle.file_tells, bundle.test_tells
     info["skipped_files"] = [{"path": p, "reason": r} for p, r in bundle.skipped]
     if root is not None and (made := split_record(root)):
         info["test_origin"] = (f"held out by patient with genaug data split from {made.get('source')} "

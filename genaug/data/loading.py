@@ -16,7 +16,7 @@ from genaug.data.folder import (SPLIT_NAMES, THREE_CLASSES, class_folder_names, 
 from genaug.data.medmnist import INFO, download, load_npz, manual_steps
 from genaug.data.splits import (classes_missing_from_a_side, join_patients_sharing_an_image, patient_overlap,
                                  split_by_patient)
-from genaug.data.traits import file_tells, tells_note
+from genaug.data.traits import file_tells, tells_note, split_tells_note
 from genaug.errors import ConfigError, DataError
 from genaug.inventory import counted
 
@@ -214,10 +214,12 @@ def load_data(spec: str, size: int, task: str = "binary", val_fraction: float = 
                 "person123_... or IM-0001-..., NIH 00000001_000.png; or a DICOM PatientID), so each of those "
                 "images counts as its own patient: images of one patient may sit in two splits. Name files by "
                 "patient to split by patient.")
-        bundle.file_tells = file_tells(root, paths, np.concatenate([s.labels for s in splits.values()]),
-                                       len(classes))
-        if note := tells_note(bundle.file_tells, classes):
-            bundle.notes.append(note)
+        bundle.file_tells, bundle.test_tells = file_tells(
+            root, paths, np.concatenate([s.labels for s in splits.values()]), len(classes),
+            [split == "test" for split, s in splits.items() for _ in s.paths])
+        for note in (tells_note(bundle.file_tells, classes), split_tells_note(bundle.test_tells)):
+            if note:
+                bundle.notes.append(note)
     ensure_val(bundle, val_fraction, split_seed)
     check_patient_disjoint(bundle)
     bundle.duplicates = find_duplicates(bundle)
