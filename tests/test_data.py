@@ -1009,6 +1009,15 @@ def test_lookup_balanced_accuracy_by_hand(groups, labels, expected):
     assert lookup_balanced_accuracy(np.array(groups), np.array(labels), 3) == pytest.approx(expected)
 
 
+@pytest.mark.parametrize("quality", [10, 30, 50, 75, 90, 95, 100])
+def test_jpeg_quality_is_read_back_from_the_files_tables(tmp_path, quality):
+    from genaug.data.traits import read_header
+    Image.fromarray(np.arange(256, dtype=np.uint8).reshape(16, 16)).save(tmp_path / "a.jpeg", quality=quality)
+    Image.fromarray(np.arange(256, dtype=np.uint8).reshape(16, 16)).save(tmp_path / "a.png")
+    assert read_header(str(tmp_path / "a.jpeg")) == (16, 16, "L", "JPEG", quality)
+    assert read_header(str(tmp_path / "a.png")) == (16, 16, "L", "PNG", None)
+
+
 def _trait_folder(root: Path, change) -> Path:
     """A 104-image folder dataset whose NORMAL files ``change`` rewrites (a file path in, a file path out)."""
     make_folder_dataset(root, {"train": 40, "test": 12}, size=20)
@@ -1034,6 +1043,10 @@ def _jpg(f):
     f.rename(f.with_suffix(".jpg"))
 
 
+def _finer_jpeg(f):   # another export's setting: the same codec and size, other artefacts
+    Image.open(f).save(f, quality=95)
+
+
 @pytest.mark.parametrize("change,traits,said", [
     (_wider, ["size", "aspect"], "image size (median: NORMAL 26 x 20 px, PNEUMONIA 20 x 20 px) alone tells them apart "
                                  "for 100% of images, aspect ratio (width:height, median: NORMAL 1.30, PNEUMONIA 1.00) "
@@ -1041,6 +1054,8 @@ def _jpg(f):
     (_gray, ["mode"], "pixel format (mostly: NORMAL L 100%, PNEUMONIA RGB 100%) alone tells them apart for 100% of images"),
     (_png, ["format"], "file format (mostly: NORMAL PNG 100%, PNEUMONIA JPEG 100%) alone tells them apart for 100%"),
     (_jpg, [], None),   # .jpg against .jpeg: the same codec, so the same pixels
+    (_finer_jpeg, ["jpeg_quality"], "JPEG quality (IJG scale, median: NORMAL 95, PNEUMONIA 75) alone tells them apart "
+                                    "for 100% of images"),
     (lambda f: None, [], None),
 ])
 def test_a_class_told_apart_by_its_files_alone_is_named_before_training(tmp_path, change, traits, said):

@@ -1,11 +1,12 @@
-"""Traits of the image files themselves (size, shape, pixel format, file format) that tell the classes
-apart. Where one class was scanned at another hospital or exported by another tool, a classifier can learn
+"""Traits of the image files themselves (size, shape, pixel format, file format, JPEG quality) that tell
+the classes apart. Where one class was scanned at another hospital or exported by another tool, a classifier can learn
 that in place of the disease, and a test split drawn from the same files shares the trait, so its accuracy
 does not show it (shortcut learning: Zech et al. 2018, DeGrave et al. 2021). Only file headers are read."""
 from __future__ import annotations
 
 import os
 from collections import Counter
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image
@@ -18,30 +19,57 @@ MAX_BANDS = 10         # bands a numeric trait is cut into (quantiles), so that 
 IMAGES_PER_BAND = 20
 MAX_HEADERS = 10_000   # files read at most (evenly spaced); 5,840 took 0.4 s here from a warm disk cache
 NOTE_START = "the classes differ in their files"   # how the note begins, for the reports' "In short"
-TRAIT_NAMES = {"size": "image size", "aspect": "aspect ratio", "mode": "pixel format", "format": "file format"}
+TRAIT_NAMES = {"size": "image size", "aspect": "aspect ratio", "mode": "pixel format", "format": "file format",
+               "jpeg_quality": "JPEG quality"}
 
 
-def read_header(path: str) -> tuple[int, int, str, str] | None:
-    """(width, height, pixel format, file format) from a file's header (no pixels decoded), or None where it
-    cannot be read (the loader counts such files already). A DICOM header without Columns or Rows gives 0 for
-    them. The file format is the codec's (JPEG, PNG), not the name's: .jpg and .jpeg hold the same pixels."""
+class Header(NamedTuple):
+    """What a file's header says of its pixels; the file format is the codec's (JPEG, PNG), not the name's:
+    .jpg and .jpeg hold the same pixels."""
+    width: int                        # 0 where a DICOM header gives no Columns
+    height: int
+    mode: str                         # pixel format, as `data info` shows it
+    format: str
+    jpeg_quality: int | None = None   # the IJG quality whose tables match the file's best (JPEG only)
+
+
+# the JPEG standard's luminance table (ITU T.81 Annex K), which the IJG library scales by quality
+_LUMINANCE = np.array([16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
+                       14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113,
+                       92, 49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99])
+_IJG_TABLES = np.stack([np.clip((_LUMINANCE * (5000 // q if q < 50 else 200 - 2 * q) + 50) // 100, 1, 255)
+                        for q in range(1, 101)])
+
+
+def jpeg_quality(table) -> int:
+    """The IJG quality (1-100) whose scaled standard luminance table lies nearest ``table`` (64 values).
+    Exports of another tool or site often differ in it, and its artefacts are in the pixels."""
+    return int(np.abs(_IJG_TABLES - np.asarray(table, dtype=float).ravel()[:64]).sum(axis=1).argmin()) + 1
+
+
+def read_header(path: str) -> Header | None:
+    """A file's ``Header`` (no pixels decoded), or None where it cannot be read (the loader counts such files
+    already)."""
     if is_dicom(path):
         try:
             ds = require_pydicom().dcmread(path, stop_before_pixels=True)
-            return (int(ds.get("Columns") or 0), int(ds.get("Rows") or 0),
-                    f"DICOM {ds.get('PhotometricInterpretation', '?')} {ds.get('BitsStored', '?')}-bit", "DICOM")
+            return Header(int(ds.get("Columns") or 0), int(ds.get("Rows") or 0),
+                          f"DICOM {ds.get('PhotometricInterpretation', '?')} {ds.get('BitsStored', '?')}-bit", "DICOM")
         except Exception:   # a damaged header
             return None
     try:
         with Image.open(path) as im:
-            return im.size[0], im.size[1], header_mode(im), im.format or "?"
+            tables = getattr(im, "quantization", None) if im.format == "JPEG" else None
+            quality = jpeg_quality(tables[0]) if tables and len(tables.get(0, ())) >= 64 else None
+            return Header(im.size[0], im.size[1], header_mode(im), im.format or "?", quality)
     except Exception:
         if is_tiff(path):   # one Pillow cannot open, which genaug reads through tifffile
             try:
                 import tifffile
                 with tifffile.TiffFile(path) as tif:
                     page = tif.pages[0]
-                    return page.imagewidth, page.imagelength, f"TIFF {page.dtype} x{page.samplesperpixel}", "TIFF"
+                    return Header(page.imagewidth, page.imagelength, f"TIFF {page.dtype} x{page.samplesperpixel}",
+                                  "TIFF")
             except Exception:
                 pass
     return None
@@ -65,49 +93,59 @@ def lookup_balanced_accuracy(groups: np.ndarray, labels: np.ndarray, n_classes: 
     return float(np.mean([np.mean(guess[labels == c] == c) for c in np.flatnonzero(present)]))
 
 
+def _trait_values(headers: list[Header]) -> dict[str, tuple[list | np.ndarray, np.ndarray]]:
+    """Each trait's value per image and which images it applies to (a DICOM header may give no size; only a
+    JPEG has a quality)."""
+    w = np.array([h.width for h in headers], dtype=float)
+    h = np.array([h.height for h in headers], dtype=float)
+    sized = (w > 0) & (h > 0)
+    every = np.ones(len(headers), dtype=bool)
+    quality = np.array([q.jpeg_quality or 0 for q in headers], dtype=float)
+    return {"size": (w * h, sized), "aspect": (w / np.maximum(h, 1), sized),
+            "mode": ([x.mode for x in headers], every), "format": ([x.format for x in headers], every),
+            "jpeg_quality": (quality, quality > 0)}
+
+
+def _described(trait: str, values, mine: np.ndarray, headers: list[Header]) -> str:
+    """One group's typical value of a trait: a median, or the commonest value and its share."""
+    if trait == "size":
+        return (f"{np.median([h.width for h, m in zip(headers, mine) if m]):.0f} x "
+                f"{np.median([h.height for h, m in zip(headers, mine) if m]):.0f} px")
+    if trait == "aspect":
+        return f"{np.median(values[mine]):.2f}"
+    if trait == "jpeg_quality":
+        return f"{np.median(values[mine]):.0f}"
+    (value, n), = Counter(v for v, m in zip(values, mine) if m).most_common(1)
+    return f"{value} {100 * n / mine.sum():.0f}%"
+
+
 def class_tells(headers: list, labels, n_classes: int) -> list[dict]:
     """The file traits that alone tell the classes apart for at least halfway from chance to every image:
     [{"trait", "balanced_accuracy", "chance", "by_class": {class index: its median, or its commonest value and share}}].
     ``headers``: ``read_header`` per image (None left out)."""
     keep = [i for i, h in enumerate(headers) if h is not None]
-    labels = np.asarray(labels)[keep]
+    labels, headers = np.asarray(labels)[keep], [headers[i] for i in keep]
     if len(keep) < MIN_IMAGES or len(np.unique(labels)) < 2:
         return []
-    w = np.array([headers[i][0] for i in keep], dtype=float)
-    h = np.array([headers[i][1] for i in keep], dtype=float)
-    sized = (w > 0) & (h > 0)   # a DICOM header may give no size: it counts for the formats only
-    numeric = {"size": w * h, "aspect": w / np.maximum(h, 1)}
-    categorical = {"mode": [headers[i][2] for i in keep], "format": [headers[i][3] for i in keep]}
-    n_bands = max(2, min(MAX_BANDS, len(keep) // IMAGES_PER_BAND))
     found = []
-    for trait in ("size", "aspect", "mode", "format"):
-        if trait in numeric:
-            values = numeric[trait][sized]
-            if len(values) < MIN_IMAGES or np.all(values == values[0]):
-                continue
-            groups, which = band_of(values, n_bands), labels[sized]
+    for trait, (values, applies) in _trait_values(headers).items():
+        if applies.sum() < MIN_IMAGES:
+            continue
+        which, mine = labels[applies], [v for v, a in zip(values, applies) if a]
+        if len(set(mine)) < 2:
+            continue
+        if isinstance(values, np.ndarray):
+            groups = band_of(np.asarray(mine), max(2, min(MAX_BANDS, len(mine) // IMAGES_PER_BAND)))
         else:
-            names = categorical[trait]
-            if len(set(names)) < 2:
-                continue
-            index = {v: k for k, v in enumerate(sorted(set(names)))}
-            groups, which = np.array([index[v] for v in names]), labels
+            index = {v: k for k, v in enumerate(sorted(set(mine)))}
+            groups = np.array([index[v] for v in mine])
         seen = np.unique(which)
         if len(seen) < 2:
             continue
         score = lookup_balanced_accuracy(groups, which, n_classes)
         if score < (1 + 1 / len(seen)) / 2:   # halfway from chance to every image
             continue
-        by_class = {}
-        for c in seen:
-            mine = labels == c
-            if trait == "size":
-                by_class[int(c)] = f"{np.median(w[mine & sized]):.0f} x {np.median(h[mine & sized]):.0f} px"
-            elif trait == "aspect":
-                by_class[int(c)] = f"{np.median(numeric['aspect'][mine & sized]):.2f}"
-            else:
-                (value, n), = Counter(v for v, m in zip(categorical[trait], mine) if m).most_common(1)
-                by_class[int(c)] = f"{value} {100 * n / mine.sum():.0f}%"
+        by_class = {int(c): _described(trait, values, applies & (labels == c), headers) for c in seen}
         found.append({"trait": trait, "balanced_accuracy": round(score, 3), "chance": round(1 / len(seen), 3),
                       "by_class": by_class})
     return found
@@ -151,7 +189,8 @@ def _told_apart(tells: list[dict], names: list[str]) -> str:
     parts = []
     for i, t in enumerate(tells):
         what = ", ".join(f"{names[c]} {v}" for c, v in t["by_class"].items())
-        kind = {"size": "median", "aspect": "width:height, median"}.get(t["trait"], "mostly")
+        kind = {"size": "median", "aspect": "width:height, median",
+                "jpeg_quality": "IJG scale, median"}.get(t["trait"], "mostly")
         chance = "" if same_chance else f" ({100 * t['chance']:.0f}% by chance)"
         parts.append(f"{TRAIT_NAMES[t['trait']]} ({kind}: {what})" + (" alone tells them apart for" if i == 0 else "")
                      + f" {100 * t['balanced_accuracy']:.0f}%" + (" of images" if i == 0 else "") + chance)
