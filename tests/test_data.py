@@ -1016,6 +1016,11 @@ def test_jpeg_quality_is_read_back_from_the_files_tables(tmp_path, quality):
     Image.fromarray(np.arange(256, dtype=np.uint8).reshape(16, 16)).save(tmp_path / "a.png")
     assert read_header(str(tmp_path / "a.jpeg")) == (16, 16, "L", "JPEG", quality)
     assert read_header(str(tmp_path / "a.png")) == (16, 16, "L", "PNG", None)
+    # a camera's .jpg holding a second picture, which Pillow opens as MPO: the same codec
+    rgb = Image.fromarray(np.arange(256, dtype=np.uint8).reshape(16, 16)).convert("RGB")
+    rgb.save(tmp_path / "b.jpg", format="MPO", save_all=True, append_images=[rgb], quality=quality)
+    assert Image.open(tmp_path / "b.jpg").format == "MPO"
+    assert read_header(str(tmp_path / "b.jpg")) == (16, 16, "RGB", "JPEG", quality)
 
 
 def _trait_folder(root: Path, change) -> Path:

@@ -59,9 +59,11 @@ def read_header(path: str) -> Header | None:
             return None
     try:
         with Image.open(path) as im:
-            tables = getattr(im, "quantization", None) if im.format == "JPEG" else None
+            # Pillow opens a camera's JPEG that holds a second picture as MPO: the same codec for the first
+            codec = "JPEG" if im.format == "MPO" else im.format or "?"
+            tables = getattr(im, "quantization", None) if codec == "JPEG" else None
             quality = jpeg_quality(tables[0]) if tables and len(tables.get(0, ())) >= 64 else None
-            return Header(im.size[0], im.size[1], header_mode(im), im.format or "?", quality)
+            return Header(im.size[0], im.size[1], header_mode(im), codec, quality)
     except Exception:
         if is_tiff(path):   # one Pillow cannot open, which genaug reads through tifffile
             try:
