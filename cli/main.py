@@ -704,9 +704,12 @@ def predict_cmd(
     if out:
         check_output_file(out, "predict")
     checkpoint = _classifier_file(checkpoint)
-    text, skipped = predict_images(checkpoint, targets, resolve_device(device))
+    notes: list[str] = []
+    text, skipped = predict_images(checkpoint, targets, resolve_device(device), notes=notes)
     for name, why in skipped:
         typer.echo(f"skipped {name}: {why}", err=True)
+    for note in notes:
+        typer.echo(f"note: {note}", err=True)
     if out:
         atomic_write_text(Path(out), text)
         # rows, not lines: a file name may hold a newline, which the CSV quotes (found in session 67)

@@ -518,6 +518,8 @@ def classifier_checkpoint(model, name: str, bundle: DataBundle, cfg: Config, inp
             "equalize": "none" if variant == "encoded" else cfg.benchmark.equalize,
             # how images not square were made square (an encoded cell's autoencoder run made them alike: checked)
             "resize": cfg.data.resize,
+            # what its training files were, for predict to say where new files differ (folder data only)
+            **({"training_files": bundle.train_files} if bundle.train_files else {}),
             **({"tta": tta} if tta else {})}
 
 

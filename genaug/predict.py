@@ -25,6 +25,7 @@ from genaug.data.decode import (IMAGE_EXTENSIONS, UnreadableImage, decode_image,
                                  safe_name)
 from genaug.data.folder import genaug_run_around
 from genaug.data.equalize import equalize_images
+from genaug.data.traits import MAX_HEADERS, read_header, unlike_training_note
 from genaug.errors import CheckpointError, ConfigError, DataError
 from genaug.inventory import counted
 from genaug.models import ConvAutoencoder, EncodedClassifier, build_classifier
@@ -272,15 +273,32 @@ def images_probs(model, ckpt: dict, targets, skipped: list, device="cpu", chunk:
     return names, (torch.cat(parts) if parts else torch.empty(0, len(ckpt["classes"])))
 
 
-def predict_images(checkpoint: str | Path, targets, device="cpu", chunk: int = 256) -> tuple[str, list[tuple[str, str]]]:
+def files_note(ckpt: dict, targets) -> str | None:
+    """A note where the image files under ``targets`` differ from those the checkpoint's model learnt from
+    (format, pixel format, JPEG quality, size; `data.traits.unlike_training`), or None. Checkpoints saved
+    before session 82, or trained on data that is no folder of files, record nothing to compare."""
+    trained = ckpt.get("training_files")
+    if not isinstance(trained, dict) or not trained:
+        return None
+    files = list_images(targets)
+    picked = np.unique(np.linspace(0, len(files) - 1, min(len(files), MAX_HEADERS)).round().astype(int)) \
+        if files else []
+    return unlike_training_note(trained, [read_header(str(files[i])) for i in picked])
+
+
+def predict_images(checkpoint: str | Path, targets, device="cpu", chunk: int = 256,
+                   notes: list[str] | None = None) -> tuple[str, list[tuple[str, str]]]:
     """CSV text (file, prediction, one probability column per class and, for two classes, the threshold
-    on the second that decided the prediction) and the files skipped with reasons."""
+    on the second that decided the prediction) and the files skipped with reasons; ``notes`` gains what
+    a user should know beside them (`files_note`)."""
     model, ckpt = load_classifier(checkpoint)
     classes = ckpt["classes"]
     skipped: list[tuple[str, str]] = []
     names, probs = images_probs(model, ckpt, targets, skipped, device, chunk, desc="predict")
     if not names:
         raise nothing_read(skipped)
+    if notes is not None and (note := files_note(ckpt, targets)):
+        notes.append(note)
     thr = decision_threshold(ckpt)
     pred = decided_classes(probs, ckpt)
     buf = io.StringIO()

@@ -1254,6 +1254,18 @@ def test_images_made_square_by_crop_reach_training_the_report_and_the_saved_mode
     encoded = json.loads((run / "cells" / "cnn__encoded__f1__seed0.json").read_text())
     assert predicted(data / "test", run / "models" / "cnn__encoded__f1__seed0.pt") == pytest.approx(scored(encoded),
                                                                                                    abs=1e-5)
+    # the model records the files it learnt from (session 82): its own test files raise no note, PNGs of them do
+    assert torch.load(saved, weights_only=True)["training_files"] == {
+        "files": 80, "formats": {"JPEG": 80}, "modes": {"RGB": 80}, "jpeg_qualities": {"75": 80},
+        "widths": [24, 24], "heights": [40, 40]}
+    r = genaug("predict", data / "test", "--checkpoint", saved)
+    assert r.returncode == 0 and "differ from those the model learnt from" not in r.stderr
+    (tmp_path / "site").mkdir()
+    for f in sorted((data / "test" / "NORMAL").iterdir())[:3]:
+        Image.open(f).save(tmp_path / "site" / f"{f.stem}.png")
+    r = genaug("predict", tmp_path / "site", "--checkpoint", saved)
+    assert r.returncode == 0 and ("note: these files differ from those the model learnt from: file format PNG where "
+                                  "the model learnt from JPEG. ") in r.stderr
     # the same model on the images squashed, as every model before session 81 read them, scores them otherwise
     from genaug.predict import load_classifier, read_images
     from genaug.train import predict_probs

@@ -1107,6 +1107,26 @@ def test_the_file_trait_check_reads_at_most_its_share_of_headers_evenly_spaced(t
     assert [t["trait"] for t in bundle.file_tells] == ["size", "aspect"]
 
 
+_TRAINED = {"files": 100, "formats": {"JPEG": 90, "PNG": 10}, "modes": {"L": 100}, "jpeg_qualities": {"75": 60, "90": 30},
+            "widths": [1000, 2000], "heights": [800, 1800]}
+
+
+@pytest.mark.parametrize("headers,said", [
+    ([(1500, 1200, "L", "JPEG", 75)] * 3 + [(1200, 900, "L", "PNG", None)], []),   # as training's files were
+    ([(1500, 1200, "DICOM MONOCHROME2 12-bit", "DICOM")] * 2,
+     ["file format DICOM where the model learnt from JPEG, PNG",
+      "pixel format DICOM MONOCHROME2 12-bit where the model learnt from L"]),
+    ([(1500, 1200, "RGB", "JPEG", 95)] * 3 + [(1500, 1200, "L", "JPEG", 80)],
+     ["pixel format RGB where the model learnt from L", "JPEG quality 95 (median) where the model learnt from 75-90"]),
+    ([(224, 224, "L", "JPEG", 75)] * 3, ["224 x 224 px (median) where the model learnt from 1000-2000 x 800-1800 px"]),
+    ([(224, 224, "L", "JPEG", 75), (1500, 1200, "L", "JPEG", 75)], []),   # half outside is not most
+])
+def test_files_unlike_those_a_model_learnt_from_are_named(headers, said):
+    from genaug.data.traits import Header, unlike_training
+    assert unlike_training(_TRAINED, [Header(*h) for h in headers]) == said
+    assert unlike_training({}, [Header(*h) for h in headers]) == []   # a model that records nothing
+
+
 def test_file_traits_shared_by_both_classes_tell_nothing(tmp_path):
     """Sizes, formats and pixel formats that vary within each class alike raise no note."""
     root = make_folder_dataset(tmp_path / "d", {"train": 40, "test": 12}, size=20)

@@ -63,6 +63,7 @@ class DataBundle:
     duplicates: dict = field(default_factory=dict)   # cross-split and within-split duplicates (data.duplicates)
     file_tells: list = field(default_factory=list)   # file traits that tell the classes apart (data.traits)
     test_tells: list = field(default_factory=list)   # ... that tell the test split from the others
+    train_files: dict = field(default_factory=dict)  # what the files outside test are (traits.files_summary)
 
     @property
     def train(self) -> ImageSet:

@@ -214,7 +214,7 @@ def load_data(spec: str, size: int, task: str = "binary", val_fraction: float = 
                 "person123_... or IM-0001-..., NIH 00000001_000.png; or a DICOM PatientID), so each of those "
                 "images counts as its own patient: images of one patient may sit in two splits. Name files by "
                 "patient to split by patient.")
-        bundle.file_tells, bundle.test_tells = file_tells(
+        bundle.file_tells, bundle.test_tells, bundle.train_files = file_tells(
             root, paths, np.concatenate([s.labels for s in splits.values()]), len(classes),
             [split == "test" for split, s in splits.items() for _ in s.paths])
         for note in (tells_note(bundle.file_tells, classes), split_tells_note(bundle.test_tells)):

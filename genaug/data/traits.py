@@ -153,16 +153,75 @@ def class_tells(headers: list, labels, n_classes: int) -> list[dict]:
     return found
 
 
-def file_tells(root, paths: list[str], labels, n_classes: int, test: list[bool]) -> tuple[list[dict], list[dict]]:
-    """``class_tells`` for the images at ``paths`` under ``root``, and the same for test against the other
-    splits (``test``: whether each image is a test image). At most MAX_HEADERS files are read, evenly spaced
-    through ``paths`` (which run split by split, class by class): every command loads its data through here,
-    and a large collection on a network disk would cost minutes for a share that says the same."""
+def file_tells(root, paths: list[str], labels, n_classes: int, test: list[bool]) -> tuple[list[dict], list[dict], dict]:
+    """``class_tells`` for the images at ``paths`` under ``root``, the same for test against the other splits
+    (``test``: whether each image is a test image), and ``files_summary`` of the others (what a model trained
+    on them learnt from). At most MAX_HEADERS files are read, evenly spaced through ``paths`` (which run split
+    by split, class by class): every command loads its data through here, and a large collection on a network
+    disk would cost minutes for a share that says the same."""
     picked = np.unique(np.linspace(0, len(paths) - 1, min(len(paths), MAX_HEADERS)).round().astype(int)) \
         if paths else np.array([], dtype=int)
     headers = [read_header(os.path.join(root, paths[i])) for i in picked]
     labels, test = np.asarray(labels)[picked], np.asarray(test, dtype=int)[picked]
-    return class_tells(headers, labels, n_classes), class_tells(headers, test, 2)
+    return (class_tells(headers, labels, n_classes), class_tells(headers, test, 2),
+            files_summary([h for h, t in zip(headers, test) if not t]))
+
+
+def files_summary(headers: list) -> dict:
+    """What a set of files is, for a saved model to compare new images with: counts of formats, pixel formats
+    and JPEG qualities, and the range of widths and heights. Plain types: it travels in a checkpoint that
+    loads with weights_only."""
+    headers = [h for h in headers if h is not None]
+    if not headers:
+        return {}
+    sized = [h for h in headers if h.width > 0 and h.height > 0]
+    return {"files": len(headers),
+            "formats": dict(Counter(h.format for h in headers)), "modes": dict(Counter(h.mode for h in headers)),
+            "jpeg_qualities": {str(q): n for q, n in Counter(h.jpeg_quality for h in headers if h.jpeg_quality).items()},
+            "widths": [min(h.width for h in sized), max(h.width for h in sized)] if sized else [],
+            "heights": [min(h.height for h in sized), max(h.height for h in sized)] if sized else []}
+
+
+def unlike_training(trained: dict, headers: list) -> list[str]:
+    """How the files given to a saved model differ from those it learnt from (``files_summary``), each a
+    phrase; only where most of the new files lie outside everything the training files held, so that a
+    mix like training's raises nothing."""
+    headers = [h for h in headers if h is not None]
+    if not trained or not headers:
+        return []
+    said = []
+    for what, key, of in (("file format", "formats", lambda h: h.format), ("pixel format", "modes", lambda h: h.mode)):
+        known = trained.get(key) or {}
+        new = Counter(of(h) for h in headers if of(h) not in known)
+        if known and sum(new.values()) * 2 > len(headers):
+            said.append(f"{what} {', '.join(new)} where the model learnt from {', '.join(known)}")
+    qualities = sorted(int(q) for q in trained.get("jpeg_qualities") or {})
+    new_q = [h.jpeg_quality for h in headers if h.jpeg_quality]
+    if qualities and len(new_q) * 2 > len(headers) and \
+            sum(not qualities[0] <= q <= qualities[-1] for q in new_q) * 2 > len(new_q):
+        span = f"{qualities[0]}" if qualities[0] == qualities[-1] else f"{qualities[0]}-{qualities[-1]}"
+        said.append(f"JPEG quality {np.median(new_q):.0f} (median) where the model learnt from {span}")
+    widths, heights = trained.get("widths") or [], trained.get("heights") or []
+    sized = [h for h in headers if h.width > 0 and h.height > 0]
+    if widths and heights and sized and sum(
+            not (widths[0] <= h.width <= widths[1] and heights[0] <= h.height <= heights[1]) for h in sized) * 2 > len(sized):
+        said.append(f"{np.median([h.width for h in sized]):.0f} x {np.median([h.height for h in sized]):.0f} px (median) "
+                    f"where the model learnt from {_span(widths)} x {_span(heights)} px")
+    return said
+
+
+def _span(pair: list[int]) -> str:
+    return f"{pair[0]}" if pair[0] == pair[1] else f"{pair[0]}-{pair[1]}"
+
+
+def unlike_training_note(trained: dict, headers: list) -> str | None:
+    """The note `genaug predict` prints where ``unlike_training`` finds a difference, or None."""
+    if not (said := unlike_training(trained, headers)):
+        return None
+    return ("these files differ from those the model learnt from: " + "; ".join(said) + ". They are resized as training's were, "
+            "but detail, noise and contrast may differ, and a model's figures from its test split need not carry "
+            "to them: check its predictions against labels from this source (genaug threshold sets a threshold "
+            "for it)")
 
 
 def tells_note(tells: list[dict], classes: list[str]) -> str | None:
