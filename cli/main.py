@@ -764,7 +764,8 @@ def explain_cmd(
     dev = resolve_device(device)   # before the run folder: "no CUDA GPU" leaves nothing behind
     run = new_run(out, "explain", name, {"checkpoint": checkpoint, "images": images, "class": class_, "layer": layer})
     with running(run, new=True):   # refused (e.g. an unknown --class): no empty run left behind
-        rows, skipped, layer_name = explain_images(checkpoint, images, run.dir, class_, layer, dev)
+        notes: list[str] = []
+        rows, skipped, layer_name = explain_images(checkpoint, images, run.dir, class_, layer, dev, notes=notes)
         buf = io.StringIO()
         csv.writer(buf).writerows([["file", "prediction", "explained_class", "probability", "heatmap"]] + rows)
         atomic_write_text(run.path("explanations.csv"), buf.getvalue())
@@ -772,6 +773,8 @@ def explain_cmd(
                           skipped=[{"path": p, "reason": r} for p, r in skipped])
         for p, why in skipped:
             _echo_and_log(f"skipped {p}: {why}", err=True)
+        for note in notes:
+            _echo_and_log(f"note: {note}", err=True)
         _echo_and_log(f"wrote {counted(len(rows), 'Grad-CAM overlay')} of {checkpoint} (layer {layer_name}) to {run.dir}")
 
 

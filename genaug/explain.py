@@ -18,8 +18,8 @@ from genaug.data.decode import name_key
 from genaug.data.equalize import equalize_images
 from genaug.errors import ConfigError
 from genaug.models import EncodedClassifier
-from genaug.predict import (checkpoint_probs, decided_classes, image_chunks, input_resize, input_size, load_classifier,
-                            nothing_read)
+from genaug.predict import (checkpoint_probs, decided_classes, files_note, image_chunks, input_resize, input_size,
+                            load_classifier, nothing_read)
 from genaug.train import inference_batch
 
 # The last convolutional stage, where Grad-CAM is usually taken; other models: their last Conv2d.
@@ -128,12 +128,12 @@ def overlay(gray: np.ndarray, heat: np.ndarray) -> Image.Image:
 
 def explain_images(checkpoint: str | Path, targets, out_dir: Path, class_name: str = "", layer: str = "",
                    device: torch.device | str = "cpu", batch_size: int | None = None,
-                   chunk: int = 256) -> tuple[list[list], list[tuple[str, str]], str]:
+                   chunk: int = 256, notes: list[str] | None = None) -> tuple[list[list], list[tuple[str, str]], str]:
     """Write <n>_<name>_gradcam.png per image into out_dir; rows (file, prediction, explained class, its
     probability, png). The prediction and probabilities are genaug predict's, threshold and test-time copies
     included, so that the class explained by default is the one predict gives (it took the likelier class
     before, which for 7 of 16 images of a model with threshold 0.43 was not predict's, session 54); the
-    heatmap is of the image as given."""
+    heatmap is of the image as given. ``notes`` gains what a user should know beside them (`files_note`)."""
     model, ckpt = load_classifier(checkpoint)
     classes, size = ckpt["classes"], input_size(ckpt)
     if class_name:   # in any case and Unicode form, as genaug gan --class reads it
@@ -151,6 +151,8 @@ def explain_images(checkpoint: str | Path, targets, out_dir: Path, class_name: s
         rows += _explain_chunk(model, module, ckpt, names, images, out_dir, len(rows), class_name, device, batch_size)
     if not rows:
         raise nothing_read(skipped)
+    if notes is not None and (note := files_note(ckpt, targets)):
+        notes.append(note)
     return rows, skipped, layer_name
 
 

@@ -92,6 +92,20 @@ def test_explain_explains_the_class_predict_gives(tmp_path, threshold, expected)
     chunked, _, _ = explain_images(tmp_path / "m.pt", [str(tmp_path / "imgs")], tmp_path / "chunked", chunk=2)
     assert [r[:4] for r in chunked] == [r[:4] for r in rows] and [r[4][:5] for r in chunked] == [f"{i:05d}" for i in range(5)]
     assert predict_images(tmp_path / "m.pt", [str(tmp_path / "imgs")], chunk=2) == predict_images(tmp_path / "m.pt", [str(tmp_path / "imgs")])
+    # a model that learnt from JPEGs of 1000-2000 px (training_files, session 82): these small PNGs are named
+    notes, plain = [], []
+    torch.save(torch.load(tmp_path / "m.pt", weights_only=True) | {"training_files": {
+        "files": 100, "formats": {"JPEG": 100}, "modes": {"L": 100}, "jpeg_qualities": {"75": 100},
+        "widths": [1000, 2000], "heights": [1000, 2000]}}, tmp_path / "jpeg.pt")
+    explain_images(tmp_path / "jpeg.pt", [str(tmp_path / "imgs")], tmp_path / "shifted", notes=notes)
+    explain_images(tmp_path / "m.pt", [str(tmp_path / "imgs")], tmp_path / "unrecorded", notes=plain)
+    assert len(notes) == 1 and plain == []
+    assert notes[0].startswith("these files differ from those the model learnt from: file format PNG where the "
+                                   "model learnt from JPEG; 40 x 40 px (median) where the model learnt from "
+                                   "1000-2000 x 1000-2000 px. ")
+    said = []
+    predict_images(tmp_path / "jpeg.pt", [str(tmp_path / "imgs")], notes=said)
+    assert said == notes
     # a batch gives each image the heatmap it gets alone (eval mode: no image sees another)
     x, layer = torch.rand(5, 1, 32, 32), target_layer(model, "cnn")[1]
     cls = torch.tensor([0, 1, 1, 0, 1])
