@@ -201,7 +201,8 @@ def _main(version: bool = typer.Option(False, "--version", callback=_print_versi
     pass
 
 
-data_app = typer.Typer(help="Inspect a dataset (counts per split and class, patients, skipped files), or lay out "
+data_app = typer.Typer(help="Inspect a dataset (counts per split and class, patients, skipped files, duplicates, "
+                            "file traits that tell classes apart), or lay out "
                             "class folders as train/ and test/ by patient.",
                        no_args_is_help=True, cls=PipelineOrderGroup)
 app.add_typer(data_app, name="data")
@@ -281,7 +282,9 @@ def data_info_cmd(
     out: Optional[str] = OutOpt, cache: Optional[str] = CacheOpt, resize: Optional[str] = ResizeOpt,
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
 ):
-    """Counts per split and class, patients, image sizes and modes, skipped files, origin of val."""
+    """Counts per split and class, patients, image sizes and modes, skipped files, origin of val; duplicates
+    across and within splits; file traits (size, format, JPEG quality) that alone tell the classes, or the test
+    split, apart."""
     from pathlib import Path
 
     from genaug.data.info import data_info, format_info
