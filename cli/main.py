@@ -273,7 +273,10 @@ def _checkpoint_file(path: str, pattern: str, writer: str) -> str:
     return path
 
 
-@data_app.command("info")
+@data_app.command("info", help=(
+    "Counts per split and class, patients, image sizes and modes, skipped files, origin of val; duplicates "
+    "across and within splits; file traits (size, format, JPEG quality) that alone tell the classes, or the test "
+    "split, apart."))
 def data_info_cmd(
     data: Optional[str] = DataOpt, task: Optional[str] = TaskOpt, profile: Optional[List[str]] = ProfileOpt,
     size: int = typer.Option(64, "--size", help="working resolution to decode at"),
@@ -282,9 +285,6 @@ def data_info_cmd(
     out: Optional[str] = OutOpt, cache: Optional[str] = CacheOpt, resize: Optional[str] = ResizeOpt,
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
 ):
-    """Counts per split and class, patients, image sizes and modes, skipped files, origin of val; duplicates
-    across and within splits; file traits (size, format, JPEG quality) that alone tell the classes, or the test
-    split, apart."""
     from pathlib import Path
 
     from genaug.data.info import data_info, format_info
