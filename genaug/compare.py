@@ -22,7 +22,8 @@ from genaug.locks import in_use_by
 from genaug.report import (PAIRED_TEST_NOTE, ONE_RUN_NOTE, _p, at_half_column, calibration_text, difference_with_interval,
                            paired_columns, pooled_variant_words, short_commit, threshold_clause, verdict)
 from genaug.metrics import paired_bootstrap_diff
-from genaug.inventory import counted, seconds_text
+from genaug.data.traits import NOTE_START as TELLS_NOTE_START
+from genaug.inventory import counted, read_json_or_none, seconds_text
 from genaug.quality import fid_text
 from genaug.train import chose_channels_last
 from genaug.runs import (atomic_write_document, git_commit, missing_run_hint, nearby_runs_hint, machines_line, machines_of, new_run, not_a_run_of,
@@ -161,10 +162,18 @@ def compare_runs(run_a: str | Path, run_b: str | Path, n_boot: int = 1000) -> di
     elsewhere = [d for d in differ if (d[0] in VARIANT_ONLY_SETTINGS and not variants & set(VARIANT_ONLY_SETTINGS[d[0]]))
                  or (setting_model(d[0]) is not None and setting_model(d[0]) not in pixel_models)]
     return {"a": str(a_dir), "b": str(b_dir), "at_work": runs_at_work([a_dir, b_dir]),
+            "classes_differ_in_files": any(_classes_differ_in_files(d) for d in (a_dir, b_dir)),
             "settings_differ": [d for d in differ if d not in elsewhere],
             "settings_differ_unpaired_variants": elsewhere, "rows": rows,
             "machines": {side: machines_of([p[i] for p in paired]) for i, side in enumerate("ab")},
             "commits": {side: commits_of([p[i] for p in paired]) for i, side in enumerate("ab")}}
+
+
+def _classes_differ_in_files(run_dir: Path) -> bool:
+    """Whether a run's data noted a file trait that tells its classes apart (`data.traits`): a shortcut either
+    run may have learnt, and a setting that changes how images are read (resize) may change how much."""
+    notes = ((read_json_or_none(run_dir / "manifest.json") or {}).get("data") or {}).get("notes") or []
+    return any(isinstance(n, str) and n.startswith(TELLS_NOTE_START) for n in notes)
 
 
 def cell_precision(cell: dict) -> str:
@@ -215,7 +224,12 @@ def format_comparison(result: dict) -> str:
     else:
         line += "."
     L += ["", line]
-    L += ["", "In short, B against A:", ""] + at_work_lines(result.get("at_work") or {}, "comparison", "compare again") + [
+    L += ["", "In short, B against A:", ""] + at_work_lines(result.get("at_work") or {}, "comparison", "compare again")
+    if result.get("classes_differ_in_files"):
+        L += ["- The classes differ in their files in this data (size, shape or format), not only in what the images "
+              "show (the runs' reports say how): either run's accuracy may rest on that, and a setting that changes "
+              "how images are read (`resize`, the image size) may change how much."]
+    L += [
         f"- {r['model']}, {r['variant']}, train fraction {r['train_fraction']:g}: {verdict(r)}{threshold_clause(r)}."
         for r in result["rows"]]
     if any(r["pairs"] == 1 for r in result["rows"]):

@@ -50,6 +50,20 @@ def test_compare_pairs_cells_by_seed_and_reports_what_differs(tmp_path):
     assert "Where the paired cells ran: A on not recorded (2 cells); B on not recorded (2 cells)." in text
 
 
+def test_compare_warns_where_the_data_told_its_classes_apart_by_their_files(tmp_path):
+    """Session 82: on a Kermany copy whose NORMAL films were made 260 x 224, `--resize crop` beat squash by +7.3
+    points, a shortcut the crop put into the pixels. Compare, like the runs' reports, says so first."""
+    from genaug.data.traits import tells_note
+    cells = [_cell("cnn", "real", s, np.ones(40, bool)) for s in (0, 1)]
+    a, b = _run(tmp_path / "a", cells), _run(tmp_path / "b", cells)
+    assert "classes differ in their files" not in format_comparison(compare_runs(a, b, n_boot=50))
+    note = tells_note([{"trait": "aspect", "balanced_accuracy": 1.0, "chance": 0.5,
+                        "by_class": {0: "1.16", 1: "1.00"}}], ["NORMAL", "PNEUMONIA"])
+    (b / "manifest.json").write_text(json.dumps({"command": "benchmark", "data": {"notes": ["other", note]}}))
+    text = format_comparison(compare_runs(a, b, n_boot=50))
+    assert "In short, B against A:\n\n- The classes differ in their files in this data" in text
+
+
 def test_runs_on_other_data_are_refused_with_the_values_that_differ(tmp_path):
     # the refusal named only the key ("task differ"): which run had which task was left to the reader
     cells = [_cell("cnn", "real", s, np.ones(40, bool)) for s in (0, 1)]
