@@ -19,8 +19,8 @@ def original_image_stats(root: Path, rel_paths: list[str], limit: int = 100_000)
     sizes, modes = Counter(), Counter()
     for rel in rel_paths[:limit]:
         if (header := read_header(os.path.join(root, rel))) is not None:
-            sizes[f"{header[0]}x{header[1]}" if header[0] and header[1] else "unknown"] += 1
-            modes[header[2]] += 1
+            sizes[f"{header.width}x{header.height}" if header.width and header.height else "unknown"] += 1
+            modes[header.mode] += 1
     return {"sizes": dict(sizes.most_common(5)), "distinct_sizes": len(sizes), "modes": dict(modes),
             "counted": sum(sizes.values()), **not_square(sizes)}
 

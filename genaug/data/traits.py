@@ -1,7 +1,8 @@
 """Traits of the image files themselves (size, shape, pixel format, file format, JPEG quality) that tell
-the classes apart. Where one class was scanned at another hospital or exported by another tool, a classifier can learn
-that in place of the disease, and a test split drawn from the same files shares the trait, so its accuracy
-does not show it (shortcut learning: Zech et al. 2018, DeGrave et al. 2021). Only file headers are read."""
+the classes apart. Where one class was scanned at another hospital or exported by another tool, a classifier
+can learn that in place of the disease, and a test split drawn from the same files shares the trait, so its
+accuracy does not show it (shortcut learning: Zech et al. 2018, DeGrave et al. 2021). Only file headers are
+read. The same headers say where a test split, or new files given to a saved model, come from elsewhere."""
 from __future__ import annotations
 
 import os
@@ -98,12 +99,12 @@ def lookup_balanced_accuracy(groups: np.ndarray, labels: np.ndarray, n_classes: 
 def _trait_values(headers: list[Header]) -> dict[str, tuple[list | np.ndarray, np.ndarray]]:
     """Each trait's value per image and which images it applies to (a DICOM header may give no size; only a
     JPEG has a quality)."""
-    w = np.array([h.width for h in headers], dtype=float)
-    h = np.array([h.height for h in headers], dtype=float)
-    sized = (w > 0) & (h > 0)
+    widths = np.array([x.width for x in headers], dtype=float)
+    heights = np.array([x.height for x in headers], dtype=float)
+    sized = (widths > 0) & (heights > 0)
     every = np.ones(len(headers), dtype=bool)
-    quality = np.array([q.jpeg_quality or 0 for q in headers], dtype=float)
-    return {"size": (w * h, sized), "aspect": (w / np.maximum(h, 1), sized),
+    quality = np.array([x.jpeg_quality or 0 for x in headers], dtype=float)
+    return {"size": (widths * heights, sized), "aspect": (widths / np.maximum(heights, 1), sized),
             "mode": ([x.mode for x in headers], every), "format": ([x.format for x in headers], every),
             "jpeg_quality": (quality, quality > 0)}
 
@@ -123,8 +124,8 @@ def _described(trait: str, values, mine: np.ndarray, headers: list[Header]) -> s
 
 def class_tells(headers: list, labels, n_classes: int) -> list[dict]:
     """The file traits that alone tell the classes apart for at least halfway from chance to every image:
-    [{"trait", "balanced_accuracy", "chance", "by_class": {class index: its median, or its commonest value and share}}].
-    ``headers``: ``read_header`` per image (None left out)."""
+    [{"trait", "balanced_accuracy", "chance", "by_class": {class index: its median, or commonest value and
+    share}}]. ``headers``: ``read_header`` per image (None left out)."""
     keep = [i for i, h in enumerate(headers) if h is not None]
     labels, headers = np.asarray(labels)[keep], [headers[i] for i in keep]
     if len(keep) < MIN_IMAGES or len(np.unique(labels)) < 2:
@@ -133,14 +134,14 @@ def class_tells(headers: list, labels, n_classes: int) -> list[dict]:
     for trait, (values, applies) in _trait_values(headers).items():
         if applies.sum() < MIN_IMAGES:
             continue
-        which, mine = labels[applies], [v for v, a in zip(values, applies) if a]
-        if len(set(mine)) < 2:
+        which, held = labels[applies], [v for v, a in zip(values, applies) if a]
+        if len(set(held)) < 2:
             continue
         if isinstance(values, np.ndarray):
-            groups = band_of(np.asarray(mine), max(2, min(MAX_BANDS, len(mine) // IMAGES_PER_BAND)))
+            groups = band_of(np.asarray(held), max(2, min(MAX_BANDS, len(held) // IMAGES_PER_BAND)))
         else:
-            index = {v: k for k, v in enumerate(sorted(set(mine)))}
-            groups = np.array([index[v] for v in mine])
+            index = {v: k for k, v in enumerate(sorted(set(held)))}
+            groups = np.array([index[v] for v in held])
         seen = np.unique(which)
         if len(seen) < 2:
             continue
@@ -153,7 +154,8 @@ def class_tells(headers: list, labels, n_classes: int) -> list[dict]:
     return found
 
 
-def file_tells(root, paths: list[str], labels, n_classes: int, test: list[bool]) -> tuple[list[dict], list[dict], dict]:
+def file_tells(root, paths: list[str], labels, n_classes: int,
+               test: list[bool]) -> tuple[list[dict], list[dict], dict]:
     """``class_tells`` for the images at ``paths`` under ``root``, the same for test against the other splits
     (``test``: whether each image is a test image), and ``files_summary`` of the others (what a model trained
     on them learnt from). At most MAX_HEADERS files are read, evenly spaced through ``paths`` (which run split
@@ -177,7 +179,8 @@ def files_summary(headers: list) -> dict:
     sized = [h for h in headers if h.width > 0 and h.height > 0]
     return {"files": len(headers),
             "formats": dict(Counter(h.format for h in headers)), "modes": dict(Counter(h.mode for h in headers)),
-            "jpeg_qualities": {str(q): n for q, n in Counter(h.jpeg_quality for h in headers if h.jpeg_quality).items()},
+            "jpeg_qualities": {str(q): n for q, n in
+                               Counter(h.jpeg_quality for h in headers if h.jpeg_quality).items()},
             "widths": [min(h.width for h in sized), max(h.width for h in sized)] if sized else [],
             "heights": [min(h.height for h in sized), max(h.height for h in sized)] if sized else []}
 
@@ -190,7 +193,8 @@ def unlike_training(trained: dict, headers: list) -> list[str]:
     if not trained or not headers:
         return []
     said = []
-    for what, key, of in (("file format", "formats", lambda h: h.format), ("pixel format", "modes", lambda h: h.mode)):
+    for what, key, of in (("file format", "formats", lambda h: h.format),
+                          ("pixel format", "modes", lambda h: h.mode)):
         known = trained.get(key) or {}
         new = Counter(of(h) for h in headers if of(h) not in known)
         if known and sum(new.values()) * 2 > len(headers):
@@ -203,10 +207,11 @@ def unlike_training(trained: dict, headers: list) -> list[str]:
         said.append(f"JPEG quality {np.median(new_q):.0f} (median) where the model learnt from {span}")
     widths, heights = trained.get("widths") or [], trained.get("heights") or []
     sized = [h for h in headers if h.width > 0 and h.height > 0]
-    if widths and heights and sized and sum(
-            not (widths[0] <= h.width <= widths[1] and heights[0] <= h.height <= heights[1]) for h in sized) * 2 > len(sized):
-        said.append(f"{np.median([h.width for h in sized]):.0f} x {np.median([h.height for h in sized]):.0f} px (median) "
-                    f"where the model learnt from {_span(widths)} x {_span(heights)} px")
+    outside = sum(not (widths[0] <= h.width <= widths[1] and heights[0] <= h.height <= heights[1]) for h in sized) \
+        if widths and heights else 0
+    if sized and outside * 2 > len(sized):
+        said.append(f"{np.median([h.width for h in sized]):.0f} x {np.median([h.height for h in sized]):.0f} px "
+                    f"(median) where the model learnt from {_span(widths)} x {_span(heights)} px")
     return said
 
 
@@ -218,10 +223,10 @@ def unlike_training_note(trained: dict, headers: list) -> str | None:
     """The note `genaug predict` prints where ``unlike_training`` finds a difference, or None."""
     if not (said := unlike_training(trained, headers)):
         return None
-    return ("these files differ from those the model learnt from: " + "; ".join(said) + ". They are resized as training's were, "
-            "but detail, noise and contrast may differ, and a model's figures from its test split need not carry "
-            "to them: check its predictions against labels from this source (genaug threshold sets a threshold "
-            "for it)")
+    return ("these files differ from those the model learnt from: " + "; ".join(said) + ". They are resized as "
+            "training's were, but detail, noise and contrast may differ, and a model's figures from its test split "
+            "need not carry to them: check its predictions against labels from this source (genaug threshold sets "
+            "a threshold for it)")
 
 
 def tells_note(tells: list[dict], classes: list[str]) -> str | None:
@@ -245,7 +250,8 @@ def split_tells_note(tells: list[dict]) -> str | None:
 
 
 def _told_apart(tells: list[dict], names: list[str]) -> str:
-    """'image size (median: A ..., B ...) alone tells them apart for 88% of images, ... (balanced accuracy ...)'."""
+    """'image size (median: A ..., B ...) alone tells them apart for 88% of images, ... (balanced accuracy
+    ...)'."""
     same_chance = len({t["chance"] for t in tells}) == 1
     parts = []
     for i, t in enumerate(tells):
