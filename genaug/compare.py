@@ -169,6 +169,11 @@ def compare_runs(run_a: str | Path, run_b: str | Path, n_boot: int = 1000) -> di
             "commits": {side: commits_of([p[i] for p in paired]) for i, side in enumerate("ab")}}
 
 
+CLASSES_DIFFER_LINE = ("- The classes differ in their files in this data (size, shape or format), not only in what "
+                       "the images show (the runs' reports say how): every run's accuracy may rest on that, and a "
+                       "setting that changes how images are read (`resize`, the image size) may change how much.")
+
+
 def _classes_differ_in_files(run_dir: Path) -> bool:
     """Whether a run's data noted a file trait that tells its classes apart (`data.traits`): a shortcut either
     run may have learnt, and a setting that changes how images are read (resize) may change how much."""
@@ -226,9 +231,7 @@ def format_comparison(result: dict) -> str:
     L += ["", line]
     L += ["", "In short, B against A:", ""] + at_work_lines(result.get("at_work") or {}, "comparison", "compare again")
     if result.get("classes_differ_in_files"):
-        L += ["- The classes differ in their files in this data (size, shape or format), not only in what the images "
-              "show (the runs' reports say how): either run's accuracy may rest on that, and a setting that changes "
-              "how images are read (`resize`, the image size) may change how much."]
+        L.append(CLASSES_DIFFER_LINE)
     L += [
         f"- {r['model']}, {r['variant']}, train fraction {r['train_fraction']:g}: {verdict(r)}{threshold_clause(r)}."
         for r in result["rows"]]
@@ -344,7 +347,8 @@ def pool_runs(run_dirs: list[str | Path], variant: str = "mixed", n_boot: int = 
     return {"variant": variant, "input": what, "runs": [str(d) for d in dirs if inputs[d]],
             "real_only_runs": [str(d) for d in real_only if d != real_from_dir],
             **({"real_cells_run": str(real_from_dir)} if real_from_dir is not None else {}),
-            **({"at_work": busy} if (busy := runs_at_work(dirs)) else {}), "rows": rows}
+            **({"at_work": busy} if (busy := runs_at_work(dirs)) else {}),
+            "classes_differ_in_files": any(_classes_differ_in_files(d) for d in dirs), "rows": rows}
 
 
 def _why_none_pooled(dirs: list[Path], cells: dict[Path, list[dict]], inputs: dict, variant: str, what: str,
@@ -493,6 +497,8 @@ def format_pool(result: dict) -> str:
         L.append(f"- `{rf}`: its real cells only (`--real-from`); its other cells are not pooled")
     L += ["", "## In short", ""] + at_work_lines(result.get("at_work") or {}, "pool",
                                                  "pool the runs again as a new run (genaug pool)")
+    if result.get("classes_differ_in_files"):
+        L.append(CLASSES_DIFFER_LINE)
     for r in result["rows"]:
         at = f", train fraction {r['train_fraction']:g}" if r["train_fraction"] != 1 else ""
         L.append(f"- {r['model']}{at}, {pooled_variant_words(r, v)} against real: "

@@ -367,6 +367,15 @@ def test_pool_pairs_every_gan_runs_mixed_cells_with_one_set_of_real_cells(tmp_pa
             "images (0.00 x real)), so the pooled "
             "difference mixes those shares.") in (text := format_pool(pool_runs(runs, "mixed", n_boot=100)))
     assert "- cnn, mixed (real + synthetic at 0.00 to 0.50 x real) against real: " in text
+    # a pool over data whose classes differ in their files says so first (session 82), as compare does
+    assert "classes differ in their files" not in text
+    from genaug.data.traits import tells_note
+    note = tells_note([{"trait": "format", "balanced_accuracy": 1.0, "chance": 0.5,
+                        "by_class": {0: "PNG 100%", 1: "JPEG 100%"}}], ["NORMAL", "PNEUMONIA"])
+    manifest = json.loads((runs[2] / "manifest.json").read_text())
+    (runs[2] / "manifest.json").write_text(json.dumps({**manifest, "data": {"notes": [note]}}))
+    assert "## In short\n\n- The classes differ in their files in this data" in format_pool(pool_runs(runs, "mixed",
+                                                                                                      n_boot=100))
 
 
 def test_pool_says_where_cells_ran_and_warns_where_a_pair_crosses_machines(tmp_path):
