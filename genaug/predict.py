@@ -25,7 +25,7 @@ from genaug.data.decode import (IMAGE_EXTENSIONS, UnreadableImage, decode_image,
                                  safe_name)
 from genaug.data.folder import genaug_run_around
 from genaug.data.equalize import equalize_images
-from genaug.data.traits import MAX_HEADERS, read_header, unlike_training_note
+from genaug.data.traits import evenly_spaced, read_header, unlike_training_note
 from genaug.errors import CheckpointError, ConfigError, DataError
 from genaug.inventory import counted
 from genaug.models import ConvAutoencoder, EncodedClassifier, build_classifier
@@ -281,9 +281,7 @@ def files_note(ckpt: dict, targets) -> str | None:
     if not isinstance(trained, dict) or not trained:
         return None
     files = list_images(targets)
-    picked = np.unique(np.linspace(0, len(files) - 1, min(len(files), MAX_HEADERS)).round().astype(int)) \
-        if files else []
-    return unlike_training_note(trained, [read_header(str(files[i])) for i in picked])
+    return unlike_training_note(trained, [read_header(str(files[i])) for i in evenly_spaced(len(files))])
 
 
 def predict_images(checkpoint: str | Path, targets, device="cpu", chunk: int = 256,

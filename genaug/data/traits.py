@@ -161,12 +161,17 @@ def file_tells(root, paths: list[str], labels, n_classes: int,
     on them learnt from). At most MAX_HEADERS files are read, evenly spaced through ``paths`` (which run split
     by split, class by class): every command loads its data through here, and a large collection on a network
     disk would cost minutes for a share that says the same."""
-    picked = np.unique(np.linspace(0, len(paths) - 1, min(len(paths), MAX_HEADERS)).round().astype(int)) \
-        if paths else np.array([], dtype=int)
+    picked = evenly_spaced(len(paths))
     headers = [read_header(os.path.join(root, paths[i])) for i in picked]
     labels, test = np.asarray(labels)[picked], np.asarray(test, dtype=int)[picked]
     return (class_tells(headers, labels, n_classes), class_tells(headers, test, 2),
             files_summary([h for h, t in zip(headers, test) if not t]))
+
+
+def evenly_spaced(n: int, most: int | None = None) -> np.ndarray:
+    """Indices of at most ``most`` (MAX_HEADERS) of ``n`` items, evenly spaced from the first to the last."""
+    most = MAX_HEADERS if most is None else most
+    return np.unique(np.linspace(0, n - 1, min(n, most)).round().astype(int)) if n else np.array([], dtype=int)
 
 
 def files_summary(headers: list) -> dict:
