@@ -659,7 +659,8 @@ def threshold_cmd(
      "the next lower one (so that a new image just under that score is not missed), and prints accuracy, "
      "sensitivity and specificity at the old and the new threshold. Those figures are measured on the very "
      "images the threshold was chosen on, so the new one's are optimistic: judge it on other labelled images, "
-     "of other patients. The checkpoint given is not changed; the copy records where its threshold came from.")
+     "of other patients. Where the labelled classes differ in their files (each class from another source), it "
+     "says so. The checkpoint given is not changed; the copy records where its threshold came from.")
     from genaug.device import resolve_device
     from genaug.predict import check_threshold_out, site_threshold, write_site_checkpoint
 
@@ -674,6 +675,8 @@ def threshold_cmd(
     counts = found["counts"]
     typer.echo(f"{folder}: " + ", ".join(f"{counted(n, 'image')} of {c}" for c, n in counts.items())
                + f"; ROC-AUC {found['roc_auc']:.3f}")
+    if found["note"]:
+        typer.echo(f"genaug: note: {found['note']}", err=True)
     if few := [c for c, n in counts.items() if n < 25]:
         typer.echo(f"genaug: note: fewer than 25 images of {' and '.join(few)}: a threshold chosen on so few is "
                    "rough; label more where you can", err=True)

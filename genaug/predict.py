@@ -25,7 +25,7 @@ from genaug.data.decode import (IMAGE_EXTENSIONS, UnreadableImage, decode_image,
                                  safe_name)
 from genaug.data.folder import genaug_run_around
 from genaug.data.equalize import equalize_images
-from genaug.data.traits import evenly_spaced, read_header, unlike_training_note
+from genaug.data.traits import evenly_spaced, labelled_tells_note, read_header, unlike_training_note
 from genaug.errors import CheckpointError, ConfigError, DataError
 from genaug.inventory import counted
 from genaug.models import ConvAutoencoder, EncodedClassifier, build_classifier
@@ -387,13 +387,17 @@ def site_threshold(checkpoint: str | Path, folder: str | Path, device="cpu") -> 
         labels.append(torch.full((len(names),), k, dtype=torch.long))
         counts[classes[k]] = len(names)
     y, probs = torch.cat(labels), torch.cat(probs)
+    files = [(str(f), k) for k, sub in enumerate(subfolders) for f in list_images([sub])]
+    picked = evenly_spaced(len(files))
+    note = labelled_tells_note([read_header(files[i][0]) for i in picked], [files[i][1] for i in picked], classes)
     previous = decision_threshold(ckpt)
     chosen = choose_threshold(y, probs, midpoint=True)
     at_previous, at_chosen = (classification_metrics(y, probs, classes, t)
                               for t in (0.5 if previous is None else previous, chosen))
     figures = lambda m: {k: m[k] for k in ("accuracy", "sensitivity", "specificity")}
     return {"threshold": chosen, "previous": previous, "counts": counts, "skipped": skipped, "left_out": left_out,
-            "at_previous": figures(at_previous), "at_chosen": figures(at_chosen), "roc_auc": at_chosen["roc_auc"]}
+            "at_previous": figures(at_previous), "at_chosen": figures(at_chosen), "roc_auc": at_chosen["roc_auc"],
+            "note": note}
 
 
 def write_site_checkpoint(checkpoint: str | Path, out: str | Path, chosen: dict, folder: str | Path) -> None:

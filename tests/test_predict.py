@@ -185,3 +185,24 @@ def test_predict_counts_images_not_lines_where_a_file_name_holds_a_newline_or_co
     rows = {Path(row["file"]).name: row for row in csv.DictReader(open(tmp_path / "p.csv", newline=""))}
     assert set(rows) == {"line\nbreak.png", "a,b.png"}
     assert float(rows["line\nbreak.png"]["p_PNEUMONIA"]) == pytest.approx(p_pneumonia(200), abs=1e-5)
+
+
+@pytest.mark.parametrize("pneumonia_as, told", [("jpeg", "file format (mostly: NORMAL PNG 100%, PNEUMONIA JPEG 100%) alone tells them apart for 100% of images"),
+                                                ("png", None)])
+def test_threshold_says_where_the_labelled_classes_differ_in_their_files(tmp_path, pneumonia_as, told):
+    # session 83: a site's NORMAL images exported as PNG from one system and its PNEUMONIA ones as JPEG from
+    # another score apart for the source as much as for the disease, and the threshold chosen follows them
+    site = tmp_path / "site"
+    for cls, ext, greys in (("NORMAL", "png", range(20, 140, 2)), ("PNEUMONIA", pneumonia_as, range(130, 250, 2))):
+        (site / cls).mkdir(parents=True)
+        for g in greys:
+            Image.fromarray(torch.full((24, 24), g, dtype=torch.uint8).numpy()).save(site / cls / f"g{g}.{ext}")
+    r = genaug("threshold", site, "--checkpoint", brightness_model(tmp_path / "m.pt"), "--out", tmp_path / "s.pt")
+    assert r.returncode == 0, r.stderr
+    notes = [ln for ln in r.stderr.splitlines() if "the classes differ in their files" in ln]
+    if told is None:
+        assert not notes, r.stderr
+    else:
+        assert len(notes) == 1 and notes[0].startswith("genaug: note: the classes differ in their files here: "
+                                                       + told), r.stderr
+        assert "label images of every class from the source the model will read" in notes[0]

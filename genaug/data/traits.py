@@ -254,6 +254,18 @@ def split_tells_note(tells: list[dict]) -> str | None:
             "validation and on test in a benchmark's report)")
 
 
+def labelled_tells_note(headers: list, labels, classes: list[str]) -> str | None:
+    """The note `genaug threshold` prints where its labelled images' classes differ in their files, or None:
+    images of one class gathered from one source and the other's from another (a folder of PACS exports
+    beside a teaching set) score apart for where they came from, so the threshold and the figures measured
+    on them may rest on the source, not on the disease."""
+    if not (tells := class_tells(headers, labels, len(classes))):
+        return None
+    return (f"{NOTE_START} here: {_told_apart(tells, classes)}. Where each class's images came from another "
+            "source, the threshold chosen and the figures printed may rest on the source rather than on what the "
+            "images show: label images of every class from the source the model will read")
+
+
 def _told_apart(tells: list[dict], names: list[str]) -> str:
     """'image size (median: A ..., B ...) alone tells them apart for 88% of images, ... (balanced accuracy
     ...)'."""
