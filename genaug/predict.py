@@ -252,6 +252,7 @@ def checkpoint_probs(model, ckpt: dict, images: np.ndarray, device="cpu") -> tor
     test-time copies its threshold was chosen on, where it was saved with some (``ckpt["tta"]``). An
     encoded cell's copies are of latents, as it trained: the images are encoded first."""
     tta = ckpt.get("tta") or {}
+    model.to(device)   # load_classifier builds it on the CPU; on --device cuda the batches would meet it there
     data = torch.from_numpy(images).unsqueeze(1)
     if tta and isinstance(model, EncodedClassifier):
         from genaug.encode import encode_split

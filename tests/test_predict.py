@@ -206,3 +206,17 @@ def test_threshold_says_where_the_labelled_classes_differ_in_their_files(tmp_pat
         assert len(notes) == 1 and notes[0].startswith("genaug: note: the classes differ in their files here: "
                                                        + told), r.stderr
         assert "label images of every class from the source the model will read" in notes[0]
+
+
+def test_checkpoint_probs_moves_the_model_to_the_device_its_batches_go_to(monkeypatch):
+    # found in session 83: load_classifier builds the model on the CPU and predict / threshold sent only the
+    # batches to --device, so on a GPU ("auto") the first batch met CPU weights in a traceback; the "meta"
+    # device stands in for a GPU here, and no batch is run
+    import genaug.predict as predict
+
+    seen = []
+    monkeypatch.setattr(predict, "predict_probs", lambda model, data, device, **k: seen.append(
+        (next(model.parameters()).device.type, str(device))))
+    model = build_classifier("cnn", 2, image_size=16)
+    predict.checkpoint_probs(model, {}, torch.zeros(3, 16, 16, dtype=torch.uint8).numpy(), device="meta")
+    assert seen == [("meta", "meta")]
