@@ -286,3 +286,29 @@ def test_startup_times_each_command_fresh_and_forked_and_the_ways_a_forked_child
     assert rows[15][0] == "how the child ends" and [r[0] for r in rows[16:]] == [
         "the interpreter's exit", "gc.freeze, then the interpreter's exit", "os._exit after the exit handlers"]
     assert all(float(r[1]) > 0 for r in rows[1:] if r[0] not in ("command", "how the child ends"))
+
+
+def test_site_batchnorm_weights_and_draws_by_hand():
+    import numpy as np
+    import torch
+
+    site = _load("site_batchnorm.py")
+    # one NORMAL image and three PNEUMONIA, the probabilities certain: to stand half and half, the NORMAL image
+    # weighs 0.5 / 0.25 and each PNEUMONIA one 0.5 / 0.75, so 2 : 2/3 : 2/3 : 2/3 of 4 in all
+    probs = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0], [0.0, 1.0]])
+    assert site.class_mix_weights(probs, np.array([0.5, 0.5])) == pytest.approx([0.5, 1 / 6, 1 / 6, 1 / 6])
+    labels = np.array([0] * 30 + [1] * 70)
+    drawn = site.with_share(np.arange(100), labels, 0.5, np.random.default_rng(0))
+    assert len(drawn) == 60 and (labels[drawn] == 0).sum() == 30 and len(set(drawn)) == 60
+    # the statistics: the plain average of each batch's mean and (unbiased) variance, 64 images a batch;
+    # a last batch of one image, which has no variance, is left out
+    model = torch.nn.Sequential(torch.nn.BatchNorm2d(1))
+    model[0].running_mean.fill_(9.0)
+    images = np.concatenate([np.full((64, 2, 2), 51, np.uint8), np.zeros((64, 2, 2), np.uint8),
+                             np.full((1, 2, 2), 255, np.uint8)])
+    images[0, 0, 0] = 255
+    adapted = site.with_site_statistics(model, images)
+    first = images[:64].astype(float) / 255
+    assert adapted[0].running_mean.item() == pytest.approx(first.mean() / 2, abs=1e-6)
+    assert adapted[0].running_var.item() == pytest.approx(first.var(ddof=1) / 2, abs=1e-6)
+    assert model[0].running_mean.item() == 9.0 and not adapted.training   # the model given is left as it was
