@@ -557,8 +557,9 @@ def _setup_lines(b, bundle, table, multi: bool, short_of_synthetic: bool = False
                     f"cell. Training: {s['train']['images']} real images")
     start = b.min_epochs(b.epochs)
     wait = f", counted from epoch {start}" if start > 0 else ""
-    L += [f"Test: the real `test` split, {s['test']['images']} images of {s['test']['patients']} patients, the same "
-          f"for every cell. {val_text} before any train-fraction subsampling.", "",
+    L += [f"Test: the real `test` split, {s['test']['images']} images of {s['test']['patients']} patients "
+          f"({_class_mix(s, bundle.classes)}), the same for every cell. {val_text} before any train-fraction "
+          "subsampling.", "",
           f"Pixel models at {b.image_size} px, {_epochs_max(b.epochs)} (patience {b.patience}{wait}); the seeds of each "
           f"cell are in the table.{squared_sentence(resize)}{_training_differences(b, table)} Mixed = real + synthetic "
           f"({_mixed_share(b, short_of_synthetic)}). "
@@ -567,6 +568,22 @@ def _setup_lines(b, bundle, table, multi: bool, short_of_synthetic: bool = False
                 "choose); ROC-AUC is the macro one-vs-rest mean, and sensitivity and "
                 "specificity are macro means over classes, per class below."), ""]
     return L
+
+
+def _class_mix(splits: dict, classes: list[str], margin: float = 0.05) -> str:
+    """The test split's images per class, and for two classes, where the first's share differs from
+    training's by more than ``margin``, both shares: accuracy counts each class by its share, so the same
+    sensitivity and specificity give another accuracy on test than on validation (the Kermany test split is
+    37.5% NORMAL, its training split 25.7%)."""
+    test, train = splits["test"]["per_class"], splits["train"]["per_class"]
+    said = ", ".join(f"{c} {test.get(c, 0)}" for c in classes)
+    if len(classes) != 2 or not sum(test.values()) or not sum(train.values()):
+        return said
+    here, there = test[classes[0]] / sum(test.values()), train[classes[0]] / sum(train.values())
+    if abs(here - there) <= margin:
+        return said
+    return (f"{said}: {classes[0]} {100 * here:.1f}% of them against {100 * there:.1f}% of training's, so its "
+            f"accuracy weighs {'specificity' if here > there else 'sensitivity'} more than validation's does")
 
 
 def _mixed_share(b, short_of_synthetic: bool) -> str:

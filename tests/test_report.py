@@ -425,3 +425,20 @@ def test_a_benchmark_report_says_when_its_gan_or_autoencoder_trained_channels_la
     assert _trained_in(tmp_path / "both") == (", trained in bf16 autocast for 1 of 2 epochs, fp32 for the rest on "
                                               "the CPU (--cpu-amp), its fp32 epochs channels-last (--channels-last)")
     assert _trained_in(tmp_path / "fp32") == ""
+
+
+@pytest.mark.parametrize("test, train, said", [
+    ({"NORMAL": 234, "PNEUMONIA": 390}, {"NORMAL": 1206, "PNEUMONIA": 3487},
+     "NORMAL 234, PNEUMONIA 390: NORMAL 37.5% of them against 25.7% of training's, so its accuracy weighs "
+     "specificity more than validation's does"),
+    ({"NORMAL": 10, "PNEUMONIA": 90}, {"NORMAL": 30, "PNEUMONIA": 70},
+     "NORMAL 10, PNEUMONIA 90: NORMAL 10.0% of them against 30.0% of training's, so its accuracy weighs "
+     "sensitivity more than validation's does"),
+    ({"NORMAL": 27, "PNEUMONIA": 73}, {"NORMAL": 30, "PNEUMONIA": 70}, "NORMAL 27, PNEUMONIA 73"),   # within 5 points
+    ({"a": 1, "b": 2, "c": 3}, {"a": 5, "b": 1, "c": 1}, "a 1, b 2, c 3"),
+])
+def test_the_report_gives_the_test_splits_class_mix_beside_trainings(test, train, said):
+    # session 83: accuracy counts each class by its share, and the Kermany test split holds half as many NORMAL
+    # images again as training does, which the report's first line did not say
+    from genaug.report import _class_mix
+    assert _class_mix({"test": {"per_class": test}, "train": {"per_class": train}}, list(test)) == said
