@@ -29,8 +29,8 @@ on the whole test split: a change that needs no test image (`--control-only` pri
 
     python bench/site_batchnorm.py RUN/models/cnn__real__f1__seed0.pt [more checkpoints] [--repeats 5]
 
-Pixel models (BatchNorm). The data are the checkpoint's own (its config's data, split and size). Figures
-in docs/STATUS.md (session 83).
+Models with BatchNorm (an encoded cell's latent classifier is adapted, not its encoder). The data are the
+checkpoint's own (its config's data, split and size). Figures in docs/STATUS.md (session 83).
 """
 from __future__ import annotations
 
@@ -135,7 +135,8 @@ def counts(y: np.ndarray, p1: np.ndarray, thr: float) -> np.ndarray:
 
 
 def site_rows(model, ckpt, images, labels, patients, target, thr, repeats) -> dict:
-    """{(m, method): [(counts, NORMAL share the model gave the site's images), ...]} over halvings and halves."""
+    """{(m, method): [(counts, the NORMAL share the model gave the site's images, their true NORMAL share), ...]}
+    over halvings and halves."""
     rows: dict = {}
     people = sorted(set(patients))
     for rep in range(repeats):
