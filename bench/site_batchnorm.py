@@ -70,7 +70,8 @@ def batchnorm_layers(model: nn.Module) -> list[nn.Module]:
 def with_site_statistics(model: nn.Module, images: np.ndarray, device="cpu") -> nn.Module:
     """A copy of ``model`` whose BatchNorm layers hold the plain average of the batch statistics of ``images``
     ((N, H, W) uint8, preprocessed as the model was trained), in batches of BATCH; everything else as it
-    was, dropout off while they are gathered."""
+    was, dropout off while they are gathered. Not `genaug.train.recompute_batchnorm`: that drops a short last
+    batch, as training does, and resets every BatchNorm layer, an encoded model's encoder's too."""
     model = copy.deepcopy(model).to(device).eval()
     norms = batchnorm_layers(model)
     if not norms:

@@ -25,7 +25,7 @@ from genaug.data.decode import (IMAGE_EXTENSIONS, UnreadableImage, decode_image,
                                  safe_name)
 from genaug.data.folder import genaug_run_around
 from genaug.data.equalize import equalize_images
-from genaug.data.traits import evenly_spaced, labelled_tells_note, read_header, unlike_training_note
+from genaug.data.traits import labelled_tells_note, sampled_headers, unlike_training_note
 from genaug.errors import CheckpointError, ConfigError, DataError
 from genaug.inventory import counted
 from genaug.models import ConvAutoencoder, EncodedClassifier, build_classifier
@@ -281,8 +281,7 @@ def files_note(ckpt: dict, targets) -> str | None:
     trained = ckpt.get("training_files")
     if not isinstance(trained, dict) or not trained:
         return None
-    files = list_images(targets)
-    return unlike_training_note(trained, [read_header(str(files[i])) for i in evenly_spaced(len(files))])
+    return unlike_training_note(trained, sampled_headers([str(f) for f in list_images(targets)])[1])
 
 
 def predict_images(checkpoint: str | Path, targets, device="cpu", chunk: int = 256,
@@ -389,8 +388,8 @@ def site_threshold(checkpoint: str | Path, folder: str | Path, device="cpu") -> 
         counts[classes[k]] = len(names)
     y, probs = torch.cat(labels), torch.cat(probs)
     files = [(str(f), k) for k, sub in enumerate(subfolders) for f in list_images([sub])]
-    picked = evenly_spaced(len(files))
-    note = labelled_tells_note([read_header(files[i][0]) for i in picked], [files[i][1] for i in picked], classes)
+    picked, headers = sampled_headers([f for f, _ in files])
+    note = labelled_tells_note(headers, [files[i][1] for i in picked], classes)
     previous = decision_threshold(ckpt)
     chosen = choose_threshold(y, probs, midpoint=True)
     at_previous, at_chosen = (classification_metrics(y, probs, classes, t)

@@ -161,11 +161,16 @@ def file_tells(root, paths: list[str], labels, n_classes: int,
     on them learnt from). At most MAX_HEADERS files are read, evenly spaced through ``paths`` (which run split
     by split, class by class): every command loads its data through here, and a large collection on a network
     disk would cost minutes for a share that says the same."""
-    picked = evenly_spaced(len(paths))
-    headers = [read_header(os.path.join(root, paths[i])) for i in picked]
+    picked, headers = sampled_headers([os.path.join(root, p) for p in paths])
     labels, test = np.asarray(labels)[picked], np.asarray(test, dtype=int)[picked]
     return (class_tells(headers, labels, n_classes), class_tells(headers, test, 2),
             files_summary([h for h, t in zip(headers, test) if not t]))
+
+
+def sampled_headers(paths: list[str]) -> tuple[np.ndarray, list]:
+    """The indices of at most MAX_HEADERS of ``paths``, evenly spaced, and those files' headers (``read_header``)."""
+    picked = evenly_spaced(len(paths))
+    return picked, [read_header(paths[i]) for i in picked]
 
 
 def evenly_spaced(n: int, most: int | None = None) -> np.ndarray:
