@@ -1,11 +1,13 @@
 """The bench/ scripts whose output docs/PERFORMANCE.md or docs/STATUS.md records: each still imports what it
 uses from genaug (a renamed function broke none of them silently), and the cheap ones still run end to end."""
 import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 
@@ -312,3 +314,22 @@ def test_site_batchnorm_weights_and_draws_by_hand():
     assert adapted[0].running_mean.item() == pytest.approx(first.mean() / 2, abs=1e-6)
     assert adapted[0].running_var.item() == pytest.approx(first.var(ddof=1) / 2, abs=1e-6)
     assert model[0].running_mean.item() == 9.0 and not adapted.training   # the model given is left as it was
+
+
+def test_norm_swap_trains_groupnorm_cells_and_resumes_only_its_own_runs(tmp_path, tiny):
+    from conftest import make_folder_dataset
+    data = make_folder_dataset(tmp_path / "data", {"train": 24, "test": 4})
+    r = subprocess.run([sys.executable, str(BENCH / "norm_swap.py"), "--groups", "4", "benchmark", "--profile",
+                        str(tiny), "--data", str(data), "--models", "cnn", "--variants", "real", "--save-models",
+                        "--out", str(tmp_path / "o")], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    run = next((tmp_path / "o" / "benchmark").iterdir())
+    assert "GroupNorm(4, C)" in (run / "norm_swap.txt").read_text()
+    state = torch.load(run / "models" / "cnn__real__f1__seed0.pt", weights_only=True)["model"]
+    assert not any("running_mean" in k for k in state)   # GroupNorm keeps no running statistics
+    assert json.loads((run / "cells" / "cnn__real__f1__seed0.json").read_text())["test_probs"]
+    # a plain run resumed by the script would mix BatchNorm and GroupNorm cells in one table
+    (run / "norm_swap.txt").unlink()
+    r = subprocess.run([sys.executable, str(BENCH / "norm_swap.py"), "benchmark", "--resume", str(run)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1 and "has no norm_swap.txt" in r.stderr
