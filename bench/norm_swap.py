@@ -40,7 +40,9 @@ def main(argv: list[str] | None = None) -> None:
         groups, argv = int(argv[1]), argv[2:]
     if argv[:1] != ["benchmark"]:
         raise SystemExit("usage: python bench/norm_swap.py [--groups G] benchmark [genaug benchmark's options]")
-    if "--resume" in argv and not (Path(argv[argv.index("--resume") + 1]) / MARK).is_file():
+    resumed = [b for a, b in zip(argv, argv[1:] + [""]) if a == "--resume"]
+    resumed += [a.split("=", 1)[1] for a in argv if a.startswith("--resume=")]
+    if resumed and not (Path(resumed[0]) / MARK).is_file():
         raise SystemExit(f"norm_swap: the run given to --resume has no {MARK}: its cells trained with BatchNorm")
     import genaug.benchmark as gb
     from genaug_cli.main import run as genaug
