@@ -730,6 +730,39 @@ def test_data_spec_checks_the_folder_layout_and_passes_good_specs(tmp_path):
     check_data_spec("medmnist:pneumoniamnist")   # a missing file is told (or fetched) by load_data
 
 
+def test_split_folders_named_training_and_testing_are_read_as_train_and_test(tmp_path):
+    # as the Kaggle brain MRI set names them: found in session 84 refused as "no 'train' folder"
+    root = make_folder_dataset(tmp_path / "x", {"train": 16, "test": 6})
+    (root / "train").rename(root / "Training")
+    (root / "test").rename(root / "Testing")
+    b = load_data(str(root), 16)
+    assert (len(b.train.labels) + len(b.val.labels), len(b.test.labels)) == (32, 12)
+
+
+@pytest.mark.parametrize("first,second", [("val", "valid"), ("Test", "test"), ("train", "training")])
+def test_two_folders_of_one_split_are_refused_not_one_of_them_left_unread(tmp_path, first, second):
+    # found in session 84: val/ and valid/ (or Test/ and test/) side by side, the second one's images went
+    # unread without a word
+    from genaug.data import check_data_spec
+    root = make_folder_dataset(tmp_path / "x", {"train": 16, "test": 6}, with_val=first == "val")
+    if first != "val":
+        (root / first.lower()).rename(root / first)
+    shutil.copytree(root / first, root / second)
+    split = {"valid": "val", "test": "test", "training": "train"}[second]
+    with pytest.raises(DataError, match=f"{first} and .*{second} are both the {split} split: genaug would read only "
+                                        f"one; merge them into one folder"):
+        check_data_spec(str(root))
+
+
+def test_train_and_val_without_test_is_told_how_val_may_serve(tmp_path):
+    from genaug.data import check_data_spec
+    root = make_folder_dataset(tmp_path / "x", {"train": 16, "val": 4}, with_val=True)
+    shutil.rmtree(root / "test")
+    with pytest.raises(DataError, match=r"no 'test' folder .*; if val/ holds patients that train/ does not, rename "
+                                        r"it test/ \(genaug carves its validation split from train/ by patient\)"):
+        check_data_spec(str(root))
+
+
 def test_a_download_as_it_comes_is_told_what_to_give(tmp_path):
     # Kaggle's archive, and the folder it unpacks to, which wraps the data root (chest_xray/) beside __MACOSX/
     from genaug.data import check_data_spec

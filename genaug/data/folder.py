@@ -22,7 +22,9 @@ from genaug.data.splits import (classes_missing_from_a_side, file_as_patient, gr
 from genaug.errors import DataError
 
 log = logging.getLogger("genaug")
-SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
+# the split folder names read, any case; Training/ and Testing/ as some Kaggle sets (brain MRI) name them
+SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
+               "test": "test", "testing": "test"}
 THREE_CLASSES = ["NORMAL", "BACTERIA", "VIRUS"]
 
 
@@ -105,9 +107,9 @@ ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".
 
 
 def _subfolder_names(folder: Path) -> set[str]:
-    """Lower-cased names of the folders in ``folder``; none where it cannot be read."""
+    """The splits (train, val, test) whose folders ``folder`` holds, however named; none where it cannot be read."""
     try:
-        return {e.name.lower() for e in folder.iterdir() if e.is_dir()}
+        return {SPLIT_NAMES[e.name.lower()] for e in folder.iterdir() if e.is_dir() and e.name.lower() in SPLIT_NAMES}
     except OSError:
         return set()
 
@@ -127,7 +129,11 @@ def split_folders(root: Path) -> dict[str, Path]:
     split_dirs = {}
     for entry in sorted(root.iterdir()):
         if entry.is_dir() and entry.name.lower() in SPLIT_NAMES:
-            split_dirs.setdefault(SPLIT_NAMES[entry.name.lower()], entry)
+            split = SPLIT_NAMES[entry.name.lower()]
+            if split in split_dirs:   # found in session 84: val/ and valid/ (or Test/ and test/) read one, no word
+                raise DataError(f"{split_dirs[split]} and {entry} are both the {split} split: genaug would read "
+                                f"only one; merge them into one folder, or move the one that is not data out of {root}")
+            split_dirs[split] = entry
     if "train" not in split_dirs and root.name.lower() in SPLIT_NAMES and \
             {"train", "test"} <= _subfolder_names(root.resolve().parent):
         parent = root.resolve().parent
@@ -153,6 +159,9 @@ def split_folders(root: Path) -> dict[str, Path]:
             inner = [d for d in sorted(root.iterdir()) if d.is_dir() and not d.name.startswith((".", "__"))
                      and {"train", "test"} <= _subfolder_names(d)]
             hint = f"; {inner[0]} has both: give --data {inner[0]}" if inner else ""
+            if required == "test" and "val" in split_dirs and not inner:
+                hint = (f"; if {split_dirs['val'].name}/ holds patients that train/ does not, rename it test/ "
+                        "(genaug carves its validation split from train/ by patient)")
             raise DataError(f"no '{required}' folder in {root} (expected ROOT/train/<CLASS>/ and ROOT/test/<CLASS>/)"
                             + hint)
     # found in session 73: test/ as a link to train/ (or a folder inside it) trained on the test images; the
