@@ -73,6 +73,22 @@ def test_decode_guards(tmp_path):
         decode_image(str(tiny), 16)
 
 
+def test_images_outside_the_class_folders_are_named_as_not_read(tmp_path):
+    # found in session 84: an image left in train/ itself, or beside train/ and test/, went unread without a word
+    root = make_folder_dataset(tmp_path / "d", {"train": 16, "test": 6})
+    some = next((root / "train" / "NORMAL").iterdir())
+    shutil.copy(some, root / "train" / "person9_bacteria_1.jpeg")
+    shutil.copy(some, root / "IM-0999-0001.jpeg")
+    (root / "notes.txt").write_text("not an image: no word of it")
+    b = load_data(str(root), 16)
+    assert sorted(b.skipped) == [
+        ("IM-0999-0001.jpeg", "an image beside the split folders: not read (a class's images go in <split>/<CLASS>/)"),
+        ("train/person9_bacteria_1.jpeg",
+         "an image in train/ outside its class folders: not read (a class's images go in <split>/<CLASS>/)")]
+    assert len(b.train.labels) + len(b.val.labels) == 32   # the class folders' images, as before
+    assert b.skipped_note(str(root)).startswith(f"2 files under {root} were not read")
+
+
 def test_a_multi_page_tiff_is_skipped_with_a_reason_not_read_as_its_first_page(tmp_path):
     from genaug.data.decode import UnreadableImage
     pages = [Image.new("L", (32, 32), v) for v in (40, 200)]

@@ -70,6 +70,16 @@ def three_class_label(folder_class: str, filename: str) -> str | None:
     return None
 
 
+def _loose_images(folder: Path, rel_root: Path) -> list[str]:
+    """The images lying in ``folder`` itself (not in a sub-folder), relative to ``rel_root``."""
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError:   # a split folder that cannot be listed is told where its classes are read
+        return []
+    return [str((folder / n).relative_to(rel_root)) for n in names
+            if not n.startswith(".") and (folder / n).is_file() and is_image_file(folder / n)]
+
+
 def _list_class_dir(cdir: Path, skipped: list[tuple[str, str]], rel_root: Path) -> list[str]:
     out = []
     try:
@@ -267,6 +277,11 @@ def scan_folder(root: Path, task: str = "binary"):
                 else:
                     label = cls
                 items[split].append((rel, label))
+    # found in session 84: an image left in train/ itself, or beside train/ and test/, went unread without a word
+    for folder, where in [(root, "beside the split folders"),
+                          *[(d, f"in {d.name}/ outside its class folders") for d in split_dirs.values()]]:
+        for rel in _loose_images(folder, root):
+            skipped.append((safe_name(rel), f"an image {where}: not read (a class's images go in <split>/<CLASS>/)"))
     refuse_classes_named_alike(holding)   # an empty leftover folder beside its class is ignored, as below
     used = {label for entries in items.values() for _, label in entries}
     empty = [c for c in folder_classes if task != "3class" and c not in used]
