@@ -181,6 +181,18 @@ def test_tiny_val_is_folded_and_recarved(tmp_path):
     assert len(b.train) + len(b.val) == 402
 
 
+def test_a_given_val_of_one_class_is_folded_and_recarved(tmp_path):
+    # found in session 84: val/NORMAL alone was used as given: each model's threshold was chosen by Youden's J
+    # with no PNEUMONIA image to count, and a tiny benchmark scored 50% at it (ROC-AUC 1.000)
+    root = make_folder_dataset(tmp_path / "v", {"train": 20, "test": 4, "val": 6}, size=12, with_val=True)
+    shutil.rmtree(root / "val" / "PNEUMONIA")
+    b = load_data(str(root), 12, cache_dir=None)
+    assert b.val_origin.startswith("carved from train by patient (10%, seed 0); the given val split had no images "
+                                   "of class PNEUMONIA and was folded into train first")
+    assert len(b.train) + len(b.val) == 46 and set(np.asarray(b.val.labels).tolist()) == {0, 1}
+    assert not any("val split has no images" in n for n in b.notes)
+
+
 def test_missing_and_empty_inputs_are_one_line_errors(tmp_path):
     with pytest.raises(DataError, match="not found"):
         load_data(str(tmp_path / "nope"), 16)

@@ -25,18 +25,24 @@ TINY_VAL = 0.01   # a val split under 1% of train (Kaggle's 16 images) is folded
 
 
 def ensure_val(bundle: DataBundle, fraction: float, seed: int) -> DataBundle:
-    """Carve a patient-level, class-stratified validation split from train when val is absent or tiny."""
+    """Carve a patient-level, class-stratified validation split from train when val is absent, tiny or lacks a class."""
     train = bundle.splits["train"]
     val = bundle.splits.get("val")
-    if val is not None and len(val) >= TINY_VAL * len(train) and len(val) > 0:
+    # found in session 84: a given val/ of one class chose each model's threshold (Youden's J) with no
+    # positives to count, and early stopping saw one class; folded into train like a tiny one instead
+    lacking = [] if val is None else [c for c, k in zip(bundle.classes, np.bincount(
+        np.asarray(val.labels, dtype=np.int64), minlength=len(bundle.classes))) if k == 0]
+    tiny = val is not None and len(val) < TINY_VAL * len(train)
+    if val is not None and len(val) > 0 and not tiny and not lacking:
         bundle.val_origin = "given by the data (val folder)"
         bundle.splits = {k: bundle.splits[k] for k in ("train", "val", "test")}
         return bundle
     if val is not None and len(val) > 0:
         from genaug.data.core import ImageSet
         train = ImageSet.concat([train, val])
+        had = f"only {counted(len(val), 'image')}" if tiny else f"no images of class {', '.join(lacking)}"
         origin = (f"carved from train by patient ({fraction:.0%}, seed {seed}); the given val "
-                  f"split had only {counted(len(val), 'image')} and was folded into train first")
+                  f"split had {had} and was folded into train first")
     else:
         origin = f"carved from train by patient ({fraction:.0%}, seed {seed})"
     # patients that hold one identical image go to one side: else a copy in val is an image trained on
