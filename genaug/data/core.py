@@ -40,6 +40,10 @@ class ImageSet:
     def class_counts(self, n_classes: int) -> list[int]:
         return np.bincount(self.labels, minlength=n_classes).tolist()
 
+    def classes_absent(self, classes: list[str]) -> list[str]:
+        """The names of ``classes`` (indexed by label) with no image here."""
+        return [c for c, k in zip(classes, self.class_counts(len(classes))) if k == 0]
+
     @staticmethod
     def concat(sets: list["ImageSet"]) -> "ImageSet":
         return ImageSet(np.concatenate([np.asarray(s.images) for s in sets]),

@@ -30,8 +30,7 @@ def ensure_val(bundle: DataBundle, fraction: float, seed: int) -> DataBundle:
     val = bundle.splits.get("val")
     # found in session 84: a given val/ of one class chose each model's threshold (Youden's J) with no
     # positives to count, and early stopping saw one class; folded into train like a tiny one instead
-    lacking = [] if val is None else [c for c, k in zip(bundle.classes, np.bincount(
-        np.asarray(val.labels, dtype=np.int64), minlength=len(bundle.classes))) if k == 0]
+    lacking = [] if val is None else val.classes_absent(bundle.classes)
     tiny = val is not None and len(val) < TINY_VAL * len(train)
     if val is not None and len(val) > 0 and not tiny and not lacking:
         bundle.val_origin = "given by the data (val folder)"
@@ -233,8 +232,7 @@ def load_data(spec: str, size: int, task: str = "binary", val_fraction: float = 
     if within := within_split_note(bundle.duplicates):
         bundle.notes.append(within)
     for split, s in bundle.splits.items():
-        present = np.bincount(s.labels, minlength=len(bundle.classes))
-        missing = [c for c, k in zip(bundle.classes, present) if k == 0]
+        missing = s.classes_absent(bundle.classes)
         # named with the data given: a .npz holds its splits inside, where the user cannot see them
         if missing and split == "train":
             raise DataError(f"the training split of {spec} has no images of class {', '.join(missing)}: every "
