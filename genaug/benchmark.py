@@ -1004,15 +1004,28 @@ def load_cell_inputs(cfg: Config, run: Run, bundle: DataBundle, pending: set[str
     return inp
 
 
-def time_left(took: dict[str, list[float]], left: list[str]) -> str:
-    """'N cells left here, about T at this pace': each cell left counted at the mean time of this
-    process's cells of its model so far (cells differ by model far more than by seed or variant), a
-    model not timed yet at the mean of all. Empty when nothing is left."""
+def time_left(took: list[tuple], left: list[tuple]) -> str:
+    """'N cells left here, about T at this pace'. ``took`` holds (kind, planned, seconds) of each cell this
+    process trained, ``left`` (kind, planned) of each cell to come, where a kind is (model, latent) and planned
+    is the cell's estimate from its model's timed step (``say_planned_time``; 1 for every cell where none was
+    timed, as under torchrun). Each cell left is its plan times the ratio of seconds taken to seconds planned
+    among the cells of its kind so far (early stopping, a share of the training data, a mixed cell's extra
+    images scale with it), or, for a kind not trained yet, among all cells so far. Before session 85 a model
+    not trained yet counted at the mean of the others: after the demo's first CNN cell (2 s), "6 cells left
+    here, about 13s" for cells that took three minutes. Empty when nothing is left."""
     if not left:
         return ""
-    every = [t for ts in took.values() for t in ts]
-    est = sum(float(np.mean(took[m])) if took.get(m) else float(np.mean(every)) for m in left)
-    guess = " (models not timed yet counted at the mean)" if any(not took.get(m) for m in left) else ""
+
+    def pace(cells):
+        return sum(t for _, _, t in cells) / max(sum(p for _, p, _ in cells), 1e-12)
+
+    every = pace(took)
+    by_kind = {kind: pace([c for c in took if c[0] == kind]) for kind, _, _ in took}
+    est = sum(planned * by_kind.get(kind, every) for kind, planned in left)
+    untimed = any(kind not in by_kind for kind, _ in left)
+    planned = any(p != 1 for _, p in left) or any(p != 1 for _, p, _ in took)
+    guess = (" (models not trained yet counted from their timed steps)" if planned else
+             " (models not trained yet counted at the mean)") if untimed else ""
     return f"{len(left)} cell{'s' if len(left) > 1 else ''} left here, about {duration(est)} at this pace{guess}"
 
 
@@ -1072,11 +1085,12 @@ def planned_seconds(cells: list[tuple], per_image: dict, n_train: int, n_val: in
     return total
 
 
-def say_planned_time(cfg: Config, bundle: DataBundle, device, cells: list[tuple], inp: CellInputs) -> None:
+def say_planned_time(cfg: Config, bundle: DataBundle, device, cells: list[tuple], inp: CellInputs) -> dict:
     """Before the first cell: about how long the cells left here take at their full epochs, from a step of
-    each model timed now. The time left is told again after each cell, from the cells' own times."""
+    each model timed now. Returns each cell's own estimate, by its cell tuple, from which ``time_left`` tells
+    the time left after each cell, scaled by the cells' own times ({} where nothing was timed)."""
     if not cells or distributed.launched():
-        return
+        return {}
     b = cfg.benchmark
     per_image = {}
     for _, _, variant, model, _ in cells:
@@ -1091,8 +1105,9 @@ def say_planned_time(cfg: Config, bundle: DataBundle, device, cells: list[tuple]
                                                                     device)
     counts = bundle.train.class_counts(len(bundle.classes))
     share = (max(counts) * len(counts) - sum(counts)) / sum(counts) if b.balance else b.synthetic_ratio
-    est = planned_seconds(cells, per_image, len(bundle.train), len(bundle.val), b.epochs_for, share, len(bundle.test),
-                          b.tta)
+    each = {cell: planned_seconds([cell], per_image, len(bundle.train), len(bundle.val), b.epochs_for, share,
+                                  len(bundle.test), b.tta) for cell in cells}
+    est = sum(each.values())
     # "about", not "at most": on an H200 three 224 px DenseNet-121 cells estimated at 4m55s took 6m40s at their
     # full epochs (session 53); the timed steps leave out part of a real epoch's work (not profiled: perhaps the
     # short last batch, cuDNN choosing kernels for new shapes). The time left is told again after each cell.
@@ -1101,6 +1116,7 @@ def say_planned_time(cfg: Config, bundle: DataBundle, device, cells: list[tuple]
          "step of each model timed now; early stopping often ends cells sooner)")
     if hint := cpu_amp_hint(est, device, cfg.run):
         tell(hint)
+    return each
 
 
 def cpu_amp_hint(seconds: float, device, run_cfg) -> str | None:
@@ -1125,12 +1141,15 @@ def train_cells(cfg: Config, run: Run, bundle: DataBundle, device, plan: CellPla
     fold_data, fold_lat = bundle, inp.latents
     folds = PatientFolds(bundle, b.folds, cfg.data.split_seed, inp.latents) if b.folds > 1 else None
     n = len(plan.todo)
-    took: dict[str, list[float]] = {}   # seconds per cell trained here, by model: for the time left
+    took: list[tuple] = []   # (kind, planned, seconds) of each cell trained here: for the time left
     # one line, not one per cell: a resumed run of a hundred cells would bury its first new one
     if kept := sum((cells_dir / f"{key}.json").is_file() for key in plan.keys):
         distributed.say(f"{kept} of {n} cells done earlier, kept", flush=True)
-    say_planned_time(cfg, bundle, device, [plan.todo[j] for j in sorted(plan.mine)
-                                           if not (cells_dir / f"{plan.keys[j]}.json").is_file()], inp)
+    planned = say_planned_time(cfg, bundle, device, [plan.todo[j] for j in sorted(plan.mine)
+                                                     if not (cells_dir / f"{plan.keys[j]}.json").is_file()], inp)
+
+    def kind_and_plan(cell):
+        return (cell[3], cell[2] == "encoded"), planned.get(cell, 1.0)
     try:
         for i, ((fold, frac, variant, model, s), key) in enumerate(zip(plan.todo, plan.keys), 1):
             path = cells_dir / f"{key}.json"
@@ -1162,7 +1181,7 @@ def train_cells(cfg: Config, run: Run, bundle: DataBundle, device, plan: CellPla
             started = time.perf_counter()
             cell = run_cell(model, variant, frac, cfg.run.seed + s, train, val, test, fold_data, cfg, device,
                             save_to, fold, tracker, partial, inp.autoencoder)
-            took.setdefault(model, []).append(time.perf_counter() - started)
+            took.append((*kind_and_plan(plan.todo[i - 1]), time.perf_counter() - started))
             if within is not None:
                 cell["input_run_within_training"] = within
             write_json(path, cell)
@@ -1172,7 +1191,7 @@ def train_cells(cfg: Config, run: Run, bundle: DataBundle, device, plan: CellPla
             at_half = f" (0.5: {cell['test_at_0.5']['accuracy']:.3f})" if len(bundle.classes) == 2 else ""
             tell(f"    test accuracy {m['accuracy']:.3f}{at_half}, ROC-AUC {m['roc_auc']:.3f}, "
                  f"{seconds_text(cell['seconds_per_epoch'])} s/epoch", key)
-            left = [plan.todo[j][3] for j in sorted(plan.mine) if j >= i
+            left = [kind_and_plan(plan.todo[j]) for j in sorted(plan.mine) if j >= i
                     and not (cells_dir / f"{plan.keys[j]}.json").is_file()]
             if did_not_learn(cell, len(bundle.classes)):
                 more = more_epochs_hint(b, model, variant == 'encoded')
@@ -1184,7 +1203,7 @@ def train_cells(cfg: Config, run: Run, bundle: DataBundle, device, plan: CellPla
                 tell(f"    {what}: the training loss never fell clearly below chance "
                      f"(ln {len(bundle.classes)} = {math.log(len(bundle.classes)):.3f}); the report names it. "
                      f"{remedy}", key)
-            tell(f"    took {duration(took[model][-1])}" + (f"; {time_left(took, left)}" if left else ""), key)
+            tell(f"    took {duration(took[-1][2])}" + (f"; {time_left(took, left)}" if left else ""), key)
     finally:
         tracker.close()
 

@@ -920,12 +920,22 @@ def test_time_left_counts_each_cell_at_its_models_pace():
 
     assert [duration(t) for t in (45, 750, 3900, 59.6, 2 * 86400 + 3 * 3600 + 59)] == [
         "45s", "12m30s", "1h05m", "1m00s", "2d03h"]
-    took = {"cnn": [60.0, 120.0], "densenet121": [600.0]}
-    # two cnn cells at 90 s and a densenet121 cell at 600 s
-    assert time_left(took, ["cnn", "densenet121", "cnn"]) == "3 cells left here, about 13m00s at this pace"
-    # resnet34 not timed yet: the mean of all three cells timed, 260 s
-    assert time_left(took, ["resnet34"]) == ("1 cell left here, about 4m20s at this pace "
-                                             "(models not timed yet counted at the mean)")
+    cnn, latent_cnn, densenet, resnet = ("cnn", False), ("cnn", True), ("densenet121", False), ("resnet34", False)
+    # no timed steps (torchrun): every plan 1, so two cnn cells at 90 s and a densenet121 cell at 600 s
+    took = [(cnn, 1.0, 60.0), (cnn, 1.0, 120.0), (densenet, 1.0, 600.0)]
+    assert time_left(took, [(cnn, 1.0), (densenet, 1.0), (cnn, 1.0)]) == \
+        "3 cells left here, about 13m00s at this pace"
+    # resnet34 not trained yet: the mean of all three cells, 260 s
+    assert time_left(took, [(resnet, 1.0)]) == ("1 cell left here, about 4m20s at this pace "
+                                                "(models not trained yet counted at the mean)")
+    # planned from timed steps: cnn ran at 180 / 200 of its plan, densenet121 at 600 / 1000, all at 780 / 1200
+    took = [(cnn, 100.0, 60.0), (cnn, 100.0, 120.0), (densenet, 1000.0, 600.0)]
+    # 0.9 * 100 + 0.6 * 1000 + 0.9 * 50 (a cell on a share of the data) = 735 s
+    assert time_left(took, [(cnn, 100.0), (densenet, 1000.0), (cnn, 50.0)]) == \
+        "3 cells left here, about 12m15s at this pace"
+    # kinds not trained yet, ResNet-34 and the latent CNN: 0.65 * (400 + 20) = 273 s, not the mean of the cells
+    assert time_left(took, [(resnet, 400.0), (latent_cnn, 20.0)]) == (
+        "2 cells left here, about 4m33s at this pace (models not trained yet counted from their timed steps)")
     assert time_left(took, []) == ""
 
 
