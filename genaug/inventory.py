@@ -244,11 +244,18 @@ def _cells_in_progress(d: Path, done: set[str], at_work: bool) -> tuple[str, dic
     return "; ".join(parts), left, whole
 
 
+def _cell_kind(key: str) -> str:
+    """'cnn' or 'cnn (latent)' from a cell key such as 'cnn__encoded__f1__seed0'."""
+    parts = key.split("__")
+    return parts[0] + (" (latent)" if len(parts) > 1 and parts[1] == "encoded" else "")
+
+
 def _benchmark_time_left(d: Path, todo: list[str], in_progress: dict[str, float], processes: int,
                          whole: dict[str, float] | None = None, since: float | None = None) -> str:
     """', about 25m left' for a benchmark at work: each cell not begun at the mean training time of
-    the run's last three finished cells of its model (cells differ by model far more than by seed or
-    variant), or, before its model has finished one, at what a cell of it in progress takes for all
+    the run's last three finished cells of its kind, its model and whether it reads latents (cells differ
+    by model far more than by seed or variant, but the latent CNN takes a fraction of the pixel CNN's
+    time), or, before its kind has finished one, at what a cell of it in progress takes for all
     its epochs (``whole``: early stopping may end it sooner); each cell in progress at what its epochs
     left take; shared among the processes at work. '' while a model left has neither to time it by.
     Cells finished before the processes at work began (``since``) count only for a model that has
@@ -259,12 +266,12 @@ def _benchmark_time_left(d: Path, todo: list[str], in_progress: dict[str, float]
     for p in sorted((d / "cells").glob("*.json"), key=lambda p: p.stat().st_mtime):
         if isinstance(c := read_json_or_none(p), dict) and isinstance(c.get("train_seconds"), (int, float)):
             now = since is None or p.stat().st_mtime >= since
-            (took if now else earlier).setdefault(p.stem.split("__")[0], []).append(float(c["train_seconds"]))
+            (took if now else earlier).setdefault(_cell_kind(p.stem), []).append(float(c["train_seconds"]))
     for key, seconds in (whole or {}).items():   # no cell of the model finished here yet: its pace so far
-        took.setdefault(key.split("__")[0], [seconds])
+        took.setdefault(_cell_kind(key), [seconds])
     for model, seconds in earlier.items():
         took.setdefault(model, seconds)
-    waiting = [k.split("__")[0] for k in todo if k not in in_progress]
+    waiting = [_cell_kind(k) for k in todo if k not in in_progress]
     if not todo or any(not took.get(m) for m in waiting):
         return ""
     seconds = sum(in_progress.values()) + sum(sum(took[m][-3:]) / len(took[m][-3:]) for m in waiting)

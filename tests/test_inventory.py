@@ -147,7 +147,7 @@ def test_time_left_comes_from_the_pace_of_the_last_epochs_and_only_while_at_work
 
 
 def test_a_benchmark_at_work_says_how_long_its_cells_left_take(tmp_path):
-    """Cells not begun at the mean time of the run's finished cells of their model, or before one has
+    """Cells not begun at the mean time of the run's finished cells of their kind, or before one has
     finished, at the pace of one in progress for all its epochs; a cell in progress at what its epochs
     left take; nothing guessed for a model with neither."""
     c0, c1, c2 = (f"cnn__real__f1__seed{i}" for i in range(3))
@@ -159,6 +159,14 @@ def test_a_benchmark_at_work_says_how_long_its_cells_left_take(tmp_path):
     assert run_state(bench.dir).progress.startswith("1 of 3 cells, about 5m20s left; ")   # 200 s + 120 s
     row = format_runs([run_state(bench.dir)], tmp_path).splitlines()[1]
     assert row.split()[3:9] == ["1", "of", "3", "cells,", "about", "5m20s"]
+    # the latent CNN is not timed by the pixel CNN's cells (its epochs take a fraction of theirs) ...
+    e0, e1 = "cnn__encoded__f1__seed0", "cnn__encoded__f1__seed1"
+    bench.save_manifest(planned_cells=[c0, c1, c2, e0, e1])
+    assert run_state(bench.dir).progress.startswith("1 of 5 cells; ")
+    # ... but by its own
+    (bench.dir / "cells" / f"{e0}.json").write_text(json.dumps({"train_seconds": 40.0}))
+    assert run_state(bench.dir).progress.startswith("2 of 5 cells, about 6m00s left; ")   # 200 + 120 + 40 s
+    (bench.dir / "cells" / f"{e0}.json").unlink()
     bench.save_manifest(planned_cells=[c0, c1, c2, "vgg19__real__f1__seed0"])
     assert run_state(bench.dir).progress.startswith("1 of 4 cells; ")
     bench.close()
