@@ -791,6 +791,17 @@ def test_train_and_val_without_test_is_told_how_val_may_serve(tmp_path):
         check_data_spec(str(root))
 
 
+@pytest.mark.parametrize("split,folder", [("test", "test "), ("test", "Test_Set"), ("train", "chest_train")])
+def test_a_split_folder_named_nearly_so_is_named_in_the_error(tmp_path, split, folder):
+    # found in session 85: 'test ' (a trailing space) beside train/ was told only "no 'test' folder"
+    from genaug.data import check_data_spec
+    root = make_folder_dataset(tmp_path / "x", {"train": 16, "test": 6})
+    (root / split).rename(root / folder)
+    with pytest.raises(DataError, match=f"no '{split}' folder .*; it holds '{folder}/': if that is the {split} "
+                                        f"split, rename it {split}/$"):
+        check_data_spec(str(root))
+
+
 def test_a_download_as_it_comes_is_told_what_to_give(tmp_path):
     # Kaggle's archive, and the folder it unpacks to, which wraps the data root (chest_xray/) beside __MACOSX/
     from genaug.data import check_data_spec

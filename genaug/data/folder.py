@@ -172,6 +172,12 @@ def split_folders(root: Path) -> dict[str, Path]:
             if required == "test" and "val" in split_dirs and not inner:
                 hint = (f"; if {split_dirs['val'].name}/ holds patients that train/ does not, rename it test/ "
                         "(genaug carves its validation split from train/ by patient)")
+            if not hint:   # found in session 85: 'test ' (a trailing space), Test_Set/ or chest_test/ beside train/
+                near = [d.name for d in sorted(root.iterdir()) if d.is_dir() and required in d.name.lower()
+                        and d not in split_dirs.values()]
+                if near:
+                    named = ", ".join(f"'{safe_name(n)}/'" for n in near[:3])
+                    hint = f"; it holds {named}: if that is the {required} split, rename it {required}/"
             raise DataError(f"no '{required}' folder in {root} (expected ROOT/train/<CLASS>/ and ROOT/test/<CLASS>/)"
                             + hint)
     # found in session 73: test/ as a link to train/ (or a folder inside it) trained on the test images; the
