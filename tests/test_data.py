@@ -303,6 +303,21 @@ def test_two_class_folders_named_alike_in_one_split_are_not_two_classes(tmp_path
     assert not (tmp_path / "split").exists()
 
 
+@pytest.mark.parametrize("name,pair", [
+    ("NORMAL ", "NORMAL (in train) and 'NORMAL ' (in test) differ only in spaces at their start or end"),
+    (" normal", "' normal' (in test) and NORMAL (in train) differ in case and in spaces at their start or end")])
+def test_class_folders_that_differ_in_spaces_at_their_ends_are_named_so(tmp_path, name, pair):
+    # found in session 85: test/'NORMAL ' beside train/NORMAL was told "the training split ... has no images of
+    # class NORMAL : every class needs training images", the space invisible
+    root = make_folder_dataset(tmp_path / "x", {"train": 6, "test": 4})
+    (root / "test" / "NORMAL").rename(root / "test" / name)
+    with pytest.raises(DataError) as refused:
+        load_data(str(root), 16, cache_dir=None)
+    assert str(refused.value) == (f"the class folders {pair}: genaug would read them as two classes; name each "
+                                  "class's folder alike in every split (merge them, or rename one if they are two "
+                                  "classes)")
+
+
 def test_hidden_folders_beside_the_class_folders_are_no_class(tmp_path):
     root = make_folder_dataset(tmp_path / "x")
     one = next(root.glob("train/NORMAL/*.jpeg"))

@@ -405,8 +405,14 @@ def padded(text: str, width: int, right: bool = False) -> str:
 
 def name_key(name: str) -> str:
     """What two class names share where a user reads them as one: case folded, and composed (NFC), since macOS
-    writes names decomposed (NFD) and a keyboard types them composed; the two print alike."""
-    return unicodedata.normalize("NFC", name).casefold()
+    writes names decomposed (NFD) and a keyboard types them composed; the two print alike. Spaces at either
+    end do not count: 'NORMAL ' beside NORMAL/ (found in session 85) prints as it does."""
+    return unicodedata.normalize("NFC", name).strip().casefold()
+
+
+def shown_name(name: str) -> str:
+    """A name as a message shows it: quoted where it starts or ends with a space, which would not show."""
+    return f"'{name}'" if name != name.strip() else name
 
 
 def how_names_differ(a: str, b: str) -> str | None:
@@ -416,16 +422,22 @@ def how_names_differ(a: str, b: str) -> str | None:
     lacked one named a folder the user could see there (session 75)."""
     if a == b or name_key(a) != name_key(b):
         return None
+    spaces = "spaces at their start or end"
+    if a.strip() == b.strip():
+        return f"differ only in {spaces}"
+    also = f" and in {spaces}" if a != a.strip() or b != b.strip() else ""
+    a, b = a.strip(), b.strip()
     if a.casefold() == b.casefold():
-        return "differ only in case"
+        return f"differ only in case{also}" if not also else f"differ in case{also}"
     forms = "Unicode form (one composed, NFC, one decomposed, NFD, as macOS writes names)"
     same_case = unicodedata.normalize("NFC", a) == unicodedata.normalize("NFC", b)
-    return f"print alike but differ in {forms}" if same_case else f"differ in case and in {forms}"
+    return f"print alike but differ in {forms}{also}" if same_case else f"differ in case and in {forms}{also}"
 
 
 def alike_note(name: str, names: list[str]) -> str:
     """' (Neumonía and Neumonía print alike but ...)' where ``name`` is one of ``names`` spelt otherwise; else ''."""
-    told = [f"{name} and {other} {how}" for other in names if (how := how_names_differ(name, other))]
+    told = [f"{shown_name(name)} and {shown_name(other)} {how}" for other in names
+            if (how := how_names_differ(name, other))]
     return f" ({'; '.join(told)})" if told else ""
 
 

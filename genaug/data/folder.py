@@ -16,7 +16,7 @@ import numpy as np
 from genaug.data.cache import decode_cached
 from genaug.data.core import ImageSet
 from genaug.data.decode import (IMAGE_EXTENSIONS, alike_path_note, dicom_patient, how_names_differ, is_dicom,
-                                is_image_file, name_key, safe_name)
+                                is_image_file, name_key, safe_name, shown_name)
 from genaug.data.splits import (classes_missing_from_a_side, file_as_patient, groups_of_equal_keys,
                                  join_patients_sharing_an_image, labelled_patient, patient_id, split_by_patient)
 from genaug.errors import DataError
@@ -239,10 +239,10 @@ def refuse_classes_named_alike(folders: list[Path], where=lambda folder: folder.
             (a, in_a), (b, in_b) = sorted(alike.items())[:2]
             how = how_names_differ(a, b)
             fix = ("name each class's folder alike in every split (merge them, or rename one if they are two classes)"
-                   if how == "differ only in case" else "rename the folders so every split spells each class in the "
+                   if "Unicode" not in how else "rename the folders so every split spells each class in the "
                    "same bytes (e.g. convmv -f utf8 -t utf8 --nfc -r --notest on the data folder)")
-            raise DataError(f"the class folders {a} (in {', '.join(sorted(in_a))}) and {b} (in {', '.join(sorted(in_b))}) "
-                            f"{how}: genaug would read them as two classes; {fix}")
+            raise DataError(f"the class folders {shown_name(a)} (in {', '.join(sorted(in_a))}) and {shown_name(b)} "
+                            f"(in {', '.join(sorted(in_b))}) {how}: genaug would read them as two classes; {fix}")
 
 
 def class_folder_names(split_dirs: dict[str, Path]) -> list[str]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from genaug.data.core import DataBundle
-from genaug.data.decode import name_key, safe_name
+from genaug.data.decode import name_key, safe_name, shown_name
 from genaug.data.demo import demo_dataset
 from genaug.data.duplicates import duplicate_note, find_duplicates, image_hashes, within_split_note
 from genaug.data.folder import (SPLIT_NAMES, THREE_CLASSES, class_folder_names, load_folder_split, scan_folder,
@@ -235,14 +235,14 @@ def load_data(spec: str, size: int, task: str = "binary", val_fraction: float = 
         missing = s.classes_absent(bundle.classes)
         # named with the data given: a .npz holds its splits inside, where the user cannot see them
         if missing and split == "train":
-            raise DataError(f"the training split of {spec} has no images of class {', '.join(missing)}: every "
+            raise DataError(f"the training split of {spec} has no images of class {', '.join(map(shown_name, missing))}: every "
                             "class needs training images" + _unlisted(split, missing, bundle.skipped))
         if missing and split == "test":
-            raise DataError(f"the test split of {spec} has no images of class {', '.join(missing)}: every class "
+            raise DataError(f"the test split of {spec} has no images of class {', '.join(map(shown_name, missing))}: every class "
                             "needs test images, or accuracy, specificity and ROC-AUC are undefined"
                             + _unlisted(split, missing, bundle.skipped))
         if missing:
-            bundle.notes.append(f"the {split} split has no images of class {', '.join(missing)}")
+            bundle.notes.append(f"the {split} split has no images of class {', '.join(map(shown_name, missing))}")
     return bundle
 
 
