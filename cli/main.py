@@ -307,7 +307,8 @@ def data_info_cmd(
     "images and a CSV of their labels (--labels).\n\n"
     "Patients come from DICOM headers (PatientID) or the file names (Kermany person1234_… and IM-0001-…, NIH "
     "ChestX-ray14 00000001_000.png; with --labels, CheXpert's patient00001/ and MIMIC-CXR's p10000032/ folders), "
-    "or the labels file's --patient-column; an image that carries none counts as "
+    "the labels file's --patient-column, or, with --patient-folders, the folder each image lies in below its "
+    "class folder (SOURCE/<CLASS>/<PATIENT>/); an image that carries none counts as "
     "its own patient, and the summary says how many did. Patients that hold identical files (a file saved "
     "twice under two names) go to one side together. The images are hard-linked (copied across file "
     "systems) into a new folder, the source is only read, and TO/split.json records the split. Use TO as "
@@ -335,6 +336,9 @@ def data_split_cmd(
     label_separator: Optional[str] = typer.Option(None, "--label-separator", help="a label holds several values "
                                                   "split by this (NIH ChestX-ray14: '|'); a row takes the one class "
                                                   "its values name, and is left out if they name two"),
+    patient_folders: bool = typer.Option(False, "--patient-folders", help="SOURCE/<CLASS>/<PATIENT>/: each folder "
+                                         "in a class folder holds one patient's images (at any depth below it), "
+                                         "and that patient's images go to one side"),
 ):
     from pathlib import Path
 
@@ -343,13 +347,16 @@ def data_split_cmd(
     from genaug.data.labels import write_labelled_split
 
     check_seed(seed, "--seed")
+    if labels and patient_folders:
+        raise GenaugError("--patient-folders reads SOURCE/<CLASS>/<PATIENT>/ without a labels file; with --labels, "
+                          "name the patient column with --patient-column")
     if labels:
         s = write_labelled_split(Path(source), Path(labels), Path(to), image_column, label_column, patient_column,
                                  classes or [], test_fraction, seed, label_separator)
     elif classes or patient_column or label_separator:
         raise GenaugError("--class, --patient-column and --label-separator read a labels file: give it with --labels")
     else:
-        s = write_patient_split(Path(source), Path(to), test_fraction, seed)
+        s = write_patient_split(Path(source), Path(to), test_fraction, seed, patient_folders)
     for split in ("train", "test"):
         counts = ", ".join(f"{c} {n}" for c, n in s["images"][split].items())
         typer.echo(f"{split}: {counted(sum(s['images'][split].values()), 'image')} ({counts}), "

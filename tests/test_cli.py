@@ -767,6 +767,47 @@ def test_data_split_lays_out_class_folders_by_patient_for_every_command(tmp_path
     assert "Traceback" not in r.stderr and not (tmp_path / "other").exists()
 
 
+def test_data_split_reads_patient_folders_as_the_patients(tmp_path):
+    # SOURCE/<CLASS>/<PATIENT>/ (images deeper too, in study folders): before session 85 refused as holding
+    # "no images directly", and flattening it by hand lost who each image was of
+    from genaug.data import load_data
+    made = make_folder_dataset(tmp_path / "made", {"train": 12})
+    source = tmp_path / "export"
+    for cls in ("NORMAL", "PNEUMONIA"):
+        for i, image in enumerate(sorted((made / "train" / cls).glob("*.jpeg"))):
+            # 4 patients a class, 3 images each; patient 0's in study folders, all named alike across patients
+            where = source / cls / f"{cls[0]}{i % 4}" / (f"study{i // 4}" if i % 4 == 0 else "")
+            where.mkdir(parents=True, exist_ok=True)
+            shutil.copy(image, where / f"image{i // 4}.jpeg")
+    shutil.copy(image, source / "PNEUMONIA" / "loose.jpeg")
+    before = {p: p.stat().st_mtime_ns for p in source.rglob("*")}
+    r = genaug("data", "split", source, "--to", tmp_path / "flat")
+    assert r.returncode == 2 and r.stderr.strip().endswith("or, if each of its folders holds one patient's images, "
+                                                           "give --patient-folders"), r.stderr
+    r = genaug("data", "split", source, "--to", tmp_path / "xray", "--patient-folders", "--labels", "l.csv")
+    assert r.returncode == 2 and "--patient-folders reads SOURCE/<CLASS>/<PATIENT>/ without a labels file" in r.stderr
+    r = genaug("data", "split", source, "--to", tmp_path / "xray", "--patient-folders", "--test-fraction", "0.25")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "train: 18 images (NORMAL 9, PNEUMONIA 9), 6 patients" in r.stdout
+    assert "test: 6 images (NORMAL 3, PNEUMONIA 3), 2 patients" in r.stdout
+    assert "skipped 1 entry" in r.stdout and "no patient id" not in r.stdout
+    made_split = json.loads((tmp_path / "xray" / "split.json").read_text())
+    assert made_split["patient_folders"] is True
+    assert made_split["skipped"] == [{"path": "PNEUMONIA/loose.jpeg", "reason": "an image outside the patient "
+                                      "folders: not read (with --patient-folders a class's images go in "
+                                      "<CLASS>/<PATIENT>/)"}]
+    assert sorted(p.name for p in (tmp_path / "xray").glob("*/NORMAL/N0__*")) == [
+        f"N0__study{k}_image{k}.jpeg" for k in range(3)]
+    b = load_data(str(tmp_path / "xray"), 16, cache_dir=None)
+    # the folders are the patients, whole on one side; each image's bytes are its source's
+    sides = {s: set(getattr(b, s).patients) for s in ("train", "val", "test")}
+    assert set().union(*sides.values()) == {f"{c}{k}" for c in "NP" for k in range(4)}
+    assert not (sides["train"] | sides["val"]) & sides["test"] and len(sides["test"]) == 2
+    for path, patient in zip(b.test.paths, b.test.patients):
+        assert Path(path).name.startswith(f"{patient}__")
+    assert before == {p: p.stat().st_mtime_ns for p in source.rglob("*")}
+
+
 def test_mixed_cells_that_would_hold_no_synthetic_image_are_refused_before_anything_trains(tmp_path, tiny):
     data = make_folder_dataset(tmp_path / "x", {"train": 8, "test": 4})   # NORMAL and PNEUMONIA alike
     for flags, needle in ((["--synthetic-ratio", 0], "--synthetic-ratio 0 adds no synthetic image"),

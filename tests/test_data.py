@@ -1329,6 +1329,25 @@ def test_write_patient_split_holds_out_whole_patients_and_only_reads_the_source(
     assert len(b.test) == 8 and sorted(b.test.paths) == sorted(f"test/{f}" for f in files["test"])
 
 
+def test_patient_folders_that_cannot_be_split_are_refused_in_one_line(tmp_path):
+    from genaug.data.folder import write_patient_split
+    src = _flat(tmp_path / "flat")                      # images straight in the class folders
+    with pytest.raises(DataError, match=r"class folder .*NORMAL holds no patient folders; --patient-folders reads"):
+        write_patient_split(src, tmp_path / "a", patient_folders=True)
+    for cls in ("NORMAL", "PNEUMONIA"):
+        (src / cls / "empty-patient").mkdir()
+        for f in (src / cls).glob("*.jpeg"):
+            (src / cls / "p1").mkdir(exist_ok=True)
+            if cls == "PNEUMONIA":
+                f.rename(src / cls / "p1" / f.name)
+    with pytest.raises(DataError, match=r"the patient folders of .*NORMAL hold no images \(supported: "):
+        write_patient_split(src, tmp_path / "b", patient_folders=True)
+    made = make_folder_dataset(tmp_path / "split")
+    with pytest.raises(DataError, match=r"already has split folders \(test, train\): it needs no split; give it as --data"):
+        write_patient_split(made, tmp_path / "c", patient_folders=True)
+    assert not any((tmp_path / d).exists() for d in "abc")
+
+
 def _saved_twice(root: Path, n: int = 12) -> Path:
     """ROOT/<CLASS>/scan<i>.png and 'scan<i> (1).png', the same bytes under names that give no patient (as a
     browser saves a file downloaded twice): each pair counts as two patients unless genaug sees they are one."""

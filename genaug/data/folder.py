@@ -341,13 +341,14 @@ def patient_of(root: Path, rel: str, named: bool | None = None) -> str:
 
 
 def _named_by_patient(root: str) -> bool:
-    """Whether ``root`` is a folder ``genaug data split --labels --patient-column`` laid out (its split.json
-    says so), whose files are named <patient>__<file>."""
+    """Whether ``root`` is a folder ``genaug data split --labels --patient-column`` (or ``--patient-folders``)
+    laid out (its split.json says so), whose files are named <patient>__<file>."""
     try:
         made = json.loads((Path(root) / "split.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return isinstance(made, dict) and bool((made.get("labels") or {}).get("patient_column"))
+    return isinstance(made, dict) and (bool((made.get("labels") or {}).get("patient_column"))
+                                       or made.get("patient_folders") is True)
 
 
 def unnamed_patients(patients: list[str], paths: list[str]) -> int:
@@ -386,25 +387,67 @@ def flat_class_folders(root: Path) -> list[str]:
     return [d.name for d in classes]
 
 
-def write_patient_split(source: Path, dest: Path, test_fraction: float = 0.2, seed: int = 0) -> dict:
+def write_patient_split(source: Path, dest: Path, test_fraction: float = 0.2, seed: int = 0,
+                        patient_folders: bool = False) -> dict:
     """Lay ``source`` (ROOT/<CLASS>/<image>) out as ``dest``/{train,test}/<CLASS>/<image>, whole patients
     in one split, about ``test_fraction`` of each class's images in test.
+
+    With ``patient_folders``, ``source`` is ROOT/<CLASS>/<PATIENT>/<image> (images may lie deeper, in study
+    folders): each image below a patient's folder is linked as <CLASS>/<PATIENT>__<its path there made flat>,
+    and split.json says so, so that every later command reads the patient from the name, as after
+    ``--labels --patient-column``.
 
     Files are hard-linked where the file system allows, else copied; ``source`` is only read, and
     ``dest`` must not exist (it appears whole, renamed from a temporary folder, or not at all). The split
     is written to ``dest``/split.json so that it can be checked and redone: the same source, fraction
     and seed give the same split."""
     source, dest = Path(source), Path(dest)
-    classes = _classes_to_split(source, dest, test_fraction)
+    classes = _classes_to_split(source, dest, test_fraction, patient_folders)
     skipped: list[tuple[str, str]] = []
-    rels, labels = [], []
+    rels, labels, patients, targets = [], [], [], []
     for k, cls in enumerate(classes):
+        if patient_folders:
+            if not (images := _patient_folder_images(source, cls, skipped)):
+                raise DataError(f"the patient folders of {source / cls} hold no images (supported: "
+                                f"{', '.join(IMAGE_EXTENSIONS)}, and DICOM files by their content)")
+            for rel, patient in images:
+                rels.append(rel)
+                labels.append(k)
+                patients.append(patient)
+                below = Path(rel).relative_to(Path(cls) / patient).as_posix().replace("/", "_")
+                targets.append(f"{cls}/{patient}__{below}")
+            continue
         for rel in _list_class_dir(source / cls, skipped, source):
             rels.append(rel)
             labels.append(k)
-    patients = [patient_of(source, r, named=False) for r in rels]   # class folders: no split.json to read per file
-    return write_split_folder(source, dest, classes, rels, rels, labels, patients, skipped, test_fraction, seed,
-                              unnamed=unnamed_patients(patients, rels))
+            targets.append(rel)
+            patients.append(patient_of(source, rel, named=False))   # class folders: no split.json to read per file
+    return write_split_folder(source, dest, classes, rels, targets, labels, patients, skipped, test_fraction, seed,
+                              unnamed=0 if patient_folders else unnamed_patients(patients, rels),
+                              extra={"patient_folders": True} if patient_folders else None)
+
+
+def _patient_folder_images(source: Path, cls: str, skipped: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """(path relative to ``source``, patient) of each image below ``source``/``cls``/<PATIENT>/, at any depth;
+    images straight in the class folder, files that are no image and links to folders (one may lead back
+    up) are listed in ``skipped``."""
+    found = []
+    for rel in _loose_images(source / cls, source):
+        skipped.append((safe_name(rel), "an image outside the patient folders: not read (with --patient-folders "
+                                        "a class's images go in <CLASS>/<PATIENT>/)"))
+    for folder in sorted((source / cls).iterdir()):
+        if folder.name.startswith(".") or not folder.is_dir():
+            continue
+        patient = folder.name.replace("__", "_")   # a name is cut at its first '__' when read back
+        for here, dirs, _ in os.walk(folder):
+            said: list[tuple[str, str]] = []
+            found += [(rel, patient) for rel in _list_class_dir(Path(here), said, source)]
+            for d in dirs:
+                if (Path(here) / d).is_symlink():
+                    said.append((safe_name(str((Path(here) / d).relative_to(source))), "a link to a folder: not followed"))
+            skipped += [(rel, why) for rel, why in said if not why.startswith("a sub-folder")]
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+    return found
 
 
 HEAD_BYTES = 1 << 16
@@ -549,11 +592,13 @@ def check_split_arguments(source: Path, dest: Path, test_fraction: float) -> Non
         raise DataError(f"{dest} lies inside {source}; name a folder outside it")
 
 
-def _classes_to_split(source: Path, dest: Path, test_fraction: float) -> list[str]:
+def _classes_to_split(source: Path, dest: Path, test_fraction: float, patient_folders: bool = False) -> list[str]:
     """The class folders ``write_patient_split`` lays out, once its arguments are checked."""
     if not source.is_dir():
         raise DataError(f"{source} is not a folder (expected ROOT/<CLASS>/*.jpeg)")
     check_split_arguments(source, dest, test_fraction)
+    if patient_folders:
+        return _patient_folder_classes(source)
     classes = flat_class_folders(source)
     if not classes:
         raise DataError(f"{source} holds no class folders of images (expected ROOT/<CLASS>/*.jpeg; a root that "
@@ -563,10 +608,31 @@ def _classes_to_split(source: Path, dest: Path, test_fraction: float) -> list[st
         inner = sorted(d.name for d in (source / empty[0]).iterdir() if d.is_dir())
         raise DataError(f"class folder {source / empty[0]} holds no images directly"
                         + (f" (it holds folders: {', '.join(inner[:4])})" if inner else "")
-                        + f"; put each class's images straight in {source}/<CLASS>/, or move the folder out")
+                        + f"; put each class's images straight in {source}/<CLASS>/, or move the folder out"
+                        + (", or, if each of its folders holds one patient's images, give --patient-folders"
+                           if inner else ""))
     if len(classes) < 2:
         raise DataError(f"{source} holds one class folder ({classes[0]}); a classifier needs two or more")
     return classes
+
+
+def _patient_folder_classes(source: Path) -> list[str]:
+    """The class folders of ROOT/<CLASS>/<PATIENT>/: every folder of ``source`` that is not hidden, each
+    holding at least one folder."""
+    folders = [d for d in sorted(source.iterdir()) if d.is_dir() and not d.name.startswith(".")]
+    if any(d.name.lower() in SPLIT_NAMES for d in folders):
+        raise DataError(f"{source} already has split folders ({', '.join(d.name for d in folders if d.name.lower() in SPLIT_NAMES)}): "
+                        "it needs no split; give it as --data")
+    for d in folders:
+        refuse_unprintable_class_name(d)
+    refuse_classes_named_alike(folders, where=lambda folder: str(folder.parent))
+    if bare := [d for d in folders if not any(e.is_dir() and not e.name.startswith(".") for e in d.iterdir())]:
+        raise DataError(f"class folder {bare[0]} holds no patient folders; --patient-folders reads "
+                        f"{source}/<CLASS>/<PATIENT>/ (without it, a class's images lie straight in {source}/<CLASS>/)")
+    if len(folders) < 2:
+        raise DataError(f"{source} holds {'one class folder (' + folders[0].name + ')' if folders else 'no class folders'}; "
+                        "a classifier needs two or more")
+    return [d.name for d in folders]
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:
