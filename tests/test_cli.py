@@ -779,6 +779,10 @@ def test_data_split_reads_patient_folders_as_the_patients(tmp_path):
             where = source / cls / f"{cls[0]}{i % 4}" / (f"study{i // 4}" if i % 4 == 0 else "")
             where.mkdir(parents=True, exist_ok=True)
             shutil.copy(image, where / f"image{i // 4}.jpeg")
+    r = genaug("data", "info", "--data", source, "--out", tmp_path / "o")
+    assert r.returncode == 2 and r.stderr.strip().endswith(
+        f"if each of those folders holds one patient's images, lay it out with a patient-level test split first: "
+        f"genaug data split {source} --patient-folders --to NEW_FOLDER"), r.stderr
     shutil.copy(image, source / "PNEUMONIA" / "loose.jpeg")
     before = {p: p.stat().st_mtime_ns for p in source.rglob("*")}
     r = genaug("data", "split", source, "--to", tmp_path / "flat")

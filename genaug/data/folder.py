@@ -159,6 +159,10 @@ def split_folders(root: Path) -> dict[str, Path]:
     if "train" not in split_dirs and (classes := flat_class_folders(root)):
         raise DataError(f"{root} holds class folders ({', '.join(classes[:4])}) but no train/ and test/: lay it out "
                         f"with a patient-level test split first: genaug data split {root} --to NEW_FOLDER")
+    if "train" not in split_dirs and (classes := _classes_of_patient_folders(root)):
+        raise DataError(f"{root} holds class folders of folders ({', '.join(classes[:4])}) but no train/ and test/: "
+                        "if each of those folders holds one patient's images, lay it out with a patient-level test "
+                        f"split first: genaug data split {root} --patient-folders --to NEW_FOLDER")
     if "train" not in split_dirs and holds_images(root):
         raise DataError(f"{root} holds images but no class folders: give their labels as a CSV and lay them out "
                         f"by patient first: genaug data split {root} --labels LABELS.csv --to NEW_FOLDER "
@@ -369,6 +373,20 @@ def holds_images(folder: Path, look_at: int = 50) -> bool:
     except OSError:
         pass
     return False
+
+
+def _classes_of_patient_folders(root: Path) -> list[str]:
+    """The folders of ``root`` that hold no image themselves but folders that do (ROOT/<CLASS>/<PATIENT>/), where
+    ``root`` has two or more such folders and no split folder; else []."""
+    try:
+        folders = [e for e in sorted(Path(root).iterdir()) if e.is_dir() and not e.name.startswith(".")]
+        if any(d.name.lower() in SPLIT_NAMES for d in folders):
+            return []
+        found = [d.name for d in folders if not holds_images(d)
+                 and any(holds_images(e) for e in list(d.iterdir())[:20] if e.is_dir() and not e.name.startswith("."))]
+    except OSError:
+        return []
+    return found if len(found) >= 2 else []
 
 
 def flat_class_folders(root: Path) -> list[str]:
