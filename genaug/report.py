@@ -69,9 +69,25 @@ def _groups(cells: list[dict], frac: float) -> dict[tuple, list[dict]]:
     return g
 
 
+# each variant one colour in every panel: drawn in the order each panel had, the CNN's panel gave mixed the
+# colour the others gave real (found in session 85, in the demo's ROC and threshold plots)
+VARIANT_COLORS = {"real": "C0", "mixed": "C1", "encoded": "C2", "synthetic": "C3"}
+
+
+def variant_color(variant: str) -> str:
+    return VARIANT_COLORS.get(variant, f"C{4 + sum(map(ord, variant)) % 6}")
+
+
+def model_line_style(model: str, models: list[str]) -> dict:
+    """Where one plot holds every model's lines: the colour says the variant, the line and marker the model."""
+    k = sorted(models).index(model)
+    return {"linestyle": ["-", "--", ":", "-."][k % 4], "marker": "osD^v<>p"[k % 8]}
+
+
 def _per_model_panels(cells, frac, path: Path, height: float, draw, finish) -> bool:
-    """One panel per model, one line per variant drawn by ``draw(ax, variant, y, probs, threshold)``
-    from the variant's seed ensemble; binary tasks only (False, and no file, otherwise)."""
+    """One panel per model, one line per variant drawn by ``draw(ax, variant, y, probs, threshold, color)``
+    from the variant's seed ensemble, each variant in its colour in every panel; binary tasks only (False, and
+    no file, otherwise)."""
     groups = _groups(cells, frac)
     if not groups or len(cells[0]["test_probs"][0]) != 2:
         return False
@@ -81,7 +97,7 @@ def _per_model_panels(cells, frac, path: Path, height: float, draw, finish) -> b
     for ax, m in zip(axes[0], models):
         for (mm, v), cs in sorted(groups.items()):
             if mm == m:
-                draw(ax, v, *_ensemble(cs))
+                draw(ax, v, *_ensemble(cs), variant_color(v))
         finish(ax, m)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -92,9 +108,10 @@ def _per_model_panels(cells, frac, path: Path, height: float, draw, finish) -> b
 def plot_roc(cells, frac, path: Path) -> bool:
     import torchmetrics.functional.classification as tmc
 
-    def draw(ax, variant, y, p, _thr):
+    def draw(ax, variant, y, p, _thr, color):
         fpr, tpr, _ = tmc.binary_roc(p[:, 1], y)
-        ax.plot(fpr.numpy(), tpr.numpy(), label=f"{variant} (AUC {tmc.binary_auroc(p[:, 1], y).item():.3f})")
+        ax.plot(fpr.numpy(), tpr.numpy(), color=color,
+                label=f"{variant} (AUC {tmc.binary_auroc(p[:, 1], y).item():.3f})")
 
     def finish(ax, model):
         ax.plot([0, 1], [0, 1], "k:", lw=0.8)
@@ -110,10 +127,10 @@ def plot_threshold_sweep(cells, frac, path: Path) -> bool:
     way to pick one: a threshold read off this plot would be tuned on the test set."""
     grid = torch.linspace(0, 1, 201)
 
-    def draw(ax, variant, y, p, thr):
+    def draw(ax, variant, y, p, thr, color):
         acc = ((p[:, 1][None, :] >= grid[:, None]).long() == y[None, :]).float().mean(dim=1)
-        line, = ax.plot(grid.numpy(), 100 * acc.numpy(), label=variant)
-        ax.plot([thr], [100 * ((p[:, 1] >= thr).long() == y).float().mean().item()], "o", color=line.get_color())
+        ax.plot(grid.numpy(), 100 * acc.numpy(), label=variant, color=color)
+        ax.plot([thr], [100 * ((p[:, 1] >= thr).long() == y).float().mean().item()], "o", color=color)
 
     def finish(ax, model):
         ax.set(title=model, xlabel="threshold on P(positive class)", ylabel="test accuracy %")
@@ -154,17 +171,19 @@ def plot_curves(cells, frac, path: Path) -> None:
     groups = _groups(cells, frac)
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    models = sorted({m for m, _ in groups})
     for (m, v), cs in sorted(groups.items()):
         first = sorted(cs, key=lambda c: c["seed"])[0]
         h = first["history"]
         ep = [r["epoch"] for r in h]
         # a marker per epoch: a cell that stopped after one epoch is a point, which a bare line leaves unseen
-        style = {"label": f"{m}/{v}", "marker": "o", "markersize": 3}
+        style = {"label": f"{m}/{v}", "markersize": 3, "color": variant_color(v), **model_line_style(m, models)}
         axes[0].plot(ep, [r["train_loss"] for r in h], **style)
-        line, = axes[1].plot(ep, [r["val_loss"] for r in h], **style)
+        axes[1].plot(ep, [r["val_loss"] for r in h], **style)
         best = [r["val_loss"] for r in h if r["epoch"] == first.get("best_epoch")]
         if best:   # the epoch whose weights were restored and tested
-            axes[1].plot([first["best_epoch"]], best, marker="o", markersize=9, fillstyle="none", color=line.get_color())
+            axes[1].plot([first["best_epoch"]], best, marker="o", markersize=9, fillstyle="none",
+                         color=variant_color(v))
     axes[0].set(title="training loss (first seed)", xlabel="epoch")
     axes[1].set(title="validation loss (real val split; ring: the epoch tested)", xlabel="epoch")
     for ax in axes:   # epochs are whole numbers: no tick at epoch 1.2
@@ -181,10 +200,12 @@ def plot_fractions(table: list[dict], path: Path) -> bool:
         return False
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 4))
+    models = sorted({r["model"] for r in table})
     for (m, v) in sorted({(r["model"], r["variant"]) for r in table}):
         rows = sorted((r for r in table if r["model"] == m and r["variant"] == v), key=lambda r: r["train_fraction"])
         ax.errorbar([r["train_fraction"] for r in rows], [r["accuracy_thr_mean"] for r in rows],
-                    yerr=[r["accuracy_thr_std"] for r in rows], marker="o", capsize=3, label=f"{m}/{v}")
+                    yerr=[r["accuracy_thr_std"] for r in rows], capsize=3, label=f"{m}/{v}", color=variant_color(v),
+                    **model_line_style(m, models))
     ax.set(xscale="log", xlabel="share of real training patients", ylabel="test accuracy (val threshold)")
     ax.legend(fontsize=7)
     fig.tight_layout()

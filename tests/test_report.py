@@ -386,6 +386,37 @@ def test_training_curves_show_a_cell_that_ran_one_epoch(tmp_path):
     assert blue >= 5, blue
 
 
+def test_each_variant_has_one_colour_in_every_panel_and_plot(tmp_path, monkeypatch):
+    # found in session 85: the CNN's panel (encoded, mixed, real) drew mixed in the colour the other models'
+    # panels (mixed, real) gave real, in the ROC and threshold plots
+    import matplotlib.figure
+    from matplotlib.colors import to_hex
+    from genaug.report import plot_curves, plot_roc, plot_threshold_sweep
+    rng = np.random.default_rng(0)
+    labels = [0] * 10 + [1] * 10
+
+    def cell(model, variant):
+        p1 = np.clip(np.array(labels) * 0.5 + rng.random(20) * 0.5, 0, 1)
+        return {"model": model, "variant": variant, "train_fraction": 1.0, "seed": 0, "threshold": 0.5,
+                "test_labels": labels, "test_probs": np.stack([1 - p1, p1], 1).tolist(), "best_epoch": 1,
+                "history": [{"epoch": 1, "train_loss": 0.7, "val_loss": 0.6}, {"epoch": 2, "train_loss": 0.5,
+                                                                               "val_loss": 0.5}]}
+    cells = [cell("cnn", v) for v in ("encoded", "mixed", "real")] + [cell("resnet34", v) for v in ("mixed", "real")]
+    drawn = []
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", lambda fig, *a, **k: drawn.append(fig))
+    for plot in (plot_roc, plot_threshold_sweep, plot_curves):
+        plot(cells, 1.0, tmp_path / "x.png")
+    colours = {}
+    for fig in drawn:
+        for ax in fig.axes:
+            for line in ax.get_lines():
+                name = line.get_label().split(" ")[0].split("/")[-1]
+                if name in ("encoded", "mixed", "real"):
+                    colours.setdefault(name, set()).add(to_hex(line.get_color()))
+    assert {v: len(c) for v, c in colours.items()} == {"encoded": 1, "mixed": 1, "real": 1}
+    assert len(set().union(*colours.values())) == 3
+
+
 def test_the_setup_line_says_mixed_cells_got_fewer_synthetic_images_than_asked():
     """Session 56: reports said "0.5 x real count per class" of mixed cells that took PNEUMONIA 1280 of 1744."""
     from genaug.config import Config
