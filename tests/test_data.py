@@ -1345,7 +1345,16 @@ def test_patient_folders_that_cannot_be_split_are_refused_in_one_line(tmp_path):
     made = make_folder_dataset(tmp_path / "split")
     with pytest.raises(DataError, match=r"already has split folders \(test, train\): it needs no split; give it as --data"):
         write_patient_split(made, tmp_path / "c", patient_folders=True)
-    assert not any((tmp_path / d).exists() for d in "abc")
+    # files whose paths below the patient folder are one name once made flat
+    some = next((src / "PNEUMONIA" / "p1").glob("*.jpeg"))
+    for cls in ("NORMAL", "PNEUMONIA"):
+        shutil.rmtree(src / cls / "empty-patient")
+    (src / "NORMAL" / "n__1" / "s").mkdir(parents=True)
+    shutil.copy(some, src / "NORMAL" / "n__1" / "s" / "x.jpeg")
+    shutil.copy(some, src / "NORMAL" / "n__1" / "s_x.jpeg")
+    with pytest.raises(DataError, match=r"^two files would both be linked as NORMAL/n_1__s_x\.jpeg; rename one of them$"):
+        write_patient_split(src, tmp_path / "d", patient_folders=True)
+    assert not any((tmp_path / d).exists() for d in "abcd")
 
 
 def _saved_twice(root: Path, n: int = 12) -> Path:

@@ -428,11 +428,10 @@ def write_patient_split(source: Path, dest: Path, test_fraction: float = 0.2, se
             if not (images := _patient_folder_images(source, cls, skipped)):
                 raise DataError(f"the patient folders of {source / cls} hold no images (supported: "
                                 f"{', '.join(IMAGE_EXTENSIONS)}, and DICOM files by their content)")
-            for rel, patient in images:
+            for rel, patient, below in images:
                 rels.append(rel)
                 labels.append(k)
                 patients.append(patient)
-                below = Path(rel).relative_to(Path(cls) / patient).as_posix().replace("/", "_")
                 targets.append(f"{cls}/{patient}__{below}")
             continue
         for rel in _list_class_dir(source / cls, skipped, source):
@@ -440,15 +439,18 @@ def write_patient_split(source: Path, dest: Path, test_fraction: float = 0.2, se
             labels.append(k)
             targets.append(rel)
             patients.append(patient_of(source, rel, named=False))   # class folders: no split.json to read per file
+    if len(set(targets)) < len(targets):   # patient_a/b_c.png beside patient_a/b/c.png, say
+        dup = Counter(targets).most_common(1)[0][0]
+        raise DataError(f"two files would both be linked as {dup}; rename one of them")
     return write_split_folder(source, dest, classes, rels, targets, labels, patients, skipped, test_fraction, seed,
                               unnamed=0 if patient_folders else unnamed_patients(patients, rels),
                               extra={"patient_folders": True} if patient_folders else None)
 
 
-def _patient_folder_images(source: Path, cls: str, skipped: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """(path relative to ``source``, patient) of each image below ``source``/``cls``/<PATIENT>/, at any depth;
-    images straight in the class folder, files that are no image and links to folders (one may lead back
-    up) are listed in ``skipped``."""
+def _patient_folder_images(source: Path, cls: str, skipped: list[tuple[str, str]]) -> list[tuple[str, str, str]]:
+    """(path relative to ``source``, patient, path below the patient's folder made flat) of each image below
+    ``source``/``cls``/<PATIENT>/, at any depth; images straight in the class folder, files that are no image
+    and links to folders (one may lead back up) are listed in ``skipped``."""
     found = []
     for rel in _loose_images(source / cls, source):
         skipped.append((safe_name(rel), "an image outside the patient folders: not read (with --patient-folders "
@@ -459,7 +461,8 @@ def _patient_folder_images(source: Path, cls: str, skipped: list[tuple[str, str]
         patient = folder.name.replace("__", "_")   # a name is cut at its first '__' when read back
         for here, dirs, _ in os.walk(folder):
             said: list[tuple[str, str]] = []
-            found += [(rel, patient) for rel in _list_class_dir(Path(here), said, source)]
+            found += [(rel, patient, Path(rel).relative_to(folder.relative_to(source)).as_posix().replace("/", "_"))
+                      for rel in _list_class_dir(Path(here), said, source)]
             for d in dirs:
                 if (Path(here) / d).is_symlink():
                     said.append((safe_name(str((Path(here) / d).relative_to(source))), "a link to a folder: not followed"))
@@ -639,8 +642,8 @@ def _patient_folder_classes(source: Path) -> list[str]:
     holding at least one folder."""
     folders = [d for d in sorted(source.iterdir()) if d.is_dir() and not d.name.startswith(".")]
     if any(d.name.lower() in SPLIT_NAMES for d in folders):
-        raise DataError(f"{source} already has split folders ({', '.join(d.name for d in folders if d.name.lower() in SPLIT_NAMES)}): "
-                        "it needs no split; give it as --data")
+        splits = ", ".join(d.name for d in folders if d.name.lower() in SPLIT_NAMES)
+        raise DataError(f"{source} already has split folders ({splits}): it needs no split; give it as --data")
     for d in folders:
         refuse_unprintable_class_name(d)
     refuse_classes_named_alike(folders, where=lambda folder: str(folder.parent))
@@ -648,8 +651,8 @@ def _patient_folder_classes(source: Path) -> list[str]:
         raise DataError(f"class folder {bare[0]} holds no patient folders; --patient-folders reads "
                         f"{source}/<CLASS>/<PATIENT>/ (without it, a class's images lie straight in {source}/<CLASS>/)")
     if len(folders) < 2:
-        raise DataError(f"{source} holds {'one class folder (' + folders[0].name + ')' if folders else 'no class folders'}; "
-                        "a classifier needs two or more")
+        held = f"one class folder ({folders[0].name})" if folders else "no class folders"
+        raise DataError(f"{source} holds {held}; a classifier needs two or more")
     return [d.name for d in folders]
 
 
