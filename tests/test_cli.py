@@ -802,6 +802,8 @@ def test_data_split_reads_patient_folders_as_the_patients(tmp_path):
                                       "<CLASS>/<PATIENT>/)"}]
     assert sorted(p.name for p in (tmp_path / "xray").glob("*/NORMAL/N0__*")) == [
         f"N0__study{k}_image{k}.jpeg" for k in range(3)]
+    r = genaug("data", "info", "--data", tmp_path / "xray", "--out", tmp_path / "o")
+    assert f"genaug data split from {source} (25%, seed 0; patients from its patient folders)" in r.stdout
     b = load_data(str(tmp_path / "xray"), 16, cache_dir=None)
     # the folders are the patients, whole on one side; each image's bytes are its source's
     sides = {s: set(getattr(b, s).patients) for s in ("train", "val", "test")}

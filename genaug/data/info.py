@@ -66,8 +66,18 @@ def data_info(bundle: DataBundle, root: Path | None = None, resize: str = "squas
     info["skipped_files"] = [{"path": p, "reason": r} for p, r in bundle.skipped]
     if root is not None and (made := split_record(root)):
         info["test_origin"] = (f"held out by patient with genaug data split from {made.get('source')} "
-                               f"({100 * made.get('test_fraction', 0):g}%, seed {made.get('seed')})")
+                               f"({100 * made.get('test_fraction', 0):g}%, seed {made.get('seed')}"
+                               + _patients_from(made) + ")")
     return info
+
+
+def _patients_from(made: dict) -> str:
+    """'; patients from ...' where the split took them from other than the file names and DICOM headers."""
+    if made.get("patient_folders") is True:
+        return "; patients from its patient folders"
+    if column := (made.get("labels") or {}).get("patient_column"):
+        return f"; patients from the labels file's {column} column"
+    return ""
 
 
 def split_record(root: Path) -> dict | None:
