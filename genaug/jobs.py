@@ -141,6 +141,14 @@ def data_unchanged(run: Run, summary: dict, digest: str, spec: str, digest_in_fo
     if not changed and (was == digest if was else _per_class(before) == _per_class(summary)):
         return True
     # "no longer splits as", not "has changed": a genaug that reads or skips files otherwise moves the split too
+    then, now = before.get("classes") or [], summary.get("classes") or []
+    if not changed and then != now and sorted(then) == sorted(now):   # session 85 put a negative class first
+        what = (f"run {run.dir} gave its classes the order {', '.join(then)}, and this genaug gives them "
+                f"{', '.join(now)} (of two, a class named as a negative finding now comes first, so that "
+                "sensitivity is the other's recall)")
+        # refused even where it only reports: its cells' labels and probabilities are by the old order
+        raise DataError(f"{what}: its cells would be read, and new ones trained, by the other order; resume it "
+                        "with the genaug that began it, or start a new run")
     was_form = None if changed else _form_renamed_from(before, summary, was, digest, digest_in_form)
     if was_form:
         now = {"NFC": "decomposed, NFD, as macOS writes names", "NFD": "composed, NFC"}[was_form]

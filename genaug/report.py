@@ -584,7 +584,9 @@ def _setup_lines(b, bundle, table, multi: bool, short_of_synthetic: bool = False
           f"Pixel models at {b.image_size} px, {_epochs_max(b.epochs)} (patience {b.patience}{wait}); the seeds of each "
           f"cell are in the table.{squared_sentence(resize)}{_training_differences(b, table)} Mixed = real + synthetic "
           f"({_mixed_share(b, short_of_synthetic)}). "
-          + ("Threshold chosen on validation (Youden's J); the 0.5 threshold is shown beside it." if not multi
+          + ("Threshold chosen on validation (Youden's J); the 0.5 threshold is shown beside it. The positive class "
+             f"is {bundle.classes[-1]}: sensitivity is its recall, specificity {bundle.classes[0]}'s, and the "
+             f"threshold cuts P({bundle.classes[-1]})." if not multi
            else f"{len(bundle.classes)} classes: the prediction is the most probable class (no threshold to "
                 "choose); ROC-AUC is the macro one-vs-rest mean, and sensitivity and "
                 "specificity are macro means over classes, per class below."), ""]

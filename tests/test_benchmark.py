@@ -1459,6 +1459,28 @@ def test_a_resumed_runs_data_renamed_into_the_other_unicode_form_is_told_as_such
                                     "data folder), or start a new run on the data as it is now")
 
 
+def test_a_resumed_run_whose_classes_this_genaug_orders_otherwise_is_refused(tmp_path):
+    # session 85 put a class named as a negative finding first: a run that began with abnormal, normal (by name)
+    # holds cells whose labels and probabilities are by that order
+    from types import SimpleNamespace
+    from genaug.jobs import data_unchanged
+    data = make_folder_dataset(tmp_path / "data", {"train": 12, "test": 4})
+    for split in ("train", "test"):
+        (data / split / "NORMAL").rename(data / split / "normal")
+        (data / split / "PNEUMONIA").rename(data / split / "abnormal")
+    now = load_data(str(data), 16, cache_dir=None)
+    assert now.classes == ["normal", "abnormal"]
+    then = dict(now.summary(), classes=["abnormal", "normal"])
+    run = SimpleNamespace(manifest={"data": then, "split_digest": "0" * 16}, dir=tmp_path / "run", trains=False)
+    with pytest.raises(DataError) as told:
+        data_unchanged(run, now.summary(), now.split_digest(), str(data), now.split_digest)
+    assert str(told.value) == (f"run {tmp_path / 'run'} gave its classes the order abnormal, normal, and this genaug "
+                               "gives them normal, abnormal (of two, a class named as a negative finding now comes "
+                               "first, so that sensitivity is the other's recall): its cells would be read, and new "
+                               "ones trained, by the other order; resume it with the genaug that began it, or start a "
+                               "new run")
+
+
 def test_a_gan_runs_class_spelt_otherwise_than_the_datas_is_told_as_such(tmp_path):
     # found in session 75: a GAN run made where macOS wrote the class decomposed (NFD) met data composed (NFC),
     # and "GAN run has class Neumonía, the data has NORMAL, Neumonía" named a class the data holds, as printed

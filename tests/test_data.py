@@ -318,6 +318,49 @@ def test_class_folders_that_differ_in_spaces_at_their_ends_are_named_so(tmp_path
                                   "classes)")
 
 
+@pytest.mark.parametrize("names,order", [
+    (("normal", "abnormal"), ["normal", "abnormal"]),          # by name, abnormal came first: normal was positive
+    (("Healthy", "Effusion"), ["Healthy", "Effusion"]),
+    (("NORMAL", "PNEUMONIA"), ["NORMAL", "PNEUMONIA"]),        # Kermany: as before
+    (("0", "1"), ["0", "1"]),
+    (("cats", "dogs"), ["cats", "dogs"]),                      # no negative name: by name
+    (("negative", "normal"), ["negative", "normal"]),          # two: by name
+])
+def test_of_two_classes_the_one_named_as_a_negative_finding_comes_first(tmp_path, names, order):
+    from genaug.data.folder import write_patient_split
+    root = make_folder_dataset(tmp_path / "x", {"train": 6, "test": 4})
+    for split in ("train", "test"):
+        for old, new in zip(("NORMAL", "PNEUMONIA"), names):
+            (root / split / old).rename(root / split / f"{old}.tmp")
+        for old, new in zip(("NORMAL", "PNEUMONIA"), names):
+            (root / split / f"{old}.tmp").rename(root / split / new)
+    b = load_data(str(root), 16, cache_dir=None)
+    assert b.classes == order
+    # the positive class's images carry label 1, whatever their folder's place by name
+    assert all(Path(p).parts[1] == order[y] for p, y in zip(b.test.paths, b.test.labels.tolist()))
+    # data split records the order, and the folder it writes reads in it
+    made = write_patient_split(root / "train", tmp_path / "split")
+    assert made["classes"] == order and load_data(str(tmp_path / "split"), 16, cache_dir=None).classes == order
+
+
+def test_data_split_labels_keep_the_class_order_given(tmp_path):
+    # --class gives the negative class first; the folders it wrote were read by name, so Normal=0 Abnormal=1 made
+    # Normal the positive class
+    from genaug.data.labels import write_labelled_split
+    src = tmp_path / "images"
+    src.mkdir()
+    rows = ["image,label"]
+    for i in range(12):
+        Image.fromarray(np.full((8, 8), 20 * i, np.uint8)).save(src / f"scan{i}.png")
+        rows.append(f"scan{i}.png,{i % 2}")
+    (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
+    for given, order in ((["Normal=0", "Abnormal=1"], ["Normal", "Abnormal"]),
+                         (["Zeta=1", "Alpha=0"], ["Zeta", "Alpha"])):
+        out = tmp_path / f"split-{order[0]}"
+        write_labelled_split(src, tmp_path / "labels.csv", out, "image", "label", class_specs=given)
+        assert load_data(str(out), 16, cache_dir=None).classes == order
+
+
 def test_hidden_folders_beside_the_class_folders_are_no_class(tmp_path):
     root = make_folder_dataset(tmp_path / "x")
     one = next(root.glob("train/NORMAL/*.jpeg"))

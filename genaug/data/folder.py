@@ -215,6 +215,36 @@ def split_folders(root: Path) -> dict[str, Path]:
     return split_dirs
 
 
+# names that say "nothing found": such a class is the negative one of two, whatever its place by name
+NEGATIVE_CLASS_NAMES = {"normal", "negative", "healthy", "benign", "no finding", "no_finding", "nofinding",
+                        "no-finding", "control", "controls", "0", "no", "false", "absent"}
+
+
+def ordered_classes(classes: list[str], recorded: list[str] | None = None) -> list[str]:
+    """The classes in the order genaug gives them their indices; of two, the second is the positive class, whose
+    recall is the sensitivity and whose probability the threshold cuts. The order ``genaug data split --labels``
+    recorded (its --class order) where it names these classes; else, of two classes, the one named as a negative
+    finding (normal, negative, healthy, ...) first; else by name. Before session 85 always by name, so that of
+    abnormal/ and normal/ the positive class was normal, and sensitivity was the recall of normal images."""
+    classes = sorted(classes)
+    if recorded and sorted(recorded) == classes:
+        return list(recorded)
+    negative = [c for c in classes if name_key(c) in NEGATIVE_CLASS_NAMES]
+    if len(classes) == 2 and len(negative) == 1:
+        return negative + [c for c in classes if c != negative[0]]
+    return classes
+
+
+def _recorded_classes(root: Path) -> list[str] | None:
+    """The classes, in order, that ``genaug data split`` recorded in ``root``/split.json; None without one."""
+    try:
+        made = json.loads((Path(root) / "split.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    classes = made.get("classes") if isinstance(made, dict) else None
+    return classes if isinstance(classes, list) and all(isinstance(c, str) for c in classes) else None
+
+
 def refuse_unprintable_class_name(folder: Path) -> None:
     """A class folder's name goes into every table, plot and checkpoint: one whose bytes are not UTF-8 (Linux
     allows any) trained a whole benchmark cell before matplotlib failed to draw it, and a newline in one broke
@@ -297,7 +327,8 @@ def scan_folder(root: Path, task: str = "binary"):
     empty = [c for c in folder_classes if task != "3class" and c not in used]
     for c in empty:
         skipped.append((c, "class folder holds no images in any split; ignored"))
-    classes = THREE_CLASSES if task == "3class" else [c for c in folder_classes if c in used]
+    classes = THREE_CLASSES if task == "3class" else ordered_classes([c for c in folder_classes if c in used],
+                                                                      _recorded_classes(root))
     for split in ("val", "test"):   # found in session 55: genaug's own synthetic images, split as if real
         if made := synthetic_named([rel for rel, _ in items.get(split, [])]):
             raise DataError(f"the {split} split of {root} holds {_images(len(made))} named as genaug's synthetic "
@@ -420,7 +451,7 @@ def write_patient_split(source: Path, dest: Path, test_fraction: float = 0.2, se
     is written to ``dest``/split.json so that it can be checked and redone: the same source, fraction
     and seed give the same split."""
     source, dest = Path(source), Path(dest)
-    classes = _classes_to_split(source, dest, test_fraction, patient_folders)
+    classes = ordered_classes(_classes_to_split(source, dest, test_fraction, patient_folders))
     skipped: list[tuple[str, str]] = []
     rels, labels, patients, targets = [], [], [], []
     for k, cls in enumerate(classes):

@@ -13,7 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 from genaug.data.decode import IMAGE_EXTENSIONS, dicom_patient, is_dicom, safe_name
-from genaug.data.folder import check_split_arguments, write_split_folder
+from genaug.data.folder import check_split_arguments, ordered_classes, write_split_folder
 from genaug.data.splits import file_as_patient, patient_id
 from genaug.config import closest_name
 from genaug.errors import DataError
@@ -256,7 +256,7 @@ def write_labelled_split(images: Path, csv_path: Path, dest: Path, image_column:
                         + (f"; the labels held: {held}" if other_values else "") + ")")
     present = {cls for cls, _ in found.values()}
     # the order --class gave them (the first is the negative class of a binary task), else by name
-    classes = [c for c in dict.fromkeys(values.values()) if c in present] if values else sorted(present)
+    classes = [c for c in dict.fromkeys(values.values()) if c in present] if values else ordered_classes(list(present))
     if len(classes) < 2:
         raise DataError(f"the labels in {csv_path} give one class ({classes[0]}); a classifier needs two or more"
                         + (f" (values left out: {', '.join(map(repr, list(other_values)[:5]))})" if other_values else ""))
