@@ -325,6 +325,8 @@ def test_class_folders_that_differ_in_spaces_at_their_ends_are_named_so(tmp_path
     (("0", "1"), ["0", "1"]),
     (("cats", "dogs"), ["cats", "dogs"]),                      # no negative name: by name
     (("negative", "normal"), ["negative", "normal"]),          # two: by name
+    (("COVID", "non-COVID"), ["non-COVID", "COVID"]),
+    (("nodule", "clear"), ["clear", "nodule"]),                # nodule is a finding, not 'no ...'
 ])
 def test_of_two_classes_the_one_named_as_a_negative_finding_comes_first(tmp_path, names, order):
     from genaug.data.folder import write_patient_split

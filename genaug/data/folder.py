@@ -218,6 +218,8 @@ def split_folders(root: Path) -> dict[str, Path]:
 # names that say "nothing found": such a class is the negative one of two, whatever its place by name
 NEGATIVE_CLASS_NAMES = {"normal", "negative", "healthy", "benign", "no finding", "no_finding", "nofinding",
                         "no-finding", "control", "controls", "0", "no", "false", "absent"}
+# 'no tumor', 'non-COVID', 'not_fractured': a word apart, since nodule and nonunion are findings
+NEGATED_NAME = re.compile(r"^(no|non|not)[\s_-]+\S")
 
 
 def ordered_classes(classes: list[str], recorded: list[str] | None = None) -> list[str]:
@@ -229,7 +231,7 @@ def ordered_classes(classes: list[str], recorded: list[str] | None = None) -> li
     classes = sorted(classes)
     if recorded and sorted(recorded) == classes:
         return list(recorded)
-    negative = [c for c in classes if name_key(c) in NEGATIVE_CLASS_NAMES]
+    negative = [c for c in classes if name_key(c) in NEGATIVE_CLASS_NAMES or NEGATED_NAME.match(name_key(c))]
     if len(classes) == 2 and len(negative) == 1:
         return negative + [c for c in classes if c != negative[0]]
     return classes
