@@ -239,11 +239,7 @@ def ordered_classes(classes: list[str], recorded: list[str] | None = None) -> li
 
 def _recorded_classes(root: Path) -> list[str] | None:
     """The classes, in order, that ``genaug data split`` recorded in ``root``/split.json; None without one."""
-    try:
-        made = json.loads((Path(root) / "split.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    classes = made.get("classes") if isinstance(made, dict) else None
+    classes = (split_record(root) or {}).get("classes")
     return classes if isinstance(classes, list) and all(isinstance(c, str) for c in classes) else None
 
 
@@ -377,15 +373,20 @@ def patient_of(root: Path, rel: str, named: bool | None = None) -> str:
     return pid or patient_id(rel)
 
 
-def _named_by_patient(root: str) -> bool:
-    """Whether ``root`` is a folder ``genaug data split --labels --patient-column`` (or ``--patient-folders``)
-    laid out (its split.json says so), whose files are named <patient>__<file>."""
+def split_record(root: Path | str) -> dict | None:
+    """ROOT/split.json as ``genaug data split`` wrote it, or None."""
     try:
         made = json.loads((Path(root) / "split.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return False
-    return isinstance(made, dict) and (bool((made.get("labels") or {}).get("patient_column"))
-                                       or made.get("patient_folders") is True)
+        return None
+    return made if isinstance(made, dict) else None
+
+
+def _named_by_patient(root: str) -> bool:
+    """Whether ``root`` is a folder ``genaug data split --labels --patient-column`` (or ``--patient-folders``)
+    laid out (its split.json says so), whose files are named <patient>__<file>."""
+    made = split_record(root) or {}
+    return bool((made.get("labels") or {}).get("patient_column")) or made.get("patient_folders") is True
 
 
 def unnamed_patients(patients: list[str], paths: list[str]) -> int:

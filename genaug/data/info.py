@@ -1,7 +1,6 @@
 """``genaug data info``: what a data source holds, before any training."""
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections import Counter
@@ -9,6 +8,7 @@ from pathlib import Path
 
 from genaug.data.core import DataBundle
 from genaug.data.decode import padded, shown_width
+from genaug.data.folder import split_record
 from genaug.data.traits import read_header
 
 SKIPPED_LISTED = 20   # skipped files named one by one in the text summary
@@ -80,13 +80,6 @@ def _patients_from(made: dict) -> str:
     return ""
 
 
-def split_record(root: Path) -> dict | None:
-    """ROOT/split.json as ``genaug data split`` wrote it, or None."""
-    try:
-        made = json.loads((Path(root) / "split.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return made if isinstance(made, dict) else None
 
 
 def format_info(info: dict) -> str:
