@@ -338,7 +338,8 @@ def data_split_cmd(
                                                   "its values name, and is left out if they name two"),
     patient_folders: bool = typer.Option(False, "--patient-folders", help="SOURCE/<CLASS>/<PATIENT>/: each folder "
                                          "in a class folder holds one patient's images (at any depth below it), "
-                                         "and that patient's images go to one side"),
+                                         "and that patient's images go to one side; a SOURCE that comes split "
+                                         "(SOURCE/train/<CLASS>/<PATIENT>/...) keeps its own splits"),
 ):
     from pathlib import Path
 
@@ -357,7 +358,7 @@ def data_split_cmd(
         raise GenaugError("--class, --patient-column and --label-separator read a labels file: give it with --labels")
     else:
         s = write_patient_split(Path(source), Path(to), test_fraction, seed, patient_folders)
-    for split in ("train", "test"):
+    for split in s["images"]:   # train and test; a val split too where the source's own splits are kept
         counts = ", ".join(f"{c} {n}" for c, n in s["images"][split].items())
         typer.echo(f"{split}: {counted(sum(s['images'][split].values()), 'image')} ({counts}), "
                    f"{counted(s['patients'][split], 'patient')}")

@@ -1387,8 +1387,8 @@ def test_patient_folders_that_cannot_be_split_are_refused_in_one_line(tmp_path):
                 f.rename(src / cls / "p1" / f.name)
     with pytest.raises(DataError, match=r"the patient folders of .*NORMAL hold no images \(supported: "):
         write_patient_split(src, tmp_path / "b", patient_folders=True)
-    made = make_folder_dataset(tmp_path / "split")
-    with pytest.raises(DataError, match=r"already has split folders \(test, train\): it needs no split; give it as --data"):
+    made = make_folder_dataset(tmp_path / "split")   # split already, its images straight in the class folders
+    with pytest.raises(DataError, match=r"the patient folders of .*split/train hold no images \(supported: "):
         write_patient_split(made, tmp_path / "c", patient_folders=True)
     # files whose paths below the patient folder are one name once made flat
     some = next((src / "PNEUMONIA" / "p1").glob("*.jpeg"))
@@ -1400,6 +1400,34 @@ def test_patient_folders_that_cannot_be_split_are_refused_in_one_line(tmp_path):
     with pytest.raises(DataError, match=r"^two files would both be linked as NORMAL/n_1__s_x\.jpeg; rename one of them$"):
         write_patient_split(src, tmp_path / "d", patient_folders=True)
     assert not any((tmp_path / d).exists() for d in "abcd")
+
+
+def test_data_that_comes_split_with_a_folder_per_patient_is_laid_out_as_given(tmp_path):
+    # ROOT/{train,test}/<CLASS>/<PATIENT>/...: the splits are kept as they came, the folders become the patients
+    from genaug.data.folder import write_patient_split
+    from genaug.data.info import data_info
+    made = make_folder_dataset(tmp_path / "made", {"train": 12, "test": 6})
+    src = tmp_path / "given"
+    for split in ("train", "test"):
+        for cls in ("NORMAL", "PNEUMONIA"):
+            for i, image in enumerate(sorted((made / split / cls).glob("*.jpeg"))):
+                where = src / split / cls / f"{split[:2]}{cls[0]}{i % 3}"
+                where.mkdir(parents=True, exist_ok=True)
+                shutil.copy(image, where / f"image{i}.jpeg")
+    with pytest.raises(DataError, match=r"split 'train' has no images in .*; its class folders hold folders of images "
+                                        r"\(train/NORMAL/trN0/\): if each holds one patient's images, lay them out by "
+                                        r"patient first: genaug data split .* --patient-folders --to NEW_FOLDER$"):
+        load_data(str(src), 16, cache_dir=None)
+    out = tmp_path / "laid-out"
+    summary = write_patient_split(src, out, patient_folders=True)
+    assert summary["splits_as_given"] is True and "test_fraction" not in summary
+    assert summary["images"] == {"train": {"NORMAL": 12, "PNEUMONIA": 12}, "test": {"NORMAL": 6, "PNEUMONIA": 6}}
+    assert summary["patients"] == {"train": 6, "test": 6}
+    b = load_data(str(out), 16, cache_dir=None)
+    assert set(b.test.patients) == {f"te{c}{k}" for c in "NP" for k in range(3)}
+    assert set(b.train.patients) | set(b.val.patients) == {f"tr{c}{k}" for c in "NP" for k in range(3)}
+    assert data_info(b, out)["test_origin"] == (f"as given in {src.resolve()}, laid out by its patient folders "
+                                                "with genaug data split")
 
 
 def _saved_twice(root: Path, n: int = 12) -> Path:

@@ -334,8 +334,13 @@ def scan_folder(root: Path, task: str = "binary"):
                             f"them out ({TO_TRAINING})")
     for split in ("train", "test"):
         if not items[split]:
+            nested = [d for c in folder_classes if (split_dirs[split] / c).is_dir()
+                      for d in sorted((split_dirs[split] / c).iterdir())[:20] if d.is_dir() and holds_images(d)]
             raise DataError(f"split '{split}' has no images in {split_dirs[split]} "
-                            f"(supported: {', '.join(IMAGE_EXTENSIONS)}, and DICOM files by their content)")
+                            f"(supported: {', '.join(IMAGE_EXTENSIONS)}, and DICOM files by their content)"
+                            + (f"; its class folders hold folders of images ({nested[0].relative_to(root)}/): if each "
+                               f"holds one patient's images, lay them out by patient first: genaug data split {root} "
+                               "--patient-folders --to NEW_FOLDER" if nested else ""))
     if len(classes) < 2:   # else training runs and fails deep in the metrics
         nested = sorted({sub.name for c in empty for d in split_dirs.values() if (d / c).is_dir()
                          for sub in (d / c).iterdir() if sub.is_dir()})
@@ -454,6 +459,8 @@ def write_patient_split(source: Path, dest: Path, test_fraction: float = 0.2, se
     is written to ``dest``/split.json so that it can be checked and redone: the same source, fraction
     and seed give the same split."""
     source, dest = Path(source), Path(dest)
+    if patient_folders and source.is_dir() and _subfolder_names(source):
+        return _lay_out_given_splits(source, dest)
     classes = ordered_classes(_classes_to_split(source, dest, test_fraction, patient_folders))
     skipped: list[tuple[str, str]] = []
     rels, labels, patients, targets = [], [], [], []
@@ -479,6 +486,36 @@ def write_patient_split(source: Path, dest: Path, test_fraction: float = 0.2, se
     return write_split_folder(source, dest, classes, rels, targets, labels, patients, skipped, test_fraction, seed,
                               unnamed=0 if patient_folders else unnamed_patients(patients, rels),
                               extra={"patient_folders": True} if patient_folders else None)
+
+
+def _lay_out_given_splits(source: Path, dest: Path) -> dict:
+    """``source``/<split>/<CLASS>/<PATIENT>/... laid out as ``dest``/<split>/<CLASS>/<PATIENT>__<path made flat>,
+    each split kept as given: data that comes split, a folder per patient, read by patient like any other."""
+    check_split_arguments(source, dest, 0.5)
+    split_dirs = split_folders(source)
+    classes = ordered_classes(class_folder_names(split_dirs))
+    skipped: list[tuple[str, str]] = []
+    rels, labels, patients, targets, given = [], [], [], [], {}
+    for split, sdir in sorted(split_dirs.items(), key=lambda kv: ("train", "val", "test").index(kv[0])):
+        given[split] = []
+        for k, cls in enumerate(classes):
+            if not (sdir / cls).is_dir():
+                continue
+            for rel, patient, below in _patient_folder_images(source, f"{sdir.name}/{cls}", skipped):
+                given[split].append(len(rels))
+                rels.append(rel)
+                labels.append(k)
+                patients.append(patient)
+                targets.append(f"{cls}/{patient}__{below}")
+        if not given[split]:
+            raise DataError(f"the patient folders of {sdir} hold no images (supported: {', '.join(IMAGE_EXTENSIONS)}, "
+                            "and DICOM files by their content)")
+    for idx in given.values():
+        if len({targets[i] for i in idx}) < len(idx):
+            dup = Counter(targets[i] for i in idx).most_common(1)[0][0]
+            raise DataError(f"two files would both be linked as {dup}; rename one of them")
+    return write_split_folder(source, dest, classes, rels, targets, labels, patients, skipped, 0.0, 0, unnamed=0,
+                              extra={"patient_folders": True}, given=given)
 
 
 def _patient_folder_images(source: Path, cls: str, skipped: list[tuple[str, str]]) -> list[tuple[str, str, str]]:
@@ -553,14 +590,20 @@ def joined_by_identical_files(source: Path, rels: list[str], patients: list[str]
 
 def write_split_folder(source: Path, dest: Path, classes: list[str], rels: list[str], targets: list[str],
                        labels: list[int], patients: list[str], skipped: list[tuple[str, str]], test_fraction: float,
-                       seed: int, unnamed: int, extra: dict | None = None) -> dict:
+                       seed: int, unnamed: int, extra: dict | None = None,
+                       given: dict[str, list[int]] | None = None) -> dict:
     """Split the images ``source``/``rels`` by ``patients`` and link each to ``dest``/<split>/``targets[i]``
-    (<CLASS>/<name>), all at once: ``dest`` appears whole, renamed from a temporary folder, or not at all."""
+    (<CLASS>/<name>), all at once: ``dest`` appears whole, renamed from a temporary folder, or not at all.
+    ``given`` ({split: indices}) keeps the source's own splits instead (no fraction, no seed)."""
     check_real_images(source, rels)
-    # patients that hold one identical file go to one side: a copy in test is an image trained on
-    groups, joined = joined_by_identical_files(source, rels, patients)
-    train_idx, test_idx = split_by_patient(np.array(labels), groups, test_fraction, seed)
-    check_both_splits_hold_each_class(classes, labels, groups, train_idx, test_idx, test_fraction)
+    if given is not None:
+        sides, joined = given, {"patients": 0, "examples": []}
+    else:
+        # patients that hold one identical file go to one side: a copy in test is an image trained on
+        groups, joined = joined_by_identical_files(source, rels, patients)
+        train_idx, test_idx = split_by_patient(np.array(labels), groups, test_fraction, seed)
+        check_both_splits_hold_each_class(classes, labels, groups, train_idx, test_idx, test_fraction)
+        sides = {"train": train_idx, "test": test_idx}
     dest.parent.mkdir(parents=True, exist_ok=True)
     # a folder of its own: two splits started at once into one --to must not share (and delete) it
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent))
@@ -568,21 +611,22 @@ def write_split_folder(source: Path, dest: Path, classes: list[str], rels: list[
     os.umask(umask)
     os.chmod(tmp, 0o777 & ~umask)   # mkdtemp's folder is private; the data folder it becomes need not be
     try:
-        for split, idx in (("train", train_idx), ("test", test_idx)):
+        for split, idx in sides.items():
             for i in idx:
                 target = tmp / split / targets[i]
                 target.parent.mkdir(parents=True, exist_ok=True)
                 _link_or_copy(source / rels[i], target)
         summary = {
-            "source": str(source.resolve()), **(extra or {}), "test_fraction": test_fraction, "seed": seed,
+            "source": str(source.resolve()), **(extra or {}),
+            **({"splits_as_given": True} if given is not None else {"test_fraction": test_fraction, "seed": seed}),
             "classes": classes,
             "images": {s: {c: int(sum(labels[i] == k for i in idx)) for k, c in enumerate(classes)}
-                       for s, idx in (("train", train_idx), ("test", test_idx))},
-            "patients": {s: len({patients[i] for i in idx}) for s, idx in (("train", train_idx), ("test", test_idx))},
+                       for s, idx in sides.items()},
+            "patients": {s: len({patients[i] for i in idx}) for s, idx in sides.items()},
             "files_without_patient_id": unnamed,
             "patients_joined_by_identical_files": joined,
             "skipped": [{"path": p, "reason": why} for p, why in skipped],
-            "test_files": sorted(targets[i] for i in test_idx),
+            "test_files": sorted(targets[i] for i in sides["test"]),
         }
         (tmp / "split.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
         try:
@@ -675,9 +719,6 @@ def _patient_folder_classes(source: Path) -> list[str]:
     """The class folders of ROOT/<CLASS>/<PATIENT>/: every folder of ``source`` that is not hidden, each
     holding at least one folder."""
     folders = [d for d in sorted(source.iterdir()) if d.is_dir() and not d.name.startswith(".")]
-    if any(d.name.lower() in SPLIT_NAMES for d in folders):
-        splits = ", ".join(d.name for d in folders if d.name.lower() in SPLIT_NAMES)
-        raise DataError(f"{source} already has split folders ({splits}): it needs no split; give it as --data")
     for d in folders:
         refuse_unprintable_class_name(d)
     refuse_classes_named_alike(folders, where=lambda folder: str(folder.parent))

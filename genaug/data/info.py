@@ -64,7 +64,11 @@ def data_info(bundle: DataBundle, root: Path | None = None, resize: str = "squas
         info["original_images"] = original_image_stats(root, rels)
     info["file_tells"], info["test_file_tells"] = bundle.file_tells, bundle.test_tells
     info["skipped_files"] = [{"path": p, "reason": r} for p, r in bundle.skipped]
-    if root is not None and (made := split_record(root)):
+    made = split_record(root) if root is not None else None
+    if made and made.get("splits_as_given"):
+        info["test_origin"] = (f"as given in {made.get('source')}, laid out by its patient folders with genaug "
+                               "data split")
+    elif made:
         info["test_origin"] = (f"held out by patient with genaug data split from {made.get('source')} "
                                f"({100 * made.get('test_fraction', 0):g}%, seed {made.get('seed')}"
                                + _patients_from(made) + ")")
