@@ -26,6 +26,7 @@ log = logging.getLogger("genaug")
 SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
                "test": "test", "testing": "test"}
 THREE_CLASSES = ["NORMAL", "BACTERIA", "VIRUS"]
+SUPPORTED_FILES = f"supported: {', '.join(IMAGE_EXTENSIONS)}, and DICOM files by their content"
 
 
 # the names genaug gan and gan sample give the images they write (gan.write_synthetic)
@@ -337,7 +338,7 @@ def scan_folder(root: Path, task: str = "binary"):
             nested = [d for c in folder_classes if (split_dirs[split] / c).is_dir()
                       for d in sorted((split_dirs[split] / c).iterdir())[:20] if d.is_dir() and holds_images(d)]
             raise DataError(f"split '{split}' has no images in {split_dirs[split]} "
-                            f"(supported: {', '.join(IMAGE_EXTENSIONS)}, and DICOM files by their content)"
+                            f"({SUPPORTED_FILES})"
                             + (f"; its class folders hold folders of images ({nested[0].relative_to(root)}/): if each "
                                f"holds one patient's images, lay them out by patient first: genaug data split {root} "
                                "--patient-folders --to NEW_FOLDER" if nested else ""))
@@ -467,8 +468,7 @@ def write_patient_split(source: Path, dest: Path, test_fraction: float = 0.2, se
     for k, cls in enumerate(classes):
         if patient_folders:
             if not (images := _patient_folder_images(source, cls, skipped)):
-                raise DataError(f"the patient folders of {source / cls} hold no images (supported: "
-                                f"{', '.join(IMAGE_EXTENSIONS)}, and DICOM files by their content)")
+                raise DataError(f"the patient folders of {source / cls} hold no images ({SUPPORTED_FILES})")
             for rel, patient, below in images:
                 rels.append(rel)
                 labels.append(k)
@@ -480,12 +480,17 @@ def write_patient_split(source: Path, dest: Path, test_fraction: float = 0.2, se
             labels.append(k)
             targets.append(rel)
             patients.append(patient_of(source, rel, named=False))   # class folders: no split.json to read per file
-    if len(set(targets)) < len(targets):   # patient_a/b_c.png beside patient_a/b/c.png, say
-        dup = Counter(targets).most_common(1)[0][0]
-        raise DataError(f"two files would both be linked as {dup}; rename one of them")
+    refuse_clashing_targets(targets)   # patient_a/b_c.png beside patient_a/b/c.png, say
     return write_split_folder(source, dest, classes, rels, targets, labels, patients, skipped, test_fraction, seed,
                               unnamed=0 if patient_folders else unnamed_patients(patients, rels),
                               extra={"patient_folders": True} if patient_folders else None)
+
+
+def refuse_clashing_targets(targets: list[str], fix: str = "rename one of them", what: str = "files") -> None:
+    """One line where two files would be linked under one name in a split folder (the second link would fail)."""
+    if len(set(targets)) < len(targets):
+        dup = Counter(targets).most_common(1)[0][0]
+        raise DataError(f"two {what} would both be linked as {dup}; {fix}")
 
 
 def _lay_out_given_splits(source: Path, dest: Path) -> dict:
@@ -508,12 +513,9 @@ def _lay_out_given_splits(source: Path, dest: Path) -> dict:
                 patients.append(patient)
                 targets.append(f"{cls}/{patient}__{below}")
         if not given[split]:
-            raise DataError(f"the patient folders of {sdir} hold no images (supported: {', '.join(IMAGE_EXTENSIONS)}, "
-                            "and DICOM files by their content)")
+            raise DataError(f"the patient folders of {sdir} hold no images ({SUPPORTED_FILES})")
     for idx in given.values():
-        if len({targets[i] for i in idx}) < len(idx):
-            dup = Counter(targets[i] for i in idx).most_common(1)[0][0]
-            raise DataError(f"two files would both be linked as {dup}; rename one of them")
+        refuse_clashing_targets([targets[i] for i in idx])
     return write_split_folder(source, dest, classes, rels, targets, labels, patients, skipped, 0.0, 0, unnamed=0,
                               extra={"patient_folders": True}, given=given)
 
@@ -536,7 +538,8 @@ def _patient_folder_images(source: Path, cls: str, skipped: list[tuple[str, str]
                       for rel in _list_class_dir(Path(here), said, source)]
             for d in dirs:
                 if (Path(here) / d).is_symlink():
-                    said.append((safe_name(str((Path(here) / d).relative_to(source))), "a link to a folder: not followed"))
+                    said.append((safe_name(str((Path(here) / d).relative_to(source))),
+                                 "a link to a folder: not followed"))
             skipped += [(rel, why) for rel, why in said if not why.startswith("a sub-folder")]
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
     return found

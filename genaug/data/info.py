@@ -84,8 +84,6 @@ def _patients_from(made: dict) -> str:
     return ""
 
 
-
-
 def format_info(info: dict) -> str:
     lines = [f"data: {info['name']} ({info['source']}){'  [SYNTHETIC demo phantoms, not real X-rays]' if info['synthetic'] else ''}",
              f"classes: {', '.join(info['classes'])}    working size: {info['image_size']} px"]

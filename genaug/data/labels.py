@@ -13,7 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 from genaug.data.decode import IMAGE_EXTENSIONS, dicom_patient, is_dicom, safe_name
-from genaug.data.folder import check_split_arguments, ordered_classes, write_split_folder
+from genaug.data.folder import check_split_arguments, ordered_classes, refuse_clashing_targets, write_split_folder
 from genaug.data.splits import file_as_patient, patient_id
 from genaug.config import closest_name
 from genaug.errors import DataError
@@ -262,9 +262,7 @@ def write_labelled_split(images: Path, csv_path: Path, dest: Path, image_column:
                         + (f" (values left out: {', '.join(map(repr, list(other_values)[:5]))})" if other_values else ""))
     rels = sorted(found)
     targets, patients, unnamed = _link_targets(images, rels, found)
-    if len(set(targets)) < len(targets):
-        dup = Counter(targets).most_common(1)[0][0]
-        raise DataError(f"two listed files would both be linked as {dup}; give --patient-column, or rename them")
+    refuse_clashing_targets(targets, "give --patient-column, or rename them", "listed files")
     extra = {"labels": {"file": str(csv_path.resolve()), "image_column": image_column, "label_column": label_column,
                         "patient_column": patient_column, "classes": values or None, "separator": separator,
                         "rows": len(rows), "values_left_out": dict(other_values.most_common()),

@@ -233,16 +233,17 @@ def load_data(spec: str, size: int, task: str = "binary", val_fraction: float = 
         bundle.notes.append(within)
     for split, s in bundle.splits.items():
         missing = s.classes_absent(bundle.classes)
+        named = ", ".join(map(shown_name, missing))
         # named with the data given: a .npz holds its splits inside, where the user cannot see them
         if missing and split == "train":
-            raise DataError(f"the training split of {spec} has no images of class {', '.join(map(shown_name, missing))}: every "
+            raise DataError(f"the training split of {spec} has no images of class {named}: every "
                             "class needs training images" + _unlisted(split, missing, bundle.skipped))
         if missing and split == "test":
-            raise DataError(f"the test split of {spec} has no images of class {', '.join(map(shown_name, missing))}: every class "
+            raise DataError(f"the test split of {spec} has no images of class {named}: every class "
                             "needs test images, or accuracy, specificity and ROC-AUC are undefined"
                             + _unlisted(split, missing, bundle.skipped))
         if missing:
-            bundle.notes.append(f"the {split} split has no images of class {', '.join(map(shown_name, missing))}")
+            bundle.notes.append(f"the {split} split has no images of class {named}")
     return bundle
 
 
