@@ -319,8 +319,9 @@ def data_info_cmd(
     "leaves it out); a file listed twice with one class is taken once, with two classes it is left out; "
     "rows whose label no --class names are left out and counted."))
 def data_split_cmd(
-    source: str = typer.Argument(..., metavar="SOURCE", help="folder of class folders: SOURCE/<CLASS>/*.jpeg; with --labels, the "
-                                 "folder the labels file's image paths are relative to"),
+    source: str = typer.Argument(..., metavar="SOURCE", help="folder of class folders: SOURCE/<CLASS>/*.jpeg (or "
+                                 "SOURCE/<CLASS>/images/*.png beside a masks/ folder, which is not read); with "
+                                 "--labels, the folder the labels file's image paths are relative to"),
     to: str = typer.Option(..., "--to", help="new folder to write: TO/train/<CLASS>/ and TO/test/<CLASS>/"),
     test_fraction: float = typer.Option(0.2, "--test-fraction", help="share of each class's images held out as test"),
     seed: int = typer.Option(0, "--seed", help="which patients go to test (the same seed gives the same split)"),

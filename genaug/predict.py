@@ -23,7 +23,7 @@ from tqdm import tqdm
 from genaug.config import EQUALIZERS, RESIZE_MODES
 from genaug.data.decode import (IMAGE_EXTENSIONS, UnreadableImage, decode_image, how_names_differ, is_image_file,
                                  safe_name)
-from genaug.data.folder import genaug_run_around
+from genaug.data.folder import genaug_run_around, is_mask_folder
 from genaug.data.equalize import equalize_images
 from genaug.data.traits import labelled_tells_note, sampled_headers, unlike_training_note
 from genaug.errors import CheckpointError, ConfigError, DataError
@@ -156,9 +156,19 @@ def _xrays_of_run(folder: Path, target) -> Path:
                     "(a GAN run's synthetic images are in its synthetic/ folder)")
 
 
-def _images_and_runs_passed_over(targets) -> tuple[list[Path], list[Path]]:
+def _mask_folder_below(path: Path, folder: Path) -> Path | None:
+    """The folder between ``folder`` and the file ``path`` that is named as holding masks (`is_mask_folder`), or
+    None: `genaug threshold` on a class folder of the COVID-19 Radiography Database read its masks/ as X-rays of
+    the class (session 86). A mask folder named itself is read."""
+    parts = path.relative_to(folder).parts[:-1]
+    return next((folder.joinpath(*parts[:i + 1]) for i, part in enumerate(parts) if is_mask_folder(part)), None)
+
+
+def _images_and_runs_passed_over(targets) -> tuple[list[Path], list[Path], list[Path]]:
+    """The image files under ``targets`` (`list_images`), the genaug runs and the folders of masks passed over."""
     files: list[Path] = []
     passed_over: list[Path] = []
+    masks: set[Path] = set()
     for target in [targets] if isinstance(targets, (str, os.PathLike)) else targets:
         p = Path(target)
         if p.is_file():
@@ -173,6 +183,12 @@ def _images_and_runs_passed_over(targets) -> tuple[list[Path], list[Path]]:
             # a broken or looping link is kept, to be skipped with its reason (image_chunks), not passed over
             found = sorted(q for q in below if (q.is_file() or q.is_symlink()) and is_image_file(q)
                            and not _hidden_below(q, p) and not any(r in q.parents for r in runs))
+            here = {m for q in found if (m := _mask_folder_below(q, p))}
+            masks |= here
+            found = [q for q in found if not _mask_folder_below(q, p)]
+            if not found and here:
+                raise DataError(f"no images in {target} outside its folders named as masks (e.g. {min(here)}), "
+                                "which are not read as X-rays: name such a folder itself to read its images")
             if not found and runs:
                 raise DataError(f"no images in {target} outside the genaug runs in it ({len(runs)}, e.g. {runs[0]}), "
                                 "whose images genaug made: name a run's folder to read its images")
@@ -187,7 +203,7 @@ def _images_and_runs_passed_over(targets) -> tuple[list[Path], list[Path]]:
             unique.append(f)
     if not unique:
         raise DataError("no image given: name image files or folders")
-    return unique, passed_over
+    return unique, passed_over, sorted(masks)
 
 
 def image_chunks(targets, size: int, skipped: list, chunk: int = 256, desc: str | None = None,
@@ -196,9 +212,11 @@ def image_chunks(targets, size: int, skipped: list, chunk: int = 256, desc: str 
     (n, size, size) uint8, made square by ``resize``): a folder of a hundred thousand X-rays is never all in
     memory, and ``desc`` shows a progress bar over the files (on a terminal). Files that cannot be read, and
     genaug runs passed over, are appended to ``skipped`` with reasons as they are met."""
-    files, runs = _images_and_runs_passed_over(targets)
+    files, runs, masks = _images_and_runs_passed_over(targets)
     skipped += [(safe_name(os.fspath(r)), "a genaug run: its images are genaug's own (synthetic X-rays, overlays, "
                  "plots), not X-rays to classify; name its folder to read them") for r in runs]
+    skipped += [(safe_name(os.fspath(m)), "masks (by the folder's name), not X-rays: not read; name the folder to "
+                 "read them") for m in masks]
     names, arrays = [], []
     with tqdm(total=len(files), desc=desc, unit="img", leave=False, disable=None if desc else True) as bar:
         for f in files:

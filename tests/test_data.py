@@ -1430,6 +1430,89 @@ def test_data_that_comes_split_with_a_folder_per_patient_is_laid_out_as_given(tm
                                                 "with genaug data split")
 
 
+def _images_beside_masks(root: Path, splits=None, masks: str = "masks") -> Path:
+    """The COVID-19 Radiography Database's layout, ROOT/<CLASS>/images/ beside ROOT/<CLASS>/masks/ (masks of the
+    same names: a white square), or with ``splits`` COVID-QU-Ex's, ROOT/<split>/<CLASS>/images/ beside "lung
+    masks/". Images of a class are one grey, so a model can tell them; masks are black and white."""
+    for split in splits or [""]:
+        for k, (cls, grey) in enumerate([("Normal", 60), ("COVID", 190)]):
+            for sub in ("images", masks):
+                (root / split / cls / sub).mkdir(parents=True)
+            for i in range(10 if split != "test" else 6):
+                name = f"{cls}-{split}{i + 1}.png"
+                Image.fromarray(np.full((24, 24), grey + i, np.uint8)).save(root / split / cls / "images" / name)
+                mask = np.zeros((24, 24), np.uint8)
+                mask[4:20, 4:20] = 255
+                Image.fromarray(mask).save(root / split / cls / sub / name)
+    return root
+
+
+def test_data_split_reads_each_class_s_images_folder_and_leaves_its_masks_aside(tmp_path):
+    # found in session 86: <CLASS>/images/ beside <CLASS>/masks/ was "no class folders of images", and with
+    # --patient-folders (which genaug then suggested) images/ and masks/ became two patients, the masks trained on
+    from genaug.data.folder import write_patient_split
+    src = _images_beside_masks(tmp_path / "covid")
+    (src / "COVID" / "notes.txt").write_text("from the site")
+    out = tmp_path / "laid-out"
+    summary = write_patient_split(src, out, test_fraction=0.2, seed=0)
+    assert summary["classes"] == ["Normal", "COVID"]
+    assert sum(summary["images"]["train"].values()) + sum(summary["images"]["test"].values()) == 20
+    linked = sorted(p.relative_to(out).parts for p in out.rglob("*.png"))
+    assert len(linked) == 20 and {(split, cls) for split, cls, _ in linked} == {   # <split>/<CLASS>/<name>, flat
+        (split, cls) for split in ("train", "test") for cls in ("Normal", "COVID")}
+    assert all(np.asarray(Image.open(p)).std() == 0 for p in out.rglob("*.png"))   # images, no mask among them
+    assert {(d["path"], d["reason"].split(":")[0]) for d in summary["skipped"]} == {
+        ("COVID/masks", "masks (by the folder's name), not X-rays"), ("Normal/masks", "masks (by the folder's name), "
+                                                                      "not X-rays"),
+        ("COVID/notes.txt", "beside images/, from which the class's images are read")}
+    b = load_data(str(out), 16, cache_dir=None)
+    assert len(b.train) + len(b.val) + len(b.test) == 20
+    # --data on it names the command that lays it out, which is the one that works
+    with pytest.raises(DataError, match=r"holds class folders \(COVID, Normal\) but no train/ and test/: .* "
+                                        r"genaug data split .*covid --to NEW_FOLDER$"):
+        load_data(str(src), 16, cache_dir=None)
+
+
+def test_images_and_masks_are_not_taken_for_patient_folders(tmp_path):
+    from genaug.data.folder import write_patient_split
+    src = _images_beside_masks(tmp_path / "covid")
+    with pytest.raises(DataError, match=r"^.*covid/Normal holds images/, masks/: folders of images and masks, not one "
+                                        r"folder per patient; give it without --patient-folders"):
+        write_patient_split(src, tmp_path / "a", patient_folders=True)
+    # patient folders with a masks/ beside them: refused; masks inside a patient's folder: passed over, said
+    given = tmp_path / "patients"
+    for cls in ("Normal", "COVID"):
+        for p in range(4):
+            shutil.copytree(src / cls / "masks", given / cls / f"{cls}-p{p}" / "Lung Masks")
+            for i in range(2):   # each patient's own images: identical files would join the patients
+                grey = 40 * p + i + 20 * (cls == "COVID")
+                Image.fromarray(np.full((24, 24), grey, np.uint8)).save(given / cls / f"{cls}-p{p}" / f"{i}.png")
+    (given / "COVID" / "masks").mkdir()
+    with pytest.raises(DataError, match=r"patients/COVID/masks is named as a folder of masks, not of one "
+                                        r"patient's X-rays: move it out of the class folder"):
+        write_patient_split(given, tmp_path / "b", patient_folders=True)
+    (given / "COVID" / "masks").rmdir()
+    out = tmp_path / "c"
+    summary = write_patient_split(given, out, patient_folders=True)
+    assert summary["patients"]["train"] + summary["patients"]["test"] == 8
+    assert all(np.asarray(Image.open(p)).std() == 0 for p in out.rglob("*.png"))
+    assert sum(d["path"].endswith("/Lung Masks") and d["reason"].startswith("masks (by the folder's name)")
+               for d in summary["skipped"]) == 8
+    assert not any((tmp_path / d).exists() for d in "ab")
+
+
+def test_a_split_root_with_images_beside_lung_masks_reads_the_images(tmp_path):
+    # COVID-QU-Ex: <split>/<CLASS>/images/ beside "lung masks/"; before session 86 each class "held no images"
+    root = _images_beside_masks(tmp_path / "qu", splits=["Train", "Val", "test"], masks="lung masks")
+    b = load_data(str(root), 16, cache_dir=None)
+    assert (len(b.train), len(b.val), len(b.test)) == (20, 20, 12) and b.classes == ["Normal", "COVID"]
+    assert all(p.split("/")[2] == "images" for p in b.train.paths + b.test.paths)
+    assert (np.asarray(b.test.images).reshape(len(b.test), -1).std(axis=1) == 0).all()   # flat greys: no mask read
+    skipped = dict(b.skipped)
+    assert skipped["Train/COVID/lung masks"].startswith("masks (by the folder's name), not X-rays: not read")
+    assert len([p for p in skipped if p.endswith("lung masks")]) == 6
+
+
 def _saved_twice(root: Path, n: int = 12) -> Path:
     """ROOT/<CLASS>/scan<i>.png and 'scan<i> (1).png', the same bytes under names that give no patient (as a
     browser saves a file downloaded twice): each pair counts as two patients unless genaug sees they are one."""

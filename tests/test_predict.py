@@ -3,6 +3,7 @@ import csv
 import io
 import math
 import re
+import shutil
 import unicodedata
 from pathlib import Path
 
@@ -122,6 +123,34 @@ def test_threshold_names_the_labelled_images_it_does_not_read(tmp_path):
     r = genaug("threshold", labelled_folder(tmp_path / "clean"), "--checkpoint", tmp_path / "m.pt",
                "--out", tmp_path / "c.pt")
     assert r.returncode == 0 and "not read" not in r.stderr, r.stderr
+
+
+def test_threshold_and_predict_pass_over_folders_of_masks(tmp_path):
+    # found in session 86: a site laid out as the COVID-19 Radiography Database (<CLASS>/masks/ beside the images)
+    # had its masks read as labelled X-rays of their class; white masks in NORMAL/ moved the threshold
+    site = labelled_folder(tmp_path / "site")
+    for cls in ("NORMAL", "PNEUMONIA"):
+        (site / cls / "lung masks").mkdir()
+        for i in range(3):
+            Image.fromarray(torch.full((24, 24), 255 * (cls == "NORMAL"), dtype=torch.uint8).numpy()).save(
+                site / cls / "lung masks" / f"m{i}.png")
+    model = brightness_model(tmp_path / "m.pt")
+    r = genaug("threshold", site, "--checkpoint", model, "--out", tmp_path / "s.pt")
+    assert r.returncode == 0, r.stderr
+    assert f"{site}: 5 images of NORMAL, 5 images of PNEUMONIA; ROC-AUC 0.880" in r.stdout   # as without the masks
+    assert (f"skipped {site}/NORMAL/lung masks: masks (by the folder's name), not X-rays: not read; name the folder "
+            "to read them") in r.stderr
+    r = genaug("predict", "--checkpoint", model, site)
+    assert r.returncode == 0 and len(r.stdout.splitlines()) == 1 + 10 and "lung masks" not in r.stdout, r.stderr
+    r = genaug("predict", "--checkpoint", model, site / "NORMAL" / "lung masks")   # named itself: read
+    assert r.returncode == 0 and len(r.stdout.splitlines()) == 1 + 3, r.stderr
+    only = tmp_path / "only"
+    (only / "masks").mkdir(parents=True)
+    shutil.copy(site / "NORMAL" / "lung masks" / "m0.png", only / "masks" / "m0.png")
+    r = genaug("predict", "--checkpoint", model, only)
+    assert r.returncode == 2 and r.stderr == (f"genaug: error: no images in {only} outside its folders named as masks "
+                                              f"(e.g. {only}/masks), which are not read as X-rays: name such a folder "
+                                              "itself to read its images\n"), r.stderr
 
 
 @pytest.mark.parametrize("case,told", [

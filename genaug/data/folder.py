@@ -29,6 +29,51 @@ THREE_CLASSES = ["NORMAL", "BACTERIA", "VIRUS"]
 SUPPORTED_FILES = f"supported: {', '.join(IMAGE_EXTENSIONS)}, and DICOM files by their content"
 
 
+# the sub-folder of a class folder that holds its X-rays where other pictures lie beside them: the COVID-19
+# Radiography Database keeps <CLASS>/images/ beside <CLASS>/masks/, COVID-QU-Ex <split>/<CLASS>/images/ beside
+# "lung masks/"
+IMAGE_FOLDER_NAMES = ("images", "image", "imgs", "img")
+# folders named as holding segmentation masks: label maps drawn over the X-rays, of the same names and sizes
+MASK_FOLDER_NAMES = ("segmentation", "segmentations", "seg", "annotations")
+
+
+def is_mask_folder(name: str) -> bool:
+    """Whether a folder's name says it holds masks (masks/, lung masks/, ManualMask/, leftMask/), not X-rays:
+    found in session 86, the COVID-19 Radiography Database's masks/ were read as X-rays of their class."""
+    low = name.lower()
+    return "mask" in low or low in MASK_FOLDER_NAMES
+
+
+def class_image_folder(cdir: Path) -> Path:
+    """Where a class folder's images lie: ``cdir`` itself, or, where it holds no image directly (among its first
+    entries, `holds_images`) but one folder named images/ (any case, `IMAGE_FOLDER_NAMES`), that folder."""
+    if holds_images(cdir, look_at=-1):
+        return cdir
+    try:
+        inner = [d for d in cdir.iterdir() if d.is_dir() and d.name.lower() in IMAGE_FOLDER_NAMES]
+    except OSError:
+        return cdir
+    return inner[0] if len(inner) == 1 else cdir
+
+
+def beside_image_folder(cdir: Path, folder: Path, rel_root: Path) -> list[tuple[str, str]]:
+    """(path, reason) of what lies in a class folder ``cdir`` beside its image folder ``folder`` (masks/ and
+    the like), not read; nothing where the class folder is its own image folder."""
+    if folder == cdir:
+        return []
+    said = []
+    for entry in sorted(cdir.iterdir()):
+        if entry.name.startswith(".") or entry == folder:
+            continue
+        rel = safe_name(str(entry.relative_to(rel_root)))
+        if entry.is_dir() and is_mask_folder(entry.name):
+            said.append((rel, f"masks (by the folder's name), not X-rays: not read; the class's images are read "
+                              f"from {folder.name}/"))
+        else:
+            said.append((rel, f"beside {folder.name}/, from which the class's images are read: not read"))
+    return said
+
+
 # the names genaug gan and gan sample give the images they write (gan.write_synthetic)
 GENAUG_SYNTHETIC_NAME = re.compile(r"^synthetic_.+_\d+_\d{5,}\.png$")
 TO_TRAINING = ("synthetic images reach training through genaug benchmark --gan-run, which keeps them out of every "
@@ -304,7 +349,9 @@ def scan_folder(root: Path, task: str = "binary"):
             cdir = sdir / cls
             if not cdir.is_dir():
                 continue
-            listed = _list_class_dir(cdir, skipped, root)
+            folder = class_image_folder(cdir)
+            listed = _list_class_dir(folder, skipped, root)
+            skipped += beside_image_folder(cdir, folder, root)
             if listed:
                 holding.append(cdir)
             for rel in listed:
@@ -403,10 +450,10 @@ def unnamed_patients(patients: list[str], paths: list[str]) -> int:
 
 def holds_images(folder: Path, look_at: int = 50) -> bool:
     """Whether ``folder`` itself holds an image file, among the first ``look_at`` files listed (a folder of
-    many thousands is not read through to say so)."""
+    many thousands is not read through to say so; -1: all of them)."""
     try:
         for i, entry in enumerate(os.scandir(folder)):
-            if i >= look_at:
+            if 0 <= look_at <= i:
                 break
             if entry.is_file() and not entry.name.startswith(".") and is_image_file(entry.path):
                 return True
@@ -437,8 +484,7 @@ def flat_class_folders(root: Path) -> list[str]:
         return []
     if any(d.name.lower() in SPLIT_NAMES for d in subdirs):
         return []
-    classes = [d for d in subdirs
-               if any(is_image_file(f) for f in d.iterdir() if not f.name.startswith(".") and f.is_file())]
+    classes = [d for d in subdirs if holds_images(class_image_folder(d), look_at=-1)]
     for d in classes:
         refuse_unprintable_class_name(d)
     refuse_classes_named_alike(classes, where=lambda folder: str(folder.parent))
@@ -475,10 +521,12 @@ def write_patient_split(source: Path, dest: Path, test_fraction: float = 0.2, se
                 patients.append(patient)
                 targets.append(f"{cls}/{patient}__{below}")
             continue
-        for rel in _list_class_dir(source / cls, skipped, source):
+        folder = class_image_folder(source / cls)
+        skipped += beside_image_folder(source / cls, folder, source)
+        for rel in _list_class_dir(folder, skipped, source):
             rels.append(rel)
             labels.append(k)
-            targets.append(rel)
+            targets.append(f"{cls}/{Path(rel).name}")   # <CLASS>/images/x.png is linked as <CLASS>/x.png
             patients.append(patient_of(source, rel, named=False))   # class folders: no split.json to read per file
     refuse_clashing_targets(targets)   # patient_a/b_c.png beside patient_a/b/c.png, say
     return write_split_folder(source, dest, classes, rels, targets, labels, patients, skipped, test_fraction, seed,
@@ -525,6 +573,7 @@ def _patient_folder_images(source: Path, cls: str, skipped: list[tuple[str, str]
     ``source``/``cls``/<PATIENT>/, at any depth; images straight in the class folder, files that are no image
     and links to folders (one may lead back up) are listed in ``skipped``."""
     found = []
+    refuse_image_folders_as_patients(source / cls)
     for rel in _loose_images(source / cls, source):
         skipped.append((safe_name(rel), "an image outside the patient folders: not read (with --patient-folders "
                                         "a class's images go in <CLASS>/<PATIENT>/)"))
@@ -541,8 +590,24 @@ def _patient_folder_images(source: Path, cls: str, skipped: list[tuple[str, str]
                     said.append((safe_name(str((Path(here) / d).relative_to(source))),
                                  "a link to a folder: not followed"))
             skipped += [(rel, why) for rel, why in said if not why.startswith("a sub-folder")]
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            skipped += [(safe_name(str((Path(here) / d).relative_to(source))),
+                         "masks (by the folder's name), not X-rays: not read") for d in sorted(dirs) if is_mask_folder(d)]
+            dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not is_mask_folder(d))
     return found
+
+
+def refuse_image_folders_as_patients(cdir: Path) -> None:
+    """One line where the folders of a class folder given as patient folders are its images/ and masks/ (the
+    COVID-19 Radiography Database's layout), or a masks/ beside the patients': with --patient-folders each would
+    have been one patient, the masks read as X-rays of their class (found in session 86)."""
+    names = sorted(d.name for d in cdir.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if any(n.lower() in IMAGE_FOLDER_NAMES for n in names):
+        held = ", ".join(f"{safe_name(n)}/" for n in names[:4])
+        raise DataError(f"{safe_name(str(cdir))} holds {held}: folders of images and masks, not one folder per patient; "
+                        "give it without --patient-folders, which reads each class's images/ and leaves its masks aside")
+    if masks := [n for n in names if is_mask_folder(n)]:
+        raise DataError(f"{safe_name(str(cdir / masks[0]))} is named as a folder of masks, not of one patient's X-rays: "
+                        "move it out of the class folder (with --patient-folders each folder there is a patient)")
 
 
 HEAD_BYTES = 1 << 16
