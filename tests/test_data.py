@@ -2068,6 +2068,36 @@ def test_nih_style_multi_finding_labels_take_the_class_their_findings_name(tmp_p
     assert train.isdisjoint({p.name[:8] for p in (tmp_path / "nih" / "test").rglob("*.png")})
 
 
+def test_files_listed_by_name_are_found_in_the_folders_below(tmp_path):
+    # found in session 86: NIH ChestX-ray14 lists '00000001_000.png' while its files lie in images_001/images/ to
+    # images_012/images/; given the folder that holds them all, every row was "a file not under" it
+    from genaug.data.labels import write_labelled_split
+    rng = np.random.default_rng(0)
+    src = tmp_path / "nih"
+    rows = ["Image Index,Finding Labels"]
+    for i in range(24):
+        name = f"{i // 2:08d}_{i % 2:03d}.png"
+        folder = src / f"images_{1 + i // 12:03d}" / "images"
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (20, 20), dtype=np.uint8)).save(folder / name)
+        rows.append(f"{name},{['No Finding', 'Pneumonia'][(i // 2) % 2]}")
+    # a copy in a hidden folder and a mask of the same name are not looked in; a name two folders hold is not guessed
+    (src / ".ipynb_checkpoints").mkdir()
+    shutil.copy(src / "images_001" / "images" / "00000000_000.png", src / ".ipynb_checkpoints")
+    (src / "mask").mkdir()
+    shutil.copy(src / "images_001" / "images" / "00000001_000.png", src / "mask")
+    shutil.copy(src / "images_002" / "images" / "00000011_001.png", src / "images_001" / "00000011_001.png")
+    (tmp_path / "Data_Entry.csv").write_text("\n".join(rows) + "\n")
+    made = write_labelled_split(src, tmp_path / "Data_Entry.csv", tmp_path / "xray", "Image Index", "Finding Labels",
+                                class_specs=["NORMAL=No Finding", "PNEUMONIA=Pneumonia"], test_fraction=0.25)
+    assert sum(made["images"]["train"].values()) + sum(made["images"]["test"].values()) == 23
+    assert made["skipped"] == [{"path": "00000011_001.png", "reason": "listed by its name alone, which several files "
+                                                                      "under the images bear: list its path"}]
+    linked = {p.name: p.read_bytes() for p in (tmp_path / "xray").rglob("*.png")}
+    assert linked["00000000_000.png"] == (src / "images_001" / "images" / "00000000_000.png").read_bytes()
+    assert made["patients"]["train"] + made["patients"]["test"] == 12   # from NIH's names, as before
+
+
 def test_chexpert_style_paths_keep_their_patients_when_laid_out(tmp_path):
     from genaug.data.labels import write_labelled_split
     rng = np.random.default_rng(0)

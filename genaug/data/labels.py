@@ -13,7 +13,8 @@ from collections import Counter
 from pathlib import Path
 
 from genaug.data.decode import IMAGE_EXTENSIONS, dicom_patient, is_dicom, safe_name
-from genaug.data.folder import check_split_arguments, ordered_classes, refuse_clashing_targets, write_split_folder
+from genaug.data.folder import (check_split_arguments, is_mask_folder, ordered_classes, refuse_clashing_targets,
+                                write_split_folder)
 from genaug.data.splits import file_as_patient, patient_id
 from genaug.config import closest_name
 from genaug.errors import DataError
@@ -95,11 +96,13 @@ def read_labels(csv_path: Path, image_column: str, label_column: str, patient_co
         raise DataError(f"cannot read the labels file {csv_path}: {exc}") from None
 
 
-def _find_image(images: Path, listed: str, composed=None) -> str | None:
+def _find_image(images: Path, listed: str, composed=None, by_name=None) -> str | None:
     """The file ``listed`` names under ``images``, relative to it: as written, or with an image extension
     added (RSNA lists patientId, its files are <patientId>.dcm), or in the other Unicode form: ``composed()``
     maps each file's path, composed (NFC), to its path on disk (None where two files share it); it is called
-    only for a name not found as written that holds a letter beyond ASCII."""
+    only for a name not found as written that holds a letter beyond ASCII. A bare file name not found at the
+    top is looked up in the folders below: ``by_name()`` maps each file's name, composed, to its path (None
+    where two files bear it), called only then."""
     # absolute, so that a listed absolute path inside the folder is found whether SOURCE was given relative
     # or absolute (it was found only for an absolute SOURCE: found in session 67)
     root = os.path.abspath(images)
@@ -108,6 +111,12 @@ def _find_image(images: Path, listed: str, composed=None) -> str | None:
         path = os.path.normpath(os.path.join(root, candidate))
         if path.startswith(root + os.sep) and os.path.isfile(path):   # no '../' out of the folder
             return os.path.relpath(path, root)
+    if by_name is not None and "/" not in listed:
+        # found in session 86: NIH ChestX-ray14 lists '00000001_000.png', its files lie in images_001/images/
+        # to images_012/images/, and every row was "a file not under" the folder that holds them all
+        for candidate in [listed] + [listed + ext for ext in IMAGE_EXTENSIONS]:
+            if found := by_name().get(unicodedata.normalize("NFC", candidate)):
+                return found
     if composed is None or listed.isascii():
         return None
     # found in session 75: macOS names files decomposed (NFD), a table typed or exported elsewhere lists them
@@ -130,12 +139,27 @@ def _files_by_composed_path(root: str) -> dict[str, str | None]:
     return by_form
 
 
-def _not_found_reason(images: Path, listed: str) -> str:
+def _files_by_name(root: str) -> dict[str, str | None]:
+    """Each image file's name under ``root``, composed (NFC), to its path relative to ``root``; None where two
+    files bear one name, which is not guessed. Hidden folders (copies in .ipynb_checkpoints/) and folders named
+    as masks (Shenzhen's mask/ holds a mask of each X-ray's name) are not looked in."""
+    by_name: dict[str, str | None] = {}
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if not d.startswith(".") and not is_mask_folder(d)]
+        for name in files:
+            key = unicodedata.normalize("NFC", name)
+            by_name[key] = None if key in by_name else os.path.relpath(os.path.join(folder, name), root)
+    return by_name
+
+
+def _not_found_reason(images: Path, listed: str, by_name=None) -> str:
     """Why a listed file was not taken: missing, or a file that lies outside the folder (a '../' path, or an
     absolute one elsewhere), which the user can mend by giving the folder above it as SOURCE."""
     path = os.path.join(os.path.abspath(images), listed.replace("\\", "/"))
     if os.path.isfile(path):
         return "listed in the labels file, outside the images folder (give a SOURCE that holds it)"
+    if by_name is not None and "/" not in listed and unicodedata.normalize("NFC", listed) in by_name():
+        return "listed by its name alone, which several files under the images bear: list its path"
     return "listed in the labels file, not found under the images"
 
 
@@ -178,6 +202,7 @@ def _match_rows(rows: list[dict], images: Path, values: dict, separator: str | N
     blank = 0
     # the folder's files by their path composed: listed once, on the first name that needs it
     composed = functools.cache(lambda: _files_by_composed_path(os.path.abspath(images)))
+    by_name = functools.cache(lambda: _files_by_name(os.path.abspath(images)))
     numbers = {n: c for v, c in values.items() if (n := _as_number(v)) is not None}
     for row in rows:
         if not row["image"] or not row["label"]:
@@ -193,11 +218,11 @@ def _match_rows(rows: list[dict], images: Path, values: dict, separator: str | N
         for cls in matched:
             if not _valid_class(cls):
                 raise DataError(f"label {cls!r} cannot name a class folder; map it with --class NAME={cls}")
-        rel = _find_image(images, row["image"], composed)
+        rel = _find_image(images, row["image"], composed, by_name)
         if rel is None:
             missing += 1
             if missing <= 20:
-                skipped.append((safe_name(row["image"]), _not_found_reason(images, row["image"])))
+                skipped.append((safe_name(row["image"]), _not_found_reason(images, row["image"], by_name)))
             continue
         if len(matched) > 1 or (rel in found and found[rel][0] != matched[0]):
             conflicts.add(rel)
