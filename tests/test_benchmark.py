@@ -639,6 +639,8 @@ def test_three_class_task_end_to_end_through_gan_encode_and_benchmark(tmp_path):
     header = next(line for line in report.splitlines() if line.startswith("| model | variant | train frac | seeds"))
     rows = [line for line in report.splitlines() if line.startswith("| cnn | real | 1 |")]
     assert header.count("|") == rows[0].count("|")
+    # found in session 86: with three classes the sensitivity and specificity are means over the classes
+    assert "| ROC-AUC (macro) | 95% CI AUC | sensitivity (macro) | specificity (macro) | macro F1 |" in header
 
 
 @pytest.mark.slow
