@@ -750,7 +750,11 @@ def _echo_and_log(msg: str, err: bool = False) -> None:
     logging.getLogger("genaug").info(msg)
 
 
-@app.command("explain")
+@app.command("explain", help=(
+    "Grad-CAM heatmaps over the input for the class genaug predict gives (or a chosen one), written as PNG "
+    "overlays.\n\n"
+    "Each PNG shows the image as the model saw it (its input size) beside the heatmap over it, each pixel "
+    "enlarged a whole number of times to at least 256 px tall, so that a 64 px model's view is no thumbnail."))
 def explain_cmd(
     targets: Optional[list[str]] = typer.Argument(None, metavar="IMAGES", help="image files and folders of images, as genaug predict takes them"),
     image: Optional[str] = typer.Option(None, "--image", help="one image file or folder, given as an option"),

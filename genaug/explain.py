@@ -117,13 +117,21 @@ def grad_cam(model: nn.Module, layer: nn.Module, x: torch.Tensor, class_index: i
     return (cam / peak).cpu(), cls.cpu(), torch.softmax(logits.detach(), 1).cpu()
 
 
+# the least height an overlay is written at: a 64 px model's overlay was a 128 x 64 thumbnail (session 86)
+OVERLAY_MIN_HEIGHT = 256
+
+
 def overlay(gray: np.ndarray, heat: np.ndarray) -> Image.Image:
-    """The heatmap in matplotlib's jet colours over the grey image, side by side with the image."""
+    """The heatmap in matplotlib's jet colours over the grey image, side by side with the image, both as the model
+    saw them (its input size), each pixel repeated a whole number of times to be at least `OVERLAY_MIN_HEIGHT`
+    tall: enlarged to be seen, not smoothed into detail the model never had."""
     import matplotlib
     colours = (matplotlib.colormaps["jet"](heat)[..., :3] * 255).astype(np.float32)
     base = np.repeat(gray[..., None].astype(np.float32), 3, axis=2)
     mixed = (0.55 * base + 0.45 * colours).clip(0, 255).astype(np.uint8)
-    return Image.fromarray(np.concatenate([base.astype(np.uint8), mixed], axis=1))
+    pair = np.concatenate([base.astype(np.uint8), mixed], axis=1)
+    times = -(-OVERLAY_MIN_HEIGHT // pair.shape[0])
+    return Image.fromarray(pair.repeat(times, axis=0).repeat(times, axis=1))
 
 
 def explain_images(checkpoint: str | Path, targets, out_dir: Path, class_name: str = "", layer: str = "",

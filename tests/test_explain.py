@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 import torch.nn as nn
@@ -85,6 +86,9 @@ def test_explain_explains_the_class_predict_gives(tmp_path, threshold, expected)
     rows, skipped, _ = explain_images(tmp_path / "m.pt", [str(tmp_path / "imgs")], tmp_path / "out", batch_size=2)
     predicted = {r["file"]: r for r in csv.DictReader(io.StringIO(predict_images(tmp_path / "m.pt", [str(tmp_path / "imgs")])[0]))}
     assert not skipped and len(rows) == 5 and all((tmp_path / "out" / r[4]).is_file() for r in rows)
+    # the 32 px model's input and heatmap side by side, each pixel 8 x 8 so that it can be seen (session 86)
+    written = np.asarray(Image.open(tmp_path / "out" / rows[0][4]))
+    assert written.shape == (256, 512, 3) and (written[:8, :8] == written[0, 0]).all()
     for file, prediction, explained, probability, _ in rows:
         assert prediction == explained == predicted[file]["prediction"] == expected
         assert float(probability) == pytest.approx(float(predicted[file][f"p_{expected}"]), abs=1e-6)
