@@ -531,6 +531,8 @@ def test_gan_cli_end_to_end_and_sample(tmp_path, tiny):
     assert m["fid"]["n_bootstrap"] == 100 and m["fid"]["synthetic_bootstrap_std"] > 0
     row = next(line for line in (run / "quality.md").read_text().splitlines() if line.startswith("| PNEUMONIA"))
     assert f"{m['fid']['synthetic']:.2f} ± {m['fid']['synthetic_bootstrap_std']:.2f}" in row
+    # and which way each column is better (session 86: SSIM among synthetic and among real stood unexplained)
+    assert "than real ones (a higher figure) are less diverse" in (run / "quality.md").read_text()
     # sampling: same seed, same images; another seed, other images
     outs = []
     for i, seed in enumerate((3, 3, 4)):
