@@ -367,7 +367,9 @@ def data_split_cmd(
         n = s["files_without_patient_id"]
         typer.echo(f"note: {n} {'image carries' if n == 1 else 'images carry'} no patient id (in the file name or a DICOM "
                    "header); each counts as its own patient, so if one patient has several such images they may sit "
-                   "on both sides")
+                   "on both sides. Where that matters, give each file's patient: a table of file, class and patient "
+                   "(--labels TABLE.csv --patient-column patient; file paths relative to SOURCE, e.g. NORMAL/a.png), "
+                   "or each patient's images in a folder of their own (--patient-folders)")
     if (joined := s["patients_joined_by_identical_files"])["patients"]:
         n, (a, b, *_) = joined["patients"], joined["examples"][0]
         typer.echo(f"note: {n} {'patient holds' if n == 1 else 'patients hold'} a file identical to another "

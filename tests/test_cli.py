@@ -881,6 +881,17 @@ def test_data_split_counts_the_images_without_a_patient(tmp_path):
     r = genaug("data", "split", made / "train", "--to", tmp_path / "xray")
     assert r.returncode == 0, r.stderr[-2000:]
     assert "note: 3 images carry no patient id (in the file name or a DICOM header)" in r.stdout
+    # and how to give them one (session 86: the note said what was wrong, not what to do)
+    assert "(--labels TABLE.csv --patient-column patient; file paths relative to SOURCE" in r.stdout
+    table = tmp_path / "patients.csv"
+    table.write_text("file,class,patient\n" + "".join(
+        f"{f.relative_to(made / 'train').as_posix()},{f.parent.name},{'p1' if f.name.startswith('scan') else f.stem}\n"
+        for f in sorted((made / "train").rglob("*.jpeg"))))
+    r = genaug("data", "split", made / "train", "--labels", table, "--image-column", "file", "--label-column", "class",
+               "--patient-column", "patient", "--to", tmp_path / "by-patient")
+    assert r.returncode == 0 and "no patient id" not in r.stdout, r.stdout + r.stderr
+    sides = [{f.name.split("__")[0] for f in (tmp_path / "by-patient" / s).rglob("*.jpeg")} for s in ("train", "test")]
+    assert ("p1" in sides[0]) != ("p1" in sides[1])   # the three scans, one patient, on one side
 
 
 def test_data_split_says_which_patients_it_kept_together_for_an_identical_file(tmp_path):

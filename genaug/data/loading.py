@@ -217,8 +217,10 @@ def load_data(spec: str, size: int, task: str = "binary", val_fraction: float = 
             bundle.notes.append(
                 f"{unnamed} of {len(paths)} images carry no patient id (in the file name, Kermany style "
                 "person123_... or IM-0001-..., NIH 00000001_000.png; or a DICOM PatientID), so each of those "
-                "images counts as its own patient: images of one patient may sit in two splits. Name files by "
-                "patient to split by patient.")
+                "images counts as its own patient: images of one patient may sit in two splits. To split by "
+                "patient, give each image's patient to genaug data split, in a table (--labels with "
+                "--patient-column) or a folder per patient (--patient-folders): every command reads the folder it "
+                "writes by patient.")
         bundle.file_tells, bundle.test_tells, bundle.train_files = file_tells(
             root, paths, np.concatenate([s.labels for s in splits.values()]), len(classes),
             [split == "test" for split, s in splits.items() for _ in s.paths])
