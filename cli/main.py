@@ -224,6 +224,9 @@ ResizeOpt = typer.Option(None, "--resize", help="how an image that is not square
                          "reads: squash (default: stretched, its aspect ratio not kept), crop (the centred square "
                          "of its short side, as torchxrayvision does) or pad (centred on black to its long side); "
                          "genaug data info counts the images that are not square")
+ClassesOpt = typer.Option(None, "--classes", help="the data's classes to use, comma-separated (e.g. COVID,Normal "
+                          "of the COVID-19 Radiography Database's four); the others' images are left out of every "
+                          "split (default: every class)")
 TensorboardOpt = typer.Option(None, "--tensorboard/--no-tensorboard",
                               help="log losses, metrics, learning rate, images and weight histograms to <run>/tensorboard")
 
@@ -244,7 +247,7 @@ def _check_data(cfg, resume, data_flag: str | None, profile: list[str] | None, m
     if makes_runs:   # `data info` keeps only its decode cache under --out
         check_out_outside_data(cfg.run.out_root, cfg.data.data)
     try:
-        check_data_spec(cfg.data.data, cfg.data.task)
+        check_data_spec(cfg.data.data, cfg.data.task, cfg.data.classes)
     except DataError as exc:
         from genaug.config import profile_that_sets
         if data_flag is not None or not (source := profile_that_sets(profile or [], "data", "data")):
@@ -283,6 +286,7 @@ def data_info_cmd(
     val_fraction: Optional[float] = typer.Option(None, "--val-fraction", help="share of train patients carved as val"),
     download: bool = typer.Option(False, "--download", help="fetch medmnist:NAME when missing"),
     out: Optional[str] = OutOpt, cache: Optional[str] = CacheOpt, resize: Optional[str] = ResizeOpt,
+    classes: Optional[str] = ClassesOpt,
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
 ):
     from pathlib import Path
@@ -294,7 +298,8 @@ def data_info_cmd(
     if size < 1:
         raise ConfigError(f"--size must be at least 1 px, got {size}")
     cfg = build_config(profile, data=dict(data=data, task=task, cache_dir=cache, val_fraction=val_fraction,
-                                          download=download or None, resize=resize), run=dict(out_root=out))
+                                          download=download or None, resize=resize, classes=classes),
+                       run=dict(out_root=out))
     _check_data(cfg, None, data, profile, makes_runs=False)
     bundle = load_bundle(cfg, size)
     root = Path(cfg.data.data) if bundle.source == "folder" else None
@@ -424,7 +429,7 @@ def encode_cmd(
     seed: Optional[int] = SeedOpt, device: Optional[str] = DeviceOpt, out: Optional[str] = OutOpt,
     name: Optional[str] = NameOpt, cache: Optional[str] = CacheOpt, tensorboard: Optional[bool] = TensorboardOpt,
     threads: Optional[int] = ThreadsOpt,
-    resize: Optional[str] = ResizeOpt,
+    resize: Optional[str] = ResizeOpt, classes: Optional[str] = ClassesOpt,
     cpu_amp: Optional[bool] = typer.Option(None, "--cpu-amp/--no-cpu-amp", help="train the autoencoder under bf16 "
                                            "autocast on a CPU (default off): on a CPU with AMX or AVX512-BF16 (e.g. "
                                            "Intel Xeon, 4th generation on) a training step at 224 px ran about 3x as "
@@ -443,7 +448,7 @@ def encode_cmd(
                                                  "it gives its own numbers"),
 ):
     """Train the autoencoder (224x224 -> 14x14x256) on train only and encode every split to latents."""
-    d, r = _common(data, task, seed, device, out, name, cache, tensorboard, threads, resize=resize)
+    d, r = _common(data, task, seed, device, out, name, cache, tensorboard, threads, resize=resize, classes=classes)
     r["cpu_amp"] = cpu_amp
     r["channels_last"] = channels_last
     given = dict(data=d, run=r, encode=dict(
@@ -489,7 +494,7 @@ def gan_cmd(
     seed: Optional[int] = SeedOpt, device: Optional[str] = DeviceOpt, out: Optional[str] = OutOpt,
     name: Optional[str] = NameOpt, cache: Optional[str] = CacheOpt, tensorboard: Optional[bool] = TensorboardOpt,
     threads: Optional[int] = ThreadsOpt,
-    resize: Optional[str] = ResizeOpt,
+    resize: Optional[str] = ResizeOpt, classes: Optional[str] = ClassesOpt,
     cpu_amp: Optional[bool] = typer.Option(None, "--cpu-amp/--no-cpu-amp", help="train the generator and "
                                            "discriminator under bf16 autocast on a CPU (default off): on a CPU with "
                                            "AMX or AVX512-BF16 (e.g. Intel Xeon, 4th generation on) a training step "
@@ -512,7 +517,7 @@ def gan_cmd(
     if width is not None and width <= 0:   # it sets two config keys; the flag is what the user typed
         from genaug.errors import ConfigError
         raise ConfigError(f"--width must be positive, got {width}")
-    d, r = _common(data, task, seed, device, out, name, cache, tensorboard, threads, resize=resize)
+    d, r = _common(data, task, seed, device, out, name, cache, tensorboard, threads, resize=resize, classes=classes)
     r["cpu_amp"] = cpu_amp
     r["channels_last"] = channels_last
     given = dict(data=d, run=r, gan=dict(
@@ -618,7 +623,7 @@ def benchmark_cmd(
     seed: Optional[int] = SeedOpt, device: Optional[str] = DeviceOpt, out: Optional[str] = OutOpt,
     name: Optional[str] = NameOpt, cache: Optional[str] = CacheOpt, tensorboard: Optional[bool] = TensorboardOpt,
     threads: Optional[int] = ThreadsOpt,
-    resize: Optional[str] = ResizeOpt,
+    resize: Optional[str] = ResizeOpt, classes: Optional[str] = ClassesOpt,
     cpu_amp: Optional[bool] = typer.Option(None, "--cpu-amp/--no-cpu-amp", help="bf16 autocast for the classifiers on a CPU as on CUDA (default off): on a CPU with AMX or AVX512-BF16 (e.g. Intel Xeon, 4th generation on) the cpu profile's CNN and DenseNet-121 cells trained 2.3x and 1.6x as fast per epoch (docs/PERFORMANCE.md (p)); on an Intel Xeon without them (Ice Lake) a training step ran 1.4-2.7x slower than in fp32, and 8-12x slower with oneDNN capped to AVX2 (docs/PERFORMANCE.md (s)). The numbers change, and each cell records it. A GAN or an autoencoder the benchmark trains itself trains in bf16 too (genaug gan --cpu-amp, genaug encode --cpu-amp)"),
 ):
     """Train classifiers on real, mixed, synthetic and encoded data; test on the real test split; write a report."""
@@ -626,7 +631,7 @@ def benchmark_cmd(
         from genaug.errors import ConfigError
         raise ConfigError("--balance and --synthetic-ratio both say how many synthetic images a mixed cell gets: "
                           "give one (--balance fills each class up to the largest)")
-    d, r = _common(data, task, seed, device, out, name, cache, tensorboard, threads, resize=resize)
+    d, r = _common(data, task, seed, device, out, name, cache, tensorboard, threads, resize=resize, classes=classes)
     r["cpu_amp"] = cpu_amp
     flags = dict(models=models, variants=variants, seeds=seeds, epochs=epochs, image_size=image_size,
                  batch_size=batch_size, lr=lr, synthetic_ratio=synthetic_ratio, balance=balance,

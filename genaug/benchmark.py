@@ -847,7 +847,7 @@ def _reopen_benchmark(cfg: Config, resume: str, given: dict, flags: dict, part, 
     if not extend_only:   # it reads no data; --report-only reads the splits for the report's notes
         check_resumed_data(cfg.data.data, run.dir)
     if not (report_only or extend_only):
-        check_data_spec(cfg.data.data, cfg.data.task)
+        check_data_spec(cfg.data.data, cfg.data.task, cfg.data.classes)
     check_input_sizes(cfg)
     if extend_only:   # checked before the extension is written, as a fresh run's would be
         for key, what in INPUT_RUNS.items():
@@ -869,7 +869,7 @@ def _reopen_benchmark(cfg: Config, resume: str, given: dict, flags: dict, part, 
 def _new_benchmark(cfg: Config, part, held_as: str | None) -> Run:
     """A new run, made only once the data, the settings and the input runs given have been checked."""
     # the data first: a mistyped --data is told from its name, before any model is built
-    check_data_spec(cfg.data.data, cfg.data.task)
+    check_data_spec(cfg.data.data, cfg.data.task, cfg.data.classes)
     check_input_sizes(cfg)
     variants = set(parse_list(cfg.benchmark.variants, VARIANTS, "variant"))
     if "mixed" in variants and not cfg.benchmark.balance and cfg.benchmark.synthetic_ratio == 0:

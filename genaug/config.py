@@ -53,6 +53,7 @@ class DataConfig:
     demo_train: int = 600         # demo data: training images (val/test scale with it)
     download: bool = False        # medmnist:NAME may fetch its .npz when missing
     resize: str = "squash"        # RESIZE_MODES: how an image that is not square is made square
+    classes: str = ""             # comma-separated classes to keep ("COVID,Normal"), the rest left out; "": all
 
 
 @dataclass
@@ -333,7 +334,8 @@ def closest_choice(word, choices) -> str | None:
 
 # Keys that hold comma-separated lists on the command line (--models cnn,resnet34); in YAML they may
 # also be written as lists, and model_epochs as a mapping ({resnet34: 12})
-COMMA_LISTS = {"benchmark.models", "benchmark.variants", "benchmark.train_fractions", "benchmark.augmentations"}
+COMMA_LISTS = {"benchmark.models", "benchmark.variants", "benchmark.train_fractions", "benchmark.augmentations",
+               "data.classes"}
 
 
 def _coerce(key: str, value: Any, typ: type) -> Any:
@@ -678,18 +680,30 @@ def check_resumed_data(spec: str, run_dir) -> None:
 
 # data keys that decide which images are test and validation: runs compared, pooled or feeding one
 # another must agree on them
-SAME_DATA_KEYS = ("data", "task", "split_seed", "val_fraction")
+SAME_DATA_KEYS = ("data", "task", "split_seed", "val_fraction", "classes")
 
 
 def data_differences(a: dict, b: dict) -> list[str]:
-    """The SAME_DATA_KEYS on which two saved configs' ``data`` sections differ."""
-    return [k for k in SAME_DATA_KEYS if not (same_data_source if k == "data" else operator.eq)(
-        a.get("data", {}).get(k), b.get("data", {}).get(k))]
+    """The SAME_DATA_KEYS on which two saved configs' ``data`` sections differ; a key a config saved before it
+    existed (data.classes, session 86) holds its default."""
+    default = DataConfig()
+    alike = {"data": same_data_source, "classes": same_classes}
+    return [k for k in SAME_DATA_KEYS if not alike.get(k, operator.eq)(
+        a.get("data", {}).get(k, getattr(default, k)), b.get("data", {}).get(k, getattr(default, k)))]
+
+
+def same_classes(a: Any, b: Any) -> bool:
+    """Whether two data.classes keep the same classes: 'COVID,Normal' and 'normal, covid' do."""
+    def kept(v):
+        return frozenset(w.strip().casefold() for w in v.split(",") if w.strip()) if isinstance(v, str) else v
+    return kept(a) == kept(b)
 
 
 def data_differences_text(a: dict, b: dict, differ: list[str]) -> str:
     """``data_differences`` as a reader needs it: "data.task 'binary' against '3class'"."""
-    return "; ".join(f"data.{k} {a.get('data', {}).get(k)!r} against {b.get('data', {}).get(k)!r}" for k in differ)
+    default = DataConfig()
+    return "; ".join(f"data.{k} {a.get('data', {}).get(k, getattr(default, k))!r} against "
+                     f"{b.get('data', {}).get(k, getattr(default, k))!r}" for k in differ)
 
 
 def same_data_source(a: Any, b: Any) -> bool:

@@ -50,7 +50,7 @@ def data_cache_dir(cfg: Config) -> Path:
 
 def load_bundle(cfg: Config, size: int) -> DataBundle:
     return load_data(cfg.data.data, size, cfg.data.task, cfg.data.val_fraction, cfg.data.split_seed,
-                     data_cache_dir(cfg), cfg.data.demo_train, cfg.data.download, cfg.data.resize)
+                     data_cache_dir(cfg), cfg.data.demo_train, cfg.data.download, cfg.data.resize, cfg.data.classes)
 
 
 def join_ranks(cfg: Config) -> None:

@@ -1144,3 +1144,11 @@ def test_a_value_that_looks_like_an_option_and_a_group_s_own_option_are_not_take
     assert r.returncode == 2 and "no such file" in r.stderr and "twice" not in r.stderr, r.stderr
     r = genaug("data", "info", "--data", tmp_path / "nowhere", "--cache-dir", "--data")
     assert r.returncode == 2 and "twice" not in r.stderr and "data folder not found" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("command", ["benchmark", "gan", "encode"])
+def test_classes_the_data_has_not_are_refused_before_a_run_is_made(tmp_path, command):
+    r = genaug(command, "--data", "demo", "--classes", "NORMAL,PNEUMONA", "--out", tmp_path / "o")
+    assert r.returncode == 2 and r.stderr == ("genaug: error: --classes names 'PNEUMONA', which demo has not (did you "
+                                              "mean 'PNEUMONIA'?); its classes: NORMAL, PNEUMONIA\n"), r.stderr
+    assert not (tmp_path / "o").exists()

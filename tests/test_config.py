@@ -463,3 +463,19 @@ def test_the_note_for_a_cpu_without_bf16_hardware_gives_the_slowdown_measured_fo
                        env={**os.environ, "ONEDNN_MAX_CPU_ISA": isa}, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert told in r.stdout and "--no-cpu-amp turns it off" in r.stdout
+
+
+def test_two_runs_that_keep_the_same_classes_read_the_same_data():
+    # data.classes (session 86): named in any order and case it keeps the same classes; a config saved before the
+    # key existed kept every class
+    from genaug.config import data_differences
+    a = {"data": {"data": "x", "classes": "COVID,Normal"}}
+    assert data_differences(a, {"data": {"data": "x", "classes": " normal, covid"}}) == []
+    assert data_differences({"data": {"data": "x"}}, {"data": {"data": "x", "classes": ""}}) == []
+    assert data_differences({"data": {"data": "x"}}, a) == ["classes"]
+
+
+def test_classes_may_be_written_as_a_yaml_list(tmp_path):
+    prof = tmp_path / "two.yaml"
+    prof.write_text("data:\n  classes: [COVID, Normal]\n")
+    assert load_config(str(prof)).data.classes == "COVID,Normal"

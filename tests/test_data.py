@@ -1513,6 +1513,58 @@ def test_a_split_root_with_images_beside_lung_masks_reads_the_images(tmp_path):
     assert len([p for p in skipped if p.endswith("lung masks")]) == 6
 
 
+def _four_classes(root: Path) -> Path:
+    """The COVID-19 Radiography Database's four classes, split: each class's images one grey of its own."""
+    for split, n in (("train", 12), ("test", 4)):
+        for k, cls in enumerate(["COVID", "Lung_Opacity", "Normal", "Viral Pneumonia"]):
+            (root / split / cls).mkdir(parents=True)
+            for i in range(n):
+                Image.fromarray(np.full((20, 20), 40 * k + i, np.uint8)).save(root / split / cls / f"{cls}-{split}{i}.png")
+    return root
+
+
+def test_classes_keeps_the_named_classes_of_a_folder_and_leaves_the_rest_out(tmp_path):
+    # COVID against Normal out of the COVID-19 Radiography Database's four classes, without copying folders
+    root = _four_classes(tmp_path / "four")
+    b = load_data(str(root), 16, cache_dir=None, classes=" normal,COVID")
+    assert b.classes == ["Normal", "COVID"]            # the negative-named one first, as for any two classes
+    for s in b.splits.values():
+        assert all(p.split("/")[1] == b.classes[k] for p, k in zip(s.paths, s.labels.tolist()))
+    assert len(b.train) + len(b.val) == 24 and len(b.test) == 8
+    assert "left out by --classes (data.classes): Lung_Opacity (16 images), Viral Pneumonia (16 images)" in b.notes
+    assert load_data(str(root), 16, cache_dir=None).classes == ["COVID", "Lung_Opacity", "Normal", "Viral Pneumonia"]
+
+
+@pytest.mark.parametrize("wanted,told", [
+    ("COVID,Norml", r"^--classes names 'Norml', which .*four has not \(did you mean 'Normal'\?\); its classes: COVID, "
+                    r"Lung_Opacity, Normal, Viral Pneumonia$"),
+    ("COVID,covid", r"^--classes COVID,covid keeps one class \(COVID\); a classifier needs two or more$"),
+])
+def test_classes_that_the_data_has_not_or_too_few_are_refused_before_anything_is_read(tmp_path, wanted, told):
+    from genaug.data import check_data_spec
+    root = _four_classes(tmp_path / "four")
+    with pytest.raises(DataError, match=told):
+        check_data_spec(str(root), "binary", wanted)   # from the names alone, before a run is made
+    with pytest.raises(DataError, match=told):
+        load_data(str(root), 16, cache_dir=None, classes=wanted)
+
+
+def test_classes_of_data_that_is_no_folder_are_kept_after_loading():
+    # the demo's three-class task cut to bacterial against viral pneumonia: labels numbered anew
+    whole = load_data("demo", 16, task="3class", demo_train=120, cache_dir=None)
+    b = load_data("demo", 16, task="3class", demo_train=120, cache_dir=None, classes="VIRUS,BACTERIA")
+    assert b.classes == ["BACTERIA", "VIRUS"]
+    for split, s in b.splits.items():
+        assert set(s.labels.tolist()) == {0, 1}
+        before = whole.splits["test"] if split == "test" else None
+        if before is not None:   # test is as given: the same images, less the NORMAL ones, relabelled
+            kept = [p for p, k in zip(before.paths, before.labels.tolist()) if whole.classes[k] != "NORMAL"]
+            assert s.paths == kept
+            assert [b.classes[k] for k in s.labels.tolist()] == [
+                whole.classes[k] for k in before.labels.tolist() if whole.classes[k] != "NORMAL"]
+    assert any(n.startswith("left out by --classes (data.classes): NORMAL (") for n in b.notes)
+
+
 def _saved_twice(root: Path, n: int = 12) -> Path:
     """ROOT/<CLASS>/scan<i>.png and 'scan<i> (1).png', the same bytes under names that give no patient (as a
     browser saves a file downloaded twice): each pair counts as two patients unless genaug sees they are one."""

@@ -283,7 +283,7 @@ def ordered_classes(classes: list[str], recorded: list[str] | None = None) -> li
     return classes
 
 
-def _recorded_classes(root: Path) -> list[str] | None:
+def recorded_classes(root: Path) -> list[str] | None:
     """The classes, in order, that ``genaug data split`` recorded in ``root``/split.json; None without one."""
     classes = (split_record(root) or {}).get("classes")
     return classes if isinstance(classes, list) and all(isinstance(c, str) for c in classes) else None
@@ -374,7 +374,7 @@ def scan_folder(root: Path, task: str = "binary"):
     for c in empty:
         skipped.append((c, "class folder holds no images in any split; ignored"))
     classes = THREE_CLASSES if task == "3class" else ordered_classes([c for c in folder_classes if c in used],
-                                                                      _recorded_classes(root))
+                                                                      recorded_classes(root))
     for split in ("val", "test"):   # found in session 55: genaug's own synthetic images, split as if real
         if made := synthetic_named([rel for rel, _ in items.get(split, [])]):
             raise DataError(f"the {split} split of {root} holds {_images(len(made))} named as genaug's synthetic "

@@ -11,8 +11,9 @@ from genaug.data.core import DataBundle
 from genaug.data.decode import name_key, safe_name, shown_name
 from genaug.data.demo import demo_dataset
 from genaug.data.duplicates import duplicate_note, find_duplicates, image_hashes, within_split_note
-from genaug.data.folder import (SPLIT_NAMES, THREE_CLASSES, class_folder_names, load_folder_split, scan_folder,
-                                split_folders, unnamed_patients)
+from genaug.config import closest_name
+from genaug.data.folder import (SPLIT_NAMES, THREE_CLASSES, class_folder_names, load_folder_split, ordered_classes,
+                                recorded_classes, scan_folder, split_folders, unnamed_patients)
 from genaug.data.medmnist import INFO, download, load_npz, manual_steps
 from genaug.data.splits import (classes_missing_from_a_side, join_patients_sharing_an_image, patient_overlap,
                                  split_by_patient)
@@ -95,12 +96,14 @@ def check_patient_disjoint(bundle: DataBundle) -> None:
             "bacterial in train, viral in test), which the file names alone cannot settle")
 
 
-def check_data_spec(spec: str, task: str = "binary") -> None:
+def check_data_spec(spec: str, task: str = "binary", classes: str = "") -> None:
     """Refuse a --data that cannot be read, from names alone (no image is opened), so that a command
-    which builds models or trains a GAN first says so at once; ``load_data`` makes the same checks."""
+    which builds models or trains a GAN first says so at once; ``load_data`` makes the same checks, and those of
+    --classes (data.classes) where the classes are known before loading (a folder's, the demo's)."""
     if not spec:
         raise DataError("no data given: use --data demo, a folder, a .npz file or medmnist:NAME")
     if spec == "demo":
+        chosen_classes(THREE_CLASSES if task == "3class" else ["NORMAL", "PNEUMONIA"], classes, spec)
         return
     if spec.startswith("medmnist:"):
         name = spec.split(":", 1)[1].lower()
@@ -114,7 +117,8 @@ def check_data_spec(spec: str, task: str = "binary") -> None:
     else:
         if spec.lower() in INFO and not Path(spec).exists():   # the prefix left out (session 67)
             raise DataError(f"data folder not found: {spec}; for the MedMNIST dataset, give --data medmnist:{spec.lower()}")
-        scan_folder(Path(spec), task)   # lists files, opens none: classes and empty splits are told at once
+        # lists files, opens none: classes and empty splits are told at once
+        chosen_classes(scan_folder(Path(spec), task)[0], classes, spec)
 
 
 def check_out_outside_data(out_root: str | Path, spec: str, where: str = "the data folder",
@@ -166,14 +170,52 @@ def resolve_classes(requested: str, classes: list[str]) -> list[str]:
     return out
 
 
+def chosen_classes(available: list[str], wanted: str, spec: str) -> list[str]:
+    """The classes of ``available`` that ``wanted`` (data.classes, comma-separated: "COVID,Normal") names, in
+    ``available``'s order, each by its own spelling (a name is matched in any case); all of them where
+    ``wanted`` is empty. One line for a name the data has not, or fewer than two."""
+    names = [w.strip() for w in wanted.split(",") if w.strip()]
+    if not names:
+        return list(available)
+    by_key = {name_key(c): c for c in available}
+    if unknown := [w for w in names if name_key(w) not in by_key]:
+        near = closest_name(unknown[0], available)
+        raise DataError(f"--classes names {unknown[0]!r}, which {spec} has not"
+                        + (f" (did you mean {near!r}?)" if near else "") + f"; its classes: {', '.join(available)}")
+    kept = {by_key[name_key(w)] for w in names}
+    if len(kept) < 2:
+        raise DataError(f"--classes {wanted} keeps one class ({kept.pop()}); a classifier needs two or more")
+    return [c for c in available if c in kept]
+
+
+def _keep_classes(bundle: DataBundle, kept: list[str]) -> None:
+    """Leave out of every split the images of the classes not in ``kept`` (data.classes), and number the rest
+    in ``kept``'s order."""
+    if kept == bundle.classes:
+        return
+    new_label = {bundle.classes.index(c): k for k, c in enumerate(kept)}
+    left = {c: 0 for c in bundle.classes if c not in kept}
+    for split, s in list(bundle.splits.items()):
+        keep = np.flatnonzero(np.isin(s.labels, list(new_label)))
+        for lab in s.labels[~np.isin(s.labels, list(new_label))].tolist():
+            left[bundle.classes[lab]] += 1
+        part = s.subset(keep)
+        part.labels = np.array([new_label[k] for k in part.labels.tolist()], dtype=np.int64)
+        bundle.splits[split] = part
+    bundle.classes = list(kept)
+    bundle.notes.append("left out by --classes (data.classes): " + ", ".join(f"{c} ({counted(n, 'image')})"
+                                                                             for c, n in left.items()))
+
+
 def load_data(spec: str, size: int, task: str = "binary", val_fraction: float = 0.1, split_seed: int = 0,
               cache_dir: Path | None = None, demo_train: int = 600, allow_download: bool = False,
-              resize: str = "squash") -> DataBundle:
+              resize: str = "squash", classes: str = "") -> DataBundle:
     """``spec``: 'demo', a folder in the Kaggle layout, a MedMNIST .npz, or 'medmnist:NAME'. Images that are
-    not square are made square by ``resize`` (config.RESIZE_MODES)."""
+    not square are made square by ``resize`` (config.RESIZE_MODES). ``classes`` (comma-separated) keeps those
+    classes only (`chosen_classes`), before the validation split is carved."""
     if size < 1:   # 0 divided by zero deep in PIL's JPEG draft mode
         raise ConfigError(f"the image size to load at must be at least 1 px, got {size}")
-    check_data_spec(spec, task)
+    check_data_spec(spec, task, classes)
     if spec == "demo":
         bundle = demo_dataset(size=size, n_train=demo_train, seed=split_seed)
         if task == "3class":
@@ -196,7 +238,14 @@ def load_data(spec: str, size: int, task: str = "binary", val_fraction: float = 
         bundle = load_npz(Path(spec), size, resize=resize)
     else:
         root = Path(spec)
-        classes, items, skipped = scan_folder(root, task)
+        found, items, skipped = scan_folder(root, task)
+        # left out before decoding: COVID-19 Radiography's 6,012 Lung_Opacity images for COVID against Normal
+        kept = chosen_classes(found, classes, spec)
+        if task != "3class":
+            kept = ordered_classes(kept, recorded_classes(root))
+        left = {c: sum(label == c for entries in items.values() for _, label in entries) for c in found if c not in kept}
+        items = {split: [(rel, label) for rel, label in entries if label in kept] for split, entries in items.items()}
+        classes = kept
         splits = {}
         for split, entries in items.items():
             if not entries:
@@ -211,6 +260,9 @@ def load_data(spec: str, size: int, task: str = "binary", val_fraction: float = 
                                 f"({counted(len(entries), 'file')} skipped{which})")
         bundle = DataBundle(name=root.name, source="folder", classes=classes, splits=splits,
                             image_size=size, skipped=skipped)
+        if left:
+            bundle.notes.append("left out by --classes (data.classes): " + ", ".join(
+                f"{c} ({counted(n, 'image')})" for c, n in left.items()))
         paths = [p for s in splits.values() for p in s.paths]
         unnamed = sum(unnamed_patients(s.patients, s.paths) for s in splits.values())
         if unnamed:
@@ -227,6 +279,8 @@ def load_data(spec: str, size: int, task: str = "binary", val_fraction: float = 
         for note in (tells_note(bundle.file_tells, classes), split_tells_note(bundle.test_tells)):
             if note:
                 bundle.notes.append(note)
+    if bundle.source != "folder":
+        _keep_classes(bundle, chosen_classes(bundle.classes, classes, spec))
     ensure_val(bundle, val_fraction, split_seed)
     check_patient_disjoint(bundle)
     bundle.duplicates = find_duplicates(bundle)
