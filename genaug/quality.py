@@ -279,8 +279,8 @@ def format_quality(m: dict, bundle: DataBundle) -> str:
               "where a class has 100 or fewer per side).", "",
               # found in session 86: the table gave SSIM 0.799 among synthetic against 0.568 among real with no
               # word on which way is better
-              "Fidelity: the share of images the judge assigns to the class they are of, synthetic against real held-out "
-              "ones (how often the judge is right about real images bounds what it can say of synthetic ones). SSIM "
+              "Fidelity: the share of images the judge assigns to the class they are of, synthetic against real "
+              "held-out ones (how often the judge is right about real images bounds what it can say of synthetic ones). SSIM "
               "among: the mean structural similarity of 300 random pairs within each set; synthetic images more alike "
               "than real ones (a higher figure) are less diverse, toward a GAN that draws a few images over and over "
               "(mode collapse).", "", "Near-copy: closer to a training image than the "

@@ -45,8 +45,8 @@ def is_mask_folder(name: str) -> bool:
 
 
 def class_image_folder(cdir: Path) -> Path:
-    """Where a class folder's images lie: ``cdir`` itself, or, where it holds no image directly (among its first
-    entries, `holds_images`) but one folder named images/ (any case, `IMAGE_FOLDER_NAMES`), that folder."""
+    """Where a class folder's images lie: ``cdir`` itself, or, where it holds no image directly but one folder
+    named images/ (any case, `IMAGE_FOLDER_NAMES`), that folder."""
     if holds_images(cdir, look_at=-1):
         return cdir
     try:
@@ -590,8 +590,8 @@ def _patient_folder_images(source: Path, cls: str, skipped: list[tuple[str, str]
                     said.append((safe_name(str((Path(here) / d).relative_to(source))),
                                  "a link to a folder: not followed"))
             skipped += [(rel, why) for rel, why in said if not why.startswith("a sub-folder")]
-            skipped += [(safe_name(str((Path(here) / d).relative_to(source))),
-                         "masks (by the folder's name), not X-rays: not read") for d in sorted(dirs) if is_mask_folder(d)]
+            skipped += [(safe_name(str((Path(here) / d).relative_to(source))), "masks (by the folder's name), not "
+                         "X-rays: not read") for d in sorted(dirs) if is_mask_folder(d)]
             dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not is_mask_folder(d))
     return found
 
@@ -603,11 +603,13 @@ def refuse_image_folders_as_patients(cdir: Path) -> None:
     names = sorted(d.name for d in cdir.iterdir() if d.is_dir() and not d.name.startswith("."))
     if any(n.lower() in IMAGE_FOLDER_NAMES for n in names):
         held = ", ".join(f"{safe_name(n)}/" for n in names[:4])
-        raise DataError(f"{safe_name(str(cdir))} holds {held}: folders of images and masks, not one folder per patient; "
-                        "give it without --patient-folders, which reads each class's images/ and leaves its masks aside")
+        raise DataError(f"{safe_name(str(cdir))} holds {held}: folders of images and masks, not one folder per "
+                        "patient; give it without --patient-folders, which reads each class's images/ and leaves its "
+                        "masks aside")
     if masks := [n for n in names if is_mask_folder(n)]:
-        raise DataError(f"{safe_name(str(cdir / masks[0]))} is named as a folder of masks, not of one patient's X-rays: "
-                        "move it out of the class folder (with --patient-folders each folder there is a patient)")
+        raise DataError(f"{safe_name(str(cdir / masks[0]))} is named as a folder of masks, not of one patient's "
+                        "X-rays: move it out of the class folder (with --patient-folders each folder there is a "
+                        "patient)")
 
 
 HEAD_BYTES = 1 << 16

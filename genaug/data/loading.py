@@ -243,7 +243,8 @@ def load_data(spec: str, size: int, task: str = "binary", val_fraction: float = 
         kept = chosen_classes(found, classes, spec)
         if task != "3class":
             kept = ordered_classes(kept, recorded_classes(root))
-        left = {c: sum(label == c for entries in items.values() for _, label in entries) for c in found if c not in kept}
+        left = {c: sum(label == c for entries in items.values() for _, label in entries)
+                for c in found if c not in kept}
         items = {split: [(rel, label) for rel, label in entries if label in kept] for split, entries in items.items()}
         classes = kept
         splits = {}
