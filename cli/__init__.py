@@ -1,6 +1,7 @@
 """Typer command-line app over the genaug library (installed as ``genaug_cli``)."""
 import os
-import time
+
+from genaug.cpu_load import busy_cores
 
 
 def openmp_waiting(environ, busy: float | None) -> dict:
@@ -21,33 +22,6 @@ def openmp_waiting(environ, busy: float | None) -> dict:
     if busy is not None and busy < 0.5:
         return {"GOMP_SPINCOUNT": "10000"}
     return {"OMP_WAIT_POLICY": "PASSIVE"}
-
-
-def _cpu_ticks(stat: str = "/proc/stat") -> tuple[int, int]:
-    """(all, idle) clock ticks of every core together since boot, from Linux's /proc/stat."""
-    with open(stat) as f:
-        ticks = [int(t) for t in f.readline().split()[1:9]]   # user nice system idle iowait irq softirq steal
-    return sum(ticks), ticks[3] + ticks[4]
-
-
-def busy_cores(window: float = 0.05, stat: str = "/proc/stat") -> float | None:
-    """How many cores other processes keep busy now: /proc/stat read ``window`` seconds apart, or where
-    there is none, the one-minute load average (None on Windows). The load average lags by a minute:
-    the demo started just after a minute of both cores busy (load average 1.4-1.9) waited passively by
-    it and took 243 s; by the ticks of now it took 126 s, with the same test probabilities
-    (docs/PERFORMANCE.md (f), session 40). Sampling costs ``window`` seconds of each command's start."""
-    try:
-        total0, idle0 = _cpu_ticks(stat)
-        time.sleep(window)
-        total1, idle1 = _cpu_ticks(stat)
-    except (OSError, ValueError, IndexError):
-        try:
-            return os.getloadavg()[0]
-        except (AttributeError, OSError):
-            return None
-    if total1 <= total0:
-        return None
-    return (os.cpu_count() or 1) * (1 - (idle1 - idle0) / (total1 - total0))
 
 
 # It has to be set before torch loads OpenMP, so here, before anything imports torch; the 50 ms of

@@ -14,6 +14,7 @@ import dataclasses
 import json
 import logging
 import math
+import os
 import shlex
 import sys
 import time
@@ -30,6 +31,7 @@ from genaug.data.decode import alike_note
 from genaug.data.duplicates import image_hashes
 from genaug.data.equalize import equalize_images, equalized_bundle
 from genaug.data.splits import join_patients_sharing_an_image
+from genaug.cpu_load import load_of_others
 from genaug.device import cpu_has_bf16, seed_everything
 from genaug.encode import autoencoder_of, gather_rows, load_autoencoder, latent_set, load_latents, run_encode
 from genaug import distributed
@@ -1093,16 +1095,17 @@ def say_planned_time(cfg: Config, bundle: DataBundle, device, cells: list[tuple]
         return {}
     b = cfg.benchmark
     per_image = {}
-    for _, _, variant, model, _ in cells:
-        latent = variant == "encoded"
-        if (model, latent) not in per_image:
-            if latent:
-                meta = inp.latents["meta"]
-                shape = tuple(([1 + meta["views"]] if meta.get("views") else []) + list(meta["latent_shape"]))
-            else:
-                shape = (1, b.image_size, b.image_size)
-            per_image[(model, latent)] = seconds_per_training_image(model, latent, shape, len(bundle.classes), cfg,
-                                                                    device)
+    with load_of_others() as others:
+        for _, _, variant, model, _ in cells:
+            latent = variant == "encoded"
+            if (model, latent) not in per_image:
+                if latent:
+                    meta = inp.latents["meta"]
+                    shape = tuple(([1 + meta["views"]] if meta.get("views") else []) + list(meta["latent_shape"]))
+                else:
+                    shape = (1, b.image_size, b.image_size)
+                per_image[(model, latent)] = seconds_per_training_image(model, latent, shape, len(bundle.classes),
+                                                                        cfg, device)
     counts = bundle.train.class_counts(len(bundle.classes))
     share = (max(counts) * len(counts) - sum(counts)) / sum(counts) if b.balance else b.synthetic_ratio
     each = {cell: planned_seconds([cell], per_image, len(bundle.train), len(bundle.val), b.epochs_for, share,
@@ -1114,9 +1117,22 @@ def say_planned_time(cfg: Config, bundle: DataBundle, device, cells: list[tuple]
     tell(f"{len(cells)} cell{'s' if len(cells) > 1 else ''} to train here: about "
          f"{duration(est) if est >= 1 else 'a second'} on {device} if every cell runs all its epochs (a training "
          "step of each model timed now; early stopping often ends cells sooner)")
+    if note := busy_note(others["cores"], device):
+        tell(note)
     if hint := cpu_amp_hint(est, device, cfg.run):
         tell(hint)
     return each
+
+
+def busy_note(cores: float | None, device) -> str | None:
+    """Where other processes kept half a core or more busy while a CPU timed its steps: the estimate holds
+    their load. Found in session 86: session 85's "about 47m47s" for cells that took 32m31s was timed while
+    other work ran; on the idle machine the same command said 29m27s to 34m53s, and 44m00s beside two busy
+    processes."""
+    if cores is None or cores < 0.5 or torch.device(device).type != "cpu":
+        return None
+    return (f"note: other processes kept about {cores:.1f} of this machine's {os.cpu_count() or 1} cores busy while "
+            "the steps were timed: the estimate counts their load, and these cells run slower while it lasts")
 
 
 def cpu_amp_hint(seconds: float, device, run_cfg) -> str | None:

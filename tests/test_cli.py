@@ -108,17 +108,34 @@ def test_openmp_waits_briefly_on_an_idle_machine_passively_on_a_busy_one(preset,
 
 
 def test_busy_cores_reads_the_ticks_of_now_and_falls_back_to_the_load_average(tmp_path, monkeypatch):
-    import genaug_cli
+    from genaug import cpu_load
     ticks = iter([(1000, 800), (1010, 805)])   # 10 ticks passed, 5 of them idle: half of every core busy
-    monkeypatch.setattr(genaug_cli, "_cpu_ticks", lambda stat: next(ticks))
-    monkeypatch.setattr(genaug_cli.os, "cpu_count", lambda: 2)
-    assert genaug_cli.busy_cores(window=0) == pytest.approx(1.0)
+    monkeypatch.setattr(cpu_load, "cpu_ticks", lambda stat: next(ticks))
+    monkeypatch.setattr(cpu_load.os, "cpu_count", lambda: 2)
+    assert cpu_load.busy_cores(window=0) == pytest.approx(1.0)
     stat = tmp_path / "stat"   # the first line as Linux writes it: user nice system idle iowait irq softirq steal ...
     stat.write_text("cpu  200 0 100 5000 50 0 10 0 0 0\ncpu0 100 0 50 2500 25 0 5 0 0 0\n")
     monkeypatch.undo()
-    assert genaug_cli._cpu_ticks(str(stat)) == (5360, 5050)
-    monkeypatch.setattr(genaug_cli.os, "getloadavg", lambda: (0.25, 1.0, 1.0))
-    assert genaug_cli.busy_cores(window=0, stat=str(tmp_path / "none")) == 0.25   # no /proc (macOS)
+    assert cpu_load.cpu_ticks(str(stat)) == (5360, 5050)
+    monkeypatch.setattr(cpu_load.os, "getloadavg", lambda: (0.25, 1.0, 1.0))
+    assert cpu_load.busy_cores(window=0, stat=str(tmp_path / "none")) == 0.25   # no /proc (macOS)
+
+
+def test_the_load_of_other_processes_is_every_core_s_less_this_process_s(tmp_path, monkeypatch):
+    # 2 cores, 100 ticks over the block, 10 idle: 1.8 cores busy; this process used 0.5 s of CPU in 1 s: 1.3 others'
+    from genaug import cpu_load
+    ticks, clock, own = iter([(1000, 500), (1100, 510)]), iter([10.0, 11.0]), iter([3.0, 3.5])
+    monkeypatch.setattr(cpu_load, "cpu_ticks", lambda stat: next(ticks))
+    monkeypatch.setattr(cpu_load.time, "perf_counter", lambda: next(clock))
+    monkeypatch.setattr(cpu_load.time, "process_time", lambda: next(own))
+    monkeypatch.setattr(cpu_load.os, "cpu_count", lambda: 2)
+    with cpu_load.load_of_others() as seen:
+        assert seen["cores"] is None
+    assert seen["cores"] == pytest.approx(1.3)
+    monkeypatch.undo()
+    with cpu_load.load_of_others(stat=str(tmp_path / "none")) as nowhere:   # no /proc: nothing said
+        pass
+    assert nowhere["cores"] is None
 
 
 def test_every_command_has_help_that_rich_can_reflow():
