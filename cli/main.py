@@ -614,7 +614,7 @@ def benchmark_cmd(
     mixup: Optional[float] = typer.Option(None, "--mixup", help="mixup of training images within a batch: the Beta alpha, e.g. 0.2 (default 0: off)"),
     ema: Optional[float] = typer.Option(None, "--ema", help="keep an exponential moving average of each cell's weights with this decay, e.g. 0.99, and validate and test it (default 0: off)"),
     tta: Optional[int] = typer.Option(None, "--tta", help="test-time augmentation: average validation and test probabilities over each image and this many copies augmented as in training, e.g. 8 (default 0: off); the threshold is chosen on them, and genaug predict uses the same copies"),
-    equalize: Optional[str] = typer.Option(None, "--equalize", help="per-image contrast equalization of the pixel models' inputs (training, validation, test and genaug predict alike): none (default) or clahe"),
+    equalize: Optional[str] = typer.Option(None, "--equalize", help="per-image contrast equalization of the pixel models' inputs (training, validation, test and genaug predict alike): none (default), clahe (adaptive histogram equalization) or standardize (each image to one mean grey and spread)"),
     folds: Optional[int] = typer.Option(None, "--folds", help="1 (default): one patient-level validation split; K >= 2: K-fold cross-validation over train+val, grouped by patient (test untouched)"),
     supersede: bool = typer.Option(False, "--supersede", help="with --resume and another --gan-run/--encode-run: move the cells trained on the old run to superseded-<old run>/ and retrain them on the new one"),
     report_only: bool = typer.Option(False, "--report-only", help="with --resume RUN: write the report from the cells finished so far (e.g. while shards still train), training nothing"),

@@ -25,7 +25,7 @@ from genaug.errors import ConfigError, DataError
 AUGMENTATIONS = ("flip", "rotate", "shift", "zoom", "shear", "brightness", "contrast", "noise", "pca")
 DEFAULT_AUGMENTATIONS = "rotate,shift,zoom,brightness,contrast"
 SCHEDULES = ("cosine", "step", "exponential", "onecycle", "constant")
-EQUALIZERS = ("none", "clahe")   # benchmark.equalize (genaug/data/equalize.py)
+EQUALIZERS = ("none", "clahe", "standardize")   # benchmark.equalize (genaug/data/equalize.py)
 # data.resize: how an image that is not square becomes the square every model reads
 # (genaug.data.decode.to_square). squash stretches it (what every run did before session 81);
 # crop keeps the centre square of its short side, as torchxrayvision's XRayCenterCrop does; pad

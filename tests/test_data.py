@@ -2218,6 +2218,18 @@ def test_clahe_spreads_a_dim_low_contrast_image_and_leaves_its_input_alone():
         equalize_images(dim, "hist")
 
 
+def test_standardize_moves_each_image_to_one_mean_grey_and_spread():
+    # hand-computed: a checkerboard of 10 and 30 has mean 20 and standard deviation 10, so its squares go to
+    # 128 -/+ 48; the same board ten times as bright and twice the contrast gives the same picture
+    board = np.indices((4, 4)).sum(axis=0) % 2
+    dim, bright = (10 + 20 * board).astype(np.uint8), (100 + 40 * board).astype(np.uint8)
+    flat = np.full((4, 4), 7, np.uint8)
+    images = np.stack([dim, bright, flat])
+    out = equalize_images(images, "standardize")
+    assert (out[0] == np.where(board, 176, 80)).all() and (out[1] == out[0]).all()
+    assert (out[2] == 128).all() and (images[0] == dim).all()   # a flat image stays flat; the input is untouched
+
+
 def test_an_equalized_bundle_changes_every_split_and_nothing_else():
     bundle = demo_dataset(size=32, n_train=40)
     eq = equalized_bundle(bundle, "clahe")

@@ -18,11 +18,30 @@ from genaug.config import EQUALIZERS
 from genaug.data.core import DataBundle
 
 
+# the grey-level spread of one standard deviation after `standardize`: mean 128 +- 2.7 sd spans 0-255
+STANDARD_SPREAD = 48.0
+
+
+def standardized(images: np.ndarray, chunk: int = 1024) -> np.ndarray:
+    """Each image moved to mean grey 128 and standard deviation `STANDARD_SPREAD` (clipped to 0-255): a global
+    exposure or contrast of its own, which differs between where images were taken, no longer reaches the model.
+    A flat image stays flat, at 128."""
+    out = np.empty(images.shape, dtype=np.uint8)
+    for start in range(0, len(images), chunk):
+        x = np.asarray(images[start:start + chunk], dtype=np.float32)
+        axes = tuple(range(1, x.ndim))
+        mean, sd = x.mean(axis=axes, keepdims=True), x.std(axis=axes, keepdims=True)
+        out[start:start + chunk] = np.clip(np.rint((x - mean) / np.maximum(sd, 1e-6) * STANDARD_SPREAD + 128), 0, 255)
+    return out
+
+
 def equalize_images(images: np.ndarray, method: str, desc: str = "equalize") -> np.ndarray:
     """(N, H, W) uint8 images equalized by ``method`` into a new uint8 array (the input is left as it is;
     it may be a read-only memory-mapped cache)."""
     if method == "none":
         return images
+    if method == "standardize":
+        return standardized(images)
     if method != "clahe":
         raise ValueError(f"unknown equalization {method!r} (known: {', '.join(EQUALIZERS)})")
     from skimage.exposure import equalize_adapthist   # skimage loads in about a second: only when asked
