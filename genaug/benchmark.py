@@ -1124,15 +1124,19 @@ def say_planned_time(cfg: Config, bundle: DataBundle, device, cells: list[tuple]
     return each
 
 
-def busy_note(cores: float | None, device) -> str | None:
-    """Where other processes kept half a core or more busy while a CPU timed its steps: the estimate holds
-    their load. Found in session 86: session 85's "about 47m47s" for cells that took 32m31s was timed while
-    other work ran; on the idle machine the same command said 29m27s to 34m53s, and 44m00s beside two busy
-    processes."""
-    if cores is None or cores < 0.5 or torch.device(device).type != "cpu":
+def busy_note(cores: float | None, device, threads: int | None = None) -> str | None:
+    """Where other processes kept busy, while a CPU timed the steps, more of the cores than this run's
+    ``threads`` (torch's) leave free, by half a core or more: the estimate holds their load. Session 85's "about
+    47m47s" for cells that took 32m31s may have been timed so: on another machine (an AMD EPYC, session 86) the
+    same command said 29m27s to 34m53s idle and 44m00s beside two busy processes."""
+    if cores is None or torch.device(device).type != "cpu":
         return None
-    return (f"note: other processes kept about {cores:.1f} of this machine's {os.cpu_count() or 1} cores busy while "
-            "the steps were timed: the estimate counts their load, and these cells run slower while it lasts")
+    n = os.cpu_count() or 1
+    spare = max(0, n - (threads or torch.get_num_threads()))
+    if cores < spare + 0.5:
+        return None
+    return (f"note: other processes kept about {cores:.1f} of this machine's {n} cores busy while the steps were "
+            "timed: the estimate counts their load, and these cells run slower while it lasts")
 
 
 def cpu_amp_hint(seconds: float, device, run_cfg) -> str | None:

@@ -1399,13 +1399,16 @@ def test_a_long_fp32_run_on_a_cpu_with_bf16_hardware_is_told_of_cpu_amp(monkeypa
     assert hint is None or "--cpu-amp trains the classifiers faster" in hint
 
 
-@pytest.mark.parametrize("cores,device,said", [(None, "cpu", False), (0.4, "cpu", False), (1.6, "cpu", True),
-                                               (1.6, "cuda", False)])
-def test_the_estimate_says_when_other_processes_held_the_cpu_while_it_was_timed(monkeypatch, cores, device, said):
-    # found in session 86: session 85's "about 47m47s" for cells that took 32m31s was timed beside other work
+@pytest.mark.parametrize("cores,device,threads,said", [
+    (None, "cpu", 2, False), (0.4, "cpu", 2, False), (1.6, "cpu", 2, True), (1.6, "cuda", 2, False),
+    (1.0, "cpu", 1, False),   # two one-thread runs side by side on two cores: each has a core of its own
+    (1.6, "cpu", 1, True)])
+def test_the_estimate_says_when_other_processes_held_the_cpu_while_it_was_timed(monkeypatch, cores, device, threads,
+                                                                                said):
+    # session 85's "about 47m47s" for cells that took 32m31s may have been timed beside other work
     import genaug.benchmark as benchmark
     monkeypatch.setattr(benchmark.os, "cpu_count", lambda: 2)
-    note = benchmark.busy_note(cores, device)
+    note = benchmark.busy_note(cores, device, threads)
     assert (note is not None) is said
     assert note is None or note.startswith("note: other processes kept about 1.6 of this machine's 2 cores busy while "
                                            "the steps were timed: the estimate counts their load")
