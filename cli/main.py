@@ -346,6 +346,10 @@ def data_split_cmd(
                                          "in a class folder holds one patient's images (at any depth below it), "
                                          "and that patient's images go to one side; a SOURCE that comes split "
                                          "(SOURCE/train/<CLASS>/<PATIENT>/...) keeps its own splits"),
+    patient_pattern: Optional[str] = typer.Option(None, "--patient-pattern", help="a regular expression that "
+                                                  "finds each file's patient in its path relative to SOURCE (its "
+                                                  "first group, else the whole match), e.g. '^[^/]+/(P\\d+)_' for "
+                                                  "NORMAL/P0017_view2.png; every file must match"),
 ):
     from pathlib import Path
 
@@ -357,13 +361,16 @@ def data_split_cmd(
     if labels and patient_folders:
         raise GenaugError("--patient-folders reads SOURCE/<CLASS>/<PATIENT>/ without a labels file; with --labels, "
                           "name the patient column with --patient-column")
+    if patient_pattern is not None and (patient_folders or patient_column):
+        raise GenaugError(f"--patient-pattern and {'--patient-folders' if patient_folders else '--patient-column'} "
+                          "both say where each patient is: give one")
     if labels:
         s = write_labelled_split(Path(source), Path(labels), Path(to), image_column, label_column, patient_column,
-                                 classes or [], test_fraction, seed, label_separator)
+                                 classes or [], test_fraction, seed, label_separator, patient_pattern)
     elif classes or patient_column or label_separator:
         raise GenaugError("--class, --patient-column and --label-separator read a labels file: give it with --labels")
     else:
-        s = write_patient_split(Path(source), Path(to), test_fraction, seed, patient_folders)
+        s = write_patient_split(Path(source), Path(to), test_fraction, seed, patient_folders, patient_pattern)
     for split in s["images"]:   # train and test; a val split too where the source's own splits are kept
         counts = ", ".join(f"{c} {n}" for c, n in s["images"][split].items())
         typer.echo(f"{split}: {counted(sum(s['images'][split].values()), 'image')} ({counts}), "
@@ -374,7 +381,8 @@ def data_split_cmd(
                    "header); each counts as its own patient, so if one patient has several such images they may sit "
                    "on both sides. Where that matters, give each file's patient: a table of file, class and patient "
                    "(--labels TABLE.csv --patient-column patient; file paths relative to SOURCE, e.g. NORMAL/a.png), "
-                   "or each patient's images in a folder of their own (--patient-folders)")
+                   "a pattern that finds it in each file's path (--patient-pattern), or each patient's images in a "
+                   "folder of their own (--patient-folders)")
     if (joined := s["patients_joined_by_identical_files"])["patients"]:
         n, (a, b, *_) = joined["patients"], joined["examples"][0]
         typer.echo(f"note: {n} {'patient holds' if n == 1 else 'patients hold'} a file identical to another "

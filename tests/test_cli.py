@@ -909,6 +909,9 @@ def test_data_split_counts_the_images_without_a_patient(tmp_path):
     assert r.returncode == 0 and "no patient id" not in r.stdout, r.stdout + r.stderr
     sides = [{f.name.split("__")[0] for f in (tmp_path / "by-patient" / s).rglob("*.jpeg")} for s in ("train", "test")]
     assert ("p1" in sides[0]) != ("p1" in sides[1])   # the three scans, one patient, on one side
+    r = genaug("data", "split", made / "train", "--patient-pattern", "x", "--patient-folders", "--to", tmp_path / "b")
+    assert r.returncode == 2 and r.stderr == ("genaug: error: --patient-pattern and --patient-folders both say where "
+                                              "each patient is: give one\n"), r.stderr
 
 
 def test_data_split_says_which_patients_it_kept_together_for_an_identical_file(tmp_path):

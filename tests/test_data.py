@@ -1402,6 +1402,51 @@ def test_patient_folders_that_cannot_be_split_are_refused_in_one_line(tmp_path):
     assert not any((tmp_path / d).exists() for d in "abcd")
 
 
+def _views_of_patients(root: Path, patients: int = 10, views: int = 3) -> Path:
+    """ROOT/<CLASS>/P0007N_view2.png: names that give the patient in a way genaug does not read by itself."""
+    rng = np.random.default_rng(0)
+    for cls in ("NORMAL", "PNEUMONIA"):
+        (root / cls).mkdir(parents=True)
+        for p in range(patients):
+            for v in range(views):
+                Image.fromarray(rng.integers(0, 255, (20, 20), dtype=np.uint8)).save(
+                    root / cls / f"P{p:04d}{cls[0]}_view{v}.png")
+    return root
+
+
+def test_a_patient_pattern_reads_each_patient_from_the_file_names(tmp_path):
+    # session 86: names such as P0007N_view2.png made each file a patient of its own (three views of one child
+    # could sit in train and test) unless the user wrote a table of patients
+    from genaug.data.folder import write_patient_split
+    src = _views_of_patients(tmp_path / "src")
+    made = write_patient_split(src, tmp_path / "xray", test_fraction=0.2, seed=0, patient_pattern=r"/(P\d+\w)_")
+    assert made["patient_pattern"] == r"/(P\d+\w)_" and made["files_without_patient_id"] == 0
+    assert made["patients"] == {"train": 16, "test": 4}
+    b = load_data(str(tmp_path / "xray"), 16, cache_dir=None)   # every later command reads the patients back
+    by_split = {name: set(s.patients) for name, s in b.splits.items()}
+    assert len(set().union(*by_split.values())) == 20 and not (by_split["test"] & (by_split["train"] | by_split["val"]))
+    assert all(len([p for p in s.patients if p == pid]) == 3 for s in b.splits.values() for pid in s.patients)
+    # with a labels table, as a --patient-column would give them
+    from genaug.data.labels import write_labelled_split
+    rows = ["file,finding"] + [f"{f.relative_to(src).as_posix()},{f.parent.name}" for f in sorted(src.rglob("*.png"))]
+    (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
+    labelled = write_labelled_split(src, tmp_path / "labels.csv", tmp_path / "by-table", "file", "finding",
+                                    test_fraction=0.2, patient_pattern=r"(P\d+\w)_")
+    assert labelled["patients"] == {"train": 16, "test": 4} and labelled["patient_pattern"] == r"(P\d+\w)_"
+
+
+@pytest.mark.parametrize("pattern,told", [
+    (r"(Q\d+)", r"^--patient-pattern '\(Q\\d\+\)' finds no patient in 60 images of 60 \(e\.g\. NORMAL/P0000N_view0\.png; "),
+    (r"(P\d+", r"^--patient-pattern '\(P\\d\+' is not a regular expression \(missing \), unterminated subpattern"),
+])
+def test_a_patient_pattern_that_does_not_fit_is_refused_in_one_line(tmp_path, pattern, told):
+    from genaug.data.folder import write_patient_split
+    src = _views_of_patients(tmp_path / "src")
+    with pytest.raises(DataError, match=told):
+        write_patient_split(src, tmp_path / "xray", patient_pattern=pattern)
+    assert not (tmp_path / "xray").exists()
+
+
 def test_data_that_comes_split_with_a_folder_per_patient_is_laid_out_as_given(tmp_path):
     # ROOT/{train,test}/<CLASS>/<PATIENT>/...: the splits are kept as they came, the folders become the patients
     from genaug.data.folder import write_patient_split

@@ -436,10 +436,11 @@ def split_record(root: Path | str) -> dict | None:
 
 
 def _named_by_patient(root: str) -> bool:
-    """Whether ``root`` is a folder ``genaug data split --labels --patient-column`` (or ``--patient-folders``)
-    laid out (its split.json says so), whose files are named <patient>__<file>."""
+    """Whether ``root`` is a folder ``genaug data split --labels --patient-column`` (or ``--patient-folders``, or
+    ``--patient-pattern``) laid out (its split.json says so), whose files are named <patient>__<file>."""
     made = split_record(root) or {}
-    return bool((made.get("labels") or {}).get("patient_column")) or made.get("patient_folders") is True
+    return bool((made.get("labels") or {}).get("patient_column")) or made.get("patient_folders") is True or \
+        bool(made.get("patient_pattern"))
 
 
 def unnamed_patients(patients: list[str], paths: list[str]) -> int:
@@ -491,8 +492,31 @@ def flat_class_folders(root: Path) -> list[str]:
     return [d.name for d in classes]
 
 
+def patients_by_pattern(pattern: str, rels: list[str]) -> list[str]:
+    """Each file's patient, read from its path relative to the source (``rels``, '/'-separated) by the regular
+    expression ``pattern`` (``data split --patient-pattern``): its first group, else its whole match, searched
+    anywhere in the path. One line where the pattern is no regular expression, or leaves a file without a
+    patient: a pattern meant to name every patient that misses some would split those files as patients of their
+    own. A '/' or '__' in a patient is made '_', as the linked name <patient>__<file> is read back."""
+    try:
+        compiled = re.compile(pattern)
+    except re.error as exc:
+        raise DataError(f"--patient-pattern '{pattern}' is not a regular expression ({exc}); e.g. '^(patient\\d+)_' "
+                        "reads patient17 from patient17_view2.png") from None
+    found = []
+    for rel in rels:
+        m = compiled.search(Path(rel).as_posix())
+        pid = (m.group(1) if m and compiled.groups else m.group(0) if m else None) or ""
+        found.append(re.sub("_{2,}", "_", pid.replace("/", "_").replace("\\", "_")).strip())
+    if missed := [rel for rel, pid in zip(rels, found) if not pid]:
+        raise DataError(f"--patient-pattern '{pattern}' finds no patient in {_images(len(missed))} of "
+                        f"{len(rels)} (e.g. {safe_name(Path(missed[0]).as_posix())}; it is searched in each path "
+                        "relative to SOURCE): give a pattern that matches every file")
+    return found
+
+
 def write_patient_split(source: Path, dest: Path, test_fraction: float = 0.2, seed: int = 0,
-                        patient_folders: bool = False) -> dict:
+                        patient_folders: bool = False, patient_pattern: str | None = None) -> dict:
     """Lay ``source`` (ROOT/<CLASS>/<image>) out as ``dest``/{train,test}/<CLASS>/<image>, whole patients
     in one split, about ``test_fraction`` of each class's images in test.
 
@@ -528,10 +552,15 @@ def write_patient_split(source: Path, dest: Path, test_fraction: float = 0.2, se
             labels.append(k)
             targets.append(f"{cls}/{Path(rel).name}")   # <CLASS>/images/x.png is linked as <CLASS>/x.png
             patients.append(patient_of(source, rel, named=False))   # class folders: no split.json to read per file
+    extra = {"patient_folders": True} if patient_folders else None
+    if patient_pattern:
+        patients = patients_by_pattern(patient_pattern, rels)
+        targets = [f"{t.split('/')[0]}/{pid}__{Path(t).name}" for t, pid in zip(targets, patients)]
+        extra = {"patient_pattern": patient_pattern}
     refuse_clashing_targets(targets)   # patient_a/b_c.png beside patient_a/b/c.png, say
     return write_split_folder(source, dest, classes, rels, targets, labels, patients, skipped, test_fraction, seed,
-                              unnamed=0 if patient_folders else unnamed_patients(patients, rels),
-                              extra={"patient_folders": True} if patient_folders else None)
+                              unnamed=0 if patient_folders or patient_pattern else unnamed_patients(patients, rels),
+                              extra=extra)
 
 
 def refuse_clashing_targets(targets: list[str], fix: str = "rename one of them", what: str = "files") -> None:

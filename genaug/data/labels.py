@@ -13,8 +13,8 @@ from collections import Counter
 from pathlib import Path
 
 from genaug.data.decode import IMAGE_EXTENSIONS, dicom_patient, is_dicom, safe_name
-from genaug.data.folder import (check_split_arguments, is_mask_folder, ordered_classes, refuse_clashing_targets,
-                                write_split_folder)
+from genaug.data.folder import (check_split_arguments, is_mask_folder, ordered_classes, patients_by_pattern,
+                                refuse_clashing_targets, write_split_folder)
 from genaug.data.splits import file_as_patient, patient_id
 from genaug.config import closest_name
 from genaug.errors import DataError
@@ -254,7 +254,8 @@ def _link_targets(images: Path, rels: list[str], found: dict) -> tuple[list[str]
 
 def write_labelled_split(images: Path, csv_path: Path, dest: Path, image_column: str, label_column: str,
                          patient_column: str | None = None, class_specs: list[str] | None = None,
-                         test_fraction: float = 0.2, seed: int = 0, separator: str | None = None) -> dict:
+                         test_fraction: float = 0.2, seed: int = 0, separator: str | None = None,
+                         patient_pattern: str | None = None) -> dict:
     """Lay the images a labels CSV lists out as ``dest``/{train,test}/<CLASS>/, whole patients in one split.
 
     Each file is linked as <CLASS>/<patient>__<name> where ``patient_column`` names the patient (so that
@@ -286,6 +287,8 @@ def write_labelled_split(images: Path, csv_path: Path, dest: Path, image_column:
         raise DataError(f"the labels in {csv_path} give one class ({classes[0]}); a classifier needs two or more"
                         + (f" (values left out: {', '.join(map(repr, list(other_values)[:5]))})" if other_values else ""))
     rels = sorted(found)
+    if patient_pattern:   # each file's patient from its path, as a --patient-column would give it
+        found = {rel: (found[rel][0], pid) for rel, pid in zip(rels, patients_by_pattern(patient_pattern, rels))}
     targets, patients, unnamed = _link_targets(images, rels, found)
     refuse_clashing_targets(targets, "give --patient-column, or rename them", "listed files")
     extra = {"labels": {"file": str(csv_path.resolve()), "image_column": image_column, "label_column": label_column,
@@ -294,7 +297,8 @@ def write_labelled_split(images: Path, csv_path: Path, dest: Path, image_column:
                         # split.json names the first 20 files not found; these count them all, and the rows
                         # that were left out without a name to list
                         "files_not_found": missing, "files_given_two_classes": len(conflicts),
-                        "rows_without_image_or_label": blank}}
+                        "rows_without_image_or_label": blank},
+             **({"patient_pattern": patient_pattern} if patient_pattern else {})}
     labels_of = {c: k for k, c in enumerate(classes)}
     return write_split_folder(images, dest, classes, rels, targets, [labels_of[found[r][0]] for r in rels],
                               patients, skipped, test_fraction, seed, unnamed=unnamed, extra=extra)
