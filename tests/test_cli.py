@@ -262,7 +262,7 @@ def test_an_option_given_a_tilde_after_an_equals_sign_means_the_home_folder(tmp_
     (["benchmark", "--data", "demo", "--models", "vgg99"], "unknown model vgg99"),
     (["benchmark", "--data", "demo", "--variants", "fake"], "unknown variant fake"),
     (["benchmark", "--data", "demo", "--models", ","], "no model given (--models or benchmark.models is empty): name at least one of cnn,"),
-    (["benchmark", "--data", "demo", "--equalize", "hist"], "'benchmark.equalize' must be one of none, clahe, got 'hist' (set with --equalize)"),
+    (["benchmark", "--data", "demo", "--equalize", "hist"], "'benchmark.equalize' must be one of none, clahe, standardize, got 'hist' (set with --equalize)"),
     # the flag is named where it is not the key with dashes (benchmark.train_fractions, run.out_root)
     (["benchmark", "--data", "demo", "--train-fraction", "1.5"], "values must be in (0, 1], got 1.5 (set with --train-fraction)"),
     # found in session 56: it trained without augmentation, its config saying augmentation was on
