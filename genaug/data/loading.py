@@ -203,8 +203,12 @@ def _keep_classes(bundle: DataBundle, kept: list[str]) -> None:
         part.labels = np.array([new_label[k] for k in part.labels.tolist()], dtype=np.int64)
         bundle.splits[split] = part
     bundle.classes = list(kept)
-    bundle.notes.append("left out by --classes (data.classes): " + ", ".join(f"{c} ({counted(n, 'image')})"
-                                                                             for c, n in left.items()))
+    bundle.notes.append(left_out_note(left))
+
+
+def left_out_note(left: dict[str, int]) -> str:
+    """The note of the images --classes left out, by class: {class: images}."""
+    return "left out by --classes (data.classes): " + ", ".join(f"{c} ({counted(n, 'image')})" for c, n in left.items())
 
 
 def load_data(spec: str, size: int, task: str = "binary", val_fraction: float = 0.1, split_seed: int = 0,
@@ -262,8 +266,7 @@ def load_data(spec: str, size: int, task: str = "binary", val_fraction: float = 
         bundle = DataBundle(name=root.name, source="folder", classes=classes, splits=splits,
                             image_size=size, skipped=skipped)
         if left:
-            bundle.notes.append("left out by --classes (data.classes): " + ", ".join(
-                f"{c} ({counted(n, 'image')})" for c, n in left.items()))
+            bundle.notes.append(left_out_note(left))
         paths = [p for s in splits.values() for p in s.paths]
         unnamed = sum(unnamed_patients(s.patients, s.paths) for s in splits.values())
         if unnamed:
