@@ -215,7 +215,8 @@ def test_saved_models_predict_the_test_split_as_their_cells_scored_it(tmp_path, 
     assert r.returncode == 0 and "wrote 6 Grad-CAM overlays" in r.stdout, r.stderr[-2000:]
     from PIL import Image
     heat = sorted(only_run(tmp_path / "ex", "explain").glob("*_gradcam.png"))[0]
-    assert Image.open(heat).size == (2 * 32, 32)   # the image and its overlay side by side, at 32 px
+    # the 32 px image and its overlay side by side, each pixel 8 x 8 to be at least 256 px tall (session 86)
+    assert Image.open(heat).size == (2 * 256, 256)
 
 def readme_python_block(**paths) -> dict:
     """Run README.md's "From Python" block with its example paths replaced by ``paths``; its names after."""
