@@ -89,7 +89,8 @@ NOT_EMPTY = {"out": "a folder or file", "resume": "the run folder to resume", "g
              "encode_run": "a genaug encode run folder", "shard": "I/N", "checkpoint": "a checkpoint or run folder",
              "real_from": "a benchmark run folder", "redo": "a pool run folder", "to": "a new folder",
              "labels": "a CSV file", "image": "an image file or folder", "cache_dir": "a folder",
-             "weights_dir": "a folder"}
+             "weights_dir": "a folder", "classes": "two or more class names, comma-separated",
+             "patient_pattern": "a regular expression"}
 
 
 def _options_by_name(command) -> dict:

@@ -203,6 +203,8 @@ def test_an_empty_argument_is_refused_not_read_as_the_current_folder(tmp_path, a
     ["benchmark", "--data", "demo", "--shard", ""], ["gan", "--data", "demo", "--resume="],
     ["gan", "sample", "--checkpoint", "", "--n", "2"], ["encode", "--data", "demo", "--checkpoint", ""],
     ["pool", "a", "b", "--real-from", ""], ["data", "split", "a", "--to", ""],
+    # session 86: --classes '' kept every class, --patient-pattern '' made each file a patient of its own
+    ["benchmark", "--data", "demo", "--classes", " "], ["data", "split", "a", "--to", "b", "--patient-pattern", ""],
 ])
 def test_an_empty_path_or_run_is_refused_not_read_as_none_given(tmp_path, tiny, args):
     """Found in session 71: `--resume "$RUN"` with RUN unset started a new run, `--out ''` wrote the run into
