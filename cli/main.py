@@ -90,7 +90,7 @@ NOT_EMPTY = {"out": "a folder or file", "resume": "the run folder to resume", "g
              "real_from": "a benchmark run folder", "redo": "a pool run folder", "to": "a new folder",
              "labels": "a CSV file", "image": "an image file or folder", "cache_dir": "a folder",
              "weights_dir": "a folder", "classes": "two or more class names, comma-separated",
-             "patient_pattern": "a regular expression"}
+             "patient_pattern": "a regular expression", "label_pattern": "a regular expression"}
 
 
 def _options_by_name(command) -> dict:
@@ -351,6 +351,12 @@ def data_split_cmd(
                                                   "finds each file's patient in its path relative to SOURCE (its "
                                                   "first group, else the whole match), e.g. '^[^/]+/(P\\d+)_' for "
                                                   "NORMAL/P0017_view2.png; every file must match"),
+    label_pattern: Optional[str] = typer.Option(None, "--label-pattern", help="for images that carry their label "
+                                                "in their name, with no table: a regular expression that finds it "
+                                                "in each image's path relative to SOURCE (its first group, else the "
+                                                "whole match), e.g. '_(\\d)\\.png$' for the Shenzhen set's "
+                                                "CHNCXR_0001_1.png, with --class NORMAL=0 --class TB=1; images it "
+                                                "finds none in are left out and counted"),
 ):
     from pathlib import Path
 
@@ -365,7 +371,14 @@ def data_split_cmd(
     if patient_pattern is not None and (patient_folders or patient_column):
         raise GenaugError(f"--patient-pattern and {'--patient-folders' if patient_folders else '--patient-column'} "
                           "both say where each patient is: give one")
-    if labels:
+    if label_pattern is not None and (labels or patient_folders or patient_column):
+        other = "--labels" if labels else "--patient-folders" if patient_folders else "--patient-column"
+        raise GenaugError(f"--label-pattern reads each image's label from its name, with no labels file or class "
+                          f"folders: give it without {other}")
+    if label_pattern is not None:
+        s = write_labelled_split(Path(source), None, Path(to), "", "", None, classes or [], test_fraction, seed,
+                                 label_separator, patient_pattern, label_pattern)
+    elif labels:
         s = write_labelled_split(Path(source), Path(labels), Path(to), image_column, label_column, patient_column,
                                  classes or [], test_fraction, seed, label_separator, patient_pattern)
     elif classes or patient_column or label_separator:
@@ -389,6 +402,9 @@ def data_split_cmd(
         typer.echo(f"note: {n} {'patient holds' if n == 1 else 'patients hold'} a file identical to another "
                    f"patient's (e.g. {a} = {b}) and went to the same side as that patient, so "
                    "that no image is both trained and tested on; the files are listed in split.json")
+    if unlabelled := s.get("labels", {}).get("files_without_label"):
+        typer.echo(f"note: {counted(unlabelled, 'image')} in whose path --label-pattern finds no label "
+                   f"{'was' if unlabelled == 1 else 'were'} left out")
     if left_out := s.get("labels", {}).get("values_left_out"):
         typer.echo("left out rows with labels no --class names: "
                    + ", ".join(f"{v!r} {n}" for v, n in list(left_out.items())[:8]))

@@ -914,6 +914,9 @@ def test_data_split_counts_the_images_without_a_patient(tmp_path):
     r = genaug("data", "split", made / "train", "--patient-pattern", "x", "--patient-folders", "--to", tmp_path / "b")
     assert r.returncode == 2 and r.stderr == ("genaug: error: --patient-pattern and --patient-folders both say where "
                                               "each patient is: give one\n"), r.stderr
+    r = genaug("data", "split", made / "train", "--label-pattern", "_(\\d)", "--labels", table, "--to", tmp_path / "c")
+    assert r.returncode == 2 and r.stderr == ("genaug: error: --label-pattern reads each image's label from its name, "
+                                              "with no labels file or class folders: give it without --labels\n")
 
 
 def test_data_split_says_which_patients_it_kept_together_for_an_identical_file(tmp_path):

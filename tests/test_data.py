@@ -2195,6 +2195,38 @@ def test_files_listed_by_name_are_found_in_the_folders_below(tmp_path):
     assert made["patients"]["train"] + made["patients"]["test"] == 12   # from NIH's names, as before
 
 
+def test_labels_read_from_the_names_by_a_pattern_lay_out_a_split(tmp_path):
+    # session 86: the Shenzhen and Montgomery tuberculosis sets name each X-ray MCUCXR_0001_1.png, its finding the
+    # last digit, with no table and no class folders; their lung masks lie beside them under ManualMask/
+    from genaug.data.labels import write_labelled_split
+    rng = np.random.default_rng(0)
+    src = tmp_path / "MontgomerySet"
+    (src / "CXR_png").mkdir(parents=True)
+    (src / "ManualMask" / "leftMask").mkdir(parents=True)
+    for i in range(20):
+        name = f"MCUCXR_{i:04d}_{i % 2}.png"
+        Image.fromarray(rng.integers(0, 255, (20, 20), dtype=np.uint8)).save(src / "CXR_png" / name)
+        Image.fromarray(np.full((20, 20), 255, np.uint8)).save(src / "ManualMask" / "leftMask" / name)
+    Image.fromarray(rng.integers(0, 255, (20, 20), dtype=np.uint8)).save(src / "CXR_png" / "figure.png")
+    made = write_labelled_split(src, None, tmp_path / "tb", "", "", class_specs=["NORMAL=0", "TB=1"],
+                                test_fraction=0.2, label_pattern=r"_(\d)\.png$")
+    assert made["classes"] == ["NORMAL", "TB"]
+    assert {c: made["images"]["train"][c] + made["images"]["test"][c] for c in made["classes"]} == {"NORMAL": 10, "TB": 10}
+    assert made["labels"]["label_pattern"] == r"_(\d)\.png$" and made["labels"]["files_without_label"] == 1
+    for cls, digit in (("NORMAL", "0"), ("TB", "1")):   # each image under the class its name gives, no mask
+        linked = list((tmp_path / "tb").glob(f"*/{cls}/*.png"))
+        assert linked and all(f.stem.endswith(f"_{digit}") and np.asarray(Image.open(f)).std() > 0 for f in linked)
+    with pytest.raises(DataError, match=r"^--label-pattern 'zz\(\\d\)' finds no label in the 21 images under .*"
+                                        r"\(e\.g\. CXR_png/MCUCXR_0000_0\.png\): give a pattern whose first group"):
+        write_labelled_split(src, None, tmp_path / "none", "", "", label_pattern=r"zz(\d)")
+    with pytest.raises(DataError, match=r"^--label-pattern '_\(\\d' is not a regular expression"):
+        write_labelled_split(src, None, tmp_path / "bad", "", "", label_pattern=r"_(\d")
+    from genaug.data.folder import write_patient_split   # without it, the refusal names it
+    with pytest.raises(DataError, match=r"CXR_png holds images but no class folders: give their labels as a table "
+                                        r"\(--labels LABELS.csv\), or, .* as a pattern \(--label-pattern, "):
+        write_patient_split(src / "CXR_png", tmp_path / "plain")
+
+
 def test_chexpert_style_paths_keep_their_patients_when_laid_out(tmp_path):
     from genaug.data.labels import write_labelled_split
     rng = np.random.default_rng(0)

@@ -212,7 +212,8 @@ def split_folders(root: Path) -> dict[str, Path]:
     if "train" not in split_dirs and holds_images(root):
         raise DataError(f"{root} holds images but no class folders: give their labels as a CSV and lay them out "
                         f"by patient first: genaug data split {root} --labels LABELS.csv --to NEW_FOLDER "
-                        "(genaug data split --help shows the columns it reads)")
+                        "(genaug data split --help shows the columns it reads; --label-pattern reads labels that "
+                        "the file names carry)")
     for required in ("train", "test"):
         if required not in split_dirs:
             # an unpacked download often wraps the data root in a folder of its own (chest_xray/)
@@ -798,6 +799,10 @@ def _classes_to_split(source: Path, dest: Path, test_fraction: float, patient_fo
     if patient_folders:
         return _patient_folder_classes(source)
     classes = flat_class_folders(source)
+    if not classes and holds_images(source):   # found in session 86: the Shenzhen set's CXR_png/, labels in names
+        raise DataError(f"{source} holds images but no class folders: give their labels as a table (--labels "
+                        "LABELS.csv), or, where each image's name carries its label, as a pattern (--label-pattern, "
+                        "e.g. '_(\\d)\\.png$' for CHNCXR_0001_1.png)")
     if not classes:
         raise DataError(f"{source} holds no class folders of images (expected ROOT/<CLASS>/*.jpeg; a root that "
                         "already has train/ and test/ needs no split)")

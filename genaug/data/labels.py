@@ -8,11 +8,12 @@ import functools
 import io
 import math
 import os
+import re
 import unicodedata
 from collections import Counter
 from pathlib import Path
 
-from genaug.data.decode import IMAGE_EXTENSIONS, dicom_patient, is_dicom, safe_name
+from genaug.data.decode import IMAGE_EXTENSIONS, dicom_patient, is_dicom, is_image_file, safe_name
 from genaug.data.folder import (check_split_arguments, is_mask_folder, ordered_classes, patients_by_pattern,
                                 refuse_clashing_targets, write_split_folder)
 from genaug.data.splits import file_as_patient, patient_id
@@ -252,10 +253,39 @@ def _link_targets(images: Path, rels: list[str], found: dict) -> tuple[list[str]
     return targets, patients, unnamed
 
 
-def write_labelled_split(images: Path, csv_path: Path, dest: Path, image_column: str, label_column: str,
+def labels_from_pattern(images: Path, pattern: str) -> tuple[list[dict], list[str]]:
+    """Rows as a labels file would give them for the image files below ``images`` whose path (relative to it,
+    '/'-separated) the regular expression ``pattern`` finds a label in (its first group, else the match): the
+    Shenzhen and Montgomery tuberculosis sets name each X-ray CHNCXR_0001_0.png, MCUCXR_0001_1.png, the last
+    digit its finding, with no table. Hidden folders and folders named as masks are not read. Returns the rows
+    and the paths in which it found none."""
+    try:
+        compiled = re.compile(pattern)
+    except re.error as exc:
+        raise DataError(f"--label-pattern '{pattern}' is not a regular expression ({exc}); e.g. '_(\\d)\\.png$' "
+                        "reads 1 from CHNCXR_0001_1.png") from None
+    rows, unmatched = [], []
+    for folder, dirs, files in os.walk(images):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not is_mask_folder(d))
+        for name in sorted(files):
+            path = os.path.join(folder, name)
+            if name.startswith(".") or not is_image_file(Path(path)):
+                continue
+            rel = Path(os.path.relpath(path, images)).as_posix()
+            m = compiled.search(rel)
+            label = (m.group(1) if m and compiled.groups else m.group(0) if m else None) or ""
+            (rows.append({"image": rel, "label": label, "patient": ""}) if label else unmatched.append(rel))
+    if not rows:
+        example = f" (e.g. {safe_name(unmatched[0])})" if unmatched else ""
+        raise DataError(f"--label-pattern '{pattern}' finds no label in the {counted(len(unmatched), 'image')} under "
+                        f"{images}{example}: give a pattern whose first group is each image's label")
+    return rows, unmatched
+
+
+def write_labelled_split(images: Path, csv_path: Path | None, dest: Path, image_column: str, label_column: str,
                          patient_column: str | None = None, class_specs: list[str] | None = None,
                          test_fraction: float = 0.2, seed: int = 0, separator: str | None = None,
-                         patient_pattern: str | None = None) -> dict:
+                         patient_pattern: str | None = None, label_pattern: str | None = None) -> dict:
     """Lay the images a labels CSV lists out as ``dest``/{train,test}/<CLASS>/, whole patients in one split.
 
     Each file is linked as <CLASS>/<patient>__<name> where ``patient_column`` names the patient (so that
@@ -263,13 +293,20 @@ def write_labelled_split(images: Path, csv_path: Path, dest: Path, image_column:
     its DICOM header or that name (``_link_name``). ``class_specs`` (NAME=VALUE[,VALUE]) maps label
     values to classes; rows with other values are left out and counted. With ``separator``, a label holds
     several values (NIH's 'Effusion|Pneumonia'), and a row takes the class its values name; a row whose
-    values name two classes is left out. ``dest``/split.json records it."""
-    images, csv_path, dest = Path(images), Path(csv_path), Path(dest)
+    values name two classes is left out. With ``label_pattern`` in place of ``csv_path``, each image's label
+    comes from its path (`labels_from_pattern`). ``dest``/split.json records it."""
+    images, dest = Path(images), Path(dest)
     if not images.is_dir():
         raise DataError(f"{images} is not a folder (give the folder the labels file's image paths are relative to)")
     check_split_arguments(images, dest, test_fraction)
     values = parse_class_values(class_specs or [])
-    rows = read_labels(csv_path, image_column, label_column, patient_column)
+    unmatched: list[str] = []
+    if label_pattern:
+        rows, unmatched = labels_from_pattern(images, label_pattern)
+        csv_path = f"the names under {images}"
+    else:
+        csv_path = Path(csv_path)
+        rows = read_labels(csv_path, image_column, label_column, patient_column)
     found, skipped, other_values, missing, conflicts, blank = _match_rows(rows, images, values, separator)
     if not found:
         why = [f"{n} {one if n == 1 else more}" for n, one, more in (
@@ -291,7 +328,10 @@ def write_labelled_split(images: Path, csv_path: Path, dest: Path, image_column:
         found = {rel: (found[rel][0], pid) for rel, pid in zip(rels, patients_by_pattern(patient_pattern, rels))}
     targets, patients, unnamed = _link_targets(images, rels, found)
     refuse_clashing_targets(targets, "give --patient-column, or rename them", "listed files")
-    extra = {"labels": {"file": str(csv_path.resolve()), "image_column": image_column, "label_column": label_column,
+    extra = {"labels": {"file": None if label_pattern else str(csv_path.resolve()),
+                        **({"label_pattern": label_pattern, "files_without_label": len(unmatched)} if label_pattern
+                           else {}),
+                        "image_column": image_column, "label_column": label_column,
                         "patient_column": patient_column, "classes": values or None, "separator": separator,
                         "rows": len(rows), "values_left_out": dict(other_values.most_common()),
                         # split.json names the first 20 files not found; these count them all, and the rows
