@@ -23,7 +23,7 @@ from tqdm import tqdm
 from genaug.config import EQUALIZERS, RESIZE_MODES
 from genaug.data.decode import (IMAGE_EXTENSIONS, UnreadableImage, decode_image, how_names_differ, is_image_file,
                                  safe_name)
-from genaug.data.folder import genaug_run_around, is_mask_folder
+from genaug.data.folder import MASKS_NOT_READ, genaug_run_around, is_mask_folder
 from genaug.data.equalize import equalize_images
 from genaug.data.traits import labelled_tells_note, sampled_headers, unlike_training_note
 from genaug.errors import CheckpointError, ConfigError, DataError
@@ -183,9 +183,10 @@ def _images_and_runs_passed_over(targets) -> tuple[list[Path], list[Path], list[
             # a broken or looping link is kept, to be skipped with its reason (image_chunks), not passed over
             found = sorted(q for q in below if (q.is_file() or q.is_symlink()) and is_image_file(q)
                            and not _hidden_below(q, p) and not any(r in q.parents for r in runs))
-            here = {m for q in found if (m := _mask_folder_below(q, p))}
+            below_masks = {q: m for q in found if (m := _mask_folder_below(q, p))}
+            here = set(below_masks.values())
             masks |= here
-            found = [q for q in found if not _mask_folder_below(q, p)]
+            found = [q for q in found if q not in below_masks]
             if not found and here:
                 raise DataError(f"no images in {target} outside its folders named as masks (e.g. {min(here)}), "
                                 "which are not read as X-rays: name such a folder itself to read its images")
@@ -215,8 +216,7 @@ def image_chunks(targets, size: int, skipped: list, chunk: int = 256, desc: str 
     files, runs, masks = _images_and_runs_passed_over(targets)
     skipped += [(safe_name(os.fspath(r)), "a genaug run: its images are genaug's own (synthetic X-rays, overlays, "
                  "plots), not X-rays to classify; name its folder to read them") for r in runs]
-    skipped += [(safe_name(os.fspath(m)), "masks (by the folder's name), not X-rays: not read; name the folder to "
-                 "read them") for m in masks]
+    skipped += [(safe_name(os.fspath(m)), f"{MASKS_NOT_READ}; name the folder to read them") for m in masks]
     names, arrays = [], []
     with tqdm(total=len(files), desc=desc, unit="img", leave=False, disable=None if desc else True) as bar:
         for f in files:

@@ -37,6 +37,10 @@ IMAGE_FOLDER_NAMES = ("images", "image", "imgs", "img")
 MASK_FOLDER_NAMES = ("segmentation", "segmentations", "seg", "annotations")
 
 
+# why a folder named as masks is passed over, wherever genaug meets one
+MASKS_NOT_READ = "masks (by the folder's name), not X-rays: not read"
+
+
 def is_mask_folder(name: str) -> bool:
     """Whether a folder's name says it holds masks (masks/, lung masks/, ManualMask/, leftMask/), not X-rays:
     found in session 86, the COVID-19 Radiography Database's masks/ were read as X-rays of their class."""
@@ -67,8 +71,7 @@ def beside_image_folder(cdir: Path, folder: Path, rel_root: Path) -> list[tuple[
             continue
         rel = safe_name(str(entry.relative_to(rel_root)))
         if entry.is_dir() and is_mask_folder(entry.name):
-            said.append((rel, f"masks (by the folder's name), not X-rays: not read; the class's images are read "
-                              f"from {folder.name}/"))
+            said.append((rel, f"{MASKS_NOT_READ}; the class's images are read from {folder.name}/"))
         else:
             said.append((rel, f"beside {folder.name}/, from which the class's images are read: not read"))
     return said
@@ -493,22 +496,40 @@ def flat_class_folders(root: Path) -> list[str]:
     return [d.name for d in classes]
 
 
+def files_outside_mask_folders(root: str | Path):
+    """Each file below ``root`` as (folder, name), in order, hidden folders (copies in .ipynb_checkpoints/) and
+    folders named as masks (`is_mask_folder`) not walked into."""
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not is_mask_folder(d))
+        for name in sorted(files):
+            yield folder, name
+
+
+def path_pattern(pattern: str, flag: str, example: str):
+    """``pattern`` compiled, as a function of a path ('/'-separated) to the text it finds there: its first group,
+    else its whole match, "" where it finds none; one line naming ``flag`` (and ``example``, a pattern and what it
+    reads) where ``pattern`` is no regular expression."""
+    try:
+        compiled = re.compile(pattern)
+    except re.error as exc:
+        raise DataError(f"{flag} '{pattern}' is not a regular expression ({exc}); e.g. {example}") from None
+
+    def found(rel: str) -> str:
+        m = compiled.search(rel)
+        return (m.group(1) if m and compiled.groups else m.group(0) if m else None) or ""
+    return found
+
+
 def patients_by_pattern(pattern: str, rels: list[str]) -> list[str]:
     """Each file's patient, read from its path relative to the source (``rels``, '/'-separated) by the regular
     expression ``pattern`` (``data split --patient-pattern``): its first group, else its whole match, searched
     anywhere in the path. One line where the pattern is no regular expression, or leaves a file without a
     patient: a pattern meant to name every patient that misses some would split those files as patients of their
     own. A '/' or '__' in a patient is made '_', as the linked name <patient>__<file> is read back."""
-    try:
-        compiled = re.compile(pattern)
-    except re.error as exc:
-        raise DataError(f"--patient-pattern '{pattern}' is not a regular expression ({exc}); e.g. '^(patient\\d+)_' "
-                        "reads patient17 from patient17_view2.png") from None
-    found = []
-    for rel in rels:
-        m = compiled.search(Path(rel).as_posix())
-        pid = (m.group(1) if m and compiled.groups else m.group(0) if m else None) or ""
-        found.append(re.sub("_{2,}", "_", pid.replace("/", "_").replace("\\", "_")).strip())
+    patient_in = path_pattern(pattern, "--patient-pattern",
+                              "'^(patient\\d+)_' reads patient17 from patient17_view2.png")
+    found = [re.sub("_{2,}", "_", patient_in(Path(rel).as_posix()).replace("/", "_").replace("\\", "_")).strip()
+             for rel in rels]
     if missed := [rel for rel, pid in zip(rels, found) if not pid]:
         raise DataError(f"--patient-pattern '{pattern}' finds no patient in {_images(len(missed))} of "
                         f"{len(rels)} (e.g. {safe_name(Path(missed[0]).as_posix())}; it is searched in each path "
@@ -620,8 +641,8 @@ def _patient_folder_images(source: Path, cls: str, skipped: list[tuple[str, str]
                     said.append((safe_name(str((Path(here) / d).relative_to(source))),
                                  "a link to a folder: not followed"))
             skipped += [(rel, why) for rel, why in said if not why.startswith("a sub-folder")]
-            skipped += [(safe_name(str((Path(here) / d).relative_to(source))), "masks (by the folder's name), not "
-                         "X-rays: not read") for d in sorted(dirs) if is_mask_folder(d)]
+            skipped += [(safe_name(str((Path(here) / d).relative_to(source))), MASKS_NOT_READ)
+                        for d in sorted(dirs) if is_mask_folder(d)]
             dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not is_mask_folder(d))
     return found
 

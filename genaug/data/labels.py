@@ -8,14 +8,13 @@ import functools
 import io
 import math
 import os
-import re
 import unicodedata
 from collections import Counter
 from pathlib import Path
 
 from genaug.data.decode import IMAGE_EXTENSIONS, dicom_patient, is_dicom, is_image_file, safe_name
-from genaug.data.folder import (check_split_arguments, is_mask_folder, ordered_classes, patients_by_pattern,
-                                refuse_clashing_targets, write_split_folder)
+from genaug.data.folder import (check_split_arguments, files_outside_mask_folders, ordered_classes, path_pattern,
+                                patients_by_pattern, refuse_clashing_targets, write_split_folder)
 from genaug.data.splits import file_as_patient, patient_id
 from genaug.config import closest_name
 from genaug.errors import DataError
@@ -145,11 +144,9 @@ def _files_by_name(root: str) -> dict[str, str | None]:
     files bear one name, which is not guessed. Hidden folders (copies in .ipynb_checkpoints/) and folders named
     as masks (Shenzhen's mask/ holds a mask of each X-ray's name) are not looked in."""
     by_name: dict[str, str | None] = {}
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = [d for d in dirs if not d.startswith(".") and not is_mask_folder(d)]
-        for name in files:
-            key = unicodedata.normalize("NFC", name)
-            by_name[key] = None if key in by_name else os.path.relpath(os.path.join(folder, name), root)
+    for folder, name in files_outside_mask_folders(root):
+        key = unicodedata.normalize("NFC", name)
+        by_name[key] = None if key in by_name else os.path.relpath(os.path.join(folder, name), root)
     return by_name
 
 
@@ -259,22 +256,17 @@ def labels_from_pattern(images: Path, pattern: str) -> tuple[list[dict], list[st
     Shenzhen and Montgomery tuberculosis sets name each X-ray CHNCXR_0001_0.png, MCUCXR_0001_1.png, the last
     digit its finding, with no table. Hidden folders and folders named as masks are not read. Returns the rows
     and the paths in which it found none."""
-    try:
-        compiled = re.compile(pattern)
-    except re.error as exc:
-        raise DataError(f"--label-pattern '{pattern}' is not a regular expression ({exc}); e.g. '_(\\d)\\.png$' "
-                        "reads 1 from CHNCXR_0001_1.png") from None
+    label_in = path_pattern(pattern, "--label-pattern", "'_(\\d)\\.png$' reads 1 from CHNCXR_0001_1.png")
     rows, unmatched = [], []
-    for folder, dirs, files in os.walk(images):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not is_mask_folder(d))
-        for name in sorted(files):
-            path = os.path.join(folder, name)
-            if name.startswith(".") or not is_image_file(Path(path)):
-                continue
-            rel = Path(os.path.relpath(path, images)).as_posix()
-            m = compiled.search(rel)
-            label = (m.group(1) if m and compiled.groups else m.group(0) if m else None) or ""
-            (rows.append({"image": rel, "label": label, "patient": ""}) if label else unmatched.append(rel))
+    for folder, name in files_outside_mask_folders(images):
+        path = os.path.join(folder, name)
+        if name.startswith(".") or not is_image_file(Path(path)):
+            continue
+        rel = Path(os.path.relpath(path, images)).as_posix()
+        if label := label_in(rel):
+            rows.append({"image": rel, "label": label, "patient": ""})
+        else:
+            unmatched.append(rel)
     if not rows:
         example = f" (e.g. {safe_name(unmatched[0])})" if unmatched else ""
         raise DataError(f"--label-pattern '{pattern}' finds no label in the {counted(len(unmatched), 'image')} under "
